@@ -1,0 +1,139 @@
+/**
+ * The one error type of Inferrer. Every failure that reaches a client is an InferrerError with a stable
+ * `code`; the protocol layer maps its `kind` to an HTTP status in one table (see `statusOfKind`).
+ * Errors cross process boundaries (modelhost → nginx → inferrer) as JSON, so callers match on `code`,
+ * never on `instanceof`.
+ */
+
+export type ErrorKind =
+  | 'invalid'
+  | 'not_found'
+  | 'conflict'
+  | 'too_large'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'timeout'
+  | 'unsupported'
+  | 'internal';
+
+export interface ErrorSpec {
+  kind: ErrorKind;
+  /** One line for docs/errors.md. */
+  summary: string;
+}
+
+/** Every code Inferrer can answer with. docs/errors.md lists the same set; a test keeps them in step. */
+export const ERROR_CODES = {
+  INVALID_REQUEST: { kind: 'invalid', summary: 'The request body or query could not be understood.' },
+  INVALID_JSON: { kind: 'invalid', summary: 'The body is not valid JSON.' },
+  INVALID_INPUT: { kind: 'invalid', summary: 'An input tensor does not match the model signature (shape, dtype, count, values).' },
+  INVALID_MODEL_NAME: { kind: 'invalid', summary: 'A model name or version is not allowed (safe pattern: letters, digits, . _ -, at most 128 characters).' },
+  INVALID_MODEL: { kind: 'invalid', summary: 'An uploaded file is not a usable ONNX model (does not parse, no session can be created, unsafe external data).' },
+  UNSUPPORTED_MEDIA_TYPE: { kind: 'invalid', summary: 'The Content-Type is not one this route accepts.' },
+  MODEL_NOT_FOUND: { kind: 'not_found', summary: 'No model with that name exists in the store.' },
+  VERSION_NOT_FOUND: { kind: 'not_found', summary: 'The model exists but not that version.' },
+  ROUTE_NOT_FOUND: { kind: 'not_found', summary: 'No route matches the method and path.' },
+  MODEL_CONFLICT: { kind: 'conflict', summary: 'Another writer changed the model at the same time; retry.' },
+  BODY_TOO_LARGE: { kind: 'too_large', summary: 'The request body is larger than the configured limit.' },
+  MODEL_TOO_LARGE: { kind: 'too_large', summary: 'The uploaded model is larger than MAX_MODEL_BYTES.' },
+  UNAUTHORIZED: { kind: 'unauthorized', summary: 'No valid credentials were sent.' },
+  FORBIDDEN: { kind: 'forbidden', summary: 'The credentials do not carry the scope this route needs.' },
+  RATE_LIMITED: { kind: 'rate_limited', summary: 'Too many requests; retry after the time in Retry-After.' },
+  QUEUE_FULL: { kind: 'unavailable', summary: 'The model queue on the worker is full; retry after the time in Retry-After.' },
+  MODEL_NOT_READY: { kind: 'unavailable', summary: 'The model is loading or unloading on this worker.' },
+  MODEL_LOAD_FAILED: { kind: 'unavailable', summary: 'The worker could not load the model (out of memory, unsupported operator, provider missing).' },
+  SERVER_DRAINING: { kind: 'unavailable', summary: 'The worker is shutting down and takes no new requests.' },
+  UPSTREAM_UNAVAILABLE: { kind: 'unavailable', summary: 'No modelhost could be reached through the load balancer.' },
+  DEADLINE_EXCEEDED: { kind: 'timeout', summary: 'The request waited or ran past its deadline (REQUEST_TIMEOUT_MS).' },
+  PROVIDER_UNAVAILABLE: { kind: 'unsupported', summary: 'An execution provider (e.g. cuda) was asked for but is not available on this worker.' },
+  INFERENCE_FAILED: { kind: 'internal', summary: 'ONNX Runtime failed while running the model.' },
+  INTERNAL: { kind: 'internal', summary: 'An unexpected error; the log line with the request id has the details.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export type ErrorDetails = Record<string, unknown>;
+
+export class InferrerError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  readonly details: ErrorDetails;
+  /** Seconds, for 429/503 answers. */
+  readonly retryAfter?: number;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, opts: { retryAfter?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'InferrerError';
+    this.code = code;
+    this.kind = ERROR_CODES[code].kind;
+    this.details = details;
+    if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
+  }
+
+  /** The shape errors travel in between services. */
+  toJSON(): WireError {
+    const wire: WireError = { code: this.code, kind: this.kind, message: this.message, details: this.details };
+    if (this.retryAfter !== undefined) wire.retryAfter = this.retryAfter;
+    return wire;
+  }
+}
+
+export interface WireError {
+  code: ErrorCode;
+  kind: ErrorKind;
+  message: string;
+  details: ErrorDetails;
+  retryAfter?: number;
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+/** Rebuilds an InferrerError from its wire form (another service's error body); anything else is INTERNAL. */
+export function fromWire(body: unknown): InferrerError {
+  if (body && typeof body === 'object') {
+    const b = body as Partial<WireError>;
+    if (isErrorCode(b.code) && typeof b.message === 'string') {
+      const details = b.details && typeof b.details === 'object' ? b.details : {};
+      return new InferrerError(b.code, b.message, details, b.retryAfter === undefined ? {} : { retryAfter: b.retryAfter });
+    }
+  }
+  return new InferrerError('INTERNAL', 'upstream answered with an unrecognised error');
+}
+
+/** Wraps anything thrown into an InferrerError; unknown errors become INTERNAL (their message is not shown to clients). */
+export function toInferrerError(err: unknown): InferrerError {
+  if (err instanceof InferrerError) return err;
+  if (err && typeof err === 'object' && isErrorCode((err as { code?: unknown }).code) && (err as { name?: string }).name === 'InferrerError') {
+    return fromWire(err);
+  }
+  return new InferrerError('INTERNAL', 'internal error', {}, { cause: err });
+}
+
+/** The one table from kind to HTTP status (Triton's HttpCodeFromError, KServe's handlers). */
+export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze({
+  invalid: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  rate_limited: 429,
+  internal: 500,
+  unsupported: 501,
+  unavailable: 503,
+  timeout: 504,
+});
+
+/** Codes whose status differs from their kind's. */
+const STATUS_OVERRIDES: Partial<Record<ErrorCode, number>> = {
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  UPSTREAM_UNAVAILABLE: 502,
+};
+
+export function statusOf(err: InferrerError): number {
+  return STATUS_OVERRIDES[err.code] ?? STATUS_OF_KIND[err.kind];
+}

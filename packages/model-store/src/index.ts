@@ -1,0 +1,3 @@
+export * from './model-store.ts';
+export * from './records.ts';
+export * from './onnx-check.ts';

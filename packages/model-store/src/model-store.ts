@@ -1,0 +1,295 @@
+/**
+ * The model repository on the shared volume. One folder per model; versions are immutable folders;
+ * `model.json` and the store generation are written temp-then-rename; every writer holds the store
+ * lock, so several Inferrer replicas can share one volume. Readers (modelhosts) take no lock.
+ *
+ *   <root>/.generation          bumped after every change; modelhosts poll it
+ *   <root>/.staging/<id>/       uploads being validated (same filesystem, so publishing is a rename)
+ *   <root>/.trash/              deleted models, removed in the background
+ *   <root>/<name>/model.json    ModelRecord
+ *   <root>/<name>/<version>/model.onnx
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { InferrerError, type ModelSignature, parseModelName } from '@inferrer/core';
+import { checkOnnxFile } from './onnx-check.ts';
+import type { ModelConfig, ModelPatch, ModelRecord, UploadMetadata, VersionRecord } from './records.ts';
+
+export const MODEL_FILE = 'model.onnx';
+const RECORD_FILE = 'model.json';
+const GENERATION_FILE = '.generation';
+
+/** Creates a session (in the runtime) to prove the model runs; returns its signature. */
+export type ModelValidator = (file: string, config: ModelConfig) => Promise<ModelSignature>;
+
+export interface ModelStoreOptions {
+  /** Runs after the structural check, before the version becomes visible. */
+  validate?: ModelValidator;
+  /** How long a writer waits for the lock before MODEL_CONFLICT. */
+  lockWaitMs?: number;
+}
+
+export interface ResolvedVersion {
+  record: ModelRecord;
+  version: VersionRecord;
+  /** Absolute path of the ONNX file. */
+  file: string;
+}
+
+export class ModelStore {
+  readonly root: string;
+  readonly #validate: ModelValidator | undefined;
+  readonly #lockWaitMs: number;
+
+  constructor(root: string, opts: ModelStoreOptions = {}) {
+    this.root = path.resolve(root);
+    this.#validate = opts.validate;
+    this.#lockWaitMs = opts.lockWaitMs ?? 30_000;
+  }
+
+  /** Creates the store folders if missing (writers only). */
+  async init(): Promise<void> {
+    await mkdir(path.join(this.root, '.staging'), { recursive: true });
+    await mkdir(path.join(this.root, '.trash'), { recursive: true });
+    try {
+      await stat(path.join(this.root, GENERATION_FILE));
+    } catch {
+      await this.#writeAtomic(path.join(this.root, GENERATION_FILE), '0\n');
+    }
+    // Leftovers of a writer that died mid-upload or mid-delete.
+    for (const dir of ['.staging', '.trash']) {
+      for (const entry of await readdir(path.join(this.root, dir))) {
+        const p = path.join(this.root, dir, entry);
+        const s = await stat(p).catch(() => undefined);
+        if (s && Date.now() - s.mtimeMs > 3_600_000) await rm(p, { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** A monotonically increasing number that changes with every write to the store. */
+  async generation(): Promise<number> {
+    try {
+      return Number((await readFile(path.join(this.root, GENERATION_FILE), 'utf8')).trim()) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  async list(): Promise<ModelRecord[]> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.root);
+    } catch {
+      return [];
+    }
+    const out: ModelRecord[] = [];
+    for (const name of entries.sort()) {
+      if (name.startsWith('.')) continue;
+      const rec = await this.#readRecord(name).catch(() => undefined);
+      if (rec) out.push(rec);
+    }
+    return out;
+  }
+
+  async get(rawName: string): Promise<ModelRecord> {
+    const name = parseModelName(rawName);
+    const rec = await this.#readRecord(name).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return undefined;
+      throw err;
+    });
+    if (!rec) throw new InferrerError('MODEL_NOT_FOUND', `model ${name} not found`, { model: name });
+    return rec;
+  }
+
+  /** The given version, or the model's default version. */
+  async resolve(rawName: string, version?: number): Promise<ResolvedVersion> {
+    const record = await this.get(rawName);
+    const want = version ?? record.default_version;
+    const v = record.versions.find((x) => x.version === want);
+    if (!v) {
+      throw new InferrerError('VERSION_NOT_FOUND', `model ${record.name} version ${want} not found`, {
+        model: record.name,
+        version: want,
+        versions: record.versions.map((x) => x.version),
+      });
+    }
+    return { record, version: v, file: path.join(this.root, record.name, String(v.version), v.file) };
+  }
+
+  /** A folder on the store's filesystem where an upload can be written before `put`. */
+  async stagingDir(): Promise<string> {
+    const dir = path.join(this.root, '.staging', randomUUID());
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  /**
+   * Publishes `file` (inside a folder from `stagingDir()`) as a new version of `rawName`, creating the
+   * model if needed. Validation happens before anything is visible; on any failure the store is left
+   * exactly as it was and the staging folder is removed.
+   */
+  async put(rawName: string, file: string, meta: UploadMetadata = {}): Promise<{ record: ModelRecord; version: VersionRecord; created: boolean }> {
+    const name = parseModelName(rawName);
+    const staging = path.dirname(file);
+    try {
+      if (path.dirname(staging) !== path.join(this.root, '.staging')) {
+        throw new InferrerError('INTERNAL', 'uploads must be written into a staging folder of this store');
+      }
+      const staged = path.join(staging, MODEL_FILE);
+      if (file !== staged) await rename(file, staged);
+      const facts = await checkOnnxFile(staged, staging);
+      const { bytes, sha256 } = await digest(staged);
+      const existing = await this.#readRecord(name).catch(() => undefined);
+      const config = { ...(existing?.config ?? {}), ...(meta.config ?? {}) };
+      const signature: ModelSignature = this.#validate ? await this.#validate(staged, config) : { inputs: [], outputs: [] };
+
+      return await this.#locked(async () => {
+        const current = await this.#readRecord(name).catch(() => undefined);
+        const now = new Date().toISOString();
+        const next = current ? Math.max(0, ...current.versions.map((v) => v.version)) + 1 : 1;
+        const version: VersionRecord = {
+          version: next,
+          created_at: now,
+          file: MODEL_FILE,
+          bytes,
+          sha256,
+          inputs: signature.inputs,
+          outputs: signature.outputs,
+          onnx: { ir_version: facts.irVersion, opsets: facts.opsets, producer: facts.producer },
+        };
+        const record: ModelRecord = current
+          ? {
+              ...current,
+              updated_at: now,
+              description: meta.description ?? meta.model_description ?? current.description,
+              config: { ...current.config, ...(meta.config ?? {}) },
+              ...(meta.labels ? { labels: meta.labels } : {}),
+              default_version: meta.make_default === false ? current.default_version : next,
+              versions: [...current.versions, version],
+            }
+          : {
+              name,
+              description: meta.description ?? meta.model_description ?? '',
+              default_version: next,
+              created_at: now,
+              updated_at: now,
+              config: meta.config ?? {},
+              ...(meta.labels ? { labels: meta.labels } : {}),
+              versions: [version],
+            };
+        const modelDir = path.join(this.root, name);
+        await mkdir(modelDir, { recursive: true });
+        const versionDir = path.join(modelDir, String(next));
+        await rename(staging, versionDir);
+        try {
+          await this.#writeAtomic(path.join(modelDir, RECORD_FILE), JSON.stringify(record, null, 2));
+        } catch (err) {
+          await rm(versionDir, { recursive: true, force: true });
+          if (!current) await rm(modelDir, { recursive: true, force: true });
+          throw err;
+        }
+        await this.#bumpGeneration();
+        return { record, version, created: !current };
+      });
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+
+  /** Updates description, config, labels or the default version. */
+  async update(rawName: string, patch: ModelPatch): Promise<ModelRecord> {
+    const name = parseModelName(rawName);
+    return this.#locked(async () => {
+      const current = await this.get(name);
+      if (patch.default_version !== undefined && !current.versions.some((v) => v.version === patch.default_version)) {
+        throw new InferrerError('VERSION_NOT_FOUND', `model ${name} version ${patch.default_version} not found`, {
+          model: name,
+          version: patch.default_version,
+        });
+      }
+      const record: ModelRecord = {
+        ...current,
+        updated_at: new Date().toISOString(),
+        description: patch.description ?? patch.model_description ?? current.description,
+        config: patch.config ? { ...current.config, ...patch.config } : current.config,
+        ...(patch.labels ? { labels: patch.labels } : {}),
+        default_version: patch.default_version ?? current.default_version,
+      };
+      await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
+      await this.#bumpGeneration();
+      return record;
+    });
+  }
+
+  /** Removes a whole model: one rename out of sight, then deletion in the background. */
+  async remove(rawName: string): Promise<void> {
+    const name = parseModelName(rawName);
+    await this.#locked(async () => {
+      await this.get(name);
+      const trash = path.join(this.root, '.trash', `${name}-${randomUUID()}`);
+      await rename(path.join(this.root, name), trash);
+      await this.#bumpGeneration();
+      void rm(trash, { recursive: true, force: true }).catch(() => {});
+    });
+  }
+
+  async #readRecord(name: string): Promise<ModelRecord> {
+    return JSON.parse(await readFile(path.join(this.root, name, RECORD_FILE), 'utf8')) as ModelRecord;
+  }
+
+  async #bumpGeneration(): Promise<void> {
+    const g = await this.generation();
+    await this.#writeAtomic(path.join(this.root, GENERATION_FILE), `${g + 1}\n`);
+  }
+
+  async #writeAtomic(target: string, text: string): Promise<void> {
+    const tmp = `${target}.${randomUUID()}.tmp`;
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await rename(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async #locked<T>(fn: () => Promise<T>): Promise<T> {
+    await mkdir(this.root, { recursive: true });
+    let release: () => Promise<void>;
+    try {
+      release = await lockfile.lock(this.root, {
+        lockfilePath: path.join(this.root, '.write.lock'),
+        stale: 15_000,
+        update: 5_000,
+        retries: { retries: Math.ceil(this.#lockWaitMs / 100), minTimeout: 50, maxTimeout: 200, factor: 1.2 },
+        realpath: false,
+      });
+    } catch (err) {
+      throw new InferrerError('MODEL_CONFLICT', 'another writer holds the model store lock; retry', {}, { cause: err });
+    }
+    try {
+      return await fn();
+    } finally {
+      await release().catch(() => {});
+    }
+  }
+}
+
+async function digest(file: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}

@@ -1,0 +1,214 @@
+/**
+ * AdaptiveBatcher: the per-model, per-worker dynamic batcher. Requests wait in one bounded FIFO queue;
+ * whenever an execution slot is free, a batch is cut from the head of the queue once it holds
+ * `maxBatchSize` rows or its oldest request has waited `maxQueueDelayMs`. Only requests that stack
+ * (same input names, types and non-batch dims) share a batch; the rest wait their turn in order, so
+ * none starves. A full queue refuses new work with QUEUE_FULL; a request past its deadline leaves the
+ * queue with DEADLINE_EXCEEDED.
+ */
+import { InferrerError, type NamedTensors } from '@inferrer/core';
+import type { RunResult } from '../onnx-session.ts';
+import { concatInputs, splitOutputs, stackKey } from './tensors.ts';
+
+export interface BatcherOptions {
+  /** Most rows per batch; 1 runs every request alone. */
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  /** Requests waiting before QUEUE_FULL. */
+  maxQueueSize: number;
+  /** False for models without a dynamic batch axis: one request per run. */
+  batchable: boolean;
+}
+
+/** What the batcher runs batches on (an OnnxSession). */
+export interface BatchRunner {
+  readonly idle: number;
+  run(feeds: NamedTensors, fetches?: string[]): Promise<RunResult>;
+  onIdle: (() => void) | undefined;
+}
+
+export interface InferResult {
+  outputs: NamedTensors;
+  /** Requests in the batch this one ran in. */
+  batchRequests: number;
+  /** Rows in that batch. */
+  batchRows: number;
+  queueMs: number;
+  computeMs: number;
+}
+
+export interface BatchObserver {
+  onBatch?(requests: number, rows: number, computeMs: number): void;
+  onQueued?(queueMs: number): void;
+  onTimeout?(): void;
+  onRejected?(code: 'QUEUE_FULL'): void;
+}
+
+interface Pending {
+  inputs: NamedTensors;
+  rows: number;
+  key: string;
+  enqueued: number;
+  deadline: number;
+  resolve: (r: InferResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export class AdaptiveBatcher {
+  readonly options: BatcherOptions;
+  readonly #runner: BatchRunner;
+  readonly #observer: BatchObserver;
+  #queue: Pending[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #timerAt = 0;
+  #inflight = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(runner: BatchRunner, options: BatcherOptions, observer: BatchObserver = {}) {
+    this.#runner = runner;
+    this.options = { ...options, maxBatchSize: options.batchable ? Math.max(1, options.maxBatchSize) : 1 };
+    this.#observer = observer;
+    runner.onIdle = () => this.#pump();
+  }
+
+  /** Requests waiting for a slot. */
+  get depth(): number {
+    return this.#queue.length;
+  }
+
+  /** Batches running now. */
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  infer(inputs: NamedTensors, rows: number, deadline: number): Promise<InferResult> {
+    if (this.#queue.length >= this.options.maxQueueSize) {
+      this.#observer.onRejected?.('QUEUE_FULL');
+      return Promise.reject(
+        new InferrerError('QUEUE_FULL', `the queue for this model is full (${this.options.maxQueueSize} requests waiting)`, { limit: this.options.maxQueueSize }, { retryAfter: 1 }),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ inputs, rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: performance.now(), deadline, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  /** Resolves when nothing is queued or running. */
+  drained(): Promise<void> {
+    if (this.#queue.length === 0 && this.#inflight === 0) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  #pump(): void {
+    this.#expire(performance.now());
+    while (this.#queue.length > 0 && this.#runner.idle > 0) {
+      const now = performance.now();
+      const head = this.#queue[0]!;
+      const take = this.#gather(head);
+      const rows = take.reduce((n, i) => n + this.#queue[i]!.rows, 0);
+      const waited = now - head.enqueued;
+      if (rows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs) {
+        this.#arm(head.enqueued + this.options.maxQueueDelayMs);
+        break;
+      }
+      const batch = take.map((i) => this.#queue[i]!);
+      const taken = new Set(take);
+      this.#queue = this.#queue.filter((_, i) => !taken.has(i));
+      this.#run(batch, now);
+    }
+    // Wake up for the head's deadline even if no slot frees before it.
+    if (this.#queue.length > 0) this.#arm(this.#queue[0]!.deadline);
+    this.#notifyIdle();
+  }
+
+  /** Queue positions that stack with `head`, in order, up to maxBatchSize rows (always at least the head). */
+  #gather(head: Pending): number[] {
+    const out = [0];
+    let rows = head.rows;
+    if (this.options.maxBatchSize <= 1) return out;
+    for (let i = 1; i < this.#queue.length && rows < this.options.maxBatchSize; i++) {
+      const p = this.#queue[i]!;
+      if (p.key !== head.key || rows + p.rows > this.options.maxBatchSize) continue;
+      out.push(i);
+      rows += p.rows;
+    }
+    return out;
+  }
+
+  #expire(now: number): void {
+    if (!this.#queue.some((p) => p.deadline <= now)) return;
+    const keep: Pending[] = [];
+    for (const p of this.#queue) {
+      if (p.deadline <= now) {
+        this.#observer.onTimeout?.();
+        p.reject(new InferrerError('DEADLINE_EXCEEDED', `the request waited ${Math.round(now - p.enqueued)} ms in the queue, past its deadline`, { queueMs: Math.round(now - p.enqueued) }));
+      } else keep.push(p);
+    }
+    this.#queue = keep;
+  }
+
+  #arm(at: number): void {
+    if (this.#timer && this.#timerAt <= at) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#pump();
+    }, Math.max(0, at - performance.now()));
+  }
+
+  #run(batch: Pending[], now: number): void {
+    this.#inflight++;
+    const rows = batch.map((p) => p.rows);
+    const totalRows = rows.reduce((a, b) => a + b, 0);
+    for (const p of batch) this.#observer.onQueued?.(now - p.enqueued);
+    const feeds = concatInputs(
+      batch.map((p) => p.inputs),
+      rows,
+    );
+    this.#runner
+      .run(feeds)
+      .then(
+        (result) => {
+          this.#observer.onBatch?.(batch.length, totalRows, result.computeMs);
+          const parts = splitOutputs(result.outputs, rows);
+          if (!parts) return this.#runAlone(batch, now);
+          for (let i = 0; i < batch.length; i++) {
+            batch[i]!.resolve({ outputs: parts[i]!, batchRequests: batch.length, batchRows: totalRows, queueMs: now - batch[i]!.enqueued, computeMs: result.computeMs });
+          }
+        },
+        (err) => {
+          // One bad request must not fail the others: retry a failed batch one request at a time.
+          if (batch.length > 1) return this.#runAlone(batch, now);
+          batch[0]!.reject(err);
+        },
+      )
+      .finally(() => {
+        this.#inflight--;
+        this.#notifyIdle();
+      });
+  }
+
+  async #runAlone(batch: Pending[], now: number): Promise<void> {
+    await Promise.all(
+      batch.map((p) =>
+        this.#runner.run(p.inputs).then(
+          (r) => {
+            this.#observer.onBatch?.(1, p.rows, r.computeMs);
+            p.resolve({ outputs: r.outputs, batchRequests: 1, batchRows: p.rows, queueMs: now - p.enqueued, computeMs: r.computeMs });
+          },
+          (err) => p.reject(err),
+        ),
+      ),
+    );
+  }
+
+  #notifyIdle(): void {
+    if (this.#queue.length === 0 && this.#inflight === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}

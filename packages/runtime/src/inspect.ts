@@ -1,0 +1,26 @@
+/**
+ * Upload validation in the runtime: a session can be created for the file, and every input and output is
+ * a tensor Inferrer can carry. Runs on a worker thread, so a large model never stalls the caller's loop.
+ */
+import { InferrerError, type ModelSignature, datatypeOfOrt } from '@inferrer/core';
+import { OnnxSession, type SessionConfig } from './onnx-session.ts';
+
+export async function inspectModel(file: string, config: Partial<SessionConfig> = {}): Promise<ModelSignature> {
+  // Validation only needs the CPU provider: an upload meant for GPUs must still be checkable anywhere.
+  const session = await OnnxSession.load(file, { ...config, instances: 1, executionProviders: ['cpu'] });
+  try {
+    const sig = session.signature;
+    for (const t of [...sig.inputs, ...sig.outputs]) {
+      if (!datatypeOfOrt(t.type)) {
+        throw new InferrerError('INVALID_MODEL', `'${t.name}' has type ${t.type}; only tensors of the v2 datatypes are supported (for scikit-learn exports use zipmap=False)`, {
+          tensor: t.name,
+          type: t.type,
+        });
+      }
+    }
+    if (sig.inputs.length === 0) throw new InferrerError('INVALID_MODEL', 'the model has no inputs');
+    return sig;
+  } finally {
+    await session.dispose();
+  }
+}

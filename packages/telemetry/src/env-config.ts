@@ -1,0 +1,64 @@
+/**
+ * Shared pieces of every service's config module: parse a zod schema over the environment (only the keys
+ * the schema names, so unrelated variables never matter), report every problem at once, deep-freeze.
+ */
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(service: string, problems: string[]) {
+    super(`invalid ${service} configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export function loadEnvConfig<S extends z.ZodObject, C>(service: string, schema: S, env: NodeJS.ProcessEnv, build: (e: z.infer<S>) => C): C {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const v = env[key];
+    if (v !== undefined && v !== '') picked[key] = v;
+  }
+  const r = schema.safeParse(picked);
+  if (!r.success) {
+    throw new ConfigError(
+      service,
+      r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}${picked[String(i.path[0])] !== undefined ? ` (got ${JSON.stringify(picked[String(i.path[0])])})` : ''}`),
+    );
+  }
+  return deepFreeze(build(r.data));
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value as object)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** "true"/"false"/"1"/"0"/"yes"/"no"/"on"/"off" as a boolean. */
+export function envFlag() {
+  return z
+    .string()
+    .transform((s) => s.trim().toLowerCase())
+    .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']))
+    .transform((s) => ['true', '1', 'yes', 'on'].includes(s));
+}
+
+/** A comma-separated list of the given words. */
+export function envList<const T extends readonly [string, ...string[]]>(words: T) {
+  return z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(words)).min(1));
+}
+
+/** Prints a ConfigError and exits; anything else is rethrown. */
+export function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}

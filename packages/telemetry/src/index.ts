@@ -1,0 +1,4 @@
+export * from './logger.ts';
+export * from './request-id.ts';
+export * from './metrics.ts';
+export * from './env-config.ts';

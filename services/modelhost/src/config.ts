@@ -1,0 +1,89 @@
+/**
+ * The modelhost's configuration: the only reader of process.env. Parsed once in main.ts; every problem is
+ * printed and the process exits non-zero; the result is frozen.
+ */
+import os from 'node:os';
+import { z } from 'zod';
+import { envFlag, envList, loadEnvConfig } from '@inferrer/telemetry';
+
+export const ModelhostEnvSchema = z
+  .object({
+    HOST: z.string().default('127.0.0.1'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(9001),
+    MODEL_DIR: z.string().min(1),
+    MODELHOST_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
+    LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** Models kept loaded at once; the least recently used beyond this are unloaded. */
+    MAX_LOADED_MODELS: z.coerce.number().int().min(1).default(16),
+    /** Default rows per batch (EOTDL's BATCH_SIZE is an alias); a model's config overrides. */
+    MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
+    BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
+    /** Default wait for the oldest request before a batch is cut (EOTDL's BATCH_TIMEOUT, in seconds, is an alias). */
+    MAX_QUEUE_DELAY_MS: z.coerce.number().min(0).max(10_000).optional(),
+    BATCH_TIMEOUT: z.coerce.number().min(0).max(10).optional(),
+    MAX_QUEUE_SIZE: z.coerce.number().int().min(1).default(1024),
+    /** Execution slots (threads with a session each) per model. */
+    INSTANCES: z.coerce.number().int().min(1).max(64).default(1),
+    INTRA_OP_THREADS: z.coerce.number().int().min(1).max(256).default(1),
+    INTER_OP_THREADS: z.coerce.number().int().min(1).max(256).default(1),
+    GRAPH_OPTIMIZATION_LEVEL: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
+    EXECUTION_PROVIDERS: envList(['cpu', 'cuda']).default(['cpu']),
+    REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
+    MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+    /** How often the store generation is polled (fs events are also watched). */
+    WATCH_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
+    /** How long SIGTERM waits for queued and running requests. */
+    DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    /** Load models whose config says preload at start (readiness waits for them). */
+    PRELOAD: envFlag().default(true),
+  })
+  .strict();
+
+export type ModelhostConfig = Readonly<{
+  host: string;
+  port: number;
+  modelDir: string;
+  id: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  maxLoadedModels: number;
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+  instances: number;
+  intraOpThreads: number;
+  interOpThreads: number;
+  graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
+  executionProviders: ('cpu' | 'cuda')[];
+  requestTimeoutMs: number;
+  maxBodyBytes: number;
+  watchIntervalMs: number;
+  drainTimeoutMs: number;
+  preload: boolean;
+}>;
+
+/** Env names this service reads; a test checks compose/swarm/k8s files against them. */
+export const MODELHOST_ENV = Object.keys(ModelhostEnvSchema.shape);
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfig {
+  return loadEnvConfig('modelhost', ModelhostEnvSchema, env, (e) => ({
+    host: e.HOST,
+    port: e.PORT,
+    modelDir: e.MODEL_DIR,
+    id: e.MODELHOST_ID,
+    logLevel: e.LOG_LEVEL,
+    maxLoadedModels: e.MAX_LOADED_MODELS,
+    maxBatchSize: e.MAX_BATCH_SIZE ?? e.BATCH_SIZE ?? 32,
+    maxQueueDelayMs: e.MAX_QUEUE_DELAY_MS ?? (e.BATCH_TIMEOUT !== undefined ? e.BATCH_TIMEOUT * 1000 : 0),
+    maxQueueSize: e.MAX_QUEUE_SIZE,
+    instances: e.INSTANCES,
+    intraOpThreads: e.INTRA_OP_THREADS,
+    interOpThreads: e.INTER_OP_THREADS,
+    graphOptimizationLevel: e.GRAPH_OPTIMIZATION_LEVEL,
+    executionProviders: e.EXECUTION_PROVIDERS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    watchIntervalMs: e.WATCH_INTERVAL_MS,
+    drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+    preload: e.PRELOAD,
+  }));
+}
