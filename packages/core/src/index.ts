@@ -6,3 +6,4 @@ export * from './names.ts';
 export * from './codecs/values.ts';
 export * from './codecs/json-number.ts';
 export * from './codecs/v1.ts';
+export * from './streams.ts';

@@ -10,6 +10,20 @@ export function floatToJson(v: number): string {
   return v > 0 ? '"Infinity"' : '"-Infinity"';
 }
 
+/**
+ * The shortest decimal that reads back as the same float32 (what numpy prints), instead of the float64
+ * expansion (0.1f is "0.1", not "0.10000000149011612").
+ */
+export function float32ToJson(v: number): string {
+  if (!Number.isFinite(v)) return floatToJson(v);
+  if (v === 0 || Number.isInteger(v)) return String(v);
+  for (let p = 6; p < 9; p++) {
+    const s = Number(v.toPrecision(p));
+    if (Math.fround(s) === v) return String(s);
+  }
+  return String(Number(v.toPrecision(9)));
+}
+
 /** Decodes IEEE 754 half-precision bits to a number. */
 export function halfToFloat(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;

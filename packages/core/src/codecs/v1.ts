@@ -8,7 +8,7 @@ import { InferrerError } from '../errors.ts';
 import { httpStatusBody } from '../http-status.ts';
 import { type Dim, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, isSymbolic } from '../tensor.ts';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits, nestedShape, toTypedData } from './values.ts';
-import { floatToJson, halfToFloat } from './json-number.ts';
+import { float32ToJson, floatToJson, halfToFloat } from './json-number.ts';
 
 export interface V1Decoded {
   inputs: NamedTensors;
@@ -221,6 +221,7 @@ export function elementToJson(t: Tensor, i: number): string {
     case 'float16':
       return floatToJson(halfToFloat(v as number));
     case 'float32':
+      return float32ToJson(v as number);
     case 'float64':
       return floatToJson(v as number);
     default:

@@ -1,0 +1,109 @@
+/**
+ * The modelhost's HTTP surface (internal: only the load balancer and the metrics service talk to it).
+ * Inference takes a lean path on node:http; everything else goes through express.
+ *
+ *   POST /v1/models/:name/predict   FRACTAL v1 body → v1 answer (query: version, output, outputs=all)
+ *   GET  /v1/models                 models loaded here and their state
+ *   GET  /v1/models/:name           metadata as this worker sees it
+ *   GET  /v1/test/echo?data=…       which worker answered (for /api/test/sendtomodelhost)
+ *   GET  /health/live, /health/ready, /metrics
+ */
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import express from 'express';
+import { InferrerError, parseJson, parseVersion, readStream } from '@inferrer/core';
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
+import type { ModelhostConfig } from './config.ts';
+import type { DataPlane } from './dataplane.ts';
+import type { ModelhostMetrics } from './metrics.ts';
+import type { ModelRegistry } from './registry.ts';
+import { sendError, sendJson } from './protocol/http.ts';
+
+export interface ModelhostDeps {
+  config: ModelhostConfig;
+  logger: Logger;
+  dataplane: DataPlane;
+  registry: ModelRegistry;
+  metrics: ModelhostMetrics;
+  /** Ready: started, preloaded models warm, not draining. */
+  ready: () => boolean;
+  draining: () => boolean;
+}
+
+const PREDICT = /^\/v1\/models\/([^/?]+)\/predict(?:\?(.*))?$/;
+
+export function createApp(deps: ModelhostDeps): RequestListener {
+  const { config, dataplane, registry, metrics } = deps;
+  const log = deps.logger.child({ module: 'http' });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/health/live', (_req, res) => void res.json({ live: true, modelhost: config.id }));
+  app.get('/health/ready', (_req, res) => {
+    const ok = deps.ready();
+    res.status(ok ? 200 : 503).json({ ready: ok, draining: deps.draining(), modelhost: config.id });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/v1/test/echo', (req, res) => {
+    const data = typeof req.query.data === 'string' ? req.query.data.slice(0, 256) : null;
+    res.json({ data, modelhost: config.id });
+  });
+  app.get('/v1/models', (_req, res) => {
+    res.json({
+      modelhost: config.id,
+      models: registry.entries().map((e) => ({ name: e.name, version: e.version, state: e.state, queue_depth: e.batcher.depth, instances: e.session.instances, batching: e.batcher.options })),
+    });
+  });
+  app.get('/v1/models/:name', async (req, res) => {
+    const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    try {
+      const version = req.query.version === undefined ? undefined : parseVersion(req.query.version);
+      res.json(await dataplane.metadata(req.params.name, version));
+    } catch (err) {
+      sendError(res, err, log, req, reqId);
+    }
+  });
+  app.use((req, res) => sendError(res, new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path}`), log, req, requestIdFrom(req.headers[REQUEST_ID_HEADER])));
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('x-modelhost-id', config.id);
+    const m = req.method === 'POST' ? PREDICT.exec(req.url ?? '') : null;
+    if (m) {
+      void predict(req, res, decodeURIComponent(m[1]!), m[2] ?? '');
+      return;
+    }
+    app(req, res);
+  };
+
+  async function predict(req: IncomingMessage, res: ServerResponse, name: string, query: string): Promise<void> {
+    const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    const started = performance.now();
+    try {
+      if (deps.draining()) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
+      const q = new URLSearchParams(query);
+      const timeout = Math.min(Number(req.headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
+      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+      const body = parseJson(await readStream(req, config.maxBodyBytes, length));
+      const version = q.has('version') ? parseVersion(q.get('version')) : undefined;
+      const output = q.get('output') ?? undefined;
+      const answer = await dataplane.predictV1(name, body, {
+        ...(version !== undefined ? { version } : {}),
+        ...(output ? { output } : {}),
+        all: q.get('outputs') === 'all',
+        deadline: started + timeout,
+      });
+      sendJson(res, 200, answer.body, {
+        'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
+        'x-inferrer-model-version': String(answer.version),
+        'server-timing': `queue;dur=${answer.queueMs.toFixed(2)}, compute;dur=${answer.computeMs.toFixed(2)}`,
+      });
+      if (log.isDebugEnabled()) log.debug('inference', { reqId, model: answer.model, version: answer.version, ms: Number((performance.now() - started).toFixed(2)), batch: answer.batchRequests });
+    } catch (err) {
+      // Drain what is left of the body so the keep-alive connection stays usable.
+      req.resume();
+      sendError(res, err, log, req, reqId);
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/** Modelhost entry point: config → store, registry, watcher → HTTP → SIGTERM drains. */
+import http from 'node:http';
+import { ModelStore } from '@inferrer/model-store';
+import { createLogger, exitOnConfigError } from '@inferrer/telemetry';
+import { createApp } from './app.ts';
+import { loadConfig, type ModelhostConfig } from './config.ts';
+import { DataPlane } from './dataplane.ts';
+import { ModelhostMetrics } from './metrics.ts';
+import { ModelRegistry } from './registry.ts';
+import { StoreWatcher } from './watcher.ts';
+
+let config: ModelhostConfig;
+try {
+  config = loadConfig();
+} catch (err) {
+  exitOnConfigError(err);
+}
+
+const logger = createLogger({ service: 'modelhost', level: config.logLevel }).child({ modelhost: config.id });
+const log = logger.child({ module: 'main' });
+const store = new ModelStore(config.modelDir);
+let registry: ModelRegistry | undefined;
+const metrics = new ModelhostMetrics(() => registry);
+registry = new ModelRegistry(store, config, logger, metrics.hooks());
+const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs);
+const dataplane = new DataPlane(registry, metrics);
+
+let ready = false;
+let draining = false;
+const server = http.createServer(
+  { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
+  createApp({ config, logger, dataplane, registry, metrics, ready: () => ready && !draining, draining: () => draining }),
+);
+
+server.listen(config.port, config.host, () => {
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  log.info('modelhost listening', { host: config.host, port, modelDir: config.modelDir, instances: config.instances, maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs });
+});
+
+await watcher.start();
+if (config.preload) await registry.preload();
+ready = true;
+log.info('modelhost ready', { loaded: registry.entries().map((e) => `${e.name}@${e.version}`) });
+
+async function shutdown(signal: string): Promise<void> {
+  if (draining) return;
+  draining = true;
+  log.info('draining', { signal, timeoutMs: config.drainTimeoutMs });
+  watcher.stop();
+  server.close();
+  server.closeIdleConnections();
+  await registry!.close(config.drainTimeoutMs);
+  log.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

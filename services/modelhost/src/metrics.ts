@@ -1,0 +1,70 @@
+/** The modelhost's Prometheus metrics; labels are model and version names from the store, never request data. */
+import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, client, createRegistry } from '@inferrer/telemetry';
+import type { BatchObserver } from '@inferrer/runtime';
+import type { ModelRegistry, RegistryHooks } from './registry.ts';
+
+export class ModelhostMetrics {
+  readonly registry: client.Registry;
+  readonly requests: client.Counter<'model' | 'version' | 'code'>;
+  readonly requestDuration: client.Histogram<'model' | 'version'>;
+  readonly queueDuration: client.Histogram<'model' | 'version'>;
+  readonly computeDuration: client.Histogram<'model' | 'version'>;
+  readonly batchSize: client.Histogram<'model' | 'version'>;
+  readonly timeouts: client.Counter<'model' | 'version'>;
+  readonly loadDuration: client.Histogram<'model'>;
+  readonly loadFailures: client.Counter<'model'>;
+  readonly unloads: client.Counter<'model' | 'reason'>;
+
+  constructor(models: () => ModelRegistry | undefined) {
+    const r = (this.registry = createRegistry('modelhost'));
+    const mv = ['model', 'version'] as const;
+    this.requests = new client.Counter({ name: 'modelhost_requests_total', help: 'Inference requests by model, version and result code', labelNames: [...mv, 'code'], registers: [r] });
+    this.requestDuration = new client.Histogram({ name: 'modelhost_request_duration_seconds', help: 'Time from request to answer inside the modelhost', labelNames: mv, buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
+    this.queueDuration = new client.Histogram({ name: 'modelhost_queue_duration_seconds', help: 'Time a request waited in the batcher queue', labelNames: mv, buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
+    this.computeDuration = new client.Histogram({ name: 'modelhost_compute_duration_seconds', help: 'ONNX Runtime run time per batch', labelNames: mv, buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
+    this.batchSize = new client.Histogram({ name: 'modelhost_batch_size', help: 'Rows per executed batch', labelNames: mv, buckets: BATCH_SIZE_BUCKETS, registers: [r] });
+    this.timeouts = new client.Counter({ name: 'modelhost_timeouts_total', help: 'Requests that passed their deadline', labelNames: mv, registers: [r] });
+    this.loadDuration = new client.Histogram({ name: 'modelhost_model_load_duration_seconds', help: 'Time to load and warm a model version', labelNames: ['model'], buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
+    this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
+    this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
+    new client.Gauge({
+      name: 'modelhost_queue_depth',
+      help: 'Requests waiting in the batcher queue',
+      labelNames: mv,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const e of models()?.entries() ?? []) this.set({ model: e.name, version: String(e.version) }, e.batcher.depth);
+      },
+    });
+    new client.Gauge({
+      name: 'modelhost_loaded_models',
+      help: 'Model versions loaded in this worker',
+      registers: [r],
+      collect() {
+        this.set(models()?.entries().length ?? 0);
+      },
+    });
+  }
+
+  hooks(): RegistryHooks {
+    return {
+      observer: (model, v): BatchObserver => {
+        const labels = { model, version: String(v) };
+        return {
+          onBatch: (_requests, rows, computeMs) => {
+            this.batchSize.observe(labels, rows);
+            this.computeDuration.observe(labels, computeMs / 1000);
+          },
+          onQueued: (ms) => this.queueDuration.observe(labels, ms / 1000),
+          onTimeout: () => this.timeouts.inc(labels),
+        };
+      },
+      onLoad: (model, _v, seconds, ok) => {
+        if (ok) this.loadDuration.observe({ model }, seconds);
+        else this.loadFailures.inc({ model });
+      },
+      onUnload: (model, _v, reason) => this.unloads.inc({ model, reason }),
+    };
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * ModelRegistry: the models loaded in this worker (not the store on disk). Each entry is one model
+ * version with its session and batcher, in state LOADING | READY | UNLOADING | UNAVAILABLE. Models load
+ * on first use (or at start when their config says preload); beyond MAX_LOADED_MODELS the least recently
+ * used idle entry is drained and unloaded. A new default version is loaded beside the old one, warmed,
+ * switched to, and the old one drained, so no request in flight is lost.
+ */
+import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, hasDynamicBatchAxis, datatypeOfOrt } from '@inferrer/core';
+import type { ModelRecord, ModelStore } from '@inferrer/model-store';
+import { AdaptiveBatcher, OnnxSession, type BatchObserver } from '@inferrer/runtime';
+import type { Logger } from '@inferrer/telemetry';
+import type { ModelhostConfig } from './config.ts';
+
+export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
+
+export interface LoadedModel {
+  name: string;
+  version: number;
+  state: ModelState;
+  signature: ModelSignature;
+  session: OnnxSession;
+  batcher: AdaptiveBatcher;
+  lastUsed: number;
+  loadedAt: number;
+}
+
+export interface RegistryHooks {
+  observer(name: string, version: number): BatchObserver;
+  onLoad?(name: string, version: number, seconds: number, ok: boolean): void;
+  onUnload?(name: string, version: number, reason: 'evicted' | 'replaced' | 'deleted' | 'shutdown'): void;
+}
+
+const key = (name: string, version: number): string => `${name}@${version}`;
+
+export class ModelRegistry {
+  readonly #store: ModelStore;
+  readonly #config: ModelhostConfig;
+  readonly #log: Logger;
+  readonly #hooks: RegistryHooks;
+  readonly #loaded = new Map<string, LoadedModel>();
+  readonly #loading = new Map<string, Promise<LoadedModel>>();
+  /** Last record read from the store per model; the default version comes from here. */
+  readonly #records = new Map<string, ModelRecord>();
+  #closed = false;
+
+  constructor(store: ModelStore, config: ModelhostConfig, logger: Logger, hooks: RegistryHooks) {
+    this.#store = store;
+    this.#config = config;
+    this.#log = logger.child({ module: 'registry' });
+    this.#hooks = hooks;
+  }
+
+  /** The loaded entry for a request, loading it if needed. */
+  async get(name: string, version?: number): Promise<LoadedModel> {
+    if (this.#closed) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
+    let record = this.#records.get(name);
+    if (!record || (version !== undefined && !record.versions.some((v) => v.version === version))) {
+      record = await this.#store.get(name);
+      this.#records.set(record.name, record);
+    }
+    const want = version ?? record.default_version;
+    const hit = this.#loaded.get(key(record.name, want));
+    if (hit && hit.state === 'READY') {
+      hit.lastUsed = performance.now();
+      return hit;
+    }
+    return this.#load(record, want);
+  }
+
+  /** Every entry, for /v1/models and metrics. */
+  entries(): LoadedModel[] {
+    return [...this.#loaded.values()];
+  }
+
+  /** Names of models whose record is cached (the watcher refreshes these). */
+  knownModels(): string[] {
+    return [...this.#records.keys()];
+  }
+
+  /**
+   * Re-reads the store after a generation change: models that vanished are drained and unloaded, a new
+   * default version is loaded beside the old one before the switch.
+   */
+  async refresh(): Promise<void> {
+    for (const name of this.knownModels()) {
+      let record: ModelRecord | undefined;
+      try {
+        record = await this.#store.get(name);
+      } catch (err) {
+        if ((err as InferrerError).code !== 'MODEL_NOT_FOUND') throw err;
+      }
+      const old = this.#records.get(name);
+      if (!record) {
+        this.#records.delete(name);
+        for (const e of this.entries()) if (e.name === name) void this.#unload(e, 'deleted');
+        continue;
+      }
+      const configChanged = JSON.stringify(old?.config) !== JSON.stringify(record.config);
+      const loadedDefault = old ? this.#loaded.get(key(name, old.default_version)) : undefined;
+      if (loadedDefault && (record.default_version !== old!.default_version || configChanged)) {
+        // Load beside, warm, then switch the record; the old entry drains once nothing points at it.
+        try {
+          if (configChanged) this.#loaded.delete(key(name, record.default_version));
+          await this.#load(record, record.default_version, loadedDefault.version === record.default_version ? undefined : loadedDefault);
+        } catch (err) {
+          this.#log.error('new version failed to load; keeping the old one', { model: name, version: record.default_version, err });
+          continue;
+        }
+        this.#records.set(name, record);
+        if (loadedDefault.version !== record.default_version || configChanged) void this.#unload(loadedDefault, 'replaced');
+      } else {
+        this.#records.set(name, record);
+      }
+      for (const e of this.entries()) {
+        if (e.name === name && !record.versions.some((v) => v.version === e.version)) void this.#unload(e, 'deleted');
+      }
+    }
+  }
+
+  /** Loads every model whose config says preload. */
+  async preload(): Promise<void> {
+    for (const record of await this.#store.list()) {
+      if (!record.config.preload) continue;
+      this.#records.set(record.name, record);
+      try {
+        await this.#load(record, record.default_version);
+      } catch (err) {
+        this.#log.error('preload failed', { model: record.name, err });
+      }
+    }
+  }
+
+  /** Stops taking work and drains every entry. */
+  async close(timeoutMs: number): Promise<void> {
+    this.#closed = true;
+    const all = this.entries().map((e) => this.#unload(e, 'shutdown'));
+    await Promise.race([Promise.all(all), new Promise((r) => setTimeout(r, timeoutMs))]);
+  }
+
+  async #load(record: ModelRecord, version: number, beside?: LoadedModel): Promise<LoadedModel> {
+    const k = key(record.name, version);
+    const inflight = this.#loading.get(k);
+    if (inflight) return inflight;
+    const p = this.#doLoad(record, version, beside).finally(() => this.#loading.delete(k));
+    this.#loading.set(k, p);
+    return p;
+  }
+
+  async #doLoad(record: ModelRecord, version: number, beside?: LoadedModel): Promise<LoadedModel> {
+    const started = performance.now();
+    const { file, version: v } = await this.#store.resolve(record.name, version);
+    const cfg = record.config;
+    let session: OnnxSession;
+    try {
+      session = await OnnxSession.load(file, {
+        instances: cfg.instances ?? this.#config.instances,
+        intraOpThreads: cfg.intra_op_threads ?? this.#config.intraOpThreads,
+        interOpThreads: cfg.inter_op_threads ?? this.#config.interOpThreads,
+        graphOptimizationLevel: cfg.graph_optimization_level ?? this.#config.graphOptimizationLevel,
+        executionProviders: cfg.execution_providers ?? this.#config.executionProviders,
+      });
+    } catch (err) {
+      this.#hooks.onLoad?.(record.name, version, (performance.now() - started) / 1000, false);
+      const e = err as InferrerError;
+      if (e.code === 'PROVIDER_UNAVAILABLE') throw e;
+      throw new InferrerError('MODEL_LOAD_FAILED', `model ${record.name} version ${version} could not be loaded: ${e.message}`, { model: record.name, version }, { retryAfter: 5, cause: err });
+    }
+    const batching = cfg.batching ?? {};
+    const batcher = new AdaptiveBatcher(
+      session,
+      {
+        maxBatchSize: batching.max_batch_size ?? this.#config.maxBatchSize,
+        maxQueueDelayMs: batching.max_queue_delay_ms ?? this.#config.maxQueueDelayMs,
+        maxQueueSize: batching.max_queue_size ?? this.#config.maxQueueSize,
+        batchable: hasDynamicBatchAxis(session.signature),
+      },
+      this.#hooks.observer(record.name, version),
+    );
+    const entry: LoadedModel = {
+      name: record.name,
+      version,
+      state: 'LOADING',
+      signature: v.inputs.length ? { inputs: v.inputs, outputs: v.outputs } : session.signature,
+      session,
+      batcher,
+      lastUsed: performance.now(),
+      loadedAt: Date.now(),
+    };
+    await this.#warm(entry);
+    entry.state = 'READY';
+    this.#loaded.set(key(record.name, version), entry);
+    const seconds = (performance.now() - started) / 1000;
+    this.#hooks.onLoad?.(record.name, version, seconds, true);
+    this.#log.info('model loaded', { model: record.name, version, seconds: Number(seconds.toFixed(3)), instances: session.instances, batching: batcher.options, beside: beside?.version });
+    this.#evict();
+    return entry;
+  }
+
+  /** One run on zeros so the first real request does not pay for lazy initialisation. */
+  async #warm(entry: LoadedModel): Promise<void> {
+    const feeds: NamedTensors = {};
+    for (const spec of entry.signature.inputs) {
+      const dims = spec.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : 1));
+      const n = dims.reduce((a, b) => a * b, 1);
+      const info = datatypeOfOrt(spec.type);
+      if (!info) return;
+      const data = info.array ? new info.array(n) : new Array<string>(n).fill('');
+      feeds[spec.name] = { type: spec.type, dims, data } as Tensor;
+    }
+    try {
+      await entry.session.run(feeds);
+    } catch (err) {
+      this.#log.warn('warm-up run failed; the model stays available', { model: entry.name, version: entry.version, err: (err as Error).message });
+    }
+  }
+
+  #evict(): void {
+    const excess = this.#loaded.size - this.#config.maxLoadedModels;
+    if (excess <= 0) return;
+    const idle = this.entries()
+      .filter((e) => e.state === 'READY' && e.batcher.depth === 0 && e.batcher.inflight === 0)
+      .sort((a, b) => a.lastUsed - b.lastUsed);
+    for (const e of idle.slice(0, excess)) void this.#unload(e, 'evicted');
+  }
+
+  async #unload(entry: LoadedModel, reason: 'evicted' | 'replaced' | 'deleted' | 'shutdown'): Promise<void> {
+    if (entry.state === 'UNLOADING') return;
+    entry.state = 'UNLOADING';
+    const k = key(entry.name, entry.version);
+    if (this.#loaded.get(k) === entry) this.#loaded.delete(k);
+    await entry.batcher.drained();
+    await entry.session.dispose();
+    this.#hooks.onUnload?.(entry.name, entry.version, reason);
+    this.#log.info('model unloaded', { model: entry.name, version: entry.version, reason });
+  }
+}
