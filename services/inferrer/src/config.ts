@@ -1,0 +1,60 @@
+/**
+ * The Inferrer's configuration: the only reader of process.env. Parsed once in main.ts; every problem is
+ * printed and the process exits non-zero; the result is frozen.
+ */
+import os from 'node:os';
+import { z } from 'zod';
+import { loadEnvConfig } from '@inferrer/telemetry';
+
+export const InferrerEnvSchema = z
+  .object({
+    HOST: z.string().default('0.0.0.0'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(8002),
+    MODEL_DIR: z.string().min(1),
+    /** The load balancer in front of the modelhosts (nginx, or the launcher's built-in one). */
+    LOAD_BALANCER_URL: z.url({ protocol: /^https?$/ }),
+    INFERRER_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
+    LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** Largest model upload. */
+    MAX_MODEL_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+    /** Largest prediction or JSON management body. */
+    MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+    /** Deadline of one prediction, end to end. */
+    REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
+    /** Keep-alive connections to the load balancer. */
+    UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(4096).default(256),
+    DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  })
+  .strict();
+
+export type InferrerConfig = Readonly<{
+  host: string;
+  port: number;
+  modelDir: string;
+  loadBalancerUrl: string;
+  id: string;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  maxModelBytes: number;
+  maxBodyBytes: number;
+  requestTimeoutMs: number;
+  upstreamConnections: number;
+  drainTimeoutMs: number;
+}>;
+
+export const INFERRER_ENV = Object.keys(InferrerEnvSchema.shape);
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig {
+  return loadEnvConfig('inferrer', InferrerEnvSchema, env, (e) => ({
+    host: e.HOST,
+    port: e.PORT,
+    modelDir: e.MODEL_DIR,
+    loadBalancerUrl: e.LOAD_BALANCER_URL.replace(/\/+$/, ''),
+    id: e.INFERRER_ID,
+    logLevel: e.LOG_LEVEL,
+    maxModelBytes: e.MAX_MODEL_BYTES,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    upstreamConnections: e.UPSTREAM_CONNECTIONS,
+    drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+  }));
+}

@@ -1,0 +1,65 @@
+/**
+ * The Inferrer's dataplane: it names the model (normalised and checked), sets the deadline and request id,
+ * and streams the body to the load balancer. It never parses a tensor: the modelhost does that once.
+ */
+import type { Readable } from 'node:stream';
+import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
+import type { InferrerConfig } from './config.ts';
+import type { Upstream, UpstreamResponse } from './upstream.ts';
+
+export interface ForwardOptions {
+  reqId: string;
+  body: Readable | string;
+  contentLength?: number | undefined;
+  contentType?: string | undefined;
+}
+
+/** Query options a v1 prediction passes on. */
+const V1_QUERY = ['version', 'output', 'outputs'] as const;
+
+export class DataPlane {
+  readonly #upstream: Upstream;
+  readonly #config: InferrerConfig;
+
+  constructor(upstream: Upstream, config: InferrerConfig) {
+    this.#upstream = upstream;
+    this.#config = config;
+  }
+
+  /** FRACTAL v1 prediction: forwards `{"values": …}` to a modelhost; resolves with its 2xx answer. */
+  predictV1(rawName: string, query: URLSearchParams, opts: ForwardOptions): Promise<UpstreamResponse> {
+    const name = parseModelName(rawName);
+    const q = new URLSearchParams();
+    for (const k of V1_QUERY) {
+      const v = query.get(k);
+      if (v === null) continue;
+      if (k === 'version') parseVersion(v);
+      if (v.length > 256) throw new InferrerError('INVALID_REQUEST', `query parameter ${k} is too long`);
+      q.set(k, v);
+    }
+    const qs = q.toString();
+    return this.#forward(`/v1/models/${encodeURIComponent(name)}/predict${qs ? `?${qs}` : ''}`, opts);
+  }
+
+  /** Which modelhost answers a request (shows the balancing). */
+  async whoAnswers(item: string, reqId: string): Promise<string> {
+    const res = await this.#upstream.request({
+      method: 'GET',
+      path: `/v1/test/echo?data=${encodeURIComponent(item)}`,
+      headers: { 'x-request-id': reqId },
+      timeoutMs: this.#config.requestTimeoutMs,
+    });
+    const body = JSON.parse(await res.body.text()) as { modelhost?: string };
+    return String(body.modelhost ?? res.headers['x-modelhost-id'] ?? 'unknown');
+  }
+
+  #forward(path: string, opts: ForwardOptions): Promise<UpstreamResponse> {
+    const headers: Record<string, string> = {
+      'content-type': opts.contentType ?? 'application/json',
+      'x-request-id': opts.reqId,
+      'x-request-timeout-ms': String(this.#config.requestTimeoutMs),
+    };
+    if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
+    return this.#upstream.request({ method: 'POST', path, headers, body: opts.body, timeoutMs: this.#config.requestTimeoutMs });
+  }
+}

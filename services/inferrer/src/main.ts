@@ -1,0 +1,63 @@
+/** Inferrer entry point: config → store, upstream, management, dataplane → HTTP → SIGTERM drains. */
+import http from 'node:http';
+import { ModelStore } from '@inferrer/model-store';
+import { inspectModel } from '@inferrer/runtime';
+import { createLogger, exitOnConfigError } from '@inferrer/telemetry';
+import { createApp } from './app.ts';
+import { type InferrerConfig, loadConfig } from './config.ts';
+import { DataPlane } from './dataplane.ts';
+import { Management } from './management.ts';
+import { InferrerMetrics } from './metrics.ts';
+import { Upstream } from './upstream.ts';
+
+let config: InferrerConfig;
+try {
+  config = loadConfig();
+} catch (err) {
+  exitOnConfigError(err);
+}
+
+const logger = createLogger({ service: 'inferrer', level: config.logLevel }).child({ inferrer: config.id });
+const log = logger.child({ module: 'main' });
+const store = new ModelStore(config.modelDir, { validate: (file, cfg) => inspectModel(file, { graphOptimizationLevel: cfg.graph_optimization_level ?? 'all' }) });
+await store.init();
+const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections);
+const metrics = new InferrerMetrics();
+const dataplane = new DataPlane(upstream, config);
+const management = new Management(store);
+let draining = false;
+
+async function ready(): Promise<boolean> {
+  if (draining) return false;
+  try {
+    const res = await upstream.request({ method: 'GET', path: '/health/ready', headers: {}, timeoutMs: 2000 });
+    await res.body.dump();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const server = http.createServer(
+  { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
+  createApp({ config, logger, management, dataplane, metrics, ready }),
+);
+server.listen(config.port, config.host, () => {
+  log.info('inferrer listening', { host: config.host, port: config.port, modelDir: config.modelDir, loadBalancer: config.loadBalancerUrl });
+});
+
+async function shutdown(signal: string): Promise<void> {
+  if (draining) return;
+  draining = true;
+  log.info('draining', { signal });
+  server.close();
+  server.closeIdleConnections();
+  const timer = setTimeout(() => process.exit(0), config.drainTimeoutMs);
+  timer.unref();
+  await new Promise<void>((r) => server.once('close', () => r()));
+  await upstream.close();
+  log.info('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

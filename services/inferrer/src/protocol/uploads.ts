@@ -1,0 +1,106 @@
+/**
+ * Receiving a model upload: multipart (field `path` as in FRACTAL, or `file`, plus an optional JSON
+ * `metadata` field) or a raw body (`Content-Type: application/octet-stream`). The file is streamed into a
+ * staging folder of the store with the size limit enforced while it arrives; a truncated, oversized or
+ * refused upload removes its staging folder and leaves the store as it was.
+ */
+import { createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import type { Request, Response } from 'express';
+import multer from 'multer';
+import { InferrerError, parseJson } from '@inferrer/core';
+import type { Management } from '../management.ts';
+
+export interface ReceivedUpload {
+  file: string;
+  metadata: unknown;
+}
+
+const FILE_FIELDS = new Set(['path', 'file', 'model']);
+
+export async function receiveUpload(req: Request, res: Response, management: Management, name: string, maxBytes: number): Promise<ReceivedUpload> {
+  const type = String(req.headers['content-type'] ?? '');
+  const staging = await management.staging(name);
+  try {
+    if (type.startsWith('multipart/form-data')) return await receiveMultipart(req, res, staging, maxBytes);
+    if (type.startsWith('application/octet-stream')) return await receiveRaw(req, staging, maxBytes);
+    throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `upload the model as multipart/form-data (field "path" or "file") or as application/octet-stream, not ${JSON.stringify(type || 'no content type')}`, {
+      got: type,
+    });
+  } catch (err) {
+    req.resume();
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function receiveRaw(req: Request, staging: string, maxBytes: number): Promise<ReceivedUpload> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
+  const file = path.join(staging, 'model.onnx');
+  let size = 0;
+  let complete = false;
+  req.once('end', () => (complete = true));
+  const limiter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      cb(size > maxBytes ? tooLarge(maxBytes) : null, chunk);
+    },
+  });
+  try {
+    await pipeline(req, limiter, createWriteStream(file));
+  } catch (err) {
+    if (err instanceof InferrerError) throw err;
+    throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
+  }
+  if (!complete || (Number.isFinite(declared) && size !== declared)) throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
+  if (size === 0) throw new InferrerError('INVALID_MODEL', 'the uploaded file is empty');
+  const meta = req.headers['x-model-metadata'];
+  return { file, metadata: typeof meta === 'string' ? parseJson(meta) : undefined };
+}
+
+function receiveMultipart(req: Request, res: Response, staging: string, maxBytes: number): Promise<ReceivedUpload> {
+  const upload = multer({
+    storage: multer.diskStorage({ destination: staging, filename: (_req, _file, cb) => cb(null, 'model.onnx') }),
+    limits: { fileSize: maxBytes, files: 1, fields: 8, parts: 10, fieldSize: 1024 * 1024 },
+    fileFilter: (_req, file, cb) => {
+      if (FILE_FIELDS.has(file.fieldname)) cb(null, true);
+      else cb(new InferrerError('INVALID_REQUEST', `unexpected file field "${file.fieldname.slice(0, 64)}": send the model as "path" or "file"`));
+    },
+  }).any();
+  return new Promise((resolve, reject) => {
+    upload(req, res, (err: unknown) => {
+      if (err) return reject(multerError(err, maxBytes));
+      const files = (req.files as Express.Multer.File[] | undefined) ?? [];
+      if (files.length === 0) return reject(new InferrerError('INVALID_REQUEST', 'no model file in the form: send it as the field "path" (or "file")'));
+      const file = files[0]!;
+      if (file.size === 0) return reject(new InferrerError('INVALID_MODEL', 'the uploaded file is empty'));
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      let metadata: unknown;
+      try {
+        if (typeof body.metadata === 'string') metadata = parseJson(body.metadata);
+        else if (typeof body.model_description === 'string' || typeof body.description === 'string') {
+          metadata = { description: String(body.model_description ?? body.description) };
+        }
+      } catch (e) {
+        return reject(e);
+      }
+      resolve({ file: file.path, metadata });
+    });
+  });
+}
+
+function tooLarge(maxBytes: number): InferrerError {
+  return new InferrerError('MODEL_TOO_LARGE', `the model is larger than the limit of ${maxBytes} bytes (MAX_MODEL_BYTES)`, { limit: maxBytes });
+}
+
+function multerError(err: unknown, maxBytes: number): InferrerError {
+  if (err instanceof InferrerError) return err;
+  const code = (err as { code?: string }).code;
+  if (code === 'LIMIT_FILE_SIZE') return tooLarge(maxBytes);
+  if (code && code.startsWith('LIMIT_')) return new InferrerError('INVALID_REQUEST', `the form breaks a limit: ${(err as Error).message}`, { limit: code });
+  return new InferrerError('INVALID_REQUEST', `the multipart body could not be read: ${(err as Error).message}`);
+}

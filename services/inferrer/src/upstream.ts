@@ -1,0 +1,87 @@
+/**
+ * The keep-alive client from the Inferrer to the load balancer. Bodies stream through untouched; error
+ * answers from a modelhost come back as InferrerErrors (matched by code), and a balancer that answers
+ * for itself (no worker reachable, gateway timeout) maps to UPSTREAM_UNAVAILABLE / DEADLINE_EXCEEDED.
+ */
+import type { Readable } from 'node:stream';
+import { Pool, errors as undiciErrors } from 'undici';
+import { InferrerError, fromWire, parseJson } from '@inferrer/core';
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable & { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer>; dump(): Promise<void> };
+}
+
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  headers: Record<string, string>;
+  body?: Readable | Buffer | string | null;
+  timeoutMs: number;
+}
+
+export class Upstream {
+  readonly #pool: Pool;
+  readonly url: string;
+
+  constructor(url: string, connections: number) {
+    this.url = url;
+    this.#pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
+  }
+
+  /** Sends a request; resolves with any 2xx answer, throws the InferrerError an error answer carries. */
+  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
+    let res: UpstreamResponse;
+    try {
+      res = (await this.#pool.request({
+        method: req.method,
+        path: req.path,
+        headers: req.headers,
+        body: req.body ?? null,
+        headersTimeout: req.timeoutMs,
+        bodyTimeout: req.timeoutMs,
+      })) as unknown as UpstreamResponse;
+      (res as { status: number }).status = (res as unknown as { statusCode: number }).statusCode;
+    } catch (err) {
+      throw mapTransportError(err);
+    }
+    if (res.status < 300) return res;
+    throw await errorFromResponse(res);
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}
+
+async function errorFromResponse(res: UpstreamResponse): Promise<InferrerError> {
+  const text = await res.body.text().catch(() => '');
+  const type = String(res.headers['content-type'] ?? '');
+  if (type.includes('application/json')) {
+    try {
+      const body = parseJson(text) as { error?: unknown };
+      const err = fromWire(body.error);
+      if (err.code !== 'INTERNAL' || res.status >= 500) return err;
+    } catch {
+      // fall through: not one of ours
+    }
+  }
+  // The balancer answered for itself.
+  if (res.status === 504) return new InferrerError('DEADLINE_EXCEEDED', 'no modelhost answered in time', { upstreamStatus: res.status });
+  if (res.status === 413) return new InferrerError('BODY_TOO_LARGE', 'the load balancer refused the body as too large', { upstreamStatus: res.status });
+  if (res.status === 404) return new InferrerError('ROUTE_NOT_FOUND', 'the load balancer has no such route', { upstreamStatus: res.status });
+  return new InferrerError('UPSTREAM_UNAVAILABLE', `no modelhost could serve the request (load balancer answered ${res.status})`, { upstreamStatus: res.status }, { retryAfter: 1 });
+}
+
+function mapTransportError(err: unknown): InferrerError {
+  if (err instanceof InferrerError) return err;
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+    return new InferrerError('DEADLINE_EXCEEDED', 'the modelhosts did not answer before the deadline');
+  }
+  if (err instanceof undiciErrors.RequestAbortedError) {
+    return new InferrerError('INVALID_REQUEST', 'the request was aborted');
+  }
+  const code = (err as { code?: string }).code;
+  return new InferrerError('UPSTREAM_UNAVAILABLE', `the load balancer could not be reached (${code ?? (err as Error).message})`, { cause: code }, { retryAfter: 1, cause: err });
+}
