@@ -1,0 +1,98 @@
+/**
+ * The built-in load balancer, for machines without nginx: least connections over the modelhosts with
+ * keep-alive, and a retry on the next worker when one refuses the connection or answers 502/503
+ * (inference is side-effect free). Bodies are buffered up to a limit so they can be replayed, as nginx does.
+ */
+import http from 'node:http';
+import { PassThrough } from 'node:stream';
+import httpProxy from 'http-proxy';
+
+export interface BalancerOptions {
+  upstreams: string[];
+  maxBodyBytes: number;
+  timeoutMs: number;
+}
+
+interface Target {
+  url: string;
+  active: number;
+  failedUntil: number;
+}
+
+const MAX_TRIES = 3;
+
+export function createBalancer(opts: BalancerOptions): http.Server {
+  const targets: Target[] = opts.upstreams.map((u) => ({ url: u.startsWith('http') ? u : `http://${u}`, active: 0, failedUntil: 0 }));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 128 });
+  const proxy = httpProxy.createProxyServer({ agent, xfwd: false, proxyTimeout: opts.timeoutMs, selfHandleResponse: true });
+  /** What to do with the answer of the attempt in flight for each client request. */
+  const onAnswer = new WeakMap<http.IncomingMessage, (res: http.IncomingMessage) => void>();
+  proxy.on('proxyRes', (proxyRes, req) => onAnswer.get(req)?.(proxyRes));
+
+  function pick(exclude: Set<Target>): Target | undefined {
+    const now = Date.now();
+    let best: Target | undefined;
+    for (const t of targets) {
+      if (exclude.has(t) || t.failedUntil > now) continue;
+      if (!best || t.active < best.active) best = t;
+    }
+    // Every worker marked failed: try one anyway rather than refuse.
+    if (!best) for (const t of targets) if (!exclude.has(t) && (!best || t.active < best.active)) best = t;
+    return best;
+  }
+
+  return http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= opts.maxBodyBytes) chunks.push(c);
+    });
+    req.on('end', () => {
+      if (size > opts.maxBodyBytes) {
+        res.writeHead(413, { 'content-type': 'text/plain' }).end('body too large');
+        return;
+      }
+      attempt(Buffer.concat(chunks, size), new Set());
+    });
+
+    function attempt(body: Buffer, tried: Set<Target>): void {
+      const target = tried.size < MAX_TRIES ? pick(tried) : undefined;
+      if (!target) {
+        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('no modelhost available');
+        return;
+      }
+      tried.add(target);
+      target.active++;
+      let released = false;
+      const release = (): void => {
+        if (!released) {
+          released = true;
+          target.active--;
+        }
+      };
+      onAnswer.set(req, (proxyRes) => {
+        const retryable = proxyRes.statusCode === 502 || proxyRes.statusCode === 503;
+        if (retryable && tried.size < Math.min(targets.length, MAX_TRIES)) {
+          proxyRes.resume();
+          release();
+          attempt(body, tried);
+          return;
+        }
+        res.writeHead(proxyRes.statusCode ?? 502, proxyRes.headers);
+        proxyRes.pipe(res);
+        proxyRes.on('end', release);
+        proxyRes.on('error', release);
+        res.on('close', release);
+      });
+      const buffer = new PassThrough();
+      buffer.end(body);
+      proxy.web(req, res, { target: target.url, buffer }, (err) => {
+        release();
+        target.failedUntil = Date.now() + 2000;
+        if (!res.headersSent) attempt(body, tried);
+        else res.destroy(err);
+      });
+    }
+  });
+}

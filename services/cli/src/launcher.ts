@@ -1,0 +1,205 @@
+/**
+ * Runs a whole Inferrer cluster as processes on one machine: N modelhosts, a load balancer (real nginx
+ * when it is installed, else the built-in one) and the Inferrer, all on 127.0.0.1 by default. Every
+ * service gets the launcher's environment plus its own variables (the same names docker-compose sets).
+ * The e2e tests start clusters through this module too.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { findNginx, followFifo, writeNginxConf } from './nginx.ts';
+import { REPO_ROOT, TSX_IMPORT } from './paths.ts';
+import { type LineSink, ManagedProcess } from './processes.ts';
+import { seedDemoModels } from './seed.ts';
+
+export type BalancerKind = 'nginx' | 'builtin';
+
+export interface ClusterOptions {
+  host: string;
+  /** Inferrer port; 0 picks a free one. */
+  port: number;
+  modelhosts: number;
+  modelDir: string;
+  balancer: BalancerKind | 'auto';
+  balance: 'least_conn' | 'hash';
+  /** Put the demo models into the store when missing. */
+  seedDemo: boolean;
+  /** Environment every service starts with (defaults to the launcher's own). */
+  env: NodeJS.ProcessEnv;
+  /** Extra variables per service. */
+  inferrerEnv?: Record<string, string>;
+  modelhostEnv?: Record<string, string>;
+  /** Where nginx's config and temp files go (a temp folder by default). */
+  runDir?: string;
+  sink: LineSink;
+  restart: boolean;
+  /** How long to wait for every service to answer its health check. */
+  readyTimeoutMs?: number;
+}
+
+export interface ModelhostHandle {
+  id: string;
+  port: number;
+  url: string;
+  process: ManagedProcess;
+}
+
+export interface Cluster {
+  url: string;
+  balancerUrl: string;
+  balancer: { kind: BalancerKind; description: string; process: ManagedProcess };
+  inferrer: ManagedProcess;
+  modelhosts: ModelhostHandle[];
+  modelDir: string;
+  seeded: string[];
+  stop(): Promise<void>;
+}
+
+const SERVICE_MAIN = {
+  inferrer: path.join(REPO_ROOT, 'services', 'inferrer', 'src', 'main.ts'),
+  modelhost: path.join(REPO_ROOT, 'services', 'modelhost', 'src', 'main.ts'),
+  balancer: path.join(REPO_ROOT, 'services', 'cli', 'src', 'balancer-main.ts'),
+};
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
+  const host = opts.host;
+  const modelDir = path.resolve(opts.modelDir);
+  await mkdir(modelDir, { recursive: true });
+  const seeded = opts.seedDemo ? await seedDemoModels(modelDir) : [];
+  const runDir = opts.runDir ?? (await mkdtemp(path.join(os.tmpdir(), 'inferrer-run-')));
+  const started: ManagedProcess[] = [];
+  const stop = async (): Promise<void> => {
+    // Front to back: the Inferrer stops taking requests first, modelhosts drain last.
+    for (const p of [...started].reverse()) await p.stop();
+  };
+
+  try {
+    const inferrerEnv = opts.inferrerEnv ?? {};
+    const maxBodyBytes = Number(inferrerEnv.MAX_BODY_BYTES ?? opts.env.MAX_BODY_BYTES ?? 64 * 1024 * 1024);
+    const requestTimeoutMs = Number(inferrerEnv.REQUEST_TIMEOUT_MS ?? opts.env.REQUEST_TIMEOUT_MS ?? 30_000);
+
+    const modelhosts: ModelhostHandle[] = [];
+    for (let i = 1; i <= opts.modelhosts; i++) {
+      const port = await freePort(host);
+      const id = `modelhost-${i}`;
+      const proc = new ManagedProcess(
+        {
+          name: id,
+          command: process.execPath,
+          args: [...TSX_IMPORT, SERVICE_MAIN.modelhost],
+          env: { ...opts.env, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id },
+          cwd: REPO_ROOT,
+          restart: opts.restart,
+        },
+        opts.sink,
+      );
+      proc.start();
+      started.push(proc);
+      modelhosts.push({ id, port, url: `http://${host}:${port}`, process: proc });
+    }
+
+    const balancerPort = await freePort(host);
+    const upstreams = modelhosts.map((m) => `${host}:${m.port}`);
+    const nginx = opts.balancer === 'builtin' ? undefined : findNginx();
+    if (opts.balancer === 'nginx' && !nginx) throw new Error('BALANCER=nginx but nginx is not installed (apt-get install nginx)');
+    let balancer: Cluster['balancer'];
+    if (nginx) {
+      const prefix = path.join(runDir, 'nginx');
+      await mkdir(prefix, { recursive: true });
+      const accessLog = opts.env.NGINX_ACCESS_LOG === 'off' ? 'off' : `${followFifo(prefix, (line) => opts.sink('nginx', line))} inferrer`;
+      const conf = await writeNginxConf({
+        prefix,
+        listen: `${host}:${balancerPort}`,
+        upstreams,
+        balance: opts.balance,
+        maxBodyBytes,
+        requestTimeoutMs,
+        workerProcesses: 1,
+        accessLog,
+      });
+      const proc = new ManagedProcess(
+        { name: 'nginx', command: nginx, args: ['-e', 'stderr', '-p', path.dirname(conf), '-c', conf, '-g', 'daemon off;'], env: opts.env, restart: opts.restart },
+        opts.sink,
+      );
+      proc.start();
+      started.push(proc);
+      balancer = { kind: 'nginx', description: `nginx ${nginxVersion(nginx)} (${opts.balance === 'hash' ? 'consistent hash on the model name' : 'least connections'})`, process: proc };
+    } else {
+      const proc = new ManagedProcess(
+        {
+          name: 'balancer',
+          command: process.execPath,
+          args: [...TSX_IMPORT, SERVICE_MAIN.balancer],
+          env: { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs) },
+          cwd: REPO_ROOT,
+          restart: opts.restart,
+        },
+        opts.sink,
+      );
+      proc.start();
+      started.push(proc);
+      balancer = { kind: 'builtin', description: 'built-in least-connections balancer (http-proxy; nginx not found on the PATH)', process: proc };
+    }
+    const balancerUrl = `http://${host}:${balancerPort}`;
+
+    const port = opts.port === 0 ? await freePort(host) : opts.port;
+    const inferrer = new ManagedProcess(
+      {
+        name: 'inferrer',
+        command: process.execPath,
+        args: [...TSX_IMPORT, SERVICE_MAIN.inferrer],
+        env: { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl },
+        cwd: REPO_ROOT,
+        restart: opts.restart,
+      },
+      opts.sink,
+    );
+    inferrer.start();
+    started.push(inferrer);
+    const url = `http://${host}:${port}`;
+
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+    await Promise.all([
+      ...modelhosts.map((m) => waitHealthy(`${m.url}/health/ready`, deadline, m.id)),
+      waitHealthy(`${url}/health/live`, deadline, 'inferrer'),
+    ]);
+    await waitHealthy(`${balancerUrl}/health/ready`, deadline, 'balancer');
+    return { url, balancerUrl, balancer, inferrer, modelhosts, modelDir, seeded, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+export async function waitHealthy(url: string, deadline: number, what: string): Promise<void> {
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (res.ok) return;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what} did not become healthy at ${url} (${last})`);
+}
+
+function nginxVersion(bin: string): string {
+  const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+  return /nginx\/([\d.]+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? '';
+}

@@ -1,0 +1,84 @@
+/**
+ * The `inferrer` command.
+ *   inferrer start     run a local cluster (Inferrer + MODELHOSTS modelhosts + load balancer) with demo models
+ */
+import { exitOnConfigError } from '@inferrer/telemetry';
+import { loadConfig } from './config.ts';
+import { type Cluster, startCluster } from './launcher.ts';
+
+const USAGE = `usage: inferrer start
+
+Environment (all optional):
+  PORT=8002            Inferrer port
+  MODELHOSTS=<cores>   modelhost processes
+  MODEL_DIR=.inferrer/models   the model store
+  BALANCER=auto|nginx|builtin  nginx when installed, else the built-in balancer
+  BALANCE=least_conn|hash      hash: consistent hash on the model name
+  SEED_DEMO_MODELS=true        put the demo models into an empty store
+Every other variable (LOG_LEVEL, BATCH_SIZE, MAX_QUEUE_DELAY_MS, …) is passed to the services.`;
+
+const command = process.argv[2];
+if (command !== 'start') {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(command === undefined || command === 'help' || command === '--help' ? 0 : 2);
+}
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  exitOnConfigError(err);
+}
+
+const width = 'modelhost-00'.length;
+const sink = (name: string, line: string): void => {
+  process.stdout.write(`${name.padEnd(width)} | ${line}\n`);
+};
+
+let cluster: Cluster;
+try {
+  cluster = await startCluster({
+    host: config.HOST,
+    port: config.PORT,
+    modelhosts: config.MODELHOSTS,
+    modelDir: config.MODEL_DIR,
+    balancer: config.BALANCER,
+    balance: config.BALANCE,
+    seedDemo: config.SEED_DEMO_MODELS,
+    env: process.env,
+    sink,
+    restart: true,
+  });
+} catch (err) {
+  process.stderr.write(`inferrer start failed: ${(err as Error).message}\n`);
+  process.exit(1);
+}
+
+const example = `curl -X POST ${cluster.url}/api/v1/models/iris/prediction -H 'Content-Type: application/json' -d '{"values": [2, 5, 1, 4]}'`;
+process.stdout.write(
+  [
+    '',
+    `Inferrer is up at ${cluster.url}`,
+    `  load balancer: ${cluster.balancer.description} at ${cluster.balancerUrl}`,
+    `  modelhosts:    ${cluster.modelhosts.length} (${cluster.modelhosts.map((m) => m.url).join(', ')})`,
+    `  model store:   ${cluster.modelDir}${cluster.seeded.length ? ` (demo models added: ${cluster.seeded.join(', ')})` : ''}`,
+    '',
+    'Try:',
+    `  ${example}`,
+    `  curl ${cluster.url}/help`,
+    '',
+    'Ctrl-C stops the cluster.',
+    '',
+  ].join('\n'),
+);
+
+let stopping = false;
+const stop = async (): Promise<void> => {
+  if (stopping) return;
+  stopping = true;
+  sink('launcher', 'stopping the cluster');
+  await cluster.stop();
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
