@@ -132,12 +132,12 @@ export class ModelStore {
    * exactly as it was and the staging folder is removed.
    */
   async put(rawName: string, file: string, meta: UploadMetadata = {}): Promise<{ record: ModelRecord; version: VersionRecord; created: boolean }> {
-    const name = parseModelName(rawName);
-    const staging = path.dirname(file);
+    const staging = path.dirname(path.resolve(file));
+    // Only a folder from stagingDir() is ours to remove; anything else is left exactly where it is.
+    const ours = path.dirname(staging) === path.join(this.root, '.staging');
     try {
-      if (path.dirname(staging) !== path.join(this.root, '.staging')) {
-        throw new InferrerError('INTERNAL', 'uploads must be written into a staging folder of this store');
-      }
+      if (!ours) throw new InferrerError('INTERNAL', 'uploads must be written into a staging folder of this store');
+      const name = parseModelName(rawName);
       const staged = path.join(staging, MODEL_FILE);
       if (file !== staged) await rename(file, staged);
       const facts = await checkOnnxFile(staged, staging);
@@ -195,7 +195,7 @@ export class ModelStore {
         return { record, version, created: !current };
       });
     } finally {
-      await rm(staging, { recursive: true, force: true });
+      if (ours) await rm(staging, { recursive: true, force: true });
     }
   }
 

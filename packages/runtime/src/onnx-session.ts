@@ -206,11 +206,14 @@ export class OnnxSession {
 
 /** ONNX Runtime's own messages for bad feeds are input errors, not server errors. */
 function runError(message: string): InferrerError {
-  if (/invalid (rank|dimensions?|shape)|got invalid dimensions|unexpected input data type|input .* not found|Invalid Feed Input|type mismatch|expected: \(/i.test(message)) {
+  if (/invalid (rank|dimensions?|shape)|got invalid dimensions|unexpected input data type|input .* not found|is missing in 'feeds'|Invalid Feed Input|type mismatch|expected: \(/i.test(message)) {
     return new InferrerError('INVALID_INPUT', `the runtime rejected the input: ${message.slice(0, 500)}`);
   }
   return new InferrerError('INFERENCE_FAILED', `the runtime failed to run the model: ${message.slice(0, 500)}`);
 }
+
+/** ONNX Runtime's messages when an execution provider library or its device cannot be used. */
+const PROVIDER_FAILURE = /AppendExecutionProvider|libonnxruntime_providers_|no CUDA-capable device|CUDA driver version is insufficient/i;
 
 function startWorker(file: string, options: ort.InferenceSession.SessionOptions): Promise<{ worker: Worker; signature: ModelSignature }> {
   return new Promise((resolve, reject) => {
@@ -222,7 +225,17 @@ function startWorker(file: string, options: ort.InferenceSession.SessionOptions)
         resolve({ worker, signature: { inputs: msg.inputs!, outputs: msg.outputs! } });
       } else {
         void worker.terminate();
-        reject(new InferrerError('INVALID_MODEL', `ONNX Runtime cannot create a session for this model: ${String(msg.message).slice(0, 500)}`));
+        const message = String(msg.message);
+        // The binding lists every provider it was built with (cuda on any linux x64), even when the provider
+        // libraries are not installed; that failure is the worker's, not the model's.
+        const wanted = (options.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name)).filter((p) => p !== 'cpu');
+        if (wanted.length > 0 && PROVIDER_FAILURE.test(message)) {
+          reject(
+            new InferrerError('PROVIDER_UNAVAILABLE', `execution provider '${wanted.join(', ')}' could not be started on this worker: ${message.slice(0, 500)}`, {
+              provider: wanted[0],
+            }),
+          );
+        } else reject(new InferrerError('INVALID_MODEL', `ONNX Runtime cannot create a session for this model: ${message.slice(0, 500)}`));
       }
     };
     const onError = (err: Error): void => {

@@ -81,9 +81,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const seeded = opts.seedDemo ? await seedDemoModels(modelDir) : [];
   const runDir = opts.runDir ?? (await mkdtemp(path.join(os.tmpdir(), 'inferrer-run-')));
   const started: ManagedProcess[] = [];
+  const closers: (() => void)[] = [];
   const stop = async (): Promise<void> => {
     // Front to back: the Inferrer stops taking requests first, modelhosts drain last.
     for (const p of [...started].reverse()) await p.stop();
+    for (const close of closers) close();
   };
 
   try {
@@ -119,7 +121,12 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     if (nginx) {
       const prefix = path.join(runDir, 'nginx');
       await mkdir(prefix, { recursive: true });
-      const accessLog = opts.env.NGINX_ACCESS_LOG === 'off' ? 'off' : `${followFifo(prefix, (line) => opts.sink('nginx', line))} inferrer`;
+      let accessLog = 'off';
+      if (opts.env.NGINX_ACCESS_LOG !== 'off') {
+        const fifo = followFifo(prefix, (line) => opts.sink('nginx', line));
+        closers.push(fifo.close);
+        accessLog = `${fifo.path} inferrer`;
+      }
       const conf = await writeNginxConf({
         prefix,
         listen: `${host}:${balancerPort}`,

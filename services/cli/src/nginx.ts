@@ -1,6 +1,7 @@
 /** Renders nginx/nginx.conf.template for a local cluster and finds the nginx binary. */
 import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { constants, openSync } from 'node:fs';
+import net from 'node:net';
 import { createInterface } from 'node:readline';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -68,15 +69,16 @@ export async function writeNginxConf(opts: NginxOptions): Promise<string> {
  * gives it a FIFO as access log and reads lines from there. Opened read-write, so the reader never sees
  * end-of-file when nginx restarts.
  */
-export function followFifo(prefix: string, onLine: (line: string) => void): string {
+export function followFifo(prefix: string, onLine: (line: string) => void): { path: string; close(): void } {
   const fifo = path.join(prefix, 'access.fifo');
   try {
     execFileSync('mkfifo', [fifo], { stdio: 'ignore' });
   } catch {
     // exists already
   }
-  const stream = createReadStream(fifo, { flags: 'r+' });
+  // A libuv pipe handle (not a file stream), so reads wait in epoll and close() ends them.
+  const stream = new net.Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false });
   createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
   stream.on('error', () => {});
-  return fifo;
+  return { path: fifo, close: () => stream.destroy() };
 }

@@ -16,7 +16,8 @@ export function floatToJson(v: number): string {
  */
 export function float32ToJson(v: number): string {
   if (!Number.isFinite(v)) return floatToJson(v);
-  if (v === 0 || Number.isInteger(v)) return String(v);
+  // Integers up to 2^24 are exact and already shortest; larger ones need rounding like any other value.
+  if (v === 0 || (Number.isInteger(v) && Math.abs(v) <= 16_777_216)) return String(v);
   for (let p = 6; p < 9; p++) {
     const s = Number(v.toPrecision(p));
     if (Math.fround(s) === v) return String(s);

@@ -85,7 +85,8 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
     for (let i = 0; i < flat.length; i++) {
       const v = flat[i];
       if (typeof v !== 'string') throw badElement(input, i, 'a string', v);
-      if (v.length > limits.maxStringBytes && Buffer.byteLength(v) > limits.maxStringBytes) {
+      // A UTF-16 code unit takes at most 3 UTF-8 bytes, so only longer strings need counting.
+      if (v.length * 3 > limits.maxStringBytes && Buffer.byteLength(v) > limits.maxStringBytes) {
         throw new InferrerError('INVALID_INPUT', `input '${input}' element ${i} is longer than ${limits.maxStringBytes} bytes`, { input, index: i });
       }
       out[i] = v;

@@ -119,6 +119,10 @@ export class AdaptiveBatcher {
     }
     // Wake up for the head's deadline even if no slot frees before it.
     if (this.#queue.length > 0) this.#arm(this.#queue[0]!.deadline);
+    else if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     this.#notifyIdle();
   }
 

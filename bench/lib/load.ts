@@ -1,0 +1,68 @@
+/** Runs one load point in a fresh child process (bench/load-generator.ts) and returns what it measured. */
+import { fork } from 'node:child_process';
+import path from 'node:path';
+import { BENCH_DIR } from './paths.ts';
+
+export interface LoadSpec {
+  url: string;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  body?: string;
+  connections: number;
+  warmupS: number;
+  durationS: number;
+  timeoutS: number;
+}
+
+export interface LoadResult {
+  connections: number;
+  /** Length of the measured window. */
+  seconds: number;
+  /** 2xx answers in the window. */
+  ok: number;
+  /** 2xx answers per second. */
+  rps: number;
+  /** Latency percentiles of 2xx answers, ms. */
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+  non2xx: number;
+  socketErrors: number;
+  timeouts: number;
+  /** non-2xx answers + socket errors (timeouts included). */
+  errors: number;
+  statusCodes: Record<string, number>;
+  /** CPU seconds the load generator itself used in the window. */
+  generatorCpuS: number;
+}
+
+type ChildMessage = { type: 'start' } | { type: 'result'; result: LoadResult } | { type: 'error'; error: string };
+
+/** `onStart` runs when the warm-up is over and the measured window begins. */
+export function runLoad(spec: LoadSpec, onStart?: () => void): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(BENCH_DIR, 'load-generator.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    let answered = false;
+    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.warmupS + spec.durationS + spec.timeoutS + 30) * 1000);
+    child.on('message', (msg: ChildMessage) => {
+      if (msg.type === 'start') {
+        onStart?.();
+        return;
+      }
+      answered = true;
+      clearTimeout(limit);
+      if (msg.type === 'error') reject(new Error(`load generator failed: ${msg.error}`));
+      else resolve(msg.result);
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(limit);
+      if (!answered) reject(new Error(`load generator exited (${signal ?? code}) without a result`));
+    });
+    child.send(spec);
+  });
+}

@@ -1,0 +1,91 @@
+/** Command-line options of `pnpm bench`. */
+export type Part = 'iris' | 'resnet';
+
+export interface BenchOptions {
+  parts: Part[];
+  quick: boolean;
+  modelhosts: number;
+  iris: { clients: number[]; warmupS: number; durationS: number };
+  resnet: {
+    clients: number;
+    warmupS: number;
+    durationS: number;
+    /** In-process sweep: seconds measured per setting. */
+    sweepS: number;
+    batches: number[];
+    /** [worker-thread slots, intra-op threads] pairs. */
+    settings: [number, number][];
+    /** max_batch_size of the "batching on" run. */
+    maxBatchSize: number;
+  };
+  write: boolean;
+}
+
+export const USAGE = `pnpm bench [-- options]
+
+  --quick            shorter windows (about a third of the time); figures are noisier
+  --only iris|resnet run one part only (repeatable)
+  --duration S       measured seconds per load point (overrides the default of both parts)
+  --modelhosts N     modelhosts in the cluster (default 2)
+  --no-write         do not write bench/results/latest.json
+  --help             this text
+`;
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const args = argv.filter((a) => a !== '--');
+  const only: Part[] = [];
+  let quick = false;
+  let duration: number | undefined;
+  let modelhosts = 2;
+  let write = true;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const value = (): string => {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${a} needs a value\n\n${USAGE}`);
+      return v;
+    };
+    if (a === '--quick') quick = true;
+    else if (a === '--only') {
+      const v = value();
+      if (v !== 'iris' && v !== 'resnet') throw new Error(`--only takes iris or resnet, not ${v}`);
+      only.push(v);
+    } else if (a.startsWith('--only=')) {
+      const v = a.slice(7);
+      if (v !== 'iris' && v !== 'resnet') throw new Error(`--only takes iris or resnet, not ${v}`);
+      only.push(v);
+    } else if (a === '--duration') duration = positive(a, value());
+    else if (a === '--modelhosts') modelhosts = Math.round(positive(a, value()));
+    else if (a === '--no-write') write = false;
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown option ${a}\n\n${USAGE}`);
+  }
+  return {
+    parts: only.length ? [...new Set(only)] : ['iris', 'resnet'],
+    quick,
+    modelhosts,
+    iris: { clients: [1, 32, 128], warmupS: quick ? 1 : 2, durationS: duration ?? (quick ? 2.5 : 6) },
+    resnet: {
+      clients: 16,
+      warmupS: quick ? 2 : 4,
+      durationS: duration ?? (quick ? 5 : 12),
+      sweepS: quick ? 1.5 : 3.5,
+      batches: [1, 4, 8],
+      settings: [
+        [1, 1],
+        [1, 2],
+        [2, 1],
+      ],
+      maxBatchSize: 8,
+    },
+    write,
+  };
+}
+
+function positive(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} takes a positive number, not ${v}`);
+  return n;
+}

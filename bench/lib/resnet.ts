@@ -1,0 +1,196 @@
+/**
+ * Part 2: ResNet-50 at 16 clients through the cluster, with batching on and off, against the best
+ * in-process onnxruntime-node setting found by a sweep over batch size × slots × intra-op threads.
+ * Requests carry one 1×3×224×224 image as FRACTAL v1 JSON, the same pre-serialised body every time.
+ */
+import * as ort from 'onnxruntime-node';
+import type { BenchOptions } from './options.ts';
+import { type BatchStats, batchStats, diffStats, startBenchCluster } from './cluster.ts';
+import { type LoadResult, runLoad } from './load.ts';
+import { CACHE_DIR } from './paths.ts';
+import { type BuiltModel, ensureResnet50 } from './resnet50.ts';
+import { type SweepPoint, sweepInProcess } from './resnet-inprocess.ts';
+import { fmt, fmtMs, fmtRps, table, verdict } from './table.ts';
+
+const IMAGE = 3 * 224 * 224;
+
+export interface ResnetClusterRun {
+  model: string;
+  batching: 'on' | 'off';
+  maxBatchSize: number;
+  load: LoadResult;
+  /** cluster images/s ÷ best in-process images/s. */
+  ratio: number;
+  rowsPerBatch: number;
+  perModelhost: Record<string, number>;
+  /** 1.3 × clients ÷ throughput, ms. */
+  fairBoundMs: number;
+  fairOk: boolean;
+}
+
+export interface ResnetResult {
+  model: BuiltModel;
+  bodyBytes: number;
+  /** What decoding one v1 body costs on this machine (JSON.parse + Float32Array), ms. */
+  decodeMs: { jsonParse: number; toFloat32: number };
+  sweep: SweepPoint[];
+  best: SweepPoint;
+  clients: number;
+  balancer: string;
+  modelhosts: number;
+  modelhostSettings: string;
+  /** Largest |cluster − in-process| over the 1000 logits of the check request. */
+  maxAbsDiff: number;
+  runs: ResnetClusterRun[];
+  notable: { service: string; line: string }[];
+}
+
+/** A deterministic image in the range of normalised pixels, as 3-decimal JSON numbers (a realistic client). */
+export function imageBody(): { body: string; pixels: Float32Array } {
+  const parts = new Array<string>(IMAGE);
+  const pixels = new Float32Array(IMAGE);
+  let a = 12345;
+  for (let i = 0; i < IMAGE; i++) {
+    a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+    const s = (((a >>> 8) / 16777216) * 4 - 2).toFixed(3);
+    parts[i] = s;
+    pixels[i] = Number(s);
+  }
+  return { body: `{"values":[${parts.join(',')}]}`, pixels };
+}
+
+function timeIt(fn: () => unknown, times = 5): number {
+  fn();
+  const t = performance.now();
+  for (let i = 0; i < times; i++) fn();
+  return (performance.now() - t) / times;
+}
+
+export async function runResnet(opts: BenchOptions, log: (line: string) => void): Promise<ResnetResult> {
+  const o = opts.resnet;
+  const model = await ensureResnet50(CACHE_DIR);
+  log(
+    model.built
+      ? `built ResNet-50 (${(model.parameters / 1e6).toFixed(2)} M parameters, ${(model.bytes / 1e6).toFixed(0)} MB) in ${model.buildSeconds.toFixed(1)} s → ${model.file}`
+      : `ResNet-50 from the cache (${(model.parameters / 1e6).toFixed(2)} M parameters, ${(model.bytes / 1e6).toFixed(0)} MB): ${model.file}`,
+  );
+  const { body, pixels } = imageBody();
+  const jsonParse = timeIt(() => JSON.parse(body));
+  const parsed = (JSON.parse(body) as { values: number[] }).values;
+  const toFloat32 = timeIt(() => Float32Array.from(parsed));
+  log(`request body: ${(body.length / 1e6).toFixed(2)} MB of v1 JSON; decoding it here costs ${jsonParse.toFixed(1)} ms (JSON.parse) + ${toFloat32.toFixed(1)} ms (→ Float32Array)`);
+
+  // Reference logits for the check request, on this thread, before anything else runs.
+  const ref = await ort.InferenceSession.create(model.file, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const expected = (await ref.run({ input: new ort.Tensor('float32', pixels, [1, 3, 224, 224]) })).logits!.data as Float32Array;
+  await ref.release();
+
+  log(`in-process sweep (${o.sweepS} s per setting):`);
+  const sweep = await sweepInProcess(model.file, o.settings, o.batches, o.sweepS, log);
+  const best = sweep.reduce((a, b) => (b.imagesPerS > a.imagesPerS ? b : a));
+  log(`best in-process: ${best.imagesPerS.toFixed(1)} images/s (${best.slots} slot(s) × ${best.intraOpThreads} thread(s), batch ${best.batch})`);
+
+  const variants = [
+    { name: 'resnet50', batching: 'on' as const, maxBatchSize: o.maxBatchSize },
+    { name: 'resnet50-nobatch', batching: 'off' as const, maxBatchSize: 1 },
+  ];
+  log(`starting a cluster with ${opts.modelhosts} modelhosts and ${variants.map((v) => v.name).join(', ')} preloaded …`);
+  const bc = await startBenchCluster({
+    modelhosts: opts.modelhosts,
+    models: variants.map((v) => ({
+      name: v.name,
+      file: model.file,
+      description: `ResNet-50 with random weights (bench), batching ${v.batching}`,
+      config: { preload: true, batching: { max_batch_size: v.maxBatchSize } },
+    })),
+  });
+  try {
+    let maxAbsDiff = 0;
+    for (const v of variants) {
+      const res = await fetch(`${bc.url}/api/v1/models/${v.name}/prediction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`${v.name} answered ${res.status}: ${text.slice(0, 500)}`);
+      const got = ((JSON.parse(text) as { values: unknown[] }).values.flat(Infinity) as number[]);
+      if (got.length !== 1000) throw new Error(`${v.name} answered ${got.length} values, expected 1000 logits`);
+      for (let i = 0; i < 1000; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(got[i]! - expected[i]!));
+    }
+    log(`both models answer 1000 logits; largest difference from in-process: ${maxAbsDiff.toExponential(2)}`);
+    if (!(maxAbsDiff < 1e-2)) throw new Error(`the cluster's logits differ from in-process ONNX Runtime by ${maxAbsDiff}`);
+
+    const runs: ResnetClusterRun[] = [];
+    for (const v of variants) {
+      const before = await batchStats(bc, v.name);
+      const load = await runLoad({
+        url: `${bc.url}/api/v1/models/${v.name}/prediction`,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        connections: o.clients,
+        warmupS: o.warmupS,
+        durationS: o.durationS,
+        timeoutS: 30,
+      });
+      const stats: BatchStats = diffStats(await batchStats(bc, v.name), before);
+      const fairBoundMs = (1.3 * o.clients * 1000) / load.rps;
+      const run: ResnetClusterRun = {
+        model: v.name,
+        batching: v.batching,
+        maxBatchSize: v.maxBatchSize,
+        load,
+        ratio: load.rps / best.imagesPerS,
+        rowsPerBatch: stats.batches ? stats.rows / stats.batches : NaN,
+        perModelhost: stats.perModelhost,
+        fairBoundMs,
+        fairOk: load.p99 <= fairBoundMs,
+      };
+      runs.push(run);
+      log(
+        `  cluster, batching ${v.batching} (max_batch_size ${v.maxBatchSize}): ${fmtRps(load.rps)} images/s, p50 ${fmtMs(load.p50)} ms, p99 ${fmtMs(load.p99)} ms, errors ${load.errors}, rows/batch ${fmt(run.rowsPerBatch, 2)}, ÷ best in-process ${fmt(run.ratio, 2)}`,
+      );
+    }
+    return {
+      model,
+      bodyBytes: body.length,
+      decodeMs: { jsonParse, toFloat32 },
+      sweep,
+      best,
+      clients: o.clients,
+      balancer: bc.cluster.balancer.description,
+      modelhosts: opts.modelhosts,
+      modelhostSettings: 'modelhost defaults: INSTANCES=1, INTRA_OP_THREADS=1, MAX_QUEUE_DELAY_MS=0',
+      maxAbsDiff,
+      runs,
+      notable: bc.notable,
+    };
+  } finally {
+    await bc.stop();
+  }
+}
+
+export function sweepTable(r: ResnetResult): string {
+  return table(
+    ['slots', 'intra-op', 'batch', 'images/s', 'ms/run', 'runs'],
+    r.sweep.map((p) => [p.slots, p.intraOpThreads, p.batch, fmt(p.imagesPerS, 1) + (p === r.best ? ' *' : ''), fmtMs(p.runMsP50), p.runs]),
+    ['r', 'r', 'r', 'r', 'r', 'r'],
+  );
+}
+
+export function resnetTable(r: ResnetResult): string {
+  const rows = r.runs.map((x) => [
+    `${x.batching} (max_batch_size ${x.maxBatchSize})`,
+    fmt(x.load.rps, 1),
+    fmtMs(x.load.p50),
+    fmtMs(x.load.p99),
+    fmtMs(x.fairBoundMs),
+    verdict(x.fairOk),
+    x.load.errors,
+    fmt(x.rowsPerBatch, 2),
+    fmt(x.ratio, 2),
+  ]);
+  return [
+    table(['cluster batching', 'images/s', 'p50 ms', 'p99 ms', 'fair bound ms', 'p99≤bound', 'errors', 'rows/batch', '÷ in-process'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    '',
+    `in-process best: ${fmt(r.best.imagesPerS, 1)} images/s (${r.best.slots} slot(s) × ${r.best.intraOpThreads} intra-op thread(s), batch ${r.best.batch}); ` +
+      `fair bound = 1.3 × ${r.clients} clients ÷ throughput. The ≥ 0.90 target applies once binary tensors exist; v1 JSON is reported now.`,
+  ].join('\n');
+}

@@ -1,0 +1,137 @@
+/**
+ * `pnpm bench`: the serving path against a naive server and against raw ONNX Runtime, measured in one run
+ * on this machine. See bench/README.md for what each figure means.
+ *
+ *   1. iris through the whole cluster vs a naive node:http + onnxruntime-node server, at 1/32/128 clients
+ *   2. ResNet-50 (built here, random weights) at 16 clients through the cluster, batching on and off, vs
+ *      the best in-process onnxruntime-node setting
+ *
+ * Prints every table, then a summary; writes everything to bench/results/latest.json.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type IrisResult, irisTable, runIris } from './lib/iris.ts';
+import { parseOptions } from './lib/options.ts';
+import { REPO_ROOT, RESULTS_DIR } from './lib/paths.ts';
+import { type ResnetResult, resnetTable, runResnet, sweepTable } from './lib/resnet.ts';
+import { fmt, fmtMs, table, verdict } from './lib/table.ts';
+
+const started = performance.now();
+const opts = (() => {
+  try {
+    return parseOptions(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(2);
+  }
+})();
+
+const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(0)} s`;
+const log = (line: string): void => void process.stdout.write(`[${elapsed().padStart(5)}] ${line}\n`);
+const out = (text = ''): void => void process.stdout.write(`${text}\n`);
+
+function version(pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(REPO_ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+const meta = {
+  date: new Date().toISOString(),
+  host: os.hostname(),
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model ?? '?',
+  memoryGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+  loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
+  node: process.version,
+  onnxruntimeNode: version('onnxruntime-node'),
+  autocannon: version('autocannon'),
+  quick: opts.quick,
+};
+
+out(`Inferrer bench — ${meta.date}`);
+out(`${meta.cpus} × ${meta.cpuModel}, ${meta.memoryGiB} GiB, load average ${meta.loadAverageAtStart.join(' ')}; node ${meta.node}, onnxruntime-node ${meta.onnxruntimeNode}, autocannon ${meta.autocannon}`);
+out(`parts: ${opts.parts.join(', ')}${opts.quick ? ' (quick: shorter windows, noisier figures)' : ''}; load generator: autocannon in its own child process`);
+out();
+
+let iris: IrisResult | undefined;
+let resnet: ResnetResult | undefined;
+const failures: string[] = [];
+
+if (opts.parts.includes('iris')) {
+  out(`== 1. iris: cluster vs naive server (${opts.iris.warmupS} s warm-up + ${opts.iris.durationS} s per point) ==`);
+  try {
+    iris = await runIris(opts, log);
+    out();
+    out(`cluster: Inferrer → ${iris.balancer} → ${iris.modelhosts} modelhosts (defaults); naive: one node:http process, session.run on the HTTP thread`);
+    out(irisTable(iris));
+  } catch (err) {
+    failures.push(`iris: ${(err as Error).stack ?? err}`);
+    out(`iris part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
+}
+
+if (opts.parts.includes('resnet')) {
+  out(`== 2. ResNet-50: cluster vs in-process onnxruntime-node (${opts.resnet.clients} clients, ${opts.resnet.warmupS} s warm-up + ${opts.resnet.durationS} s per run) ==`);
+  try {
+    resnet = await runResnet(opts, log);
+    out();
+    out('in-process sweep (* = best):');
+    out(sweepTable(resnet));
+    out();
+    out(`cluster: Inferrer → ${resnet.balancer} → ${resnet.modelhosts} modelhosts (${resnet.modelhostSettings}); body ${(resnet.bodyBytes / 1e6).toFixed(2)} MB v1 JSON`);
+    out(resnetTable(resnet));
+  } catch (err) {
+    failures.push(`resnet: ${(err as Error).stack ?? err}`);
+    out(`ResNet-50 part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
+}
+
+interface SummaryRow {
+  measure: string;
+  value: string;
+  target: string;
+  verdict: string;
+}
+const summary: SummaryRow[] = [];
+if (iris) {
+  for (const p of iris.points) {
+    summary.push({ measure: `iris ${p.clients} clients: cluster ÷ naive req/s`, value: `${fmt(p.ratio, 2)} (${Math.round(p.cluster.rps)} / ${Math.round(p.naive.rps)})`, target: p.clients === 128 ? '≥ 0.75' : '', verdict: p.clients === 128 ? verdict(iris.targets.ratioOk) : '' });
+  }
+  summary.push({ measure: 'iris 128 clients: cluster p99', value: `${fmtMs(iris.targets.p99)} ms`, target: '≤ 25 ms', verdict: verdict(iris.targets.p99Ok) });
+  summary.push({ measure: 'iris: cluster errors (all points)', value: String(iris.points.reduce((s, p) => s + p.cluster.errors, 0)), target: '0', verdict: verdict(iris.targets.errorsOk) });
+}
+if (resnet) {
+  for (const r of resnet.runs) {
+    summary.push({ measure: `ResNet-50 ${resnet.clients} clients, batching ${r.batching}: cluster ÷ in-process`, value: `${fmt(r.ratio, 2)} (${fmt(r.load.rps, 1)} / ${fmt(resnet.best.imagesPerS, 1)} images/s)`, target: '≥ 0.90 with binary tensors', verdict: 'report' });
+    summary.push({ measure: `ResNet-50 batching ${r.batching}: p99 vs 1.3 × clients ÷ throughput`, value: `${fmtMs(r.load.p99)} / ${fmtMs(r.fairBoundMs)} ms`, target: 'p99 ≤ bound', verdict: verdict(r.fairOk) });
+    summary.push({ measure: `ResNet-50 batching ${r.batching}: errors`, value: String(r.load.errors), target: '0', verdict: verdict(r.load.errors === 0) });
+  }
+}
+
+const notable = [...(iris?.notable.map((n) => ({ part: 'iris', ...n })) ?? []), ...(resnet?.notable.map((n) => ({ part: 'resnet', ...n })) ?? [])];
+if (notable.length > 0) {
+  out(`service log lines at warn or above during the run: ${notable.length}${notable.length >= 200 ? '+' : ''} (first 5):`);
+  for (const n of notable.slice(0, 5)) out(`  [${n.part}] ${n.service}: ${n.line}`);
+  out();
+}
+
+out('== summary ==');
+out(table(['measure', 'value', 'target', 'verdict'], summary.map((s) => [s.measure, s.value, s.target, s.verdict]), ['l', 'r', 'l', 'l']));
+out();
+out(`total time: ${elapsed()}`);
+
+if (opts.write) {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, 'latest.json');
+  const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), notable, failures }, null, 2)}\n`);
+  out(`written: ${path.relative(process.cwd(), file)}`);
+}
+process.exit(failures.length > 0 ? 1 : 0);

@@ -1,0 +1,38 @@
+# syntax=docker/dockerfile:1
+# Inferrer: the public gateway and the only writer of the model volume. Build from the repository root:
+#   docker build -f deploy/docker/inferrer.Dockerfile -t inferrer/inferrer .
+# The services run their TypeScript sources through tsx (a root dependency); there is no build step.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+ENV CI=true
+RUN npm install -g pnpm@9.15.9
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY packages/core/package.json packages/core/
+COPY packages/model-store/package.json packages/model-store/
+COPY packages/runtime/package.json packages/runtime/
+COPY packages/telemetry/package.json packages/telemetry/
+COPY services/inferrer/package.json services/inferrer/
+# The Inferrer opens an ONNX Runtime session (CPU) to validate uploads; the CUDA download is skipped.
+RUN ONNXRUNTIME_NODE_INSTALL=skip pnpm install --frozen-lockfile --prod \
+      --filter inferrer-monorepo --filter "@inferrer/inferrer..."
+RUN ort="$(find node_modules/.pnpm -path '*/onnxruntime-node/bin/napi-v6' -type d | head -n 1)" \
+ && find "$ort" -mindepth 2 -maxdepth 2 -type d ! -path "*/linux/$(node -p process.arch)" -exec rm -rf {} +
+COPY packages/ packages/
+COPY services/inferrer/ services/inferrer/
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app /app
+RUN mkdir -p /models && chown node:node /models
+USER node
+ENV HOST=0.0.0.0 PORT=8002 MODEL_DIR=/models
+EXPOSE 8002
+# Liveness, not readiness: the Inferrer's readiness follows the load balancer's, and a container should
+# not be replaced because nginx restarted.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8002)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "services/inferrer/src/main.ts"]

@@ -1,0 +1,31 @@
+# syntax=docker/dockerfile:1
+# Metrics service: host and cluster statistics, drift. Build from the repository root:
+#   docker build -f deploy/docker/metrics.Dockerfile -t inferrer/metrics .
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+ENV CI=true
+RUN npm install -g pnpm@9.15.9
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY packages/core/package.json packages/core/
+COPY packages/model-store/package.json packages/model-store/
+COPY packages/runtime/package.json packages/runtime/
+COPY packages/telemetry/package.json packages/telemetry/
+COPY services/metrics/package.json services/metrics/
+RUN ONNXRUNTIME_NODE_INSTALL=skip pnpm install --frozen-lockfile --prod \
+      --filter inferrer-monorepo --filter "@inferrer/metrics..."
+COPY packages/ packages/
+COPY services/metrics/ services/metrics/
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app /app
+USER node
+ENV HOST=0.0.0.0 PORT=9400
+EXPOSE 9400
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||9400)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "services/metrics/src/main.ts"]

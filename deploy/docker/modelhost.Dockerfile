@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# Modelhost (CPU): a stateless ONNX Runtime worker. Build from the repository root:
+#   docker build -f deploy/docker/modelhost.Dockerfile -t inferrer/modelhost .
+# The services run their TypeScript sources through tsx (a root dependency); there is no build step.
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+ENV CI=true
+RUN npm install -g pnpm@9.15.9
+# Manifests first, so the dependency layer is rebuilt only when they change.
+COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
+COPY packages/core/package.json packages/core/
+COPY packages/model-store/package.json packages/model-store/
+COPY packages/runtime/package.json packages/runtime/
+COPY packages/telemetry/package.json packages/telemetry/
+COPY services/modelhost/package.json services/modelhost/
+# Production dependencies of the root (tsx) and of the modelhost and the packages it uses. onnxruntime-node's
+# postinstall would download the CUDA provider (hundreds of MB) on linux/x64: skipped in the CPU image.
+RUN ONNXRUNTIME_NODE_INSTALL=skip pnpm install --frozen-lockfile --prod \
+      --filter inferrer-monorepo --filter "@inferrer/modelhost..."
+# onnxruntime-node ships binaries for every platform; keep this one's.
+RUN ort="$(find node_modules/.pnpm -path '*/onnxruntime-node/bin/napi-v6' -type d | head -n 1)" \
+ && find "$ort" -mindepth 2 -maxdepth 2 -type d ! -path "*/linux/$(node -p process.arch)" -exec rm -rf {} +
+COPY packages/ packages/
+COPY services/modelhost/ services/modelhost/
+
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+# Code and dependencies belong to root and are read-only for the service user.
+COPY --from=deps /app /app
+# The shared model volume mounts here (read-only for modelhosts); a fresh named volume copies this owner.
+RUN mkdir -p /models && chown node:node /models
+USER node
+ENV HOST=0.0.0.0 PORT=9001 MODEL_DIR=/models
+EXPOSE 9001
+# Ready only once the preloaded models are warm; under Swarm a task joins tasks.modelhost (and so
+# nginx's rotation) only when healthy.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||9001)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "services/modelhost/src/main.ts"]

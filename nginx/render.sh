@@ -1,0 +1,135 @@
+#!/bin/sh
+# Renders nginx/nginx.conf.template from the environment, for the balancer container (docker-compose,
+# Docker Swarm, Kubernetes). It fills the same placeholders as the launcher's renderer
+# (services/cli/src/nginx.ts), the same way: for the same inputs both write the same file
+# (test/deploy/nginx-config.test.ts holds them together). POSIX sh and awk only, no envsubst.
+#
+#   render.sh                 render, print the config's path
+#   render.sh nginx -g …      render, then exec the command (the container's entrypoint)
+#
+# Environment (the names docker-compose.yml, swarm-stack.yml and deploy/k8s give the balancer):
+#   MODELHOST_DNS          comma list of host:port names that nginx resolves again while running
+#                          (Swarm: tasks.modelhost:9001; Kubernetes: a headless Service's FQDN).
+#                          Needs nginx >= 1.27.3 ("server … resolve"); the balancer image has it.
+#   MODELHOST_UPSTREAMS    or: comma list of fixed host:port upstreams, resolved once at start.
+#   BALANCE                least_conn (default) | hash (consistent hash on the model name)
+#   LISTEN                 port or address:port to listen on (default 8080)
+#   MAX_BODY_BYTES         largest request body; match the Inferrer's MAX_BODY_BYTES (default 64 MiB)
+#   REQUEST_TIMEOUT_MS     upstream timeouts; match the Inferrer's REQUEST_TIMEOUT_MS (default 30000)
+#   RESOLVER               DNS server for MODELHOST_DNS (default: the first nameserver in
+#                          /etc/resolv.conf: 127.0.0.11 under Docker, kube-dns under Kubernetes)
+#   RESOLVER_VALID         how long an answer is kept, overriding its TTL (default 5s)
+#   MAX_FAILS, FAIL_TIMEOUT  passive health per upstream server (defaults 3 and 5s)
+#   NGINX_WORKER_PROCESSES (default auto)
+#   NGINX_PREFIX           where the config, pid and temp files go (default /tmp/nginx)
+#   NGINX_TEMPLATE         the template (default /etc/inferrer/nginx.conf.template)
+#   ACCESS_LOG             access_log arguments (default "/dev/stdout inferrer"; "off" turns it off)
+set -eu
+
+prefix=${NGINX_PREFIX:-/tmp/nginx}
+template=${NGINX_TEMPLATE:-/etc/inferrer/nginx.conf.template}
+balance=${BALANCE:-least_conn}
+listen=${LISTEN:-8080}
+max_body_bytes=${MAX_BODY_BYTES:-67108864}
+request_timeout_ms=${REQUEST_TIMEOUT_MS:-30000}
+max_fails=${MAX_FAILS:-3}
+fail_timeout=${FAIL_TIMEOUT:-5s}
+resolver_valid=${RESOLVER_VALID:-5s}
+dns=${MODELHOST_DNS:-}
+static=${MODELHOST_UPSTREAMS:-}
+
+fail() {
+  echo "render.sh: $*" >&2
+  exit 2
+}
+
+case "$balance" in
+  least_conn) balance_directive='least_conn;' ;;
+  hash) balance_directive='hash $inferrer_model consistent;' ;;
+  *) fail "BALANCE must be least_conn or hash (got '$balance')" ;;
+esac
+case "$max_body_bytes" in '' | *[!0-9]*) fail "MAX_BODY_BYTES must be a number of bytes (got '$max_body_bytes')" ;; esac
+case "$request_timeout_ms" in '' | *[!0-9]*) fail "REQUEST_TIMEOUT_MS must be a number of milliseconds (got '$request_timeout_ms')" ;; esac
+case "$max_fails" in '' | *[!0-9]*) fail "MAX_FAILS must be a number (got '$max_fails')" ;; esac
+# As the launcher: whole seconds, rounded up, at least 1.
+request_timeout_s=$(((request_timeout_ms + 999) / 1000))
+[ "$request_timeout_s" -ge 1 ] || request_timeout_s=1
+
+if [ -n "$dns" ] && [ -n "$static" ]; then fail "set MODELHOST_DNS or MODELHOST_UPSTREAMS, not both"; fi
+if [ -z "$dns" ] && [ -z "$static" ]; then fail "set MODELHOST_DNS (names resolved while running) or MODELHOST_UPSTREAMS (fixed host:port list)"; fi
+
+nl='
+'
+servers=''
+if [ -n "$dns" ]; then
+  resolver=${RESOLVER:-$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)}
+  [ -n "$resolver" ] || fail "MODELHOST_DNS needs a DNS server: set RESOLVER or give /etc/resolv.conf a nameserver"
+  # IPv6 nameservers need brackets in nginx's resolver directive.
+  case "$resolver" in *:*:*) case "$resolver" in \[*) ;; *) resolver="[$resolver]" ;; esac ;; esac
+  # Why "resolve" in the upstream and not "set $x tasks.modelhost; proxy_pass http://$x:9001;" with a
+  # resolver: a variable in proxy_pass re-resolves too, on any nginx, but it bypasses the upstream block,
+  # so it loses least_conn and the consistent hash (plain round robin over the A records), the keep-alive
+  # pool to the modelhosts (a new TCP connection per request) and passive health (max_fails). "resolve"
+  # keeps all three and needs nginx >= 1.27.3, which the balancer image (nginx:1.28) has.
+  servers="        resolver $resolver valid=$resolver_valid ipv6=off;${nl}        resolver_timeout 2s;"
+  old_ifs=$IFS
+  IFS=,
+  for name in $dns; do
+    name=$(printf '%s' "$name" | tr -d ' ')
+    [ -n "$name" ] || continue
+    case "$name" in *:[0-9]*) ;; *) fail "MODELHOST_DNS entries are host:port (got '$name')" ;; esac
+    servers="$servers${nl}        server $name resolve max_fails=$max_fails fail_timeout=$fail_timeout;"
+  done
+  IFS=$old_ifs
+else
+  old_ifs=$IFS
+  IFS=,
+  for u in $static; do
+    u=$(printf '%s' "$u" | tr -d ' ')
+    [ -n "$u" ] || continue
+    servers="$servers${servers:+$nl}        server $u max_fails=$max_fails fail_timeout=$fail_timeout;"
+  done
+  IFS=$old_ifs
+fi
+
+if [ "$(id -u)" = 0 ]; then user_directive='user root root;'; else user_directive=''; fi
+
+for d in "$prefix" "$prefix/client_body" "$prefix/proxy" "$prefix/fastcgi" "$prefix/uwsgi" "$prefix/scgi"; do
+  mkdir -p "$d"
+done
+[ -r "$template" ] || fail "no template at $template (set NGINX_TEMPLATE)"
+conf="$prefix/nginx.conf"
+
+# Fill {{NAME}} from T_NAME in the environment; a placeholder without a value is an error, as in the
+# launcher's renderer. awk's index/substr keep values literal ($, &, / and newlines included).
+T_USER_DIRECTIVE=$user_directive \
+T_NGINX_WORKER_PROCESSES=${NGINX_WORKER_PROCESSES:-auto} \
+T_PREFIX=$prefix \
+T_ACCESS_LOG=${ACCESS_LOG:-/dev/stdout inferrer} \
+T_BALANCE_DIRECTIVE=$balance_directive \
+T_UPSTREAM_SERVERS=$servers \
+T_LISTEN=$listen \
+T_MAX_BODY_BYTES=$max_body_bytes \
+T_REQUEST_TIMEOUT_S=$request_timeout_s \
+awk '
+  {
+    line = $0; out = ""
+    while ((i = index(line, "{{")) > 0) {
+      rest = substr(line, i + 2)
+      j = index(rest, "}}")
+      if (j == 0) break
+      name = substr(rest, 1, j - 1)
+      if (name !~ /^[A-Z_]+$/) { out = out substr(line, 1, i + 1); line = rest; continue }
+      if (!(("T_" name) in ENVIRON)) { print "render.sh: nginx template needs " name > "/dev/stderr"; exit 3 }
+      out = out substr(line, 1, i - 1) ENVIRON["T_" name]
+      line = substr(rest, j + 2)
+    }
+    print out line
+  }
+' "$template" >"$conf.tmp"
+mv "$conf.tmp" "$conf"
+
+if [ "$#" -gt 0 ]; then
+  exec "$@"
+fi
+echo "$conf"

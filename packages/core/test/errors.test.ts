@@ -1,0 +1,157 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ERROR_CODES, type ErrorCode, InferrerError, STATUS_OF_KIND, fromWire, isErrorCode, statusOf, toInferrerError } from '@inferrer/core';
+
+describe('InferrerError', () => {
+  test('carries code, kind from the catalogue, details and retryAfter', () => {
+    const err = new InferrerError('QUEUE_FULL', 'the queue for model iris is full', { model: 'iris', limit: 4 }, { retryAfter: 2 });
+    assert.equal(err.name, 'InferrerError');
+    assert.equal(err.code, 'QUEUE_FULL');
+    assert.equal(err.kind, 'unavailable');
+    assert.equal(err.message, 'the queue for model iris is full');
+    assert.deepEqual(err.details, { model: 'iris', limit: 4 });
+    assert.equal(err.retryAfter, 2);
+    assert.ok(err instanceof Error);
+  });
+
+  test('leaves retryAfter out of the wire form when not given', () => {
+    const err = new InferrerError('MODEL_NOT_FOUND', 'model iris not found', { model: 'iris' });
+    assert.equal(err.retryAfter, undefined);
+    assert.deepEqual(err.toJSON(), { code: 'MODEL_NOT_FOUND', kind: 'not_found', message: 'model iris not found', details: { model: 'iris' } });
+  });
+
+  test('keeps the cause', () => {
+    const cause = new Error('disk on fire');
+    const err = new InferrerError('INTERNAL', 'internal error', {}, { cause });
+    assert.equal(err.cause, cause);
+  });
+});
+
+describe('statusOf', () => {
+  const table: [ErrorCode, number][] = [
+    ['INVALID_REQUEST', 400],
+    ['INVALID_JSON', 400],
+    ['INVALID_INPUT', 400],
+    ['INVALID_MODEL_NAME', 400],
+    ['INVALID_MODEL', 400],
+    ['UNSUPPORTED_MEDIA_TYPE', 415],
+    ['MODEL_NOT_FOUND', 404],
+    ['VERSION_NOT_FOUND', 404],
+    ['ROUTE_NOT_FOUND', 404],
+    ['MODEL_CONFLICT', 409],
+    ['BODY_TOO_LARGE', 413],
+    ['MODEL_TOO_LARGE', 413],
+    ['UNAUTHORIZED', 401],
+    ['FORBIDDEN', 403],
+    ['RATE_LIMITED', 429],
+    ['QUEUE_FULL', 503],
+    ['MODEL_NOT_READY', 503],
+    ['MODEL_LOAD_FAILED', 503],
+    ['SERVER_DRAINING', 503],
+    ['UPSTREAM_UNAVAILABLE', 502],
+    ['DEADLINE_EXCEEDED', 504],
+    ['PROVIDER_UNAVAILABLE', 501],
+    ['INFERENCE_FAILED', 500],
+    ['INTERNAL', 500],
+  ];
+
+  for (const [code, status] of table) {
+    test(`${code} → ${status}`, () => {
+      assert.equal(statusOf(new InferrerError(code, 'x')), status);
+    });
+  }
+
+  test('the table above covers every code in the catalogue', () => {
+    assert.deepEqual(table.map(([c]) => c).sort(), Object.keys(ERROR_CODES).sort());
+  });
+
+  test('every kind has a 4xx or 5xx status', () => {
+    for (const [kind, status] of Object.entries(STATUS_OF_KIND)) {
+      assert.ok(status >= 400 && status <= 599, `${kind} → ${status}`);
+    }
+    assert.ok(Object.isFrozen(STATUS_OF_KIND));
+  });
+});
+
+describe('isErrorCode', () => {
+  test('knows catalogue codes only', () => {
+    assert.equal(isErrorCode('MODEL_NOT_FOUND'), true);
+    assert.equal(isErrorCode('ENOENT'), false);
+    assert.equal(isErrorCode('toString'), false);
+    assert.equal(isErrorCode(42), false);
+  });
+});
+
+describe('fromWire', () => {
+  test('round-trips an error through JSON text', () => {
+    const sent = new InferrerError('QUEUE_FULL', 'the queue for this model is full (4 requests waiting)', { limit: 4 }, { retryAfter: 1 });
+    const got = fromWire(JSON.parse(JSON.stringify(sent)));
+    assert.ok(got instanceof InferrerError);
+    assert.equal(got.code, 'QUEUE_FULL');
+    assert.equal(got.kind, 'unavailable');
+    assert.equal(got.message, sent.message);
+    assert.deepEqual(got.details, { limit: 4 });
+    assert.equal(got.retryAfter, 1);
+    assert.deepEqual(got.toJSON(), sent.toJSON());
+  });
+
+  test('takes the kind from the catalogue, not from the body', () => {
+    const got = fromWire({ code: 'MODEL_NOT_FOUND', kind: 'internal', message: 'model iris not found', details: { model: 'iris' } });
+    assert.equal(got.kind, 'not_found');
+    assert.equal(statusOf(got), 404);
+  });
+
+  test('non-object details become {}', () => {
+    const got = fromWire({ code: 'INVALID_INPUT', message: 'bad', details: 'nope' });
+    assert.deepEqual(got.details, {});
+  });
+
+  for (const [what, body] of [
+    ['an unknown code', { code: 'E_WHATEVER', message: 'x' }],
+    ['a missing message', { code: 'MODEL_NOT_FOUND' }],
+    ['a string', 'MODEL_NOT_FOUND'],
+    ['null', null],
+  ] as const) {
+    test(`${what} becomes INTERNAL`, () => {
+      const got = fromWire(body);
+      assert.equal(got.code, 'INTERNAL');
+      assert.equal(got.message, 'upstream answered with an unrecognised error');
+    });
+  }
+});
+
+describe('toInferrerError', () => {
+  test('returns an InferrerError unchanged', () => {
+    const err = new InferrerError('INVALID_INPUT', 'bad input');
+    assert.equal(toInferrerError(err), err);
+  });
+
+  test('hides the message of an unknown error but keeps it as the cause', () => {
+    const raw = new Error('ENOENT: open /srv/secret/path/model.onnx');
+    const err = toInferrerError(raw);
+    assert.equal(err.code, 'INTERNAL');
+    assert.equal(err.message, 'internal error');
+    assert.equal(JSON.stringify(err.toJSON()).includes('secret'), false);
+    assert.deepEqual(err.details, {});
+    assert.equal(err.cause, raw);
+  });
+
+  test('an Error with a foreign code (fs) is INTERNAL', () => {
+    const raw = Object.assign(new Error('no such file'), { code: 'ENOENT' });
+    assert.equal(toInferrerError(raw).code, 'INTERNAL');
+  });
+
+  test('an InferrerError-shaped object from another copy of the library keeps its code', () => {
+    const foreign = { name: 'InferrerError', code: 'VERSION_NOT_FOUND', message: 'model iris version 3 not found', details: { version: 3 } };
+    const err = toInferrerError(foreign);
+    assert.ok(err instanceof InferrerError);
+    assert.equal(err.code, 'VERSION_NOT_FOUND');
+    assert.equal(err.message, 'model iris version 3 not found');
+    assert.deepEqual(err.details, { version: 3 });
+  });
+
+  test('non-errors (strings, undefined) become INTERNAL', () => {
+    assert.equal(toInferrerError('boom').code, 'INTERNAL');
+    assert.equal(toInferrerError(undefined).message, 'internal error');
+  });
+});

@@ -1,0 +1,330 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InferrerError, type NamedTensors } from '@inferrer/core';
+import { AdaptiveBatcher, type BatchObserver, type BatcherOptions, type InferResult, OnnxSession } from '@inferrer/runtime';
+import { FIXED_BATCH, IRIS, IRIS_ROWS, MULTI_IO, SLOW, close, f32 } from './fixtures.ts';
+
+/** A deadline `ms` from now (kept short: a pending batcher timer keeps the test process alive until it fires). */
+const soon = (ms = 1500): number => performance.now() + ms;
+
+const BATCHING: BatcherOptions = { maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueSize: 100, batchable: true };
+
+/** An observer that records what the batcher reports. */
+function recorder(): BatchObserver & { batches: [requests: number, rows: number][]; timeouts: number; rejected: string[]; queued: number[] } {
+  const r = {
+    batches: [] as [number, number][],
+    timeouts: 0,
+    rejected: [] as string[],
+    queued: [] as number[],
+    onBatch(requests: number, rows: number) {
+      r.batches.push([requests, rows]);
+    },
+    onQueued(ms: number) {
+      r.queued.push(ms);
+    },
+    onTimeout() {
+      r.timeouts++;
+    },
+    onRejected(code: string) {
+      r.rejected.push(code);
+    },
+  };
+  return r;
+}
+
+/** Twenty different iris rows: the three dataset rows, nudged. */
+const ROWS: number[][] = Array.from({ length: 20 }, (_, i) => IRIS_ROWS[i % 3]!.map((v, j) => Number((v + ((i * (j + 1)) % 7) * 0.1).toFixed(2))));
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (err) {
+    return err instanceof InferrerError ? err.code : String(err);
+  }
+}
+
+describe('AdaptiveBatcher with iris', () => {
+  let iris: OnnxSession;
+  /** What each row of ROWS gives when run alone. */
+  let alone: NamedTensors[];
+
+  before(async () => {
+    iris = await OnnxSession.load(IRIS);
+    alone = [];
+    for (const row of ROWS) alone.push((await iris.run({ input: f32(1, row) })).outputs);
+  });
+  after(async () => {
+    await iris.dispose();
+  });
+
+  function assertSameAsAlone(result: InferResult, i: number): void {
+    assert.deepEqual(result.outputs.label!.dims, [1]);
+    assert.deepEqual(Array.from(result.outputs.label!.data as BigInt64Array), Array.from(alone[i]!.label!.data as BigInt64Array), `label of row ${i}`);
+    assert.deepEqual(result.outputs.probabilities!.dims, [1, 3]);
+    close(result.outputs.probabilities!.data as Float32Array, alone[i]!.probabilities!.data as Float32Array, 1e-6, `probabilities of row ${i}`);
+  }
+
+  test('20 requests that arrive while the slot is busy share runs, and each gets its own answer', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, BATCHING, obs);
+    const results = await Promise.all(ROWS.map((row) => batcher.infer({ input: f32(1, row) }, 1, soon())));
+    // The first runs at once; the other 19 queue behind it and leave in batches of at most 8.
+    assert.deepEqual(obs.batches, [
+      [1, 1],
+      [8, 8],
+      [8, 8],
+      [3, 3],
+    ]);
+    assert.ok(obs.batches.length < ROWS.length);
+    assert.deepEqual(
+      results.map((r) => r.batchRequests),
+      [1, ...Array(8).fill(8), ...Array(8).fill(8), 3, 3, 3],
+    );
+    assert.ok(results.every((r) => r.batchRows === r.batchRequests));
+    results.forEach((r, i) => assertSameAsAlone(r, i));
+    assert.ok(results.every((r) => r.queueMs >= 0 && r.computeMs >= 0));
+    assert.equal(obs.queued.length, 20);
+    assert.equal(batcher.depth, 0);
+    assert.equal(batcher.inflight, 0);
+  });
+
+  test('requests of several rows are stacked and split back, never past maxBatchSize', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxBatchSize: 4 }, obs);
+    // Rows per request; the first runs alone at once, the rest queue.
+    const sizes = [1, 3, 2, 1, 2, 2, 1, 3, 1];
+    let next = 0;
+    const requests = sizes.map((n) => {
+      const idx = Array.from({ length: n }, () => next++ % ROWS.length);
+      return { idx, p: batcher.infer({ input: f32(n, idx.flatMap((i) => ROWS[i]!)) }, n, soon()) };
+    });
+    const results = await Promise.all(requests.map((r) => r.p));
+    assert.ok(obs.batches.length < sizes.length, `${obs.batches.length} runs for ${sizes.length} requests`);
+    for (const [, rows] of obs.batches) assert.ok(rows <= 4, `a batch of ${rows} rows`);
+    assert.equal(
+      obs.batches.reduce((n, [, rows]) => n + rows, 0),
+      sizes.reduce((a, b) => a + b, 0),
+    );
+    results.forEach((r, k) => {
+      const { idx } = requests[k]!;
+      assert.ok(r.batchRows <= 4);
+      assert.deepEqual(r.outputs.label!.dims, [idx.length]);
+      assert.deepEqual(r.outputs.probabilities!.dims, [idx.length, 3]);
+      assert.deepEqual(
+        Array.from(r.outputs.label!.data as BigInt64Array),
+        idx.map((i) => (alone[i]!.label!.data as BigInt64Array)[0]),
+      );
+      idx.forEach((i, j) => close((r.outputs.probabilities!.data as Float32Array).subarray(j * 3, j * 3 + 3), alone[i]!.probabilities!.data as Float32Array, 1e-6));
+    });
+  });
+
+  test('one request larger than maxBatchSize still runs, alone', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxBatchSize: 2 }, obs);
+    const r = await batcher.infer({ input: f32(3, IRIS_ROWS.flat()) }, 3, soon());
+    assert.deepEqual(Array.from(r.outputs.label!.data as BigInt64Array), [2n, 0n, 1n]);
+    assert.deepEqual(obs.batches, [[1, 3]]);
+  });
+
+  test('a full queue refuses with QUEUE_FULL and a Retry-After', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueSize: 2 }, obs);
+    // The first runs at once (not queued); two wait; the fourth finds the queue full.
+    const ps = ROWS.slice(0, 4).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon()));
+    assert.equal(batcher.depth, 2);
+    await assert.rejects(ps[3]!, (err: unknown) => {
+      assert.ok(err instanceof InferrerError);
+      assert.equal(err.code, 'QUEUE_FULL');
+      assert.equal(err.message, 'the queue for this model is full (2 requests waiting)');
+      assert.deepEqual(err.details, { limit: 2 });
+      assert.equal(err.retryAfter, 1);
+      return true;
+    });
+    const ok = await Promise.all(ps.slice(0, 3));
+    ok.forEach((r, i) => assertSameAsAlone(r, i));
+    assert.deepEqual(obs.rejected, ['QUEUE_FULL']);
+    // Once the queue drains, requests are taken again.
+    assertSameAsAlone(await batcher.infer({ input: f32(1, ROWS[5]!) }, 1, soon()), 5);
+  });
+
+  test('a deadline already past is DEADLINE_EXCEEDED without running', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, BATCHING, obs);
+    await assert.rejects(batcher.infer({ input: f32(1, ROWS[0]!) }, 1, performance.now() - 1), {
+      code: 'DEADLINE_EXCEEDED',
+      message: /^the request waited \d+ ms in the queue, past its deadline$/,
+    });
+    assert.equal(obs.timeouts, 1);
+    assert.deepEqual(obs.batches, []);
+    assert.equal(batcher.depth, 0);
+  });
+
+  test('requests leave in arrival order (FIFO) with one slot', async () => {
+    for (const maxBatchSize of [1, 4]) {
+      const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxBatchSize });
+      const order: number[] = [];
+      await Promise.all(ROWS.slice(0, 10).map((row, i) => batcher.infer({ input: f32(1, row) }, 1, soon()).then(() => order.push(i))));
+      assert.deepEqual(order, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], `maxBatchSize ${maxBatchSize}`);
+    }
+  });
+
+  test('requests whose rows differ in shape are never stacked together', async () => {
+    const obs = recorder();
+    // A queue delay lets all five gather before anything runs.
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueDelayMs: 100 }, obs);
+    const good = (i: number): Promise<InferResult> => batcher.infer({ input: f32(1, ROWS[i]!) }, 1, soon());
+    const narrow = (): Promise<InferResult> => batcher.infer({ input: f32(1, [1, 2, 3]) }, 1, soon());
+    const ps = [good(0), narrow(), good(1), good(2), narrow()];
+    assert.equal(batcher.depth, 5);
+    const codes = await Promise.all(ps.map(codeOf));
+    assert.deepEqual(codes, ['resolved', 'INVALID_INPUT', 'resolved', 'resolved', 'INVALID_INPUT']);
+    // The three good rows ran as one batch; the two narrow ones failed (as a pair, then one by one).
+    assert.deepEqual(obs.batches, [[3, 3]]);
+    const results = await Promise.all([ps[0]!, ps[2]!, ps[3]!]);
+    results.forEach((r, k) => {
+      assert.equal(r.batchRequests, 3);
+      assertSameAsAlone(r, k);
+    });
+  });
+
+  test('a lone request waits maxQueueDelayMs for company; a full batch leaves at once', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxBatchSize: 4, maxQueueDelayMs: 250 }, obs);
+    let started = performance.now();
+    const lone = await batcher.infer({ input: f32(1, ROWS[0]!) }, 1, soon());
+    const waited = performance.now() - started;
+    assert.ok(waited >= 240, `waited ${waited.toFixed(0)} ms`);
+    assert.ok(lone.queueMs >= 240, `queueMs ${lone.queueMs.toFixed(0)}`);
+    assertSameAsAlone(lone, 0);
+
+    started = performance.now();
+    const four = await Promise.all(ROWS.slice(0, 4).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon())));
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < 200, `a full batch waited ${elapsed.toFixed(0)} ms`);
+    assert.deepEqual(
+      four.map((r) => r.batchRequests),
+      [4, 4, 4, 4],
+    );
+    assert.deepEqual(obs.batches, [
+      [1, 1],
+      [4, 4],
+    ]);
+  });
+
+  test('drained resolves once nothing is queued or running', async () => {
+    const batcher = new AdaptiveBatcher(iris, BATCHING);
+    await batcher.drained();
+    let settled = 0;
+    const ps = ROWS.slice(0, 5).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon()).then(() => settled++));
+    await batcher.drained();
+    assert.equal(settled, 5);
+    assert.equal(batcher.depth, 0);
+    assert.equal(batcher.inflight, 0);
+    await Promise.all(ps);
+  });
+});
+
+describe('AdaptiveBatcher with slow.onnx', () => {
+  test('a short deadline while the slot is busy is DEADLINE_EXCEEDED before the slot frees', async () => {
+    const slow = await OnnxSession.load(SLOW);
+    try {
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(slow, BATCHING, obs);
+      const started = performance.now();
+      let firstDone = 0;
+      const first = batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon()).then((r) => ((firstDone = performance.now()), r));
+      const late = batcher.infer({ x: f32(1, [5, 6, 7, 8]) }, 1, performance.now() + 40);
+      await assert.rejects(late, (err: unknown) => {
+        assert.ok(err instanceof InferrerError);
+        assert.equal(err.code, 'DEADLINE_EXCEEDED');
+        assert.equal(err.kind, 'timeout');
+        assert.ok((err.details.queueMs as number) >= 35, `queueMs ${String(err.details.queueMs)}`);
+        return true;
+      });
+      assert.equal(firstDone, 0, `the late request gave up after ${(performance.now() - started).toFixed(0)} ms, while the first was still running`);
+      assert.equal(obs.timeouts, 1);
+      const r = await first;
+      assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [1, 2, 3, 4]);
+      assert.deepEqual(obs.batches, [[1, 1]]);
+      // The batcher keeps serving.
+      const next = await batcher.infer({ x: f32(1, [9, 9, 9, 9]) }, 1, soon());
+      assert.deepEqual(Array.from(next.outputs.y!.data as Float32Array), [9, 9, 9, 9]);
+    } finally {
+      await slow.dispose();
+    }
+  });
+
+  test('with two slots, two batches run at once', async () => {
+    const slow = await OnnxSession.load(SLOW, { instances: 2 });
+    try {
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 2 }, obs);
+      const ps = [1, 2, 3, 4].map((v) => batcher.infer({ x: f32(1, [v, v, v, v]) }, 1, soon(3000)));
+      assert.equal(batcher.inflight, 2);
+      assert.equal(batcher.depth, 2);
+      const results = await Promise.all(ps);
+      results.forEach((r, i) => assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [i + 1, i + 1, i + 1, i + 1]));
+      assert.deepEqual(
+        results.map((r) => r.batchRequests),
+        [1, 1, 2, 2],
+      );
+    } finally {
+      await slow.dispose();
+    }
+  });
+});
+
+describe('AdaptiveBatcher with other models', () => {
+  test('non-batchable (fixed_batch.onnx) runs one request per run', async () => {
+    const session = await OnnxSession.load(FIXED_BATCH);
+    try {
+      const inputs = [1, 2, 3, 4].map((k) => [k, 2 * k, 3 * k, 4 * k]);
+      const expected: Float32Array[] = [];
+      for (const x of inputs) expected.push((await session.run({ x: f32(1, x) })).outputs.y!.data as Float32Array);
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(session, { ...BATCHING, batchable: false }, obs);
+      assert.equal(batcher.options.maxBatchSize, 1);
+      const results = await Promise.all(inputs.map((x) => batcher.infer({ x: f32(1, x) }, 1, soon())));
+      assert.deepEqual(obs.batches, [
+        [1, 1],
+        [1, 1],
+        [1, 1],
+        [1, 1],
+      ]);
+      results.forEach((r, i) => {
+        assert.equal(r.batchRequests, 1);
+        assert.equal(r.batchRows, 1);
+        assert.deepEqual(r.outputs.y!.dims, [1, 2]);
+        assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), Array.from(expected[i]!));
+      });
+      close(results[0]!.outputs.y!.data as Float32Array, [2.85, 4.8], 1e-5);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  test('multi_io: both inputs are stacked and both outputs split back', async () => {
+    const session = await OnnxSession.load(MULTI_IO);
+    try {
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(session, BATCHING, obs);
+      const reqs = [0, 1, 2, 3, 4].map((i) => ({
+        a: f32(1, [i, i + 0.5]),
+        b: { type: 'int64' as const, dims: [1, 1], data: new BigInt64Array([BigInt(i * 100)]) },
+      }));
+      const results = await Promise.all(reqs.map((r) => batcher.infer(r, 1, soon())));
+      assert.deepEqual(obs.batches, [
+        [1, 1],
+        [4, 4],
+      ]);
+      results.forEach((r, i) => {
+        assert.deepEqual(r.outputs.sum!.dims, [1, 1]);
+        assert.deepEqual(Array.from(r.outputs.sum!.data as Float32Array), [i + i + 0.5 + i * 100]);
+        assert.deepEqual(Array.from(r.outputs.doubled!.data as BigInt64Array), [BigInt(i * 200)]);
+      });
+    } finally {
+      await session.dispose();
+    }
+  });
+});

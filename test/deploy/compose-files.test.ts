@@ -1,0 +1,164 @@
+/**
+ * docker-compose.yml and swarm-stack.yml against the compose-spec JSON schema, swarm-stack.yml against the
+ * docker CLI's own stack loader, and the properties the deployment promises (shared model volume,
+ * replicas, GPU profile; rolling updates with rollback, limits, placement, secrets, an internal backend).
+ * No Docker engine runs here: these files have never been deployed by this repository's checks.
+ */
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { compileComposeSchema, dockerCli, dockerStackConfigErrors, formatAjvErrors } from './lib/compose.ts';
+import { COMPOSE_FILES, REPO, type Yaml, interpolateDeep, readYaml } from './lib/deploy-files.ts';
+
+const validate = compileComposeSchema();
+const load = (file: string): Yaml => interpolateDeep(readYaml(file), {});
+const services = (doc: Yaml) => doc.services as Record<string, Yaml>;
+/** The services built from this repository (the rest are Prometheus, Grafana, node exporter). */
+const OWN = ['inferrer', 'balancer', 'modelhost', 'modelhost-gpu', 'metrics'];
+
+describe('compose-spec schema', () => {
+  for (const file of COMPOSE_FILES) {
+    test(`${file} validates`, () => {
+      const errors = validate(load(file));
+      assert.equal(errors.length, 0, `${file}:\n${formatAjvErrors(errors)}`);
+    });
+  }
+
+  test('the schema rejects a misspelt key, so the check can fail', () => {
+    const doc = structuredClone(load('docker-compose.yml'));
+    (services(doc).modelhost.healthcheck as Yaml).intervall = '10s';
+    delete (services(doc).modelhost.healthcheck as Yaml).interval;
+    services(doc).inferrer.enviroment = { PORT: '8002' };
+    const errors = validate(doc);
+    const text = formatAjvErrors(errors);
+    assert.match(text, /intervall/);
+    assert.match(text, /enviroment/);
+  });
+
+  test('the schema rejects a bad duration and a bad update order', () => {
+    const doc = structuredClone(load('swarm-stack.yml'));
+    (services(doc).modelhost.healthcheck as Yaml).interval = 'ten seconds';
+    ((services(doc).modelhost.deploy as Yaml).update_config as Yaml).order = 'start-last';
+    const text = formatAjvErrors(validate(doc));
+    assert.match(text, /healthcheck\/interval/);
+    assert.match(text, /update_config\/order/);
+  });
+});
+
+describe('docker stack config (the docker CLI, no engine needed)', { skip: dockerCli() ? false : 'docker CLI not installed' }, () => {
+  test('swarm-stack.yml loads as `docker stack deploy` would load it', () => {
+    assert.equal(dockerStackConfigErrors('swarm-stack.yml'), '');
+  });
+
+  test('…and a misspelt key makes it fail', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'inferrer-stack-'));
+    try {
+      const doc = readYaml('swarm-stack.yml');
+      const bad = JSON.parse(JSON.stringify(doc)) as Yaml;
+      (services(bad).modelhost.deploy as Yaml).replica = 2;
+      writeFileSync(path.join(dir, 'stack.yml'), JSON.stringify(bad));
+      mkdirSync(path.join(dir, 'prometheus'));
+      copyFileSync(path.join(REPO, 'prometheus', 'prometheus.yml'), path.join(dir, 'prometheus', 'prometheus.yml'));
+      writeFileSync(path.join(dir, 'good.yml'), JSON.stringify(doc));
+      assert.equal(dockerStackConfigErrors(path.join(dir, 'good.yml')), '');
+      assert.match(dockerStackConfigErrors(path.join(dir, 'stack.yml')), /Additional property replica is not allowed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('docker-compose.yml', () => {
+  const doc = load('docker-compose.yml');
+  const svc = services(doc);
+
+  test('runs every part: Inferrer, nginx, modelhosts, metrics, Prometheus, Grafana, node exporter', () => {
+    for (const name of [...OWN, 'prometheus', 'grafana', 'node-exporter']) assert.ok(svc[name], `no service ${name}`);
+  });
+
+  test('one shared model volume: the Inferrer writes it, modelhosts mount it read-only', () => {
+    assert.ok((doc.volumes as Yaml).models !== undefined);
+    assert.ok((svc.inferrer.volumes as string[]).includes('models:/models'));
+    for (const name of ['modelhost', 'modelhost-gpu']) assert.ok((svc[name].volumes as string[]).includes('models:/models:ro'), name);
+  });
+
+  test('several CPU modelhosts; the GPU one sits in the gpu profile and reserves an NVIDIA device', () => {
+    assert.ok(Number((svc.modelhost.deploy as Yaml).replicas) >= 2);
+    assert.deepEqual(svc['modelhost-gpu'].profiles, ['gpu']);
+    const devices = (((svc['modelhost-gpu'].deploy as Yaml).resources as Yaml).reservations as Yaml).devices as Yaml[];
+    assert.equal(devices[0].driver, 'nvidia');
+    assert.deepEqual(devices[0].capabilities, ['gpu']);
+  });
+
+  test('modelhosts and nginx sit only on the internal backend network', () => {
+    assert.equal(((doc.networks as Yaml).backend as Yaml).internal, true);
+    for (const name of ['balancer', 'modelhost', 'modelhost-gpu']) assert.deepEqual(Object.keys(svc[name].networks as Yaml), ['backend'], name);
+    for (const name of ['balancer', 'modelhost', 'modelhost-gpu']) assert.equal(svc[name].ports, undefined, `${name} publishes a port`);
+  });
+
+  test('every service built here has a health check', () => {
+    for (const name of OWN) assert.ok(svc[name].healthcheck, name);
+  });
+});
+
+describe('swarm-stack.yml', () => {
+  const doc = load('swarm-stack.yml');
+  const svc = services(doc);
+  const deploy = (name: string) => svc[name].deploy as Yaml;
+
+  test('rolling updates start the new task first and roll back on failure; tasks restart', () => {
+    for (const name of OWN) {
+      const u = deploy(name).update_config as Yaml;
+      assert.equal(u.order, 'start-first', name);
+      assert.equal(u.failure_action, 'rollback', name);
+      assert.ok(deploy(name).rollback_config, `${name} has no rollback_config`);
+      assert.equal((deploy(name).restart_policy as Yaml).condition, 'any', name);
+    }
+  });
+
+  test('limits and reservations on every service built here', () => {
+    for (const name of OWN) {
+      const r = deploy(name).resources as Yaml;
+      assert.ok((r.limits as Yaml | undefined)?.memory, `${name}: no memory limit`);
+      if (name !== 'metrics') assert.ok((r.reservations as Yaml | undefined)?.cpus, `${name}: no CPU reservation`);
+    }
+  });
+
+  test('GPU modelhosts: placed on labelled nodes, reserving an NVIDIA-GPU generic resource', () => {
+    const d = deploy('modelhost-gpu');
+    assert.ok(((d.placement as Yaml).constraints as string[]).includes('node.labels.inferrer.gpu == true'));
+    const generic = ((d.resources as Yaml).reservations as Yaml).generic_resources as Yaml[];
+    assert.deepEqual(generic[0].discrete_resource_spec, { kind: 'NVIDIA-GPU', value: 1 });
+    assert.ok(((deploy('modelhost').placement as Yaml).constraints as string[]).includes('node.labels.inferrer.gpu != true'));
+  });
+
+  test('an internal overlay backend: modelhosts and nginx are unreachable from outside', () => {
+    const backend = (doc.networks as Yaml).backend as Yaml;
+    assert.equal(backend.driver, 'overlay');
+    assert.equal(backend.internal, true);
+    for (const name of ['balancer', 'modelhost', 'modelhost-gpu']) {
+      assert.deepEqual(svc[name].networks, ['backend'], name);
+      assert.equal(svc[name].ports, undefined, `${name} publishes a port`);
+    }
+  });
+
+  test('API keys come from a Swarm secret; the model volume is shared over NFS', () => {
+    assert.equal(((doc.secrets as Yaml).api_keys as Yaml).external, true);
+    assert.ok((svc.inferrer.secrets as Yaml[]).some((s) => s.source === 'api_keys'));
+    const models = (doc.volumes as Yaml).models as Yaml;
+    assert.equal((models.driver_opts as Yaml).type, 'nfs');
+  });
+
+  test('nginx re-resolves tasks.modelhost while running', () => {
+    assert.match(String((svc.balancer.environment as Yaml).MODELHOST_DNS), /(^|,)tasks\.modelhost:9001(,|$)/);
+  });
+
+  test('every service built here has a health check and no build section', () => {
+    for (const name of OWN) {
+      assert.ok(svc[name].healthcheck, name);
+      assert.equal(svc[name].build, undefined, `${name}: docker stack deploy ignores build`);
+    }
+  });
+});
