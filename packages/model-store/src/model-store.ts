@@ -126,6 +126,12 @@ export class ModelStore {
     return dir;
   }
 
+  /** Removes an upload's staging folder without publishing it (only folders from stagingDir()). */
+  async discard(file: string): Promise<void> {
+    const staging = path.dirname(path.resolve(file));
+    if (path.dirname(staging) === path.join(this.root, '.staging')) await rm(staging, { recursive: true, force: true });
+  }
+
   /**
    * Publishes `file` (inside a folder from `stagingDir()`) as a new version of `rawName`, creating the
    * model if needed. Validation happens before anything is visible; on any failure the store is left

@@ -69,7 +69,13 @@ export class Management {
   }
 
   async upload(rawName: string, file: string, metadata: unknown): Promise<{ created: boolean; model: ModelDescription; version: number }> {
-    const meta: UploadMetadata = metadata === undefined ? {} : parseWith(UploadMetadataSchema, metadata, 'the upload metadata');
+    let meta: UploadMetadata;
+    try {
+      meta = metadata === undefined ? {} : parseWith(UploadMetadataSchema, metadata, 'the upload metadata');
+    } catch (err) {
+      await this.#store.discard(file);
+      throw err;
+    }
     const r = await this.#store.put(rawName, file, meta);
     return { created: r.created, model: await this.describe(r.record.name), version: r.version.version };
   }
