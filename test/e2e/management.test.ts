@@ -47,7 +47,11 @@ describe('model lifecycle', () => {
     assert.deepEqual(up2.body.model.versions, [1, 2]);
     assert.equal(up2.body.model.default_version, 2);
 
-    await eventually(async () => (await api(c.url, '/api/v1/models/flowers/prediction', { json: { values: [1, 2, 3, 4] } })).body.model_version === 2);
+    // Every worker switches within WATCH_INTERVAL_MS: wait until several answers in a row come from v2.
+    await eventually(async () => {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => api(c.url, '/api/v1/models/flowers/prediction', { json: { values: [1, 2, 3, 4] } })));
+      return answers.every((a) => a.body.model_version === 2);
+    });
     const p2 = await api(c.url, '/api/v1/models/flowers/prediction', { json: { values: [1, 2, 3, 4] } });
     assert.equal(p2.status, 200);
     assert.equal(p2.body.values.length, 1);
@@ -62,7 +66,10 @@ describe('model lifecycle', () => {
     const del = await api(c.url, '/api/v1/models/flowers', { method: 'DELETE' });
     assert.equal(del.status, 200);
     assert.equal((await api(c.url, '/api/v1/models/flowers')).status, 404);
-    await eventually(async () => (await api(c.url, '/api/v1/models/flowers/prediction', { json: { values: [1, 2, 3, 4] } })).status === 404);
+    await eventually(async () => {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => api(c.url, '/api/v1/models/flowers/prediction', { json: { values: [1, 2, 3, 4] } })));
+      return answers.every((a) => a.status === 404);
+    });
     assert.ok(!(await api(c.url, '/api/v1/models')).body.model_list.includes('flowers'));
   });
 
