@@ -7,3 +7,5 @@ export * from './codecs/values.ts';
 export * from './codecs/json-number.ts';
 export * from './codecs/v1.ts';
 export * from './streams.ts';
+export * from './codecs/json-text.ts';
+export * from './codecs/v2.ts';

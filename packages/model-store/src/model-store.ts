@@ -223,6 +223,7 @@ export class ModelStore {
         config: patch.config ? { ...current.config, ...patch.config } : current.config,
         ...(patch.labels ? { labels: patch.labels } : {}),
         default_version: patch.default_version ?? current.default_version,
+        ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
       };
       await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
       await this.#bumpGeneration();

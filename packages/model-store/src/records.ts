@@ -51,6 +51,8 @@ export const ModelPatchSchema = z
     config: ModelConfigSchema.optional(),
     labels: z.array(z.string().max(256)).max(100_000).optional(),
     default_version: z.number().int().min(1).optional(),
+    /** false unloads the model from every worker until it is loaded again (v2 repository extension). */
+    enabled: z.boolean().optional(),
   })
   .strict();
 
@@ -73,6 +75,8 @@ export interface ModelRecord {
   updated_at: string;
   config: ModelConfig;
   labels?: string[];
+  /** Absent or true: served. false: unloaded everywhere (MODEL_NOT_READY) until loaded again. */
+  enabled?: boolean;
   versions: VersionRecord[];
 }
 

@@ -1,7 +1,8 @@
 /**
- * The Inferrer's HTTP app. Predictions take a lean path on node:http (request id → dataplane → stream the
- * modelhost's answer back); every other route goes through express. Errors from either path are shaped
- * by protocol/errors.ts alone.
+ * The Inferrer's HTTP app. Predictions (FRACTAL v1 `…/prediction`, Open Inference Protocol `…/infer`) take
+ * a lean path on node:http: request id → dataplane → the body streams to the load balancer and the
+ * modelhost's answer streams back. Every other route goes through express. Errors from either path are
+ * shaped by protocol/errors.ts alone, in the body format of the protocol the client spoke.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -11,8 +12,10 @@ import type { InferrerConfig } from './config.ts';
 import type { DataPlane } from './dataplane.ts';
 import type { Management } from './management.ts';
 import type { InferrerMetrics } from './metrics.ts';
-import { sendError } from './protocol/errors.ts';
+import { type Protocol, sendError } from './protocol/errors.ts';
 import { fractalV1Routes } from './protocol/fractal-v1/routes.ts';
+import { oipV2Routes } from './protocol/oip-v2/routes.ts';
+import { relay } from './protocol/relay.ts';
 import type { UpstreamResponse } from './upstream.ts';
 
 export interface InferrerDeps {
@@ -24,8 +27,15 @@ export interface InferrerDeps {
   ready: () => Promise<boolean>;
 }
 
-const V1_PREDICT = /^\/api\/v1\/models\/([^/?]+)\/prediction\/?(?:\?(.*))?$/;
-const PASS_HEADERS = ['x-modelhost-id', 'x-inferrer-batch', 'x-inferrer-model-version', 'server-timing'];
+/** A prediction route served on the lean path. */
+interface FastRoute {
+  route: string;
+  protocol: Protocol;
+  methods: string[];
+  pattern: RegExp;
+  /** Starts the upstream request for a match. */
+  forward(req: IncomingMessage, match: RegExpExecArray, reqId: string): Promise<UpstreamResponse>;
+}
 
 export function createApp(deps: InferrerDeps): RequestListener {
   const { config, dataplane, metrics } = deps;
@@ -41,8 +51,9 @@ export function createApp(deps: InferrerDeps): RequestListener {
     const started = performance.now();
     res.on('finish', () => {
       const route = routeTemplate(req);
-      metrics.requests.inc({ route, protocol: 'v1', status: String(res.statusCode) });
-      metrics.duration.observe({ route, protocol: 'v1' }, (performance.now() - started) / 1000);
+      const protocol = protocolOf(req.path);
+      metrics.requests.inc({ route, protocol, status: String(res.statusCode) });
+      metrics.duration.observe({ route, protocol }, (performance.now() - started) / 1000);
     });
     next();
   });
@@ -54,91 +65,104 @@ export function createApp(deps: InferrerDeps): RequestListener {
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  app.use(oipV2Routes({ management: deps.management, ready: deps.ready }));
   app.use(fractalV1Routes({ config, management: deps.management, dataplane, publicUrl: (req) => `${req.protocol}://${req.headers.host ?? `127.0.0.1:${config.port}`}` }));
   app.use((req: Request) => {
     throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}; GET /help lists the routes`);
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    sendError(res, expressError(err), 'v1', log, { reqId: String(res.getHeader('x-request-id')), method: req.method, path: req.path });
+    sendError(res, expressError(err), protocolOf(req.path), log, { reqId: String(res.getHeader('x-request-id')), method: req.method, path: req.path });
   });
+
+  const fast: FastRoute[] = [
+    {
+      route: '/api/v1/models/:name/prediction',
+      protocol: 'v1',
+      methods: ['POST', 'GET'],
+      pattern: /^\/api\/v1\/models\/([^/?]+)\/prediction\/?(?:\?(.*))?$/,
+      forward: (req, m, reqId) => {
+        const q = new URLSearchParams(m[2] ?? '');
+        const { body, contentLength } = v1Body(req, q, config.maxBodyBytes);
+        return dataplane.predictV1(decodeURIComponent(m[1]!), q, { reqId, body, contentLength, contentType: 'application/json' });
+      },
+    },
+    {
+      route: '/v2/models/:model/infer',
+      protocol: 'v2',
+      methods: ['POST'],
+      pattern: /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*)?$/,
+      forward: (req, m, reqId) => {
+        const contentLength = declaredLength(req, config.maxBodyBytes);
+        const header = req.headers['inference-header-content-length'];
+        return dataplane.inferV2(decodeURIComponent(m[1]!), m[2] === undefined ? undefined : decodeURIComponent(m[2]), {
+          reqId,
+          body: req,
+          contentLength,
+          contentType: String(req.headers['content-type'] ?? 'application/json'),
+          headerLength: Array.isArray(header) ? header[0] : header,
+        });
+      },
+    },
+  ];
 
   return (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
-    if (req.method === 'POST' || req.method === 'GET') {
-      const m = V1_PREDICT.exec(url);
+    for (const f of fast) {
+      if (!f.methods.includes(req.method ?? '')) continue;
+      const m = f.pattern.exec(url);
+      // Multipart predictions (files) go through express.
       if (m && !String(req.headers['content-type'] ?? '').startsWith('multipart/')) {
-        void predictV1(req, res, m[1]!, m[2] ?? '');
+        void serveFast(f, req, res, m);
         return;
       }
     }
     app(req, res);
   };
 
-  async function predictV1(req: IncomingMessage, res: ServerResponse, rawName: string, query: string): Promise<void> {
+  async function serveFast(f: FastRoute, req: IncomingMessage, res: ServerResponse, m: RegExpExecArray): Promise<void> {
     const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
     const started = performance.now();
     try {
-      const q = new URLSearchParams(query);
-      const length = req.headers['content-length'];
-      const hasBody = length !== undefined ? Number(length) > 0 : req.headers['transfer-encoding'] !== undefined;
-      let body: IncomingMessage | string = req;
-      let contentLength = length === undefined ? undefined : Number(length);
-      if (!hasBody) {
-        // GET …/prediction?values=[…] (FRACTAL's GET form without a body).
-        const values = q.get('values');
-        if (values === null) throw new InferrerError('INVALID_REQUEST', 'send {"values": [...]} as the body, or ?values=[...] in the query');
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(values);
-        } catch {
-          throw new InferrerError('INVALID_JSON', 'the values query parameter is not valid JSON');
-        }
-        body = JSON.stringify({ values: parsed });
-        contentLength = Buffer.byteLength(body);
-      } else if (contentLength !== undefined && contentLength > config.maxBodyBytes) {
-        throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: contentLength });
-      }
-      const up = await dataplane.predictV1(decodeURIComponent(rawName), q, {
-        reqId,
-        body,
-        contentLength,
-        contentType: 'application/json',
-      });
-      await relay(up, res, reqId);
-      observe(200);
+      await relay(await f.forward(req, m, reqId), res, reqId);
     } catch (err) {
       const e = err instanceof InferrerError ? err : undefined;
       if (e && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) metrics.upstreamErrors.inc({ code: e.code });
       req.resume();
-      sendError(res, err, 'v1', log, { reqId, method: req.method, path: req.url?.split('?')[0] });
-      observe(res.statusCode);
+      sendError(res, err, f.protocol, log, { reqId, method: req.method, path: req.url?.split('?')[0] });
     }
-    function observe(status: number): void {
-      metrics.requests.inc({ route: '/api/v1/models/:name/prediction', protocol: 'v1', status: String(status) });
-      metrics.duration.observe({ route: '/api/v1/models/:name/prediction', protocol: 'v1' }, (performance.now() - started) / 1000);
-    }
+    metrics.requests.inc({ route: f.route, protocol: f.protocol, status: String(res.statusCode) });
+    metrics.duration.observe({ route: f.route, protocol: f.protocol }, (performance.now() - started) / 1000);
   }
 }
 
-/** Copies a modelhost answer to the client: status, the headers that matter, the body as it streams. */
-async function relay(up: UpstreamResponse, res: ServerResponse, reqId: string): Promise<void> {
-  const headers: Record<string, string> = { 'content-type': String(up.headers['content-type'] ?? 'application/json'), 'x-request-id': reqId };
-  for (const h of PASS_HEADERS) {
-    const v = up.headers[h];
-    if (typeof v === 'string') headers[h] = v;
+/** The declared body length, refusing one over the limit before anything is read. */
+function declaredLength(req: IncomingMessage, limit: number): number | undefined {
+  const length = req.headers['content-length'];
+  if (length === undefined) return undefined;
+  const n = Number(length);
+  if (n > limit) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${limit} bytes`, { limit, got: n });
+  return n;
+}
+
+/** A v1 prediction body: the request itself, or `?values=[…]` (FRACTAL's GET form without a body). */
+function v1Body(req: IncomingMessage, q: URLSearchParams, limit: number): { body: IncomingMessage | string; contentLength: number | undefined } {
+  const length = req.headers['content-length'];
+  const hasBody = length !== undefined ? Number(length) > 0 : req.headers['transfer-encoding'] !== undefined;
+  if (hasBody) return { body: req, contentLength: declaredLength(req, limit) };
+  const values = q.get('values');
+  if (values === null) throw new InferrerError('INVALID_REQUEST', 'send {"values": [...]} as the body, or ?values=[...] in the query');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(values);
+  } catch {
+    throw new InferrerError('INVALID_JSON', 'the values query parameter is not valid JSON');
   }
-  const length = up.headers['content-length'];
-  if (typeof length === 'string' && Number(length) <= 65536) {
-    const buf = Buffer.from(await up.body.arrayBuffer());
-    headers['content-length'] = String(buf.length);
-    res.writeHead(up.status, headers);
-    res.end(buf);
-    return;
-  }
-  if (typeof length === 'string') headers['content-length'] = length;
-  res.writeHead(up.status, headers);
-  for await (const chunk of up.body) res.write(chunk);
-  res.end();
+  const body = JSON.stringify({ values: parsed });
+  return { body, contentLength: Buffer.byteLength(body) };
+}
+
+function protocolOf(path: string): Protocol {
+  return path.startsWith('/v2') ? 'v2' : 'v1';
 }
 
 function routeTemplate(req: Request): string {

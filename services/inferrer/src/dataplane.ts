@@ -41,6 +41,18 @@ export class DataPlane {
     return this.#forward(`/v1/models/${encodeURIComponent(name)}/predict${qs ? `?${qs}` : ''}`, opts);
   }
 
+  /** Open Inference Protocol infer: forwards the JSON or binary body as it came. */
+  inferV2(rawName: string, rawVersion: string | undefined, opts: ForwardOptions & { headerLength?: string | undefined }): Promise<UpstreamResponse> {
+    const name = parseModelName(rawName);
+    const version = rawVersion === undefined ? '' : `/versions/${parseVersion(rawVersion)}`;
+    const extra: Record<string, string> = {};
+    if (opts.headerLength !== undefined) {
+      if (!/^\d{1,12}$/.test(opts.headerLength)) throw new InferrerError('INVALID_REQUEST', 'Inference-Header-Content-Length must be a byte count');
+      extra['inference-header-content-length'] = opts.headerLength;
+    }
+    return this.#forward(`/v2/models/${encodeURIComponent(name)}${version}/infer`, opts, extra);
+  }
+
   /** Which modelhost answers a request (shows the balancing). */
   async whoAnswers(item: string, reqId: string): Promise<string> {
     const res = await this.#upstream.request({
@@ -53,8 +65,9 @@ export class DataPlane {
     return String(body.modelhost ?? res.headers['x-modelhost-id'] ?? 'unknown');
   }
 
-  #forward(path: string, opts: ForwardOptions): Promise<UpstreamResponse> {
+  #forward(path: string, opts: ForwardOptions, extra: Record<string, string> = {}): Promise<UpstreamResponse> {
     const headers: Record<string, string> = {
+      ...extra,
       'content-type': opts.contentType ?? 'application/json',
       'x-request-id': opts.reqId,
       'x-request-timeout-ms': String(this.#config.requestTimeoutMs),

@@ -23,6 +23,7 @@ export interface ModelDescription extends ModelSummary, ModelSignature {
   updated_at: string;
   config: ModelConfig;
   labels?: string[];
+  enabled: boolean;
   version_details: ModelRecord['versions'];
 }
 
@@ -52,6 +53,7 @@ export class Management {
       outputs: current.outputs,
       config: rec.config,
       ...(rec.labels ? { labels: rec.labels } : {}),
+      enabled: rec.enabled !== false,
       version_details: rec.versions,
     };
   }
@@ -60,6 +62,15 @@ export class Management {
     const p: ModelPatch = parseWith(ModelPatchSchema, patch, 'the model update');
     await this.#store.update(rawName, p);
     return this.describe(rawName);
+  }
+
+  /**
+   * Loads (true) or unloads (false) a model on every worker: the store records it, the modelhosts follow
+   * within their watch interval. Loading also preloads it, so every worker warms it up.
+   */
+  async setEnabled(rawName: string, enabled: boolean): Promise<void> {
+    const rec = await this.#store.get(rawName);
+    await this.#store.update(rec.name, { enabled, config: { preload: enabled } });
   }
 
   /** Where an upload for `rawName` is written before `upload` publishes it (checks the name first). */

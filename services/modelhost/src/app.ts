@@ -30,6 +30,7 @@ export interface ModelhostDeps {
 }
 
 const PREDICT = /^\/v1\/models\/([^/?]+)\/predict(?:\?(.*))?$/;
+const V2_INFER = /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*)?$/;
 
 export function createApp(deps: ModelhostDeps): RequestListener {
   const { config, dataplane, registry, metrics } = deps;
@@ -74,8 +75,48 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       void predict(req, res, decodeURIComponent(m[1]!), m[2] ?? '');
       return;
     }
+    const v2 = req.method === 'POST' ? V2_INFER.exec(req.url ?? '') : null;
+    if (v2) {
+      void inferV2(req, res, decodeURIComponent(v2[1]!), v2[2] === undefined ? undefined : decodeURIComponent(v2[2]));
+      return;
+    }
     app(req, res);
   };
+
+  async function inferV2(req: IncomingMessage, res: ServerResponse, name: string, rawVersion: string | undefined): Promise<void> {
+    const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    const started = performance.now();
+    try {
+      if (deps.draining()) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
+      const timeout = Math.min(Number(req.headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
+      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+      const body = await readStream(req, config.maxBodyBytes, length);
+      const header = req.headers['inference-header-content-length'];
+      const headerLength = header === undefined ? undefined : Number(header);
+      const answer = await dataplane.inferV2(name, body, headerLength, {
+        ...(rawVersion !== undefined ? { version: parseVersion(rawVersion) } : {}),
+        deadline: started + timeout,
+      });
+      const headers: Record<string, string> = {
+        'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
+        'x-inferrer-model-version': String(answer.version),
+        'server-timing': `queue;dur=${answer.queueMs.toFixed(2)}, compute;dur=${answer.computeMs.toFixed(2)}`,
+      };
+      if (answer.binary.length === 0) {
+        sendJson(res, 200, answer.json, headers);
+      } else {
+        const json = Buffer.from(answer.json);
+        const total = answer.binary.reduce((n, b) => n + b.length, json.length);
+        res.writeHead(200, { ...headers, 'content-type': 'application/octet-stream', 'content-length': total, 'inference-header-content-length': json.length });
+        res.write(json);
+        for (const b of answer.binary) res.write(b);
+        res.end();
+      }
+    } catch (err) {
+      req.resume();
+      sendError(res, err, log, req, reqId);
+    }
+  }
 
   async function predict(req: IncomingMessage, res: ServerResponse, name: string, query: string): Promise<void> {
     const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);

@@ -1,8 +1,18 @@
 /**
  * The modelhost dataplane: lookup → ready/deadline → decode → infer (batched) → encode. Knows no HTTP;
- * protocol adapters hand it parsed bodies and take back JSON text.
+ * protocol adapters hand it request bodies and take back encoded answers. One path serves both
+ * protocols: only the decode and encode steps differ.
  */
-import { InferrerError, type ModelSignature, decodeV1Request, encodeV1Response, parseModelName } from '@inferrer/core';
+import {
+  InferrerError,
+  type ModelSignature,
+  type NamedTensors,
+  decodeV1Request,
+  decodeV2Request,
+  encodeV1Response,
+  encodeV2Response,
+  parseModelName,
+} from '@inferrer/core';
 import type { InferResult } from '@inferrer/runtime';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { LoadedModel, ModelRegistry } from './registry.ts';
@@ -16,14 +26,28 @@ export interface V1PredictOptions {
   deadline: number;
 }
 
-export interface Answer {
-  body: string;
+export interface BatchFacts {
   model: string;
   version: number;
   batchRequests: number;
   batchRows: number;
   queueMs: number;
   computeMs: number;
+}
+
+export interface V1Answer extends BatchFacts {
+  body: string;
+}
+
+export interface V2Answer extends BatchFacts {
+  /** JSON header (the whole body when `binary` is empty). */
+  json: string;
+  binary: Buffer[];
+}
+
+interface Decoded {
+  inputs: NamedTensors;
+  rows: number;
 }
 
 export class DataPlane {
@@ -35,28 +59,40 @@ export class DataPlane {
     this.#metrics = metrics;
   }
 
-  async predictV1(rawName: string, body: unknown, opts: V1PredictOptions): Promise<Answer> {
-    const name = parseModelName(rawName);
-    const started = performance.now();
-    let labels: { model: string; version: string } | undefined;
-    try {
-      const { model, result } = await this.#infer(name, opts.version, opts.deadline, (sig) => decodeV1Request(body, sig), (m) => {
-        labels = { model: m.name, version: String(m.version) };
-      });
-      const text = encodeV1Response(result.outputs, model.signature.outputs.map((o) => o.name), {
-        model: model.name,
-        version: model.version,
-        ...(opts.output ? { output: opts.output } : {}),
-        all: opts.all ?? false,
-      });
-      this.#metrics.requests.inc({ ...labels!, code: 'OK' });
-      this.#metrics.requestDuration.observe(labels!, (performance.now() - started) / 1000);
-      return { body: text, model: model.name, version: model.version, batchRequests: result.batchRequests, batchRows: result.batchRows, queueMs: result.queueMs, computeMs: result.computeMs };
-    } catch (err) {
-      const code = (err as InferrerError).code ?? 'INTERNAL';
-      this.#metrics.requests.inc({ model: labels?.model ?? '', version: labels?.version ?? '', code });
-      throw err;
-    }
+  /** FRACTAL v1: `{"values": …}` in, `{"http_status", "values", …}` out. */
+  predictV1(rawName: string, body: unknown, opts: V1PredictOptions): Promise<V1Answer> {
+    return this.#run(
+      rawName,
+      opts.version,
+      opts.deadline,
+      (sig) => decodeV1Request(body, sig),
+      (model, _decoded, outputs) => ({
+        body: encodeV1Response(outputs, model.signature.outputs.map((o) => o.name), {
+          model: model.name,
+          version: model.version,
+          ...(opts.output ? { output: opts.output } : {}),
+          all: opts.all ?? false,
+        }),
+      }),
+    );
+  }
+
+  /** Open Inference Protocol infer: `body` is the whole request, JSON or JSON header + binary tensors. */
+  inferV2(rawName: string, body: Buffer, headerLength: number | undefined, opts: { version?: number; deadline: number }): Promise<V2Answer> {
+    return this.#run(
+      rawName,
+      opts.version,
+      opts.deadline,
+      (sig) => decodeV2Request(body, headerLength, sig),
+      (model, decoded, outputs) =>
+        encodeV2Response(outputs, model.signature.outputs.map((o) => o.name), {
+          model: model.name,
+          version: model.version,
+          ...(decoded.id !== undefined ? { id: decoded.id } : {}),
+          ...(decoded.outputs ? { outputs: decoded.outputs } : {}),
+          binaryOutput: decoded.binaryOutput,
+        }),
+    );
   }
 
   /** Metadata of a model version as this worker sees it (loads it if needed). */
@@ -65,21 +101,46 @@ export class DataPlane {
     return { name: m.name, version: m.version, signature: m.signature, state: m.state };
   }
 
-  async #infer(
+  /** The one inference path: counts and times every request by model, version and result code. */
+  async #run<D extends Decoded, E>(
+    rawName: string,
+    version: number | undefined,
+    deadline: number,
+    decode: (sig: ModelSignature) => D,
+    encode: (model: LoadedModel, decoded: D, outputs: NamedTensors) => E,
+  ): Promise<E & BatchFacts> {
+    const name = parseModelName(rawName);
+    const started = performance.now();
+    let labels = { model: '', version: '' };
+    try {
+      const { model, decoded, result } = await this.#infer(name, version, deadline, decode, (m) => {
+        labels = { model: m.name, version: String(m.version) };
+      });
+      const encoded = encode(model, decoded, result.outputs);
+      this.#metrics.requests.inc({ ...labels, code: 'OK' });
+      this.#metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
+      return { ...encoded, model: model.name, version: model.version, batchRequests: result.batchRequests, batchRows: result.batchRows, queueMs: result.queueMs, computeMs: result.computeMs };
+    } catch (err) {
+      this.#metrics.requests.inc({ ...labels, code: (err as InferrerError).code ?? 'INTERNAL' });
+      throw err;
+    }
+  }
+
+  async #infer<D extends Decoded>(
     name: string,
     version: number | undefined,
     deadline: number,
-    decode: (sig: ModelSignature) => { inputs: InferResult['outputs']; rows: number },
+    decode: (sig: ModelSignature) => D,
     seen: (m: LoadedModel) => void,
-  ): Promise<{ model: LoadedModel; result: InferResult }> {
+  ): Promise<{ model: LoadedModel; decoded: D; result: InferResult }> {
     // A model being swapped out can refuse a request between lookup and enqueue; look it up once more.
     for (let attempt = 0; ; attempt++) {
       const model = await this.#registry.get(name, version);
       seen(model);
       if (performance.now() >= deadline) throw new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it could run', { model: name });
-      const { inputs, rows } = decode(model.signature);
+      const decoded = decode(model.signature);
       try {
-        return { model, result: await model.batcher.infer(inputs, rows, deadline) };
+        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline) };
       } catch (err) {
         if ((err as InferrerError).code === 'MODEL_NOT_READY' && attempt === 0) continue;
         throw err;

@@ -27,7 +27,7 @@ export interface LoadedModel {
 export interface RegistryHooks {
   observer(name: string, version: number): BatchObserver;
   onLoad?(name: string, version: number, seconds: number, ok: boolean): void;
-  onUnload?(name: string, version: number, reason: 'evicted' | 'replaced' | 'deleted' | 'shutdown'): void;
+  onUnload?(name: string, version: number, reason: 'evicted' | 'replaced' | 'deleted' | 'unloaded' | 'shutdown'): void;
 }
 
 const key = (name: string, version: number): string => `${name}@${version}`;
@@ -57,6 +57,9 @@ export class ModelRegistry {
     if (!record || (version !== undefined && !record.versions.some((v) => v.version === version))) {
       record = await this.#store.get(name);
       this.#records.set(record.name, record);
+    }
+    if (record.enabled === false) {
+      throw new InferrerError('MODEL_NOT_READY', `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`, { model: record.name }, { retryAfter: 5 });
     }
     const want = version ?? record.default_version;
     const hit = this.#loaded.get(key(record.name, want));
@@ -90,9 +93,10 @@ export class ModelRegistry {
         if ((err as InferrerError).code !== 'MODEL_NOT_FOUND') throw err;
       }
       const old = this.#records.get(name);
-      if (!record) {
-        this.#records.delete(name);
-        for (const e of this.entries()) if (e.name === name) void this.#unload(e, 'deleted');
+      if (!record || record.enabled === false) {
+        if (record) this.#records.set(name, record);
+        else this.#records.delete(name);
+        for (const e of this.entries()) if (e.name === name) void this.#unload(e, record ? 'unloaded' : 'deleted');
         continue;
       }
       const configChanged = JSON.stringify(old?.config) !== JSON.stringify(record.config);
@@ -115,12 +119,13 @@ export class ModelRegistry {
         if (e.name === name && !record.versions.some((v) => v.version === e.version)) void this.#unload(e, 'deleted');
       }
     }
+    await this.preload();
   }
 
-  /** Loads every model whose config says preload. */
+  /** Loads every enabled model whose config says preload and that is not loaded yet. */
   async preload(): Promise<void> {
     for (const record of await this.#store.list()) {
-      if (!record.config.preload) continue;
+      if (!record.config.preload || record.enabled === false || this.#loaded.has(key(record.name, record.default_version))) continue;
       this.#records.set(record.name, record);
       try {
         await this.#load(record, record.default_version);
@@ -223,7 +228,7 @@ export class ModelRegistry {
     for (const e of idle.slice(0, excess)) void this.#unload(e, 'evicted');
   }
 
-  async #unload(entry: LoadedModel, reason: 'evicted' | 'replaced' | 'deleted' | 'shutdown'): Promise<void> {
+  async #unload(entry: LoadedModel, reason: 'evicted' | 'replaced' | 'deleted' | 'unloaded' | 'shutdown'): Promise<void> {
     if (entry.state === 'UNLOADING') return;
     entry.state = 'UNLOADING';
     const k = key(entry.name, entry.version);

@@ -125,6 +125,7 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
 
 function toFloat(v: unknown, input: string, i: number): number {
   if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
   if (v === 'NaN') return NaN;
   if (v === 'Infinity' || v === '+Infinity') return Infinity;
   if (v === '-Infinity') return -Infinity;

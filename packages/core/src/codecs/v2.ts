@@ -1,0 +1,254 @@
+/**
+ * The Open Inference Protocol (KServe v2) tensors: JSON bodies, and the binary tensor data extension
+ * (`Inference-Header-Content-Length`: a JSON header followed by raw little-endian tensor bytes, BYTES
+ * elements each prefixed by a 4-byte little-endian length). Decoding checks every input against the
+ * model signature and names the input, what was expected and what came.
+ */
+import { type DatatypeInfo, type NumericArray, type V2Datatype, datatypeOfOrt, datatypeOfV2, elementCount } from '../datatypes.ts';
+import { InferrerError } from '../errors.ts';
+import { type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, hasDynamicBatchAxis, isSymbolic } from '../tensor.ts';
+import { parseInferenceJson } from './json-text.ts';
+import { elementToJson } from './v1.ts';
+import { DEFAULT_VALUE_LIMITS, type ValueLimits, nestedShape, toTypedData } from './values.ts';
+
+export interface V2OutputRequest {
+  name: string;
+  binary: boolean;
+}
+
+export interface V2Decoded {
+  id?: string;
+  inputs: NamedTensors;
+  /** Rows along the batch axis (1 for models without one). */
+  rows: number;
+  /** The outputs asked for, or undefined for all of them. */
+  outputs?: V2OutputRequest[];
+  /** Request-level `binary_data_output`. */
+  binaryOutput: boolean;
+}
+
+export interface V2Limits extends ValueLimits {
+  maxInputs: number;
+}
+
+export const DEFAULT_V2_LIMITS: V2Limits = { ...DEFAULT_VALUE_LIMITS, maxInputs: 256 };
+
+/** The v2 datatype name of an ONNX Runtime type. */
+export function v2Datatype(ortType: string): V2Datatype {
+  const info = datatypeOfOrt(ortType);
+  if (!info) throw new InferrerError('INTERNAL', `no v2 datatype for ${ortType}`);
+  return info.v2;
+}
+
+/** Shapes as v2 metadata shows them: -1 for symbolic dims. */
+export function v2Shape(shape: readonly (number | string)[]): number[] {
+  return shape.map((d) => (isSymbolic(d) ? -1 : (d as number)));
+}
+
+export function v2TensorMetadata(spec: TensorSpec): { name: string; datatype: V2Datatype; shape: number[] } {
+  return { name: spec.name, datatype: v2Datatype(spec.type), shape: v2Shape(spec.shape) };
+}
+
+function bad(message: string, details: Record<string, unknown> = {}): InferrerError {
+  return new InferrerError('INVALID_INPUT', message, details);
+}
+
+function fmt(shape: readonly (number | string)[]): string {
+  return `[${v2Shape(shape).join(', ')}]`;
+}
+
+/**
+ * Decodes a v2 infer request. `body` is the whole HTTP body; `headerLength` is the value of
+ * Inference-Header-Content-Length when the binary extension is used.
+ */
+export function decodeV2Request(body: Buffer, headerLength: number | undefined, sig: ModelSignature, limits: V2Limits = DEFAULT_V2_LIMITS): V2Decoded {
+  let jsonEnd = body.length;
+  if (headerLength !== undefined) {
+    if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
+      throw new InferrerError('INVALID_REQUEST', `Inference-Header-Content-Length is ${headerLength} but the body has ${body.length} bytes`, { got: headerLength, bodyBytes: body.length });
+    }
+    jsonEnd = headerLength;
+  }
+  const req = parseInferenceJson(body.toString('utf8', 0, jsonEnd)) as Record<string, unknown>;
+  if (!req || typeof req !== 'object' || Array.isArray(req)) throw new InferrerError('INVALID_REQUEST', 'the request must be a JSON object with "inputs"');
+  if (!Array.isArray(req.inputs)) throw new InferrerError('INVALID_REQUEST', 'the request has no "inputs" list');
+  if (req.inputs.length > limits.maxInputs) throw new InferrerError('INVALID_REQUEST', `the request has ${req.inputs.length} inputs, more than the limit of ${limits.maxInputs}`);
+  if (req.id !== undefined && typeof req.id !== 'string') throw new InferrerError('INVALID_REQUEST', '"id" must be a string');
+  const params = (req.parameters ?? {}) as Record<string, unknown>;
+  if (typeof params !== 'object' || Array.isArray(params)) throw new InferrerError('INVALID_REQUEST', '"parameters" must be an object');
+
+  const specs = new Map(sig.inputs.map((s) => [s.name, s]));
+  const inputs: NamedTensors = {};
+  let offset = jsonEnd;
+  for (const raw of req.inputs as unknown[]) {
+    const input = raw as Record<string, unknown>;
+    if (!input || typeof input !== 'object') throw new InferrerError('INVALID_REQUEST', 'each input must be an object {name, shape, datatype, data}');
+    const name = input.name;
+    if (typeof name !== 'string') throw new InferrerError('INVALID_REQUEST', 'an input has no "name"');
+    const spec = specs.get(name);
+    if (!spec) throw bad(`the model has no input '${name.slice(0, 128)}' (inputs: ${sig.inputs.map((s) => s.name).join(', ')})`, { input: name.slice(0, 128), expected: sig.inputs.map((s) => s.name) });
+    if (name in inputs) throw bad(`input '${name}' is given twice`, { input: name });
+    const info = checkDatatype(input.datatype, spec);
+    const shape = checkShape(input.shape, spec);
+    const count = elementCount(shape);
+    if (count > limits.maxElements) throw bad(`input '${name}' has ${count} elements, more than the limit of ${limits.maxElements}`, { input: name, limit: limits.maxElements, got: count });
+    const p = (input.parameters ?? {}) as Record<string, unknown>;
+    const binarySize = p.binary_data_size;
+    let data: Tensor['data'];
+    if (binarySize !== undefined) {
+      if (headerLength === undefined) throw new InferrerError('INVALID_REQUEST', `input '${name}' has binary_data_size but the request has no Inference-Header-Content-Length header`, { input: name });
+      if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0) throw bad(`input '${name}': binary_data_size must be a non-negative integer`, { input: name });
+      if (input.data !== undefined) throw bad(`input '${name}' has both "data" and binary_data_size`, { input: name });
+      if (offset + binarySize > body.length) {
+        throw bad(`input '${name}' says binary_data_size ${binarySize} but only ${body.length - offset} bytes are left in the body`, { input: name, expected: binarySize, got: body.length - offset });
+      }
+      data = fromBinary(body.subarray(offset, offset + binarySize), info, count, name, limits);
+      offset += binarySize;
+    } else {
+      if (input.data === undefined) throw bad(`input '${name}' has no "data" (and no binary_data_size)`, { input: name });
+      data = fromJson(input.data, info, shape, name, limits);
+    }
+    inputs[name] = { type: spec.type, dims: shape, data };
+  }
+  if (offset !== body.length) {
+    throw new InferrerError('INVALID_REQUEST', `the body has ${body.length - offset} bytes of binary data that no input claims`, { got: body.length - offset });
+  }
+  for (const spec of sig.inputs) if (!(spec.name in inputs)) throw bad(`input '${spec.name}' is missing`, { input: spec.name });
+
+  const batched = hasDynamicBatchAxis(sig);
+  let rows = 1;
+  if (batched) {
+    rows = -1;
+    for (const [name, t] of Object.entries(inputs)) {
+      const r = t.dims[0]!;
+      if (rows >= 0 && r !== rows) throw bad(`input '${name}' has ${r} rows along the batch axis but the other inputs have ${rows}`, { input: name, expected: rows, got: r });
+      rows = r;
+    }
+  }
+
+  let outputs: V2OutputRequest[] | undefined;
+  const binaryOutput = params.binary_data_output === true;
+  if (req.outputs !== undefined) {
+    if (!Array.isArray(req.outputs)) throw new InferrerError('INVALID_REQUEST', '"outputs" must be a list');
+    const known = new Set(sig.outputs.map((o) => o.name));
+    outputs = (req.outputs as Record<string, unknown>[]).map((o) => {
+      if (!o || typeof o.name !== 'string') throw new InferrerError('INVALID_REQUEST', 'each requested output needs a "name"');
+      if (!known.has(o.name)) throw bad(`the model has no output '${o.name.slice(0, 128)}' (outputs: ${[...known].join(', ')})`, { output: o.name.slice(0, 128), expected: [...known] });
+      const op = (o.parameters ?? {}) as Record<string, unknown>;
+      return { name: o.name, binary: op.binary_data === true || (op.binary_data === undefined && binaryOutput) };
+    });
+  }
+  return { ...(req.id !== undefined ? { id: req.id as string } : {}), inputs, rows, ...(outputs ? { outputs } : {}), binaryOutput };
+}
+
+function checkDatatype(datatype: unknown, spec: TensorSpec): DatatypeInfo {
+  const want = datatypeOfOrt(spec.type)!;
+  if (typeof datatype !== 'string' || !datatypeOfV2(datatype)) {
+    throw bad(`input '${spec.name}' has datatype ${JSON.stringify(String(datatype).slice(0, 32))}, which is not a v2 datatype; the model expects ${want.v2}`, { input: spec.name, expected: want.v2, got: String(datatype).slice(0, 32) });
+  }
+  if (datatype !== want.v2) throw bad(`input '${spec.name}' has datatype ${datatype} but the model expects ${want.v2}`, { input: spec.name, expected: want.v2, got: datatype });
+  return want;
+}
+
+function checkShape(shape: unknown, spec: TensorSpec): number[] {
+  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
+    throw bad(`input '${spec.name}': "shape" must be a list of non-negative integers`, { input: spec.name, expected: v2Shape(spec.shape) });
+  }
+  const ok = shape.length === spec.shape.length && spec.shape.every((d, i) => isSymbolic(d) || d === shape[i]);
+  if (!ok) throw bad(`input '${spec.name}' has shape ${fmt(shape)} but the model expects ${fmt(spec.shape)}`, { input: spec.name, expected: v2Shape(spec.shape), got: shape });
+  return shape as number[];
+}
+
+function fromJson(data: unknown, info: DatatypeInfo, shape: number[], name: string, limits: ValueLimits): Tensor['data'] {
+  const count = elementCount(shape);
+  const value = Array.isArray(data) ? data : [data];
+  const got = nestedShape(value, name, limits);
+  const n = elementCount(got);
+  if (n !== count) throw bad(`input '${name}' has shape ${fmt(shape)} (${count} elements) but its data holds ${n}`, { input: name, expected: count, got: n });
+  return toTypedData(value, info.ort, name, count, limits);
+}
+
+function fromBinary(bytes: Buffer, info: DatatypeInfo, count: number, name: string, limits: ValueLimits): Tensor['data'] {
+  if (info.v2 === 'BYTES') {
+    const out: string[] = [];
+    let at = 0;
+    while (at < bytes.length) {
+      if (at + 4 > bytes.length) throw bad(`input '${name}': BYTES element ${out.length} has a truncated length prefix`, { input: name });
+      const len = bytes.readUInt32LE(at);
+      at += 4;
+      if (at + len > bytes.length) throw bad(`input '${name}': BYTES element ${out.length} says ${len} bytes but fewer are left`, { input: name });
+      if (len > limits.maxStringBytes) throw bad(`input '${name}' element ${out.length} is longer than ${limits.maxStringBytes} bytes`, { input: name });
+      out.push(bytes.toString('utf8', at, at + len));
+      at += len;
+    }
+    if (out.length !== count) throw bad(`input '${name}' has ${count} elements by its shape but its binary data holds ${out.length}`, { input: name, expected: count, got: out.length });
+    return out;
+  }
+  const expected = count * info.size;
+  if (bytes.length !== expected) {
+    throw bad(`input '${name}' needs ${expected} bytes of ${info.v2} (${count} elements) but binary_data_size is ${bytes.length}`, { input: name, expected, got: bytes.length });
+  }
+  // One copy into an aligned array that owns its buffer (it can then move to the runtime thread).
+  const arr = new info.array!(count);
+  new Uint8Array(arr.buffer, 0, expected).set(bytes);
+  if (info.v2 === 'BOOL') for (let i = 0; i < count; i++) if (arr[i]! > 1) throw bad(`input '${name}' element ${i}: BOOL bytes must be 0 or 1, got ${arr[i]}`, { input: name, index: i });
+  return arr;
+}
+
+export interface V2EncodeOptions {
+  model: string;
+  version: number;
+  id?: string;
+  outputs?: V2OutputRequest[];
+  binaryOutput: boolean;
+}
+
+export interface V2Encoded {
+  /** The JSON header (the whole body when there is no binary part). */
+  json: string;
+  /** Binary tensor data following the header, in output order; empty when all outputs are JSON. */
+  binary: Buffer[];
+}
+
+export function encodeV2Response(outputs: NamedTensors, order: readonly string[], opts: V2EncodeOptions): V2Encoded {
+  const wanted = opts.outputs ?? order.map((name) => ({ name, binary: opts.binaryOutput }));
+  const binary: Buffer[] = [];
+  const parts: string[] = [];
+  for (const want of wanted) {
+    const t = outputs[want.name];
+    if (!t) continue;
+    const head = `{"name":${JSON.stringify(want.name)},"datatype":"${v2Datatype(t.type)}","shape":[${t.dims.join(',')}]`;
+    if (want.binary) {
+      const bytes = toBinary(t);
+      binary.push(bytes);
+      parts.push(`${head},"parameters":{"binary_data_size":${bytes.length}}}`);
+    } else {
+      parts.push(`${head},"data":${flatJson(t)}}`);
+    }
+  }
+  const id = opts.id !== undefined ? `,"id":${JSON.stringify(opts.id)}` : '';
+  return { json: `{"model_name":${JSON.stringify(opts.model)},"model_version":"${opts.version}"${id},"outputs":[${parts.join(',')}]}`, binary };
+}
+
+function flatJson(t: Tensor): string {
+  const n = t.data.length;
+  const parts: string[] = new Array(n);
+  for (let i = 0; i < n; i++) parts[i] = elementToJson(t, i);
+  return `[${parts.join(',')}]`;
+}
+
+function toBinary(t: Tensor): Buffer {
+  if (t.type === 'string') {
+    const strings = t.data as string[];
+    const chunks: Buffer[] = [];
+    for (const s of strings) {
+      const b = Buffer.from(s, 'utf8');
+      const len = Buffer.allocUnsafe(4);
+      len.writeUInt32LE(b.length, 0);
+      chunks.push(len, b);
+    }
+    return Buffer.concat(chunks);
+  }
+  const a = t.data as NumericArray;
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}

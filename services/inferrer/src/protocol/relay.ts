@@ -1,0 +1,33 @@
+/** Copies a modelhost answer to the client: status, the headers that matter, the body as it streams. */
+import type { ServerResponse } from 'node:http';
+import type { UpstreamResponse } from '../upstream.ts';
+
+const PASS_HEADERS = ['x-modelhost-id', 'x-inferrer-batch', 'x-inferrer-model-version', 'server-timing', 'inference-header-content-length'];
+
+/** Answers up to this size are read whole and written with one call; larger ones stream. */
+const SMALL_ANSWER = 65536;
+
+export async function relay(up: UpstreamResponse, res: ServerResponse, reqId: string): Promise<number> {
+  const headers: Record<string, string> = { 'content-type': String(up.headers['content-type'] ?? 'application/json'), 'x-request-id': reqId };
+  for (const h of PASS_HEADERS) {
+    const v = up.headers[h];
+    if (typeof v === 'string') headers[h] = v;
+  }
+  const length = up.headers['content-length'];
+  if (typeof length === 'string' && Number(length) <= SMALL_ANSWER) {
+    const buf = Buffer.from(await up.body.arrayBuffer());
+    headers['content-length'] = String(buf.length);
+    res.writeHead(up.status, headers);
+    res.end(buf);
+    return buf.length;
+  }
+  if (typeof length === 'string') headers['content-length'] = length;
+  res.writeHead(up.status, headers);
+  let bytes = 0;
+  for await (const chunk of up.body) {
+    bytes += (chunk as Buffer).length;
+    if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+  }
+  res.end();
+  return bytes;
+}

@@ -1,0 +1,57 @@
+/**
+ * The metrics service's HTTP surface.
+ *
+ *   GET /                       status page: live charts of the per-model summary (no network needed)
+ *   GET /api/v1/stats           the per-model summary across the cluster, modelhosts, nginx, host (JSON)
+ *   GET /api/v1/targets         the modelhosts as Prometheus HTTP service discovery (http_sd_configs)
+ *   GET /metrics                the same figures for Prometheus, plus this process's own
+ *   GET /health/live, /health/ready
+ */
+import path from 'node:path';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { type Logger, type client, errorFields } from '@inferrer/telemetry';
+import type { Monitor } from './monitor.ts';
+
+export interface MetricsDeps {
+  logger: Logger;
+  monitor: Monitor;
+  registry: client.Registry;
+}
+
+export const STATUS_PAGE_DIR = path.join(import.meta.dirname, 'status-page');
+
+export function createApp(deps: MetricsDeps): express.Express {
+  const { monitor, registry } = deps;
+  const log = deps.logger.child({ module: 'http' });
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/health/live', (_req, res) => void res.json({ live: true }));
+  app.get('/health/ready', (_req, res) => {
+    const ok = monitor.ticks > 0;
+    res.status(ok ? 200 : 503).json({ ready: ok });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', registry.contentType).send(await registry.metrics());
+  });
+  app.get('/api/v1/stats', (_req, res) => {
+    res.set('cache-control', 'no-store').json(monitor.stats());
+  });
+  app.get('/api/v1/targets', (_req, res) => {
+    res.json(
+      monitor
+        .workers()
+        .map((w) => ({ targets: [new URL(w.url).host], labels: { modelhost: w.id } })),
+    );
+  });
+  app.use(express.static(STATUS_PAGE_DIR, { index: 'index.html', maxAge: 0 }));
+  app.use((req: Request, res: Response) => {
+    res.status(404).json({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.path.slice(0, 200)}` } });
+  });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    log.error('request failed', { method: req.method, path: req.path, status: 500, err: err instanceof Error ? errorFields(err) : { message: String(err) } });
+    if (!res.headersSent) res.status(500).json({ error: { code: 'INTERNAL', message: 'internal error' } });
+  });
+  return app;
+}

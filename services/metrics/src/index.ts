@@ -1,0 +1,3 @@
+export * from './cluster-stats.ts';
+export * from './prom-text.ts';
+export * from './config.ts';
