@@ -57,3 +57,15 @@ export function cpuDelta(after: Record<string, number> | undefined, before: Reco
   for (const k of Object.keys(after)) out[k] = after[k]! - (before[k] ?? 0);
   return out;
 }
+
+/** CPU seconds (all processes, all cores) the machine has been busy so far; undefined off Linux. */
+export function machineBusySeconds(): number | undefined {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    return (f.reduce((a, b) => a + b, 0) - idle) / TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}

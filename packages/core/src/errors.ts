@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   MODEL_LOAD_FAILED: { kind: 'unavailable', summary: 'The worker could not load the model (out of memory, unsupported operator, provider missing).' },
   SERVER_DRAINING: { kind: 'unavailable', summary: 'The worker is shutting down and takes no new requests.' },
   UPSTREAM_UNAVAILABLE: { kind: 'unavailable', summary: 'No modelhost could be reached through the load balancer.' },
+  METRICS_UNAVAILABLE: { kind: 'unavailable', summary: 'The metrics service is not configured (METRICS_URL) or did not answer.' },
   DEADLINE_EXCEEDED: { kind: 'timeout', summary: 'The request waited or ran past its deadline (REQUEST_TIMEOUT_MS).' },
   PROVIDER_UNAVAILABLE: { kind: 'unsupported', summary: 'An execution provider (e.g. cuda) was asked for but is not available on this worker.' },
   INFERENCE_FAILED: { kind: 'internal', summary: 'ONNX Runtime failed while running the model.' },

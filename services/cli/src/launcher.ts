@@ -31,6 +31,11 @@ export interface ClusterOptions {
   /** Extra variables per service. */
   inferrerEnv?: Record<string, string>;
   modelhostEnv?: Record<string, string>;
+  /** Run the metrics service (cluster summary, status page, nginx and host metrics); default true. */
+  metrics?: boolean;
+  /** Its port; 0 (default) picks a free one. */
+  metricsPort?: number;
+  metricsEnv?: Record<string, string>;
   /** Where nginx's config and temp files go (a temp folder by default). */
   runDir?: string;
   sink: LineSink;
@@ -51,6 +56,8 @@ export interface Cluster {
   balancerUrl: string;
   balancer: { kind: BalancerKind; description: string; process: ManagedProcess };
   inferrer: ManagedProcess;
+  /** The metrics service, when it runs. */
+  metrics: { url: string; process: ManagedProcess } | undefined;
   modelhosts: ModelhostHandle[];
   modelDir: string;
   seeded: string[];
@@ -61,6 +68,7 @@ const SERVICE_MAIN = {
   inferrer: path.join(REPO_ROOT, 'services', 'inferrer', 'src', 'main.ts'),
   modelhost: path.join(REPO_ROOT, 'services', 'modelhost', 'src', 'main.ts'),
   balancer: path.join(REPO_ROOT, 'services', 'cli', 'src', 'balancer-main.ts'),
+  metrics: path.join(REPO_ROOT, 'services', 'metrics', 'src', 'main.ts'),
 };
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -162,13 +170,39 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     }
     const balancerUrl = `http://${host}:${balancerPort}`;
 
+    let metrics: Cluster['metrics'];
+    if (opts.metrics ?? true) {
+      const metricsPort = opts.metricsPort ? opts.metricsPort : await freePort(host);
+      const proc = new ManagedProcess(
+        {
+          name: 'metrics',
+          command: process.execPath,
+          args: [...TSX_IMPORT, SERVICE_MAIN.metrics],
+          env: {
+            ...opts.env,
+            ...opts.metricsEnv,
+            HOST: host,
+            PORT: String(metricsPort),
+            MODELHOSTS: modelhosts.map((m) => m.url).join(','),
+            ...(balancer.kind === 'nginx' ? { NGINX_STATUS_URL: `${balancerUrl}/nginx/status` } : {}),
+          },
+          cwd: REPO_ROOT,
+          restart: opts.restart,
+        },
+        opts.sink,
+      );
+      proc.start();
+      started.push(proc);
+      metrics = { url: `http://${host}:${metricsPort}`, process: proc };
+    }
+
     const port = opts.port === 0 ? await freePort(host) : opts.port;
     const inferrer = new ManagedProcess(
       {
         name: 'inferrer',
         command: process.execPath,
         args: [...TSX_IMPORT, SERVICE_MAIN.inferrer],
-        env: { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl },
+        env: { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl, ...(metrics ? { METRICS_URL: metrics.url } : {}) },
         cwd: REPO_ROOT,
         restart: opts.restart,
       },
@@ -182,9 +216,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     await Promise.all([
       ...modelhosts.map((m) => waitHealthy(`${m.url}/health/ready`, deadline, m.id)),
       waitHealthy(`${url}/health/live`, deadline, 'inferrer'),
+      ...(metrics ? [waitHealthy(`${metrics.url}/health/live`, deadline, 'metrics')] : []),
     ]);
     await waitHealthy(`${balancerUrl}/health/ready`, deadline, 'balancer');
-    return { url, balancerUrl, balancer, inferrer, modelhosts, modelDir, seeded, stop };
+    return { url, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -15,6 +15,7 @@ Environment (all optional):
   BALANCER=auto|nginx|builtin  nginx when installed, else the built-in balancer
   BALANCE=least_conn|hash      hash: consistent hash on the model name
   SEED_DEMO_MODELS=true        put the demo models into an empty store
+  METRICS_PORT=9400            the metrics service (status page at /, /api/v1/stats); 0 picks a free port
 Every other variable (LOG_LEVEL, BATCH_SIZE, MAX_QUEUE_DELAY_MS, …) is passed to the services.`;
 
 const command = process.argv[2];
@@ -45,6 +46,7 @@ try {
     balancer: config.BALANCER,
     balance: config.BALANCE,
     seedDemo: config.SEED_DEMO_MODELS,
+    metricsPort: config.METRICS_PORT,
     env: process.env,
     sink,
     restart: true,
@@ -61,6 +63,7 @@ process.stdout.write(
     `Inferrer is up at ${cluster.url}`,
     `  load balancer: ${cluster.balancer.description} at ${cluster.balancerUrl}`,
     `  modelhosts:    ${cluster.modelhosts.length} (${cluster.modelhosts.map((m) => m.url).join(', ')})`,
+    ...(cluster.metrics ? [`  metrics:       ${cluster.metrics.url} (status page; ${cluster.metrics.url}/api/v1/stats, /metrics)`] : []),
     `  model store:   ${cluster.modelDir}${cluster.seeded.length ? ` (demo models added: ${cluster.seeded.join(', ')})` : ''}`,
     '',
     'Try:',

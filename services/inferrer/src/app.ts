@@ -13,6 +13,7 @@ import type { DataPlane } from './dataplane.ts';
 import type { Management } from './management.ts';
 import type { InferrerMetrics } from './metrics.ts';
 import { type Protocol, sendError } from './protocol/errors.ts';
+import { metricsSummaryRoutes } from './protocol/fractal-v1/metrics-summary.ts';
 import { fractalV1Routes } from './protocol/fractal-v1/routes.ts';
 import { oipV2Routes } from './protocol/oip-v2/routes.ts';
 import { relay } from './protocol/relay.ts';
@@ -40,6 +41,8 @@ interface FastRoute {
 export function createApp(deps: InferrerDeps): RequestListener {
   const { config, dataplane, metrics } = deps;
   const log = deps.logger.child({ module: 'http' });
+  const access = deps.logger.child({ module: 'access' });
+  const logAccess = config.accessLog && access.isInfoEnabled();
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -52,8 +55,17 @@ export function createApp(deps: InferrerDeps): RequestListener {
     res.on('finish', () => {
       const route = routeTemplate(req);
       const protocol = protocolOf(req.path);
+      const ms = performance.now() - started;
+      const bytesIn = Number(req.headers['content-length']) || 0;
+      const bytesOut = Number(res.getHeader('content-length')) || 0;
       metrics.requests.inc({ route, protocol, status: String(res.statusCode) });
-      metrics.duration.observe({ route, protocol }, (performance.now() - started) / 1000);
+      metrics.duration.observe({ route, protocol }, ms / 1000);
+      metrics.requestBytes.inc({ route, protocol }, bytesIn);
+      metrics.responseBytes.inc({ route, protocol }, bytesOut);
+      // Probes and scrapes would drown the access log: those lines only at debug.
+      const quiet = route === '/metrics' || route.startsWith('/health') || route.startsWith('/v2/health');
+      if (logAccess && !quiet) access.info('request', { reqId, method: req.method, path: req.path, route, protocol, status: res.statusCode, ms: Number(ms.toFixed(2)), bytesIn, bytesOut });
+      else if (quiet && access.isDebugEnabled()) access.debug('request', { reqId, method: req.method, path: req.path, status: res.statusCode });
     });
     next();
   });
@@ -65,6 +77,7 @@ export function createApp(deps: InferrerDeps): RequestListener {
   app.get('/metrics', async (_req, res) => {
     res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  app.use(metricsSummaryRoutes(config.metricsUrl));
   app.use(oipV2Routes({ management: deps.management, ready: deps.ready }));
   app.use(fractalV1Routes({ config, management: deps.management, dataplane, publicUrl: (req) => `${req.protocol}://${req.headers.host ?? `127.0.0.1:${config.port}`}` }));
   app.use((req: Request) => {
@@ -122,16 +135,42 @@ export function createApp(deps: InferrerDeps): RequestListener {
   async function serveFast(f: FastRoute, req: IncomingMessage, res: ServerResponse, m: RegExpExecArray): Promise<void> {
     const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
     const started = performance.now();
+    // Set before writeHead, so the headers written later stay readable for the access line below.
+    res.setHeader('x-request-id', reqId);
+    let bytesOut: number | undefined;
     try {
-      await relay(await f.forward(req, m, reqId), res, reqId);
+      bytesOut = await relay(await f.forward(req, m, reqId), res, reqId);
     } catch (err) {
       const e = err instanceof InferrerError ? err : undefined;
       if (e && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) metrics.upstreamErrors.inc({ code: e.code });
       req.resume();
       sendError(res, err, f.protocol, log, { reqId, method: req.method, path: req.url?.split('?')[0] });
     }
-    metrics.requests.inc({ route: f.route, protocol: f.protocol, status: String(res.statusCode) });
-    metrics.duration.observe({ route: f.route, protocol: f.protocol }, (performance.now() - started) / 1000);
+    const ms = performance.now() - started;
+    const bytesIn = Number(req.headers['content-length']) || 0;
+    bytesOut ??= Number(res.getHeader('content-length')) || 0;
+    const labels = { route: f.route, protocol: f.protocol };
+    metrics.requests.inc({ ...labels, status: String(res.statusCode) });
+    metrics.duration.observe(labels, ms / 1000);
+    metrics.requestBytes.inc(labels, bytesIn);
+    metrics.responseBytes.inc(labels, bytesOut);
+    if (logAccess) {
+      const version = res.getHeader('x-inferrer-model-version');
+      access.info('request', {
+        reqId,
+        method: req.method,
+        path: req.url?.split('?')[0],
+        route: f.route,
+        protocol: f.protocol,
+        model: safeDecode(m[1]!),
+        version: version === undefined ? null : Number(version),
+        modelhost: res.getHeader('x-modelhost-id') ?? null,
+        status: res.statusCode,
+        ms: Number(ms.toFixed(2)),
+        bytesIn,
+        bytesOut,
+      });
+    }
   }
 }
 
@@ -159,6 +198,14 @@ function v1Body(req: IncomingMessage, q: URLSearchParams, limit: number): { body
   }
   const body = JSON.stringify({ values: parsed });
   return { body, contentLength: Buffer.byteLength(body) };
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s).slice(0, 200);
+  } catch {
+    return s.slice(0, 200);
+  }
 }
 
 function protocolOf(path: string): Protocol {

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
-import { loadEnvConfig } from '@inferrer/telemetry';
+import { envFlag, loadEnvConfig } from '@inferrer/telemetry';
 
 export const InferrerEnvSchema = z
   .object({
@@ -15,6 +15,10 @@ export const InferrerEnvSchema = z
     LOAD_BALANCER_URL: z.url({ protocol: /^https?$/ }),
     INFERRER_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** One info line per request (reqId, method, path, status, ms, bytes, model, version); off saves a little on the hot path. */
+    ACCESS_LOG: envFlag().default(true),
+    /** The metrics service, whose cluster summary GET /api/v1/metrics passes on; unset: that route answers 503. */
+    METRICS_URL: z.url({ protocol: /^https?$/ }).optional(),
     /** Largest model upload. */
     MAX_MODEL_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
     /** Largest prediction or JSON management body. */
@@ -34,6 +38,8 @@ export type InferrerConfig = Readonly<{
   loadBalancerUrl: string;
   id: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  accessLog: boolean;
+  metricsUrl: string | undefined;
   maxModelBytes: number;
   maxBodyBytes: number;
   requestTimeoutMs: number;
@@ -51,6 +57,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     loadBalancerUrl: e.LOAD_BALANCER_URL.replace(/\/+$/, ''),
     id: e.INFERRER_ID,
     logLevel: e.LOG_LEVEL,
+    accessLog: e.ACCESS_LOG,
+    metricsUrl: e.METRICS_URL?.replace(/\/+$/, ''),
     maxModelBytes: e.MAX_MODEL_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,

@@ -16,6 +16,18 @@ export class InferrerMetrics {
     buckets: LATENCY_BUCKETS_SECONDS,
     registers: [this.registry],
   });
+  readonly requestBytes = new client.Counter({
+    name: 'inferrer_request_bytes_total',
+    help: 'Request body bytes received (declared Content-Length), by route template and protocol',
+    labelNames: ['route', 'protocol'],
+    registers: [this.registry],
+  });
+  readonly responseBytes = new client.Counter({
+    name: 'inferrer_response_bytes_total',
+    help: 'Response body bytes sent, by route template and protocol',
+    labelNames: ['route', 'protocol'],
+    registers: [this.registry],
+  });
   readonly upstreamErrors = new client.Counter({
     name: 'inferrer_upstream_errors_total',
     help: 'Predictions the load balancer or modelhosts failed to serve, by error code',

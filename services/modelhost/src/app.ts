@@ -35,6 +35,20 @@ const V2_INFER = /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*
 export function createApp(deps: ModelhostDeps): RequestListener {
   const { config, dataplane, registry, metrics } = deps;
   const log = deps.logger.child({ module: 'http' });
+  const access = deps.logger.child({ module: 'access' });
+  const logAccess = config.accessLog && access.isInfoEnabled();
+  /** One line per inference, success or not, so a request id greps to its whole path. */
+  const inferenceLine = (reqId: string, res: ServerResponse, model: string, started: number, batch?: { version: number; batchRequests: number; batchRows: number; queueMs: number; computeMs: number }): void => {
+    if (!logAccess) return;
+    access.info('inference', {
+      reqId,
+      model,
+      version: batch?.version ?? null,
+      status: res.statusCode,
+      ms: Number((performance.now() - started).toFixed(2)),
+      ...(batch ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) } : {}),
+    });
+  };
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -112,9 +126,11 @@ export function createApp(deps: ModelhostDeps): RequestListener {
         for (const b of answer.binary) res.write(b);
         res.end();
       }
+      inferenceLine(reqId, res, answer.model, started, answer);
     } catch (err) {
       req.resume();
       sendError(res, err, log, req, reqId);
+      inferenceLine(reqId, res, name, started);
     }
   }
 
@@ -140,11 +156,12 @@ export function createApp(deps: ModelhostDeps): RequestListener {
         'x-inferrer-model-version': String(answer.version),
         'server-timing': `queue;dur=${answer.queueMs.toFixed(2)}, compute;dur=${answer.computeMs.toFixed(2)}`,
       });
-      if (log.isDebugEnabled()) log.debug('inference', { reqId, model: answer.model, version: answer.version, ms: Number((performance.now() - started).toFixed(2)), batch: answer.batchRequests });
+      inferenceLine(reqId, res, answer.model, started, answer);
     } catch (err) {
       // Drain what is left of the body so the keep-alive connection stays usable.
       req.resume();
       sendError(res, err, log, req, reqId);
+      inferenceLine(reqId, res, name, started);
     }
   }
 }

@@ -13,6 +13,8 @@ export const ModelhostEnvSchema = z
     MODEL_DIR: z.string().min(1),
     MODELHOST_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** One info line per inference (reqId, model, version, status, ms); off saves a little on the hot path. */
+    ACCESS_LOG: envFlag().default(true),
     /** Models kept loaded at once; the least recently used beyond this are unloaded. */
     MAX_LOADED_MODELS: z.coerce.number().int().min(1).default(16),
     /** Default rows per batch (EOTDL's BATCH_SIZE is an alias); a model's config overrides. */
@@ -45,6 +47,7 @@ export type ModelhostConfig = Readonly<{
   modelDir: string;
   id: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  accessLog: boolean;
   maxLoadedModels: number;
   maxBatchSize: number;
   maxQueueDelayMs: number;
@@ -71,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     modelDir: e.MODEL_DIR,
     id: e.MODELHOST_ID,
     logLevel: e.LOG_LEVEL,
+    accessLog: e.ACCESS_LOG,
     maxLoadedModels: e.MAX_LOADED_MODELS,
     maxBatchSize: e.MAX_BATCH_SIZE ?? e.BATCH_SIZE ?? 32,
     maxQueueDelayMs: e.MAX_QUEUE_DELAY_MS ?? (e.BATCH_TIMEOUT !== undefined ? e.BATCH_TIMEOUT * 1000 : 0),

@@ -12,6 +12,8 @@ import {
   encodeV1Response,
   encodeV2Response,
   parseModelName,
+  statusOf,
+  toInferrerError,
 } from '@inferrer/core';
 import type { InferResult } from '@inferrer/runtime';
 import type { ModelhostMetrics } from './metrics.ts';
@@ -121,7 +123,9 @@ export class DataPlane {
       this.#metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
       return { ...encoded, model: model.name, version: model.version, batchRequests: result.batchRequests, batchRows: result.batchRows, queueMs: result.queueMs, computeMs: result.computeMs };
     } catch (err) {
-      this.#metrics.requests.inc({ ...labels, code: (err as InferrerError).code ?? 'INTERNAL' });
+      const code = (err as InferrerError).code ?? 'INTERNAL';
+      this.#metrics.requests.inc({ ...labels, code });
+      if (statusOf(toInferrerError(err)) >= 500) this.#metrics.errors.inc({ ...labels, code });
       throw err;
     }
   }
@@ -137,7 +141,10 @@ export class DataPlane {
     for (let attempt = 0; ; attempt++) {
       const model = await this.#registry.get(name, version);
       seen(model);
-      if (performance.now() >= deadline) throw new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it could run', { model: name });
+      if (performance.now() >= deadline) {
+        this.#metrics.timeouts.inc({ model: model.name, version: String(model.version) });
+        throw new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it could run', { model: name });
+      }
       const decoded = decode(model.signature);
       try {
         return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline) };

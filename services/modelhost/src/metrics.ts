@@ -11,6 +11,8 @@ export class ModelhostMetrics {
   readonly computeDuration: client.Histogram<'model' | 'version'>;
   readonly batchSize: client.Histogram<'model' | 'version'>;
   readonly timeouts: client.Counter<'model' | 'version'>;
+  readonly errors: client.Counter<'model' | 'version' | 'code'>;
+  readonly sessionsEvicted: client.Counter<'model'>;
   readonly loadDuration: client.Histogram<'model'>;
   readonly loadFailures: client.Counter<'model'>;
   readonly unloads: client.Counter<'model' | 'reason'>;
@@ -24,6 +26,8 @@ export class ModelhostMetrics {
     this.computeDuration = new client.Histogram({ name: 'modelhost_compute_duration_seconds', help: 'ONNX Runtime run time per batch', labelNames: mv, buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
     this.batchSize = new client.Histogram({ name: 'modelhost_batch_size', help: 'Rows per executed batch', labelNames: mv, buckets: BATCH_SIZE_BUCKETS, registers: [r] });
     this.timeouts = new client.Counter({ name: 'modelhost_timeouts_total', help: 'Requests that passed their deadline', labelNames: mv, registers: [r] });
+    this.errors = new client.Counter({ name: 'modelhost_errors_total', help: 'Inference requests that failed on the server side (5xx: queue full, not ready, timeout, runtime failure), by error code', labelNames: [...mv, 'code'], registers: [r] });
+    this.sessionsEvicted = new client.Counter({ name: 'modelhost_sessions_evicted_total', help: 'Model versions unloaded to stay within MAX_LOADED_MODELS (least recently used)', labelNames: ['model'], registers: [r] });
     this.loadDuration = new client.Histogram({ name: 'modelhost_model_load_duration_seconds', help: 'Time to load and warm a model version', labelNames: ['model'], buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
     this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
     this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
@@ -35,6 +39,16 @@ export class ModelhostMetrics {
       collect() {
         this.reset();
         for (const e of models()?.entries() ?? []) this.set({ model: e.name, version: String(e.version) }, e.batcher.depth);
+      },
+    });
+    new client.Gauge({
+      name: 'modelhost_queue_capacity',
+      help: 'Requests the batcher queue holds before it answers 503 (max_queue_size)',
+      labelNames: mv,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const e of models()?.entries() ?? []) this.set({ model: e.name, version: String(e.version) }, e.batcher.options.maxQueueSize);
       },
     });
     new client.Gauge({
@@ -64,7 +78,10 @@ export class ModelhostMetrics {
         if (ok) this.loadDuration.observe({ model }, seconds);
         else this.loadFailures.inc({ model });
       },
-      onUnload: (model, _v, reason) => this.unloads.inc({ model, reason }),
+      onUnload: (model, _v, reason) => {
+        this.unloads.inc({ model, reason });
+        if (reason === 'evicted') this.sessionsEvicted.inc({ model });
+      },
     };
   }
 }

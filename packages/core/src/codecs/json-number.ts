@@ -5,6 +5,7 @@
  */
 
 export function floatToJson(v: number): string {
+  if (Object.is(v, -0)) return '-0.0';
   if (Number.isFinite(v)) return String(v);
   if (Number.isNaN(v)) return '"NaN"';
   return v > 0 ? '"Infinity"' : '"-Infinity"';
@@ -15,7 +16,7 @@ export function floatToJson(v: number): string {
  * expansion (0.1f is "0.1", not "0.10000000149011612").
  */
 export function float32ToJson(v: number): string {
-  if (!Number.isFinite(v)) return floatToJson(v);
+  if (!Number.isFinite(v) || Object.is(v, -0)) return floatToJson(v);
   // Integers up to 2^24 are exact and already shortest; larger ones need rounding like any other value.
   if (v === 0 || (Number.isInteger(v) && Math.abs(v) <= 16_777_216)) return String(v);
   for (let p = 6; p < 9; p++) {

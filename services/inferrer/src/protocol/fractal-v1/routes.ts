@@ -33,6 +33,7 @@ export function v1RouteDocs(base: string): RouteDoc[] {
     { method: 'GET', path: '/health/live', description: 'Liveness', example: `curl ${base}/health/live` },
     { method: 'GET', path: '/health/ready', description: 'Readiness (the load balancer answers)', example: `curl ${base}/health/ready` },
     { method: 'GET', path: '/metrics', description: 'Prometheus metrics of the Inferrer', example: `curl ${base}/metrics` },
+    { method: 'GET', path: '/api/v1/metrics', description: 'Per-model summary across the cluster: requests/s, error rate, p50/p95/p99, mean batch size, queue depth, workers (from the metrics service)', example: `curl ${base}/api/v1/metrics` },
   ];
 }
 
