@@ -53,6 +53,9 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+// The bench went away: stop rather than keep loading a server nobody measures.
+process.on('disconnect', () => process.exit(1));
+
 process.once('message', (spec: LoadSpec) => {
   void (async () => {
     if (spec.warmupS > 0) await run(spec, spec.warmupS, undefined);

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { stopAllClusters } from './lib/cluster.ts';
 import { type IrisResult, irisTable, runIris } from './lib/iris.ts';
 import { parseOptions } from './lib/options.ts';
 import { REPO_ROOT, RESULTS_DIR } from './lib/paths.ts';
@@ -27,6 +28,13 @@ const opts = (() => {
     process.exit(2);
   }
 })();
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\n${signal}: stopping the clusters …\n`);
+    void stopAllClusters().finally(() => process.exit(130));
+  });
+}
 
 const elapsed = (): string => `${((performance.now() - started) / 1000).toFixed(0)} s`;
 const log = (line: string): void => void process.stdout.write(`[${elapsed().padStart(5)}] ${line}\n`);

@@ -35,6 +35,12 @@ export interface BenchCluster {
 }
 
 const MAX_NOTABLE = 200;
+const running = new Set<BenchCluster>();
+
+/** Stops every cluster still running (on SIGINT/SIGTERM of the bench). */
+export async function stopAllClusters(): Promise<void> {
+  await Promise.all([...running].map((c) => c.stop()));
+}
 
 export async function startBenchCluster(opts: BenchClusterOptions): Promise<BenchCluster> {
   const modelDir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-bench-models-'));
@@ -56,6 +62,11 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     }
     if (level === 'warn' || level === 'error') notable.push({ service, line: line.slice(0, 400) });
   };
+  const runDir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-bench-run-'));
+  const cleanup = async (): Promise<void> => {
+    await rm(modelDir, { recursive: true, force: true });
+    await rm(runDir, { recursive: true, force: true });
+  };
   const cluster = await startCluster({
     host: '127.0.0.1',
     port: 0,
@@ -70,16 +81,27 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     sink,
     restart: false,
     readyTimeoutMs: 180_000,
+    runDir,
+  }).catch(async (err: unknown) => {
+    await cleanup();
+    throw err;
   });
-  return {
+  let stopping: Promise<void> | undefined;
+  const bc: BenchCluster = {
     cluster,
     url: cluster.url,
     notable,
-    async stop() {
-      await cluster.stop();
-      await rm(modelDir, { recursive: true, force: true });
+    stop() {
+      stopping ??= (async () => {
+        await cluster.stop();
+        running.delete(bc);
+        await cleanup();
+      })();
+      return stopping;
     },
   };
+  running.add(bc);
+  return bc;
 }
 
 export interface BatchStats {

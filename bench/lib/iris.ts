@@ -4,8 +4,9 @@
  * point) so that a noisy neighbour hits both alike. The load generator is a separate process for both.
  */
 import type { BenchOptions } from './options.ts';
-import { type BatchStats, batchStats, diffStats, startBenchCluster } from './cluster.ts';
-import { type LoadResult, runLoad } from './load.ts';
+import { type BatchStats, batchStats, clusterPids, diffStats, startBenchCluster } from './cluster.ts';
+import type { LoadResult } from './load.ts';
+import { type CpuBill, measure } from './measure.ts';
 import { startNaiveServer } from './naive.ts';
 import { IRIS_MODEL } from './paths.ts';
 import { fmt, fmtMs, fmtRps, table, verdict } from './table.ts';
@@ -18,6 +19,8 @@ export interface IrisPoint {
   clients: number;
   naive: LoadResult;
   cluster: LoadResult;
+  naiveCpu?: CpuBill;
+  clusterCpu?: CpuBill;
   /** cluster ÷ naive requests/s. */
   ratio: number;
   /** Mean requests per executed batch in the cluster, from the modelhosts' metrics. */
@@ -49,34 +52,45 @@ export async function runIris(opts: BenchOptions, log: (line: string) => void): 
     bc = await startBenchCluster({ modelhosts: opts.modelhosts, models: [] });
     const naiveUrl = `${naive.url}/predict`;
     const clusterUrl = `${bc.url}/api/v1/models/iris/prediction`;
-    const n = await post(naiveUrl, IRIS_BODY);
-    const c = await post(clusterUrl, IRIS_BODY);
-    if (n.status !== 200) throw new Error(`the naive server answered ${n.status}: ${n.text}`);
-    if (c.status !== 200) throw new Error(`the cluster answered ${c.status}: ${c.text}`);
-    const naiveValues = JSON.stringify((JSON.parse(n.text) as { values: unknown }).values);
-    const clusterValues = JSON.stringify((JSON.parse(c.text) as { values: unknown }).values);
-    if (naiveValues !== clusterValues) throw new Error(`the cluster and the naive server disagree: ${c.text} vs ${n.text}`);
-    log(`both answer ${IRIS_BODY} with {"values":${clusterValues}} (cluster: ${c.text.length} bytes, naive: ${n.text.length} bytes)`);
+    const na = await post(naiveUrl, IRIS_BODY);
+    const ca = await post(clusterUrl, IRIS_BODY);
+    if (na.status !== 200) throw new Error(`the naive server answered ${na.status}: ${na.text}`);
+    if (ca.status !== 200) throw new Error(`the cluster answered ${ca.status}: ${ca.text}`);
+    const naiveValues = JSON.stringify((JSON.parse(na.text) as { values: unknown }).values);
+    const clusterValues = JSON.stringify((JSON.parse(ca.text) as { values: unknown }).values);
+    if (naiveValues !== clusterValues) throw new Error(`the cluster and the naive server disagree: ${ca.text} vs ${na.text}`);
+    log(`both answer ${IRIS_BODY} with "values":${clusterValues} (cluster: ${ca.text.length}-byte v1 envelope, naive: ${na.text.length} bytes)`);
 
     const points: IrisPoint[] = [];
     for (const clients of o.clients) {
       const spec = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: IRIS_BODY, connections: clients, warmupS: o.warmupS, durationS: o.durationS, timeoutS: 10 };
-      const nr = await runLoad({ ...spec, url: naiveUrl });
-      log(`  naive   ${String(clients).padStart(3)} clients: ${fmtRps(nr.rps)} req/s, p50 ${fmtMs(nr.p50)} ms, p99 ${fmtMs(nr.p99)} ms, errors ${nr.errors}`);
+      const n = await measure({ ...spec, url: naiveUrl }, { naive: naive.pid });
+      const nr = n.load;
+      log(`  naive   ${String(clients).padStart(3)} clients: ${fmtRps(nr.rps)} req/s, p50 ${fmtMs(nr.p50)} ms, p99 ${fmtMs(nr.p99)} ms, errors ${nr.errors}${cpuNote(n.cpu)}`);
       const before = await batchStats(bc, 'iris');
-      const cr = await runLoad({ ...spec, url: clusterUrl });
+      const c = await measure({ ...spec, url: clusterUrl }, clusterPids(bc));
+      const cr = c.load;
       const stats: BatchStats = diffStats(await batchStats(bc, 'iris'), before);
       const rowsPerBatch = stats.batches ? stats.rows / stats.batches : NaN;
-      log(`  cluster ${String(clients).padStart(3)} clients: ${fmtRps(cr.rps)} req/s, p50 ${fmtMs(cr.p50)} ms, p99 ${fmtMs(cr.p99)} ms, errors ${cr.errors}, rows/batch ${fmt(rowsPerBatch, 2)}`);
-      points.push({ clients, naive: nr, cluster: cr, ratio: cr.rps / nr.rps, clusterRowsPerBatch: rowsPerBatch, clusterPerModelhost: stats.perModelhost });
+      log(`  cluster ${String(clients).padStart(3)} clients: ${fmtRps(cr.rps)} req/s, p50 ${fmtMs(cr.p50)} ms, p99 ${fmtMs(cr.p99)} ms, errors ${cr.errors}, rows/batch ${fmt(rowsPerBatch, 2)}${cpuNote(c.cpu)}`);
+      points.push({
+        clients,
+        naive: nr,
+        cluster: cr,
+        ...(n.cpu ? { naiveCpu: n.cpu } : {}),
+        ...(c.cpu ? { clusterCpu: c.cpu } : {}),
+        ratio: cr.rps / nr.rps,
+        clusterRowsPerBatch: rowsPerBatch,
+        clusterPerModelhost: stats.perModelhost,
+      });
     }
     const top = points.find((p) => p.clients === 128) ?? points[points.length - 1]!;
     const errors = points.reduce((s, p) => s + p.cluster.errors, 0);
     return {
       balancer: bc.cluster.balancer.description,
       modelhosts: opts.modelhosts,
-      naiveAnswer: n.text,
-      clusterAnswer: c.text,
+      naiveAnswer: na.text,
+      clusterAnswer: ca.text,
       points,
       targets: { ratio: top.ratio, ratioOk: top.ratio >= 0.75, p99: top.cluster.p99, p99Ok: top.cluster.p99 <= 25, errors: top.cluster.errors, errorsOk: top.cluster.errors === 0 && errors === 0 },
       notable: bc.notable,
@@ -87,16 +101,48 @@ export async function runIris(opts: BenchOptions, log: (line: string) => void): 
   }
 }
 
+function cpuNote(cpu: CpuBill | undefined): string {
+  if (!cpu) return '';
+  return `; CPU ${Math.round(cpu.serverUsPerRequest)} µs/req (${Object.entries(cpu.perRequestUs)
+    .map(([k, v]) => `${k} ${Math.round(v)}`)
+    .join(', ')}), load generator ${Math.round(cpu.generatorUsPerRequest)} µs/req, other processes ${cpu.otherCores.toFixed(2)} cores`;
+}
+
+const us = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '-' : String(Math.round(v)));
+
 export function irisTable(r: IrisResult): string {
   const rows: (string | number)[][] = [];
   for (const p of r.points) {
-    rows.push([p.clients, 'naive', fmtRps(p.naive.rps), fmtMs(p.naive.p50), fmtMs(p.naive.p99), p.naive.errors, '', '']);
-    rows.push(['', 'cluster', fmtRps(p.cluster.rps), fmtMs(p.cluster.p50), fmtMs(p.cluster.p99), p.cluster.errors, fmt(p.clusterRowsPerBatch, 2), fmt(p.ratio, 2)]);
+    rows.push([p.clients, 'naive', fmtRps(p.naive.rps), fmtMs(p.naive.p50), fmtMs(p.naive.p99), p.naive.errors, '', us(p.naiveCpu?.serverUsPerRequest), fmt(p.naiveCpu?.otherCores ?? NaN, 2), '']);
+    rows.push([
+      '',
+      'cluster',
+      fmtRps(p.cluster.rps),
+      fmtMs(p.cluster.p50),
+      fmtMs(p.cluster.p99),
+      p.cluster.errors,
+      fmt(p.clusterRowsPerBatch, 2),
+      us(p.clusterCpu?.serverUsPerRequest),
+      fmt(p.clusterCpu?.otherCores ?? NaN, 2),
+      fmt(p.ratio, 2),
+    ]);
   }
   const t = r.targets;
+  const bill = r.points.filter((p) => p.clusterCpu).map((p) => {
+    const c = p.clusterCpu!.perRequestUs;
+    const modelhosts = Object.entries(c).filter(([k]) => k.startsWith('modelhost')).reduce((a, [, v]) => a + v, 0);
+    return [p.clients, us(c.inferrer), us(c.balancer), us(modelhosts), us(p.clusterCpu!.serverUsPerRequest), us(p.naiveCpu?.serverUsPerRequest), us(p.clusterCpu!.generatorUsPerRequest)];
+  });
   return [
-    table(['clients', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'rows/batch', 'cluster÷naive'], rows, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(['clients', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'rows/batch', 'CPU µs/req', 'other cores', 'cluster÷naive'], rows, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
     '',
+    ...(bill.length
+      ? [
+          'where the cluster\'s CPU goes, µs of CPU per answered request (all threads of each process):',
+          table(['clients', 'inferrer', 'nginx', 'modelhosts', 'cluster total', 'naive total', 'load generator'], bill, ['r', 'r', 'r', 'r', 'r', 'r', 'r']),
+          '',
+        ]
+      : []),
     `targets at 128 clients: cluster ≥ 0.75 × naive req/s: ${fmt(t.ratio, 2)} ${verdict(t.ratioOk)}; p99 ≤ 25 ms: ${fmtMs(t.p99)} ms ${verdict(t.p99Ok)}; zero errors: ${t.errors} ${verdict(t.errorsOk)}`,
   ].join('\n');
 }

@@ -119,14 +119,14 @@ describe('same answers through the cluster as in-process', () => {
       const session = await ort.InferenceSession.create(path.join(CORPUS, `${m}.onnx`));
       const cases: Record<string, number[]>[] = [];
       const base: Record<string, number[]> = {};
-      for (const meta of session.inputMetadata) base[meta.name] = concreteShape((meta as { shape: (number | string)[] }).shape, m);
+      for (const meta of session.inputMetadata) base[meta.name] = concreteShape((meta as unknown as { shape: (number | string)[] }).shape, m);
       cases.push(base);
       if (m === 'empty_ok') cases.push({ x: [1, 0] }, { x: [0, 3] });
       for (const shapes of cases) {
         const tensors: V2Tensor[] = [];
         const feeds: Record<string, ort.Tensor> = {};
         for (const meta of session.inputMetadata) {
-          const type = (meta as { type: string }).type;
+          const type = (meta as unknown as { type: string }).type;
           const shape = shapes[meta.name]!;
           const n = shape.reduce((a, b) => a * b, 1);
           const vals = values(type, n);

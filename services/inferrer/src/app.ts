@@ -15,6 +15,7 @@ import type { InferrerMetrics } from './metrics.ts';
 import { type Protocol, sendError } from './protocol/errors.ts';
 import { metricsSummaryRoutes } from './protocol/fractal-v1/metrics-summary.ts';
 import { fractalV1Routes } from './protocol/fractal-v1/routes.ts';
+import { docsRoutes } from './protocol/openapi.ts';
 import { oipV2Routes } from './protocol/oip-v2/routes.ts';
 import { relay } from './protocol/relay.ts';
 import type { UpstreamResponse } from './upstream.ts';
@@ -31,6 +32,8 @@ export interface InferrerDeps {
 /** A prediction route served on the lean path. */
 interface FastRoute {
   route: string;
+  /** Other path templates the pattern also serves (for the route list). */
+  also?: string[];
   protocol: Protocol;
   methods: string[];
   pattern: RegExp;
@@ -38,7 +41,15 @@ interface FastRoute {
   forward(req: IncomingMessage, match: RegExpExecArray, reqId: string): Promise<UpstreamResponse>;
 }
 
-export function createApp(deps: InferrerDeps): RequestListener {
+export interface RouteEntry {
+  method: string;
+  path: string;
+}
+
+/** The app's request listener; `routes()` lists every method and path it serves (for the OpenAPI test). */
+export type InferrerApp = RequestListener & { routes(): RouteEntry[] };
+
+export function createApp(deps: InferrerDeps): InferrerApp {
   const { config, dataplane, metrics } = deps;
   const log = deps.logger.child({ module: 'http' });
   const access = deps.logger.child({ module: 'access' });
@@ -78,6 +89,7 @@ export function createApp(deps: InferrerDeps): RequestListener {
     res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use(metricsSummaryRoutes(config.metricsUrl));
+  app.use(docsRoutes());
   app.use(oipV2Routes({ management: deps.management, ready: deps.ready }));
   app.use(fractalV1Routes({ config, management: deps.management, dataplane, publicUrl: (req) => `${req.protocol}://${req.headers.host ?? `127.0.0.1:${config.port}`}` }));
   app.use((req: Request) => {
@@ -101,6 +113,7 @@ export function createApp(deps: InferrerDeps): RequestListener {
     },
     {
       route: '/v2/models/:model/infer',
+      also: ['/v2/models/:model/versions/:version/infer'],
       protocol: 'v2',
       methods: ['POST'],
       pattern: /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*)?$/,
@@ -118,7 +131,7 @@ export function createApp(deps: InferrerDeps): RequestListener {
     },
   ];
 
-  return (req: IncomingMessage, res: ServerResponse) => {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const url = req.url ?? '/';
     for (const f of fast) {
       if (!f.methods.includes(req.method ?? '')) continue;
@@ -131,6 +144,7 @@ export function createApp(deps: InferrerDeps): RequestListener {
     }
     app(req, res);
   };
+  return Object.assign(listener, { routes: () => [...expressRoutes(app), ...fast.flatMap((f) => [f.route, ...(f.also ?? [])].flatMap((path) => f.methods.map((method) => ({ method, path }))))] });
 
   async function serveFast(f: FastRoute, req: IncomingMessage, res: ServerResponse, m: RegExpExecArray): Promise<void> {
     const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
@@ -206,6 +220,21 @@ function safeDecode(s: string): string {
   } catch {
     return s.slice(0, 200);
   }
+}
+
+/** Routes registered on express (and on routers mounted on it), as METHOD + path template. */
+function expressRoutes(app: express.Express): RouteEntry[] {
+  const out: RouteEntry[] = [];
+  type Layer = { route?: { path: string; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } };
+  const walk = (stack: Layer[]): void => {
+    for (const layer of stack) {
+      if (layer.route) {
+        for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') out.push({ method: method.toUpperCase(), path: layer.route.path });
+      } else if (layer.handle?.stack) walk(layer.handle.stack);
+    }
+  };
+  walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
+  return out;
 }
 
 function protocolOf(path: string): Protocol {

@@ -1,0 +1,184 @@
+/**
+ * The OpenAPI 3 document of every public route (FRACTAL v1, Open Inference Protocol v2, management,
+ * health), served at /openapi.json, and the interactive page at /docs (Swagger UI from node_modules, no
+ * CDN). A test checks that every route the app registers is documented here and nothing else is.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import express, { Router } from 'express';
+import { SERVER_VERSION } from './oip-v2/routes.ts';
+
+type Op = Record<string, unknown>;
+
+const json = (schema: unknown) => ({ content: { 'application/json': { schema } } });
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const name = { name: 'name', in: 'path', required: true, description: 'Model name (`iris` and `iris.onnx` are the same model)', schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' } };
+const model = { ...name, name: 'model' };
+const version = { name: 'version', in: 'path', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]*$' } };
+const v1Errors = { '400': { description: 'Bad input', ...json(ref('V1Error')) }, '404': { description: 'No such model or route', ...json(ref('V1Error')) } };
+const v2Errors = { '400': { description: 'Bad input', ...json(ref('V2Error')) }, '404': { description: 'No such model or version', ...json(ref('V2Error')) }, '503': { description: 'Not ready, unloaded or overloaded (Retry-After)', ...json(ref('V2Error')) } };
+const ok = (description: string, schema: unknown = ref('V1Envelope')) => ({ '200': { description, ...json(schema) } });
+
+const predictV1: Op = {
+  tags: ['FRACTAL v1'],
+  summary: 'Predict',
+  parameters: [
+    name,
+    { name: 'outputs', in: 'query', schema: { type: 'string', enum: ['all'] }, description: 'Add every output under `outputs`' },
+    { name: 'output', in: 'query', schema: { type: 'string' }, description: 'Answer this output as `values` (default: the first)' },
+    { name: 'version', in: 'query', schema: { type: 'integer', minimum: 1 } },
+  ],
+  responses: { ...ok('Prediction', ref('V1Prediction')), ...v1Errors, '413': { description: 'Body over MAX_BODY_BYTES', ...json(ref('V1Error')) }, '503': { description: 'Overloaded or not ready (Retry-After)', ...json(ref('V1Error')) } },
+};
+
+const inferV2: Op = {
+  tags: ['Open Inference Protocol v2'],
+  summary: 'Infer (JSON, or the binary tensor extension with Inference-Header-Content-Length)',
+  parameters: [model, { name: 'Inference-Header-Content-Length', in: 'header', schema: { type: 'integer' }, description: 'Length of the JSON header when binary tensor data follows it' }],
+  requestBody: { required: true, content: { 'application/json': { schema: ref('V2InferRequest') }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+  responses: { '200': { description: 'Outputs', content: { 'application/json': { schema: ref('V2InferResponse') }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, ...v2Errors },
+};
+
+const tensorMeta = { type: 'object', properties: { name: { type: 'string' }, datatype: { type: 'string' }, shape: { type: 'array', items: { type: 'integer' }, description: '-1 for symbolic dims' } } };
+
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'Inferrer',
+      version: SERVER_VERSION,
+      description: 'A model-serving cluster for ONNX models. FRACTAL v1 API, Open Inference Protocol (KServe v2) with the binary tensor extension, and model management.',
+    },
+    paths: {
+      '/': { get: { tags: ['FRACTAL v1'], summary: 'Welcome', responses: ok('Welcome') } },
+      '/help': { get: { tags: ['FRACTAL v1'], summary: 'Every route with an example', responses: ok('Routes') } },
+      '/health/live': { get: { tags: ['Health'], summary: 'Liveness', responses: ok('Alive', { type: 'object' }) } },
+      '/health/ready': { get: { tags: ['Health'], summary: 'Readiness (the load balancer answers)', responses: { ...ok('Ready', { type: 'object' }), '503': { description: 'Not ready' } } } },
+      '/metrics': { get: { tags: ['Health'], summary: 'Prometheus metrics', responses: { '200': { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+      '/openapi.json': { get: { tags: ['Docs'], summary: 'This document', responses: ok('OpenAPI 3 document', { type: 'object' }) } },
+      '/docs': { get: { tags: ['Docs'], summary: 'Interactive API page', responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } } },
+      '/docs/init.js': { get: { tags: ['Docs'], summary: 'Script of the interactive page', responses: { '200': { description: 'JavaScript', content: { 'application/javascript': { schema: { type: 'string' } } } } } } },
+      '/api/v1/metrics': { get: { tags: ['FRACTAL v1'], summary: 'Cluster-wide per-model summary from the metrics service', responses: { ...ok('`stats`'), '503': { description: 'Metrics service unavailable', ...json(ref('V1Error')) } } } },
+      '/api/v1/models': { get: { tags: ['FRACTAL v1'], summary: 'Model names', responses: ok('`model_list`', ref('V1ModelList')) } },
+      '/api/v1/models/information': { get: { tags: ['FRACTAL v1'], summary: 'Names and descriptions', responses: ok('`models`') } },
+      '/api/v1/models/{name}': {
+        get: { tags: ['FRACTAL v1'], summary: 'Describe a model', parameters: [name], responses: { ...ok('`model`: description, versions, inputs, outputs, config'), ...v1Errors } },
+        post: {
+          tags: ['FRACTAL v1'],
+          summary: 'Update description, config, labels or default version',
+          parameters: [name],
+          requestBody: { required: true, ...json(ref('ModelPatch')) },
+          responses: { ...ok('Updated'), ...v1Errors },
+        },
+        put: {
+          tags: ['FRACTAL v1'],
+          summary: 'Upload a model or a new version of it',
+          parameters: [name],
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': { schema: { type: 'object', properties: { path: { type: 'string', format: 'binary', description: 'The ONNX file (FRACTAL name; `file` also works)' }, metadata: { type: 'string', description: 'JSON: description, config, labels' } } } },
+              'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+            },
+          },
+          responses: { '201': { description: 'Created', ...json(ref('V1Envelope')) }, ...ok('New version'), ...v1Errors, '413': { description: 'Over MAX_MODEL_BYTES', ...json(ref('V1Error')) }, '415': { description: 'Wrong content type', ...json(ref('V1Error')) } },
+        },
+        delete: { tags: ['FRACTAL v1'], summary: 'Delete a model and all its versions', parameters: [name], responses: { ...ok('Deleted'), ...v1Errors } },
+      },
+      '/api/v1/models/{name}/prediction': {
+        get: { ...predictV1, summary: 'Predict (body, or ?values=[…])', parameters: [...(predictV1.parameters as unknown[]), { name: 'values', in: 'query', schema: { type: 'string' }, description: 'JSON values when there is no body' }] },
+        post: { ...predictV1, requestBody: { required: true, ...json(ref('V1PredictRequest')) } },
+      },
+      '/api/test/sendtomodelhost': {
+        post: { tags: ['FRACTAL v1'], summary: 'Which modelhost answers each item', requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) }, responses: ok('`results`') },
+      },
+      '/v2': { get: { tags: ['Open Inference Protocol v2'], summary: 'Server metadata', responses: ok('name, version, extensions', { type: 'object' }) } },
+      '/v2/health/live': { get: { tags: ['Open Inference Protocol v2'], summary: 'Server live', responses: ok('Live', { type: 'object' }) } },
+      '/v2/health/ready': { get: { tags: ['Open Inference Protocol v2'], summary: 'Server ready', responses: { ...ok('Ready', { type: 'object' }), '503': { description: 'Not ready' } } } },
+      '/v2/models/{model}': { get: { tags: ['Open Inference Protocol v2'], summary: 'Model metadata', parameters: [model], responses: { ...ok('Metadata', ref('V2ModelMetadata')), ...v2Errors } } },
+      '/v2/models/{model}/versions/{version}': { get: { tags: ['Open Inference Protocol v2'], summary: 'Model version metadata', parameters: [model, version], responses: { ...ok('Metadata', ref('V2ModelMetadata')), ...v2Errors } } },
+      '/v2/models/{model}/ready': { get: { tags: ['Open Inference Protocol v2'], summary: 'Model ready', parameters: [model], responses: { ...ok('Ready', { type: 'object' }), ...v2Errors } } },
+      '/v2/models/{model}/versions/{version}/ready': { get: { tags: ['Open Inference Protocol v2'], summary: 'Model version ready', parameters: [model, version], responses: { ...ok('Ready', { type: 'object' }), ...v2Errors } } },
+      '/v2/models/{model}/infer': { post: inferV2 },
+      '/v2/models/{model}/versions/{version}/infer': { post: { ...inferV2, parameters: [model, version, ...(inferV2.parameters as unknown[]).slice(1)] } },
+      '/v2/repository/index': { post: { tags: ['Model repository (v2)'], summary: 'Models and their state', responses: ok('Index', { type: 'array', items: { type: 'object' } }) } },
+      '/v2/repository/models/{model}/load': { post: { tags: ['Model repository (v2)'], summary: 'Load (and warm) on every worker', parameters: [model], responses: { ...ok('Loaded', { type: 'object' }), ...v2Errors } } },
+      '/v2/repository/models/{model}/unload': { post: { tags: ['Model repository (v2)'], summary: 'Unload from every worker', parameters: [model], responses: { ...ok('Unloaded', { type: 'object' }), ...v2Errors } } },
+    },
+    components: {
+      schemas: {
+        HttpStatus: { type: 'object', properties: { code: { type: 'integer' }, description: { type: 'string' }, name: { type: 'string' } } },
+        V1Envelope: { type: 'object', properties: { http_status: ref('HttpStatus') }, additionalProperties: true },
+        V1Error: {
+          type: 'object',
+          properties: { http_status: ref('HttpStatus'), error: { type: 'object', properties: { code: { type: 'string', description: 'See docs/errors.md' }, message: { type: 'string' }, details: { type: 'object' } } } },
+        },
+        V1ModelList: { type: 'object', properties: { http_status: ref('HttpStatus'), model_list: { type: 'array', items: { type: 'string' } } } },
+        V1PredictRequest: {
+          type: 'object',
+          required: ['values'],
+          properties: { values: { description: 'One row, a list of rows, or an object keyed by input name', oneOf: [{ type: 'array', items: {} }, { type: 'object' }] } },
+          example: { values: [2, 5, 1, 4] },
+        },
+        V1Prediction: {
+          type: 'object',
+          properties: { http_status: ref('HttpStatus'), model_name: { type: 'string' }, model_version: { type: 'integer' }, values: { type: 'array', items: {} }, outputs: { type: 'object' } },
+          example: { http_status: { code: 200, description: 'Request fulfilled, document follows', name: 'OK' }, model_name: 'iris', model_version: 1, values: [1] },
+        },
+        ModelPatch: {
+          type: 'object',
+          properties: { model_description: { type: 'string' }, description: { type: 'string' }, config: { type: 'object' }, labels: { type: 'array', items: { type: 'string' } }, default_version: { type: 'integer' }, enabled: { type: 'boolean' } },
+        },
+        V2Tensor: {
+          type: 'object',
+          required: ['name', 'shape', 'datatype'],
+          properties: {
+            name: { type: 'string' },
+            shape: { type: 'array', items: { type: 'integer' } },
+            datatype: { type: 'string', enum: ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] },
+            data: { type: 'array', items: {}, description: 'Flat or nested, row-major. Non-finite floats as "NaN"/"Infinity"/"-Infinity" (bare tokens accepted); 64-bit integers exact.' },
+            parameters: { type: 'object', properties: { binary_data_size: { type: 'integer' } } },
+          },
+        },
+        V2InferRequest: {
+          type: 'object',
+          required: ['inputs'],
+          properties: {
+            id: { type: 'string' },
+            parameters: { type: 'object', properties: { binary_data_output: { type: 'boolean' } } },
+            inputs: { type: 'array', items: ref('V2Tensor') },
+            outputs: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } } } },
+          },
+          example: { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [6.7, 2.5, 5.8, 1.8] }] },
+        },
+        V2InferResponse: { type: 'object', properties: { model_name: { type: 'string' }, model_version: { type: 'string' }, id: { type: 'string' }, outputs: { type: 'array', items: ref('V2Tensor') } } },
+        V2ModelMetadata: {
+          type: 'object',
+          properties: { name: { type: 'string' }, versions: { type: 'array', items: { type: 'string' } }, platform: { type: 'string' }, inputs: { type: 'array', items: tensorMeta }, outputs: { type: 'array', items: tensorMeta } },
+        },
+        V2Error: { type: 'object', properties: { error: { type: 'string' }, code: { type: 'string' }, details: { type: 'object' } } },
+      },
+    },
+  };
+}
+
+const DOCS_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Inferrer API</title>
+<link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/init.js"></script>
+</body></html>`;
+
+const DOCS_INIT = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#ui', deepLinking: true });`;
+
+export function docsRoutes(): Router {
+  const r = Router();
+  const doc = JSON.stringify(openApiDocument());
+  const assets = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+  r.get('/openapi.json', (_req, res) => void res.type('application/json').send(doc));
+  r.get('/docs', (_req, res) => void res.type('html').send(DOCS_PAGE));
+  r.get('/docs/init.js', (_req, res) => void res.type('application/javascript').send(DOCS_INIT));
+  r.use('/docs/assets', express.static(assets, { index: false, fallthrough: false }));
+  return r;
+}
