@@ -1,36 +1,19 @@
 /**
  * The load generator, run as its own child process (bench/lib/load.ts forks it) so that its CPU cost is
- * the same whichever server it drives. It receives one LoadSpec over IPC, runs autocannon for the warm-up
- * (discarded) and then for the measured window, and sends back one LoadResult.
+ * the same whichever server it drives. It receives one LoadSpec over IPC, runs ONE autocannon run of
+ * warm-up + window seconds, and sends back one LoadResult.
+ *
+ * Only answers that complete inside the window [warm-up end, warm-up end + duration] are counted, so
+ * requests still queued from the warm-up are not lost (as they would be with two separate runs, whose
+ * abandoned requests keep the server busy at the start of the second one) and requests cut off when
+ * autocannon stops do not count against the window. Errors (non-2xx, socket errors, timeouts) are
+ * counted over the whole run, warm-up included.
  *
  * Latencies are taken from autocannon's `response` events (sub-millisecond, 2xx only); autocannon's own
  * histogram rounds to whole milliseconds, too coarse for a 0.3 ms iris request.
  */
 import autocannon from 'autocannon';
 import type { LoadResult, LoadSpec } from './lib/load.ts';
-
-function run(spec: LoadSpec, seconds: number, latencies: { push(ms: number): void } | undefined): Promise<autocannon.Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon(
-      {
-        url: spec.url,
-        method: spec.method,
-        headers: spec.headers,
-        ...(spec.body !== undefined ? { body: spec.body } : {}),
-        connections: spec.connections,
-        pipelining: 1,
-        duration: seconds,
-        timeout: spec.timeoutS,
-      },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    );
-    if (latencies) {
-      instance.on('response', (_client, status, _bytes, ms) => {
-        if (status >= 200 && status < 300) latencies.push(ms);
-      });
-    }
-  });
-}
 
 class Samples {
   data = new Float64Array(1 << 16);
@@ -53,44 +36,92 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+function measure(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const samples = new Samples();
+    const statusCodes: Record<string, number> = {};
+    let non2xx = 0;
+    let socketErrors = 0;
+    let timeouts = 0;
+    let windowStart = Infinity;
+    let windowEnd = Infinity;
+    let cpu: NodeJS.CpuUsage | undefined;
+    let cpuUsed: NodeJS.CpuUsage | undefined;
+
+    const instance = autocannon(
+      {
+        url: spec.url,
+        method: spec.method,
+        headers: spec.headers,
+        ...(spec.body !== undefined ? { body: spec.body } : {}),
+        connections: spec.connections,
+        pipelining: 1,
+        // One extra second so the window is over before autocannon starts tearing connections down.
+        duration: spec.warmupS + spec.durationS + 1,
+        timeout: spec.timeoutS,
+      },
+      (err) => {
+        if (err) return reject(err);
+        const sorted = samples.sorted();
+        const ok = sorted.length;
+        let sum = 0;
+        for (const v of sorted) sum += v;
+        const used = cpuUsed ?? process.cpuUsage(cpu);
+        resolve({
+          connections: spec.connections,
+          seconds: spec.durationS,
+          ok,
+          rps: ok / spec.durationS,
+          p50: percentile(sorted, 50),
+          p90: percentile(sorted, 90),
+          p99: percentile(sorted, 99),
+          max: ok ? sorted[ok - 1]! : NaN,
+          mean: ok ? sum / ok : NaN,
+          non2xx,
+          socketErrors,
+          timeouts,
+          errors: non2xx + socketErrors + timeouts,
+          statusCodes,
+          generatorCpuS: (used.user + used.system) / 1e6,
+        });
+      },
+    );
+
+    const startWindow = (): void => {
+      windowStart = performance.now();
+      windowEnd = windowStart + spec.durationS * 1000;
+      cpu = process.cpuUsage();
+      process.send!({ type: 'start' });
+      setTimeout(() => {
+        cpuUsed = process.cpuUsage(cpu);
+        process.send!({ type: 'end' });
+      }, spec.durationS * 1000);
+    };
+    if (spec.warmupS > 0) setTimeout(startWindow, spec.warmupS * 1000);
+    else startWindow();
+
+    instance.on('response', (_client, status, _bytes, ms) => {
+      statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+      if (status < 200 || status >= 300) {
+        non2xx++;
+        return;
+      }
+      const now = performance.now();
+      if (now >= windowStart && now <= windowEnd) samples.push(ms);
+    });
+    instance.on('reqError', (err: Error) => {
+      if (/timed out/.test(err.message)) timeouts++;
+      else socketErrors++;
+    });
+  });
+}
+
 // The bench went away: stop rather than keep loading a server nobody measures.
 process.on('disconnect', () => process.exit(1));
 
 process.once('message', (spec: LoadSpec) => {
-  void (async () => {
-    if (spec.warmupS > 0) await run(spec, spec.warmupS, undefined);
-    const samples = new Samples();
-    await new Promise<void>((resolve) => process.send!({ type: 'start' }, () => resolve()));
-    const cpu = process.cpuUsage();
-    const started = performance.now();
-    const r = await run(spec, spec.durationS, samples);
-    const used = process.cpuUsage(cpu);
-    const seconds = r.duration || (performance.now() - started) / 1000;
-    const sorted = samples.sorted();
-    const ok = sorted.length;
-    let sum = 0;
-    for (const v of sorted) sum += v;
-    const statusCodes: Record<string, number> = {};
-    for (const [code, s] of Object.entries(r.statusCodeStats ?? {})) statusCodes[code] = (s as { count: number }).count;
-    const result: LoadResult = {
-      connections: spec.connections,
-      seconds,
-      ok,
-      rps: ok / seconds,
-      p50: percentile(sorted, 50),
-      p90: percentile(sorted, 90),
-      p99: percentile(sorted, 99),
-      max: ok ? sorted[ok - 1]! : NaN,
-      mean: ok ? sum / ok : NaN,
-      non2xx: r.non2xx,
-      socketErrors: r.errors - r.timeouts,
-      timeouts: r.timeouts,
-      errors: r.non2xx + r.errors,
-      statusCodes,
-      generatorCpuS: (used.user + used.system) / 1e6,
-    };
-    process.send!({ type: 'result', result }, () => process.exit(0));
-  })().catch((err: unknown) => {
-    process.send!({ type: 'error', error: String((err as Error)?.stack ?? err) }, () => process.exit(1));
-  });
+  measure(spec).then(
+    (result) => process.send!({ type: 'result', result }, () => process.exit(0)),
+    (err: unknown) => process.send!({ type: 'error', error: String((err as Error)?.stack ?? err) }, () => process.exit(1)),
+  );
 });

@@ -52,7 +52,10 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     await store.put(m.name, staged, { description: m.description, config: m.config });
   }
   const notable: BenchCluster['notable'] = [];
+  const recent: string[] = [];
   const sink = (service: string, line: string): void => {
+    recent.push(`${service}: ${line.slice(0, 600)}`);
+    if (recent.length > 40) recent.shift();
     if (notable.length >= MAX_NOTABLE) return;
     let level = 'warn';
     try {
@@ -84,7 +87,7 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     runDir,
   }).catch(async (err: unknown) => {
     await cleanup();
-    throw err;
+    throw new Error(`${(err as Error).message}\nlast service log lines:\n  ${recent.join('\n  ')}`, { cause: err });
   });
   let stopping: Promise<void> | undefined;
   const bc: BenchCluster = {
@@ -145,5 +148,6 @@ export function diffStats(after: BatchStats, before: BatchStats): BatchStats {
 export function clusterPids(bc: BenchCluster): Record<string, number | undefined> {
   const out: Record<string, number | undefined> = { inferrer: bc.cluster.inferrer.pid, balancer: bc.cluster.balancer.process.pid };
   for (const m of bc.cluster.modelhosts) out[m.id] = m.process.pid;
+  if (bc.cluster.metrics) out.metrics = bc.cluster.metrics.process.pid;
   return out;
 }

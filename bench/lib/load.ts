@@ -31,27 +31,31 @@ export interface LoadResult {
   non2xx: number;
   socketErrors: number;
   timeouts: number;
-  /** non-2xx answers + socket errors (timeouts included). */
+  /** non-2xx answers + socket errors + timeouts, over the warm-up and the window. */
   errors: number;
   statusCodes: Record<string, number>;
   /** CPU seconds the load generator itself used in the window. */
   generatorCpuS: number;
 }
 
-type ChildMessage = { type: 'start' } | { type: 'result'; result: LoadResult } | { type: 'error'; error: string };
+type ChildMessage = { type: 'start' } | { type: 'end' } | { type: 'result'; result: LoadResult } | { type: 'error'; error: string };
 
-/** `onStart` runs when the warm-up is over and the measured window begins. */
-export function runLoad(spec: LoadSpec, onStart?: () => void): Promise<LoadResult> {
+/** `onStart` runs when the warm-up is over and the measured window begins, `onEnd` when the window is over. */
+export function runLoad(spec: LoadSpec, onStart?: () => void, onEnd?: () => void): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const child = fork(path.join(BENCH_DIR, 'load-generator.ts'), [], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     let answered = false;
-    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.warmupS + spec.durationS + spec.timeoutS + 30) * 1000);
+    const limit = setTimeout(() => child.kill('SIGKILL'), (spec.warmupS + spec.durationS + spec.timeoutS + 60) * 1000);
     child.on('message', (msg: ChildMessage) => {
       if (msg.type === 'start') {
         onStart?.();
+        return;
+      }
+      if (msg.type === 'end') {
+        onEnd?.();
         return;
       }
       answered = true;

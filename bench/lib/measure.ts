@@ -23,13 +23,20 @@ export interface Measured {
 
 export async function measure(spec: LoadSpec, pids: Record<string, number | undefined>): Promise<Measured> {
   let before: Record<string, number> | undefined;
+  let after: Record<string, number> | undefined;
   let busyBefore: number | undefined;
-  const load = await runLoad(spec, () => {
-    before = cpuSeconds(pids);
-    busyBefore = machineBusySeconds();
-  });
-  const after = cpuSeconds(pids);
-  const busyAfter = machineBusySeconds();
+  let busyAfter: number | undefined;
+  const load = await runLoad(
+    spec,
+    () => {
+      before = cpuSeconds(pids);
+      busyBefore = machineBusySeconds();
+    },
+    () => {
+      after = cpuSeconds(pids);
+      busyAfter = machineBusySeconds();
+    },
+  );
   const used = cpuDelta(after, before);
   if (!used || busyBefore === undefined || busyAfter === undefined || load.ok === 0) return { load };
   const perRequestUs: Record<string, number> = {};

@@ -4,6 +4,7 @@
  * back to back for a fixed window; images/s = images finished ÷ (last finish − start).
  */
 import { Worker } from 'node:worker_threads';
+import { machineBusySeconds } from './cpu.ts';
 
 const WORKER_URL = new URL('./inprocess-worker.mjs', import.meta.url);
 
@@ -15,6 +16,8 @@ export interface SweepPoint {
   /** Median time of one run of `batch` images in one slot, ms. */
   runMsP50: number;
   runs: number;
+  /** Cores busy with other processes during the window (noise); NaN off Linux. */
+  otherCores: number;
 }
 
 type Msg = { type: 'ready' | 'warm' | 'failed'; message?: string } | { type: 'done'; images: number; runs: number; finishedAt: number; runMs: number[] };
@@ -52,15 +55,20 @@ export async function sweepInProcess(
         for (const w of workers) w.postMessage({ type: 'warm', batch, runs: 1 });
         await Promise.all(warm);
         const start = Date.now();
+        const busy0 = machineBusySeconds();
+        const cpu0 = process.cpuUsage();
         const done = workers.map(next);
         for (const w of workers) w.postMessage({ type: 'go', until: start + seconds * 1000 });
         const results = (await Promise.all(done)) as Extract<Msg, { type: 'done' }>[];
         const images = results.reduce((s, r) => s + r.images, 0);
         const elapsed = (Math.max(...results.map((r) => r.finishedAt)) - start) / 1000;
+        const cpu = process.cpuUsage(cpu0);
+        const busy1 = machineBusySeconds();
+        const otherCores = busy0 === undefined || busy1 === undefined ? NaN : Math.max(0, (busy1 - busy0 - (cpu.user + cpu.system) / 1e6) / elapsed);
         const runMs = results.flatMap((r) => r.runMs).sort((a, b) => a - b);
-        const p: SweepPoint = { slots, intraOpThreads, batch, imagesPerS: images / elapsed, runMsP50: runMs[Math.floor(runMs.length / 2)]!, runs: runMs.length };
+        const p: SweepPoint = { slots, intraOpThreads, batch, imagesPerS: images / elapsed, runMsP50: runMs[Math.floor(runMs.length / 2)]!, runs: runMs.length, otherCores };
         points.push(p);
-        log(`  in-process ${slots} slot(s) × ${intraOpThreads} intra-op thread(s), batch ${batch}: ${p.imagesPerS.toFixed(1)} images/s (${p.runs} runs, ${p.runMsP50.toFixed(0)} ms each)`);
+        log(`  in-process ${slots} slot(s) × ${intraOpThreads} intra-op thread(s), batch ${batch}: ${p.imagesPerS.toFixed(1)} images/s (${p.runs} runs, ${p.runMsP50.toFixed(0)} ms each; other processes ${otherCores.toFixed(2)} cores)`);
       }
     } finally {
       await Promise.all(

@@ -3,10 +3,12 @@
  * in-process onnxruntime-node setting found by a sweep over batch size × slots × intra-op threads.
  * Requests carry one 1×3×224×224 image as FRACTAL v1 JSON, the same pre-serialised body every time.
  */
+import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { BenchOptions } from './options.ts';
-import { type BatchStats, batchStats, diffStats, startBenchCluster } from './cluster.ts';
-import { type LoadResult, runLoad } from './load.ts';
+import { type BatchStats, batchStats, clusterPids, diffStats, startBenchCluster } from './cluster.ts';
+import type { LoadResult } from './load.ts';
+import { type CpuBill, measure } from './measure.ts';
 import { CACHE_DIR } from './paths.ts';
 import { type BuiltModel, ensureResnet50 } from './resnet50.ts';
 import { type SweepPoint, sweepInProcess } from './resnet-inprocess.ts';
@@ -19,7 +21,8 @@ export interface ResnetClusterRun {
   batching: 'on' | 'off';
   maxBatchSize: number;
   load: LoadResult;
-  /** cluster images/s ÷ best in-process images/s. */
+  cpu?: CpuBill;
+  /** cluster images/s ÷ best in-process images/s (mean of the sweep and the re-check). */
   ratio: number;
   rowsPerBatch: number;
   perModelhost: Record<string, number>;
@@ -35,6 +38,10 @@ export interface ResnetResult {
   decodeMs: { jsonParse: number; toFloat32: number };
   sweep: SweepPoint[];
   best: SweepPoint;
+  /** The best setting measured again after the cluster runs, to bracket them in time. */
+  recheck: SweepPoint;
+  /** Mean of best and recheck images/s: the denominator of the ratios. */
+  inProcessImagesPerS: number;
   clients: number;
   balancer: string;
   modelhosts: number;
@@ -117,36 +124,50 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
     log(`both models answer 1000 logits; largest difference from in-process: ${maxAbsDiff.toExponential(2)}`);
     if (!(maxAbsDiff < 1e-2)) throw new Error(`the cluster's logits differ from in-process ONNX Runtime by ${maxAbsDiff}`);
 
-    const runs: ResnetClusterRun[] = [];
+    const measured: { v: (typeof variants)[number]; load: LoadResult; cpu: CpuBill | undefined; stats: BatchStats }[] = [];
     for (const v of variants) {
       const before = await batchStats(bc, v.name);
-      const load = await runLoad({
-        url: `${bc.url}/api/v1/models/${v.name}/prediction`,
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-        connections: o.clients,
-        warmupS: o.warmupS,
-        durationS: o.durationS,
-        timeoutS: 30,
-      });
+      const m = await measure(
+        {
+          url: `${bc.url}/api/v1/models/${v.name}/prediction`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          connections: o.clients,
+          warmupS: o.warmupS,
+          durationS: o.durationS,
+          timeoutS: 60,
+        },
+        clusterPids(bc),
+      );
       const stats: BatchStats = diffStats(await batchStats(bc, v.name), before);
+      measured.push({ v, load: m.load, cpu: m.cpu, stats });
+      const load = m.load;
+      log(
+        `  cluster, batching ${v.batching} (max_batch_size ${v.maxBatchSize}): ${fmtRps(load.rps)} images/s, p50 ${fmtMs(load.p50)} ms, p99 ${fmtMs(load.p99)} ms, errors ${load.errors}, rows/batch ${fmt(stats.batches ? stats.rows / stats.batches : NaN, 2)}` +
+          (m.cpu ? `; CPU ms/req: ${Object.entries(m.cpu.perRequestUs).map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`).join(', ')}; other processes ${m.cpu.otherCores.toFixed(2)} cores` : ''),
+      );
+    }
+    await bc.stop();
+    log(`re-checking the best in-process setting after the cluster runs:`);
+    const [recheck] = await sweepInProcess(model.file, [[best.slots, best.intraOpThreads]], [best.batch], o.sweepS, log);
+    const inProcess = (best.imagesPerS + recheck!.imagesPerS) / 2;
+    const runs: ResnetClusterRun[] = [];
+    for (const { v, load, cpu, stats } of measured) {
       const fairBoundMs = (1.3 * o.clients * 1000) / load.rps;
       const run: ResnetClusterRun = {
         model: v.name,
         batching: v.batching,
         maxBatchSize: v.maxBatchSize,
         load,
-        ratio: load.rps / best.imagesPerS,
+        ...(cpu ? { cpu } : {}),
+        ratio: load.rps / inProcess,
         rowsPerBatch: stats.batches ? stats.rows / stats.batches : NaN,
         perModelhost: stats.perModelhost,
         fairBoundMs,
         fairOk: load.p99 <= fairBoundMs,
       };
       runs.push(run);
-      log(
-        `  cluster, batching ${v.batching} (max_batch_size ${v.maxBatchSize}): ${fmtRps(load.rps)} images/s, p50 ${fmtMs(load.p50)} ms, p99 ${fmtMs(load.p99)} ms, errors ${load.errors}, rows/batch ${fmt(run.rowsPerBatch, 2)}, ÷ best in-process ${fmt(run.ratio, 2)}`,
-      );
     }
     return {
       model,
@@ -154,6 +175,8 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
       decodeMs: { jsonParse, toFloat32 },
       sweep,
       best,
+      recheck: recheck!,
+      inProcessImagesPerS: inProcess,
       clients: o.clients,
       balancer: bc.cluster.balancer.description,
       modelhosts: opts.modelhosts,
@@ -176,6 +199,12 @@ export function sweepTable(r: ResnetResult): string {
 }
 
 export function resnetTable(r: ResnetResult): string {
+  const ms = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '-' : (v / 1000).toFixed(1));
+  const bill = r.runs.map((x) => {
+    const c = x.cpu?.perRequestUs ?? {};
+    const modelhosts = Object.entries(c).filter(([k]) => k.startsWith('modelhost')).reduce((a, [, v]) => a + v, 0);
+    return [x.batching, ms(c.inferrer), ms(c.balancer), ms(modelhosts), ms(x.cpu?.serverUsPerRequest), ms(x.cpu?.generatorUsPerRequest), fmt(x.cpu?.otherCores ?? NaN, 2)];
+  });
   const rows = r.runs.map((x) => [
     `${x.batching} (max_batch_size ${x.maxBatchSize})`,
     fmt(x.load.rps, 1),
@@ -190,7 +219,10 @@ export function resnetTable(r: ResnetResult): string {
   return [
     table(['cluster batching', 'images/s', 'p50 ms', 'p99 ms', 'fair bound ms', 'p99≤bound', 'errors', 'rows/batch', '÷ in-process'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
     '',
-    `in-process best: ${fmt(r.best.imagesPerS, 1)} images/s (${r.best.slots} slot(s) × ${r.best.intraOpThreads} intra-op thread(s), batch ${r.best.batch}); ` +
+    `CPU per answered request, ms (all threads of each process; in-process at its best: ≈ ${((os.cpus().length * 1000) / r.inProcessImagesPerS).toFixed(0)} ms of the ${os.cpus().length} cores per image):`,
+    table(['batching', 'inferrer', 'nginx', 'modelhosts', 'cluster total', 'load generator', 'other cores'], bill, ['l', 'r', 'r', 'r', 'r', 'r', 'r']),
+    '',
+    `in-process: ${fmt(r.inProcessImagesPerS, 1)} images/s = mean of the best setting in the sweep (${fmt(r.best.imagesPerS, 1)}: ${r.best.slots} slot(s) × ${r.best.intraOpThreads} intra-op thread(s), batch ${r.best.batch}) and its re-check after the cluster runs (${fmt(r.recheck.imagesPerS, 1)}); ` +
       `fair bound = 1.3 × ${r.clients} clients ÷ throughput. The ≥ 0.90 target applies once binary tensors exist; v1 JSON is reported now.`,
   ].join('\n');
 }

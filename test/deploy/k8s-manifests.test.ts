@@ -123,7 +123,7 @@ describe('wiring', () => {
   test('Services and PodDisruptionBudgets select pods that exist; named target ports exist', () => {
     for (const s of ofKind('Service')) {
       const sel = (s.spec as Yaml).selector as Record<string, string>;
-      const targets = deployments.filter((d) => matches(sel, podLabels(d)));
+      const targets = [...deployments, ...ofKind('StatefulSet')].filter((d) => matches(sel, podLabels(d)));
       assert.ok(targets.length > 0, `Service ${nameOf(s)} selects no pods`);
       for (const p of (s.spec as Yaml).ports as Yaml[]) {
         for (const d of targets) assert.ok(containers(d).some((c) => ((c.ports ?? []) as Yaml[]).some((cp) => cp.name === p.targetPort)), `Service ${nameOf(s)}: ${nameOf(d)} has no port ${String(p.targetPort)}`);

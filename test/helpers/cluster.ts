@@ -34,6 +34,7 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
     restart: true,
     readyTimeoutMs: 60_000,
     ...opts,
+    inferrerEnv: { AUTH_DISABLED: 'true', ...(opts.inferrerEnv ?? {}) },
     env: { ...process.env, LOG_LEVEL: 'info', WATCH_INTERVAL_MS: '200', ...(opts.env ?? {}) },
     sink: (name, line) => {
       logs.push({ name, line });

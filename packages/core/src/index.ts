@@ -9,3 +9,4 @@ export * from './codecs/v1.ts';
 export * from './streams.ts';
 export * from './codecs/json-text.ts';
 export * from './codecs/v2.ts';
+export * from './image-spec.ts';

@@ -16,9 +16,12 @@ import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { InferrerError, type ModelSignature, parseModelName } from '@inferrer/core';
 import { checkOnnxFile } from './onnx-check.ts';
+import { checkStacAgainstSignature, parseStacItem } from './stac-mlm.ts';
 import type { ModelConfig, ModelPatch, ModelRecord, UploadMetadata, VersionRecord } from './records.ts';
 
 export const MODEL_FILE = 'model.onnx';
+/** The STAC item of a version, beside its ONNX file. */
+export const STAC_FILE = 'stac-item.json';
 const RECORD_FILE = 'model.json';
 const GENERATION_FILE = '.generation';
 
@@ -146,11 +149,16 @@ export class ModelStore {
       const name = parseModelName(rawName);
       const staged = path.join(staging, MODEL_FILE);
       if (file !== staged) await rename(file, staged);
+      const stac = meta.stac === undefined ? undefined : parseStacItem(meta.stac);
       const facts = await checkOnnxFile(staged, staging);
       const { bytes, sha256 } = await digest(staged);
       const existing = await this.#readRecord(name).catch(() => undefined);
       const config = { ...(existing?.config ?? {}), ...(meta.config ?? {}) };
       const signature: ModelSignature = this.#validate ? await this.#validate(staged, config) : { inputs: [], outputs: [] };
+      if (stac) {
+        if (signature.inputs.length > 0) checkStacAgainstSignature(stac, signature);
+        await writeFile(path.join(staging, STAC_FILE), JSON.stringify(stac, null, 2));
+      }
 
       return await this.#locked(async () => {
         const current = await this.#readRecord(name).catch(() => undefined);
@@ -165,6 +173,7 @@ export class ModelStore {
           inputs: signature.inputs,
           outputs: signature.outputs,
           onnx: { ir_version: facts.irVersion, opsets: facts.opsets, producer: facts.producer },
+          ...(stac ? { stac } : {}),
         };
         const record: ModelRecord = current
           ? {
@@ -210,6 +219,13 @@ export class ModelStore {
     const name = parseModelName(rawName);
     return this.#locked(async () => {
       const current = await this.get(name);
+      for (const v of Object.keys(patch.traffic ?? {})) {
+        if (!current.versions.some((x) => x.version === Number(v))) {
+          throw new InferrerError('VERSION_NOT_FOUND', `model ${name} version ${v} not found`, { model: name, version: Number(v) });
+        }
+      }
+      const share = Object.values(patch.traffic ?? {}).reduce((a, b) => a + b, 0);
+      if (share > 100) throw new InferrerError('INVALID_REQUEST', `the traffic split gives ${share}% to canaries; at most 100%`, { got: share });
       if (patch.default_version !== undefined && !current.versions.some((v) => v.version === patch.default_version)) {
         throw new InferrerError('VERSION_NOT_FOUND', `model ${name} version ${patch.default_version} not found`, {
           model: name,
@@ -224,7 +240,10 @@ export class ModelStore {
         ...(patch.labels ? { labels: patch.labels } : {}),
         default_version: patch.default_version ?? current.default_version,
         ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
+        ...(patch.traffic !== undefined ? { traffic: patch.traffic } : {}),
       };
+      // A patch that changes nothing writes nothing (and wakes no worker).
+      if (JSON.stringify({ ...record, updated_at: current.updated_at }) === JSON.stringify(current)) return current;
       await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
       await this.#bumpGeneration();
       return record;

@@ -1,6 +1,7 @@
 /** What the store keeps for each model, as JSON in `<MODEL_DIR>/<name>/model.json`. */
 import { z } from 'zod';
 import { InferrerError, type ModelSignature } from '@inferrer/core';
+import type { StacItem } from './stac-mlm.ts';
 
 export const BatchingConfigSchema = z
   .object({
@@ -39,6 +40,8 @@ export const UploadMetadataSchema = z
     labels: z.array(z.string().max(256)).max(100_000).optional(),
     /** Make this upload the default version (true unless the model sets a default by hand later). */
     make_default: z.boolean().optional(),
+    /** A STAC item with the MLM extension (checked by stac-mlm.ts against the graph, stored with the version). */
+    stac: z.unknown().optional(),
   })
   .strict();
 
@@ -53,6 +56,8 @@ export const ModelPatchSchema = z
     default_version: z.number().int().min(1).optional(),
     /** false unloads the model from every worker until it is loaded again (v2 repository extension). */
     enabled: z.boolean().optional(),
+    /** Canary split: version → percent of requests without an explicit version; the rest go to the default. {} clears it. */
+    traffic: z.record(z.string().regex(/^[1-9]\d{0,8}$/), z.number().min(0).max(100)).optional(),
   })
   .strict();
 
@@ -65,6 +70,8 @@ export interface VersionRecord extends ModelSignature {
   bytes: number;
   sha256: string;
   onnx: { ir_version: number; opsets: { domain: string; version: number }[]; producer: string };
+  /** The STAC item (MLM extension) uploaded with this version; also in the version folder as stac-item.json. */
+  stac?: StacItem;
 }
 
 export interface ModelRecord {
@@ -77,6 +84,8 @@ export interface ModelRecord {
   labels?: string[];
   /** Absent or true: served. false: unloaded everywhere (MODEL_NOT_READY) until loaded again. */
   enabled?: boolean;
+  /** Canary split: version → percent of requests that name no version. */
+  traffic?: Record<string, number>;
   versions: VersionRecord[];
 }
 

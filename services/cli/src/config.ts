@@ -16,6 +16,9 @@ export const CliEnvSchema = z
     /** least_conn, or hash: consistent hash on the model name. */
     BALANCE: z.enum(['least_conn', 'hash']).default('least_conn'),
     SEED_DEMO_MODELS: envFlag().default(true),
+    /** Passed on to the Inferrer; without either, the demo starts with auth off and says so. */
+    API_KEYS_FILE: z.string().min(1).optional(),
+    AUTH_DISABLED: envFlag().optional(),
     /** The metrics service (status page, /api/v1/stats, cluster metrics for Prometheus); 0 picks a free port. */
     METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9400),
   })

@@ -36,6 +36,8 @@ const sink = (name: string, line: string): void => {
   process.stdout.write(`${name.padEnd(width)} | ${line}\n`);
 };
 
+const demoAuthOff = !config.API_KEYS_FILE && config.AUTH_DISABLED === undefined;
+
 let cluster: Cluster;
 try {
   cluster = await startCluster({
@@ -48,6 +50,8 @@ try {
     seedDemo: config.SEED_DEMO_MODELS,
     metricsPort: config.METRICS_PORT,
     env: process.env,
+    // The local demo runs without keys unless the operator gives some; the banner says so loudly.
+    ...(demoAuthOff ? { inferrerEnv: { AUTH_DISABLED: 'true' } } : {}),
     sink,
     restart: true,
   });
@@ -65,6 +69,11 @@ process.stdout.write(
     `  modelhosts:    ${cluster.modelhosts.length} (${cluster.modelhosts.map((m) => m.url).join(', ')})`,
     ...(cluster.metrics ? [`  metrics:       ${cluster.metrics.url} (status page; ${cluster.metrics.url}/api/v1/stats, /metrics)`] : []),
     `  model store:   ${cluster.modelDir}${cluster.seeded.length ? ` (demo models added: ${cluster.seeded.join(', ')})` : ''}`,
+    demoAuthOff || config.AUTH_DISABLED === true
+      ? '  auth:          !!! OFF: anyone who can reach this port can upload and delete models. Set API_KEYS_FILE for keys. !!!'
+      : config.API_KEYS_FILE
+        ? `  auth:          API keys from ${config.API_KEYS_FILE}`
+        : '  auth:          no API keys: predictions open, management closed',
     '',
     'Try:',
     `  ${example}`,

@@ -6,9 +6,13 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
+import type { Auth } from './auth.ts';
 import { InferrerError } from '@inferrer/core';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { InferrerConfig } from './config.ts';
+import type { JobService } from './jobs/job-service.ts';
+import { jobRoutes } from './protocol/jobs/routes.ts';
 import type { DataPlane } from './dataplane.ts';
 import type { Management } from './management.ts';
 import type { InferrerMetrics } from './metrics.ts';
@@ -27,6 +31,9 @@ export interface InferrerDeps {
   dataplane: DataPlane;
   metrics: InferrerMetrics;
   ready: () => Promise<boolean>;
+  /** Batch jobs; without it the job routes answer 503 JOBS_UNAVAILABLE. */
+  jobs?: JobService | undefined;
+  auth: Auth;
 }
 
 /** A prediction route served on the lean path. */
@@ -39,6 +46,8 @@ interface FastRoute {
   pattern: RegExp;
   /** Starts the upstream request for a match. */
   forward(req: IncomingMessage, match: RegExpExecArray, reqId: string): Promise<UpstreamResponse>;
+  /** Starts it for a multipart body (images), where the route takes one; else multipart goes to express. */
+  multipart?(req: IncomingMessage, match: RegExpExecArray, reqId: string): Promise<UpstreamResponse>;
 }
 
 export interface RouteEntry {
@@ -80,6 +89,10 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     });
     next();
   });
+  app.use(helmet({ crossOriginResourcePolicy: { policy: 'same-site' } }));
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    deps.auth.check(req, req.method, req.path).then(() => next(), next);
+  });
   app.get('/health/live', (_req, res) => void res.json({ live: true }));
   app.get('/health/ready', async (_req, res) => {
     const ok = await deps.ready();
@@ -91,6 +104,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   app.use(metricsSummaryRoutes(config.metricsUrl));
   app.use(docsRoutes());
   app.use(oipV2Routes({ management: deps.management, ready: deps.ready }));
+  app.use(jobRoutes({ jobs: deps.jobs }));
   app.use(fractalV1Routes({ config, management: deps.management, dataplane, publicUrl: (req) => `${req.protocol}://${req.headers.host ?? `127.0.0.1:${config.port}`}` }));
   app.use((req: Request) => {
     throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}; GET /help lists the routes`);
@@ -110,6 +124,13 @@ export function createApp(deps: InferrerDeps): InferrerApp {
         const { body, contentLength } = v1Body(req, q, config.maxBodyBytes);
         return dataplane.predictV1(decodeURIComponent(m[1]!), q, { reqId, body, contentLength, contentType: 'application/json' });
       },
+      multipart: (req, m, reqId) =>
+        dataplane.predictImages(decodeURIComponent(m[1]!), new URLSearchParams(m[2] ?? ''), {
+          reqId,
+          body: req,
+          contentLength: declaredLength(req, config.maxBodyBytes),
+          contentType: String(req.headers['content-type']),
+        }),
     },
     {
       route: '/v2/models/:model/infer',
@@ -136,9 +157,15 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     for (const f of fast) {
       if (!f.methods.includes(req.method ?? '')) continue;
       const m = f.pattern.exec(url);
-      // Multipart predictions (files) go through express.
-      if (m && !String(req.headers['content-type'] ?? '').startsWith('multipart/')) {
+      if (!m) continue;
+      // Multipart predictions (images) stream to the modelhost too; other multipart bodies go through express.
+      const multipart = String(req.headers['content-type'] ?? '').startsWith('multipart/');
+      if (!multipart) {
         void serveFast(f, req, res, m);
+        return;
+      }
+      if (f.multipart && req.method === 'POST') {
+        void serveFast({ ...f, forward: f.multipart }, req, res, m);
         return;
       }
     }
@@ -151,8 +178,10 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     const started = performance.now();
     // Set before writeHead, so the headers written later stay readable for the access line below.
     res.setHeader('x-request-id', reqId);
+    for (const [h, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(h, v);
     let bytesOut: number | undefined;
     try {
+      await deps.auth.check(req, req.method ?? 'POST', (req.url ?? '/').split('?')[0]!);
       bytesOut = await relay(await f.forward(req, m, reqId), res, reqId);
     } catch (err) {
       const e = err instanceof InferrerError ? err : undefined;
@@ -187,6 +216,9 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     }
   }
 }
+
+/** Headers every answer carries on the lean path (express answers get them from helmet). */
+const SECURITY_HEADERS = { 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' };
 
 /** The declared body length, refusing one over the limit before anything is read. */
 function declaredLength(req: IncomingMessage, limit: number): number | undefined {

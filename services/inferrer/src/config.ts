@@ -28,6 +28,29 @@ export const InferrerEnvSchema = z
     /** Keep-alive connections to the load balancer. */
     UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(4096).default(256),
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    /** JSON file {"keys": [{"key": "…", "scopes": ["admin", "predict"]}]} (a Docker/K8s secret). */
+    API_KEYS_FILE: z.string().min(1).optional(),
+    /** Explicitly run without authentication (the local demo); management is closed otherwise. */
+    AUTH_DISABLED: envFlag().default(false),
+    /** Requests per second per API key (0: no limit). */
+    RATE_LIMIT_KEY_RPS: z.coerce.number().int().min(0).default(10_000),
+    /** Requests per second per client IP on routes used without a key (0: no limit). */
+    RATE_LIMIT_IP_RPS: z.coerce.number().int().min(0).default(10_000),
+    /** Batch jobs' queue: Redis through BullMQ (several Inferrers share the work). Unset: an embedded queue, one Inferrer only. */
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    /** Finished batch jobs (inputs and results, in MODEL_DIR/.jobs) are removed this long after they end. */
+    JOBS_RETENTION_HOURS: z.coerce.number().min(0).default(168),
+    /** Largest batch job: items (rows or images) and bytes (the upload, and an archive unpacked). */
+    JOBS_MAX_ITEMS: z.coerce.number().int().min(1).default(1_000_000),
+    JOBS_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+    /** Batch jobs queued or running per client (API key, or address without one). */
+    JOBS_MAX_ACTIVE_PER_CLIENT: z.coerce.number().int().min(1).default(4),
+    /** Job requests in flight per Inferrer when no online traffic competes (one while it does). */
+    JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+    /** Job rows sent in one request (they share a batch on the worker). */
+    JOBS_ROWS_PER_REQUEST: z.coerce.number().int().min(1).max(1024).default(16),
+    /** Jobs one Inferrer works on at once. */
+    JOBS_MAX_RUNNING: z.coerce.number().int().min(1).max(64).default(2),
   })
   .strict();
 
@@ -45,6 +68,12 @@ export type InferrerConfig = Readonly<{
   requestTimeoutMs: number;
   upstreamConnections: number;
   drainTimeoutMs: number;
+  redisUrl: string | undefined;
+  jobs: Readonly<{ retentionHours: number; maxItems: number; maxBytes: number; maxActivePerClient: number; concurrency: number; rowsPerRequest: number; maxRunning: number }>;
+  apiKeysFile: string | undefined;
+  authDisabled: boolean;
+  rateLimitKeyRps: number;
+  rateLimitIpRps: number;
 }>;
 
 export const INFERRER_ENV = Object.keys(InferrerEnvSchema.shape);
@@ -64,5 +93,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+    redisUrl: e.REDIS_URL,
+    jobs: {
+      retentionHours: e.JOBS_RETENTION_HOURS,
+      maxItems: e.JOBS_MAX_ITEMS,
+      maxBytes: e.JOBS_MAX_BYTES,
+      maxActivePerClient: e.JOBS_MAX_ACTIVE_PER_CLIENT,
+      concurrency: e.JOBS_CONCURRENCY,
+      rowsPerRequest: e.JOBS_ROWS_PER_REQUEST,
+      maxRunning: e.JOBS_MAX_RUNNING,
+    },
+    apiKeysFile: e.API_KEYS_FILE,
+    authDisabled: e.AUTH_DISABLED,
+    rateLimitKeyRps: e.RATE_LIMIT_KEY_RPS,
+    rateLimitIpRps: e.RATE_LIMIT_IP_RPS,
   }));
 }

@@ -5,21 +5,28 @@
 import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
+import { OnlineLoad } from './jobs/pacer.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 export interface ForwardOptions {
   reqId: string;
-  body: Readable | string;
+  body: Readable | Buffer | string;
   contentLength?: number | undefined;
   contentType?: string | undefined;
+  /** Batch-job items: not counted as online load, and marked for the workers. */
+  priority?: 'online' | 'batch';
 }
 
 /** Query options a v1 prediction passes on. */
 const V1_QUERY = ['version', 'output', 'outputs'] as const;
+/** Query options an image prediction passes on. */
+const IMAGE_QUERY = ['version', 'top_k', 'raw', 'score_threshold', 'iou_threshold'] as const;
 
 export class DataPlane {
   readonly #upstream: Upstream;
   readonly #config: InferrerConfig;
+  /** Online predictions in flight (batch jobs back off while there are any). */
+  readonly online = new OnlineLoad();
 
   constructor(upstream: Upstream, config: InferrerConfig) {
     this.#upstream = upstream;
@@ -39,6 +46,24 @@ export class DataPlane {
     }
     const qs = q.toString();
     return this.#forward(`/v1/models/${encodeURIComponent(name)}/predict${qs ? `?${qs}` : ''}`, opts);
+  }
+
+  /**
+   * FRACTAL v1 prediction with images (multipart files): the body streams to a modelhost's
+   * predict-images route untouched, boundary and all; the modelhost decodes the images.
+   */
+  predictImages(rawName: string, query: URLSearchParams, opts: ForwardOptions): Promise<UpstreamResponse> {
+    const name = parseModelName(rawName);
+    const q = new URLSearchParams();
+    for (const k of IMAGE_QUERY) {
+      const v = query.get(k);
+      if (v === null) continue;
+      if (k === 'version') parseVersion(v);
+      if (v.length > 64) throw new InferrerError('INVALID_REQUEST', `query parameter ${k} is too long`);
+      q.set(k, v);
+    }
+    const qs = q.toString();
+    return this.#forward(`/v1/models/${encodeURIComponent(name)}/predict-images${qs ? `?${qs}` : ''}`, opts);
   }
 
   /** Open Inference Protocol infer: forwards the JSON or binary body as it came. */
@@ -66,6 +91,12 @@ export class DataPlane {
   }
 
   #forward(path: string, opts: ForwardOptions, extra: Record<string, string> = {}): Promise<UpstreamResponse> {
+    if (opts.priority === 'batch') return this.#send(path, opts, { ...extra, 'x-inferrer-priority': 'batch' });
+    this.online.begin();
+    return this.#send(path, opts, extra).finally(() => this.online.end());
+  }
+
+  #send(path: string, opts: ForwardOptions, extra: Record<string, string>): Promise<UpstreamResponse> {
     const headers: Record<string, string> = {
       ...extra,
       'content-type': opts.contentType ?? 'application/json',

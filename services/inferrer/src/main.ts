@@ -4,8 +4,10 @@ import { ModelStore } from '@inferrer/model-store';
 import { inspectModel } from '@inferrer/runtime';
 import { createLogger, exitOnConfigError } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
+import { Auth } from './auth.ts';
 import { type InferrerConfig, loadConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
+import { createJobService } from './jobs/index.ts';
 import { Management } from './management.ts';
 import { InferrerMetrics } from './metrics.ts';
 import { Upstream } from './upstream.ts';
@@ -25,6 +27,17 @@ const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections
 const metrics = new InferrerMetrics();
 const dataplane = new DataPlane(upstream, config);
 const management = new Management(store);
+let auth: Auth;
+try {
+  auth = new Auth(config);
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(2);
+}
+if (auth.mode === 'disabled') log.warn('AUTHENTICATION IS OFF (AUTH_DISABLED=true): anyone who reaches this port can upload and delete models');
+else if (auth.mode === 'closed-management') log.warn('no API_KEYS_FILE: predictions are open, the management API is closed');
+const jobs = createJobService(config, { dataplane, management, logger });
+await jobs.start();
 let draining = false;
 
 async function ready(): Promise<boolean> {
@@ -40,7 +53,7 @@ async function ready(): Promise<boolean> {
 
 const server = http.createServer(
   { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
-  createApp({ config, logger, management, dataplane, metrics, ready }),
+  createApp({ config, logger, management, dataplane, metrics, ready, auth, jobs }),
 );
 server.listen(config.port, config.host, () => {
   log.info('inferrer listening', { host: config.host, port: config.port, modelDir: config.modelDir, loadBalancer: config.loadBalancerUrl });
@@ -54,6 +67,7 @@ async function shutdown(signal: string): Promise<void> {
   server.closeIdleConnections();
   const timer = setTimeout(() => process.exit(0), config.drainTimeoutMs);
   timer.unref();
+  await jobs.stop();
   await new Promise<void>((r) => server.once('close', () => r()));
   await upstream.close();
   log.info('stopped');

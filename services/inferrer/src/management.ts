@@ -1,5 +1,6 @@
 /** Model management over the store: list, describe, upload, update, delete. Knows no HTTP. */
-import { type ModelSignature, parseModelName } from '@inferrer/core';
+import { z } from 'zod';
+import { InferrerError, type ModelSignature, parseModelName } from '@inferrer/core';
 import {
   type ModelConfig,
   type ModelPatch,
@@ -10,6 +11,9 @@ import {
   UploadMetadataSchema,
   parseWith,
 } from '@inferrer/model-store';
+
+const CanarySchema = z.object({ version: z.number().int().min(1), percent: z.number().min(0).max(100) }).strict();
+const PromoteSchema = z.object({ version: z.number().int().min(1).optional() }).strict();
 
 export interface ModelSummary {
   name: string;
@@ -24,6 +28,7 @@ export interface ModelDescription extends ModelSummary, ModelSignature {
   config: ModelConfig;
   labels?: string[];
   enabled: boolean;
+  traffic: Record<string, number>;
   version_details: ModelRecord['versions'];
 }
 
@@ -54,6 +59,7 @@ export class Management {
       config: rec.config,
       ...(rec.labels ? { labels: rec.labels } : {}),
       enabled: rec.enabled !== false,
+      traffic: rec.traffic ?? {},
       version_details: rec.versions,
     };
   }
@@ -71,6 +77,32 @@ export class Management {
   async setEnabled(rawName: string, enabled: boolean): Promise<void> {
     const rec = await this.#store.get(rawName);
     await this.#store.update(rec.name, { enabled, config: { preload: enabled } });
+  }
+
+  /**
+   * Sends `percent` of the requests that name no version to `version` (a canary); the rest stay on the
+   * default version. Every worker loads the canary beside the default before it takes traffic.
+   */
+  async canary(rawName: string, body: unknown): Promise<ModelDescription> {
+    const b = parseWith(CanarySchema, body, 'the canary request');
+    await this.#store.update(rawName, { traffic: b.percent > 0 ? { [String(b.version)]: b.percent } : {} });
+    return this.describe(rawName);
+  }
+
+  /** Makes the canary (or the given version) the default and clears the split: one call, no downtime. */
+  async promote(rawName: string, body: unknown): Promise<ModelDescription> {
+    const b = parseWith(PromoteSchema, body ?? {}, 'the promote request');
+    const rec = await this.#store.get(rawName);
+    const version = b.version ?? Number(Object.keys(rec.traffic ?? {})[0]);
+    if (!version) throw new InferrerError('INVALID_REQUEST', `model ${rec.name} has no canary to promote; send {"version": N}`);
+    await this.#store.update(rec.name, { default_version: version, traffic: {} });
+    return this.describe(rec.name);
+  }
+
+  /** Sends all traffic back to the default version. */
+  async rollback(rawName: string): Promise<ModelDescription> {
+    await this.#store.update(rawName, { traffic: {} });
+    return this.describe(rawName);
   }
 
   /** Where an upload for `rawName` is written before `upload` publishes it (checks the name first). */

@@ -3,6 +3,8 @@
  * Inference takes a lean path on node:http; everything else goes through express.
  *
  *   POST /v1/models/:name/predict   FRACTAL v1 body → v1 answer (query: version, output, outputs=all)
+ *   POST /v1/models/:name/predict-images   multipart images → labels or boxes (query: version, top_k, raw,
+ *                                   score_threshold, iou_threshold)
  *   GET  /v1/models                 models loaded here and their state
  *   GET  /v1/models/:name           metadata as this worker sees it
  *   GET  /v1/test/echo?data=…       which worker answered (for /api/test/sendtomodelhost)
@@ -16,6 +18,7 @@ import type { ModelhostConfig } from './config.ts';
 import type { DataPlane } from './dataplane.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { ModelRegistry } from './registry.ts';
+import { receiveImages } from './images.ts';
 import { sendError, sendJson } from './protocol/http.ts';
 
 export interface ModelhostDeps {
@@ -30,6 +33,7 @@ export interface ModelhostDeps {
 }
 
 const PREDICT = /^\/v1\/models\/([^/?]+)\/predict(?:\?(.*))?$/;
+const PREDICT_IMAGES = /^\/v1\/models\/([^/?]+)\/predict-images(?:\?(.*))?$/;
 const V2_INFER = /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*)?$/;
 
 export function createApp(deps: ModelhostDeps): RequestListener {
@@ -89,6 +93,11 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       void predict(req, res, decodeURIComponent(m[1]!), m[2] ?? '');
       return;
     }
+    const mi = req.method === 'POST' ? PREDICT_IMAGES.exec(req.url ?? '') : null;
+    if (mi) {
+      void predictImages(req, res, decodeURIComponent(mi[1]!), mi[2] ?? '');
+      return;
+    }
     const v2 = req.method === 'POST' ? V2_INFER.exec(req.url ?? '') : null;
     if (v2) {
       void inferV2(req, res, decodeURIComponent(v2[1]!), v2[2] === undefined ? undefined : decodeURIComponent(v2[2]));
@@ -114,7 +123,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       const headers: Record<string, string> = {
         'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
         'x-inferrer-model-version': String(answer.version),
-        'server-timing': `queue;dur=${answer.queueMs.toFixed(2)}, compute;dur=${answer.computeMs.toFixed(2)}`,
+        'server-timing': serverTiming(answer),
       };
       if (answer.binary.length === 0) {
         sendJson(res, 200, answer.json, headers);
@@ -128,6 +137,40 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       }
       inferenceLine(reqId, res, answer.model, started, answer);
     } catch (err) {
+      req.resume();
+      sendError(res, err, log, req, reqId);
+      inferenceLine(reqId, res, name, started);
+    }
+  }
+
+  async function predictImages(req: IncomingMessage, res: ServerResponse, name: string, query: string): Promise<void> {
+    const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    const started = performance.now();
+    try {
+      if (deps.draining()) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
+      const q = new URLSearchParams(query);
+      const timeout = Math.min(Number(req.headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
+      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+      if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
+      const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
+      const version = q.has('version') ? parseVersion(q.get('version')) : undefined;
+      const answer = await dataplane.predictImages(name, images, {
+        ...(version !== undefined ? { version } : {}),
+        uid: reqId,
+        topK: queryInt(q, 'top_k', 5, 1, 1000),
+        raw: q.get('raw') === 'true' || q.get('raw') === '1',
+        ...(q.has('score_threshold') ? { scoreThreshold: queryFraction(q, 'score_threshold') } : {}),
+        ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
+        deadline: started + timeout,
+      });
+      sendJson(res, 200, answer.body, {
+        'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
+        'x-inferrer-model-version': String(answer.version),
+        'server-timing': serverTiming(answer),
+      });
+      inferenceLine(reqId, res, answer.model, started, answer);
+    } catch (err) {
+      req.unpipe();
       req.resume();
       sendError(res, err, log, req, reqId);
       inferenceLine(reqId, res, name, started);
@@ -154,7 +197,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       sendJson(res, 200, answer.body, {
         'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
         'x-inferrer-model-version': String(answer.version),
-        'server-timing': `queue;dur=${answer.queueMs.toFixed(2)}, compute;dur=${answer.computeMs.toFixed(2)}`,
+        'server-timing': serverTiming(answer),
       });
       inferenceLine(reqId, res, answer.model, started, answer);
     } catch (err) {
@@ -164,4 +207,24 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       inferenceLine(reqId, res, name, started);
     }
   }
+}
+
+/** Where the time went on this worker: decoding the request (JSON, binary tensors, images), queueing, running. */
+function serverTiming(a: { preprocessMs: number; queueMs: number; computeMs: number }): string {
+  return `preprocess;dur=${a.preprocessMs.toFixed(2)}, queue;dur=${a.queueMs.toFixed(2)}, compute;dur=${a.computeMs.toFixed(2)}`;
+}
+
+function queryInt(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const v = q.get(name);
+  if (v === null) return fallback;
+  const n = Number(v);
+  if (!/^\d{1,6}$/.test(v) || n < min || n > max) throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be an integer from ${min} to ${max}`, { parameter: name, got: v.slice(0, 32) });
+  return n;
+}
+
+function queryFraction(q: URLSearchParams, name: string): number {
+  const v = q.get(name) ?? '';
+  const n = Number(v);
+  if (v === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be a number from 0 to 1`, { parameter: name, got: v.slice(0, 32) });
+  return n;
 }

@@ -38,6 +38,10 @@ export const ModelhostEnvSchema = z
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
     /** Load models whose config says preload at start (readiness waits for them). */
     PRELOAD: envFlag().default(true),
+    /** Images (files) one request may carry; more answer TOO_MANY_IMAGES. */
+    MAX_IMAGES_PER_REQUEST: z.coerce.number().int().min(1).max(4096).default(64),
+    /** Largest width × height of one image, read from its header before decoding (decompression bombs). */
+    MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
   })
   .strict();
 
@@ -62,6 +66,8 @@ export type ModelhostConfig = Readonly<{
   watchIntervalMs: number;
   drainTimeoutMs: number;
   preload: boolean;
+  maxImagesPerRequest: number;
+  maxImagePixels: number;
 }>;
 
 /** Env names this service reads; a test checks compose/swarm/k8s files against them. */
@@ -89,5 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     watchIntervalMs: e.WATCH_INTERVAL_MS,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     preload: e.PRELOAD,
+    maxImagesPerRequest: e.MAX_IMAGES_PER_REQUEST,
+    maxImagePixels: e.MAX_IMAGE_PIXELS,
   }));
 }

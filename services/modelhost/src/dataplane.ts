@@ -4,6 +4,8 @@
  * protocols: only the decode and encode steps differ.
  */
 import {
+  DEFAULT_V2_LIMITS,
+  type ImagePipelineSpec,
   InferrerError,
   type ModelSignature,
   type NamedTensors,
@@ -15,7 +17,9 @@ import {
   statusOf,
   toInferrerError,
 } from '@inferrer/core';
-import type { InferResult } from '@inferrer/runtime';
+import { resolvePipeline } from '@inferrer/model-store';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageTransform, type InferResult, imagesToTensor } from '@inferrer/runtime';
+import { type ImageAnswerOptions, type ReceivedImage, encodeImageAnswer } from './images.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { LoadedModel, ModelRegistry } from './registry.ts';
 
@@ -35,6 +39,8 @@ export interface BatchFacts {
   batchRows: number;
   queueMs: number;
   computeMs: number;
+  /** Decoding the request: JSON or binary tensors, and images (decode, resize, normalise). */
+  preprocessMs: number;
 }
 
 export interface V1Answer extends BatchFacts {
@@ -52,13 +58,56 @@ interface Decoded {
   rows: number;
 }
 
+/** Images decoded for one request: the tensor's transforms map boxes back onto each original. */
+interface DecodedImages extends Decoded {
+  pipeline: ImagePipelineSpec;
+  transforms: ImageTransform[];
+}
+
 export class DataPlane {
   readonly #registry: ModelRegistry;
   readonly #metrics: ModelhostMetrics;
+  readonly #imageLimits: ImageLimits;
+  readonly #pipelines = new WeakMap<LoadedModel, ImagePipelineSpec>();
 
-  constructor(registry: ModelRegistry, metrics: ModelhostMetrics) {
+  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS) {
     this.#registry = registry;
     this.#metrics = metrics;
+    this.#imageLimits = imageLimits;
+  }
+
+  /** How this model version takes images and reads its outputs (its STAC MLM item, else graph defaults). */
+  pipeline(model: LoadedModel): ImagePipelineSpec {
+    let p = this.#pipelines.get(model);
+    if (!p) {
+      p = resolvePipeline(model.signature, model.media.stac, model.media.labels);
+      this.#pipelines.set(model, p);
+    }
+    return p;
+  }
+
+  /** Images (multipart files) in, labels or boxes out: decode → resize → normalise → infer → top-k / NMS. */
+  predictImages(rawName: string, images: ReceivedImage[], opts: Omit<ImageAnswerOptions, 'model' | 'version'> & { version?: number; deadline: number }): Promise<V1Answer> {
+    return this.#run<DecodedImages, { body: string }>(
+      rawName,
+      opts.version,
+      opts.deadline,
+      async (_sig, model) => {
+        const pipeline = this.pipeline(model);
+        const spec = pipeline.image;
+        if (!spec) throw new InferrerError('NOT_AN_IMAGE_MODEL', `model ${model.name} has no image input (give it a STAC MLM item, or an input shaped [batch, C, H, W] or [batch, H, W, C])`, { model: model.name });
+        if (model.signature.inputs.length !== 1) throw new InferrerError('NOT_AN_IMAGE_MODEL', `model ${model.name} has ${model.signature.inputs.length} inputs; images feed a model with one`, { model: model.name });
+        const { tensor, transforms } = await imagesToTensor(images.map((i) => i.bytes), spec, this.#imageLimits);
+        return { inputs: { [spec.input]: tensor }, rows: images.length, pipeline, transforms };
+      },
+      (model, decoded, outputs) => ({
+        body: encodeImageAnswer(decoded.pipeline, outputs, model.signature.outputs.map((o) => o.name), images.map((im, i) => ({ filename: im.filename, transform: decoded.transforms[i]! })), {
+          ...opts,
+          model: model.name,
+          version: model.version,
+        }),
+      }),
+    );
   }
 
   /** FRACTAL v1: `{"values": …}` in, `{"http_status", "values", …}` out. */
@@ -85,7 +134,16 @@ export class DataPlane {
       rawName,
       opts.version,
       opts.deadline,
-      (sig) => decodeV2Request(body, headerLength, sig),
+      async (sig, model) => {
+        const image = this.pipeline(model).image;
+        const decoded = decodeV2Request(body, headerLength, sig, DEFAULT_V2_LIMITS, image ? new Set([image.input]) : undefined);
+        if (image && decoded.images?.[image.input]) {
+          const { tensor } = await imagesToTensor(decoded.images[image.input]!, image, this.#imageLimits);
+          decoded.inputs[image.input] = tensor;
+          delete decoded.images;
+        }
+        return decoded;
+      },
       (model, decoded, outputs) =>
         encodeV2Response(outputs, model.signature.outputs.map((o) => o.name), {
           model: model.name,
@@ -108,20 +166,20 @@ export class DataPlane {
     rawName: string,
     version: number | undefined,
     deadline: number,
-    decode: (sig: ModelSignature) => D,
+    decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
     encode: (model: LoadedModel, decoded: D, outputs: NamedTensors) => E,
   ): Promise<E & BatchFacts> {
     const name = parseModelName(rawName);
     const started = performance.now();
     let labels = { model: '', version: '' };
     try {
-      const { model, decoded, result } = await this.#infer(name, version, deadline, decode, (m) => {
+      const { model, decoded, result, preprocessMs } = await this.#infer(name, version, deadline, decode, (m) => {
         labels = { model: m.name, version: String(m.version) };
       });
       const encoded = encode(model, decoded, result.outputs);
       this.#metrics.requests.inc({ ...labels, code: 'OK' });
       this.#metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
-      return { ...encoded, model: model.name, version: model.version, batchRequests: result.batchRequests, batchRows: result.batchRows, queueMs: result.queueMs, computeMs: result.computeMs };
+      return { ...encoded, model: model.name, version: model.version, batchRequests: result.batchRequests, batchRows: result.batchRows, queueMs: result.queueMs, computeMs: result.computeMs, preprocessMs };
     } catch (err) {
       const code = (err as InferrerError).code ?? 'INTERNAL';
       this.#metrics.requests.inc({ ...labels, code });
@@ -134,9 +192,9 @@ export class DataPlane {
     name: string,
     version: number | undefined,
     deadline: number,
-    decode: (sig: ModelSignature) => D,
+    decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
     seen: (m: LoadedModel) => void,
-  ): Promise<{ model: LoadedModel; decoded: D; result: InferResult }> {
+  ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number }> {
     // A model being swapped out can refuse a request between lookup and enqueue; look it up once more.
     for (let attempt = 0; ; attempt++) {
       const model = await this.#registry.get(name, version);
@@ -145,9 +203,11 @@ export class DataPlane {
         this.#metrics.timeouts.inc({ model: model.name, version: String(model.version) });
         throw new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it could run', { model: name });
       }
-      const decoded = decode(model.signature);
+      const decodeStarted = performance.now();
+      const decoded = await decode(model.signature, model);
+      const preprocessMs = performance.now() - decodeStarted;
       try {
-        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline) };
+        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline), preprocessMs };
       } catch (err) {
         if ((err as InferrerError).code === 'MODEL_NOT_READY' && attempt === 0) continue;
         throw err;

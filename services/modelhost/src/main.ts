@@ -23,7 +23,7 @@ let registry: ModelRegistry | undefined;
 const metrics = new ModelhostMetrics(() => registry);
 registry = new ModelRegistry(store, config, logger, metrics.hooks());
 const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs);
-const dataplane = new DataPlane(registry, metrics);
+const dataplane = new DataPlane(registry, metrics, { maxPixels: config.maxImagePixels });
 
 let ready = false;
 let draining = false;

@@ -6,7 +6,7 @@
  * switched to, and the old one drained, so no request in flight is lost.
  */
 import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, hasDynamicBatchAxis, datatypeOfOrt } from '@inferrer/core';
-import type { ModelRecord, ModelStore } from '@inferrer/model-store';
+import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
 import { AdaptiveBatcher, OnnxSession, type BatchObserver } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
@@ -22,6 +22,8 @@ export interface LoadedModel {
   batcher: AdaptiveBatcher;
   lastUsed: number;
   loadedAt: number;
+  /** The version's STAC MLM item and the model's labels: they drive image pre- and post-processing. */
+  media: { stac?: StacItem; labels?: string[] };
 }
 
 export interface RegistryHooks {
@@ -31,6 +33,16 @@ export interface RegistryHooks {
 }
 
 const key = (name: string, version: number): string => `${name}@${version}`;
+
+/** The version a request without one goes to: a canary by its share of traffic, else the default. */
+export function pickVersion(record: ModelRecord, random = Math.random()): number {
+  let r = random * 100;
+  for (const [v, share] of Object.entries(record.traffic ?? {})) {
+    if (r < share) return Number(v);
+    r -= share;
+  }
+  return record.default_version;
+}
 
 export class ModelRegistry {
   readonly #store: ModelStore;
@@ -61,7 +73,7 @@ export class ModelRegistry {
     if (record.enabled === false) {
       throw new InferrerError('MODEL_NOT_READY', `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`, { model: record.name }, { retryAfter: 5 });
     }
-    const want = version ?? record.default_version;
+    const want = version ?? pickVersion(record);
     const hit = this.#loaded.get(key(record.name, want));
     if (hit && hit.state === 'READY') {
       hit.lastUsed = performance.now();
@@ -117,6 +129,12 @@ export class ModelRegistry {
       }
       for (const e of this.entries()) {
         if (e.name === name && !record.versions.some((v) => v.version === e.version)) void this.#unload(e, 'deleted');
+      }
+      // Canary versions are loaded beside the default before they take traffic.
+      for (const [v, share] of Object.entries(record.traffic ?? {})) {
+        if (share > 0 && !this.#loaded.has(key(name, Number(v)))) {
+          await this.#load(record, Number(v)).catch((err) => this.#log.error('canary version failed to load', { model: name, version: Number(v), err }));
+        }
       }
     }
     await this.preload();
@@ -190,6 +208,7 @@ export class ModelRegistry {
       batcher,
       lastUsed: performance.now(),
       loadedAt: Date.now(),
+      media: { ...(v.stac ? { stac: v.stac } : {}), ...(record.labels ? { labels: record.labels } : {}) },
     };
     await this.#warm(entry);
     entry.state = 'READY';

@@ -25,6 +25,8 @@ export interface V2Decoded {
   outputs?: V2OutputRequest[];
   /** Request-level `binary_data_output`. */
   binaryOutput: boolean;
+  /** Encoded images sent as BYTES for an image input (see `imageInputs`), one Buffer per element. */
+  images?: Record<string, Buffer[]>;
 }
 
 export interface V2Limits extends ValueLimits {
@@ -61,7 +63,14 @@ function fmt(shape: readonly (number | string)[]): string {
  * Decodes a v2 infer request. `body` is the whole HTTP body; `headerLength` is the value of
  * Inference-Header-Content-Length when the binary extension is used.
  */
-export function decodeV2Request(body: Buffer, headerLength: number | undefined, sig: ModelSignature, limits: V2Limits = DEFAULT_V2_LIMITS): V2Decoded {
+export function decodeV2Request(
+  body: Buffer,
+  headerLength: number | undefined,
+  sig: ModelSignature,
+  limits: V2Limits = DEFAULT_V2_LIMITS,
+  /** Inputs that also take encoded images as BYTES (base64 strings in JSON, raw bytes in binary data). */
+  imageInputs?: ReadonlySet<string>,
+): V2Decoded {
   let jsonEnd = body.length;
   if (headerLength !== undefined) {
     if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
@@ -79,6 +88,7 @@ export function decodeV2Request(body: Buffer, headerLength: number | undefined, 
 
   const specs = new Map(sig.inputs.map((s) => [s.name, s]));
   const inputs: NamedTensors = {};
+  const images: Record<string, Buffer[]> = {};
   let offset = jsonEnd;
   for (const raw of req.inputs as unknown[]) {
     const input = raw as Record<string, unknown>;
@@ -87,7 +97,26 @@ export function decodeV2Request(body: Buffer, headerLength: number | undefined, 
     if (typeof name !== 'string') throw new InferrerError('INVALID_REQUEST', 'an input has no "name"');
     const spec = specs.get(name);
     if (!spec) throw bad(`the model has no input '${name.slice(0, 128)}' (inputs: ${sig.inputs.map((s) => s.name).join(', ')})`, { input: name.slice(0, 128), expected: sig.inputs.map((s) => s.name) });
-    if (name in inputs) throw bad(`input '${name}' is given twice`, { input: name });
+    if (name in inputs || name in images) throw bad(`input '${name}' is given twice`, { input: name });
+    if (input.datatype === 'BYTES' && spec.type !== 'string' && imageInputs?.has(name)) {
+      const p = (input.parameters ?? {}) as Record<string, unknown>;
+      const size = p.binary_data_size;
+      if (size !== undefined) {
+        if (headerLength === undefined || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || offset + size > body.length) {
+          throw bad(`input '${name}': binary_data_size ${String(size)} does not fit the body`, { input: name });
+        }
+        images[name] = splitBytes(body.subarray(offset, offset + size), name, limits);
+        offset += size;
+      } else {
+        images[name] = base64Elements(input.data, name);
+      }
+      const n = images[name]!.length;
+      if (n === 0) throw bad(`input '${name}' carries no images`, { input: name });
+      if (Array.isArray(input.shape) && elementCount(input.shape as number[]) !== n) {
+        throw bad(`input '${name}' has shape [${String(input.shape)}] but carries ${n} images`, { input: name, expected: elementCount(input.shape as number[]), got: n });
+      }
+      continue;
+    }
     const info = checkDatatype(input.datatype, spec);
     const shape = checkShape(input.shape, spec);
     const count = elementCount(shape);
@@ -113,14 +142,14 @@ export function decodeV2Request(body: Buffer, headerLength: number | undefined, 
   if (offset !== body.length) {
     throw new InferrerError('INVALID_REQUEST', `the body has ${body.length - offset} bytes of binary data that no input claims`, { got: body.length - offset });
   }
-  for (const spec of sig.inputs) if (!(spec.name in inputs)) throw bad(`input '${spec.name}' is missing`, { input: spec.name });
+  for (const spec of sig.inputs) if (!(spec.name in inputs) && !(spec.name in images)) throw bad(`input '${spec.name}' is missing`, { input: spec.name });
 
   const batched = hasDynamicBatchAxis(sig);
   let rows = 1;
   if (batched) {
     rows = -1;
-    for (const [name, t] of Object.entries(inputs)) {
-      const r = t.dims[0]!;
+    const counts: [string, number][] = [...Object.entries(inputs).map(([n, t]): [string, number] => [n, t.dims[0]!]), ...Object.entries(images).map(([n, b]): [string, number] => [n, b.length])];
+    for (const [name, r] of counts) {
       if (rows >= 0 && r !== rows) throw bad(`input '${name}' has ${r} rows along the batch axis but the other inputs have ${rows}`, { input: name, expected: rows, got: r });
       rows = r;
     }
@@ -138,7 +167,34 @@ export function decodeV2Request(body: Buffer, headerLength: number | undefined, 
       return { name: o.name, binary: op.binary_data === true || (op.binary_data === undefined && binaryOutput) };
     });
   }
-  return { ...(req.id !== undefined ? { id: req.id as string } : {}), inputs, rows, ...(outputs ? { outputs } : {}), binaryOutput };
+  const hasImages = Object.keys(images).length > 0;
+  return { ...(req.id !== undefined ? { id: req.id as string } : {}), inputs, rows, ...(outputs ? { outputs } : {}), binaryOutput, ...(hasImages ? { images } : {}) };
+}
+
+/** Binary BYTES elements (4-byte little-endian length, then the bytes) as Buffers, without a UTF-8 decode. */
+function splitBytes(bytes: Buffer, name: string, limits: ValueLimits): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (at + 4 > bytes.length) throw bad(`input '${name}': BYTES element ${out.length} has a truncated length prefix`, { input: name });
+    const len = bytes.readUInt32LE(at);
+    at += 4;
+    if (at + len > bytes.length) throw bad(`input '${name}': BYTES element ${out.length} says ${len} bytes but fewer are left`, { input: name });
+    out.push(bytes.subarray(at, at + len));
+    at += len;
+    if (out.length > limits.maxElements) throw bad(`input '${name}' has too many elements`, { input: name });
+  }
+  return out;
+}
+
+/** JSON BYTES elements carrying images: base64 strings, or {"b64": "…"} objects (TensorFlow Serving's form). */
+function base64Elements(data: unknown, name: string): Buffer[] {
+  const flat = (Array.isArray(data) ? data : [data]).flat(8) as unknown[];
+  return flat.map((e, i) => {
+    const s = typeof e === 'string' ? e : e && typeof e === 'object' && typeof (e as { b64?: unknown }).b64 === 'string' ? (e as { b64: string }).b64 : undefined;
+    if (s === undefined || !/^[A-Za-z0-9+/=_\-\s]*$/.test(s)) throw bad(`input '${name}' element ${i}: an image sent as JSON BYTES must be a base64 string`, { input: name, index: i });
+    return Buffer.from(s, 'base64');
+  });
 }
 
 function checkDatatype(datatype: unknown, spec: TensorSpec): DatatypeInfo {

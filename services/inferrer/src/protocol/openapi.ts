@@ -17,6 +17,7 @@ const model = { ...name, name: 'model' };
 const version = { name: 'version', in: 'path', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]*$' } };
 const v1Errors = { '400': { description: 'Bad input', ...json(ref('V1Error')) }, '404': { description: 'No such model or route', ...json(ref('V1Error')) } };
 const v2Errors = { '400': { description: 'Bad input', ...json(ref('V2Error')) }, '404': { description: 'No such model or version', ...json(ref('V2Error')) }, '503': { description: 'Not ready, unloaded or overloaded (Retry-After)', ...json(ref('V2Error')) } };
+const jobId = { name: 'id', in: 'path', required: true, description: 'Job id (from the 202 answer)', schema: { type: 'string', pattern: '^j[a-z0-9]{8,40}$' } };
 const ok = (description: string, schema: unknown = ref('V1Envelope')) => ({ '200': { description, ...json(schema) } });
 
 const predictV1: Op = {
@@ -85,9 +86,76 @@ export function openApiDocument(): Record<string, unknown> {
         },
         delete: { tags: ['FRACTAL v1'], summary: 'Delete a model and all its versions', parameters: [name], responses: { ...ok('Deleted'), ...v1Errors } },
       },
+      '/api/v1/models/{name}/canary': {
+        post: { tags: ['Versions'], summary: 'Send a share of the requests that name no version to a version', parameters: [name], requestBody: { required: true, ...json({ type: 'object', required: ['version', 'percent'], properties: { version: { type: 'integer' }, percent: { type: 'number', minimum: 0, maximum: 100 } } }) }, responses: { ...ok('Split set'), ...v1Errors } },
+      },
+      '/api/v1/models/{name}/promote': {
+        post: { tags: ['Versions'], summary: 'Make the canary (or the given version) the default and clear the split', parameters: [name], requestBody: { required: false, ...json({ type: 'object', properties: { version: { type: 'integer' } } }) }, responses: { ...ok('Promoted'), ...v1Errors } },
+      },
+      '/api/v1/models/{name}/rollback': { post: { tags: ['Versions'], summary: 'Send all traffic back to the default version', parameters: [name], responses: { ...ok('Rolled back'), ...v1Errors } } },
       '/api/v1/models/{name}/prediction': {
         get: { ...predictV1, summary: 'Predict (body, or ?values=[…])', parameters: [...(predictV1.parameters as unknown[]), { name: 'values', in: 'query', schema: { type: 'string' }, description: 'JSON values when there is no body' }] },
         post: { ...predictV1, requestBody: { required: true, ...json(ref('V1PredictRequest')) } },
+      },
+      '/api/v1/models/{name}/jobs': {
+        post: {
+          tags: ['Batch jobs'],
+          summary: 'Submit a batch job: NDJSON or CSV rows, or a zip/tar of images (streamed to disk); see docs/jobs.md',
+          parameters: [
+            name,
+            { name: 'version', in: 'query', schema: { type: 'integer', minimum: 1 }, description: 'Pin a model version' },
+            { name: 'format', in: 'query', schema: { type: 'string', enum: ['ndjson', 'csv', 'zip', 'tar'] }, description: 'Override the Content-Type (else sniffed)' },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              'application/x-ndjson': { schema: { type: 'string' }, example: '[5.1, 3.5, 1.4, 0.2]\n[6.7, 2.5, 5.8, 1.8]\n' },
+              'text/csv': { schema: { type: 'string' }, example: '5.1,3.5,1.4,0.2\n6.7,2.5,5.8,1.8\n' },
+              'application/zip': { schema: { type: 'string', format: 'binary' } },
+              'application/x-tar': { schema: { type: 'string', format: 'binary' } },
+            },
+          },
+          responses: {
+            '202': { description: 'Queued; `Location` is the job', ...json(ref('V1Job')) },
+            ...v1Errors,
+            '413': { description: 'Over JOBS_MAX_ITEMS or JOBS_MAX_BYTES', ...json(ref('V1Error')) },
+            '429': { description: 'Over JOBS_MAX_ACTIVE_PER_CLIENT (Retry-After)', ...json(ref('V1Error')) },
+          },
+        },
+      },
+      '/api/v1/jobs': {
+        get: {
+          tags: ['Batch jobs'],
+          summary: 'Every job (newest last)',
+          parameters: [
+            { name: 'model', in: 'query', schema: { type: 'string' } },
+            { name: 'state', in: 'query', schema: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] } },
+          ],
+          responses: ok('`jobs`', { type: 'object', properties: { http_status: ref('HttpStatus'), jobs: { type: 'array', items: ref('JobStatus') } } }),
+        },
+      },
+      '/api/v1/jobs/{id}': {
+        get: { tags: ['Batch jobs'], summary: 'State, items done/failed/total, rate, ETA', parameters: [jobId], responses: { ...ok('`job`', ref('V1Job')), ...v1Errors } },
+        delete: {
+          tags: ['Batch jobs'],
+          summary: 'Cancel (results so far are kept); ?purge=true removes a finished job and its files',
+          parameters: [jobId, { name: 'purge', in: 'query', schema: { type: 'boolean' } }],
+          responses: { ...ok('`job`', ref('V1Job')), ...v1Errors },
+        },
+      },
+      '/api/v1/jobs/{id}/results': {
+        get: {
+          tags: ['Batch jobs'],
+          summary: 'Results as NDJSON in input order (while running: the finished prefix; X-Job-Complete says which)',
+          parameters: [jobId],
+          responses: {
+            '200': {
+              description: 'One line per item: {"index", "line" or "file", "model_version", "outputs"} or {"index", "line" or "file", "error": {"code", "message"}}',
+              content: { 'application/x-ndjson': { schema: { type: 'string' }, example: '{"index":0,"line":1,"model_version":1,"outputs":{"label":0,"probabilities":[0.98,0.02,0]}}\n' } },
+            },
+            ...v1Errors,
+          },
+        },
       },
       '/api/test/sendtomodelhost': {
         post: { tags: ['FRACTAL v1'], summary: 'Which modelhost answers each item', requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) }, responses: ok('`results`') },
@@ -125,6 +193,25 @@ export function openApiDocument(): Record<string, unknown> {
           properties: { http_status: ref('HttpStatus'), model_name: { type: 'string' }, model_version: { type: 'integer' }, values: { type: 'array', items: {} }, outputs: { type: 'object' } },
           example: { http_status: { code: 200, description: 'Request fulfilled, document follows', name: 'OK' }, model_name: 'iris', model_version: 1, values: [1] },
         },
+        JobStatus: {
+          type: 'object',
+          properties: {
+            id: { type: 'string' },
+            model: { type: 'string' },
+            version: { type: 'integer', nullable: true },
+            state: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] },
+            format: { type: 'string', enum: ['ndjson', 'csv', 'zip', 'tar'] },
+            items: { type: 'object', properties: { total: { type: 'integer' }, done: { type: 'integer' }, succeeded: { type: 'integer' }, failed: { type: 'integer' } } },
+            rate: { type: 'number', nullable: true, description: 'Items per second since the job started' },
+            eta_s: { type: 'number', nullable: true },
+            created_at: { type: 'string', format: 'date-time' },
+            started_at: { type: 'string', format: 'date-time', nullable: true },
+            finished_at: { type: 'string', format: 'date-time', nullable: true },
+            error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+            results: { type: 'string', description: 'Path of the results' },
+          },
+        },
+        V1Job: { type: 'object', properties: { http_status: ref('HttpStatus'), job: ref('JobStatus') } },
         ModelPatch: {
           type: 'object',
           properties: { model_description: { type: 'string' }, description: { type: 'string' }, config: { type: 'object' }, labels: { type: 'array', items: { type: 'string' } }, default_version: { type: 'integer' }, enabled: { type: 'boolean' } },

@@ -5,7 +5,7 @@
  * refused upload removes its staging folder and leaves the store as it was.
  */
 import { createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -20,6 +20,10 @@ export interface ReceivedUpload {
 }
 
 const FILE_FIELDS = new Set(['path', 'file', 'model']);
+/** Optional STAC item with the MLM extension, as a file or a text field. */
+const STAC_FIELD = 'stac';
+const STAC_UPLOAD = 'stac-upload.json';
+const MAX_STAC_BYTES = 1024 * 1024;
 
 export async function receiveUpload(req: Request, res: Response, management: Management, name: string, maxBytes: number): Promise<ReceivedUpload> {
   const type = String(req.headers['content-type'] ?? '');
@@ -64,17 +68,25 @@ async function receiveRaw(req: Request, staging: string, maxBytes: number): Prom
 
 function receiveMultipart(req: Request, res: Response, staging: string, maxBytes: number): Promise<ReceivedUpload> {
   const upload = multer({
-    storage: multer.diskStorage({ destination: staging, filename: (_req, _file, cb) => cb(null, 'model.onnx') }),
-    limits: { fileSize: maxBytes, files: 1, fields: 8, parts: 10, fieldSize: 1024 * 1024 },
+    storage: multer.diskStorage({ destination: staging, filename: (_req, file, cb) => cb(null, file.fieldname === STAC_FIELD ? STAC_UPLOAD : 'model.onnx') }),
+    limits: { fileSize: maxBytes, files: 2, fields: 8, parts: 10, fieldSize: 1024 * 1024 },
     fileFilter: (_req, file, cb) => {
-      if (FILE_FIELDS.has(file.fieldname)) cb(null, true);
+      if (FILE_FIELDS.has(file.fieldname) || file.fieldname === STAC_FIELD) cb(null, true);
       else cb(new InferrerError('INVALID_REQUEST', `unexpected file field "${file.fieldname.slice(0, 64)}": send the model as "path" or "file"`));
     },
   }).any();
   return new Promise((resolve, reject) => {
-    upload(req, res, (err: unknown) => {
+    upload(req, res, async (err: unknown) => {
       if (err) return reject(multerError(err, maxBytes));
-      const files = (req.files as Express.Multer.File[] | undefined) ?? [];
+      const all = (req.files as Express.Multer.File[] | undefined) ?? [];
+      const files = all.filter((f) => f.fieldname !== STAC_FIELD);
+      if (files.length > 1) return reject(new InferrerError('INVALID_REQUEST', 'the form has more than one model file'));
+      let stac: unknown;
+      try {
+        stac = await readStacField(all.find((f) => f.fieldname === STAC_FIELD), (req.body ?? {}) as Record<string, unknown>);
+      } catch (e) {
+        return reject(e);
+      }
       if (files.length === 0) return reject(new InferrerError('INVALID_REQUEST', 'no model file in the form: send it as the field "path" (or "file")'));
       const file = files[0]!;
       if (file.size === 0) return reject(new InferrerError('INVALID_MODEL', 'the uploaded file is empty'));
@@ -88,9 +100,28 @@ function receiveMultipart(req: Request, res: Response, staging: string, maxBytes
       } catch (e) {
         return reject(e);
       }
+      if (stac !== undefined) metadata = { ...((metadata as Record<string, unknown> | undefined) ?? {}), stac };
       resolve({ file: file.path, metadata });
     });
   });
+}
+
+/** The STAC item (MLM extension) of an upload: a file or text field "stac", read and removed from staging. */
+async function readStacField(file: Express.Multer.File | undefined, body: Record<string, unknown>): Promise<unknown> {
+  let text: string | undefined;
+  if (file) {
+    if (file.size > MAX_STAC_BYTES) throw new InferrerError('INVALID_STAC_ITEM', `the STAC item is larger than ${MAX_STAC_BYTES} bytes`, { limit: MAX_STAC_BYTES });
+    text = await readFile(file.path, 'utf8');
+    await rm(file.path, { force: true });
+  } else if (typeof body.stac === 'string') {
+    text = body.stac;
+  }
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new InferrerError('INVALID_STAC_ITEM', 'the STAC item (field "stac") is not valid JSON');
+  }
 }
 
 function tooLarge(maxBytes: number): InferrerError {

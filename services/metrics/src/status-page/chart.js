@@ -53,6 +53,7 @@
     var c = this.canvas, ctx = c.getContext('2d'), self = this;
     var w = c.width, h = c.height, left = 48, right = 110, top = 8, bottom = 22;
     var pw = w - left - right, ph = h - top - bottom;
+    this.plotArea = { left: left, top: top, width: pw, height: ph };
     ctx.clearRect(0, 0, w, h);
     ctx.fillStyle = '#ffffff';
     ctx.fillRect(0, 0, w, h);
@@ -74,7 +75,8 @@
       var span = Math.round((this.times[n - 1] - this.times[0]) / 1000);
       ctx.fillText('last ' + span + ' s', left, h - 6);
     }
-    // Lines.
+    // Lines: the points spread over the whole width until the chart holds maxPoints.
+    var slots = Math.max(2, n);
     ctx.lineWidth = 2;
     names.forEach(function (name, k) {
       var s = self.series[name];
@@ -83,7 +85,7 @@
       var drawing = false;
       for (var j = 0; j < s.length; j++) {
         if (isNaN(s[j])) { drawing = false; continue; }
-        var x = left + (self.maxPoints > 1 ? (pw * (j + self.maxPoints - n)) / (self.maxPoints - 1) : 0);
+        var x = left + (pw * j) / (slots - 1);
         var yy = top + ph - (ph * s[j]) / ymax;
         if (drawing) ctx.lineTo(x, yy); else ctx.moveTo(x, yy);
         drawing = true;

@@ -26,6 +26,9 @@ export function v1RouteDocs(base: string): RouteDoc[] {
     { method: 'GET', path: '/api/v1/models/{name}', description: 'One model: description, versions, inputs/outputs, batching config', example: `curl ${base}/api/v1/models/iris` },
     { method: 'POST', path: '/api/v1/models/{name}', description: 'Update the description (or config, labels, default_version)', example: `curl -X POST ${base}/api/v1/models/iris -H 'Content-Type: application/json' -d '{"model_description": "Iris species classifier"}'` },
     { method: 'PUT', path: '/api/v1/models/{name}', description: 'Upload a model, or a new version of it (multipart field "path" or "file"; optional JSON field "metadata")', example: `curl -X PUT ${base}/api/v1/models/iris -F path=@iris.onnx -F 'metadata={"description":"Iris classifier"}'` },
+    { method: 'POST', path: '/api/v1/models/{name}/canary', description: 'Send a share of traffic to a version (canary)', example: `curl -X POST ${base}/api/v1/models/iris/canary -H 'Content-Type: application/json' -d '{"version": 2, "percent": 10}'` },
+    { method: 'POST', path: '/api/v1/models/{name}/promote', description: 'Make the canary the default version and clear the split', example: `curl -X POST ${base}/api/v1/models/iris/promote` },
+    { method: 'POST', path: '/api/v1/models/{name}/rollback', description: 'Send all traffic back to the default version', example: `curl -X POST ${base}/api/v1/models/iris/rollback` },
     { method: 'DELETE', path: '/api/v1/models/{name}', description: 'Delete a model and all its versions', example: `curl -X DELETE ${base}/api/v1/models/iris` },
     { method: 'POST', path: '/api/v1/models/{name}/prediction', description: 'Predict: {"values": [...]} (one row) or a list of rows; ?outputs=all for every output, ?version=N', example: `curl -X POST ${base}/api/v1/models/iris/prediction -H 'Content-Type: application/json' -d '{"values": [2, 5, 1, 4]}'` },
     { method: 'GET', path: '/api/v1/models/{name}/prediction', description: 'Predict with the body or ?values=[...]', example: `curl -G ${base}/api/v1/models/iris/prediction --data-urlencode 'values=[2,5,1,4]'` },
@@ -72,6 +75,12 @@ export function fractalV1Routes(deps: V1Deps): Router {
     res.setHeader('location', `/api/v1/models/${result.model.name}`);
     ok(res, status, { message: `model ${result.model.name} version ${result.version} uploaded`, version: result.version, model: result.model });
   });
+  r.post('/api/v1/models/:name/canary', async (req, res) => ok(res, 200, { model: await management.canary(req.params.name!, await jsonBody(req)) }));
+  r.post('/api/v1/models/:name/promote', async (req, res) => {
+    const length = Number(req.headers['content-length'] ?? 0);
+    ok(res, 200, { model: await management.promote(req.params.name!, length > 0 ? await jsonBody(req) : {}) });
+  });
+  r.post('/api/v1/models/:name/rollback', async (req, res) => ok(res, 200, { model: await management.rollback(req.params.name!) }));
   r.delete('/api/v1/models/:name', async (req, res) => {
     await management.remove(req.params.name!);
     ok(res, 200, { message: `model ${req.params.name} deleted` });

@@ -1,0 +1,79 @@
+/** Batch jobs: the record kept in state.json, the item lines of items.ndjson, and the result lines. */
+
+/** RECEIVING while the upload is written and checked; QUEUED until a worker takes it; then RUNNING → one of the final states. */
+export type JobState = 'RECEIVING' | 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+
+export const FINAL_STATES: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+export const ACTIVE_STATES: ReadonlySet<JobState> = new Set(['RECEIVING', 'QUEUED', 'RUNNING']);
+
+export type JobFormat = 'ndjson' | 'csv' | 'zip' | 'tar';
+
+export interface JobRecord {
+  id: string;
+  model: string;
+  /** Pinned version, when the submission asked for one (else the model's default at the time of each item). */
+  version?: number;
+  state: JobState;
+  format: JobFormat;
+  /** rows: NDJSON/CSV rows sent as v1 `values`; images: files sent as multipart image predictions. */
+  kind: 'rows' | 'images';
+  /** Items in the job (rows or image files); malformed rows count, they fail on their own. */
+  total: number;
+  /** Items per result chunk (the unit written at once, by temp + rename). */
+  chunkItems: number;
+  chunks: number;
+  inputBytes: number;
+  /** Who submitted it: `key:<name>` with an API key, else `ip:<address>` (quotas count per client). */
+  client: string;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  /** Final counts (also derivable from the result chunk names while running). */
+  done?: number;
+  failed?: number;
+  error?: { code: string; message: string };
+}
+
+/** One line of items.ndjson. */
+export interface ItemLine {
+  /** Item index, from 0, in input order. */
+  i: number;
+  /** Line in the submitted file (1-based), for rows. */
+  line?: number;
+  /** The row as JSON text (an array: one row; an object: one row per named input). */
+  v?: string;
+  /** A row that could not be read: the item fails with this error and is never sent. */
+  err?: { code: string; message: string };
+  /** Images: the entry's name in the archive and the extracted file, relative to the job folder. */
+  name?: string;
+  file?: string;
+}
+
+/** One line of the results, in input order. */
+export interface ResultLine {
+  index: number;
+  line?: number;
+  file?: string;
+  model_version?: number;
+  outputs?: unknown;
+  error?: { code: string; message: string };
+}
+
+/** What GET /api/v1/jobs/{id} answers. */
+export interface JobStatus {
+  id: string;
+  model: string;
+  version: number | null;
+  state: JobState;
+  format: JobFormat;
+  items: { total: number; done: number; succeeded: number; failed: number };
+  /** Items finished per second since the job started. */
+  rate: number | null;
+  /** Seconds until it finishes at that rate. */
+  eta_s: number | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error?: { code: string; message: string };
+  results: string;
+}

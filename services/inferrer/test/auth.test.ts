@@ -1,0 +1,91 @@
+/** Auth modes, scopes and rate limits (services/inferrer/src/auth.ts) with real sockets-free requests. */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Auth, accessFor, loadKeys } from '../src/auth.ts';
+import { loadConfig } from '../src/config.ts';
+
+let dir: string;
+let keysFile: string;
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-auth-'));
+  keysFile = path.join(dir, 'keys.json');
+  await writeFile(keysFile, JSON.stringify({ keys: [{ key: 'a'.repeat(32), scopes: ['admin', 'predict'], name: 'ops' }, { key: 'p'.repeat(32), scopes: ['predict'] }] }));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+const base = { MODEL_DIR: '/tmp/x', LOAD_BALANCER_URL: 'http://127.0.0.1:1' };
+const req = (authorization?: string, ip = '10.0.0.1') => ({ headers: authorization ? { authorization } : {}, socket: { remoteAddress: ip } }) as unknown as IncomingMessage;
+const code = async (p: Promise<unknown>): Promise<string> => p.then(() => 'OK', (e: { code: string }) => e.code);
+
+describe('accessFor', () => {
+  test('classifies routes; unknown routes need predict', () => {
+    assert.equal(accessFor('GET', '/health/ready'), 'public');
+    assert.equal(accessFor('GET', '/docs/assets/swagger-ui.css'), 'public');
+    assert.equal(accessFor('POST', '/health/ready'), 'predict');
+    assert.equal(accessFor('PUT', '/api/v1/models/iris'), 'admin');
+    assert.equal(accessFor('POST', '/api/v1/models/iris'), 'admin');
+    assert.equal(accessFor('DELETE', '/api/v1/models/iris'), 'admin');
+    assert.equal(accessFor('POST', '/api/v1/models/iris/prediction'), 'predict');
+    assert.equal(accessFor('GET', '/api/v1/models/iris'), 'predict');
+    assert.equal(accessFor('POST', '/v2/repository/models/iris/unload'), 'admin');
+    assert.equal(accessFor('POST', '/v2/models/iris/infer'), 'predict');
+    assert.equal(accessFor('GET', '/some/new/route'), 'predict');
+  });
+});
+
+describe('modes', () => {
+  test('no keys: predictions open, management closed with 403', async () => {
+    const auth = new Auth(loadConfig(base));
+    assert.equal(auth.mode, 'closed-management');
+    assert.equal(await code(auth.check(req(), 'POST', '/api/v1/models/iris/prediction')), 'OK');
+    assert.equal(await code(auth.check(req(), 'PUT', '/api/v1/models/iris')), 'FORBIDDEN');
+  });
+
+  test('AUTH_DISABLED: everything open', async () => {
+    const auth = new Auth(loadConfig({ ...base, AUTH_DISABLED: 'true' }));
+    assert.equal(auth.mode, 'disabled');
+    assert.equal(await code(auth.check(req(), 'DELETE', '/api/v1/models/iris')), 'OK');
+  });
+
+  test('keys: 401 without or with a wrong key, 403 without the scope, OK with it', async () => {
+    const auth = new Auth(loadConfig({ ...base, API_KEYS_FILE: keysFile }));
+    assert.equal(auth.mode, 'keys');
+    assert.equal(await code(auth.check(req(), 'POST', '/v2/models/iris/infer')), 'UNAUTHORIZED');
+    assert.equal(await code(auth.check(req('Bearer wrong-wrong-wrong-wrong'), 'POST', '/v2/models/iris/infer')), 'UNAUTHORIZED');
+    assert.equal(await code(auth.check(req(`Basic ${'p'.repeat(32)}`), 'POST', '/v2/models/iris/infer')), 'UNAUTHORIZED');
+    assert.equal(await code(auth.check(req(`Bearer ${'p'.repeat(32)}`), 'POST', '/v2/models/iris/infer')), 'OK');
+    assert.equal(await code(auth.check(req(`Bearer ${'p'.repeat(32)}`), 'PUT', '/api/v1/models/iris')), 'FORBIDDEN');
+    assert.equal(await code(auth.check(req(`bearer ${'a'.repeat(32)}`), 'PUT', '/api/v1/models/iris')), 'OK');
+    assert.equal(await code(auth.check(req(), 'GET', '/health/live')), 'OK');
+  });
+
+  test('rate limits per key and per IP, with Retry-After', async () => {
+    const auth = new Auth(loadConfig({ ...base, API_KEYS_FILE: keysFile, RATE_LIMIT_KEY_RPS: '3', RATE_LIMIT_IP_RPS: '2' }));
+    const key = `Bearer ${'p'.repeat(32)}`;
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await code(auth.check(req(key), 'POST', '/v2/models/iris/infer')));
+    assert.deepEqual(results, ['OK', 'OK', 'OK', 'RATE_LIMITED', 'RATE_LIMITED']);
+    const err = await auth.check(req(key), 'POST', '/v2/models/iris/infer').catch((e) => e);
+    assert.ok(err.retryAfter >= 1);
+    assert.equal(await code(auth.check(req(`Bearer ${'a'.repeat(32)}`), 'POST', '/v2/models/iris/infer')), 'OK', 'another key has its own budget');
+    const open = new Auth(loadConfig({ ...base, RATE_LIMIT_IP_RPS: '2' }));
+    const byIp = [];
+    for (let i = 0; i < 3; i++) byIp.push(await code(open.check(req(undefined, '10.9.9.9'), 'POST', '/v2/models/iris/infer')));
+    assert.deepEqual(byIp, ['OK', 'OK', 'RATE_LIMITED']);
+    assert.equal(await code(open.check(req(undefined, '10.9.9.8'), 'POST', '/v2/models/iris/infer')), 'OK', 'another address has its own budget');
+  });
+
+  test('a bad keys file stops the start with a clear message', async () => {
+    const bad = path.join(dir, 'bad.json');
+    await writeFile(bad, JSON.stringify({ keys: [{ key: 'short', scopes: ['admin'] }] }));
+    assert.throws(() => loadKeys(bad), /at least 16 characters/);
+    await writeFile(bad, '{not json');
+    assert.throws(() => loadKeys(bad), /cannot be read as JSON/);
+    await writeFile(bad, JSON.stringify({ keys: [{ key: 'k'.repeat(20), scopes: ['root'] }] }));
+    assert.throws(() => loadKeys(bad), /scopes/);
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The metrics service through createApp on an ephemeral port, scraping a worker that serves the
+ * modelhost's /metrics and /v1/models over real HTTP, and a stub_status page.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { LATENCY_BUCKETS_SECONDS, client, createLogger } from '@inferrer/telemetry';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createExporter } from '../src/exporter.ts';
+import { Monitor } from '../src/monitor.ts';
+
+const servers: http.Server[] = [];
+async function listen(handler: http.RequestListener): Promise<string> {
+  const s = http.createServer(handler);
+  servers.push(s);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+
+const reg = new client.Registry();
+const requests = new client.Counter({ name: 'modelhost_requests_total', help: 'h', labelNames: ['model', 'version', 'code'], registers: [reg] });
+const duration = new client.Histogram({ name: 'modelhost_request_duration_seconds', help: 'h', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS_SECONDS, registers: [reg] });
+let worker = '';
+let nginxRequests = 10;
+let base = '';
+let monitor: Monitor;
+
+before(async () => {
+  worker = await listen(async (req, res) => {
+    if (req.url === '/metrics') res.end(await reg.metrics());
+    else if (req.url === '/v1/models') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [{ name: 'iris', version: 3, state: 'READY', queue_depth: 1 }] }));
+    else res.writeHead(404).end();
+  });
+  const nginx = await listen((_req, res) => res.end(`Active connections: 1 \nserver accepts handled requests\n 4 4 ${nginxRequests} \nReading: 0 Writing: 1 Waiting: 0 \n`));
+  const config = loadConfig({ MODELHOSTS: `${worker},http://127.0.0.1:1`, NGINX_STATUS_URL: `${nginx}/nginx/status`, SCRAPE_TIMEOUT_MS: '1000', NVIDIA_SMI: 'off' });
+  monitor = new Monitor(config, createLogger({ service: 'metrics', level: 'error' }));
+  const server = http.createServer(createApp({ logger: createLogger({ service: 'metrics', level: 'error' }), monitor, registry: createExporter(monitor) }));
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+after(() => {
+  for (const s of servers) s.close();
+});
+
+test('not ready before the first scrape; ready after', async () => {
+  assert.equal((await fetch(`${base}/health/ready`)).status, 503);
+  await monitor.tick();
+  assert.equal((await fetch(`${base}/health/ready`)).status, 200);
+});
+
+test('/api/v1/stats: the model, the worker that has it, the one that does not answer, nginx', async () => {
+  for (let i = 0; i < 20; i++) duration.observe({ model: 'iris', version: '3' }, 0.01);
+  requests.inc({ model: 'iris', version: '3', code: 'OK' }, 20);
+  nginxRequests = 40;
+  await new Promise((r) => setTimeout(r, 50));
+  await monitor.tick();
+  const s = (await (await fetch(`${base}/api/v1/stats`)).json()) as any;
+  const iris = s.models.find((m: any) => m.model === 'iris');
+  assert.equal(iris.requests, 20);
+  assert.deepEqual(iris.workers, ['modelhost-7']);
+  assert.deepEqual(iris.versions, [3]);
+  assert.equal(iris.queue_depth, 1);
+  assert.ok(iris.latency_seconds.p95 > 0.005 && iris.latency_seconds.p95 <= 0.01);
+  const down = s.modelhosts.find((w: any) => !w.up);
+  assert.equal(down.url, 'http://127.0.0.1:1');
+  assert.ok(down.error);
+  assert.equal(s.nginx.requests, 40);
+  assert.equal(s.host.gpus.length, 0);
+});
+
+test('/metrics and /api/v1/targets', async () => {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  assert.match(text, /^metrics_cluster_modelhost_up\{modelhost="modelhost-7",service="metrics"\} 1$/m);
+  assert.match(text, /^metrics_cluster_modelhost_up\{modelhost="127.0.0.1:1",service="metrics"\} 0$/m);
+  assert.match(text, /^metrics_cluster_model_loaded_workers\{model="iris",service="metrics"\} 1$/m);
+  assert.match(text, /^metrics_nginx_http_requests_total\{service="metrics"\} 40$/m);
+  assert.match(text, /^metrics_process_cpu_seconds_total/m);
+  const targets = (await (await fetch(`${base}/api/v1/targets`)).json()) as any[];
+  assert.deepEqual(targets.find((t) => t.labels.modelhost === 'modelhost-7').targets, [new URL(worker).host]);
+});
+
+test('the status page and its scripts are served from this service, nothing from elsewhere', async () => {
+  const html = await (await fetch(`${base}/`)).text();
+  assert.match(html, /<canvas id="chart-requests"/);
+  for (const src of html.matchAll(/(?:src|href)="([^"]+)"/g)) {
+    assert.doesNotMatch(src[1]!, /^(https?:)?\/\//, 'no external resources');
+    assert.equal((await fetch(`${base}/${src[1]}`)).status, 200, src[1]);
+  }
+});
