@@ -53,7 +53,7 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
         url: spec.url,
         method: spec.method,
         headers: spec.headers,
-        ...(spec.body !== undefined ? { body: spec.body } : {}),
+        ...(spec.body !== undefined ? { body: spec.bodyEncoding === 'base64' ? Buffer.from(spec.body, 'base64') : spec.body } : {}),
         connections: spec.connections,
         pipelining: 1,
         // One extra second so the window is over before autocannon starts tearing connections down.

@@ -17,6 +17,8 @@ export interface BenchModel {
   file: string;
   description: string;
   config: ModelConfig;
+  /** A STAC MLM item (images in, labels out). */
+  stac?: unknown;
 }
 
 export interface BenchClusterOptions {
@@ -49,7 +51,7 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
   for (const m of opts.models) {
     const staged = path.join(await store.stagingDir(), 'model.onnx');
     await copyFile(m.file, staged);
-    await store.put(m.name, staged, { description: m.description, config: m.config });
+    await store.put(m.name, staged, { description: m.description, config: m.config, ...(m.stac ? { stac: m.stac } : {}) });
   }
   const notable: BenchCluster['notable'] = [];
   const recent: string[] = [];

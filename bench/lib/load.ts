@@ -8,6 +8,8 @@ export interface LoadSpec {
   method: 'GET' | 'POST';
   headers: Record<string, string>;
   body?: string;
+  /** base64: `body` holds binary bytes (multipart images) as base64, decoded in the load generator. */
+  bodyEncoding?: 'base64';
   connections: number;
   warmupS: number;
   durationS: number;

@@ -192,9 +192,17 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
 
 export function sweepTable(r: ResnetResult): string {
   return table(
-    ['slots', 'intra-op', 'batch', 'images/s', 'ms/run', 'runs'],
-    r.sweep.map((p) => [p.slots, p.intraOpThreads, p.batch, fmt(p.imagesPerS, 1) + (p === r.best ? ' *' : ''), fmtMs(p.runMsP50), p.runs]),
-    ['r', 'r', 'r', 'r', 'r', 'r'],
+    ['slots', 'intra-op', 'batch', 'images/s', 'ms/run', 'runs', 'other cores'],
+    [...r.sweep, r.recheck].map((p) => [
+      p.slots,
+      p.intraOpThreads,
+      p.batch,
+      fmt(p.imagesPerS, 1) + (p === r.best ? ' *' : p === r.recheck ? ' (re-check)' : ''),
+      fmtMs(p.runMsP50),
+      p.runs,
+      fmt(p.otherCores, 2),
+    ]),
+    ['r', 'r', 'r', 'l', 'r', 'r', 'r'],
   );
 }
 

@@ -63,6 +63,7 @@ export const ERROR_CODES = {
   DEADLINE_EXCEEDED: { kind: 'timeout', summary: 'The request waited or ran past its deadline (REQUEST_TIMEOUT_MS).' },
   PROVIDER_UNAVAILABLE: { kind: 'unsupported', summary: 'An execution provider (e.g. cuda) was asked for but is not available on this worker.' },
   INFERENCE_FAILED: { kind: 'internal', summary: 'ONNX Runtime failed while running the model.' },
+  STORAGE_FULL: { kind: 'unavailable', summary: 'The model volume has no space left; nothing was stored. Free space and retry.' },
   INTERNAL: { kind: 'internal', summary: 'An unexpected error; the log line with the request id has the details.' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -146,9 +147,17 @@ export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze
 const STATUS_OVERRIDES: Partial<Record<ErrorCode, number>> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   UPSTREAM_UNAVAILABLE: 502,
+  STORAGE_FULL: 507,
   IMPORT_FETCH_FAILED: 502,
 };
 
 export function statusOf(err: InferrerError): number {
   return STATUS_OVERRIDES[err.code] ?? STATUS_OF_KIND[err.kind];
+}
+
+/** A full disk or exhausted quota as STORAGE_FULL; anything else unchanged. */
+export function storageError(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new InferrerError('STORAGE_FULL', 'the model volume has no space left; nothing was stored', {}, { cause: err });
+  return err;
 }

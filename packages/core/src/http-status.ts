@@ -21,6 +21,7 @@ const STATUS: Record<number, [name: string, description: string]> = {
   502: ['BAD_GATEWAY', 'Invalid responses from another server/proxy'],
   503: ['SERVICE_UNAVAILABLE', 'The server cannot process the request due to a high load'],
   504: ['GATEWAY_TIMEOUT', 'The gateway server did not receive a timely response'],
+  507: ['INSUFFICIENT_STORAGE', 'Insufficient storage'],
 };
 
 export interface HttpStatusBody {

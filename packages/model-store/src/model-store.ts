@@ -11,10 +11,10 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { InferrerError, type ModelSignature, parseModelName } from '@inferrer/core';
+import { InferrerError, type ModelSignature, parseModelName, storageError } from '@inferrer/core';
 import { checkOnnxFile } from './onnx-check.ts';
 import { checkStacAgainstSignature, parseStacItem } from './stac-mlm.ts';
 import type { ModelConfig, ModelPatch, ModelRecord, UploadMetadata, VersionRecord } from './records.ts';
@@ -125,7 +125,9 @@ export class ModelStore {
   /** A folder on the store's filesystem where an upload can be written before `put`. */
   async stagingDir(): Promise<string> {
     const dir = path.join(this.root, '.staging', randomUUID());
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true }).catch((err) => {
+      throw storageError(err);
+    });
     return dir;
   }
 
@@ -199,16 +201,26 @@ export class ModelStore {
         await mkdir(modelDir, { recursive: true });
         const versionDir = path.join(modelDir, String(next));
         await rename(staging, versionDir);
+        // The record and the generation change together or not at all: keep the old record as a hard link
+        // (no data blocks needed, so it works on a full disk) and put it back if either write fails.
+        const recordFile = path.join(modelDir, RECORD_FILE);
+        const previous = `${recordFile}.prev`;
+        if (current) await link(recordFile, previous).catch(() => rm(previous, { force: true }).then(() => link(recordFile, previous)));
         try {
-          await this.#writeAtomic(path.join(modelDir, RECORD_FILE), JSON.stringify(record, null, 2));
+          await this.#writeAtomic(recordFile, JSON.stringify(record, null, 2));
+          await this.#bumpGeneration();
         } catch (err) {
+          if (current) await rename(previous, recordFile);
           await rm(versionDir, { recursive: true, force: true });
           if (!current) await rm(modelDir, { recursive: true, force: true });
           throw err;
+        } finally {
+          await rm(previous, { force: true });
         }
-        await this.#bumpGeneration();
         return { record, version, created: !current };
       });
+    } catch (err) {
+      throw storageError(err);
     } finally {
       if (ours) await rm(staging, { recursive: true, force: true });
     }

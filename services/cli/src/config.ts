@@ -21,6 +21,9 @@ export const CliEnvSchema = z
     AUTH_DISABLED: envFlag().optional(),
     /** The metrics service (status page, /api/v1/stats, cluster metrics for Prometheus); 0 picks a free port. */
     METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9400),
+    /** `inferrer jobs …`: the Inferrer to talk to (default http://127.0.0.1:PORT) and the API key to send. */
+    INFERRER_URL: z.url({ protocol: /^https?$/ }).optional(),
+    INFERRER_API_KEY: z.string().min(1).optional(),
   })
   .strict();
 

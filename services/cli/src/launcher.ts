@@ -61,6 +61,8 @@ export interface Cluster {
   modelhosts: ModelhostHandle[];
   modelDir: string;
   seeded: string[];
+  /** Which queue the Inferrer's batch jobs use (for the banner). */
+  jobsQueue: string;
   stop(): Promise<void>;
 }
 
@@ -219,7 +221,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       ...(metrics ? [waitHealthy(`${metrics.url}/health/live`, deadline, 'metrics')] : []),
     ]);
     await waitHealthy(`${balancerUrl}/health/ready`, deadline, 'balancer');
-    return { url, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, stop };
+    const redisUrl = inferrerEnv.REDIS_URL ?? opts.env.REDIS_URL;
+    const jobsQueue = redisUrl ? `Redis (BullMQ) at ${redisUrl.replace(/\/\/[^@/]*@/, '//')}` : `embedded queue (no REDIS_URL; state in ${path.join(modelDir, '.jobs')}, one Inferrer)`;
+    return { url, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, jobsQueue, stop };
   } catch (err) {
     await stop();
     throw err;

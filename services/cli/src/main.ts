@@ -1,9 +1,11 @@
 /**
  * The `inferrer` command.
  *   inferrer start     run a local cluster (Inferrer + MODELHOSTS modelhosts + load balancer) with demo models
+ *   inferrer jobs …    submit batch jobs, follow them, fetch their results (jobs-command.ts)
  */
 import { exitOnConfigError } from '@inferrer/telemetry';
 import { loadConfig } from './config.ts';
+import { JOBS_USAGE, jobsCommand } from './jobs-command.ts';
 import { type Cluster, startCluster } from './launcher.ts';
 
 const USAGE = `usage: inferrer start
@@ -16,9 +18,26 @@ Environment (all optional):
   BALANCE=least_conn|hash      hash: consistent hash on the model name
   SEED_DEMO_MODELS=true        put the demo models into an empty store
   METRICS_PORT=9400            the metrics service (status page at /, /api/v1/stats); 0 picks a free port
-Every other variable (LOG_LEVEL, BATCH_SIZE, MAX_QUEUE_DELAY_MS, …) is passed to the services.`;
+  REDIS_URL=redis://…          batch jobs queue in Redis (BullMQ); unset: the embedded queue
+Every other variable (LOG_LEVEL, BATCH_SIZE, MAX_QUEUE_DELAY_MS, …) is passed to the services.
+
+${JOBS_USAGE}`;
 
 const command = process.argv[2];
+if (command === 'jobs') {
+  let cfg;
+  try {
+    cfg = loadConfig();
+  } catch (err) {
+    exitOnConfigError(err);
+  }
+  const url = cfg.INFERRER_URL ?? `http://127.0.0.1:${cfg.PORT}`;
+  const code = await jobsCommand(process.argv.slice(3), { url, apiKey: cfg.INFERRER_API_KEY, out: process.stdout, err: process.stderr, tty: process.stdout.isTTY === true }).catch((err: unknown) => {
+    process.stderr.write(`inferrer jobs: ${(err as Error).message}\n`);
+    return 1;
+  });
+  process.exit(code);
+}
 if (command !== 'start') {
   process.stdout.write(`${USAGE}\n`);
   process.exit(command === undefined || command === 'help' || command === '--help' ? 0 : 2);
@@ -68,6 +87,7 @@ process.stdout.write(
     `  load balancer: ${cluster.balancer.description} at ${cluster.balancerUrl}`,
     `  modelhosts:    ${cluster.modelhosts.length} (${cluster.modelhosts.map((m) => m.url).join(', ')})`,
     ...(cluster.metrics ? [`  metrics:       ${cluster.metrics.url} (status page; ${cluster.metrics.url}/api/v1/stats, /metrics)`] : []),
+    `  batch jobs:    ${cluster.jobsQueue}`,
     `  model store:   ${cluster.modelDir}${cluster.seeded.length ? ` (demo models added: ${cluster.seeded.join(', ')})` : ''}`,
     demoAuthOff || config.AUTH_DISABLED === true
       ? '  auth:          !!! OFF: anyone who can reach this port can upload and delete models. Set API_KEYS_FILE for keys. !!!'

@@ -22,6 +22,8 @@ import { fractalV1Routes } from './protocol/fractal-v1/routes.ts';
 import { docsRoutes } from './protocol/openapi.ts';
 import { oipV2Routes } from './protocol/oip-v2/routes.ts';
 import { relay } from './protocol/relay.ts';
+import { importRoutes } from './protocol/fractal-v1/import-route.ts';
+import { ModelImporter } from './model-import.ts';
 import type { UpstreamResponse } from './upstream.ts';
 
 export interface InferrerDeps {
@@ -90,8 +92,12 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     next();
   });
   app.use(helmet({ crossOriginResourcePolicy: { policy: 'same-site' } }));
-  app.use((req: Request, _res: Response, next: NextFunction) => {
-    deps.auth.check(req, req.method, req.path).then(() => next(), next);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    deps.auth.check(req, req.method, req.path).then((principal) => {
+      // Batch-job quotas count per principal (protocol/jobs/routes.ts).
+      res.locals.principal = principal;
+      next();
+    }, next);
   });
   app.get('/health/live', (_req, res) => void res.json({ live: true }));
   app.get('/health/ready', async (_req, res) => {
@@ -105,6 +111,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   app.use(docsRoutes());
   app.use(oipV2Routes({ management: deps.management, ready: deps.ready }));
   app.use(jobRoutes({ jobs: deps.jobs }));
+  app.use(importRoutes(new ModelImporter(config, deps.management)));
   app.use(fractalV1Routes({ config, management: deps.management, dataplane, publicUrl: (req) => `${req.protocol}://${req.headers.host ?? `127.0.0.1:${config.port}`}` }));
   app.use((req: Request) => {
     throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}; GET /help lists the routes`);

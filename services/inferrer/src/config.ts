@@ -28,6 +28,18 @@ export const InferrerEnvSchema = z
     /** Keep-alive connections to the load balancer. */
     UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(4096).default(256),
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    /** POST /api/v1/models/{name}/import (a model by the URL of its STAC item, as EOTDL publishes them); off by default. */
+    MODEL_IMPORT_ENABLED: envFlag().default(false),
+    /** Hosts (host or host:port) an import may fetch from, comma-separated; redirects elsewhere are refused. */
+    MODEL_IMPORT_ALLOWED_HOSTS: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/)))
+      .default([]),
+    /** Sent as X-API-Key to import hosts when set (EOTDL's key). */
+    EOTDL_API_KEY: z.string().min(1).max(4096).optional(),
+    /** Deadline of one import fetch (STAC item or model asset). */
+    MODEL_IMPORT_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
     /** JSON file {"keys": [{"key": "…", "scopes": ["admin", "predict"]}]} (a Docker/K8s secret). */
     API_KEYS_FILE: z.string().min(1).optional(),
     /** Explicitly run without authentication (the local demo); management is closed otherwise. */
@@ -68,6 +80,7 @@ export type InferrerConfig = Readonly<{
   requestTimeoutMs: number;
   upstreamConnections: number;
   drainTimeoutMs: number;
+  modelImport: Readonly<{ enabled: boolean; allowedHosts: readonly string[]; apiKey: string | undefined; timeoutMs: number }>;
   redisUrl: string | undefined;
   jobs: Readonly<{ retentionHours: number; maxItems: number; maxBytes: number; maxActivePerClient: number; concurrency: number; rowsPerRequest: number; maxRunning: number }>;
   apiKeysFile: string | undefined;
@@ -93,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+    modelImport: { enabled: e.MODEL_IMPORT_ENABLED, allowedHosts: e.MODEL_IMPORT_ALLOWED_HOSTS, apiKey: e.EOTDL_API_KEY, timeoutMs: e.MODEL_IMPORT_TIMEOUT_MS },
     redisUrl: e.REDIS_URL,
     jobs: {
       retentionHours: e.JOBS_RETENTION_HOURS,

@@ -1,12 +1,14 @@
 /** Model management over the store: list, describe, upload, update, delete. Knows no HTTP. */
 import { z } from 'zod';
-import { InferrerError, type ModelSignature, parseModelName } from '@inferrer/core';
+import { type ImagePipelineSpec, InferrerError, type ModelSignature, parseModelName } from '@inferrer/core';
 import {
   type ModelConfig,
   type ModelPatch,
   type ModelRecord,
   type ModelStore,
+  type StacItem,
   type UploadMetadata,
+  resolvePipeline,
   ModelPatchSchema,
   UploadMetadataSchema,
   parseWith,
@@ -30,6 +32,10 @@ export interface ModelDescription extends ModelSummary, ModelSignature {
   enabled: boolean;
   traffic: Record<string, number>;
   version_details: ModelRecord['versions'];
+  /** The default version's STAC item (MLM extension), when it was uploaded with one. */
+  stac?: StacItem;
+  /** How images are prepared and outputs read, from the STAC item or the graph (absent: no image input). */
+  image_pipeline?: ImagePipelineSpec;
 }
 
 export class Management {
@@ -61,6 +67,8 @@ export class Management {
       enabled: rec.enabled !== false,
       traffic: rec.traffic ?? {},
       version_details: rec.versions,
+      ...(current.stac ? { stac: current.stac } : {}),
+      ...imagePipeline(current, rec.labels),
     };
   }
 
@@ -123,8 +131,22 @@ export class Management {
     return { created: r.created, model: await this.describe(r.record.name), version: r.version.version };
   }
 
+  /** Drops a staged file that will not be uploaded (a failed import). */
+  async discard(file: string): Promise<void> {
+    await this.#store.discard(file);
+  }
+
   async remove(rawName: string): Promise<void> {
     await this.#store.remove(rawName);
+  }
+}
+
+function imagePipeline(v: ModelRecord['versions'][number], labels: string[] | undefined): { image_pipeline?: ImagePipelineSpec } {
+  try {
+    const p = resolvePipeline({ inputs: v.inputs, outputs: v.outputs }, v.stac, labels);
+    return p.image ? { image_pipeline: p } : {};
+  } catch {
+    return {};
   }
 }
 

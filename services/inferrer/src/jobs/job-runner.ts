@@ -188,7 +188,8 @@ export class JobRunner {
   /** Sends items as one request, waiting out an overloaded cluster; throws the item-level error. */
   async #send(job: JobRecord, items: ItemLine[], signal: AbortSignal): Promise<Answer> {
     const { pacer, dataplane } = this.#d;
-    const q = new URLSearchParams({ outputs: 'all' });
+    const image = items[0]!.file !== undefined;
+    const q = new URLSearchParams(image ? {} : { outputs: 'all' });
     if (job.version !== undefined) q.set('version', String(job.version));
     let few = 0;
     for (let attempt = 0; ; attempt++) {
@@ -196,11 +197,13 @@ export class JobRunner {
       try {
         const text = await pacer.run(async () => {
           const { body, contentType } = await this.#body(job, items);
-          const res = await dataplane.predictV1(job.model, q, { reqId: `${job.id}-${items[0]!.i}`, body, contentLength: Buffer.byteLength(body), contentType, priority: 'batch' });
+          const opts = { reqId: `${job.id}-${items[0]!.i}`, body, contentLength: Buffer.byteLength(body), contentType, priority: 'batch' as const };
+          // Images go to the same route a multipart image prediction takes (decoded on the modelhost).
+          const res = await (image ? dataplane.predictImages(job.model, q, opts) : dataplane.predictV1(job.model, q, opts));
           return res.body.text();
         }, signal);
         pacer.success();
-        return parseAnswer(text, items.length);
+        return image ? parseImageAnswer(text) : parseAnswer(text, items.length);
       } catch (err) {
         if (signal.aborted) throw signal.reason ?? err;
         const e = toInferrerError(err);
@@ -234,6 +237,16 @@ export class JobRunner {
 function imageType(name: string): string {
   const ext = path.extname(name).toLowerCase();
   return ext === '.png' ? 'image/png' : ext === '.webp' ? 'image/webp' : ext === '.tif' || ext === '.tiff' ? 'image/tiff' : ext === '.jpg' || ext === '.jpeg' ? 'image/jpeg' : 'application/octet-stream';
+}
+
+/** An image answer: everything but the envelope, as the item's outputs. */
+export function parseImageAnswer(text: string): Answer {
+  const exact = /\d{16,}/.test(text);
+  const body = (exact ? parseLossless(text) : JSON.parse(text)) as Record<string, unknown>;
+  const version = Number(body.model_version);
+  const whole: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) if (!['http_status', 'model_name', 'model_version'].includes(k)) whole[k] = v;
+  return { version: Number.isFinite(version) ? version : undefined, perItem: [whole], whole, exact };
 }
 
 /** A v1 answer ({model_version, values, outputs}) split into one `outputs` object per row. */

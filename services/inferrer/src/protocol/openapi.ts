@@ -95,7 +95,41 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/v1/models/{name}/rollback': { post: { tags: ['Versions'], summary: 'Send all traffic back to the default version', parameters: [name], responses: { ...ok('Rolled back'), ...v1Errors } } },
       '/api/v1/models/{name}/prediction': {
         get: { ...predictV1, summary: 'Predict (body, or ?values=[…])', parameters: [...(predictV1.parameters as unknown[]), { name: 'values', in: 'query', schema: { type: 'string' }, description: 'JSON values when there is no body' }] },
-        post: { ...predictV1, requestBody: { required: true, ...json(ref('V1PredictRequest')) } },
+        post: {
+          ...predictV1,
+          description: 'JSON values, or images as multipart files (JPEG, PNG, WebP, TIFF; several files = a batch): the model\'s STAC MLM item (or its graph) says how to resize and normalise them, and answers carry labels (classification, `?top_k=`) or boxes (detection). See docs/images.md.',
+          parameters: [
+            ...(predictV1.parameters as unknown[]),
+            { name: 'top_k', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 5 }, description: 'Images, classification: classes per image' },
+            { name: 'raw', in: 'query', schema: { type: 'boolean' }, description: 'Images: add every raw output tensor under `outputs`' },
+            { name: 'score_threshold', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1 }, description: 'Images, detection: lowest score kept' },
+            { name: 'iou_threshold', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1 }, description: 'Images, detection: NMS overlap threshold' },
+          ],
+          requestBody: {
+            required: true,
+            content: {
+              ...json(ref('V1PredictRequest')).content,
+              'multipart/form-data': { schema: { type: 'object', properties: { file: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'One or more images' } } } },
+            },
+          },
+          responses: { ...(predictV1.responses as Record<string, unknown>), '200': { description: 'Prediction (values; or data, predictions and uid for images)', ...json(ref('V1Prediction')) }, '415': { description: 'Not JSON or multipart', ...json(ref('V1Error')) } },
+        },
+      },
+      '/api/v1/models/{name}/import': {
+        post: {
+          tags: ['FRACTAL v1'],
+          summary: 'Import a model by the URL of its STAC MLM item (EOTDL); off unless MODEL_IMPORT_ENABLED, allow-listed hosts only',
+          parameters: [name],
+          requestBody: { required: true, ...json({ type: 'object', required: ['url'], properties: { url: { type: 'string', format: 'uri' }, metadata: { type: 'object' } } }) },
+          responses: {
+            '201': { description: 'Created', ...json(ref('V1Envelope')) },
+            ...ok('New version'),
+            ...v1Errors,
+            '403': { description: 'Import off, or host not allowed', ...json(ref('V1Error')) },
+            '413': { description: 'Asset over MAX_MODEL_BYTES', ...json(ref('V1Error')) },
+            '502': { description: 'The item or asset could not be fetched', ...json(ref('V1Error')) },
+          },
+        },
       },
       '/api/v1/models/{name}/jobs': {
         post: {

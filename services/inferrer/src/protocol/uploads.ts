@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { Request, Response } from 'express';
 import multer from 'multer';
-import { InferrerError, parseJson } from '@inferrer/core';
+import { InferrerError, parseJson, storageError } from '@inferrer/core';
 import type { Management } from '../management.ts';
 
 export interface ReceivedUpload {
@@ -37,7 +37,7 @@ export async function receiveUpload(req: Request, res: Response, management: Man
   } catch (err) {
     req.resume();
     await rm(staging, { recursive: true, force: true });
-    throw err;
+    throw storageError(err);
   }
 }
 
@@ -57,7 +57,8 @@ async function receiveRaw(req: Request, staging: string, maxBytes: number): Prom
   try {
     await pipeline(req, limiter, createWriteStream(file));
   } catch (err) {
-    if (err instanceof InferrerError) throw err;
+    const e = storageError(err);
+    if (e instanceof InferrerError) throw e;
     throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
   }
   if (!complete || (Number.isFinite(declared) && size !== declared)) throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
@@ -129,7 +130,8 @@ function tooLarge(maxBytes: number): InferrerError {
 }
 
 function multerError(err: unknown, maxBytes: number): InferrerError {
-  if (err instanceof InferrerError) return err;
+  const stored = storageError(err);
+  if (stored instanceof InferrerError) return stored;
   const code = (err as { code?: string }).code;
   if (code === 'LIMIT_FILE_SIZE') return tooLarge(maxBytes);
   if (code && code.startsWith('LIMIT_')) return new InferrerError('INVALID_REQUEST', `the form breaks a limit: ${(err as Error).message}`, { limit: code });

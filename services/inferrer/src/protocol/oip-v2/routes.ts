@@ -40,6 +40,7 @@ export function oipV2Routes(deps: V2Deps): Router {
       inputs: v.inputs.map(v2TensorMetadata),
       outputs: v.outputs.map(v2TensorMetadata),
       parameters: { default_version: String(m.default_version), description: m.description },
+      ...(v.stac ? { stac: v.stac } : {}),
     };
   }
 
