@@ -14,6 +14,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { stopAllClusters } from './lib/cluster.ts';
+import { type DriftResult, driftTable, runDrift } from './lib/drift.ts';
 import { type IrisResult, irisTable, runIris } from './lib/iris.ts';
 import { type ImagesResult, imagesTable, runImages } from './lib/images.ts';
 import { parseOptions } from './lib/options.ts';
@@ -118,6 +119,20 @@ if (opts.parts.includes('images')) {
   out();
 }
 
+let drift: DriftResult | undefined;
+if (opts.parts.includes('drift')) {
+  out(`== 4. drift statistics on vs off (iris, 32 clients, ${opts.iris.warmupS} s warm-up + ${opts.iris.durationS} s each) ==`);
+  try {
+    drift = await runDrift(opts, log);
+    out();
+    out(driftTable(drift));
+  } catch (err) {
+    failures.push(`drift: ${(err as Error).stack ?? err}`);
+    out(`drift part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
+}
+
 interface SummaryRow {
   measure: string;
   value: string;
@@ -147,6 +162,10 @@ if (images) {
   }
 }
 
+if (drift) {
+  summary.push({ measure: 'iris 32 clients: drift on ÷ off req/s', value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`, target: '≥ 0.95', verdict: verdict(drift.ratio >= 0.95) });
+}
+
 const notable = [...(iris?.notable.map((n) => ({ part: 'iris', ...n })) ?? []), ...(resnet?.notable.map((n) => ({ part: 'resnet', ...n })) ?? []), ...(images?.notable.map((n) => ({ part: 'images', ...n })) ?? [])];
 if (notable.length > 0) {
   out(`service log lines at warn or above during the run: ${notable.length}${notable.length >= 200 ? '+' : ''} (first 5):`);
@@ -163,7 +182,7 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), notable, failures }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), drift, notable, failures }, null, 2)}\n`);
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

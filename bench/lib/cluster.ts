@@ -55,10 +55,13 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
   }
   const notable: BenchCluster['notable'] = [];
   const recent: string[] = [];
+  // Warnings while the cluster starts (a scrape before a modelhost listens, open-API notices) are not
+  // about the figures; they are shown only if the start fails.
+  let ready = false;
   const sink = (service: string, line: string): void => {
     recent.push(`${service}: ${line.slice(0, 600)}`);
     if (recent.length > 40) recent.shift();
-    if (notable.length >= MAX_NOTABLE) return;
+    if (!ready || notable.length >= MAX_NOTABLE) return;
     let level = 'warn';
     try {
       level = String((JSON.parse(line) as { level?: string }).level ?? 'warn');
@@ -91,6 +94,7 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     await cleanup();
     throw new Error(`${(err as Error).message}\nlast service log lines:\n  ${recent.join('\n  ')}`, { cause: err });
   });
+  ready = true;
   let stopping: Promise<void> | undefined;
   const bc: BenchCluster = {
     cluster,

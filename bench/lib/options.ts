@@ -1,5 +1,5 @@
 /** Command-line options of `pnpm bench`. */
-export type Part = 'iris' | 'resnet' | 'images';
+export type Part = 'iris' | 'resnet' | 'images' | 'drift';
 
 export interface BenchOptions {
   parts: Part[];
@@ -24,7 +24,7 @@ export interface BenchOptions {
 export const USAGE = `pnpm bench [-- options]
 
   --quick            shorter windows (about a third of the time); figures are noisier
-  --only iris|resnet|images  run one part only (repeatable)
+  --only iris|resnet|images|drift  run one part only (repeatable)
   --duration S       measured seconds per load point (overrides the default of both parts)
   --modelhosts N     modelhosts in the cluster (default 2)
   --no-write         do not write bench/results/latest.json
@@ -48,11 +48,11 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (a === '--quick') quick = true;
     else if (a === '--only') {
       const v = value();
-      if (v !== 'iris' && v !== 'resnet' && v !== 'images') throw new Error(`--only takes iris, resnet or images, not ${v}`);
+      if (v !== 'iris' && v !== 'resnet' && v !== 'images' && v !== 'drift') throw new Error(`--only takes iris, resnet, images or drift, not ${v}`);
       only.push(v);
     } else if (a.startsWith('--only=')) {
       const v = a.slice(7);
-      if (v !== 'iris' && v !== 'resnet' && v !== 'images') throw new Error(`--only takes iris, resnet or images, not ${v}`);
+      if (v !== 'iris' && v !== 'resnet' && v !== 'images' && v !== 'drift') throw new Error(`--only takes iris, resnet, images or drift, not ${v}`);
       only.push(v);
     } else if (a === '--duration') duration = positive(a, value());
     else if (a === '--modelhosts') modelhosts = Math.round(positive(a, value()));

@@ -53,7 +53,23 @@ describe('statusOf', () => {
     ['DEADLINE_EXCEEDED', 504],
     ['PROVIDER_UNAVAILABLE', 501],
     ['INFERENCE_FAILED', 500],
+    ['STORAGE_FULL', 507],
     ['INTERNAL', 500],
+    ['INVALID_IMAGE', 400],
+    ['NOT_AN_IMAGE_MODEL', 400],
+    ['INVALID_STAC_ITEM', 400],
+    ['IMAGE_TOO_LARGE', 413],
+    ['TOO_MANY_IMAGES', 413],
+    ['IMPORT_DISABLED', 403],
+    ['IMPORT_HOST_NOT_ALLOWED', 403],
+    ['IMPORT_FETCH_FAILED', 502],
+    ['INVALID_ARCHIVE', 400],
+    ['JOB_NOT_FOUND', 404],
+    ['JOB_TOO_LARGE', 413],
+    ['QUOTA_EXCEEDED', 429],
+    ['JOBS_UNAVAILABLE', 503],
+    ['INVALID_PROFILE', 400],
+    ['PROFILE_NOT_FOUND', 404],
   ];
 
   for (const [code, status] of table) {

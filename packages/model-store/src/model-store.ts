@@ -17,7 +17,7 @@ import lockfile from 'proper-lockfile';
 import { InferrerError, type ModelSignature, parseModelName, storageError } from '@inferrer/core';
 import { checkOnnxFile } from './onnx-check.ts';
 import { checkStacAgainstSignature, parseStacItem } from './stac-mlm.ts';
-import type { ModelConfig, ModelPatch, ModelRecord, UploadMetadata, VersionRecord } from './records.ts';
+import { type CaptureRequest, type ModelConfig, type ModelPatch, type ModelRecord, type StoredProfile, type UploadMetadata, type VersionRecord, parseProfile } from './records.ts';
 
 export const MODEL_FILE = 'model.onnx';
 /** The STAC item of a version, beside its ONNX file. */
@@ -152,6 +152,7 @@ export class ModelStore {
       const staged = path.join(staging, MODEL_FILE);
       if (file !== staged) await rename(file, staged);
       const stac = meta.stac === undefined ? undefined : parseStacItem(meta.stac);
+      const profile = meta.profile === undefined ? undefined : parseProfile(meta.profile, { source: 'upload' });
       const facts = await checkOnnxFile(staged, staging);
       const { bytes, sha256 } = await digest(staged);
       const existing = await this.#readRecord(name).catch(() => undefined);
@@ -176,6 +177,7 @@ export class ModelStore {
           outputs: signature.outputs,
           onnx: { ir_version: facts.irVersion, opsets: facts.opsets, producer: facts.producer },
           ...(stac ? { stac } : {}),
+          ...(profile ? { profile } : {}),
         };
         const record: ModelRecord = current
           ? {
@@ -260,6 +262,48 @@ export class ModelStore {
       await this.#bumpGeneration();
       return record;
     });
+  }
+
+  /**
+   * Attaches a drift reference profile to an existing version (replacing any it had), in one atomic write
+   * of the record; a capture of that version in progress ends. Workers pick it up with the generation.
+   */
+  async setProfile(rawName: string, version: number, profile: StoredProfile): Promise<VersionRecord> {
+    const name = parseModelName(rawName);
+    return this.#locked(async () => {
+      const current = await this.get(name);
+      const v = this.#version(current, version);
+      const next: VersionRecord = { ...v, profile };
+      const { capture, ...rest } = current;
+      const record: ModelRecord = {
+        ...rest,
+        updated_at: new Date().toISOString(),
+        ...(capture && capture.version !== version ? { capture } : {}),
+        versions: current.versions.map((x) => (x.version === version ? next : x)),
+      };
+      await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
+      await this.#bumpGeneration();
+      return next;
+    });
+  }
+
+  /** Asks the workers to gather a profile from the next `samples` rows of `version` (replaces a capture in progress). */
+  async requestCapture(rawName: string, version: number, samples: number): Promise<CaptureRequest> {
+    const name = parseModelName(rawName);
+    return this.#locked(async () => {
+      const current = await this.get(name);
+      this.#version(current, version);
+      const capture: CaptureRequest = { version, samples, requested_at: new Date().toISOString() };
+      await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify({ ...current, updated_at: capture.requested_at, capture }, null, 2));
+      await this.#bumpGeneration();
+      return capture;
+    });
+  }
+
+  #version(record: ModelRecord, version: number): VersionRecord {
+    const v = record.versions.find((x) => x.version === version);
+    if (!v) throw new InferrerError('VERSION_NOT_FOUND', `model ${record.name} version ${version} not found`, { model: record.name, version, versions: record.versions.map((x) => x.version) });
+    return v;
   }
 
   /** Removes a whole model: one rename out of sight, then deletion in the background. */

@@ -14,6 +14,62 @@ export const BatchingConfigSchema = z
   })
   .strict();
 
+/** Drift thresholds of a model (the metrics service's defaults where absent); see docs/operations.md#drift. */
+export const DriftConfigSchema = z
+  .object({
+    psi_warning: z.number().min(0).max(100).optional(),
+    psi_critical: z.number().min(0).max(100).optional(),
+    /** |mean shift| in reference standard deviations. */
+    z_warning: z.number().min(0).max(1000).optional(),
+    z_critical: z.number().min(0).max(1000).optional(),
+    /** Rows in the window before a feature gets a score. */
+    min_samples: z.number().int().min(1).max(100_000_000).optional(),
+  })
+  .strict();
+
+const finite = z.number().refine(Number.isFinite, 'must be a finite number');
+
+/** One feature of a reference profile (packages/runtime/src/drift/profile.ts). */
+export const FeatureProfileSchema = z
+  .object({
+    name: z.string().min(1).max(256),
+    count: z.number().min(0).optional(),
+    mean: finite,
+    std: finite.refine((x) => x >= 0, 'must be ≥ 0'),
+    edges: z.array(finite).min(2).max(65),
+    counts: z.array(finite.refine((x) => x >= 0, 'must be ≥ 0')).min(1).max(64),
+  })
+  .strict();
+
+/** A reference profile as a client sends it (source, created_at and samples are filled in when absent). */
+export const DriftProfileSchema = z
+  .object({
+    source: z.enum(['upload', 'sample', 'capture']).optional(),
+    created_at: z.string().max(64).optional(),
+    samples: z.number().int().min(0).optional(),
+    inputs: z.array(FeatureProfileSchema).max(256),
+    outputs: z.array(FeatureProfileSchema).max(256).optional(),
+  })
+  .strict();
+
+export type DriftConfig = z.infer<typeof DriftConfigSchema>;
+
+/** A stored reference profile: per feature count, mean, std, bin edges and counts. */
+export interface StoredProfile {
+  source: 'upload' | 'sample' | 'capture';
+  created_at: string;
+  samples: number;
+  inputs: { name: string; count: number; mean: number; std: number; edges: number[]; counts: number[] }[];
+  outputs: { name: string; count: number; mean: number; std: number; edges: number[]; counts: number[] }[];
+}
+
+/** A request to capture a profile from the next `samples` live rows of a version. */
+export interface CaptureRequest {
+  version: number;
+  samples: number;
+  requested_at: string;
+}
+
 export const ModelConfigSchema = z
   .object({
     batching: BatchingConfigSchema.optional(),
@@ -25,6 +81,7 @@ export const ModelConfigSchema = z
     intra_op_threads: z.number().int().min(1).max(256).optional(),
     inter_op_threads: z.number().int().min(1).max(256).optional(),
     graph_optimization_level: z.enum(['disabled', 'basic', 'extended', 'all']).optional(),
+    drift: DriftConfigSchema.optional(),
   })
   .strict();
 
@@ -42,6 +99,8 @@ export const UploadMetadataSchema = z
     make_default: z.boolean().optional(),
     /** A STAC item with the MLM extension (checked by stac-mlm.ts against the graph, stored with the version). */
     stac: z.unknown().optional(),
+    /** A reference profile for drift detection (DriftProfileSchema), stored with the version. */
+    profile: z.unknown().optional(),
   })
   .strict();
 
@@ -72,6 +131,8 @@ export interface VersionRecord extends ModelSignature {
   onnx: { ir_version: number; opsets: { domain: string; version: number }[]; producer: string };
   /** The STAC item (MLM extension) uploaded with this version; also in the version folder as stac-item.json. */
   stac?: StacItem;
+  /** The reference profile live traffic is compared with (drift detection). */
+  profile?: StoredProfile;
 }
 
 export interface ModelRecord {
@@ -86,6 +147,8 @@ export interface ModelRecord {
   enabled?: boolean;
   /** Canary split: version → percent of requests that name no version. */
   traffic?: Record<string, number>;
+  /** A profile capture in progress: the workers gather statistics of this version's next live rows. */
+  capture?: CaptureRequest;
   versions: VersionRecord[];
 }
 
@@ -95,4 +158,30 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string)
   if (r.success) return r.data;
   const problems = r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`);
   throw new InferrerError('INVALID_REQUEST', `${what} is invalid: ${problems.join('; ')}`, { problems });
+}
+
+/** A client's profile, checked (schema, ascending edges, counts per bin, unique names) and completed. */
+export function parseProfile(value: unknown, defaults: { source: StoredProfile['source']; createdAt?: string }): StoredProfile {
+  const p = parseWith(DriftProfileSchema, value, 'the drift profile');
+  const problems: string[] = [];
+  for (const [side, list] of [['inputs', p.inputs], ['outputs', p.outputs ?? []]] as const) {
+    const seen = new Set<string>();
+    list.forEach((f, i) => {
+      const at = `${side}.${i} (${f.name})`;
+      if (seen.has(f.name)) problems.push(`${at}: the name appears twice`);
+      seen.add(f.name);
+      if (f.counts.length !== f.edges.length - 1) problems.push(`${at}: ${f.edges.length} edges need ${f.edges.length - 1} counts, got ${f.counts.length}`);
+      if (f.edges.some((e, j) => j > 0 && e < f.edges[j - 1]!)) problems.push(`${at}: bin edges must ascend`);
+    });
+  }
+  if (problems.length) throw new InferrerError('INVALID_PROFILE', `the drift profile is invalid: ${problems.join('; ')}`, { problems });
+  const total = (f: { counts: number[] }): number => f.counts.reduce((a, b) => a + b, 0);
+  const fill = (f: z.infer<typeof FeatureProfileSchema>) => ({ ...f, count: f.count ?? total(f) });
+  return {
+    source: p.source ?? defaults.source,
+    created_at: p.created_at ?? defaults.createdAt ?? new Date().toISOString(),
+    samples: p.samples ?? Math.max(0, ...p.inputs.map(total)),
+    inputs: p.inputs.map(fill),
+    outputs: (p.outputs ?? []).map(fill),
+  };
 }

@@ -42,13 +42,16 @@ export class ManagedProcess {
 
   start(): void {
     this.#startedAt = Date.now();
-    const child = spawn(this.spec.command, this.spec.args, { env: this.spec.env, cwd: this.spec.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: when it dies, whatever it started (nginx's workers) goes with it, and Ctrl-C
+    // reaches only the launcher, which stops the services in order.
+    const child = spawn(this.spec.command, this.spec.args, { env: this.spec.env, cwd: this.spec.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     this.#child = child;
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.#sink(this.spec.name, line));
     }
     child.on('error', (err) => this.#sink('launcher', `${this.spec.name} could not start: ${err.message}`));
     child.on('exit', (code, signal) => {
+      killGroup(child.pid);
       if (this.#child !== child) return;
       this.#child = undefined;
       if (this.#stopping) return;
@@ -78,7 +81,7 @@ export class ManagedProcess {
   async stop(graceMs = 10_000): Promise<void> {
     this.#stopping = true;
     const child = this.#child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       child.once('exit', () => {
@@ -87,5 +90,15 @@ export class ManagedProcess {
       });
       child.kill('SIGTERM');
     });
+  }
+}
+
+/** Kills what is left of a process group (children of a process that died). */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // nothing left
   }
 }

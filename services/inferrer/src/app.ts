@@ -17,6 +17,7 @@ import type { DataPlane } from './dataplane.ts';
 import type { Management } from './management.ts';
 import type { InferrerMetrics } from './metrics.ts';
 import { type Protocol, sendError } from './protocol/errors.ts';
+import { driftRoutes } from './protocol/fractal-v1/drift.ts';
 import { metricsSummaryRoutes } from './protocol/fractal-v1/metrics-summary.ts';
 import { fractalV1Routes } from './protocol/fractal-v1/routes.ts';
 import { docsRoutes } from './protocol/openapi.ts';
@@ -108,6 +109,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use(metricsSummaryRoutes(config.metricsUrl));
+  app.use(driftRoutes({ management: deps.management, metricsUrl: config.metricsUrl, logger: deps.logger }));
   app.use(docsRoutes());
   app.use(oipV2Routes({ management: deps.management, ready: deps.ready }));
   app.use(jobRoutes({ jobs: deps.jobs }));

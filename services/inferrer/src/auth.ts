@@ -68,6 +68,8 @@ export function accessFor(method: string, path: string): Access {
   if (/^\/api\/v1\/models\/[^/]+\/?$/.test(path) && (method === 'PUT' || method === 'POST' || method === 'DELETE')) return 'admin';
   if (/^\/api\/v1\/models\/[^/]+\/(import|canary|promote|rollback|default)\/?$/.test(path)) return 'admin';
   if (/^\/v2\/repository\/models\/[^/]+\/(load|unload)$/.test(path)) return 'admin';
+  // Drift: attaching a profile or starting a capture changes the store; reading scores is for predict keys.
+  if ((method === 'PUT' || method === 'POST') && /^\/api\/v1\/models\/[^/]+\/(versions\/[^/]+\/profile|profile\/capture)\/?$/.test(path)) return 'admin';
   return 'predict';
 }
 

@@ -7,6 +7,9 @@ import {
   type ModelRecord,
   type ModelStore,
   type StacItem,
+  type StoredProfile,
+  type CaptureRequest,
+  type VersionRecord,
   type UploadMetadata,
   resolvePipeline,
   ModelPatchSchema,
@@ -31,7 +34,8 @@ export interface ModelDescription extends ModelSummary, ModelSignature {
   labels?: string[];
   enabled: boolean;
   traffic: Record<string, number>;
-  version_details: ModelRecord['versions'];
+  /** Each version; a drift profile appears as its summary (source, created_at, samples, feature counts). */
+  version_details: VersionDetails[];
   /** The default version's STAC item (MLM extension), when it was uploaded with one. */
   stac?: StacItem;
   /** How images are prepared and outputs read, from the STAC item or the graph (absent: no image input). */
@@ -66,7 +70,7 @@ export class Management {
       ...(rec.labels ? { labels: rec.labels } : {}),
       enabled: rec.enabled !== false,
       traffic: rec.traffic ?? {},
-      version_details: rec.versions,
+      version_details: rec.versions.map(withProfileSummary),
       ...(current.stac ? { stac: current.stac } : {}),
       ...imagePipeline(current, rec.labels),
     };
@@ -131,6 +135,34 @@ export class Management {
     return { created: r.created, model: await this.describe(r.record.name), version: r.version.version };
   }
 
+  /** A version (the default when not given) with its record, for the drift routes. */
+  async version(rawName: string, version?: number): Promise<{ record: ModelRecord; version: VersionRecord }> {
+    const { record, version: v } = await this.#store.resolve(rawName, version);
+    return { record, version: v };
+  }
+
+  /** The reference profile of a version (the default when not given). */
+  async profile(rawName: string, version?: number): Promise<{ model: string; version: number; profile: StoredProfile }> {
+    const { record, version: v } = await this.#store.resolve(rawName, version);
+    if (!v.profile) {
+      throw new InferrerError('PROFILE_NOT_FOUND', `model ${record.name} version ${v.version} has no drift profile; PUT one (or sample rows) to /api/v1/models/${record.name}/versions/${v.version}/profile, or capture one`, { model: record.name, version: v.version });
+    }
+    return { model: record.name, version: v.version, profile: v.profile };
+  }
+
+  /** Attaches (or replaces) a version's reference profile; ends a capture of that version. */
+  async setProfile(rawName: string, version: number, profile: StoredProfile): Promise<{ model: string; version: number; profile: StoredProfile }> {
+    const rec = await this.#store.get(rawName);
+    await this.#store.setProfile(rec.name, version, profile);
+    return { model: rec.name, version, profile };
+  }
+
+  /** Asks every worker to gather statistics of the next `samples` rows of a version (the default when not given). */
+  async requestCapture(rawName: string, version: number | undefined, samples: number): Promise<{ model: string; capture: CaptureRequest }> {
+    const { record, version: v } = await this.#store.resolve(rawName, version);
+    return { model: record.name, capture: await this.#store.requestCapture(record.name, v.version, samples) };
+  }
+
   /** Drops a staged file that will not be uploaded (a failed import). */
   async discard(file: string): Promise<void> {
     await this.#store.discard(file);
@@ -152,4 +184,13 @@ function imagePipeline(v: ModelRecord['versions'][number], labels: string[] | un
 
 function summary(r: ModelRecord): ModelSummary {
   return { name: r.name, description: r.description, default_version: r.default_version, versions: r.versions.map((v) => v.version) };
+}
+
+/** Model descriptions carry a profile's summary, not its histograms (GET …/versions/{v}/profile has those). */
+export type VersionDetails = Omit<VersionRecord, 'profile'> & { profile?: { source: string; created_at: string; samples: number; inputs: number; outputs: number } };
+
+function withProfileSummary(v: VersionRecord): VersionDetails {
+  const { profile, ...rest } = v;
+  if (!profile) return rest;
+  return { ...rest, profile: { source: profile.source, created_at: profile.created_at, samples: profile.samples, inputs: profile.inputs.length, outputs: profile.outputs.length } };
 }

@@ -34,6 +34,11 @@ describe('accessFor', () => {
     assert.equal(accessFor('POST', '/v2/repository/models/iris/unload'), 'admin');
     assert.equal(accessFor('POST', '/v2/models/iris/infer'), 'predict');
     assert.equal(accessFor('GET', '/some/new/route'), 'predict');
+    assert.equal(accessFor('PUT', '/api/v1/models/iris/versions/2/profile'), 'admin');
+    assert.equal(accessFor('POST', '/api/v1/models/iris/profile/capture'), 'admin');
+    assert.equal(accessFor('GET', '/api/v1/models/iris/versions/2/profile'), 'predict');
+    assert.equal(accessFor('GET', '/api/v1/models/iris/profile/capture'), 'predict');
+    assert.equal(accessFor('GET', '/api/v1/models/iris/drift'), 'predict');
   });
 });
 

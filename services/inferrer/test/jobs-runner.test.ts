@@ -26,6 +26,8 @@ let dataplane: DataPlane;
 let upstream: Upstream;
 const seen: number[][] = [];
 let failNext = 0;
+/** Delay before each answer, so a test can stop a run part-way whatever the machine's speed. */
+let answerDelayMs = 0;
 const logger = createLogger({ service: 'inferrer', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
 
 before(async () => {
@@ -34,7 +36,8 @@ before(async () => {
   server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
-    req.on('end', () => {
+    req.on('end', async () => {
+      if (answerDelayMs > 0) await new Promise((r) => setTimeout(r, answerDelayMs));
       if (failNext > 0) {
         failNext--;
         res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '0' });
@@ -110,12 +113,14 @@ test('a job picked up again resumes at the first chunk without results: nothing 
   let lines = '';
   for (let i = 0; i < 400; i++) lines += `[${i},0]\n`;
   const rec = await makeJob(store, lines);
-  // A first run is stopped after its first chunk.
+  // A first run is stopped after its first chunk (slow answers keep the rest from finishing first).
+  answerDelayMs = 60;
   const ac = new AbortController();
   const first = runner(store).run(rec.id, ac.signal);
   for (let i = 0; i < 200 && (await store.progress(rec)).chunks.size === 0; i++) await new Promise((r) => setTimeout(r, 5));
   ac.abort(new Error('stop'));
   await first;
+  answerDelayMs = 0;
   const partial = await store.progress(rec);
   assert.ok(partial.chunks.size >= 1 && partial.chunks.size < rec.chunks, `stopped mid-job (${partial.chunks.size} chunks)`);
   seen.length = 0;

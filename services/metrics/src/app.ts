@@ -4,6 +4,8 @@
  *   GET /                       status page: live charts of the per-model summary (no network needed)
  *   GET /api/v1/stats           the per-model summary across the cluster, modelhosts, nginx, host (JSON)
  *   GET /api/v1/targets         the modelhosts as Prometheus HTTP service discovery (http_sd_configs)
+ *   GET /api/v1/drift           drift scores per model version and feature (?model=name to pick one)
+ *   GET /api/v1/drift/captures  profile captures the workers hold (?model=&version=), for the Inferrer
  *   GET /metrics                the same figures for Prometheus, plus this process's own
  *   GET /health/live, /health/ready
  */
@@ -37,6 +39,15 @@ export function createApp(deps: MetricsDeps): express.Express {
   });
   app.get('/api/v1/stats', (_req, res) => {
     res.set('cache-control', 'no-store').json(monitor.stats());
+  });
+  app.get('/api/v1/drift', (req, res) => {
+    const model = typeof req.query.model === 'string' ? req.query.model : undefined;
+    res.set('cache-control', 'no-store').json({ time: new Date().toISOString(), models: monitor.drift.models().filter((m) => model === undefined || m.model === model) });
+  });
+  app.get('/api/v1/drift/captures', (req, res) => {
+    const model = typeof req.query.model === 'string' ? req.query.model : undefined;
+    const version = typeof req.query.version === 'string' ? Number(req.query.version) : undefined;
+    res.set('cache-control', 'no-store').json({ time: new Date().toISOString(), captures: monitor.drift.captures(model, version) });
   });
   app.get('/api/v1/targets', (_req, res) => {
     res.json(

@@ -44,6 +44,14 @@ export const MetricsEnvSchema = z
     DISK_PATH: z.string().min(1).default('/'),
     /** nvidia-smi to ask for GPU figures; "off" disables. Missing binary: no GPU metrics, no error. */
     NVIDIA_SMI: z.string().min(1).default('nvidia-smi'),
+    /** Sliding window of drift scores (longer than STATS_WINDOW_S: drift needs hundreds of rows). */
+    DRIFT_WINDOW_S: z.coerce.number().int().min(1).max(7 * 86_400).default(900),
+    /** Rows a window needs before features get a score ("too few samples" below). A model's config.drift overrides these. */
+    DRIFT_MIN_SAMPLES: z.coerce.number().int().min(1).default(200),
+    DRIFT_PSI_WARNING: z.coerce.number().min(0).default(0.1),
+    DRIFT_PSI_CRITICAL: z.coerce.number().min(0).default(0.25),
+    DRIFT_Z_WARNING: z.coerce.number().min(0).default(0.5),
+    DRIFT_Z_CRITICAL: z.coerce.number().min(0).default(1),
   })
   .strict();
 
@@ -60,6 +68,8 @@ export type MetricsConfig = Readonly<{
   hostMetrics: boolean;
   diskPath: string;
   nvidiaSmi: string | undefined;
+  driftWindowS: number;
+  driftDefaults: { psiWarning: number; psiCritical: number; zWarning: number; zCritical: number; minSamples: number };
 }>;
 
 /** Env names this service reads; a test checks compose/swarm/k8s files against them. */
@@ -82,5 +92,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MetricsConfig 
     hostMetrics: e.HOST_METRICS,
     diskPath: e.DISK_PATH,
     nvidiaSmi: e.NVIDIA_SMI === 'off' ? undefined : e.NVIDIA_SMI,
+    driftWindowS: e.DRIFT_WINDOW_S,
+    driftDefaults: { psiWarning: e.DRIFT_PSI_WARNING, psiCritical: e.DRIFT_PSI_CRITICAL, zWarning: e.DRIFT_Z_WARNING, zCritical: e.DRIFT_Z_CRITICAL, minSamples: e.DRIFT_MIN_SAMPLES },
   }));
 }

@@ -63,6 +63,31 @@ export function createExporter(monitor: Monitor): client.Registry {
     }
   });
 
+  // Drift: per model version and feature (features are bounded by the model signature, at most 256 per
+  // side). Scores are only exported once the window holds min_samples rows, so alerts never fire on noise.
+  const scored = () => monitor.drift.models().flatMap((m) => m.features.filter((f) => f.psi !== null).map((f) => ({ m, f })));
+  gauge('metrics_drift_psi', 'Population stability index of a feature against its reference profile (drift window, all workers)', ['model', 'version', 'side', 'feature'], (g) => {
+    for (const { m, f } of scored()) g.set({ model: m.model, version: String(m.version), side: f.side, feature: f.feature }, f.psi!);
+  });
+  gauge('metrics_drift_zscore', 'Mean shift of a feature in reference standard deviations (drift window, all workers)', ['model', 'version', 'side', 'feature'], (g) => {
+    for (const { m, f } of scored()) if (f.zscore !== null) g.set({ model: m.model, version: String(m.version), side: f.side, feature: f.feature }, f.zscore);
+  });
+  gauge('metrics_drift_samples', 'Rows counted in the drift window, all workers', ['model', 'version'], (g) => {
+    for (const m of monitor.drift.models()) g.set({ model: m.model, version: String(m.version) }, m.samples);
+  });
+  gauge('metrics_drift_min_samples', 'Rows the drift window needs before features get a score', ['model', 'version'], (g) => {
+    for (const m of monitor.drift.models()) g.set({ model: m.model, version: String(m.version) }, m.min_samples);
+  });
+  gauge('metrics_drift_threshold', "Drift thresholds per model version (its config.drift, else the service's defaults), for the alert rules", ['model', 'version', 'statistic', 'severity'], (g) => {
+    for (const m of monitor.drift.models()) {
+      const v = { model: m.model, version: String(m.version) };
+      g.set({ ...v, statistic: 'psi', severity: 'warning' }, m.thresholds.psi_warning);
+      g.set({ ...v, statistic: 'psi', severity: 'critical' }, m.thresholds.psi_critical);
+      g.set({ ...v, statistic: 'zscore', severity: 'warning' }, m.thresholds.z_warning);
+      g.set({ ...v, statistic: 'zscore', severity: 'critical' }, m.thresholds.z_critical);
+    }
+  });
+
   // nginx (stub_status).
   if (monitor.nginx) {
     const nginx = monitor.nginx;

@@ -5,6 +5,7 @@
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelStats } from './cluster-stats.ts';
 import { ClusterCollector, type WorkerView } from './collectors/cluster.ts';
+import { DriftCollector } from './collectors/drift.ts';
 import { HostCollector, type HostStatus } from './collectors/host.ts';
 import { NginxCollector, type NginxStatus } from './collectors/nginx.ts';
 import type { MetricsConfig } from './config.ts';
@@ -23,6 +24,7 @@ export interface ClusterStats {
 
 export class Monitor {
   readonly cluster: ClusterCollector;
+  readonly drift: DriftCollector;
   readonly nginx: NginxCollector | undefined;
   readonly host: HostCollector | undefined;
   readonly #config: MetricsConfig;
@@ -42,6 +44,7 @@ export class Monitor {
       timeoutMs: config.scrapeTimeoutMs,
       logger,
     });
+    this.drift = new DriftCollector({ windowMs: config.driftWindowS * 1000, timeoutMs: config.scrapeTimeoutMs, defaults: config.driftDefaults, logger });
     this.nginx = config.nginxStatusUrl ? new NginxCollector(config.nginxStatusUrl, config.scrapeTimeoutMs) : undefined;
     this.host = config.hostMetrics ? new HostCollector(config.diskPath, config.nvidiaSmi) : undefined;
   }
@@ -53,6 +56,7 @@ export class Monitor {
         await Promise.all([this.cluster.collect(), this.nginx?.collect(), this.host?.collect()]);
         this.#models = this.cluster.models();
         this.#workers = this.cluster.workers();
+        await this.drift.collect(this.#workers.filter((w) => w.up));
         this.#ticks++;
       } catch (err) {
         this.#log.error('collection failed', { err });

@@ -8,6 +8,8 @@
  *   GET  /v1/models                 models loaded here and their state
  *   GET  /v1/models/:name           metadata as this worker sees it
  *   GET  /v1/test/echo?data=…       which worker answered (for /api/test/sendtomodelhost)
+ *   GET  /v1/drift                  cumulative drift statistics and profile captures (for the metrics service)
+ *   GET  /v1/drift/profile/:name/:version   the reference profile those statistics are counted against
  *   GET  /health/live, /health/ready, /metrics
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
@@ -16,6 +18,7 @@ import { InferrerError, parseJson, parseVersion, readStream } from '@inferrer/co
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 import type { DataPlane } from './dataplane.ts';
+import type { DriftMonitor } from './drift.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { ModelRegistry } from './registry.ts';
 import { receiveImages } from './images.ts';
@@ -27,6 +30,8 @@ export interface ModelhostDeps {
   dataplane: DataPlane;
   registry: ModelRegistry;
   metrics: ModelhostMetrics;
+  /** Live drift statistics; absent when DRIFT_ENABLED=false. */
+  drift?: DriftMonitor | undefined;
   /** Ready: started, preloaded models warm, not draining. */
   ready: () => boolean;
   draining: () => boolean;
@@ -68,6 +73,14 @@ export function createApp(deps: ModelhostDeps): RequestListener {
   app.get('/v1/test/echo', (req, res) => {
     const data = typeof req.query.data === 'string' ? req.query.data.slice(0, 256) : null;
     res.json({ data, modelhost: config.id });
+  });
+  app.get('/v1/drift', (_req, res) => {
+    res.set('cache-control', 'no-store').json(deps.drift?.view() ?? { modelhost: config.id, time: new Date().toISOString(), disabled: true, trackers: [], captures: [] });
+  });
+  app.get('/v1/drift/profile/:name/:version', (req, res) => {
+    const v = registry.record(req.params.name)?.versions.find((x) => String(x.version) === req.params.version);
+    if (!v?.profile) sendError(res, new InferrerError('PROFILE_NOT_FOUND', `model ${req.params.name} version ${req.params.version} has no drift profile here`), log, req, requestIdFrom(req.headers[REQUEST_ID_HEADER]));
+    else res.json(v.profile);
   });
   app.get('/v1/models', (_req, res) => {
     res.json({

@@ -42,6 +42,8 @@ export const ModelhostEnvSchema = z
     MAX_IMAGES_PER_REQUEST: z.coerce.number().int().min(1).max(4096).default(64),
     /** Largest width × height of one image, read from its header before decoding (decompression bombs). */
     MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
+    /** Live drift statistics of inputs and outputs for versions with a reference profile (GET /v1/drift). */
+    DRIFT_ENABLED: envFlag().default(true),
   })
   .strict();
 
@@ -68,6 +70,7 @@ export type ModelhostConfig = Readonly<{
   preload: boolean;
   maxImagesPerRequest: number;
   maxImagePixels: number;
+  driftEnabled: boolean;
 }>;
 
 /** Env names this service reads; a test checks compose/swarm/k8s files against them. */
@@ -97,5 +100,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     preload: e.PRELOAD,
     maxImagesPerRequest: e.MAX_IMAGES_PER_REQUEST,
     maxImagePixels: e.MAX_IMAGE_PIXELS,
+    driftEnabled: e.DRIFT_ENABLED,
   }));
 }

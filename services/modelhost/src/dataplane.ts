@@ -20,6 +20,7 @@ import {
 import { resolvePipeline } from '@inferrer/model-store';
 import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageTransform, type InferResult, imagesToTensor } from '@inferrer/runtime';
 import { type ImageAnswerOptions, type ReceivedImage, encodeImageAnswer } from './images.ts';
+import type { DriftMonitor, Pending } from './drift.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { LoadedModel, ModelRegistry } from './registry.ts';
 
@@ -69,11 +70,13 @@ export class DataPlane {
   readonly #metrics: ModelhostMetrics;
   readonly #imageLimits: ImageLimits;
   readonly #pipelines = new WeakMap<LoadedModel, ImagePipelineSpec>();
+  readonly #drift: DriftMonitor | undefined;
 
-  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS) {
+  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS, drift?: DriftMonitor) {
     this.#registry = registry;
     this.#metrics = metrics;
     this.#imageLimits = imageLimits;
+    this.#drift = drift;
   }
 
   /** How this model version takes images and reads its outputs (its STAC MLM item, else graph defaults). */
@@ -173,10 +176,11 @@ export class DataPlane {
     const started = performance.now();
     let labels = { model: '', version: '' };
     try {
-      const { model, decoded, result, preprocessMs } = await this.#infer(name, version, deadline, decode, (m) => {
+      const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, deadline, decode, (m) => {
         labels = { model: m.name, version: String(m.version) };
       });
       const encoded = encode(model, decoded, result.outputs);
+      if (drift) this.#drift!.outputs(model, drift, result.outputs);
       this.#metrics.requests.inc({ ...labels, code: 'OK' });
       this.#metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
       return { ...encoded, model: model.name, version: model.version, batchRequests: result.batchRequests, batchRows: result.batchRows, queueMs: result.queueMs, computeMs: result.computeMs, preprocessMs };
@@ -194,7 +198,7 @@ export class DataPlane {
     deadline: number,
     decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
     seen: (m: LoadedModel) => void,
-  ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number }> {
+  ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number; drift: Pending | undefined }> {
     // A model being swapped out can refuse a request between lookup and enqueue; look it up once more.
     for (let attempt = 0; ; attempt++) {
       const model = await this.#registry.get(name, version);
@@ -206,8 +210,10 @@ export class DataPlane {
       const decodeStarted = performance.now();
       const decoded = await decode(model.signature, model);
       const preprocessMs = performance.now() - decodeStarted;
+      // Inputs are counted before the run: the batcher hands their buffers to the session's thread.
+      const drift = this.#drift?.inputs(model, decoded.inputs, decoded.rows);
       try {
-        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline), preprocessMs };
+        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline), preprocessMs, drift };
       } catch (err) {
         if ((err as InferrerError).code === 'MODEL_NOT_READY' && attempt === 0) continue;
         throw err;

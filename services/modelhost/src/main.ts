@@ -5,6 +5,7 @@ import { createLogger, exitOnConfigError } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { loadConfig, type ModelhostConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
+import { DriftMonitor } from './drift.ts';
 import { ModelhostMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
 import { StoreWatcher } from './watcher.ts';
@@ -23,13 +24,15 @@ let registry: ModelRegistry | undefined;
 const metrics = new ModelhostMetrics(() => registry);
 registry = new ModelRegistry(store, config, logger, metrics.hooks());
 const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs);
-const dataplane = new DataPlane(registry, metrics, { maxPixels: config.maxImagePixels });
+const drift = config.driftEnabled ? new DriftMonitor(registry, config.id, logger) : undefined;
+if (drift) drift.onRows = (model, version, rows) => metrics.driftRows.inc({ model, version: String(version) }, rows);
+const dataplane = new DataPlane(registry, metrics, { maxPixels: config.maxImagePixels }, drift);
 
 let ready = false;
 let draining = false;
 const server = http.createServer(
   { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
-  createApp({ config, logger, dataplane, registry, metrics, ready: () => ready && !draining, draining: () => draining }),
+  createApp({ config, logger, dataplane, registry, metrics, drift, ready: () => ready && !draining, draining: () => draining }),
 );
 
 server.listen(config.port, config.host, () => {

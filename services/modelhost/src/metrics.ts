@@ -16,6 +16,7 @@ export class ModelhostMetrics {
   readonly loadDuration: client.Histogram<'model'>;
   readonly loadFailures: client.Counter<'model'>;
   readonly unloads: client.Counter<'model' | 'reason'>;
+  readonly driftRows: client.Counter<'model' | 'version'>;
 
   constructor(models: () => ModelRegistry | undefined) {
     const r = (this.registry = createRegistry('modelhost'));
@@ -31,6 +32,7 @@ export class ModelhostMetrics {
     this.loadDuration = new client.Histogram({ name: 'modelhost_model_load_duration_seconds', help: 'Time to load and warm a model version', labelNames: ['model'], buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
     this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
     this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
+    this.driftRows = new client.Counter({ name: 'modelhost_drift_rows_total', help: 'Rows counted into drift statistics (versions with a reference profile); per-feature counts are at GET /v1/drift', labelNames: mv, registers: [r] });
     new client.Gauge({
       name: 'modelhost_queue_depth',
       help: 'Requests waiting in the batcher queue',

@@ -87,6 +87,11 @@ export class ModelRegistry {
     return [...this.#loaded.values()];
   }
 
+  /** The last record read from the store for a model (profiles, capture requests, drift thresholds). */
+  record(name: string): ModelRecord | undefined {
+    return this.#records.get(name);
+  }
+
   /** Names of models whose record is cached (the watcher refreshes these). */
   knownModels(): string[] {
     return [...this.#records.keys()];
@@ -111,7 +116,8 @@ export class ModelRegistry {
         for (const e of this.entries()) if (e.name === name) void this.#unload(e, record ? 'unloaded' : 'deleted');
         continue;
       }
-      const configChanged = JSON.stringify(old?.config) !== JSON.stringify(record.config);
+      // Drift thresholds are read per scrape, not by the session: changing them reloads nothing.
+      const configChanged = JSON.stringify({ ...old?.config, drift: undefined }) !== JSON.stringify({ ...record.config, drift: undefined });
       const loadedDefault = old ? this.#loaded.get(key(name, old.default_version)) : undefined;
       if (loadedDefault && (record.default_version !== old!.default_version || configChanged)) {
         // Load beside, warm, then switch the record; the old entry drains once nothing points at it.

@@ -53,20 +53,33 @@ function ragged(input: string, path: string, expected: string, got: string): Inf
   });
 }
 
-/** Flattens a rectangular nested array (already checked by nestedShape) into `out` in row-major order. */
-function flatten(value: unknown, out: unknown[]): void {
-  if (!Array.isArray(value)) {
-    out.push(value);
-    return;
-  }
-  for (const v of value) flatten(v, out);
+/**
+ * Visits the leaves of a rectangular nested array (already checked by nestedShape) in row-major order,
+ * with their flat index; innermost lists are walked in one tight loop. Returns the number of leaves.
+ */
+function eachLeaf(value: unknown, visit: (v: unknown, i: number) => void): number {
+  let i = 0;
+  const walk = (v: unknown): void => {
+    if (!Array.isArray(v)) {
+      visit(v, i++);
+      return;
+    }
+    if (v.length === 0) return;
+    if (!Array.isArray(v[0])) {
+      for (let k = 0; k < v.length; k++) visit(v[k], i++);
+      return;
+    }
+    for (let k = 0; k < v.length; k++) walk(v[k]);
+  };
+  walk(value);
+  return i;
 }
 
 /**
  * Converts JSON leaves into a typed array of the given ONNX Runtime type, checking every element:
  * numbers for numeric types (integers in range for integer types), booleans (or 0/1) for bool, strings
  * for string tensors. Floats also accept "NaN", "Infinity", "-Infinity"; 64-bit integers also accept
- * decimal strings so values beyond 2^53 survive.
+ * decimal strings so values beyond 2^53 survive. Values are written straight into the result.
  */
 export function toTypedData(value: unknown, type: OrtType, input: string, count: number, limits: ValueLimits = DEFAULT_VALUE_LIMITS): TensorData {
   if (count > limits.maxElements) {
@@ -76,51 +89,61 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
       got: count,
     });
   }
-  const flat: unknown[] = [];
-  flatten(value, flat);
   const info = datatypeOfOrt(type);
   if (!info) throw new InferrerError('INVALID_INPUT', `input '${input}' has type ${type}, which Inferrer cannot carry`, { input, type });
+  let out: TensorData;
+  let visit: (v: unknown, i: number) => void;
   if (info.ort === 'string') {
-    const out: string[] = new Array(flat.length);
-    for (let i = 0; i < flat.length; i++) {
-      const v = flat[i];
+    const strings: string[] = new Array(count);
+    out = strings;
+    visit = (v, i) => {
       if (typeof v !== 'string') throw badElement(input, i, 'a string', v);
       // A UTF-16 code unit takes at most 3 UTF-8 bytes, so only longer strings need counting.
       if (v.length * 3 > limits.maxStringBytes && Buffer.byteLength(v) > limits.maxStringBytes) {
         throw new InferrerError('INVALID_INPUT', `input '${input}' element ${i} is longer than ${limits.maxStringBytes} bytes`, { input, index: i });
       }
-      out[i] = v;
-    }
-    return out;
-  }
-  const arr = new info.array!(flat.length);
-  if (info.bigint) {
-    const big = arr as BigInt64Array | BigUint64Array;
-    for (let i = 0; i < flat.length; i++) big[i] = toBigInt(flat[i], info, input, i);
+      strings[i] = v;
+    };
+  } else if (info.bigint) {
+    const big = new info.array!(count) as BigInt64Array | BigUint64Array;
+    out = big;
+    visit = (v, i) => {
+      big[i] = toBigInt(v, info, input, i);
+    };
   } else if (info.ort === 'bool') {
-    for (let i = 0; i < flat.length; i++) {
-      const v = flat[i];
+    const arr = new info.array!(count) as Uint8Array;
+    out = arr;
+    visit = (v, i) => {
       if (v === true || v === 1) arr[i] = 1;
       else if (v === false || v === 0) arr[i] = 0;
       else throw badElement(input, i, 'a boolean', v);
-    }
+    };
+  } else if (info.ort === 'float16') {
+    const arr = new info.array!(count) as Uint16Array;
+    out = arr;
+    visit = (v, i) => {
+      arr[i] = floatToHalf(typeof v === 'number' ? v : toFloat(v, input, i));
+    };
   } else if (info.float) {
-    const half = info.ort === 'float16';
-    for (let i = 0; i < flat.length; i++) {
-      const n = toFloat(flat[i], input, i);
-      arr[i] = half ? floatToHalf(n) : n;
-    }
+    const arr = new info.array!(count) as Float32Array | Float64Array;
+    out = arr;
+    visit = (v, i) => {
+      arr[i] = typeof v === 'number' ? v : toFloat(v, input, i);
+    };
   } else {
+    const arr = new info.array!(count) as Int32Array;
+    out = arr;
     const min = info.min as number;
     const max = info.max as number;
-    for (let i = 0; i < flat.length; i++) {
-      const v = flat[i];
+    visit = (v, i) => {
       if (typeof v !== 'number' || !Number.isInteger(v)) throw badElement(input, i, `an integer (${info.v2})`, v);
       if (v < min || v > max) throw outOfRange(input, i, info, v);
       arr[i] = v;
-    }
+    };
   }
-  return arr;
+  const n = eachLeaf(value, visit);
+  if (n !== count) throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
+  return out;
 }
 
 function toFloat(v: unknown, input: string, i: number): number {

@@ -92,6 +92,30 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/v1/models/{name}/promote': {
         post: { tags: ['Versions'], summary: 'Make the canary (or the given version) the default and clear the split', parameters: [name], requestBody: { required: false, ...json({ type: 'object', properties: { version: { type: 'integer' } } }) }, responses: { ...ok('Promoted'), ...v1Errors } },
       },
+      '/api/v1/models/{name}/drift': {
+        get: { tags: ['Drift'], summary: 'Drift scores per version and feature over the sliding window: PSI, z-score, status ok/warning/drift/too_few_samples, samples (from the metrics service)', parameters: [name], responses: { ...ok('`drift`: one entry per profiled version with `features`'), ...v1Errors, '503': { description: 'Metrics service unavailable', ...json(ref('V1Error')) } } },
+      },
+      '/api/v1/models/{name}/versions/{version}/profile': {
+        get: { tags: ['Drift'], summary: "A version's drift reference profile (per feature: count, mean, std, bin edges and counts)", parameters: [name, version], responses: { ...ok('`profile`'), ...v1Errors } },
+        put: {
+          tags: ['Drift'],
+          summary: 'Attach a reference profile to a version: a profile object, or sample rows to compute one from (admin)',
+          parameters: [name, version],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: { oneOf: [{ type: 'object', required: ['inputs'], properties: { inputs: { type: 'array', items: { type: 'object' } }, outputs: { type: 'array', items: { type: 'object' } } } }, { type: 'array', items: { type: 'array', items: { type: 'number' } } }] } },
+              'application/x-ndjson': { schema: { type: 'string', description: 'One JSON array of numbers per line' } },
+              'text/csv': { schema: { type: 'string', description: 'One row of numbers per line; a header line is skipped' } },
+            },
+          },
+          responses: { ...ok('Stored'), ...v1Errors },
+        },
+      },
+      '/api/v1/models/{name}/profile/capture': {
+        post: { tags: ['Drift'], summary: 'Capture a reference profile from the next N live rows of a version (admin)', parameters: [name], requestBody: { required: true, ...json({ type: 'object', required: ['samples'], properties: { samples: { type: 'integer', minimum: 1 }, version: { type: 'integer', minimum: 1 } } }) }, responses: { '202': { description: 'Capture started', ...json(ref('V1Envelope')) }, ...v1Errors } },
+        get: { tags: ['Drift'], summary: 'Progress of a capture (writes the profile once the workers have enough rows)', parameters: [name], responses: { ...ok('`capture`, `collected`, `done`'), ...v1Errors } },
+      },
       '/api/v1/models/{name}/rollback': { post: { tags: ['Versions'], summary: 'Send all traffic back to the default version', parameters: [name], responses: { ...ok('Rolled back'), ...v1Errors } } },
       '/api/v1/models/{name}/prediction': {
         get: { ...predictV1, summary: 'Predict (body, or ?values=[…])', parameters: [...(predictV1.parameters as unknown[]), { name: 'values', in: 'query', schema: { type: 'string' }, description: 'JSON values when there is no body' }] },

@@ -8,7 +8,7 @@ import { createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
+import { PassThrough, Transform } from 'node:stream';
 import type { Request, Response } from 'express';
 import multer from 'multer';
 import { InferrerError, parseJson, storageError } from '@inferrer/core';
@@ -54,9 +54,15 @@ async function receiveRaw(req: Request, staging: string, maxBytes: number): Prom
       cb(size > maxBytes ? tooLarge(maxBytes) : null, chunk);
     },
   });
+  // The request feeds the pipeline through a pass-through, so a failure (disk full, too large) destroys
+  // only our side: the rest of the body is drained and the client reads the error answer, not a reset.
+  const source = new PassThrough();
+  req.pipe(source);
   try {
-    await pipeline(req, limiter, createWriteStream(file));
+    await pipeline(source, limiter, createWriteStream(file));
   } catch (err) {
+    req.unpipe(source);
+    req.resume();
     const e = storageError(err);
     if (e instanceof InferrerError) throw e;
     throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
