@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { stopAllClusters } from './lib/cluster.ts';
 import { type DriftResult, driftTable, runDrift } from './lib/drift.ts';
+import { type OverloadResult, overloadTable, runOverload } from './lib/overload.ts';
 import { type IrisResult, irisTable, runIris } from './lib/iris.ts';
 import { type ImagesResult, imagesTable, runImages } from './lib/images.ts';
 import { parseOptions } from './lib/options.ts';
@@ -119,6 +120,18 @@ if (opts.parts.includes('images')) {
   out();
 }
 
+let overload: OverloadResult | undefined;
+if (opts.parts.includes('overload')) {
+  out('== 5. load shedding: the saturating concurrency and 4× it (slow model, MAX_QUEUE_SIZE 16) ==');
+  try {
+    overload = await runOverload(opts, log);
+    out(overloadTable(overload));
+  } catch (err) {
+    failures.push(`overload: ${(err as Error).stack ?? err}`);
+    out(`overload part failed: ${(err as Error).stack ?? err}`);
+  }
+}
+
 let drift: DriftResult | undefined;
 if (opts.parts.includes('drift')) {
   out(`== 4. drift statistics on vs off (iris, 32 clients, ${opts.iris.warmupS} s warm-up + ${opts.iris.durationS} s each) ==`);
@@ -149,9 +162,19 @@ if (iris) {
 }
 if (resnet) {
   for (const r of resnet.runs) {
-    summary.push({ measure: `ResNet-50 ${resnet.clients} clients, batching ${r.batching}: cluster ÷ in-process`, value: `${fmt(r.ratio, 2)} (${fmt(r.load.rps, 1)} / ${fmt(resnet.inProcessImagesPerS, 1)} images/s)`, target: '≥ 0.90 with binary tensors', verdict: 'report' });
-    summary.push({ measure: `ResNet-50 batching ${r.batching}: p99 vs 1.3 × clients ÷ throughput`, value: `${fmtMs(r.load.p99)} / ${fmtMs(r.fairBoundMs)} ms`, target: 'p99 ≤ bound', verdict: verdict(r.fairOk) });
-    summary.push({ measure: `ResNet-50 batching ${r.batching}: errors`, value: String(r.load.errors), target: '0', verdict: verdict(r.load.errors === 0) });
+    const what = `${r.protocol}, batching ${r.batching}`;
+    const binary = r.protocol === 'v2 binary';
+    summary.push({ measure: `ResNet-50 ${resnet.clients} clients, ${what}: cluster ÷ in-process`, value: `${fmt(r.ratio, 2)} (${fmt(r.load.rps, 1)} / ${fmt(resnet.inProcessImagesPerS, 1)} images/s)`, target: binary ? '≥ 0.90' : 'report', verdict: binary ? verdict(r.ratio >= 0.9) : 'report' });
+    summary.push({ measure: `ResNet-50 ${what}: p99 vs 1.3 × clients ÷ throughput`, value: `${fmtMs(r.load.p99)} / ${fmtMs(r.fairBoundMs)} ms`, target: 'p99 ≤ bound', verdict: verdict(r.fairOk) });
+    summary.push({ measure: `ResNet-50 ${what}: errors`, value: String(r.load.errors), target: '0', verdict: verdict(r.load.errors === 0) });
+  }
+  {
+    const json = resnet.runs.find((r) => r.protocol === 'v2 JSON');
+    const bin = resnet.runs.find((r) => r.protocol === 'v2 binary');
+    if (json && bin) {
+      const x = bin.load.rps / json.load.rps;
+      summary.push({ measure: 'ResNet-50 v2 binary ÷ v2 JSON throughput', value: `${fmt(x, 2)} (${fmt(bin.load.rps, 1)} / ${fmt(json.load.rps, 1)} images/s)`, target: '≥ 3', verdict: verdict(x >= 3) });
+    }
   }
 }
 
@@ -162,6 +185,12 @@ if (images) {
   }
 }
 
+if (overload) {
+  const at4 = overload.points[overload.points.length - 1]!;
+  const sat = overload.points[0]!;
+  summary.push({ measure: `overload ${at4.clients} clients (4× saturation): failed requests other than 503/429`, value: `${at4.failed} of ${at4.ok + at4.shed + at4.limited + at4.failed} (ok ${at4.ok}, shed ${at4.shed}, limited ${at4.limited})`, target: '0', verdict: verdict(at4.failed === 0) });
+  summary.push({ measure: 'overload: p99 of successes at 4× ÷ at saturation', value: `${fmt(at4.load.p99 / sat.load.p99, 2)} (${fmtMs(at4.load.p99)} / ${fmtMs(sat.load.p99)} ms)`, target: 'bounded', verdict: 'report' });
+}
 if (drift) {
   summary.push({ measure: 'iris 32 clients: drift on ÷ off req/s', value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`, target: '≥ 0.95', verdict: verdict(drift.ratio >= 0.95) });
 }
@@ -182,7 +211,7 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), drift, notable, failures }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), drift, overload, notable, failures }, null, 2)}\n`);
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

@@ -1,5 +1,6 @@
 /** Command-line options of `pnpm bench`. */
-export type Part = 'iris' | 'resnet' | 'images' | 'drift';
+export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload';
+const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload'];
 
 export interface BenchOptions {
   parts: Part[];
@@ -24,7 +25,7 @@ export interface BenchOptions {
 export const USAGE = `pnpm bench [-- options]
 
   --quick            shorter windows (about a third of the time); figures are noisier
-  --only iris|resnet|images|drift  run one part only (repeatable)
+  --only iris|resnet|images|drift|overload  run one part only (repeatable)
   --duration S       measured seconds per load point (overrides the default of both parts)
   --modelhosts N     modelhosts in the cluster (default 2)
   --no-write         do not write bench/results/latest.json
@@ -48,12 +49,12 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (a === '--quick') quick = true;
     else if (a === '--only') {
       const v = value();
-      if (v !== 'iris' && v !== 'resnet' && v !== 'images' && v !== 'drift') throw new Error(`--only takes iris, resnet, images or drift, not ${v}`);
-      only.push(v);
+      if (!PARTS.includes(v as Part)) throw new Error(`--only takes ${PARTS.join(', ')}, not ${v}`);
+      only.push(v as Part);
     } else if (a.startsWith('--only=')) {
       const v = a.slice(7);
-      if (v !== 'iris' && v !== 'resnet' && v !== 'images' && v !== 'drift') throw new Error(`--only takes iris, resnet, images or drift, not ${v}`);
-      only.push(v);
+      if (!PARTS.includes(v as Part)) throw new Error(`--only takes ${PARTS.join(', ')}, not ${v}`);
+      only.push(v as Part);
     } else if (a === '--duration') duration = positive(a, value());
     else if (a === '--modelhosts') modelhosts = Math.round(positive(a, value()));
     else if (a === '--no-write') write = false;
@@ -63,7 +64,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     } else throw new Error(`unknown option ${a}\n\n${USAGE}`);
   }
   return {
-    parts: only.length ? [...new Set(only)] : ['iris', 'resnet', 'images'],
+    parts: only.length ? [...new Set(only)] : ['iris', 'resnet', 'images', 'overload'],
     quick,
     modelhosts,
     iris: { clients: [1, 32, 128], warmupS: quick ? 1 : 2, durationS: duration ?? (quick ? 2.5 : 6) },

@@ -2,7 +2,8 @@
  * Part 2: ResNet-50 at 16 clients through the cluster, with batching on and off, against the best
  * in-process onnxruntime-node setting found by a sweep over batch size × slots × intra-op threads, run
  * before and after the cluster runs (the best figure of either: noise on a shared machine only lowers it).
- * Requests carry one 1×3×224×224 image as FRACTAL v1 JSON, the same pre-serialised body every time.
+ * Requests carry one 1×3×224×224 image, the same pre-serialised body every time: as FRACTAL v1 JSON (batching on
+ * and off), and as Open Inference Protocol v2 JSON and v2 binary (batching on), so the protocols compare in one run.
  */
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
@@ -17,8 +18,11 @@ import { fmt, fmtMs, fmtRps, table, verdict } from './table.ts';
 
 const IMAGE = 3 * 224 * 224;
 
+export type Protocol = 'v1 JSON' | 'v2 JSON' | 'v2 binary';
+
 export interface ResnetClusterRun {
   model: string;
+  protocol: Protocol;
   batching: 'on' | 'off';
   maxBatchSize: number;
   load: LoadResult;
@@ -66,6 +70,19 @@ export function imageBody(): { body: string; pixels: Float32Array } {
     pixels[i] = Number(s);
   }
   return { body: `{"values":[${parts.join(',')}]}`, pixels };
+}
+
+/** The same image as an Open Inference Protocol JSON body. */
+function v2JsonBody(pixels: Float32Array): string {
+  const parts = new Array<string>(pixels.length);
+  for (let i = 0; i < pixels.length; i++) parts[i] = String(pixels[i]);
+  return `{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","data":[${parts.join(',')}]}]}`;
+}
+
+/** The same image with the binary tensor extension: a JSON header, then the raw float32 bytes. */
+function v2BinaryBody(pixels: Float32Array): { body: Buffer; headerLength: number } {
+  const header = Buffer.from(`{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":${pixels.byteLength}}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`);
+  return { body: Buffer.concat([header, Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength)]), headerLength: header.length };
 }
 
 function timeIt(fn: () => unknown, times = 5): number {
@@ -124,15 +141,39 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
     log(`both models answer 1000 logits; largest difference from in-process: ${maxAbsDiff.toExponential(2)}`);
     if (!(maxAbsDiff < 1e-2)) throw new Error(`the cluster's logits differ from in-process ONNX Runtime by ${maxAbsDiff}`);
 
-    const measured: { v: (typeof variants)[number]; load: LoadResult; cpu: CpuBill | undefined; stats: BatchStats }[] = [];
-    for (const v of variants) {
+    const v2json = v2JsonBody(pixels);
+    const v2bin = v2BinaryBody(pixels);
+    const runsToMeasure = [
+      ...variants.map((v) => ({ v, protocol: 'v1 JSON' as Protocol, url: `${bc.url}/api/v1/models/${v.name}/prediction`, headers: { 'content-type': 'application/json' }, body, bodyEncoding: undefined })),
+      { v: variants[0]!, protocol: 'v2 JSON' as Protocol, url: `${bc.url}/v2/models/${variants[0]!.name}/infer`, headers: { 'content-type': 'application/json' }, body: v2json, bodyEncoding: undefined },
+      {
+        v: variants[0]!,
+        protocol: 'v2 binary' as Protocol,
+        url: `${bc.url}/v2/models/${variants[0]!.name}/infer`,
+        headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(v2bin.headerLength) },
+        body: v2bin.body.toString('base64'),
+        bodyEncoding: 'base64' as const,
+      },
+    ];
+    // The v2 binary answer must carry the same logits as in-process.
+    const check = await fetch(runsToMeasure[3]!.url, { method: 'POST', headers: runsToMeasure[3]!.headers, body: new Uint8Array(v2bin.body) });
+    const raw = Buffer.from(await check.arrayBuffer());
+    const hl = Number(check.headers.get('inference-header-content-length'));
+    if (check.status !== 200 || !(hl > 0)) throw new Error(`v2 binary check answered ${check.status}: ${raw.toString('utf8', 0, 300)}`);
+    const logits = new Float32Array(raw.buffer.slice(raw.byteOffset + hl, raw.byteOffset + raw.length));
+    for (let i = 0; i < 1000; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(logits[i]! - expected[i]!));
+    log(`v2 JSON body ${(v2json.length / 1e6).toFixed(2)} MB, v2 binary body ${(v2bin.body.length / 1e6).toFixed(2)} MB (same image)`);
+
+    const measured: { v: (typeof variants)[number]; protocol: Protocol; load: LoadResult; cpu: CpuBill | undefined; stats: BatchStats }[] = [];
+    for (const { v, protocol, url, headers, body: reqBody, bodyEncoding } of runsToMeasure) {
       const before = await batchStats(bc, v.name);
       const m = await measure(
         {
-          url: `${bc.url}/api/v1/models/${v.name}/prediction`,
+          url,
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body,
+          headers,
+          body: reqBody,
+          ...(bodyEncoding ? { bodyEncoding } : {}),
           connections: o.clients,
           warmupS: o.warmupS,
           durationS: o.durationS,
@@ -141,10 +182,10 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
         clusterPids(bc),
       );
       const stats: BatchStats = diffStats(await batchStats(bc, v.name), before);
-      measured.push({ v, load: m.load, cpu: m.cpu, stats });
+      measured.push({ v, protocol, load: m.load, cpu: m.cpu, stats });
       const load = m.load;
       log(
-        `  cluster, batching ${v.batching} (max_batch_size ${v.maxBatchSize}): ${fmtRps(load.rps)} images/s, p50 ${fmtMs(load.p50)} ms, p99 ${fmtMs(load.p99)} ms, errors ${load.errors}, rows/batch ${fmt(stats.batches ? stats.rows / stats.batches : NaN, 2)}` +
+        `  cluster, ${protocol}, batching ${v.batching} (max_batch_size ${v.maxBatchSize}): ${fmtRps(load.rps)} images/s, p50 ${fmtMs(load.p50)} ms, p99 ${fmtMs(load.p99)} ms, errors ${load.errors}, rows/batch ${fmt(stats.batches ? stats.rows / stats.batches : NaN, 2)}` +
           (m.cpu ? `; CPU ms/req: ${Object.entries(m.cpu.perRequestUs).map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`).join(', ')}; other processes ${m.cpu.otherCores.toFixed(2)} cores` : ''),
       );
     }
@@ -155,10 +196,11 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
     const inProcess = best.imagesPerS;
     log(`best in-process: ${best.imagesPerS.toFixed(1)} images/s (${best.slots} slot(s) × ${best.intraOpThreads} thread(s), batch ${best.batch}, ${sweep.includes(best) ? 'first' : 'second'} sweep)`);
     const runs: ResnetClusterRun[] = [];
-    for (const { v, load, cpu, stats } of measured) {
+    for (const { v, protocol, load, cpu, stats } of measured) {
       const fairBoundMs = (1.3 * o.clients * 1000) / load.rps;
       const run: ResnetClusterRun = {
         model: v.name,
+        protocol,
         batching: v.batching,
         maxBatchSize: v.maxBatchSize,
         load,
@@ -218,10 +260,10 @@ export function resnetTable(r: ResnetResult): string {
   const bill = r.runs.map((x) => {
     const c = x.cpu?.perRequestUs ?? {};
     const modelhosts = Object.entries(c).filter(([k]) => k.startsWith('modelhost')).reduce((a, [, v]) => a + v, 0);
-    return [x.batching, ms(c.inferrer), ms(c.balancer), ms(modelhosts), ms(x.cpu?.serverUsPerRequest), ms(x.cpu?.generatorUsPerRequest), fmt(x.cpu?.otherCores ?? NaN, 2)];
+    return [`${x.protocol}, batching ${x.batching}`, ms(c.inferrer), ms(c.balancer), ms(modelhosts), ms(x.cpu?.serverUsPerRequest), ms(x.cpu?.generatorUsPerRequest), fmt(x.cpu?.otherCores ?? NaN, 2)];
   });
   const rows = r.runs.map((x) => [
-    `${x.batching} (max_batch_size ${x.maxBatchSize})`,
+    `${x.protocol}, batching ${x.batching} (max_batch_size ${x.maxBatchSize})`,
     fmt(x.load.rps, 1),
     fmtMs(x.load.p50),
     fmtMs(x.load.p99),

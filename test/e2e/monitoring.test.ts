@@ -230,7 +230,7 @@ describe('the Grafana dashboard', () => {
   test('queries (and the alert rules) use only metric names the running services export', async () => {
     const names = new Set(['up']);
     for (const url of [c.url, c.modelhosts[0]!.url, c.metrics!.url]) for (const n of await exported(url)) names.add(n);
-    const keywords = new Set(['sum', 'by', 'rate', 'increase', 'histogram_quantile', 'absent', 'count', 'le', 'model', 'code', 'route', 'status', 'reason', 'job', 'without', 'on', 'and', 'or']);
+    const keywords = new Set(['sum', 'by', 'rate', 'increase', 'histogram_quantile', 'absent', 'count', 'le', 'model', 'code', 'route', 'status', 'reason', 'job', 'without', 'on', 'and', 'or', 'version', 'group_left', 'abs']);
     const dashboard = await exprs();
     assert.ok(dashboard.length >= 20, `${dashboard.length} queries`);
     const rules = (parse(await readFile(path.join(REPO, 'prometheus', 'alert_rules.yml'), 'utf8')) as { groups: { rules: { expr: string }[] }[] }).groups.flatMap((g) => g.rules.map((r) => r.expr));

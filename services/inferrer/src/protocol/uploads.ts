@@ -58,6 +58,11 @@ async function receiveRaw(req: Request, staging: string, maxBytes: number): Prom
   // only our side: the rest of the body is drained and the client reads the error answer, not a reset.
   const source = new PassThrough();
   req.pipe(source);
+  // A client that hangs up mid-upload ends the pipeline too (pipe() alone would leave it waiting).
+  req.once('error', (err) => source.destroy(err));
+  req.once('close', () => {
+    if (!complete) source.destroy(new Error('the client closed the connection'));
+  });
   try {
     await pipeline(source, limiter, createWriteStream(file));
   } catch (err) {
