@@ -8,7 +8,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { Auth } from './auth.ts';
-import { InferrerError } from '@inferrer/core';
+import { InferrerError, readStream } from '@inferrer/core';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { InferrerConfig } from './config.ts';
 import type { JobService } from './jobs/job-service.ts';
@@ -128,10 +128,10 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       protocol: 'v1',
       methods: ['POST', 'GET'],
       pattern: /^\/api\/v1\/models\/([^/?]+)\/prediction\/?(?:\?(.*))?$/,
-      forward: (req, m, reqId) => {
+      forward: async (req, m, reqId) => {
         const q = new URLSearchParams(m[2] ?? '');
         const { body, contentLength } = v1Body(req, q, config.maxBodyBytes);
-        return dataplane.predictV1(decodeURIComponent(m[1]!), q, { reqId, body, contentLength, contentType: 'application/json' });
+        return dataplane.predictV1(decodeURIComponent(m[1]!), q, { reqId, body: await smallBody(body, contentLength), contentLength, contentType: 'application/json' });
       },
       multipart: (req, m, reqId) =>
         dataplane.predictImages(decodeURIComponent(m[1]!), new URLSearchParams(m[2] ?? ''), {
@@ -147,12 +147,12 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       protocol: 'v2',
       methods: ['POST'],
       pattern: /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*)?$/,
-      forward: (req, m, reqId) => {
+      forward: async (req, m, reqId) => {
         const contentLength = declaredLength(req, config.maxBodyBytes);
         const header = req.headers['inference-header-content-length'];
         return dataplane.inferV2(decodeURIComponent(m[1]!), m[2] === undefined ? undefined : decodeURIComponent(m[2]), {
           reqId,
-          body: req,
+          body: await smallBody(req, contentLength),
           contentLength,
           contentType: String(req.headers['content-type'] ?? 'application/json'),
           headerLength: Array.isArray(header) ? header[0] : header,
@@ -228,6 +228,18 @@ export function createApp(deps: InferrerDeps): InferrerApp {
 
 /** Headers every answer carries on the lean path (express answers get them from helmet). */
 const SECURITY_HEADERS = { 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' };
+
+/** Bodies up to this size are read whole and sent as one buffer; larger ones stream through. */
+const SMALL_BODY = 65536;
+
+/**
+ * A small body read into memory: one write upstream instead of a stream pipe (cheaper per request, and the
+ * tensor is still not parsed here). Larger bodies and bodies of unknown length stream.
+ */
+async function smallBody<B>(body: B | IncomingMessage, length: number | undefined): Promise<B | IncomingMessage | Buffer> {
+  if (length === undefined || length > SMALL_BODY || typeof body === 'string') return body;
+  return readStream(body as IncomingMessage, SMALL_BODY, length);
+}
 
 /** The declared body length, refusing one over the limit before anything is read. */
 function declaredLength(req: IncomingMessage, limit: number): number | undefined {

@@ -17,7 +17,7 @@ import express from 'express';
 import { InferrerError, parseJson, parseVersion, readStream } from '@inferrer/core';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
-import type { DataPlane } from './dataplane.ts';
+import type { BatchFacts, DataPlane } from './dataplane.ts';
 import type { DriftMonitor } from './drift.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { ModelRegistry } from './registry.ts';
@@ -99,90 +99,31 @@ export function createApp(deps: ModelhostDeps): RequestListener {
   });
   app.use((req, res) => sendError(res, new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path}`), log, req, requestIdFrom(req.headers[REQUEST_ID_HEADER])));
 
-  return (req: IncomingMessage, res: ServerResponse) => {
-    res.setHeader('x-modelhost-id', config.id);
-    const m = req.method === 'POST' ? PREDICT.exec(req.url ?? '') : null;
-    if (m) {
-      void predict(req, res, decodeURIComponent(m[1]!), m[2] ?? '');
-      return;
-    }
-    const mi = req.method === 'POST' ? PREDICT_IMAGES.exec(req.url ?? '') : null;
-    if (mi) {
-      void predictImages(req, res, decodeURIComponent(mi[1]!), mi[2] ?? '');
-      return;
-    }
-    const v2 = req.method === 'POST' ? V2_INFER.exec(req.url ?? '') : null;
-    if (v2) {
-      void inferV2(req, res, decodeURIComponent(v2[1]!), v2[2] === undefined ? undefined : decodeURIComponent(v2[2]));
-      return;
-    }
-    app(req, res);
-  };
-
-  async function inferV2(req: IncomingMessage, res: ServerResponse, name: string, rawVersion: string | undefined): Promise<void> {
-    const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
-    const started = performance.now();
-    try {
-      if (deps.draining()) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
-      const timeout = Math.min(Number(req.headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
-      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      const body = await readStream(req, config.maxBodyBytes, length);
-      const header = req.headers['inference-header-content-length'];
-      const headerLength = header === undefined ? undefined : Number(header);
-      const answer = await dataplane.inferV2(name, body, headerLength, {
-        ...(rawVersion !== undefined ? { version: parseVersion(rawVersion) } : {}),
-        deadline: started + timeout,
-      });
-      const headers: Record<string, string> = {
-        'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
-        'x-inferrer-model-version': String(answer.version),
-        'server-timing': serverTiming(answer),
-      };
-      if (answer.binary.length === 0) {
-        sendJson(res, 200, answer.json, headers);
-      } else {
-        const json = Buffer.from(answer.json);
-        const total = answer.binary.reduce((n, b) => n + b.length, json.length);
-        res.writeHead(200, { ...headers, 'content-type': 'application/octet-stream', 'content-length': total, 'inference-header-content-length': json.length });
-        res.write(json);
-        for (const b of answer.binary) res.write(b);
-        res.end();
-      }
-      inferenceLine(reqId, res, answer.model, started, answer);
-    } catch (err) {
-      req.resume();
-      sendError(res, err, log, req, reqId);
-      inferenceLine(reqId, res, name, started);
-    }
+  /** What every inference handler gets: its request id, start time, deadline, query and declared length. */
+  interface Ctx {
+    reqId: string;
+    started: number;
+    deadline: number;
+    q: URLSearchParams;
+    length: number | undefined;
   }
 
-  async function predictImages(req: IncomingMessage, res: ServerResponse, name: string, query: string): Promise<void> {
+  /**
+   * The one frame around every inference route: request id, deadline, the access line, and errors. While
+   * the worker drains (SIGTERM), requests that still arrive on open connections are served, with
+   * `Connection: close` so the balancer stops reusing the connection; nothing is refused for draining.
+   */
+  async function serve(req: IncomingMessage, res: ServerResponse, name: string, query: string, work: (ctx: Ctx) => Promise<BatchFacts>): Promise<void> {
     const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
     const started = performance.now();
     try {
-      if (deps.draining()) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
-      const q = new URLSearchParams(query);
+      if (deps.draining()) res.setHeader('connection', 'close');
       const timeout = Math.min(Number(req.headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
       const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
-      const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
-      const version = q.has('version') ? parseVersion(q.get('version')) : undefined;
-      const answer = await dataplane.predictImages(name, images, {
-        ...(version !== undefined ? { version } : {}),
-        uid: reqId,
-        topK: queryInt(q, 'top_k', 5, 1, 1000),
-        raw: q.get('raw') === 'true' || q.get('raw') === '1',
-        ...(q.has('score_threshold') ? { scoreThreshold: queryFraction(q, 'score_threshold') } : {}),
-        ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
-        deadline: started + timeout,
-      });
-      sendJson(res, 200, answer.body, {
-        'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
-        'x-inferrer-model-version': String(answer.version),
-        'server-timing': serverTiming(answer),
-      });
+      const answer = await work({ reqId, started, deadline: started + timeout, q: new URLSearchParams(query), length });
       inferenceLine(reqId, res, answer.model, started, answer);
     } catch (err) {
+      // Drain what is left of the body so the keep-alive connection stays usable.
       req.unpipe();
       req.resume();
       sendError(res, err, log, req, reqId);
@@ -190,35 +131,70 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     }
   }
 
-  async function predict(req: IncomingMessage, res: ServerResponse, name: string, query: string): Promise<void> {
-    const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
-    const started = performance.now();
-    try {
-      if (deps.draining()) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
-      const q = new URLSearchParams(query);
-      const timeout = Math.min(Number(req.headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
-      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      const body = parseJson(await readStream(req, config.maxBodyBytes, length));
-      const version = q.has('version') ? parseVersion(q.get('version')) : undefined;
-      const output = q.get('output') ?? undefined;
-      const answer = await dataplane.predictV1(name, body, {
-        ...(version !== undefined ? { version } : {}),
-        ...(output ? { output } : {}),
-        all: q.get('outputs') === 'all',
-        deadline: started + timeout,
-      });
-      sendJson(res, 200, answer.body, {
-        'x-inferrer-batch': `requests=${answer.batchRequests};rows=${answer.batchRows}`,
-        'x-inferrer-model-version': String(answer.version),
-        'server-timing': serverTiming(answer),
-      });
-      inferenceLine(reqId, res, answer.model, started, answer);
-    } catch (err) {
-      // Drain what is left of the body so the keep-alive connection stays usable.
-      req.resume();
-      sendError(res, err, log, req, reqId);
-      inferenceLine(reqId, res, name, started);
+  const batchHeaders = (a: BatchFacts & { preprocessMs: number }): Record<string, string> => ({
+    'x-inferrer-batch': `requests=${a.batchRequests};rows=${a.batchRows}`,
+    'x-inferrer-model-version': String(a.version),
+    'server-timing': serverTiming(a),
+  });
+
+  const versionOf = (raw: string | null | undefined): { version?: number } => (raw === null || raw === undefined ? {} : { version: parseVersion(raw) });
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('x-modelhost-id', config.id);
+    if (req.method === 'POST') {
+      const url = req.url ?? '';
+      const m = PREDICT.exec(url);
+      if (m) return void serve(req, res, decodeURIComponent(m[1]!), m[2] ?? '', (ctx) => predict(req, res, decodeURIComponent(m[1]!), ctx));
+      const mi = PREDICT_IMAGES.exec(url);
+      if (mi) return void serve(req, res, decodeURIComponent(mi[1]!), mi[2] ?? '', (ctx) => predictImages(req, res, decodeURIComponent(mi[1]!), ctx));
+      const v2 = V2_INFER.exec(url);
+      if (v2) {
+        const version = v2[2] === undefined ? undefined : decodeURIComponent(v2[2]);
+        return void serve(req, res, decodeURIComponent(v2[1]!), '', (ctx) => inferV2(req, res, decodeURIComponent(v2[1]!), version, ctx));
+      }
     }
+    app(req, res);
+  };
+
+  async function inferV2(req: IncomingMessage, res: ServerResponse, name: string, rawVersion: string | undefined, ctx: Ctx): Promise<BatchFacts> {
+    const body = await readStream(req, config.maxBodyBytes, ctx.length);
+    const header = req.headers['inference-header-content-length'];
+    const answer = await dataplane.inferV2(name, body, header === undefined ? undefined : Number(header), { ...versionOf(rawVersion), deadline: ctx.deadline });
+    if (answer.binary.length === 0) {
+      sendJson(res, 200, answer.json, batchHeaders(answer));
+    } else {
+      const json = Buffer.from(answer.json);
+      const total = answer.binary.reduce((n, b) => n + b.length, json.length);
+      res.writeHead(200, { ...batchHeaders(answer), 'content-type': 'application/octet-stream', 'content-length': total, 'inference-header-content-length': json.length });
+      res.write(json);
+      for (const b of answer.binary) res.write(b);
+      res.end();
+    }
+    return answer;
+  }
+
+  async function predictImages(req: IncomingMessage, res: ServerResponse, name: string, { q, length, reqId, deadline }: Ctx): Promise<BatchFacts> {
+    if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
+    const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
+    const answer = await dataplane.predictImages(name, images, {
+      ...versionOf(q.get('version')),
+      uid: reqId,
+      topK: queryInt(q, 'top_k', 5, 1, 1000),
+      raw: q.get('raw') === 'true' || q.get('raw') === '1',
+      ...(q.has('score_threshold') ? { scoreThreshold: queryFraction(q, 'score_threshold') } : {}),
+      ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
+      deadline,
+    });
+    sendJson(res, 200, answer.body, batchHeaders(answer));
+    return answer;
+  }
+
+  async function predict(req: IncomingMessage, res: ServerResponse, name: string, { q, length, deadline }: Ctx): Promise<BatchFacts> {
+    const body = parseJson(await readStream(req, config.maxBodyBytes, length));
+    const output = q.get('output') ?? undefined;
+    const answer = await dataplane.predictV1(name, body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline });
+    sendJson(res, 200, answer.body, batchHeaders(answer));
+    return answer;
   }
 }
 

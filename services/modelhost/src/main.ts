@@ -51,9 +51,14 @@ async function shutdown(signal: string): Promise<void> {
   draining = true;
   log.info('draining', { signal, timeoutMs: config.drainTimeoutMs });
   watcher.stop();
-  server.close();
+  const deadline = Date.now() + config.drainTimeoutMs;
+  // No new connections; requests on open ones are still served (with Connection: close) until each closes.
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
-  await registry!.close(config.drainTimeoutMs);
+  const idle = setInterval(() => server.closeIdleConnections(), 100);
+  await Promise.race([closed, new Promise((r) => setTimeout(r, config.drainTimeoutMs))]);
+  clearInterval(idle);
+  await registry!.close(Math.max(0, deadline - Date.now()));
   log.info('stopped');
   process.exit(0);
 }

@@ -6,8 +6,11 @@
 import { isSafeNumber, parse as parseLossless } from 'lossless-json';
 import { InferrerError } from '../errors.ts';
 
-/** A digit run long enough that a double may not hold it exactly. */
-const LONG_INTEGER = /\d{16,}/;
+/**
+ * An integer token long enough that a double may not hold it exactly. Fraction and exponent digits do not
+ * count (0.12345678901234567 is an ordinary float), so float-heavy bodies keep the native parser.
+ */
+const LONG_INTEGER = /(?<![\d.eE])\d{16,}(?![\d.eE])/;
 const NON_FINITE = /NaN|Infinity/;
 
 export function parseInferenceJson(text: string): unknown {
