@@ -19,6 +19,7 @@ import { stringify as stringifyLossless } from 'lossless-json';
 import tarStream from 'tar-stream';
 import yauzl from 'yauzl';
 import { InferrerError, parseInferenceJson } from '@inferrer/core';
+import { bodyToFile } from '../protocol/body-file.ts';
 import type { ItemLine, JobFormat } from './types.ts';
 
 export const ROW_CHUNK_ITEMS = 128;
@@ -31,24 +32,9 @@ export interface InputLimits {
 
 /** Streams the request body to `file`, refusing more than `maxBytes`; resolves with the byte count. */
 export async function receiveBody(req: IncomingMessage, file: string, maxBytes: number): Promise<number> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(`the job input is larger than the limit of ${maxBytes} bytes (JOBS_MAX_BYTES)`, { limit: maxBytes, got: declared });
-  let size = 0;
-  let complete = false;
-  req.once('end', () => (complete = true));
-  const limiter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      size += chunk.length;
-      cb(size > maxBytes ? tooLarge(`the job input is larger than the limit of ${maxBytes} bytes (JOBS_MAX_BYTES)`, { limit: maxBytes }) : null, chunk);
-    },
-  });
-  try {
-    await pipeline(req, limiter, createWriteStream(file));
-  } catch (err) {
-    if (err instanceof InferrerError) throw err;
-    throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
-  }
-  if (!complete || (Number.isFinite(declared) && size !== declared)) throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
+  const size = await bodyToFile(req, file, maxBytes, (got) =>
+    tooLarge(`the job input is larger than the limit of ${maxBytes} bytes (JOBS_MAX_BYTES)`, got === undefined ? { limit: maxBytes } : { limit: maxBytes, got }),
+  );
   if (size === 0) throw new InferrerError('INVALID_REQUEST', 'the job input is empty: send NDJSON or CSV rows, or a zip/tar of images');
   return size;
 }

@@ -4,14 +4,12 @@
  * staging folder of the store with the size limit enforced while it arrives; a truncated, oversized or
  * refused upload removes its staging folder and leaves the store as it was.
  */
-import { createWriteStream } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { PassThrough, Transform } from 'node:stream';
 import type { Request, Response } from 'express';
 import multer from 'multer';
 import { InferrerError, parseJson, storageError } from '@inferrer/core';
+import { bodyToFile } from './body-file.ts';
 import type { Management } from '../management.ts';
 
 export interface ReceivedUpload {
@@ -42,37 +40,8 @@ export async function receiveUpload(req: Request, res: Response, management: Man
 }
 
 async function receiveRaw(req: Request, staging: string, maxBytes: number): Promise<ReceivedUpload> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
   const file = path.join(staging, 'model.onnx');
-  let size = 0;
-  let complete = false;
-  req.once('end', () => (complete = true));
-  const limiter = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      size += chunk.length;
-      cb(size > maxBytes ? tooLarge(maxBytes) : null, chunk);
-    },
-  });
-  // The request feeds the pipeline through a pass-through, so a failure (disk full, too large) destroys
-  // only our side: the rest of the body is drained and the client reads the error answer, not a reset.
-  const source = new PassThrough();
-  req.pipe(source);
-  // A client that hangs up mid-upload ends the pipeline too (pipe() alone would leave it waiting).
-  req.once('error', (err) => source.destroy(err));
-  req.once('close', () => {
-    if (!complete) source.destroy(new Error('the client closed the connection'));
-  });
-  try {
-    await pipeline(source, limiter, createWriteStream(file));
-  } catch (err) {
-    req.unpipe(source);
-    req.resume();
-    const e = storageError(err);
-    if (e instanceof InferrerError) throw e;
-    throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
-  }
-  if (!complete || (Number.isFinite(declared) && size !== declared)) throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
+  const size = await bodyToFile(req, file, maxBytes, () => tooLarge(maxBytes));
   if (size === 0) throw new InferrerError('INVALID_MODEL', 'the uploaded file is empty');
   const meta = req.headers['x-model-metadata'];
   return { file, metadata: typeof meta === 'string' ? parseJson(meta) : undefined };
