@@ -226,19 +226,12 @@ function fromJson(data: unknown, info: DatatypeInfo, shape: number[], name: stri
 
 function fromBinary(bytes: Buffer, info: DatatypeInfo, count: number, name: string, limits: ValueLimits): Tensor['data'] {
   if (info.v2 === 'BYTES') {
-    const out: string[] = [];
-    let at = 0;
-    while (at < bytes.length) {
-      if (at + 4 > bytes.length) throw bad(`input '${name}': BYTES element ${out.length} has a truncated length prefix`, { input: name });
-      const len = bytes.readUInt32LE(at);
-      at += 4;
-      if (at + len > bytes.length) throw bad(`input '${name}': BYTES element ${out.length} says ${len} bytes but fewer are left`, { input: name });
-      if (len > limits.maxStringBytes) throw bad(`input '${name}' element ${out.length} is longer than ${limits.maxStringBytes} bytes`, { input: name });
-      out.push(bytes.toString('utf8', at, at + len));
-      at += len;
-    }
-    if (out.length !== count) throw bad(`input '${name}' has ${count} elements by its shape but its binary data holds ${out.length}`, { input: name, expected: count, got: out.length });
-    return out;
+    const parts = splitBytes(bytes, name, limits);
+    parts.forEach((b, i) => {
+      if (b.length > limits.maxStringBytes) throw bad(`input '${name}' element ${i} is longer than ${limits.maxStringBytes} bytes`, { input: name });
+    });
+    if (parts.length !== count) throw bad(`input '${name}' has ${count} elements by its shape but its binary data holds ${parts.length}`, { input: name, expected: count, got: parts.length });
+    return parts.map((b) => b.toString('utf8'));
   }
   const expected = count * info.size;
   if (bytes.length !== expected) {
