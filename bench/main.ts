@@ -189,6 +189,7 @@ if (overload) {
   const at4 = overload.points[overload.points.length - 1]!;
   const sat = overload.points[0]!;
   summary.push({ measure: `overload ${at4.clients} clients (4× saturation): failed requests other than 503/429`, value: `${at4.failed} of ${at4.ok + at4.shed + at4.limited + at4.failed} (ok ${at4.ok}, shed ${at4.shed}, limited ${at4.limited})`, target: '0', verdict: verdict(at4.failed === 0) });
+  summary.push({ measure: `overload ${overload.polite.clients} clients honouring Retry-After: ok/s ÷ ok/s at saturation`, value: `${fmt(overload.polite.okPerS / sat.load.rps, 2)} (${fmt(overload.polite.okPerS, 1)} / ${fmt(sat.load.rps, 1)}); p99 ${fmtMs(overload.polite.p99)} ms; failed ${overload.polite.failed}`, target: 'report', verdict: 'report' });
   summary.push({ measure: 'overload: p99 of successes at 4× ÷ at saturation', value: `${fmt(at4.load.p99 / sat.load.p99, 2)} (${fmtMs(at4.load.p99)} / ${fmtMs(sat.load.p99)} ms)`, target: 'bounded', verdict: 'report' });
 }
 if (drift) {

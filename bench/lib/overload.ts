@@ -24,10 +24,50 @@ export interface OverloadPoint {
   rssMb: Record<string, number>;
 }
 
+export interface PoliteResult {
+  clients: number;
+  ok: number;
+  shed: number;
+  failed: number;
+  okPerS: number;
+  p99: number;
+}
+
 export interface OverloadResult {
   queueSize: number;
   maxBatchSize: number;
   points: OverloadPoint[];
+  /** 4× saturation from clients that wait Retry-After after a 503. */
+  polite: PoliteResult;
+}
+
+/** Closed-loop clients that wait what Retry-After says after a 503 or 429, for `seconds`. */
+async function politeClients(url: string, clients: number, seconds: number): Promise<PoliteResult> {
+  const end = performance.now() + seconds * 1000;
+  const latencies: number[] = [];
+  let shed = 0;
+  let failed = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < end) {
+        const t = performance.now();
+        try {
+          const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"values": [1, 2, 3, 4]}', signal: AbortSignal.timeout(30_000) });
+          await res.arrayBuffer();
+          if (res.ok) latencies.push(performance.now() - t);
+          else if (res.status === 503 || res.status === 429) {
+            shed++;
+            const wait = Number(res.headers.get('retry-after') ?? 1) * 1000;
+            await new Promise((r) => setTimeout(r, Math.min(wait, Math.max(0, end - performance.now()))));
+          } else failed++;
+        } catch {
+          failed++;
+        }
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return { clients, ok: latencies.length, shed, failed, okPerS: latencies.length / seconds, p99: latencies[Math.floor(latencies.length * 0.99)] ?? NaN };
 }
 
 async function rssMb(pid: number | undefined): Promise<number> {
@@ -77,14 +117,18 @@ export async function runOverload(opts: BenchOptions, log: (line: string) => voi
       points.push({ clients, load: m.load, ok, shed, limited, failed, rssMb: rss });
       log(`  ${clients} clients: ${fmtRps(m.load.rps)} ok/s, p99 ${fmtMs(m.load.p99)} ms; ok ${ok}, shed (503) ${shed}, limited (429) ${limited}, failed ${failed}`);
     }
-    return { queueSize, maxBatchSize, points };
+    // The same 4× load from clients that do what a 503's Retry-After asks (autocannon retries at once).
+    const polite = await politeClients(`${bc.url}/api/v1/models/slow/prediction`, saturating * 4, Math.max(opts.iris.durationS, 4));
+    log(`  ${saturating * 4} clients honouring Retry-After: ${fmtRps(polite.okPerS)} ok/s, p99 ${fmtMs(polite.p99)} ms; ok ${polite.ok}, shed ${polite.shed}, failed ${polite.failed}`);
+    return { queueSize, maxBatchSize, points, polite };
   } finally {
     await bc.stop();
   }
 }
 
 export function overloadTable(r: OverloadResult): string {
-  return table(
+  const p = r.polite;
+  return `${table(
     ['clients', 'ok/s', 'p50 ms', 'p99 ms (ok)', 'ok', 'shed 503', 'limited 429', 'failed', 'RSS MB (inferrer / modelhosts)'],
     r.points.map((p) => [
       p.clients,
@@ -98,5 +142,5 @@ export function overloadTable(r: OverloadResult): string {
       `${fmt(p.rssMb.inferrer ?? NaN, 0)} / ${Object.entries(p.rssMb).filter(([k]) => k.startsWith('modelhost')).map(([, v]) => fmt(v, 0)).join(' + ')}`,
     ]),
     ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
-  );
+  )}\n${p.clients} clients that wait Retry-After after a 503: ${fmtRps(p.okPerS)} ok/s, p99 ${fmtMs(p.p99)} ms; ok ${p.ok}, shed ${p.shed}, failed ${p.failed}`;
 }
