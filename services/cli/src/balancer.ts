@@ -29,10 +29,14 @@ export function createBalancer(opts: BalancerOptions): http.Server {
   const onAnswer = new WeakMap<http.IncomingMessage, (res: http.IncomingMessage) => void>();
   proxy.on('proxyRes', (proxyRes, req) => onAnswer.get(req)?.(proxyRes));
 
+  let turn = 0;
   function pick(exclude: Set<Target>): Target | undefined {
     const now = Date.now();
     let best: Target | undefined;
-    for (const t of targets) {
+    // Least connections; ties go round-robin (start the scan one further each time), as nginx does.
+    turn = (turn + 1) % targets.length;
+    for (let k = 0; k < targets.length; k++) {
+      const t = targets[(turn + k) % targets.length]!;
       if (exclude.has(t) || t.failedUntil > now) continue;
       if (!best || t.active < best.active) best = t;
     }
