@@ -84,7 +84,9 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     balance: 'least_conn',
     seedDemo: true,
     env: { ...process.env, LOG_LEVEL: 'warn', NGINX_ACCESS_LOG: 'off' },
-    ...(opts.inferrerEnv ? { inferrerEnv: opts.inferrerEnv } : {}),
+    // Every load-generator connection comes from 127.0.0.1: the per-IP rate limit (a guard against one
+    // abusive client, 10 000 req/s by default) would cap the figures, so it is off here (the naive server has none).
+    inferrerEnv: { RATE_LIMIT_IP_RPS: '0', ...opts.inferrerEnv },
     ...(opts.modelhostEnv ? { modelhostEnv: opts.modelhostEnv } : {}),
     sink,
     restart: false,

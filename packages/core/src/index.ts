@@ -10,3 +10,4 @@ export * from './streams.ts';
 export * from './codecs/json-text.ts';
 export * from './codecs/v2.ts';
 export * from './image-spec.ts';
+export * from './frames.ts';

@@ -129,7 +129,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       methods: ['POST', 'GET'],
       pattern: /^\/api\/v1\/models\/([^/?]+)\/prediction\/?(?:\?(.*))?$/,
       forward: async (req, m, reqId) => {
-        const q = new URLSearchParams(m[2] ?? '');
+        const q = m[2] === undefined ? NO_QUERY : new URLSearchParams(m[2]);
         const { body, contentLength } = v1Body(req, q, config.maxBodyBytes);
         return dataplane.predictV1(decodeURIComponent(m[1]!), q, { reqId, body: await smallBody(body, contentLength), contentLength, contentType: 'application/json' });
       },
@@ -185,29 +185,28 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   async function serveFast(f: FastRoute, req: IncomingMessage, res: ServerResponse, m: RegExpExecArray): Promise<void> {
     const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
     const started = performance.now();
-    // Set before writeHead, so the headers written later stay readable for the access line below.
-    res.setHeader('x-request-id', reqId);
-    for (const [h, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(h, v);
-    let bytesOut: number | undefined;
+    let bytesOut = 0;
+    let written: Record<string, string> | undefined;
     try {
       await deps.auth.check(req, req.method ?? 'POST', (req.url ?? '/').split('?')[0]!);
-      bytesOut = await relay(await f.forward(req, m, reqId), res, reqId);
+      const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, SECURITY_HEADERS);
+      ({ bytes: bytesOut, headers: written } = await relay(await f.forward(req, m, reqId), res, extra));
     } catch (err) {
       const e = err instanceof InferrerError ? err : undefined;
       if (e && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) metrics.upstreamErrors.inc({ code: e.code });
       req.resume();
+      if (!res.headersSent) {
+        res.setHeader('x-request-id', reqId);
+        for (const h in SECURITY_HEADERS) res.setHeader(h, SECURITY_HEADERS[h as keyof typeof SECURITY_HEADERS]);
+      }
       sendError(res, err, f.protocol, log, { reqId, method: req.method, path: req.url?.split('?')[0] });
+      bytesOut = Number(res.getHeader('content-length')) || 0;
     }
     const ms = performance.now() - started;
     const bytesIn = Number(req.headers['content-length']) || 0;
-    bytesOut ??= Number(res.getHeader('content-length')) || 0;
-    const labels = { route: f.route, protocol: f.protocol };
-    metrics.requests.inc({ ...labels, status: String(res.statusCode) });
-    metrics.duration.observe(labels, ms / 1000);
-    metrics.requestBytes.inc(labels, bytesIn);
-    metrics.responseBytes.inc(labels, bytesOut);
+    metrics.observe(f.route, f.protocol, res.statusCode, ms / 1000, bytesIn, bytesOut);
     if (logAccess) {
-      const version = res.getHeader('x-inferrer-model-version');
+      const version = written?.['x-inferrer-model-version'];
       access.info('request', {
         reqId,
         method: req.method,
@@ -216,7 +215,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
         protocol: f.protocol,
         model: safeDecode(m[1]!),
         version: version === undefined ? null : Number(version),
-        modelhost: res.getHeader('x-modelhost-id') ?? null,
+        modelhost: written?.['x-modelhost-id'] ?? null,
         status: res.statusCode,
         ms: Number(ms.toFixed(2)),
         bytesIn,
@@ -225,6 +224,9 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     }
   }
 }
+
+/** The query of a request without one (only read). */
+const NO_QUERY = new URLSearchParams();
 
 /** Headers every answer carries on the lean path (express answers get them from helmet). */
 const SECURITY_HEADERS = { 'x-content-type-options': 'nosniff', 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' };

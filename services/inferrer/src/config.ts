@@ -27,6 +27,11 @@ export const InferrerEnvSchema = z
     REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
     /** Keep-alive connections to the load balancer. */
     UPSTREAM_CONNECTIONS: z.coerce.number().int().min(1).max(4096).default(256),
+    /**
+     * Predictions for one model that arrive together (in one turn of the event loop) go to a modelhost as
+     * one framed group of at most this many; 1 sends every prediction on its own. Nothing waits to fill a group.
+     */
+    GROUP_MAX_REQUESTS: z.coerce.number().int().min(1).max(256).default(64),
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
     /** POST /api/v1/models/{name}/import (a model by the URL of its STAC item, as EOTDL publishes them); off by default. */
     MODEL_IMPORT_ENABLED: envFlag().default(false),
@@ -79,6 +84,7 @@ export type InferrerConfig = Readonly<{
   maxBodyBytes: number;
   requestTimeoutMs: number;
   upstreamConnections: number;
+  groupMaxRequests: number;
   drainTimeoutMs: number;
   modelImport: Readonly<{ enabled: boolean; allowedHosts: readonly string[]; apiKey: string | undefined; timeoutMs: number }>;
   redisUrl: string | undefined;
@@ -105,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     maxBodyBytes: e.MAX_BODY_BYTES,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
+    groupMaxRequests: e.GROUP_MAX_REQUESTS,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     modelImport: { enabled: e.MODEL_IMPORT_ENABLED, allowedHosts: e.MODEL_IMPORT_ALLOWED_HOSTS, apiKey: e.EOTDL_API_KEY, timeoutMs: e.MODEL_IMPORT_TIMEOUT_MS },
     redisUrl: e.REDIS_URL,

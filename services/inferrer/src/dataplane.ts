@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
 import { OnlineLoad } from './jobs/pacer.ts';
+import { Grouping } from './grouping.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 export interface ForwardOptions {
@@ -19,6 +20,9 @@ export interface ForwardOptions {
 
 /** Query options a v1 prediction passes on. */
 const V1_QUERY = ['version', 'output', 'outputs'] as const;
+/** Bodies up to this size (read whole already) may travel in a group with others for the same model. */
+const GROUPED_BODY = 65536;
+
 /** Query options an image prediction passes on. */
 const IMAGE_QUERY = ['version', 'top_k', 'raw', 'score_threshold', 'iou_threshold'] as const;
 
@@ -27,10 +31,12 @@ export class DataPlane {
   readonly #config: InferrerConfig;
   /** Online predictions in flight (batch jobs back off while there are any). */
   readonly online = new OnlineLoad();
+  readonly #grouping: Grouping;
 
-  constructor(upstream: Upstream, config: InferrerConfig) {
+  constructor(upstream: Upstream, config: InferrerConfig, onGroup?: (size: number) => void) {
     this.#upstream = upstream;
     this.#config = config;
+    this.#grouping = new Grouping(upstream, { maxRequests: config.groupMaxRequests, timeoutMs: config.requestTimeoutMs, ...(onGroup ? { onGroup } : {}) });
   }
 
   /** FRACTAL v1 prediction: forwards `{"values": …}` to a modelhost; resolves with its 2xx answer. */
@@ -45,7 +51,7 @@ export class DataPlane {
       q.set(k, v);
     }
     const qs = q.toString();
-    return this.#forward(`/v1/models/${encodeURIComponent(name)}/predict${qs ? `?${qs}` : ''}`, opts);
+    return this.#forward(name, `/v1/models/${encodeURIComponent(name)}/predict${qs ? `?${qs}` : ''}`, opts);
   }
 
   /**
@@ -63,7 +69,7 @@ export class DataPlane {
       q.set(k, v);
     }
     const qs = q.toString();
-    return this.#forward(`/v1/models/${encodeURIComponent(name)}/predict-images${qs ? `?${qs}` : ''}`, opts);
+    return this.#forward(name, `/v1/models/${encodeURIComponent(name)}/predict-images${qs ? `?${qs}` : ''}`, opts);
   }
 
   /** Open Inference Protocol infer: forwards the JSON or binary body as it came. */
@@ -75,7 +81,7 @@ export class DataPlane {
       if (!/^\d{1,12}$/.test(opts.headerLength)) throw new InferrerError('INVALID_REQUEST', 'Inference-Header-Content-Length must be a byte count');
       extra['inference-header-content-length'] = opts.headerLength;
     }
-    return this.#forward(`/v2/models/${encodeURIComponent(name)}${version}/infer`, opts, extra);
+    return this.#forward(name, `/v2/models/${encodeURIComponent(name)}${version}/infer`, opts, extra);
   }
 
   /** Which modelhost answers a request (shows the balancing). */
@@ -90,19 +96,32 @@ export class DataPlane {
     return String(body.modelhost ?? res.headers['x-modelhost-id'] ?? 'unknown');
   }
 
-  #forward(path: string, opts: ForwardOptions, extra: Record<string, string> = {}): Promise<UpstreamResponse> {
-    if (opts.priority === 'batch') return this.#send(path, opts, { ...extra, 'x-inferrer-priority': 'batch' });
+  #forward(model: string, path: string, opts: ForwardOptions, extra: Record<string, string> = {}): Promise<UpstreamResponse> {
+    if (opts.priority === 'batch') return this.#send(model, path, opts, { ...extra, 'x-inferrer-priority': 'batch' });
     this.online.begin();
-    return this.#send(path, opts, extra).finally(() => this.online.end());
+    return this.#send(model, path, opts, extra).then(
+      (res) => {
+        this.online.end();
+        return res;
+      },
+      (err: unknown) => {
+        this.online.end();
+        throw err;
+      },
+    );
   }
 
-  #send(path: string, opts: ForwardOptions, extra: Record<string, string>): Promise<UpstreamResponse> {
+  #send(model: string, path: string, opts: ForwardOptions, extra: Record<string, string>): Promise<UpstreamResponse> {
     const headers: Record<string, string> = {
-      ...extra,
       'content-type': opts.contentType ?? 'application/json',
       'x-request-id': opts.reqId,
       'x-request-timeout-ms': String(this.#config.requestTimeoutMs),
     };
+    for (const k in extra) headers[k] = extra[k]!;
+    // Online predictions read whole travel with those that arrive with them (grouping.ts); batch-job
+    // requests already carry many rows each, and streamed bodies go through as they come.
+    const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
+    if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body });
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
     return this.#upstream.request({ method: 'POST', path, headers, body: opts.body, timeoutMs: this.#config.requestTimeoutMs });
   }

@@ -25,7 +25,7 @@ const store = new ModelStore(config.modelDir, { validate: (file, cfg) => inspect
 await store.init();
 const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections);
 const metrics = new InferrerMetrics();
-const dataplane = new DataPlane(upstream, config);
+const dataplane = new DataPlane(upstream, config, (size) => metrics.groupSize.observe(size));
 const management = new Management(store);
 let auth: Auth;
 try {

@@ -28,10 +28,25 @@ export class InferrerMetrics {
     labelNames: ['route', 'protocol'],
     registers: [this.registry],
   });
+  readonly groupSize = new client.Histogram({
+    name: 'inferrer_upstream_group_size',
+    help: 'Predictions sent to a modelhost in one upstream request (those for one model that arrived together)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [this.registry],
+  });
   readonly upstreamErrors = new client.Counter({
     name: 'inferrer_upstream_errors_total',
     help: 'Predictions the load balancer or modelhosts failed to serve, by error code',
     labelNames: ['code'],
     registers: [this.registry],
   });
+
+  /** Counts one answered request: status, duration and bytes, under its route template and protocol. */
+  observe(route: string, protocol: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
+    // prom-client keeps the label object of a new series: one object per call, never changed after.
+    this.duration.observe({ route, protocol }, seconds);
+    this.requestBytes.inc({ route, protocol }, bytesIn);
+    this.responseBytes.inc({ route, protocol }, bytesOut);
+    this.requests.inc({ route, protocol, status: String(status) });
+  }
 }

@@ -7,10 +7,16 @@ import type { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import { InferrerError, fromWire, parseJson } from '@inferrer/core';
 
-export interface UpstreamResponse {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable & { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer>; dump(): Promise<void> };
+type UpstreamHeaders = Record<string, string | string[] | undefined>;
+
+/** A modelhost's answer: streamed (its own HTTP response), or read whole (one frame of a group). */
+export type UpstreamResponse =
+  | { status: number; headers: UpstreamHeaders; body: Readable & { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer>; dump(): Promise<void> }; bytes?: undefined }
+  | { status: number; headers: UpstreamHeaders; bytes: Buffer; body?: undefined };
+
+/** The whole body of an answer as text. */
+export function answerText(res: UpstreamResponse): Promise<string> {
+  return res.bytes ? Promise.resolve(res.bytes.toString('utf8')) : res.body.text();
 }
 
 export interface UpstreamRequest {
@@ -31,8 +37,8 @@ export class Upstream {
   }
 
   /** Sends a request; resolves with any 2xx answer, throws the InferrerError an error answer carries. */
-  async request(req: UpstreamRequest): Promise<UpstreamResponse> {
-    let res: UpstreamResponse;
+  async request(req: UpstreamRequest): Promise<UpstreamResponse & { body: object }> {
+    let res: UpstreamResponse & { body: object };
     try {
       res = (await this.#pool.request({
         method: req.method,
@@ -41,13 +47,13 @@ export class Upstream {
         body: req.body ?? null,
         headersTimeout: req.timeoutMs,
         bodyTimeout: req.timeoutMs,
-      })) as unknown as UpstreamResponse;
+      })) as unknown as UpstreamResponse & { body: object };
       (res as { status: number }).status = (res as unknown as { statusCode: number }).statusCode;
     } catch (err) {
       throw mapTransportError(err);
     }
     if (res.status < 300) return res;
-    throw await errorFromResponse(res);
+    throw errorFromAnswer(res.status, res.headers, await res.body.text().catch(() => ''));
   }
 
   async close(): Promise<void> {
@@ -55,18 +61,19 @@ export class Upstream {
   }
 }
 
-async function errorFromResponse(res: UpstreamResponse): Promise<InferrerError> {
-  const text = await res.body.text().catch(() => '');
-  const type = String(res.headers['content-type'] ?? '');
+/** The InferrerError an error answer carries: a modelhost's own error, or what the balancer's status means. */
+export function errorFromAnswer(status: number, headers: UpstreamHeaders, text: string): InferrerError {
+  const type = String(headers['content-type'] ?? '');
   if (type.includes('application/json')) {
     try {
       const body = parseJson(text) as { error?: unknown };
       const err = fromWire(body.error);
-      if (err.code !== 'INTERNAL' || res.status >= 500) return err;
+      if (err.code !== 'INTERNAL' || status >= 500) return err;
     } catch {
       // fall through: not one of ours
     }
   }
+  const res = { status };
   // The balancer answered for itself.
   if (res.status === 504) return new InferrerError('DEADLINE_EXCEEDED', 'no modelhost answered in time', { upstreamStatus: res.status });
   if (res.status === 413) return new InferrerError('BODY_TOO_LARGE', 'the load balancer refused the body as too large', { upstreamStatus: res.status });
@@ -74,7 +81,7 @@ async function errorFromResponse(res: UpstreamResponse): Promise<InferrerError> 
   return new InferrerError('UPSTREAM_UNAVAILABLE', `no modelhost could serve the request (load balancer answered ${res.status})`, { upstreamStatus: res.status }, { retryAfter: 1 });
 }
 
-function mapTransportError(err: unknown): InferrerError {
+export function mapTransportError(err: unknown): InferrerError {
   if (err instanceof InferrerError) return err;
   if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
     return new InferrerError('DEADLINE_EXCEEDED', 'the modelhosts did not answer before the deadline');

@@ -5,6 +5,8 @@
  *   POST /v1/models/:name/predict   FRACTAL v1 body → v1 answer (query: version, output, outputs=all)
  *   POST /v1/models/:name/predict-images   multipart images → labels or boxes (query: version, top_k, raw,
  *                                   score_threshold, iou_threshold)
+ *   POST /v1/models/:name/group     several v1 predict / v2 infer requests as frames (@inferrer/core frames.ts);
+ *                                   answers come back as frames, each as soon as it is ready
  *   GET  /v1/models                 models loaded here and their state
  *   GET  /v1/models/:name           metadata as this worker sees it
  *   GET  /v1/test/echo?data=…       which worker answered (for /api/test/sendtomodelhost)
@@ -14,7 +16,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
-import { InferrerError, parseJson, parseVersion, readStream } from '@inferrer/core';
+import { FRAMES_CONTENT_TYPE, type FrameHeader, InferrerError, decodeFrames, encodeFrame, parseJson, parseVersion, readStream } from '@inferrer/core';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 import type { BatchFacts, DataPlane } from './dataplane.ts';
@@ -22,7 +24,7 @@ import type { DriftMonitor } from './drift.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { ModelRegistry } from './registry.ts';
 import { receiveImages } from './images.ts';
-import { sendError, sendJson } from './protocol/http.ts';
+import { errorReply, sendError } from './protocol/http.ts';
 
 export interface ModelhostDeps {
   config: ModelhostConfig;
@@ -40,6 +42,11 @@ export interface ModelhostDeps {
 const PREDICT = /^\/v1\/models\/([^/?]+)\/predict(?:\?(.*))?$/;
 const PREDICT_IMAGES = /^\/v1\/models\/([^/?]+)\/predict-images(?:\?(.*))?$/;
 const V2_INFER = /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*)?$/;
+/** The query of a request without one (handlers only read it). */
+const NO_QUERY = new URLSearchParams();
+const GROUP = /^\/v1\/models\/[^/?]+\/group(?:\?.*)?$/;
+/** The most requests one framed group may carry. */
+const MAX_GROUP = 256;
 
 export function createApp(deps: ModelhostDeps): RequestListener {
   const { config, dataplane, registry, metrics } = deps;
@@ -47,13 +54,13 @@ export function createApp(deps: ModelhostDeps): RequestListener {
   const access = deps.logger.child({ module: 'access' });
   const logAccess = config.accessLog && access.isInfoEnabled();
   /** One line per inference, success or not, so a request id greps to its whole path. */
-  const inferenceLine = (reqId: string, res: ServerResponse, model: string, started: number, batch?: { version: number; batchRequests: number; batchRows: number; queueMs: number; computeMs: number }): void => {
+  const inferenceLine = (reqId: string, status: number, model: string, started: number, batch?: { version: number; batchRequests: number; batchRows: number; queueMs: number; computeMs: number }): void => {
     if (!logAccess) return;
     access.info('inference', {
       reqId,
       model,
       version: batch?.version ?? null,
-      status: res.statusCode,
+      status,
       ms: Number((performance.now() - started).toFixed(2)),
       ...(batch ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) } : {}),
     });
@@ -108,30 +115,143 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     length: number | undefined;
   }
 
+  /** An inference answer before it is written: to its own HTTP response, or as one frame of a group. */
+  interface Reply {
+    status: number;
+    headers: Record<string, string>;
+    body: string | Buffer[];
+  }
+
+  /** A handler's answer, and the batch facts for the access line. */
+  interface Answered {
+    reply: Reply;
+    facts: BatchFacts;
+  }
+
+  /** The parts of a request an inference handler reads: whole-body routes get the body read already. */
+  interface Item {
+    path: string;
+    headers: Record<string, string | string[] | undefined>;
+    body: Buffer;
+  }
+
   /**
-   * The one frame around every inference route: request id, deadline, the access line, and errors. While
-   * the worker drains (SIGTERM), requests that still arrive on open connections are served, with
-   * `Connection: close` so the balancer stops reusing the connection; nothing is refused for draining.
+   * The one frame around every inference: request id, deadline, the access line, and errors, which become
+   * error replies (never throws).
    */
-  async function serve(req: IncomingMessage, res: ServerResponse, name: string, query: string, work: (ctx: Ctx) => Promise<BatchFacts>): Promise<void> {
-    const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+  async function serve(headers: Item['headers'], path: string, name: string, query: string, work: (ctx: Ctx) => Promise<Answered>): Promise<Reply> {
+    const reqId = requestIdFrom(headers[REQUEST_ID_HEADER]);
     const started = performance.now();
     try {
-      if (deps.draining()) res.setHeader('connection', 'close');
-      const timeout = Math.min(Number(req.headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
-      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      const answer = await work({ reqId, started, deadline: started + timeout, q: new URLSearchParams(query), length });
-      inferenceLine(reqId, res, answer.model, started, answer);
+      const timeout = Math.min(Number(headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
+      const length = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
+      const { reply, facts } = await work({ reqId, started, deadline: started + timeout, q: query === '' ? NO_QUERY : new URLSearchParams(query), length });
+      inferenceLine(reqId, reply.status, facts.model, started, facts);
+      return reply;
     } catch (err) {
-      // Drain what is left of the body so the keep-alive connection stays usable.
-      req.unpipe();
-      req.resume();
-      sendError(res, err, log, req, reqId);
-      inferenceLine(reqId, res, name, started);
+      const reply = errorReply(err, log, { reqId, method: 'POST', path: path.split('?')[0] });
+      inferenceLine(reqId, reply.status, name, started);
+      return reply;
     }
   }
 
-  const batchHeaders = (a: BatchFacts & { preprocessMs: number }): Record<string, string> => ({
+  /**
+   * Writes a reply to its own response. While the worker drains (SIGTERM), requests that still arrive on
+   * open connections are served, with `Connection: close` so the balancer stops reusing the connection;
+   * nothing is refused for draining.
+   */
+  function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+    if (reply.status >= 300) {
+      // Drain what is left of the body so the keep-alive connection stays usable.
+      req.unpipe();
+      req.resume();
+    }
+    if (deps.draining()) res.setHeader('connection', 'close');
+    if (typeof reply.body === 'string') {
+      res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
+      res.end(reply.body);
+      return;
+    }
+    res.writeHead(reply.status, { ...reply.headers, 'content-length': reply.body.reduce((n, b) => n + b.length, 0) });
+    for (const b of reply.body) res.write(b);
+    res.end();
+  }
+
+  /** Routes an inference request that carries its whole body (v1 predict, v2 infer) to its handler. */
+  function inference(item: Item): Promise<Reply> | undefined {
+    const m = PREDICT.exec(item.path);
+    if (m) return serve(item.headers, item.path, decodeURIComponent(m[1]!), m[2] ?? '', (ctx) => predict(item, decodeURIComponent(m[1]!), ctx));
+    const v2 = V2_INFER.exec(item.path);
+    if (v2) {
+      const version = v2[2] === undefined ? undefined : decodeURIComponent(v2[2]);
+      return serve(item.headers, item.path, decodeURIComponent(v2[1]!), '', (ctx) => inferV2(item, decodeURIComponent(v2[1]!), version, ctx));
+    }
+    return undefined;
+  }
+
+  /** Reads the body, then answers (errors reading it are answered the same way as errors inferring). */
+  async function whole(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
+    const path = req.url ?? '';
+    const started = performance.now();
+    let reply: Reply | undefined;
+    try {
+      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+      const body = await readStream(req, config.maxBodyBytes, length);
+      reply = await inference({ path, headers: req.headers, body });
+    } catch (err) {
+      const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+      reply = errorReply(err, log, { reqId, method: 'POST', path: path.split('?')[0] });
+      inferenceLine(reqId, reply.status, name, started);
+    }
+    send(req, res, reply!);
+  }
+
+  /**
+   * A group of predictions in one framed body (the Inferrer sends those that arrive together for one
+   * model): each runs as if it came alone, and its answer goes back as a frame as soon as it is ready.
+   * Answers ready in the same turn of the event loop share one write.
+   */
+  async function group(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let items: { header: FrameHeader; body: Buffer }[];
+    try {
+      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+      items = decodeFrames(await readStream(req, config.maxBodyBytes, length), { maxHeaderBytes: 65536, maxBodyBytes: config.maxBodyBytes });
+      if (items.length === 0 || items.length > MAX_GROUP) throw new InferrerError('INVALID_REQUEST', `a group carries 1 to ${MAX_GROUP} requests (got ${items.length})`);
+    } catch (err) {
+      return send(req, res, errorReply(err, log, { reqId: requestIdFrom(undefined), method: 'POST', path: (req.url ?? '').split('?')[0] }));
+    }
+    if (deps.draining()) res.setHeader('connection', 'close');
+    res.writeHead(200, { 'content-type': FRAMES_CONTENT_TYPE });
+    let left = items.length;
+    let out: Buffer[] = [];
+    let scheduled = false;
+    const flush = (): void => {
+      scheduled = false;
+      const chunk = out.length === 1 ? out[0]! : Buffer.concat(out);
+      out = [];
+      if (left === 0) res.end(chunk);
+      else res.write(chunk);
+    };
+    items.forEach(({ header, body }, i) => {
+      const path = typeof header.path === 'string' ? header.path : '';
+      const headers = (typeof header.headers === 'object' && header.headers !== null ? header.headers : {}) as Item['headers'];
+      const reply =
+        inference({ path, headers, body }) ??
+        Promise.resolve(errorReply(new InferrerError('ROUTE_NOT_FOUND', `a group carries only predictions (v1 predict, v2 infer), not ${path.slice(0, 200)}`), log, { reqId: requestIdFrom(headers[REQUEST_ID_HEADER]), method: 'POST', path: path.slice(0, 200) }));
+      void reply.then((r) => {
+        left--;
+        r.headers['x-modelhost-id'] = config.id;
+        out.push(encodeFrame({ i, status: r.status, headers: r.headers }, typeof r.body === 'string' ? r.body : Buffer.concat(r.body)));
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      });
+    });
+  }
+
+  const batchHeaders = (a: BatchFacts, contentType: string): Record<string, string> => ({
+    'content-type': contentType,
     'x-inferrer-batch': `requests=${a.batchRequests};rows=${a.batchRows}`,
     'x-inferrer-model-version': String(a.version),
     'server-timing': serverTiming(a),
@@ -144,36 +264,30 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     if (req.method === 'POST') {
       const url = req.url ?? '';
       const m = PREDICT.exec(url);
-      if (m) return void serve(req, res, decodeURIComponent(m[1]!), m[2] ?? '', (ctx) => predict(req, res, decodeURIComponent(m[1]!), ctx));
-      const mi = PREDICT_IMAGES.exec(url);
-      if (mi) return void serve(req, res, decodeURIComponent(mi[1]!), mi[2] ?? '', (ctx) => predictImages(req, res, decodeURIComponent(mi[1]!), ctx));
+      if (m) return void whole(req, res, decodeURIComponent(m[1]!));
       const v2 = V2_INFER.exec(url);
-      if (v2) {
-        const version = v2[2] === undefined ? undefined : decodeURIComponent(v2[2]);
-        return void serve(req, res, decodeURIComponent(v2[1]!), '', (ctx) => inferV2(req, res, decodeURIComponent(v2[1]!), version, ctx));
+      if (v2) return void whole(req, res, decodeURIComponent(v2[1]!));
+      if (GROUP.test(url)) return void group(req, res);
+      const mi = PREDICT_IMAGES.exec(url);
+      if (mi) {
+        const name = decodeURIComponent(mi[1]!);
+        return void serve(req.headers, url, name, mi[2] ?? '', (ctx) => predictImages(req, name, ctx)).then((reply) => send(req, res, reply));
       }
     }
     app(req, res);
   };
 
-  async function inferV2(req: IncomingMessage, res: ServerResponse, name: string, rawVersion: string | undefined, ctx: Ctx): Promise<BatchFacts> {
-    const body = await readStream(req, config.maxBodyBytes, ctx.length);
-    const header = req.headers['inference-header-content-length'];
-    const answer = await dataplane.inferV2(name, body, header === undefined ? undefined : Number(header), { ...versionOf(rawVersion), deadline: ctx.deadline });
-    if (answer.binary.length === 0) {
-      sendJson(res, 200, answer.json, batchHeaders(answer));
-    } else {
-      const json = Buffer.from(answer.json);
-      const total = answer.binary.reduce((n, b) => n + b.length, json.length);
-      res.writeHead(200, { ...batchHeaders(answer), 'content-type': 'application/octet-stream', 'content-length': total, 'inference-header-content-length': json.length });
-      res.write(json);
-      for (const b of answer.binary) res.write(b);
-      res.end();
-    }
-    return answer;
+  async function inferV2(item: Item, name: string, rawVersion: string | undefined, ctx: Ctx): Promise<Answered> {
+    const header = item.headers['inference-header-content-length'];
+    const answer = await dataplane.inferV2(name, item.body, header === undefined ? undefined : Number(header), { ...versionOf(rawVersion), deadline: ctx.deadline });
+    if (answer.binary.length === 0) return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.json }, facts: answer };
+    const json = Buffer.from(answer.json);
+    const headers = batchHeaders(answer, 'application/octet-stream');
+    headers['inference-header-content-length'] = String(json.length);
+    return { reply: { status: 200, headers, body: [json, ...answer.binary] }, facts: answer };
   }
 
-  async function predictImages(req: IncomingMessage, res: ServerResponse, name: string, { q, length, reqId, deadline }: Ctx): Promise<BatchFacts> {
+  async function predictImages(req: IncomingMessage, name: string, { q, length, reqId, deadline }: Ctx): Promise<Answered> {
     if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
     const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
     const answer = await dataplane.predictImages(name, images, {
@@ -185,16 +299,14 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
       deadline,
     });
-    sendJson(res, 200, answer.body, batchHeaders(answer));
-    return answer;
+    return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
   }
 
-  async function predict(req: IncomingMessage, res: ServerResponse, name: string, { q, length, deadline }: Ctx): Promise<BatchFacts> {
-    const body = parseJson(await readStream(req, config.maxBodyBytes, length));
+  async function predict(item: Item, name: string, { q, deadline }: Ctx): Promise<Answered> {
+    const body = parseJson(item.body);
     const output = q.get('output') ?? undefined;
     const answer = await dataplane.predictV1(name, body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline });
-    sendJson(res, 200, answer.body, batchHeaders(answer));
-    return answer;
+    return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
   }
 }
 

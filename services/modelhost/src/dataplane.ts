@@ -174,18 +174,27 @@ export class DataPlane {
   ): Promise<E & BatchFacts> {
     const name = parseModelName(rawName);
     const started = performance.now();
-    let labels = { model: '', version: '' };
+    let seen: LoadedModel | undefined;
     try {
       const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, deadline, decode, (m) => {
-        labels = { model: m.name, version: String(m.version) };
+        seen = m;
       });
-      const encoded = encode(model, decoded, result.outputs);
+      const encoded = encode(model, decoded, result.outputs) as E & BatchFacts;
       if (drift) this.#drift!.outputs(model, drift, result.outputs);
-      this.#metrics.requests.inc({ ...labels, code: 'OK' });
-      this.#metrics.requestDuration.observe(labels, (performance.now() - started) / 1000);
-      return { ...encoded, model: model.name, version: model.version, batchRequests: result.batchRequests, batchRows: result.batchRows, queueMs: result.queueMs, computeMs: result.computeMs, preprocessMs };
+      const v = String(model.version);
+      this.#metrics.requestDuration.observe({ model: model.name, version: v }, (performance.now() - started) / 1000);
+      this.#metrics.requests.inc({ model: model.name, version: v, code: 'OK' });
+      encoded.model = model.name;
+      encoded.version = model.version;
+      encoded.batchRequests = result.batchRequests;
+      encoded.batchRows = result.batchRows;
+      encoded.queueMs = result.queueMs;
+      encoded.computeMs = result.computeMs;
+      encoded.preprocessMs = preprocessMs;
+      return encoded;
     } catch (err) {
       const code = (err as InferrerError).code ?? 'INTERNAL';
+      const labels = seen ? { model: seen.name, version: String(seen.version) } : { model: '', version: '' };
       this.#metrics.requests.inc({ ...labels, code });
       if (statusOf(toInferrerError(err)) >= 500) this.#metrics.errors.inc({ ...labels, code });
       throw err;

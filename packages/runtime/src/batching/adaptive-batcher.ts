@@ -62,6 +62,7 @@ export class AdaptiveBatcher {
   #timer: NodeJS.Timeout | undefined;
   #timerAt = 0;
   #inflight = 0;
+  #pumpQueued = false;
   #idleWaiters: (() => void)[] = [];
 
   constructor(runner: BatchRunner, options: BatcherOptions, observer: BatchObserver = {}) {
@@ -90,7 +91,13 @@ export class AdaptiveBatcher {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ inputs, rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: performance.now(), deadline, resolve, reject });
-      this.#pump();
+      // Requests that arrive together (a group from the Inferrer, or several reads in one turn) reach here
+      // in the same run of microtasks: cutting the batch after them lets them share it, instead of the
+      // first running alone while the rest wait for the slot.
+      if (!this.#pumpQueued) {
+        this.#pumpQueued = true;
+        queueMicrotask(this.#queuedPump);
+      }
     });
   }
 
@@ -99,6 +106,11 @@ export class AdaptiveBatcher {
     if (this.#queue.length === 0 && this.#inflight === 0) return Promise.resolve();
     return new Promise((r) => this.#idleWaiters.push(r));
   }
+
+  readonly #queuedPump = (): void => {
+    this.#pumpQueued = false;
+    this.#pump();
+  };
 
   #pump(): void {
     this.#expire(performance.now());

@@ -14,6 +14,7 @@ import { parse as parseLossless, stringify as stringifyLossless } from 'lossless
 import { InferrerError, toInferrerError } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
 import type { DataPlane } from '../dataplane.ts';
+import { answerText } from '../upstream.ts';
 import { chunkSize, type JobStore } from './job-store.ts';
 import { type Pacer, sleep } from './pacer.ts';
 import { FINAL_STATES, type ItemLine, type JobRecord, type ResultLine } from './types.ts';
@@ -200,7 +201,7 @@ export class JobRunner {
           const opts = { reqId: `${job.id}-${items[0]!.i}`, body, contentLength: Buffer.byteLength(body), contentType, priority: 'batch' as const };
           // Images go to the same route a multipart image prediction takes (decoded on the modelhost).
           const res = await (image ? dataplane.predictImages(job.model, q, opts) : dataplane.predictV1(job.model, q, opts));
-          return res.body.text();
+          return answerText(res);
         }, signal);
         pacer.success();
         return image ? parseImageAnswer(text) : parseAnswer(text, items.length);

@@ -7,11 +7,21 @@ const PASS_HEADERS = ['x-modelhost-id', 'x-inferrer-batch', 'x-inferrer-model-ve
 /** Answers up to this size are read whole and written with one call; larger ones stream. */
 const SMALL_ANSWER = 65536;
 
-export async function relay(up: UpstreamResponse, res: ServerResponse, reqId: string): Promise<number> {
-  const headers: Record<string, string> = { 'content-type': String(up.headers['content-type'] ?? 'application/json'), 'x-request-id': reqId };
+/**
+ * Writes the answer with `extra` headers added (request id, security headers) and returns the headers it
+ * wrote (for the access line) and the body bytes.
+ */
+export async function relay(up: UpstreamResponse, res: ServerResponse, extra: Record<string, string>): Promise<{ bytes: number; headers: Record<string, string> }> {
+  const headers: Record<string, string> = Object.assign({ 'content-type': String(up.headers['content-type'] ?? 'application/json') }, extra);
   for (const h of PASS_HEADERS) {
     const v = up.headers[h];
     if (typeof v === 'string') headers[h] = v;
+  }
+  if (up.bytes) {
+    headers['content-length'] = String(up.bytes.length);
+    res.writeHead(up.status, headers);
+    res.end(up.bytes);
+    return { bytes: up.bytes.length, headers };
   }
   const length = up.headers['content-length'];
   if (typeof length === 'string' && Number(length) <= SMALL_ANSWER) {
@@ -19,7 +29,7 @@ export async function relay(up: UpstreamResponse, res: ServerResponse, reqId: st
     headers['content-length'] = String(buf.length);
     res.writeHead(up.status, headers);
     res.end(buf);
-    return buf.length;
+    return { bytes: buf.length, headers };
   }
   if (typeof length === 'string') headers['content-length'] = length;
   res.writeHead(up.status, headers);
@@ -29,5 +39,5 @@ export async function relay(up: UpstreamResponse, res: ServerResponse, reqId: st
     if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
   }
   res.end();
-  return bytes;
+  return { bytes, headers };
 }

@@ -9,16 +9,22 @@ export function sendJson(res: ServerResponse, status: number, body: string | obj
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, err: unknown, log: Logger, req: IncomingMessage, reqId: string): void {
+/** An error as the answer to send: status of its kind, `Retry-After` where it has one, logged once here. */
+export function errorReply(err: unknown, log: Logger, at: { reqId: string; method: string | undefined; path: string | undefined }): { status: number; headers: Record<string, string>; body: string } {
   const e: InferrerError = toInferrerError(err);
   const status = statusOf(e);
-  if (status >= 500) log.error('request failed', { reqId, method: req.method, path: req.url?.split('?')[0], status, err: e.cause ?? e });
-  else log.info('request refused', { reqId, method: req.method, path: req.url?.split('?')[0], status, err: { type: e.name, code: e.code, message: e.message } });
+  if (status >= 500) log.error('request failed', { ...at, status, err: e.cause ?? e });
+  else log.info('request refused', { ...at, status, err: { type: e.name, code: e.code, message: e.message } });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (e.retryAfter !== undefined) headers['retry-after'] = String(e.retryAfter);
+  return { status, headers, body: JSON.stringify({ error: e.toJSON() }) };
+}
+
+export function sendError(res: ServerResponse, err: unknown, log: Logger, req: IncomingMessage, reqId: string): void {
+  const reply = errorReply(err, log, { reqId, method: req.method, path: req.url?.split('?')[0] });
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const headers: Record<string, string> = {};
-  if (e.retryAfter !== undefined) headers['retry-after'] = String(e.retryAfter);
-  sendJson(res, status, { error: e.toJSON() }, headers);
+  sendJson(res, reply.status, reply.body, reply.headers);
 }

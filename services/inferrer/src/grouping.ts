@@ -1,0 +1,157 @@
+/**
+ * Groups predictions on their way to the modelhosts. Predictions for one model that arrive in the same
+ * turn of the event loop go to the load balancer as one framed request (@inferrer/core frames.ts) to
+ * `/v1/models/{name}/group`; the modelhost runs each as if it came alone (the batcher puts them in one
+ * batch) and streams back one frame per answer as soon as it is ready. Under load this turns N HTTP
+ * exchanges through nginx and the modelhost's HTTP layer into one; at low load a group has one member,
+ * which goes out as an ordinary request. Nothing waits to fill a group: it is cut when the turn ends.
+ *
+ * Each member keeps its own request id (the group's X-Request-Id lists them all, so nginx's access line
+ * names every one), deadline, status and headers. A group that breaks off part-way (a modelhost killed
+ * while answering) is sent once more for the members not yet answered: inference has no side effects,
+ * the same reasoning that lets nginx retry a POST.
+ */
+import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError } from '@inferrer/core';
+import { encodeFrame } from '@inferrer/core';
+import { type Upstream, type UpstreamResponse, errorFromAnswer, mapTransportError } from './upstream.ts';
+
+export interface GroupMember {
+  /** The model: members are grouped by it (consistent hashing in nginx keys on it too). */
+  model: string;
+  /** The modelhost route the member would take alone, query included. */
+  path: string;
+  /** x-request-id, content-type, x-request-timeout-ms and any protocol header. */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface GroupingOptions {
+  /** Most members in one group; 1 turns grouping off. */
+  maxRequests: number;
+  timeoutMs: number;
+  /** Called with each group's size as it is sent (a metric). */
+  onGroup?: (size: number) => void;
+}
+
+/** A group's body stays under this; a member that would cross it starts the next group. */
+const MAX_GROUP_BYTES = 1024 * 1024;
+/** The group's X-Request-Id (every member's id, comma-separated) stays under this (nginx's header buffer is 8k). */
+const MAX_ID_LIST = 4096;
+
+interface Pending extends GroupMember {
+  resolve(answer: UpstreamResponse): void;
+  reject(err: unknown): void;
+}
+
+export class Grouping {
+  readonly #upstream: Upstream;
+  readonly #opts: GroupingOptions;
+  #pending = new Map<string, Pending[]>();
+  #scheduled = false;
+
+  constructor(upstream: Upstream, opts: GroupingOptions) {
+    this.#upstream = upstream;
+    this.#opts = opts;
+  }
+
+  /** Sends a member, alone or in the group it arrives with; resolves with its 2xx answer, throws its error. */
+  send(member: GroupMember): Promise<UpstreamResponse> {
+    if (this.#opts.maxRequests <= 1) return this.#alone(member);
+    return new Promise((resolve, reject) => {
+      const list = this.#pending.get(member.model);
+      const p: Pending = { model: member.model, path: member.path, headers: member.headers, body: member.body, resolve, reject };
+      if (list) list.push(p);
+      else this.#pending.set(member.model, [p]);
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(this.#flush);
+      }
+    });
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const all = this.#pending;
+    this.#pending = new Map();
+    for (const [model, members] of all) {
+      let group: Pending[] = [];
+      let bytes = 0;
+      let ids = 0;
+      for (const m of members) {
+        const id = m.headers['x-request-id']!.length + 1;
+        if (group.length > 0 && (group.length >= this.#opts.maxRequests || bytes + m.body.length > MAX_GROUP_BYTES || ids + id > MAX_ID_LIST)) {
+          this.#dispatch(model, group);
+          group = [];
+          bytes = 0;
+          ids = 0;
+        }
+        group.push(m);
+        bytes += m.body.length;
+        ids += id;
+      }
+      this.#dispatch(model, group);
+    }
+  };
+
+  #dispatch(model: string, group: Pending[]): void {
+    this.#opts.onGroup?.(group.length);
+    if (group.length === 1) {
+      const m = group[0]!;
+      this.#alone(m).then(m.resolve, m.reject);
+      return;
+    }
+    void this.#sendGroup(model, group, false);
+  }
+
+  #alone(m: GroupMember): Promise<UpstreamResponse> {
+    const headers = Object.assign({}, m.headers);
+    headers['content-length'] = String(m.body.length);
+    return this.#upstream.request({ method: 'POST', path: m.path, headers, body: m.body, timeoutMs: this.#opts.timeoutMs });
+  }
+
+  async #sendGroup(model: string, group: Pending[], retry: boolean): Promise<void> {
+    const answered = new Uint8Array(group.length);
+    let left = group.length;
+    let begun = false;
+    let failure: unknown;
+    const reader = new FrameReader((header, body) => {
+      const i = header.i;
+      if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= group.length || answered[i]) throw new InferrerError('INTERNAL', `a modelhost answered a group with a frame for member ${String(i)}`);
+      const status = typeof header.status === 'number' ? header.status : 500;
+      const headers = (typeof header.headers === 'object' && header.headers !== null ? header.headers : {}) as Record<string, string>;
+      answered[i] = 1;
+      left--;
+      if (status < 300) group[i]!.resolve({ status, headers, bytes: body });
+      else group[i]!.reject(errorFromAnswer(status, headers, body.toString('utf8')));
+    });
+    try {
+      const body = Buffer.concat(group.map((m) => encodeFrame({ path: m.path, headers: m.headers }, m.body)));
+      const res = await this.#upstream.request({
+        method: 'POST',
+        path: `/v1/models/${encodeURIComponent(model)}/group`,
+        headers: {
+          'content-type': FRAMES_CONTENT_TYPE,
+          'content-length': String(body.length),
+          'x-request-id': group.map((m) => m.headers['x-request-id']).join(','),
+          'x-request-timeout-ms': String(this.#opts.timeoutMs),
+        },
+        body,
+        timeoutMs: this.#opts.timeoutMs,
+      });
+      begun = true;
+      for await (const chunk of res.body) reader.push(chunk as Buffer);
+    } catch (err) {
+      failure = err instanceof InferrerError ? err : mapTransportError(err);
+    }
+    if (left === 0) return;
+    const rest = group.filter((_, i) => !answered[i]);
+    // A modelhost that does not know groups yet (a rolling upgrade): each member goes on its own.
+    if (!begun && (failure as InferrerError | undefined)?.code === 'ROUTE_NOT_FOUND') {
+      for (const m of rest) this.#alone(m).then(m.resolve, m.reject);
+      return;
+    }
+    if (begun && !retry) return this.#sendGroup(model, rest, true);
+    const err = failure ?? new InferrerError('UPSTREAM_UNAVAILABLE', 'a modelhost stopped answering part-way through a group of predictions', { answered: group.length - rest.length, of: group.length }, { retryAfter: 1 });
+    for (const m of rest) m.reject(err);
+  }
+}
