@@ -65,21 +65,19 @@ describe('AdaptiveBatcher with iris', () => {
     close(result.outputs.probabilities!.data as Float32Array, alone[i]!.probabilities!.data as Float32Array, 1e-6, `probabilities of row ${i}`);
   }
 
-  test('20 requests that arrive while the slot is busy share runs, and each gets its own answer', async () => {
+  test('20 requests that arrive together share runs from the first one on, and each gets its own answer', async () => {
     const obs = recorder();
     const batcher = new AdaptiveBatcher(iris, BATCHING, obs);
     const results = await Promise.all(ROWS.map((row) => batcher.infer({ input: f32(1, row) }, 1, soon())));
-    // The first runs at once; the other 19 queue behind it and leave in batches of at most 8.
+    // The batch is cut after the whole burst is in: batches of at most 8, the first one included.
     assert.deepEqual(obs.batches, [
-      [1, 1],
       [8, 8],
       [8, 8],
-      [3, 3],
+      [4, 4],
     ]);
-    assert.ok(obs.batches.length < ROWS.length);
     assert.deepEqual(
       results.map((r) => r.batchRequests),
-      [1, ...Array(8).fill(8), ...Array(8).fill(8), 3, 3, 3],
+      [...Array(8).fill(8), ...Array(8).fill(8), 4, 4, 4, 4],
     );
     assert.ok(results.every((r) => r.batchRows === r.batchRequests));
     results.forEach((r, i) => assertSameAsAlone(r, i));
@@ -92,7 +90,7 @@ describe('AdaptiveBatcher with iris', () => {
   test('requests of several rows are stacked and split back, never past maxBatchSize', async () => {
     const obs = recorder();
     const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxBatchSize: 4 }, obs);
-    // Rows per request; the first runs alone at once, the rest queue.
+    // Rows per request, all arriving together.
     const sizes = [1, 3, 2, 1, 2, 2, 1, 3, 1];
     let next = 0;
     const requests = sizes.map((n) => {
@@ -130,8 +128,12 @@ describe('AdaptiveBatcher with iris', () => {
   test('a full queue refuses with QUEUE_FULL and a Retry-After', async () => {
     const obs = recorder();
     const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueSize: 2 }, obs);
-    // The first runs at once (not queued); two wait; the fourth finds the queue full.
-    const ps = ROWS.slice(0, 4).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon()));
+    // The first takes the slot; two wait behind it; the fourth finds the queue full.
+    const ps = [batcher.infer({ input: f32(1, ROWS[0]!) }, 1, soon())];
+    // The batch is cut in a microtask: after it, the first is running (iris finishes within a turn, so no setImmediate).
+    await Promise.resolve();
+    assert.equal(batcher.inflight, 1);
+    ps.push(...ROWS.slice(1, 4).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon())));
     assert.equal(batcher.depth, 2);
     await assert.rejects(ps[3]!, (err: unknown) => {
       assert.ok(err instanceof InferrerError);
@@ -146,6 +148,18 @@ describe('AdaptiveBatcher with iris', () => {
     assert.deepEqual(obs.rejected, ['QUEUE_FULL']);
     // Once the queue drains, requests are taken again.
     assertSameAsAlone(await batcher.infer({ input: f32(1, ROWS[5]!) }, 1, soon()), 5);
+  });
+
+  test('requests an idle slot takes at once do not count against the queue', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueSize: 2 }, obs);
+    // Eight start in the idle slot's first batch, two wait: all ten are taken; the eleventh is refused.
+    const ps = ROWS.slice(0, 11).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon()).then(() => 'ok', (e: InferrerError) => e.code));
+    assert.deepEqual(await Promise.all(ps), [...Array(10).fill('ok'), 'QUEUE_FULL']);
+    assert.deepEqual(obs.batches, [
+      [8, 8],
+      [2, 2],
+    ]);
   });
 
   test('a deadline already past is DEADLINE_EXCEEDED without running', async () => {
@@ -234,6 +248,7 @@ describe('AdaptiveBatcher with slow.onnx', () => {
       const started = performance.now();
       let firstDone = 0;
       const first = batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon()).then((r) => ((firstDone = performance.now()), r));
+      await new Promise(setImmediate);
       const late = batcher.infer({ x: f32(1, [5, 6, 7, 8]) }, 1, performance.now() + 40);
       await assert.rejects(late, (err: unknown) => {
         assert.ok(err instanceof InferrerError);
@@ -260,14 +275,15 @@ describe('AdaptiveBatcher with slow.onnx', () => {
     try {
       const obs = recorder();
       const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 2 }, obs);
-      const ps = [1, 2, 3, 4].map((v) => batcher.infer({ x: f32(1, [v, v, v, v]) }, 1, soon(3000)));
+      const ps = [1, 2, 3, 4, 5, 6].map((v) => batcher.infer({ x: f32(1, [v, v, v, v]) }, 1, soon(3000)));
+      await new Promise(setImmediate);
       assert.equal(batcher.inflight, 2);
       assert.equal(batcher.depth, 2);
       const results = await Promise.all(ps);
       results.forEach((r, i) => assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [i + 1, i + 1, i + 1, i + 1]));
       assert.deepEqual(
         results.map((r) => r.batchRequests),
-        [1, 1, 2, 2],
+        [2, 2, 2, 2, 2, 2],
       );
     } finally {
       await slow.dispose();
@@ -314,10 +330,7 @@ describe('AdaptiveBatcher with other models', () => {
         b: { type: 'int64' as const, dims: [1, 1], data: new BigInt64Array([BigInt(i * 100)]) },
       }));
       const results = await Promise.all(reqs.map((r) => batcher.infer(r, 1, soon())));
-      assert.deepEqual(obs.batches, [
-        [1, 1],
-        [4, 4],
-      ]);
+      assert.deepEqual(obs.batches, [[5, 5]]);
       results.forEach((r, i) => {
         assert.deepEqual(r.outputs.sum!.dims, [1, 1]);
         assert.deepEqual(Array.from(r.outputs.sum!.data as Float32Array), [i + i + 0.5 + i * 100]);

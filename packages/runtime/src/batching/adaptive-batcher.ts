@@ -1,7 +1,8 @@
 /**
  * AdaptiveBatcher: the per-model, per-worker dynamic batcher. Requests wait in one bounded FIFO queue;
  * whenever an execution slot is free, a batch is cut from the head of the queue once it holds
- * `maxBatchSize` rows or its oldest request has waited `maxQueueDelayMs`. Only requests that stack
+ * `maxBatchSize` rows or its oldest request has waited `maxQueueDelayMs`. A batch is cut after the requests
+ * that arrive together (in one run of microtasks) are all in, so a burst shares its first batch. Only requests that stack
  * (same input names, types and non-batch dims) share a batch; the rest wait their turn in order, so
  * none starves. A full queue refuses new work with QUEUE_FULL; a request past its deadline leaves the
  * queue with DEADLINE_EXCEEDED.
@@ -83,7 +84,8 @@ export class AdaptiveBatcher {
   }
 
   infer(inputs: NamedTensors, rows: number, deadline: number): Promise<InferResult> {
-    if (this.#queue.length >= this.options.maxQueueSize) {
+    // Requests that idle slots take at the next cut never wait: they do not count against the queue.
+    if (this.#queue.length - this.#runner.idle * this.options.maxBatchSize >= this.options.maxQueueSize) {
       this.#observer.onRejected?.('QUEUE_FULL');
       return Promise.reject(
         new InferrerError('QUEUE_FULL', `the queue for this model is full (${this.options.maxQueueSize} requests waiting)`, { limit: this.options.maxQueueSize }, { retryAfter: 1 }),

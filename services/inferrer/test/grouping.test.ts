@@ -1,0 +1,150 @@
+/**
+ * The Inferrer's grouping against upstreams that misbehave in ways a real modelhost cannot be made to on
+ * cue: one that dies part-way through answering a group, one that keeps dying, and one that predates
+ * groups. Each is a real HTTP server on 127.0.0.1 speaking the frame format; the happy path through real
+ * modelhosts is in test/e2e/grouping.test.ts.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { FRAMES_CONTENT_TYPE, decodeFrames, encodeFrame, readStream } from '@inferrer/core';
+import { Grouping } from '../src/grouping.ts';
+import { Upstream, answerText } from '../src/upstream.ts';
+
+interface Seen {
+  path: string;
+  members: string[];
+}
+
+/** A server that answers each member with `{"echo": <its body>}`; `behave` may cut the answer short. */
+async function upstream(behave: (seen: Seen[], frames: Buffer[], res: http.ServerResponse) => void): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
+  const seen: Seen[] = [];
+  const server = http.createServer(async (req, res) => {
+    const body = await readStream(req, 1 << 20);
+    if (req.url!.endsWith('/group')) {
+      const members = decodeFrames(body);
+      seen.push({ path: req.url!, members: members.map((m) => m.body.toString()) });
+      const frames = members.map((m, i) => encodeFrame({ i, status: 200, headers: { 'content-type': 'application/json', 'x-modelhost-id': 'stub' } }, JSON.stringify({ echo: m.body.toString() })));
+      res.writeHead(200, { 'content-type': FRAMES_CONTENT_TYPE });
+      behave(seen, frames, res);
+      return;
+    }
+    seen.push({ path: req.url!, members: [body.toString()] });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ echo: body.toString() }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers) await c();
+});
+
+async function setup(behave: Parameters<typeof upstream>[0], maxRequests = 64): Promise<{ grouping: Grouping; seen: Seen[]; sizes: number[] }> {
+  const u = await upstream(behave);
+  const up = new Upstream(u.url, 8);
+  closers.push(async () => {
+    await up.close();
+    await u.close();
+  });
+  const sizes: number[] = [];
+  return { grouping: new Grouping(up, { maxRequests, timeoutMs: 5000, onGroup: (n) => sizes.push(n) }), seen: u.seen, sizes };
+}
+
+const member = (k: number) => ({ model: 'm', path: '/v1/models/m/predict', headers: { 'x-request-id': `r${k}`, 'content-type': 'application/json' }, body: Buffer.from(`{"k":${k}}`) });
+
+/** Sends `n` members in one turn; settles each to its echo text or its error code. */
+async function sendAll(g: Grouping, n: number): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: n }, (_, k) =>
+      g.send(member(k)).then(
+        async (r) => JSON.parse(await answerText(r)).echo as string,
+        (e: { code?: string }) => `error ${e.code}`,
+      ),
+    ),
+  );
+}
+
+describe('grouping', () => {
+  test('members sent in one turn go as groups of at most maxRequests; each gets its own answer', async () => {
+    const { grouping, seen, sizes } = await setup((_s, frames, res) => res.end(Buffer.concat(frames.reverse())), 4);
+    const out = await sendAll(grouping, 10);
+    assert.deepEqual(out, Array.from({ length: 10 }, (_, k) => `{"k":${k}}`), 'answers match members even when frames come back out of order');
+    assert.deepEqual(sizes, [4, 4, 2]);
+    assert.deepEqual(seen.map((s) => s.members.length), [4, 4, 2]);
+    assert.ok(seen.every((s) => s.path === '/v1/models/m/group'));
+  });
+
+  test('a lone member goes as an ordinary request', async () => {
+    const { grouping, seen } = await setup(() => assert.fail('no group expected'));
+    assert.deepEqual(await sendAll(grouping, 1), ['{"k":0}']);
+    assert.deepEqual(seen, [{ path: '/v1/models/m/predict', members: ['{"k":0}'] }]);
+  });
+
+  test('maxRequests 1 turns grouping off', async () => {
+    const { grouping, seen } = await setup(() => assert.fail('no group expected'), 1);
+    assert.equal((await sendAll(grouping, 5)).length, 5);
+    assert.deepEqual(seen.map((s) => s.path), Array(5).fill('/v1/models/m/predict'));
+  });
+
+  test('a group that breaks off part-way is sent again for the members not yet answered', async () => {
+    const { grouping, seen } = await setup((s, frames, res) => {
+      if (s.length === 1) {
+        // The first attempt answers two members, then the worker "dies".
+        res.write(Buffer.concat(frames.slice(0, 2)), () => res.destroy());
+      } else res.end(Buffer.concat(frames));
+    });
+    const out = await sendAll(grouping, 6);
+    assert.deepEqual(out, Array.from({ length: 6 }, (_, k) => `{"k":${k}}`));
+    assert.equal(seen.length, 2);
+    assert.deepEqual(seen[1]!.members, ['{"k":2}', '{"k":3}', '{"k":4}', '{"k":5}'], 'only the unanswered members are sent again');
+  });
+
+  test('a group that breaks off twice fails its unanswered members with UPSTREAM_UNAVAILABLE (retryable), never a wrong answer', async () => {
+    const { grouping, seen } = await setup((_s, frames, res) => res.write(frames[0], () => res.destroy()));
+    const out = await sendAll(grouping, 4);
+    // Each attempt answers its first member before it dies: k0 on the first, k1 on the retry.
+    assert.deepEqual(out, ['{"k":0}', '{"k":1}', 'error UPSTREAM_UNAVAILABLE', 'error UPSTREAM_UNAVAILABLE']);
+    assert.equal(seen.length, 2);
+  });
+
+  test('an upstream without the group route (a rolling upgrade) gets every member on its own', async () => {
+    const u = await upstream(() => undefined);
+    const old = http.createServer(async (req, res) => {
+      const body = await readStream(req, 1 << 20);
+      if (req.url!.endsWith('/group')) {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: 'no route' } }));
+        return;
+      }
+      u.seen.push({ path: req.url!, members: [body.toString()] });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ echo: body.toString() }));
+    });
+    await new Promise<void>((r) => old.listen(0, '127.0.0.1', r));
+    const up = new Upstream(`http://127.0.0.1:${(old.address() as AddressInfo).port}`, 4);
+    closers.push(async () => {
+      await up.close();
+      await new Promise((r) => old.close(r));
+      await u.close();
+    });
+    const out = await sendAll(new Grouping(up, { maxRequests: 64, timeoutMs: 5000 }), 5);
+    assert.deepEqual(out, Array.from({ length: 5 }, (_, k) => `{"k":${k}}`));
+    assert.equal(u.seen.length, 5);
+  });
+
+  test('an error frame rejects its member with the error it carries; the others resolve', async () => {
+    const { grouping } = await setup((_s, frames, res) => {
+      const err = encodeFrame({ i: 1, status: 503, headers: { 'content-type': 'application/json', 'retry-after': '1' } }, JSON.stringify({ error: { code: 'QUEUE_FULL', message: 'full' } }));
+      res.end(Buffer.concat([frames[0]!, err, frames[2]!]));
+    });
+    assert.deepEqual(await sendAll(grouping, 3), ['{"k":0}', 'error QUEUE_FULL', '{"k":2}']);
+  });
+});

@@ -1,0 +1,160 @@
+/**
+ * Grouping (services/inferrer/src/grouping.ts): predictions for one model that arrive together travel to a
+ * modelhost as one framed request, and each still gets exactly the answer, status, error and request id it
+ * would get alone. Driven through a real cluster (Inferrer → balancer → 2 modelhosts), and against a
+ * modelhost's group route directly.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { FRAMES_CONTENT_TYPE, decodeFrames, encodeFrame } from '@inferrer/core';
+import { type TestCluster, api, startTestCluster } from '../helpers/cluster.ts';
+
+let c: TestCluster;
+before(async () => {
+  c = await startTestCluster();
+});
+after(async () => {
+  await c?.close();
+});
+
+/** Rows of each iris class, and some between them. */
+const ROWS = [
+  [5.1, 3.5, 1.4, 0.2],
+  [6.7, 2.5, 5.8, 1.8],
+  [5.9, 3.0, 4.2, 1.5],
+  [4.9, 3.0, 1.4, 0.2],
+  [6.3, 3.3, 6.0, 2.5],
+  [5.7, 2.8, 4.1, 1.3],
+  [6.0, 2.2, 5.0, 1.5],
+  [5.5, 2.4, 3.8, 1.1],
+];
+
+async function metric(name: string): Promise<number> {
+  const text = await (await fetch(`${c.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+async function predict(row: number[], id: string, query = ''): Promise<{ status: number; id: string | null; body: any; batch: string | null }> {
+  const r = await api(c.url, `/api/v1/models/iris/prediction${query}`, { json: { values: row }, headers: { 'x-request-id': id } });
+  return { status: r.status, id: r.headers.get('x-request-id'), body: r.body, batch: r.headers.get('x-inferrer-batch') };
+}
+
+describe('grouping predictions on their way to the modelhosts', () => {
+  test('concurrent predictions travel in groups, and each gets the answer it gets alone, under its own request id', async () => {
+    const alone = new Map<number, unknown>();
+    for (const [i, row] of ROWS.entries()) {
+      const r = await predict(row, `alone-${i}`, '?outputs=all');
+      assert.equal(r.status, 200);
+      alone.set(i, r.body.outputs);
+    }
+    const groupsBefore = await metric('inferrer_upstream_group_size_count');
+    const membersBefore = await metric('inferrer_upstream_group_size_sum');
+    const n = 96;
+    const answers = await Promise.all(Array.from({ length: n }, (_, k) => predict(ROWS[k % ROWS.length]!, `together-${k}`, '?outputs=all')));
+    for (const [k, a] of answers.entries()) {
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      assert.equal(a.id, `together-${k}`);
+      assert.deepEqual(a.body.outputs, alone.get(k % ROWS.length), `member ${k} answers as it does alone`);
+    }
+    const groups = (await metric('inferrer_upstream_group_size_count')) - groupsBefore;
+    const members = (await metric('inferrer_upstream_group_size_sum')) - membersBefore;
+    assert.equal(members, n, 'every prediction went upstream exactly once');
+    assert.ok(groups < n, `${n} concurrent predictions went in fewer upstream requests (${groups})`);
+    // Shared batches show on the answers too.
+    assert.ok(answers.some((a) => Number(/requests=(\d+)/.exec(a.batch ?? '')?.[1]) > 1), 'some answers ran in a shared batch');
+  });
+
+  test('a bad member gets its own 4xx; the members beside it are answered normally', async () => {
+    const good = (k: number): Promise<{ status: number; body: any }> => predict(ROWS[k % ROWS.length]!, `good-${k}`);
+    const bad: [string, () => Promise<{ status: number; body: any }>, number, string][] = [
+      ['wrong shape', () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [1, 2, 3] } }), 400, 'INVALID_INPUT'],
+      ['non-numeric', () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: ['a', 'b', 'c', 'd'] } }), 400, 'INVALID_INPUT'],
+      ['bad JSON', () => api(c.url, '/api/v1/models/iris/prediction', { body: '{"values": [1,', headers: { 'content-type': 'application/json' }, method: 'POST' }), 400, 'INVALID_JSON'],
+      ['missing version', () => api(c.url, '/api/v1/models/iris/prediction?version=999', { json: { values: ROWS[0] } }), 404, 'VERSION_NOT_FOUND'],
+      ['v2 wrong datatype', () => api(c.url, '/v2/models/iris/infer', { json: { inputs: [{ name: 'input', shape: [1, 4], datatype: 'INT8', data: [1, 2, 3, 4] }] } }), 400, 'INVALID_INPUT'],
+    ];
+    const all = await Promise.all([...Array.from({ length: 24 }, (_, k) => good(k)), ...bad.map(([, f]) => f()), ...Array.from({ length: 24 }, (_, k) => good(k + 24))]);
+    const goods = [...all.slice(0, 24), ...all.slice(24 + bad.length)];
+    for (const g of goods) assert.equal(g.status, 200, JSON.stringify(g.body));
+    for (const [i, [what, , status, code]] of bad.entries()) {
+      const r = all[24 + i]!;
+      assert.equal(r.status, status, `${what}: ${JSON.stringify(r.body)}`);
+      // v1 errors carry {error: {code}}, v2 errors {error: message, code}.
+      assert.equal(r.body?.error?.code ?? r.body?.code, code, `${what}: ${JSON.stringify(r.body)}`);
+    }
+  });
+
+  test("nginx's access line names every member of a group, so a request id greps through all three services", async () => {
+    const ids = Array.from({ length: 32 }, (_, k) => `grep-me-${k}-${Date.now()}`);
+    await Promise.all(ids.map((id, k) => predict(ROWS[k % ROWS.length]!, id)));
+    const balancer = c.balancer.kind === 'nginx' ? 'nginx' : 'balancer';
+    const deadline = Date.now() + 5000;
+    for (const id of ids) {
+      for (;;) {
+        const inferrer = c.jsonLogs('inferrer').some((l) => l.reqId === id);
+        const modelhost = c.logs.some((l) => l.name.startsWith('modelhost') && l.line.includes(`"reqId":"${id}"`) && l.line.includes('"inference"'));
+        const lb = balancer !== 'nginx' || c.logs.some((l) => l.name === 'nginx' && l.line.includes(id));
+        if (inferrer && modelhost && lb) break;
+        if (Date.now() > deadline) assert.fail(`request ${id} not in every log: inferrer ${inferrer}, modelhost ${modelhost}, nginx ${lb}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  });
+});
+
+describe("a modelhost's group route", () => {
+  const post = async (body: Buffer, type = FRAMES_CONTENT_TYPE): Promise<{ status: number; type: string | null; body: Buffer }> => {
+    const res = await fetch(`${c.modelhosts[0]!.url}/v1/models/iris/group`, { method: 'POST', headers: { 'content-type': type }, body });
+    return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
+  };
+  const member = (path: string, body: string, id: string): Buffer => encodeFrame({ path, headers: { 'x-request-id': id, 'content-type': 'application/json' } }, body);
+
+  test('answers each member as a frame naming it by index, with its own status and headers', async () => {
+    const r = await post(
+      Buffer.concat([
+        member('/v1/models/iris/predict', JSON.stringify({ values: ROWS[1] }), 'm0'),
+        member('/v1/models/nope/predict', JSON.stringify({ values: ROWS[1] }), 'm1'),
+        member('/v1/models/iris/predict-images', '', 'm2'),
+        member('/v1/models/iris/predict', '{"values": [1, 2]}', 'm3'),
+        member('/v2/models/iris/infer', JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: ROWS[2] }] }), 'm4'),
+      ]),
+    );
+    assert.equal(r.status, 200);
+    assert.equal(r.type, FRAMES_CONTENT_TYPE);
+    const frames = decodeFrames(r.body);
+    const byIndex = new Map(frames.map((f) => [f.header.i as number, f]));
+    assert.deepEqual([...byIndex.keys()].sort(), [0, 1, 2, 3, 4], 'one frame per member');
+    const json = (i: number): any => JSON.parse(byIndex.get(i)!.body.toString());
+    const status = (i: number): unknown => byIndex.get(i)!.header.status;
+    const headers = (i: number): Record<string, string> => byIndex.get(i)!.header.headers as Record<string, string>;
+    assert.equal(status(0), 200);
+    assert.deepEqual(json(0).values, [2]);
+    assert.match(headers(0)['x-inferrer-batch']!, /^requests=\d+;rows=\d+$/);
+    assert.equal(headers(0)['x-modelhost-id'], c.modelhosts[0]!.id);
+    assert.equal(status(1), 404);
+    assert.equal(json(1).error.code, 'MODEL_NOT_FOUND');
+    assert.equal(status(2), 404, 'images are not carried in groups');
+    assert.equal(json(2).error.code, 'ROUTE_NOT_FOUND');
+    assert.equal(status(3), 400);
+    assert.equal(json(3).error.code, 'INVALID_INPUT');
+    assert.equal(status(4), 200);
+    assert.equal(json(4).outputs[0].name.length > 0, true);
+  });
+
+  test('a malformed group is one 400 INVALID_REQUEST, and the worker keeps serving', async () => {
+    const cut = member('/v1/models/iris/predict', JSON.stringify({ values: ROWS[0] }), 'x');
+    for (const body of [cut.subarray(0, cut.length - 3), Buffer.from('not frames at all'), Buffer.alloc(0)]) {
+      const r = await post(body);
+      assert.equal(r.status, 400, r.body.toString());
+      assert.equal(JSON.parse(r.body.toString()).error.code, 'INVALID_REQUEST');
+    }
+    const tooMany = Buffer.concat(Array.from({ length: 257 }, (_, k) => member('/v1/models/iris/predict', JSON.stringify({ values: ROWS[0] }), `t${k}`)));
+    const r = await post(tooMany);
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.body.toString()).error.message, /1 to 256 requests/);
+    const ok = await post(member('/v1/models/iris/predict', JSON.stringify({ values: ROWS[0] }), 'after'));
+    assert.equal(ok.status, 200);
+    assert.equal(decodeFrames(ok.body)[0]!.header.status, 200);
+  });
+});
