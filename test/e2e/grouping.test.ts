@@ -105,7 +105,7 @@ describe('grouping predictions on their way to the modelhosts', () => {
 
 describe("a modelhost's group route", () => {
   const post = async (body: Buffer, type = FRAMES_CONTENT_TYPE): Promise<{ status: number; type: string | null; body: Buffer }> => {
-    const res = await fetch(`${c.modelhosts[0]!.url}/v1/models/iris/group`, { method: 'POST', headers: { 'content-type': type }, body });
+    const res = await fetch(`${c.modelhosts[0]!.url}/v1/models/iris/group`, { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(body) });
     return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
   };
   const member = (path: string, body: string, id: string): Buffer => encodeFrame({ path, headers: { 'x-request-id': id, 'content-type': 'application/json' } }, body);
