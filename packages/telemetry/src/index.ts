@@ -2,3 +2,4 @@ export * from './logger.ts';
 export * from './request-id.ts';
 export * from './metrics.ts';
 export * from './env-config.ts';
+export * from './log-output.ts';

@@ -3,6 +3,7 @@
  * `logger.child({module})`; requests add `reqId`. Errors go under `err` as {type, code, message, stack}.
  */
 import winston from 'winston';
+import { batchedStdout } from './log-output.ts';
 
 export type Logger = winston.Logger;
 
@@ -33,7 +34,7 @@ export function errorFields(err: Error, withStack = true): Record<string, unknow
 export interface LoggerOptions {
   service: string;
   level?: LogLevel;
-  /** Defaults to stdout; tests pass a stream to read lines back. */
+  /** Defaults to stdout, batched (log-output.ts); tests pass a stream to read lines back. */
   stream?: NodeJS.WritableStream;
 }
 
@@ -51,6 +52,6 @@ export function createLogger(opts: LoggerOptions): Logger {
       })(),
       winston.format.json(),
     ),
-    transports: [opts.stream ? new winston.transports.Stream({ stream: opts.stream }) : new winston.transports.Console()],
+    transports: [new winston.transports.Stream({ stream: opts.stream ?? batchedStdout() })],
   });
 }

@@ -3,7 +3,7 @@
  *   inferrer start     run a local cluster (Inferrer + MODELHOSTS modelhosts + load balancer) with demo models
  *   inferrer jobs …    submit batch jobs, follow them, fetch their results (jobs-command.ts)
  */
-import { exitOnConfigError } from '@inferrer/telemetry';
+import { batchedStdout, exitOnConfigError } from '@inferrer/telemetry';
 import { loadConfig } from './config.ts';
 import { JOBS_USAGE, jobsCommand } from './jobs-command.ts';
 import { type Cluster, startCluster } from './launcher.ts';
@@ -51,8 +51,10 @@ try {
 }
 
 const width = 'modelhost-00'.length;
+// Every service's lines pass through here: batched, one write per turn rather than one per line.
+const out = batchedStdout();
 const sink = (name: string, line: string): void => {
-  process.stdout.write(`${name.padEnd(width)} | ${line}\n`);
+  out.write(`${name.padEnd(width)} | ${line}\n`);
 };
 
 const demoAuthOff = !config.API_KEYS_FILE && config.AUTH_DISABLED === undefined;
@@ -80,7 +82,8 @@ try {
 }
 
 const example = `curl -X POST ${cluster.url}/api/v1/models/iris/prediction -H 'Content-Type: application/json' -d '{"values": [2, 5, 1, 4]}'`;
-process.stdout.write(
+// Through the same batched output as the service lines, so the banner stays in order with them.
+out.write(
   [
     '',
     `Inferrer is up at ${cluster.url}`,
