@@ -3,3 +3,4 @@ export * from './request-id.ts';
 export * from './metrics.ts';
 export * from './env-config.ts';
 export * from './log-output.ts';
+export * from './launcher-link.ts';

@@ -1,4 +1,5 @@
 /** The built-in balancer as its own process (the launcher starts it when nginx is not on the PATH). */
+import { stopWithLauncher } from '@inferrer/telemetry';
 import { createBalancer } from './balancer.ts';
 
 const upstreams = (process.env.UPSTREAMS ?? '').split(',').filter(Boolean);
@@ -16,3 +17,7 @@ server.listen(port, process.env.HOST ?? '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ level: 'info', service: 'balancer', msg: 'built-in least-connections balancer listening', port, upstreams })}\n`);
 });
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
+stopWithLauncher(() => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});

@@ -115,6 +115,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           env: { ...opts.env, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id },
           cwd: REPO_ROOT,
           restart: opts.restart,
+          linked: true,
         },
         opts.sink,
       );
@@ -163,6 +164,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           env: { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs) },
           cwd: REPO_ROOT,
           restart: opts.restart,
+          linked: true,
         },
         opts.sink,
       );
@@ -190,6 +192,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
           },
           cwd: REPO_ROOT,
           restart: opts.restart,
+          linked: true,
         },
         opts.sink,
       );
@@ -207,6 +210,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         env: { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl, ...(metrics ? { METRICS_URL: metrics.url } : {}) },
         cwd: REPO_ROOT,
         restart: opts.restart,
+        linked: true,
       },
       opts.sink,
     );

@@ -13,6 +13,11 @@ export interface ProcessSpec {
   cwd?: string;
   /** Start again after an unexpected exit. */
   restart: boolean;
+  /**
+   * Standard input is a pipe from the launcher, and INFERRER_LAUNCHED=1 tells the service to stop when it
+   * ends (@inferrer/telemetry stopWithLauncher): our Node services. nginx cannot, and gets none.
+   */
+  linked?: boolean;
 }
 
 export type LineSink = (name: string, line: string) => void;
@@ -44,7 +49,16 @@ export class ManagedProcess {
     this.#startedAt = Date.now();
     // Its own process group: when it dies, whatever it started (nginx's workers) goes with it, and Ctrl-C
     // reaches only the launcher, which stops the services in order.
-    const child = spawn(this.spec.command, this.spec.args, { env: this.spec.env, cwd: this.spec.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const linked = this.spec.linked === true;
+    const child = spawn(this.spec.command, this.spec.args, {
+      env: linked ? { ...this.spec.env, INFERRER_LAUNCHED: '1' } : this.spec.env,
+      cwd: this.spec.cwd,
+      stdio: [linked ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    // Nothing is ever written to it; its end (this process gone) is the message. Errors writing to a
+    // child that exited are not ours to report.
+    child.stdin?.on('error', () => undefined);
     this.#child = child;
     for (const stream of [child.stdout!, child.stderr!]) {
       createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => this.#sink(this.spec.name, line));

@@ -2,7 +2,7 @@
 import http from 'node:http';
 import { ModelStore } from '@inferrer/model-store';
 import { inspectModel } from '@inferrer/runtime';
-import { createLogger, exitOnConfigError } from '@inferrer/telemetry';
+import { createLogger, exitOnConfigError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { Auth } from './auth.ts';
 import { type InferrerConfig, loadConfig } from './config.ts';
@@ -75,3 +75,4 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
+stopWithLauncher((reason) => void shutdown(reason));

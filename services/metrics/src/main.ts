@@ -1,6 +1,6 @@
 /** Metrics service entry point: config → collectors → HTTP; SIGTERM stops. */
 import http from 'node:http';
-import { createLogger, exitOnConfigError } from '@inferrer/telemetry';
+import { createLogger, exitOnConfigError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { type MetricsConfig, loadConfig } from './config.ts';
 import { createExporter } from './exporter.ts';
@@ -41,3 +41,4 @@ function shutdown(signal: string): void {
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
+stopWithLauncher(shutdown);

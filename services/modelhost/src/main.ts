@@ -1,7 +1,7 @@
 /** Modelhost entry point: config → store, registry, watcher → HTTP → SIGTERM drains. */
 import http from 'node:http';
 import { ModelStore } from '@inferrer/model-store';
-import { createLogger, exitOnConfigError } from '@inferrer/telemetry';
+import { createLogger, exitOnConfigError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { loadConfig, type ModelhostConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
@@ -64,3 +64,4 @@ async function shutdown(signal: string): Promise<void> {
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
+stopWithLauncher((reason) => void shutdown(reason));
