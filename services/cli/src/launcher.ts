@@ -4,7 +4,7 @@
  * service gets the launcher's environment plus its own variables (the same names docker-compose sets).
  * The e2e tests start clusters through this module too.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -154,6 +154,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       );
       proc.start();
       started.push(proc);
+      closers.push(guardNginx(path.join(prefix, 'nginx.pid')));
       balancer = { kind: 'nginx', description: `nginx ${nginxVersion(nginx)} (${opts.balance === 'hash' ? 'consistent hash on the model name' : 'least connections'})`, process: proc };
     } else {
       const proc = new ManagedProcess(
@@ -252,4 +253,27 @@ export async function waitHealthy(url: string, deadline: number, what: string): 
 function nginxVersion(bin: string): string {
   const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
   return /nginx\/([\d.]+)/.exec(`${r.stdout}${r.stderr}`)?.[1] ?? '';
+}
+
+/**
+ * nginx cannot notice that the launcher is gone (the Node services do: @inferrer/telemetry
+ * stopWithLauncher). A tiny shell guard does it for nginx: it reads a pipe from the launcher until the
+ * launcher's process ends (however it ends), then asks nginx to quit via its pid file. A normal stop
+ * kills the guard first. Returns that stop.
+ */
+function guardNginx(pidFile: string): () => void {
+  const guard = spawn('sh', ['-c', 'cat > /dev/null; pid=$(cat "$1" 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null', 'inferrer-nginx-guard', pidFile], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    detached: true,
+  });
+  guard.stdin!.on('error', () => undefined);
+  guard.on('error', () => undefined);
+  guard.unref();
+  return () => {
+    try {
+      guard.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
 }
