@@ -142,6 +142,24 @@ describe("a modelhost's group route", () => {
     assert.equal(json(4).outputs[0].name.length > 0, true);
   });
 
+  test('a batch-job request (X-Inferrer-Priority: batch) is served and logged as one', async () => {
+    const id = `prio-${Date.now()}`;
+    const res = await fetch(`${c.modelhosts[0]!.url}/v1/models/iris/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': id, 'x-inferrer-priority': 'batch' },
+      body: JSON.stringify({ values: ROWS[1] }),
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(((await res.json()) as { values: unknown }).values, [2]);
+    const deadline = Date.now() + 5000;
+    let line: Record<string, unknown> | undefined;
+    while (!line && Date.now() < deadline) {
+      line = c.jsonLogs(c.modelhosts[0]!.id).find((l) => l.reqId === id && l.msg === 'inference');
+      if (!line) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(line?.priority, 'batch', JSON.stringify(line));
+  });
+
   test('a malformed group is one 400 INVALID_REQUEST, and the worker keeps serving', async () => {
     const cut = member('/v1/models/iris/predict', JSON.stringify({ values: ROWS[0] }), 'x');
     for (const body of [cut.subarray(0, cut.length - 3), Buffer.from('not frames at all'), Buffer.alloc(0)]) {

@@ -270,6 +270,44 @@ describe('AdaptiveBatcher with slow.onnx', () => {
     }
   });
 
+  test('batch-job requests wait behind online ones and fill the room online ones leave in a batch', async () => {
+    const slow = await OnnxSession.load(SLOW);
+    try {
+      const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 3 });
+      const order: string[] = [];
+      const run = (tag: string, priority: 'online' | 'batch'): Promise<number> =>
+        batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon(10_000), priority).then((r) => order.push(`${tag}/${r.batchRequests}`));
+      const first = run('first', 'online');
+      await Promise.resolve();
+      assert.equal(batcher.inflight, 1);
+      await Promise.all([first, run('b1', 'batch'), run('b2', 'batch'), run('o1', 'online'), run('b3', 'batch'), run('o2', 'online')]);
+      // o1 and o2 arrived after b1 and b2 but leave first; b1 takes the one row they leave; b2 and b3 follow.
+      assert.deepEqual(order, ['first/1', 'o1/3', 'o2/3', 'b1/3', 'b2/2', 'b3/2']);
+    } finally {
+      await slow.dispose();
+    }
+  });
+
+  test('a batch-job request that has waited batchPromotionMs goes ahead of later online ones (none starves)', async () => {
+    const slow = await OnnxSession.load(SLOW);
+    try {
+      for (const [promotionMs, expected] of [
+        [60_000, ['first', 'o1', 'o2', 'o3', 'b1']],
+        [20, ['first', 'b1', 'o1', 'o2', 'o3']],
+      ] as const) {
+        const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 1, batchPromotionMs: promotionMs });
+        const order: string[] = [];
+        const run = (tag: string, priority: 'online' | 'batch'): Promise<number> => batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon(20_000), priority).then(() => order.push(tag));
+        const first = run('first', 'online');
+        await Promise.resolve();
+        await Promise.all([first, run('b1', 'batch'), run('o1', 'online'), run('o2', 'online'), run('o3', 'online')]);
+        assert.deepEqual(order, expected, `batchPromotionMs ${promotionMs}`);
+      }
+    } finally {
+      await slow.dispose();
+    }
+  });
+
   test('with two slots, two batches run at once', async () => {
     const slow = await OnnxSession.load(SLOW, { instances: 2 });
     try {

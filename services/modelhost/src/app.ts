@@ -21,6 +21,7 @@ import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemet
 import type { ModelhostConfig } from './config.ts';
 import type { BatchFacts, DataPlane } from './dataplane.ts';
 import type { DriftMonitor } from './drift.ts';
+import type { Priority } from '@inferrer/runtime';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { ModelRegistry } from './registry.ts';
 import { receiveImages } from './images.ts';
@@ -54,13 +55,14 @@ export function createApp(deps: ModelhostDeps): RequestListener {
   const access = deps.logger.child({ module: 'access' });
   const logAccess = config.accessLog && access.isInfoEnabled();
   /** One line per inference, success or not, so a request id greps to its whole path. */
-  const inferenceLine = (reqId: string, status: number, model: string, started: number, batch?: { version: number; batchRequests: number; batchRows: number; queueMs: number; computeMs: number }): void => {
+  const inferenceLine = (reqId: string, status: number, model: string, started: number, batch?: { version: number; batchRequests: number; batchRows: number; queueMs: number; computeMs: number }, priority: Priority = 'online'): void => {
     if (!logAccess) return;
     access.info('inference', {
       reqId,
       model,
       version: batch?.version ?? null,
       status,
+      ...(priority === 'batch' ? { priority } : {}),
       ms: Number((performance.now() - started).toFixed(2)),
       ...(batch ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) } : {}),
     });
@@ -111,6 +113,8 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     reqId: string;
     started: number;
     deadline: number;
+    /** `X-Inferrer-Priority: batch` (batch-job requests) waits behind online requests in the batcher. */
+    priority: Priority;
     q: URLSearchParams;
     length: number | undefined;
   }
@@ -142,15 +146,16 @@ export function createApp(deps: ModelhostDeps): RequestListener {
   async function serve(headers: Item['headers'], path: string, name: string, query: string, work: (ctx: Ctx) => Promise<Answered>): Promise<Reply> {
     const reqId = requestIdFrom(headers[REQUEST_ID_HEADER]);
     const started = performance.now();
+    const priority: Priority = headers['x-inferrer-priority'] === 'batch' ? 'batch' : 'online';
     try {
       const timeout = Math.min(Number(headers['x-request-timeout-ms']) || config.requestTimeoutMs, config.requestTimeoutMs);
       const length = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
-      const { reply, facts } = await work({ reqId, started, deadline: started + timeout, q: query === '' ? NO_QUERY : new URLSearchParams(query), length });
-      inferenceLine(reqId, reply.status, facts.model, started, facts);
+      const { reply, facts } = await work({ reqId, started, deadline: started + timeout, priority, q: query === '' ? NO_QUERY : new URLSearchParams(query), length });
+      inferenceLine(reqId, reply.status, facts.model, started, facts, priority);
       return reply;
     } catch (err) {
       const reply = errorReply(err, log, { reqId, method: 'POST', path: path.split('?')[0] });
-      inferenceLine(reqId, reply.status, name, started);
+      inferenceLine(reqId, reply.status, name, started, undefined, priority);
       return reply;
     }
   }
@@ -279,7 +284,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
 
   async function inferV2(item: Item, name: string, rawVersion: string | undefined, ctx: Ctx): Promise<Answered> {
     const header = item.headers['inference-header-content-length'];
-    const answer = await dataplane.inferV2(name, item.body, header === undefined ? undefined : Number(header), { ...versionOf(rawVersion), deadline: ctx.deadline });
+    const answer = await dataplane.inferV2(name, item.body, header === undefined ? undefined : Number(header), { ...versionOf(rawVersion), deadline: ctx.deadline, priority: ctx.priority });
     if (answer.binary.length === 0) return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.json }, facts: answer };
     const json = Buffer.from(answer.json);
     const headers = batchHeaders(answer, 'application/octet-stream');
@@ -287,7 +292,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     return { reply: { status: 200, headers, body: [json, ...answer.binary] }, facts: answer };
   }
 
-  async function predictImages(req: IncomingMessage, name: string, { q, length, reqId, deadline }: Ctx): Promise<Answered> {
+  async function predictImages(req: IncomingMessage, name: string, { q, length, reqId, deadline, priority }: Ctx): Promise<Answered> {
     if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
     const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
     const answer = await dataplane.predictImages(name, images, {
@@ -298,14 +303,15 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       ...(q.has('score_threshold') ? { scoreThreshold: queryFraction(q, 'score_threshold') } : {}),
       ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
       deadline,
+      priority,
     });
     return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
   }
 
-  async function predict(item: Item, name: string, { q, deadline }: Ctx): Promise<Answered> {
+  async function predict(item: Item, name: string, { q, deadline, priority }: Ctx): Promise<Answered> {
     const body = parseJson(item.body);
     const output = q.get('output') ?? undefined;
-    const answer = await dataplane.predictV1(name, body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline });
+    const answer = await dataplane.predictV1(name, body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority });
     return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
   }
 }

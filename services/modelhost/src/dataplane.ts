@@ -18,19 +18,24 @@ import {
   toInferrerError,
 } from '@inferrer/core';
 import { resolvePipeline } from '@inferrer/model-store';
-import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageTransform, type InferResult, imagesToTensor } from '@inferrer/runtime';
+import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageTransform, type InferResult, type Priority, imagesToTensor } from '@inferrer/runtime';
 import { type ImageAnswerOptions, type ReceivedImage, encodeImageAnswer } from './images.ts';
 import type { DriftMonitor, Pending } from './drift.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { LoadedModel, ModelRegistry } from './registry.ts';
 
-export interface V1PredictOptions {
+/** When a request must be answered by, and whether it is online or a batch job's (batched after online ones). */
+export interface Timing {
+  deadline: number;
+  priority?: Priority;
+}
+
+export interface V1PredictOptions extends Timing {
   version?: number;
   /** Output to answer with as `values`. */
   output?: string;
   /** Also answer every output under `outputs`. */
   all?: boolean;
-  deadline: number;
 }
 
 export interface BatchFacts {
@@ -90,11 +95,11 @@ export class DataPlane {
   }
 
   /** Images (multipart files) in, labels or boxes out: decode → resize → normalise → infer → top-k / NMS. */
-  predictImages(rawName: string, images: ReceivedImage[], opts: Omit<ImageAnswerOptions, 'model' | 'version'> & { version?: number; deadline: number }): Promise<V1Answer> {
+  predictImages(rawName: string, images: ReceivedImage[], opts: Omit<ImageAnswerOptions, 'model' | 'version'> & Timing & { version?: number }): Promise<V1Answer> {
     return this.#run<DecodedImages, { body: string }>(
       rawName,
       opts.version,
-      opts.deadline,
+      opts,
       async (_sig, model) => {
         const pipeline = this.pipeline(model);
         const spec = pipeline.image;
@@ -118,7 +123,7 @@ export class DataPlane {
     return this.#run(
       rawName,
       opts.version,
-      opts.deadline,
+      opts,
       (sig) => decodeV1Request(body, sig),
       (model, _decoded, outputs) => ({
         body: encodeV1Response(outputs, model.signature.outputs.map((o) => o.name), {
@@ -132,11 +137,11 @@ export class DataPlane {
   }
 
   /** Open Inference Protocol infer: `body` is the whole request, JSON or JSON header + binary tensors. */
-  inferV2(rawName: string, body: Buffer, headerLength: number | undefined, opts: { version?: number; deadline: number }): Promise<V2Answer> {
+  inferV2(rawName: string, body: Buffer, headerLength: number | undefined, opts: Timing & { version?: number }): Promise<V2Answer> {
     return this.#run(
       rawName,
       opts.version,
-      opts.deadline,
+      opts,
       async (sig, model) => {
         const image = this.pipeline(model).image;
         const decoded = decodeV2Request(body, headerLength, sig, DEFAULT_V2_LIMITS, image ? new Set([image.input]) : undefined);
@@ -168,7 +173,7 @@ export class DataPlane {
   async #run<D extends Decoded, E>(
     rawName: string,
     version: number | undefined,
-    deadline: number,
+    timing: Timing,
     decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
     encode: (model: LoadedModel, decoded: D, outputs: NamedTensors) => E,
   ): Promise<E & BatchFacts> {
@@ -176,7 +181,7 @@ export class DataPlane {
     const started = performance.now();
     let seen: LoadedModel | undefined;
     try {
-      const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, deadline, decode, (m) => {
+      const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, timing, decode, (m) => {
         seen = m;
       });
       const encoded = encode(model, decoded, result.outputs) as E & BatchFacts;
@@ -204,7 +209,7 @@ export class DataPlane {
   async #infer<D extends Decoded>(
     name: string,
     version: number | undefined,
-    deadline: number,
+    { deadline, priority }: Timing,
     decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
     seen: (m: LoadedModel) => void,
   ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number; drift: Pending | undefined }> {
@@ -222,7 +227,7 @@ export class DataPlane {
       // Inputs are counted before the run: the batcher hands their buffers to the session's thread.
       const drift = this.#drift?.inputs(model, decoded.inputs, decoded.rows);
       try {
-        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline), preprocessMs, drift };
+        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority), preprocessMs, drift };
       } catch (err) {
         if ((err as InferrerError).code === 'MODEL_NOT_READY' && attempt === 0) continue;
         throw err;

@@ -1,11 +1,13 @@
 /**
  * AdaptiveBatcher: the per-model, per-worker dynamic batcher. Requests wait in one bounded FIFO queue;
  * whenever an execution slot is free, a batch is cut from the head of the queue once it holds
- * `maxBatchSize` rows or its oldest request has waited `maxQueueDelayMs`. A batch is cut after the requests
- * that arrive together (in one run of microtasks) are all in, so a burst shares its first batch. Only requests that stack
- * (same input names, types and non-batch dims) share a batch; the rest wait their turn in order, so
- * none starves. A full queue refuses new work with QUEUE_FULL; a request past its deadline leaves the
- * queue with DEADLINE_EXCEEDED.
+ * `maxBatchSize` rows or its oldest request has waited `maxQueueDelayMs`. A batch is cut after the
+ * requests that arrive together (in one run of microtasks) are all in, so a burst shares its first batch.
+ * Only requests that stack (same input names, types and non-batch dims) share a batch; the rest wait
+ * their turn in order, so none starves. Batch-job requests (priority 'batch') wait behind online ones and
+ * fill the room online requests leave in a batch, until they have waited BATCH_PROMOTION_MS. A full
+ * queue refuses new work with QUEUE_FULL; a request past its deadline leaves the queue with
+ * DEADLINE_EXCEEDED.
  */
 import { InferrerError, type NamedTensors } from '@inferrer/core';
 import type { RunResult } from '../onnx-session.ts';
@@ -19,6 +21,8 @@ export interface BatcherOptions {
   maxQueueSize: number;
   /** False for models without a dynamic batch axis: one request per run. */
   batchable: boolean;
+  /** A batch-job request that has waited this long is served as if it were online (default BATCH_PROMOTION_MS). */
+  batchPromotionMs?: number;
 }
 
 /** What the batcher runs batches on (an OnnxSession). */
@@ -45,8 +49,16 @@ export interface BatchObserver {
   onRejected?(code: 'QUEUE_FULL'): void;
 }
 
+/** Online requests go first; batch-job requests fill what room is left and wait behind online ones. */
+export type Priority = 'online' | 'batch';
+
+/** A batch-job request that has waited this long is served as if it were online: it cannot starve. */
+export const BATCH_PROMOTION_MS = 1000;
+
 interface Pending {
   inputs: NamedTensors;
+  /** A batch-job request (below online ones until it has waited BATCH_PROMOTION_MS). */
+  batch: boolean;
   rows: number;
   key: string;
   enqueued: number;
@@ -83,7 +95,7 @@ export class AdaptiveBatcher {
     return this.#inflight;
   }
 
-  infer(inputs: NamedTensors, rows: number, deadline: number): Promise<InferResult> {
+  infer(inputs: NamedTensors, rows: number, deadline: number, priority: Priority = 'online'): Promise<InferResult> {
     // Requests that idle slots take at the next cut never wait: they do not count against the queue.
     if (this.#queue.length - this.#runner.idle * this.options.maxBatchSize >= this.options.maxQueueSize) {
       this.#observer.onRejected?.('QUEUE_FULL');
@@ -92,7 +104,7 @@ export class AdaptiveBatcher {
       );
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ inputs, rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: performance.now(), deadline, resolve, reject });
+      this.#queue.push({ inputs, batch: priority === 'batch', rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: performance.now(), deadline, resolve, reject });
       // Requests that arrive together (a group from the Inferrer, or several reads in one turn) reach here
       // in the same run of microtasks: cutting the batch after them lets them share it, instead of the
       // first running alone while the rest wait for the slot.
@@ -118,8 +130,9 @@ export class AdaptiveBatcher {
     this.#expire(performance.now());
     while (this.#queue.length > 0 && this.#runner.idle > 0) {
       const now = performance.now();
-      const head = this.#queue[0]!;
-      const take = this.#gather(head);
+      const first = this.#head(now);
+      const head = this.#queue[first]!;
+      const take = this.#gather(first, now);
       const rows = take.reduce((n, i) => n + this.#queue[i]!.rows, 0);
       const waited = now - head.enqueued;
       if (rows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs) {
@@ -140,16 +153,33 @@ export class AdaptiveBatcher {
     this.#notifyIdle();
   }
 
-  /** Queue positions that stack with `head`, in order, up to maxBatchSize rows (always at least the head). */
-  #gather(head: Pending): number[] {
-    const out = [0];
+  /** Online, or a batch-job request promoted by its wait. */
+  #urgent(p: Pending, now: number): boolean {
+    return !p.batch || now - p.enqueued >= (this.options.batchPromotionMs ?? BATCH_PROMOTION_MS);
+  }
+
+  /** The queue position the next batch starts from: the oldest urgent request, else the oldest of all. */
+  #head(now: number): number {
+    for (let i = 0; i < this.#queue.length; i++) if (this.#urgent(this.#queue[i]!, now)) return i;
+    return 0;
+  }
+
+  /**
+   * Queue positions that stack with the head, up to maxBatchSize rows (always at least the head): urgent
+   * requests in arrival order first, then batch-job requests in the room that is left.
+   */
+  #gather(first: number, now: number): number[] {
+    const head = this.#queue[first]!;
+    const out = [first];
     let rows = head.rows;
     if (this.options.maxBatchSize <= 1) return out;
-    for (let i = 1; i < this.#queue.length && rows < this.options.maxBatchSize; i++) {
-      const p = this.#queue[i]!;
-      if (p.key !== head.key || rows + p.rows > this.options.maxBatchSize) continue;
-      out.push(i);
-      rows += p.rows;
+    for (const urgent of [true, false]) {
+      for (let i = 0; i < this.#queue.length && rows < this.options.maxBatchSize; i++) {
+        const p = this.#queue[i]!;
+        if (i === first || this.#urgent(p, now) !== urgent || p.key !== head.key || rows + p.rows > this.options.maxBatchSize) continue;
+        out.push(i);
+        rows += p.rows;
+      }
     }
     return out;
   }

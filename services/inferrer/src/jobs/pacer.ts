@@ -1,6 +1,7 @@
 /**
- * Job items run below online requests. The modelhosts' batcher is one FIFO per model, so priority is kept
- * here, at the source: job requests go out through a small adaptive window.
+ * Job items run below online requests. The modelhosts' batchers put job requests (X-Inferrer-Priority:
+ * batch) behind online ones; here, at the source, job requests also go out through a small adaptive
+ * window, so they do not fill the workers' queues in the first place.
  *
  * - With no online traffic the window grows by one per success up to JOBS_CONCURRENCY.
  * - While online predictions are in flight on this Inferrer (or one finished in the last ONLINE_QUIET_MS)
