@@ -8,37 +8,70 @@ export function readStream(stream: NodeJS.ReadableStream & { destroy?: () => voi
   if (declared !== undefined && declared > limit) {
     return Promise.reject(tooLarge(limit, declared));
   }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    const finish = (err?: unknown): void => {
-      if (done) return;
-      done = true;
-      stream.removeListener('data', onData);
-      stream.removeListener('end', onEnd);
-      stream.removeListener('error', onError);
-      stream.removeListener('aborted', onAborted);
-      if (err) reject(err);
-      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        stream.pause();
-        finish(tooLarge(limit, size));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => finish();
-    const onError = (err: Error): void => finish(new InferrerError('INVALID_REQUEST', `the request body could not be read: ${err.message}`));
-    const onAborted = (): void => finish(new InferrerError('INVALID_REQUEST', 'the client closed the connection before the body was complete'));
-    stream.on('data', onData);
-    stream.on('end', onEnd);
-    stream.on('error', onError);
-    stream.on('aborted', onAborted);
-  });
+  return new Promise((resolve, reject) => void new BodyReader(stream, limit, resolve, reject));
+}
+
+/**
+ * One body being read. A class with bound handlers rather than closures: it runs for every request, and
+ * each named closure costs a property definition under the TypeScript loader.
+ */
+class BodyReader {
+  readonly #stream: NodeJS.ReadableStream;
+  readonly #limit: number;
+  readonly #resolve: (b: Buffer) => void;
+  readonly #reject: (e: unknown) => void;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #done = false;
+  readonly #onData = this.#data.bind(this);
+  readonly #onEnd = this.#end.bind(this);
+  readonly #onError = this.#error.bind(this);
+  readonly #onAborted = this.#aborted.bind(this);
+
+  constructor(stream: NodeJS.ReadableStream, limit: number, resolve: (b: Buffer) => void, reject: (e: unknown) => void) {
+    this.#stream = stream;
+    this.#limit = limit;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    stream.on('data', this.#onData);
+    stream.on('end', this.#onEnd);
+    stream.on('error', this.#onError);
+    stream.on('aborted', this.#onAborted);
+  }
+
+  #finish(err?: unknown): void {
+    if (this.#done) return;
+    this.#done = true;
+    const stream = this.#stream;
+    stream.removeListener('data', this.#onData);
+    stream.removeListener('end', this.#onEnd);
+    stream.removeListener('error', this.#onError);
+    stream.removeListener('aborted', this.#onAborted);
+    if (err) this.#reject(err);
+    else this.#resolve(this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size));
+  }
+
+  #data(chunk: Buffer): void {
+    this.#size += chunk.length;
+    if (this.#size > this.#limit) {
+      this.#stream.pause();
+      this.#finish(tooLarge(this.#limit, this.#size));
+      return;
+    }
+    this.#chunks.push(chunk);
+  }
+
+  #end(): void {
+    this.#finish();
+  }
+
+  #error(err: Error): void {
+    this.#finish(new InferrerError('INVALID_REQUEST', `the request body could not be read: ${err.message}`));
+  }
+
+  #aborted(): void {
+    this.#finish(new InferrerError('INVALID_REQUEST', 'the client closed the connection before the body was complete'));
+  }
 }
 
 function tooLarge(limit: number, got: number): InferrerError {

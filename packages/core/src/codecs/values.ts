@@ -125,11 +125,11 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
       arr[i] = floatToHalf(typeof v === 'number' ? v : toFloat(v, input, i));
     };
   } else if (info.float) {
+    // The common case, filled without a visitor (no closure per request on the hot path).
     const arr = new info.array!(count) as Float32Array | Float64Array;
-    out = arr;
-    visit = (v, i) => {
-      arr[i] = typeof v === 'number' ? v : toFloat(v, input, i);
-    };
+    const n = fillFloats(value, arr, input, 0);
+    if (n !== count) throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
+    return arr;
   } else {
     const arr = new info.array!(count) as Int32Array;
     out = arr;
@@ -144,6 +144,25 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
   const n = eachLeaf(value, visit);
   if (n !== count) throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
   return out;
+}
+
+/** Writes the leaves of a rectangular nested array into `arr` from index `at` on; returns the index after the last. */
+function fillFloats(v: unknown, arr: Float32Array | Float64Array, input: string, at: number): number {
+  if (!Array.isArray(v)) {
+    // Past the end (a count mismatch, reported by the caller) typed-array writes are dropped.
+    arr[at] = typeof v === 'number' ? v : toFloat(v, input, at);
+    return at + 1;
+  }
+  if (v.length > 0 && !Array.isArray(v[0])) {
+    for (let k = 0; k < v.length; k++) {
+      const x = v[k];
+      arr[at] = typeof x === 'number' ? x : toFloat(x, input, at);
+      at++;
+    }
+    return at;
+  }
+  for (let k = 0; k < v.length; k++) at = fillFloats(v[k], arr, input, at);
+  return at;
 }
 
 function toFloat(v: unknown, input: string, i: number): number {
