@@ -24,6 +24,9 @@ export interface FrameLimits {
 
 export const DEFAULT_FRAME_LIMITS: FrameLimits = { maxHeaderBytes: 65536, maxBodyBytes: 64 * 2 ** 20 };
 
+/** The most requests one group may carry (the Inferrer's GROUP_MAX_REQUESTS is capped at it). */
+export const MAX_GROUP_MEMBERS = 256;
+
 /** One frame as one buffer: length prefix, JSON header (`length` is set here, to the body's size), body. */
 export function encodeFrame(header: Record<string, unknown>, body: Buffer | string): Buffer {
   const bodyBytes = typeof body === 'string' ? Buffer.byteLength(body) : body.length;

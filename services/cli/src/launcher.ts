@@ -91,6 +91,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const seeded = opts.seedDemo ? await seedDemoModels(modelDir) : [];
   const runDir = opts.runDir ?? (await mkdtemp(path.join(os.tmpdir(), 'inferrer-run-')));
   const started: ManagedProcess[] = [];
+  /** One of our Node services: run through tsx from the repository, restarted per opts, stopping with the launcher. */
+  const nodeService = (name: string, main: keyof typeof SERVICE_MAIN, env: NodeJS.ProcessEnv): ManagedProcess =>
+    new ManagedProcess({ name, command: process.execPath, args: [...TSX_IMPORT, SERVICE_MAIN[main]], env, cwd: REPO_ROOT, restart: opts.restart, linked: true }, opts.sink);
   const closers: (() => void)[] = [];
   const stop = async (): Promise<void> => {
     // Front to back: the Inferrer stops taking requests first, modelhosts drain last.
@@ -107,18 +110,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     for (let i = 1; i <= opts.modelhosts; i++) {
       const port = await freePort(host);
       const id = `modelhost-${i}`;
-      const proc = new ManagedProcess(
-        {
-          name: id,
-          command: process.execPath,
-          args: [...TSX_IMPORT, SERVICE_MAIN.modelhost],
-          env: { ...opts.env, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id },
-          cwd: REPO_ROOT,
-          restart: opts.restart,
-          linked: true,
-        },
-        opts.sink,
-      );
+      const proc = nodeService(id, 'modelhost', { ...opts.env, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id });
       proc.start();
       started.push(proc);
       modelhosts.push({ id, port, url: `http://${host}:${port}`, process: proc });
@@ -157,18 +149,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       closers.push(guardNginx(path.join(prefix, 'nginx.pid')));
       balancer = { kind: 'nginx', description: `nginx ${nginxVersion(nginx)} (${opts.balance === 'hash' ? 'consistent hash on the model name' : 'least connections'})`, process: proc };
     } else {
-      const proc = new ManagedProcess(
-        {
-          name: 'balancer',
-          command: process.execPath,
-          args: [...TSX_IMPORT, SERVICE_MAIN.balancer],
-          env: { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs) },
-          cwd: REPO_ROOT,
-          restart: opts.restart,
-          linked: true,
-        },
-        opts.sink,
-      );
+      const proc = nodeService('balancer', 'balancer', { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs) });
       proc.start();
       started.push(proc);
       balancer = { kind: 'builtin', description: 'built-in least-connections balancer (http-proxy; nginx not found on the PATH)', process: proc };
@@ -178,43 +159,21 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     let metrics: Cluster['metrics'];
     if (opts.metrics ?? true) {
       const metricsPort = opts.metricsPort ? opts.metricsPort : await freePort(host);
-      const proc = new ManagedProcess(
-        {
-          name: 'metrics',
-          command: process.execPath,
-          args: [...TSX_IMPORT, SERVICE_MAIN.metrics],
-          env: {
-            ...opts.env,
-            ...opts.metricsEnv,
-            HOST: host,
-            PORT: String(metricsPort),
-            MODELHOSTS: modelhosts.map((m) => m.url).join(','),
-            ...(balancer.kind === 'nginx' ? { NGINX_STATUS_URL: `${balancerUrl}/nginx/status` } : {}),
-          },
-          cwd: REPO_ROOT,
-          restart: opts.restart,
-          linked: true,
-        },
-        opts.sink,
-      );
+      const proc = nodeService('metrics', 'metrics', {
+        ...opts.env,
+        ...opts.metricsEnv,
+        HOST: host,
+        PORT: String(metricsPort),
+        MODELHOSTS: modelhosts.map((m) => m.url).join(','),
+        ...(balancer.kind === 'nginx' ? { NGINX_STATUS_URL: `${balancerUrl}/nginx/status` } : {}),
+      });
       proc.start();
       started.push(proc);
       metrics = { url: `http://${host}:${metricsPort}`, process: proc };
     }
 
     const port = opts.port === 0 ? await freePort(host) : opts.port;
-    const inferrer = new ManagedProcess(
-      {
-        name: 'inferrer',
-        command: process.execPath,
-        args: [...TSX_IMPORT, SERVICE_MAIN.inferrer],
-        env: { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl, ...(metrics ? { METRICS_URL: metrics.url } : {}) },
-        cwd: REPO_ROOT,
-        restart: opts.restart,
-        linked: true,
-      },
-      opts.sink,
-    );
+    const inferrer = nodeService('inferrer', 'inferrer', { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl, ...(metrics ? { METRICS_URL: metrics.url } : {}) });
     inferrer.start();
     started.push(inferrer);
     const url = `http://${host}:${port}`;
@@ -271,7 +230,8 @@ function guardNginx(pidFile: string): () => void {
   guard.unref();
   return () => {
     try {
-      guard.kill('SIGKILL');
+      // The whole group: the shell and its `cat`.
+      process.kill(-guard.pid!, 'SIGKILL');
     } catch {
       // already gone
     }

@@ -4,6 +4,7 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
+import { MAX_GROUP_MEMBERS } from '@inferrer/core';
 import { envFlag, loadEnvConfig } from '@inferrer/telemetry';
 
 export const InferrerEnvSchema = z
@@ -31,7 +32,7 @@ export const InferrerEnvSchema = z
      * Predictions for one model that arrive together (in one turn of the event loop) go to a modelhost as
      * one framed group of at most this many; 1 sends every prediction on its own. Nothing waits to fill a group.
      */
-    GROUP_MAX_REQUESTS: z.coerce.number().int().min(1).max(256).default(64),
+    GROUP_MAX_REQUESTS: z.coerce.number().int().min(1).max(MAX_GROUP_MEMBERS).default(64),
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
     /** POST /api/v1/models/{name}/import (a model by the URL of its STAC item, as EOTDL publishes them); off by default. */
     MODEL_IMPORT_ENABLED: envFlag().default(false),

@@ -11,8 +11,7 @@
  * while answering) is sent once more for the members not yet answered: inference has no side effects,
  * the same reasoning that lets nginx retry a POST.
  */
-import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError } from '@inferrer/core';
-import { encodeFrame } from '@inferrer/core';
+import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError, encodeFrame } from '@inferrer/core';
 import { type Upstream, type UpstreamResponse, errorFromAnswer, mapTransportError } from './upstream.ts';
 
 export interface GroupMember {

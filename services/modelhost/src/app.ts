@@ -16,7 +16,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
-import { FRAMES_CONTENT_TYPE, type FrameHeader, InferrerError, decodeFrames, encodeFrame, parseJson, parseVersion, readStream } from '@inferrer/core';
+import { DEFAULT_FRAME_LIMITS, FRAMES_CONTENT_TYPE, type FrameHeader, InferrerError, MAX_GROUP_MEMBERS, decodeFrames, encodeFrame, parseJson, parseVersion, readStream } from '@inferrer/core';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 import type { BatchFacts, DataPlane } from './dataplane.ts';
@@ -46,8 +46,6 @@ const V2_INFER = /^\/v2\/models\/([^/?]+)(?:\/versions\/([^/?]+))?\/infer(?:\?.*
 /** The query of a request without one (handlers only read it). */
 const NO_QUERY = new URLSearchParams();
 const GROUP = /^\/v1\/models\/[^/?]+\/group(?:\?.*)?$/;
-/** The most requests one framed group may carry. */
-const MAX_GROUP = 256;
 
 export function createApp(deps: ModelhostDeps): RequestListener {
   const { config, dataplane, registry, metrics } = deps;
@@ -220,8 +218,8 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     let items: { header: FrameHeader; body: Buffer }[];
     try {
       const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      items = decodeFrames(await readStream(req, config.maxBodyBytes, length), { maxHeaderBytes: 65536, maxBodyBytes: config.maxBodyBytes });
-      if (items.length === 0 || items.length > MAX_GROUP) throw new InferrerError('INVALID_REQUEST', `a group carries 1 to ${MAX_GROUP} requests (got ${items.length})`);
+      items = decodeFrames(await readStream(req, config.maxBodyBytes, length), { ...DEFAULT_FRAME_LIMITS, maxBodyBytes: config.maxBodyBytes });
+      if (items.length === 0 || items.length > MAX_GROUP_MEMBERS) throw new InferrerError('INVALID_REQUEST', `a group carries 1 to ${MAX_GROUP_MEMBERS} requests (got ${items.length})`);
     } catch (err) {
       return send(req, res, errorReply(err, log, { reqId: requestIdFrom(undefined), method: 'POST', path: (req.url ?? '').split('?')[0] }));
     }
