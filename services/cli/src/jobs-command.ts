@@ -69,7 +69,7 @@ export async function jobsCommand(argv: string[], o: JobsCommandOptions): Promis
       const outFile = typeof flags.out === 'string' ? flags.out : `${file}.results.ndjson`;
       const n = await download(`${base}/api/v1/jobs/${job.id}/results`, headers, outFile);
       say(`job ${job.id} ${final.state}: ${final.items.succeeded} succeeded, ${final.items.failed} failed; ${n} results written to ${outFile}`);
-      return final.state === 'SUCCEEDED' ? 0 : 1;
+      return final.state === 'SUCCEEDED' ? 0 : final.state === 'PARTIAL' ? 3 : 1;
     }
     case 'status': {
       if (!rest[0]) return usage(o);
@@ -144,7 +144,7 @@ async function follow(base: string, id: string, headers: Record<string, string>,
       return undefined;
     }
     const j = a.body.job;
-    const end = ['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(j.state);
+    const end = ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(j.state);
     const line = progressLine(j);
     if (o.tty) o.out.write(`\r${line}\x1b[K${end ? '\n' : ''}`);
     else if (end || Date.now() - lastLine > 5000) {

@@ -87,7 +87,7 @@ async function resultLines(store: JobStore, rec: JobRecord): Promise<any[]> {
 
 const runner = (store: JobStore) => new JobRunner({ store, dataplane, pacer: new Pacer(new OnlineLoad(), 4), rowsPerRequest: 16, logger });
 
-test('every item once, in order; transient 503s are waited out; a bad row fails alone', async () => {
+test('every item once, in order; transient 503s are waited out; a bad row fails alone (the job ends PARTIAL)', async () => {
   const store = new JobStore(path.join(dir, 'a'));
   await store.init();
   let lines = '';
@@ -95,7 +95,7 @@ test('every item once, in order; transient 503s are waited out; a bad row fails 
   const rec = await makeJob(store, lines);
   failNext = 5;
   const done = await runner(store).run(rec.id, new AbortController().signal);
-  assert.equal(done?.state, 'SUCCEEDED');
+  assert.equal(done?.state, 'PARTIAL');
   assert.equal(done?.done, 500);
   assert.equal(done?.failed, 1);
   const out = await resultLines(store, rec);
@@ -134,6 +134,18 @@ test('a job picked up again resumes at the first chunk without results: nothing 
   await store.writeChunk(rec, 0, ['{"index":0,"error":{"code":"X","message":"x"}}'], 1);
   assert.equal((await readdir(path.join(store.dir(rec.id), 'results'))).filter((n) => n.startsWith('00000000-')).length, 1);
   assert.equal((await store.progress(rec)).failed, 0);
+});
+
+test('a job ends SUCCEEDED when every item has outputs, FAILED when none has', async () => {
+  const store = new JobStore(path.join(dir, 'e'));
+  await store.init();
+  const good = await makeJob(store, '[1,1]\n[2,2]\n');
+  assert.equal((await runner(store).run(good.id, new AbortController().signal))?.state, 'SUCCEEDED');
+  const bad = await makeJob(store, '[1,1,1]\n{not json\n[2]\n');
+  const r = await runner(store).run(bad.id, new AbortController().signal);
+  assert.equal(r?.state, 'FAILED');
+  assert.deepEqual([r?.done, r?.failed], [3, 3]);
+  assert.equal(r?.error, undefined, 'the result lines say why each item failed; the job has no error of its own');
 });
 
 test('a cancelled job stops, and stays cancelled', async () => {

@@ -6,7 +6,8 @@
  *
  * Errors: an overloaded or unreachable cluster is waited out (retried with back-off, never an item
  * failure); a row the model refuses fails that item (a group that fails is retried row by row, so only the
- * bad rows fail); a model that is gone fails the job.
+ * bad rows fail); a model that is gone fails the job. A job ends SUCCEEDED, PARTIAL or FAILED by how many
+ * of its items failed (types.ts finishedState).
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -17,7 +18,7 @@ import type { DataPlane } from '../dataplane.ts';
 import { answerText } from '../upstream.ts';
 import { chunkSize, type JobStore } from './job-store.ts';
 import { type Pacer, sleep } from './pacer.ts';
-import { FINAL_STATES, type ItemLine, type JobRecord, type ResultLine } from './types.ts';
+import { FINAL_STATES, finishedState, type ItemLine, type JobRecord, type ResultLine } from './types.ts';
 
 export interface RunnerDeps {
   store: JobStore;
@@ -121,7 +122,8 @@ export class JobRunner {
     }
     const p = await store.progress(job);
     if (p.chunks.size < job.chunks) return store.read(id);
-    const done = await store.update(id, () => ({ state: 'SUCCEEDED', finishedAt: new Date().toISOString(), done: p.done, failed: p.failed }));
+    const final = finishedState(job.total, p.failed);
+    const done = await store.update(id, () => ({ state: final, finishedAt: new Date().toISOString(), done: p.done, failed: p.failed }));
     this.#log.info('job finished', { job: id, state: done.state, total: job.total, failed: p.failed });
     return done;
   }

@@ -168,7 +168,7 @@ export class JobService {
     const end = rec.finishedAt ? Date.parse(rec.finishedAt) : Date.now();
     const seconds = started !== undefined ? Math.max(0.001, (end - started) / 1000) : undefined;
     const rate = seconds !== undefined && p.done > 0 ? p.done / seconds : null;
-    const eta = rec.state === 'RUNNING' && rate ? (rec.total - p.done) / rate : rec.state === 'SUCCEEDED' ? 0 : null;
+    const eta = rec.state === 'RUNNING' && rate ? (rec.total - p.done) / rate : FINAL_STATES.has(rec.state) && rec.state !== 'CANCELLED' ? 0 : null;
     return {
       id: rec.id,
       model: rec.model,

@@ -1,9 +1,22 @@
 /** Batch jobs: the record kept in state.json, the item lines of items.ndjson, and the result lines. */
 
-/** RECEIVING while the upload is written and checked; QUEUED until a worker takes it; then RUNNING → one of the final states. */
-export type JobState = 'RECEIVING' | 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
+/**
+ * RECEIVING while the upload is written and checked; QUEUED until a worker takes it; then RUNNING → one of
+ * the final states (docs/jobs.md#states):
+ *   SUCCEEDED  every item has outputs
+ *   PARTIAL    some items have outputs, some failed
+ *   FAILED     no item has outputs (each one failed), or the job could not go on (`error` says why)
+ *   CANCELLED  cancelled before it ended (results so far are kept)
+ */
+export type JobState = 'RECEIVING' | 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'PARTIAL' | 'FAILED' | 'CANCELLED';
 
-export const FINAL_STATES: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+export const FINAL_STATES: ReadonlySet<JobState> = new Set(['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED']);
+
+/** The state a job ends in once every item has run: from its counts of items and failed items. */
+export function finishedState(total: number, failed: number): 'SUCCEEDED' | 'PARTIAL' | 'FAILED' {
+  if (failed === 0) return 'SUCCEEDED';
+  return failed >= total ? 'FAILED' : 'PARTIAL';
+}
 export const ACTIVE_STATES: ReadonlySet<JobState> = new Set(['RECEIVING', 'QUEUED', 'RUNNING']);
 
 export type JobFormat = 'ndjson' | 'csv' | 'zip' | 'tar';

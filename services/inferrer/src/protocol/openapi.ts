@@ -187,7 +187,7 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Every job (newest last)',
           parameters: [
             { name: 'model', in: 'query', schema: { type: 'string' } },
-            { name: 'state', in: 'query', schema: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] } },
+            { name: 'state', in: 'query', schema: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'] } },
           ],
           responses: ok('`jobs`', { type: 'object', properties: { http_status: ref('HttpStatus'), jobs: { type: 'array', items: ref('JobStatus') } } }),
         },
@@ -257,7 +257,7 @@ export function openApiDocument(): Record<string, unknown> {
             id: { type: 'string' },
             model: { type: 'string' },
             version: { type: 'integer', nullable: true },
-            state: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED'] },
+            state: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'] },
             format: { type: 'string', enum: ['ndjson', 'csv', 'zip', 'tar'] },
             items: { type: 'object', properties: { total: { type: 'integer' }, done: { type: 'integer' }, succeeded: { type: 'integer' }, failed: { type: 'integer' } } },
             rate: { type: 'number', nullable: true, description: 'Items per second since the job started' },
