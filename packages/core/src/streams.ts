@@ -1,3 +1,4 @@
+import { checkJsonDepth } from './codecs/json-text.ts';
 import { InferrerError } from './errors.ts';
 
 /**
@@ -78,10 +79,14 @@ function tooLarge(limit: number, got: number): InferrerError {
   return new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${limit} bytes`, { limit, got });
 }
 
-/** JSON.parse with INVALID_JSON naming where it broke. */
+/**
+ * JSON.parse with INVALID_JSON naming where it broke, and INVALID_REQUEST for text nested deeper than
+ * MAX_JSON_DEPTH (what comes back may be walked recursively: String(), JSON.stringify).
+ */
 export function parseJson(buf: Buffer | string): unknown {
   const text = typeof buf === 'string' ? buf : buf.toString('utf8');
   if (text.length === 0) throw new InferrerError('INVALID_JSON', 'the body is empty; send a JSON object');
+  checkJsonDepth(text);
   try {
     return JSON.parse(text);
   } catch (err) {

@@ -8,7 +8,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { Auth } from './auth.ts';
-import { InferrerError, readStream } from '@inferrer/core';
+import { InferrerError, parseJson, readStream } from '@inferrer/core';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { InferrerConfig } from './config.ts';
 import type { JobService } from './jobs/job-service.ts';
@@ -261,8 +261,9 @@ function v1Body(req: IncomingMessage, q: URLSearchParams, limit: number): { body
   if (values === null) throw new InferrerError('INVALID_REQUEST', 'send {"values": [...]} as the body, or ?values=[...] in the query');
   let parsed: unknown;
   try {
-    parsed = JSON.parse(values);
-  } catch {
+    parsed = parseJson(values);
+  } catch (err) {
+    if ((err as InferrerError).code !== 'INVALID_JSON') throw err;
     throw new InferrerError('INVALID_JSON', 'the values query parameter is not valid JSON');
   }
   const body = JSON.stringify({ values: parsed });

@@ -16,7 +16,7 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express from 'express';
-import { DEFAULT_FRAME_LIMITS, FRAMES_CONTENT_TYPE, type FrameHeader, InferrerError, MAX_GROUP_MEMBERS, decodeFrames, encodeFrame, parseJson, parseVersion, readStream } from '@inferrer/core';
+import { DEFAULT_FRAME_LIMITS, FRAMES_CONTENT_TYPE, type FrameHeader, InferrerError, MAX_GROUP_MEMBERS, decodeFrames, encodeFrame, parseVersion, readStream } from '@inferrer/core';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 import type { BatchFacts, DataPlane } from './dataplane.ts';
@@ -307,9 +307,8 @@ export function createApp(deps: ModelhostDeps): RequestListener {
   }
 
   async function predict(item: Item, name: string, { q, deadline, priority }: Ctx): Promise<Answered> {
-    const body = parseJson(item.body);
     const output = q.get('output') ?? undefined;
-    const answer = await dataplane.predictV1(name, body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority });
+    const answer = await dataplane.predictV1(name, item.body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority });
     return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
   }
 }

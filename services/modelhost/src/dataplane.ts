@@ -9,7 +9,7 @@ import {
   InferrerError,
   type ModelSignature,
   type NamedTensors,
-  decodeV1Request,
+  decodeV1Body,
   decodeV2Request,
   encodeV1Response,
   encodeV2Response,
@@ -118,13 +118,13 @@ export class DataPlane {
     );
   }
 
-  /** FRACTAL v1: `{"values": …}` in, `{"http_status", "values", …}` out. */
-  predictV1(rawName: string, body: unknown, opts: V1PredictOptions): Promise<V1Answer> {
+  /** FRACTAL v1: `{"values": …}` in (the body as it came), `{"http_status", "values", …}` out. */
+  predictV1(rawName: string, body: Buffer, opts: V1PredictOptions): Promise<V1Answer> {
     return this.#run(
       rawName,
       opts.version,
       opts,
-      (sig) => decodeV1Request(body, sig),
+      (sig) => decodeV1Body(body, sig),
       (model, _decoded, outputs) => ({
         body: encodeV1Response(outputs, model.signature.outputs.map((o) => o.name), {
           model: model.name,

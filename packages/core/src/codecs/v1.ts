@@ -9,6 +9,7 @@ import { httpStatusBody } from '../http-status.ts';
 import { type Dim, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, isSymbolic } from '../tensor.ts';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits, nestedShape, toTypedData } from './values.ts';
 import { float32ToJson, floatToJson, halfToFloat } from './json-number.ts';
+import { parseInferenceJson } from './json-text.ts';
 
 export interface V1Decoded {
   inputs: NamedTensors;
@@ -16,6 +17,11 @@ export interface V1Decoded {
   rows: number;
   /** Whether the caller sent a single row without the outer list (answers then stay a list of one). */
   singleRow: boolean;
+}
+
+/** A v1 body as it came: JSON text, parsed the way inference clients write it (json-text.ts), then decoded. */
+export function decodeV1Body(body: Buffer | string, sig: ModelSignature, limits: ValueLimits = DEFAULT_VALUE_LIMITS): V1Decoded {
+  return decodeV1Request(parseInferenceJson(typeof body === 'string' ? body : body.toString('utf8')), sig, limits);
 }
 
 export function decodeV1Request(body: unknown, sig: ModelSignature, limits: ValueLimits = DEFAULT_VALUE_LIMITS): V1Decoded {
@@ -73,7 +79,8 @@ function fmtShape(shape: readonly Dim[]): string {
 /** Fits one input's JSON value to its spec: a single row, a list of rows, or the full fixed shape. */
 function decodeOne(value: unknown, spec: TensorSpec, limits: ValueLimits): { tensor: Tensor; rows: number; singleRow: boolean } {
   const name = spec.name;
-  const got = nestedShape(value, name, limits);
+  // Rows of a batched input, or the whole fixed shape: never more levels than the model's rank.
+  const got = nestedShape(value, name, limits, Math.max(1, spec.shape.length));
   const batched = spec.shape.length > 0 && isSymbolic(spec.shape[0]!);
   const rowSpec = batched ? spec.shape.slice(1) : spec.shape;
   const rowFixed = rowSpec.every((d) => !isSymbolic(d));

@@ -9,7 +9,7 @@ import { InferrerError } from '../errors.ts';
 import { type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, hasDynamicBatchAxis, isSymbolic } from '../tensor.ts';
 import { parseInferenceJson } from './json-text.ts';
 import { elementToJson } from './v1.ts';
-import { DEFAULT_VALUE_LIMITS, type ValueLimits, nestedShape, toTypedData } from './values.ts';
+import { DEFAULT_VALUE_LIMITS, type ValueLimits, checkTextBytes, nestedShape, toTypedData } from './values.ts';
 
 export interface V2OutputRequest {
   name: string;
@@ -160,9 +160,12 @@ export function decodeV2Request(
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new InferrerError('INVALID_REQUEST', '"outputs" must be a list');
     const known = new Set(sig.outputs.map((o) => o.name));
+    const asked = new Set<string>();
     outputs = (req.outputs as Record<string, unknown>[]).map((o) => {
       if (!o || typeof o.name !== 'string') throw new InferrerError('INVALID_REQUEST', 'each requested output needs a "name"');
       if (!known.has(o.name)) throw bad(`the model has no output '${o.name.slice(0, 128)}' (outputs: ${[...known].join(', ')})`, { output: o.name.slice(0, 128), expected: [...known] });
+      if (asked.has(o.name)) throw new InferrerError('INVALID_REQUEST', `output '${o.name}' is asked for more than once in "outputs"`, { output: o.name });
+      asked.add(o.name);
       const op = (o.parameters ?? {}) as Record<string, unknown>;
       return { name: o.name, binary: op.binary_data === true || (op.binary_data === undefined && binaryOutput) };
     });
@@ -218,7 +221,8 @@ function checkShape(shape: unknown, spec: TensorSpec): number[] {
 function fromJson(data: unknown, info: DatatypeInfo, shape: number[], name: string, limits: ValueLimits): Tensor['data'] {
   const count = elementCount(shape);
   const value = Array.isArray(data) ? data : [data];
-  const got = nestedShape(value, name, limits);
+  // Flat, or nested as the shape says: never more levels than its rank.
+  const got = nestedShape(value, name, limits, Math.max(1, shape.length));
   const n = elementCount(got);
   if (n !== count) throw bad(`input '${name}' has shape ${fmt(shape)} (${count} elements) but its data holds ${n}`, { input: name, expected: count, got: n });
   return toTypedData(value, info.ort, name, count, limits);
@@ -229,6 +233,7 @@ function fromBinary(bytes: Buffer, info: DatatypeInfo, count: number, name: stri
     const parts = splitBytes(bytes, name, limits);
     parts.forEach((b, i) => {
       if (b.length > limits.maxStringBytes) throw bad(`input '${name}' element ${i} is longer than ${limits.maxStringBytes} bytes`, { input: name });
+      checkTextBytes(b, name, i);
     });
     if (parts.length !== count) throw bad(`input '${name}' has ${count} elements by its shape but its binary data holds ${parts.length}`, { input: name, expected: count, got: parts.length });
     return parts.map((b) => b.toString('utf8'));

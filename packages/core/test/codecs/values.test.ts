@@ -149,3 +149,86 @@ describe('toTypedData', () => {
     assert.throws(() => toTypedData([1], 'complex64' as never, 'x', 1), { message: "input 'x' has type complex64, which Inferrer cannot carry" });
   });
 });
+
+describe('toTypedData: values out of range for the datatype', () => {
+  test('a number too large for FP32 or FP64 is refused, naming input and flat index', () => {
+    // JSON.parse reads 1e400 as Infinity; only the strings "Infinity"/"-Infinity" ask for an infinity.
+    const huge = JSON.parse('[1, 2, 1e400]') as number[];
+    for (const type of ['float32', 'float64'] as const) {
+      assert.throws(() => toTypedData([huge], type, 'x', 3), {
+        code: 'INVALID_INPUT',
+        message: new RegExp(`^input 'x' element 2: a number beyond 1.8e308 is out of range for ${type === 'float32' ? 'FP32' : 'FP64'} \\[`),
+      });
+    }
+    assert.throws(() => toTypedData([0, -1e39], 'float32', 'x', 2), { message: /^input 'x' element 1: -1e\+39 is out of range for FP32 \[-3.4028234663852886e\+38, 3.4028234663852886e\+38\]$/ });
+    assert.equal((toTypedData([-1e39], 'float64', 'x', 1) as Float64Array)[0], -1e39);
+    // A value that rounds to the largest float32 is in range; one that underflows to 0 is only rounded.
+    assert.equal((toTypedData([3.4028235e38, 1e-50], 'float32', 'x', 2) as Float32Array)[0], 3.4028234663852886e38);
+    assert.deepEqual(Array.from(toTypedData(['Infinity', '-Infinity'], 'float32', 'x', 2) as Float32Array), [Infinity, -Infinity]);
+  });
+
+  test('a long integer literal (bigint from the lossless parse) in a float tensor is refused when it overflows', () => {
+    assert.equal((toTypedData([12345678901234567890n], 'float64', 'x', 1) as Float64Array)[0], 12345678901234567000);
+    assert.throws(() => toTypedData([10n ** 300n], 'float32', 'x', 1), { code: 'INVALID_INPUT', message: /^input 'x' element 0: 10000000000000000000…\(301 characters\) is out of range for FP32/ });
+    assert.throws(() => toTypedData([10n ** 400n], 'float64', 'x', 1), { message: /out of range for FP64/ });
+  });
+
+  test('FP16 refuses numbers that would become infinite, and keeps 65504', () => {
+    assert.deepEqual(Array.from(toTypedData([65504, -65504], 'float16', 'h', 2) as Uint16Array), [0x7bff, 0xfbff]);
+    assert.throws(() => toTypedData([1, 70000], 'float16', 'h', 2), { code: 'INVALID_INPUT', message: "input 'h' element 1: 70000 is out of range for FP16 [-65504, 65504]" });
+    assert.throws(() => toTypedData([JSON.parse('-1e400')], 'float16', 'h', 1), { message: /element 0: a number beyond -1.8e308 is out of range for FP16/ });
+    assert.equal((toTypedData(['Infinity'], 'float16', 'h', 1) as Uint16Array)[0], 0x7c00);
+  });
+
+  test('integers of every width refuse what they cannot hold, also as bigint or 1e400', () => {
+    const cases: [Parameters<typeof toTypedData>[1], unknown][] = [
+      ['int8', -129],
+      ['uint8', 256],
+      ['int16', 32768],
+      ['uint16', -1],
+      ['int32', 2147483648],
+      ['uint32', 4294967296],
+      ['int32', 10n ** 20n],
+      ['uint8', JSON.parse('1e400')],
+      ['int64', 9223372036854775808n],
+      ['uint64', 18446744073709551616n],
+      ['int64', '9'.repeat(300)],
+      ['int64', JSON.parse('1e400')],
+      ['uint64', JSON.parse('-1e400')],
+    ];
+    for (const [type, v] of cases) assert.throws(() => toTypedData([0, v], type, 'n', 2), { code: 'INVALID_INPUT', message: /^input 'n' element 1: .* is out of range for [A-Z0-9]+ \[/ }, `${type} ${String(v)}`);
+    // A 300-digit value is shortened in the message.
+    assert.throws(() => toTypedData([10n ** 299n], 'int64', 'n', 1), { message: "input 'n' element 0: 10000000000000000000…(300 characters) is out of range for INT64 [-9223372036854775808, 9223372036854775807]" });
+  });
+});
+
+describe('toTypedData: BYTES elements the runtime cannot carry', () => {
+  test('a NUL character is refused, naming input and element', () => {
+    assert.throws(() => toTypedData(['ok', 'a\u0000b'], 'string', 's', 2), {
+      code: 'INVALID_INPUT',
+      message: "input 's' element 1: a BYTES element holds a NUL byte (U+0000); BYTES elements of string tensors must be UTF-8 text without NUL bytes",
+      details: { input: 's', index: 1, expected: 'UTF-8 text without NUL bytes' },
+    });
+  });
+
+  test('an unpaired surrogate (no UTF-8 form) is refused; paired ones are text', () => {
+    assert.throws(() => toTypedData(['\ud800'], 'string', 's', 1), { code: 'INVALID_INPUT', message: /^input 's' element 0: a BYTES element holds an unpaired surrogate/ });
+    assert.throws(() => toTypedData(['x\udc00y'], 'string', 's', 1), { code: 'INVALID_INPUT' });
+    assert.deepEqual(toTypedData(['😀', 'é'], 'string', 's', 2), ['😀', 'é']);
+  });
+});
+
+describe('nestedShape: the rank bounds the nesting', () => {
+  test('lists nested deeper than the rank are refused by the rank, measured without recursion', () => {
+    assert.deepEqual(nestedShape([[1, 2]], 'x', DEFAULT_VALUE_LIMITS, 2), [1, 2]);
+    assert.throws(() => nestedShape([[[1, 2]]], 'x', DEFAULT_VALUE_LIMITS, 2), {
+      code: 'INVALID_INPUT',
+      message: "input 'x' nests lists deeper than its rank allows (at most 2 levels)",
+      details: { input: 'x', limit: 2 },
+    });
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    assert.throws(() => nestedShape(deep, 'x', DEFAULT_VALUE_LIMITS, 1), { message: "input 'x' nests lists deeper than its rank allows (at most 1 level)" });
+    assert.throws(() => nestedShape(deep, 'x'), { message: "input 'x' is nested deeper than 32 levels" });
+  });
+});

@@ -18,7 +18,7 @@ import { createGunzip } from 'node:zlib';
 import { stringify as stringifyLossless } from 'lossless-json';
 import tarStream from 'tar-stream';
 import yauzl from 'yauzl';
-import { InferrerError, parseInferenceJson } from '@inferrer/core';
+import { InferrerError, MAX_JSON_DEPTH, parseInferenceJson } from '@inferrer/core';
 import { bodyToFile } from '../protocol/body-file.ts';
 import type { ItemLine, JobFormat } from './types.ts';
 
@@ -160,9 +160,12 @@ export async function prepareRows(input: string, itemsFile: string, format: 'ndj
 function ndjsonRow(text: string, line: number): Pick<ItemLine, 'v' | 'err'> {
   let value: unknown;
   try {
-    value = parseInferenceJson(text);
+    // Depth-limited: the value is written back out (stringify recurses) and later decoded by a modelhost.
+    value = parseInferenceJson(text, { maxDepth: MAX_JSON_DEPTH });
   } catch (err) {
-    return { err: { code: 'INVALID_JSON', message: `line ${line}: ${(err as Error).message.replace(/^the body is not valid JSON: /, 'not valid JSON: ')}` } };
+    const e = err as InferrerError;
+    if (e.code === 'INVALID_REQUEST') return { err: { code: 'INVALID_INPUT', message: `line ${line}: ${e.message}` } };
+    return { err: { code: 'INVALID_JSON', message: `line ${line}: ${e.message.replace(/^the body is not valid JSON: /, 'not valid JSON: ')}` } };
   }
   if (Array.isArray(value)) return { v: text.trim() };
   if (value && typeof value === 'object') {

@@ -99,8 +99,9 @@ async function readStacField(file: Express.Multer.File | undefined, body: Record
   }
   if (text === undefined) return undefined;
   try {
-    return JSON.parse(text) as unknown;
-  } catch {
+    return parseJson(text);
+  } catch (err) {
+    if ((err as InferrerError).code !== 'INVALID_JSON') throw err;
     throw new InferrerError('INVALID_STAC_ITEM', 'the STAC item (field "stac") is not valid JSON');
   }
 }
