@@ -75,10 +75,10 @@ describe('JSON nested 100,000 levels deep', () => {
     let job: any;
     while (Date.now() < until) {
       job = (await api(c.url, `/api/v1/jobs/${id}`)).body.job;
-      if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.state)) break;
+      if (['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(job.state)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    assert.equal(job.state, 'SUCCEEDED', JSON.stringify(job));
+    assert.equal(job.state, 'PARTIAL', JSON.stringify(job));
     const lines = (await (await fetch(`${c.url}/api/v1/jobs/${id}/results`)).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
     assert.equal(lines.length, 3);
     assert.deepEqual(lines[1].error.code, 'INVALID_INPUT');
