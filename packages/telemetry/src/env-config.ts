@@ -3,6 +3,7 @@
  * the schema names, so unrelated variables never matter), report every problem at once, deep-freeze.
  */
 import { z } from 'zod';
+import { EXIT_CONFIG } from './exit.ts';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -54,11 +55,11 @@ export function envList<const T extends readonly [string, ...string[]]>(words: T
     .pipe(z.array(z.enum(words)).min(1));
 }
 
-/** Prints a ConfigError and exits; anything else is rethrown. */
+/** Prints a ConfigError and exits with EXIT_CONFIG (78); anything else is rethrown. */
 export function exitOnConfigError(err: unknown): never {
   if (err instanceof ConfigError) {
     process.stderr.write(`${err.message}\n`);
-    process.exit(2);
+    process.exit(EXIT_CONFIG);
   }
   throw err;
 }

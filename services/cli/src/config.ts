@@ -19,8 +19,11 @@ export const CliEnvSchema = z
     /** Passed on to the Inferrer; without either, the demo starts with auth off and says so. */
     API_KEYS_FILE: z.string().min(1).optional(),
     AUTH_DISABLED: envFlag().optional(),
-    /** The metrics service (status page, /api/v1/stats, cluster metrics for Prometheus); 0 picks a free port. */
-    METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9400),
+    /**
+     * The metrics service (status page, /api/v1/stats, cluster metrics for Prometheus); 0 picks a free port.
+     * Unset: 9400, or a free port when another program holds 9400.
+     */
+    METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
     /** `inferrer jobs …`: the Inferrer to talk to (default http://127.0.0.1:PORT) and the API key to send. */
     INFERRER_URL: z.url({ protocol: /^https?$/ }).optional(),
     INFERRER_API_KEY: z.string().min(1).optional(),
@@ -30,6 +33,7 @@ export const CliEnvSchema = z
 export type CliConfig = Readonly<z.infer<typeof CliEnvSchema>>;
 
 export const CLI_ENV = Object.keys(CliEnvSchema.shape);
+export const DEFAULT_METRICS_PORT = 9400;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   return loadEnvConfig('inferrer start', CliEnvSchema, env, (e) => e);

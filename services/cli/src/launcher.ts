@@ -5,13 +5,14 @@
  * The e2e tests start clusters through this module too.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findNginx, followFifo, writeNginxConf } from './nginx.ts';
 import { REPO_ROOT, TSX_IMPORT } from './paths.ts';
-import { type LineSink, ManagedProcess } from './processes.ts';
+import { EXIT_CONFIG } from '@inferrer/telemetry';
+import { type LineSink, ManagedProcess, type ProcessFailure } from './processes.ts';
 import { seedDemoModels } from './seed.ts';
 
 export type BalancerKind = 'nginx' | 'builtin';
@@ -35,11 +36,17 @@ export interface ClusterOptions {
   metrics?: boolean;
   /** Its port; 0 (default) picks a free one. */
   metricsPort?: number;
+  /** When metricsPort is taken by another program: pick a free one (and say so in `notes`) instead of failing. */
+  metricsPortFallback?: boolean;
   metricsEnv?: Record<string, string>;
   /** Where nginx's config and temp files go (a temp folder by default). */
   runDir?: string;
   sink: LineSink;
   restart: boolean;
+  /** Quick restarts in a row before a crash-looping service is given up (default 5). */
+  restartLimit?: number;
+  /** Aborting it (Ctrl-C while starting) stops what was started and rejects. */
+  signal?: AbortSignal;
   /** How long to wait for every service to answer its health check. */
   readyTimeoutMs?: number;
 }
@@ -63,8 +70,35 @@ export interface Cluster {
   seeded: string[];
   /** Which queue the Inferrer's batch jobs use (for the banner). */
   jobsQueue: string;
+  /** Things the banner should say (a port that was taken and replaced). */
+  notes: string[];
+  /** Settles when a service is given up (a configuration error, a crash loop); the cluster should stop. */
+  failed: Promise<ProcessFailure>;
+  /** Stops every service, front to back; resolves when all are gone and the run folder is removed. */
   stop(): Promise<void>;
 }
+
+/** The launch cannot go on; `exitCode` is what `inferrer start` exits with (EXIT_CONFIG for a setting to change). */
+export class LaunchError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
+    super(message);
+    this.name = 'LaunchError';
+    this.exitCode = exitCode;
+  }
+}
+
+/** What the launcher says when it gives a service up: the service's own last words, then what to do. */
+export function describeFailure(f: ProcessFailure): LaunchError {
+  const said = f.stderr.length ? `\n  ${f.stderr.slice(-12).join('\n  ')}` : '';
+  const how = f.signal ? `signal ${f.signal}` : `exit code ${f.code}`;
+  if (f.reason === 'config') return new LaunchError(`${f.name} cannot run with these settings (${how}):${said}`, EXIT_CONFIG);
+  if (f.reason === 'crash-loop') return new LaunchError(`${f.name} keeps exiting soon after it starts (${how}, ${f.restarts} restarts); gave up:${said}`);
+  return new LaunchError(`${f.name} exited (${how}):${said}`);
+}
+
+const RUN_PREFIX = 'inferrer-run-';
+const RUN_OWNER = 'launcher.pid';
 
 const SERVICE_MAIN = {
   inferrer: path.join(REPO_ROOT, 'services', 'inferrer', 'src', 'main.ts'),
@@ -84,22 +118,92 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
+/** Whether another program listens on host:port (tried by listening there ourselves). */
+export function portTaken(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE' || err.code === 'EACCES'));
+    srv.listen(port, host, () => srv.close(() => resolve(false)));
+  });
+}
+
+/** Run folders of launchers that are gone (killed with SIGKILL: they could not remove their own). */
+async function removeStaleRunDirs(): Promise<void> {
+  const tmp = os.tmpdir();
+  for (const name of await readdir(tmp).catch(() => [] as string[])) {
+    if (!name.startsWith(RUN_PREFIX)) continue;
+    const dir = path.join(tmp, name);
+    const pid = Number(await readFile(path.join(dir, RUN_OWNER), 'utf8').catch(() => ''));
+    if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) continue;
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const host = opts.host;
+  const notes: string[] = [];
+  // Ports the operator chose are checked before anything starts, so that nothing is announced on a port
+  // another program holds.
+  if (opts.port !== 0 && (await portTaken(host, opts.port))) {
+    throw new LaunchError(`port ${opts.port} on ${host} is taken by another program, so the Inferrer cannot use it: set PORT to another port (PORT=0 picks a free one)`, EXIT_CONFIG);
+  }
+  let metricsPort = opts.metricsPort ?? 0;
+  if ((opts.metrics ?? true) && metricsPort !== 0 && (await portTaken(host, metricsPort))) {
+    if (!opts.metricsPortFallback) {
+      throw new LaunchError(`port ${metricsPort} on ${host} is taken by another program, so the metrics service cannot use it: set METRICS_PORT to another port (METRICS_PORT=0 picks a free one)`, EXIT_CONFIG);
+    }
+    notes.push(`port ${metricsPort} is taken by another program: the metrics service took a free one (METRICS_PORT sets it)`);
+    metricsPort = 0;
+  }
   const modelDir = path.resolve(opts.modelDir);
   await mkdir(modelDir, { recursive: true });
   const seeded = opts.seedDemo ? await seedDemoModels(modelDir) : [];
-  const runDir = opts.runDir ?? (await mkdtemp(path.join(os.tmpdir(), 'inferrer-run-')));
+  let ownRunDir: string | undefined;
+  if (opts.runDir === undefined) {
+    await removeStaleRunDirs();
+    ownRunDir = await mkdtemp(path.join(os.tmpdir(), RUN_PREFIX));
+    await writeFile(path.join(ownRunDir, RUN_OWNER), String(process.pid));
+  }
+  const runDir = opts.runDir ?? ownRunDir!;
   const started: ManagedProcess[] = [];
+  let giveUp!: (f: ProcessFailure) => void;
+  const failed = new Promise<ProcessFailure>((resolve) => (giveUp = resolve));
+  const supervise = (proc: ManagedProcess): ManagedProcess => {
+    proc.onGiveUp = giveUp;
+    started.push(proc);
+    proc.start();
+    return proc;
+  };
   /** One of our Node services: run through tsx from the repository, restarted per opts, stopping with the launcher. */
   const nodeService = (name: string, main: keyof typeof SERVICE_MAIN, env: NodeJS.ProcessEnv): ManagedProcess =>
-    new ManagedProcess({ name, command: process.execPath, args: [...TSX_IMPORT, SERVICE_MAIN[main]], env, cwd: REPO_ROOT, restart: opts.restart, linked: true }, opts.sink);
+    supervise(
+      new ManagedProcess(
+        { name, command: process.execPath, args: [...TSX_IMPORT, SERVICE_MAIN[main]], env, cwd: REPO_ROOT, restart: opts.restart, restartLimit: opts.restartLimit, linked: true },
+        opts.sink,
+      ),
+    );
   const closers: (() => void)[] = [];
-  const stop = async (): Promise<void> => {
-    // Front to back: the Inferrer stops taking requests first, modelhosts drain last.
-    for (const p of [...started].reverse()) await p.stop();
-    for (const close of closers) close();
-  };
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      // Front to back: the Inferrer stops taking requests first, modelhosts drain last.
+      for (const p of [...started].reverse()) {
+        const how = await p.stop();
+        if (how === 'killed') opts.sink('launcher', `${p.spec.name} did not stop within 10 s: killed`);
+        else if (how === 'stopped' && !p.spec.linked) opts.sink('launcher', `${p.spec.name} stopped`);
+      }
+      for (const close of closers) close();
+      if (ownRunDir) await rm(ownRunDir, { recursive: true, force: true }).catch(() => undefined);
+    })());
 
   try {
     const inferrerEnv = opts.inferrerEnv ?? {};
@@ -111,8 +215,6 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       const port = await freePort(host);
       const id = `modelhost-${i}`;
       const proc = nodeService(id, 'modelhost', { ...opts.env, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id });
-      proc.start();
-      started.push(proc);
       modelhosts.push({ id, port, url: `http://${host}:${port}`, process: proc });
     }
 
@@ -140,25 +242,23 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         workerProcesses: 1,
         accessLog,
       });
-      const proc = new ManagedProcess(
-        { name: 'nginx', command: nginx, args: ['-e', 'stderr', '-p', path.dirname(conf), '-c', conf, '-g', 'daemon off;'], env: opts.env, restart: opts.restart },
-        opts.sink,
+      const proc = supervise(
+        new ManagedProcess(
+          { name: 'nginx', command: nginx, args: ['-e', 'stderr', '-p', path.dirname(conf), '-c', conf, '-g', 'daemon off;'], env: opts.env, restart: opts.restart, restartLimit: opts.restartLimit },
+          opts.sink,
+        ),
       );
-      proc.start();
-      started.push(proc);
       closers.push(guardNginx(path.join(prefix, 'nginx.pid')));
       balancer = { kind: 'nginx', description: `nginx ${nginxVersion(nginx)} (${opts.balance === 'hash' ? 'consistent hash on the model name' : 'least connections'})`, process: proc };
     } else {
       const proc = nodeService('balancer', 'balancer', { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs) });
-      proc.start();
-      started.push(proc);
       balancer = { kind: 'builtin', description: 'built-in least-connections balancer (http-proxy; nginx not found on the PATH)', process: proc };
     }
     const balancerUrl = `http://${host}:${balancerPort}`;
 
     let metrics: Cluster['metrics'];
     if (opts.metrics ?? true) {
-      const metricsPort = opts.metricsPort ? opts.metricsPort : await freePort(host);
+      if (metricsPort === 0) metricsPort = await freePort(host);
       const proc = nodeService('metrics', 'metrics', {
         ...opts.env,
         ...opts.metricsEnv,
@@ -167,36 +267,48 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         MODELHOSTS: modelhosts.map((m) => m.url).join(','),
         ...(balancer.kind === 'nginx' ? { NGINX_STATUS_URL: `${balancerUrl}/nginx/status` } : {}),
       });
-      proc.start();
-      started.push(proc);
       metrics = { url: `http://${host}:${metricsPort}`, process: proc };
     }
 
     const port = opts.port === 0 ? await freePort(host) : opts.port;
     const inferrer = nodeService('inferrer', 'inferrer', { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl, ...(metrics ? { METRICS_URL: metrics.url } : {}) });
-    inferrer.start();
-    started.push(inferrer);
     const url = `http://${host}:${port}`;
 
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
-    await Promise.all([
-      ...modelhosts.map((m) => waitHealthy(`${m.url}/health/ready`, deadline, m.id)),
-      waitHealthy(`${url}/health/live`, deadline, 'inferrer'),
-      ...(metrics ? [waitHealthy(`${metrics.url}/health/live`, deadline, 'metrics')] : []),
-    ]);
-    await waitHealthy(`${balancerUrl}/health/ready`, deadline, 'balancer');
+    const polling = new AbortController();
+    const healthy = (async () => {
+      await Promise.all([
+        ...modelhosts.map((m) => waitHealthy(`${m.url}/health/ready`, deadline, m.id, polling.signal)),
+        waitHealthy(`${url}/health/live`, deadline, 'inferrer', polling.signal),
+        ...(metrics ? [waitHealthy(`${metrics.url}/health/live`, deadline, 'metrics', polling.signal)] : []),
+      ]);
+      await waitHealthy(`${balancerUrl}/health/ready`, deadline, 'balancer', polling.signal);
+    })();
+    // Whichever comes first: every service healthy, one given up (its own message says why), or Ctrl-C.
+    const givenUp = new Promise<never>((_resolve, reject) => void failed.then((f) => reject(describeFailure(f))));
+    const interrupted = new Promise<never>((_resolve, reject) => {
+      const fail = (): void => reject(new LaunchError('interrupted while starting', 130));
+      if (opts.signal?.aborted) fail();
+      else opts.signal?.addEventListener('abort', fail, { once: true });
+    });
+    for (const p of [healthy, givenUp, interrupted]) p.catch(() => undefined);
+    try {
+      await Promise.race([healthy, givenUp, interrupted]);
+    } finally {
+      polling.abort();
+    }
     const redisUrl = inferrerEnv.REDIS_URL ?? opts.env.REDIS_URL;
     const jobsQueue = redisUrl ? `Redis (BullMQ) at ${redisUrl.replace(/\/\/[^@/]*@/, '//')}` : `embedded queue (no REDIS_URL; state in ${path.join(modelDir, '.jobs')}, one Inferrer)`;
-    return { url, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, jobsQueue, stop };
+    return { url, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, jobsQueue, notes, failed, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-export async function waitHealthy(url: string, deadline: number, what: string): Promise<void> {
+export async function waitHealthy(url: string, deadline: number, what: string, signal?: AbortSignal): Promise<void> {
   let last = '';
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !signal?.aborted) {
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return;

@@ -3,10 +3,10 @@
  *   inferrer start     run a local cluster (Inferrer + MODELHOSTS modelhosts + load balancer) with demo models
  *   inferrer jobs …    submit batch jobs, follow them, fetch their results (jobs-command.ts)
  */
-import { batchedStdout, exitOnConfigError } from '@inferrer/telemetry';
+import { exitOnConfigError } from '@inferrer/telemetry';
 import { loadConfig } from './config.ts';
 import { JOBS_USAGE, jobsCommand } from './jobs-command.ts';
-import { type Cluster, startCluster } from './launcher.ts';
+import { runStart } from './start.ts';
 
 const USAGE = `usage: inferrer start
 
@@ -18,6 +18,7 @@ Environment (all optional):
   BALANCE=least_conn|hash      hash: consistent hash on the model name
   SEED_DEMO_MODELS=true        put the demo models into an empty store
   METRICS_PORT=9400            the metrics service (status page at /, /api/v1/stats); 0 picks a free port
+                               (unset: 9400, or a free port when 9400 is taken)
   REDIS_URL=redis://…          batch jobs queue in Redis (BullMQ); unset: the embedded queue
 Every other variable (LOG_LEVEL, BATCH_SIZE, MAX_QUEUE_DELAY_MS, …) is passed to the services.
 
@@ -49,71 +50,4 @@ try {
 } catch (err) {
   exitOnConfigError(err);
 }
-
-const width = 'modelhost-00'.length;
-// Every service's lines pass through here: batched, one write per turn rather than one per line.
-const out = batchedStdout();
-const sink = (name: string, line: string): void => {
-  out.write(`${name.padEnd(width)} | ${line}\n`);
-};
-
-const demoAuthOff = !config.API_KEYS_FILE && config.AUTH_DISABLED === undefined;
-
-let cluster: Cluster;
-try {
-  cluster = await startCluster({
-    host: config.HOST,
-    port: config.PORT,
-    modelhosts: config.MODELHOSTS,
-    modelDir: config.MODEL_DIR,
-    balancer: config.BALANCER,
-    balance: config.BALANCE,
-    seedDemo: config.SEED_DEMO_MODELS,
-    metricsPort: config.METRICS_PORT,
-    env: process.env,
-    // The local demo runs without keys unless the operator gives some; the banner says so loudly.
-    ...(demoAuthOff ? { inferrerEnv: { AUTH_DISABLED: 'true' } } : {}),
-    sink,
-    restart: true,
-  });
-} catch (err) {
-  process.stderr.write(`inferrer start failed: ${(err as Error).message}\n`);
-  process.exit(1);
-}
-
-const example = `curl -X POST ${cluster.url}/api/v1/models/iris/prediction -H 'Content-Type: application/json' -d '{"values": [2, 5, 1, 4]}'`;
-// Through the same batched output as the service lines, so the banner stays in order with them.
-out.write(
-  [
-    '',
-    `Inferrer is up at ${cluster.url}`,
-    `  load balancer: ${cluster.balancer.description} at ${cluster.balancerUrl}`,
-    `  modelhosts:    ${cluster.modelhosts.length} (${cluster.modelhosts.map((m) => m.url).join(', ')})`,
-    ...(cluster.metrics ? [`  metrics:       ${cluster.metrics.url} (status page; ${cluster.metrics.url}/api/v1/stats, /metrics)`] : []),
-    `  batch jobs:    ${cluster.jobsQueue}`,
-    `  model store:   ${cluster.modelDir}${cluster.seeded.length ? ` (demo models added: ${cluster.seeded.join(', ')})` : ''}`,
-    demoAuthOff || config.AUTH_DISABLED === true
-      ? '  auth:          !!! OFF: anyone who can reach this port can upload and delete models. Set API_KEYS_FILE for keys. !!!'
-      : config.API_KEYS_FILE
-        ? `  auth:          API keys from ${config.API_KEYS_FILE}`
-        : '  auth:          no API keys: predictions open, management closed',
-    '',
-    'Try:',
-    `  ${example}`,
-    `  curl ${cluster.url}/help`,
-    '',
-    'Ctrl-C stops the cluster.',
-    '',
-  ].join('\n'),
-);
-
-let stopping = false;
-const stop = async (): Promise<void> => {
-  if (stopping) return;
-  stopping = true;
-  sink('launcher', 'stopping the cluster');
-  await cluster.stop();
-  process.exit(0);
-};
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+process.exit(await runStart(config));

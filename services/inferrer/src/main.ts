@@ -2,7 +2,7 @@
 import http from 'node:http';
 import { ModelStore } from '@inferrer/model-store';
 import { inspectModel } from '@inferrer/runtime';
-import { createLogger, exitOnConfigError, stopWithLauncher } from '@inferrer/telemetry';
+import { EXIT_CONFIG, createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { Auth } from './auth.ts';
 import { type InferrerConfig, loadConfig } from './config.ts';
@@ -32,7 +32,7 @@ try {
   auth = new Auth(config);
 } catch (err) {
   process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(2);
+  process.exit(EXIT_CONFIG);
 }
 if (auth.mode === 'disabled') log.warn('AUTHENTICATION IS OFF (AUTH_DISABLED=true): anyone who reaches this port can upload and delete models');
 else if (auth.mode === 'closed-management') log.warn('no API_KEYS_FILE: predictions are open, the management API is closed');
@@ -55,6 +55,7 @@ const server = http.createServer(
   { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
   createApp({ config, logger, management, dataplane, metrics, ready, auth, jobs }),
 );
+exitOnListenError(server, 'inferrer');
 server.listen(config.port, config.host, () => {
   log.info('inferrer listening', { host: config.host, port: config.port, modelDir: config.modelDir, loadBalancer: config.loadBalancerUrl });
 });
@@ -62,13 +63,19 @@ server.listen(config.port, config.host, () => {
 async function shutdown(signal: string): Promise<void> {
   if (draining) return;
   draining = true;
-  log.info('draining', { signal });
-  server.close();
-  server.closeIdleConnections();
-  const timer = setTimeout(() => process.exit(0), config.drainTimeoutMs);
+  log.info('draining', { signal, timeoutMs: config.drainTimeoutMs });
+  const timer = setTimeout(() => {
+    log.warn('stopped with requests still open (DRAIN_TIMEOUT_MS)');
+    process.exit(0);
+  }, config.drainTimeoutMs);
   timer.unref();
+  // No new connections; open ones close as soon as they are idle (keep-alive clients are not waited for).
+  const closed = new Promise<void>((r) => server.close(() => r()));
+  server.closeIdleConnections();
+  const idle = setInterval(() => server.closeIdleConnections(), 100);
   await jobs.stop();
-  await new Promise<void>((r) => server.once('close', () => r()));
+  await closed;
+  clearInterval(idle);
   await upstream.close();
   log.info('stopped');
   process.exit(0);

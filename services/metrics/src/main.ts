@@ -1,6 +1,6 @@
 /** Metrics service entry point: config → collectors → HTTP; SIGTERM stops. */
 import http from 'node:http';
-import { createLogger, exitOnConfigError, stopWithLauncher } from '@inferrer/telemetry';
+import { createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { type MetricsConfig, loadConfig } from './config.ts';
 import { createExporter } from './exporter.ts';
@@ -19,6 +19,7 @@ const monitor = new Monitor(config, logger);
 const registry = createExporter(monitor);
 const server = http.createServer({ keepAliveTimeout: 65_000 }, createApp({ logger, monitor, registry }));
 
+exitOnListenError(server, 'metrics');
 server.listen(config.port, config.host, () => {
   log.info('metrics listening', {
     host: config.host,
@@ -32,12 +33,19 @@ server.listen(config.port, config.host, () => {
 });
 monitor.start();
 
+let stopping = false;
 function shutdown(signal: string): void {
+  if (stopping) return;
+  stopping = true;
   log.info('stopping', { signal });
   monitor.stop();
-  server.close(() => process.exit(0));
+  const stopped = (): never => {
+    log.info('stopped');
+    process.exit(0);
+  };
+  server.close(stopped);
   server.closeAllConnections();
-  setTimeout(() => process.exit(0), 2000).unref();
+  setTimeout(stopped, 2000).unref();
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,7 +1,7 @@
 /** Modelhost entry point: config → store, registry, watcher → HTTP → SIGTERM drains. */
 import http from 'node:http';
 import { ModelStore } from '@inferrer/model-store';
-import { createLogger, exitOnConfigError, stopWithLauncher } from '@inferrer/telemetry';
+import { createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { loadConfig, type ModelhostConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
@@ -35,6 +35,7 @@ const server = http.createServer(
   createApp({ config, logger, dataplane, registry, metrics, drift, ready: () => ready && !draining, draining: () => draining }),
 );
 
+exitOnListenError(server, 'modelhost');
 server.listen(config.port, config.host, () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
