@@ -4,8 +4,10 @@
  * `Authorization: Bearer <key>`, and are compared in constant time (SHA-256 digests, every key checked).
  *
  * Scopes: `admin` manages models (upload, update, delete, load/unload, import); `predict` runs inference and
- * reads metadata. Health, metrics, docs and the welcome routes are public. Without keys the prediction
- * routes are open and the management routes are closed, unless the operator starts with AUTH_DISABLED.
+ * reads metadata. Health, metrics, docs and the welcome routes are public. Each route declares the scope it
+ * needs next to its handler (http/route.ts); the router hands that scope to `check`, so the check always
+ * concerns the route that will run. Without keys the prediction routes are open and the management routes
+ * are closed, unless the operator starts with AUTH_DISABLED.
  * 401: no or unknown credentials; 403: a valid key without the scope, or management closed.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -15,9 +17,9 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { InferrerError } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
+import type { Access } from './http/route.ts';
 
-export type Scope = 'admin' | 'predict';
-export type Access = Scope | 'public';
+export type Scope = Exclude<Access, 'public'>;
 
 const KeysFileSchema = z
   .object({
@@ -62,17 +64,6 @@ export function loadKeys(file: string): KeyEntry[] {
   return r.data.keys.map((k, i) => ({ digest: digest(k.key), scopes: new Set(k.scopes), id: `key:${k.name ?? `#${i + 1}`}` }));
 }
 
-/** Which scope a route needs. Anything not listed needs `predict`, so a new route is never open by accident. */
-export function accessFor(method: string, path: string): Access {
-  if (method === 'GET' && /^\/(|help|metrics|openapi\.json|docs(\/.*)?|health\/(live|ready)|v2|v2\/health\/(live|ready))$/.test(path)) return 'public';
-  if (/^\/api\/v1\/models\/[^/]+\/?$/.test(path) && (method === 'PUT' || method === 'POST' || method === 'DELETE')) return 'admin';
-  if (/^\/api\/v1\/models\/[^/]+\/(import|canary|promote|rollback|default)\/?$/.test(path)) return 'admin';
-  if (/^\/v2\/repository\/models\/[^/]+\/(load|unload)$/.test(path)) return 'admin';
-  // Drift: attaching a profile or starting a capture changes the store; reading scores is for predict keys.
-  if ((method === 'PUT' || method === 'POST') && /^\/api\/v1\/models\/[^/]+\/(versions\/[^/]+\/profile|profile\/capture)\/?$/.test(path)) return 'admin';
-  return 'predict';
-}
-
 export class Auth {
   readonly #keys: KeyEntry[];
   readonly #disabled: boolean;
@@ -92,9 +83,8 @@ export class Auth {
     return this.#keys.length > 0 ? 'keys' : 'closed-management';
   }
 
-  /** Checks credentials and rate limits for one request; throws 401/403/429 InferrerErrors. */
-  async check(req: IncomingMessage, method: string, path: string): Promise<Principal> {
-    const access = accessFor(method, path);
+  /** Checks credentials and rate limits for one request to a route needing `access`; throws 401/403/429 InferrerErrors. */
+  async check(req: IncomingMessage, access: Access): Promise<Principal> {
     const ip = req.socket.remoteAddress ?? 'unknown';
     const key = this.#identify(req.headers.authorization);
     if (access === 'public') return { id: `ip:${ip}`, scopes: new Set() };

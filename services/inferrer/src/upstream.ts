@@ -4,7 +4,7 @@
  * for itself (no worker reachable, gateway timeout) maps to UPSTREAM_UNAVAILABLE / DEADLINE_EXCEEDED.
  */
 import type { Readable } from 'node:stream';
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool } from 'undici';
 import { InferrerError, fromWire, parseJson } from '@inferrer/core';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
@@ -81,14 +81,11 @@ export function errorFromAnswer(status: number, headers: UpstreamHeaders, text: 
   return new InferrerError('UPSTREAM_UNAVAILABLE', `no modelhost could serve the request (load balancer answered ${res.status})`, { upstreamStatus: res.status }, { retryAfter: 1 });
 }
 
+/** A transport failure as an InferrerError; undici's errors are told apart by their stable `code`. */
 export function mapTransportError(err: unknown): InferrerError {
   if (err instanceof InferrerError) return err;
-  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
-    return new InferrerError('DEADLINE_EXCEEDED', 'the modelhosts did not answer before the deadline');
-  }
-  if (err instanceof undiciErrors.RequestAbortedError) {
-    return new InferrerError('INVALID_REQUEST', 'the request was aborted');
-  }
   const code = (err as { code?: string }).code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new InferrerError('DEADLINE_EXCEEDED', 'the modelhosts did not answer before the deadline');
+  if (code === 'UND_ERR_ABORTED') return new InferrerError('INVALID_REQUEST', 'the request was aborted');
   return new InferrerError('UPSTREAM_UNAVAILABLE', `the load balancer could not be reached (${code ?? (err as Error).message})`, { cause: code }, { retryAfter: 1, cause: err });
 }

@@ -1,12 +1,22 @@
-/** Auth modes, scopes and rate limits (services/inferrer/src/auth.ts) with real sockets-free requests. */
+/** Auth modes, route scopes and rate limits (services/inferrer/src/auth.ts) with real sockets-free requests. */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Auth, accessFor, loadKeys } from '../src/auth.ts';
+import { Writable } from 'node:stream';
+import { RouteTable, parseTarget } from '@inferrer/http';
+import { ModelStore } from '@inferrer/model-store';
+import { createLogger } from '@inferrer/telemetry';
+import { Auth, loadKeys } from '../src/auth.ts';
 import { loadConfig } from '../src/config.ts';
+import { DataPlane } from '../src/dataplane.ts';
+import type { Access } from '../src/http/route.ts';
+import { Management } from '../src/management.ts';
+import { InferrerMetrics } from '../src/metrics.ts';
+import { createRoutes } from '../src/routes.ts';
+import { Upstream } from '../src/upstream.ts';
 
 let dir: string;
 let keysFile: string;
@@ -21,11 +31,28 @@ const base = { MODEL_DIR: '/tmp/x', LOAD_BALANCER_URL: 'http://127.0.0.1:1' };
 const req = (authorization?: string, ip = '10.0.0.1') => ({ headers: authorization ? { authorization } : {}, socket: { remoteAddress: ip } }) as unknown as IncomingMessage;
 const code = async (p: Promise<unknown>): Promise<string> => p.then(() => 'OK', (e: { code: string }) => e.code);
 
-describe('accessFor', () => {
-  test('classifies routes; unknown routes need predict', () => {
+/** The scope of the route a request would run, from the real route table ('none': no route). */
+const config = loadConfig(base);
+const table = new RouteTable(
+  createRoutes({
+    config,
+    logger: createLogger({ service: 'inferrer', stream: new Writable({ write: (_c, _e, cb) => cb() }) }),
+    management: new Management(new ModelStore('/tmp/x')),
+    dataplane: new DataPlane(new Upstream(config.loadBalancerUrl, 1), config),
+    metrics: new InferrerMetrics(),
+    ready: async () => true,
+  }),
+);
+const accessFor = (method: string, path: string): Access | 'none' => {
+  const m = table.match(method, parseTarget(path).segments);
+  return m?.route ? m.route.scope : 'none';
+};
+
+describe('route scopes', () => {
+  test('classifies routes; unknown, upper-case and trailing-slash paths match no route', () => {
     assert.equal(accessFor('GET', '/health/ready'), 'public');
     assert.equal(accessFor('GET', '/docs/assets/swagger-ui.css'), 'public');
-    assert.equal(accessFor('POST', '/health/ready'), 'predict');
+    assert.equal(accessFor('POST', '/health/ready'), 'none', 'no such route');
     assert.equal(accessFor('PUT', '/api/v1/models/iris'), 'admin');
     assert.equal(accessFor('POST', '/api/v1/models/iris'), 'admin');
     assert.equal(accessFor('DELETE', '/api/v1/models/iris'), 'admin');
@@ -33,7 +60,9 @@ describe('accessFor', () => {
     assert.equal(accessFor('GET', '/api/v1/models/iris'), 'predict');
     assert.equal(accessFor('POST', '/v2/repository/models/iris/unload'), 'admin');
     assert.equal(accessFor('POST', '/v2/models/iris/infer'), 'predict');
-    assert.equal(accessFor('GET', '/some/new/route'), 'predict');
+    assert.equal(accessFor('GET', '/some/new/route'), 'none');
+    assert.equal(accessFor('PUT', '/API/v1/models/iris'), 'none', 'case-sensitive');
+    assert.equal(accessFor('PUT', '/api/v1/models/iris/'), 'none', 'no trailing slash');
     assert.equal(accessFor('PUT', '/api/v1/models/iris/versions/2/profile'), 'admin');
     assert.equal(accessFor('POST', '/api/v1/models/iris/profile/capture'), 'admin');
     assert.equal(accessFor('GET', '/api/v1/models/iris/versions/2/profile'), 'predict');
@@ -46,42 +75,42 @@ describe('modes', () => {
   test('no keys: predictions open, management closed with 403', async () => {
     const auth = new Auth(loadConfig(base));
     assert.equal(auth.mode, 'closed-management');
-    assert.equal(await code(auth.check(req(), 'POST', '/api/v1/models/iris/prediction')), 'OK');
-    assert.equal(await code(auth.check(req(), 'PUT', '/api/v1/models/iris')), 'FORBIDDEN');
+    assert.equal(await code(auth.check(req(), accessFor('POST', '/api/v1/models/iris/prediction') as Access)), 'OK');
+    assert.equal(await code(auth.check(req(), accessFor('PUT', '/api/v1/models/iris') as Access)), 'FORBIDDEN');
   });
 
   test('AUTH_DISABLED: everything open', async () => {
     const auth = new Auth(loadConfig({ ...base, AUTH_DISABLED: 'true' }));
     assert.equal(auth.mode, 'disabled');
-    assert.equal(await code(auth.check(req(), 'DELETE', '/api/v1/models/iris')), 'OK');
+    assert.equal(await code(auth.check(req(), accessFor('DELETE', '/api/v1/models/iris') as Access)), 'OK');
   });
 
   test('keys: 401 without or with a wrong key, 403 without the scope, OK with it', async () => {
     const auth = new Auth(loadConfig({ ...base, API_KEYS_FILE: keysFile }));
     assert.equal(auth.mode, 'keys');
-    assert.equal(await code(auth.check(req(), 'POST', '/v2/models/iris/infer')), 'UNAUTHORIZED');
-    assert.equal(await code(auth.check(req('Bearer wrong-wrong-wrong-wrong'), 'POST', '/v2/models/iris/infer')), 'UNAUTHORIZED');
-    assert.equal(await code(auth.check(req(`Basic ${'p'.repeat(32)}`), 'POST', '/v2/models/iris/infer')), 'UNAUTHORIZED');
-    assert.equal(await code(auth.check(req(`Bearer ${'p'.repeat(32)}`), 'POST', '/v2/models/iris/infer')), 'OK');
-    assert.equal(await code(auth.check(req(`Bearer ${'p'.repeat(32)}`), 'PUT', '/api/v1/models/iris')), 'FORBIDDEN');
-    assert.equal(await code(auth.check(req(`bearer ${'a'.repeat(32)}`), 'PUT', '/api/v1/models/iris')), 'OK');
-    assert.equal(await code(auth.check(req(), 'GET', '/health/live')), 'OK');
+    assert.equal(await code(auth.check(req(), accessFor('POST', '/v2/models/iris/infer') as Access)), 'UNAUTHORIZED');
+    assert.equal(await code(auth.check(req('Bearer wrong-wrong-wrong-wrong'), accessFor('POST', '/v2/models/iris/infer') as Access)), 'UNAUTHORIZED');
+    assert.equal(await code(auth.check(req(`Basic ${'p'.repeat(32)}`), accessFor('POST', '/v2/models/iris/infer') as Access)), 'UNAUTHORIZED');
+    assert.equal(await code(auth.check(req(`Bearer ${'p'.repeat(32)}`), accessFor('POST', '/v2/models/iris/infer') as Access)), 'OK');
+    assert.equal(await code(auth.check(req(`Bearer ${'p'.repeat(32)}`), accessFor('PUT', '/api/v1/models/iris') as Access)), 'FORBIDDEN');
+    assert.equal(await code(auth.check(req(`bearer ${'a'.repeat(32)}`), accessFor('PUT', '/api/v1/models/iris') as Access)), 'OK');
+    assert.equal(await code(auth.check(req(), accessFor('GET', '/health/live') as Access)), 'OK');
   });
 
   test('rate limits per key and per IP, with Retry-After', async () => {
     const auth = new Auth(loadConfig({ ...base, API_KEYS_FILE: keysFile, RATE_LIMIT_KEY_RPS: '3', RATE_LIMIT_IP_RPS: '2' }));
     const key = `Bearer ${'p'.repeat(32)}`;
     const results = [];
-    for (let i = 0; i < 5; i++) results.push(await code(auth.check(req(key), 'POST', '/v2/models/iris/infer')));
+    for (let i = 0; i < 5; i++) results.push(await code(auth.check(req(key), accessFor('POST', '/v2/models/iris/infer') as Access)));
     assert.deepEqual(results, ['OK', 'OK', 'OK', 'RATE_LIMITED', 'RATE_LIMITED']);
-    const err = await auth.check(req(key), 'POST', '/v2/models/iris/infer').catch((e) => e);
+    const err = await auth.check(req(key), accessFor('POST', '/v2/models/iris/infer') as Access).catch((e) => e);
     assert.ok(err.retryAfter >= 1);
-    assert.equal(await code(auth.check(req(`Bearer ${'a'.repeat(32)}`), 'POST', '/v2/models/iris/infer')), 'OK', 'another key has its own budget');
+    assert.equal(await code(auth.check(req(`Bearer ${'a'.repeat(32)}`), accessFor('POST', '/v2/models/iris/infer') as Access)), 'OK', 'another key has its own budget');
     const open = new Auth(loadConfig({ ...base, RATE_LIMIT_IP_RPS: '2' }));
     const byIp = [];
-    for (let i = 0; i < 3; i++) byIp.push(await code(open.check(req(undefined, '10.9.9.9'), 'POST', '/v2/models/iris/infer')));
+    for (let i = 0; i < 3; i++) byIp.push(await code(open.check(req(undefined, '10.9.9.9'), accessFor('POST', '/v2/models/iris/infer') as Access)));
     assert.deepEqual(byIp, ['OK', 'OK', 'RATE_LIMITED']);
-    assert.equal(await code(open.check(req(undefined, '10.9.9.8'), 'POST', '/v2/models/iris/infer')), 'OK', 'another address has its own budget');
+    assert.equal(await code(open.check(req(undefined, '10.9.9.8'), accessFor('POST', '/v2/models/iris/infer') as Access)), 'OK', 'another address has its own budget');
   });
 
   test('a bad keys file stops the start with a clear message', async () => {

@@ -3,22 +3,25 @@
  * latency quantiles, mean batch size, queue depth, workers with the model loaded), passed on to curl users
  * in the FRACTAL v1 envelope.
  */
-import { Router } from 'express';
-import { InferrerError, v1Envelope } from '@inferrer/core';
+import type { ExpressRoute } from '../../http/route.ts';
+import type { MetricsClient } from '../../metrics-client.ts';
+import { TAGS, json, ok, ref } from '../openapi-parts.ts';
+import { sendV1 } from './routes.ts';
 
-export function metricsSummaryRoutes(metricsUrl: string | undefined, timeoutMs = 5000): Router {
-  const r = Router();
-  r.get('/api/v1/metrics', async (_req, res) => {
-    if (!metricsUrl) throw new InferrerError('METRICS_UNAVAILABLE', 'no metrics service is configured (set METRICS_URL)');
-    let stats: unknown;
-    try {
-      const up = await fetch(`${metricsUrl}/api/v1/stats`, { signal: AbortSignal.timeout(timeoutMs) });
-      if (!up.ok) throw new Error(`answered ${up.status}`);
-      stats = await up.json();
-    } catch (err) {
-      throw new InferrerError('METRICS_UNAVAILABLE', `the metrics service at ${metricsUrl} did not answer (${(err as Error).message})`, {}, { retryAfter: 5 });
-    }
-    res.set('cache-control', 'no-store').status(200).json(v1Envelope(200, { metrics: stats }));
-  });
-  return r;
+export function metricsSummaryRoutes(metrics: MetricsClient): ExpressRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/api/v1/metrics',
+      scope: 'predict',
+      protocol: 'v1',
+      summary: 'Per-model summary across the cluster: requests/s, error rate, p50/p95/p99, mean batch size, queue depth, workers (from the metrics service)',
+      openapi: { tags: [TAGS.v1], responses: { ...ok('`stats`'), '503': { description: 'Metrics service unavailable', ...json(ref('V1Error')) } } },
+      handle: async (_req, res) => {
+        const stats = await metrics.stats();
+        res.set('cache-control', 'no-store');
+        sendV1(res, 200, { metrics: stats });
+      },
+    },
+  ];
 }

@@ -1,103 +1,204 @@
 /**
- * FRACTAL v1 (compatible with the FRACTAL ML Server): management and help routes. Every answer is wrapped
- * in {"http_status": {"code", "description", "name"}, …}. The prediction route itself takes the lean path
- * in app.ts (streamed to the load balancer); it is listed here for /help.
+ * FRACTAL v1 (compatible with the FRACTAL ML Server): welcome, help and model management routes. Every
+ * answer is wrapped in {"http_status": {"code", "description", "name"}, …}. Predictions are in predict.ts.
  */
-import { Router, type Request, type Response } from 'express';
-import { InferrerError, parseJson, readStream, v1Envelope } from '@inferrer/core';
+import type { Request, Response } from 'express';
+import { InferrerError, v1Envelope } from '@inferrer/core';
 import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
+import type { ExpressRoute, Route } from '../../http/route.ts';
 import type { Management } from '../../management.ts';
+import { TAGS, json, nameParam, ok, ref, v1Errors } from '../openapi-parts.ts';
+import { jsonBody } from '../request-body.ts';
 import { receiveUpload } from '../uploads.ts';
-
-export interface RouteDoc {
-  method: string;
-  path: string;
-  description: string;
-  example: string;
-}
-
-export function v1RouteDocs(base: string): RouteDoc[] {
-  return [
-    { method: 'GET', path: '/', description: 'Welcome message', example: `curl ${base}/` },
-    { method: 'GET', path: '/help', description: 'This list of routes', example: `curl ${base}/help` },
-    { method: 'GET', path: '/api/v1/models', description: 'Names of all models', example: `curl ${base}/api/v1/models` },
-    { method: 'GET', path: '/api/v1/models/information', description: 'Names and descriptions of all models', example: `curl ${base}/api/v1/models/information` },
-    { method: 'GET', path: '/api/v1/models/{name}', description: 'One model: description, versions, inputs/outputs, batching config', example: `curl ${base}/api/v1/models/iris` },
-    { method: 'POST', path: '/api/v1/models/{name}', description: 'Update the description (or config, labels, default_version)', example: `curl -X POST ${base}/api/v1/models/iris -H 'Content-Type: application/json' -d '{"model_description": "Iris species classifier"}'` },
-    { method: 'PUT', path: '/api/v1/models/{name}', description: 'Upload a model, or a new version of it (multipart field "path" or "file"; optional JSON field "metadata")', example: `curl -X PUT ${base}/api/v1/models/iris -F path=@iris.onnx -F 'metadata={"description":"Iris classifier"}'` },
-    { method: 'POST', path: '/api/v1/models/{name}/canary', description: 'Send a share of traffic to a version (canary)', example: `curl -X POST ${base}/api/v1/models/iris/canary -H 'Content-Type: application/json' -d '{"version": 2, "percent": 10}'` },
-    { method: 'POST', path: '/api/v1/models/{name}/promote', description: 'Make the canary the default version and clear the split', example: `curl -X POST ${base}/api/v1/models/iris/promote` },
-    { method: 'POST', path: '/api/v1/models/{name}/rollback', description: 'Send all traffic back to the default version', example: `curl -X POST ${base}/api/v1/models/iris/rollback` },
-    { method: 'DELETE', path: '/api/v1/models/{name}', description: 'Delete a model and all its versions', example: `curl -X DELETE ${base}/api/v1/models/iris` },
-    { method: 'POST', path: '/api/v1/models/{name}/prediction', description: 'Predict: {"values": [...]} (one row) or a list of rows; ?outputs=all for every output, ?version=N', example: `curl -X POST ${base}/api/v1/models/iris/prediction -H 'Content-Type: application/json' -d '{"values": [2, 5, 1, 4]}'` },
-    { method: 'POST', path: '/api/v1/models/{name}/prediction', description: 'Predict on images: multipart files (several = a batch); ?top_k=5, ?raw=true; labels or boxes as the model\'s STAC MLM item says', example: `curl -X POST '${base}/api/v1/models/digits/prediction?top_k=3' -F file=@digit.png` },
-    { method: 'POST', path: '/api/v1/models/{name}/import', description: 'Import a model by the URL of its STAC MLM item (EOTDL); off unless MODEL_IMPORT_ENABLED', example: `curl -X POST ${base}/api/v1/models/mymodel/import -H 'Content-Type: application/json' -d '{"url": "https://api.eotdl.com/…/item.json"}'` },
-    { method: 'GET', path: '/api/v1/models/{name}/prediction', description: 'Predict with the body or ?values=[...]', example: `curl -G ${base}/api/v1/models/iris/prediction --data-urlencode 'values=[2,5,1,4]'` },
-    { method: 'GET', path: '/api/v1/models/{name}/drift', description: 'Drift scores per feature (PSI, z-score, ok/warning/drift) over the sliding window, all workers', example: `curl ${base}/api/v1/models/iris/drift` },
-    { method: 'PUT', path: '/api/v1/models/{name}/versions/{version}/profile', description: 'Attach a drift reference profile, or sample rows (JSON array, NDJSON, CSV) to compute one from', example: `curl -X PUT ${base}/api/v1/models/iris/versions/1/profile -H 'Content-Type: text/csv' --data-binary @iris.csv` },
-    { method: 'POST', path: '/api/v1/models/{name}/profile/capture', description: 'Capture a reference profile from the next N live rows', example: `curl -X POST ${base}/api/v1/models/iris/profile/capture -H 'Content-Type: application/json' -d '{"samples": 1000}'` },
-    { method: 'POST', path: '/api/test/sendtomodelhost', description: 'Which modelhost answers each item (shows the load balancing)', example: `curl -X POST ${base}/api/test/sendtomodelhost -H 'Content-Type: application/json' -d '{"data": ["ONE", "TWO", "THREE"]}'` },
-    { method: 'GET', path: '/health/live', description: 'Liveness', example: `curl ${base}/health/live` },
-    { method: 'GET', path: '/health/ready', description: 'Readiness (the load balancer answers)', example: `curl ${base}/health/ready` },
-    { method: 'GET', path: '/metrics', description: 'Prometheus metrics of the Inferrer', example: `curl ${base}/metrics` },
-    { method: 'GET', path: '/api/v1/metrics', description: 'Per-model summary across the cluster: requests/s, error rate, p50/p95/p99, mean batch size, queue depth, workers (from the metrics service)', example: `curl ${base}/api/v1/metrics` },
-  ];
-}
 
 export interface V1Deps {
   config: InferrerConfig;
   management: Management;
   dataplane: DataPlane;
-  publicUrl: (req: Request) => string;
+  /** The whole route table, for /help. */
+  routes: () => readonly Route[];
 }
 
 const MAX_SENDTOMODELHOST_ITEMS = 1000;
 
-export function fractalV1Routes(deps: V1Deps): Router {
-  const { management, config, dataplane } = deps;
-  const r = Router();
-  const ok = (res: Response, status: number, fields: Record<string, unknown>): void => void res.status(status).json(v1Envelope(status, fields));
-  const jsonBody = async (req: Request): Promise<unknown> => {
-    const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-    return parseJson(await readStream(req, Math.min(config.maxBodyBytes, 1024 * 1024), length));
-  };
+export const sendV1 = (res: Response, status: number, fields: Record<string, unknown>): void => void res.status(status).json(v1Envelope(status, fields));
 
-  r.get('/', (req, res) => ok(res, 200, { message: 'Welcome to Inferrer, a model-serving cluster for ONNX models. GET /help lists the routes.', help: `${deps.publicUrl(req)}/help` }));
-  r.get('/help', (req, res) => ok(res, 200, { routes: v1RouteDocs(deps.publicUrl(req)) }));
-  r.get('/api/v1/models', async (_req, res) => ok(res, 200, { model_list: await management.list() }));
-  r.get('/api/v1/models/information', async (_req, res) => ok(res, 200, { models: await management.information() }));
-  r.get('/api/v1/models/:name', async (req, res) => ok(res, 200, { model: await management.describe(req.params.name!) }));
-  r.post('/api/v1/models/:name', async (req, res) => {
-    const body = await jsonBody(req);
-    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InferrerError('INVALID_REQUEST', 'the body must be a JSON object like {"model_description": "…"}');
-    ok(res, 200, { model: await management.update(req.params.name!, body) });
-  });
-  r.put('/api/v1/models/:name', async (req, res) => {
-    const upload = await receiveUpload(req, res, management, req.params.name!, config.maxModelBytes);
-    const result = await management.upload(req.params.name!, upload.file, upload.metadata);
-    const status = result.created ? 201 : 200;
-    res.setHeader('location', `/api/v1/models/${result.model.name}`);
-    ok(res, status, { message: `model ${result.model.name} version ${result.version} uploaded`, version: result.version, model: result.model });
-  });
-  r.post('/api/v1/models/:name/canary', async (req, res) => ok(res, 200, { model: await management.canary(req.params.name!, await jsonBody(req)) }));
-  r.post('/api/v1/models/:name/promote', async (req, res) => {
-    const length = Number(req.headers['content-length'] ?? 0);
-    ok(res, 200, { model: await management.promote(req.params.name!, length > 0 ? await jsonBody(req) : {}) });
-  });
-  r.post('/api/v1/models/:name/rollback', async (req, res) => ok(res, 200, { model: await management.rollback(req.params.name!) }));
-  r.delete('/api/v1/models/:name', async (req, res) => {
-    await management.remove(req.params.name!);
-    ok(res, 200, { message: `model ${req.params.name} deleted` });
-  });
-  r.post('/api/test/sendtomodelhost', async (req, res) => {
-    const body = (await jsonBody(req)) as { data?: unknown };
-    if (!body || !Array.isArray(body.data) || body.data.length === 0) throw new InferrerError('INVALID_REQUEST', 'send {"data": ["ONE", "TWO", …]}');
-    if (body.data.length > MAX_SENDTOMODELHOST_ITEMS) throw new InferrerError('INVALID_REQUEST', `at most ${MAX_SENDTOMODELHOST_ITEMS} items`, { limit: MAX_SENDTOMODELHOST_ITEMS });
-    const reqId = res.getHeader('x-request-id') as string;
-    const items = body.data.map((d) => String(d).slice(0, 256));
-    const answers = await Promise.all(items.map((d) => dataplane.whoAnswers(d, reqId)));
-    ok(res, 200, { results: items.map((d, i) => ({ data: d, modelhost: answers[i] })) });
-  });
-  return r;
+/** The base URL the client used, for examples and links. */
+export const publicUrl = (req: Request, port: number): string => `${req.protocol}://${req.headers.host ?? `127.0.0.1:${port}`}`;
+
+/** One /help entry per route: method, path with `{param}`, what it does, a curl to paste. */
+export function helpEntries(routes: readonly Route[], base: string): { method: string; path: string; description: string; example: string }[] {
+  return routes.map((r) => ({
+    method: r.method,
+    path: r.path.replace(/:([A-Za-z_]+)/g, '{$1}'),
+    description: r.scope === 'admin' ? `${r.summary} (admin)` : r.summary,
+    example: (r.example ?? `curl $B${r.path}`).replaceAll('$B', base),
+  }));
+}
+
+export function v1Routes(deps: V1Deps): ExpressRoute[] {
+  const { management, config, dataplane } = deps;
+  const body = (req: Request): Promise<unknown> => jsonBody(req, config.maxBodyBytes);
+  const v1 = { scope: 'predict', protocol: 'v1' } as const;
+  const admin = { scope: 'admin', protocol: 'v1' } as const;
+  const tags = [TAGS.v1];
+  return [
+    {
+      method: 'GET',
+      path: '/',
+      scope: 'public',
+      protocol: 'v1',
+      summary: 'Welcome message',
+      openapi: { tags, responses: ok('Welcome') },
+      handle: (req, res) => sendV1(res, 200, { message: 'Welcome to Inferrer, a model-serving cluster for ONNX models. GET /help lists the routes.', help: `${publicUrl(req, config.port)}/help` }),
+    },
+    {
+      method: 'GET',
+      path: '/help',
+      scope: 'public',
+      protocol: 'v1',
+      summary: 'Every route with an example',
+      openapi: { tags, responses: ok('Routes') },
+      handle: (req, res) => sendV1(res, 200, { routes: helpEntries(deps.routes(), publicUrl(req, config.port)) }),
+    },
+    {
+      ...v1,
+      method: 'GET',
+      path: '/api/v1/models',
+      summary: 'Names of all models',
+      openapi: { tags, responses: ok('`model_list`', ref('V1ModelList')) },
+      handle: async (_req, res) => sendV1(res, 200, { model_list: await management.list() }),
+    },
+    {
+      ...v1,
+      method: 'GET',
+      path: '/api/v1/models/information',
+      summary: 'Names and descriptions of all models',
+      openapi: { tags, responses: ok('`models`') },
+      handle: async (_req, res) => sendV1(res, 200, { models: await management.information() }),
+    },
+    {
+      ...v1,
+      method: 'GET',
+      path: '/api/v1/models/:name',
+      summary: 'One model: description, versions, inputs/outputs, batching config',
+      example: 'curl $B/api/v1/models/iris',
+      openapi: { tags, parameters: [nameParam], responses: { ...ok('`model`: description, versions, inputs, outputs, config'), ...v1Errors } },
+      handle: async (req, res) => sendV1(res, 200, { model: await management.describe(req.params.name!) }),
+    },
+    {
+      ...admin,
+      method: 'POST',
+      path: '/api/v1/models/:name',
+      summary: 'Update the description (or config, labels, default_version)',
+      example: `curl -X POST $B/api/v1/models/iris -H 'Content-Type: application/json' -d '{"model_description": "Iris species classifier"}'`,
+      openapi: { tags, parameters: [nameParam], requestBody: { required: true, ...json(ref('ModelPatch')) }, responses: { ...ok('Updated'), ...v1Errors } },
+      handle: async (req, res) => {
+        const patch = await body(req);
+        if (!patch || typeof patch !== 'object' || Array.isArray(patch)) throw new InferrerError('INVALID_REQUEST', 'the body must be a JSON object like {"model_description": "…"}');
+        sendV1(res, 200, { model: await management.update(req.params.name!, patch) });
+      },
+    },
+    {
+      ...admin,
+      method: 'PUT',
+      path: '/api/v1/models/:name',
+      summary: 'Upload a model, or a new version of it (multipart field "path" or "file"; optional JSON field "metadata"; or the raw file as application/octet-stream)',
+      example: `curl -X PUT $B/api/v1/models/iris -F path=@iris.onnx -F 'metadata={"description":"Iris classifier"}'`,
+      openapi: {
+        tags,
+        parameters: [nameParam],
+        requestBody: {
+          required: true,
+          content: {
+            'multipart/form-data': {
+              schema: { type: 'object', properties: { path: { type: 'string', format: 'binary', description: 'The ONNX file (FRACTAL name; `file` also works)' }, metadata: { type: 'string', description: 'JSON: description, config, labels' } } },
+            },
+            'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
+          },
+        },
+        responses: {
+          '201': { description: 'Created', ...json(ref('V1Envelope')) },
+          ...ok('New version'),
+          ...v1Errors,
+          '413': { description: 'Over MAX_MODEL_BYTES', ...json(ref('V1Error')) },
+          '415': { description: 'Wrong content type', ...json(ref('V1Error')) },
+        },
+      },
+      handle: async (req, res) => {
+        const upload = await receiveUpload(req, res, management, req.params.name!, config.maxModelBytes);
+        const result = await management.upload(req.params.name!, upload.file, upload.metadata);
+        res.setHeader('location', `/api/v1/models/${result.model.name}`);
+        sendV1(res, result.created ? 201 : 200, { message: `model ${result.model.name} version ${result.version} uploaded`, version: result.version, model: result.model });
+      },
+    },
+    {
+      ...admin,
+      method: 'DELETE',
+      path: '/api/v1/models/:name',
+      summary: 'Delete a model and all its versions',
+      example: 'curl -X DELETE $B/api/v1/models/iris',
+      openapi: { tags, parameters: [nameParam], responses: { ...ok('Deleted'), ...v1Errors } },
+      handle: async (req, res) => {
+        await management.remove(req.params.name!);
+        sendV1(res, 200, { message: `model ${req.params.name} deleted` });
+      },
+    },
+    {
+      ...admin,
+      method: 'POST',
+      path: '/api/v1/models/:name/canary',
+      summary: 'Send a share of the requests that name no version to a version (canary)',
+      example: `curl -X POST $B/api/v1/models/iris/canary -H 'Content-Type: application/json' -d '{"version": 2, "percent": 10}'`,
+      openapi: {
+        tags: [TAGS.versions],
+        parameters: [nameParam],
+        requestBody: { required: true, ...json({ type: 'object', required: ['version', 'percent'], properties: { version: { type: 'integer' }, percent: { type: 'number', minimum: 0, maximum: 100 } } }) },
+        responses: { ...ok('Split set'), ...v1Errors },
+      },
+      handle: async (req, res) => sendV1(res, 200, { model: await management.canary(req.params.name!, await body(req)) }),
+    },
+    {
+      ...admin,
+      method: 'POST',
+      path: '/api/v1/models/:name/promote',
+      summary: 'Make the canary (or the given version) the default and clear the split',
+      example: 'curl -X POST $B/api/v1/models/iris/promote',
+      openapi: { tags: [TAGS.versions], parameters: [nameParam], requestBody: { required: false, ...json({ type: 'object', properties: { version: { type: 'integer' } } }) }, responses: { ...ok('Promoted'), ...v1Errors } },
+      handle: async (req, res) => {
+        const length = Number(req.headers['content-length'] ?? 0);
+        sendV1(res, 200, { model: await management.promote(req.params.name!, length > 0 ? await body(req) : {}) });
+      },
+    },
+    {
+      ...admin,
+      method: 'POST',
+      path: '/api/v1/models/:name/rollback',
+      summary: 'Send all traffic back to the default version',
+      example: 'curl -X POST $B/api/v1/models/iris/rollback',
+      openapi: { tags: [TAGS.versions], parameters: [nameParam], responses: { ...ok('Rolled back'), ...v1Errors } },
+      handle: async (req, res) => sendV1(res, 200, { model: await management.rollback(req.params.name!) }),
+    },
+    {
+      ...v1,
+      method: 'POST',
+      path: '/api/test/sendtomodelhost',
+      summary: 'Which modelhost answers each item (shows the load balancing)',
+      example: `curl -X POST $B/api/test/sendtomodelhost -H 'Content-Type: application/json' -d '{"data": ["ONE", "TWO", "THREE"]}'`,
+      openapi: { tags, requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) }, responses: ok('`results`') },
+      handle: async (req, res) => {
+        const b = (await body(req)) as { data?: unknown };
+        if (!b || !Array.isArray(b.data) || b.data.length === 0) throw new InferrerError('INVALID_REQUEST', 'send {"data": ["ONE", "TWO", …]}');
+        if (b.data.length > MAX_SENDTOMODELHOST_ITEMS) throw new InferrerError('INVALID_REQUEST', `at most ${MAX_SENDTOMODELHOST_ITEMS} items`, { limit: MAX_SENDTOMODELHOST_ITEMS });
+        const reqId = res.getHeader('x-request-id') as string;
+        const items = b.data.map((d, i) => {
+          if (typeof d !== 'string' && typeof d !== 'number' && typeof d !== 'boolean') throw new InferrerError('INVALID_REQUEST', `data[${i}] must be a string (or a number)`, { item: i });
+          return String(d).slice(0, 256);
+        });
+        const answers = await Promise.all(items.map((d) => dataplane.whoAnswers(d, reqId)));
+        sendV1(res, 200, { results: items.map((d, i) => ({ data: d, modelhost: answers[i] })) });
+      },
+    },
+  ];
 }

@@ -7,9 +7,11 @@
  *   DELETE /api/v1/jobs/{id}              cancel (?purge=true: remove a finished job and its files)
  */
 import type { Request, Response } from 'express';
-import { Router } from 'express';
-import { InferrerError, v1Envelope } from '@inferrer/core';
+import { InferrerError } from '@inferrer/core';
+import type { ExpressRoute } from '../../http/route.ts';
 import type { JobService } from '../../jobs/job-service.ts';
+import { sendV1 } from '../fractal-v1/routes.ts';
+import { TAGS, json, jobIdParam, nameParam, ok, ref, v1Errors } from '../openapi-parts.ts';
 
 export interface JobRouteDeps {
   /** Undefined while jobs are not running here: every route answers 503 JOBS_UNAVAILABLE. */
@@ -26,60 +28,137 @@ export function clientOf(req: Request, res: Response): string {
   return `ip:${req.socket.remoteAddress ?? 'unknown'}`;
 }
 
-export function jobRoutes(deps: JobRouteDeps): Router {
-  const r = Router();
-  const ok = (res: Response, status: number, fields: Record<string, unknown>): void => void res.status(status).json(v1Envelope(status, fields));
+const one = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
   const jobs = (): JobService => {
     if (!deps.jobs) throw new InferrerError('JOBS_UNAVAILABLE', 'batch jobs are not running on this Inferrer', {}, { retryAfter: 5 });
     return deps.jobs;
   };
-  const one = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-
-  r.post('/api/v1/models/:name/jobs', async (req, res) => {
-    const job = await jobs().submit({
-      model: req.params.name!,
-      version: one(req.query.version),
-      format: one(req.query.format),
-      body: req,
-      contentType: req.headers['content-type'],
-      client: clientOf(req, res),
-    });
-    res.setHeader('location', `/api/v1/jobs/${job.id}`);
-    ok(res, 202, { message: `job ${job.id} queued: ${job.items.total} items for model ${job.model}`, job });
-  });
-  r.get('/api/v1/jobs', async (req, res) => ok(res, 200, { jobs: await jobs().list({ model: one(req.query.model), state: one(req.query.state) }) }));
-  r.get('/api/v1/jobs/:id', async (req, res) => ok(res, 200, { job: await jobs().status(req.params.id!) }));
-  r.get('/api/v1/jobs/:id/results', async (req, res) => {
-    const { record, items, complete, lines } = await jobs().results(req.params.id!);
-    res.writeHead(200, {
-      'content-type': 'application/x-ndjson',
-      'x-job-state': record.state,
-      'x-job-items': String(items),
-      'x-job-complete': String(complete),
-    });
-    for await (const b of lines) {
-      if (res.destroyed) return;
-      if (!res.write(b)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            res.off('drain', done);
-            res.off('close', done);
-            resolve();
-          };
-          res.once('drain', done);
-          res.once('close', done);
+  const base = { scope: 'predict', protocol: 'v1' } as const;
+  const tags = [TAGS.jobs];
+  return [
+    {
+      ...base,
+      method: 'POST',
+      path: '/api/v1/models/:name/jobs',
+      summary: 'Submit a batch job: NDJSON or CSV rows, or a zip/tar of images (streamed to disk); see docs/jobs.md',
+      example: `curl -i -X POST $B/api/v1/models/iris/jobs -H 'Content-Type: text/csv' --data-binary @rows.csv`,
+      openapi: {
+        tags,
+        parameters: [
+          nameParam,
+          { name: 'version', in: 'query', schema: { type: 'integer', minimum: 1 }, description: 'Pin a model version' },
+          { name: 'format', in: 'query', schema: { type: 'string', enum: ['ndjson', 'csv', 'zip', 'tar'] }, description: 'Override the Content-Type (else sniffed)' },
+        ],
+        requestBody: {
+          required: true,
+          content: {
+            'application/x-ndjson': { schema: { type: 'string' }, example: '[5.1, 3.5, 1.4, 0.2]\n[6.7, 2.5, 5.8, 1.8]\n' },
+            'text/csv': { schema: { type: 'string' }, example: '5.1,3.5,1.4,0.2\n6.7,2.5,5.8,1.8\n' },
+            'application/zip': { schema: { type: 'string', format: 'binary' } },
+            'application/x-tar': { schema: { type: 'string', format: 'binary' } },
+          },
+        },
+        responses: {
+          '202': { description: 'Queued; `Location` is the job', ...json(ref('V1Job')) },
+          ...v1Errors,
+          '413': { description: 'Over JOBS_MAX_ITEMS or JOBS_MAX_BYTES', ...json(ref('V1Error')) },
+          '429': { description: 'Over JOBS_MAX_ACTIVE_PER_CLIENT (Retry-After)', ...json(ref('V1Error')) },
+        },
+      },
+      handle: async (req, res) => {
+        const job = await jobs().submit({
+          model: req.params.name!,
+          version: one(req.query.version),
+          format: one(req.query.format),
+          body: req,
+          contentType: req.headers['content-type'],
+          client: clientOf(req, res),
         });
-      }
-    }
-    res.end();
+        res.setHeader('location', `/api/v1/jobs/${job.id}`);
+        sendV1(res, 202, { message: `job ${job.id} queued: ${job.items.total} items for model ${job.model}`, job });
+      },
+    },
+    {
+      ...base,
+      method: 'GET',
+      path: '/api/v1/jobs',
+      summary: 'Every job, newest last (?model=, ?state=)',
+      openapi: {
+        tags,
+        parameters: [
+          { name: 'model', in: 'query', schema: { type: 'string' } },
+          { name: 'state', in: 'query', schema: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'] } },
+        ],
+        responses: ok('`jobs`', { type: 'object', properties: { http_status: ref('HttpStatus'), jobs: { type: 'array', items: ref('JobStatus') } } }),
+      },
+      handle: async (req, res) => sendV1(res, 200, { jobs: await jobs().list({ model: one(req.query.model), state: one(req.query.state) }) }),
+    },
+    {
+      ...base,
+      method: 'GET',
+      path: '/api/v1/jobs/:id',
+      summary: 'State of a job: items done/failed/total, rate, ETA',
+      example: 'curl $B/api/v1/jobs/<id>',
+      openapi: { tags, parameters: [jobIdParam], responses: { ...ok('`job`', ref('V1Job')), ...v1Errors } },
+      handle: async (req, res) => sendV1(res, 200, { job: await jobs().status(req.params.id!) }),
+    },
+    {
+      ...base,
+      method: 'GET',
+      path: '/api/v1/jobs/:id/results',
+      summary: 'Results as NDJSON in input order (while running: the finished prefix; X-Job-Complete says which)',
+      example: 'curl $B/api/v1/jobs/<id>/results',
+      openapi: {
+        tags,
+        parameters: [jobIdParam],
+        responses: {
+          '200': {
+            description: 'One line per item: {"index", "line" or "file", "model_version", "outputs"} or {"index", "line" or "file", "error": {"code", "message"}}',
+            content: { 'application/x-ndjson': { schema: { type: 'string' }, example: '{"index":0,"line":1,"model_version":1,"outputs":{"label":0,"probabilities":[0.98,0.02,0]}}\n' } },
+          },
+          ...v1Errors,
+        },
+      },
+      handle: async (req, res) => {
+        const { record, items, complete, lines } = await jobs().results(req.params.id!);
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'x-job-state': record.state, 'x-job-items': String(items), 'x-job-complete': String(complete) });
+        for await (const b of lines) {
+          if (res.destroyed) return;
+          if (!res.write(b)) await drained(res);
+        }
+        res.end();
+      },
+    },
+    {
+      ...base,
+      method: 'DELETE',
+      path: '/api/v1/jobs/:id',
+      summary: 'Cancel a job (results so far are kept); ?purge=true removes a finished job and its files',
+      example: 'curl -X DELETE $B/api/v1/jobs/<id>',
+      openapi: { tags, parameters: [jobIdParam, { name: 'purge', in: 'query', schema: { type: 'boolean' } }], responses: { ...ok('`job`', ref('V1Job')), ...v1Errors } },
+      handle: async (req, res) => {
+        if (req.query.purge === 'true') {
+          await jobs().remove(req.params.id!);
+          sendV1(res, 200, { message: `job ${req.params.id} removed` });
+          return;
+        }
+        sendV1(res, 200, { job: await jobs().cancel(req.params.id!) });
+      },
+    },
+  ];
+}
+
+/** Resolves when the response can take more (or is gone). */
+function drained(res: Response): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
   });
-  r.delete('/api/v1/jobs/:id', async (req, res) => {
-    if (req.query.purge === 'true') {
-      await jobs().remove(req.params.id!);
-      ok(res, 200, { message: `job ${req.params.id} removed` });
-      return;
-    }
-    ok(res, 200, { job: await jobs().cancel(req.params.id!) });
-  });
-  return r;
 }

@@ -1,11 +1,13 @@
 /**
- * Open Inference Protocol (KServe v2) routes other than infer: health, server and model metadata, model
- * readiness and the model repository extension. Metadata comes from the store; `infer` itself takes the
- * streaming path (infer.ts). Errors are shaped {"error": "…"} by protocol/errors.ts.
+ * Open Inference Protocol (KServe v2) routes other than infer (infer.ts): health, server and model metadata,
+ * model readiness and the model repository extension. Metadata comes from the store. Errors are shaped
+ * {"error": "…"} by protocol/errors.ts.
  */
-import { Router, type Response } from 'express';
+import type { Response } from 'express';
 import { InferrerError, parseVersion, v2TensorMetadata } from '@inferrer/core';
+import type { ExpressRoute } from '../../http/route.ts';
 import type { Management } from '../../management.ts';
+import { TAGS, modelParam, ok, ref, v2Errors, versionParam } from '../openapi-parts.ts';
 
 export const SERVER_NAME = 'inferrer';
 export const SERVER_VERSION = '0.1.0';
@@ -16,17 +18,10 @@ export interface V2Deps {
   ready: () => Promise<boolean>;
 }
 
-export function oipV2Routes(deps: V2Deps): Router {
-  const { management } = deps;
-  const r = Router();
-  const send = (res: Response, status: number, body: unknown): void => void res.status(status).json(body);
+const send = (res: Response, status: number, body: unknown): void => void res.status(status).json(body);
 
-  r.get('/v2', (_req, res) => send(res, 200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: V2_EXTENSIONS }));
-  r.get('/v2/health/live', (_req, res) => send(res, 200, { live: true }));
-  r.get('/v2/health/ready', async (_req, res) => {
-    const ok = await deps.ready();
-    send(res, ok ? 200 : 503, { ready: ok });
-  });
+export function v2Routes(deps: V2Deps): ExpressRoute[] {
+  const { management } = deps;
 
   async function metadata(name: string, rawVersion: string | undefined): Promise<Record<string, unknown>> {
     const m = await management.describe(name);
@@ -44,41 +39,127 @@ export function oipV2Routes(deps: V2Deps): Router {
     };
   }
 
-  async function readiness(name: string, rawVersion: string | undefined): Promise<{ status: number; body: unknown }> {
+  async function readiness(res: Response, name: string, rawVersion: string | undefined): Promise<void> {
     const m = await management.describe(name);
     const version = rawVersion === undefined ? m.default_version : parseVersion(rawVersion);
     if (!m.versions.includes(version)) throw new InferrerError('VERSION_NOT_FOUND', `model ${m.name} version ${version} not found`, { model: m.name, version });
     const ready = m.enabled !== false && (await deps.ready());
-    return { status: ready ? 200 : 503, body: { name: m.name, version: String(version), ready } };
+    send(res, ready ? 200 : 503, { name: m.name, version: String(version), ready });
   }
 
-  r.get('/v2/models/:model', async (req, res) => send(res, 200, await metadata(req.params.model, undefined)));
-  r.get('/v2/models/:model/versions/:version', async (req, res) => send(res, 200, await metadata(req.params.model, req.params.version)));
-  r.get('/v2/models/:model/ready', async (req, res) => {
-    const { status, body } = await readiness(req.params.model, undefined);
-    send(res, status, body);
-  });
-  r.get('/v2/models/:model/versions/:version/ready', async (req, res) => {
-    const { status, body } = await readiness(req.params.model, req.params.version);
-    send(res, status, body);
-  });
-
-  r.post('/v2/repository/index', async (_req, res) => {
-    const all = await management.information();
-    const rows = [];
-    for (const s of all) {
-      const d = await management.describe(s.name);
-      rows.push({ name: s.name, version: String(s.default_version), state: d.enabled === false ? 'UNAVAILABLE' : 'READY', reason: d.enabled === false ? 'unloaded' : '' });
-    }
-    send(res, 200, rows);
-  });
-  r.post('/v2/repository/models/:model/load', async (req, res) => {
-    await management.setEnabled(req.params.model, true);
-    send(res, 200, {});
-  });
-  r.post('/v2/repository/models/:model/unload', async (req, res) => {
-    await management.setEnabled(req.params.model, false);
-    send(res, 200, {});
-  });
-  return r;
+  const v2 = { scope: 'predict', protocol: 'v2' } as const;
+  const tags = [TAGS.v2];
+  return [
+    {
+      method: 'GET',
+      path: '/v2',
+      scope: 'public',
+      protocol: 'v2',
+      summary: 'Server metadata: name, version, extensions',
+      openapi: { tags, responses: ok('name, version, extensions', { type: 'object' }) },
+      handle: (_req, res) => send(res, 200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: V2_EXTENSIONS }),
+    },
+    {
+      method: 'GET',
+      path: '/v2/health/live',
+      scope: 'public',
+      protocol: 'v2',
+      quiet: true,
+      summary: 'Server live',
+      openapi: { tags, responses: ok('Live', { type: 'object' }) },
+      handle: (_req, res) => send(res, 200, { live: true }),
+    },
+    {
+      method: 'GET',
+      path: '/v2/health/ready',
+      scope: 'public',
+      protocol: 'v2',
+      quiet: true,
+      summary: 'Server ready',
+      openapi: { tags, responses: { ...ok('Ready', { type: 'object' }), '503': { description: 'Not ready' } } },
+      handle: async (_req, res) => {
+        const ready = await deps.ready();
+        send(res, ready ? 200 : 503, { ready });
+      },
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model',
+      summary: 'Model metadata: inputs and outputs with v2 datatypes (-1 for symbolic dims)',
+      example: 'curl $B/v2/models/iris',
+      openapi: { tags, parameters: [modelParam], responses: { ...ok('Metadata', ref('V2ModelMetadata')), ...v2Errors } },
+      handle: async (req, res) => send(res, 200, await metadata(req.params.model!, undefined)),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model/versions/:version',
+      summary: 'Model version metadata',
+      example: 'curl $B/v2/models/iris/versions/1',
+      openapi: { tags, parameters: [modelParam, versionParam], responses: { ...ok('Metadata', ref('V2ModelMetadata')), ...v2Errors } },
+      handle: async (req, res) => send(res, 200, await metadata(req.params.model!, req.params.version)),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model/ready',
+      summary: 'Model ready',
+      example: 'curl $B/v2/models/iris/ready',
+      openapi: { tags, parameters: [modelParam], responses: { ...ok('Ready', { type: 'object' }), ...v2Errors } },
+      handle: (req, res) => readiness(res, req.params.model!, undefined),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model/versions/:version/ready',
+      summary: 'Model version ready',
+      example: 'curl $B/v2/models/iris/versions/1/ready',
+      openapi: { tags, parameters: [modelParam, versionParam], responses: { ...ok('Ready', { type: 'object' }), ...v2Errors } },
+      handle: (req, res) => readiness(res, req.params.model!, req.params.version),
+    },
+    {
+      ...v2,
+      method: 'POST',
+      path: '/v2/repository/index',
+      summary: 'Models and their state',
+      example: 'curl -X POST $B/v2/repository/index',
+      openapi: { tags: [TAGS.repository], responses: ok('Index', { type: 'array', items: { type: 'object' } }) },
+      handle: async (_req, res) => {
+        const rows = [];
+        for (const s of await management.information()) {
+          const d = await management.describe(s.name);
+          rows.push({ name: s.name, version: String(s.default_version), state: d.enabled === false ? 'UNAVAILABLE' : 'READY', reason: d.enabled === false ? 'unloaded' : '' });
+        }
+        send(res, 200, rows);
+      },
+    },
+    {
+      ...v2,
+      scope: 'admin',
+      method: 'POST',
+      path: '/v2/repository/models/:model/load',
+      summary: 'Load (and warm) a model on every worker',
+      example: 'curl -X POST $B/v2/repository/models/iris/load',
+      openapi: { tags: [TAGS.repository], parameters: [modelParam], responses: { ...ok('Loaded', { type: 'object' }), ...v2Errors } },
+      handle: async (req, res) => {
+        await management.setEnabled(req.params.model!, true);
+        send(res, 200, {});
+      },
+    },
+    {
+      ...v2,
+      scope: 'admin',
+      method: 'POST',
+      path: '/v2/repository/models/:model/unload',
+      summary: 'Unload a model from every worker (infer answers 503 until it is loaded again)',
+      example: 'curl -X POST $B/v2/repository/models/iris/unload',
+      openapi: { tags: [TAGS.repository], parameters: [modelParam], responses: { ...ok('Unloaded', { type: 'object' }), ...v2Errors } },
+      handle: async (req, res) => {
+        await management.setEnabled(req.params.model!, false);
+        send(res, 200, {});
+      },
+    },
+  ];
 }
+

@@ -1,0 +1,61 @@
+/**
+ * The lean path for prediction routes: no express. Auth by the route's scope, the route starts the upstream
+ * request, and the modelhost's answer is relayed as it streams back; errors are shaped by protocol/errors.ts
+ * in the route's protocol. One access line and one metrics observation per request.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InferrerError } from '@inferrer/core';
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
+import type { Auth } from '../auth.ts';
+import type { InferrerMetrics } from '../metrics.ts';
+import { sendError } from '../protocol/errors.ts';
+import { relay } from '../protocol/relay.ts';
+import type { StreamRoute } from './route.ts';
+import { API_HEADERS } from './security-headers.ts';
+
+export interface StreamServer {
+  auth: Auth;
+  metrics: InferrerMetrics;
+  log: Logger;
+  /** The access logger, or undefined when access lines are off. */
+  access: Logger | undefined;
+}
+
+export async function serveStream(s: StreamServer, route: StreamRoute, params: Record<string, string>, path: string, query: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+  const started = performance.now();
+  let bytesOut = 0;
+  let written: Record<string, string> | undefined;
+  try {
+    await s.auth.check(req, route.scope);
+    const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
+    ({ bytes: bytesOut, headers: written } = await relay(await route.stream(req, { params, query, reqId }), res, extra));
+  } catch (err) {
+    const e = err instanceof InferrerError ? err : undefined;
+    if (e && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) s.metrics.upstreamErrors.inc({ code: e.code });
+    req.resume();
+    if (!res.headersSent) for (const h in API_HEADERS) res.setHeader(h, API_HEADERS[h]!);
+    sendError(res, err, route.protocol, s.log, { reqId, method: req.method, path });
+    bytesOut = Number(res.getHeader('content-length')) || 0;
+  }
+  const ms = performance.now() - started;
+  const bytesIn = Number(req.headers['content-length']) || 0;
+  s.metrics.observe(route.path, route.protocol, res.statusCode, ms / 1000, bytesIn, bytesOut);
+  if (s.access) {
+    const version = written?.['x-inferrer-model-version'];
+    s.access.info('request', {
+      reqId,
+      method: req.method,
+      path,
+      route: route.path,
+      protocol: route.protocol,
+      model: (params.name ?? params.model ?? '').slice(0, 200),
+      version: version === undefined ? null : Number(version),
+      modelhost: written?.['x-modelhost-id'] ?? null,
+      status: res.statusCode,
+      ms: Number(ms.toFixed(2)),
+      bytesIn,
+      bytesOut,
+    });
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The Inferrer's client of the metrics service: the cluster-wide per-model summary, drift scores and
+ * profile captures. Any failure (not configured, unreachable, non-2xx, slow) is METRICS_UNAVAILABLE.
+ */
+import { request } from 'undici';
+import { InferrerError } from '@inferrer/core';
+
+export interface CaptureView {
+  requested_at: string;
+  modelhost: string;
+  rows: number;
+}
+
+export class MetricsClient {
+  readonly #url: string | undefined;
+  readonly #timeoutMs: number;
+
+  constructor(url: string | undefined, timeoutMs = 5000) {
+    this.#url = url;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  get configured(): boolean {
+    return this.#url !== undefined;
+  }
+
+  /** Per-model summary across the cluster (GET /api/v1/metrics). */
+  stats(): Promise<unknown> {
+    return this.#get('/api/v1/stats', '');
+  }
+
+  /** Drift scores of one model, per version and feature. */
+  drift(model: string): Promise<{ models: unknown[] }> {
+    return this.#get(`/api/v1/drift?model=${encodeURIComponent(model)}`, '; drift scores and captures come from it');
+  }
+
+  /** What every worker has gathered for a model version's profile capture. */
+  captures<C extends CaptureView>(model: string, version: number): Promise<{ captures: C[] }> {
+    return this.#get(`/api/v1/drift/captures?model=${encodeURIComponent(model)}&version=${version}`, '; drift scores and captures come from it');
+  }
+
+  async #get<T>(path: string, why: string): Promise<T> {
+    if (!this.#url) throw new InferrerError('METRICS_UNAVAILABLE', `no metrics service is configured (set METRICS_URL)${why}`);
+    try {
+      const res = await request(`${this.#url}${path}`, { headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
+      if (res.statusCode >= 300) {
+        await res.body.dump();
+        throw new Error(`answered ${res.statusCode}`);
+      }
+      return (await res.body.json()) as T;
+    } catch (err) {
+      throw new InferrerError('METRICS_UNAVAILABLE', `the metrics service at ${this.#url} did not answer (${(err as Error).message})`, {}, { retryAfter: 5 });
+    }
+  }
+}

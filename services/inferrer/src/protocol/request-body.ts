@@ -1,0 +1,43 @@
+/**
+ * Reading request bodies on the Inferrer: declared lengths checked against the limit before anything is
+ * read, small bodies read whole (one write upstream), JSON bodies of management routes parsed with a cap.
+ */
+import type { IncomingMessage } from 'node:http';
+import { InferrerError, parseJson, readStream } from '@inferrer/core';
+
+/** Bodies up to this size are read whole and sent as one buffer; larger ones stream through. */
+export const SMALL_BODY = 65536;
+
+/** The declared body length, refusing one over the limit before anything is read. */
+export function declaredLength(req: IncomingMessage, limit: number): number | undefined {
+  const length = req.headers['content-length'];
+  if (length === undefined) return undefined;
+  const n = Number(length);
+  if (n > limit) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${limit} bytes`, { limit, got: n });
+  return n;
+}
+
+/**
+ * A small body read into memory: one write upstream instead of a stream pipe (cheaper per request, and the
+ * tensor is still not parsed here). Larger bodies and bodies of unknown length stream.
+ */
+export async function smallBody(req: IncomingMessage, length: number | undefined): Promise<IncomingMessage | Buffer> {
+  if (length === undefined || length > SMALL_BODY) return req;
+  return readStream(req, SMALL_BODY, length);
+}
+
+/** Whether the request carries a body at all. */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return length !== undefined ? Number(length) > 0 : req.headers['transfer-encoding'] !== undefined;
+}
+
+/** A JSON body of a management route, read with a cap (the smaller of `limit` and 1 MiB). */
+export async function jsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  return parseJson(await readStream(req, Math.min(limit, 1024 * 1024), length));
+}
+
+export function isMultipart(req: IncomingMessage): boolean {
+  return String(req.headers['content-type'] ?? '').startsWith('multipart/');
+}
