@@ -1,0 +1,106 @@
+/**
+ * The frame around every inference on the modelhost: request id, deadline, priority, the access line, and
+ * errors, which become error replies (never thrown). A request with its own connection is answered on it;
+ * a member of a group (group.ts) gets its reply back as a frame.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readStream } from '@inferrer/core';
+import type { Priority } from '@inferrer/runtime';
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
+import type { ModelhostConfig } from '../config.ts';
+import type { BatchFacts } from '../dataplane.ts';
+import { errorReply } from './http.ts';
+import type { Answered, Ctx, Item, Reply } from './route.ts';
+
+/** The query of a request without one (handlers only read it). */
+const NO_QUERY = new URLSearchParams();
+
+export class InferenceFrame {
+  readonly #config: ModelhostConfig;
+  readonly #log: Logger;
+  readonly #access: Logger | undefined;
+  readonly #draining: () => boolean;
+
+  constructor(config: ModelhostConfig, logger: Logger, draining: () => boolean) {
+    this.#config = config;
+    this.#log = logger.child({ module: 'http' });
+    const access = logger.child({ module: 'access' });
+    this.#access = config.accessLog && access.isInfoEnabled() ? access : undefined;
+    this.#draining = draining;
+  }
+
+  /** Runs one inference in the frame; resolves with its reply, an error reply when it fails. */
+  async serve(headers: Item['headers'], path: string, name: string, query: string, work: (ctx: Ctx) => Promise<Answered>): Promise<Reply> {
+    const reqId = requestIdFrom(headers[REQUEST_ID_HEADER]);
+    const started = performance.now();
+    const priority: Priority = headers['x-inferrer-priority'] === 'batch' ? 'batch' : 'online';
+    try {
+      const timeout = Math.min(Number(headers['x-request-timeout-ms']) || this.#config.requestTimeoutMs, this.#config.requestTimeoutMs);
+      const length = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
+      const { reply, facts } = await work({ reqId, started, deadline: started + timeout, priority, q: query === '' ? NO_QUERY : new URLSearchParams(query), length });
+      this.line(reqId, reply.status, facts.model, started, facts, priority);
+      return reply;
+    } catch (err) {
+      const reply = this.error(err, reqId, path);
+      this.line(reqId, reply.status, name, started, undefined, priority);
+      return reply;
+    }
+  }
+
+  /** Reads the whole body, then serves; a body that cannot be read is answered like any other error. */
+  async whole(req: IncomingMessage, path: string, name: string, query: string, work: (item: Item, ctx: Ctx) => Promise<Answered>): Promise<Reply> {
+    let body: Buffer;
+    const started = performance.now();
+    try {
+      const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+      body = await readStream(req, this.#config.maxBodyBytes, length);
+    } catch (err) {
+      const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+      const reply = this.error(err, reqId, path);
+      this.line(reqId, reply.status, name, started);
+      return reply;
+    }
+    const item: Item = { path, headers: req.headers, body };
+    return this.serve(req.headers, path, name, query, (ctx) => work(item, ctx));
+  }
+
+  error(err: unknown, reqId: string, path: string): Reply {
+    return errorReply(err, this.#log, { reqId, method: 'POST', path });
+  }
+
+  /**
+   * Writes a reply to its own response. While the worker drains (SIGTERM), requests that still arrive on
+   * open connections are served, with `Connection: close` so the balancer stops reusing the connection;
+   * nothing is refused for draining.
+   */
+  send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+    if (reply.status >= 300) {
+      // Drain what is left of the body so the keep-alive connection stays usable.
+      req.unpipe();
+      req.resume();
+    }
+    if (this.#draining()) res.setHeader('connection', 'close');
+    if (typeof reply.body === 'string') {
+      res.writeHead(reply.status, { ...reply.headers, 'content-length': Buffer.byteLength(reply.body) });
+      res.end(reply.body);
+      return;
+    }
+    res.writeHead(reply.status, { ...reply.headers, 'content-length': reply.body.reduce((n, b) => n + b.length, 0) });
+    for (const b of reply.body) res.write(b);
+    res.end();
+  }
+
+  /** One line per inference, success or not, so a request id greps to its whole path. */
+  line(reqId: string, status: number, model: string, started: number, batch?: BatchFacts, priority: Priority = 'online'): void {
+    if (!this.#access) return;
+    this.#access.info('inference', {
+      reqId,
+      model,
+      version: batch?.version ?? null,
+      status,
+      ...(priority === 'batch' ? { priority } : {}),
+      ms: Number((performance.now() - started).toFixed(2)),
+      ...(batch ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) } : {}),
+    });
+  }
+}

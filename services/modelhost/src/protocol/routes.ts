@@ -1,0 +1,177 @@
+/**
+ * The modelhost's route table (internal: only the load balancer and the metrics service talk to it).
+ *
+ *   POST /v1/models/:name/predict          FRACTAL v1 body → v1 answer (query: version, output, outputs=all)
+ *   POST /v1/models/:name/predict-images   multipart images → labels or boxes (query: version, top_k, raw,
+ *                                          score_threshold, iou_threshold)
+ *   POST /v2/models/:model[/versions/:version]/infer   Open Inference Protocol, JSON or binary tensors
+ *   POST /v1/models/:name/group            several of the above as frames (group.ts)
+ *   GET  /v1/models, /v1/models/:name      models loaded here and their state; metadata as this worker sees it
+ *   GET  /v1/test/echo?data=…              which worker answered (for /api/test/sendtomodelhost)
+ *   GET  /v1/drift                         cumulative drift statistics and profile captures (for the metrics service)
+ *   GET  /v1/drift/profile/:name/:version  the reference profile those statistics are counted against
+ *   GET  /health/live, /health/ready, /metrics
+ */
+import { InferrerError, parseVersion } from '@inferrer/core';
+import type { Logger } from '@inferrer/telemetry';
+import type { ModelhostConfig } from '../config.ts';
+import type { BatchFacts, DataPlane } from '../dataplane.ts';
+import type { DriftMonitor } from '../drift.ts';
+import { receiveImages } from '../images.ts';
+import type { ModelhostMetrics } from '../metrics.ts';
+import type { ModelRegistry } from '../registry.ts';
+import type { Answered, Ctx, ExpressRoute, InferenceRoute, Item, StreamRoute } from './route.ts';
+
+export interface RouteDeps {
+  config: ModelhostConfig;
+  logger: Logger;
+  dataplane: DataPlane;
+  registry: ModelRegistry;
+  metrics: ModelhostMetrics;
+  drift?: DriftMonitor | undefined;
+  ready: () => boolean;
+  draining: () => boolean;
+}
+
+export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRoute | StreamRoute)[] {
+  const inferV2 = async (item: Item, params: Record<string, string>, ctx: Ctx): Promise<Answered> => {
+    const header = item.headers['inference-header-content-length'];
+    const answer = await dataplane.inferV2(params.model!, item.body, header === undefined ? undefined : Number(header), { ...versionOf(params.version), deadline: ctx.deadline, priority: ctx.priority });
+    if (answer.binary.length === 0) return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.json }, facts: answer };
+    const json = Buffer.from(answer.json);
+    const headers = batchHeaders(answer, 'application/octet-stream');
+    headers['inference-header-content-length'] = String(json.length);
+    return { reply: { status: 200, headers, body: [json, ...answer.binary] }, facts: answer };
+  };
+  return [
+    {
+      kind: 'inference',
+      method: 'POST',
+      path: '/v1/models/:name/predict',
+      summary: 'FRACTAL v1 body → v1 answer',
+      async run(item, params, { q, deadline, priority }) {
+        const output = q.get('output') ?? undefined;
+        const answer = await dataplane.predictV1(params.name!, item.body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority });
+        return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
+      },
+    },
+    { kind: 'inference', method: 'POST', path: '/v2/models/:model/infer', summary: 'Open Inference Protocol infer', run: inferV2 },
+    { kind: 'inference', method: 'POST', path: '/v2/models/:model/versions/:version/infer', summary: 'Open Inference Protocol infer, one version', run: inferV2 },
+    {
+      kind: 'stream',
+      method: 'POST',
+      path: '/v1/models/:name/predict-images',
+      summary: 'multipart images → labels or boxes',
+      async run(req, params, { q, length, reqId, deadline, priority }) {
+        if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
+        const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
+        const answer = await dataplane.predictImages(params.name!, images, {
+          ...versionOf(q.get('version')),
+          uid: reqId,
+          topK: queryInt(q, 'top_k', 5, 1, 1000),
+          raw: q.get('raw') === 'true' || q.get('raw') === '1',
+          ...(q.has('score_threshold') ? { scoreThreshold: queryFraction(q, 'score_threshold') } : {}),
+          ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
+          deadline,
+          priority,
+        });
+        return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
+      },
+    },
+  ];
+}
+
+export function infoRoutes({ config, dataplane, registry, metrics, drift, ready, draining }: RouteDeps): ExpressRoute[] {
+  const get = { kind: 'express', method: 'GET' } as const;
+  return [
+    { ...get, path: '/health/live', summary: 'liveness', handle: (_req, res) => void res.json({ live: true, modelhost: config.id }) },
+    {
+      ...get,
+      path: '/health/ready',
+      summary: 'readiness: started, preloaded models warm, not draining',
+      handle: (_req, res) => {
+        const ok = ready();
+        res.status(ok ? 200 : 503).json({ ready: ok, draining: draining(), modelhost: config.id });
+      },
+    },
+    {
+      ...get,
+      path: '/metrics',
+      summary: 'Prometheus metrics of this worker',
+      handle: async (_req, res) => void res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+    },
+    {
+      ...get,
+      path: '/v1/test/echo',
+      summary: 'which worker answered (for /api/test/sendtomodelhost)',
+      handle: (req, res) => {
+        const data = typeof req.query.data === 'string' ? req.query.data.slice(0, 256) : null;
+        res.json({ data, modelhost: config.id });
+      },
+    },
+    {
+      ...get,
+      path: '/v1/drift',
+      summary: 'cumulative drift statistics and profile captures (for the metrics service)',
+      handle: (_req, res) => void res.set('cache-control', 'no-store').json(drift?.view() ?? { modelhost: config.id, time: new Date().toISOString(), disabled: true, trackers: [], captures: [] }),
+    },
+    {
+      ...get,
+      path: '/v1/drift/profile/:name/:version',
+      summary: 'the reference profile drift statistics are counted against',
+      handle: (req, res) => {
+        const v = registry.record(req.params.name!)?.versions.find((x) => String(x.version) === req.params.version);
+        if (!v?.profile) throw new InferrerError('PROFILE_NOT_FOUND', `model ${req.params.name} version ${req.params.version} has no drift profile here`);
+        res.json(v.profile);
+      },
+    },
+    {
+      ...get,
+      path: '/v1/models',
+      summary: 'models loaded here and their state',
+      handle: (_req, res) =>
+        void res.json({
+          modelhost: config.id,
+          models: registry.entries().map((e) => ({ name: e.name, version: e.version, state: e.state, queue_depth: e.batcher.depth, instances: e.session.instances, batching: e.batcher.options })),
+        }),
+    },
+    {
+      ...get,
+      path: '/v1/models/:name',
+      summary: 'metadata as this worker sees it',
+      handle: async (req, res) => {
+        const version = req.query.version === undefined ? undefined : parseVersion(req.query.version);
+        res.json(await dataplane.metadata(req.params.name!, version));
+      },
+    },
+  ];
+}
+
+const batchHeaders = (a: BatchFacts, contentType: string): Record<string, string> => ({
+  'content-type': contentType,
+  'x-inferrer-batch': `requests=${a.batchRequests};rows=${a.batchRows}`,
+  'x-inferrer-model-version': String(a.version),
+  'server-timing': serverTiming(a),
+});
+
+const versionOf = (raw: string | null | undefined): { version?: number } => (raw === null || raw === undefined ? {} : { version: parseVersion(raw) });
+
+/** Where the time went on this worker: decoding the request (JSON, binary tensors, images), queueing, running. */
+function serverTiming(a: { preprocessMs: number; queueMs: number; computeMs: number }): string {
+  return `preprocess;dur=${a.preprocessMs.toFixed(2)}, queue;dur=${a.queueMs.toFixed(2)}, compute;dur=${a.computeMs.toFixed(2)}`;
+}
+
+function queryInt(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {
+  const v = q.get(name);
+  if (v === null) return fallback;
+  const n = Number(v);
+  if (!/^\d{1,6}$/.test(v) || n < min || n > max) throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be an integer from ${min} to ${max}`, { parameter: name, got: v.slice(0, 32) });
+  return n;
+}
+
+function queryFraction(q: URLSearchParams, name: string): number {
+  const v = q.get(name) ?? '';
+  const n = Number(v);
+  if (v === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be a number from 0 to 1`, { parameter: name, got: v.slice(0, 32) });
+  return n;
+}
