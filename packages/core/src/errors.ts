@@ -54,6 +54,7 @@ export const ERROR_CODES = {
   IMPORT_HOST_NOT_ALLOWED: { kind: 'forbidden', summary: 'The import URL (or a redirect) names a host outside MODEL_IMPORT_ALLOWED_HOSTS, or a scheme other than http(s).' },
   IMPORT_FETCH_FAILED: { kind: 'unavailable', summary: 'The STAC item or its model asset could not be fetched (network error, non-2xx answer, too large, timeout).' },
   RATE_LIMITED: { kind: 'rate_limited', summary: 'Too many requests; retry after the time in Retry-After.' },
+  TOO_MANY_BODIES: { kind: 'rate_limited', summary: 'This client address already has MAX_PENDING_BODIES_PER_CLIENT request bodies still arriving; the connection is closed.' },
   QUOTA_EXCEEDED: { kind: 'rate_limited', summary: 'The client already has JOBS_MAX_ACTIVE_PER_CLIENT batch jobs queued or running; retry when one finishes.' },
   QUEUE_FULL: { kind: 'unavailable', summary: 'The model queue on the worker is full; retry after the time in Retry-After.' },
   MODEL_NOT_READY: { kind: 'unavailable', summary: 'The model is loading or unloading on this worker.' },
@@ -62,6 +63,7 @@ export const ERROR_CODES = {
   UPSTREAM_UNAVAILABLE: { kind: 'unavailable', summary: 'No modelhost could be reached through the load balancer.' },
   METRICS_UNAVAILABLE: { kind: 'unavailable', summary: 'The metrics service is not configured (METRICS_URL) or did not answer.' },
   JOBS_UNAVAILABLE: { kind: 'unavailable', summary: 'Batch jobs are not running on this Inferrer (starting, or stopping).' },
+  BODY_TOO_SLOW: { kind: 'timeout', summary: 'The request body arrived slower than the minimum rate (BODY_TIMEOUT_MS, BODY_MIN_BYTES_PER_S); the connection is closed.' },
   DEADLINE_EXCEEDED: { kind: 'timeout', summary: 'The request waited or ran past its deadline (REQUEST_TIMEOUT_MS).' },
   PROVIDER_UNAVAILABLE: { kind: 'unsupported', summary: 'An execution provider (e.g. cuda) was asked for but is not available on this worker.' },
   INFERENCE_FAILED: { kind: 'internal', summary: 'ONNX Runtime failed while running the model.' },
@@ -148,6 +150,7 @@ export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze
 /** Codes whose status differs from their kind's. */
 const STATUS_OVERRIDES: Partial<Record<ErrorCode, number>> = {
   UNSUPPORTED_MEDIA_TYPE: 415,
+  BODY_TOO_SLOW: 408,
   UPSTREAM_UNAVAILABLE: 502,
   STORAGE_FULL: 507,
   IMPORT_FETCH_FAILED: 502,

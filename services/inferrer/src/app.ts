@@ -12,9 +12,11 @@ import { type MethodMiss, type RouteMatch, RouteTable, type Target, parseTarget 
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { Auth } from './auth.ts';
 import { type ExpressRoute, type Route, isStream } from './http/route.ts';
+import { BodyGuard } from './http/body-guard.ts';
 import { pageHeaders } from './http/security-headers.ts';
 import { serveStream } from './http/stream.ts';
 import { type Protocol, sendError } from './protocol/errors.ts';
+import { hasBody } from './protocol/request-body.ts';
 import { type RouteDeps, createRoutes } from './routes.ts';
 
 export interface InferrerDeps extends RouteDeps {
@@ -42,6 +44,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   const accessLog = deps.logger.child({ module: 'access' });
   const stream = { auth: deps.auth, metrics: deps.metrics, log, access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined };
   const dispatches = new WeakMap<IncomingMessage, Dispatch>();
+  const bodies = new BodyGuard(deps.config.bodies, deps.logger);
   const app = expressApp(deps, dispatches, log, stream.access, accessLog);
 
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
@@ -54,6 +57,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       return;
     }
     const match = table.match(req.method ?? 'GET', target.segments);
+    if (hasBody(req)) bodies.watch(req, res, match?.route?.protocol ?? protocolOf(target.path));
     if (match?.route && isStream(match.route)) {
       void serveStream(stream, match.route, match.params, target.path, target.query, req, res);
       return;

@@ -24,6 +24,14 @@ export const InferrerEnvSchema = z
     MAX_MODEL_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
     /** Largest prediction or JSON management body. */
     MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+    /**
+     * Slow request bodies (every route): a body must arrive within BODY_TIMEOUT_MS plus one second per
+     * BODY_MIN_BYTES_PER_S bytes received so far, or it is cut with 408; a client address may have at most
+     * MAX_PENDING_BODIES_PER_CLIENT bodies that are still arriving after a second (more are cut with 429).
+     */
+    BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+    BODY_MIN_BYTES_PER_S: z.coerce.number().int().min(1).default(500),
+    MAX_PENDING_BODIES_PER_CLIENT: z.coerce.number().int().min(1).default(32),
     /** Deadline of one prediction, end to end. */
     REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
     /** Keep-alive connections to the load balancer. */
@@ -83,6 +91,7 @@ export type InferrerConfig = Readonly<{
   metricsUrl: string | undefined;
   maxModelBytes: number;
   maxBodyBytes: number;
+  bodies: Readonly<{ timeoutMs: number; minBytesPerSecond: number; maxPendingPerClient: number }>;
   requestTimeoutMs: number;
   upstreamConnections: number;
   groupMaxRequests: number;
@@ -110,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     metricsUrl: e.METRICS_URL?.replace(/\/+$/, ''),
     maxModelBytes: e.MAX_MODEL_BYTES,
     maxBodyBytes: e.MAX_BODY_BYTES,
+    bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
     groupMaxRequests: e.GROUP_MAX_REQUESTS,

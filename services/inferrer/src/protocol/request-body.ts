@@ -1,12 +1,10 @@
 /**
  * Reading request bodies on the Inferrer: declared lengths checked against the limit before anything is
- * read, small bodies read whole (one write upstream), JSON bodies of management routes parsed with a cap.
+ * read; prediction bodies read whole before they go upstream (so a slow client never holds an upstream
+ * connection, see http/body-guard.ts); JSON bodies of management routes parsed with a cap.
  */
 import type { IncomingMessage } from 'node:http';
 import { InferrerError, parseJson, readStream } from '@inferrer/core';
-
-/** Bodies up to this size are read whole and sent as one buffer; larger ones stream through. */
-export const SMALL_BODY = 65536;
 
 /** The declared body length, refusing one over the limit before anything is read. */
 export function declaredLength(req: IncomingMessage, limit: number): number | undefined {
@@ -17,13 +15,9 @@ export function declaredLength(req: IncomingMessage, limit: number): number | un
   return n;
 }
 
-/**
- * A small body read into memory: one write upstream instead of a stream pipe (cheaper per request, and the
- * tensor is still not parsed here). Larger bodies and bodies of unknown length stream.
- */
-export async function smallBody(req: IncomingMessage, length: number | undefined): Promise<IncomingMessage | Buffer> {
-  if (length === undefined || length > SMALL_BODY) return req;
-  return readStream(req, SMALL_BODY, length);
+/** The whole body, refused as soon as it passes `limit` (or at once when its declared length does). */
+export function wholeBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return readStream(req, limit, declaredLength(req, limit));
 }
 
 /** Whether the request carries a body at all. */

@@ -1,16 +1,16 @@
 /**
  * FRACTAL v1 prediction, GET or POST `/api/v1/models/{name}/prediction`: `{"values": …}` as the body (or
- * `?values=[…]` without one), or images as multipart files. Served on the lean path: the body streams to a
- * modelhost untouched and its answer streams back; the modelhost decodes and encodes.
+ * `?values=[…]` without one), or images as multipart files. Served on the lean path: the body is received
+ * whole, then sent to a modelhost untouched, and its answer streams back; the modelhost decodes and encodes.
  */
 import type { IncomingMessage } from 'node:http';
-import { InferrerError, parseJson } from '@inferrer/core';
+import { InferrerError, parseJson, parseModelName } from '@inferrer/core';
 import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
 import type { Operation, StreamCall, StreamRoute } from '../../http/route.ts';
 import type { UpstreamResponse } from '../../upstream.ts';
 import { TAGS, json, nameParam, ref, v1Errors } from '../openapi-parts.ts';
-import { declaredLength, hasBody, isMultipart, smallBody } from '../request-body.ts';
+import { hasBody, isMultipart, wholeBody } from '../request-body.ts';
 
 export interface PredictDeps {
   config: InferrerConfig;
@@ -51,17 +51,16 @@ const operation = (extra: unknown[]): Operation => ({
 });
 
 export function v1PredictRoutes({ config, dataplane }: PredictDeps): StreamRoute[] {
-  const stream = (req: IncomingMessage, call: StreamCall): Promise<UpstreamResponse> => {
+  const stream = async (req: IncomingMessage, call: StreamCall): Promise<UpstreamResponse> => {
     const q = call.query === '' ? NO_QUERY : new URLSearchParams(call.query);
+    parseModelName(call.params.name); // before a large body is read for nothing
     if (isMultipart(req)) {
-      return dataplane.predictImages(call.params.name!, q, { reqId: call.reqId, body: req, contentLength: declaredLength(req, config.maxBodyBytes), contentType: String(req.headers['content-type']) });
+      const body = await wholeBody(req, config.maxBodyBytes);
+      return dataplane.predictImages(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: String(req.headers['content-type']) });
     }
-    return values(req, q, call);
-  };
-  const values = async (req: IncomingMessage, q: URLSearchParams, call: StreamCall): Promise<UpstreamResponse> => {
     if (hasBody(req)) {
-      const contentLength = declaredLength(req, config.maxBodyBytes);
-      return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body: await smallBody(req, contentLength), contentLength, contentType: 'application/json' });
+      const body = await wholeBody(req, config.maxBodyBytes);
+      return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: 'application/json' });
     }
     const body = JSON.stringify({ values: valuesQuery(q) });
     return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: Buffer.byteLength(body), contentType: 'application/json' });

@@ -1,7 +1,7 @@
 /**
  * Open Inference Protocol infer, `POST /v2/models/{model}[/versions/{version}]/infer`: JSON, or the binary
- * tensor extension (`Inference-Header-Content-Length`). Served on the lean path: the body streams to a
- * modelhost as it came and the answer streams back; only the modelhost parses tensors.
+ * tensor extension (`Inference-Header-Content-Length`). Served on the lean path: the body is received whole,
+ * then sent to a modelhost as it came, and the answer streams back; only the modelhost parses tensors.
  */
 import type { IncomingMessage } from 'node:http';
 import type { InferrerConfig } from '../../config.ts';
@@ -9,7 +9,7 @@ import type { DataPlane } from '../../dataplane.ts';
 import type { Operation, StreamCall, StreamRoute } from '../../http/route.ts';
 import type { UpstreamResponse } from '../../upstream.ts';
 import { TAGS, modelParam, ref, v2Errors, versionParam } from '../openapi-parts.ts';
-import { declaredLength, smallBody } from '../request-body.ts';
+import { wholeBody } from '../request-body.ts';
 
 export interface InferDeps {
   config: InferrerConfig;
@@ -28,12 +28,12 @@ const operation = (params: unknown[]): Operation => ({
 
 export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {
   const stream = async (req: IncomingMessage, call: StreamCall): Promise<UpstreamResponse> => {
-    const contentLength = declaredLength(req, config.maxBodyBytes);
     const header = req.headers['inference-header-content-length'];
+    const body = await wholeBody(req, config.maxBodyBytes);
     return dataplane.inferV2(call.params.model!, call.params.version, {
       reqId: call.reqId,
-      body: await smallBody(req, contentLength),
-      contentLength,
+      body,
+      contentLength: body.length,
       contentType: String(req.headers['content-type'] ?? 'application/json'),
       headerLength: Array.isArray(header) ? header[0] : header,
     });

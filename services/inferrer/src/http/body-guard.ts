@@ -1,0 +1,113 @@
+/**
+ * Slow request bodies can only hurt their sender. Every body is watched while it arrives (bytes read from
+ * its socket): it must be complete within `timeoutMs` plus one second per `minBytesPerSecond` bytes received
+ * so far (Apache's mod_reqtimeout rule), or it is cut with 408 BODY_TOO_SLOW. A body still arriving after a
+ * second is pending; a client address may have `maxPendingPerClient` pending bodies, and the next one is cut
+ * with 429 TOO_MANY_BODIES. A cut answers at once and closes the connection. Prediction bodies are read
+ * whole before they go upstream (http/stream.ts), so no upstream connection ever waits on a client.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { InferrerError } from '@inferrer/core';
+import type { Logger } from '@inferrer/telemetry';
+import { type Protocol, sendError } from '../protocol/errors.ts';
+
+export interface BodyLimits {
+  timeoutMs: number;
+  minBytesPerSecond: number;
+  maxPendingPerClient: number;
+}
+
+/** A body still arriving. */
+interface Watched {
+  req: IncomingMessage;
+  res: ServerResponse;
+  protocol: Protocol;
+  client: string;
+  started: number;
+  baseline: number;
+  pending: boolean;
+}
+
+/** How long a body may take before it counts as pending. */
+const PENDING_AFTER_MS = 1000;
+const TICK_MS = 250;
+
+export class BodyGuard {
+  readonly #limits: BodyLimits;
+  readonly #log: Logger;
+  readonly #watched = new Set<Watched>();
+  readonly #pending = new Map<string, number>();
+  #timer: NodeJS.Timeout | undefined;
+  /** Bodies cut so far, by reason (for the metrics and tests). */
+  readonly cut = { slow: 0, tooMany: 0 };
+
+  constructor(limits: BodyLimits, logger: Logger) {
+    this.#limits = limits;
+    this.#log = logger.child({ module: 'bodies' });
+  }
+
+  /** Watches a request's body until it is complete, the answer is sent, or the connection closes. */
+  watch(req: IncomingMessage, res: ServerResponse, protocol: Protocol): void {
+    const w: Watched = { req, res, protocol, client: req.socket.remoteAddress ?? 'unknown', started: performance.now(), baseline: req.socket.bytesRead, pending: false };
+    // No listeners per request: the tick drops bodies that are complete (cheap on the prediction path).
+    this.#watched.add(w);
+    this.#timer ??= setInterval(() => this.#tick(), TICK_MS).unref();
+  }
+
+  #forget(w: Watched): void {
+    if (!this.#watched.delete(w)) return;
+    if (w.pending) {
+      const n = (this.#pending.get(w.client) ?? 1) - 1;
+      if (n <= 0) this.#pending.delete(w.client);
+      else this.#pending.set(w.client, n);
+    }
+    if (this.#watched.size === 0 && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    const { timeoutMs, minBytesPerSecond, maxPendingPerClient } = this.#limits;
+    for (const w of this.#watched) {
+      if (w.req.complete || w.req.destroyed || w.res.writableEnded) {
+        this.#forget(w);
+        continue;
+      }
+      const elapsed = now - w.started;
+      if (!w.pending && elapsed >= PENDING_AFTER_MS) {
+        w.pending = true;
+        const n = (this.#pending.get(w.client) ?? 0) + 1;
+        this.#pending.set(w.client, n);
+        if (n > maxPendingPerClient) {
+          this.cut.tooMany++;
+          this.#cut(w, new InferrerError('TOO_MANY_BODIES', `this address already has ${maxPendingPerClient} request bodies still arriving (MAX_PENDING_BODIES_PER_CLIENT)`, { limit: maxPendingPerClient }, { retryAfter: 1 }));
+          continue;
+        }
+      }
+      const received = Math.max(0, w.req.socket.bytesRead - w.baseline);
+      if (elapsed > timeoutMs + (received / minBytesPerSecond) * 1000) {
+        this.cut.slow++;
+        this.#cut(w, new InferrerError('BODY_TOO_SLOW', `the request body arrived too slowly (${received} bytes in ${Math.round(elapsed)} ms; at least ${minBytesPerSecond} bytes/s after the first ${timeoutMs} ms)`, { received, ms: Math.round(elapsed), minBytesPerSecond }));
+      }
+    }
+  }
+
+  /** Answers with the error (when nothing was sent yet) and closes the connection once it is written. */
+  #cut(w: Watched, err: InferrerError): void {
+    this.#forget(w);
+    const { req, res } = w;
+    const socket = req.socket;
+    if (!res.headersSent && !res.writableEnded) {
+      res.setHeader('connection', 'close');
+      sendError(res, err, w.protocol, this.#log, { reqId: String(res.getHeader('x-request-id') ?? ''), method: req.method, path: req.url?.split('?')[0] });
+      // Closed once the answer is out (a reader waiting on the body then sees it aborted); at the latest in a second.
+      res.once('finish', () => socket.destroy());
+      setTimeout(() => socket.destroy(), 1000).unref();
+    } else {
+      this.#log.info('request body cut', { err: { code: err.code, message: err.message }, path: req.url?.split('?')[0] });
+      socket.destroy();
+    }
+  }
+}
