@@ -70,6 +70,8 @@ describe('statusOf', () => {
     ['JOBS_UNAVAILABLE', 503],
     ['INVALID_PROFILE', 400],
     ['PROFILE_NOT_FOUND', 404],
+    ['BODY_TOO_SLOW', 408],
+    ['TOO_MANY_BODIES', 429],
   ];
 
   for (const [code, status] of table) {
