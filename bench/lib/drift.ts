@@ -9,7 +9,7 @@
  */
 import type { NamedTensors } from '@inferrer/core';
 import { ModelStore, type StoredProfile } from '@inferrer/model-store';
-import { DriftTracker, featureProfile, profileFromRows } from '@inferrer/runtime/drift';
+import { DriftTracker, featureProfile, profileFromRows } from '@inferrer/drift';
 import { clusterPids, startBenchCluster } from './cluster.ts';
 import { IRIS_BODY } from './iris.ts';
 import type { LoadResult } from './load.ts';

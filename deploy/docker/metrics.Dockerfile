@@ -9,6 +9,7 @@ ENV CI=true
 RUN npm install -g pnpm@9.15.9
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY packages/core/package.json packages/core/
+COPY packages/drift/package.json packages/drift/
 COPY packages/model-store/package.json packages/model-store/
 COPY packages/runtime/package.json packages/runtime/
 COPY packages/telemetry/package.json packages/telemetry/

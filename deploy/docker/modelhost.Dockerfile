@@ -11,6 +11,8 @@ RUN npm install -g pnpm@9.15.9
 # Manifests first, so the dependency layer is rebuilt only when they change.
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY packages/core/package.json packages/core/
+COPY packages/drift/package.json packages/drift/
+COPY packages/http/package.json packages/http/
 COPY packages/model-store/package.json packages/model-store/
 COPY packages/runtime/package.json packages/runtime/
 COPY packages/telemetry/package.json packages/telemetry/

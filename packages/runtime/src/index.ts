@@ -5,4 +5,3 @@ export * from './batching/tensors.ts';
 export * from './preprocess/image.ts';
 export * from './postprocess/classification.ts';
 export * from './postprocess/detection.ts';
-export * from './drift/index.ts';

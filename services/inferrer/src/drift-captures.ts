@@ -6,7 +6,7 @@
  */
 import type { InferrerError } from '@inferrer/core';
 import type { StoredProfile } from '@inferrer/model-store';
-import { type CaptureSnapshot, profileFromCaptures } from '@inferrer/runtime';
+import { type CaptureSnapshot, profileFromCaptures } from '@inferrer/drift';
 import type { Logger } from '@inferrer/telemetry';
 import type { Management } from './management.ts';
 import type { MetricsClient } from './metrics-client.ts';

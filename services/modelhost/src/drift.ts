@@ -9,7 +9,7 @@
  */
 import type { NamedTensors } from '@inferrer/core';
 import type { CaptureRequest, DriftConfig, StoredProfile } from '@inferrer/model-store';
-import { CaptureAccumulator, type CaptureSnapshot, DriftTracker, type TrackerSnapshot } from '@inferrer/runtime';
+import { CaptureAccumulator, type CaptureSnapshot, DriftTracker, type TrackerSnapshot } from '@inferrer/drift';
 import type { Logger } from '@inferrer/telemetry';
 import type { LoadedModel, ModelRegistry } from './registry.ts';
 

@@ -17,7 +17,7 @@ import {
   addStats,
   scoreFeatures,
   windowStats,
-} from '@inferrer/runtime/drift';
+} from '@inferrer/drift';
 
 /** What a modelhost's GET /v1/drift answers (services/modelhost/src/drift.ts). */
 interface TrackerView {

@@ -5,7 +5,7 @@
 import type { Request } from 'express';
 import { InferrerError, parseJson, parseVersion, readStream } from '@inferrer/core';
 import { parseProfile, parseWith, type StoredProfile } from '@inferrer/model-store';
-import { profileFromRows, tabularFeatureNames } from '@inferrer/runtime';
+import { profileFromRows, tabularFeatureNames } from '@inferrer/drift';
 import { z } from 'zod';
 import { type DriftCaptures, profileSummary } from '../../drift-captures.ts';
 import type { ExpressRoute } from '../../http/route.ts';

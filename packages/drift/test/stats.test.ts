@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addValue, binIndex, emptyMoments, mergeMoments, psi, quantile, std, subtractMoments, variance, zScore } from '@inferrer/runtime/drift';
+import { addValue, binIndex, emptyMoments, mergeMoments, psi, quantile, std, subtractMoments, variance, zScore } from '@inferrer/drift';
 
 /** A small deterministic generator (mulberry32), so the tests never flake. */
 export function rng(seed: number): () => number {

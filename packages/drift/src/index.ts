@@ -1,4 +1,4 @@
-/** Drift detection math: no HTTP, no ONNX Runtime (the metrics service imports this alone, as @inferrer/runtime/drift). */
+/** Drift detection math: moments, histograms, PSI and z-scores over tensors. No HTTP, no ONNX Runtime. */
 export * from './stats.ts';
 export * from './profile.ts';
 export * from './features.ts';

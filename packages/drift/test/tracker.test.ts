@@ -16,7 +16,7 @@ import {
   scoreFeatures,
   tabularFeatureNames,
   windowStats,
-} from '@inferrer/runtime/drift';
+} from '@inferrer/drift';
 import { rng } from './stats.test.ts';
 
 const normal = (r: () => number) => () => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
