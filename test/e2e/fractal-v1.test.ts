@@ -45,10 +45,10 @@ describe('FRACTAL v1', () => {
     assert.deepEqual(list.body, { http_status: ok, model_list: ['diabetes', 'digits', 'iris'] });
     const info = await api(c.url, '/api/v1/models/information');
     assert.deepEqual(
-      info.body.models.map((m: { name: string }) => m.name),
+      info.body.model_list.map((m: { model: string }) => m.model),
       ['diabetes', 'digits', 'iris'],
     );
-    for (const m of info.body.models) assert.ok(m.description.length > 10, `${m.name} has a description`);
+    for (const m of info.body.model_list) assert.ok(m.description.length > 10, `${m.model} has a description`);
   });
 
   test('GET /api/v1/models/{name} shows inputs, outputs, versions and batching config; iris.onnx names iris', async () => {
@@ -108,7 +108,7 @@ describe('FRACTAL v1', () => {
     assert.equal(r.status, 200);
     assert.equal(r.body.model.description, 'Disease progression after one year');
     const again = await api(c.url, '/api/v1/models/information');
-    assert.equal(again.body.models.find((m: { name: string }) => m.name === 'diabetes').description, 'Disease progression after one year');
+    assert.equal(again.body.model_list.find((m: { model: string }) => m.model === 'diabetes').description, 'Disease progression after one year');
     const bad = await api(c.url, '/api/v1/models/diabetes', { json: { model_description: 42 } });
     assert.equal(bad.status, 400);
   });

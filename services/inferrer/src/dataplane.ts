@@ -24,7 +24,7 @@ const V1_QUERY = ['version', 'output', 'outputs'] as const;
 const GROUPED_BODY = 65536;
 
 /** Query options an image prediction passes on. */
-const IMAGE_QUERY = ['version', 'top_k', 'raw', 'score_threshold', 'iou_threshold'] as const;
+const IMAGE_QUERY = ['version', 'top_k', 'raw', 'score_threshold', 'iou_threshold', 'output', 'outputs'] as const;
 
 export class DataPlane {
   readonly #upstream: Upstream;
@@ -65,7 +65,7 @@ export class DataPlane {
       const v = query.get(k);
       if (v === null) continue;
       if (k === 'version') parseVersion(v);
-      if (v.length > 64) throw new InferrerError('INVALID_REQUEST', `query parameter ${k} is too long`);
+      if (v.length > 256) throw new InferrerError('INVALID_REQUEST', `query parameter ${k} is too long`);
       q.set(k, v);
     }
     const qs = q.toString();

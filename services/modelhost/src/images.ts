@@ -1,8 +1,9 @@
 /**
  * Images on the modelhost: reading the multipart body of `POST /v1/models/:name/predict-images` (busboy,
- * limits enforced while it streams) and shaping the answer: the YOLO tutorial's `data`
- * ([[label, score, [x1, y1, x2, y2]], …] per image; [[label, score], …] for classifiers), a structured
- * `predictions` list, and raw tensors with `?raw=true`.
+ * limits enforced while it streams) and shaping the answer: FRACTAL's `values` (the model's first output, or
+ * `?output=`, one row per image), the YOLO tutorial's `data` ([[label, score, [x1, y1, x2, y2]], …] per
+ * image; [[label, score], …] for classifiers), a structured `predictions` list, and every raw output under
+ * `outputs` with `?outputs=all` (or `?raw=true`).
  */
 import type { IncomingMessage } from 'node:http';
 import busboy from 'busboy';
@@ -81,6 +82,10 @@ export interface ImageAnswerOptions {
   uid: string;
   topK: number;
   raw: boolean;
+  /** Output answered as `values` (FRACTAL's raw rows); the first output when absent. */
+  output?: string;
+  /** Every output under `outputs` too (as `?outputs=all` does for tabular models). */
+  all?: boolean;
   scoreThreshold?: number;
   iouThreshold?: number;
 }
@@ -97,6 +102,8 @@ export function encodeImageAnswer(
 ): string {
   const task = pipeline.task;
   const input = pipeline.image!;
+  const main = opts.output ?? order[0];
+  if (main === undefined || !outputs[main]) throw new InferrerError('INVALID_REQUEST', `the model has no output '${String(main)}' (outputs: ${order.join(', ')})`, { expected: order, got: main ?? null });
   let data: unknown[] = [];
   let predictions: Record<string, unknown>[] = images.map((im) => ({ file: im.filename, width: im.transform.width, height: im.transform.height }));
   if (task?.kind === 'classification') {
@@ -113,9 +120,9 @@ export function encodeImageAnswer(
     }));
   }
   let out = `{"http_status":${JSON.stringify(httpStatusBody(200))},"model_name":${JSON.stringify(opts.model)},"model_version":${opts.version},"uid":${JSON.stringify(opts.uid)}`;
-  out += `,"task":${JSON.stringify(task?.kind ?? 'raw')}`;
+  out += `,"task":${JSON.stringify(task?.kind ?? 'raw')},"values":${rowsToJson(outputs[main]!)}`;
   if (task) out += `,"data":${JSON.stringify(images.length === 1 ? data[0] : data)},"predictions":${JSON.stringify(predictions)}`;
-  if (opts.raw || !task) {
+  if (opts.raw || opts.all || !task) {
     out += ',"outputs":{';
     out += order.filter((n) => outputs[n]).map((n) => `${JSON.stringify(n)}:${rowsToJson(outputs[n]!)}`).join(',');
     out += '}';

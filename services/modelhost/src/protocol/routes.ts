@@ -61,7 +61,7 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
       kind: 'stream',
       method: 'POST',
       path: '/v1/models/:name/predict-images',
-      summary: 'multipart images → labels or boxes',
+      summary: 'multipart images → values, labels or boxes',
       async run(req, params, { q, length, reqId, deadline, priority }) {
         if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
         const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
@@ -70,6 +70,8 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
           uid: reqId,
           topK: queryInt(q, 'top_k', 5, 1, 1000),
           raw: q.get('raw') === 'true' || q.get('raw') === '1',
+          ...(q.has('output') ? { output: q.get('output')! } : {}),
+          all: q.get('outputs') === 'all',
           ...(q.has('score_threshold') ? { scoreThreshold: queryFraction(q, 'score_threshold') } : {}),
           ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
           deadline,

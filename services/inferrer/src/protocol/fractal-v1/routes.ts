@@ -43,6 +43,18 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
   const v1 = { scope: 'predict', protocol: 'v1' } as const;
   const admin = { scope: 'admin', protocol: 'v1' } as const;
   const tags = [TAGS.v1];
+  const sendToModelhost = async (req: Request, res: Response): Promise<void> => {
+    const b = (await body(req)) as { data?: unknown };
+    if (!b || !Array.isArray(b.data) || b.data.length === 0) throw new InferrerError('INVALID_REQUEST', 'send {"data": ["ONE", "TWO", …]}');
+    if (b.data.length > MAX_SENDTOMODELHOST_ITEMS) throw new InferrerError('INVALID_REQUEST', `at most ${MAX_SENDTOMODELHOST_ITEMS} items`, { limit: MAX_SENDTOMODELHOST_ITEMS });
+    const reqId = res.getHeader('x-request-id') as string;
+    const items = b.data.map((d, i) => {
+      if (typeof d !== 'string' && typeof d !== 'number' && typeof d !== 'boolean') throw new InferrerError('INVALID_REQUEST', `data[${i}] must be a string (or a number)`, { item: i });
+      return String(d).slice(0, 256);
+    });
+    const answers = await Promise.all(items.map((d) => dataplane.whoAnswers(d, reqId)));
+    sendV1(res, 200, { results: items.map((d, i) => ({ data: d, modelhost: answers[i] })) });
+  };
   return [
     {
       method: 'GET',
@@ -74,9 +86,21 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       ...v1,
       method: 'GET',
       path: '/api/v1/models/information',
-      summary: 'Names and descriptions of all models',
-      openapi: { tags, responses: ok('`models`') },
-      handle: async (_req, res) => sendV1(res, 200, { models: await management.information() }),
+      summary: 'Names and descriptions of all models (FRACTAL: model_list of {model, description}, then name, default_version, versions)',
+      openapi: {
+        tags,
+        responses: ok('`model_list`', {
+          type: 'object',
+          properties: {
+            http_status: ref('HttpStatus'),
+            model_list: {
+              type: 'array',
+              items: { type: 'object', required: ['model', 'description'], properties: { model: { type: 'string' }, description: { type: 'string' }, name: { type: 'string' }, default_version: { type: 'integer' }, versions: { type: 'array', items: { type: 'integer' } } } },
+            },
+          },
+        }),
+      },
+      handle: async (_req, res) => sendV1(res, 200, { model_list: (await management.information()).map((m) => ({ model: m.name, description: m.description ?? '', name: m.name, default_version: m.default_version, versions: m.versions })) }),
     },
     {
       ...v1,
@@ -187,18 +211,16 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       summary: 'Which modelhost answers each item (shows the load balancing)',
       example: `curl -X POST $B/api/test/sendtomodelhost -H 'Content-Type: application/json' -d '{"data": ["ONE", "TWO", "THREE"]}'`,
       openapi: { tags, requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) }, responses: ok('`results`') },
-      handle: async (req, res) => {
-        const b = (await body(req)) as { data?: unknown };
-        if (!b || !Array.isArray(b.data) || b.data.length === 0) throw new InferrerError('INVALID_REQUEST', 'send {"data": ["ONE", "TWO", …]}');
-        if (b.data.length > MAX_SENDTOMODELHOST_ITEMS) throw new InferrerError('INVALID_REQUEST', `at most ${MAX_SENDTOMODELHOST_ITEMS} items`, { limit: MAX_SENDTOMODELHOST_ITEMS });
-        const reqId = res.getHeader('x-request-id') as string;
-        const items = b.data.map((d, i) => {
-          if (typeof d !== 'string' && typeof d !== 'number' && typeof d !== 'boolean') throw new InferrerError('INVALID_REQUEST', `data[${i}] must be a string (or a number)`, { item: i });
-          return String(d).slice(0, 256);
-        });
-        const answers = await Promise.all(items.map((d) => dataplane.whoAnswers(d, reqId)));
-        sendV1(res, 200, { results: items.map((d, i) => ({ data: d, modelhost: answers[i] })) });
-      },
+      handle: sendToModelhost,
+    },
+    {
+      ...v1,
+      method: 'GET',
+      path: '/api/test/sendtomodelhost',
+      summary: 'The same, as FRACTAL documents it: a GET with the JSON body',
+      example: `curl -X GET -H 'Content-Type: application/json' --data '{"data": ["ONE", "TWO", "THREE", "FOUR"]}' $B/api/test/sendtomodelhost`,
+      openapi: { tags, requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) }, responses: ok('`results`') },
+      handle: sendToModelhost,
     },
   ];
 }
