@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   MODEL_CONFLICT: { kind: 'conflict', summary: 'Another writer changed the model at the same time; retry.' },
   BODY_TOO_LARGE: { kind: 'too_large', summary: 'The request body is larger than the configured limit.' },
   MODEL_TOO_LARGE: { kind: 'too_large', summary: 'The uploaded model is larger than MAX_MODEL_BYTES.' },
+  MODEL_TOO_COSTLY: { kind: 'too_large', summary: 'Validating the uploaded model took more memory or time than the validation limits allow (VALIDATION_MAX_MEMORY_MB and the per-size allowance, VALIDATION_TIMEOUT_MS).' },
   JOB_TOO_LARGE: { kind: 'too_large', summary: 'A batch job has more items than JOBS_MAX_ITEMS or more bytes than JOBS_MAX_BYTES.' },
   IMAGE_TOO_LARGE: { kind: 'too_large', summary: 'An image has more pixels than the limit (decompression bombs are refused before decoding).' },
   TOO_MANY_IMAGES: { kind: 'too_large', summary: 'The request carries more images (files) than the limit per request.' },
@@ -82,12 +83,16 @@ export class InferrerError extends Error {
   /** Seconds, for 429/503 answers. */
   readonly retryAfter?: number;
 
+  /**
+   * `message` and `details` are what clients see, so file paths in them (a staging folder, the runtime's
+   * source files in its messages) are replaced by `<path>` here; the `cause` keeps the original for the log.
+   */
   constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, opts: { retryAfter?: number; cause?: unknown } = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(redactPaths(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'InferrerError';
     this.code = code;
     this.kind = ERROR_CODES[code].kind;
-    this.details = details;
+    this.details = redactDetails(details, 0) as ErrorDetails;
     if (opts.retryAfter !== undefined) this.retryAfter = opts.retryAfter;
   }
 
@@ -130,6 +135,33 @@ export function toInferrerError(err: unknown): InferrerError {
     return fromWire(err);
   }
   return new InferrerError('INTERNAL', 'internal error', {}, { cause: err });
+}
+
+/**
+ * Absolute file paths (POSIX after a space, quote, bracket, `=`, `:` or the start; `file://` URLs; Windows
+ * drive paths), with any `:line:column` after them. A URL's path follows its host, so it is left alone, and
+ * so are Inferrer's own routes (`/api/…`, `/v2/…`), which messages name on purpose.
+ */
+const FILE_PATH = /(^|[\s'"`(=:,;[{<])(\/(?!\/)[^\s'"`:,;()<>[\]{}]*)((?::\d+)*)|file:\/\/[^\s'"`<>]*|\b[A-Za-z]:\\[^\s'"`<>]*/g;
+const ROUTE = /^\/(?:api|v2|health|help|metrics|docs|openapi\.json)(?:[/?]|$)/;
+
+/** `text` with every absolute file path replaced by `<path>` (routes and URLs kept). */
+export function redactPaths(text: string): string {
+  if (!text.includes('/') && !text.includes('\\')) return text;
+  return text.replace(FILE_PATH, (all: string, lead: string | undefined, p: string | undefined) => {
+    if (p === undefined) return '<path>';
+    if (p === '/' || ROUTE.test(p)) return all;
+    return `${lead}<path>`;
+  });
+}
+
+function redactDetails(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return redactPaths(value);
+  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.some((v) => typeof v === 'string' || (v && typeof v === 'object')) ? value.map((v) => redactDetails(v, depth + 1)) : value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = redactDetails(v, depth + 1);
+  return out;
 }
 
 /** The one table from kind to HTTP status (Triton's HttpCodeFromError, KServe's handlers). */

@@ -5,7 +5,9 @@ const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /**
  * Normalises a model name from a URL or form: `iris.onnx` and `iris` name the same model. Rejects anything
- * that could leave the store (`..`, slashes, NUL, empty, too long).
+ * that could leave the store (`..`, slashes, NUL, empty, too long), and a name that would still end in
+ * `.onnx` once stripped (`iris.onnx.onnx`): so every stored name maps to itself and every route that parses
+ * a name twice (the Inferrer, then the store, then a modelhost) reaches the same model.
  */
 export function parseModelName(raw: unknown): string {
   if (typeof raw !== 'string' || raw.length === 0) {
@@ -20,6 +22,12 @@ export function parseModelName(raw: unknown): string {
       `model name ${JSON.stringify(shown)} is not allowed: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
       { got: shown, length: raw.length },
     );
+  }
+  if (name.toLowerCase().endsWith('.onnx')) {
+    const shown = raw.length > 64 ? `${raw.slice(0, 64)}…` : raw;
+    throw new InferrerError('INVALID_MODEL_NAME', `model name ${JSON.stringify(shown)} is not allowed: a name may end in ".onnx" only once ("${name}" and "${name.slice(0, -5)}" would be the same model)`, {
+      got: shown,
+    });
   }
   return name;
 }

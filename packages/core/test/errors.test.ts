@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ERROR_CODES, type ErrorCode, InferrerError, STATUS_OF_KIND, fromWire, isErrorCode, statusOf, toInferrerError } from '@inferrer/core';
+import { ERROR_CODES, type ErrorCode, InferrerError, STATUS_OF_KIND, fromWire, isErrorCode, redactPaths, statusOf, toInferrerError } from '@inferrer/core';
 
 describe('InferrerError', () => {
   test('carries code, kind from the catalogue, details and retryAfter', () => {
@@ -41,6 +41,7 @@ describe('statusOf', () => {
     ['MODEL_CONFLICT', 409],
     ['BODY_TOO_LARGE', 413],
     ['MODEL_TOO_LARGE', 413],
+    ['MODEL_TOO_COSTLY', 413],
     ['UNAUTHORIZED', 401],
     ['FORBIDDEN', 403],
     ['RATE_LIMITED', 429],
@@ -137,6 +138,30 @@ describe('fromWire', () => {
       assert.equal(got.message, 'upstream answered with an unrecognised error');
     });
   }
+});
+
+describe('file paths never reach a client', () => {
+  test('ONNX Runtime messages lose the staging path and its own source paths, and keep the rest', () => {
+    const err = new InferrerError(
+      'INVALID_MODEL',
+      'ONNX Runtime cannot create a session for this model: Load model from /tmp/x/models/.staging/h~1~u/model.onnx failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:180 Unsupported model IR version: 99',
+    );
+    assert.equal(err.message, 'ONNX Runtime cannot create a session for this model: Load model from <path> failed:<path> Unsupported model IR version: 99');
+  });
+
+  test('details are redacted too, at any depth', () => {
+    const err = new InferrerError('INVALID_MODEL', 'x', { location: '/etc/passwd', nested: { list: ['(/root/a.onnx)', 3] }, n: 1 });
+    assert.deepEqual(err.details, { location: '<path>', nested: { list: ['(<path>)', 3] }, n: 1 });
+    assert.deepEqual(fromWire(err.toJSON()).details, err.details);
+  });
+
+  test('file URLs and Windows paths go; routes, URLs and fractions stay', () => {
+    assert.equal(redactPaths('file:///srv/m.onnx and C:\\models\\m.onnx'), '<path> and <path>');
+    for (const kept of ['PUT it to /api/v1/models/iris/versions/1/profile', 'GET /help lists the routes', 'https://api.eotdl.com/a/item.json answered 404', 'model name "../x"', 'a/b, 3/4 and / 2', 'GET / answers']) {
+      assert.equal(redactPaths(kept), kept);
+    }
+    assert.equal(redactPaths('no route GET /etc/passwd; GET /help lists the routes'), 'no route GET <path>; GET /help lists the routes');
+  });
 });
 
 describe('toInferrerError', () => {

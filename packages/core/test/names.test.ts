@@ -22,6 +22,17 @@ describe('parseModelName', () => {
     assert.equal(parseModelName('iris'), 'iris');
   });
 
+  test('maps every name to one stored name: parsing a parsed name changes nothing', () => {
+    for (const raw of ['iris', 'iris.onnx', 'Iris.ONNX', 'a.onnx1', 'onnx', 'x.onnxy']) assert.equal(parseModelName(parseModelName(raw)), parseModelName(raw), raw);
+  });
+
+  test('refuses a name that ends in .onnx twice, in any case', () => {
+    for (const raw of ['zz.onnx.onnx', 'iris.ONNX.onnx', 'a.onnx.Onnx']) {
+      const err = refused(() => parseModelName(raw));
+      assert.match(err.message, /may end in "\.onnx" only once/, raw);
+    }
+  });
+
   test('keeps letters, digits, dots, underscores and dashes', () => {
     assert.equal(parseModelName('Iris_v2-final.1'), 'Iris_v2-final.1');
     assert.equal(parseModelName('7up'), '7up');

@@ -4,18 +4,24 @@
  * lock, so several Inferrer replicas can share one volume. Readers (modelhosts) take no lock.
  *
  *   <root>/.generation          bumped after every change; modelhosts poll it
- *   <root>/.staging/<id>/       uploads being validated (same filesystem, so publishing is a rename)
- *   <root>/.trash/              deleted models, removed in the background
+ *   <root>/.staging/<owner>~<id>/   uploads being validated (same filesystem, so publishing is a rename)
+ *   <root>/.trash/<owner>~<name>-<id>/   deleted models, removed in the background
  *   <root>/<name>/model.json    ModelRecord
  *   <root>/<name>/<version>/model.onnx
+ *
+ * A full volume refuses every write with STORAGE_FULL and leaves the store as it was, except that a delete
+ * still succeeds (it needs no space: a rename, then the generation written in place). Folders in .staging
+ * and .trash that no live writer holds (see leases.ts) are reclaimed by `sweep()`, at `init()` and whenever
+ * the owner calls it.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, readFile, readdir, rename, rm, stat, writeFile, open } from 'node:fs/promises';
+import { link, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile, open } from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { InferrerError, type ModelSignature, parseModelName, storageError } from '@inferrer/core';
-import { checkOnnxFile } from './onnx-check.ts';
+import { Leases } from './leases.ts';
+import { type OnnxFileFacts, checkOnnxFile } from './onnx-check.ts';
 import { checkStacAgainstSignature, parseStacItem } from './stac-mlm.ts';
 import { type CaptureRequest, type ModelConfig, type ModelPatch, type ModelRecord, type StoredProfile, type UploadMetadata, type VersionRecord, parseProfile } from './records.ts';
 
@@ -28,11 +34,35 @@ const GENERATION_FILE = '.generation';
 /** Creates a session (in the runtime) to prove the model runs; returns its signature. */
 export type ModelValidator = (file: string, config: ModelConfig) => Promise<ModelSignature>;
 
+/** What validating an upload found. */
+export interface ModelInspection {
+  facts: OnnxFileFacts;
+  signature: ModelSignature;
+  /** What validation cost, where it was measured (a separate process): peak memory above its baseline, and time. */
+  cost?: { memory_bytes: number; ms: number };
+}
+
+/** The whole validation of a staged upload (`file` inside `folder`): structure, then a session. */
+export type ModelInspector = (file: string, folder: string, config: ModelConfig) => Promise<ModelInspection>;
+
+/** Validation in this process: the structural check, then `validate` (a session) where given. */
+export function inspectInProcess(validate?: ModelValidator): ModelInspector {
+  return async (file, folder, config) => {
+    const facts = await checkOnnxFile(file, folder);
+    const signature = validate ? await validate(file, config) : { inputs: [], outputs: [] };
+    return { facts, signature };
+  };
+}
+
 export interface ModelStoreOptions {
-  /** Runs after the structural check, before the version becomes visible. */
+  /** Runs after the structural check, before the version becomes visible (in this process). */
   validate?: ModelValidator;
+  /** Replaces the structural check and `validate` (the Inferrer runs both in a child process). */
+  inspect?: ModelInspector;
   /** How long a writer waits for the lock before MODEL_CONFLICT. */
   lockWaitMs?: number;
+  /** A .staging or .trash folder untouched for this long belongs to no live writer (default 30 s). */
+  leaseMs?: number;
 }
 
 export interface ResolvedVersion {
@@ -44,17 +74,19 @@ export interface ResolvedVersion {
 
 export class ModelStore {
   readonly root: string;
-  readonly #validate: ModelValidator | undefined;
+  readonly #inspect: ModelInspector;
   readonly #lockWaitMs: number;
+  readonly #leases: Leases;
 
   constructor(root: string, opts: ModelStoreOptions = {}) {
     this.root = path.resolve(root);
-    this.#validate = opts.validate;
+    this.#inspect = opts.inspect ?? inspectInProcess(opts.validate);
     this.#lockWaitMs = opts.lockWaitMs ?? 30_000;
+    this.#leases = new Leases(opts.leaseMs ?? 30_000);
   }
 
-  /** Creates the store folders if missing (writers only). */
-  async init(): Promise<void> {
+  /** Creates the store folders if missing and reclaims leftovers (writers only); returns what it reclaimed. */
+  async init(): Promise<string[]> {
     await mkdir(path.join(this.root, '.staging'), { recursive: true });
     await mkdir(path.join(this.root, '.trash'), { recursive: true });
     try {
@@ -62,14 +94,37 @@ export class ModelStore {
     } catch {
       await this.#writeAtomic(path.join(this.root, GENERATION_FILE), '0\n');
     }
-    // Leftovers of a writer that died mid-upload or mid-delete.
+    return this.sweep();
+  }
+
+  /**
+   * Removes what no live writer holds: .staging and .trash folders of writers that died (mid-upload,
+   * mid-delete) and temporary files of interrupted atomic writes. Returns the paths removed (relative).
+   */
+  async sweep(now = Date.now()): Promise<string[]> {
+    const removed: string[] = [];
+    const reclaim = async (p: string, leftover: (mtimeMs: number) => boolean): Promise<void> => {
+      const s = await stat(p).catch(() => undefined);
+      if (!s || !leftover(s.mtimeMs)) return;
+      await rm(p, { recursive: true, force: true });
+      removed.push(path.relative(this.root, p));
+    };
     for (const dir of ['.staging', '.trash']) {
-      for (const entry of await readdir(path.join(this.root, dir))) {
+      for (const entry of await readdir(path.join(this.root, dir)).catch(() => [] as string[])) {
         const p = path.join(this.root, dir, entry);
-        const s = await stat(p).catch(() => undefined);
-        if (s && Date.now() - s.mtimeMs > 3_600_000) await rm(p, { recursive: true, force: true });
+        await reclaim(p, (m) => this.#leases.isLeftover(p, m, now));
       }
     }
+    // Temporary files of a write-then-rename that never got to the rename (the rename is the commit).
+    const old = (m: number): boolean => now - m > this.#leases.leaseMs;
+    for (const entry of await readdir(this.root).catch(() => [] as string[])) {
+      const p = path.join(this.root, entry);
+      if (TEMP_FILE.test(entry)) await reclaim(p, old);
+      else if (!entry.startsWith('.')) {
+        for (const inner of await readdir(p).catch(() => [] as string[])) if (TEMP_FILE.test(inner)) await reclaim(path.join(p, inner), old);
+      }
+    }
+    return removed;
   }
 
   /** A monotonically increasing number that changes with every write to the store. */
@@ -90,7 +145,8 @@ export class ModelStore {
     }
     const out: ModelRecord[] = [];
     for (const name of entries.sort()) {
-      if (name.startsWith('.')) continue;
+      // Only folders a name maps to (a folder named outside the rules could be neither read nor deleted).
+      if (name.startsWith('.') || !isStoredName(name)) continue;
       const rec = await this.#readRecord(name).catch(() => undefined);
       if (rec) out.push(rec);
     }
@@ -122,19 +178,27 @@ export class ModelStore {
     return { record, version: v, file: path.join(this.root, record.name, String(v.version), v.file) };
   }
 
-  /** A folder on the store's filesystem where an upload can be written before `put`. */
+  /**
+   * A folder on the store's filesystem where an upload can be written before `put`; held by this process
+   * (never swept) until `put` or `discard` ends it.
+   */
   async stagingDir(): Promise<string> {
-    const dir = path.join(this.root, '.staging', randomUUID());
+    const dir = path.join(this.root, '.staging', this.#leases.name(randomUUID()));
     await mkdir(dir, { recursive: true }).catch((err) => {
       throw storageError(err);
     });
+    this.#leases.hold(dir);
     return dir;
   }
 
-  /** Removes an upload's staging folder without publishing it (only folders from stagingDir()). */
-  async discard(file: string): Promise<void> {
-    const staging = path.dirname(path.resolve(file));
-    if (path.dirname(staging) === path.join(this.root, '.staging')) await rm(staging, { recursive: true, force: true });
+  /** Removes an upload's staging folder (given the folder or a file in it) without publishing it; only folders from stagingDir(). */
+  async discard(fileOrDir: string): Promise<void> {
+    const p = path.resolve(fileOrDir);
+    const stagingRoot = path.join(this.root, '.staging');
+    const staging = path.dirname(p) === stagingRoot ? p : path.dirname(p);
+    if (path.dirname(staging) !== stagingRoot) return;
+    await rm(staging, { recursive: true, force: true });
+    this.#leases.release(staging);
   }
 
   /**
@@ -153,11 +217,10 @@ export class ModelStore {
       if (file !== staged) await rename(file, staged);
       const stac = meta.stac === undefined ? undefined : parseStacItem(meta.stac);
       const profile = meta.profile === undefined ? undefined : parseProfile(meta.profile, { source: 'upload' });
-      const facts = await checkOnnxFile(staged, staging);
       const { bytes, sha256 } = await digest(staged);
       const existing = await this.#readRecord(name).catch(() => undefined);
       const config = { ...(existing?.config ?? {}), ...(meta.config ?? {}) };
-      const signature: ModelSignature = this.#validate ? await this.#validate(staged, config) : { inputs: [], outputs: [] };
+      const { facts, signature, cost } = await this.#inspect(staged, staging, config);
       if (stac) {
         if (signature.inputs.length > 0) checkStacAgainstSignature(stac, signature);
         await writeFile(path.join(staging, STAC_FILE), JSON.stringify(stac, null, 2));
@@ -176,6 +239,7 @@ export class ModelStore {
           inputs: signature.inputs,
           outputs: signature.outputs,
           onnx: { ir_version: facts.irVersion, opsets: facts.opsets, producer: facts.producer },
+          ...(cost ? { validation: cost } : {}),
           ...(stac ? { stac } : {}),
           ...(profile ? { profile } : {}),
         };
@@ -203,6 +267,7 @@ export class ModelStore {
         await mkdir(modelDir, { recursive: true });
         const versionDir = path.join(modelDir, String(next));
         await rename(staging, versionDir);
+        this.#leases.release(staging);
         // The record and the generation change together or not at all: keep the old record as a hard link
         // (no data blocks needed, so it works on a full disk) and put it back if either write fails.
         const recordFile = path.join(modelDir, RECORD_FILE);
@@ -224,7 +289,7 @@ export class ModelStore {
     } catch (err) {
       throw storageError(err);
     } finally {
-      if (ours) await rm(staging, { recursive: true, force: true });
+      if (ours) await this.discard(staging);
     }
   }
 
@@ -306,15 +371,29 @@ export class ModelStore {
     return v;
   }
 
-  /** Removes a whole model: one rename out of sight, then deletion in the background. */
+  /**
+   * Removes a whole model: one rename out of sight, the generation, then deletion in the background. All
+   * or nothing: if the generation cannot be written the model is put back. Needs no free space.
+   */
   async remove(rawName: string): Promise<void> {
     const name = parseModelName(rawName);
     await this.#locked(async () => {
       await this.get(name);
-      const trash = path.join(this.root, '.trash', `${name}-${randomUUID()}`);
-      await rename(path.join(this.root, name), trash);
-      await this.#bumpGeneration();
-      void rm(trash, { recursive: true, force: true }).catch(() => {});
+      const modelDir = path.join(this.root, name);
+      const trash = path.join(this.root, '.trash', this.#leases.name(`${name}-${randomUUID()}`));
+      await rename(modelDir, trash);
+      this.#leases.hold(trash);
+      try {
+        await utimes(trash, new Date(), new Date()).catch(() => {});
+        await this.#bumpGeneration();
+      } catch (err) {
+        await rename(trash, modelDir);
+        this.#leases.release(trash);
+        throw err;
+      }
+      void rm(trash, { recursive: true, force: true })
+        .catch(() => {})
+        .finally(() => this.#leases.release(trash));
     });
   }
 
@@ -323,20 +402,36 @@ export class ModelStore {
   }
 
   async #bumpGeneration(): Promise<void> {
-    const g = await this.generation();
-    await this.#writeAtomic(path.join(this.root, GENERATION_FILE), `${g + 1}\n`);
+    const file = path.join(this.root, GENERATION_FILE);
+    const text = `${(await this.generation()) + 1}\n`;
+    try {
+      await this.#writeAtomic(file, text);
+    } catch (err) {
+      if (storageError(err) === err) throw err;
+      // A full volume has no block for a new file, but the generation's own block is there: a few digits
+      // written in place (readers that catch it half-written see a change, which is all they look for).
+      const fh = await open(file, 'r+');
+      try {
+        await fh.write(text, 0);
+        await fh.truncate(Buffer.byteLength(text));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }
   }
 
+  /** Write to a temporary file, then rename over `target`; on any failure the temporary file is removed. */
   async #writeAtomic(target: string, text: string): Promise<void> {
     const tmp = `${target}.${randomUUID()}.tmp`;
-    const fh = await open(tmp, 'w');
     try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
       await rename(tmp, target);
     } catch (err) {
       await rm(tmp, { force: true });
@@ -356,13 +451,29 @@ export class ModelStore {
         realpath: false,
       });
     } catch (err) {
+      const full = storageError(err);
+      if (full !== err) throw full;
       throw new InferrerError('MODEL_CONFLICT', 'another writer holds the model store lock; retry', {}, { cause: err });
     }
     try {
       return await fn();
+    } catch (err) {
+      throw storageError(err);
     } finally {
       await release().catch(() => {});
     }
+  }
+}
+
+/** `<name>.<uuid>.tmp`, as #writeAtomic names its temporary files. */
+const TEMP_FILE = /\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
+
+/** Whether a folder in the store root is one that a model name maps to (parsing it gives it back). */
+function isStoredName(name: string): boolean {
+  try {
+    return parseModelName(name) === name;
+  } catch {
+    return false;
   }
 }
 

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -54,6 +55,13 @@ async function snapshot(store: ModelStore): Promise<{ list: unknown; generation:
   };
 }
 
+/** The pid of a process that has just exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => child.once('exit', r));
+  return child.pid!;
+}
+
 async function exists(p: string): Promise<boolean> {
   return stat(p).then(
     () => true,
@@ -76,15 +84,49 @@ describe('ModelStore: init', () => {
     await assert.rejects(store.get('iris'), { code: 'MODEL_NOT_FOUND' });
   });
 
-  test('removes staging leftovers older than an hour and keeps fresh ones', async () => {
-    const store = await openStore();
-    const old = await store.stagingDir();
-    const fresh = await store.stagingDir();
-    const hoursAgo = new Date(Date.now() - 2 * 3_600_000);
-    await utimes(old, hoursAgo, hoursAgo);
-    await store.init();
-    assert.equal(await exists(old), false);
-    assert.equal(await exists(fresh), true);
+  test('a staging folder this store holds survives sweeps, however old', async () => {
+    const store = await openStore({ leaseMs: 50 });
+    const held = await store.stagingDir();
+    const longAgo = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(held, longAgo, longAgo);
+    assert.deepEqual(await store.sweep(), []);
+    assert.equal(await exists(held), true);
+    await store.discard(held);
+    assert.equal(await exists(held), false);
+  });
+
+  test('leftovers of a writer on this host that is gone are reclaimed at once, at init', async () => {
+    await openStore();
+    const dead = await deadPid();
+    const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 64);
+    const staging = path.join(root, '.staging', `${host}~${dead}~upload`);
+    const trash = path.join(root, '.trash', `${host}~${dead}~iris-x`);
+    const alive = path.join(root, '.staging', `${host}~${process.ppid}~upload`);
+    for (const d of [staging, trash, alive]) await mkdir(path.join(d, '1'), { recursive: true });
+    const removed = await new ModelStore(root).init();
+    assert.deepEqual(removed.sort(), [path.join('.staging', `${host}~${dead}~upload`), path.join('.trash', `${host}~${dead}~iris-x`)]);
+    assert.equal(await exists(alive), true, 'a live process on this host still holds its folder');
+  });
+
+  test('other leftovers (other hosts, older names, temporary files) go once untouched for a lease', async () => {
+    const store = await openStore({ leaseMs: 60_000 });
+    await store.put('iris', await stage(store, IRIS));
+    const paths = [
+      path.join(root, '.staging', 'other-host~1~upload'),
+      path.join(root, '.staging', '0b8c1f8e-legacy'),
+      path.join(root, '.trash', 'iris-0b8c1f8e'),
+      path.join(root, `.generation.${'0'.repeat(8)}-0000-0000-0000-${'0'.repeat(12)}.tmp`),
+      path.join(root, 'iris', `model.json.${'1'.repeat(8)}-1111-1111-1111-${'1'.repeat(12)}.tmp`),
+    ];
+    for (const p of paths) {
+      if (p.endsWith('.tmp')) await writeFile(p, 'x');
+      else await mkdir(p, { recursive: true });
+    }
+    assert.deepEqual(await store.sweep(), [], 'fresh: another writer may be at work');
+    const removed = await store.sweep(Date.now() + 61_000);
+    assert.deepEqual(removed.sort(), paths.map((p) => path.relative(root, p)).sort());
+    assert.equal((await store.get('iris')).default_version, 1, 'the model itself is untouched');
+    assert.deepEqual((await readdir(path.join(root, 'iris'))).sort(), ['1', 'model.json']);
   });
 
   test('keeps an existing generation', async () => {
@@ -402,6 +444,96 @@ describe('ModelStore: names', () => {
       assert.equal(await exists(path.join(tmp, 'x')), false);
     });
   }
+});
+
+describe('ModelStore: one stored name per model name', () => {
+  test('a name that ends in .onnx twice is refused everywhere and stores nothing', async () => {
+    const store = await openStore();
+    await store.put('iris', await stage(store, IRIS));
+    const before = await snapshot(store);
+    for (const bad of ['zz.onnx.onnx', 'iris.onnx.onnx']) {
+      await assert.rejects(store.put(bad, await stage(store, IRIS)), { code: 'INVALID_MODEL_NAME' });
+      await assert.rejects(store.remove(bad), { code: 'INVALID_MODEL_NAME' });
+      await assert.rejects(store.get(bad), { code: 'INVALID_MODEL_NAME' });
+    }
+    assert.deepEqual(await snapshot(store), before);
+  });
+
+  test('what put stores, get, update and remove find by the same name, with or without .onnx', async () => {
+    const store = await openStore();
+    const r = await store.put('a.b.onnx', await stage(store, IRIS));
+    assert.equal(r.record.name, 'a.b');
+    assert.equal((await store.get(r.record.name)).name, 'a.b');
+    assert.equal((await store.update('a.b.ONNX', { description: 'd' })).description, 'd');
+    await store.remove(r.record.name);
+    assert.deepEqual(await store.list(), []);
+  });
+
+  test('list skips folders no name maps to (written by older versions)', async () => {
+    const store = await openStore();
+    await store.put('iris', await stage(store, IRIS));
+    await mkdir(path.join(root, 'zz.onnx', '1'), { recursive: true });
+    await writeFile(path.join(root, 'zz.onnx', 'model.json'), JSON.stringify({ ...(await store.get('iris')), name: 'zz.onnx' }));
+    assert.deepEqual((await store.list()).map((m) => m.name), ['iris']);
+  });
+});
+
+describe('ModelStore: a full volume', () => {
+  let mounted: string | undefined;
+  afterEach(() => {
+    if (mounted) execFileSync('umount', [mounted]);
+    mounted = undefined;
+  });
+
+  /** A 1 MiB tmpfs holding the store, filled to the last byte after `prepare`; undefined where mount is not allowed. */
+  async function fullStore(t: { skip(reason: string): void }, prepare: (store: ModelStore) => Promise<void>): Promise<ModelStore | undefined> {
+    const dir = path.join(tmp, 'volume');
+    await mkdir(dir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'ignore' });
+    } catch {
+      t.skip('mounting a tmpfs needs root with CAP_SYS_ADMIN');
+      return undefined;
+    }
+    mounted = dir;
+    root = path.join(dir, 'models');
+    const store = await openStore();
+    await prepare(store);
+    await writeFile(path.join(dir, 'filler'), Buffer.alloc(1024 * 1024)).catch(() => {});
+    await assert.rejects(writeFile(path.join(dir, 'probe'), 'x'), { code: 'ENOSPC' });
+    return store;
+  }
+
+  test('update, setProfile and put answer STORAGE_FULL and change nothing; no temporary files stay', async (t) => {
+    let staged = '';
+    const store = await fullStore(t, async (s) => {
+      await s.put('iris', await stage(s, IRIS));
+      staged = await stage(s, IRIS); // arrived before the volume filled up
+    });
+    if (!store) return;
+    const before = { ...(await snapshot(store)), staging: [] };
+    await assert.rejects(store.update('iris', { description: 'changed' }), { code: 'STORAGE_FULL' });
+    await assert.rejects(store.requestCapture('iris', 1, 10), { code: 'STORAGE_FULL' });
+    await assert.rejects(store.put('iris', staged), { code: 'STORAGE_FULL' });
+    assert.deepEqual(await snapshot(store), before, 'nothing changed, and the refused upload is gone from staging');
+    assert.deepEqual((await readdir(path.join(root, 'iris'))).sort(), ['1', 'model.json']);
+  });
+
+  test('remove succeeds on a full volume: the model is gone and the generation moves, both or neither', async (t) => {
+    const store = await fullStore(t, async (s) => {
+      await s.put('iris', await stage(s, IRIS));
+      await s.put('diabetes', await stage(s, DIABETES));
+    });
+    if (!store) return;
+    const generation = await store.generation();
+    await store.remove('iris');
+    assert.equal(await store.generation(), generation + 1);
+    assert.deepEqual((await store.list()).map((m) => m.name), ['diabetes']);
+    await assert.rejects(store.get('iris'), { code: 'MODEL_NOT_FOUND' });
+    // The space it held comes back: a write that did not fit now does.
+    for (let i = 0; i < 50 && (await readdir(path.join(root, '.trash'))).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await store.update('diabetes', { description: 'fits now' });
+  });
 });
 
 describe('ModelStore: concurrent writers', () => {

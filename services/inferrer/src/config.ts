@@ -22,6 +22,15 @@ export const InferrerEnvSchema = z
     METRICS_URL: z.url({ protocol: /^https?$/ }).optional(),
     /** Largest model upload. */
     MAX_MODEL_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+    /**
+     * Upload validation (parse + session) runs in a child process under these limits (validation/validation-process.ts):
+     * memory above the child's baseline ≤ min(MAX, BASE + PER_MODEL × file MB), and a deadline. The defaults fit the
+     * documented 2 GiB Inferrer container; raise them with it for models near MAX_MODEL_BYTES.
+     */
+    VALIDATION_MEMORY_BASE_MB: z.coerce.number().int().min(16).default(256),
+    VALIDATION_MEMORY_PER_MODEL_MB: z.coerce.number().min(0).default(4),
+    VALIDATION_MAX_MEMORY_MB: z.coerce.number().int().min(64).default(1536),
+    VALIDATION_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
     /** Largest prediction or JSON management body. */
     MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
     /**
@@ -90,6 +99,7 @@ export type InferrerConfig = Readonly<{
   accessLog: boolean;
   metricsUrl: string | undefined;
   maxModelBytes: number;
+  validation: Readonly<{ memoryBaseMb: number; memoryPerModelMb: number; maxMemoryMb: number; timeoutMs: number }>;
   maxBodyBytes: number;
   bodies: Readonly<{ timeoutMs: number; minBytesPerSecond: number; maxPendingPerClient: number }>;
   requestTimeoutMs: number;
@@ -118,6 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     accessLog: e.ACCESS_LOG,
     metricsUrl: e.METRICS_URL?.replace(/\/+$/, ''),
     maxModelBytes: e.MAX_MODEL_BYTES,
+    validation: { memoryBaseMb: e.VALIDATION_MEMORY_BASE_MB, memoryPerModelMb: e.VALIDATION_MEMORY_PER_MODEL_MB, maxMemoryMb: e.VALIDATION_MAX_MEMORY_MB, timeoutMs: e.VALIDATION_TIMEOUT_MS },
     maxBodyBytes: e.MAX_BODY_BYTES,
     bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,

@@ -1,7 +1,6 @@
 /** Inferrer entry point: config → store, upstream, management, dataplane → HTTP → SIGTERM drains. */
 import http from 'node:http';
 import { ModelStore } from '@inferrer/model-store';
-import { inspectModel } from '@inferrer/runtime';
 import { EXIT_CONFIG, createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { Auth } from './auth.ts';
@@ -11,6 +10,7 @@ import { createJobService } from './jobs/index.ts';
 import { Management } from './management.ts';
 import { InferrerMetrics } from './metrics.ts';
 import { Upstream } from './upstream.ts';
+import { createProcessInspector } from './validation/validation-process.ts';
 
 let config: InferrerConfig;
 try {
@@ -21,8 +21,17 @@ try {
 
 const logger = createLogger({ service: 'inferrer', level: config.logLevel }).child({ inferrer: config.id });
 const log = logger.child({ module: 'main' });
-const store = new ModelStore(config.modelDir, { validate: (file, cfg) => inspectModel(file, { graphOptimizationLevel: cfg.graph_optimization_level ?? 'all' }) });
-await store.init();
+const store = new ModelStore(config.modelDir, { inspect: createProcessInspector(config.validation, logger) });
+const reclaimed = await store.init();
+if (reclaimed.length) log.info('store leftovers reclaimed', { removed: reclaimed });
+// Leftovers of writers that died (.staging, .trash) go at start and, from any that die later, within a lease.
+const sweeper = setInterval(() => {
+  store.sweep().then(
+    (removed) => removed.length && log.info('store leftovers reclaimed', { removed }),
+    (err: unknown) => log.warn('store sweep failed', { err: { message: (err as Error).message } }),
+  );
+}, 10_000);
+sweeper.unref();
 const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections);
 const metrics = new InferrerMetrics();
 const dataplane = new DataPlane(upstream, config, (size) => metrics.groupSize.observe(size));

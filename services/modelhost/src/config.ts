@@ -17,6 +17,11 @@ export const ModelhostEnvSchema = z
     ACCESS_LOG: envFlag().default(true),
     /** Models kept loaded at once; the least recently used beyond this are unloaded. */
     MAX_LOADED_MODELS: z.coerce.number().int().min(1).default(16),
+    /**
+     * A version whose sessions would need more than this (the memory its validation took at upload, times
+     * its instances) is refused with MODEL_LOAD_FAILED instead of being loaded; 0: no limit.
+     */
+    MODEL_MAX_MEMORY_MB: z.coerce.number().int().min(0).default(2048),
     /** Default rows per batch (EOTDL's BATCH_SIZE is an alias); a model's config overrides. */
     MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
     BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
@@ -55,6 +60,7 @@ export type ModelhostConfig = Readonly<{
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   accessLog: boolean;
   maxLoadedModels: number;
+  modelMaxMemoryMb: number;
   maxBatchSize: number;
   maxQueueDelayMs: number;
   maxQueueSize: number;
@@ -85,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     logLevel: e.LOG_LEVEL,
     accessLog: e.ACCESS_LOG,
     maxLoadedModels: e.MAX_LOADED_MODELS,
+    modelMaxMemoryMb: e.MODEL_MAX_MEMORY_MB,
     maxBatchSize: e.MAX_BATCH_SIZE ?? e.BATCH_SIZE ?? 32,
     maxQueueDelayMs: e.MAX_QUEUE_DELAY_MS ?? (e.BATCH_TIMEOUT !== undefined ? e.BATCH_TIMEOUT * 1000 : 0),
     maxQueueSize: e.MAX_QUEUE_SIZE,

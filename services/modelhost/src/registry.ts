@@ -179,10 +179,22 @@ export class ModelRegistry {
     const started = performance.now();
     const { file, version: v } = await this.#store.resolve(record.name, version);
     const cfg = record.config;
+    const instances = cfg.instances ?? this.#config.instances;
+    const limitMb = this.#config.modelMaxMemoryMb;
+    // What the upload's validation measured for one session; a version that would not fit is refused, not loaded.
+    const needMb = v.validation ? Math.ceil((v.validation.memory_bytes * instances) / (1024 * 1024)) : 0;
+    if (limitMb > 0 && needMb > limitMb) {
+      this.#hooks.onLoad?.(record.name, version, 0, false);
+      throw new InferrerError(
+        'MODEL_LOAD_FAILED',
+        `model ${record.name} version ${version} needs about ${needMb} MB to load (${instances} instance${instances === 1 ? '' : 's'}, measured at upload), more than this worker's limit of ${limitMb} MB (MODEL_MAX_MEMORY_MB)`,
+        { model: record.name, version, need_mb: needMb, limit_mb: limitMb },
+      );
+    }
     let session: OnnxSession;
     try {
       session = await OnnxSession.load(file, {
-        instances: cfg.instances ?? this.#config.instances,
+        instances,
         intraOpThreads: cfg.intra_op_threads ?? this.#config.intraOpThreads,
         interOpThreads: cfg.inter_op_threads ?? this.#config.interOpThreads,
         graphOptimizationLevel: cfg.graph_optimization_level ?? this.#config.graphOptimizationLevel,

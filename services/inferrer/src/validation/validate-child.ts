@@ -1,0 +1,54 @@
+/**
+ * The validation process (forked by validation-process.ts, one per upload): parses the staged ONNX file,
+ * creates a session for it, answers with what it found over IPC and exits, so whatever the model cost
+ * goes back to the system with the process (the parent reads its peak memory, then kills it). It never
+ * writes to the store.
+ *
+ *   child → parent   {ready: true, hwmReset}   (hwmReset: the peak-memory mark was reset after start-up)
+ *   parent → child   {file, folder, config}
+ *   child → parent   {ok: ModelInspection} | {error: WireError, detail?: string}
+ */
+import { writeFileSync } from 'node:fs';
+import { toInferrerError } from '@inferrer/core';
+import type { ModelConfig, ModelInspection } from '@inferrer/model-store';
+// The narrow entry points: a child that starts in a second rather than three (no zod, sharp, batcher).
+import { checkOnnxFile } from '@inferrer/model-store/onnx-check';
+import { inspectModel } from '@inferrer/runtime/inspect';
+
+interface Job {
+  file: string;
+  folder: string;
+  config: ModelConfig;
+}
+
+/** The same checks as the store's inspectInProcess: structure first, then a session. */
+async function inspect(file: string, folder: string, config: ModelConfig): Promise<ModelInspection> {
+  const facts = await checkOnnxFile(file, folder);
+  const signature = await inspectModel(file, { graphOptimizationLevel: config.graph_optimization_level ?? 'all' });
+  return { facts, signature };
+}
+
+function reply(msg: object): void {
+  process.send!(msg);
+}
+
+// The parent gone (killed, restarted): nothing left to answer.
+process.on('disconnect', () => process.exit(1));
+process.once('message', (job: Job) => {
+  inspect(job.file, job.folder, job.config).then(
+    (ok) => reply({ ok }),
+    (err: unknown) => {
+      const e = toInferrerError(err);
+      reply({ error: e.toJSON(), ...(e.code === 'INTERNAL' ? { detail: String((err as Error)?.stack ?? err).slice(0, 2000) } : {}) });
+    },
+  );
+});
+// Peak memory from here on is what the model costs: reset the high-water mark the parent reads (Linux).
+let hwmReset = false;
+try {
+  writeFileSync('/proc/self/clear_refs', '5');
+  hwmReset = true;
+} catch {
+  // not Linux, or not allowed: the parent goes by its own samples
+}
+process.send!({ ready: true, hwmReset });

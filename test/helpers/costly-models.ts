@@ -1,0 +1,53 @@
+/**
+ * Models that are cheap to send and costly to open, built in memory with onnx-proto (no Python, no files
+ * to commit). Both are valid ONNX that ONNX Runtime accepts; what they cost is the point.
+ *
+ * - `constantOfShapeModel`: ~200 bytes. ConstantOfShape of an initializer shape [side, side] added to the
+ *   input; constant folding at session creation materialises side² floats (8192² = 64 M floats, 256 MiB,
+ *   about 500 MB of peak memory with the copies the optimiser makes).
+ * - `identityChainModel`: a chain of `n` Identity nodes (300 000: 8.8 MB); parsing and optimising the graph
+ *   takes tens of seconds and hundreds of MB.
+ */
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+
+function valueInfo(name: string, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType: FLOAT,
+        shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
+      }),
+    }),
+  });
+}
+
+function encode(graph: InstanceType<typeof onnx.GraphProto>): Buffer {
+  const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'costly', opsetImport: [{ domain: '', version: 13 }], graph });
+  return Buffer.from(onnx.ModelProto.encode(model).finish());
+}
+
+export function constantOfShapeModel(side = 8192): Buffer {
+  const shape = onnx.TensorProto.create({ name: 's', dims: [2], dataType: onnx.TensorProto.DataType.INT64, int64Data: [side, side] });
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [
+      onnx.NodeProto.create({ opType: 'ConstantOfShape', input: ['s'], output: ['c'] }),
+      onnx.NodeProto.create({ opType: 'Add', input: ['c', 'x'], output: ['y'] }),
+    ],
+    initializer: [shape],
+    input: [valueInfo('x', [1])],
+    output: [valueInfo('y', [side, side])],
+  });
+  return encode(graph);
+}
+
+export function identityChainModel(n = 300_000): Buffer {
+  const node = new Array(n);
+  for (let i = 0; i < n; i++) node[i] = onnx.NodeProto.create({ opType: 'Identity', input: [i === 0 ? 'x' : `t${i - 1}`], output: [i === n - 1 ? 'y' : `t${i}`] });
+  const graph = onnx.GraphProto.create({ name: 'g', node, input: [valueInfo('x', ['batch', 4])], output: [valueInfo('y', ['batch', 4])] });
+  return encode(graph);
+}
