@@ -38,7 +38,8 @@ before(async () => {
   allowed = `127.0.0.1:${(origin.address() as { port: number }).port}`;
   c = await startTestCluster({
     modelhostEnv: { MAX_IMAGES_PER_REQUEST: '16' },
-    inferrerEnv: { MODEL_IMPORT_ENABLED: 'true', MODEL_IMPORT_ALLOWED_HOSTS: allowed, EOTDL_API_KEY: 'test-key' },
+    // The fake STAC server is on loopback, which imports may reach only when a range allows it.
+    inferrerEnv: { MODEL_IMPORT_ENABLED: 'true', MODEL_IMPORT_ALLOWED_HOSTS: allowed, MODEL_IMPORT_ALLOWED_CIDRS: '127.0.0.0/8', EOTDL_API_KEY: 'test-key' },
   });
   // The digits CNN with its STAC item sent as a file field, the detector with its item inside metadata.
   const form = new FormData();

@@ -52,7 +52,7 @@ export const ERROR_CODES = {
   UNAUTHORIZED: { kind: 'unauthorized', summary: 'No valid credentials were sent.' },
   FORBIDDEN: { kind: 'forbidden', summary: 'The credentials do not carry the scope this route needs.' },
   IMPORT_DISABLED: { kind: 'forbidden', summary: 'Importing models by URL is off (MODEL_IMPORT_ENABLED).' },
-  IMPORT_HOST_NOT_ALLOWED: { kind: 'forbidden', summary: 'The import URL (or a redirect) names a host outside MODEL_IMPORT_ALLOWED_HOSTS, or a scheme other than http(s).' },
+  IMPORT_HOST_NOT_ALLOWED: { kind: 'forbidden', summary: 'The import URL (or a redirect) names a host outside MODEL_IMPORT_ALLOWED_HOSTS, a scheme other than http(s), or a host that resolves to a loopback, private, link-local or metadata address not in MODEL_IMPORT_ALLOWED_CIDRS.' },
   IMPORT_FETCH_FAILED: { kind: 'unavailable', summary: 'The STAC item or its model asset could not be fetched (network error, non-2xx answer, too large, timeout).' },
   RATE_LIMITED: { kind: 'rate_limited', summary: 'Too many requests; retry after the time in Retry-After.' },
   TOO_MANY_BODIES: { kind: 'rate_limited', summary: 'This client address already has MAX_PENDING_BODIES_PER_CLIENT request bodies still arriving; the connection is closed.' },

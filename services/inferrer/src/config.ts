@@ -3,6 +3,7 @@
  * printed and the process exits non-zero; the result is frozen.
  */
 import os from 'node:os';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { MAX_GROUP_MEMBERS } from '@inferrer/core';
 import { envFlag, loadEnvConfig } from '@inferrer/telemetry';
@@ -59,6 +60,15 @@ export const InferrerEnvSchema = z
       .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
       .pipe(z.array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/)))
       .default([]),
+    /**
+     * Address ranges an import may reach besides public unicast, comma-separated CIDRs (e.g. 10.0.0.0/8 for
+     * a STAC server on the private network). Loopback, private, link-local and metadata addresses are refused otherwise.
+     */
+    MODEL_IMPORT_ALLOWED_CIDRS: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+      .pipe(z.array(z.string().refine((c) => ipaddr.isValidCIDR(c), 'must be a CIDR range such as 10.0.0.0/8 or fd00::/8')))
+      .default([]),
     /** Sent as X-API-Key to import hosts when set (EOTDL's key). */
     EOTDL_API_KEY: z.string().min(1).max(4096).optional(),
     /** Deadline of one import fetch (STAC item or model asset). */
@@ -106,7 +116,7 @@ export type InferrerConfig = Readonly<{
   upstreamConnections: number;
   groupMaxRequests: number;
   drainTimeoutMs: number;
-  modelImport: Readonly<{ enabled: boolean; allowedHosts: readonly string[]; apiKey: string | undefined; timeoutMs: number }>;
+  modelImport: Readonly<{ enabled: boolean; allowedHosts: readonly string[]; allowedCidrs: readonly string[]; apiKey: string | undefined; timeoutMs: number }>;
   redisUrl: string | undefined;
   jobs: Readonly<{ retentionHours: number; maxItems: number; maxBytes: number; maxActivePerClient: number; concurrency: number; rowsPerRequest: number; maxRunning: number }>;
   apiKeysFile: string | undefined;
@@ -135,7 +145,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
     groupMaxRequests: e.GROUP_MAX_REQUESTS,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
-    modelImport: { enabled: e.MODEL_IMPORT_ENABLED, allowedHosts: e.MODEL_IMPORT_ALLOWED_HOSTS, apiKey: e.EOTDL_API_KEY, timeoutMs: e.MODEL_IMPORT_TIMEOUT_MS },
+    modelImport: {
+      enabled: e.MODEL_IMPORT_ENABLED,
+      allowedHosts: e.MODEL_IMPORT_ALLOWED_HOSTS,
+      allowedCidrs: e.MODEL_IMPORT_ALLOWED_CIDRS,
+      apiKey: e.EOTDL_API_KEY,
+      timeoutMs: e.MODEL_IMPORT_TIMEOUT_MS,
+    },
     redisUrl: e.REDIS_URL,
     jobs: {
       retentionHours: e.JOBS_RETENTION_HOURS,

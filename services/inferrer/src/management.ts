@@ -163,7 +163,7 @@ export class Management {
     return { model: record.name, capture: await this.#store.requestCapture(record.name, v.version, samples) };
   }
 
-  /** Drops a staged file that will not be uploaded (a failed import). */
+  /** Drops a staging folder (or a staged file's folder) that will not be uploaded: a failed upload or import. */
   async discard(file: string): Promise<void> {
     await this.#store.discard(file);
   }

@@ -4,9 +4,11 @@
  * and published exactly like an upload (parsed, a session created, the item checked against the graph).
  *
  * URL-based model registration is how TorchServe was exploited (CVE-2023-43654), so: off unless
- * MODEL_IMPORT_ENABLED; only http(s) URLs whose host is in MODEL_IMPORT_ALLOWED_HOSTS; redirects are
- * followed by hand, each hop checked against the same list; the item and the asset are size-limited while
- * they stream; EOTDL_API_KEY goes only to those hosts.
+ * MODEL_IMPORT_ENABLED; only http(s) URLs whose host is in MODEL_IMPORT_ALLOWED_HOSTS; every address a
+ * host resolves to is checked when the connection is made, and the connection pinned to it
+ * (import-addresses.ts: public unicast only, unless MODEL_IMPORT_ALLOWED_CIDRS); redirects are followed by
+ * hand, each hop checked the same way; the item and the asset are size-limited while they stream;
+ * EOTDL_API_KEY goes only to those hosts.
  */
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
@@ -15,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { request } from 'undici';
 import { InferrerError } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
+import { ImportAddresses } from './import-addresses.ts';
 import type { Management, ModelDescription } from './management.ts';
 
 const MAX_ITEM_BYTES = 1024 * 1024;
@@ -32,10 +35,12 @@ type Fetched = Awaited<ReturnType<typeof request>>;
 export class ModelImporter {
   readonly #config: InferrerConfig;
   readonly #management: Management;
+  readonly #addresses: ImportAddresses;
 
   constructor(config: InferrerConfig, management: Management) {
     this.#config = config;
     this.#management = management;
+    this.#addresses = new ImportAddresses(config.modelImport.allowedCidrs);
   }
 
   /** Checks that `raw` is an http(s) URL on an allowed host; returns it parsed. */
@@ -113,9 +118,20 @@ export class ModelImporter {
       const headers: Record<string, string> = { accept: 'application/json, application/geo+json, application/octet-stream;q=0.9, */*;q=0.5', 'user-agent': 'inferrer-model-import' };
       if (this.#config.modelImport.apiKey) headers['x-api-key'] = this.#config.modelImport.apiKey;
       let res: Fetched;
+      this.#addresses.checkLiteral(url);
       try {
-        res = await request(url, { method: 'GET', headers, headersTimeout: this.#config.modelImport.timeoutMs, bodyTimeout: this.#config.modelImport.timeoutMs, maxRedirections: 0 } as Parameters<typeof request>[1]);
+        res = await request(url, {
+          method: 'GET',
+          headers,
+          dispatcher: this.#addresses.agent,
+          headersTimeout: this.#config.modelImport.timeoutMs,
+          bodyTimeout: this.#config.modelImport.timeoutMs,
+          maxRedirections: 0,
+        } as Parameters<typeof request>[1]);
       } catch (err) {
+        // The address check refuses inside the connection's lookup; its error comes back here.
+        const refused = findInferrerError(err);
+        if (refused) throw refused;
         throw new InferrerError('IMPORT_FETCH_FAILED', `${url.host} could not be reached: ${(err as { code?: string }).code ?? (err as Error).message}`, { url: url.href.slice(0, 200) });
       }
       if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location) {
@@ -132,6 +148,11 @@ export class ModelImporter {
     }
     throw new InferrerError('IMPORT_FETCH_FAILED', `more than ${MAX_REDIRECTS} redirects from ${start.href.slice(0, 200)}`);
   }
+}
+
+function findInferrerError(err: unknown): InferrerError | undefined {
+  for (let e = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) if (e instanceof InferrerError) return e;
+  return undefined;
 }
 
 /** The asset holding the model: role mlm:model, else an ONNX media type or .onnx href. */

@@ -4,7 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
-import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
+import { InferrerError, parseModelName, parseVersion, storageError } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
 import type { Management } from '../management.ts';
 import { detectFormat, prepareArchive, prepareRows, receiveBody } from './job-input.ts';
@@ -139,7 +139,8 @@ export class JobService {
     } catch (err) {
       opts.body.resume();
       await rm(dir, { recursive: true, force: true });
-      throw err;
+      // A full volume is 507 STORAGE_FULL, and the job is gone as if never submitted.
+      throw storageError(err);
     }
     this.#log.info('job submitted', { job: rec.id, model: rec.model, format: rec.format, items: rec.total, bytes: rec.inputBytes, client: rec.client });
     // The store says QUEUED: if the queue cannot take it now (Redis away), the queue's reconcile will.

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { InferrerError } from '@inferrer/core';
+import { InferrerError, storageError } from '@inferrer/core';
 import { FINAL_STATES, type ItemLine, type JobRecord } from './types.ts';
 
 const RESULT_FILE = /^(\d{8})-(\d+)\.ndjson$/;
@@ -59,9 +59,15 @@ export class JobStore {
     return path.join(this.dir(id), name);
   }
 
+  /** Creates the job's folder and state; on a full volume STORAGE_FULL, with nothing left behind. */
   async create(rec: JobRecord): Promise<void> {
-    await mkdir(path.join(this.dir(rec.id), 'results'), { recursive: true });
-    await this.write(rec);
+    try {
+      await mkdir(path.join(this.dir(rec.id), 'results'), { recursive: true });
+      await this.write(rec);
+    } catch (err) {
+      await rm(this.dir(rec.id), { recursive: true, force: true });
+      throw storageError(err);
+    }
   }
 
   async read(id: string): Promise<JobRecord | undefined> {
@@ -240,14 +246,20 @@ export function chunkSize(rec: Pick<JobRecord, 'total' | 'chunkItems'>, chunk: n
   return Math.max(0, Math.min(rec.chunkItems, rec.total - chunk * rec.chunkItems));
 }
 
+/** Write to a temporary file, then rename over `file`; on any failure (a full volume) the temporary file is removed. */
 export async function writeAtomic(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, 'w');
   try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
   }
-  await rename(tmp, file);
 }

@@ -34,7 +34,7 @@ export async function receiveUpload(req: Request, res: Response, management: Man
     });
   } catch (err) {
     req.resume();
-    await rm(staging, { recursive: true, force: true });
+    await management.discard(staging);
     throw storageError(err);
   }
 }
