@@ -51,3 +51,30 @@ export function identityChainModel(n = 300_000): Buffer {
   const graph = onnx.GraphProto.create({ name: 'g', node, input: [valueInfo('x', ['batch', 4])], output: [valueInfo('y', ['batch', 4])] });
   return encode(graph);
 }
+
+/**
+ * Models ONNX Runtime refuses with messages that name files: an operator that does not exist (refused when
+ * the session is created: "Load model from <file> failed: …") and a Reshape to [-1, 2] that fails at run
+ * time for an odd number of elements (the message names the runtime's source file).
+ */
+export function unknownOperatorModel(): Buffer {
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [onnx.NodeProto.create({ opType: 'NoSuchOperator', input: ['x'], output: ['y'] })],
+    input: [valueInfo('x', ['batch', 4])],
+    output: [valueInfo('y', ['batch', 4])],
+  });
+  return encode(graph);
+}
+
+export function oddReshapeModel(): Buffer {
+  const shape = onnx.TensorProto.create({ name: 's', dims: [2], dataType: onnx.TensorProto.DataType.INT64, int64Data: [-1, 2] });
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [onnx.NodeProto.create({ opType: 'Reshape', input: ['x', 's'], output: ['y'] })],
+    initializer: [shape],
+    input: [valueInfo('x', ['batch', 'n'])],
+    output: [valueInfo('y', ['m', 2])],
+  });
+  return encode(graph);
+}

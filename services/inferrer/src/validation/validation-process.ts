@@ -72,14 +72,15 @@ async function validateInChild(file: string, folder: string, config: ModelConfig
     let hwmReset = false;
     let peak = 0;
     let settled = false;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    // Settles once the child is gone (its memory back with the system), whatever the outcome.
     const finish = (err: InferrerError | undefined, value?: ModelInspection): void => {
       if (settled) return;
       settled = true;
       clearInterval(poll);
       clearTimeout(timer);
-      child.kill('SIGKILL');
-      if (err) reject(err);
-      else resolve(value!);
+      reap(child);
+      void exited.then(() => (err ? reject(err) : resolve(value!)));
     };
     const overMemory = (used: number): InferrerError =>
       new InferrerError(
@@ -127,7 +128,10 @@ async function validateInChild(file: string, folder: string, config: ModelConfig
     });
     child.on('error', (err) => {
       log.error('validation process failed', { err });
+      if (settled) return;
       finish(new InferrerError('INTERNAL', 'the validation process could not run', {}, { cause: err }));
+      // A child that never started emits no exit.
+      if (child.pid === undefined) child.emit('exit', null, null);
     });
     child.on('exit', (code, signal) => {
       if (settled) return;
@@ -135,7 +139,7 @@ async function validateInChild(file: string, folder: string, config: ModelConfig
       log.warn('validation process died', { code, signal, stderr: stderr.slice(-2000) });
       finish(new InferrerError('INVALID_MODEL', `ONNX Runtime crashed while opening the model (${signal ?? `exit code ${code}`})`, { signal, code }));
     });
-  }).finally(() => reap(child));
+  });
 }
 
 /** Node options of the child: the TypeScript loader where the child is TypeScript, and the heap ceiling. */
