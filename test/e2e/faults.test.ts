@@ -90,7 +90,7 @@ describe('faults under steady load', () => {
     const load = steadyLoad(8, predictOutcome, () => stop);
     await new Promise((r) => setTimeout(r, 500));
     const up = await uploadModel(c.url, 'iris', path.join(DEMO, 'iris.onnx'), { description: 'iris, second upload' });
-    assert.equal(up.status, 200, JSON.stringify(up.body));
+    assert.equal(up.status, 201, JSON.stringify(up.body));
     const version = up.body.version as number;
     // Keep the load on until every worker answers with the new version.
     const end = Date.now() + 10_000;

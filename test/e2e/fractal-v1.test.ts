@@ -103,6 +103,29 @@ describe('FRACTAL v1', () => {
     assert.equal(none.body.error.code, 'INVALID_REQUEST');
   });
 
+  test("v1 takes Python's NaN and Infinity tokens, in the body and in ?values=, as v2 does", async () => {
+    for (const values of ['[NaN, 2.5, 5.8, 1.8]', '[6.7, Infinity, -Infinity, 1.8]']) {
+      const body = await api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: `{"values": ${values}}`, headers: { 'content-type': 'application/json' } });
+      assert.equal(body.status, 200, JSON.stringify(body.body));
+      const query = await api(c.url, `/api/v1/models/iris/prediction?values=${encodeURIComponent(values)}`);
+      assert.equal(query.status, 200, JSON.stringify(query.body));
+      assert.deepEqual(query.body.values, body.body.values);
+    }
+  });
+
+  test('a 503 for a model that is not ready says why, not "a high load"', async () => {
+    assert.equal((await api(c.url, '/v2/repository/models/diabetes/unload', { method: 'POST' })).status, 200);
+    try {
+      const r = await api(c.url, '/api/v1/models/diabetes/prediction', { json: { values: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0] } });
+      assert.equal(r.status, 503);
+      assert.equal(r.body.error.code, 'MODEL_NOT_READY');
+      assert.doesNotMatch(r.body.http_status.description, /high load/);
+      assert.match(r.body.http_status.description, /loading or unloading/);
+    } finally {
+      assert.equal((await api(c.url, '/v2/repository/models/diabetes/load', { method: 'POST' })).status, 200);
+    }
+  });
+
   test('POST /api/v1/models/{name} updates the description', async () => {
     const r = await api(c.url, '/api/v1/models/diabetes', { json: { model_description: 'Disease progression after one year' } });
     assert.equal(r.status, 200);

@@ -42,7 +42,7 @@ describe('model lifecycle', () => {
     // A new version under the same name (here a different network: the multi-output diabetes regressor
     // would not fit, so use the fixed-batch fixture to make the switch visible in the answer's shape).
     const up2 = await uploadModel(c.url, 'flowers.onnx', path.join(FIXTURES, 'fixed_batch.onnx'));
-    assert.equal(up2.status, 200, JSON.stringify(up2.body));
+    assert.equal(up2.status, 201, JSON.stringify(up2.body));
     assert.equal(up2.body.version, 2);
     assert.deepEqual(up2.body.model.versions, [1, 2]);
     assert.equal(up2.body.model.default_version, 2);

@@ -9,7 +9,7 @@ before(async () => {
   c = await startTestCluster();
   // Version 2 lands beside version 1 without taking traffic.
   const up = await uploadModel(c.url, 'iris', path.join(DEMO, 'iris.onnx'), { make_default: false });
-  assert.equal(up.status, 200, JSON.stringify(up.body));
+  assert.equal(up.status, 201, JSON.stringify(up.body));
   assert.equal(up.body.model.default_version, 1);
 });
 after(async () => {

@@ -4,7 +4,7 @@
  * 4xx at info without one. Clients never see stacks or file paths.
  */
 import type { ServerResponse } from 'node:http';
-import { type InferrerError, httpStatusBody, statusOf, toInferrerError } from '@inferrer/core';
+import { ERROR_CODES, type InferrerError, httpStatusBody, statusOf, toInferrerError } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
 
 export type Protocol = 'v1' | 'v2' | 'plain';
@@ -12,7 +12,11 @@ export type Protocol = 'v1' | 'v2' | 'plain';
 export function errorBody(err: InferrerError, protocol: Protocol): Record<string, unknown> {
   const status = statusOf(err);
   const error = { code: err.code, message: err.message, details: err.details };
-  if (protocol === 'v1') return { http_status: httpStatusBody(status), error };
+  if (protocol === 'v1') {
+    // Python's wording for 503 blames "a high load"; a model that is loading or a worker that is draining is not that.
+    const http = status === 503 ? { ...httpStatusBody(status), description: ERROR_CODES[err.code].summary } : httpStatusBody(status);
+    return { http_status: http, error };
+  }
   if (protocol === 'v2') return { error: err.message, code: err.code, details: err.details };
   return { error };
 }

@@ -5,7 +5,7 @@
 import { InferrerError, parseJson, readStream } from '@inferrer/core';
 import type { ExpressRoute } from '../../http/route.ts';
 import type { ModelImporter } from '../../model-import.ts';
-import { TAGS, json, nameParam, ok, ref, v1Errors } from '../openapi-parts.ts';
+import { TAGS, json, nameParam, ref, v1Errors } from '../openapi-parts.ts';
 import { sendV1 } from './routes.ts';
 
 export function importRoutes(importer: ModelImporter): ExpressRoute[] {
@@ -22,8 +22,7 @@ export function importRoutes(importer: ModelImporter): ExpressRoute[] {
         parameters: [nameParam],
         requestBody: { required: true, ...json({ type: 'object', required: ['url'], properties: { url: { type: 'string', format: 'uri' }, metadata: { type: 'object' } } }) },
         responses: {
-          '201': { description: 'Created', ...json(ref('V1Envelope')) },
-          ...ok('New version'),
+          '201': { description: 'Created: the model, or a new version of it', ...json(ref('V1Envelope')) },
           ...v1Errors,
           '403': { description: 'Import off, or host not allowed', ...json(ref('V1Error')) },
           '413': { description: 'Asset over MAX_MODEL_BYTES', ...json(ref('V1Error')) },
@@ -39,7 +38,7 @@ export function importRoutes(importer: ModelImporter): ExpressRoute[] {
         if (body.metadata !== undefined && (typeof body.metadata !== 'object' || body.metadata === null || Array.isArray(body.metadata))) throw new InferrerError('INVALID_REQUEST', '"metadata" must be an object');
         const result = await importer.import(req.params.name!, { url: body.url, ...(body.metadata ? { metadata: body.metadata as Record<string, unknown> } : {}) });
         res.setHeader('location', `/api/v1/models/${result.model.name}`);
-        sendV1(res, result.created ? 201 : 200, { message: `model ${result.model.name} version ${result.version} imported from ${result.source.item}`, version: result.version, source: result.source, model: result.model });
+        sendV1(res, 201, { message: `model ${result.model.name} version ${result.version} imported from ${result.source.item}`, version: result.version, source: result.source, model: result.model });
       },
     },
   ];

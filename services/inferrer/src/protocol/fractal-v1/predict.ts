@@ -4,7 +4,7 @@
  * whole, then sent to a modelhost untouched, and its answer streams back; the modelhost decodes and encodes.
  */
 import type { IncomingMessage } from 'node:http';
-import { InferrerError, parseJson, parseModelName } from '@inferrer/core';
+import { InferrerError, MAX_JSON_DEPTH, parseInferenceJson, parseModelName } from '@inferrer/core';
 import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
 import type { Operation, StreamCall, StreamRoute } from '../../http/route.ts';
@@ -62,7 +62,7 @@ export function v1PredictRoutes({ config, dataplane }: PredictDeps): StreamRoute
       const body = await wholeBody(req, config.maxBodyBytes);
       return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: 'application/json' });
     }
-    const body = JSON.stringify({ values: valuesQuery(q) });
+    const body = `{"values":${valuesQuery(q)}}`;
     return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: Buffer.byteLength(body), contentType: 'application/json' });
   };
   return [
@@ -92,14 +92,18 @@ export function v1PredictRoutes({ config, dataplane }: PredictDeps): StreamRoute
 /** The query of a request without one (only read). */
 const NO_QUERY = new URLSearchParams();
 
-/** FRACTAL's GET form without a body: `?values=[…]`. */
-function valuesQuery(q: URLSearchParams): unknown {
+/**
+ * FRACTAL's GET form without a body: `?values=[…]`, checked as the modelhost will parse it (Python's NaN and
+ * Infinity tokens, exact 64-bit integers) and passed on as written.
+ */
+function valuesQuery(q: URLSearchParams): string {
   const values = q.get('values');
   if (values === null) throw new InferrerError('INVALID_REQUEST', 'send {"values": [...]} as the body, or ?values=[...] in the query');
   try {
-    return parseJson(values);
+    parseInferenceJson(values, { maxDepth: MAX_JSON_DEPTH });
   } catch (err) {
     if ((err as InferrerError).code !== 'INVALID_JSON') throw err;
     throw new InferrerError('INVALID_JSON', 'the values query parameter is not valid JSON');
   }
+  return values;
 }

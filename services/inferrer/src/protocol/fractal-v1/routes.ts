@@ -143,8 +143,7 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
           },
         },
         responses: {
-          '201': { description: 'Created', ...json(ref('V1Envelope')) },
-          ...ok('New version'),
+          '201': { description: 'Created: the model, or a new version of it', ...json(ref('V1Envelope')) },
           ...v1Errors,
           '413': { description: 'Over MAX_MODEL_BYTES', ...json(ref('V1Error')) },
           '415': { description: 'Wrong content type', ...json(ref('V1Error')) },
@@ -154,7 +153,8 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
         const upload = await receiveUpload(req, res, management, req.params.name!, config.maxModelBytes);
         const result = await management.upload(req.params.name!, upload.file, upload.metadata);
         res.setHeader('location', `/api/v1/models/${result.model.name}`);
-        sendV1(res, result.created ? 201 : 200, { message: `model ${result.model.name} version ${result.version} uploaded`, version: result.version, model: result.model });
+        // Every upload creates something: the model, or a new version of it.
+        sendV1(res, 201, { message: `model ${result.model.name} version ${result.version} uploaded`, version: result.version, model: result.model });
       },
     },
     {
