@@ -11,3 +11,4 @@ export * from './codecs/json-text.ts';
 export * from './codecs/v2.ts';
 export * from './image-spec.ts';
 export * from './frames.ts';
+export * from './files.ts';

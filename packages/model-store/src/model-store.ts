@@ -19,7 +19,7 @@ import { createReadStream } from 'node:fs';
 import { link, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile, open } from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { InferrerError, type ModelSignature, parseModelName, storageError } from '@inferrer/core';
+import { InferrerError, type ModelSignature, parseModelName, storageError, writeAtomic } from '@inferrer/core';
 import { Leases } from './leases.ts';
 import { type OnnxFileFacts, checkOnnxFile } from './onnx-check.ts';
 import { checkStacAgainstSignature, parseStacItem } from './stac-mlm.ts';
@@ -92,7 +92,7 @@ export class ModelStore {
     try {
       await stat(path.join(this.root, GENERATION_FILE));
     } catch {
-      await this.#writeAtomic(path.join(this.root, GENERATION_FILE), '0\n');
+      await writeAtomic(path.join(this.root, GENERATION_FILE), '0\n');
     }
     return this.sweep();
   }
@@ -274,7 +274,7 @@ export class ModelStore {
         const previous = `${recordFile}.prev`;
         if (current) await link(recordFile, previous).catch(() => rm(previous, { force: true }).then(() => link(recordFile, previous)));
         try {
-          await this.#writeAtomic(recordFile, JSON.stringify(record, null, 2));
+          await writeAtomic(recordFile, JSON.stringify(record, null, 2));
           await this.#bumpGeneration();
         } catch (err) {
           if (current) await rename(previous, recordFile);
@@ -323,7 +323,7 @@ export class ModelStore {
       };
       // A patch that changes nothing writes nothing (and wakes no worker).
       if (JSON.stringify({ ...record, updated_at: current.updated_at }) === JSON.stringify(current)) return current;
-      await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
+      await writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
       await this.#bumpGeneration();
       return record;
     });
@@ -346,7 +346,7 @@ export class ModelStore {
         ...(capture && capture.version !== version ? { capture } : {}),
         versions: current.versions.map((x) => (x.version === version ? next : x)),
       };
-      await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
+      await writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
       await this.#bumpGeneration();
       return next;
     });
@@ -359,7 +359,7 @@ export class ModelStore {
       const current = await this.get(name);
       this.#version(current, version);
       const capture: CaptureRequest = { version, samples, requested_at: new Date().toISOString() };
-      await this.#writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify({ ...current, updated_at: capture.requested_at, capture }, null, 2));
+      await writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify({ ...current, updated_at: capture.requested_at, capture }, null, 2));
       await this.#bumpGeneration();
       return capture;
     });
@@ -405,7 +405,7 @@ export class ModelStore {
     const file = path.join(this.root, GENERATION_FILE);
     const text = `${(await this.generation()) + 1}\n`;
     try {
-      await this.#writeAtomic(file, text);
+      await writeAtomic(file, text);
     } catch (err) {
       if (storageError(err) === err) throw err;
       // A full volume has no block for a new file, but the generation's own block is there: a few digits
@@ -418,24 +418,6 @@ export class ModelStore {
       } finally {
         await fh.close();
       }
-    }
-  }
-
-  /** Write to a temporary file, then rename over `target`; on any failure the temporary file is removed. */
-  async #writeAtomic(target: string, text: string): Promise<void> {
-    const tmp = `${target}.${randomUUID()}.tmp`;
-    try {
-      const fh = await open(tmp, 'w');
-      try {
-        await fh.writeFile(text);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, target);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
     }
   }
 
@@ -465,7 +447,7 @@ export class ModelStore {
   }
 }
 
-/** `<name>.<uuid>.tmp`, as #writeAtomic names its temporary files. */
+/** `<name>.<uuid>.tmp`, as writeAtomic (@inferrer/core) names its temporary files. */
 const TEMP_FILE = /\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
 
 /** Whether a folder in the store root is one that a model name maps to (parsing it gives it back). */

@@ -5,7 +5,6 @@
 import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
-import { OnlineLoad } from './jobs/pacer.ts';
 import { Grouping } from './grouping.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
 
@@ -25,6 +24,27 @@ const GROUPED_BODY = 65536;
 
 /** Query options an image prediction passes on. */
 const IMAGE_QUERY = ['version', 'top_k', 'raw', 'score_threshold', 'iou_threshold', 'output', 'outputs'] as const;
+
+/** Online predictions in flight on this Inferrer, counted by the dataplane. */
+export class OnlineLoad {
+  inFlight = 0;
+  lastAt = 0;
+
+  begin(): void {
+    this.inFlight++;
+    this.lastAt = performance.now();
+  }
+
+  end(): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.lastAt = performance.now();
+  }
+
+  /** Online traffic now or within the last `quietMs`. */
+  active(quietMs: number): boolean {
+    return this.inFlight > 0 || performance.now() - this.lastAt < quietMs;
+  }
+}
 
 export class DataPlane {
   readonly #upstream: Upstream;

@@ -10,13 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
+import { writeAtomic } from '@inferrer/core';
 import { createLogger } from '@inferrer/telemetry';
 import { loadConfig } from '../src/config.ts';
-import { DataPlane } from '../src/dataplane.ts';
+import { DataPlane, OnlineLoad } from '../src/dataplane.ts';
 import { prepareRows } from '../src/jobs/job-input.ts';
 import { JobRunner } from '../src/jobs/job-runner.ts';
-import { JobStore, writeAtomic } from '../src/jobs/job-store.ts';
-import { OnlineLoad, Pacer } from '../src/jobs/pacer.ts';
+import { JobStore } from '../src/jobs/job-store.ts';
+import { Pacer } from '../src/jobs/pacer.ts';
 import type { JobRecord } from '../src/jobs/types.ts';
 import { Upstream } from '../src/upstream.ts';
 

@@ -18,8 +18,7 @@ import { createGunzip } from 'node:zlib';
 import { stringify as stringifyLossless } from 'lossless-json';
 import tarStream from 'tar-stream';
 import yauzl from 'yauzl';
-import { InferrerError, MAX_JSON_DEPTH, parseInferenceJson } from '@inferrer/core';
-import { bodyToFile } from '../protocol/body-file.ts';
+import { InferrerError, MAX_JSON_DEPTH, bodyToFile, parseInferenceJson } from '@inferrer/core';
 import type { ItemLine, JobFormat } from './types.ts';
 
 export const ROW_CHUNK_ITEMS = 128;

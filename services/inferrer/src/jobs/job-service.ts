@@ -4,12 +4,12 @@
  */
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
-import { InferrerError, parseModelName, parseVersion, storageError } from '@inferrer/core';
+import { InferrerError, parseModelName, parseVersion, storageError, writeAtomic } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
 import type { Management } from '../management.ts';
 import { detectFormat, prepareArchive, prepareRows, receiveBody } from './job-input.ts';
 import type { JobRunner } from './job-runner.ts';
-import { JobStore, writeAtomic } from './job-store.ts';
+import { JobStore } from './job-store.ts';
 import type { JobQueue } from './queue.ts';
 import { ACTIVE_STATES, FINAL_STATES, type JobRecord, type JobState, type JobStatus } from './types.ts';
 

@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { InferrerError, storageError } from '@inferrer/core';
+import { InferrerError, storageError, writeAtomic } from '@inferrer/core';
 import { FINAL_STATES, type ItemLine, type JobRecord } from './types.ts';
 
 const RESULT_FILE = /^(\d{8})-(\d+)\.ndjson$/;
@@ -244,22 +244,4 @@ export class JobStore {
 
 export function chunkSize(rec: Pick<JobRecord, 'total' | 'chunkItems'>, chunk: number): number {
   return Math.max(0, Math.min(rec.chunkItems, rec.total - chunk * rec.chunkItems));
-}
-
-/** Write to a temporary file, then rename over `file`; on any failure (a full volume) the temporary file is removed. */
-export async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(text);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
 }

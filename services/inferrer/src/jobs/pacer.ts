@@ -10,27 +10,7 @@
  * - An overloaded answer (503 QUEUE_FULL / not ready, 502, 504) halves the window and backs off
  *   exponentially (100 ms … 5 s, or the Retry-After the answer carried).
  */
-
-/** Online predictions in flight on this Inferrer, counted by the dataplane. */
-export class OnlineLoad {
-  inFlight = 0;
-  lastAt = 0;
-
-  begin(): void {
-    this.inFlight++;
-    this.lastAt = performance.now();
-  }
-
-  end(): void {
-    this.inFlight = Math.max(0, this.inFlight - 1);
-    this.lastAt = performance.now();
-  }
-
-  /** Online traffic now or within the last `quietMs`. */
-  active(quietMs: number): boolean {
-    return this.inFlight > 0 || performance.now() - this.lastAt < quietMs;
-  }
-}
+import type { OnlineLoad } from '../dataplane.ts';
 
 export const ONLINE_QUIET_MS = 250;
 const MAX_BACKOFF_MS = 5000;

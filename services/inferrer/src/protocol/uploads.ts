@@ -8,8 +8,7 @@ import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Request, Response } from 'express';
 import multer from 'multer';
-import { InferrerError, parseJson, storageError } from '@inferrer/core';
-import { bodyToFile } from './body-file.ts';
+import { InferrerError, bodyToFile, parseJson, storageError } from '@inferrer/core';
 import type { Management } from '../management.ts';
 
 export interface ReceivedUpload {
