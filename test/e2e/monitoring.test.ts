@@ -15,7 +15,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../../services/cli/src/launcher.ts';
-import { REPO, type TestCluster, api, startTestCluster } from '../helpers/cluster.ts';
+import { DEMO, REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 
 const PROMETHEUS = ['/usr/bin/prometheus', '/usr/local/bin/prometheus'].find((p) => existsSync(p)) ?? 'prometheus';
 /** Without Prometheus (a machine with only Node), its tests skip and say why; CI installs it (.ci/run). */
@@ -314,66 +314,156 @@ describe('logs follow a request id through every service', () => {
   });
 });
 
+/** Predicts until the model answers 503 (the workers notice an unload within WATCH_INTERVAL_MS). */
+async function until503(model: string): Promise<void> {
+  await until(`${model} answers 503`, async () => ((await predict(model, [5.1, 3.5, 1.4, 0.2])).status === 503 ? true : undefined), 10_000);
+}
+
 describe('the status page', () => {
-  test('headless Chromium draws the traffic it was just sent', async (t) => {
+  test('headless Chromium: charts start with the service\'s history, on a time axis, with tooltips; 4xx and 5xx apart', async (t) => {
     if (!existsSync(CHROMIUM)) {
       t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium)`);
       return;
     }
+    // Before the page exists: iris refuses bad input (4xx); "canary" is uploaded, served, then unloaded,
+    // so its requests fail with 503 MODEL_NOT_READY (5xx), counted under its name.
+    assert.equal((await uploadModel(c.url, 'canary', path.join(DEMO, 'iris.onnx'))).status, 201);
+    for (let i = 0; i < 5; i++) assert.equal((await predict('canary', [5.1, 3.5, 1.4, 0.2])).status, 200);
+    assert.equal((await api(c.url, '/v2/repository/models/canary/unload', { method: 'POST' })).status, 200);
+    await until503('canary');
+    for (let i = 0; i < 20; i++) {
+      assert.equal((await predict('iris', [1, 2])).status, 400);
+      assert.equal((await predict('canary', [5.1, 3.5, 1.4, 0.2])).status, 503);
+      await predict('iris', [5.9, 3.0, 5.1, 1.8]);
+    }
+    // The service's history holds both kinds of failure before the page loads.
+    await until('4xx and 5xx in the history', async () => {
+      const h = (await (await fetch(`${c.metrics!.url}/api/v1/history`)).json()) as any;
+      const max = (xs: (number | null)[] | undefined): number => Math.max(0, ...(xs ?? []).map((x) => x ?? 0));
+      return max(h.models.iris?.client_errors_per_second) > 0 && max(h.models.canary?.errors_per_second) > 0 ? h : undefined;
+    });
+    const loadedAt = Date.now() / 1000;
+
     const { chromium } = await import('playwright-core');
     const profile = await mkdtemp(path.join(os.tmpdir(), 'inferrer-chromium-'));
     // A fresh profile (--user-data-dir) each run; playwright passes it on.
     const browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
+      viewport: { width: 1800, height: 1200 },
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
-    let stop = false;
     try {
       const page = await browser.newPage();
       const failed: string[] = [];
       page.on('requestfailed', (r) => failed.push(r.url()));
       page.on('pageerror', (e) => failed.push(String(e)));
       await page.goto(`${c.metrics!.url}/?interval=300`);
-      // Keep traffic flowing while the page polls.
-      const load = (async () => {
-        while (!stop) await predict('diabetes', [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, 0.0, 0.02, -0.02]);
-      })();
-      await page.waitForFunction(() => {
-        const s = (window as any).inferrerStatus;
-        return s && s.updates >= 3 && s.charts.requests.max('diabetes') > 0 && s.charts.requests.max('iris') > 0;
-      }, undefined, { timeout: 20_000 });
-      stop = true;
-      await load;
-      // The lines are really on the canvas: count pixels in the series' colour inside the plot (not the legend).
-      // (A string, not a function: tsx would add helpers the page does not have.)
-      const drawn = (await page.evaluate(`(() => {
-        const s = window.inferrerStatus;
-        const canvas = document.getElementById('chart-requests');
-        const a = s.charts.requests.plotArea;
-        const data = canvas.getContext('2d').getImageData(a.left, a.top, a.width, a.height).data;
+      await page.waitForFunction('window.inferrerStatus && window.inferrerStatus.historyUpdates >= 2 && window.inferrerStatus.updates >= 1', undefined, { timeout: 20_000 });
+      // What each chart holds, read from the chart library (a string, not a function: tsx would add
+      // helpers the page does not have).
+      const charts = (await page.evaluate(`(() => {
         const out = {};
-        for (const model of ['diabetes', 'iris']) {
-          const hex = s.charts.requests.colorOf(model);
-          const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
-          let n = 0;
-          for (let i = 0; i < data.length; i += 4) if (Math.abs(data[i] - r) < 8 && Math.abs(data[i + 1] - g) < 8 && Math.abs(data[i + 2] - b) < 8) n++;
-          out[model] = n;
+        for (const [name, chart] of Object.entries(window.inferrerStatus.charts)) {
+          const u = chart.u;
+          if (!u) { out[name] = null; continue; }
+          const series = {};
+          u.series.slice(1).forEach((s, i) => { series[s.label] = u.data[i + 1]; });
+          out[name] = { time: u.data[0], timeScale: u.scales.x.time, xTicks: u.axes[0]._values || [], series };
         }
         return out;
-      })()`)) as { diabetes: number; iris: number };
-      assert.ok(drawn.diabetes > 100, `diabetes line drawn: ${JSON.stringify(drawn)}`);
-      const row = await page.$$eval('#models tbody tr', (rows) => rows.map((r) => Array.from(r.querySelectorAll('td')).map((td) => td.textContent ?? '')));
-      const diabetes = row.find((r) => r[0] === 'diabetes');
-      assert.ok(diabetes && Number(diabetes[2]) > 0, `table shows the diabetes rate: ${JSON.stringify(row)}`);
-      assert.equal(diabetes![9], 'modelhost-1, modelhost-2');
-      const workers = await page.$$eval('#workers tbody tr', (rows) => rows.map((r) => r.querySelector('.up')?.textContent));
+      })()`)) as Record<string, { time: number[]; timeScale: boolean; xTicks: string[]; series: Record<string, (number | null)[]> } | null>;
+      /** Largest value a series had at points from before the page loaded. */
+      const before = (chart: string, series: string): number => {
+        const ch = charts[chart];
+        assert.ok(ch, `chart ${chart} is drawn`);
+        const values = ch.series[series];
+        assert.ok(values, `chart ${chart} has a series ${series}: ${Object.keys(ch.series).join(', ')}`);
+        return Math.max(0, ...ch.time.flatMap((tm, i) => (tm < loadedAt ? [values[i] ?? 0] : [])));
+      };
+      const req = charts.requests!;
+      assert.ok(req.time.filter((tm) => tm < loadedAt).length >= 5, `points from before the page loaded: ${req.time.length} points, from ${req.time[0]} (loaded at ${loadedAt})`);
+      assert.ok(before('requests', 'iris') > 0, 'the iris traffic sent before the page loaded is on the chart');
+      assert.equal(req.timeScale, true, 'x is a time scale');
+      assert.ok(req.xTicks.length >= 2 && req.xTicks.every((v) => /^\d{2}:\d{2}(:\d{2})?$/.test(v)), `time axis labels: ${JSON.stringify(req.xTicks)}`);
+      // 4xx and 5xx are separate series: iris's refusals only in the first, canary's failures only in the second.
+      assert.ok(before('clientErrors', 'iris') > 0, '4xx of iris');
+      assert.equal(before('clientErrors', 'canary'), 0, 'canary had no 4xx');
+      assert.ok(before('serverErrors', 'canary') > 0, '5xx of canary (MODEL_NOT_READY, counted under its name)');
+      assert.equal(before('serverErrors', 'iris'), 0, 'iris had no 5xx');
+      assert.ok(charts.cpu && Object.keys(charts.cpu.series).length === 1, 'host CPU chart');
+      // The line is really drawn: pixels in iris's colour on the requests chart's canvas.
+      const drawn = (await page.evaluate(`(() => {
+        const canvas = document.querySelector('#chart-requests canvas');
+        const hex = window.TimeChart.colorOf('iris');
+        const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+        const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let n = 0;
+        for (let i = 0; i < data.length; i += 4) if (Math.abs(data[i] - r) < 8 && Math.abs(data[i + 1] - g) < 8 && Math.abs(data[i + 2] - b) < 8) n++;
+        return n;
+      })()`)) as number;
+      assert.ok(drawn > 100, `iris line drawn: ${drawn} pixels`);
+      // A tooltip follows the cursor: the time and each model's value there.
+      const over = (await page.$('#chart-requests .u-over'))!;
+      const box = (await over.boundingBox())!;
+      await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2);
+      const tip = page.locator('#chart-requests .chart-tip');
+      await tip.waitFor({ state: 'visible', timeout: 5000 });
+      const tipText = (await tip.textContent()) ?? '';
+      assert.match(tipText, /\d{1,2}:\d{2}:\d{2}/, `tooltip names the time: ${tipText}`);
+      assert.match(tipText, /iris: [\d.]+ req\/s/, `tooltip gives iris's rate: ${tipText}`);
+      // The table: 4xx and 5xx columns apart.
+      const rows = await page.$$eval('#models tbody tr', (trs) => trs.map((r) => Array.from(r.querySelectorAll('td')).map((td) => td.textContent ?? '')));
+      const heads = await page.$$eval('#models thead th', (ths) => ths.map((th) => th.textContent));
+      const col = (name: string): number => heads.indexOf(name);
+      const iris = rows.find((r) => r[0] === 'iris')!;
+      const canary = rows.find((r) => r[0] === 'canary')!;
+      assert.ok(parseFloat(iris[col('4xx')]!) > 0 && parseFloat(iris[col('5xx')]!) === 0, `iris: ${JSON.stringify(iris)}`);
+      assert.ok(parseFloat(canary[col('5xx')]!) > 0 && parseFloat(canary[col('4xx')]!) === 0, `canary: ${JSON.stringify(canary)}`);
+      assert.equal(iris[col('loaded on')], 'modelhost-1, modelhost-2');
+      const workers = await page.$$eval('#workers tbody tr', (trs) => trs.map((r) => r.querySelector('.up')?.textContent));
       assert.deepEqual(workers, ['up', 'up']);
+      const shot = process.env.STATUS_PAGE_SCREENSHOT ?? path.join(os.tmpdir(), 'inferrer-status-page.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      t.diagnostic(`screenshot: ${shot}`);
       assert.deepEqual(failed, [], 'the page loads nothing from elsewhere and throws nothing');
     } finally {
-      stop = true;
       await browser.close();
       await rm(profile, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a model\'s series live as long as the model', () => {
+  const seriesOf = async (url: string, model: string): Promise<string[]> =>
+    (await (await fetch(`${url}/metrics`)).text()).split('\n').filter((l) => l.includes(`model="${model}"`));
+
+  test('unloaded: only its MODEL_NOT_READY refusals stay, counted under its name; deleted: gone from every /metrics and from Prometheus', async () => {
+    // canary was served, then unloaded (the status page test).
+    for (const m of c.modelhosts) {
+      await until(`${m.id} drops canary's served series`, async () => ((await seriesOf(m.url, 'canary')).every((x) => x.includes('code="MODEL_NOT_READY"')) ? true : undefined));
+    }
+    const all = (await Promise.all(c.modelhosts.map((m) => fetch(`${m.url}/metrics`).then((r) => r.text())))).join('\n');
+    assert.match(all, /^modelhost_requests_total\{model="canary",version="",code="MODEL_NOT_READY"[^}]*\} [1-9]/m);
+    assert.match(all, /^modelhost_errors_total\{model="canary",version="",code="MODEL_NOT_READY"[^}]*\} [1-9]/m);
+    assert.doesNotMatch(all, /^modelhost_(requests|errors)_total\{model="",[^}]*code="MODEL_NOT_READY"/m, 'no MODEL_NOT_READY under model=""');
+
+    const del = await api(c.url, '/api/v1/models/canary', { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    for (const m of c.modelhosts) await until(`${m.id} drops every canary series`, async () => ((await seriesOf(m.url, 'canary')).length === 0 ? true : undefined));
+    await until('the metrics service drops canary', async () => {
+      const stats = (await (await fetch(`${c.metrics!.url}/api/v1/stats`)).json()) as any;
+      return !stats.models.some((m: any) => m.model === 'canary') && (await seriesOf(c.metrics!.url, 'canary')).length === 0 ? true : undefined;
+    });
+    assert.ok((await seriesOf(c.metrics!.url, 'iris')).length > 0, 'other models stay');
+    if (!NO_PROMETHEUS) {
+      // Gone from the scrapes: Prometheus marks the series stale, so queries (and the model selector's
+      // source) stop returning canary.
+      await until('Prometheus no longer returns canary', async () => {
+        const r = await promQuery('count by (model) ({__name__=~"modelhost_.+|metrics_cluster_model_.+", model!=""})');
+        const models = r.data!.result.map((x) => x.metric.model);
+        return models.includes('iris') && !models.includes('canary') ? true : undefined;
+      });
     }
   });
 });

@@ -1,14 +1,17 @@
 /**
  * The metrics service's HTTP surface.
  *
- *   GET /                       status page: live charts of the per-model summary (no network needed)
+ *   GET /                       status page: charts of the per-model summary (nothing loaded from elsewhere)
+ *   GET /vendor/uplot/*         the chart library the page draws with, from node_modules
  *   GET /api/v1/stats           the per-model summary across the cluster, modelhosts, nginx, host (JSON)
+ *   GET /api/v1/history         the summary's last HISTORY_S seconds, one point per scrape (?since=ms: newer only)
  *   GET /api/v1/targets         the modelhosts as Prometheus HTTP service discovery (http_sd_configs)
  *   GET /api/v1/drift           drift scores per model version and feature (?model=name to pick one)
  *   GET /api/v1/drift/captures  profile captures the workers hold (?model=&version=), for the Inferrer
  *   GET /metrics                the same figures for Prometheus, plus this process's own
  *   GET /health/live, /health/ready
  */
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { type Logger, type client, errorFields } from '@inferrer/telemetry';
@@ -21,6 +24,8 @@ export interface MetricsDeps {
 }
 
 export const STATUS_PAGE_DIR = path.join(import.meta.dirname, 'status-page');
+/** uPlot's built files (uPlot.iife.min.js, uPlot.min.css), served as they are installed. */
+const UPLOT_DIR = path.join(path.dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
 
 export function createApp(deps: MetricsDeps): express.Express {
   const { monitor, registry } = deps;
@@ -40,6 +45,14 @@ export function createApp(deps: MetricsDeps): express.Express {
   app.get('/api/v1/stats', (_req, res) => {
     res.set('cache-control', 'no-store').json(monitor.stats());
   });
+  app.get('/api/v1/history', (req, res) => {
+    const since = typeof req.query.since === 'string' && req.query.since !== '' ? Number(req.query.since) : undefined;
+    if (since !== undefined && !Number.isFinite(since)) {
+      res.status(400).json({ error: { code: 'INVALID_REQUEST', message: 'since must be a time in milliseconds since the epoch' } });
+      return;
+    }
+    res.set('cache-control', 'no-store').json(monitor.history.columns(since));
+  });
   app.get('/api/v1/drift', (req, res) => {
     const model = typeof req.query.model === 'string' ? req.query.model : undefined;
     res.set('cache-control', 'no-store').json({ time: new Date().toISOString(), models: monitor.drift.models().filter((m) => model === undefined || m.model === model) });
@@ -56,6 +69,7 @@ export function createApp(deps: MetricsDeps): express.Express {
         .map((w) => ({ targets: [new URL(w.url).host], labels: { modelhost: w.id } })),
     );
   });
+  app.use('/vendor/uplot', express.static(UPLOT_DIR, { index: false, maxAge: '1h' }));
   app.use(express.static(STATUS_PAGE_DIR, { index: 'index.html', maxAge: 0 }));
   app.use((req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.path.slice(0, 200)}` } });

@@ -3,7 +3,12 @@
  * increases of counters over a window (a worker restart resets its counters; that is handled as
  * Prometheus' increase() does), rates, error ratio, latency quantiles from summed histogram buckets,
  * mean batch size, queue depth now, and which workers have the model loaded. Pure: no I/O here.
+ *
+ * A model is in the summary while the cluster still has it: loaded on a worker that answers, or with series
+ * in a worker's latest scrape. The modelhosts remove a deleted (or unloaded) model's series, so the model
+ * leaves the summary, and this service's /metrics, at the next scrape.
  */
+import { InferrerError, isErrorCode, statusOf } from '@inferrer/core';
 import type { Sample } from './prom-text.ts';
 
 /** The modelhost metric families the summary reads. */
@@ -49,9 +54,14 @@ export interface ModelStats {
   requests_per_second: number;
   /** Requests counted in the window (all result codes). */
   requests: number;
+  /** Server-side failures (5xx) per second. */
   errors_per_second: number;
   /** Server-side failures (5xx) over all requests, 0…1; null without traffic. */
   error_rate: number | null;
+  /** Requests refused as the client's fault (4xx: bad input, unknown version, …) per second. */
+  client_errors_per_second: number;
+  /** Client errors (4xx) over all requests, 0…1; null without traffic. */
+  client_error_rate: number | null;
   timeouts_per_second: number;
   latency_seconds: { p50: number | null; p95: number | null; p99: number | null; mean: number | null };
   batch_size_mean: number | null;
@@ -101,6 +111,18 @@ export function increases(history: WorkerScrape[]): { span: number; inc: Map<str
   return { span, inc };
 }
 
+const clientCodes = new Map<string, boolean>();
+/** Whether a modelhost result code (`OK` or an error code) is a 4xx answer. */
+export function isClientError(code: string): boolean {
+  let v = clientCodes.get(code);
+  if (v === undefined) {
+    const status = isErrorCode(code) ? statusOf(new InferrerError(code, '')) : 0;
+    v = status >= 400 && status < 500;
+    if (clientCodes.size < 1000) clientCodes.set(code, v);
+  }
+  return v;
+}
+
 /** histogram_quantile as Prometheus computes it: linear inside the bucket; the top finite bound for +Inf. */
 export function histogramQuantile(q: number, buckets: { le: number; count: number }[]): number | null {
   const sorted = [...buckets].sort((a, b) => a.le - b.le);
@@ -127,6 +149,8 @@ interface Acc {
   requests: number;
   errorRate: number;
   errors: number;
+  clientErrorRate: number;
+  clientErrors: number;
   timeoutRate: number;
   buckets: Map<number, number>;
   durSum: number;
@@ -146,11 +170,22 @@ export function summarize(workers: WorkerState[]): ModelStats[] {
   const get = (model: string): Acc => {
     let a = acc.get(model);
     if (!a) {
-      a = { versions: new Set(), rate: 0, requests: 0, errorRate: 0, errors: 0, timeoutRate: 0, buckets: new Map(), durSum: 0, durCount: 0, batchSum: 0, batchCount: 0, queueDepth: 0, workers: new Set() };
+      a = { versions: new Set(), rate: 0, requests: 0, errorRate: 0, errors: 0, clientErrorRate: 0, clientErrors: 0, timeoutRate: 0, buckets: new Map(), durSum: 0, durCount: 0, batchSum: 0, batchCount: 0, queueDepth: 0, workers: new Set() };
       acc.set(model, a);
     }
     return a;
   };
+  /** Models the cluster still has: loaded on a worker that answers, or with series in a latest scrape. */
+  const present = new Set<string>();
+  for (const w of workers) {
+    const latest = w.history.at(-1);
+    if (!latest) continue;
+    if (w.up) for (const m of latest.models) present.add(m.name);
+    for (const key of latest.series.keys()) {
+      const model = parseSeriesKey(key).labels.model;
+      if (model) present.add(model);
+    }
+  }
   for (const w of workers) {
     const latest = w.history.at(-1);
     if (!latest) continue;
@@ -167,13 +202,18 @@ export function summarize(workers: WorkerState[]): ModelStats[] {
     for (const [key, d] of inc) {
       const { name, labels } = parseSeriesKey(key);
       const model = labels.model;
-      if (!model) continue; // requests refused before a model was named (unknown model)
+      // Requests refused before a model was named (unknown model), and models the cluster no longer has.
+      if (!model || !present.has(model)) continue;
       const a = get(model);
       if (labels.version && /^\d+$/.test(labels.version)) a.versions.add(Number(labels.version));
       switch (name) {
         case 'modelhost_requests_total':
           a.requests += d;
           a.rate += d / span;
+          if (labels.code && isClientError(labels.code)) {
+            a.clientErrors += d;
+            a.clientErrorRate += d / span;
+          }
           break;
         case 'modelhost_errors_total':
           a.errors += d;
@@ -213,6 +253,8 @@ export function summarize(workers: WorkerState[]): ModelStats[] {
         requests: Math.round(a.requests),
         errors_per_second: round(a.errorRate, 3),
         error_rate: a.requests > 0 ? round(Math.min(1, a.errors / a.requests), 4) : null,
+        client_errors_per_second: round(a.clientErrorRate, 3),
+        client_error_rate: a.requests > 0 ? round(Math.min(1, a.clientErrors / a.requests), 4) : null,
         timeouts_per_second: round(a.timeoutRate, 3),
         latency_seconds: {
           p50: roundOrNull(histogramQuantile(0.5, buckets)),

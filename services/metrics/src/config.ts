@@ -36,6 +36,8 @@ export const MetricsEnvSchema = z
     SCRAPE_INTERVAL_MS: z.coerce.number().int().min(100).max(600_000).default(5000),
     /** Window over which rates, error ratios and quantiles are computed. */
     STATS_WINDOW_S: z.coerce.number().int().min(1).max(3600).default(60),
+    /** How much of the per-model summary is kept in memory for the status page (GET /api/v1/history); 0: none. */
+    HISTORY_S: z.coerce.number().int().min(0).max(86_400).default(900),
     /** Per-scrape HTTP timeout. */
     SCRAPE_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(2000),
     /** Host metrics (CPU, memory, disk, load, network; GPU through nvidia-smi where present). */
@@ -64,6 +66,7 @@ export type MetricsConfig = Readonly<{
   nginxStatusUrl: string | undefined;
   scrapeIntervalMs: number;
   statsWindowS: number;
+  historyS: number;
   scrapeTimeoutMs: number;
   hostMetrics: boolean;
   diskPath: string;
@@ -88,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MetricsConfig 
     nginxStatusUrl: e.NGINX_STATUS_URL,
     scrapeIntervalMs: e.SCRAPE_INTERVAL_MS,
     statsWindowS: e.STATS_WINDOW_S,
+    historyS: e.HISTORY_S,
     scrapeTimeoutMs: e.SCRAPE_TIMEOUT_MS,
     hostMetrics: e.HOST_METRICS,
     diskPath: e.DISK_PATH,

@@ -51,6 +51,8 @@ export function createExporter(monitor: Monitor): client.Registry {
   perModel('metrics_cluster_model_requests_per_second', 'Inference requests per second across all modelhosts (stats window)', (m) => m.requests_per_second);
   perModel('metrics_cluster_model_errors_per_second', 'Server-side inference failures per second across all modelhosts', (m) => m.errors_per_second);
   perModel('metrics_cluster_model_error_ratio', 'Server-side failures over requests (stats window)', (m) => m.error_rate);
+  perModel('metrics_cluster_model_client_errors_per_second', 'Inference requests refused as the client\'s fault (4xx) per second across all modelhosts', (m) => m.client_errors_per_second);
+  perModel('metrics_cluster_model_client_error_ratio', 'Client errors (4xx) over requests (stats window)', (m) => m.client_error_rate);
   perModel('metrics_cluster_model_timeouts_per_second', 'Requests past their deadline per second', (m) => m.timeouts_per_second);
   perModel('metrics_cluster_model_batch_size_mean', 'Mean rows per executed batch (stats window)', (m) => m.batch_size_mean);
   perModel('metrics_cluster_model_queue_depth', 'Requests queued for the model on all workers now', (m) => m.queue_depth);

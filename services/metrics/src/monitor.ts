@@ -10,6 +10,7 @@ import { HostCollector, type HostStatus } from './collectors/host.ts';
 import { NginxCollector, type NginxStatus } from './collectors/nginx.ts';
 import type { MetricsConfig } from './config.ts';
 import { createDiscovery, type Lookup } from './discovery.ts';
+import { StatsHistory } from './history.ts';
 
 export interface ClusterStats {
   time: string;
@@ -27,6 +28,7 @@ export class Monitor {
   readonly drift: DriftCollector;
   readonly nginx: NginxCollector | undefined;
   readonly host: HostCollector | undefined;
+  readonly history: StatsHistory;
   readonly #config: MetricsConfig;
   readonly #log: Logger;
   #models: ModelStats[] = [];
@@ -47,15 +49,18 @@ export class Monitor {
     this.drift = new DriftCollector({ windowMs: config.driftWindowS * 1000, timeoutMs: config.scrapeTimeoutMs, defaults: config.driftDefaults, logger });
     this.nginx = config.nginxStatusUrl ? new NginxCollector(config.nginxStatusUrl, config.scrapeTimeoutMs) : undefined;
     this.host = config.hostMetrics ? new HostCollector(config.diskPath, config.nvidiaSmi) : undefined;
+    this.history = new StatsHistory({ historyS: config.historyS, scrapeIntervalMs: config.scrapeIntervalMs });
   }
 
   /** Scrapes once (concurrent calls share the scrape in flight). */
   tick(): Promise<void> {
     this.#ticking ??= (async () => {
       try {
-        await Promise.all([this.cluster.collect(), this.nginx?.collect(), this.host?.collect()]);
+        const now = Date.now();
+        await Promise.all([this.cluster.collect(now), this.nginx?.collect(), this.host?.collect()]);
         this.#models = this.cluster.models();
         this.#workers = this.cluster.workers();
+        this.history.record(now, this.#models, this.host?.status?.cpu_usage_ratio ?? null);
         await this.drift.collect(this.#workers.filter((w) => w.up));
         this.#ticks++;
       } catch (err) {

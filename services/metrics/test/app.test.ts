@@ -83,9 +83,28 @@ test('/metrics and /api/v1/targets', async () => {
   assert.deepEqual(targets.find((t) => t.labels.modelhost === 'modelhost-7').targets, [new URL(worker).host]);
 });
 
-test('the status page and its scripts are served from this service, nothing from elsewhere', async () => {
+test('/api/v1/history: a point per scrape, in columns; ?since= for newer ones; a bad since is a 400', async () => {
+  const before = Date.now();
+  await new Promise((r) => setTimeout(r, 5));
+  await monitor.tick();
+  const h = (await (await fetch(`${base}/api/v1/history`)).json()) as any;
+  assert.equal(h.time.length, monitor.history.size);
+  assert.ok(h.time.length >= 3, `${h.time.length} points: one per tick`);
+  assert.equal(h.models.iris.requests_per_second.length, h.time.length);
+  assert.equal(h.host.cpu_usage_ratio.length, h.time.length);
+  assert.equal(h.history_seconds, 900);
+  const newer = (await (await fetch(`${base}/api/v1/history?since=${before}`)).json()) as any;
+  assert.equal(newer.time.length, 1);
+  assert.ok(newer.time[0] * 1000 > before);
+  const bad = await fetch(`${base}/api/v1/history?since=yesterday`);
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as any).error.code, 'INVALID_REQUEST');
+});
+
+test('the status page and its scripts are served from this service (uPlot from node_modules), nothing from elsewhere', async () => {
   const html = await (await fetch(`${base}/`)).text();
-  assert.match(html, /<canvas id="chart-requests"/);
+  assert.match(html, /<figure id="chart-requests"/);
+  assert.match(html, /src="vendor\/uplot\/uPlot.iife.min.js"/);
   for (const src of html.matchAll(/(?:src|href)="([^"]+)"/g)) {
     assert.doesNotMatch(src[1]!, /^(https?:)?\/\//, 'no external resources');
     assert.equal((await fetch(`${base}/${src[1]}`)).status, 200, src[1]);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LATENCY_BUCKETS_SECONDS, client } from '@inferrer/telemetry';
-import { type WorkerState, histogramQuantile, increases, record, summarize, toScrape } from '../src/cluster-stats.ts';
+import { type WorkerState, histogramQuantile, increases, isClientError, record, summarize, toScrape } from '../src/cluster-stats.ts';
 import { parsePromText } from '../src/prom-text.ts';
 
 describe('histogramQuantile (as Prometheus computes it)', () => {
@@ -67,16 +67,20 @@ describe('summarize across workers', () => {
     b.requests.inc({ model: 'iris', version: '1', code: 'QUEUE_FULL' }, 5);
     b.errors.inc({ model: 'iris', version: '1', code: 'QUEUE_FULL' }, 5);
     b.requests.inc({ model: '', version: '', code: 'MODEL_NOT_FOUND' }, 7);
+    a.requests.inc({ model: 'iris', version: '1', code: 'INVALID_INPUT' }, 20);
+    a.requests.inc({ model: 'iris', version: '', code: 'VERSION_NOT_FOUND' }, 5);
     for (let i = 0; i < 50; i++) a.batch.observe({ model: 'iris', version: '1' }, 2);
     for (const [w, m] of [[workers[0]!, a], [workers[1]!, b]] as const) record(w, toScrape(10_000, parsePromText(await m.r.metrics()), loaded), 60_000);
 
     const [iris, ...rest] = summarize(workers);
     assert.equal(rest.length, 0, 'requests for unknown models (model="") make no row');
     assert.equal(iris!.model, 'iris');
-    assert.equal(iris!.requests, 105);
-    assert.equal(iris!.requests_per_second, 10.5);
-    assert.equal(iris!.errors_per_second, 0.5);
-    assert.equal(iris!.error_rate, Number((5 / 105).toFixed(4)));
+    assert.equal(iris!.requests, 130);
+    assert.equal(iris!.requests_per_second, 13);
+    assert.equal(iris!.errors_per_second, 0.5, '5xx: QUEUE_FULL');
+    assert.equal(iris!.error_rate, Number((5 / 130).toFixed(4)));
+    assert.equal(iris!.client_errors_per_second, 2.5, '4xx: INVALID_INPUT and VERSION_NOT_FOUND');
+    assert.equal(iris!.client_error_rate, Number((25 / 130).toFixed(4)));
     assert.ok(iris!.latency_seconds.p50! > 0.0025 && iris!.latency_seconds.p50! <= 0.005, String(iris!.latency_seconds.p50));
     assert.ok(iris!.latency_seconds.p95! > 0.5 && iris!.latency_seconds.p95! <= 1, String(iris!.latency_seconds.p95));
     assert.ok(Math.abs(iris!.latency_seconds.mean! - (90 * 0.004 + 10 * 0.8) / 100) < 1e-6);
@@ -84,6 +88,28 @@ describe('summarize across workers', () => {
     assert.equal(iris!.queue_depth, 4);
     assert.deepEqual(iris!.workers, ['modelhost-1', 'modelhost-2']);
     assert.deepEqual(iris!.versions, [1]);
+  });
+
+  test('a model whose series the workers dropped (deleted) leaves the summary at the next scrape', async () => {
+    const a = fakeModelhost();
+    const w: WorkerState = { url: 'http://a', id: 'modelhost-1', up: true, history: [] };
+    const loaded = [{ name: 'iris', version: 1, state: 'READY', queue_depth: 0 }];
+    record(w, toScrape(0, parsePromText(await a.r.metrics()), loaded), 60_000);
+    a.requests.inc({ model: 'iris', version: '1', code: 'OK' }, 10);
+    a.requests.inc({ model: 'gone', version: '2', code: 'OK' }, 10);
+    record(w, toScrape(1000, parsePromText(await a.r.metrics()), loaded), 60_000);
+    assert.deepEqual(summarize([w]).map((m) => m.model), ['gone', 'iris']);
+    a.requests.remove({ model: 'gone', version: '2', code: 'OK' });
+    record(w, toScrape(2000, parsePromText(await a.r.metrics()), loaded), 60_000);
+    assert.deepEqual(summarize([w]).map((m) => m.model), ['iris'], 'its increases in the window no longer count');
+    // Loaded on a worker without any series yet: still there.
+    record(w, toScrape(3000, [], [{ name: 'fresh', version: 1, state: 'READY', queue_depth: 0 }]), 60_000);
+    assert.deepEqual(summarize([w]).map((m) => m.model), ['fresh']);
+  });
+
+  test('isClientError: 4xx codes from the error catalogue', () => {
+    for (const code of ['INVALID_INPUT', 'VERSION_NOT_FOUND', 'BODY_TOO_LARGE', 'RATE_LIMITED']) assert.equal(isClientError(code), true, code);
+    for (const code of ['OK', 'QUEUE_FULL', 'MODEL_NOT_READY', 'DEADLINE_EXCEEDED', 'INTERNAL', 'NOT_A_CODE']) assert.equal(isClientError(code), false, code);
   });
 
   test('a worker that is down adds no loaded models and no queue', () => {

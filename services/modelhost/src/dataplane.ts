@@ -199,7 +199,7 @@ export class DataPlane {
       return encoded;
     } catch (err) {
       const code = (err as InferrerError).code ?? 'INTERNAL';
-      const labels = seen ? { model: seen.name, version: String(seen.version) } : { model: '', version: '' };
+      const labels = seen ? { model: seen.name, version: String(seen.version) } : this.#metrics.refusedLabels(err);
       this.#metrics.requests.inc({ ...labels, code });
       if (statusOf(toInferrerError(err)) >= 500) this.#metrics.errors.inc({ ...labels, code });
       throw err;

@@ -1,4 +1,9 @@
-/** The modelhost's Prometheus metrics; labels are model and version names from the store, never request data. */
+/**
+ * The modelhost's Prometheus metrics; labels are model and version names from the store, never request data.
+ * A model's series live as long as the model: those of a deleted model or version, and of an unloaded
+ * model (except its MODEL_NOT_READY refusals), are removed before each scrape (`render`).
+ */
+import type { InferrerError } from '@inferrer/core';
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, client, createRegistry } from '@inferrer/telemetry';
 import type { BatchObserver } from '@inferrer/runtime';
 import type { ModelRegistry, RegistryHooks } from './registry.ts';
@@ -18,7 +23,12 @@ export class ModelhostMetrics {
   readonly unloads: client.Counter<'model' | 'reason'>;
   readonly driftRows: client.Counter<'model' | 'version'>;
 
+  readonly #models: () => ModelRegistry | undefined;
+  /** Metrics with a model label whose label sets follow the models' lives. */
+  readonly #perModel: (client.Counter<string> | client.Histogram<string>)[];
+
   constructor(models: () => ModelRegistry | undefined) {
+    this.#models = models;
     const r = (this.registry = createRegistry('modelhost'));
     const mv = ['model', 'version'] as const;
     this.requests = new client.Counter({ name: 'modelhost_requests_total', help: 'Inference requests by model, version and result code', labelNames: [...mv, 'code'], registers: [r] });
@@ -33,6 +43,7 @@ export class ModelhostMetrics {
     this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
     this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
     this.driftRows = new client.Counter({ name: 'modelhost_drift_rows_total', help: 'Rows counted into drift statistics (versions with a reference profile); per-feature counts are at GET /v1/drift', labelNames: mv, registers: [r] });
+    this.#perModel = [this.requests, this.requestDuration, this.queueDuration, this.computeDuration, this.batchSize, this.timeouts, this.errors, this.sessionsEvicted, this.loadDuration, this.loadFailures, this.unloads, this.driftRows];
     new client.Gauge({
       name: 'modelhost_queue_depth',
       help: 'Requests waiting in the batcher queue',
@@ -61,6 +72,46 @@ export class ModelhostMetrics {
         this.set(models()?.entries().length ?? 0);
       },
     });
+  }
+
+  /**
+   * Labels for a request refused before a model version was picked: the model's name when the store has
+   * it (MODEL_NOT_READY, VERSION_NOT_FOUND, MODEL_LOAD_FAILED), else "" (unknown names stay unbounded).
+   */
+  refusedLabels(err: unknown): { model: string; version: string } {
+    const details = (err as Partial<InferrerError> | null)?.details ?? {};
+    const record = typeof details.model === 'string' ? this.#models()?.record(details.model) : undefined;
+    if (!record) return { model: '', version: '' };
+    const version = typeof details.version === 'number' && record.versions.some((v) => v.version === details.version) ? String(details.version) : '';
+    return { model: record.name, version };
+  }
+
+  /** The exposition text, after removing the series of models and versions that are gone. */
+  async render(): Promise<string> {
+    await this.#prune();
+    return this.registry.metrics();
+  }
+
+  async #prune(): Promise<void> {
+    const models = this.#models();
+    if (!models) return;
+    for (const metric of this.#perModel) {
+      const gone = new Map<string, Record<string, string | number>>();
+      for (const { labels } of (await metric.get()).values) {
+        const model = labels.model;
+        if (typeof model !== 'string' || model === '') continue;
+        const record = models.record(model);
+        const version = labels.version === undefined || labels.version === '' ? undefined : Number(labels.version);
+        const keep =
+          record !== undefined &&
+          (version === undefined || record.versions.some((v) => v.version === version)) &&
+          (record.enabled !== false || labels.code === 'MODEL_NOT_READY');
+        if (keep) continue;
+        const { le: _le, ...set } = labels;
+        gone.set(JSON.stringify(set), set as Record<string, string | number>);
+      }
+      for (const set of gone.values()) metric.remove(set);
+    }
   }
 
   hooks(): RegistryHooks {

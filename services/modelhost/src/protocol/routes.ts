@@ -100,7 +100,7 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
       ...get,
       path: '/metrics',
       summary: 'Prometheus metrics of this worker',
-      handle: async (_req, res) => void res.set('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()),
+      handle: async (_req, res) => void res.set('content-type', metrics.registry.contentType).send(await metrics.render()),
     },
     {
       ...get,
