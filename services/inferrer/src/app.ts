@@ -9,7 +9,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { InferrerError } from '@inferrer/core';
 import { type MethodMiss, type RouteMatch, RouteTable, type Target, parseTarget } from '@inferrer/http';
-import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Auth } from './auth.ts';
 import { type ExpressRoute, type Route, isStream } from './http/route.ts';
 import { BodyGuard } from './http/body-guard.ts';
@@ -42,7 +42,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   const table = new RouteTable(routes);
   const log = deps.logger.child({ module: 'http' });
   const accessLog = deps.logger.child({ module: 'access' });
-  const stream = { auth: deps.auth, metrics: deps.metrics, log, access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined };
+  const stream = { auth: deps.auth, metrics: deps.metrics, log, access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined, sample: deps.config.accessLogSample };
   const dispatches = new WeakMap<IncomingMessage, Dispatch>();
   const bodies = new BodyGuard(deps.config.bodies, deps.logger);
   const app = expressApp(deps, dispatches, log, stream.access, accessLog);
@@ -90,7 +90,10 @@ function expressApp(deps: InferrerDeps, dispatches: WeakMap<IncomingMessage, Dis
       metrics.observe(template, protocol, res.statusCode, ms / 1000, Number(req.headers['content-length']) || 0, Number(res.getHeader('content-length')) || 0);
       // Probes and scrapes would drown the access log: those lines only at debug.
       const line = { reqId, method: req.method, path: req.path, route: template, protocol, status: res.statusCode, ms: Number(ms.toFixed(2)) };
-      if (access && !route?.quiet) access.info('request', { ...line, bytesIn: Number(req.headers['content-length']) || 0, bytesOut: Number(res.getHeader('content-length')) || 0 });
+      if (access && !route?.quiet && sampleAccess(res.statusCode, deps.config.accessLogSample)) {
+        const error = res.statusCode >= 400 ? (res.locals as { errorCode?: string }).errorCode : undefined;
+        access.info('request', { ...line, ...(error ? { error } : {}), bytesIn: Number(req.headers['content-length']) || 0, bytesOut: Number(res.getHeader('content-length')) || 0 });
+      }
       else if (route?.quiet && accessLog.isDebugEnabled()) accessLog.debug('request', line);
     });
     next();
@@ -110,7 +113,9 @@ function expressApp(deps: InferrerDeps, dispatches: WeakMap<IncomingMessage, Dis
     throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}; GET /help lists the routes`);
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    sendError(res, expressError(err), routeOf(req)?.protocol ?? protocolOf(req.path), log, { reqId: String(res.getHeader('x-request-id')), method: req.method, path: req.path });
+    const e = expressError(err);
+    res.locals.errorCode = (e as { code?: unknown }).code;
+    sendError(res, e, routeOf(req)?.protocol ?? protocolOf(req.path), log, { reqId: String(res.getHeader('x-request-id')), method: req.method, path: req.path });
   });
   return app;
 }

@@ -17,8 +17,12 @@ export const InferrerEnvSchema = z
     LOAD_BALANCER_URL: z.url({ protocol: /^https?$/ }),
     INFERRER_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
+    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
     /** One info line per request (reqId, method, path, status, ms, bytes, model, version); off saves a little on the hot path. */
     ACCESS_LOG: envFlag().default(true),
+    /** Share of successful requests that get an access line (0 to 1); errors always do. */
+    ACCESS_LOG_SAMPLE: z.coerce.number().min(0).max(1).default(1),
     /** The metrics service, whose cluster summary GET /api/v1/metrics passes on; unset: that route answers 503. */
     METRICS_URL: z.url({ protocol: /^https?$/ }).optional(),
     /** Largest model upload. */
@@ -106,7 +110,9 @@ export type InferrerConfig = Readonly<{
   loadBalancerUrl: string;
   id: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'json' | 'pretty';
   accessLog: boolean;
+  accessLogSample: number;
   metricsUrl: string | undefined;
   maxModelBytes: number;
   validation: Readonly<{ memoryBaseMb: number; memoryPerModelMb: number; maxMemoryMb: number; timeoutMs: number }>;
@@ -135,7 +141,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     loadBalancerUrl: e.LOAD_BALANCER_URL.replace(/\/+$/, ''),
     id: e.INFERRER_ID,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     accessLog: e.ACCESS_LOG,
+    accessLogSample: e.ACCESS_LOG_SAMPLE,
     metricsUrl: e.METRICS_URL?.replace(/\/+$/, ''),
     maxModelBytes: e.MAX_MODEL_BYTES,
     validation: { memoryBaseMb: e.VALIDATION_MEMORY_BASE_MB, memoryPerModelMb: e.VALIDATION_MEMORY_PER_MODEL_MB, maxMemoryMb: e.VALIDATION_MAX_MEMORY_MB, timeoutMs: e.VALIDATION_TIMEOUT_MS },

@@ -19,7 +19,7 @@ try {
   exitOnConfigError(err);
 }
 
-const logger = createLogger({ service: 'inferrer', level: config.logLevel }).child({ inferrer: config.id });
+const logger = createLogger({ service: 'inferrer', level: config.logLevel, format: config.logFormat }).child({ inferrer: config.id });
 const log = logger.child({ module: 'main' });
 const store = new ModelStore(config.modelDir, { inspect: createProcessInspector(config.validation, logger) });
 const reclaimed = await store.init();

@@ -61,8 +61,23 @@ export class Upstream {
   }
 }
 
+/** Which modelhost (and model version) gave an error answer, for the access line; unknown for transport errors. */
+const answeredBy = new WeakMap<InferrerError, { modelhost?: string; version?: number }>();
+
+export function answeredByOf(err: unknown): { modelhost?: string; version?: number } | undefined {
+  return err instanceof InferrerError ? answeredBy.get(err) : undefined;
+}
+
 /** The InferrerError an error answer carries: a modelhost's own error, or what the balancer's status means. */
 export function errorFromAnswer(status: number, headers: UpstreamHeaders, text: string): InferrerError {
+  const err = errorOfAnswer(status, headers, text);
+  const modelhost = headers['x-modelhost-id'];
+  const version = headers['x-inferrer-model-version'];
+  if (typeof modelhost === 'string') answeredBy.set(err, { modelhost, ...(typeof version === 'string' ? { version: Number(version) } : {}) });
+  return err;
+}
+
+function errorOfAnswer(status: number, headers: UpstreamHeaders, text: string): InferrerError {
   const type = String(headers['content-type'] ?? '');
   if (type.includes('application/json')) {
     try {

@@ -28,6 +28,8 @@ export const MetricsEnvSchema = z
     HOST: z.string().default('0.0.0.0'),
     PORT: z.coerce.number().int().min(0).max(65535).default(9400),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
+    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
     MODELHOSTS: urlList.optional(),
     MODELHOST_DNS: dnsList.optional(),
     /** nginx's stub_status page (the balancer serves it at /nginx/status); unset: no nginx metrics. */
@@ -61,6 +63,7 @@ export type MetricsConfig = Readonly<{
   host: string;
   port: number;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'json' | 'pretty';
   modelhosts: string[];
   modelhostDns: { name: string; port: number }[];
   nginxStatusUrl: string | undefined;
@@ -83,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MetricsConfig 
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     modelhosts: e.MODELHOSTS ?? [],
     modelhostDns: (e.MODELHOST_DNS ?? []).map((hp) => {
       const i = hp.lastIndexOf(':');

@@ -13,7 +13,7 @@ try {
   exitOnConfigError(err);
 }
 
-const logger = createLogger({ service: 'metrics', level: config.logLevel });
+const logger = createLogger({ service: 'metrics', level: config.logLevel, format: config.logFormat });
 const log = logger.child({ module: 'main' });
 const monitor = new Monitor(config, logger);
 const registry = createExporter(monitor);

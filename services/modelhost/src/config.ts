@@ -13,8 +13,12 @@ export const ModelhostEnvSchema = z
     MODEL_DIR: z.string().min(1),
     MODELHOST_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
+    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
     /** One info line per inference (reqId, model, version, status, ms); off saves a little on the hot path. */
     ACCESS_LOG: envFlag().default(true),
+    /** Share of successful requests that get an access line (0 to 1); errors always do. */
+    ACCESS_LOG_SAMPLE: z.coerce.number().min(0).max(1).default(1),
     /** Models kept loaded at once; the least recently used beyond this are unloaded. */
     MAX_LOADED_MODELS: z.coerce.number().int().min(1).default(16),
     /**
@@ -58,7 +62,9 @@ export type ModelhostConfig = Readonly<{
   modelDir: string;
   id: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  logFormat: 'json' | 'pretty';
   accessLog: boolean;
+  accessLogSample: number;
   maxLoadedModels: number;
   modelMaxMemoryMb: number;
   maxBatchSize: number;
@@ -89,7 +95,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     modelDir: e.MODEL_DIR,
     id: e.MODELHOST_ID,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     accessLog: e.ACCESS_LOG,
+    accessLogSample: e.ACCESS_LOG_SAMPLE,
     maxLoadedModels: e.MAX_LOADED_MODELS,
     modelMaxMemoryMb: e.MODEL_MAX_MEMORY_MB,
     maxBatchSize: e.MAX_BATCH_SIZE ?? e.BATCH_SIZE ?? 32,

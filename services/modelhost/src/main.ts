@@ -17,7 +17,7 @@ try {
   exitOnConfigError(err);
 }
 
-const logger = createLogger({ service: 'modelhost', level: config.logLevel }).child({ modelhost: config.id });
+const logger = createLogger({ service: 'modelhost', level: config.logLevel, format: config.logFormat }).child({ modelhost: config.id });
 const log = logger.child({ module: 'main' });
 const store = new ModelStore(config.modelDir);
 let registry: ModelRegistry | undefined;

@@ -5,9 +5,10 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InferrerError } from '@inferrer/core';
-import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Auth } from '../auth.ts';
 import type { InferrerMetrics } from '../metrics.ts';
+import { answeredByOf } from '../upstream.ts';
 import { sendError } from '../protocol/errors.ts';
 import { relay } from '../protocol/relay.ts';
 import type { StreamRoute } from './route.ts';
@@ -19,6 +20,8 @@ export interface StreamServer {
   log: Logger;
   /** The access logger, or undefined when access lines are off. */
   access: Logger | undefined;
+  /** ACCESS_LOG_SAMPLE: the share of successful requests logged. */
+  sample: number;
 }
 
 export async function serveStream(s: StreamServer, route: StreamRoute, params: Record<string, string>, path: string, query: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -26,12 +29,14 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
   const started = performance.now();
   let bytesOut = 0;
   let written: Record<string, string> | undefined;
+  let failure: InferrerError | undefined;
   try {
     await s.auth.check(req, route.scope);
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
     ({ bytes: bytesOut, headers: written } = await relay(await route.stream(req, { params, query, reqId }), res, extra));
   } catch (err) {
     const e = err instanceof InferrerError ? err : undefined;
+    failure = e;
     if (e && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) s.metrics.upstreamErrors.inc({ code: e.code });
     req.resume();
     if (!res.headersSent) for (const h in API_HEADERS) res.setHeader(h, API_HEADERS[h]!);
@@ -41,8 +46,11 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
   const ms = performance.now() - started;
   const bytesIn = Number(req.headers['content-length']) || 0;
   s.metrics.observe(route.path, route.protocol, res.statusCode, ms / 1000, bytesIn, bytesOut);
-  if (s.access) {
-    const version = written?.['x-inferrer-model-version'];
+  if (s.access && sampleAccess(res.statusCode, s.sample)) {
+    // Name what is known: the version and modelhost that answered, else the version asked for.
+    const by = written ? undefined : answeredByOf(failure);
+    const version = written?.['x-inferrer-model-version'] ?? by?.version ?? params.version ?? requestedVersion(query);
+    const modelhost = written?.['x-modelhost-id'] ?? by?.modelhost;
     s.access.info('request', {
       reqId,
       method: req.method,
@@ -50,12 +58,19 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
       route: route.path,
       protocol: route.protocol,
       model: (params.name ?? params.model ?? '').slice(0, 200),
-      version: version === undefined ? null : Number(version),
-      modelhost: written?.['x-modelhost-id'] ?? null,
+      ...(version !== undefined ? { version: Number(version) || String(version).slice(0, 16) } : {}),
+      ...(modelhost !== undefined ? { modelhost } : {}),
       status: res.statusCode,
+      ...(res.statusCode >= 400 ? { error: failure?.code ?? 'INTERNAL' } : {}),
       ms: Number(ms.toFixed(2)),
       bytesIn,
       bytesOut,
     });
   }
+}
+
+/** `?version=N` of a prediction, for the access line of a request refused before any modelhost saw it. */
+function requestedVersion(query: string): string | undefined {
+  if (!query.includes('version=')) return undefined;
+  return new URLSearchParams(query).get('version') ?? undefined;
 }

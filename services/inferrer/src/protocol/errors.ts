@@ -1,7 +1,7 @@
 /**
  * The one place an InferrerError becomes an HTTP answer: status from its kind (core's table), body in the
  * shape of the protocol the client spoke, Retry-After for 429/503. 5xx are logged with their stack,
- * 4xx at info without one. Clients never see stacks or file paths.
+ * 4xx at debug without one (the access line names their code at info). Clients never see stacks or file paths.
  */
 import type { ServerResponse } from 'node:http';
 import { ERROR_CODES, type InferrerError, httpStatusBody, statusOf, toInferrerError } from '@inferrer/core';
@@ -26,7 +26,8 @@ export function sendError(res: ServerResponse, raw: unknown, protocol: Protocol,
   const status = statusOf(err);
   const fields = { reqId: ctx.reqId, method: ctx.method, path: ctx.path, status };
   if (status >= 500) log.error('request failed', { ...fields, err: err.code === 'INTERNAL' && err.cause ? err.cause : err });
-  else log.info('request refused', { ...fields, err: { type: err.name, code: err.code, message: err.message } });
+  // A refusal is on the access line already (status and error code); its message only at debug.
+  else if (log.isDebugEnabled()) log.debug('request refused', { ...fields, err: { type: err.name, code: err.code, message: err.message } });
   if (res.headersSent) {
     res.destroy();
     return;

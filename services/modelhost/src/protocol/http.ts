@@ -14,7 +14,8 @@ export function errorReply(err: unknown, log: Logger, at: { reqId: string; metho
   const e: InferrerError = toInferrerError(err);
   const status = statusOf(e);
   if (status >= 500) log.error('request failed', { ...at, status, err: e.cause ?? e });
-  else log.info('request refused', { ...at, status, err: { type: e.name, code: e.code, message: e.message } });
+  // A refusal is on the access line already (status and error code); its message only at debug.
+  else if (log.isDebugEnabled()) log.debug('request refused', { ...at, status, err: { type: e.name, code: e.code, message: e.message } });
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (e.retryAfter !== undefined) headers['retry-after'] = String(e.retryAfter);
   return { status, headers, body: JSON.stringify({ error: e.toJSON() }) };

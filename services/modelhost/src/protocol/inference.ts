@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readStream } from '@inferrer/core';
 import type { Priority } from '@inferrer/runtime';
-import { type Logger, REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
+import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { ModelhostConfig } from '../config.ts';
 import type { BatchFacts } from '../dataplane.ts';
 import { errorReply } from './http.ts';
@@ -42,7 +42,7 @@ export class InferenceFrame {
       return reply;
     } catch (err) {
       const reply = this.error(err, reqId, path);
-      this.line(reqId, reply.status, name, started, undefined, priority);
+      this.line(reqId, reply.status, name, started, undefined, priority, err);
       return reply;
     }
   }
@@ -57,7 +57,7 @@ export class InferenceFrame {
     } catch (err) {
       const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
       const reply = this.error(err, reqId, path);
-      this.line(reqId, reply.status, name, started);
+      this.line(reqId, reply.status, name, started, undefined, 'online', err);
       return reply;
     }
     const item: Item = { path, headers: req.headers, body };
@@ -90,14 +90,19 @@ export class InferenceFrame {
     res.end();
   }
 
-  /** One line per inference, success or not, so a request id greps to its whole path. */
-  line(reqId: string, status: number, model: string, started: number, batch?: BatchFacts, priority: Priority = 'online'): void {
-    if (!this.#access) return;
+  /**
+   * One line per inference, success or not (successes sampled by ACCESS_LOG_SAMPLE), so a request id greps
+   * to its whole path; a refusal names its error code, and fields that are not known are left out.
+   */
+  line(reqId: string, status: number, model: string, started: number, batch?: BatchFacts, priority: Priority = 'online', err?: unknown): void {
+    if (!this.#access || !sampleAccess(status, this.#config.accessLogSample)) return;
+    const code = (err as { code?: unknown } | undefined)?.code;
     this.#access.info('inference', {
       reqId,
       model,
-      version: batch?.version ?? null,
+      ...(batch ? { version: batch.version } : {}),
       status,
+      ...(status >= 400 ? { error: typeof code === 'string' ? code : 'INTERNAL' } : {}),
       ...(priority === 'batch' ? { priority } : {}),
       ms: Number((performance.now() - started).toFixed(2)),
       ...(batch ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) } : {}),
