@@ -33,14 +33,19 @@ function rss(pid: number | undefined): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
 }
 
-/** Command lines of the processes whose parent is `pid` (a validation child left behind would show here). */
-function childrenOf(pid: number | undefined): string[] {
+/**
+ * Validation children of `pid` still running (by command line: the TypeScript loader may keep its own
+ * esbuild child around, which is not ours to count).
+ */
+function validationChildrenOf(pid: number | undefined): string[] {
   const out: string[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const s = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(readFileSync(`/proc/${e}/cmdline`, 'utf8').replaceAll('\0', ' '));
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      const cmdline = readFileSync(`/proc/${e}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmdline.includes('validate-child')) out.push(cmdline);
     } catch {
       // gone meanwhile
     }
@@ -168,7 +173,7 @@ describe('names, path leaks, costly models and imports (one cluster)', () => {
       assert.match(r.body.error.message, /VALIDATION_MAX_MEMORY_MB/);
       assert.deepEqual(await snapshotStore(c.modelDir), before);
       assert.deepEqual(await stagingLeftovers(c.modelDir), []);
-      assert.deepEqual(childrenOf(pid), [], 'the validation process is gone');
+      assert.deepEqual(validationChildrenOf(pid), [], 'the validation process is gone');
       const grew = rss(pid) - baseline;
       console.log(`${what}: ${r.status} ${r.body.error.code}; Inferrer RSS ${Math.round(baseline / MB)} MB before, ${Math.round(grew / MB)} MB more after`);
       assert.ok(grew < 64 * MB, `the Inferrer grew by ${Math.round(grew / MB)} MB`);
@@ -299,21 +304,30 @@ describe('a full volume and leftovers (a small tmpfs)', () => {
     assert.equal(c.inferrer.restarts, 0);
   });
 
-  test('kill -9 mid-upload: the restarted Inferrer reclaims the partial upload at start', async (t) => {
+  test('kill -9 mid-upload and mid-job-submission: the restarted Inferrer reclaims both at start', async (t) => {
     if (!c) return t.skip('mounting a tmpfs needs root with CAP_SYS_ADMIN');
-    const url = new URL(`${c.url}/api/v1/models/interrupted`);
-    const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'PUT', headers: { 'content-type': 'application/octet-stream', 'content-length': String(2 * MB) } });
-    req.on('error', () => undefined);
-    req.write(Buffer.alloc(MB, 1));
+    const send = (route: string, method: string, type: string, length: number, first: Buffer): http.ClientRequest => {
+      const url = new URL(`${c!.url}${route}`);
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, headers: { 'content-type': type, 'content-length': String(length) } });
+      req.on('error', () => undefined);
+      req.write(first);
+      return req;
+    };
+    const upload = send('/api/v1/models/interrupted', 'PUT', 'application/octet-stream', 2 * MB, Buffer.alloc(MB, 1));
+    const rows = Buffer.from('{"values": [1, 2, 3, 4]}\n'.repeat(4000));
+    const job = send('/api/v1/models/iris/jobs', 'POST', 'application/x-ndjson', rows.length * 2, rows);
+    const jobFolders = async (): Promise<string[]> => (await readdir(path.join(c!.modelDir, '.jobs')).catch(() => [] as string[])).filter((e) => e.startsWith('j'));
     const staged = async (): Promise<number> => {
       let bytes = 0;
       for (const d of await stagingLeftovers(c!.modelDir)) for (const f of await readdir(path.join(c!.modelDir, '.staging', d)).catch(() => [])) bytes += (await stat(path.join(c!.modelDir, '.staging', d, f))).size;
       return bytes;
     };
-    for (let i = 0; i < 200 && (await staged()) < 512 * 1024; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && ((await staged()) < 512 * 1024 || (await jobFolders()).length === 0); i++) await new Promise((r) => setTimeout(r, 25));
     assert.ok((await staged()) >= 512 * 1024, 'the upload is being written');
+    assert.equal((await jobFolders()).length, 1, 'the job input is being written');
     c.inferrer.kill('SIGKILL');
-    req.destroy();
+    upload.destroy();
+    job.destroy();
     for (let i = 0; i < 600 && c.inferrer.restarts === 0; i++) await new Promise((r) => setTimeout(r, 50));
     let ready = false;
     for (let i = 0; i < 600 && !ready; i++) {
@@ -321,7 +335,9 @@ describe('a full volume and leftovers (a small tmpfs)', () => {
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(ready, 'the Inferrer came back');
-    assert.deepEqual(await stagingLeftovers(c.modelDir), [], 'reclaimed at start');
+    assert.deepEqual(await stagingLeftovers(c.modelDir), [], 'the upload is reclaimed at start');
+    assert.deepEqual(await jobFolders(), [], 'so is the job submission');
+    assert.deepEqual((await api(c.url, '/api/v1/jobs')).body.jobs, []);
     assert.equal((await api(c.url, '/api/v1/models/interrupted')).status, 404);
     assert.equal((await api(c.url, '/api/v1/models/iris/prediction', { json: row })).status, 200);
   });

@@ -64,6 +64,17 @@ export class Leases {
   }
 }
 
+/** This process as an owner tag (`<host>~<pid>`), for records that a live writer holds. */
+export function ownerTag(): string {
+  return `${HOST}~${process.pid}`;
+}
+
+/** Whether the process an owner tag names is certainly gone: it ran on this host and no longer runs. */
+export function ownerGone(tag: string): boolean {
+  const owner = OWNER.exec(`${tag}~`);
+  return owner !== null && owner[1] === HOST && Number(owner[2]) !== process.pid && !alive(Number(owner[2]));
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -4,6 +4,7 @@
  * chunk writes, retention, and the pacer's back-off while online requests run.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { writeAtomic } from '@inferrer/core';
+import { ownerTag } from '@inferrer/model-store';
 import { createLogger } from '@inferrer/telemetry';
 import { loadConfig } from '../src/config.ts';
 import { DataPlane, OnlineLoad } from '../src/dataplane.ts';
@@ -191,4 +193,18 @@ test('pacer: the window grows without online traffic, is one request while onlin
   const t1 = performance.now();
   await pacer.run(async () => undefined);
   assert.ok(performance.now() - t1 >= 90, 'backs off after an overload');
+});
+
+test('sweep: a submission whose receiving Inferrer died on this host goes at once; a live one stays', async () => {
+  const store = new JobStore(path.join(dir, 'receiving'));
+  await store.init();
+  const exited = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => exited.once('exit', r));
+  const base = { model: 'm', state: 'RECEIVING' as const, format: 'ndjson' as const, kind: 'rows' as const, total: 0, chunkItems: 1, chunks: 0, inputBytes: 0, client: 'ip:test', createdAt: new Date().toISOString() };
+  const dead = { ...base, id: JobStore.newId(), receiver: `${ownerTag().split('~')[0]}~${exited.pid}` };
+  const live = { ...base, id: JobStore.newId(), receiver: ownerTag() };
+  await store.create(dead);
+  await store.create(live);
+  assert.deepEqual(await store.sweep(3600_000), [dead.id]);
+  assert.deepEqual((await store.list()).map((r) => r.id), [live.id]);
 });

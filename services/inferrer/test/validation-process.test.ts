@@ -34,13 +34,14 @@ async function staged(name: string, bytes: Buffer | string): Promise<string> {
   return file;
 }
 
-/** Node processes whose parent is this one (validation children still alive). */
+/** Validation children of this process still alive (by command line: tsx's esbuild child is not one). */
 function children(): number[] {
   const out: number[] = [];
   for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) out.push(Number(pid));
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== process.pid) continue;
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('validate-child')) out.push(Number(pid));
     } catch {
       // gone meanwhile
     }

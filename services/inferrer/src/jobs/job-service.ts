@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
 import { InferrerError, parseModelName, parseVersion, storageError, writeAtomic } from '@inferrer/core';
+import { ownerTag } from '@inferrer/model-store';
 import type { Logger } from '@inferrer/telemetry';
 import type { Management } from '../management.ts';
 import { detectFormat, prepareArchive, prepareRows, receiveBody } from './job-input.ts';
@@ -112,6 +113,7 @@ export class JobService {
       chunks: 0,
       inputBytes: 0,
       client: opts.client,
+      receiver: ownerTag(),
       createdAt: new Date().toISOString(),
     };
     await this.#withQuota(opts.client, async () => {

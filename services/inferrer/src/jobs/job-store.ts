@@ -18,6 +18,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InferrerError, storageError, writeAtomic } from '@inferrer/core';
+import { ownerGone } from '@inferrer/model-store';
 import { FINAL_STATES, type ItemLine, type JobRecord } from './types.ts';
 
 const RESULT_FILE = /^(\d{8})-(\d+)\.ndjson$/;
@@ -215,7 +216,8 @@ export class JobStore {
 
   /**
    * Retention: removes finished jobs whose end lies more than `retentionMs` back, submissions stuck in
-   * RECEIVING for an hour (an Inferrer that died during an upload), and leftovers of removals.
+   * RECEIVING (an Inferrer that died during an upload: at once when it ran on this host, else after an
+   * hour), and leftovers of removals.
    */
   async sweep(retentionMs: number, now = Date.now()): Promise<string[]> {
     const removed: string[] = [];
@@ -232,7 +234,7 @@ export class JobStore {
         const s = await stat(path.join(this.root, e)).catch(() => undefined);
         expired = s !== undefined && now - s.mtimeMs > 3600_000;
       } else if (FINAL_STATES.has(rec.state)) expired = now - Date.parse(rec.finishedAt ?? rec.createdAt) > retentionMs;
-      else if (rec.state === 'RECEIVING') expired = now - Date.parse(rec.createdAt) > 3600_000;
+      else if (rec.state === 'RECEIVING') expired = (rec.receiver !== undefined && ownerGone(rec.receiver)) || now - Date.parse(rec.createdAt) > 3600_000;
       if (expired) {
         await this.remove(e);
         removed.push(e);

@@ -38,6 +38,8 @@ export interface JobRecord {
   inputBytes: number;
   /** Who submitted it: `key:<name>` with an API key, else `ip:<address>` (quotas count per client). */
   client: string;
+  /** The Inferrer receiving the input while RECEIVING (`<host>~<pid>`): once it is gone, the submission is a leftover. */
+  receiver?: string;
   createdAt: string;
   startedAt?: string;
   finishedAt?: string;
