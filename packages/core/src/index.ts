@@ -12,3 +12,6 @@ export * from './codecs/v2.ts';
 export * from './image-spec.ts';
 export * from './frames.ts';
 export * from './files.ts';
+export * from './inference-stats.ts';
+export * from './codecs/content-encoding.ts';
+export * from './codecs/classification.ts';

@@ -104,6 +104,12 @@ export class DataPlane {
     return this.#forward(name, `/v2/models/${encodeURIComponent(name)}${version}/infer`, opts, extra);
   }
 
+  /** How the modelhosts run a model: batching and instances, its config over their defaults (a modelhost's answer). */
+  async modelSettings<T>(name: string): Promise<T> {
+    const res = await this.#upstream.request({ method: 'GET', path: `/v1/models/${encodeURIComponent(parseModelName(name))}/settings`, headers: {}, timeoutMs: this.#config.requestTimeoutMs });
+    return JSON.parse(await res.body.text()) as T;
+  }
+
   /** Which modelhost answers a request (shows the balancing). */
   async whoAnswers(item: string, reqId: string): Promise<string> {
     const res = await this.#upstream.request({

@@ -3,7 +3,7 @@
  * profile captures. Any failure (not configured, unreachable, non-2xx, slow) is METRICS_UNAVAILABLE.
  */
 import { request } from 'undici';
-import { InferrerError } from '@inferrer/core';
+import { InferrerError, type VersionStats } from '@inferrer/core';
 
 export interface CaptureView {
   requested_at: string;
@@ -39,10 +39,20 @@ export class MetricsClient {
     return this.#get(`/api/v1/drift/captures?model=${encodeURIComponent(model)}&version=${version}`, '; drift scores and captures come from it');
   }
 
-  async #get<T>(path: string, why: string): Promise<T> {
+  /** Every modelhost's inference statistics, asked now and summed per model version (the statistics extension). */
+  inferenceStats(): Promise<{ models: VersionStats[] }> {
+    return this.#get('/api/v1/inference-stats', '; statistics are summed over the workers by it');
+  }
+
+  /** Asks every modelhost to load and warm a version; ready when every worker that answers has it. */
+  warm(model: string, version: number): Promise<{ ready: boolean; modelhosts: { modelhost?: string; up: boolean; state?: string; reason?: string }[] }> {
+    return this.#get(`/api/v1/models/${encodeURIComponent(model)}/versions/${version}/warm`, '; readiness on every worker is asked through it', 'POST');
+  }
+
+  async #get<T>(path: string, why: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
     if (!this.#url) throw new InferrerError('METRICS_UNAVAILABLE', `no metrics service is configured (set METRICS_URL)${why}`);
     try {
-      const res = await request(`${this.#url}${path}`, { headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
+      const res = await request(`${this.#url}${path}`, { method, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs });
       if (res.statusCode >= 300) {
         await res.body.dump();
         throw new Error(`answered ${res.statusCode}`);

@@ -21,6 +21,7 @@ import { healthRoutes } from './protocol/health.ts';
 import { jobRoutes } from './protocol/jobs/routes.ts';
 import { v2InferRoutes } from './protocol/oip-v2/infer.ts';
 import { v2Routes } from './protocol/oip-v2/routes.ts';
+import { OipService } from './protocol/oip-v2/service.ts';
 import { docsRoutes } from './protocol/openapi.ts';
 
 export interface RouteDeps {
@@ -31,6 +32,8 @@ export interface RouteDeps {
   metrics: InferrerMetrics;
   ready: () => Promise<boolean>;
   jobs?: JobService | undefined;
+  /** The OIP's non-infer calls, shared with the gRPC service; built here when not given. */
+  oip?: OipService | undefined;
 }
 
 export function createRoutes(deps: RouteDeps): Route[] {
@@ -45,7 +48,7 @@ export function createRoutes(deps: RouteDeps): Route[] {
     ...driftRoutes({ management, metrics: metricsClient, captures: new DriftCaptures(management, metricsClient, deps.logger) }),
     ...importRoutes(new ModelImporter(config, management)),
     ...jobRoutes({ jobs: deps.jobs }),
-    ...v2Routes({ management, ready: deps.ready }),
+    ...v2Routes({ management, oip: deps.oip ?? new OipService({ config, management, dataplane, metrics: metricsClient, ready: deps.ready }) }),
     ...v2InferRoutes({ config, dataplane }),
     ...healthRoutes({ metrics: deps.metrics, ready: deps.ready }),
     ...docsRoutes(table),

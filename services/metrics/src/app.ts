@@ -6,6 +6,9 @@
  *   GET /api/v1/stats           the per-model summary across the cluster, modelhosts, nginx, host (JSON)
  *   GET /api/v1/history         the summary's last HISTORY_S seconds, one point per scrape (?since=ms: newer only)
  *   GET /api/v1/targets         the modelhosts as Prometheus HTTP service discovery (http_sd_configs)
+ *   GET /api/v1/inference-stats every modelhost's inference statistics, asked now and summed (fanout.ts)
+ *   POST /api/v1/models/:name/versions/:version/warm   every modelhost loads and warms a version; ready
+ *                               when all that answer have it (the Inferrer's model readiness)
  *   GET /api/v1/drift           drift scores per model version and feature (?model=name to pick one)
  *   GET /api/v1/drift/captures  profile captures the workers hold (?model=&version=), for the Inferrer
  *   GET /metrics                the same figures for Prometheus, plus this process's own
@@ -14,6 +17,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { parseModelName, parseVersion } from '@inferrer/core';
 import { type Logger, type client, errorFields } from '@inferrer/telemetry';
 import type { Monitor } from './monitor.ts';
 
@@ -61,6 +65,21 @@ export function createApp(deps: MetricsDeps): express.Express {
     const model = typeof req.query.model === 'string' ? req.query.model : undefined;
     const version = typeof req.query.version === 'string' ? Number(req.query.version) : undefined;
     res.set('cache-control', 'no-store').json({ time: new Date().toISOString(), captures: monitor.drift.captures(model, version) });
+  });
+  app.get('/api/v1/inference-stats', async (_req, res) => {
+    res.set('cache-control', 'no-store').json(await monitor.fanout.inferenceStats());
+  });
+  app.post('/api/v1/models/:name/versions/:version/warm', async (req, res) => {
+    let name: string;
+    let version: number;
+    try {
+      name = parseModelName(String(req.params.name));
+      version = parseVersion(String(req.params.version));
+    } catch (err) {
+      res.status(400).json({ error: { code: 'INVALID_MODEL_NAME', message: (err as Error).message } });
+      return;
+    }
+    res.set('cache-control', 'no-store').json(await monitor.fanout.warm(name, version));
   });
   app.get('/api/v1/targets', (_req, res) => {
     res.json(

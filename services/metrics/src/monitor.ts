@@ -11,6 +11,7 @@ import { NginxCollector, type NginxStatus } from './collectors/nginx.ts';
 import type { MetricsConfig } from './config.ts';
 import { createDiscovery, type Lookup } from './discovery.ts';
 import { StatsHistory } from './history.ts';
+import { Fanout } from './fanout.ts';
 
 export interface ClusterStats {
   time: string;
@@ -29,6 +30,8 @@ export class Monitor {
   readonly nginx: NginxCollector | undefined;
   readonly host: HostCollector | undefined;
   readonly history: StatsHistory;
+  /** Questions asked of every worker now (statistics, warm-up), not from the last scrape. */
+  readonly fanout: Fanout;
   readonly #config: MetricsConfig;
   readonly #log: Logger;
   #models: ModelStats[] = [];
@@ -40,8 +43,10 @@ export class Monitor {
   constructor(config: MetricsConfig, logger: Logger, lookup?: Lookup) {
     this.#config = config;
     this.#log = logger.child({ module: 'monitor' });
+    const discover = createDiscovery({ modelhosts: config.modelhosts, modelhostDns: config.modelhostDns }, lookup);
+    this.fanout = new Fanout({ discover, timeoutMs: config.scrapeTimeoutMs });
     this.cluster = new ClusterCollector({
-      discover: createDiscovery({ modelhosts: config.modelhosts, modelhostDns: config.modelhostDns }, lookup),
+      discover,
       windowMs: config.statsWindowS * 1000,
       timeoutMs: config.scrapeTimeoutMs,
       logger,

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
+import { emptyStats } from '@inferrer/core';
 import { LATENCY_BUCKETS_SECONDS, client, createLogger } from '@inferrer/telemetry';
 import { createApp } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -24,6 +25,10 @@ const reg = new client.Registry();
 const requests = new client.Counter({ name: 'modelhost_requests_total', help: 'h', labelNames: ['model', 'version', 'code'], registers: [reg] });
 const duration = new client.Histogram({ name: 'modelhost_request_duration_seconds', help: 'h', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS_SECONDS, registers: [reg] });
 let worker = '';
+const workerStats = emptyStats('iris', '3');
+workerStats.inference_count = 6;
+workerStats.inference_stats.success = { count: 2, ns: 2000 };
+let warmState = 'LOADING';
 let nginxRequests = 10;
 let base = '';
 let monitor: Monitor;
@@ -32,6 +37,8 @@ before(async () => {
   worker = await listen(async (req, res) => {
     if (req.url === '/metrics') res.end(await reg.metrics());
     else if (req.url === '/v1/models') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [{ name: 'iris', version: 3, state: 'READY', queue_depth: 1 }] }));
+    else if (req.url === '/v1/stats') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [workerStats] }));
+    else if (req.url === '/v1/models/iris/versions/3/warm' && req.method === 'POST') res.end(JSON.stringify({ modelhost: 'modelhost-7', name: 'iris', version: 3, state: warmState }));
     else res.writeHead(404).end();
   });
   const nginx = await listen((_req, res) => res.end(`Active connections: 1 \nserver accepts handled requests\n 4 4 ${nginxRequests} \nReading: 0 Writing: 1 Waiting: 0 \n`));
@@ -109,4 +116,24 @@ test('the status page and its scripts are served from this service (uPlot from n
     assert.doesNotMatch(src[1]!, /^(https?:)?\/\//, 'no external resources');
     assert.equal((await fetch(`${base}/${src[1]}`)).status, 200, src[1]);
   }
+});
+
+test('/api/v1/inference-stats asks every worker now and sums; the one that does not answer is listed down', async () => {
+  workerStats.inference_stats.success.count = 3;
+  const s = (await (await fetch(`${base}/api/v1/inference-stats`)).json()) as any;
+  assert.equal(s.models.length, 1);
+  assert.equal(s.models[0].inference_stats.success.count, 3, 'not a value from the last scrape');
+  assert.equal(s.models[0].inference_count, 6);
+  assert.deepEqual(s.modelhosts.map((w: any) => [w.up, w.modelhost ?? null]).sort(), [[false, null], [true, 'modelhost-7']]);
+});
+
+test('warm: ready once every worker that answers has the version READY', async () => {
+  const ask = async (): Promise<any> => (await fetch(`${base}/api/v1/models/iris/versions/3/warm`, { method: 'POST' })).json();
+  warmState = 'LOADING';
+  assert.equal((await ask()).ready, false);
+  warmState = 'READY';
+  const r = await ask();
+  assert.equal(r.ready, true);
+  assert.equal(r.modelhosts.find((w: any) => w.up).state, 'READY');
+  assert.equal((await fetch(`${base}/api/v1/models/..%2Fx/versions/3/warm`, { method: 'POST' })).status, 400);
 });

@@ -9,10 +9,12 @@ import {
   InferrerError,
   type ModelSignature,
   type NamedTensors,
+  type V2OutputRequest,
   decodeV1Body,
   decodeV2Request,
   encodeV1Response,
   encodeV2Response,
+  hasDynamicBatchAxis,
   parseModelName,
   statusOf,
   toInferrerError,
@@ -159,8 +161,31 @@ export class DataPlane {
           ...(decoded.id !== undefined ? { id: decoded.id } : {}),
           ...(decoded.outputs ? { outputs: decoded.outputs } : {}),
           binaryOutput: decoded.binaryOutput,
+          ...(decoded.outputs?.some((o) => o.classification) ? this.#classification(model, decoded.outputs) : {}),
         }),
     );
+  }
+
+  /**
+   * What classification needs to know of a model: whether dim 0 is the batch dim, and the labels of each
+   * classified output: the classes of its classification task (STAC MLM item or graph defaults) for that
+   * output, else the model's labels for an output with as many elements per row as there are labels.
+   */
+  #classification(model: LoadedModel, wanted: readonly V2OutputRequest[]): { batched: boolean; labels: Record<string, string[]> } {
+    const batched = hasDynamicBatchAxis(model.signature);
+    const task = this.pipeline(model).task;
+    const labels: Record<string, string[]> = {};
+    for (const o of wanted) {
+      if (!o.classification) continue;
+      if (task?.kind === 'classification' && task.output === o.name) {
+        if (task.labels) labels[o.name] = task.labels;
+        continue;
+      }
+      const spec = model.signature.outputs.find((s) => s.name === o.name);
+      const perRow = spec?.shape.slice(batched ? 1 : 0).reduce<number>((n, d) => n * (typeof d === 'number' && d >= 0 ? d : Number.NaN), 1);
+      if (model.media.labels && perRow === model.media.labels.length) labels[o.name] = model.media.labels;
+    }
+    return { batched, labels };
   }
 
   /** Metadata of a model version as this worker sees it (loads it if needed). */
@@ -184,10 +209,14 @@ export class DataPlane {
       const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, timing, decode, (m) => {
         seen = m;
       });
+      const encodeStarted = performance.now();
       const encoded = encode(model, decoded, result.outputs) as E & BatchFacts;
+      const encodeMs = performance.now() - encodeStarted;
       if (drift) this.#drift!.outputs(model, drift, result.outputs);
       const v = String(model.version);
-      this.#metrics.requestDuration.observe({ model: model.name, version: v }, (performance.now() - started) / 1000);
+      const totalMs = performance.now() - started;
+      this.#metrics.requestDuration.observe({ model: model.name, version: v }, totalMs / 1000);
+      this.#metrics.stats.success(model.name, model.version, { rows: decoded.rows, totalMs, queueMs: result.queueMs, inputMs: preprocessMs, inferMs: result.computeMs, outputMs: encodeMs });
       this.#metrics.requests.inc({ model: model.name, version: v, code: 'OK' });
       encoded.model = model.name;
       encoded.version = model.version;
@@ -201,6 +230,7 @@ export class DataPlane {
       const code = (err as InferrerError).code ?? 'INTERNAL';
       const labels = seen ? { model: seen.name, version: String(seen.version) } : this.#metrics.refusedLabels(err);
       this.#metrics.requests.inc({ ...labels, code });
+      if (seen) this.#metrics.stats.failure(seen.name, seen.version, performance.now() - started);
       if (statusOf(toInferrerError(err)) >= 500) this.#metrics.errors.inc({ ...labels, code });
       throw err;
     }

@@ -3,7 +3,7 @@
  * A model's series live as long as the model: those of a deleted model or version, and of an unloaded
  * model (except its MODEL_NOT_READY refusals), are removed before each scrape (`render`).
  */
-import type { InferrerError } from '@inferrer/core';
+import { type InferrerError, InferenceStats } from '@inferrer/core';
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, client, createRegistry } from '@inferrer/telemetry';
 import type { BatchObserver } from '@inferrer/runtime';
 import type { ModelRegistry, RegistryHooks } from './registry.ts';
@@ -22,6 +22,8 @@ export class ModelhostMetrics {
   readonly loadFailures: client.Counter<'model'>;
   readonly unloads: client.Counter<'model' | 'reason'>;
   readonly driftRows: client.Counter<'model' | 'version'>;
+  /** Counts and times in the statistics extension's shape (GET /v1/stats; summed by the metrics service). */
+  readonly stats = new InferenceStats();
 
   readonly #models: () => ModelRegistry | undefined;
   /** Metrics with a model label whose label sets follow the models' lives. */
@@ -121,6 +123,7 @@ export class ModelhostMetrics {
         return {
           onBatch: (_requests, rows, computeMs) => {
             this.batchSize.observe(labels, rows);
+            this.stats.batch(model, v, rows, computeMs);
             this.computeDuration.observe(labels, computeMs / 1000);
           },
           onQueued: (ms) => this.queueDuration.observe(labels, ms / 1000),

@@ -7,7 +7,7 @@
  */
 import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, hasDynamicBatchAxis, datatypeOfOrt } from '@inferrer/core';
 import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
-import { AdaptiveBatcher, OnnxSession, type BatchObserver } from '@inferrer/runtime';
+import { AdaptiveBatcher, type BatchObserver, type ExecutionProvider, OnnxSession } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 
@@ -22,8 +22,18 @@ export interface LoadedModel {
   batcher: AdaptiveBatcher;
   lastUsed: number;
   loadedAt: number;
+  /** The config it was loaded under (configKey). */
+  configKey: string;
   /** The version's STAC MLM item and the model's labels: they drive image pre- and post-processing. */
   media: { stac?: StacItem; labels?: string[] };
+}
+
+export interface ModelSettings {
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+  maxQueueSize: number;
+  instances: number;
+  executionProviders: ExecutionProvider[];
 }
 
 export interface RegistryHooks {
@@ -33,6 +43,8 @@ export interface RegistryHooks {
 }
 
 const key = (name: string, version: number): string => `${name}@${version}`;
+/** What a loaded session depends on in a model's config (drift thresholds are read per scrape, not by the session). */
+const configKey = (record: ModelRecord): string => JSON.stringify({ ...record.config, drift: undefined });
 
 /** The version a request without one goes to: a canary by its share of traffic, else the default. */
 export function pickVersion(record: ModelRecord, random = Math.random()): number {
@@ -51,6 +63,8 @@ export class ModelRegistry {
   readonly #hooks: RegistryHooks;
   readonly #loaded = new Map<string, LoadedModel>();
   readonly #loading = new Map<string, Promise<LoadedModel>>();
+  /** Why the last warm-up load of a version failed (cleared when one succeeds). */
+  readonly #failed = new Map<string, string>();
   /** Last record read from the store per model; the default version comes from here. */
   readonly #records = new Map<string, ModelRecord>();
   #closed = false;
@@ -65,11 +79,7 @@ export class ModelRegistry {
   /** The loaded entry for a request, loading it if needed. */
   async get(name: string, version?: number): Promise<LoadedModel> {
     if (this.#closed) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
-    let record = this.#records.get(name);
-    if (!record || (version !== undefined && !record.versions.some((v) => v.version === version))) {
-      record = await this.#store.get(name);
-      this.#records.set(record.name, record);
-    }
+    const record = await this.#record(name, version);
     if (record.enabled === false) {
       throw new InferrerError('MODEL_NOT_READY', `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`, { model: record.name }, { retryAfter: 5 });
     }
@@ -82,6 +92,44 @@ export class ModelRegistry {
     return this.#load(record, want);
   }
 
+  /**
+   * Starts loading (and warming) a version unless it is loaded or loading, and says its state now: READY,
+   * LOADING, or UNAVAILABLE with the reason (unloaded, shutting down, the last load failed). Readiness
+   * checks call it on every worker (through the metrics service), so a version is ready once it is warm
+   * everywhere, and asking is what gets it there.
+   */
+  async warm(name: string, version: number): Promise<{ name: string; version: number; state: ModelState; reason?: string }> {
+    if (this.#closed) return { name, version, state: 'UNAVAILABLE', reason: 'this worker is shutting down' };
+    const record = await this.#record(name, version);
+    if (!record.versions.some((v) => v.version === version)) {
+      throw new InferrerError('VERSION_NOT_FOUND', `model ${record.name} version ${version} not found`, { model: record.name, version });
+    }
+    const at = { name: record.name, version };
+    if (record.enabled === false) return { ...at, state: 'UNAVAILABLE', reason: 'unloaded' };
+    const k = key(record.name, version);
+    if (this.#loaded.get(k)?.state === 'READY') return { ...at, state: 'READY' };
+    if (this.#loading.has(k)) return { ...at, state: 'LOADING' };
+    const failed = this.#failed.get(k);
+    this.#load(record, version).then(
+      () => this.#failed.delete(k),
+      (err: unknown) => {
+        this.#failed.set(k, (err as Error).message);
+        this.#log.warn('warm-up load failed', { model: record.name, version, err: (err as Error).message });
+      },
+    );
+    return failed === undefined ? { ...at, state: 'LOADING' } : { ...at, state: 'UNAVAILABLE', reason: `the last load failed: ${failed}` };
+  }
+
+  /** The cached record, read again from the store when it is missing or does not know `version`. */
+  async #record(name: string, version: number | undefined): Promise<ModelRecord> {
+    let record = this.#records.get(name);
+    if (!record || (version !== undefined && !record.versions.some((v) => v.version === version))) {
+      record = await this.#store.get(name);
+      this.#records.set(record.name, record);
+    }
+    return record;
+  }
+
   /** Every entry, for /v1/models and metrics. */
   entries(): LoadedModel[] {
     return [...this.#loaded.values()];
@@ -90,6 +138,24 @@ export class ModelRegistry {
   /** The last record read from the store for a model (profiles, capture requests, drift thresholds). */
   record(name: string): ModelRecord | undefined {
     return this.#records.get(name);
+  }
+
+  /** How this worker runs a model: its config over this worker's defaults (for the model configuration extension). */
+  settings(record: ModelRecord): ModelSettings {
+    const cfg = record.config;
+    const batching = cfg.batching ?? {};
+    return {
+      maxBatchSize: batching.max_batch_size ?? this.#config.maxBatchSize,
+      maxQueueDelayMs: batching.max_queue_delay_ms ?? this.#config.maxQueueDelayMs,
+      maxQueueSize: batching.max_queue_size ?? this.#config.maxQueueSize,
+      instances: cfg.instances ?? this.#config.instances,
+      executionProviders: cfg.execution_providers ?? this.#config.executionProviders,
+    };
+  }
+
+  /** The record of a model as the store has it now (not cached: the watcher compares the cache with the store). */
+  current(name: string): Promise<ModelRecord> {
+    return this.#store.get(name);
   }
 
   /** Names of models whose record is cached (the watcher refreshes these). */
@@ -117,13 +183,19 @@ export class ModelRegistry {
         continue;
       }
       // Drift thresholds are read per scrape, not by the session: changing them reloads nothing.
-      const configChanged = JSON.stringify({ ...old?.config, drift: undefined }) !== JSON.stringify({ ...record.config, drift: undefined });
+      const configChanged = old === undefined || configKey(old) !== configKey(record);
       const loadedDefault = old ? this.#loaded.get(key(name, old.default_version)) : undefined;
       if (loadedDefault && (record.default_version !== old!.default_version || configChanged)) {
         // Load beside, warm, then switch the record; the old entry drains once nothing points at it.
         try {
-          if (configChanged) this.#loaded.delete(key(name, record.default_version));
-          await this.#load(record, record.default_version, loadedDefault.version === record.default_version ? undefined : loadedDefault);
+          const k = key(name, record.default_version);
+          const current = this.#loaded.get(k);
+          // Loaded already under this config (warmed for a readiness check before this refresh): nothing to load.
+          if (current?.configKey !== configKey(record)) {
+            if (current && current !== loadedDefault) void this.#unload(current, 'replaced');
+            else if (current) this.#loaded.delete(k);
+            await this.#load(record, record.default_version, loadedDefault.version === record.default_version ? undefined : loadedDefault);
+          }
         } catch (err) {
           this.#log.error('new version failed to load; keeping the old one', { model: name, version: record.default_version, err });
           continue;
@@ -179,7 +251,8 @@ export class ModelRegistry {
     const started = performance.now();
     const { file, version: v } = await this.#store.resolve(record.name, version);
     const cfg = record.config;
-    const instances = cfg.instances ?? this.#config.instances;
+    const settings = this.settings(record);
+    const instances = settings.instances;
     const limitMb = this.#config.modelMaxMemoryMb;
     // What the upload's validation measured for one session; a version that would not fit is refused, not loaded.
     const needMb = v.validation ? Math.ceil((v.validation.memory_bytes * instances) / (1024 * 1024)) : 0;
@@ -198,7 +271,7 @@ export class ModelRegistry {
         intraOpThreads: cfg.intra_op_threads ?? this.#config.intraOpThreads,
         interOpThreads: cfg.inter_op_threads ?? this.#config.interOpThreads,
         graphOptimizationLevel: cfg.graph_optimization_level ?? this.#config.graphOptimizationLevel,
-        executionProviders: cfg.execution_providers ?? this.#config.executionProviders,
+        executionProviders: settings.executionProviders,
       });
     } catch (err) {
       this.#hooks.onLoad?.(record.name, version, (performance.now() - started) / 1000, false);
@@ -206,13 +279,12 @@ export class ModelRegistry {
       if (e.code === 'PROVIDER_UNAVAILABLE') throw e;
       throw new InferrerError('MODEL_LOAD_FAILED', `model ${record.name} version ${version} could not be loaded: ${e.message}`, { model: record.name, version }, { retryAfter: 5, cause: err });
     }
-    const batching = cfg.batching ?? {};
     const batcher = new AdaptiveBatcher(
       session,
       {
-        maxBatchSize: batching.max_batch_size ?? this.#config.maxBatchSize,
-        maxQueueDelayMs: batching.max_queue_delay_ms ?? this.#config.maxQueueDelayMs,
-        maxQueueSize: batching.max_queue_size ?? this.#config.maxQueueSize,
+        maxBatchSize: settings.maxBatchSize,
+        maxQueueDelayMs: settings.maxQueueDelayMs,
+        maxQueueSize: settings.maxQueueSize,
         batchable: hasDynamicBatchAxis(session.signature),
       },
       this.#hooks.observer(record.name, version),
@@ -226,6 +298,7 @@ export class ModelRegistry {
       batcher,
       lastUsed: performance.now(),
       loadedAt: Date.now(),
+      configKey: configKey(record),
       media: { ...(v.stac ? { stac: v.stac } : {}), ...(record.labels ? { labels: record.labels } : {}) },
     };
     await this.#warm(entry);

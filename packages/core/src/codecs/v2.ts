@@ -7,6 +7,7 @@
 import { type DatatypeInfo, type NumericArray, type V2Datatype, datatypeOfOrt, datatypeOfV2, elementCount } from '../datatypes.ts';
 import { InferrerError } from '../errors.ts';
 import { type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, hasDynamicBatchAxis, isSymbolic } from '../tensor.ts';
+import { classifiable, classify } from './classification.ts';
 import { parseInferenceJson } from './json-text.ts';
 import { elementToJson } from './v1.ts';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits, checkTextBytes, nestedShape, toTypedData } from './values.ts';
@@ -14,6 +15,8 @@ import { DEFAULT_VALUE_LIMITS, type ValueLimits, checkTextBytes, nestedShape, to
 export interface V2OutputRequest {
   name: string;
   binary: boolean;
+  /** Classification extension: answer the top `classification` elements as BYTES "value:index[:label]". */
+  classification?: number;
 }
 
 export interface V2Decoded {
@@ -167,7 +170,17 @@ export function decodeV2Request(
       if (asked.has(o.name)) throw new InferrerError('INVALID_REQUEST', `output '${o.name}' is asked for more than once in "outputs"`, { output: o.name });
       asked.add(o.name);
       const op = (o.parameters ?? {}) as Record<string, unknown>;
-      return { name: o.name, binary: op.binary_data === true || (op.binary_data === undefined && binaryOutput) };
+      const binary = op.binary_data === true || (op.binary_data === undefined && binaryOutput);
+      const k = op.classification;
+      if (k === undefined || k === 0) return { name: o.name, binary };
+      if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0) {
+        throw new InferrerError('INVALID_REQUEST', `output '${o.name}': "classification" must be a positive integer (the number of classes to answer)`, { output: o.name });
+      }
+      const spec = sig.outputs.find((s) => s.name === o.name)!;
+      if (!classifiable(spec.type)) {
+        throw new InferrerError('INVALID_REQUEST', `output '${o.name}' is ${v2Datatype(spec.type)}; classification needs a numeric output`, { output: o.name, got: v2Datatype(spec.type) });
+      }
+      return { name: o.name, binary, classification: k };
     });
   }
   const hasImages = Object.keys(images).length > 0;
@@ -255,6 +268,9 @@ export interface V2EncodeOptions {
   id?: string;
   outputs?: V2OutputRequest[];
   binaryOutput: boolean;
+  /** Classification: whether dim 0 is the batch dim (top-k per row), and class labels by output name. */
+  batched?: boolean;
+  labels?: Record<string, string[]>;
 }
 
 export interface V2Encoded {
@@ -265,12 +281,13 @@ export interface V2Encoded {
 }
 
 export function encodeV2Response(outputs: NamedTensors, order: readonly string[], opts: V2EncodeOptions): V2Encoded {
-  const wanted = opts.outputs ?? order.map((name) => ({ name, binary: opts.binaryOutput }));
+  const wanted: readonly V2OutputRequest[] = opts.outputs ?? order.map((name) => ({ name, binary: opts.binaryOutput }));
   const binary: Buffer[] = [];
   const parts: string[] = [];
   for (const want of wanted) {
-    const t = outputs[want.name];
-    if (!t) continue;
+    const raw = outputs[want.name];
+    if (!raw) continue;
+    const t = want.classification ? classify(raw, want.name, want.classification, opts.batched ?? false, opts.labels?.[want.name]) : raw;
     const head = `{"name":${JSON.stringify(want.name)},"datatype":"${v2Datatype(t.type)}","shape":[${t.dims.join(',')}]`;
     if (want.binary) {
       const bytes = toBinary(t);

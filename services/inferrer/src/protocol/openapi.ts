@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import express from 'express';
 import type { ExpressRoute, Route } from '../http/route.ts';
-import { SERVER_VERSION } from './oip-v2/routes.ts';
+import { SERVER_VERSION } from './oip-v2/service.ts';
 import { TAGS, ref, tensorMeta } from './openapi-parts.ts';
 
 /** The route template in OpenAPI's spelling: `/api/v1/models/{name}`. */
@@ -99,6 +99,42 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
         V2ModelMetadata: {
           type: 'object',
           properties: { name: { type: 'string' }, versions: { type: 'array', items: { type: 'string' } }, platform: { type: 'string' }, inputs: { type: 'array', items: tensorMeta }, outputs: { type: 'array', items: tensorMeta } },
+        },
+        V2ModelConfig: {
+          type: 'object',
+          description: "Triton's model configuration (model_config.proto) as JSON",
+          properties: {
+            name: { type: 'string' },
+            platform: { type: 'string' },
+            backend: { type: 'string' },
+            max_batch_size: { type: 'integer', description: '> 0: the first dim of every input and output is the batch dim, left out of dims' },
+            input: { type: 'array', items: { type: 'object' } },
+            output: { type: 'array', items: { type: 'object' } },
+            dynamic_batching: { type: 'object' },
+            instance_group: { type: 'array', items: { type: 'object' } },
+            model_transaction_policy: { type: 'object' },
+            response_cache: { type: 'object' },
+          },
+        },
+        V2ModelStats: {
+          type: 'object',
+          properties: {
+            model_stats: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: {
+                  name: { type: 'string' },
+                  version: { type: 'string' },
+                  last_inference: { type: 'integer', description: 'ms since the epoch' },
+                  inference_count: { type: 'integer' },
+                  execution_count: { type: 'integer' },
+                  inference_stats: { type: 'object', description: 'success, fail, queue, compute_input, compute_infer, compute_output, cache_hit, cache_miss: {count, ns}' },
+                  batch_stats: { type: 'array', items: { type: 'object' } },
+                },
+              },
+            },
+          },
         },
         V2Error: { type: 'object', properties: { error: { type: 'string' }, code: { type: 'string' }, details: { type: 'object' } } },
       },

@@ -7,12 +7,15 @@
  *   POST /v2/models/:model[/versions/:version]/infer   Open Inference Protocol, JSON or binary tensors
  *   POST /v1/models/:name/group            several of the above as frames (group.ts)
  *   GET  /v1/models, /v1/models/:name      models loaded here and their state; metadata as this worker sees it
+ *   GET  /v1/models/:name/settings         batching and instances of a model on this worker (model configuration)
+ *   GET  /v1/stats                         inference statistics per model version (statistics extension)
+ *   POST /v1/models/:name/versions/:v/warm load and warm a version here if needed; its state now (readiness)
  *   GET  /v1/test/echo?data=…              which worker answered (for /api/test/sendtomodelhost)
  *   GET  /v1/drift                         cumulative drift statistics and profile captures (for the metrics service)
  *   GET  /v1/drift/profile/:name/:version  the reference profile those statistics are counted against
  *   GET  /health/live, /health/ready, /metrics
  */
-import { InferrerError, parseVersion } from '@inferrer/core';
+import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from '../config.ts';
 import type { BatchFacts, DataPlane } from '../dataplane.ts';
@@ -136,6 +139,36 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
           modelhost: config.id,
           models: registry.entries().map((e) => ({ name: e.name, version: e.version, state: e.state, queue_depth: e.batcher.depth, instances: e.session.instances, batching: e.batcher.options })),
         }),
+    },
+    {
+      ...get,
+      path: '/v1/stats',
+      summary: 'inference statistics per model version, in the statistics extension shape (summed by the metrics service)',
+      handle: (_req, res) => void res.set('cache-control', 'no-store').json({ modelhost: config.id, models: metrics.stats.view() }),
+    },
+    {
+      ...get,
+      path: '/v1/models/:name/settings',
+      summary: "how this worker runs a model (its config over this worker's defaults), without loading it",
+      handle: async (req, res) => {
+        const record = await registry.current(req.params.name!);
+        const s = registry.settings(record);
+        res.json({
+          name: record.name,
+          max_batch_size: s.maxBatchSize,
+          max_queue_delay_ms: s.maxQueueDelayMs,
+          max_queue_size: s.maxQueueSize,
+          instances: s.instances,
+          execution_providers: s.executionProviders,
+        });
+      },
+    },
+    {
+      kind: 'express',
+      method: 'POST',
+      path: '/v1/models/:name/versions/:version/warm',
+      summary: 'load and warm a version unless it is loaded or loading; answers its state now (READY, LOADING, UNAVAILABLE)',
+      handle: async (req, res) => void res.set('cache-control', 'no-store').json({ modelhost: config.id, ...(await registry.warm(parseModelName(req.params.name), parseVersion(req.params.version))) }),
     },
     {
       ...get,

@@ -4,47 +4,24 @@
  * {"error": "…"} by protocol/errors.ts.
  */
 import type { Response } from 'express';
-import { InferrerError, parseVersion, v2TensorMetadata } from '@inferrer/core';
 import type { ExpressRoute } from '../../http/route.ts';
 import type { Management } from '../../management.ts';
 import { TAGS, modelParam, ok, ref, v2Errors, versionParam } from '../openapi-parts.ts';
-
-export const SERVER_NAME = 'inferrer';
-export const SERVER_VERSION = '0.1.0';
-export const V2_EXTENSIONS = ['binary_tensor_data', 'model_repository', 'model_repository(unload_dependents)'];
+import type { OipService } from './service.ts';
 
 export interface V2Deps {
   management: Management;
-  ready: () => Promise<boolean>;
+  oip: OipService;
 }
 
 const send = (res: Response, status: number, body: unknown): void => void res.status(status).json(body);
 
 export function v2Routes(deps: V2Deps): ExpressRoute[] {
-  const { management } = deps;
-
-  async function metadata(name: string, rawVersion: string | undefined): Promise<Record<string, unknown>> {
-    const m = await management.describe(name);
-    const version = rawVersion === undefined ? m.default_version : parseVersion(rawVersion);
-    const v = m.version_details.find((x) => x.version === version);
-    if (!v) throw new InferrerError('VERSION_NOT_FOUND', `model ${m.name} version ${version} not found`, { model: m.name, version });
-    return {
-      name: m.name,
-      versions: m.versions.map(String),
-      platform: 'onnxruntime_onnx',
-      inputs: v.inputs.map(v2TensorMetadata),
-      outputs: v.outputs.map(v2TensorMetadata),
-      parameters: { default_version: String(m.default_version), description: m.description },
-      ...(v.stac ? { stac: v.stac } : {}),
-    };
-  }
+  const { management, oip } = deps;
 
   async function readiness(res: Response, name: string, rawVersion: string | undefined): Promise<void> {
-    const m = await management.describe(name);
-    const version = rawVersion === undefined ? m.default_version : parseVersion(rawVersion);
-    if (!m.versions.includes(version)) throw new InferrerError('VERSION_NOT_FOUND', `model ${m.name} version ${version} not found`, { model: m.name, version });
-    const ready = m.enabled !== false && (await deps.ready());
-    send(res, ready ? 200 : 503, { name: m.name, version: String(version), ready });
+    const r = await oip.modelReady(name, rawVersion);
+    send(res, r.ready ? 200 : 503, r);
   }
 
   const v2 = { scope: 'predict', protocol: 'v2' } as const;
@@ -57,7 +34,7 @@ export function v2Routes(deps: V2Deps): ExpressRoute[] {
       protocol: 'v2',
       summary: 'Server metadata: name, version, extensions',
       openapi: { tags, responses: ok('name, version, extensions', { type: 'object' }) },
-      handle: (_req, res) => send(res, 200, { name: SERVER_NAME, version: SERVER_VERSION, extensions: V2_EXTENSIONS }),
+      handle: (_req, res) => send(res, 200, oip.serverMetadata()),
     },
     {
       method: 'GET',
@@ -78,7 +55,7 @@ export function v2Routes(deps: V2Deps): ExpressRoute[] {
       summary: 'Server ready',
       openapi: { tags, responses: { ...ok('Ready', { type: 'object' }), '503': { description: 'Not ready' } } },
       handle: async (_req, res) => {
-        const ready = await deps.ready();
+        const ready = await oip.serverReady();
         send(res, ready ? 200 : 503, { ready });
       },
     },
@@ -89,7 +66,7 @@ export function v2Routes(deps: V2Deps): ExpressRoute[] {
       summary: 'Model metadata: inputs and outputs with v2 datatypes (-1 for symbolic dims)',
       example: 'curl $B/v2/models/iris',
       openapi: { tags, parameters: [modelParam], responses: { ...ok('Metadata', ref('V2ModelMetadata')), ...v2Errors } },
-      handle: async (req, res) => send(res, 200, await metadata(req.params.model!, undefined)),
+      handle: async (req, res) => send(res, 200, await oip.modelMetadata(req.params.model!, undefined)),
     },
     {
       ...v2,
@@ -98,7 +75,7 @@ export function v2Routes(deps: V2Deps): ExpressRoute[] {
       summary: 'Model version metadata',
       example: 'curl $B/v2/models/iris/versions/1',
       openapi: { tags, parameters: [modelParam, versionParam], responses: { ...ok('Metadata', ref('V2ModelMetadata')), ...v2Errors } },
-      handle: async (req, res) => send(res, 200, await metadata(req.params.model!, req.params.version)),
+      handle: async (req, res) => send(res, 200, await oip.modelMetadata(req.params.model!, req.params.version)),
     },
     {
       ...v2,
@@ -117,6 +94,51 @@ export function v2Routes(deps: V2Deps): ExpressRoute[] {
       example: 'curl $B/v2/models/iris/versions/1/ready',
       openapi: { tags, parameters: [modelParam, versionParam], responses: { ...ok('Ready', { type: 'object' }), ...v2Errors } },
       handle: (req, res) => readiness(res, req.params.model!, req.params.version),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model/config',
+      summary: 'Model configuration (model configuration extension): Triton model config JSON, max_batch_size, dims without the batch dim, dynamic batching',
+      example: 'curl $B/v2/models/iris/config',
+      openapi: { tags, parameters: [modelParam], responses: { ...ok('Configuration', ref('V2ModelConfig')), ...v2Errors } },
+      handle: async (req, res) => send(res, 200, await oip.modelConfig(req.params.model!, undefined)),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model/versions/:version/config',
+      summary: 'Model version configuration',
+      example: 'curl $B/v2/models/iris/versions/1/config',
+      openapi: { tags, parameters: [modelParam, versionParam], responses: { ...ok('Configuration', ref('V2ModelConfig')), ...v2Errors } },
+      handle: async (req, res) => send(res, 200, await oip.modelConfig(req.params.model!, req.params.version)),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/stats',
+      summary: 'Statistics of every model version (statistics extension): counts and nanoseconds per stage, summed over every worker',
+      example: 'curl $B/v2/models/stats',
+      openapi: { tags, responses: { ...ok('Statistics', ref('V2ModelStats')), ...v2Errors } },
+      handle: async (_req, res) => send(res, 200, await oip.modelStats(undefined, undefined)),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model/stats',
+      summary: 'Statistics of every version of a model',
+      example: 'curl $B/v2/models/iris/stats',
+      openapi: { tags, parameters: [modelParam], responses: { ...ok('Statistics', ref('V2ModelStats')), ...v2Errors } },
+      handle: async (req, res) => send(res, 200, await oip.modelStats(req.params.model!, undefined)),
+    },
+    {
+      ...v2,
+      method: 'GET',
+      path: '/v2/models/:model/versions/:version/stats',
+      summary: 'Statistics of one model version',
+      example: 'curl $B/v2/models/iris/versions/1/stats',
+      openapi: { tags, parameters: [modelParam, versionParam], responses: { ...ok('Statistics', ref('V2ModelStats')), ...v2Errors } },
+      handle: async (req, res) => send(res, 200, await oip.modelStats(req.params.model!, req.params.version)),
     },
     {
       ...v2,

@@ -1,0 +1,280 @@
+/**
+ * Triton and KServe tooling against the real cluster (issue #15): the model configuration extension that
+ * perf_analyzer reads first, statistics summed over every worker, compressed bodies both ways. Every request
+ * goes over real HTTP to the Inferrer, through the balancer, to two modelhosts.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import zlib from 'node:zlib';
+import { type TestCluster, REPO, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { infer } from '../helpers/v2-client.ts';
+
+const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
+const IRIS_ROW = [6.7, 2.5, 5.8, 1.8];
+
+let c: TestCluster;
+before(async () => {
+  c = await startTestCluster();
+  assert.equal((await uploadModel(c.url, 'fixed', path.join(CORPUS, 'fixed_dims.onnx'))).status, 201);
+  assert.equal((await uploadModel(c.url, 'batch8', path.join(REPO, 'test', 'fixtures', 'models', 'multi_io.onnx'), { config: { batching: { max_batch_size: 8, max_queue_delay_ms: 2 } } })).status, 201);
+});
+after(async () => {
+  await c?.close();
+});
+
+interface Raw {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** A request on node:http: the answer's bytes exactly as sent (fetch would inflate a compressed answer). */
+function raw(method: string, route: string, headers: Record<string, string>, body?: Buffer): Promise<Raw> {
+  const u = new URL(c.url);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, method, path: route, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (b: Buffer) => chunks.push(b));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const irisJson = (rows: number[][], extra: Record<string, unknown> = {}): Buffer =>
+  Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }], ...extra }));
+
+describe('model configuration extension', () => {
+  test('GET /v2 lists model_configuration, statistics and classification among its extensions', async () => {
+    const r = await api(c.url, '/v2');
+    for (const e of ['binary_tensor_data', 'model_repository', 'model_configuration', 'statistics', 'classification']) assert.ok(r.body.extensions.includes(e), e);
+  });
+
+  test('a batched model: max_batch_size > 0, dims without the batch dim, names as in the metadata, dynamic batching', async () => {
+    const meta = await api(c.url, '/v2/models/iris');
+    const r = await api(c.url, '/v2/models/iris/config');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const cfg = r.body;
+    assert.equal(cfg.name, 'iris');
+    assert.equal(cfg.platform, 'onnxruntime_onnx');
+    assert.equal(cfg.backend, 'onnxruntime');
+    assert.equal(cfg.max_batch_size, 32, 'the modelhosts default MAX_BATCH_SIZE');
+    assert.deepEqual(cfg.input.map((i: { name: string }) => i.name), meta.body.inputs.map((i: { name: string }) => i.name));
+    assert.deepEqual(cfg.output.map((o: { name: string }) => o.name), meta.body.outputs.map((o: { name: string }) => o.name));
+    assert.deepEqual(cfg.input[0], { name: 'input', data_type: 'TYPE_FP32', format: 'FORMAT_NONE', dims: [4], is_shape_tensor: false, allow_ragged_batch: false, optional: false });
+    const label = cfg.output.find((o: { name: string }) => o.name === 'label');
+    assert.deepEqual({ data_type: label.data_type, dims: label.dims, reshape: label.reshape }, { data_type: 'TYPE_INT64', dims: [1], reshape: { shape: [] } }, 'a [batch] tensor shows dims [1] reshaped to []');
+    assert.equal(cfg.dynamic_batching.max_queue_delay_microseconds, 0);
+    assert.equal(cfg.dynamic_batching.default_queue_policy.max_queue_size, 1024);
+    assert.deepEqual(cfg.model_transaction_policy, { decoupled: false });
+    assert.deepEqual(cfg.response_cache, { enable: false });
+    assert.deepEqual(cfg.instance_group, [{ name: 'iris', kind: 'KIND_CPU', count: 1, gpus: [] }]);
+    assert.deepEqual((await api(c.url, '/v2/models/iris/versions/1/config')).body, cfg);
+  });
+
+  test("the model's own batching config shows; a model without a batch axis has max_batch_size 0 and its full dims", async () => {
+    const b = (await api(c.url, '/v2/models/batch8/config')).body;
+    assert.equal(b.max_batch_size, 8);
+    assert.equal(b.dynamic_batching.max_queue_delay_microseconds, 2000);
+    assert.deepEqual(b.input.map((i: { name: string; data_type: string; dims: number[] }) => [i.name, i.data_type, i.dims]), [['a', 'TYPE_FP32', [2]], ['b', 'TYPE_INT64', [1]]]);
+    const f = (await api(c.url, '/v2/models/fixed/config')).body;
+    assert.equal(f.max_batch_size, 0);
+    assert.equal(f.dynamic_batching, undefined);
+    assert.deepEqual(f.input[0].dims, [2, 3]);
+    assert.deepEqual(f.output[0].dims, [3, 2]);
+  });
+
+  test('an unknown model or version is 404', async () => {
+    assert.equal((await api(c.url, '/v2/models/ghost/config')).status, 404);
+    const v = await api(c.url, '/v2/models/iris/versions/7/config');
+    assert.equal(v.status, 404);
+    assert.equal(v.body.code, 'VERSION_NOT_FOUND');
+  });
+});
+
+describe('statistics extension', () => {
+  const stats = async (route: string): Promise<any> => {
+    const r = await api(c.url, route);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return r.body;
+  };
+  const irisStats = async (): Promise<any> => (await stats('/v2/models/iris/stats')).model_stats[0];
+
+  test('counts and nanoseconds per stage, for every request, summed over both workers', async () => {
+    const before = await irisStats();
+    const ok = 40;
+    const rows = 3;
+    const answers = await Promise.all(
+      Array.from({ length: ok }, (_, i) =>
+        infer(c.url, 'iris', [{ name: 'input', datatype: 'FP32', shape: [rows, 4], data: [...IRIS_ROW, ...IRIS_ROW, ...IRIS_ROW] }], { binaryInputs: i % 2 === 0 }),
+      ),
+    );
+    for (const a of answers) assert.equal(a.status, 200);
+    const bad = 5;
+    for (let i = 0; i < bad; i++) assert.equal((await infer(c.url, 'iris', [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }])).status, 400);
+    const after = await irisStats();
+    const d = (k: string): number => after.inference_stats[k].count - before.inference_stats[k].count;
+    const dns = (k: string): number => after.inference_stats[k].ns - before.inference_stats[k].ns;
+    assert.equal(after.name, 'iris');
+    assert.equal(after.version, '1');
+    assert.equal(d('success'), ok);
+    assert.equal(d('fail'), bad);
+    for (const k of ['queue', 'compute_input', 'compute_infer', 'compute_output']) assert.equal(d(k), ok, k);
+    assert.equal(after.inference_count - before.inference_count, ok * rows, 'each row is one inference');
+    const runs = after.execution_count - before.execution_count;
+    assert.ok(runs >= 1 && runs <= ok, `model runs ${runs}`);
+    for (const k of ['success', 'compute_input', 'compute_infer', 'compute_output']) assert.ok(dns(k) > 0, `${k} ns grew`);
+    assert.ok(dns('success') >= dns('compute_infer'), 'a request takes at least its run');
+    assert.deepEqual(after.inference_stats.cache_hit, { count: 0, ns: 0 });
+    assert.ok(after.last_inference >= Date.now() - 60_000 && after.last_inference <= Date.now());
+    const perBatch = after.batch_stats.reduce((n: number, b: { compute_infer: { count: number } }) => n + b.compute_infer.count, 0);
+    assert.equal(perBatch, after.execution_count, 'batch_stats account for every run');
+    assert.ok(after.batch_stats.every((b: { batch_size: number }) => b.batch_size % rows === 0), 'batches hold whole requests');
+
+    // The sum is over every worker: each modelhost's own counts add up to it.
+    const own = await Promise.all(c.modelhosts.map(async (m) => ((await (await fetch(`${m.url}/v1/stats`)).json()) as any).models.find((s: any) => s.name === 'iris' && s.version === '1')));
+    assert.ok(own.filter(Boolean).length === 2, 'both workers served iris');
+    assert.equal(own.reduce((n, s) => n + s.inference_stats.success.count, 0), after.inference_stats.success.count);
+    assert.equal(own.reduce((n, s) => n + s.inference_count, 0), after.inference_count);
+  });
+
+  test('every model version at /v2/models/stats (not a model named "stats"), one version, and 404s', async () => {
+    const all = await stats('/v2/models/stats');
+    const names = all.model_stats.map((s: { name: string; version: string }) => `${s.name}@${s.version}`);
+    for (const n of ['iris@1', 'diabetes@1', 'fixed@1']) assert.ok(names.includes(n), n);
+    const fixed = all.model_stats.find((s: { name: string }) => s.name === 'fixed');
+    assert.equal(fixed.inference_stats.success.count, 0, 'a model never run shows zeros');
+    const one = await stats('/v2/models/iris/versions/1/stats');
+    assert.equal(one.model_stats.length, 1);
+    assert.equal((await api(c.url, '/v2/models/iris/versions/3/stats')).status, 404);
+    assert.equal((await api(c.url, '/v2/models/ghost/stats')).status, 404);
+  });
+});
+
+describe('compressed bodies', () => {
+  test('gzip and deflate request bodies give the answer the plain body gives', async () => {
+    const plain = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json' }, irisJson([IRIS_ROW]));
+    assert.equal(plain.status, 200);
+    for (const [coding, pack] of [['gzip', zlib.gzipSync], ['deflate', zlib.deflateSync], ['deflate', zlib.deflateRawSync]] as const) {
+      const r = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'content-encoding': coding }, pack(irisJson([IRIS_ROW])));
+      assert.equal(r.status, 200, `${coding}: ${r.body}`);
+      assert.deepEqual(JSON.parse(r.body.toString()), JSON.parse(plain.body.toString()));
+    }
+  });
+
+  test('a compressed binary request counts its header length on the inflated JSON, as Triton does', async () => {
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }], outputs: [{ name: 'label' }] }));
+    const body = Buffer.concat([header, Buffer.from(new Float32Array(IRIS_ROW).buffer)]);
+    const r = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip', 'inference-header-content-length': String(header.length) }, zlib.gzipSync(body));
+    assert.equal(r.status, 200, r.body.toString());
+    assert.deepEqual(JSON.parse(r.body.toString()).outputs[0].data, [2]);
+  });
+
+  test('answers honour Accept-Encoding (gzip, deflate, q-values), binary answers included', async () => {
+    const plain = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json' }, irisJson([IRIS_ROW, IRIS_ROW]));
+    const gz = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'accept-encoding': 'gzip' }, irisJson([IRIS_ROW, IRIS_ROW]));
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.equal(Number(gz.headers['content-length']), gz.body.length);
+    assert.deepEqual(JSON.parse(zlib.gunzipSync(gz.body).toString()), JSON.parse(plain.body.toString()));
+    const df = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'accept-encoding': 'gzip;q=0.2, deflate' }, irisJson([IRIS_ROW]));
+    assert.equal(df.headers['content-encoding'], 'deflate');
+    assert.equal(JSON.parse(zlib.inflateSync(df.body).toString()).outputs[0].data[0], 2);
+    const none = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'accept-encoding': 'br, gzip;q=0' }, irisJson([IRIS_ROW]));
+    assert.equal(none.headers['content-encoding'], undefined);
+    const bin = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'accept-encoding': 'gzip' }, irisJson([IRIS_ROW], { parameters: { binary_data_output: true } }));
+    const inflated = zlib.gunzipSync(bin.body);
+    const hl = Number(bin.headers['inference-header-content-length']);
+    const head = JSON.parse(inflated.subarray(0, hl).toString());
+    const probs = head.outputs.find((o: { name: string }) => o.name === 'probabilities');
+    assert.equal(probs.parameters.binary_data_size, 12);
+    assert.equal(inflated.length, hl + 8 + 12, 'the header length counts the inflated JSON; label (8) and probabilities (12) follow');
+  });
+
+  test('corrupt data is 400, an unknown coding 415, a body that inflates past MAX_BODY_BYTES 413; the workers stay up', async () => {
+    const corrupt = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, Buffer.from('not gzip at all'));
+    assert.equal(corrupt.status, 400);
+    assert.match(JSON.parse(corrupt.body.toString()).error, /not valid gzip data/);
+    const br = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'content-encoding': 'br' }, irisJson([IRIS_ROW]));
+    assert.equal(br.status, 415);
+    assert.equal(JSON.parse(br.body.toString()).code, 'UNSUPPORTED_MEDIA_TYPE');
+    const bomb = zlib.gzipSync(Buffer.alloc(65 * 1024 * 1024, 0x20));
+    assert.ok(bomb.length < 200_000);
+    const big = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, bomb);
+    assert.equal(big.status, 413);
+    assert.equal(JSON.parse(big.body.toString()).code, 'BODY_TOO_LARGE');
+    assert.equal((await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json' }, irisJson([IRIS_ROW]))).status, 200);
+  });
+});
+
+describe('classification extension', () => {
+  const ask = (rows: number[][], outputs: unknown[], extra: Record<string, unknown> = {}) =>
+    api(c.url, '/v2/models/iris/infer', { json: { inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }], outputs, ...extra } });
+
+  test('top k of each row as BYTES "value:index:label", labels from the model', async () => {
+    const r = await ask([IRIS_ROW, [5.1, 3.5, 1.4, 0.2]], [{ name: 'probabilities', parameters: { classification: 2 } }]);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const out = r.body.outputs[0];
+    assert.equal(out.datatype, 'BYTES');
+    assert.deepEqual(out.shape, [2, 2]);
+    assert.deepEqual(out.data.slice(0, 2), ['0.999949:2:virginica', '0.000051:1:versicolor']);
+    assert.match(out.data[2], /^0\.99\d{4}:0:setosa$/);
+    // The same ranking as the raw probabilities.
+    const plain = await ask([IRIS_ROW], [{ name: 'probabilities' }]);
+    const p = plain.body.outputs[0].data as number[];
+    assert.equal(out.data[0], `${p[2]!.toFixed(6)}:2:virginica`);
+  });
+
+  test('k is capped at the classes there are; an output whose size differs from the labels has none; binary answers carry it too', async () => {
+    const capped = await ask([IRIS_ROW], [{ name: 'probabilities', parameters: { classification: 10 } }]);
+    assert.deepEqual(capped.body.outputs[0].shape, [1, 3]);
+    const label = await ask([IRIS_ROW], [{ name: 'label', parameters: { classification: 1 } }]);
+    assert.deepEqual(label.body.outputs[0].data, ['2:0']);
+    const withK = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json' }, irisJson([IRIS_ROW], { outputs: [{ name: 'probabilities', parameters: { classification: 1, binary_data: true } }] }));
+    const hl = Number(withK.headers['inference-header-content-length']);
+    const head = JSON.parse(withK.body.subarray(0, hl).toString());
+    assert.deepEqual([head.outputs[0].datatype, head.outputs[0].shape], ['BYTES', [1, 1]]);
+    const bytes = withK.body.subarray(hl);
+    assert.equal(bytes.readUInt32LE(0), bytes.length - 4);
+    assert.equal(bytes.subarray(4).toString(), '0.999949:2:virginica');
+  });
+
+  test('a model without a batch axis is ranked over its whole output', async () => {
+    const r = await api(c.url, '/v2/models/fixed/infer', { json: { inputs: [{ name: 'x', shape: [2, 3], datatype: 'INT32', data: [5, -2, 9, 0, 9, 1] }], outputs: [{ name: 'y', parameters: { classification: 3 } }] } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.outputs[0].shape, [3]);
+    // y = transpose(x) = [5, 0, -2, 9, 9, 1]
+    assert.deepEqual(r.body.outputs[0].data, ['9:3', '9:4', '5:0']);
+  });
+
+  test('a bad count or a non-numeric output is refused with 400 naming the output', async () => {
+    const bad = await ask([IRIS_ROW], [{ name: 'probabilities', parameters: { classification: 'three' } }]);
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error, /output 'probabilities': "classification" must be a positive integer/);
+    assert.equal((await uploadModel(c.url, 'strings', path.join(CORPUS, 'id_string.onnx'))).status, 201);
+    const s = await api(c.url, '/v2/models/strings/infer', { json: { inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', data: ['a', 'b', 'c'] }], outputs: [{ name: 'y', parameters: { classification: 1 } }] } });
+    assert.equal(s.status, 400);
+    assert.match(s.body.error, /output 'y' is BYTES; classification needs a numeric output/);
+  });
+});
+
+/** The README's Open Inference Protocol section, from its heading to the next one. */
+function readmeOipSection(): string {
+  const text = readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const start = text.indexOf('## Open Inference Protocol');
+  assert.ok(start >= 0);
+  return text.slice(start, text.indexOf('\n## ', start + 3));
+}
+
+describe('the README', () => {
+  test("its OIP section lists exactly the extensions GET /v2 advertises", async () => {
+    const section = readmeOipSection();
+    const line = /Extensions advertised in `GET \/v2`:([^.]*)\./.exec(section.replace(/\n/g, ' '));
+    assert.ok(line, 'the section has the sentence that lists them');
+    const listed = [...line[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+    assert.deepEqual(listed.sort(), ((await api(c.url, '/v2')).body.extensions as string[]).sort());
+  });
+});
