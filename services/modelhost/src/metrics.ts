@@ -1,12 +1,16 @@
 /**
  * The modelhost's Prometheus metrics; labels are model and version names from the store, never request data.
  * A model's series live as long as the model: those of a deleted model or version, and of an unloaded
- * model (except its MODEL_NOT_READY refusals), are removed before each scrape (`render`).
+ * model (except its MODEL_NOT_READY refusals), are removed before a scrape (`render`) once the store's
+ * models change, and every PRUNE_EVERY_MS for requests that were still in flight then.
  */
 import { type InferrerError, InferenceStats } from '@inferrer/core';
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, client, createRegistry } from '@inferrer/telemetry';
 import type { BatchObserver } from '@inferrer/runtime';
 import type { ModelRegistry, RegistryHooks } from './registry.ts';
+
+/** Series of a deleted model counted by a request that was in flight at the deletion go within this time. */
+const PRUNE_EVERY_MS = 30_000;
 
 export class ModelhostMetrics {
   readonly registry: client.Registry;
@@ -28,6 +32,9 @@ export class ModelhostMetrics {
   readonly #models: () => ModelRegistry | undefined;
   /** Metrics with a model label whose label sets follow the models' lives. */
   readonly #perModel: (client.Counter<string> | client.Histogram<string>)[];
+  /** The models and versions the last prune kept, and when it ran. */
+  #prunedFor = '';
+  #prunedAt = 0;
 
   constructor(models: () => ModelRegistry | undefined) {
     this.#models = models;
@@ -90,7 +97,22 @@ export class ModelhostMetrics {
 
   /** The exposition text, after removing the series of models and versions that are gone. */
   async render(): Promise<string> {
-    await this.#prune();
+    const models = this.#models();
+    if (models) {
+      const known = models
+        .knownModels()
+        .map((name) => {
+          const r = models.record(name);
+          return r ? `${r.name}${r.enabled === false ? '!' : ''}@${r.versions.map((v) => v.version).join(',')}` : '';
+        })
+        .join(' ');
+      // Reading every series costs about as much as the scrape: only when the store's models changed.
+      if (known !== this.#prunedFor || performance.now() - this.#prunedAt > PRUNE_EVERY_MS) {
+        await this.#prune();
+        this.#prunedFor = known;
+        this.#prunedAt = performance.now();
+      }
+    }
     return this.registry.metrics();
   }
 
