@@ -23,7 +23,7 @@ const run = promisify(execFile);
 const ELSEWHERE: [RegExp, string][] = [
   [/^npx -y pnpm@9 install --frozen-lockfile && npx -y pnpm@9 start$/, 'test/e2e/launcher.test.ts starts the launcher as `pnpm start` does'],
   [/^npx -y pnpm@9 install --frozen-lockfile && npx -y pnpm@9 test$/, 'CI (.ci/run) runs exactly this'],
-  [/^(EXECUTION_PROVIDERS=\S+ )?pnpm start\b/, 'test/e2e/launcher.test.ts'],
+  [/^([A-Z_]+=\S+ )*pnpm start\b/, 'test/e2e/launcher.test.ts starts the launcher; the variables are each tested where they act (e.g. test/e2e/model-folder.test.ts)'],
   [/^pnpm (inferrer|bench)\b/, 'test/e2e/cli.test.ts and the bench (bench/) run the CLI'],
   [/^ONNXRUNTIME_NODE_INSTALL=cuda/, 'downloads CUDA binaries: needs the internet and a GPU, neither of which CI has (docs/gpu.md)'],
   [/^(docker|docker-compose|DOCKER_BUILDKIT=\S+ docker)\b/, 'test/deploy/ runs the images, compose and the swarm stack on a real Docker engine'],

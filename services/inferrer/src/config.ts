@@ -25,6 +25,8 @@ export const InferrerEnvSchema = z
     ACCESS_LOG_SAMPLE: z.coerce.number().min(0).max(1).default(1),
     /** The metrics service, whose cluster summary GET /api/v1/metrics passes on; unset: that route answers 503. */
     METRICS_URL: z.url({ protocol: /^https?$/ }).optional(),
+    /** A folder of models imported at start (`name.onnx`, or Triton's `name/<version>/model.onnx`); see docs/model-store.md. */
+    IMPORT_MODELS_FROM: z.string().min(1).optional(),
     /** Largest model upload. */
     MAX_MODEL_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
     /**
@@ -114,6 +116,7 @@ export type InferrerConfig = Readonly<{
   accessLog: boolean;
   accessLogSample: number;
   metricsUrl: string | undefined;
+  importModelsFrom: string | undefined;
   maxModelBytes: number;
   validation: Readonly<{ memoryBaseMb: number; memoryPerModelMb: number; maxMemoryMb: number; timeoutMs: number }>;
   maxBodyBytes: number;
@@ -145,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     accessLog: e.ACCESS_LOG,
     accessLogSample: e.ACCESS_LOG_SAMPLE,
     metricsUrl: e.METRICS_URL?.replace(/\/+$/, ''),
+    importModelsFrom: e.IMPORT_MODELS_FROM,
     maxModelBytes: e.MAX_MODEL_BYTES,
     validation: { memoryBaseMb: e.VALIDATION_MEMORY_BASE_MB, memoryPerModelMb: e.VALIDATION_MEMORY_PER_MODEL_MB, maxMemoryMb: e.VALIDATION_MAX_MEMORY_MB, timeoutMs: e.VALIDATION_TIMEOUT_MS },
     maxBodyBytes: e.MAX_BODY_BYTES,

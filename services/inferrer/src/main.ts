@@ -1,5 +1,7 @@
 /** Inferrer entry point: config → store, upstream, management, dataplane → HTTP → SIGTERM drains. */
+import { stat } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { ModelStore } from '@inferrer/model-store';
 import { EXIT_CONFIG, createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
@@ -8,6 +10,7 @@ import { type InferrerConfig, loadConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
 import { createJobService } from './jobs/index.ts';
 import { Management } from './management.ts';
+import { importModelFolder } from './model-folder.ts';
 import { InferrerMetrics } from './metrics.ts';
 import { Upstream } from './upstream.ts';
 import { createProcessInspector } from './validation/validation-process.ts';
@@ -42,6 +45,15 @@ try {
 } catch (err) {
   process.stderr.write(`${(err as Error).message}\n`);
   process.exit(EXIT_CONFIG);
+}
+if (config.importModelsFrom) {
+  const dir = path.resolve(config.importModelsFrom);
+  if (!(await stat(dir).then((st) => st.isDirectory(), () => false))) {
+    process.stderr.write(`IMPORT_MODELS_FROM: ${dir} is not a folder\n`);
+    process.exit(EXIT_CONFIG);
+  }
+  const r = await importModelFolder(dir, management, logger);
+  log.info('model folder imported', { folder: dir, imported: r.imported.length, unchanged: r.unchanged, failed: r.failed.length });
 }
 if (auth.mode === 'disabled') log.warn('AUTHENTICATION IS OFF (AUTH_DISABLED=true): anyone who reaches this port can upload and delete models');
 else if (auth.mode === 'closed-management') log.warn('no API_KEYS_FILE: predictions are open, the management API is closed');
