@@ -1,4 +1,4 @@
-/** The launcher's configuration (`inferrer start`): the only reader of process.env in the CLI. */
+/** The CLI's configuration: the launcher's (`inferrer start`) and the client commands'; the only reader of process.env in the CLI. */
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -24,15 +24,29 @@ export const CliEnvSchema = z
      * Unset: 9400, or a free port when another program holds 9400.
      */
     METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
-    /** `inferrer jobs …`: the Inferrer to talk to (default http://127.0.0.1:PORT) and the API key to send. */
-    INFERRER_URL: z.url({ protocol: /^https?$/ }).optional(),
-    INFERRER_API_KEY: z.string().min(1).optional(),
   })
   .strict();
 
+/** The client commands' settings (`inferrer models …`, `predict`, `jobs`, `bench`); --url and --key win. */
+export const ClientEnvSchema = z
+  .object({
+    /** The Inferrer to talk to; default http://127.0.0.1:PORT. */
+    INFERRER_URL: z.url({ protocol: /^https?$/ }).optional(),
+    /** Sent as Authorization: Bearer <key>. */
+    INFERRER_API_KEY: z.string().min(1).optional(),
+    /** The port a local cluster was started on (0 there means "a free one": then give INFERRER_URL). */
+    PORT: z.coerce.number().int().min(0).max(65535).default(8002),
+  })
+  .strict();
+
+export type ClientConfig = Readonly<z.infer<typeof ClientEnvSchema>>;
+
+export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientConfig {
+  return loadEnvConfig('inferrer', ClientEnvSchema, env, (e) => e);
+}
+
 export type CliConfig = Readonly<z.infer<typeof CliEnvSchema>>;
 
-export const CLI_ENV = Object.keys(CliEnvSchema.shape);
 export const DEFAULT_METRICS_PORT = 9400;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {

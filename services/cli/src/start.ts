@@ -88,6 +88,7 @@ export async function runStart(config: CliConfig): Promise<number> {
       ...cluster.notes.map((n) => `  note:          ${n}`),
       '',
       'Try:',
+      `  ${cluster.url === 'http://127.0.0.1:8002' ? '' : `INFERRER_URL=${cluster.url} `}pnpm inferrer predict iris '[2, 5, 1, 4]'`,
       `  ${example}`,
       `  curl ${cluster.url}/help`,
       '',
