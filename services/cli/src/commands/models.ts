@@ -1,5 +1,5 @@
 /**
- * `inferrer models list|show|push|delete|versions|promote|rollback`: the model store through the
+ * `inferrer models list|show|push|delete|versions|canary|promote|rollback`: the model store through the
  * Inferrer's management API (FRACTAL v1 routes under /api/v1/models).
  */
 import { stat } from 'node:fs/promises';
@@ -152,7 +152,7 @@ function uploadProgress(io: Io, label: string, force: boolean): { update(sent: n
 }
 
 export function registerModels(program: Command, ctx: Context): void {
-  const models = program.command('models').description('list, inspect, upload, delete, promote and roll back models');
+  const models = program.command('models').description('list, inspect, upload and delete models; canary, promote and roll back versions');
 
   models
     .command('list')
@@ -269,6 +269,25 @@ export function registerModels(program: Command, ctx: Context): void {
         const io = ctx.io(cmd);
         const a = await ctx.client(cmd).request<{ message: string }>('DELETE', path1(name));
         io.out(io.json ? json({ deleted: name }) : a.body.message);
+        return 0;
+      }),
+    );
+
+  models
+    .command('canary')
+    .description('send a share of the requests that name no version to another version (0 ends the split)')
+    .argument('<name>', 'model name')
+    .requiredOption('--version <n>', 'the canary version', positiveInt('--version'))
+    .requiredOption('--percent <p>', 'its share, 0–100', (v) => {
+      const p = Number(v);
+      if (!Number.isFinite(p) || p < 0 || p > 100) throw new InvalidArgumentError('--percent must be a number from 0 to 100');
+      return p;
+    })
+    .action(
+      act(async (name: string, opts: { version: number; percent: number }, cmd: Command) => {
+        const io = ctx.io(cmd);
+        const a = await ctx.client(cmd).request<{ model: ModelDescription }>('POST', `${path1(name)}/canary`, { data: { version: opts.version, percent: opts.percent }, headers: { 'content-type': 'application/json' } });
+        io.out(io.json ? json(a.body.model) : `${a.body.model.name}: traffic: ${traffic(a.body.model)}`);
         return 0;
       }),
     );
