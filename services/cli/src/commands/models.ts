@@ -161,16 +161,19 @@ export function registerModels(program: Command, ctx: Context): void {
     .action(
       act(async (_opts: unknown, cmd: Command) => {
         const io = ctx.io(cmd);
-        const a = await ctx.client(cmd).get<{ models: { name: string; description: string; default_version: number; versions: number[] }[] }>('/api/v1/models/information');
+        type Summary = { name: string; description: string; default_version: number; versions: number[] };
+        const a = await ctx.client(cmd).get<{ model_list?: Summary[]; models?: Summary[] }>('/api/v1/models/information');
+        // model_list (FRACTAL's name); Inferrers before it answered `models`.
+        const list = a.body.model_list ?? a.body.models ?? [];
         if (io.json) {
-          io.out(json(a.body.models));
+          io.out(json(list.map((m) => ({ name: m.name, description: m.description, default_version: m.default_version, versions: m.versions }))));
           return 0;
         }
-        if (a.body.models.length === 0) {
+        if (list.length === 0) {
           io.out('no models yet: inferrer models push <name> <model.onnx>');
           return 0;
         }
-        io.out(table(['name', 'default', 'versions', 'description'], a.body.models.map((m) => [m.name, m.default_version, m.versions.join(','), m.description.length > 70 ? `${m.description.slice(0, 69)}…` : m.description])));
+        io.out(table(['name', 'default', 'versions', 'description'], list.map((m) => [m.name, m.default_version, m.versions.join(','), m.description.length > 70 ? `${m.description.slice(0, 69)}…` : m.description])));
         return 0;
       }),
     );
