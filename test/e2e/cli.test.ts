@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -281,6 +281,37 @@ describe('the inferrer command against a cluster with API keys', () => {
     assert.ok(list.length >= 1 && list.every((j) => j.state === 'PARTIAL'));
     const table = await inferrer(['jobs', 'list'], { env });
     assert.match(table.stdout, /^ID +MODEL +STATE +DONE +FAILED +TOTAL +CREATED$/m);
+  });
+
+  test('every `pnpm inferrer` command in the README and docs/ runs as pasted, in order', { timeout: 300_000 }, async () => {
+    // A folder like the repository root as a user has it: the files the commands name, links to models/ and test/.
+    const cwd = path.join(dir, 'readme');
+    await mkdir(cwd);
+    for (const d of ['models', 'test']) await symlink(path.join(REPO, d), path.join(cwd, d));
+    await writeFile(path.join(cwd, 'rows.csv'), 'sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,2.5,5.8,1.8\n5.9,3.0,4.2,1.5\n');
+    await copyFile(path.join(REPO, 'models', 'demo', 'iris.onnx'), path.join(cwd, 'iris-v2.onnx'));
+    const docs = ['README.md', ...(await readdir(path.join(REPO, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+    const commands: { doc: string; text: string }[] = [];
+    for (const doc of docs) {
+      let inBlock = false;
+      for (const line of (await readFile(path.join(REPO, doc), 'utf8')).split('\n')) {
+        if (line.startsWith('```')) inBlock = !inBlock && /^```(sh|bash|shell)\s*$/.test(line);
+        else if (inBlock && /^pnpm inferrer /.test(line)) commands.push({ doc, text: line.replace(/\s+#\s.*$/, '') });
+      }
+    }
+    assert.ok(commands.length >= 20, `found ${commands.length} commands`);
+    // `pnpm inferrer` is the package's bin (what the root script runs), without pnpm's own start-up.
+    const prelude = `pnpm() { if [ "$1" = inferrer ]; then shift; "${process.execPath}" "${BIN}" "$@"; else command pnpm "$@"; fi; }`;
+    let job = '';
+    const failures: string[] = [];
+    for (const c of commands) {
+      const text = c.text.replaceAll('<id>', job);
+      const r = await run('bash', ['-c', `${prelude}\n${text}`], { cwd, env: { ...env, HOME: cwd } });
+      job = /^job (j[a-z0-9]+)/m.exec(r.stdout)?.[1] ?? job;
+      if (r.code !== 0) failures.push(`${c.doc}: ${text}\n${show(r)}`);
+    }
+    assert.deepEqual(failures, []);
+    assert.match(await readFile(path.join(cwd, '.inferrer-completion.bash'), 'utf8'), /complete -o default -F _inferrer inferrer/);
   });
 
   test('bench: a percentile table per client count; --json for scripts', { timeout: 120_000 }, async () => {
