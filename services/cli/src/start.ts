@@ -38,6 +38,12 @@ export async function runStart(config: CliConfig): Promise<number> {
       return code;
     })());
   const onSignal = (signal: string): void => {
+    if (stopping) {
+      // A second Ctrl-C: leave now. The services see the launcher gone (stdin) and stop by themselves.
+      sink('launcher', `${signal} again: exiting without waiting; the services stop by themselves`);
+      out.flush();
+      process.exit(130);
+    }
     if (cluster) void stop(0, signal);
     else interrupt.abort();
   };
