@@ -192,8 +192,8 @@ describe('the inferrer command against a cluster with API keys', () => {
 
     const second = await inferrer(['models', 'push', 'wide', file, '--no-default', '--json'], { env });
     assert.equal(second.code, 0, show(second));
-    const pushed = JSON.parse(second.stdout) as { created: boolean; version: number; model: { default_version: number } };
-    assert.deepEqual([pushed.created, pushed.version, pushed.model.default_version], [false, 2, 1]);
+    const pushed = JSON.parse(second.stdout) as { newModel: boolean; version: number; model: { default_version: number } };
+    assert.deepEqual([pushed.newModel, pushed.version, pushed.model.default_version], [false, 2, 1]);
     assert.equal(second.stderr, '', 'no progress without a terminal unless asked');
 
     const versions = await inferrer(['models', 'versions', 'wide'], { env });

@@ -251,11 +251,11 @@ export function registerModels(program: Command, ctx: Context): void {
           progress?.done();
         }
         if (io.json) {
-          io.out(json({ created: a.status === 201, version: a.body.version, model: a.body.model }));
+          io.out(json({ newModel: a.body.model.versions.length === 1, version: a.body.version, model: a.body.model }));
           return 0;
         }
         const m = a.body.model;
-        io.out(`${a.status === 201 ? 'new model' : 'new version'}: ${m.name} version ${a.body.version} (${bytes(size)})${m.default_version === a.body.version ? ', the default' : `; the default is still version ${m.default_version}`}`);
+        io.out(`${m.versions.length === 1 ? 'new model' : 'new version'}: ${m.name} version ${a.body.version} (${bytes(size)})${m.default_version === a.body.version ? ', the default' : `; the default is still version ${m.default_version}`}`);
         io.out('');
         io.out(signatureTable(m.version_details.find((v) => v.version === a.body.version) ?? m));
         return 0;
