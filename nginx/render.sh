@@ -8,10 +8,16 @@
 #   render.sh nginx -g …      render, then exec the command (the container's entrypoint)
 #
 # Environment (the names docker-compose.yml, swarm-stack.yml and deploy/k8s give the balancer):
-#   MODELHOST_DNS          comma list of host:port names that nginx resolves again while running
+#   MODELHOST_DNS          comma list of host:port names whose addresses change while nginx runs
 #                          (Swarm: tasks.modelhost:9001; Kubernetes: a headless Service's FQDN).
-#                          Needs nginx >= 1.27.3 ("server … resolve"); the balancer image has it.
 #   MODELHOST_UPSTREAMS    or: comma list of fixed host:port upstreams, resolved once at start.
+#   UPSTREAM_RESOLVE       how MODELHOST_DNS names are followed: auto (default) | on | off.
+#                          on: "server NAME resolve" with a resolver, nginx re-resolves by itself (needs
+#                          nginx >= 1.27.3). off: the names are resolved here (getent) and written as
+#                          fixed addresses; nginx/balancer.sh renders again every RESOLVER_VALID and
+#                          reloads nginx when the addresses changed. auto: on where `nginx -v` says
+#                          1.27.3 or newer, else off.
+#   NGINX_BIN              the nginx asked for its version in auto (default nginx)
 #   BALANCE                least_conn (default) | hash (consistent hash on the model name)
 #   LISTEN                 port or address:port to listen on (default 8080)
 #   MAX_BODY_BYTES         largest request body; match the Inferrer's MAX_BODY_BYTES (default 64 MiB)
@@ -23,6 +29,7 @@
 #   NGINX_WORKER_PROCESSES (default auto)
 #   NGINX_PREFIX           where the config, pid and temp files go (default /tmp/nginx)
 #   NGINX_TEMPLATE         the template (default /etc/inferrer/nginx.conf.template)
+#   NGINX_CONF             where the config goes (default $NGINX_PREFIX/nginx.conf)
 #   ACCESS_LOG             access_log arguments (default "/dev/stdout inferrer"; "off" turns it off)
 set -eu
 
@@ -37,6 +44,8 @@ fail_timeout=${FAIL_TIMEOUT:-5s}
 resolver_valid=${RESOLVER_VALID:-5s}
 dns=${MODELHOST_DNS:-}
 static=${MODELHOST_UPSTREAMS:-}
+upstream_resolve=${UPSTREAM_RESOLVE:-auto}
+nginx_bin=${NGINX_BIN:-nginx}
 
 fail() {
   echo "render.sh: $*" >&2
@@ -51,6 +60,7 @@ esac
 case "$max_body_bytes" in '' | *[!0-9]*) fail "MAX_BODY_BYTES must be a number of bytes (got '$max_body_bytes')" ;; esac
 case "$request_timeout_ms" in '' | *[!0-9]*) fail "REQUEST_TIMEOUT_MS must be a number of milliseconds (got '$request_timeout_ms')" ;; esac
 case "$max_fails" in '' | *[!0-9]*) fail "MAX_FAILS must be a number (got '$max_fails')" ;; esac
+case "$upstream_resolve" in auto | on | off) ;; *) fail "UPSTREAM_RESOLVE must be auto, on or off (got '$upstream_resolve')" ;; esac
 # As the launcher: whole seconds, rounded up, at least 1.
 request_timeout_s=$(((request_timeout_ms + 999) / 1000))
 [ "$request_timeout_s" -ge 1 ] || request_timeout_s=1
@@ -61,26 +71,64 @@ if [ -z "$dns" ] && [ -z "$static" ]; then fail "set MODELHOST_DNS (names resolv
 nl='
 '
 servers=''
+# The mode balancer.sh reads: resolve (nginx follows the names), watch (fixed addresses of names that
+# balancer.sh re-resolves), fixed (MODELHOST_UPSTREAMS).
+mode=fixed
 if [ -n "$dns" ]; then
-  resolver=${RESOLVER:-$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)}
-  [ -n "$resolver" ] || fail "MODELHOST_DNS needs a DNS server: set RESOLVER or give /etc/resolv.conf a nameserver"
-  # IPv6 nameservers need brackets in nginx's resolver directive.
-  case "$resolver" in *:*:*) case "$resolver" in \[*) ;; *) resolver="[$resolver]" ;; esac ;; esac
-  # Why "resolve" in the upstream and not "set $x tasks.modelhost; proxy_pass http://$x:9001;" with a
-  # resolver: a variable in proxy_pass re-resolves too, on any nginx, but it bypasses the upstream block,
-  # so it loses least_conn and the consistent hash (plain round robin over the A records), the keep-alive
-  # pool to the modelhosts (a new TCP connection per request) and passive health (max_fails). "resolve"
-  # keeps all three and needs nginx >= 1.27.3, which the balancer image (nginx:1.28) has.
-  servers="        resolver $resolver valid=$resolver_valid ipv6=off;${nl}        resolver_timeout 2s;"
+  if [ "$upstream_resolve" = auto ]; then
+    # "server … resolve" in an upstream (and "resolver" inside one) came to open-source nginx in 1.27.3.
+    version=$("$nginx_bin" -v 2>&1 | sed -n 's|.*nginx/\([0-9][0-9.]*\).*|\1|p' | head -n 1)
+    [ -n "$version" ] || fail "cannot tell the nginx version ($nginx_bin -v); set UPSTREAM_RESOLVE=on or off"
+    if printf '%s\n' "$version" | awk -F. '{ exit !($1 > 1 || ($1 == 1 && ($2 > 27 || ($2 == 27 && $3 >= 3)))) }'; then
+      upstream_resolve=on
+    else
+      upstream_resolve=off
+    fi
+  fi
   old_ifs=$IFS
   IFS=,
+  names=''
   for name in $dns; do
     name=$(printf '%s' "$name" | tr -d ' ')
     [ -n "$name" ] || continue
     case "$name" in *:[0-9]*) ;; *) fail "MODELHOST_DNS entries are host:port (got '$name')" ;; esac
-    servers="$servers${nl}        server $name resolve max_fails=$max_fails fail_timeout=$fail_timeout;"
+    names="$names $name"
   done
   IFS=$old_ifs
+  [ -n "$names" ] || fail "MODELHOST_DNS names no host:port"
+  if [ "$upstream_resolve" = on ]; then
+    mode=resolve
+    resolver=${RESOLVER:-$(awk '$1 == "nameserver" { print $2; exit }' /etc/resolv.conf 2>/dev/null || true)}
+    [ -n "$resolver" ] || fail "MODELHOST_DNS needs a DNS server: set RESOLVER or give /etc/resolv.conf a nameserver"
+    # IPv6 nameservers need brackets in nginx's resolver directive.
+    case "$resolver" in *:*:*) case "$resolver" in \[*) ;; *) resolver="[$resolver]" ;; esac ;; esac
+    # Why "resolve" in the upstream and not "set $x tasks.modelhost; proxy_pass http://$x:9001;" with a
+    # resolver: a variable in proxy_pass re-resolves too, on any nginx, but it bypasses the upstream block,
+    # so it loses least_conn and the consistent hash (plain round robin over the A records), the keep-alive
+    # pool to the modelhosts (a new TCP connection per request) and passive health (max_fails). "resolve"
+    # keeps all three.
+    servers="        resolver $resolver valid=$resolver_valid ipv6=off;${nl}        resolver_timeout 2s;"
+    for name in $names; do
+      servers="$servers${nl}        server $name resolve max_fails=$max_fails fail_timeout=$fail_timeout;"
+    done
+  else
+    # nginx < 1.27.3: the addresses the names have now, as fixed servers (the upstream block, and so
+    # least_conn, the hash, keep-alive and max_fails, stay). balancer.sh renders again every
+    # RESOLVER_VALID and reloads nginx when they change; a reload lets open requests finish.
+    mode=watch
+    for name in $names; do
+      host=${name%:*}
+      port=${name##*:}
+      # A name with no answer can take the resolver's whole retry cycle (an internal network has no
+      # upstream DNS to forward to): give each lookup 2 s.
+      addrs=$({ timeout 2 getent ahostsv4 "$host" 2>/dev/null || timeout 2 getent hosts "$host" 2>/dev/null || true; } | awk '$1 ~ /^[0-9.]+$/ { print $1 }' | sort -u)
+      for a in $addrs; do
+        servers="$servers${servers:+$nl}        server $a:$port max_fails=$max_fails fail_timeout=$fail_timeout;"
+      done
+    done
+    # An upstream needs a server: while no modelhost exists, one marked down (nginx answers 502).
+    [ -n "$servers" ] || servers="        server 127.0.0.1:9 down; # no address for$names yet"
+  fi
 else
   old_ifs=$IFS
   IFS=,
@@ -98,7 +146,7 @@ for d in "$prefix" "$prefix/client_body" "$prefix/proxy" "$prefix/fastcgi" "$pre
   mkdir -p "$d"
 done
 [ -r "$template" ] || fail "no template at $template (set NGINX_TEMPLATE)"
-conf="$prefix/nginx.conf"
+conf=${NGINX_CONF:-$prefix/nginx.conf}
 
 # Fill {{NAME}} from T_NAME in the environment; a placeholder without a value is an error, as in the
 # launcher's renderer. awk's index/substr keep values literal ($, &, / and newlines included).
@@ -128,6 +176,7 @@ awk '
   }
 ' "$template" >"$conf.tmp"
 mv "$conf.tmp" "$conf"
+printf '%s\n' "$mode" >"$prefix/upstreams.mode"
 
 if [ "$#" -gt 0 ]; then
   exec "$@"

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # Metrics service: host and cluster statistics, drift. Build from the repository root:
 #   docker build -f deploy/docker/metrics.Dockerfile -t inferrer/metrics .
 ARG NODE_IMAGE=node:20-bookworm-slim
@@ -6,6 +5,11 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 ENV CI=true
+# Certificates to trust for the registry's TLS while building, and only here (behind a proxy that re-signs
+# TLS): PEM files named *.crt in deploy/docker/build-ca/. This stage is thrown away; the image keeps /app.
+COPY deploy/docker/build-ca/ /tmp/build-ca/
+RUN cat /tmp/build-ca/*.crt > /tmp/build-ca.pem 2>/dev/null || true
+ENV NODE_EXTRA_CA_CERTS=/tmp/build-ca.pem
 RUN npm install -g pnpm@9.15.9
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY packages/core/package.json packages/core/

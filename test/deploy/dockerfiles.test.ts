@@ -66,7 +66,7 @@ describe('.dockerignore', () => {
     }
   });
   test('keeps what the images need', () => {
-    for (const p of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', 'nginx/nginx.conf.template', 'nginx/render.sh', 'packages/runtime/src/index.ts', 'services/modelhost/src/main.ts', 'services/inferrer/src/main.ts']) {
+    for (const p of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', 'nginx/nginx.conf.template', 'nginx/render.sh', 'nginx/balancer.sh', 'deploy/docker/build-ca/README.md', 'deploy/docker/build-ca/host.crt', 'packages/runtime/src/index.ts', 'services/modelhost/src/main.ts', 'services/inferrer/src/main.ts']) {
       assert.ok(!excluded(p), `${p} must reach the build context`);
     }
   });
@@ -82,6 +82,12 @@ describe('Dockerfiles', () => {
     const last = finalStage(df);
     const all = df.stages.flatMap((s) => s.instructions);
     const isNode = !file.endsWith('balancer.Dockerfile');
+
+    test(`${file}: builds with the classic builder too: no syntax directive, no BuildKit-only flags`, () => {
+      const text = readFileSync(path.join(REPO, file), 'utf8');
+      assert.doesNotMatch(text, /^#\s*syntax\s*=/im, `${file}: a syntax directive makes BuildKit pull a frontend image`);
+      for (const i of all) assert.doesNotMatch(i.args, /(^|\s)--(chmod|mount|link|parents|exclude|checksum|network)\b/, `${file}: ${i.op} ${i.args.slice(0, 60)}: BuildKit-only`);
+    });
 
     test(`${file}: pinned bases, non-root user, health check, exec-form command`, () => {
       for (const s of df.stages) {
@@ -104,14 +110,15 @@ describe('Dockerfiles', () => {
     });
 
     if (!isNode) {
-      test(`${file}: nginx >= 1.27.3 (for "resolve") renders the template with render.sh`, () => {
+      test(`${file}: nginx >= 1.27.3 by default (for "resolve"), balancer.sh runs nginx with render.sh's config`, () => {
         const m = /^nginx:(\d+)\.(\d+)(?:\.(\d+))?/.exec(last.from);
         assert.ok(m, `${file}: expected an official nginx image with a version tag, got ${last.from}`);
         const [major, minor, patch] = [Number(m[1]), Number(m[2]), m[3] === undefined ? Infinity : Number(m[3])];
         assert.ok(major > 1 || minor > 27 || (minor === 27 && patch >= 3), `${file}: ${last.from} has no "server … resolve" (needs 1.27.3)`);
-        assert.deepEqual(stageExec(last, 'ENTRYPOINT'), ['/usr/local/bin/inferrer-render-nginx']);
+        assert.deepEqual(stageExec(last, 'ENTRYPOINT'), ['/usr/local/bin/inferrer-balancer']);
         const copies = last.instructions.filter((i) => i.op === 'COPY').map((i) => i.args);
         assert.ok(copies.some((a) => a.includes('nginx/render.sh') && a.endsWith('/usr/local/bin/inferrer-render-nginx')));
+        assert.ok(copies.some((a) => a.includes('nginx/balancer.sh') && a.endsWith('/usr/local/bin/inferrer-balancer')));
         assert.ok(copies.some((a) => a.startsWith('nginx/nginx.conf.template /etc/inferrer/nginx.conf.template')));
       });
       continue;

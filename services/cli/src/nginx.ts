@@ -1,13 +1,18 @@
-/** Renders nginx/nginx.conf.template for a local cluster and finds the nginx binary. */
-import { execFileSync } from 'node:child_process';
+/**
+ * Renders nginx/nginx.conf.template for a local cluster and finds the nginx binary. The rendering is
+ * nginx/render.sh's, the one renderer of the template (the balancer image runs it too).
+ */
+import { execFile, execFileSync } from 'node:child_process';
 import { constants, openSync } from 'node:fs';
 import net from 'node:net';
 import { createInterface } from 'node:readline';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { REPO_ROOT } from './paths.ts';
 
 export const NGINX_TEMPLATE = path.join(REPO_ROOT, 'nginx', 'nginx.conf.template');
+export const NGINX_RENDER = path.join(REPO_ROOT, 'nginx', 'render.sh');
 
 export interface NginxOptions {
   prefix: string;
@@ -33,34 +38,27 @@ export function findNginx(): string | undefined {
   return undefined;
 }
 
-export function renderNginxConf(template: string, vars: Record<string, string>): string {
-  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_m, name: string) => {
-    const v = vars[name];
-    if (v === undefined) throw new Error(`nginx template needs ${name}`);
-    return v;
-  });
-}
-
-/** Writes the rendered config and the temp folders under `prefix`; returns the config path. */
+/** Writes the rendered config and the temp folders under `prefix` (nginx/render.sh); returns the config path. */
 export async function writeNginxConf(opts: NginxOptions): Promise<string> {
-  await mkdir(opts.prefix, { recursive: true });
-  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) {
-    await mkdir(path.join(opts.prefix, d), { recursive: true });
-    await chmod(path.join(opts.prefix, d), 0o777);
-  }
-  const text = renderNginxConf(await readFile(NGINX_TEMPLATE, 'utf8'), {
-    USER_DIRECTIVE: process.getuid?.() === 0 ? 'user root root;' : '',
-    NGINX_WORKER_PROCESSES: String(opts.workerProcesses),
-    PREFIX: opts.prefix,
-    ACCESS_LOG: opts.accessLog,
-    BALANCE_DIRECTIVE: opts.balance === 'hash' ? 'hash $inferrer_model consistent;' : 'least_conn;',
-    UPSTREAM_SERVERS: opts.upstreams.map((u) => `        server ${u} max_fails=3 fail_timeout=5s;`).join('\n'),
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    NGINX_TEMPLATE,
+    NGINX_PREFIX: opts.prefix,
+    MODELHOST_UPSTREAMS: opts.upstreams.join(','),
+    BALANCE: opts.balance,
     LISTEN: opts.listen,
     MAX_BODY_BYTES: String(opts.maxBodyBytes),
-    REQUEST_TIMEOUT_S: String(Math.max(1, Math.ceil(opts.requestTimeoutMs / 1000))),
-  });
-  const file = path.join(opts.prefix, 'nginx.conf');
-  await writeFile(file, text);
+    REQUEST_TIMEOUT_MS: String(opts.requestTimeoutMs),
+    NGINX_WORKER_PROCESSES: String(opts.workerProcesses),
+    ACCESS_LOG: opts.accessLog,
+  };
+  let file: string;
+  try {
+    file = (await promisify(execFile)('sh', [NGINX_RENDER], { env, encoding: 'utf8' })).stdout.trim();
+  } catch (err) {
+    throw new Error(`nginx config: ${((err as { stderr?: string }).stderr ?? '').trim() || (err as Error).message}`);
+  }
+  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await chmod(path.join(opts.prefix, d), 0o777);
   return file;
 }
 

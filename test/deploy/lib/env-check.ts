@@ -51,7 +51,7 @@ export function programOf(s: ServiceEnv): Program {
   const cmd = s.command ?? [];
   const main = cmd.find((a) => /^services\/[a-z-]+\/src\/main\.ts$/.test(a));
   if (main) return { kind: 'service', name: main.split('/')[1] };
-  if (cmd.some((a) => a.endsWith('inferrer-render-nginx') || a.endsWith('render.sh'))) return { kind: 'balancer' };
+  if (cmd.some((a) => a.endsWith('inferrer-balancer') || a.endsWith('balancer.sh') || a.endsWith('inferrer-render-nginx') || a.endsWith('render.sh'))) return { kind: 'balancer' };
   return { kind: 'other' };
 }
 
@@ -207,7 +207,7 @@ export function zodEnvSchema(schema: ZodObjectLike): EnvSchema {
  */
 export function balancerSchema(): EnvSchema {
   const script = path.join(REPO, 'nginx', 'render.sh');
-  const text = readFileSync(script, 'utf8');
+  const text = readFileSync(script, 'utf8') + readFileSync(path.join(REPO, 'nginx', 'balancer.sh'), 'utf8');
   const names = [...new Set([...text.matchAll(/\$\{([A-Z][A-Z0-9_]*)[:}-]/g)].map((m) => m[1]))].sort();
   return {
     names,
