@@ -12,7 +12,9 @@
 #   prom/prometheus:v3.5.0     Debian 12's prometheus (2.42)
 #   prom/node-exporter:v1.9.1  Debian 12's prometheus-node-exporter (1.5)
 #
-# A name that already exists is left alone (a real image pulled from a registry wins); FORCE=1 rebuilds.
+# A name that already exists is left alone (a real image pulled from a registry wins), unless it is a
+# stand-in built from an older recipe (its org.inferrer.local-base-rev label is the sha256 of the
+# Dockerfile it came from, and of the node binary for node:20-bookworm-slim); FORCE=1 rebuilds everything.
 # Every stand-in carries the labels org.inferrer.local-base=true and org.inferrer.stands-in-for=<name>:
 #   docker image ls --filter label=org.inferrer.local-base=true
 # Grafana is not packaged by Debian and has no stand-in. The GPU modelhost's CUDA base neither.
@@ -34,6 +36,13 @@ debian=inferrer-local/debian:$suite
 
 log() { echo "local-bases: $*" >&2; }
 have() { [ -z "$force" ] && $docker image inspect "$1" >/dev/null 2>&1; }
+# current NAME REV: the image exists and is either not a stand-in (pulled) or a stand-in of this recipe.
+current() {
+  [ -z "$force" ] || return 1
+  got=$($docker image inspect --format '{{index .Config.Labels "org.inferrer.local-base"}} {{index .Config.Labels "org.inferrer.local-base-rev"}}' "$1" 2>/dev/null) || return 1
+  case "$got" in "true $2") return 0 ;; true*) log "$1: a stand-in from an older recipe, rebuilt"; return 1 ;; *) return 0 ;; esac
+}
+rev() { cat "$@" | sha256sum | cut -c1-16; }
 
 # 1. The Debian root: debootstrap (minbase) into a folder, packed once into the cache, imported.
 if have "$debian"; then
@@ -60,16 +69,22 @@ else
     "$tarball" "$debian" >/dev/null
 fi
 
-# build NAME DOCKERFILE [CONTEXT]: one stand-in, labelled.
+# build NAME DOCKERFILE [CONTEXT [REV]]: one stand-in, labelled.
 build() {
-  name=$1 file=$2 ctx=${3:-$here}
-  if have "$name"; then
+  name=$1 file=$2 ctx=${3:-$here} r=${4:-$(rev "$2")}
+  if current "$name" "$r"; then
     log "$name: present"
     return
   fi
+  make "$name" "$file" "$ctx" "$r"
+}
+# make NAME DOCKERFILE CONTEXT REV: builds it.
+make() {
+  name=$1 file=$2 ctx=$3 r=$4
   log "building $name ($(basename "$file"))"
   out=$(DOCKER_BUILDKIT=0 $docker build --force-rm -f "$file" --build-arg "DEBIAN_IMAGE=$debian" \
-    --label org.inferrer.local-base=true --label "org.inferrer.stands-in-for=$name" -t "$name" "$ctx" 2>&1) || {
+    --label org.inferrer.local-base=true --label "org.inferrer.stands-in-for=$name" \
+    --label "org.inferrer.local-base-rev=$r" -t "$name" "$ctx" 2>&1) || {
     printf '%s\n' "$out" | tail -n 30 >&2
     return 2
   }
@@ -79,13 +94,14 @@ build() {
 node_bin=$(command -v "${NODE:-node}")
 node_bin=$(readlink -f "$node_bin")
 npm_dir=$(cd "$(dirname "$node_bin")/../lib/node_modules/npm" 2>/dev/null && pwd || true)
-if ! have node:20-bookworm-slim; then
+node_rev=$(rev "$here/node.Dockerfile" "$node_bin")
+if ! current node:20-bookworm-slim "$node_rev"; then
   [ -n "$npm_dir" ] || { log "npm not found beside $node_bin"; exit 2; }
   ctx=$(mktemp -d "${TMPDIR:-/tmp}/inferrer-node-base.XXXXXX")
   cp "$node_bin" "$ctx/node"
   cp -a "$npm_dir" "$ctx/npm"
   cp "$here/node.Dockerfile" "$ctx/Dockerfile"
-  build node:20-bookworm-slim "$ctx/Dockerfile" "$ctx" || { rm -rf "$ctx"; exit 2; }
+  make node:20-bookworm-slim "$ctx/Dockerfile" "$ctx" "$node_rev" || { rm -rf "$ctx"; exit 2; }
   rm -rf "$ctx"
 else
   log "node:20-bookworm-slim: present"
