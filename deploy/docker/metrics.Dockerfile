@@ -25,6 +25,9 @@ COPY services/metrics/ services/metrics/
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
+# The system CA bundle (the slim base has none): ONNX Runtime warns at start without one.
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=deps /app /app
 USER node

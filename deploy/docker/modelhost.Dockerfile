@@ -33,6 +33,9 @@ COPY services/modelhost/ services/modelhost/
 
 FROM ${NODE_IMAGE}
 ENV NODE_ENV=production
+# The system CA bundle (the slim base has none): ONNX Runtime warns at start without one.
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ca-certificates >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 # Code and dependencies belong to root and are read-only for the service user.
 COPY --from=deps /app /app
