@@ -13,43 +13,23 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { exitOnConfigError } from '@inferrer/telemetry';
 import { InferrerClient } from './client.ts';
 import { registerBench } from './commands/bench.ts';
+import { type Context, act } from './commands/common.ts';
 import { registerCompletion } from './commands/completion.ts';
 import { registerJobs } from './commands/jobs.ts';
 import { registerModels } from './commands/models.ts';
 import { registerPredict } from './commands/predict.ts';
 import { loadClientConfig, loadConfig } from './config.ts';
-import { type Io, processIo } from './output.ts';
+import { processIo } from './output.ts';
 
 export const EXIT_USAGE = 2;
 
 const PKG = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json');
 export const VERSION = (JSON.parse(readFileSync(PKG, 'utf8')) as { version: string }).version;
 
-/** What each command's action gets: the output and a client built from the global options. */
-export interface Context {
-  io(cmd: Command): Io;
-  client(cmd: Command): InferrerClient;
-}
-
 interface GlobalOptions {
   url?: string;
   key?: string;
   json?: boolean;
-}
-
-/** An action that returns its exit code. */
-export function act<A extends unknown[]>(fn: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    process.exitCode = await fn(...args);
-  };
-}
-
-export function positiveInt(what: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer`);
-    return n;
-  };
 }
 
 function httpUrl(value: string): string {

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { InferrerClient } from '../client.ts';
 import { type Io, json, table } from '../output.ts';
-import { type Context, act, positiveInt } from '../program.ts';
+import { type Context, act, positiveInt } from './common.ts';
 import { parseValues } from './predict.ts';
 
 export interface LoadPoint {

@@ -13,7 +13,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { InferrerClient } from '../client.ts';
 import { type Io, fields, json, seconds, table } from '../output.ts';
-import { type Context, act, positiveInt } from '../program.ts';
+import { type Context, act, positiveInt } from './common.ts';
 
 const TYPES: Record<string, string> = { ndjson: 'application/x-ndjson', jsonl: 'application/x-ndjson', csv: 'text/csv', zip: 'application/zip', tar: 'application/x-tar', tgz: 'application/gzip', gz: 'application/gzip' };
 

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import type { InferrerClient } from '../client.ts';
 import { type Io, bytes, fields, json, table } from '../output.ts';
-import { type Context, act, positiveInt } from '../program.ts';
+import { type Context, act, positiveInt } from './common.ts';
 
 interface TensorSpec {
   name: string;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { type Io, cell, table } from '../output.ts';
-import { type Context, act, positiveInt } from '../program.ts';
+import { type Context, act, positiveInt } from './common.ts';
 
 const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.tif': 'image/tiff', '.tiff': 'image/tiff' };
 
