@@ -1,2 +1,3 @@
 export * from './route-table.ts';
 export * from './target.ts';
+export * from './error-reply.ts';

@@ -3,19 +3,20 @@
  * (@inferrer/http parseTarget) and matched case-sensitively against the table; the matched route's scope is
  * what auth checks. Prediction routes are dispatched on the lean path (http/stream.ts: node:http, the body
  * streams to the load balancer); every other route runs inside express (helmet, req/res helpers). Errors
- * from either are shaped by protocol/errors.ts alone, in the body format of the route's protocol.
+ * from either are answered by @inferrer/http's sendError alone, in the body shape of the route's protocol
+ * (protocol/errors.ts).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { InferrerError } from '@inferrer/core';
-import { type MethodMiss, type RouteMatch, RouteTable, type Target, parseTarget } from '@inferrer/http';
+import { type MethodMiss, type RouteMatch, RouteTable, type Target, parseTarget, sendError } from '@inferrer/http';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Auth } from './auth.ts';
 import { type ExpressRoute, type Route, isStream } from './http/route.ts';
 import { BodyGuard } from './http/body-guard.ts';
 import { pageHeaders } from './http/security-headers.ts';
 import { serveStream } from './http/stream.ts';
-import { type Protocol, sendError } from './protocol/errors.ts';
+import { ERROR_BODY, type Protocol } from './protocol/errors.ts';
 import { hasBody } from './protocol/request-body.ts';
 import { type RouteDeps, createRoutes } from './routes.ts';
 
@@ -53,7 +54,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       target = parseTarget(req.url ?? '/');
     } catch (err) {
       req.resume();
-      sendError(res, err, protocolOf(req.url ?? ''), log, { reqId: requestIdFrom(req.headers[REQUEST_ID_HEADER]), method: req.method, path: '(undecodable)' });
+      sendError(res, err, ERROR_BODY[protocolOf(req.url ?? '')], log, { reqId: requestIdFrom(req.headers[REQUEST_ID_HEADER]), method: req.method, path: '(undecodable)' });
       return;
     }
     const match = table.match(req.method ?? 'GET', target.segments);
@@ -113,23 +114,12 @@ function expressApp(deps: InferrerDeps, dispatches: WeakMap<IncomingMessage, Dis
     throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}; GET /help lists the routes`);
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = expressError(err);
-    res.locals.errorCode = (e as { code?: unknown }).code;
-    sendError(res, e, routeOf(req)?.protocol ?? protocolOf(req.path), log, { reqId: String(res.getHeader('x-request-id')), method: req.method, path: req.path });
+    const e = sendError(res, err, ERROR_BODY[routeOf(req)?.protocol ?? protocolOf(req.path)], log, { reqId: String(res.getHeader('x-request-id')), method: req.method, path: req.path });
+    res.locals.errorCode = e.code;
   });
   return app;
 }
 
 function protocolOf(path: string): Protocol {
   return path.startsWith('/v2') ? 'v2' : 'v1';
-}
-
-/** express / body-parser errors (bad JSON, too large) as InferrerErrors. */
-function expressError(err: unknown): unknown {
-  if (err instanceof InferrerError) return err;
-  const e = err as { type?: string; status?: number; message?: string };
-  if (e.type === 'entity.too.large') return new InferrerError('BODY_TOO_LARGE', 'the request body is too large');
-  if (e.type === 'entity.parse.failed') return new InferrerError('INVALID_JSON', `the body is not valid JSON: ${e.message}`);
-  if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new InferrerError('INVALID_REQUEST', e.message ?? 'bad request');
-  return err;
 }

@@ -7,11 +7,10 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { InferrerError } from '@inferrer/core';
-import { type RouteMatch, RouteTable, parseTarget } from '@inferrer/http';
+import { type RouteMatch, RouteTable, parseTarget, sendError } from '@inferrer/http';
 import { REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import { groupRoute } from './protocol/group.ts';
-import { sendError } from './protocol/http.ts';
-import { InferenceFrame } from './protocol/inference.ts';
+import { InferenceFrame, WIRE_ERROR } from './protocol/inference.ts';
 import type { ExpressRoute, Item, Reply, Route } from './protocol/route.ts';
 import { type RouteDeps, inferenceRoutes, infoRoutes } from './protocol/routes.ts';
 
@@ -48,7 +47,9 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     req.params = m.params;
     await (m.route as ExpressRoute).handle(req as Request<Record<string, string>>, res);
   });
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => sendError(res, err, log, req, requestIdFrom(req.headers[REQUEST_ID_HEADER])));
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) =>
+    sendError(res, err, WIRE_ERROR, log, { reqId: requestIdFrom(req.headers[REQUEST_ID_HEADER]), method: req.method, path: req.path }),
+  );
 
   return (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('x-modelhost-id', config.id);

@@ -8,8 +8,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InferrerError } from '@inferrer/core';
+import { sendError } from '@inferrer/http';
 import type { Logger } from '@inferrer/telemetry';
-import { type Protocol, sendError } from '../protocol/errors.ts';
+import { ERROR_BODY, type Protocol } from '../protocol/errors.ts';
 
 export interface BodyLimits {
   timeoutMs: number;
@@ -101,7 +102,7 @@ export class BodyGuard {
     const socket = req.socket;
     if (!res.headersSent && !res.writableEnded) {
       res.setHeader('connection', 'close');
-      sendError(res, err, w.protocol, this.#log, { reqId: String(res.getHeader('x-request-id') ?? ''), method: req.method, path: req.url?.split('?')[0] });
+      sendError(res, err, ERROR_BODY[w.protocol], this.#log, { reqId: String(res.getHeader('x-request-id') ?? ''), method: req.method, path: req.url?.split('?')[0] });
       // Closed once the answer is out (a reader waiting on the body then sees it aborted); at the latest in a second.
       res.once('finish', () => socket.destroy());
       setTimeout(() => socket.destroy(), 1000).unref();

@@ -1,15 +1,17 @@
 /**
  * The lean path for prediction routes: no express. Auth by the route's scope, the route starts the upstream
- * request, and the modelhost's answer is relayed as it streams back; errors are shaped by protocol/errors.ts
- * in the route's protocol. One access line and one metrics observation per request.
+ * request, and the modelhost's answer is relayed as it streams back; errors are answered by @inferrer/http's
+ * sendError in the shape of the route's protocol (protocol/errors.ts). One access line and one metrics
+ * observation per request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InferrerError } from '@inferrer/core';
+import { sendError } from '@inferrer/http';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Auth } from '../auth.ts';
 import type { InferrerMetrics } from '../metrics.ts';
 import { answeredByOf } from '../upstream.ts';
-import { sendError } from '../protocol/errors.ts';
+import { ERROR_BODY } from '../protocol/errors.ts';
 import { relay } from '../protocol/relay.ts';
 import type { StreamRoute } from './route.ts';
 import { API_HEADERS } from './security-headers.ts';
@@ -40,7 +42,7 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
     if (e && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) s.metrics.upstreamErrors.inc({ code: e.code });
     req.resume();
     if (!res.headersSent) for (const h in API_HEADERS) res.setHeader(h, API_HEADERS[h]!);
-    sendError(res, err, route.protocol, s.log, { reqId, method: req.method, path });
+    sendError(res, err, ERROR_BODY[route.protocol], s.log, { reqId, method: req.method, path });
     bytesOut = Number(res.getHeader('content-length')) || 0;
   }
   const ms = performance.now() - started;

@@ -4,13 +4,16 @@
  * a member of a group (group.ts) gets its reply back as a frame.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { readStream } from '@inferrer/core';
+import { type InferrerError, readStream } from '@inferrer/core';
+import { type ErrorBody, errorReply } from '@inferrer/http';
 import type { Priority } from '@inferrer/runtime';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { ModelhostConfig } from '../config.ts';
 import type { BatchFacts } from '../dataplane.ts';
-import { errorReply } from './http.ts';
 import type { Answered, Ctx, Item, Reply } from './route.ts';
+
+/** The modelhost's one error body, `{"error": WireError}`: the Inferrer rebuilds the InferrerError from it by code. */
+export const WIRE_ERROR: ErrorBody = (err: InferrerError) => ({ error: err.toJSON() });
 
 /** The query of a request without one (handlers only read it). */
 const NO_QUERY = new URLSearchParams();
@@ -65,7 +68,7 @@ export class InferenceFrame {
   }
 
   error(err: unknown, reqId: string, path: string): Reply {
-    return errorReply(err, this.#log, { reqId, method: 'POST', path });
+    return errorReply(err, WIRE_ERROR, this.#log, { reqId, method: 'POST', path });
   }
 
   /**
