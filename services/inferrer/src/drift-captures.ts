@@ -1,21 +1,38 @@
 /**
- * Drift profile captures: the workers gather the next N live rows of a model version; once they have enough,
+ * Drift reference profiles the Inferrer computes: from sample rows sent by a client, and from captures.
+ * Captures: the workers gather the next N live rows of a model version; once they have enough,
  * the profile is computed from their snapshots and stored. A capture is finished by whichever Inferrer looks
  * first: the one that started it polls the metrics service every second, and any GET of the capture checks
  * too (so a restart loses nothing).
  */
-import type { InferrerError } from '@inferrer/core';
+import { InferrerError, type ModelSignature } from '@inferrer/core';
 import type { StoredProfile } from '@inferrer/model-store';
-import { type CaptureSnapshot, profileFromCaptures } from '@inferrer/drift';
+import { type CaptureSnapshot, profileFromCaptures, profileFromRows, tabularFeatureNames } from '@inferrer/drift';
 import type { Logger } from '@inferrer/telemetry';
 import type { Management } from './management.ts';
 import type { MetricsClient } from './metrics-client.ts';
 
 const POLL_MS = 1000;
 const POLL_LIMIT_MS = 24 * 3_600_000;
+const MAX_SAMPLE_ROWS = 1_000_000;
 
 export function profileSummary(p: StoredProfile): Record<string, unknown> {
   return { source: p.source, created_at: p.created_at, samples: p.samples, inputs: p.inputs.map((f) => f.name), outputs: p.outputs.map((f) => f.name) };
+}
+
+/** A reference profile computed from sample rows (each the model's inputs, in order, as numbers). */
+export function profileFromSample(rows: unknown[], sig: ModelSignature): StoredProfile {
+  const { names, rowLength, problem } = tabularFeatureNames(sig);
+  if (problem) throw new InferrerError('INVALID_PROFILE', `sample rows cannot describe this model: ${problem}`);
+  if (rows.length === 0 || rows.length > MAX_SAMPLE_ROWS) throw new InferrerError('INVALID_PROFILE', `send 1 to ${MAX_SAMPLE_ROWS} sample rows (got ${rows.length})`);
+  const numeric: number[][] = rows.map((row, i) => {
+    const flat = Array.isArray(row) ? (row as unknown[]).flat(8) : undefined;
+    if (!flat || flat.length !== rowLength || !flat.every((x) => typeof x === 'number' && Number.isFinite(x))) {
+      throw new InferrerError('INVALID_PROFILE', `sample row ${i + 1} must be ${rowLength} finite numbers (the model's inputs, in order)`, { row: i + 1, expected: rowLength });
+    }
+    return flat as number[];
+  });
+  return profileFromRows(numeric, names) as StoredProfile;
 }
 
 export class DriftCaptures {

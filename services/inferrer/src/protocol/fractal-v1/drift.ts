@@ -3,11 +3,10 @@
  * attached by upload or computed from sample rows, and captures from live traffic (drift-captures.ts).
  */
 import type { Request } from 'express';
-import { InferrerError, parseJson, parseVersion, readStream } from '@inferrer/core';
+import { InferrerError, type ModelSignature, parseJson, parseVersion, readStream } from '@inferrer/core';
 import { parseProfile, parseWith, type StoredProfile } from '@inferrer/model-store';
-import { profileFromRows, tabularFeatureNames } from '@inferrer/drift';
 import { z } from 'zod';
-import { type DriftCaptures, profileSummary } from '../../drift-captures.ts';
+import { type DriftCaptures, profileFromSample, profileSummary } from '../../drift-captures.ts';
 import type { ExpressRoute } from '../../http/route.ts';
 import type { Management } from '../../management.ts';
 import type { MetricsClient } from '../../metrics-client.ts';
@@ -15,7 +14,6 @@ import { TAGS, json, nameParam, ok, ref, v1Errors, versionParam } from '../opena
 import { sendV1 } from './routes.ts';
 
 const MAX_PROFILE_BYTES = 32 * 1024 * 1024;
-const MAX_SAMPLE_ROWS = 1_000_000;
 const MAX_CAPTURE_SAMPLES = 1_000_000;
 
 const CaptureSchema = z.object({ samples: z.number().int().min(1).max(MAX_CAPTURE_SAMPLES), version: z.number().int().min(1).optional() }).strict();
@@ -132,7 +130,7 @@ export function driftRoutes({ management, metrics, captures }: DriftRouteDeps): 
 }
 
 /** A profile from the body: a profile object, or rows (JSON array, NDJSON, CSV) to compute one from. */
-async function profileFromBody(req: Request, sig: Parameters<typeof tabularFeatureNames>[0]): Promise<StoredProfile> {
+async function profileFromBody(req: Request, sig: ModelSignature): Promise<StoredProfile> {
   const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
   const buf = await readStream(req, MAX_PROFILE_BYTES, length);
   const type = String(req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
@@ -165,15 +163,5 @@ async function profileFromBody(req: Request, sig: Parameters<typeof tabularFeatu
   } else {
     throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `a profile is application/json; sample rows are application/json, application/x-ndjson or text/csv (got ${type.slice(0, 64)})`);
   }
-  const { names, rowLength, problem } = tabularFeatureNames(sig);
-  if (problem) throw new InferrerError('INVALID_PROFILE', `sample rows cannot describe this model: ${problem}`);
-  if (rows.length === 0 || rows.length > MAX_SAMPLE_ROWS) throw new InferrerError('INVALID_PROFILE', `send 1 to ${MAX_SAMPLE_ROWS} sample rows (got ${rows.length})`);
-  const numeric: number[][] = rows.map((row, i) => {
-    const flat = Array.isArray(row) ? (row as unknown[]).flat(8) : undefined;
-    if (!flat || flat.length !== rowLength || !flat.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      throw new InferrerError('INVALID_PROFILE', `sample row ${i + 1} must be ${rowLength} finite numbers (the model's inputs, in order)`, { row: i + 1, expected: rowLength });
-    }
-    return flat as number[];
-  });
-  return profileFromRows(numeric, names) as StoredProfile;
+  return profileFromSample(rows, sig);
 }
