@@ -194,7 +194,11 @@ describe('v2 routes', () => {
     ]);
     assert.equal((await api(c.url, '/v2/models/corpus-symbolic/versions/1')).status, 200);
     assert.equal((await api(c.url, '/v2/models/corpus-symbolic/versions/9')).status, 404);
-    assert.deepEqual((await api(c.url, '/v2/models/iris/ready')).body, { name: 'iris', version: '1', ready: true });
+    // Ready once every worker has it warm: the corpus uploads above may have pushed it out of the workers'
+    // MAX_LOADED_MODELS, and asking is what loads it again.
+    let ready = await api(c.url, '/v2/models/iris/ready');
+    for (const end = Date.now() + 15_000; !ready.body.ready && Date.now() < end; ready = await api(c.url, '/v2/models/iris/ready')) await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(ready.body, { name: 'iris', version: '1', ready: true });
     const missing = await api(c.url, '/v2/models/nothing-here');
     assert.equal(missing.status, 404);
     assert.match(missing.body.error, /nothing-here/);

@@ -9,7 +9,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
-import { type TestCluster, REPO, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { type TestCluster, REPO, api, snapshotStore, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { NO_INPUTS_OUTPUTS, noInputsModel } from '../helpers/no-inputs-model.ts';
 import { infer } from '../helpers/v2-client.ts';
 
 const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
@@ -258,6 +259,115 @@ describe('classification extension', () => {
     const s = await api(c.url, '/v2/models/strings/infer', { json: { inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', data: ['a', 'b', 'c'] }], outputs: [{ name: 'y', parameters: { classification: 1 } }] } });
     assert.equal(s.status, 400);
     assert.match(s.body.error, /output 'y' is BYTES; classification needs a numeric output/);
+  });
+});
+
+describe('model repository: load with a file and a configuration', () => {
+  const load = (name: string, parameters?: Record<string, unknown>, body?: string) =>
+    api(c.url, `/v2/repository/models/${name}/load`, body !== undefined ? { method: 'POST', body, headers: { 'content-type': 'application/json' } } : parameters ? { json: { parameters } } : { method: 'POST' });
+  const iris64 = (): string => readFileSync(path.join(REPO, 'models', 'demo', 'iris.onnx')).toString('base64');
+
+  test('"file:1/model.onnx" in base64 uploads a model as PUT does, and it serves', async () => {
+    const r = await load('flower', { 'file:1/model.onnx': iris64() });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.version, 1);
+    const meta = await api(c.url, '/v2/models/flower');
+    assert.deepEqual(meta.body.versions, ['1']);
+    const a = await infer(c.url, 'flower', [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: IRIS_ROW }]);
+    assert.equal(a.status, 200);
+    assert.deepEqual(a.body.outputs.find((o: { name: string }) => o.name === 'label').data, [2]);
+  });
+
+  test('with a Triton config: a new version with its batching and instances; a config alone changes them', async () => {
+    const config = JSON.stringify({ name: 'flower', platform: 'onnxruntime_onnx', max_batch_size: 4, dynamic_batching: { max_queue_delay_microseconds: 500 }, instance_group: [{ kind: 'KIND_CPU', count: 2 }] });
+    const r = await load('flower', { config, 'file:2/model.onnx': iris64() });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.version, 2);
+    const cfg = (await api(c.url, '/v2/models/flower/config')).body;
+    assert.equal(cfg.max_batch_size, 4);
+    assert.equal(cfg.dynamic_batching.max_queue_delay_microseconds, 500);
+    assert.deepEqual(cfg.instance_group[0].count, 2);
+    assert.equal((await load('flower', { config: JSON.stringify({ max_batch_size: 16 }) })).status, 200);
+    const after = (await api(c.url, '/v2/models/flower/config')).body;
+    assert.equal(after.max_batch_size, 16);
+    assert.equal(after.dynamic_batching.max_queue_delay_microseconds, 500, 'what the config does not name stays');
+    assert.equal((await infer(c.url, 'flower', [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: IRIS_ROW }])).status, 200);
+  });
+
+  test('bad loads are refused with 4xx naming the problem, and the store does not change', async () => {
+    const before = await snapshotStore(c.modelDir);
+    const cases: [Promise<{ status: number; body: any }>, number, RegExp][] = [
+      [load('flower', { 'file:1/model.onnx': 'not base64!' }), 400, /must be the file's content in base64/],
+      [load('flower', { 'file:1/model.onnx': Buffer.from('not a model').toString('base64') }), 400, /./],
+      [load('flower', { 'file:1/model.onnx': iris64(), 'file:1/other.onnx': iris64() }), 400, /one ONNX file/],
+      [load('flower', { 'file:../model.onnx': iris64() }), 400, /file:<version>\/model\.onnx/],
+      [load('flower', { 'file:1/model.onnx': '' }), 400, /empty/],
+      [load('flower', { something: 'x' }), 400, /unknown load parameter "something"/],
+      [load('flower', { config: '{"name": "other"}' }), 400, /names model "other", not flower/],
+      [load('flower', { config: '{"model_transaction_policy": {"decoupled": true}}' }), 400, /decoupled/],
+      [load('flower', { config: '{"sequence_batching": {}}' }), 400, /sequence_batching/],
+      [load('flower', { config: '{"max_batch_size": -1}' }), 400, /max_batch_size must be an integer/],
+      [load('flower', { config: 'nope' }), 400, /not valid JSON/],
+      [load('flower', undefined, '{"parameters": {}, "extra": 1}'), 400, /takes only "parameters"/],
+      [load('ghost'), 404, /ghost/],
+    ];
+    for (const [p, status, message] of cases) {
+      const r = await p;
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      assert.match(r.body.error, message);
+    }
+    assert.deepEqual(await snapshotStore(c.modelDir), before);
+  });
+});
+
+describe('models without inputs', () => {
+  test('an ONNX graph of constants is accepted at upload and {"inputs": []} runs it, in JSON and binary', async () => {
+    const form = new FormData();
+    form.append('path', new Blob([new Uint8Array(noInputsModel())]), 'constants.onnx');
+    const up = await api(c.url, '/api/v1/models/constants', { method: 'PUT', body: form });
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    const meta = (await api(c.url, '/v2/models/constants')).body;
+    assert.deepEqual(meta.inputs, []);
+    assert.deepEqual(meta.outputs.map((o: { name: string }) => o.name), ['t', 'i', 'g']);
+    assert.equal((await api(c.url, '/v2/models/constants/config')).body.max_batch_size, 0);
+    const json = await infer(c.url, 'constants', []);
+    assert.equal(json.status, 200);
+    for (const [name, want] of Object.entries(NO_INPUTS_OUTPUTS)) {
+      const out = json.body.outputs.find((o: { name: string }) => o.name === name);
+      const data = name === 'i' ? out.data.map(BigInt) : out.data;
+      assert.deepEqual([out.datatype, out.shape.map(Number), data], [want.datatype, want.shape, want.data], name);
+    }
+    const bin = await infer(c.url, 'constants', [], { binaryInputs: true, binaryOutputs: true });
+    assert.equal(bin.status, 200);
+    assert.deepEqual([...new Float32Array(new Uint8Array(bin.binary.get('t')!).buffer)], [1.5, -2, 0.25, 8]);
+    assert.equal(bin.binary.get('i')!.readBigInt64LE(16), 9007199254740993n);
+    assert.deepEqual([...bin.binary.get('g')!], [1, 0, 0, 1]);
+    const extra = await infer(c.url, 'constants', [{ name: 'x', datatype: 'FP32', shape: [1], data: [1] }]);
+    assert.equal(extra.status, 400);
+    assert.match(extra.body.error, /has no input 'x'/);
+  });
+});
+
+describe('model readiness', () => {
+  test('after a PUT, ready is false until every worker has the model loaded and warm; asking is what loads it', async () => {
+    const loadedOn = async (name: string): Promise<string[]> =>
+      (
+        await Promise.all(
+          c.modelhosts.map(async (m) => ((await (await fetch(`${m.url}/v1/models`)).json()) as { models: { name: string; state: string }[] }).models.some((x) => x.name === name && x.state === 'READY') ? m.id : ''),
+        )
+      ).filter(Boolean);
+    assert.equal((await uploadModel(c.url, 'fresh', path.join(CORPUS, 'symbolic.onnx'))).status, 201);
+    assert.deepEqual(await loadedOn('fresh'), [], 'no worker has loaded it yet');
+    const first = await api(c.url, '/v2/models/fresh/ready');
+    assert.equal(first.status, 503);
+    assert.deepEqual(first.body, { name: 'fresh', version: '1', ready: false });
+    let r = first;
+    for (const end = Date.now() + 20_000; r.status !== 200 && Date.now() < end; r = await api(c.url, '/v2/models/fresh/ready')) await new Promise((res) => setTimeout(res, 100));
+    assert.equal(r.status, 200);
+    assert.deepEqual((await loadedOn('fresh')).sort(), c.modelhosts.map((m) => m.id).sort(), 'ready once both workers hold it');
+    assert.equal((await api(c.url, '/v2/models/fresh/versions/1/ready')).status, 200);
+    assert.equal((await api(c.url, '/v2/repository/models/fresh/unload', { method: 'POST' })).status, 200);
+    assert.equal((await api(c.url, '/v2/models/fresh/ready')).status, 503, 'an unloaded model is not ready');
   });
 });
 

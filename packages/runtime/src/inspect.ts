@@ -1,6 +1,7 @@
 /**
  * Upload validation in the runtime: a session can be created for the file, and every input and output is
- * a tensor Inferrer can carry. Runs on a worker thread, so a large model never stalls the caller's loop.
+ * a tensor Inferrer can carry. A model without inputs (a graph of constants) is valid: it runs on an empty
+ * request. Runs on a worker thread, so a large model never stalls the caller's loop.
  */
 import { InferrerError, type ModelSignature, datatypeOfOrt } from '@inferrer/core';
 import { OnnxSession, type SessionConfig } from './onnx-session.ts';
@@ -18,7 +19,6 @@ export async function inspectModel(file: string, config: Partial<SessionConfig> 
         });
       }
     }
-    if (sig.inputs.length === 0) throw new InferrerError('INVALID_MODEL', 'the model has no inputs');
     return sig;
   } finally {
     await session.dispose();

@@ -116,6 +116,17 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
             response_cache: { type: 'object' },
           },
         },
+        V2RepositoryLoad: {
+          type: 'object',
+          properties: {
+            parameters: {
+              type: 'object',
+              properties: { config: { type: 'string', description: "Triton's model configuration as JSON: max_batch_size, dynamic_batching, instance_group are applied" } },
+              additionalProperties: { type: 'string', description: '"file:<version>/model.onnx": the ONNX file in base64; it becomes the next version, as a PUT upload' },
+            },
+          },
+          example: { parameters: { 'file:1/model.onnx': '<base64>' } },
+        },
         V2ModelStats: {
           type: 'object',
           properties: {

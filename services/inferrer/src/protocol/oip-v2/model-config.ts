@@ -8,7 +8,7 @@
  * (as Triton does, a tensor with no other dim shows `dims: [1]` with `reshape: {shape: []}`); models
  * without a dynamic batch axis show 0 and their full shapes. Symbolic dims are -1.
  */
-import { type ModelSignature, type TensorSpec, hasDynamicBatchAxis, v2Datatype, v2Shape } from '@inferrer/core';
+import { InferrerError, type ModelSignature, type TensorSpec, hasDynamicBatchAxis, v2Datatype, v2Shape } from '@inferrer/core';
 
 /** How a modelhost runs a model (its GET /v1/models/{name}/settings). */
 export interface ModelSettings {
@@ -104,4 +104,78 @@ export function modelConfig(name: string, sig: ModelSignature, settings: ModelSe
     model_transaction_policy: { decoupled: false },
     response_cache: { enable: false },
   };
+}
+
+/** What a model's stored config becomes when a client loads it with a Triton model configuration. */
+export interface ConfigPatch {
+  batching?: { max_batch_size?: number; max_queue_delay_ms?: number; max_queue_size?: number };
+  instances?: number;
+  execution_providers?: ('cpu' | 'cuda')[];
+}
+
+const refuse = (what: string): InferrerError => new InferrerError('INVALID_REQUEST', `the model configuration asks for ${what}, which the Inferrer does not do`, { field: what.split(' ')[0] });
+
+/**
+ * Reads the `config` parameter of a repository load (Triton's model configuration as JSON) into the stored
+ * config: `max_batch_size` (0 runs every request alone), `dynamic_batching.max_queue_delay_microseconds`
+ * and `.default_queue_policy.max_queue_size`, `instance_group` (the counts add up to the instances per
+ * worker; KIND_GPU asks for CUDA, KIND_CPU for the CPU). What the Inferrer cannot do is refused (sequence
+ * batching, ensembles, decoupled models, a response cache, preferred batch sizes, another platform); the
+ * inputs and outputs come from the ONNX graph, and the other fields (optimization, warmup, …) have no effect.
+ */
+export function configPatch(text: string, model: string): ConfigPatch {
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new InferrerError('INVALID_REQUEST', `the "config" parameter is not valid JSON: ${(err as Error).message}`);
+  }
+  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new InferrerError('INVALID_REQUEST', 'the "config" parameter must be a JSON object (a Triton model configuration)');
+  const obj = (v: unknown, what: string): Record<string, unknown> => {
+    if (v === undefined || v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) throw new InferrerError('INVALID_REQUEST', `config field ${what} must be an object`);
+    return v as Record<string, unknown>;
+  };
+  const int = (v: unknown, what: string, min: number, max: number): number => {
+    const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) throw new InferrerError('INVALID_REQUEST', `config field ${what} must be an integer from ${min} to ${max}`, { field: what });
+    return n;
+  };
+  if (cfg.name !== undefined && cfg.name !== '' && cfg.name !== model) throw new InferrerError('INVALID_REQUEST', `the configuration names model ${JSON.stringify(String(cfg.name).slice(0, 128))}, not ${model}`);
+  if (cfg.platform !== undefined && cfg.platform !== '' && cfg.platform !== PLATFORM) refuseWith(`platform ${JSON.stringify(String(cfg.platform).slice(0, 64))} (only ${PLATFORM})`);
+  if (cfg.backend !== undefined && cfg.backend !== '' && cfg.backend !== BACKEND) refuseWith(`backend ${JSON.stringify(String(cfg.backend).slice(0, 64))} (only ${BACKEND})`);
+  if (cfg.sequence_batching !== undefined) throw refuse('sequence_batching');
+  if (cfg.ensemble_scheduling !== undefined) throw refuse('ensemble_scheduling');
+  if (obj(cfg.model_transaction_policy, 'model_transaction_policy').decoupled === true) throw refuse('model_transaction_policy.decoupled');
+  if (obj(cfg.response_cache, 'response_cache').enable === true) throw refuse('response_cache.enable');
+  const patch: ConfigPatch = {};
+  const batching: NonNullable<ConfigPatch['batching']> = {};
+  if (cfg.max_batch_size !== undefined) batching.max_batch_size = Math.max(1, int(cfg.max_batch_size, 'max_batch_size', 0, 4096));
+  const dyn = obj(cfg.dynamic_batching, 'dynamic_batching');
+  if (Array.isArray(dyn.preferred_batch_size) && dyn.preferred_batch_size.length > 0) throw refuse('dynamic_batching.preferred_batch_size (batches are cut at max_batch_size or after the queue delay)');
+  if (dyn.max_queue_delay_microseconds !== undefined) batching.max_queue_delay_ms = int(dyn.max_queue_delay_microseconds, 'dynamic_batching.max_queue_delay_microseconds', 0, 10_000_000) / 1000;
+  const policy = obj(dyn.default_queue_policy, 'dynamic_batching.default_queue_policy');
+  if (policy.max_queue_size !== undefined && Number(policy.max_queue_size) !== 0) batching.max_queue_size = int(policy.max_queue_size, 'dynamic_batching.default_queue_policy.max_queue_size', 1, 1_000_000);
+  if (Object.keys(batching).length > 0) patch.batching = batching;
+  if (cfg.instance_group !== undefined) {
+    if (!Array.isArray(cfg.instance_group)) throw new InferrerError('INVALID_REQUEST', 'config field instance_group must be a list');
+    let count = 0;
+    const kinds = new Set<string>();
+    for (const [i, g] of cfg.instance_group.entries()) {
+      const group = obj(g, `instance_group[${i}]`);
+      count += group.count === undefined ? 1 : int(group.count, `instance_group[${i}].count`, 1, 64);
+      kinds.add(String(group.kind ?? 'KIND_AUTO'));
+    }
+    for (const k of kinds) if (!['KIND_AUTO', 'KIND_CPU', 'KIND_GPU'].includes(k)) throw refuse(`instance_group kind ${JSON.stringify(k.slice(0, 32))}`);
+    if (count > 64) throw new InferrerError('INVALID_REQUEST', `instance_group asks for ${count} instances; at most 64`);
+    if (count > 0) patch.instances = count;
+    if (kinds.has('KIND_GPU') && kinds.has('KIND_CPU')) throw refuse('instances on both CPU and GPU');
+    if (kinds.has('KIND_GPU')) patch.execution_providers = ['cuda'];
+    else if (kinds.has('KIND_CPU')) patch.execution_providers = ['cpu'];
+  }
+  return patch;
+}
+
+function refuseWith(what: string): never {
+  throw refuse(what);
 }

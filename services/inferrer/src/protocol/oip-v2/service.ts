@@ -7,12 +7,14 @@
  * service, which knows them all (the Inferrer sees the workers only through the load balancer, which picks
  * one); this asks the metrics service for the sum, fresh, at the time of the call.
  */
-import { InferrerError, type VersionStats, emptyStats, parseVersion, v2TensorMetadata } from '@inferrer/core';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { InferrerError, type VersionStats, emptyStats, parseModelName, parseVersion, storageError, v2TensorMetadata } from '@inferrer/core';
 import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
 import type { Management, ModelDescription } from '../../management.ts';
 import type { MetricsClient } from '../../metrics-client.ts';
-import { type ModelConfig, type ModelSettings, PLATFORM, modelConfig } from './model-config.ts';
+import { type ModelConfig, type ModelSettings, PLATFORM, configPatch, modelConfig } from './model-config.ts';
 
 export const SERVER_NAME = 'inferrer';
 export const SERVER_VERSION = '0.1.0';
@@ -27,6 +29,12 @@ export interface ModelMetadata {
   outputs: { name: string; datatype: string; shape: number[] }[];
   parameters: { default_version: string; description: string };
   stac?: unknown;
+}
+
+/** A repository load's parameters: Triton's `config` (JSON text) and `file:<path>` contents. */
+export interface LoadRequest {
+  config?: string;
+  files?: { path: string; bytes: Buffer }[];
 }
 
 export interface OipDeps {
@@ -66,10 +74,22 @@ export class OipService {
     };
   }
 
+  /**
+   * Ready: every worker that will serve the version has it loaded and warm. Every worker is asked (through
+   * the metrics service) and loads it if it has not, so asking is also what makes it ready; a worker that
+   * does not answer is not served by the balancer either. Without a metrics service only the balancer's
+   * readiness can be seen.
+   */
   async modelReady(name: string, rawVersion: string | undefined): Promise<{ name: string; version: string; ready: boolean }> {
     const { model: m, version } = await this.#version(name, rawVersion);
-    const ready = m.enabled !== false && (await this.#deps.ready());
-    return { name: m.name, version: String(version), ready };
+    const at = { name: m.name, version: String(version) };
+    if (m.enabled === false || !(await this.#deps.ready())) return { ...at, ready: false };
+    if (!this.#deps.metrics.configured) return { ...at, ready: true };
+    try {
+      return { ...at, ready: (await this.#deps.metrics.warm(m.name, version)).ready };
+    } catch {
+      return { ...at, ready: false };
+    }
   }
 
   async modelConfig(name: string, rawVersion: string | undefined): Promise<ModelConfig> {
@@ -93,6 +113,62 @@ export class OipService {
     }
     const counted = new Map((await this.#deps.metrics.inferenceStats()).models.map((s) => [`${s.name}@${s.version}`, s]));
     return { model_stats: wanted.flatMap((m) => m.versions.map((v) => counted.get(`${m.name}@${v}`) ?? emptyStats(m.name, String(v)))) };
+  }
+
+  /** Every model with its default version and state (repository index). */
+  async index(): Promise<{ name: string; version: string; state: string; reason: string }[]> {
+    const rows = [];
+    for (const s of await this.#deps.management.information()) {
+      const d = await this.#deps.management.describe(s.name);
+      rows.push({ name: s.name, version: String(s.default_version), state: d.enabled === false ? 'UNAVAILABLE' : 'READY', reason: d.enabled === false ? 'unloaded' : '' });
+    }
+    return rows;
+  }
+
+  /**
+   * Loads a model on every worker (each loads and warms it; the store records it, the workers follow).
+   * With a file (`file:<version>/<name>.onnx`, Triton's way to upload through the repository extension)
+   * the file is validated and stored as a PUT upload stores it: it becomes the model's next version (the
+   * version folder of the path is not kept). With `config` (a Triton model configuration) the batching and
+   * instances it names are stored (model-config.ts configPatch).
+   */
+  async load(name: string, req: LoadRequest = {}): Promise<{ version?: number }> {
+    const model = parseModelName(name);
+    const patch = req.config === undefined ? {} : configPatch(req.config, model);
+    const files = req.files ?? [];
+    if (files.length > 1) throw new InferrerError('INVALID_REQUEST', `a load carries one ONNX file; got ${files.length} (${files.map((f) => f.path.slice(0, 64)).join(', ')})`, { got: files.length });
+    const config = { ...patch, preload: true };
+    if (files.length === 0) {
+      const m = await this.#deps.management.describe(model);
+      await this.#deps.management.update(m.name, { enabled: true, config: { ...config, batching: { ...m.config.batching, ...patch.batching } } });
+      return {};
+    }
+    const file = files[0]!;
+    if (!/^([1-9]\d{0,8}\/)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.onnx$/.test(file.path)) {
+      throw new InferrerError('INVALID_REQUEST', `parameter "file:${file.path.slice(0, 128)}" must name an ONNX file as "file:<version>/model.onnx"`, { parameter: `file:${file.path.slice(0, 128)}` });
+    }
+    if (file.bytes.length === 0) throw new InferrerError('INVALID_MODEL', 'the uploaded file is empty');
+    if (file.bytes.length > this.#deps.config.maxModelBytes) {
+      throw new InferrerError('MODEL_TOO_LARGE', `the model is larger than the limit of ${this.#deps.config.maxModelBytes} bytes (MAX_MODEL_BYTES)`, { limit: this.#deps.config.maxModelBytes });
+    }
+    const before = await this.#deps.management.describe(model).catch(() => undefined);
+    const staging = await this.#deps.management.staging(model);
+    const staged = path.join(staging, 'model.onnx');
+    try {
+      await writeFile(staged, file.bytes);
+    } catch (err) {
+      await this.#deps.management.discard(staged);
+      throw storageError(err);
+    }
+    const merged = before ? { ...config, batching: { ...before.config.batching, ...patch.batching } } : config;
+    const r = await this.#deps.management.upload(model, staged, { config: merged });
+    if (r.model.enabled === false) await this.#deps.management.setEnabled(model, true);
+    return { version: r.version };
+  }
+
+  /** Unloads a model from every worker (infer answers 503 until it is loaded again). */
+  async unload(name: string): Promise<void> {
+    await this.#deps.management.setEnabled(name, false);
   }
 
   /** A model and one of its versions (the default when none is named; '' counts as none, as in gRPC). */
