@@ -6,6 +6,7 @@
  * exit code 78 and a message naming the setting, instead of restarting services forever.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -116,6 +117,7 @@ describe('the launcher', () => {
     const { child, banner } = await startLauncher({ PORT: String(port), METRICS_PORT: String(metricsPort), MODELHOSTS: '2', MODEL_DIR: path.join(dir, 'models'), LOG_LEVEL: 'warn' });
     assert.ok((await runDirs()).has(child.pid!), 'the launcher keeps its run folder (nginx config, pid file) under its pid');
 
+    assert.match(banner, /rate limits: +10000 requests\/s per client address without a key, 10000 requests\/s per API key \(RATE_LIMIT_IP_RPS/, 'the banner says a load generator will meet the rate limit');
     // The banner's curl works.
     const curl = /curl -X POST (\S+) -H 'Content-Type: application\/json' -d '(.+)'/.exec(banner);
     assert.ok(curl, banner);
@@ -180,6 +182,27 @@ describe('the launcher', () => {
       );
     } finally {
       held?.close();
+    }
+  });
+
+  test('on a terminal, service lines are for people (LOG_FORMAT=pretty); LOG_FORMAT=json keeps JSON', { timeout: 180_000, skip: existsSync('/usr/bin/script') ? false : 'no script(1) to give the launcher a terminal' }, async () => {
+    for (const format of ['pretty', 'json'] as const) {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-launcher-tty-'));
+      dirs.push(dir);
+      const env = launcherEnv({ PORT: String(await freePort()), METRICS_PORT: String(await freePort()), MODELHOSTS: '1', MODEL_DIR: path.join(dir, 'models'), ...(format === 'json' ? { LOG_FORMAT: 'json' } : {}) });
+      const command = `${process.execPath} --import tsx services/cli/src/main.ts start`;
+      const child = spawn('/usr/bin/script', ['-qfec', command, '/dev/null'], { cwd: REPO, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const deadline = Date.now() + 90_000;
+      while (!out.includes('Ctrl-C stops the cluster.') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      process.kill(-child.pid!, 'SIGINT');
+      await new Promise((r) => child.once('close', r));
+      const listening = out.split(/\r?\n/).find((l) => /^inferrer +\| /.test(l) && l.includes('inferrer listening'));
+      assert.ok(listening, `the Inferrer's start line (${format}):\n${out.slice(0, 3000)}`);
+      const line = listening.replace(/^inferrer +\| /, '');
+      if (format === 'pretty') assert.match(line, /^\d\d:\d\d:\d\d\.\d{3} .*INFO.* main inferrer listening .*host=127\.0\.0\.1/);
+      else assert.equal(JSON.parse(line).msg, 'inferrer listening');
     }
   });
 

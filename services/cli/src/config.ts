@@ -24,6 +24,11 @@ export const CliEnvSchema = z
      * Unset: 9400, or a free port when another program holds 9400.
      */
     METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+    /** The Inferrer's per-address and per-key rate limits, read only to say them in the banner (passed on as they are). */
+    RATE_LIMIT_IP_RPS: z.coerce.number().int().min(0).default(10_000),
+    RATE_LIMIT_KEY_RPS: z.coerce.number().int().min(0).default(10_000),
+    /** Log lines for people (pretty) or collectors (json); default pretty when the launcher writes to a terminal. */
+    LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   })
   .strict();
 

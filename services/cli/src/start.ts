@@ -62,7 +62,8 @@ export async function runStart(config: CliConfig): Promise<number> {
       metricsPort: config.METRICS_PORT ?? DEFAULT_METRICS_PORT,
       // The default port gives way to another program; one the operator chose does not.
       metricsPortFallback: config.METRICS_PORT === undefined,
-      env: process.env,
+      // Services print lines for people when the launcher's output is a terminal (LOG_FORMAT overrides).
+      env: config.LOG_FORMAT === undefined && process.stdout.isTTY ? { ...process.env, LOG_FORMAT: 'pretty' } : process.env,
       // The local demo runs without keys unless the operator gives some; the banner says so loudly.
       ...(demoAuthOff ? { inferrerEnv: { AUTH_DISABLED: 'true' } } : {}),
       sink,
@@ -91,6 +92,7 @@ export async function runStart(config: CliConfig): Promise<number> {
         : config.API_KEYS_FILE
           ? `  auth:          API keys from ${config.API_KEYS_FILE}`
           : '  auth:          no API keys: predictions open, management closed',
+      `  rate limits:   ${limitText(config.RATE_LIMIT_IP_RPS)} per client address without a key, ${limitText(config.RATE_LIMIT_KEY_RPS)} per API key (RATE_LIMIT_IP_RPS, RATE_LIMIT_KEY_RPS; 0 turns one off): a load generator above it gets 429`,
       ...cluster.notes.map((n) => `  note:          ${n}`),
       '',
       'Try:',
@@ -114,3 +116,5 @@ export async function runStart(config: CliConfig): Promise<number> {
   out.flush();
   return code;
 }
+
+const limitText = (rps: number): string => (rps === 0 ? 'no limit' : `${rps} requests/s`);
