@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
-import { InferrerError, parseJson, readStream } from '@inferrer/core';
+import { InferrerError, PARTED_BODY_BYTES, joinParts, parseJson, readBodyParts, readStream } from '@inferrer/core';
 
 const chunks = (...parts: string[]): Readable => Readable.from(parts.map((p) => Buffer.from(p)));
 
@@ -81,5 +81,33 @@ describe('parseJson', () => {
       () => parseJson('{"values": [1,'),
       (err: unknown) => err instanceof InferrerError && err.code === 'INVALID_JSON' && err.message.startsWith('the body is not valid JSON: '),
     );
+  });
+});
+
+describe('readBodyParts', () => {
+  /** A body of `n` bytes (a repeating pattern) in chunks of `chunk` bytes. */
+  const body = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => i % 251));
+  const inChunks = (b: Buffer, chunk: number): Readable => Readable.from(Array.from({ length: Math.ceil(b.length / chunk) }, (_, i) => b.subarray(i * chunk, (i + 1) * chunk)));
+
+  test('a large declared body comes in parts of 1 MiB that each own their memory, the bytes in order', async () => {
+    const b = body(2.5 * 1024 * 1024 + 7);
+    const parts = await readBodyParts(inChunks(b, 65_536 - 3), 64 * 1024 * 1024, b.length);
+    assert.deepEqual(parts.map((p) => p.length), [1024 * 1024, 1024 * 1024, 0.5 * 1024 * 1024 + 7]);
+    for (const p of parts) assert.ok(p.byteOffset === 0 && p.byteLength === p.buffer.byteLength, 'the part owns its buffer (it can move to another thread)');
+    assert.ok(joinParts(parts).equals(b));
+  });
+
+  test('a small or undeclared body comes as one part, read as readStream reads it', async () => {
+    assert.deepEqual((await readBodyParts(chunks('ab', 'cd'), 100, 4)).map(String), ['abcd']);
+    assert.deepEqual((await readBodyParts(chunks('ab', 'cd'), 100)).map(String), ['abcd']);
+    const one = [Buffer.from('x')];
+    assert.equal(joinParts(one), one[0]);
+  });
+
+  test('over the limit, or not the declared length, is refused', async () => {
+    await assert.rejects(readBodyParts(chunks('x'), PARTED_BODY_BYTES, PARTED_BODY_BYTES + 1), { code: 'BODY_TOO_LARGE' });
+    const b = body(PARTED_BODY_BYTES + 10);
+    await assert.rejects(readBodyParts(inChunks(b, 1000), 1e9, b.length + 1), { code: 'INVALID_REQUEST', message: `the request body has ${b.length} bytes, not the ${b.length + 1} its Content-Length says` });
+    await assert.rejects(readBodyParts(inChunks(b, 1000), 1e9, b.length - 1), { code: 'INVALID_REQUEST', message: `the request body is longer than the ${b.length - 1} bytes its Content-Length says` });
   });
 });

@@ -5,3 +5,4 @@ export * from './batching/tensors.ts';
 export * from './preprocess/image.ts';
 export * from './postprocess/classification.ts';
 export * from './postprocess/detection.ts';
+export * from './codec/codec-pool.ts';

@@ -125,6 +125,31 @@ describe('AdaptiveBatcher with iris', () => {
     assert.deepEqual(obs.batches, [[1, 3]]);
   });
 
+  test('a request of more than SLICE_ELEMENTS runs in slices; a request that arrives meanwhile runs between them', async () => {
+    const rows = 25_000;
+    const values = Array.from({ length: rows }, (_, i) => ROWS[i % ROWS.length]!).flat();
+    const whole = (await iris.run({ input: f32(rows, values) })).outputs;
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, BATCHING, obs);
+    const order: string[] = [];
+    const big = batcher.infer({ input: f32(rows, values) }, rows, soon(20_000)).then((r) => (order.push('big'), r));
+    const small = batcher.infer({ input: f32(1, ROWS[3]!) }, 1, soon(20_000)).then((r) => (order.push('small'), r));
+    const [r, one] = await Promise.all([big, small]);
+    // SLICE_ELEMENTS / 4 elements a row = 16,384 rows a slice; the small request went between the two.
+    assert.deepEqual(obs.batches, [
+      [1, 16_384],
+      [1, 1],
+      [1, rows - 16_384],
+    ]);
+    assert.deepEqual(order, ['small', 'big']);
+    assertSameAsAlone(one, 3);
+    assert.deepEqual(r.outputs.label!.dims, [rows]);
+    assert.deepEqual(r.outputs.probabilities!.dims, [rows, 3]);
+    assert.deepEqual(Array.from(r.outputs.label!.data as BigInt64Array), Array.from(whole.label!.data as BigInt64Array));
+    close(r.outputs.probabilities!.data as Float32Array, whole.probabilities!.data as Float32Array, 1e-6, 'probabilities');
+    assert.equal(r.batchRows, rows);
+  });
+
   test('a full queue refuses with QUEUE_FULL and a Retry-After', async () => {
     const obs = recorder();
     const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueSize: 2 }, obs);
@@ -273,7 +298,8 @@ describe('AdaptiveBatcher with slow.onnx', () => {
   test('batch-job requests wait behind online ones and fill the room online ones leave in a batch', async () => {
     const slow = await OnnxSession.load(SLOW);
     try {
-      const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 3 });
+      // Promotion is tested below; here it must not happen even if a run takes seconds on a loaded machine.
+      const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 3, batchPromotionMs: 60_000 });
       const order: string[] = [];
       const run = (tag: string, priority: 'online' | 'batch'): Promise<number> =>
         batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon(10_000), priority).then((r) => order.push(`${tag}/${r.batchRequests}`));

@@ -9,18 +9,31 @@ import {
   InferrerError,
   type ModelSignature,
   type NamedTensors,
+  type V2Decoded,
   type V2OutputRequest,
   decodeV1Body,
   decodeV2Request,
   encodeV1Response,
   encodeV2Response,
   hasDynamicBatchAxis,
+  joinParts,
   parseModelName,
   statusOf,
   toInferrerError,
 } from '@inferrer/core';
 import { resolvePipeline } from '@inferrer/model-store';
-import { DEFAULT_IMAGE_LIMITS, type ImageLimits, type ImageTransform, type InferResult, type Priority, imagesToTensor } from '@inferrer/runtime';
+import {
+  CodecPool,
+  DEFAULT_IMAGE_LIMITS,
+  type ImageLimits,
+  type ImageTransform,
+  type InferResult,
+  OFF_THREAD_BODY_BYTES,
+  OFF_THREAD_JSON_BYTES,
+  OFF_THREAD_JSON_ELEMENTS,
+  type Priority,
+  imagesToTensor,
+} from '@inferrer/runtime';
 import { type ImageAnswerOptions, type ReceivedImage, encodeImageAnswer } from './images.ts';
 import type { DriftMonitor, Pending } from './drift.ts';
 import type { ModelhostMetrics } from './metrics.ts';
@@ -52,12 +65,13 @@ export interface BatchFacts {
 }
 
 export interface V1Answer extends BatchFacts {
-  body: string;
+  /** JSON text; UTF-8 bytes when a codec process wrote it (a large answer). */
+  body: string | Buffer;
 }
 
 export interface V2Answer extends BatchFacts {
-  /** JSON header (the whole body when `binary` is empty). */
-  json: string;
+  /** JSON header (the whole body when `binary` is empty); UTF-8 bytes when a codec process wrote it. */
+  json: string | Buffer;
   binary: Buffer[];
 }
 
@@ -78,12 +92,20 @@ export class DataPlane {
   readonly #imageLimits: ImageLimits;
   readonly #pipelines = new WeakMap<LoadedModel, ImagePipelineSpec>();
   readonly #drift: DriftMonitor | undefined;
+  /** Large bodies are decoded, and large answers encoded, by these processes (never on the HTTP thread). */
+  readonly #codecs: CodecPool;
 
-  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS, drift?: DriftMonitor) {
+  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS, drift?: DriftMonitor, codecs: CodecPool = new CodecPool()) {
     this.#registry = registry;
     this.#metrics = metrics;
     this.#imageLimits = imageLimits;
     this.#drift = drift;
+    this.#codecs = codecs;
+  }
+
+  /** Stops the codec processes. */
+  close(): Promise<void> {
+    return this.#codecs.close();
   }
 
   /** How this model version takes images and reads its outputs (its STAC MLM item, else graph defaults). */
@@ -97,7 +119,7 @@ export class DataPlane {
   }
 
   /** Images (multipart files) in, labels or boxes out: decode → resize → normalise → infer → top-k / NMS. */
-  predictImages(rawName: string, images: ReceivedImage[], opts: Omit<ImageAnswerOptions, 'model' | 'version'> & Timing & { version?: number }): Promise<V1Answer> {
+  predictImages(rawName: string, images: ReceivedImage[], opts: Omit<ImageAnswerOptions, 'model' | 'version'> & Timing & { version?: number }): Promise<BatchFacts & { body: string }> {
     return this.#run<DecodedImages, { body: string }>(
       rawName,
       opts.version,
@@ -120,33 +142,39 @@ export class DataPlane {
     );
   }
 
-  /** FRACTAL v1: `{"values": …}` in (the body as it came), `{"http_status", "values", …}` out. */
-  predictV1(rawName: string, body: Buffer, opts: V1PredictOptions): Promise<V1Answer> {
+  /**
+   * FRACTAL v1: `{"values": …}` in (the body as it came), `{"http_status", "values", …}` out. Large bodies
+   * are parsed, and large answers written, by a codec process.
+   */
+  predictV1(rawName: string, body: Buffer | Buffer[], opts: V1PredictOptions): Promise<V1Answer> {
     return this.#run(
       rawName,
       opts.version,
       opts,
-      (sig) => decodeV1Body(body, sig),
-      (model, _decoded, outputs) => ({
-        body: encodeV1Response(outputs, model.signature.outputs.map((o) => o.name), {
-          model: model.name,
-          version: model.version,
-          ...(opts.output ? { output: opts.output } : {}),
-          all: opts.all ?? false,
-        }),
-      }),
+      (sig) => (byteLength(body) < OFF_THREAD_JSON_BYTES ? decodeV1Body(whole(body), sig) : this.#codecs.decodeV1(body, sig)),
+      async (model, _decoded, outputs) => {
+        const order = model.signature.outputs.map((o) => o.name);
+        const encodeOpts = { model: model.name, version: model.version, ...(opts.output ? { output: opts.output } : {}), all: opts.all ?? false };
+        if (elements(outputs) < OFF_THREAD_JSON_ELEMENTS) return { body: encodeV1Response(outputs, order, encodeOpts) };
+        return { body: await this.#codecs.encodeV1(outputs, order, encodeOpts) };
+      },
     );
   }
 
   /** Open Inference Protocol infer: `body` is the whole request, JSON or JSON header + binary tensors. */
-  inferV2(rawName: string, body: Buffer, headerLength: number | undefined, opts: Timing & { version?: number }): Promise<V2Answer> {
+  inferV2(rawName: string, body: Buffer | Buffer[], headerLength: number | undefined, opts: Timing & { version?: number }): Promise<V2Answer> {
     return this.#run(
       rawName,
       opts.version,
       opts,
       async (sig, model) => {
         const image = this.pipeline(model).image;
-        const decoded = decodeV2Request(body, headerLength, sig, DEFAULT_V2_LIMITS, image ? new Set([image.input]) : undefined);
+        const images = image ? new Set([image.input]) : undefined;
+        const size = byteLength(body);
+        const decoded: V2Decoded =
+          (headerLength ?? size) < OFF_THREAD_JSON_BYTES && size < OFF_THREAD_BODY_BYTES
+            ? decodeV2Request(whole(body), headerLength, sig, DEFAULT_V2_LIMITS, images)
+            : await this.#codecs.decodeV2(body, headerLength, sig, DEFAULT_V2_LIMITS, images);
         if (image && decoded.images?.[image.input]) {
           const { tensor } = await imagesToTensor(decoded.images[image.input]!, image, this.#imageLimits);
           decoded.inputs[image.input] = tensor;
@@ -154,15 +182,23 @@ export class DataPlane {
         }
         return decoded;
       },
-      (model, decoded, outputs) =>
-        encodeV2Response(outputs, model.signature.outputs.map((o) => o.name), {
+      async (model, decoded, outputs) => {
+        const order = model.signature.outputs.map((o) => o.name);
+        const encodeOpts = {
           model: model.name,
           version: model.version,
           ...(decoded.id !== undefined ? { id: decoded.id } : {}),
           ...(decoded.outputs ? { outputs: decoded.outputs } : {}),
           binaryOutput: decoded.binaryOutput,
           ...(decoded.outputs?.some((o) => o.classification) ? this.#classification(model, decoded.outputs) : {}),
-        }),
+        };
+        // Only outputs written as JSON cost anything to encode; binary ones are views of the tensors.
+        const asJson = (decoded.outputs ?? order.map((name) => ({ name, binary: decoded.binaryOutput }))).filter((o) => !o.binary);
+        let count = 0;
+        for (const o of asJson) count += outputs[o.name]?.data.length ?? 0;
+        if (count < OFF_THREAD_JSON_ELEMENTS) return encodeV2Response(outputs, order, encodeOpts);
+        return this.#codecs.encodeV2(outputs, order, encodeOpts);
+      },
     );
   }
 
@@ -200,7 +236,7 @@ export class DataPlane {
     version: number | undefined,
     timing: Timing,
     decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
-    encode: (model: LoadedModel, decoded: D, outputs: NamedTensors) => E,
+    encode: (model: LoadedModel, decoded: D, outputs: NamedTensors) => E | Promise<E>,
   ): Promise<E & BatchFacts> {
     const name = parseModelName(rawName);
     const started = performance.now();
@@ -209,10 +245,10 @@ export class DataPlane {
       const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, timing, decode, (m) => {
         seen = m;
       });
-      const encodeStarted = performance.now();
-      const encoded = encode(model, decoded, result.outputs) as E & BatchFacts;
-      const encodeMs = performance.now() - encodeStarted;
       if (drift) this.#drift!.outputs(model, drift, result.outputs);
+      const encodeStarted = performance.now();
+      const encoded = (await encode(model, decoded, result.outputs)) as E & BatchFacts;
+      const encodeMs = performance.now() - encodeStarted;
       const v = String(model.version);
       const totalMs = performance.now() - started;
       this.#metrics.requestDuration.observe({ model: model.name, version: v }, totalMs / 1000);
@@ -264,4 +300,24 @@ export class DataPlane {
       }
     }
   }
+}
+
+/** Bytes in a body read whole or in parts. */
+function byteLength(body: Buffer | readonly Buffer[]): number {
+  if (Buffer.isBuffer(body)) return body.length;
+  let n = 0;
+  for (const p of body) n += p.length;
+  return n;
+}
+
+/** A body read in parts as one Buffer (only small ones are joined on this thread). */
+function whole(body: Buffer | readonly Buffer[]): Buffer {
+  return Buffer.isBuffer(body) ? body : joinParts(body);
+}
+
+/** Elements in all of `tensors`. */
+function elements(tensors: NamedTensors): number {
+  let n = 0;
+  for (const name in tensors) n += tensors[name]!.data.length;
+  return n;
 }

@@ -60,6 +60,7 @@ async function shutdown(signal: string): Promise<void> {
   await Promise.race([closed, new Promise((r) => setTimeout(r, config.drainTimeoutMs))]);
   clearInterval(idle);
   await registry!.close(Math.max(0, deadline - Date.now()));
+  await dataplane.close();
   log.info('stopped');
   process.exit(0);
 }

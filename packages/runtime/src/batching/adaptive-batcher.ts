@@ -8,8 +8,13 @@
  * fill the room online requests leave in a batch, until they have waited BATCH_PROMOTION_MS. A full
  * queue refuses new work with QUEUE_FULL; a request past its deadline leaves the queue with
  * DEADLINE_EXCEEDED.
+ *
+ * A request much larger than a batch (more than SLICE_ELEMENTS input elements and maxBatchSize rows) runs
+ * in slices along the batch axis, each slice queued after the last one ends, so requests that arrive
+ * meanwhile run between slices instead of waiting for one long run; the outputs are put back together as
+ * the slices finish.
  */
-import { InferrerError, type NamedTensors } from '@inferrer/core';
+import { InferrerError, type NamedTensors, type NumericArray, type Tensor } from '@inferrer/core';
 import type { RunResult } from '../onnx-session.ts';
 import { concatInputs, splitOutputs, stackKey } from './tensors.ts';
 
@@ -55,6 +60,9 @@ export type Priority = 'online' | 'batch';
 /** A batch-job request that has waited this long is served as if it were online: it cannot starve. */
 export const BATCH_PROMOTION_MS = 1000;
 
+/** Input elements per slice of a request that runs in slices (256 KiB of FP32: milliseconds for small models). */
+export const SLICE_ELEMENTS = 65_536;
+
 interface Pending {
   inputs: NamedTensors;
   /** A batch-job request (below online ones until it has waited BATCH_PROMOTION_MS). */
@@ -96,6 +104,32 @@ export class AdaptiveBatcher {
   }
 
   infer(inputs: NamedTensors, rows: number, deadline: number, priority: Priority = 'online'): Promise<InferResult> {
+    if (this.options.batchable && rows > this.options.maxBatchSize) {
+      let elements = 0;
+      for (const name in inputs) elements += inputs[name]!.data.length;
+      const sliceRows = Math.max(this.options.maxBatchSize, Math.floor(SLICE_ELEMENTS / Math.max(1, elements / rows)));
+      if (rows > sliceRows) return this.#sliced(inputs, rows, sliceRows, deadline, priority);
+    }
+    return this.#enqueue(inputs, rows, deadline, priority);
+  }
+
+  /** A large request, slice by slice: each slice joins the queue behind what arrived while the last one ran. */
+  async #sliced(inputs: NamedTensors, rows: number, sliceRows: number, deadline: number, priority: Priority): Promise<InferResult> {
+    const merged = new OutputAssembly(rows);
+    let queueMs = 0;
+    let computeMs = 0;
+    for (let at = 0; at < rows; at += sliceRows) {
+      const n = Math.min(sliceRows, rows - at);
+      const r = await this.#enqueue(sliceInputs(inputs, rows, at, n), n, deadline, priority);
+      // An output that does not keep the batch axis cannot be put back together: run the request whole.
+      if (!merged.add(r.outputs, at, n)) return this.#enqueue(inputs, rows, deadline, priority);
+      queueMs += r.queueMs;
+      computeMs += r.computeMs;
+    }
+    return { outputs: merged.outputs, batchRequests: 1, batchRows: rows, queueMs, computeMs };
+  }
+
+  #enqueue(inputs: NamedTensors, rows: number, deadline: number, priority: Priority): Promise<InferResult> {
     // Requests that idle slots take at the next cut never wait: they do not count against the queue.
     if (this.#queue.length - this.#runner.idle * this.options.maxBatchSize >= this.options.maxQueueSize) {
       this.#observer.onRejected?.('QUEUE_FULL');
@@ -258,5 +292,45 @@ export class AdaptiveBatcher {
       this.#idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+}
+
+/** Rows [at, at + n) of every input, copied (a slice owns its memory, so it moves to the session thread). */
+function sliceInputs(inputs: NamedTensors, rows: number, at: number, n: number): NamedTensors {
+  const out: NamedTensors = {};
+  for (const name in inputs) {
+    const t = inputs[name]!;
+    const per = t.data.length / rows;
+    out[name] = { type: t.type, dims: [n, ...t.dims.slice(1)], data: t.data.slice(at * per, (at + n) * per) } as Tensor;
+  }
+  return out;
+}
+
+/** The outputs of a sliced request, copied into place as each slice finishes. */
+class OutputAssembly {
+  readonly #rows: number;
+  readonly outputs: NamedTensors = {};
+
+  constructor(rows: number) {
+    this.#rows = rows;
+  }
+
+  /** Puts one slice's outputs at row `at`; false when an output does not have the slice's rows along dim 0. */
+  add(part: NamedTensors, at: number, n: number): boolean {
+    for (const name in part) {
+      const t = part[name]!;
+      if (t.dims.length === 0 || t.dims[0] !== n) return false;
+      const per = n === 0 ? 0 : t.data.length / n;
+      let whole = this.outputs[name];
+      if (!whole) {
+        const dims = [this.#rows, ...t.dims.slice(1)];
+        const data = Array.isArray(t.data) ? new Array<string>(this.#rows * per) : new (t.data.constructor as new (n: number) => NumericArray)(this.#rows * per);
+        whole = { type: t.type, dims, data } as Tensor;
+        this.outputs[name] = whole;
+      } else if (whole.type !== t.type || whole.data.length !== this.#rows * per) return false;
+      if (Array.isArray(t.data)) for (let i = 0; i < t.data.length; i++) (whole.data as string[])[at * per + i] = t.data[i]!;
+      else (whole.data as unknown as { set(a: ArrayLike<number | bigint>, o: number): void }).set(t.data, at * per);
+    }
+    return true;
   }
 }

@@ -4,7 +4,7 @@
  * a member of a group (group.ts) gets its reply back as a frame.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type InferrerError, readStream } from '@inferrer/core';
+import { type InferrerError, readBodyParts } from '@inferrer/core';
 import { type ErrorBody, errorReply } from '@inferrer/http';
 import type { Priority } from '@inferrer/runtime';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
@@ -52,11 +52,11 @@ export class InferenceFrame {
 
   /** Reads the whole body, then serves; a body that cannot be read is answered like any other error. */
   async whole(req: IncomingMessage, path: string, name: string, query: string, work: (item: Item, ctx: Ctx) => Promise<Answered>): Promise<Reply> {
-    let body: Buffer;
+    let body: Buffer | Buffer[];
     const started = performance.now();
     try {
       const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
-      body = await readStream(req, this.#config.maxBodyBytes, length);
+      body = await readBodyParts(req, this.#config.maxBodyBytes, length);
     } catch (err) {
       const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
       const reply = this.error(err, reqId, path);

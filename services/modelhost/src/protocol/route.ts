@@ -37,7 +37,8 @@ export interface Answered {
 export interface Item {
   path: string;
   headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
+  /** Large bodies come in parts (readBodyParts), decoded off this thread. */
+  body: Buffer | Buffer[];
 }
 
 interface Base {

@@ -40,8 +40,8 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
   const inferV2 = async (item: Item, params: Record<string, string>, ctx: Ctx): Promise<Answered> => {
     const header = item.headers['inference-header-content-length'];
     const answer = await dataplane.inferV2(params.model!, item.body, header === undefined ? undefined : Number(header), { ...versionOf(params.version), deadline: ctx.deadline, priority: ctx.priority });
-    if (answer.binary.length === 0) return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.json }, facts: answer };
-    const json = Buffer.from(answer.json);
+    if (answer.binary.length === 0) return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.json === 'string' ? answer.json : [answer.json] }, facts: answer };
+    const json = typeof answer.json === 'string' ? Buffer.from(answer.json) : answer.json;
     const headers = batchHeaders(answer, 'application/octet-stream');
     headers['inference-header-content-length'] = String(json.length);
     return { reply: { status: 200, headers, body: [json, ...answer.binary] }, facts: answer };
@@ -55,7 +55,7 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
       async run(item, params, { q, deadline, priority }) {
         const output = q.get('output') ?? undefined;
         const answer = await dataplane.predictV1(params.name!, item.body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority });
-        return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
+        return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.body === 'string' ? answer.body : [answer.body] }, facts: answer };
       },
     },
     { kind: 'inference', method: 'POST', path: '/v2/models/:model/infer', summary: 'Open Inference Protocol infer', run: inferV2 },
