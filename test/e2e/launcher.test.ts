@@ -46,7 +46,7 @@ function listening(url: string): Promise<boolean> {
 /** The launcher's environment: this one, less the settings a test must choose itself. */
 function launcherEnv(env: Record<string, string>): NodeJS.ProcessEnv {
   const base = { ...process.env };
-  for (const k of ['PORT', 'METRICS_PORT', 'LOG_LEVEL', 'MODEL_DIR', 'INFERRER_URL']) delete base[k];
+  for (const k of ['PORT', 'METRICS_PORT', 'GRPC_PORT', 'LOG_LEVEL', 'MODEL_DIR', 'INFERRER_URL']) delete base[k];
   return { ...base, ...env };
 }
 
@@ -113,8 +113,10 @@ describe('the launcher', () => {
     dirs.push(dir);
     const port = await freePort();
     const metricsPort = await freePort();
+    const grpcPort = await freePort();
     // nginx where it is installed (a shell guard stops it), else the built-in balancer (a Node service).
-    const { child, banner } = await startLauncher({ PORT: String(port), METRICS_PORT: String(metricsPort), MODELHOSTS: '2', MODEL_DIR: path.join(dir, 'models'), LOG_LEVEL: 'warn' });
+    const { child, banner } = await startLauncher({ PORT: String(port), METRICS_PORT: String(metricsPort), GRPC_PORT: String(grpcPort), MODELHOSTS: '2', MODEL_DIR: path.join(dir, 'models'), LOG_LEVEL: 'warn' });
+    assert.match(banner, new RegExp(`gRPC: +127\\.0\\.0\\.1:${grpcPort} \\(inference\\.GRPCInferenceService`), 'the banner says where gRPC is');
     assert.ok((await runDirs()).has(child.pid!), 'the launcher keeps its run folder (nginx config, pid file) under its pid');
 
     assert.match(banner, /rate limits: +10000 requests\/s per client address without a key, 10000 requests\/s per API key \(RATE_LIMIT_IP_RPS/, 'the banner says a load generator will meet the rate limit');
@@ -125,10 +127,10 @@ describe('the launcher', () => {
     assert.equal(res.status, 200);
     assert.deepEqual(((await res.json()) as { values: unknown }).values, [1]);
 
-    const urls = [`http://127.0.0.1:${port}`, `http://127.0.0.1:${metricsPort}`, ...(/modelhosts: +\d+ \(([^)]+)\)/.exec(banner)?.[1]?.split(', ') ?? [])];
+    const urls = [`http://127.0.0.1:${port}`, `http://127.0.0.1:${metricsPort}`, `http://127.0.0.1:${grpcPort}`, ...(/modelhosts: +\d+ \(([^)]+)\)/.exec(banner)?.[1]?.split(', ') ?? [])];
     const balancer = /load balancer: .* at (http:\/\/\S+)/.exec(banner)?.[1];
     if (balancer) urls.push(balancer);
-    assert.equal(urls.length, 5, `Inferrer, metrics, 2 modelhosts, balancer: ${urls.join(' ')}`);
+    assert.equal(urls.length, 6, `Inferrer, metrics, gRPC, 2 modelhosts, balancer: ${urls.join(' ')}`);
     for (const u of urls) assert.ok(await listening(u), `${u} listens while the launcher runs`);
 
     child.kill('SIGKILL');
@@ -148,11 +150,15 @@ describe('the launcher', () => {
     dirs.push(dir);
     // The metrics service's default port (METRICS_PORT unset) held by another program: it takes a free one and says so.
     const held = await holdPort(9400);
+    // So is gRPC's default port 8001 (GRPC_PORT unset), when another program holds it.
+    const heldGrpc = await holdPort(8001);
     try {
       const { child, banner, output } = await startLauncher({ PORT: '0', MODELHOSTS: '1', MODEL_DIR: path.join(dir, 'models'), LOG_LEVEL: 'info' });
       const metricsUrl = /metrics: +(http:\/\/\S+)/.exec(banner)?.[1];
       assert.ok(metricsUrl && !metricsUrl.endsWith(':9400'), banner);
       assert.match(banner, /note: +port 9400 is taken by another program: the metrics service took a free one \(METRICS_PORT sets it\)/);
+      assert.match(banner, /gRPC: +127\.0\.0\.1:(?!8001\b)\d+ /, 'gRPC took a free port');
+      assert.match(banner, /note: +port 8001 is taken by another program: gRPC took a free one \(GRPC_PORT sets it\)/);
       assert.equal((await fetch(`${metricsUrl}/health/live`)).status, 200);
       if (killedLauncher !== undefined) assert.ok(!(await runDirs()).has(killedLauncher), 'the killed launcher\'s run folder was removed by this launch');
       const runDir = (await runDirs()).get(child.pid!);
@@ -182,6 +188,7 @@ describe('the launcher', () => {
       );
     } finally {
       held?.close();
+      heldGrpc?.close();
     }
   });
 

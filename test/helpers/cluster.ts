@@ -106,11 +106,11 @@ export async function api(base: string, route: string, init: RequestInit & { jso
   return { status: res.status, headers: res.headers, body };
 }
 
-export async function uploadModel(base: string, name: string, file: string, metadata?: unknown): Promise<JsonAnswer> {
+export async function uploadModel(base: string, name: string, file: string, metadata?: unknown, key?: string): Promise<JsonAnswer> {
   const form = new FormData();
   form.append('path', new Blob([await readFile(file)]), path.basename(file));
   if (metadata !== undefined) form.append('metadata', JSON.stringify(metadata));
-  return api(base, `/api/v1/models/${name}`, { method: 'PUT', body: form });
+  return api(base, `/api/v1/models/${name}`, { method: 'PUT', body: form, ...(key ? { headers: { authorization: `Bearer ${key}` } } : {}) });
 }
 
 /** Runs `fn` concurrently `concurrency` times in a loop until `stop()` is true; counts outcomes by label. */

@@ -8,6 +8,8 @@ export const CliEnvSchema = z
   .object({
     HOST: z.string().default('127.0.0.1'),
     PORT: z.coerce.number().int().min(0).max(65535).default(8002),
+    /** The Inferrer's gRPC port; 0 turns gRPC off. Unset: 8001 (Triton's), or a free port when another program holds 8001. */
+    GRPC_PORT: z.coerce.number().int().min(0).max(65535).optional(),
     /** Modelhost processes; one per core by default. */
     MODELHOSTS: z.coerce.number().int().min(1).max(64).default(Math.max(1, os.availableParallelism?.() ?? os.cpus().length)),
     MODEL_DIR: z.string().default(path.resolve('.inferrer', 'models')),
@@ -53,6 +55,7 @@ export function loadClientConfig(env: NodeJS.ProcessEnv = process.env): ClientCo
 export type CliConfig = Readonly<z.infer<typeof CliEnvSchema>>;
 
 export const DEFAULT_METRICS_PORT = 9400;
+export const DEFAULT_GRPC_PORT = 8001;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): CliConfig {
   return loadEnvConfig('inferrer start', CliEnvSchema, env, (e) => e);

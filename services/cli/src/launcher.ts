@@ -21,6 +21,10 @@ export interface ClusterOptions {
   host: string;
   /** Inferrer port; 0 picks a free one. */
   port: number;
+  /** The Inferrer's gRPC port (GRPC_PORT); 0 picks a free one; absent: no gRPC. */
+  grpcPort?: number;
+  /** When grpcPort is taken by another program: pick a free one (and say so in `notes`) instead of failing. */
+  grpcPortFallback?: boolean;
   modelhosts: number;
   modelDir: string;
   balancer: BalancerKind | 'auto';
@@ -60,6 +64,8 @@ export interface ModelhostHandle {
 
 export interface Cluster {
   url: string;
+  /** host:port of the Inferrer's gRPC service, when it runs. */
+  grpcAddress: string | undefined;
   balancerUrl: string;
   balancer: { kind: BalancerKind; description: string; process: ManagedProcess };
   inferrer: ManagedProcess;
@@ -155,6 +161,14 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   // another program holds.
   if (opts.port !== 0 && (await portTaken(host, opts.port))) {
     throw new LaunchError(`port ${opts.port} on ${host} is taken by another program, so the Inferrer cannot use it: set PORT to another port (PORT=0 picks a free one)`, EXIT_CONFIG);
+  }
+  let grpcPortWanted = opts.grpcPort;
+  if (grpcPortWanted && (await portTaken(host, grpcPortWanted))) {
+    if (!opts.grpcPortFallback) {
+      throw new LaunchError(`port ${grpcPortWanted} on ${host} is taken by another program, so the Inferrer cannot serve gRPC on it: set GRPC_PORT to another port (GRPC_PORT=0 turns gRPC off)`, EXIT_CONFIG);
+    }
+    notes.push(`port ${grpcPortWanted} is taken by another program: gRPC took a free one (GRPC_PORT sets it)`);
+    grpcPortWanted = 0;
   }
   let metricsPort = opts.metricsPort ?? 0;
   if ((opts.metrics ?? true) && metricsPort !== 0 && (await portTaken(host, metricsPort))) {
@@ -271,7 +285,17 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     }
 
     const port = opts.port === 0 ? await freePort(host) : opts.port;
-    const inferrer = nodeService('inferrer', 'inferrer', { ...opts.env, ...inferrerEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, LOAD_BALANCER_URL: balancerUrl, ...(metrics ? { METRICS_URL: metrics.url } : {}) });
+    const grpcPort = grpcPortWanted === undefined ? 0 : grpcPortWanted === 0 ? await freePort(host) : grpcPortWanted;
+    const inferrer = nodeService('inferrer', 'inferrer', {
+      ...opts.env,
+      ...inferrerEnv,
+      HOST: host,
+      PORT: String(port),
+      GRPC_PORT: String(grpcPort),
+      MODEL_DIR: modelDir,
+      LOAD_BALANCER_URL: balancerUrl,
+      ...(metrics ? { METRICS_URL: metrics.url } : {}),
+    });
     const url = `http://${host}:${port}`;
 
     const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
@@ -299,7 +323,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     }
     const redisUrl = inferrerEnv.REDIS_URL ?? opts.env.REDIS_URL;
     const jobsQueue = redisUrl ? `Redis (BullMQ) at ${redisUrl.replace(/\/\/[^@/]*@/, '//')}` : `embedded queue (no REDIS_URL; state in ${path.join(modelDir, '.jobs')}, one Inferrer)`;
-    return { url, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, jobsQueue, notes, failed, stop };
+    const grpcAddress = grpcPort ? `${host}:${grpcPort}` : undefined;
+    return { url, grpcAddress, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, jobsQueue, notes, failed, stop };
   } catch (err) {
     await stop();
     throw err;

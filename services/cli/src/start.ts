@@ -6,7 +6,7 @@
  * interrupted while starting.
  */
 import { batchedStdout } from '@inferrer/telemetry';
-import { type CliConfig, DEFAULT_METRICS_PORT } from './config.ts';
+import { type CliConfig, DEFAULT_GRPC_PORT, DEFAULT_METRICS_PORT } from './config.ts';
 import { type Cluster, LaunchError, describeFailure, startCluster } from './launcher.ts';
 
 export async function runStart(config: CliConfig): Promise<number> {
@@ -54,6 +54,8 @@ export async function runStart(config: CliConfig): Promise<number> {
     cluster = await startCluster({
       host: config.HOST,
       port: config.PORT,
+      // gRPC on Triton's port 8001 unless GRPC_PORT says otherwise (0: off); the default gives way to another program.
+      ...(config.GRPC_PORT === 0 ? {} : { grpcPort: config.GRPC_PORT ?? DEFAULT_GRPC_PORT, grpcPortFallback: config.GRPC_PORT === undefined }),
       modelhosts: config.MODELHOSTS,
       modelDir: config.MODEL_DIR,
       balancer: config.BALANCER,
@@ -82,6 +84,7 @@ export async function runStart(config: CliConfig): Promise<number> {
     [
       '',
       `Inferrer is up at ${cluster.url}`,
+      ...(cluster.grpcAddress ? [`  gRPC:          ${cluster.grpcAddress} (inference.GRPCInferenceService, the Open Inference Protocol)`] : []),
       `  load balancer: ${cluster.balancer.description} at ${cluster.balancerUrl}`,
       `  modelhosts:    ${cluster.modelhosts.length} (${cluster.modelhosts.map((m) => m.url).join(', ')})`,
       ...(cluster.metrics ? [`  metrics:       ${cluster.metrics.url} (status page; ${cluster.metrics.url}/api/v1/stats, /metrics)`] : []),

@@ -84,9 +84,13 @@ export class Auth {
   }
 
   /** Checks credentials and rate limits for one request to a route needing `access`; throws 401/403/429 InferrerErrors. */
-  async check(req: IncomingMessage, access: Access): Promise<Principal> {
-    const ip = req.socket.remoteAddress ?? 'unknown';
-    const key = this.#identify(req.headers.authorization);
+  check(req: IncomingMessage, access: Access): Promise<Principal> {
+    return this.checkCredentials(req.headers.authorization, req.socket.remoteAddress ?? 'unknown', access);
+  }
+
+  /** The same check for a call that carries its `authorization` elsewhere (gRPC metadata), from `ip`. */
+  async checkCredentials(authorization: string | undefined, ip: string, access: Access): Promise<Principal> {
+    const key = this.#identify(authorization);
     if (access === 'public') return { id: `ip:${ip}`, scopes: new Set() };
     let principal: Principal;
     if (this.#disabled) {
@@ -98,7 +102,7 @@ export class Auth {
       principal = { id: `ip:${ip}`, scopes: 'all' };
     } else {
       if (!key) {
-        throw new InferrerError('UNAUTHORIZED', req.headers.authorization ? 'the API key is not valid' : 'this route needs an API key: send Authorization: Bearer <key>', { scope: access });
+        throw new InferrerError('UNAUTHORIZED', authorization ? 'the API key is not valid' : 'this route needs an API key: send Authorization: Bearer <key>', { scope: access });
       }
       if (!key.scopes.has(access)) throw new InferrerError('FORBIDDEN', `the API key does not carry the '${access}' scope this route needs`, { scope: access });
       principal = { id: key.id, scopes: key.scopes };

@@ -12,6 +12,8 @@ export const InferrerEnvSchema = z
   .object({
     HOST: z.string().default('0.0.0.0'),
     PORT: z.coerce.number().int().min(0).max(65535).default(8002),
+    /** The Open Inference Protocol over gRPC (inference.GRPCInferenceService), as Triton serves it; 0 turns it off. */
+    GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
     MODEL_DIR: z.string().min(1),
     /** The load balancer in front of the modelhosts (nginx, or the launcher's built-in one). */
     LOAD_BALANCER_URL: z.url({ protocol: /^https?$/ }),
@@ -108,6 +110,7 @@ export const InferrerEnvSchema = z
 export type InferrerConfig = Readonly<{
   host: string;
   port: number;
+  grpcPort: number;
   modelDir: string;
   loadBalancerUrl: string;
   id: string;
@@ -140,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
   return loadEnvConfig('inferrer', InferrerEnvSchema, env, (e) => ({
     host: e.HOST,
     port: e.PORT,
+    grpcPort: e.GRPC_PORT,
     modelDir: e.MODEL_DIR,
     loadBalancerUrl: e.LOAD_BALANCER_URL.replace(/\/+$/, ''),
     id: e.INFERRER_ID,

@@ -15,6 +15,8 @@ export interface ForwardOptions {
   contentType?: string | undefined;
   /** Batch-job items: not counted as online load, and marked for the workers. */
   priority?: 'online' | 'batch';
+  /** This request's deadline from now, when shorter than REQUEST_TIMEOUT_MS (a gRPC deadline). */
+  timeoutMs?: number | undefined;
 }
 
 /** Query options a v1 prediction passes on. */
@@ -141,7 +143,7 @@ export class DataPlane {
     const headers: Record<string, string> = {
       'content-type': opts.contentType ?? 'application/json',
       'x-request-id': opts.reqId,
-      'x-request-timeout-ms': String(this.#config.requestTimeoutMs),
+      'x-request-timeout-ms': String(this.#timeout(opts)),
     };
     for (const k in extra) headers[k] = extra[k]!;
     // Online predictions read whole travel with those that arrive with them (grouping.ts); batch-job
@@ -149,6 +151,11 @@ export class DataPlane {
     const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
     if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body });
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
-    return this.#upstream.request({ method: 'POST', path, headers, body: opts.body, timeoutMs: this.#config.requestTimeoutMs });
+    return this.#upstream.request({ method: 'POST', path, headers, body: opts.body, timeoutMs: this.#timeout(opts) });
+  }
+
+  #timeout(opts: ForwardOptions): number {
+    const t = opts.timeoutMs;
+    return t !== undefined && t < this.#config.requestTimeoutMs ? Math.max(1, Math.ceil(t)) : this.#config.requestTimeoutMs;
   }
 }

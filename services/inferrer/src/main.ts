@@ -1,4 +1,4 @@
-/** Inferrer entry point: config → store, upstream, management, dataplane → HTTP → SIGTERM drains. */
+/** Inferrer entry point: config → store, upstream, management, dataplane → HTTP and gRPC → SIGTERM drains. */
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -10,8 +10,11 @@ import { type InferrerConfig, loadConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
 import { createJobService } from './jobs/index.ts';
 import { Management } from './management.ts';
+import { MetricsClient } from './metrics-client.ts';
 import { importModelFolder } from './model-folder.ts';
 import { InferrerMetrics } from './metrics.ts';
+import { GrpcServer } from './protocol/grpc/server.ts';
+import { OipService } from './protocol/oip-v2/service.ts';
 import { Upstream } from './upstream.ts';
 import { createProcessInspector } from './validation/validation-process.ts';
 
@@ -72,10 +75,22 @@ async function ready(): Promise<boolean> {
   }
 }
 
+const oip = new OipService({ config, management, dataplane, metrics: new MetricsClient(config.metricsUrl), ready });
 const server = http.createServer(
   { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
-  createApp({ config, logger, management, dataplane, metrics, ready, auth, jobs }),
+  createApp({ config, logger, management, dataplane, metrics, ready, auth, jobs, oip }),
 );
+// The same service over gRPC, on its own port (GRPC_PORT=0: none).
+const grpc = config.grpcPort === 0 ? undefined : new GrpcServer({ config, logger, auth, oip, dataplane, metrics });
+if (grpc) {
+  try {
+    const port = await grpc.listen(config.host, config.grpcPort);
+    log.info('gRPC listening', { host: config.host, port, service: 'inference.GRPCInferenceService' });
+  } catch (err) {
+    process.stderr.write(`inferrer cannot listen for gRPC on ${config.host}:${config.grpcPort}: ${(err as Error).message}; set GRPC_PORT to move it (0 turns gRPC off)\n`);
+    process.exit(EXIT_CONFIG);
+  }
+}
 exitOnListenError(server, 'inferrer');
 server.listen(config.port, config.host, () => {
   log.info('inferrer listening', { host: config.host, port: config.port, modelDir: config.modelDir, loadBalancer: config.loadBalancerUrl });
@@ -95,7 +110,7 @@ async function shutdown(signal: string): Promise<void> {
   server.closeIdleConnections();
   const idle = setInterval(() => server.closeIdleConnections(), 100);
   await jobs.stop();
-  await closed;
+  await Promise.all([closed, grpc?.close(config.drainTimeoutMs)]);
   clearInterval(idle);
   await upstream.close();
   log.info('stopped');
