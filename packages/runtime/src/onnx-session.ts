@@ -136,11 +136,16 @@ export class OnnxSession {
     });
   }
 
-  /** Waits for runs in flight and queued, then stops every slot. */
-  async dispose(): Promise<void> {
+  /**
+   * Waits for runs in flight and queued, then stops every slot: each thread releases its ONNX Runtime
+   * session (freeing the model's native memory) and exits; one that does not within STOP_MS is terminated.
+   * Resolves with the number of slots whose session was released.
+   */
+  async dispose(): Promise<number> {
     this.#closed = true;
     while (this.busy > 0 || this.#waiting.length > 0) await new Promise((r) => setTimeout(r, 5));
-    await Promise.all(this.#slots.map((s) => s.worker.terminate()));
+    const released = await Promise.all(this.#slots.map((s) => stopWorker(s.worker)));
+    return released.filter(Boolean).length;
   }
 
   #dispatch(slot: Slot, job: Waiting): void {
@@ -202,6 +207,26 @@ export class OnnxSession {
       }
     });
   }
+}
+
+/** How long a slot's thread has to release its session and exit before it is terminated. */
+const STOP_MS = 5000;
+
+/** Asks a thread to release its session and exit; resolves true once it has released it, false if it had to be terminated. */
+function stopWorker(worker: Worker): Promise<boolean> {
+  return new Promise((resolve) => {
+    let released = false;
+    const timer = setTimeout(() => void worker.terminate().finally(() => resolve(false)), STOP_MS);
+    timer.unref();
+    worker.on('message', (msg: { type?: string }) => {
+      if (msg.type === 'released') released = true;
+    });
+    worker.once('exit', () => {
+      clearTimeout(timer);
+      resolve(released);
+    });
+    worker.postMessage({ type: 'dispose' });
+  });
 }
 
 /** ONNX Runtime's own messages for bad feeds are input errors, not server errors. */

@@ -4,6 +4,7 @@
 //
 // workerData: { file, options }  → posts { type: 'ready', inputs, outputs } or { type: 'failed', message }
 // message { id, feeds: {name: {type, dims, data}}, fetches? } → { id, outputs } or { id, error }
+// message { type: 'dispose' } → session released → { type: 'released' }, then the thread ends
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
@@ -30,8 +31,10 @@ try {
 
 parentPort.on('message', async (msg) => {
   if (msg.type === 'dispose') {
+    // OnnxSession.dispose: free the session's native memory, say so, and let the thread end.
     try {
       await session?.release();
+      parentPort.postMessage({ type: 'released' });
     } finally {
       parentPort.close();
     }

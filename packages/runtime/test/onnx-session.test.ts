@@ -232,7 +232,7 @@ describe('OnnxSession slots', () => {
   test('dispose waits for runs in flight, then refuses new ones', async () => {
     const slow = await OnnxSession.load(SLOW);
     const inflight = slow.run(x());
-    await slow.dispose();
+    assert.equal(await slow.dispose(), slow.instances, 'every slot released its session (not just terminated)');
     const r = await inflight;
     assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [1, 2, 3, 4]);
     await assert.rejects(slow.run(x()), { code: 'MODEL_NOT_READY', message: 'the model session was unloaded' });
