@@ -1,4 +1,4 @@
-import { ERROR_CODES, STATUS_OF_KIND, statusOf, InferrerError } from '@inferrer/core';
+import { ERROR_CODES, InferrerError, statusOf } from '@inferrer/core';
 let out = `# Error codes
 
 Every error Inferrer answers with carries a stable \`code\`. Match on the code, not on the message: messages

@@ -197,7 +197,7 @@ test('every shell command in the README and docs runs against a real cluster, or
 });
 
 test('the splitter joins continuation lines and multi-line quotes, and drops comments', () => {
-  const md = ['```sh', 'B=x', "curl -X POST $B -d '{", '  \"a\": 1}\'', 'curl $B \\', '   -H x   # note', '# only a comment', '```', '```json', 'curl not-a-command', '```'].join('\n');
+  const md = ['```sh', 'B=x', "curl -X POST $B -d '{", '  "a": 1}\'', 'curl $B \\', '   -H x   # note', '# only a comment', '```', '```json', 'curl not-a-command', '```'].join('\n');
   assert.deepEqual(
     commandsOf('t.md', md).map((c) => c.text),
     ['B=x', "curl -X POST $B -d '{\n  \"a\": 1}'", 'curl $B \\\n   -H x'],

@@ -52,7 +52,7 @@ test('both layouts are imported with their metadata; the broken model is skipped
   assert.deepEqual(p.body.values, [2]);
   const skipped = c.jsonLogs('inferrer').find((l) => l.msg === 'model not imported');
   assert.equal(skipped?.model, 'broken');
-  assert.equal((skipped?.err as { code?: string }).code, 'INVALID_MODEL');
+  assert.equal((skipped?.err as { code?: string } | undefined)?.code, 'INVALID_MODEL');
 });
 
 test('a restart with the same folder imports nothing new; a changed file becomes a new version', async () => {

@@ -63,7 +63,10 @@ const p99 = (xs: number[]): number => {
 function attacker(port: number, i: number, statuses: Map<string, number>, stop: () => boolean): Promise<void> {
   return new Promise((resolve) => {
     const connect = (): void => {
-      if (stop()) return resolve();
+      if (stop()) {
+        resolve();
+        return;
+      }
       const multipart = i % 3 === 0;
       const head = [
         `POST /api/v1/models/iris/prediction HTTP/1.1`,

@@ -85,7 +85,6 @@ export const ModelConfigSchema = z
   })
   .strict();
 
-export type BatchingConfig = z.infer<typeof BatchingConfigSchema>;
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
 /** The JSON metadata an upload may carry beside the file. */

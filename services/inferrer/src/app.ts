@@ -24,11 +24,6 @@ export interface InferrerDeps extends RouteDeps {
   auth: Auth;
 }
 
-export interface RouteEntry {
-  method: string;
-  path: string;
-}
-
 /** The app's request listener; `routes()` lists the route table (for /help, OpenAPI and the route tests). */
 export type InferrerApp = RequestListener & { routes(): readonly Route[] };
 

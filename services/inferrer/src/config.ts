@@ -137,8 +137,6 @@ export type InferrerConfig = Readonly<{
   rateLimitIpRps: number;
 }>;
 
-export const INFERRER_ENV = Object.keys(InferrerEnvSchema.shape);
-
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig {
   return loadEnvConfig('inferrer', InferrerEnvSchema, env, (e) => ({
     host: e.HOST,

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { InferrerError, parseJson } from '@inferrer/core';
+import { type InferrerError, parseJson } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
 import type { Management } from './management.ts';
 

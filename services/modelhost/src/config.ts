@@ -85,9 +85,6 @@ export type ModelhostConfig = Readonly<{
   driftEnabled: boolean;
 }>;
 
-/** Env names this service reads; a test checks compose/swarm/k8s files against them. */
-export const MODELHOST_ENV = Object.keys(ModelhostEnvSchema.shape);
-
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfig {
   return loadEnvConfig('modelhost', ModelhostEnvSchema, env, (e) => ({
     host: e.HOST,

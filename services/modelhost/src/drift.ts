@@ -122,7 +122,7 @@ export class DriftMonitor {
     for (const [key, { id, tracker }] of this.#trackers) {
       const [model, version] = splitKey(key);
       const record = this.#registry.record(model);
-      if (!record || !record.versions.some((v) => v.version === version)) {
+      if (!record?.versions.some((v) => v.version === version)) {
         this.#trackers.delete(key);
         continue;
       }

@@ -209,7 +209,7 @@ export function registerJobs(program: Command, ctx: Context): void {
     .action(
       act(async (id: string, _opts: unknown, cmd: Command) => {
         const io = ctx.io(cmd);
-        const a = await ctx.client(cmd).request('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`, { params: { purge: 'true' } });
+        await ctx.client(cmd).request('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`, { params: { purge: 'true' } });
         io.out(io.json ? json({ removed: id }) : `job ${id} removed`);
         return 0;
       }),

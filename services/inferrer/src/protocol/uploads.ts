@@ -114,6 +114,6 @@ function multerError(err: unknown, maxBytes: number): InferrerError {
   if (stored instanceof InferrerError) return stored;
   const code = (err as { code?: string }).code;
   if (code === 'LIMIT_FILE_SIZE') return tooLarge(maxBytes);
-  if (code && code.startsWith('LIMIT_')) return new InferrerError('INVALID_REQUEST', `the form breaks a limit: ${(err as Error).message}`, { limit: code });
+  if (code?.startsWith('LIMIT_')) return new InferrerError('INVALID_REQUEST', `the form breaks a limit: ${(err as Error).message}`, { limit: code });
   return new InferrerError('INVALID_REQUEST', `the multipart body could not be read: ${(err as Error).message}`);
 }
