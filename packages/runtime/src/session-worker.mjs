@@ -29,7 +29,8 @@ try {
   parentPort.postMessage({ type: 'failed', message: String(err?.message ?? err) });
 }
 
-parentPort.on('message', async (msg) => {
+/** One message from OnnxSession: a run (its inputs, answered with outputs or an error) or 'dispose'. */
+async function onMessage(msg) {
   if (msg.type === 'dispose') {
     // OnnxSession.dispose: free the session's native memory, say so, and let the thread end.
     try {
@@ -57,4 +58,6 @@ parentPort.on('message', async (msg) => {
   } catch (err) {
     parentPort.postMessage({ id, error: String(err?.message ?? err) });
   }
-});
+}
+
+parentPort.on('message', onMessage);
