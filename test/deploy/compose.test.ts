@@ -1,0 +1,237 @@
+/**
+ * docker-compose.yml end to end on the real engine, through the published port on 127.0.0.1: the
+ * compose file's first-run instructions as written (an admin key printed once, the model uploaded with
+ * `curl -X PUT`, a prediction), predictions through nginx on both modelhosts, `--scale modelhost=3`
+ * picked up by the balancer without restarting it, a modelhost killed under steady load with no failed
+ * request, a new modelhost image rolled out, JSON logs with one request id in the Inferrer's, nginx's and
+ * the modelhost's lines, log rotation on every container, and `down -v` leaving nothing behind.
+ *
+ * Deviations from a user's run, and why: host ports are free ports on 127.0.0.1 instead of 8002/9400/9090/
+ * 3000 (INFERRER_PORT…, which the file reads), and Grafana is left out (no image: Grafana is not packaged
+ * by Debian and no registry is reachable; deploy/docker/local-bases has no stand-in for it).
+ * Debian's docker-compose 1.29 runs the file where the `docker compose` plugin is missing.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { REPO } from './lib/deploy-files.ts';
+import { composeCli, containerLogLines, docker, engineSkipReason, ensureImages, freePort, must, mustDocker, run, sleep, waitFor } from './lib/engine.ts';
+
+const skip = engineSkipReason() ?? (composeCli() ? undefined : 'neither the docker compose plugin nor docker-compose is installed (.ci/run installs Debian docker-compose)');
+const project = `inferrer-compose-${process.pid}`;
+/** Every service but Grafana (see above). */
+const SERVICES = ['inferrer', 'balancer', 'modelhost', 'metrics', 'redis', 'prometheus', 'node-exporter'];
+
+describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, () => {
+  const compose = composeCli() as string[];
+  const env: Record<string, string> = { COMPOSE_PROJECT_NAME: project };
+  let base = '';
+  let key = '';
+  let originalModelhostImage = '';
+
+  const c = (...args: string[]) => run(compose[0], [...compose.slice(1), ...args], { env, timeoutMs: 600_000 });
+  const mustC = (...args: string[]) => must(compose[0], [...compose.slice(1), ...args], { env, timeoutMs: 600_000 });
+  const ids = (service: string) => mustC('ps', '-q', service).stdout.split('\n').filter(Boolean);
+  const health = (id: string) => docker('inspect', '--format', '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}', id).stdout.trim();
+  const predict = (extra: Record<string, string> = {}) =>
+    fetch(`${base}/api/v1/models/iris/prediction`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...extra },
+      body: JSON.stringify({ values: [2, 5, 1, 4] }),
+      signal: AbortSignal.timeout(15_000),
+    });
+  /** X-Modelhost-Id of `n` sequential predictions. */
+  const answeredBy = async (n: number) => {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const r = await predict();
+      assert.equal(r.status, 200, await r.text());
+      await r.arrayBuffer();
+      const id = r.headers.get('x-modelhost-id') ?? '?';
+      seen.set(id, (seen.get(id) ?? 0) + 1);
+    }
+    return seen;
+  };
+  const hostnames = (service: string) => new Set(ids(service).map((id) => mustDocker('inspect', '--format', '{{.Config.Hostname}}', id).stdout.trim()));
+
+  before(async () => {
+    const t0 = Date.now();
+    const ms = ensureImages();
+    console.log(`# images ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${[...ms].map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})`);
+    originalModelhostImage = mustDocker('image', 'inspect', '--format', '{{.Id}}', 'inferrer/modelhost:latest').stdout.trim();
+    const port = await freePort();
+    env.INFERRER_PORT = `127.0.0.1:${port}`;
+    env.METRICS_PORT = `127.0.0.1:${await freePort()}`;
+    env.PROMETHEUS_PORT = `127.0.0.1:${await freePort()}`;
+    env.GRAFANA_PORT = `127.0.0.1:${await freePort()}`;
+    base = `http://127.0.0.1:${port}`;
+  });
+
+  after(() => {
+    c('down', '-v', '--remove-orphans', '-t', '5');
+    // Whatever a failed step left: containers, networks and volumes of this project.
+    for (const kind of ['container', 'network', 'volume'] as const) {
+      const list = docker(kind === 'container' ? 'ps' : kind, ...(kind === 'container' ? ['-aq'] : ['ls', '-q']), '--filter', `label=com.docker.compose.project=${project}`).stdout.split('\n').filter(Boolean);
+      if (list.length > 0) docker(kind, 'rm', '-f', ...list);
+    }
+    if (originalModelhostImage) docker('tag', originalModelhostImage, 'inferrer/modelhost:latest');
+    docker('image', 'rm', `inferrer/modelhost:rollout-${process.pid}`);
+  });
+
+  test("the file's first-run instructions, as written: start, read the admin key, upload with curl -X PUT, predict", async () => {
+    const text = readFileSync(path.join(REPO, 'docker-compose.yml'), 'utf8');
+    const block = /^# First run:[^\n]*\n(?:# \S[^\n]*\n)*((?:# {3}[^\n]*\n)+)/m.exec(text)?.[1];
+    assert.ok(block, 'docker-compose.yml has no "First run:" block');
+    const lines = block.split('\n').filter(Boolean).map((l) => l.replace(/^#   /, ''));
+    assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 3).join(' ')), ['docker compose up', 'KEY=$(docker compose logs', 'curl -X PUT', 'curl -X POST']);
+    const script = lines
+      .map((l) => l.replaceAll('docker compose', compose.join(' ')).replaceAll('http://localhost:8002', base))
+      // No Grafana image here (see the header): the same command, for every other service.
+      .map((l) => (/ up -d --build$/.test(l) ? `${l} ${SERVICES.join(' ')}` : l))
+      .map((l) => (l.startsWith('curl ') ? `${l} -sS; echo` : l));
+    const t0 = Date.now();
+    const r = run('bash', ['-euo', 'pipefail', '-c', script.join('\n')], { env, timeoutMs: 600_000 });
+    console.log(`# first run (up --build, key, upload, predict): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const out = r.stdout.split('\n').filter((l) => l.startsWith('{'));
+    assert.equal(out.length, 2, r.stdout);
+    assert.equal(JSON.parse(out[0]).http_status.code, 201, out[0]);
+    assert.deepEqual(JSON.parse(out[1]).values, [1], out[1]);
+    // The key was printed once, by the api-keys service, and the Inferrer holds it.
+    const printed = mustC('logs', '--no-color', 'api-keys').stdout.match(/"adminKey":"([0-9a-f]{48})"/g) ?? [];
+    assert.equal(printed.length, 1);
+    key = /"adminKey":"([0-9a-f]{48})"/.exec(printed[0])?.[1] as string;
+    const noKey = await fetch(`${base}/api/v1/models/iris`, { method: 'DELETE' });
+    assert.equal(noKey.status, 401);
+  });
+
+  test('every service is up and healthy', async () => {
+    await waitFor('every service healthy', () => {
+      const states = SERVICES.flatMap((s) => ids(s).map((id) => `${s}:${health(id)}`));
+      return states.every((x) => /:(healthy|running)$/.test(x)) && states.length >= SERVICES.length + 1 ? states : undefined;
+    }, 180_000);
+    assert.equal(ids('modelhost').length, 2);
+  });
+
+  test('predictions go through nginx to both modelhosts', async () => {
+    const seen = await answeredBy(12);
+    assert.deepEqual(new Set(seen.keys()), hostnames('modelhost'), JSON.stringify([...seen]));
+  });
+
+  test('--scale modelhost=3 is picked up by the balancer, which is not restarted', async () => {
+    const [balancer] = ids('balancer');
+    const started = mustDocker('inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', balancer).stdout.trim();
+    mustC('up', '-d', '--no-build', '--no-recreate', '--scale', 'modelhost=3', 'modelhost');
+    await waitFor('3 healthy modelhosts', () => (ids('modelhost').filter((id) => health(id) === 'healthy').length === 3 ? true : undefined), 180_000);
+    const want = hostnames('modelhost');
+    assert.equal(want.size, 3);
+    const seen = await waitFor('predictions on all 3 modelhosts', async () => {
+      const s = await answeredBy(12);
+      return s.size === 3 ? s : undefined;
+    }, 60_000, 2000);
+    assert.deepEqual(new Set(seen.keys()), want);
+    assert.equal(mustDocker('inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', balancer).stdout.trim(), started);
+    assert.ok(containerLogLines(balancer).some((l) => l.includes('modelhost addresses changed: reloading nginx')), 'the balancer did not reload');
+  });
+
+  test('docker kill of a modelhost under steady load fails no request', async () => {
+    const victim = ids('modelhost')[0];
+    const stats = { ok: 0, failed: 0, codes: new Map<string, number>() };
+    let stop = false;
+    const worker = async () => {
+      while (!stop) {
+        try {
+          const r = await predict();
+          await r.arrayBuffer();
+          if (r.status === 200) stats.ok++;
+          else {
+            stats.failed++;
+            stats.codes.set(String(r.status), (stats.codes.get(String(r.status)) ?? 0) + 1);
+          }
+        } catch (err) {
+          stats.failed++;
+          stats.codes.set(String((err as Error).name), (stats.codes.get(String((err as Error).name)) ?? 0) + 1);
+        }
+        await sleep(20);
+      }
+    };
+    const t0 = Date.now();
+    const workers = Array.from({ length: 4 }, worker);
+    await sleep(3000);
+    mustDocker('kill', victim);
+    await sleep(9000);
+    stop = true;
+    await Promise.all(workers);
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(`# kill under load: ${stats.ok} ok, ${stats.failed} failed in ${seconds.toFixed(1)} s (${(stats.ok / seconds).toFixed(0)} req/s)`);
+    assert.ok(stats.ok > 100, `too little load to mean anything: ${stats.ok}`);
+    assert.equal(stats.failed, 0, JSON.stringify([...stats.codes]));
+  });
+
+  test('a new modelhost image is rolled out and serves', async () => {
+    const tag = `inferrer/modelhost:rollout-${process.pid}`;
+    must('docker', ['build', '-t', tag, '--label', `org.inferrer.rollout=${process.pid}`, '-'], { input: 'FROM inferrer/modelhost:latest\n', env: { DOCKER_BUILDKIT: '0' } });
+    const newId = mustDocker('image', 'inspect', '--format', '{{.Id}}', tag).stdout.trim();
+    assert.notEqual(newId, originalModelhostImage);
+    mustDocker('tag', tag, 'inferrer/modelhost:latest');
+    const before = new Set(ids('modelhost'));
+    mustC('up', '-d', '--no-build', '--scale', 'modelhost=2', 'modelhost');
+    await waitFor('2 healthy modelhosts on the new image', () => {
+      const now = ids('modelhost');
+      const fresh = now.filter((id) => !before.has(id) && health(id) === 'healthy' && mustDocker('inspect', '--format', '{{.Image}}', id).stdout.trim() === newId);
+      return now.length === 2 && fresh.length === 2 ? true : undefined;
+    }, 180_000);
+    const want = hostnames('modelhost');
+    const seen = await waitFor('predictions on both new modelhosts', async () => {
+      const s = await answeredBy(12);
+      return s.size === 2 && [...s.keys()].every((h) => want.has(h)) ? s : undefined;
+    }, 60_000, 2000);
+    assert.deepEqual(new Set(seen.keys()), want);
+  });
+
+  test('logs: JSON lines from every container (Redis excepted), one request id through Inferrer, nginx and a modelhost', async () => {
+    const requestId = `compose-test-${process.pid}-${Date.now()}`;
+    const r = await predict({ 'x-request-id': requestId });
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    const reqId = r.headers.get('x-request-id') as string;
+    assert.ok(reqId);
+    await sleep(1500); // log lines are flushed once per event-loop turn; give Docker a moment
+    const hops = new Map<string, number>();
+    for (const service of SERVICES) {
+      for (const id of ids(service)) {
+        const lines = containerLogLines(id);
+        if (service === 'redis') continue; // Redis has no structured log format (docs/deploy.md)
+        const bad = lines.filter((l) => {
+          try {
+            return typeof JSON.parse(l) !== 'object';
+          } catch {
+            return true;
+          }
+        });
+        assert.deepEqual(bad.slice(0, 5), [], `${service} ${id.slice(0, 12)} wrote non-JSON lines`);
+        for (const l of lines) if (JSON.parse(l).reqId === reqId) hops.set(service, (hops.get(service) ?? 0) + 1);
+      }
+    }
+    assert.deepEqual([...hops.keys()].sort(), ['balancer', 'inferrer', 'modelhost'], `request ${reqId} seen in ${JSON.stringify([...hops])}`);
+  });
+
+  test('every container rotates its json-file log (max-size 20m, max-file 5)', () => {
+    const all = mustC('ps', '-aq').stdout.split('\n').filter(Boolean);
+    assert.ok(all.length >= SERVICES.length + 1);
+    for (const id of all) {
+      const cfg = JSON.parse(mustDocker('inspect', '--format', '{{json .HostConfig.LogConfig}}', id).stdout) as { Type: string; Config: Record<string, string> };
+      assert.deepEqual(cfg, { Type: 'json-file', Config: { 'max-file': '5', 'max-size': '20m' } }, id);
+    }
+  });
+
+  test('down -v leaves no container, network or volume behind', () => {
+    mustC('down', '-v', '--remove-orphans', '-t', '10');
+    for (const kind of ['ps -a', 'network ls', 'volume ls']) {
+      const left = docker(...kind.split(' '), '-q', '--filter', `label=com.docker.compose.project=${project}`).stdout.trim();
+      assert.equal(left, '', `${kind}: ${left}`);
+    }
+    assert.equal(docker('ps', '-aq', '--filter', `name=${project}`).stdout.trim(), '');
+  });
+});
