@@ -5,7 +5,7 @@
  * No Docker engine runs here: these files have never been deployed by this repository's checks.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -149,6 +149,24 @@ describe('swarm-stack.yml', () => {
     assert.ok((svc.inferrer.secrets as Yaml[]).some((s) => s.source === 'api_keys'));
     const models = (doc.volumes as Yaml).models as Yaml;
     assert.equal((models.driver_opts as Yaml).type, 'nfs');
+  });
+
+  test("the API keys secret is the Inferrer's user's (uid 1000, the node user of its image), read-only", () => {
+    const secret = (svc.inferrer.secrets as Yaml[]).find((x) => x.source === 'api_keys') as Yaml;
+    assert.equal(secret.uid, '1000');
+    assert.equal(secret.gid, '1000');
+    assert.equal(secret.mode, 0o400);
+    assert.match(readFileSync(path.join(REPO, 'deploy', 'docker', 'inferrer.Dockerfile'), 'utf8'), /^USER node$/m);
+  });
+
+  test('every service rotates its json-file log', () => {
+    for (const f of ['docker-compose.yml', 'swarm-stack.yml']) {
+      for (const [name, s] of Object.entries(services(load(f)))) {
+        const options = ((s.logging as Yaml | undefined)?.options ?? {}) as Yaml;
+        assert.equal((s.logging as Yaml | undefined)?.driver, 'json-file', `${f} ${name}`);
+        assert.ok(options['max-size'] && options['max-file'], `${f} ${name}: no max-size/max-file`);
+      }
+    }
   });
 
   test('nginx re-resolves tasks.modelhost while running', () => {

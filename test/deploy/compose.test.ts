@@ -46,8 +46,8 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     const seen = new Map<string, number>();
     for (let i = 0; i < n; i++) {
       const r = await predict();
-      assert.equal(r.status, 200, await r.text());
-      await r.arrayBuffer();
+      const body = await r.text();
+      assert.equal(r.status, 200, body);
       const id = r.headers.get('x-modelhost-id') ?? '?';
       seen.set(id, (seen.get(id) ?? 0) + 1);
     }
@@ -84,12 +84,12 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     const block = /^# First run:[^\n]*\n(?:# \S[^\n]*\n)*((?:# {3}[^\n]*\n)+)/m.exec(text)?.[1];
     assert.ok(block, 'docker-compose.yml has no "First run:" block');
     const lines = block.split('\n').filter(Boolean).map((l) => l.replace(/^#   /, ''));
-    assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 3).join(' ')), ['docker compose up', 'KEY=$(docker compose logs', 'curl -X PUT', 'curl -X POST']);
+    assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 3).join(' ')), ['docker compose up', 'until curl -fs', 'KEY=$(docker compose logs', 'curl -X PUT', 'curl -X POST']);
     const script = lines
       .map((l) => l.replaceAll('docker compose', compose.join(' ')).replaceAll('http://localhost:8002', base))
       // No Grafana image here (see the header): the same command, for every other service.
       .map((l) => (/ up -d --build$/.test(l) ? `${l} ${SERVICES.join(' ')}` : l))
-      .map((l) => (l.startsWith('curl ') ? `${l} -sS; echo` : l));
+      .map((l) => (l.startsWith('curl ') ? `${l} -sS; echo` : l.startsWith('until ') ? `timeout 180 bash -c '${l}'` : l));
     const t0 = Date.now();
     const r = run('bash', ['-euo', 'pipefail', '-c', script.join('\n')], { env, timeoutMs: 600_000 });
     console.log(`# first run (up --build, key, upload, predict): ${((Date.now() - t0) / 1000).toFixed(1)} s`);

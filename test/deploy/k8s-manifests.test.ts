@@ -181,3 +181,48 @@ describe('wiring', () => {
     assert.match(String(c.image), /modelhost-gpu/);
   });
 });
+
+// What running the Swarm stack on a real engine found (test/deploy/swarm.test.ts), checked here where no
+// cluster runs: a secret mounted 0400 for root locks out a service that runs as another user, and the
+// balancer must work on whatever nginx its image has.
+describe('what the real-engine runs found', () => {
+  const workloads = [...ofKind('Deployment'), ...ofKind('StatefulSet')];
+  const envOf = (c: Yaml) => Object.fromEntries(((c.env ?? []) as Yaml[]).map((e) => [String(e.name), String(e.value ?? '')]));
+  const configMapData = (name: string) => ((ofKind('ConfigMap').find((o) => nameOf(o) === name)?.data ?? {}) as Record<string, string>);
+
+  test('every secret volume is readable by the user its containers run as', () => {
+    let seen = 0;
+    for (const d of workloads) {
+      const spec = podTemplate(d).spec as Yaml;
+      const pod = (spec.securityContext ?? {}) as Yaml;
+      for (const v of (spec.volumes ?? []) as Yaml[]) {
+        const secret = v.secret as Yaml | undefined;
+        if (!secret) continue;
+        seen++;
+        const mode = Number(secret.defaultMode ?? 0o644);
+        for (const c of containers(d)) {
+          if (!((c.volumeMounts ?? []) as Yaml[]).some((m) => m.name === v.name)) continue;
+          const user = Number(((c.securityContext ?? {}) as Yaml).runAsUser ?? pod.runAsUser);
+          // The kubelet makes secret files root's, group fsGroup with the group read bit; others need o+r.
+          const readable = user === 0 || (mode & 0o004) !== 0 || (pod.fsGroup !== undefined && (mode & 0o400) !== 0);
+          assert.ok(readable, `${nameOf(d)}/${String(c.name)}: secret ${String(secret.secretName)} mode ${mode.toString(8)} is not readable by uid ${user} (no fsGroup)`);
+        }
+      }
+    }
+    assert.ok(seen > 0, 'no secret volume found: the check checks nothing');
+  });
+
+  test("the balancer leaves the nginx version to its entrypoint and keeps nginx's files on a writable volume", () => {
+    const d = ofKind('Deployment').find((o) => nameOf(o) === 'balancer') as Yaml;
+    const [c] = containers(d);
+    const env = { ...configMapData('balancer-env'), ...envOf(c) };
+    // on would need nginx >= 1.27.3 in whatever image is deployed; auto (unset) asks `nginx -v` at start.
+    assert.ok(env.UPSTREAM_RESOLVE === undefined || env.UPSTREAM_RESOLVE === 'auto', `UPSTREAM_RESOLVE=${env.UPSTREAM_RESOLVE}`);
+    assert.ok(env.MODELHOST_DNS, 'the balancer follows the modelhost Service by DNS');
+    assert.equal(c.command, undefined, "the image's entrypoint (nginx/balancer.sh) must run");
+    const prefix = env.NGINX_PREFIX ?? '/tmp/nginx';
+    const ro = ((c.securityContext ?? {}) as Yaml).readOnlyRootFilesystem === true;
+    if (ro) assert.ok(((c.volumeMounts ?? []) as Yaml[]).some((m) => prefix.startsWith(`${String(m.mountPath)}/`) || prefix === m.mountPath), `${prefix} is on a read-only root`);
+    assert.equal(Number((((podTemplate(d).spec as Yaml).securityContext ?? {}) as Yaml).runAsUser), 101, "the nginx user of the balancer image (uid 101, as in the official image and the local stand-in)");
+  });
+});
