@@ -138,7 +138,8 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
       return c?.every((id) => mustDocker('inspect', '--format', '{{.Image}}', id).stdout.trim() === newId) ? c : undefined;
     }, 120_000, 2000);
     assert.equal(ids.length, 2);
-    assert.equal(mustDocker('service', 'inspect', '--format', '{{.UpdateStatus.State}}', svc('modelhost')).stdout.trim(), 'completed');
+    // The update is done once the last task has been watched for update_config.monitor (30 s).
+    await waitFor('the update completed', () => (docker('service', 'inspect', '--format', '{{.UpdateStatus.State}}', svc('modelhost')).stdout.trim() === 'completed' ? true : undefined), 90_000, 2000);
   });
 
   test('a killed task is replaced', async () => {
