@@ -16,10 +16,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO } from './lib/deploy-files.ts';
-import { composeCli, containerLogLines, docker, engineSkipReason, ensureImages, freePort, must, mustDocker, run, sleep, waitFor } from './lib/engine.ts';
+import { composeCli, containerLogLines, docker, engineSkipReason, ensureImages, freePort, must, mustDocker, run, sleep, sweepComposeLeftovers, sweepTestTags, waitFor } from './lib/engine.ts';
 
 const skip = engineSkipReason() ?? (composeCli() ? undefined : 'neither the docker compose plugin nor docker-compose is installed (.ci/run installs Debian docker-compose)');
-const project = `inferrer-compose-${process.pid}`;
+const PROJECT_PREFIX = 'inferrer-compose-';
+const project = `${PROJECT_PREFIX}${process.pid}`;
 /** Every service but Grafana (see above). */
 const SERVICES = ['inferrer', 'balancer', 'modelhost', 'metrics', 'redis', 'prometheus', 'node-exporter'];
 
@@ -55,7 +56,18 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
   };
   const hostnames = (service: string) => new Set(ids(service).map((id) => mustDocker('inspect', '--format', '{{.Config.Hostname}}', id).stdout.trim()));
 
+  /** A test that needs the running project: fails at once (instead of waiting out its timeouts) when the first run did not get that far. */
+  const step = (name: string, fn: () => unknown) =>
+    test(name, async () => {
+      if (!key) throw new Error('not run: the first run did not get the stack up with an admin key (see the first test)');
+      await fn();
+    });
+
   before(async () => {
+    // A run killed before its `after` (its pid gone) left its project: removed first.
+    const swept = sweepComposeLeftovers(PROJECT_PREFIX);
+    if (swept.length > 0) console.log(`# removed what killed runs left: ${swept.join(', ')}`);
+    sweepTestTags('inferrer/modelhost', 'rollout-');
     const t0 = Date.now();
     const ms = ensureImages();
     console.log(`# images ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (${[...ms].map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})`);
@@ -89,7 +101,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
       .map((l) => l.replaceAll('docker compose', compose.join(' ')).replaceAll('http://localhost:8002', base))
       // No Grafana image here (see the header): the same command, for every other service.
       .map((l) => (/ up -d --build$/.test(l) ? `${l} ${SERVICES.join(' ')}` : l))
-      .map((l) => (l.startsWith('curl ') ? `${l} -sS; echo` : l.startsWith('until ') ? `timeout 180 bash -c '${l}'` : l));
+      .map((l) => (l.startsWith('curl ') ? `${l} -sS; echo` : l.startsWith('until ') ? `timeout 300 bash -c '${l}'` : l));
     const t0 = Date.now();
     const r = run('bash', ['-euo', 'pipefail', '-c', script.join('\n')], { env, timeoutMs: 600_000 });
     console.log(`# first run (up --build, key, upload, predict): ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -106,7 +118,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     assert.equal(noKey.status, 401);
   });
 
-  test('every service is up and healthy', async () => {
+  step('every service is up and healthy', async () => {
     await waitFor('every service healthy', () => {
       const states = SERVICES.flatMap((s) => ids(s).map((id) => `${s}:${health(id)}`));
       return states.every((x) => /:(healthy|running)$/.test(x)) && states.length >= SERVICES.length + 1 ? states : undefined;
@@ -114,12 +126,38 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     assert.equal(ids('modelhost').length, 2);
   });
 
-  test('predictions go through nginx to both modelhosts', async () => {
+  step('predictions go through nginx to both modelhosts', async () => {
     const seen = await answeredBy(12);
     assert.deepEqual(new Set(seen.keys()), hostnames('modelhost'), JSON.stringify([...seen]));
   });
 
-  test('--scale modelhost=3 is picked up by the balancer, which is not restarted', async () => {
+  step('a batch job is queued in Redis (BullMQ) and ends SUCCEEDED; the Inferrer logs no Redis error', async () => {
+    const rows = '[5.1,3.5,1.4,0.2]\n[6.7,2.5,5.8,1.8]\n[5.9,3.0,4.2,1.5]\n';
+    const submit = await fetch(`${base}/api/v1/models/iris/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/x-ndjson' },
+      body: rows,
+      signal: AbortSignal.timeout(15_000),
+    });
+    const submitted = (await submit.json()) as { job: { id: string } };
+    assert.equal(submit.status, 202, JSON.stringify(submitted));
+    const job = await waitFor('the job SUCCEEDED', async () => {
+      const r = await fetch(`${base}/api/v1/jobs/${submitted.job.id}`, { headers: { authorization: `Bearer ${key}` } });
+      const j = ((await r.json()) as { job: { state: string; items: { total: number; succeeded: number } } }).job;
+      if (['FAILED', 'PARTIAL', 'CANCELLED'].includes(j.state)) throw new Error(JSON.stringify(j));
+      return j.state === 'SUCCEEDED' ? j : undefined;
+    }, 60_000);
+    assert.deepEqual([job.items.total, job.items.succeeded], [3, 3]);
+    const results = await fetch(`${base}/api/v1/jobs/${submitted.job.id}/results`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal((await results.text()).trim().split('\n').length, 3);
+    // Redis refusing the Inferrer (e.g. protected mode on a network address) shows only as these lines.
+    for (const id of ids('inferrer')) {
+      const bad = containerLogLines(id).filter((l) => /Redis error/.test(l));
+      assert.deepEqual(bad.slice(0, 3), [], 'the Inferrer could not talk to Redis');
+    }
+  });
+
+  step('--scale modelhost=3 is picked up by the balancer, which is not restarted', async () => {
     const [balancer] = ids('balancer');
     const started = mustDocker('inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', balancer).stdout.trim();
     mustC('up', '-d', '--no-build', '--no-recreate', '--scale', 'modelhost=3', 'modelhost');
@@ -135,7 +173,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     assert.ok(containerLogLines(balancer).some((l) => l.includes('modelhost addresses changed: reloading nginx')), 'the balancer did not reload');
   });
 
-  test('docker kill of a modelhost under steady load fails no request', async () => {
+  step('docker kill of a modelhost under steady load fails no request', async () => {
     const victim = ids('modelhost')[0];
     const stats = { ok: 0, failed: 0, codes: new Map<string, number>() };
     let stop = false;
@@ -169,7 +207,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     assert.equal(stats.failed, 0, JSON.stringify([...stats.codes]));
   });
 
-  test('a new modelhost image is rolled out and serves', async () => {
+  step('a new modelhost image is rolled out and serves', async () => {
     const tag = `inferrer/modelhost:rollout-${process.pid}`;
     must('docker', ['build', '-t', tag, '--label', `org.inferrer.rollout=${process.pid}`, '-'], { input: 'FROM inferrer/modelhost:latest\n', env: { DOCKER_BUILDKIT: '0' } });
     const newId = mustDocker('image', 'inspect', '--format', '{{.Id}}', tag).stdout.trim();
@@ -190,7 +228,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     assert.deepEqual(new Set(seen.keys()), want);
   });
 
-  test('logs: JSON lines from every container (Redis excepted), one request id through Inferrer, nginx and a modelhost', async () => {
+  step('logs: JSON lines from every container (Redis excepted), one request id through Inferrer, nginx and a modelhost', async () => {
     const requestId = `compose-test-${process.pid}-${Date.now()}`;
     const r = await predict({ 'x-request-id': requestId });
     assert.equal(r.status, 200);
@@ -217,7 +255,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     assert.deepEqual([...hops.keys()].sort(), ['balancer', 'inferrer', 'modelhost'], `request ${reqId} seen in ${JSON.stringify([...hops])}`);
   });
 
-  test('every container rotates its json-file log (max-size 20m, max-file 5)', () => {
+  step('every container rotates its json-file log (max-size 20m, max-file 5)', () => {
     const all = mustC('ps', '-aq').stdout.split('\n').filter(Boolean);
     assert.ok(all.length >= SERVICES.length + 1);
     for (const id of all) {
@@ -226,7 +264,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     }
   });
 
-  test('down -v leaves no container, network or volume behind', () => {
+  step('down -v leaves no container, network or volume behind', () => {
     mustC('down', '-v', '--remove-orphans', '-t', '10');
     for (const kind of ['ps -a', 'network ls', 'volume ls']) {
       const left = docker(...kind.split(' '), '-q', '--filter', `label=com.docker.compose.project=${project}`).stdout.trim();

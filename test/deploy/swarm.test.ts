@@ -19,11 +19,44 @@ import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { containerLogLines, docker, engineSkipReason, ensureImages, must, mustDocker, waitFor } from './lib/engine.ts';
+import { alive, containerLogLines, docker, engineSkipReason, ensureImages, must, mustDocker, sweepTestTags, waitFor } from './lib/engine.ts';
 
 const swarmState = () => docker('info', '--format', '{{.Swarm.LocalNodeState}}').stdout.trim();
-const skip = engineSkipReason() ?? (swarmState() !== 'inactive' ? `a swarm is already ${swarmState()} on this engine: the suite makes and leaves its own` : undefined);
+const nodeId = () => docker('info', '--format', '{{.Swarm.NodeID}}').stdout.trim();
 const STACK = 'inferrer';
+/** The node label that marks a swarm as this suite's, with the pid of the run that made it. */
+const MARK = 'org.inferrer.test-swarm';
+
+/**
+ * A swarm that a killed run of this suite made (its node carries MARK with a pid that is gone) is left,
+ * with its stack, secrets and networks, so that this run can make its own; any other swarm is not ours.
+ */
+function sweepLeftoverSwarm(): void {
+  if (swarmState() !== 'active') return;
+  const pid = Number(docker('node', 'inspect', nodeId(), '--format', `{{index .Spec.Labels "${MARK}"}}`).stdout.trim());
+  if (!Number.isInteger(pid) || pid <= 0 || alive(pid)) return;
+  console.log(`# leaving the swarm a killed run (pid ${pid}) made`);
+  leaveSwarm();
+}
+
+/** Removes the stack, its secrets, the swarm and what the swarm leaves behind. */
+function leaveSwarm(): void {
+  docker('stack', 'rm', STACK);
+  docker('secret', 'rm', 'inferrer_api_keys', 'inferrer_grafana_admin_password');
+  docker('swarm', 'leave', '--force');
+  for (const kind of ['volume', 'network'] as const) {
+    const list = docker(kind, 'ls', '-q', '--filter', `label=com.docker.stack.namespace=${STACK}`).stdout.split('\n').filter(Boolean);
+    if (list.length > 0) docker(kind, 'rm', ...list);
+  }
+  const leftovers = docker('ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`).stdout.split('\n').filter(Boolean);
+  if (leftovers.length > 0) docker('rm', '-f', ...leftovers);
+  // The bridge that `swarm init` made for the tasks' way out (no container uses it once the swarm is gone).
+  docker('network', 'rm', 'docker_gwbridge');
+}
+
+const noEngine = engineSkipReason();
+if (!noEngine) sweepLeftoverSwarm();
+const skip = noEngine ?? (swarmState() !== 'inactive' ? `a swarm is already ${swarmState()} on this engine: the suite makes and leaves its own` : undefined);
 const KEY = 'swarm-test-admin-key-0123456789abcdef';
 const svc = (name: string) => `${STACK}_${name}`;
 
@@ -48,8 +81,22 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
   const models = path.join(work, 'models');
   const env = { MODELS_DIR: models };
   let initialized = false;
+  /** Set by a test the later ones cannot do without (the deploy, the first convergence) when it fails. */
+  let blocked = '';
+  /** A test; `gate`: when it fails, the tests after it fail at once instead of waiting out their timeouts. */
+  const step = (name: string, fn: () => unknown, gate = false) =>
+    test(name, async () => {
+      if (blocked) throw new Error(`not run: ${blocked} failed`);
+      try {
+        await fn();
+      } catch (err) {
+        if (gate) blocked = JSON.stringify(name);
+        throw err;
+      }
+    });
 
   before(() => {
+    sweepTestTags('inferrer/modelhost', 'swarm-');
     ensureImages();
     writeFileSync(path.join(work, 'test-override.yml'), 'version: "3.9"\nservices:\n  grafana:\n    deploy:\n      replicas: 0\n');
     writeFileSync(path.join(work, 'api-keys.json'), JSON.stringify({ keys: [{ key: KEY, scopes: ['admin', 'predict'], name: 'test' }] }));
@@ -61,37 +108,32 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
     if (initialized) {
       docker('stack', 'rm', STACK);
       await waitFor('the stack gone', () => (docker('ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`).stdout.trim() === '' ? true : undefined), 120_000).catch(() => undefined);
-      docker('secret', 'rm', 'inferrer_api_keys', 'inferrer_grafana_admin_password');
-      docker('swarm', 'leave', '--force');
-      for (const kind of ['volume', 'network'] as const) {
-        const list = docker(kind, 'ls', '-q', '--filter', `label=com.docker.stack.namespace=${STACK}`).stdout.split('\n').filter(Boolean);
-        if (list.length > 0) docker(kind, 'rm', ...list);
-      }
-      const leftovers = docker('ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`).stdout.split('\n').filter(Boolean);
-      if (leftovers.length > 0) docker('rm', '-f', ...leftovers);
+      leaveSwarm();
     }
     docker('image', 'rm', `inferrer/modelhost:swarm-${process.pid}`);
     rmSync(work, { recursive: true, force: true });
   });
 
-  test('docker swarm init, the secrets, docker stack deploy', () => {
+  step('docker swarm init, the secrets, docker stack deploy', () => {
     mustDocker('swarm', 'init', '--advertise-addr', '127.0.0.1');
     initialized = true;
+    // Marked as this run's: a later run leaves it if this one is killed before `after`.
+    mustDocker('node', 'update', '--label-add', `${MARK}=${process.pid}`, nodeId());
     must('docker', ['secret', 'create', 'inferrer_api_keys', path.join(work, 'api-keys.json')]);
     must('docker', ['secret', 'create', 'inferrer_grafana_admin_password', '-'], { input: 'not-used-here' });
     must('docker', ['stack', 'deploy', '--resolve-image', 'never', '-c', 'swarm-stack.yml', '-c', 'swarm-single-node.yml', '-c', path.join(work, 'test-override.yml'), STACK], { env });
-  });
+  }, true);
 
-  test('every task runs and is healthy on one 2-CPU node', async () => {
+  step('every task runs and is healthy on one 2-CPU node', async () => {
     const want: Record<string, number> = { inferrer: 2, balancer: 2, modelhost: 2, metrics: 1, redis: 1, prometheus: 1, 'node-exporter': 1 };
     const t0 = Date.now();
     await waitFor(`tasks ${JSON.stringify(want)}`, () => (Object.entries(want).every(([name, n]) => converged(name, n)) ? true : undefined), 240_000, 2000);
     console.log(`# stack converged in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const pending = docker('stack', 'ps', STACK, '--filter', 'desired-state=running', '--format', '{{.Name}} {{.CurrentState}} {{.Error}}').stdout;
     assert.doesNotMatch(pending, /Pending|insufficient resources/, pending);
-  });
+  }, true);
 
-  test("the API keys secret is the Inferrer's to read (uid 1000, 0400), and its keys are in force", () => {
+  step("the API keys secret is the Inferrer's to read (uid 1000, 0400), and its keys are in force", () => {
     for (const id of tasks('inferrer')) {
       assert.equal(exec(id, 'stat', '-c', '%u:%g %a', '/run/secrets/api_keys.json').stdout.trim(), '1000:1000 400');
       const probe = (auth: string) => exec(id, 'node', '-e', `fetch('http://127.0.0.1:8002/api/v1/models/nope',{method:'DELETE',headers:{${auth}}}).then(r=>console.log(r.status))`).stdout.trim();
@@ -104,7 +146,7 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
     assert.match(exec(prometheus, 'cat', '/etc/prometheus/alert_rules.yml').stdout, /groups:/);
   });
 
-  test('nginx reaches every modelhost task over the overlay through tasks.modelhost', async () => {
+  step('nginx reaches every modelhost task over the overlay through tasks.modelhost', async () => {
     const seen = await waitFor('both modelhosts behind nginx', () => {
       const s = modelhostsSeenByNginx(10);
       return s.size === 2 ? s : undefined;
@@ -112,7 +154,7 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
     assert.deepEqual([...seen].sort(), ['modelhost-1', 'modelhost-2']);
   });
 
-  test('docker service scale converges and nginx follows without a restart', async () => {
+  step('docker service scale converges and nginx follows without a restart', async () => {
     const [balancer] = tasks('balancer');
     mustDocker('service', 'scale', '--detach', `${svc('modelhost')}=3`);
     await waitFor('3 healthy modelhosts', () => converged('modelhost', 3), 180_000, 2000);
@@ -126,7 +168,7 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
     await waitFor('2 modelhosts again', () => converged('modelhost', 2), 120_000, 2000);
   });
 
-  test('docker service update --image rolls the modelhosts onto a new image', async () => {
+  step('docker service update --image rolls the modelhosts onto a new image', async () => {
     const tag = `inferrer/modelhost:swarm-${process.pid}`;
     must('docker', ['build', '-t', tag, '--label', `org.inferrer.update=${process.pid}`, '-'], { input: 'FROM inferrer/modelhost:latest\n', env: { DOCKER_BUILDKIT: '0' } });
     const newId = mustDocker('image', 'inspect', '--format', '{{.Id}}', tag).stdout.trim();
@@ -142,7 +184,7 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
     await waitFor('the update completed', () => (docker('service', 'inspect', '--format', '{{.UpdateStatus.State}}', svc('modelhost')).stdout.trim() === 'completed' ? true : undefined), 90_000, 2000);
   });
 
-  test('a killed task is replaced', async () => {
+  step('a killed task is replaced', async () => {
     const before = tasks('modelhost');
     mustDocker('kill', before[0]);
     const after = await waitFor('a replacement task', () => {

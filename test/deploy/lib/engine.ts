@@ -111,6 +111,50 @@ export function ensureImages(): Map<ImageName, number> {
   return ms;
 }
 
+/** Whether the process with this id still runs (the suites name what they create after their pid). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * What a run of the compose suite left when it was killed before its `after` ran: the containers,
+ * networks and volumes of every compose project named `<prefix><pid>` whose process is gone. Returns the
+ * projects removed.
+ */
+export function sweepComposeLeftovers(prefix: string): string[] {
+  const label = 'com.docker.compose.project';
+  const projects = new Set<string>();
+  for (const list of [['ps', '-a'], ['network', 'ls'], ['volume', 'ls']]) {
+    for (const name of docker(...list, '--filter', `label=${label}`, '--format', `{{.Label "${label}"}}`).stdout.split('\n')) {
+      const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : Number.NaN;
+      if (Number.isInteger(pid) && pid > 0 && !alive(pid)) projects.add(name);
+    }
+  }
+  for (const project of projects) {
+    const filter = ['--filter', `label=${label}=${project}`];
+    const containers = docker('ps', '-aq', ...filter).stdout.split('\n').filter(Boolean);
+    if (containers.length > 0) docker('rm', '-f', '-v', ...containers);
+    for (const kind of ['network', 'volume']) {
+      const ids = docker(kind, 'ls', '-q', ...filter).stdout.split('\n').filter(Boolean);
+      if (ids.length > 0) docker(kind, 'rm', ...ids);
+    }
+  }
+  return [...projects];
+}
+
+/** Image tags `<repo>:<prefix><pid>` (made by a suite) whose process is gone. */
+export function sweepTestTags(repo: string, prefix: string): void {
+  for (const tag of docker('image', 'ls', repo, '--format', '{{.Tag}}').stdout.split('\n')) {
+    const pid = tag.startsWith(prefix) ? Number(tag.slice(prefix.length)) : Number.NaN;
+    if (Number.isInteger(pid) && pid > 0 && !alive(pid)) docker('image', 'rm', `${repo}:${tag}`);
+  }
+}
+
 /** A free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
