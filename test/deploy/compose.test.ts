@@ -95,7 +95,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     const text = readFileSync(path.join(REPO, 'docker-compose.yml'), 'utf8');
     const block = /^# First run:[^\n]*\n(?:# \S[^\n]*\n)*((?:# {3}[^\n]*\n)+)/m.exec(text)?.[1];
     assert.ok(block, 'docker-compose.yml has no "First run:" block');
-    const lines = block.split('\n').filter(Boolean).map((l) => l.replace(/^#   /, ''));
+    const lines = block.split('\n').filter(Boolean).map((l) => l.replace(/^# {3}/, ''));
     assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 3).join(' ')), ['docker compose up', 'until curl -fs', 'KEY=$(docker compose logs', 'curl -X PUT', 'curl -X POST']);
     const script = lines
       .map((l) => l.replaceAll('docker compose', compose.join(' ')).replaceAll('http://localhost:8002', base))

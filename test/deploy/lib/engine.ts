@@ -185,11 +185,6 @@ export async function waitFor<T>(what: string, check: () => T | undefined | Prom
   }
 }
 
-/** Container ids (running or not) with a label. */
-export function containersWithLabel(label: string): string[] {
-  return docker('ps', '-aq', '--filter', `label=${label}`).stdout.split('\n').filter(Boolean);
-}
-
 /** Every line of a container's log, stdout and stderr. */
 export function containerLogLines(id: string): string[] {
   const r = docker('logs', id);
