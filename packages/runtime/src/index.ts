@@ -1,4 +1,5 @@
 export * from './onnx-session.ts';
+export { SessionThreads } from './session-threads.ts';
 export * from './inspect.ts';
 export * from './batching/adaptive-batcher.ts';
 export * from './batching/tensors.ts';

@@ -6,6 +6,8 @@
 import { InferrerError, type ModelSignature, datatypeOfOrt } from '@inferrer/core';
 import { OnnxSession, type SessionConfig } from './onnx-session.ts';
 
+export { SessionThreads } from './session-threads.ts';
+
 export async function inspectModel(file: string, config: Partial<SessionConfig> = {}): Promise<ModelSignature> {
   // Validation only needs the CPU provider: an upload meant for GPUs must still be checkable anywhere.
   const session = await OnnxSession.load(file, { ...config, instances: 1, executionProviders: ['cpu'] });

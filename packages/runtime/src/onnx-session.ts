@@ -1,13 +1,12 @@
 /**
- * OnnxSession: one model version loaded into `instances` execution slots, each a worker thread with its
- * own ONNX Runtime session. `run` sends tensors to an idle slot (moving their buffers, not copying) and
- * queues in arrival order when every slot is busy.
+ * OnnxSession: one model version loaded into `instances` execution slots, each an ONNX Runtime session on
+ * a runtime thread (session-threads.ts): a thread of its own per slot, or, when `threads` names a pool,
+ * shared threads of that pool (one slot per thread). `run` sends tensors to an idle slot (moving their
+ * buffers, not copying) and queues in arrival order when every slot is busy.
  */
-import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { InferrerError, type ModelSignature, type NamedTensors, type TensorSpec } from '@inferrer/core';
-
-const WORKER_URL = new URL('./session-worker.mjs', import.meta.url);
+import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, datatypeOfOrt } from '@inferrer/core';
+import { SessionCreateError, SessionThread, type SessionThreads } from './session-threads.ts';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -18,6 +17,8 @@ export interface SessionConfig {
   interOpThreads: number;
   graphOptimizationLevel: GraphOptimizationLevel;
   executionProviders: ExecutionProvider[];
+  /** Shared runtime threads to put the slots on; absent: a thread of its own per slot. */
+  threads?: SessionThreads | undefined;
 }
 
 export const DEFAULT_SESSION_CONFIG: SessionConfig = Object.freeze({
@@ -34,9 +35,12 @@ export interface RunResult {
 }
 
 interface Slot {
-  worker: Worker;
+  thread: SessionThread;
+  /** The session's id on its thread. */
+  sid: number;
+  /** A run in flight, or the session being created again after its thread died. */
   busy: boolean;
-  pending?: { resolve: (r: RunResult) => void; reject: (e: unknown) => void; id: number };
+  stopListening: () => void;
 }
 
 interface Waiting {
@@ -80,35 +84,45 @@ export class OnnxSession {
   readonly #slots: Slot[];
   readonly #waiting: Waiting[] = [];
   readonly #options: ort.InferenceSession.SessionOptions;
-  #nextId = 1;
+  /** The pool the slots' threads belong to; undefined: each slot's thread is its own. */
+  readonly #pool: SessionThreads | undefined;
   #closed = false;
   /** Called whenever a slot becomes free (the batcher cuts its next batch then). */
   onIdle: (() => void) | undefined;
 
-  private constructor(file: string, options: ort.InferenceSession.SessionOptions, signature: ModelSignature, slots: Slot[]) {
+  private constructor(file: string, options: ort.InferenceSession.SessionOptions, signature: ModelSignature, slots: { thread: SessionThread; sid: number }[], pool: SessionThreads | undefined) {
     this.file = file;
     this.#options = options;
     this.signature = signature;
-    this.#slots = slots;
-    for (const slot of slots) this.#wire(slot);
+    this.#pool = pool;
+    this.#slots = slots.map(({ thread, sid }) => {
+      const slot: Slot = { thread, sid, busy: false, stopListening: () => undefined };
+      slot.stopListening = thread.onRestart(() => this.#recreate(slot));
+      return slot;
+    });
   }
 
-  /** Starts every slot and resolves once all have created their session. */
+  /** Creates a session on every slot's thread and resolves once all have it. */
   static async load(file: string, config: Partial<SessionConfig> = {}): Promise<OnnxSession> {
     const cfg = { ...DEFAULT_SESSION_CONFIG, ...config };
     const options = ortOptions(cfg);
-    const started = await Promise.allSettled(Array.from({ length: cfg.instances }, () => startWorker(file, options)));
-    const failed = started.find((s) => s.status === 'rejected');
+    const pool = cfg.threads;
+    const threads = pool ? pool.place(cfg.instances) : Array.from({ length: cfg.instances }, () => new SessionThread());
+    const created = await Promise.allSettled(threads.map((t) => t.create(file, options)));
+    const failed = created.find((s) => s.status === 'rejected');
     if (failed) {
-      for (const s of started) if (s.status === 'fulfilled') void s.value.worker.terminate();
-      throw (failed as PromiseRejectedResult).reason;
+      await Promise.all(created.map((s, i) => (s.status === 'fulfilled' ? threads[i]!.release(s.value.sid) : undefined)));
+      if (pool) pool.free(threads);
+      else await Promise.all(threads.map((t) => t.close()));
+      throw createError((failed as PromiseRejectedResult).reason, options);
     }
-    const ok = started as PromiseFulfilledResult<{ worker: Worker; signature: ModelSignature }>[];
+    const ok = created as PromiseFulfilledResult<{ sid: number; signature: ModelSignature }>[];
     return new OnnxSession(
       file,
       options,
       ok[0]!.value.signature,
-      ok.map((s) => ({ worker: s.value.worker, busy: false })),
+      ok.map((s, i) => ({ thread: threads[i]!, sid: s.value.sid })),
+      pool,
     );
   }
 
@@ -137,97 +151,90 @@ export class OnnxSession {
   }
 
   /**
-   * Waits for runs in flight and queued, then stops every slot: each thread releases its ONNX Runtime
-   * session (freeing the model's native memory) and exits; one that does not within STOP_MS is terminated.
-   * Resolves with the number of slots whose session was released.
+   * Waits for runs in flight and queued, then frees every slot's ONNX Runtime session (the model's native
+   * memory) and stops the threads that were its own. Resolves with the number of slots whose session was
+   * released (a thread that does not answer within STOP_MS is terminated instead).
    */
   async dispose(): Promise<number> {
+    if (this.#closed) return 0;
     this.#closed = true;
     while (this.busy > 0 || this.#waiting.length > 0) await new Promise((r) => setTimeout(r, 5));
-    const released = await Promise.all(this.#slots.map((s) => stopWorker(s.worker)));
+    for (const slot of this.#slots) slot.stopListening();
+    const released = await Promise.all(this.#slots.map((s) => s.thread.release(s.sid, STOP_MS)));
+    if (this.#pool) this.#pool.free(this.#slots.map((s) => s.thread));
+    else await Promise.all(this.#slots.map((s) => s.thread.close()));
     return released.filter(Boolean).length;
   }
 
   #dispatch(slot: Slot, job: Waiting): void {
-    const id = this.#nextId++;
     slot.busy = true;
-    slot.pending = { id, resolve: job.resolve, reject: job.reject };
-    const transfer: ArrayBuffer[] = [];
-    const wire: Record<string, unknown> = {};
-    for (const [name, t] of Object.entries(job.feeds)) {
-      const d = t.data;
-      if (ArrayBuffer.isView(d) && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer && !transfer.includes(d.buffer)) {
-        transfer.push(d.buffer);
-      }
-      wire[name] = { type: t.type, dims: t.dims, data: d };
-    }
-    try {
-      slot.worker.postMessage({ id, feeds: wire, fetches: job.fetches }, transfer);
-    } catch (err) {
-      slot.busy = false;
-      slot.pending = undefined;
-      job.reject(new InferrerError('INFERENCE_FAILED', `could not send the inputs to the runtime: ${(err as Error).message}`, {}, { cause: err }));
-    }
+    slot.thread.run(slot.sid, job.feeds, job.fetches).then(
+      (r) => {
+        this.#release(slot);
+        if ('error' in r) job.reject(runError(r.error));
+        else job.resolve(r);
+      },
+      (err: unknown) => {
+        // The thread died during the run: the slot frees once its session is created again.
+        job.reject(err);
+      },
+    );
   }
 
   #release(slot: Slot): void {
     slot.busy = false;
-    slot.pending = undefined;
     const next = this.#waiting.shift();
     if (next) this.#dispatch(slot, next);
     else this.onIdle?.();
   }
 
-  #wire(slot: Slot): void {
-    slot.worker.on('message', (msg: { id: number; outputs?: NamedTensors; computeMs?: number; error?: string }) => {
-      const p = slot.pending;
-      if (!p || p.id !== msg.id) return;
-      this.#release(slot);
-      if (msg.error !== undefined) p.reject(runError(msg.error));
-      else p.resolve({ outputs: msg.outputs!, computeMs: msg.computeMs ?? 0 });
-    });
-    slot.worker.on('error', (err) => {
-      const p = slot.pending;
-      if (p) p.reject(new InferrerError('INFERENCE_FAILED', `the runtime thread failed: ${err.message}`, {}, { cause: err }));
-    });
-    slot.worker.on('exit', () => {
-      const p = slot.pending;
-      slot.pending = undefined;
-      if (p) p.reject(new InferrerError('INFERENCE_FAILED', 'the runtime thread exited during a run'));
-      if (!this.#closed) {
-        // Replace a thread that died so the model keeps its capacity.
-        slot.busy = true;
-        void startWorker(this.file, this.#options)
-          .then(({ worker }) => {
-            slot.worker = worker;
-            this.#wire(slot);
-            this.#release(slot);
-          })
-          .catch(() => {});
-      }
-    });
+  /** The slot's thread died and was started again: create the session there again, then take work. */
+  #recreate(slot: Slot): void {
+    slot.busy = true;
+    slot.thread.create(this.file, this.#options).then(
+      ({ sid }) => {
+        slot.sid = sid;
+        this.#release(slot);
+      },
+      () => {
+        // The model loaded before, so this is the thread failing again: it restarts and calls back.
+      },
+    );
   }
 }
 
-/** How long a slot's thread has to release its session and exit before it is terminated. */
-const STOP_MS = 5000;
-
-/** Asks a thread to release its session and exit; resolves true once it has released it, false if it had to be terminated. */
-function stopWorker(worker: Worker): Promise<boolean> {
-  return new Promise((resolve) => {
-    let released = false;
-    const timer = setTimeout(() => void worker.terminate().finally(() => resolve(false)), STOP_MS);
-    timer.unref();
-    worker.on('message', (msg: { type?: string }) => {
-      if (msg.type === 'released') released = true;
-    });
-    worker.once('exit', () => {
-      clearTimeout(timer);
-      resolve(released);
-    });
-    worker.postMessage({ type: 'dispose' });
-  });
+/** A failed session creation as an InferrerError: the provider's failure, or the model's. */
+function createError(err: unknown, options: ort.InferenceSession.SessionOptions): InferrerError {
+  if (!(err instanceof SessionCreateError)) return err instanceof InferrerError ? err : new InferrerError('MODEL_LOAD_FAILED', `the runtime thread failed while loading: ${(err as Error).message}`, {}, { cause: err });
+  const message = err.message;
+  // The binding lists every provider it was built with (cuda on any linux x64), even when the provider
+  // libraries are not installed; that failure is the worker's, not the model's.
+  const wanted = (options.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name)).filter((p) => p !== 'cpu');
+  if (wanted.length > 0 && PROVIDER_FAILURE.test(message)) {
+    return new InferrerError('PROVIDER_UNAVAILABLE', `execution provider '${wanted.join(', ')}' could not be started on this worker: ${message.slice(0, 500)}`, { provider: wanted[0] });
+  }
+  return new InferrerError('INVALID_MODEL', `ONNX Runtime cannot create a session for this model: ${message.slice(0, 500)}`);
 }
+
+/**
+ * Inputs of zeros for one warm-up run (dynamic dimensions as 1), or undefined when an input has a type
+ * no tensor can carry. The first run of a session pays for lazy initialisation (and its memory).
+ */
+export function zeroFeeds(signature: ModelSignature): NamedTensors | undefined {
+  const feeds: NamedTensors = {};
+  for (const spec of signature.inputs) {
+    const dims = spec.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : 1));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const info = datatypeOfOrt(spec.type);
+    if (!info) return undefined;
+    const data = info.array ? new info.array(n) : new Array<string>(n).fill('');
+    feeds[spec.name] = { type: spec.type, dims, data } as Tensor;
+  }
+  return feeds;
+}
+
+/** How long a slot's thread has to release its session before it is given up on (terminated, or left). */
+const STOP_MS = 5000;
 
 /** ONNX Runtime's own messages for bad feeds are input errors, not server errors. */
 function runError(message: string): InferrerError {
@@ -239,35 +246,3 @@ function runError(message: string): InferrerError {
 
 /** ONNX Runtime's messages when an execution provider library or its device cannot be used. */
 const PROVIDER_FAILURE = /AppendExecutionProvider|libonnxruntime_providers_|no CUDA-capable device|CUDA driver version is insufficient/i;
-
-function startWorker(file: string, options: ort.InferenceSession.SessionOptions): Promise<{ worker: Worker; signature: ModelSignature }> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL, { workerData: { file, options } });
-    const onMessage = (msg: { type: string; message?: string; inputs?: TensorSpec[]; outputs?: TensorSpec[] }): void => {
-      worker.off('message', onMessage);
-      worker.off('error', onError);
-      if (msg.type === 'ready') {
-        resolve({ worker, signature: { inputs: msg.inputs!, outputs: msg.outputs! } });
-      } else {
-        void worker.terminate();
-        const message = String(msg.message);
-        // The binding lists every provider it was built with (cuda on any linux x64), even when the provider
-        // libraries are not installed; that failure is the worker's, not the model's.
-        const wanted = (options.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name)).filter((p) => p !== 'cpu');
-        if (wanted.length > 0 && PROVIDER_FAILURE.test(message)) {
-          reject(
-            new InferrerError('PROVIDER_UNAVAILABLE', `execution provider '${wanted.join(', ')}' could not be started on this worker: ${message.slice(0, 500)}`, {
-              provider: wanted[0],
-            }),
-          );
-        } else reject(new InferrerError('INVALID_MODEL', `ONNX Runtime cannot create a session for this model: ${message.slice(0, 500)}`));
-      }
-    };
-    const onError = (err: Error): void => {
-      worker.off('message', onMessage);
-      reject(new InferrerError('MODEL_LOAD_FAILED', `the runtime thread failed while loading: ${err.message}`, {}, { cause: err }));
-    };
-    worker.on('message', onMessage);
-    worker.once('error', onError);
-  });
-}

@@ -1,11 +1,13 @@
-// One execution slot: a worker thread that owns one ONNX Runtime session. onnxruntime-node runs a
-// model synchronously on the calling thread, so each slot gets its own thread and the main thread only
-// queues and answers HTTP. Plain JavaScript so it starts without a TypeScript loader.
+// A runtime thread: holds ONNX Runtime sessions and runs them. onnxruntime-node runs a model synchronously
+// on the calling thread, so sessions live on these threads and the main thread only queues and answers
+// HTTP. A thread holds one session (a dedicated slot) or many (a shared thread of a SessionThreads pool);
+// it runs one thing at a time, in arrival order. Plain JavaScript so it starts without a TypeScript loader.
 //
-// workerData: { file, options }  → posts { type: 'ready', inputs, outputs } or { type: 'failed', message }
-// message { id, feeds: {name: {type, dims, data}}, fetches? } → { id, outputs } or { id, error }
-// message { type: 'dispose' } → session released → { type: 'released' }, then the thread ends
-import { parentPort, workerData } from 'node:worker_threads';
+// { type: 'create', id, file, options }        → { id, sid, inputs, outputs } or { id, error }
+// { type: 'run', id, sid, feeds, fetches? }    → { id, outputs, computeMs } or { id, error }
+//   feeds: { name: { type, dims, data } }
+// { type: 'release', id, sid }                 → { id }
+import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
 /** @param {readonly any[]} metadata */
@@ -21,28 +23,35 @@ function ownsBuffer(a) {
   return ArrayBuffer.isView(a) && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && !(a.buffer instanceof SharedArrayBuffer);
 }
 
-let session;
-try {
-  session = await ort.InferenceSession.create(workerData.file, workerData.options);
-  parentPort.postMessage({ type: 'ready', inputs: specs(session.inputMetadata), outputs: specs(session.outputMetadata) });
-} catch (err) {
-  parentPort.postMessage({ type: 'failed', message: String(err?.message ?? err) });
+const sessions = new Map();
+let nextSid = 1;
+
+async function create(msg) {
+  try {
+    const session = await ort.InferenceSession.create(msg.file, msg.options);
+    const sid = nextSid++;
+    sessions.set(sid, session);
+    parentPort.postMessage({ id: msg.id, sid, inputs: specs(session.inputMetadata), outputs: specs(session.outputMetadata) });
+  } catch (err) {
+    parentPort.postMessage({ id: msg.id, error: String(err?.message ?? err) });
+  }
 }
 
-/** One message from OnnxSession: a run (its inputs, answered with outputs or an error) or 'dispose'. */
-async function onMessage(msg) {
-  if (msg.type === 'dispose') {
-    // OnnxSession.dispose: free the session's native memory, say so, and let the thread end.
-    try {
-      await session?.release();
-      parentPort.postMessage({ type: 'released' });
-    } finally {
-      parentPort.close();
-    }
-    return;
-  }
-  const { id, feeds, fetches } = msg;
+async function release(msg) {
+  const session = sessions.get(msg.sid);
+  sessions.delete(msg.sid);
   try {
+    await session?.release();
+  } finally {
+    parentPort.postMessage({ id: msg.id });
+  }
+}
+
+async function run(msg) {
+  const { id, sid, feeds, fetches } = msg;
+  try {
+    const session = sessions.get(sid);
+    if (!session) throw new Error(`no session ${sid} on this runtime thread`);
     const input = {};
     for (const [name, t] of Object.entries(feeds)) input[name] = new ort.Tensor(t.type, t.data, t.dims);
     const started = performance.now();
@@ -60,4 +69,8 @@ async function onMessage(msg) {
   }
 }
 
-parentPort.on('message', onMessage);
+parentPort.on('message', (msg) => {
+  if (msg.type === 'run') void run(msg);
+  else if (msg.type === 'create') void create(msg);
+  else if (msg.type === 'release') void release(msg);
+});

@@ -5,9 +5,9 @@
  * used idle entry is drained and unloaded. A new default version is loaded beside the old one, warmed,
  * switched to, and the old one drained, so no request in flight is lost.
  */
-import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, hasDynamicBatchAxis, datatypeOfOrt } from '@inferrer/core';
+import { InferrerError, type ModelSignature, hasDynamicBatchAxis } from '@inferrer/core';
 import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
-import { AdaptiveBatcher, type BatchObserver, type ExecutionProvider, OnnxSession } from '@inferrer/runtime';
+import { AdaptiveBatcher, type BatchObserver, type ExecutionProvider, OnnxSession, zeroFeeds } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 
@@ -313,15 +313,8 @@ export class ModelRegistry {
 
   /** One run on zeros so the first real request does not pay for lazy initialisation. */
   async #warm(entry: LoadedModel): Promise<void> {
-    const feeds: NamedTensors = {};
-    for (const spec of entry.signature.inputs) {
-      const dims = spec.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : 1));
-      const n = dims.reduce((a, b) => a * b, 1);
-      const info = datatypeOfOrt(spec.type);
-      if (!info) return;
-      const data = info.array ? new info.array(n) : new Array<string>(n).fill('');
-      feeds[spec.name] = { type: spec.type, dims, data } as Tensor;
-    }
+    const feeds = zeroFeeds(entry.signature);
+    if (!feeds) return;
     try {
       await entry.session.run(feeds);
     } catch (err) {

@@ -2,7 +2,9 @@
  * The validation process (forked by validation-process.ts, one per upload): parses the staged ONNX file,
  * creates a session for it, answers with what it found over IPC and exits, so whatever the model cost
  * goes back to the system with the process (the parent reads its peak memory, then kills it). It never
- * writes to the store.
+ * writes to the store. The runtime thread is started and warmed (a one-node model) before the child says
+ * it is ready, so the memory measured is what creating this model's session costs a running worker
+ * (`validation.memory_bytes`: modelhosts count at least this much for it), not the runtime's start-up.
  *
  *   child → parent   {ready: true, hwmReset}   (hwmReset: the peak-memory mark was reset after start-up)
  *   parent → child   {file, folder, config}
@@ -13,7 +15,7 @@ import { toInferrerError } from '@inferrer/core';
 import type { ModelConfig, ModelInspection } from '@inferrer/model-store';
 // The narrow entry points: a child that starts in a second rather than three (no zod, sharp, batcher).
 import { checkOnnxFile } from '@inferrer/model-store/onnx-check';
-import { inspectModel } from '@inferrer/runtime/inspect';
+import { SessionThreads, inspectModel } from '@inferrer/runtime/inspect';
 
 interface Job {
   file: string;
@@ -24,13 +26,15 @@ interface Job {
 /** The same checks as the store's inspectInProcess: structure first, then a session. */
 async function inspect(file: string, folder: string, config: ModelConfig): Promise<ModelInspection> {
   const facts = await checkOnnxFile(file, folder);
-  const signature = await inspectModel(file, { graphOptimizationLevel: config.graph_optimization_level ?? 'all' });
+  const signature = await inspectModel(file, { graphOptimizationLevel: config.graph_optimization_level ?? 'all', threads });
   return { facts, signature };
 }
 
 function reply(msg: object): void {
   process.send!(msg);
 }
+
+const threads = new SessionThreads(1);
 
 // The parent gone (killed, restarted): nothing left to answer.
 process.on('disconnect', () => process.exit(1));
@@ -43,6 +47,8 @@ process.once('message', (job: Job) => {
     },
   );
 });
+// The runtime's start-up is not the model's cost: pay it before the measurement starts.
+await threads.warm();
 // Peak memory from here on is what the model costs: reset the high-water mark the parent reads (Linux).
 let hwmReset = false;
 try {
