@@ -75,8 +75,13 @@ export const ModelConfigSchema = z
     batching: BatchingConfigSchema.optional(),
     /** Execution slots (worker threads, a session each) per worker. */
     instances: z.number().int().min(1).max(64).optional(),
-    /** Load at worker start instead of on first use. */
+    /**
+     * Load at worker start instead of on first use; a worker short of memory unloads such models only after
+     * every model without it.
+     */
     preload: z.boolean().optional(),
+    /** Load at worker start and keep loaded: never unloaded to make room for other models. */
+    pinned: z.boolean().optional(),
     execution_providers: z.array(z.enum(['cpu', 'cuda'])).min(1).optional(),
     intra_op_threads: z.number().int().min(1).max(256).optional(),
     inter_op_threads: z.number().int().min(1).max(256).optional(),

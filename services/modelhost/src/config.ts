@@ -19,13 +19,25 @@ export const ModelhostEnvSchema = z
     ACCESS_LOG: envFlag().default(true),
     /** Share of successful requests that get an access line (0 to 1); errors always do. */
     ACCESS_LOG_SAMPLE: z.coerce.number().min(0).max(1).default(1),
-    /** Models kept loaded at once; the least recently used beyond this are unloaded. */
-    MAX_LOADED_MODELS: z.coerce.number().int().min(1).default(16),
+    /**
+     * Memory the loaded models may take together (each counted at what its load measured, at least what its
+     * validation measured); the least recently used idle models are unloaded to make room, and a model that
+     * alone needs more is refused with MODEL_LOAD_FAILED. Default: 70 % of the container's memory limit (the
+     * host's memory without one), less what the worker holds once started.
+     */
+    MODEL_MEMORY_BYTES: z.coerce.number().int().min(1024 * 1024).optional(),
+    /** At most this many versions loaded at once besides the memory budget; 0: the budget alone decides. */
+    MAX_LOADED_MODELS: z.coerce.number().int().min(0).default(0),
     /**
      * A version whose sessions would need more than this (the memory its validation took at upload, times
      * its instances) is refused with MODEL_LOAD_FAILED instead of being loaded; 0: no limit.
      */
     MODEL_MAX_MEMORY_MB: z.coerce.number().int().min(0).default(2048),
+    /**
+     * Runtime threads the models' sessions share (each model's execution slots on different ones); 0: a
+     * thread of its own per slot, which costs about 13 MB and a slow start per model. Default: the CPUs.
+     */
+    SESSION_THREADS: z.coerce.number().int().min(0).max(256).default(Math.max(1, os.availableParallelism())),
     /** Default rows per batch (EOTDL's BATCH_SIZE is an alias); a model's config overrides. */
     MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
     BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
@@ -65,8 +77,11 @@ export type ModelhostConfig = Readonly<{
   logFormat: 'json' | 'pretty';
   accessLog: boolean;
   accessLogSample: number;
+  /** Undefined: derived at start from the memory limit (memory-budget.ts defaultBudget). */
+  modelMemoryBytes: number | undefined;
   maxLoadedModels: number;
   modelMaxMemoryMb: number;
+  sessionThreads: number;
   maxBatchSize: number;
   maxQueueDelayMs: number;
   maxQueueSize: number;
@@ -95,8 +110,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     logFormat: e.LOG_FORMAT,
     accessLog: e.ACCESS_LOG,
     accessLogSample: e.ACCESS_LOG_SAMPLE,
+    modelMemoryBytes: e.MODEL_MEMORY_BYTES,
     maxLoadedModels: e.MAX_LOADED_MODELS,
     modelMaxMemoryMb: e.MODEL_MAX_MEMORY_MB,
+    sessionThreads: e.SESSION_THREADS,
     maxBatchSize: e.MAX_BATCH_SIZE ?? e.BATCH_SIZE ?? 32,
     maxQueueDelayMs: e.MAX_QUEUE_DELAY_MS ?? (e.BATCH_TIMEOUT !== undefined ? e.BATCH_TIMEOUT * 1000 : 0),
     maxQueueSize: e.MAX_QUEUE_SIZE,

@@ -62,6 +62,8 @@ export interface BatchFacts {
   computeMs: number;
   /** Decoding the request: JSON or binary tensors, and images (decode, resize, normalise). */
   preprocessMs: number;
+  /** How long the request waited for its model to load on this worker (0: it was loaded). */
+  loadMs: number;
 }
 
 export interface V1Answer extends BatchFacts {
@@ -241,9 +243,11 @@ export class DataPlane {
     const name = parseModelName(rawName);
     const started = performance.now();
     let seen: LoadedModel | undefined;
+    let loadMs = 0;
     try {
-      const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, timing, decode, (m) => {
+      const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, timing, decode, (m, ms) => {
         seen = m;
+        loadMs = ms;
       });
       if (drift) this.#drift!.outputs(model, drift, result.outputs);
       const encodeStarted = performance.now();
@@ -261,6 +265,7 @@ export class DataPlane {
       encoded.queueMs = result.queueMs;
       encoded.computeMs = result.computeMs;
       encoded.preprocessMs = preprocessMs;
+      encoded.loadMs = loadMs;
       return encoded;
     } catch (err) {
       const code = (err as InferrerError).code ?? 'INTERNAL';
@@ -277,26 +282,30 @@ export class DataPlane {
     version: number | undefined,
     { deadline, priority }: Timing,
     decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
-    seen: (m: LoadedModel) => void,
+    seen: (m: LoadedModel, loadMs: number) => void,
   ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number; drift: Pending | undefined }> {
     // A model being swapped out can refuse a request between lookup and enqueue; look it up once more.
     for (let attempt = 0; ; attempt++) {
-      const model = await this.#registry.get(name, version);
-      seen(model);
-      if (performance.now() >= deadline) {
-        this.#metrics.timeouts.inc({ model: model.name, version: String(model.version) });
-        throw new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it could run', { model: name });
-      }
-      const decodeStarted = performance.now();
-      const decoded = await decode(model.signature, model);
-      const preprocessMs = performance.now() - decodeStarted;
-      // Inputs are counted before the run: the batcher hands their buffers to the session's thread.
-      const drift = this.#drift?.inputs(model, decoded.inputs, decoded.rows);
+      const { model, loadMs } = await this.#registry.acquire(name, version, deadline);
       try {
-        return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority), preprocessMs, drift };
-      } catch (err) {
-        if ((err as InferrerError).code === 'MODEL_NOT_READY' && attempt === 0) continue;
-        throw err;
+        seen(model, loadMs);
+        if (performance.now() >= deadline) {
+          this.#metrics.timeouts.inc({ model: model.name, version: String(model.version) });
+          throw new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it could run', { model: name });
+        }
+        const decodeStarted = performance.now();
+        const decoded = await decode(model.signature, model);
+        const preprocessMs = performance.now() - decodeStarted;
+        // Inputs are counted before the run: the batcher hands their buffers to the session's thread.
+        const drift = this.#drift?.inputs(model, decoded.inputs, decoded.rows);
+        try {
+          return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority), preprocessMs, drift };
+        } catch (err) {
+          if ((err as InferrerError).code === 'MODEL_NOT_READY' && attempt === 0) continue;
+          throw err;
+        }
+      } finally {
+        this.#registry.release(model);
       }
     }
   }

@@ -1,11 +1,13 @@
 /** Modelhost entry point: config → store, registry, watcher → HTTP → SIGTERM drains. */
 import http from 'node:http';
 import { ModelStore } from '@inferrer/model-store';
+import { SessionThreads } from '@inferrer/runtime';
 import { createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { loadConfig, type ModelhostConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
 import { DriftMonitor } from './drift.ts';
+import { defaultBudget, memoryLimit } from './memory-budget.ts';
 import { ModelhostMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
 import { StoreWatcher } from './watcher.ts';
@@ -20,9 +22,15 @@ try {
 const logger = createLogger({ service: 'modelhost', level: config.logLevel, format: config.logFormat }).child({ modelhost: config.id });
 const log = logger.child({ module: 'main' });
 const store = new ModelStore(config.modelDir);
+// The shared runtime threads start (and pay the runtime's one-time costs) before anything is measured.
+const threads = config.sessionThreads > 0 ? new SessionThreads(config.sessionThreads) : undefined;
+await threads?.warm();
+const limit = memoryLimit();
+const baselineBytes = process.memoryUsage.rss();
+const budgetBytes = config.modelMemoryBytes ?? defaultBudget(limit.bytes, baselineBytes);
 let registry: ModelRegistry | undefined;
 const metrics = new ModelhostMetrics(() => registry);
-registry = new ModelRegistry(store, config, logger, metrics.hooks());
+registry = new ModelRegistry(store, config, logger, metrics.hooks(), { budgetBytes, threads });
 const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs);
 const drift = config.driftEnabled ? new DriftMonitor(registry, config.id, logger) : undefined;
 if (drift) drift.onRows = (model, version, rows) => metrics.driftRows.inc({ model, version: String(version) }, rows);
@@ -39,7 +47,17 @@ exitOnListenError(server, 'modelhost');
 server.listen(config.port, config.host, () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
-  log.info('modelhost listening', { host: config.host, port, modelDir: config.modelDir, instances: config.instances, maxBatchSize: config.maxBatchSize, maxQueueDelayMs: config.maxQueueDelayMs });
+  log.info('modelhost listening', {
+    host: config.host,
+    port,
+    modelDir: config.modelDir,
+    instances: config.instances,
+    maxBatchSize: config.maxBatchSize,
+    maxQueueDelayMs: config.maxQueueDelayMs,
+    sessionThreads: config.sessionThreads,
+    modelMemoryMb: Math.round(budgetBytes / 2 ** 20),
+    budgetFrom: config.modelMemoryBytes !== undefined ? 'MODEL_MEMORY_BYTES' : `70% of the ${limit.source} memory limit (${Math.round(limit.bytes / 2 ** 20)} MB) less this worker's ${Math.round(baselineBytes / 2 ** 20)} MB`,
+  });
 });
 
 await watcher.start();

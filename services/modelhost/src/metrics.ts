@@ -26,6 +26,8 @@ export class ModelhostMetrics {
   readonly loadFailures: client.Counter<'model'>;
   readonly unloads: client.Counter<'model' | 'reason'>;
   readonly driftRows: client.Counter<'model' | 'version'>;
+  readonly lookups: client.Counter<'result'>;
+  readonly loadWait: client.Histogram;
   /** Counts and times in the statistics extension's shape (GET /v1/stats; summed by the metrics service). */
   readonly stats = new InferenceStats();
 
@@ -47,7 +49,9 @@ export class ModelhostMetrics {
     this.batchSize = new client.Histogram({ name: 'modelhost_batch_size', help: 'Rows per executed batch', labelNames: mv, buckets: BATCH_SIZE_BUCKETS, registers: [r] });
     this.timeouts = new client.Counter({ name: 'modelhost_timeouts_total', help: 'Requests that passed their deadline', labelNames: mv, registers: [r] });
     this.errors = new client.Counter({ name: 'modelhost_errors_total', help: 'Inference requests that failed on the server side (5xx: queue full, not ready, timeout, runtime failure), by error code', labelNames: [...mv, 'code'], registers: [r] });
-    this.sessionsEvicted = new client.Counter({ name: 'modelhost_sessions_evicted_total', help: 'Model versions unloaded to stay within MAX_LOADED_MODELS (least recently used)', labelNames: ['model'], registers: [r] });
+    this.sessionsEvicted = new client.Counter({ name: 'modelhost_sessions_evicted_total', help: 'Model versions unloaded to make room for another (memory budget, MAX_LOADED_MODELS; least recently used idle first)', labelNames: ['model'], registers: [r] });
+    this.lookups = new client.Counter({ name: 'modelhost_model_lookups_total', help: 'Inference requests by whether they found their model loaded (hit) or waited for it to load (load)', labelNames: ['result'], registers: [r] });
+    this.loadWait = new client.Histogram({ name: 'modelhost_model_load_wait_seconds', help: 'How long requests that found their model not loaded waited for the load (cold starts)', buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
     this.loadDuration = new client.Histogram({ name: 'modelhost_model_load_duration_seconds', help: 'Time to load and warm a model version', labelNames: ['model'], buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
     this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
     this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
@@ -71,6 +75,34 @@ export class ModelhostMetrics {
       collect() {
         this.reset();
         for (const e of models()?.entries() ?? []) this.set({ model: e.name, version: String(e.version) }, e.batcher.options.maxQueueSize);
+      },
+    });
+    new client.Gauge({
+      name: 'modelhost_model_resident_bytes',
+      help: 'Memory a loaded model version counts against the budget (what its load measured, at least what its validation measured)',
+      labelNames: mv,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const e of models()?.entries() ?? []) this.set({ model: e.name, version: String(e.version) }, e.costBytes);
+      },
+    });
+    new client.Gauge({
+      name: 'modelhost_model_memory_budget_bytes',
+      help: 'Memory the loaded models may take together (MODEL_MEMORY_BYTES)',
+      registers: [r],
+      collect() {
+        const m = models()?.memory();
+        if (m) this.set(m.budget_bytes);
+      },
+    });
+    new client.Gauge({
+      name: 'modelhost_model_memory_used_bytes',
+      help: 'Memory the loaded models (and those still unloading) count against the budget',
+      registers: [r],
+      collect() {
+        const m = models()?.memory();
+        if (m) this.set(m.used_bytes);
       },
     });
     new client.Gauge({
@@ -155,6 +187,10 @@ export class ModelhostMetrics {
       onLoad: (model, _v, seconds, ok) => {
         if (ok) this.loadDuration.observe({ model }, seconds);
         else this.loadFailures.inc({ model });
+      },
+      onLookup: (hit, waitSeconds) => {
+        this.lookups.inc({ result: hit ? 'hit' : 'load' });
+        if (!hit) this.loadWait.observe(waitSeconds);
       },
       onUnload: (model, _v, reason) => {
         this.unloads.inc({ model, reason });

@@ -1,15 +1,19 @@
 /**
  * ModelRegistry: the models loaded in this worker (not the store on disk). Each entry is one model
  * version with its session and batcher, in state LOADING | READY | UNLOADING | UNAVAILABLE. Models load
- * on first use (or at start when their config says preload); beyond MAX_LOADED_MODELS the least recently
- * used idle entry is drained and unloaded. A new default version is loaded beside the old one, warmed,
- * switched to, and the old one drained, so no request in flight is lost.
+ * on first use (or at start when their config says preload or pinned), one load at a time, within the
+ * worker's memory budget (memory-budget.ts): each load measures what it cost, and makes room first by
+ * unloading the least recently used idle models (never one a request holds, never a pinned one). A model
+ * that alone needs more than the budget is refused. A request holds its model (a lease, `acquire` …
+ * `release`) from lookup to answer. A new default version is loaded beside the old one, warmed, switched
+ * to, and the old one drained, so no request in flight is lost.
  */
 import { InferrerError, type ModelSignature, hasDynamicBatchAxis } from '@inferrer/core';
 import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
-import { AdaptiveBatcher, type BatchObserver, type ExecutionProvider, OnnxSession, zeroFeeds } from '@inferrer/runtime';
+import { AdaptiveBatcher, type BatchObserver, type ExecutionProvider, OnnxSession, type SessionThreads, zeroFeeds } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
+import { MemoryBudget } from './memory-budget.ts';
 
 export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
 
@@ -26,6 +30,23 @@ export interface LoadedModel {
   configKey: string;
   /** The version's STAC MLM item and the model's labels: they drive image pre- and post-processing. */
   media: { stac?: StacItem; labels?: string[] };
+  /** Memory counted against the budget: what the load measured, at least what validation measured. */
+  costBytes: number;
+  /** Requests holding it now (acquire … release): it is not unloaded to make room while any does. */
+  leases: number;
+  /** Never unloaded to make room (config.pinned). */
+  pinned: boolean;
+  /** Unloaded to make room only after every model without preload (config.preload). */
+  preload: boolean;
+}
+
+/** The registry's part of the worker: its memory budget, shared runtime threads, and how it reads its size. */
+export interface RegistryOptions {
+  budgetBytes: number;
+  /** Runtime threads the sessions share; absent: a thread of their own per execution slot. */
+  threads?: SessionThreads | undefined;
+  /** Resident memory of this process now (a load's cost is how much it grew). */
+  rss?: () => number;
 }
 
 export interface ModelSettings {
@@ -40,6 +61,8 @@ export interface RegistryHooks {
   observer(name: string, version: number): BatchObserver;
   onLoad?(name: string, version: number, seconds: number, ok: boolean): void;
   onUnload?(name: string, version: number, reason: 'evicted' | 'replaced' | 'deleted' | 'unloaded' | 'shutdown'): void;
+  /** A request found its model loaded (true), or waited for it to load (false, `waitSeconds`). */
+  onLookup?(hit: boolean, waitSeconds: number): void;
 }
 
 const key = (name: string, version: number): string => `${name}@${version}`;
@@ -67,29 +90,100 @@ export class ModelRegistry {
   readonly #failed = new Map<string, string>();
   /** Last record read from the store per model; the default version comes from here. */
   readonly #records = new Map<string, ModelRecord>();
+  readonly #budget: MemoryBudget;
+  readonly #threads: SessionThreads | undefined;
+  readonly #rss: () => number;
+  /** Loads run one after the other: each measures its own cost, and two never compete for room. */
+  #loadQueue: Promise<unknown> = Promise.resolve();
+  /** Entries unloading now and the bytes they still hold. */
+  readonly #unloading = new Map<LoadedModel, Promise<void>>();
+  /** A load waiting for a request to let go of a model so that one can be unloaded. */
+  #roomWaiters: (() => void)[] = [];
   #closed = false;
 
-  constructor(store: ModelStore, config: ModelhostConfig, logger: Logger, hooks: RegistryHooks) {
+  constructor(store: ModelStore, config: ModelhostConfig, logger: Logger, hooks: RegistryHooks, opts: RegistryOptions) {
     this.#store = store;
     this.#config = config;
     this.#log = logger.child({ module: 'registry' });
     this.#hooks = hooks;
+    this.#budget = new MemoryBudget(opts.budgetBytes);
+    this.#threads = opts.threads;
+    this.#rss = opts.rss ?? (() => process.memoryUsage.rss());
   }
 
-  /** The loaded entry for a request, loading it if needed. */
+  /** The budget for models and what the loaded ones (and those still unloading) count against it. */
+  memory(): { budget_bytes: number; used_bytes: number } {
+    let used = MemoryBudget.used(this.#loaded.values());
+    for (const e of this.#unloading.keys()) used += e.costBytes;
+    return { budget_bytes: this.#budget.limitBytes, used_bytes: used };
+  }
+
+  /**
+   * The loaded entry for a request, loading it first if needed (within `deadline`, a performance.now()
+   * time), held for the request until `release`. `loadMs` is how long the request waited for a load (0 when
+   * it found the model loaded).
+   */
+  async acquire(name: string, version: number | undefined, deadline?: number): Promise<{ model: LoadedModel; loadMs: number }> {
+    const started = performance.now();
+    // A model loaded for this request can be unloaded again before the request takes it, when every other
+    // model is busy: it is loaded once more, a few times at most.
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closed) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
+      const record = await this.#record(name, version);
+      if (record.enabled === false) {
+        throw new InferrerError('MODEL_NOT_READY', `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`, { model: record.name }, { retryAfter: 5 });
+      }
+      const want = version ?? pickVersion(record);
+      const hit = this.#loaded.get(key(record.name, want));
+      if (hit && hit.state === 'READY') {
+        hit.lastUsed = performance.now();
+        hit.leases++;
+        const loadMs = attempt === 0 ? 0 : hit.lastUsed - started;
+        this.#hooks.onLookup?.(attempt === 0, loadMs / 1000);
+        return { model: hit, loadMs };
+      }
+      if (attempt === 3) throw new InferrerError('MODEL_NOT_READY', `model ${record.name} version ${want} was unloaded again to make room before it could run; every model on this worker is busy`, { model: record.name, version: want }, { retryAfter: 1 });
+      const loaded = await this.#untilDeadline(this.#load(record, want), deadline, record.name, want);
+      if (loaded.state === 'READY') {
+        // Taken before any other load can look for room (those wait for the store's I/O first).
+        loaded.lastUsed = performance.now();
+        loaded.leases++;
+        const loadMs = loaded.lastUsed - started;
+        this.#hooks.onLookup?.(false, loadMs / 1000);
+        return { model: loaded, loadMs };
+      }
+    }
+  }
+
+  /** Lets go of a model a request held. */
+  release(model: LoadedModel): void {
+    model.leases = Math.max(0, model.leases - 1);
+    if (model.leases === 0 && this.#roomWaiters.length > 0) {
+      const waiters = this.#roomWaiters;
+      this.#roomWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** The loaded entry (loading it if needed), not held: for metadata. */
   async get(name: string, version?: number): Promise<LoadedModel> {
-    if (this.#closed) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
-    const record = await this.#record(name, version);
-    if (record.enabled === false) {
-      throw new InferrerError('MODEL_NOT_READY', `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`, { model: record.name }, { retryAfter: 5 });
-    }
-    const want = version ?? pickVersion(record);
-    const hit = this.#loaded.get(key(record.name, want));
-    if (hit && hit.state === 'READY') {
-      hit.lastUsed = performance.now();
-      return hit;
-    }
-    return this.#load(record, want);
+    const { model } = await this.acquire(name, version);
+    this.release(model);
+    return model;
+  }
+
+  /** `p`, or DEADLINE_EXCEEDED once `deadline` passes (the load goes on for the requests after this one). */
+  #untilDeadline<T>(p: Promise<T>, deadline: number | undefined, name: string, version: number): Promise<T> {
+    if (deadline === undefined) return p;
+    const left = deadline - performance.now();
+    if (left <= 0) return Promise.reject(deadlineError(name, version));
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(deadlineError(name, version)), left);
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /**
@@ -168,6 +262,8 @@ export class ModelRegistry {
    * default version is loaded beside the old one before the switch.
    */
   async refresh(): Promise<void> {
+    /** Models given `preload` by this change (the repository extension's load): every worker loads them. */
+    const preloaded = new Set<string>();
     for (const name of this.knownModels()) {
       let record: ModelRecord | undefined;
       try {
@@ -176,6 +272,7 @@ export class ModelRegistry {
         if ((err as InferrerError).code !== 'MODEL_NOT_FOUND') throw err;
       }
       const old = this.#records.get(name);
+      if (record?.config.preload && !old?.config.preload) preloaded.add(name);
       if (!record || record.enabled === false) {
         if (record) this.#records.set(name, record);
         else this.#records.delete(name);
@@ -215,13 +312,18 @@ export class ModelRegistry {
         }
       }
     }
-    await this.preload();
+    await this.preload(preloaded);
   }
 
-  /** Loads every enabled model whose config says preload and that is not loaded yet. */
-  async preload(): Promise<void> {
+  /**
+   * Loads the enabled models whose config says `pinned`, or `preload` (all of those at start; after a store
+   * change, the pinned ones, those this worker has not seen yet and those that have just been given
+   * `preload`: a preloaded model that was unloaded to make room is not loaded again by a store change).
+   */
+  async preload(changed?: ReadonlySet<string>): Promise<void> {
     for (const record of await this.#store.list()) {
-      if (!record.config.preload || record.enabled === false || this.#loaded.has(key(record.name, record.default_version))) continue;
+      const wanted = record.config.pinned === true || (record.config.preload === true && (changed === undefined || changed.has(record.name) || !this.#records.has(record.name)));
+      if (!wanted || record.enabled === false || this.#loaded.has(key(record.name, record.default_version))) continue;
       this.#records.set(record.name, record);
       try {
         await this.#load(record, record.default_version);
@@ -238,32 +340,49 @@ export class ModelRegistry {
     await Promise.race([Promise.all(all), new Promise((r) => setTimeout(r, timeoutMs))]);
   }
 
-  async #load(record: ModelRecord, version: number, beside?: LoadedModel): Promise<LoadedModel> {
+  /** Loads a version (once: callers asking for one that is loading share that load), after the loads before it. */
+  #load(record: ModelRecord, version: number, beside?: LoadedModel): Promise<LoadedModel> {
     const k = key(record.name, version);
     const inflight = this.#loading.get(k);
     if (inflight) return inflight;
-    const p = this.#doLoad(record, version, beside).finally(() => this.#loading.delete(k));
+    const p = this.#loadQueue.then(() => this.#doLoad(record, version, beside)).finally(() => this.#loading.delete(k));
+    this.#loadQueue = p.catch(() => undefined);
     this.#loading.set(k, p);
     return p;
   }
 
   async #doLoad(record: ModelRecord, version: number, beside?: LoadedModel): Promise<LoadedModel> {
     const started = performance.now();
+    if (this.#closed) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
+    const ready = this.#loaded.get(key(record.name, version));
+    if (ready?.state === 'READY' && ready.configKey === configKey(record)) return ready;
     const { file, version: v } = await this.#store.resolve(record.name, version);
     const cfg = record.config;
     const settings = this.settings(record);
     const instances = settings.instances;
+    const refuse = (message: string, details: Record<string, unknown>): InferrerError => {
+      this.#hooks.onLoad?.(record.name, version, 0, false);
+      return new InferrerError('MODEL_LOAD_FAILED', message, { model: record.name, version, ...details });
+    };
     const limitMb = this.#config.modelMaxMemoryMb;
     // What the upload's validation measured for one session; a version that would not fit is refused, not loaded.
-    const needMb = v.validation ? Math.ceil((v.validation.memory_bytes * instances) / (1024 * 1024)) : 0;
+    const needMb = v.validation ? Math.ceil((v.validation.memory_bytes * instances) / MiB) : 0;
     if (limitMb > 0 && needMb > limitMb) {
-      this.#hooks.onLoad?.(record.name, version, 0, false);
-      throw new InferrerError(
-        'MODEL_LOAD_FAILED',
+      throw refuse(
         `model ${record.name} version ${version} needs about ${needMb} MB to load (${instances} instance${instances === 1 ? '' : 's'}, measured at upload), more than this worker's limit of ${limitMb} MB (MODEL_MAX_MEMORY_MB)`,
-        { model: record.name, version, need_mb: needMb, limit_mb: limitMb },
+        { need_mb: needMb, limit_mb: limitMb },
       );
     }
+    const id = key(record.name, version);
+    const need = this.#budget.expected(id, v, instances);
+    if (need > this.#budget.limitBytes) {
+      throw refuse(
+        `model ${record.name} version ${version} needs about ${mb(need)} MB (${instances} instance${instances === 1 ? '' : 's'}), more than this worker's whole memory budget for models, ${mb(this.#budget.limitBytes)} MB (MODEL_MEMORY_BYTES): it cannot be loaded here`,
+        { need_bytes: need, budget_bytes: this.#budget.limitBytes, limit: 'MODEL_MEMORY_BYTES' },
+      );
+    }
+    await this.#makeRoom(need, record.name, version);
+    const before = this.#rss();
     let session: OnnxSession;
     try {
       session = await OnnxSession.load(file, {
@@ -272,6 +391,7 @@ export class ModelRegistry {
         interOpThreads: cfg.inter_op_threads ?? this.#config.interOpThreads,
         graphOptimizationLevel: cfg.graph_optimization_level ?? this.#config.graphOptimizationLevel,
         executionProviders: settings.executionProviders,
+        threads: this.#threads,
       });
     } catch (err) {
       this.#hooks.onLoad?.(record.name, version, (performance.now() - started) / 1000, false);
@@ -300,14 +420,31 @@ export class ModelRegistry {
       loadedAt: Date.now(),
       configKey: configKey(record),
       media: { ...(v.stac ? { stac: v.stac } : {}), ...(record.labels ? { labels: record.labels } : {}) },
+      costBytes: 0,
+      leases: 0,
+      pinned: cfg.pinned === true,
+      preload: cfg.preload === true,
     };
     await this.#warm(entry);
+    const grew = this.#rss() - before;
+    entry.costBytes = this.#budget.measured(id, v, instances, grew);
     entry.state = 'READY';
-    this.#loaded.set(key(record.name, version), entry);
+    entry.lastUsed = performance.now();
+    this.#loaded.set(id, entry);
     const seconds = (performance.now() - started) / 1000;
     this.#hooks.onLoad?.(record.name, version, seconds, true);
-    this.#log.info('model loaded', { model: record.name, version, seconds: Number(seconds.toFixed(3)), instances: session.instances, batching: batcher.options, beside: beside?.version });
-    this.#evict();
+    this.#log.info('model loaded', {
+      model: record.name,
+      version,
+      seconds: Number(seconds.toFixed(3)),
+      instances: session.instances,
+      batching: batcher.options,
+      beside: beside?.version,
+      costMb: Number((entry.costBytes / MiB).toFixed(2)),
+      grewMb: Number((grew / MiB).toFixed(2)),
+    });
+    // A load that cost more than expected may leave the worker over its budget: unload idle models now.
+    this.#trim();
     return entry;
   }
 
@@ -322,23 +459,80 @@ export class ModelRegistry {
     }
   }
 
-  #evict(): void {
-    const excess = this.#loaded.size - this.#config.maxLoadedModels;
-    if (excess <= 0) return;
-    const idle = this.entries()
-      .filter((e) => e.state === 'READY' && e.batcher.depth === 0 && e.batcher.inflight === 0)
-      .sort((a, b) => a.lastUsed - b.lastUsed);
-    for (const e of idle.slice(0, excess)) void this.#unload(e, 'evicted');
+  /**
+   * Unloads idle models until `need` more bytes fit the budget (and one more model fits
+   * MAX_LOADED_MODELS), and waits until their memory is given back. When every model that would have to
+   * go is busy, waits for requests to let go of them, up to REQUEST_TIMEOUT_MS.
+   */
+  async #makeRoom(need: number, name: string, version: number): Promise<void> {
+    const giveUp = performance.now() + this.#config.requestTimeoutMs;
+    for (;;) {
+      const loaded = this.#ready();
+      const used = this.memory().used_bytes;
+      const max = this.#config.maxLoadedModels;
+      const victims = this.#budget.victims(loaded, used, need, busy, max > 0 ? loaded.length + 1 - max : 0);
+      if (victims) {
+        await Promise.all(victims.map((e) => this.#unload(e, 'evicted')));
+        return;
+      }
+      // Versions being replaced or deleted give their memory back once their requests are answered.
+      if (this.#unloading.size > 0) {
+        await Promise.race(this.#unloading.values());
+        continue;
+      }
+      const left = giveUp - performance.now();
+      if (left <= 0) {
+        throw new InferrerError(
+          'MODEL_NOT_READY',
+          `model ${name} version ${version} cannot be loaded yet: every model this worker could unload to make room is busy or pinned (MODEL_MEMORY_BYTES ${mb(this.#budget.limitBytes)} MB)`,
+          { model: name, version },
+          { retryAfter: 1 },
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 1000));
+        this.#roomWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Loaded entries that are ready (those loading or unloading are not candidates to unload). */
+  #ready(): LoadedModel[] {
+    const out: LoadedModel[] = [];
+    for (const e of this.#loaded.values()) if (e.state === 'READY') out.push(e);
+    return out;
+  }
+
+  /** Unloads idle models while the loaded ones count more than the budget (a load cost more than expected). */
+  #trim(): void {
+    const victims = this.#budget.victims(this.#ready(), this.memory().used_bytes, 0, busy) ?? [];
+    for (const e of victims) void this.#unload(e, 'evicted');
   }
 
   async #unload(entry: LoadedModel, reason: 'evicted' | 'replaced' | 'deleted' | 'unloaded' | 'shutdown'): Promise<void> {
-    if (entry.state === 'UNLOADING') return;
+    if (entry.state === 'UNLOADING') return this.#unloading.get(entry);
     entry.state = 'UNLOADING';
     const k = key(entry.name, entry.version);
     if (this.#loaded.get(k) === entry) this.#loaded.delete(k);
-    await entry.batcher.drained();
-    await entry.session.dispose();
-    this.#hooks.onUnload?.(entry.name, entry.version, reason);
-    this.#log.info('model unloaded', { model: entry.name, version: entry.version, reason });
+    const done = (async () => {
+      await entry.batcher.drained();
+      await entry.session.dispose();
+      this.#hooks.onUnload?.(entry.name, entry.version, reason);
+      this.#log.info('model unloaded', { model: entry.name, version: entry.version, reason, costMb: Number((entry.costBytes / MiB).toFixed(2)) });
+    })().finally(() => this.#unloading.delete(entry));
+    this.#unloading.set(entry, done);
+    return done;
   }
+}
+
+const MiB = 1024 * 1024;
+const mb = (bytes: number): number => Math.round(bytes / MiB);
+/** Requests queued or running in the model's batcher. */
+const busy = (e: LoadedModel): boolean => e.batcher.depth > 0 || e.batcher.inflight > 0;
+
+function deadlineError(name: string, version: number): InferrerError {
+  return new InferrerError('DEADLINE_EXCEEDED', `model ${name} version ${version} was still loading when the request's deadline passed`, { model: name, version });
 }

@@ -109,6 +109,7 @@ export class InferenceFrame {
       ...(priority === 'batch' ? { priority } : {}),
       ms: Number((performance.now() - started).toFixed(2)),
       ...(batch ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) } : {}),
+      ...(batch && batch.loadMs > 0 ? { loadMs: Number(batch.loadMs.toFixed(2)) } : {}),
     });
   }
 }

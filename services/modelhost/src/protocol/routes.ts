@@ -6,7 +6,7 @@
  *                                          score_threshold, iou_threshold)
  *   POST /v2/models/:model[/versions/:version]/infer   Open Inference Protocol, JSON or binary tensors
  *   POST /v1/models/:name/group            several of the above as frames (group.ts)
- *   GET  /v1/models, /v1/models/:name      models loaded here and their state; metadata as this worker sees it
+ *   GET  /v1/models, /v1/models/:name      models loaded here (state, memory) and the budget; metadata as this worker sees it
  *   GET  /v1/models/:name/settings         batching and instances of a model on this worker (model configuration)
  *   GET  /v1/stats                         inference statistics per model version (statistics extension)
  *   POST /v1/models/:name/versions/:v/warm load and warm a version here if needed; its state now (readiness)
@@ -133,12 +133,26 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
     {
       ...get,
       path: '/v1/models',
-      summary: 'models loaded here and their state',
-      handle: (_req, res) =>
-        void res.json({
+      summary: 'models loaded here, their state and memory, and the memory budget',
+      handle: (_req, res) => {
+        const now = performance.now();
+        res.json({
           modelhost: config.id,
-          models: registry.entries().map((e) => ({ name: e.name, version: e.version, state: e.state, queue_depth: e.batcher.depth, instances: e.session.instances, batching: e.batcher.options })),
-        }),
+          memory: { ...registry.memory(), process_resident_bytes: process.memoryUsage.rss() },
+          models: registry.entries().map((e) => ({
+            name: e.name,
+            version: e.version,
+            state: e.state,
+            queue_depth: e.batcher.depth,
+            instances: e.session.instances,
+            batching: e.batcher.options,
+            resident_bytes: e.costBytes,
+            idle_seconds: Number(((now - e.lastUsed) / 1000).toFixed(3)),
+            ...(e.pinned ? { pinned: true } : {}),
+            ...(e.preload ? { preload: true } : {}),
+          })),
+        });
+      },
     },
     {
       ...get,
@@ -191,9 +205,13 @@ const batchHeaders = (a: BatchFacts, contentType: string): Record<string, string
 
 const versionOf = (raw: string | null | undefined): { version?: number } => (raw === null || raw === undefined ? {} : { version: parseVersion(raw) });
 
-/** Where the time went on this worker: decoding the request (JSON, binary tensors, images), queueing, running. */
-function serverTiming(a: { preprocessMs: number; queueMs: number; computeMs: number }): string {
-  return `preprocess;dur=${a.preprocessMs.toFixed(2)}, queue;dur=${a.queueMs.toFixed(2)}, compute;dur=${a.computeMs.toFixed(2)}`;
+/**
+ * Where the time went on this worker: waiting for the model to load (only when the request did), decoding
+ * the request (JSON, binary tensors, images), queueing, running.
+ */
+function serverTiming(a: { loadMs: number; preprocessMs: number; queueMs: number; computeMs: number }): string {
+  const t = `preprocess;dur=${a.preprocessMs.toFixed(2)}, queue;dur=${a.queueMs.toFixed(2)}, compute;dur=${a.computeMs.toFixed(2)}`;
+  return a.loadMs > 0 ? `load;dur=${a.loadMs.toFixed(2)}, ${t}` : t;
 }
 
 function queryInt(q: URLSearchParams, name: string, fallback: number, min: number, max: number): number {

@@ -1,0 +1,104 @@
+/**
+ * The memory budget of one modelhost for the models it holds (MODEL_MEMORY_BYTES): what each loaded model
+ * costs, what a load will need, and which idle models to unload to make room.
+ *
+ * A model's cost is measured when it loads: the resident memory the process gained while its sessions were
+ * created and warmed (loads run one at a time on a worker, so nothing else loads meanwhile). A measurement
+ * can only tell what the process had to take from the system, though: memory freed by an unloaded model
+ * is reused by the next one without growing the process. So the cost counted is never below what the
+ * upload's validation measured for one session of this version (times its instances), on a fresh runtime
+ * thread of a process of its own (`validation.memory_bytes`), and before a load the larger of that and
+ * the last measurement of the version here is what must fit.
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import type { VersionRecord } from '@inferrer/model-store';
+
+/** What a loaded model looks like to the budget. */
+export interface Resident {
+  costBytes: number;
+  lastUsed: number;
+  /** Requests that hold it (from lookup to answer). */
+  leases: number;
+  pinned: boolean;
+  preload: boolean;
+}
+
+/** A cgroup limit above this is "no limit" (cgroup v1 reports 2^63 rounded down to pages). */
+const NO_LIMIT = 2 ** 60;
+const MiB = 1024 * 1024;
+
+/** The memory this process may use: its cgroup's limit (v2, then v1), else the host's memory. */
+export function memoryLimit(read: (file: string) => string = (f) => readFileSync(f, 'utf8')): { bytes: number; source: 'cgroup' | 'host' } {
+  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+    try {
+      const text = read(file).trim();
+      const n = Number(text);
+      if (text !== 'max' && Number.isFinite(n) && n > 0 && n < NO_LIMIT) return { bytes: n, source: 'cgroup' };
+    } catch {
+      // not there: the next one, or the host
+    }
+  }
+  return { bytes: os.totalmem(), source: 'host' };
+}
+
+/**
+ * The budget when MODEL_MEMORY_BYTES is not set: 70 % of the container's (or host's) memory, less what the
+ * worker itself holds once started (`baselineBytes`), at least 64 MiB. The rest is headroom for requests
+ * in flight and the allocator's slack.
+ */
+export function defaultBudget(limitBytes: number, baselineBytes: number): number {
+  return Math.max(64 * MiB, Math.floor(limitBytes * 0.7 - baselineBytes));
+}
+
+export class MemoryBudget {
+  readonly limitBytes: number;
+  /** Last measured cost of a version (with its instances) on this worker: `${name}@${version}x${instances}`. */
+  readonly #measured = new Map<string, number>();
+
+  constructor(limitBytes: number) {
+    this.limitBytes = limitBytes;
+  }
+
+  /** The least a version can cost: its validation's measurement, else twice its file plus 1 MiB. */
+  floor(version: VersionRecord, instances: number): number {
+    if (version.validation && version.validation.memory_bytes > 0) return version.validation.memory_bytes * instances;
+    return (2 * version.bytes + MiB) * instances;
+  }
+
+  /** What a load of this version must find room for. */
+  expected(id: string, version: VersionRecord, instances: number): number {
+    return Math.max(this.floor(version, instances), this.#measured.get(`${id}x${instances}`) ?? 0);
+  }
+
+  /** Records a load's measurement; returns the cost to count for it. */
+  measured(id: string, version: VersionRecord, instances: number, grewBytes: number): number {
+    this.#measured.set(`${id}x${instances}`, Math.max(0, grewBytes));
+    return Math.max(this.floor(version, instances), grewBytes);
+  }
+
+  /** Bytes counted for `models`. */
+  static used(models: Iterable<{ costBytes: number }>): number {
+    let n = 0;
+    for (const m of models) n += m.costBytes;
+    return n;
+  }
+
+  /**
+   * The models to unload so that `needBytes` more fit beside `usedBytes` and at least `count` models go:
+   * idle ones (no lease, not `busy`), never pinned ones; models without `preload` before those with it,
+   * least recently used first. Undefined when even all of them would not do.
+   */
+  victims<T extends Resident>(models: Iterable<T>, usedBytes: number, needBytes: number, busy: (m: T) => boolean, count = 0): T[] | undefined {
+    let over = usedBytes + needBytes - this.limitBytes;
+    if (over <= 0 && count <= 0) return [];
+    const idle = [...models].filter((m) => m.leases === 0 && !m.pinned && !busy(m)).sort((a, b) => Number(a.preload) - Number(b.preload) || a.lastUsed - b.lastUsed);
+    const out: T[] = [];
+    for (const m of idle) {
+      if (over <= 0 && out.length >= count) break;
+      out.push(m);
+      over -= m.costBytes;
+    }
+    return over <= 0 && out.length >= count ? out : undefined;
+  }
+}

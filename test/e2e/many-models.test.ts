@@ -1,0 +1,148 @@
+/**
+ * Many models on a few workers (issue 18): each modelhost loads within its memory budget
+ * (MODEL_MEMORY_BYTES), unloading the least recently used idle models to make room, refuses a model that
+ * alone needs more than the budget, keeps pinned models, and a worker killed under load costs no request.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { type MlpShape, mlpModel } from '../helpers/mlp-models.ts';
+import { type TestCluster, api, startTestCluster, steadyLoad } from '../helpers/cluster.ts';
+
+const MiB = 1024 * 1024;
+/** Holds six or seven of the small models below (counted at about 0.85 MB each once loaded). */
+const BUDGET = 6 * MiB;
+const SMALL: MlpShape = { inputs: 32, hidden: 256, layers: 3, outputs: 8 };
+/** About 19 MB of weights: more than the whole budget. */
+const HUGE: MlpShape = { inputs: 256, hidden: 2048, layers: 3, outputs: 8 };
+const MODELS = Array.from({ length: 10 }, (_, i) => `mlp-${i}`);
+
+function put(c: TestCluster, name: string, bytes: Buffer, metadata?: unknown): ReturnType<typeof api> {
+  const form = new FormData();
+  form.append('path', new Blob([new Uint8Array(bytes)]), 'model.onnx');
+  if (metadata !== undefined) form.append('metadata', JSON.stringify(metadata));
+  return api(c.url, `/api/v1/models/${name}`, { method: 'PUT', body: form });
+}
+
+const input = (k: number): number[] => Array.from({ length: SMALL.inputs }, (_, i) => ((i * 7 + k) % 11) / 11);
+
+function infer(c: TestCluster, name: string, k = 0): ReturnType<typeof api> {
+  return api(c.url, `/v2/models/${name}/infer`, { json: { inputs: [{ name: 'x', shape: [1, SMALL.inputs], datatype: 'FP32', data: input(k) }] } });
+}
+
+interface WorkerModels {
+  modelhost: string;
+  memory: { budget_bytes: number; used_bytes: number; process_resident_bytes: number };
+  models: { name: string; version: number; state: string; resident_bytes: number; pinned?: boolean }[];
+}
+
+async function loadedOn(c: TestCluster): Promise<WorkerModels[]> {
+  return Promise.all(c.modelhosts.map(async (m) => (await (await fetch(`${m.url}/v1/models`)).json()) as WorkerModels));
+}
+
+/** Sum of a modelhost counter over every worker (optionally only series whose labels include `match`). */
+async function counter(c: TestCluster, name: string, match = ''): Promise<number> {
+  let sum = 0;
+  for (const m of c.modelhosts) {
+    const text = await (await fetch(`${m.url}/metrics`)).text();
+    for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(match)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+describe('many models within a memory budget', () => {
+  let c: TestCluster;
+  /** What each model answers for input(0) when nothing else is going on. */
+  const expected = new Map<string, number[]>();
+
+  before(async () => {
+    c = await startTestCluster({ modelhostEnv: { MODEL_MEMORY_BYTES: String(BUDGET) } });
+    for (const [i, name] of MODELS.entries()) {
+      const r = await put(c, name, mlpModel(SMALL, 1000 + i));
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      assert.ok(r.body.model.version_details[0].validation.memory_bytes < BUDGET / 3, JSON.stringify(r.body.model.version_details[0].validation));
+    }
+    const pinned = await put(c, 'kept', mlpModel(SMALL, 2000), { config: { pinned: true } });
+    assert.equal(pinned.status, 201, JSON.stringify(pinned.body));
+    for (const name of MODELS) {
+      const r = await infer(c, name);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      expected.set(name, r.body.outputs[0].data);
+    }
+  });
+  after(() => c?.close());
+
+  test('models come and go under load from 12 clients, every answer right, every worker within its budget, the pinned model kept', async (t) => {
+    const evictedBefore = await counter(c, 'modelhost_sessions_evicted_total');
+    const stopAt = Date.now() + 8000;
+    let n = 0;
+    const outcomes = await steadyLoad(
+      12,
+      async () => {
+        const name = MODELS[n++ % MODELS.length]!;
+        const r = await infer(c, name);
+        if (r.status !== 200) return `${r.status} ${r.body?.code ?? ''} ${r.body?.error ?? ''}`;
+        return JSON.stringify(r.body.outputs[0].data) === JSON.stringify(expected.get(name)) ? 'ok' : `wrong answer from ${name}`;
+      },
+      () => Date.now() > stopAt,
+    );
+    assert.deepEqual(Object.keys(outcomes), ['ok'], JSON.stringify(outcomes));
+    assert.ok(outcomes.ok! > 50, JSON.stringify(outcomes));
+    const evicted = (await counter(c, 'modelhost_sessions_evicted_total')) - evictedBefore;
+    t.diagnostic(`${outcomes.ok} answers, ${evicted} models unloaded to make room`);
+    const loads = c.jsonLogs('modelhost-1').filter((l) => l.msg === 'model loaded');
+    t.diagnostic(`modelhost-1 loads (cost, grew MB): ${loads.map((l) => `${l.costMb}/${l.grewMb}`).join(' ')}`);
+    assert.ok(evicted > 0, 'eleven models do not fit a budget of about seven: some were unloaded to make room');
+    assert.ok((await counter(c, 'modelhost_model_lookups_total', 'result="load"')) > 0);
+    assert.ok((await counter(c, 'modelhost_model_lookups_total', 'result="hit"')) > 0);
+    for (const w of await loadedOn(c)) {
+      assert.equal(w.memory.budget_bytes, BUDGET);
+      assert.ok(w.memory.used_bytes <= BUDGET, `${w.modelhost}: ${w.memory.used_bytes} bytes counted against a budget of ${BUDGET}`);
+      assert.ok(w.models.length < MODELS.length, `${w.modelhost} holds ${w.models.length} models`);
+      const kept = w.models.find((m) => m.name === 'kept');
+      assert.ok(kept?.pinned, `${w.modelhost} still holds the pinned model: ${JSON.stringify(w.models)}`);
+      for (const m of w.models) assert.ok(m.resident_bytes > 0, JSON.stringify(m));
+    }
+    assert.equal(await counter(c, 'modelhost_sessions_evicted_total', 'model="kept"'), 0);
+    assert.deepEqual(c.modelhosts.map((m) => m.process.restarts), [0, 0]);
+  });
+
+  test('a model that alone needs more than the budget is refused with 503 MODEL_LOAD_FAILED naming MODEL_MEMORY_BYTES; the workers stay up and serve the rest', async () => {
+    const up = await put(c, 'huge', mlpModel(HUGE, 7));
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    assert.ok(up.body.model.version_details[0].validation.memory_bytes > BUDGET, JSON.stringify(up.body.model.version_details[0].validation));
+    const r = await api(c.url, '/v2/models/huge/infer', { json: { inputs: [{ name: 'x', shape: [1, HUGE.inputs], datatype: 'FP32', data: new Array(HUGE.inputs).fill(0.5) }] } });
+    assert.equal(r.status, 503, JSON.stringify(r.body));
+    assert.equal(r.body.code, 'MODEL_LOAD_FAILED');
+    assert.match(r.body.error, /^model huge version 1 needs about \d+ MB \(1 instance\), more than this worker's whole memory budget for models, 6 MB \(MODEL_MEMORY_BYTES\)/);
+    const v1 = await api(c.url, '/api/v1/models/huge/prediction', { json: { values: [new Array(HUGE.inputs).fill(0.5)] } });
+    assert.equal(v1.status, 503, JSON.stringify(v1.body));
+    assert.match(JSON.stringify(v1.body), /MODEL_MEMORY_BYTES/);
+    for (const w of await loadedOn(c)) assert.ok(!w.models.some((m) => m.name === 'huge'), `${w.modelhost} did not load it`);
+    assert.equal((await infer(c, MODELS[0]!)).status, 200);
+    assert.deepEqual(c.modelhosts.map((m) => m.process.restarts), [0, 0]);
+  });
+
+  test('a worker killed under load costs no request: its models load again on the others', async () => {
+    const stopAt = Date.now() + 8000;
+    let n = 0;
+    let killed = false;
+    const victim = c.modelhosts[0]!;
+    const killer = setTimeout(() => {
+      killed = true;
+      process.kill(victim.process.pid!, 'SIGKILL');
+    }, 2500);
+    const outcomes = await steadyLoad(
+      12,
+      async () => {
+        const name = MODELS[n++ % 4]!;
+        const r = await infer(c, name);
+        if (r.status !== 200) return `${r.status} ${r.body?.code ?? ''} ${r.body?.error ?? ''}`;
+        return JSON.stringify(r.body.outputs[0].data) === JSON.stringify(expected.get(name)) ? 'ok' : `wrong answer from ${name}`;
+      },
+      () => Date.now() > stopAt,
+    );
+    clearTimeout(killer);
+    assert.ok(killed);
+    assert.deepEqual(Object.keys(outcomes), ['ok'], JSON.stringify(outcomes));
+  });
+});
