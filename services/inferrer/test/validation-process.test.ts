@@ -58,7 +58,9 @@ describe('validation in a child process', () => {
     const r = await inspect(file, path.dirname(file), {});
     assert.equal(r.signature.inputs[0]!.name, 'input');
     assert.ok(r.facts.opsets.length > 0);
-    assert.ok(r.cost && r.cost.memory_bytes > 0 && r.cost.memory_bytes < 256 * 1024 * 1024, JSON.stringify(r.cost));
+    // The runtime thread was warmed before the measurement: what is left is the model's own (tens of KB
+    // for iris; ONNX Runtime's start-up alone was about 40 MB).
+    assert.ok(r.cost && r.cost.memory_bytes >= 0 && r.cost.memory_bytes < 16 * 1024 * 1024, JSON.stringify(r.cost));
     assert.deepEqual(children(), []);
   });
 
