@@ -295,6 +295,15 @@ describe('logs follow a request id through every service', () => {
     assert.equal(inf.version, 1);
     assert.equal(inf.status, 200);
     assert.equal(inf.modelhost, acc.modelhost, 'the Inferrer names the worker that served it');
+    if (c.balancer.kind === 'nginx') {
+      const ng = lines.nginx[0]!;
+      assert.equal(ng.level, 'info');
+      assert.equal(ng.status, 200);
+      assert.equal(typeof ng.ms, 'number', 'nginx times in milliseconds, as numbers');
+      assert.equal(typeof ng.upstreamMs, 'number');
+      assert.ok((ng.ms as number) >= (ng.upstreamMs as number) && (ng.ms as number) <= (acc.ms as number) + 1, `nginx ms ${ng.ms} within the Inferrer's ${acc.ms}`);
+      assert.equal(ng.modelhost, acc.modelhost);
+    }
   });
 
   test('a refused request: one access line per service at info, naming its status, error code, model, version and worker', async () => {
