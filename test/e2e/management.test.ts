@@ -110,6 +110,12 @@ describe('bad input gets a clear 4xx and changes nothing stored', () => {
       form.append('metadata', '{}');
       return api(c.url, '/api/v1/models/nofile', { method: 'PUT', body: form });
     }, status: 400, code: 'INVALID_REQUEST' },
+    { name: 'upload metadata that is not JSON (curl cut it at a ";"): the error names the field and the fix', send: async () => {
+      const form = new FormData();
+      form.append('path', new Blob([await readFile(path.join(DEMO, 'iris.onnx'))]), 'iris.onnx');
+      form.append('metadata', '{"description": "a');
+      return api(c.url, '/api/v1/models/cut', { method: 'PUT', body: form });
+    }, status: 400, code: 'INVALID_JSON', message: /form field "metadata" is not valid JSON.*metadata=<metadata\.json/ },
     { name: 'upload metadata that is not valid', send: () => uploadModel(c.url, 'meta', path.join(DEMO, 'iris.onnx'), { config: { batching: { max_batch_size: -3 } } }), status: 400, code: 'INVALID_REQUEST', message: /max_batch_size/ },
     { name: 'upload with a wrong content type', send: () => api(c.url, '/api/v1/models/plain', { method: 'PUT', body: 'hello', headers: { 'content-type': 'text/plain' } }), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
     { name: 'a prediction body over the limit', send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: Array.from({ length: 40_000 }, () => [1.5, 2.5, 3.5, 4.5]) } }), status: 413, code: 'BODY_TOO_LARGE' },

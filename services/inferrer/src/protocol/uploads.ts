@@ -43,7 +43,19 @@ async function receiveRaw(req: Request, staging: string, maxBytes: number): Prom
   const size = await bodyToFile(req, file, maxBytes, () => tooLarge(maxBytes));
   if (size === 0) throw new InferrerError('INVALID_MODEL', 'the uploaded file is empty');
   const meta = req.headers['x-model-metadata'];
-  return { file, metadata: typeof meta === 'string' ? parseJson(meta) : undefined };
+  return { file, metadata: typeof meta === 'string' ? metadataJson(meta, 'the X-Model-Metadata header') : undefined };
+}
+
+/** The upload's metadata JSON; a parse error names the field it came in (and curl's `;` trap). */
+function metadataJson(text: string, where: string): unknown {
+  try {
+    return parseJson(text);
+  } catch (err) {
+    if ((err as InferrerError).code !== 'INVALID_JSON') throw err;
+    const detail = (err as Error).message.replace(/^the body is not valid JSON: /, '');
+    const hint = where.startsWith('the form field') ? " (curl cuts -F values at ';': send the JSON from a file with -F 'metadata=<metadata.json')" : '';
+    throw new InferrerError('INVALID_JSON', `${where} is not valid JSON: ${detail}${hint}`, { field: 'metadata' });
+  }
 }
 
 function receiveMultipart(req: Request, res: Response, staging: string, maxBytes: number): Promise<ReceivedUpload> {
@@ -73,7 +85,7 @@ function receiveMultipart(req: Request, res: Response, staging: string, maxBytes
       const body = (req.body ?? {}) as Record<string, unknown>;
       let metadata: unknown;
       try {
-        if (typeof body.metadata === 'string') metadata = parseJson(body.metadata);
+        if (typeof body.metadata === 'string') metadata = metadataJson(body.metadata, 'the form field "metadata"');
         else if (typeof body.model_description === 'string' || typeof body.description === 'string') {
           metadata = { description: String(body.model_description ?? body.description) };
         }
