@@ -48,12 +48,21 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
     let cpu: NodeJS.CpuUsage | undefined;
     let cpuUsed: NodeJS.CpuUsage | undefined;
 
+    const body = spec.body === undefined ? undefined : spec.bodyEncoding === 'base64' ? Buffer.from(spec.body, 'base64') : Buffer.from(spec.body);
+    let unique = 0;
+    // Every second request of each connection: the body with a counter in it, never sent before.
+    const alternate = (req: autocannon.Request): autocannon.Request => {
+      const b = Buffer.from(body!);
+      b.writeFloatLE(++unique, spec.alternateUniqueAt!);
+      return { ...req, body: b };
+    };
     const instance = autocannon(
       {
         url: spec.url,
         method: spec.method,
         headers: spec.headers,
-        ...(spec.body !== undefined ? { body: spec.bodyEncoding === 'base64' ? Buffer.from(spec.body, 'base64') : spec.body } : {}),
+        ...(body !== undefined ? { body } : {}),
+        ...(spec.alternateUniqueAt !== undefined && body !== undefined ? { requests: [{}, { setupRequest: alternate }] } : {}),
         connections: spec.connections,
         pipelining: 1,
         // One extra second so the window is over before autocannon starts tearing connections down.

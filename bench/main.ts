@@ -6,6 +6,7 @@
  *   2. ResNet-50 (built here, random weights) at 16 clients through the cluster, batching on and off, vs
  *      the best in-process onnxruntime-node setting
  *   3. images: JPEGs as multipart files at 16 clients for digits and ResNet-50, with the decode/resize share
+ *   6. response cache (--only cache): ResNet-50 hit latency, and throughput at a 50 % hit rate
  *
  * Prints every table, then a summary; writes everything to bench/results/latest.json.
  */
@@ -13,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { type CacheResult, cacheTable, runCache } from './lib/cache.ts';
 import { stopAllClusters } from './lib/cluster.ts';
 import { type DriftResult, driftTable, runDrift } from './lib/drift.ts';
 import { type OverloadResult, overloadTable, runOverload } from './lib/overload.ts';
@@ -146,6 +148,21 @@ if (opts.parts.includes('drift')) {
   out();
 }
 
+let cache: CacheResult | undefined;
+if (opts.parts.includes('cache')) {
+  out(`== 6. response cache: ResNet-50 over v2 binary (${opts.resnet.warmupS} s warm-up + ${opts.resnet.durationS} s per run) ==`);
+  try {
+    cache = await runCache(opts, log);
+    out();
+    out(`cluster: Inferrer → ${cache.balancer} → ${cache.modelhosts} modelhosts; "50 % hits": every second request of each client is an image never sent before`);
+    out(cacheTable(cache));
+  } catch (err) {
+    failures.push(`cache: ${(err as Error).stack ?? err}`);
+    out(`cache part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
+}
+
 interface SummaryRow {
   measure: string;
   value: string;
@@ -196,6 +213,13 @@ if (drift) {
   summary.push({ measure: 'iris 32 clients: drift on ÷ off req/s', value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`, target: '≥ 0.95', verdict: verdict(drift.ratio >= 0.95) });
 }
 
+if (cache) {
+  const errors = cache.hit.load.errors + cache.half.load.errors + cache.all.load.errors;
+  summary.push({ measure: 'ResNet-50 1 client: cache hit p50 ÷ no-cache p50 latency', value: `${fmt(cache.hit.load.p50 / cache.miss.load.p50, 2)} (${fmtMs(cache.hit.load.p50)} / ${fmtMs(cache.miss.load.p50)} ms)`, target: 'report', verdict: 'report' });
+  summary.push({ measure: `ResNet-50 ${cache.clients} clients: 50 % hits ÷ no cache images/s`, value: `${fmt(cache.half.load.rps / cache.off.load.rps, 2)} (${fmt(cache.half.load.rps, 1)} / ${fmt(cache.off.load.rps, 1)}; hit rate ${(cache.half.hitRate * 100).toFixed(1)} %)`, target: 'report', verdict: 'report' });
+  summary.push({ measure: 'response cache: errors', value: String(errors), target: '0', verdict: verdict(errors === 0) });
+}
+
 const notable = [...(iris?.notable.map((n) => ({ part: 'iris', ...n })) ?? []), ...(resnet?.notable.map((n) => ({ part: 'resnet', ...n })) ?? []), ...(images?.notable.map((n) => ({ part: 'images', ...n })) ?? [])];
 if (notable.length > 0) {
   out(`service log lines at warn or above during the run: ${notable.length}${notable.length >= 200 ? '+' : ''} (first 5):`);
@@ -212,7 +236,7 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), drift, overload, notable, failures }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), drift, overload, cache, notable, failures }, null, 2)}\n`);
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

@@ -11,6 +11,11 @@ export interface LoadSpec {
   /** base64: `body` holds binary bytes (multipart images) as base64, decoded in the load generator. */
   bodyEncoding?: 'base64';
   connections: number;
+  /**
+   * Every second request of each connection carries a body never sent before: `body` with a counter written
+   * as a float32 at this byte offset (the response cache bench: the other half repeat `body`, 50 % hits).
+   */
+  alternateUniqueAt?: number;
   warmupS: number;
   durationS: number;
   timeoutS: number;

@@ -1,6 +1,6 @@
 /** Command-line options of `pnpm bench`. */
-export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload';
-const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload'];
+export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache';
+const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache'];
 
 export interface BenchOptions {
   parts: Part[];
@@ -25,7 +25,7 @@ export interface BenchOptions {
 export const USAGE = `pnpm bench [-- options]
 
   --quick            shorter windows (about a third of the time); figures are noisier
-  --only iris|resnet|images|drift|overload  run one part only (repeatable)
+  --only iris|resnet|images|drift|overload|cache  run one part only (repeatable)
   --duration S       measured seconds per load point (overrides the default of both parts)
   --modelhosts N     modelhosts in the cluster (default 2)
   --no-write         do not write bench/results/latest.json

@@ -11,7 +11,9 @@
  * of a batched request is one inference), `execution_count` model runs (batches). `batch_stats` holds one
  * entry per batch size run with its runs and run time (compute_infer); preparing a batch's inputs and
  * splitting its outputs are part of each request's compute_input and compute_output, so their per-batch
- * entries stay zero. There is no response cache: cache_hit and cache_miss stay zero.
+ * entries stay zero. `cache_hit` counts requests answered from the response cache (the time to look the
+ * answer up) and `cache_miss` those of cache-enabled models that were not (the time to look up and to keep
+ * the answer); as in Triton, a hit counts in `success` but in no other stage, nor in `inference_count`.
  */
 
 export interface StatDuration {
@@ -95,6 +97,19 @@ export class InferenceStats {
     add(i.compute_input, t.inputMs);
     add(i.compute_infer, t.inferMs);
     add(i.compute_output, t.outputMs);
+  }
+
+  /** A request answered from the response cache: `lookupMs` hashing its inputs and finding the answer. */
+  cacheHit(model: string, version: number, totalMs: number, lookupMs: number): void {
+    const s = this.#entry(model, version).stats;
+    s.last_inference = Date.now();
+    add(s.inference_stats.success, totalMs);
+    add(s.inference_stats.cache_hit, lookupMs);
+  }
+
+  /** A request of a cache-enabled model that ran: `ms` looking it up and keeping its answer. */
+  cacheMiss(model: string, version: number, ms: number): void {
+    add(this.#entry(model, version).stats.inference_stats.cache_miss, ms);
   }
 
   failure(model: string, version: number, totalMs: number): void {

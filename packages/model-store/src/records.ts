@@ -87,6 +87,11 @@ export const ModelConfigSchema = z
     inter_op_threads: z.number().int().min(1).max(256).optional(),
     graph_optimization_level: z.enum(['disabled', 'basic', 'extended', 'all']).optional(),
     drift: DriftConfigSchema.optional(),
+    /**
+     * Triton's response cache: a deterministic model's answers are kept in each modelhost's bounded cache
+     * (RESPONSE_CACHE_BYTES) and identical inputs are answered from it without running the model.
+     */
+    response_cache: z.object({ enable: z.boolean() }).strict().optional(),
   })
   .strict();
 

@@ -63,6 +63,11 @@ export const ModelhostEnvSchema = z
     MAX_IMAGES_PER_REQUEST: z.coerce.number().int().min(1).max(4096).default(64),
     /** Largest width × height of one image, read from its header before decoding (decompression bombs). */
     MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).default(50_000_000),
+    /**
+     * Memory for the response cache of models whose config enables it (answers kept by a hash of the model
+     * version and the input tensors, least recently used first out); 0: no cache.
+     */
+    RESPONSE_CACHE_BYTES: z.coerce.number().int().min(0).default(64 * 1024 * 1024),
     /** Live drift statistics of inputs and outputs for versions with a reference profile (GET /v1/drift). */
     DRIFT_ENABLED: envFlag().default(true),
   })
@@ -98,6 +103,7 @@ export type ModelhostConfig = Readonly<{
   maxImagesPerRequest: number;
   maxImagePixels: number;
   driftEnabled: boolean;
+  responseCacheBytes: number;
 }>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfig {
@@ -130,5 +136,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     maxImagesPerRequest: e.MAX_IMAGES_PER_REQUEST,
     maxImagePixels: e.MAX_IMAGE_PIXELS,
     driftEnabled: e.DRIFT_ENABLED,
+    responseCacheBytes: e.RESPONSE_CACHE_BYTES,
   }));
 }

@@ -38,6 +38,7 @@ import { type ImageAnswerOptions, type ReceivedImage, encodeImageAnswer } from '
 import type { DriftMonitor, Pending } from './drift.ts';
 import type { ModelhostMetrics } from './metrics.ts';
 import type { LoadedModel, ModelRegistry } from './registry.ts';
+import type { ResponseCache } from './response-cache.ts';
 
 /** When a request must be answered by, and whether it is online or a batch job's (batched after online ones). */
 export interface Timing {
@@ -64,6 +65,8 @@ export interface BatchFacts {
   preprocessMs: number;
   /** How long the request waited for its model to load on this worker (0: it was loaded). */
   loadMs: number;
+  /** For models with the response cache on: whether the answer came from it (batch facts are then 0). */
+  cache?: 'hit' | 'miss';
 }
 
 export interface V1Answer extends BatchFacts {
@@ -82,6 +85,12 @@ interface Decoded {
   rows: number;
 }
 
+/** A response cache lookup: hit or miss, and the time it took (hashing, finding, keeping the answer). */
+interface CacheLookup {
+  hit: boolean;
+  ms: number;
+}
+
 /** Images decoded for one request: the tensor's transforms map boxes back onto each original. */
 interface DecodedImages extends Decoded {
   pipeline: ImagePipelineSpec;
@@ -96,13 +105,16 @@ export class DataPlane {
   readonly #drift: DriftMonitor | undefined;
   /** Large bodies are decoded, and large answers encoded, by these processes (never on the HTTP thread). */
   readonly #codecs: CodecPool;
+  /** Answers of models whose config enables the response cache (none when RESPONSE_CACHE_BYTES is 0). */
+  readonly #cache: ResponseCache | undefined;
 
-  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS, drift?: DriftMonitor, codecs: CodecPool = new CodecPool()) {
+  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS, drift?: DriftMonitor, codecs: CodecPool = new CodecPool(), cache?: ResponseCache) {
     this.#registry = registry;
     this.#metrics = metrics;
     this.#imageLimits = imageLimits;
     this.#drift = drift;
     this.#codecs = codecs;
+    this.#cache = cache;
   }
 
   /** Stops the codec processes. */
@@ -245,7 +257,7 @@ export class DataPlane {
     let seen: LoadedModel | undefined;
     let loadMs = 0;
     try {
-      const { model, decoded, result, preprocessMs, drift } = await this.#infer(name, version, timing, decode, (m, ms) => {
+      const { model, decoded, result, preprocessMs, drift, cache } = await this.#infer(name, version, timing, decode, (m, ms) => {
         seen = m;
         loadMs = ms;
       });
@@ -256,7 +268,13 @@ export class DataPlane {
       const v = String(model.version);
       const totalMs = performance.now() - started;
       this.#metrics.requestDuration.observe({ model: model.name, version: v }, totalMs / 1000);
-      this.#metrics.stats.success(model.name, model.version, { rows: decoded.rows, totalMs, queueMs: result.queueMs, inputMs: preprocessMs, inferMs: result.computeMs, outputMs: encodeMs });
+      if (cache?.hit) this.#metrics.stats.cacheHit(model.name, model.version, totalMs, cache.ms);
+      else this.#metrics.stats.success(model.name, model.version, { rows: decoded.rows, totalMs, queueMs: result.queueMs, inputMs: preprocessMs, inferMs: result.computeMs, outputMs: encodeMs });
+      if (cache) {
+        (cache.hit ? this.#metrics.cacheHits : this.#metrics.cacheMisses).inc({ model: model.name, version: v });
+        if (!cache.hit) this.#metrics.stats.cacheMiss(model.name, model.version, cache.ms);
+        encoded.cache = cache.hit ? 'hit' : 'miss';
+      }
       this.#metrics.requests.inc({ model: model.name, version: v, code: 'OK' });
       encoded.model = model.name;
       encoded.version = model.version;
@@ -283,7 +301,7 @@ export class DataPlane {
     { deadline, priority }: Timing,
     decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
     seen: (m: LoadedModel, loadMs: number) => void,
-  ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number; drift: Pending | undefined }> {
+  ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number; drift: Pending | undefined; cache: CacheLookup | undefined }> {
     // A model being swapped out can refuse a request between lookup and enqueue; look it up once more.
     for (let attempt = 0; ; attempt++) {
       const { model, loadMs } = await this.#registry.acquire(name, version, deadline);
@@ -298,8 +316,20 @@ export class DataPlane {
         const preprocessMs = performance.now() - decodeStarted;
         // Inputs are counted before the run: the batcher hands their buffers to the session's thread.
         const drift = this.#drift?.inputs(model, decoded.inputs, decoded.rows);
+        // So is the cache key. A request of a cache-enabled model is a hit or a miss (inputs too large to
+        // hash are misses that are not kept).
+        const lookupStarted = performance.now();
+        const cache = this.#cache && this.#registry.record(model.name)?.config.response_cache?.enable === true ? this.#cache : undefined;
+        const key = cache?.key(model, decoded.inputs);
+        const cached = key === undefined ? undefined : cache!.get(key);
+        const lookupMs = performance.now() - lookupStarted;
+        if (cached) return { model, decoded, result: { outputs: cached, batchRequests: 0, batchRows: 0, queueMs: 0, computeMs: 0 }, preprocessMs, drift, cache: { hit: true, ms: lookupMs } };
         try {
-          return { model, decoded, result: await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority), preprocessMs, drift };
+          const result = await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority);
+          if (!cache) return { model, decoded, result, preprocessMs, drift, cache: undefined };
+          const keepStarted = performance.now();
+          if (key !== undefined) cache.set(key, model, result.outputs);
+          return { model, decoded, result, preprocessMs, drift, cache: { hit: false, ms: lookupMs + performance.now() - keepStarted } };
         } catch (err) {
           if ((err as InferrerError).code === 'MODEL_NOT_READY' && attempt === 0) continue;
           throw err;

@@ -10,6 +10,7 @@ import { DriftMonitor } from './drift.ts';
 import { defaultBudget, memoryLimit } from './memory-budget.ts';
 import { ModelhostMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
+import { ResponseCache } from './response-cache.ts';
 import { StoreWatcher } from './watcher.ts';
 
 let config: ModelhostConfig;
@@ -30,11 +31,19 @@ const baselineBytes = process.memoryUsage.rss();
 const budgetBytes = config.modelMemoryBytes ?? defaultBudget(limit.bytes, baselineBytes);
 let registry: ModelRegistry | undefined;
 const metrics = new ModelhostMetrics(() => registry);
-registry = new ModelRegistry(store, config, logger, metrics.hooks(), { budgetBytes, threads });
+const cache = config.responseCacheBytes > 0 ? new ResponseCache(config.responseCacheBytes) : undefined;
+if (cache) metrics.watchCache(cache);
+const hooks = metrics.hooks();
+const onUnload: typeof hooks.onUnload = (model, version, reason) => {
+  hooks.onUnload?.(model, version, reason);
+  // A deleted version's answers can never be asked for again (its number may come back as another file).
+  if (reason === 'deleted') cache?.purge(model, version);
+};
+registry = new ModelRegistry(store, config, logger, { ...hooks, onUnload }, { budgetBytes, threads });
 const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs);
 const drift = config.driftEnabled ? new DriftMonitor(registry, config.id, logger) : undefined;
 if (drift) drift.onRows = (model, version, rows) => metrics.driftRows.inc({ model, version: String(version) }, rows);
-const dataplane = new DataPlane(registry, metrics, { maxPixels: config.maxImagePixels }, drift);
+const dataplane = new DataPlane(registry, metrics, { maxPixels: config.maxImagePixels }, drift, undefined, cache);
 
 let ready = false;
 let draining = false;

@@ -8,6 +8,7 @@ import { type InferrerError, InferenceStats } from '@inferrer/core';
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, client, createRegistry } from '@inferrer/telemetry';
 import type { BatchObserver } from '@inferrer/runtime';
 import type { ModelRegistry, RegistryHooks } from './registry.ts';
+import type { ResponseCache } from './response-cache.ts';
 
 /** Series of a deleted model counted by a request that was in flight at the deletion go within this time. */
 const PRUNE_EVERY_MS = 30_000;
@@ -28,6 +29,9 @@ export class ModelhostMetrics {
   readonly driftRows: client.Counter<'model' | 'version'>;
   readonly lookups: client.Counter<'result'>;
   readonly loadWait: client.Histogram;
+  readonly cacheHits: client.Counter<'model' | 'version'>;
+  readonly cacheMisses: client.Counter<'model' | 'version'>;
+  readonly cacheEvictions: client.Counter<'model' | 'version'>;
   /** Counts and times in the statistics extension's shape (GET /v1/stats; summed by the metrics service). */
   readonly stats = new InferenceStats();
 
@@ -56,7 +60,10 @@ export class ModelhostMetrics {
     this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
     this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
     this.driftRows = new client.Counter({ name: 'modelhost_drift_rows_total', help: 'Rows counted into drift statistics (versions with a reference profile); per-feature counts are at GET /v1/drift', labelNames: mv, registers: [r] });
-    this.#perModel = [this.requests, this.requestDuration, this.queueDuration, this.computeDuration, this.batchSize, this.timeouts, this.errors, this.sessionsEvicted, this.loadDuration, this.loadFailures, this.unloads, this.driftRows];
+    this.cacheHits = new client.Counter({ name: 'modelhost_response_cache_hits_total', help: 'Requests answered from the response cache (models with response_cache enabled)', labelNames: mv, registers: [r] });
+    this.cacheMisses = new client.Counter({ name: 'modelhost_response_cache_misses_total', help: 'Requests of models with response_cache enabled that were not in the cache and ran', labelNames: mv, registers: [r] });
+    this.cacheEvictions = new client.Counter({ name: 'modelhost_response_cache_evictions_total', help: 'Response cache entries pushed out to stay within RESPONSE_CACHE_BYTES (least recently used first)', labelNames: mv, registers: [r] });
+    this.#perModel = [this.requests, this.requestDuration, this.queueDuration, this.computeDuration, this.batchSize, this.timeouts, this.errors, this.sessionsEvicted, this.loadDuration, this.loadFailures, this.unloads, this.driftRows, this.cacheHits, this.cacheMisses, this.cacheEvictions];
     new client.Gauge({
       name: 'modelhost_queue_depth',
       help: 'Requests waiting in the batcher queue',
@@ -113,6 +120,29 @@ export class ModelhostMetrics {
         this.set(models()?.entries().length ?? 0);
       },
     });
+  }
+
+  /** Gauges of the response cache's size and bound, and its evictions by model version. */
+  watchCache(cache: ResponseCache): void {
+    const r = this.registry;
+    cache.onEvict = (model, version) => this.cacheEvictions.inc({ model, version: String(version) });
+    new client.Gauge({
+      name: 'modelhost_response_cache_bytes',
+      help: 'Bytes held by the response cache (output tensors and per-entry overhead)',
+      registers: [r],
+      collect() {
+        this.set(cache.bytes);
+      },
+    });
+    new client.Gauge({
+      name: 'modelhost_response_cache_entries',
+      help: 'Answers held by the response cache',
+      registers: [r],
+      collect() {
+        this.set(cache.entries);
+      },
+    });
+    new client.Gauge({ name: 'modelhost_response_cache_capacity_bytes', help: 'The response cache bound (RESPONSE_CACHE_BYTES)', registers: [r] }).set(cache.maxBytes);
   }
 
   /**

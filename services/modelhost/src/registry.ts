@@ -28,6 +28,8 @@ export interface LoadedModel {
   loadedAt: number;
   /** The config it was loaded under (configKey). */
   configKey: string;
+  /** SHA-256 of the version's ONNX file (response cache keys carry it). */
+  sha256: string;
   /** The version's STAC MLM item and the model's labels: they drive image pre- and post-processing. */
   media: { stac?: StacItem; labels?: string[] };
   /** Memory counted against the budget: what the load measured, at least what validation measured. */
@@ -55,6 +57,8 @@ export interface ModelSettings {
   maxQueueSize: number;
   instances: number;
   executionProviders: ExecutionProvider[];
+  /** The model's config enables the response cache and this worker has one (RESPONSE_CACHE_BYTES > 0). */
+  responseCache: boolean;
 }
 
 export interface RegistryHooks {
@@ -66,8 +70,11 @@ export interface RegistryHooks {
 }
 
 const key = (name: string, version: number): string => `${name}@${version}`;
-/** What a loaded session depends on in a model's config (drift thresholds are read per scrape, not by the session). */
-const configKey = (record: ModelRecord): string => JSON.stringify({ ...record.config, drift: undefined });
+/**
+ * What a loaded session depends on in a model's config (drift thresholds are read per scrape, and the
+ * response cache switch per request, not by the session: changing them reloads nothing).
+ */
+const configKey = (record: ModelRecord): string => JSON.stringify({ ...record.config, drift: undefined, response_cache: undefined });
 
 /** The version a request without one goes to: a canary by its share of traffic, else the default. */
 export function pickVersion(record: ModelRecord, random = Math.random()): number {
@@ -244,6 +251,7 @@ export class ModelRegistry {
       maxQueueSize: batching.max_queue_size ?? this.#config.maxQueueSize,
       instances: cfg.instances ?? this.#config.instances,
       executionProviders: cfg.execution_providers ?? this.#config.executionProviders,
+      responseCache: cfg.response_cache?.enable === true && this.#config.responseCacheBytes > 0,
     };
   }
 
@@ -419,6 +427,7 @@ export class ModelRegistry {
       lastUsed: performance.now(),
       loadedAt: Date.now(),
       configKey: configKey(record),
+      sha256: v.sha256,
       media: { ...(v.stac ? { stac: v.stac } : {}), ...(record.labels ? { labels: record.labels } : {}) },
       costBytes: 0,
       leases: 0,

@@ -2,7 +2,7 @@
 import type { ServerResponse } from 'node:http';
 import type { UpstreamResponse } from '../upstream.ts';
 
-const PASS_HEADERS = ['x-modelhost-id', 'x-inferrer-batch', 'x-inferrer-model-version', 'server-timing', 'inference-header-content-length', 'content-encoding', 'vary'];
+const PASS_HEADERS = ['x-modelhost-id', 'x-inferrer-batch', 'x-inferrer-cache', 'x-inferrer-model-version', 'server-timing', 'inference-header-content-length', 'content-encoding', 'vary'];
 
 /** Answers up to this size are read whole and written with one call; larger ones stream. */
 const SMALL_ANSWER = 65536;

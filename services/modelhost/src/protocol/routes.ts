@@ -174,6 +174,7 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
           max_queue_size: s.maxQueueSize,
           instances: s.instances,
           execution_providers: s.executionProviders,
+          response_cache: { enable: s.responseCache },
         });
       },
     },
@@ -196,12 +197,15 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
   ];
 }
 
-const batchHeaders = (a: BatchFacts, contentType: string): Record<string, string> => ({
-  'content-type': contentType,
-  'x-inferrer-batch': `requests=${a.batchRequests};rows=${a.batchRows}`,
-  'x-inferrer-model-version': String(a.version),
-  'server-timing': serverTiming(a),
-});
+/** An answer from the response cache ran in no batch: it says `X-Inferrer-Cache: hit` instead. */
+function batchHeaders(a: BatchFacts, contentType: string): Record<string, string> {
+  const h: Record<string, string> = { 'content-type': contentType };
+  if (a.cache !== 'hit') h['x-inferrer-batch'] = `requests=${a.batchRequests};rows=${a.batchRows}`;
+  if (a.cache) h['x-inferrer-cache'] = a.cache;
+  h['x-inferrer-model-version'] = String(a.version);
+  h['server-timing'] = serverTiming(a);
+  return h;
+}
 
 const versionOf = (raw: string | null | undefined): { version?: number } => (raw === null || raw === undefined ? {} : { version: parseVersion(raw) });
 

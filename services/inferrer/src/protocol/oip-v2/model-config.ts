@@ -17,6 +17,8 @@ export interface ModelSettings {
   max_queue_size: number;
   instances: number;
   execution_providers: string[];
+  /** The model's config enables the response cache and the worker has one (absent from older workers). */
+  response_cache?: { enable: boolean };
 }
 
 /** Triton's data type names (model_config.proto DataType) by v2 datatype. */
@@ -102,7 +104,7 @@ export function modelConfig(name: string, sig: ModelSignature, settings: ModelSe
     default_model_filename: 'model.onnx',
     parameters: {},
     model_transaction_policy: { decoupled: false },
-    response_cache: { enable: false },
+    response_cache: { enable: settings.response_cache?.enable === true },
   };
 }
 
@@ -111,6 +113,7 @@ export interface ConfigPatch {
   batching?: { max_batch_size?: number; max_queue_delay_ms?: number; max_queue_size?: number };
   instances?: number;
   execution_providers?: ('cpu' | 'cuda')[];
+  response_cache?: { enable: boolean };
 }
 
 const refuse = (what: string): InferrerError => new InferrerError('INVALID_REQUEST', `the model configuration asks for ${what}, which the Inferrer does not do`, { field: what.split(' ')[0] });
@@ -119,8 +122,8 @@ const refuse = (what: string): InferrerError => new InferrerError('INVALID_REQUE
  * Reads the `config` parameter of a repository load (Triton's model configuration as JSON) into the stored
  * config: `max_batch_size` (0 runs every request alone), `dynamic_batching.max_queue_delay_microseconds`
  * and `.default_queue_policy.max_queue_size`, `instance_group` (the counts add up to the instances per
- * worker; KIND_GPU asks for CUDA, KIND_CPU for the CPU). What the Inferrer cannot do is refused (sequence
- * batching, ensembles, decoupled models, a response cache, preferred batch sizes, another platform); the
+ * worker; KIND_GPU asks for CUDA, KIND_CPU for the CPU), `response_cache.enable`. What the Inferrer cannot
+ * do is refused (sequence batching, ensembles, decoupled models, preferred batch sizes, another platform); the
  * inputs and outputs come from the ONNX graph, and the other fields (optimization, warmup, …) have no effect.
  */
 export function configPatch(text: string, model: string): ConfigPatch {
@@ -147,8 +150,12 @@ export function configPatch(text: string, model: string): ConfigPatch {
   if (cfg.sequence_batching !== undefined) throw refuse('sequence_batching');
   if (cfg.ensemble_scheduling !== undefined) throw refuse('ensemble_scheduling');
   if (obj(cfg.model_transaction_policy, 'model_transaction_policy').decoupled === true) throw refuse('model_transaction_policy.decoupled');
-  if (obj(cfg.response_cache, 'response_cache').enable === true) throw refuse('response_cache.enable');
   const patch: ConfigPatch = {};
+  const cache = obj(cfg.response_cache, 'response_cache').enable;
+  if (cache !== undefined) {
+    if (typeof cache !== 'boolean') throw new InferrerError('INVALID_REQUEST', 'config field response_cache.enable must be true or false', { field: 'response_cache.enable' });
+    patch.response_cache = { enable: cache };
+  }
   const batching: NonNullable<ConfigPatch['batching']> = {};
   if (cfg.max_batch_size !== undefined) batching.max_batch_size = Math.max(1, int(cfg.max_batch_size, 'max_batch_size', 0, 4096));
   const dyn = obj(cfg.dynamic_batching, 'dynamic_batching');

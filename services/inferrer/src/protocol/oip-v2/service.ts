@@ -129,8 +129,8 @@ export class OipService {
    * Loads a model on every worker (each loads and warms it; the store records it, the workers follow).
    * With a file (`file:<version>/<name>.onnx`, Triton's way to upload through the repository extension)
    * the file is validated and stored as a PUT upload stores it: it becomes the model's next version (the
-   * version folder of the path is not kept). With `config` (a Triton model configuration) the batching and
-   * instances it names are stored (model-config.ts configPatch).
+   * version folder of the path is not kept). With `config` (a Triton model configuration) the batching,
+   * instances and response cache switch it names are stored (model-config.ts configPatch).
    */
   async load(name: string, req: LoadRequest = {}): Promise<{ version?: number }> {
     const model = parseModelName(name);
