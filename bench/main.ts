@@ -7,6 +7,7 @@
  *      the best in-process onnxruntime-node setting
  *   3. images: JPEGs as multipart files at 16 clients for digits and ResNet-50, with the decode/resize share
  *   6. response cache (--only cache): ResNet-50 hit latency, and throughput at a 50 % hit rate
+ *   7. gRPC vs HTTP binary vs HTTP JSON (Open Inference Protocol) on iris at 128 clients and ResNet-50 at 16
  *
  * Prints every table, then a summary; writes everything to bench/results/latest.json.
  */
@@ -22,6 +23,7 @@ import { type IrisResult, irisTable, runIris } from './lib/iris.ts';
 import { type ImagesResult, imagesTable, runImages } from './lib/images.ts';
 import { parseOptions } from './lib/options.ts';
 import { REPO_ROOT, RESULTS_DIR } from './lib/paths.ts';
+import { type GrpcResult, grpcTable, median, runGrpc } from './lib/grpc.ts';
 import { type ResnetResult, resnetTable, runResnet, sweepTable } from './lib/resnet.ts';
 import { fmt, fmtMs, table, verdict } from './lib/table.ts';
 
@@ -163,6 +165,21 @@ if (opts.parts.includes('cache')) {
   out();
 }
 
+let grpcResult: GrpcResult | undefined;
+if (opts.parts.includes('grpc')) {
+  out(`== 7. gRPC vs HTTP binary vs HTTP JSON: iris at 128 clients, ResNet-50 at ${opts.resnet.clients} (${opts.iris.warmupS}/${opts.resnet.warmupS} s warm-up + ${opts.iris.durationS}/${opts.resnet.durationS} s per point) ==`);
+  try {
+    grpcResult = await runGrpc(opts, log);
+    out();
+    out(`cluster: Inferrer (HTTP and gRPC) → ${grpcResult.balancer} → ${grpcResult.modelhosts} modelhosts; every way asks for all outputs of the same input`);
+    out(grpcTable(grpcResult));
+  } catch (err) {
+    failures.push(`grpc: ${(err as Error).stack ?? err}`);
+    out(`gRPC part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
+}
+
 interface SummaryRow {
   measure: string;
   value: string;
@@ -209,6 +226,28 @@ if (overload) {
   summary.push({ measure: `overload ${overload.polite.clients} clients honouring Retry-After: ok/s ÷ ok/s at saturation`, value: `${fmt(overload.polite.okPerS / sat.load.rps, 2)} (${fmt(overload.polite.okPerS, 1)} / ${fmt(sat.load.rps, 1)}); p99 ${fmtMs(overload.polite.p99)} ms; failed ${overload.polite.failed}`, target: 'report', verdict: 'report' });
   summary.push({ measure: 'overload: p99 of successes at 4× ÷ at saturation', value: `${fmt(at4.load.p99 / sat.load.p99, 2)} (${fmtMs(at4.load.p99)} / ${fmtMs(sat.load.p99)} ms)`, target: 'bounded', verdict: 'report' });
 }
+if (grpcResult) {
+  for (const p of grpcResult.points) {
+    if (p.way === 'HTTP binary') continue;
+    const ref = grpcResult.points.find((q) => q.model === p.model && q.way === 'HTTP binary')!;
+    summary.push({
+      measure: `${p.model} ${p.clients} clients: ${p.way} ÷ HTTP binary req/s, best rounds (p99 ms)`,
+      value: `${fmt(p.load.rps / ref.load.rps, 2)} (${fmt(p.load.rps, 1)} / ${fmt(ref.load.rps, 1)}; p99 ${fmtMs(p.load.p99)} / ${fmtMs(ref.load.p99)})`,
+      target: 'report',
+      verdict: 'report',
+    });
+  }
+  for (const [model, ratios] of Object.entries(grpcResult.roundRatios)) {
+    const target = model === 'resnet50';
+    summary.push({
+      measure: `${model}: gRPC ÷ HTTP binary req/s, median of paired rounds`,
+      value: `${fmt(target ? grpcResult.resnetRatio : median(ratios), 2)} (rounds: ${ratios.map((r) => fmt(r, 2)).join(', ')})`,
+      target: target ? '≥ 0.90' : 'report',
+      verdict: target ? verdict(grpcResult.resnetRatioOk) : 'report',
+    });
+  }
+  summary.push({ measure: 'gRPC part: errors (all points)', value: String(grpcResult.points.reduce((n, p) => n + p.load.errors, 0)), target: '0', verdict: verdict(grpcResult.points.every((p) => p.load.errors === 0)) });
+}
 if (drift) {
   summary.push({ measure: 'iris 32 clients: drift on ÷ off req/s', value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`, target: '≥ 0.95', verdict: verdict(drift.ratio >= 0.95) });
 }
@@ -220,7 +259,12 @@ if (cache) {
   summary.push({ measure: 'response cache: errors', value: String(errors), target: '0', verdict: verdict(errors === 0) });
 }
 
-const notable = [...(iris?.notable.map((n) => ({ part: 'iris', ...n })) ?? []), ...(resnet?.notable.map((n) => ({ part: 'resnet', ...n })) ?? []), ...(images?.notable.map((n) => ({ part: 'images', ...n })) ?? [])];
+const notable = [
+  ...(iris?.notable.map((n) => ({ part: 'iris', ...n })) ?? []),
+  ...(resnet?.notable.map((n) => ({ part: 'resnet', ...n })) ?? []),
+  ...(images?.notable.map((n) => ({ part: 'images', ...n })) ?? []),
+  ...(grpcResult?.notable.map((n) => ({ part: 'grpc', ...n })) ?? []),
+];
 if (notable.length > 0) {
   out(`service log lines at warn or above during the run: ${notable.length}${notable.length >= 200 ? '+' : ''} (first 5):`);
   for (const n of notable.slice(0, 5)) out(`  [${n.part}] ${n.service}: ${n.line}`);
@@ -236,7 +280,7 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), drift, overload, cache, notable, failures }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, notable, failures }, null, 2)}\n`);
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

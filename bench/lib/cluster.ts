@@ -26,6 +26,8 @@ export interface BenchClusterOptions {
   models: BenchModel[];
   modelhostEnv?: Record<string, string>;
   inferrerEnv?: Record<string, string>;
+  /** Serve gRPC too, on a free port (cluster.grpcAddress). */
+  grpc?: boolean;
 }
 
 export interface BenchCluster {
@@ -88,6 +90,7 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     // abusive client, 10 000 req/s by default) would cap the figures, so it is off here (the naive server has none).
     inferrerEnv: { RATE_LIMIT_IP_RPS: '0', ...opts.inferrerEnv },
     ...(opts.modelhostEnv ? { modelhostEnv: opts.modelhostEnv } : {}),
+    ...(opts.grpc ? { grpcPort: 0 } : {}),
     sink,
     restart: false,
     readyTimeoutMs: 180_000,

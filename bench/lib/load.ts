@@ -47,10 +47,20 @@ export interface LoadResult {
 
 type ChildMessage = { type: 'start' } | { type: 'end' } | { type: 'result'; result: LoadResult } | { type: 'error'; error: string };
 
-/** `onStart` runs when the warm-up is over and the measured window begins, `onEnd` when the window is over. */
-export function runLoad(spec: LoadSpec, onStart?: () => void, onEnd?: () => void): Promise<LoadResult> {
+/** The parts of a load spec every generator reads (HTTP: LoadSpec; gRPC: lib/grpc.ts GrpcLoadSpec). */
+export interface AnyLoadSpec {
+  warmupS: number;
+  durationS: number;
+  timeoutS: number;
+}
+
+/**
+ * `onStart` runs when the warm-up is over and the measured window begins, `onEnd` when the window is over.
+ * `generator`: the script in bench/ that generates the load (autocannon's HTTP one by default).
+ */
+export function runLoad<S extends AnyLoadSpec>(spec: S, onStart?: () => void, onEnd?: () => void, generator = 'load-generator.ts'): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const child = fork(path.join(BENCH_DIR, 'load-generator.ts'), [], {
+    const child = fork(path.join(BENCH_DIR, generator), [], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -4,7 +4,7 @@
  * processes: the noise that a shared machine adds).
  */
 import { cpuDelta, cpuSeconds, machineBusySeconds } from './cpu.ts';
-import { type LoadResult, type LoadSpec, runLoad } from './load.ts';
+import { type AnyLoadSpec, type LoadResult, runLoad } from './load.ts';
 
 export interface CpuBill {
   /** Microseconds of CPU per 2xx answer, per server process tree (each with its threads and children). */
@@ -21,7 +21,7 @@ export interface Measured {
   cpu?: CpuBill;
 }
 
-export async function measure(spec: LoadSpec, pids: Record<string, number | undefined>): Promise<Measured> {
+export async function measure<S extends AnyLoadSpec>(spec: S, pids: Record<string, number | undefined>, generator?: string): Promise<Measured> {
   let before: Record<string, number> | undefined;
   let after: Record<string, number> | undefined;
   let busyBefore: number | undefined;
@@ -36,6 +36,7 @@ export async function measure(spec: LoadSpec, pids: Record<string, number | unde
       after = cpuSeconds(pids);
       busyAfter = machineBusySeconds();
     },
+    generator,
   );
   const used = cpuDelta(after, before);
   if (!used || busyBefore === undefined || busyAfter === undefined || load.ok === 0) return { load };

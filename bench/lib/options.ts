@@ -1,6 +1,6 @@
 /** Command-line options of `pnpm bench`. */
-export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache';
-const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache'];
+export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache' | 'grpc';
+const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache', 'grpc'];
 
 export interface BenchOptions {
   parts: Part[];
@@ -25,7 +25,7 @@ export interface BenchOptions {
 export const USAGE = `pnpm bench [-- options]
 
   --quick            shorter windows (about a third of the time); figures are noisier
-  --only iris|resnet|images|drift|overload|cache  run one part only (repeatable)
+  --only iris|resnet|images|drift|overload|cache|grpc  run one part only (repeatable)
   --duration S       measured seconds per load point (overrides the default of both parts)
   --modelhosts N     modelhosts in the cluster (default 2)
   --no-write         do not write bench/results/latest.json
@@ -64,7 +64,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     } else throw new Error(`unknown option ${a}\n\n${USAGE}`);
   }
   return {
-    parts: only.length ? [...new Set(only)] : ['iris', 'resnet', 'images', 'overload'],
+    parts: only.length ? [...new Set(only)] : ['iris', 'resnet', 'images', 'overload', 'grpc'],
     quick,
     modelhosts,
     iris: { clients: [1, 32, 128], warmupS: quick ? 1 : 2, durationS: duration ?? (quick ? 2.5 : 6) },

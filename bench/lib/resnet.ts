@@ -73,14 +73,14 @@ export function imageBody(): { body: string; pixels: Float32Array } {
 }
 
 /** The same image as an Open Inference Protocol JSON body. */
-function v2JsonBody(pixels: Float32Array): string {
+export function v2JsonBody(pixels: Float32Array): string {
   const parts = new Array<string>(pixels.length);
   for (let i = 0; i < pixels.length; i++) parts[i] = String(pixels[i]);
   return `{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","data":[${parts.join(',')}]}]}`;
 }
 
 /** The same image with the binary tensor extension: a JSON header, then the raw float32 bytes. */
-function v2BinaryBody(pixels: Float32Array): { body: Buffer; headerLength: number } {
+export function v2BinaryBody(pixels: Float32Array): { body: Buffer; headerLength: number } {
   const header = Buffer.from(`{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":${pixels.byteLength}}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`);
   return { body: Buffer.concat([header, Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength)]), headerLength: header.length };
 }

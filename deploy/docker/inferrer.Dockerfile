@@ -38,7 +38,7 @@ COPY --from=deps /app /app
 RUN mkdir -p /models && chown node:node /models
 USER node
 ENV HOST=0.0.0.0 PORT=8002 MODEL_DIR=/models
-EXPOSE 8002
+EXPOSE 8002 8001
 # Liveness, not readiness: the Inferrer's readiness follows the load balancer's, and a container should
 # not be replaced because nginx restarted.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

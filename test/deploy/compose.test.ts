@@ -74,6 +74,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     originalModelhostImage = mustDocker('image', 'inspect', '--format', '{{.Id}}', 'inferrer/modelhost:latest').stdout.trim();
     const port = await freePort();
     env.INFERRER_PORT = `127.0.0.1:${port}`;
+    env.INFERRER_GRPC_PORT = `127.0.0.1:${await freePort()}`;
     env.METRICS_PORT = `127.0.0.1:${await freePort()}`;
     env.PROMETHEUS_PORT = `127.0.0.1:${await freePort()}`;
     env.GRAFANA_PORT = `127.0.0.1:${await freePort()}`;

@@ -10,7 +10,8 @@ import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 export interface ForwardOptions {
   reqId: string;
-  body: Readable | Buffer | string;
+  /** Buffer[]: a body in parts, sent one after the other (contentLength is then required). */
+  body: Readable | Buffer | Buffer[] | string;
   contentLength?: number | undefined;
   contentType?: string | undefined;
   /** Batch-job items: not counted as online load, and marked for the workers. */
@@ -148,10 +149,12 @@ export class DataPlane {
     for (const k in extra) headers[k] = extra[k]!;
     // Online predictions read whole travel with those that arrive with them (grouping.ts); batch-job
     // requests already carry many rows each, and streamed bodies go through as they come.
-    const body = typeof opts.body === 'string' ? Buffer.from(opts.body) : opts.body;
+    // A body in parts (a gRPC request's header and tensors) is joined only when small; a large one goes as its parts.
+    const raw = Array.isArray(opts.body) && (opts.contentLength ?? GROUPED_BODY + 1) <= GROUPED_BODY ? Buffer.concat(opts.body) : opts.body;
+    const body = typeof raw === 'string' ? Buffer.from(raw) : raw;
     if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body });
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
-    return this.#upstream.request({ method: 'POST', path, headers, body: opts.body, timeoutMs: this.#timeout(opts) });
+    return this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#timeout(opts) });
   }
 
   #timeout(opts: ForwardOptions): number {

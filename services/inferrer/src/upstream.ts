@@ -23,7 +23,8 @@ export interface UpstreamRequest {
   method: 'GET' | 'POST';
   path: string;
   headers: Record<string, string>;
-  body?: Readable | Buffer | string | null;
+  /** Buffer[]: parts sent one after the other (undici writes an iterable body as it comes). */
+  body?: Readable | Buffer | Buffer[] | string | null;
   timeoutMs: number;
 }
 
@@ -44,7 +45,8 @@ export class Upstream {
         method: req.method,
         path: req.path,
         headers: req.headers,
-        body: req.body ?? null,
+        // undici takes any iterable of chunks; its types list only the single-chunk forms.
+        body: (req.body ?? null) as Readable | Buffer | string | null,
         headersTimeout: req.timeoutMs,
         bodyTimeout: req.timeoutMs,
       })) as unknown as UpstreamResponse & { body: object };

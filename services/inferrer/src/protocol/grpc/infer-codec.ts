@@ -99,8 +99,11 @@ function parameters(map: Record<string, GrpcParameter> | undefined): Record<stri
   return out;
 }
 
-/** The modelhost's request body for a ModelInferRequest: the JSON header and the inputs' bytes. */
-export function inferBody(req: GrpcInferRequest): { body: Buffer; headerLength: number } {
+/**
+ * The modelhost's request body for a ModelInferRequest: the JSON header and the inputs' bytes, as parts
+ * (a large tensor is not copied again; the dataplane joins small bodies itself).
+ */
+export function inferBody(req: GrpcInferRequest): { parts: Buffer[]; length: number; headerLength: number } {
   const raw = req.raw_input_contents ?? [];
   if (raw.length > 0 && raw.length !== req.inputs.length) {
     throw new InferrerError('INVALID_REQUEST', `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs; send one per input, in order`, { expected: req.inputs.length, got: raw.length });
@@ -128,7 +131,9 @@ export function inferBody(req: GrpcInferRequest): { body: Buffer; headerLength: 
   delete params.binary_data_output;
   const header = { ...(req.id ? { id: req.id } : {}), inputs, ...(outputs.length > 0 ? { outputs } : {}), parameters: { ...params, binary_data_output: true } };
   const json = Buffer.from(JSON.stringify(header));
-  return { body: chunks.length === 0 ? json : Buffer.concat([json, ...chunks]), headerLength: json.length };
+  let length = json.length;
+  for (const c of chunks) length += c.length;
+  return { parts: [json, ...chunks], length, headerLength: json.length };
 }
 
 /** Typed `contents` laid out as the binary extension carries them. */

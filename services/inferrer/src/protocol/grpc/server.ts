@@ -105,13 +105,13 @@ export function methods({ oip, dataplane }: Pick<GrpcDeps, 'oip' | 'dataplane'>)
       scope: predict,
       bytesIn: (r: GrpcInferRequest) => r.raw_input_contents.reduce((n, b) => n + b.length, 0),
       handle: async (r: GrpcInferRequest, ctx) => {
-        const { body, headerLength } = inferBody(r);
+        const { parts, length, headerLength } = inferBody(r);
         const left = ctx.timeLeft();
         if (left <= 0) throw new InferrerError('DEADLINE_EXCEEDED', 'the call passed its deadline before it could be sent');
         const answer = await dataplane.inferV2(r.model_name, version(r.model_version), {
           reqId: ctx.reqId,
-          body,
-          contentLength: body.length,
+          body: parts,
+          contentLength: length,
           contentType: 'application/octet-stream',
           headerLength: String(headerLength),
           timeoutMs: left,
