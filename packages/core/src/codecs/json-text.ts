@@ -11,6 +11,7 @@
  */
 import { isSafeNumber, parse as parseLossless } from 'lossless-json';
 import { InferrerError } from '../errors.ts';
+import { type PackMode, type PackedArrays, packJsonArrays } from './json-tensor.ts';
 
 /**
  * An integer token long enough that a double may not hold it exactly. Fraction and exponent digits do not
@@ -48,6 +49,32 @@ export function parseInferenceJson(text: string, opts: JsonParseOptions = {}): u
   } catch (err) {
     throw invalid(err);
   }
+}
+
+/** Bodies shorter than this are parsed whole: scanning them for tensor arrays would not pay. */
+export const PACK_MIN_BYTES = 8192;
+
+/**
+ * Request JSON as bytes [0, end) whose large numeric arrays under `keys` are parsed straight into typed
+ * arrays (json-tensor.ts): `value` holds a marker for each, which `arrays.take` turns into its PackedArray.
+ * The rest is parsed by parseInferenceJson; when the text is not JSON the error is the whole text's.
+ */
+export function parseTensorJson(
+  bytes: Buffer,
+  end: number,
+  keys: readonly string[],
+  mode: PackMode,
+  hint?: number,
+): { value: unknown; arrays: PackedArrays | undefined } {
+  const packed = end >= PACK_MIN_BYTES ? packJsonArrays(bytes, end, keys, mode, hint) : undefined;
+  if (packed) {
+    try {
+      return { value: parseInferenceJson(packed.skeleton), arrays: packed.arrays };
+    } catch {
+      // Parsed again whole below, so the error names what the client sent.
+    }
+  }
+  return { value: parseInferenceJson(bytes.toString('utf8', 0, end)), arrays: undefined };
 }
 
 /**

@@ -9,7 +9,8 @@ import { httpStatusBody } from '../http-status.ts';
 import { type Dim, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, isSymbolic } from '../tensor.ts';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits, nestedShape, toTypedData } from './values.ts';
 import { float32ToJson, floatToJson, halfToFloat } from './json-number.ts';
-import { parseInferenceJson } from './json-text.ts';
+import { parseInferenceJson, parseTensorJson } from './json-text.ts';
+import { PackedArray, packModeOf, rowElementsOf } from './json-tensor.ts';
 
 export interface V1Decoded {
   inputs: NamedTensors;
@@ -21,7 +22,18 @@ export interface V1Decoded {
 
 /** A v1 body as it came: JSON text, parsed the way inference clients write it (json-text.ts), then decoded. */
 export function decodeV1Body(body: Buffer | string, sig: ModelSignature, limits: ValueLimits = DEFAULT_VALUE_LIMITS): V1Decoded {
-  return decodeV1Request(parseInferenceJson(typeof body === 'string' ? body : body.toString('utf8')), sig, limits);
+  if (typeof body === 'string') return decodeV1Request(parseInferenceJson(body), sig, limits);
+  // Large lists of numbers are parsed from the bytes straight into typed arrays (json-tensor.ts).
+  const { value, arrays } = parseTensorJson(body, body.length, ['values', ...sig.inputs.map((s) => s.name)], packModeOf(sig), rowElementsOf(sig));
+  if (arrays && value && typeof value === 'object' && !Array.isArray(value)) {
+    const v = value as { values?: unknown };
+    v.values = arrays.take(v.values);
+    if (v.values && typeof v.values === 'object' && !Array.isArray(v.values) && !(v.values instanceof PackedArray)) {
+      const given = v.values as Record<string, unknown>;
+      for (const name of Object.keys(given)) given[name] = arrays.take(given[name]);
+    }
+  }
+  return decodeV1Request(value, sig, limits);
 }
 
 export function decodeV1Request(body: unknown, sig: ModelSignature, limits: ValueLimits = DEFAULT_VALUE_LIMITS): V1Decoded {
@@ -33,7 +45,7 @@ export function decodeV1Request(body: unknown, sig: ModelSignature, limits: Valu
   const inputs: NamedTensors = {};
   let rows = -1;
   let singleRow = false;
-  if (values && typeof values === 'object' && !Array.isArray(values)) {
+  if (values && typeof values === 'object' && !Array.isArray(values) && !(values instanceof PackedArray)) {
     const given = values as Record<string, unknown>;
     for (const name of Object.keys(given)) {
       if (!sig.inputs.some((s) => s.name === name)) {

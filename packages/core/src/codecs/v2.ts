@@ -8,7 +8,8 @@ import { type DatatypeInfo, type NumericArray, type V2Datatype, datatypeOfOrt, d
 import { InferrerError } from '../errors.ts';
 import { type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, hasDynamicBatchAxis, isSymbolic } from '../tensor.ts';
 import { classifiable, classify } from './classification.ts';
-import { parseInferenceJson } from './json-text.ts';
+import { parseTensorJson } from './json-text.ts';
+import { PackedArray, packModeOf, rowElementsOf } from './json-tensor.ts';
 import { elementToJson } from './v1.ts';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits, checkTextBytes, nestedShape, toTypedData } from './values.ts';
 
@@ -81,7 +82,9 @@ export function decodeV2Request(
     }
     jsonEnd = headerLength;
   }
-  const req = parseInferenceJson(body.toString('utf8', 0, jsonEnd)) as Record<string, unknown>;
+  // Large "data" lists of numbers are parsed from the bytes straight into typed arrays (json-tensor.ts).
+  const { value, arrays } = parseTensorJson(body, jsonEnd, ['data'], packModeOf(sig), rowElementsOf(sig));
+  const req = value as Record<string, unknown>;
   if (!req || typeof req !== 'object' || Array.isArray(req)) throw new InferrerError('INVALID_REQUEST', 'the request must be a JSON object with "inputs"');
   if (!Array.isArray(req.inputs)) throw new InferrerError('INVALID_REQUEST', 'the request has no "inputs" list');
   if (req.inputs.length > limits.maxInputs) throw new InferrerError('INVALID_REQUEST', `the request has ${req.inputs.length} inputs, more than the limit of ${limits.maxInputs}`);
@@ -138,7 +141,7 @@ export function decodeV2Request(
       offset += binarySize;
     } else {
       if (input.data === undefined) throw bad(`input '${name}' has no "data" (and no binary_data_size)`, { input: name });
-      data = fromJson(input.data, info, shape, name, limits);
+      data = fromJson(arrays ? arrays.take(input.data) : input.data, info, shape, name, limits);
     }
     inputs[name] = { type: spec.type, dims: shape, data };
   }
@@ -233,7 +236,7 @@ function checkShape(shape: unknown, spec: TensorSpec): number[] {
 
 function fromJson(data: unknown, info: DatatypeInfo, shape: number[], name: string, limits: ValueLimits): Tensor['data'] {
   const count = elementCount(shape);
-  const value = Array.isArray(data) ? data : [data];
+  const value = Array.isArray(data) || data instanceof PackedArray ? data : [data];
   // Flat, or nested as the shape says: never more levels than its rank.
   const got = nestedShape(value, name, limits, Math.max(1, shape.length));
   const n = elementCount(got);

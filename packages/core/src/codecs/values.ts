@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { type DatatypeInfo, type TensorData, datatypeOfOrt, type OrtType } from '../datatypes.ts';
 import { InferrerError } from '../errors.ts';
 import { floatToHalf } from './json-number.ts';
+import { PackedArray } from './json-tensor.ts';
 
 /** Limits a decoder enforces on JSON values. */
 export interface ValueLimits {
@@ -21,21 +22,28 @@ export const DEFAULT_VALUE_LIMITS: ValueLimits = { maxElements: 16_777_216, maxD
 export function nestedShape(value: unknown, input: string, limits: ValueLimits = DEFAULT_VALUE_LIMITS, rank?: number): number[] {
   const shape: number[] = [];
   const most = rank === undefined ? limits.maxDepth : Math.min(rank, limits.maxDepth);
+  // Parsed from the bytes already (json-tensor.ts): rectangular by construction, its shape known.
+  if (value instanceof PackedArray) {
+    if (value.dims.length > most) throw tooDeep(input, limits, rank, most);
+    return [...value.dims];
+  }
   let cur: unknown = value;
   while (Array.isArray(cur)) {
     shape.push(cur.length);
-    if (shape.length > most) {
-      const message =
-        rank !== undefined && rank <= limits.maxDepth
-          ? `input '${input}' nests lists deeper than its rank allows (at most ${rank} level${rank === 1 ? '' : 's'})`
-          : `input '${input}' is nested deeper than ${limits.maxDepth} levels`;
-      throw new InferrerError('INVALID_INPUT', message, { input, limit: most });
-    }
+    if (shape.length > most) throw tooDeep(input, limits, rank, most);
     if (cur.length === 0) break;
     cur = cur[0];
   }
   checkRectangular(value, shape, 0, input, '');
   return shape;
+}
+
+function tooDeep(input: string, limits: ValueLimits, rank: number | undefined, most: number): InferrerError {
+  const message =
+    rank !== undefined && rank <= limits.maxDepth
+      ? `input '${input}' nests lists deeper than its rank allows (at most ${rank} level${rank === 1 ? '' : 's'})`
+      : `input '${input}' is nested deeper than ${limits.maxDepth} levels`;
+  return new InferrerError('INVALID_INPUT', message, { input, limit: most });
 }
 
 function checkRectangular(value: unknown, shape: number[], depth: number, input: string, path: string): void {
@@ -99,6 +107,14 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
   }
   const info = datatypeOfOrt(type);
   if (!info) throw new InferrerError('INVALID_INPUT', `input '${input}' has type ${type}, which Inferrer cannot carry`, { input, type });
+  if (value instanceof PackedArray) {
+    const n = value.data.length;
+    if (n !== count) throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
+    // Stored as this type already (in range: json-tensor.ts leaves out-of-range values to this path).
+    if ((type === 'float32' && value.data instanceof Float32Array) || (type === 'float64' && value.data instanceof Float64Array)) return value.data;
+    // Exact doubles for another type: checked element by element below, as JSON numbers are.
+    value = Array.from(value.data);
+  }
   let out: TensorData;
   let visit: (v: unknown, i: number) => void;
   if (info.ort === 'string') {
