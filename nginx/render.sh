@@ -18,7 +18,8 @@
 #                          reloads nginx when the addresses changed. auto: on where `nginx -v` says
 #                          1.27.3 or newer, else off.
 #   NGINX_BIN              the nginx asked for its version in auto (default nginx)
-#   BALANCE                least_conn (default) | hash (consistent hash on the model name)
+#   BALANCE                least_conn (default) | placement (consistent hash on the Inferrer's
+#                          X-Inferrer-Placement header: a model's replica key) | hash (on the model name)
 #   LISTEN                 port or address:port to listen on (default 8080)
 #   MAX_BODY_BYTES         largest request body; match the Inferrer's MAX_BODY_BYTES (default 64 MiB)
 #   REQUEST_TIMEOUT_MS     upstream timeouts; match the Inferrer's REQUEST_TIMEOUT_MS (default 30000)
@@ -55,7 +56,8 @@ fail() {
 case "$balance" in
   least_conn) balance_directive='least_conn;' ;;
   hash) balance_directive='hash $inferrer_model consistent;' ;;
-  *) fail "BALANCE must be least_conn or hash (got '$balance')" ;;
+  placement) balance_directive='hash $http_x_inferrer_placement consistent;' ;;
+  *) fail "BALANCE must be least_conn, placement or hash (got '$balance')" ;;
 esac
 case "$max_body_bytes" in '' | *[!0-9]*) fail "MAX_BODY_BYTES must be a number of bytes (got '$max_body_bytes')" ;; esac
 case "$request_timeout_ms" in '' | *[!0-9]*) fail "REQUEST_TIMEOUT_MS must be a number of milliseconds (got '$request_timeout_ms')" ;; esac

@@ -86,7 +86,7 @@ describe('the checker fails on what it should (so a green run means something)',
     assert.deepEqual(checkEnv(balancer.env, balancerSchema()), []);
     const problems = checkEnv({ ...balancer.env, BALANCE: 'round_robin', MODELHOST_UPSTREAM: 'a:1' }, balancerSchema());
     assert.ok(problems.some((p) => p.startsWith('MODELHOST_UPSTREAM: not a variable') && p.includes('MODELHOST_UPSTREAMS')), problems.join('\n'));
-    assert.ok(problems.some((p) => p.includes('BALANCE must be least_conn or hash')), problems.join('\n'));
+    assert.ok(problems.some((p) => p.includes('BALANCE must be least_conn, placement or hash')), problems.join('\n'));
   });
 });
 

@@ -66,7 +66,7 @@ function checkDns(conf: string): void {
 }
 
 describe('nginx -t on every shipped config', { skip: nginx ? false : 'nginx not installed (CI installs Debian nginx in .ci/run)' }, () => {
-  for (const balance of ['least_conn', 'hash'] as const) {
+  for (const balance of ['least_conn', 'hash', 'placement'] as const) {
     test(`launcher (services/cli/src/nginx.ts), ${balance}`, async () => {
       const conf = await writeNginxConf({ prefix: freshPrefix(), listen: '127.0.0.1:18080', upstreams: ['127.0.0.1:19001', '127.0.0.1:19002'], balance, maxBodyBytes: 64 * 1024 * 1024, requestTimeoutMs: 30_000, workerProcesses: 1, accessLog: 'off' });
       const r = nginxT(conf);
@@ -79,7 +79,7 @@ describe('nginx -t on every shipped config', { skip: nginx ? false : 'nginx not 
       const { conf, text } = render({ MODELHOST_UPSTREAMS: '127.0.0.1:19001,127.0.0.1:19002', BALANCE: balance, LISTEN: '127.0.0.1:18080', MAX_BODY_BYTES: '1000000', REQUEST_TIMEOUT_MS: '2500', NGINX_WORKER_PROCESSES: '1', ACCESS_LOG: 'off' });
       assert.equal(text.replaceAll(path.dirname(conf), '<prefix>'), fromLauncher.replaceAll(launcherPrefix, '<prefix>'));
       assert.match(text, /^ {8}server 127\.0\.0\.1:19001 max_fails=3 fail_timeout=5s;\n {8}server 127\.0\.0\.1:19002 max_fails=3 fail_timeout=5s;$/m);
-      assert.match(text, balance === 'hash' ? /^\s+hash \$inferrer_model consistent;$/m : /^\s+least_conn;$/m);
+      assert.match(text, { hash: /^\s+hash \$inferrer_model consistent;$/m, placement: /^\s+hash \$http_x_inferrer_placement consistent;$/m, least_conn: /^\s+least_conn;$/m }[balance]);
       const r = nginxT(conf);
       assert.ok(r.ok, r.output);
     });

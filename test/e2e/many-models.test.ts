@@ -146,3 +146,83 @@ describe('many models within a memory budget', () => {
     assert.deepEqual(Object.keys(outcomes), ['ok'], JSON.stringify(outcomes));
   });
 });
+
+describe('model-aware placement (BALANCE=placement)', () => {
+  let c: TestCluster;
+  const NAMES = Array.from({ length: 6 }, (_, i) => `placed-${i}`);
+  const whoAnswers = async (name: string): Promise<string> => {
+    const r = await infer(c, name);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return String(r.headers.get('x-modelhost-id'));
+  };
+
+  before(async () => {
+    // A small model is cheap: a worker serves one at hundreds of requests per second without a queue. A
+    // low PLACEMENT_RATE_PER_REPLICA makes the load this test can make from one process count as hot.
+    c = await startTestCluster({ modelhosts: 3, balance: 'placement', seedDemo: false, inferrerEnv: { PLACEMENT_RATE_PER_REPLICA: '15' } });
+    for (const [i, name] of NAMES.entries()) {
+      const r = await put(c, name, mlpModel(SMALL, 3000 + i));
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+    }
+  });
+  after(() => c?.close());
+
+  test("a model's requests go to one worker, which alone loads it; the models spread over the workers; requests without a key take turns", async () => {
+    const home = new Map<string, string>();
+    for (const name of NAMES) {
+      const seen = new Set<string>();
+      for (let i = 0; i < 8; i++) seen.add(await whoAnswers(name));
+      assert.equal(seen.size, 1, `${name} answered by ${[...seen]}`);
+      home.set(name, [...seen][0]!);
+    }
+    assert.ok(new Set(home.values()).size >= 2, `six models on ${[...new Set(home.values())]}`);
+    for (const w of await loadedOn(c)) {
+      const here = w.models.map((m) => m.name).sort();
+      assert.deepEqual(here, NAMES.filter((n) => home.get(n) === w.modelhost).sort(), `${w.modelhost} loaded only its own models`);
+    }
+    const r = await api(c.url, '/api/test/sendtomodelhost', { json: { data: ['a', 'b', 'c', 'd', 'e', 'f'] } });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.ok(new Set(r.body.results.map((x: { modelhost: string }) => x.modelhost)).size >= 2, JSON.stringify(r.body.results));
+  });
+
+  test('a hot model spreads over more workers, and its metadata says where it is loaded', async () => {
+    const stopAt = Date.now() + 5000;
+    const by = new Map<string, number>();
+    const outcomes = await steadyLoad(
+      24,
+      async () => {
+        const r = await infer(c, NAMES[0]!);
+        if (r.status !== 200) return `${r.status} ${r.body?.code ?? ''}`;
+        const w = String(r.headers.get('x-modelhost-id'));
+        by.set(w, (by.get(w) ?? 0) + 1);
+        return 'ok';
+      },
+      () => Date.now() > stopAt,
+    );
+    assert.deepEqual(Object.keys(outcomes), ['ok'], JSON.stringify(outcomes));
+    assert.ok(by.size >= 2, `24 clients on one model were all served by ${[...by.keys()]}: ${JSON.stringify(Object.fromEntries(by))}`);
+    const r = await api(c.url, `/api/v1/models/${NAMES[0]}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const { loaded_on, placement } = r.body.model;
+    assert.ok(placement.replicas >= 2 && placement.requests_per_second > 15, JSON.stringify(placement));
+    assert.deepEqual(loaded_on.map((l: { modelhost: string }) => l.modelhost), [...by.keys()].sort(), JSON.stringify(loaded_on));
+    for (const l of loaded_on) {
+      assert.equal(l.version, 1);
+      assert.equal(l.state, 'READY');
+      assert.ok(l.resident_bytes > 0 && l.idle_seconds < 5, JSON.stringify(l));
+    }
+  });
+
+  test("a worker that dies costs only its own models a load elsewhere; the others stay where they are", async () => {
+    const home = new Map<string, string>();
+    for (const name of NAMES.slice(1)) home.set(name, await whoAnswers(name));
+    const victimId = home.get(NAMES[1]!)!;
+    const victim = c.modelhosts.find((m) => m.id === victimId)!;
+    process.kill(victim.process.pid!, 'SIGKILL');
+    for (const name of NAMES.slice(1)) {
+      const now = await whoAnswers(name);
+      if (home.get(name) === victimId) assert.notEqual(now, victimId, `${name} moved`);
+      else assert.equal(now, home.get(name), `${name} stayed on ${home.get(name)}`);
+    }
+  });
+});

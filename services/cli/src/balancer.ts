@@ -2,16 +2,29 @@
  * The built-in load balancer, for machines without nginx: least connections over the modelhosts with
  * keep-alive, and a retry on the next worker when one refuses the connection or answers 502/503
  * (inference is side-effect free). Bodies are buffered up to a limit so they can be replayed, as nginx does.
+ *
+ * With `balance: 'placement'` (or `'hash'`), a request is placed as nginx's `hash … consistent` would:
+ * by its X-Inferrer-Placement header (the model's replica key the Inferrer chose; `hash`: the model name
+ * in the path) on a consistent-hash ring, a retry going to the next worker on the ring; requests without
+ * a key go by least connections.
  */
 import http from 'node:http';
 import { PassThrough } from 'node:stream';
 import httpProxy from 'http-proxy';
+import { HashRing } from './hash-ring.ts';
+
+export type Balance = 'least_conn' | 'hash' | 'placement';
 
 export interface BalancerOptions {
   upstreams: string[];
   maxBodyBytes: number;
   timeoutMs: number;
+  /** least_conn (default), placement (X-Inferrer-Placement) or hash (the model name). */
+  balance?: Balance;
 }
+
+/** The model name in a modelhost path, for `hash` (as nginx's map $uri $inferrer_model). */
+const MODEL_IN_PATH = /^\/v[12]\/models\/([^/?]+)/;
 
 interface Target {
   url: string;
@@ -29,9 +42,22 @@ export function createBalancer(opts: BalancerOptions): http.Server {
   const onAnswer = new WeakMap<http.IncomingMessage, (res: http.IncomingMessage) => void>();
   proxy.on('proxyRes', (proxyRes, req) => onAnswer.get(req)?.(proxyRes));
 
+  const ring = opts.balance === 'placement' || opts.balance === 'hash' ? new HashRing(targets, (t) => t.url) : undefined;
+  const keyOf = (req: http.IncomingMessage): string | undefined => {
+    if (opts.balance === 'placement') {
+      const h = req.headers['x-inferrer-placement'];
+      return typeof h === 'string' && h !== '' ? h : undefined;
+    }
+    return opts.balance === 'hash' ? MODEL_IN_PATH.exec(req.url ?? '')?.[1] : undefined;
+  };
+
   let turn = 0;
-  function pick(exclude: Set<Target>): Target | undefined {
+  function pick(exclude: Set<Target>, key: string | undefined): Target | undefined {
     const now = Date.now();
+    if (ring && key !== undefined) {
+      const placed = ring.pick(key, (t) => !exclude.has(t) && t.failedUntil <= now) ?? ring.pick(key, (t) => !exclude.has(t));
+      if (placed) return placed;
+    }
     let best: Target | undefined;
     // Least connections; ties go round-robin (start the scan one further each time), as nginx does.
     turn = (turn + 1) % targets.length;
@@ -60,8 +86,9 @@ export function createBalancer(opts: BalancerOptions): http.Server {
       attempt(Buffer.concat(chunks, size), new Set());
     });
 
+    const key = keyOf(req);
     function attempt(body: Buffer, tried: Set<Target>): void {
-      const target = tried.size < MAX_TRIES ? pick(tried) : undefined;
+      const target = tried.size < MAX_TRIES ? pick(tried, key) : undefined;
       if (!target) {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('no modelhost available');
         return;

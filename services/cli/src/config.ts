@@ -16,7 +16,7 @@ export const CliEnvSchema = z
     /** nginx when installed (auto), or force one. */
     BALANCER: z.enum(['auto', 'nginx', 'builtin']).default('auto'),
     /** least_conn, or hash: consistent hash on the model name. */
-    BALANCE: z.enum(['least_conn', 'hash']).default('least_conn'),
+    BALANCE: z.enum(['least_conn', 'placement', 'hash']).default('least_conn'),
     SEED_DEMO_MODELS: envFlag().default(true),
     /** Passed on to the Inferrer; without either, the demo starts with auth off and says so. */
     API_KEYS_FILE: z.string().min(1).optional(),

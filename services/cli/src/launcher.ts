@@ -28,7 +28,7 @@ export interface ClusterOptions {
   modelhosts: number;
   modelDir: string;
   balancer: BalancerKind | 'auto';
-  balance: 'least_conn' | 'hash';
+  balance: 'least_conn' | 'hash' | 'placement';
   /** Put the demo models into the store when missing. */
   seedDemo: boolean;
   /** Environment every service starts with (defaults to the launcher's own). */
@@ -102,6 +102,12 @@ export function describeFailure(f: ProcessFailure): LaunchError {
   if (f.reason === 'crash-loop') return new LaunchError(`${f.name} keeps exiting soon after it starts (${how}, ${f.restarts} restarts); gave up:${said}`);
   return new LaunchError(`${f.name} exited (${how}):${said}`);
 }
+
+const BALANCE_WORDS: Record<ClusterOptions['balance'], string> = {
+  least_conn: 'least connections',
+  placement: "model-aware placement: consistent hash on the Inferrer's replica keys",
+  hash: 'consistent hash on the model name',
+};
 
 const RUN_PREFIX = 'inferrer-run-';
 const RUN_OWNER = 'launcher.pid';
@@ -266,10 +272,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         ),
       );
       closers.push(guardNginx(path.join(prefix, 'nginx.pid')));
-      balancer = { kind: 'nginx', description: `nginx ${nginxVersion(nginx)} (${opts.balance === 'hash' ? 'consistent hash on the model name' : 'least connections'})`, process: proc };
+      balancer = { kind: 'nginx', description: `nginx ${nginxVersion(nginx)} (${BALANCE_WORDS[opts.balance]})`, process: proc };
     } else {
-      const proc = nodeService('balancer', 'balancer', { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs) });
-      balancer = { kind: 'builtin', description: 'built-in least-connections balancer (http-proxy; nginx not found on the PATH)', process: proc };
+      const proc = nodeService('balancer', 'balancer', { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs), BALANCE: opts.balance });
+      balancer = { kind: 'builtin', description: `built-in balancer, ${BALANCE_WORDS[opts.balance]} (http-proxy; nginx not found on the PATH)`, process: proc };
     }
     const balancerUrl = `http://${host}:${balancerPort}`;
 

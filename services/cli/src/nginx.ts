@@ -18,7 +18,7 @@ export interface NginxOptions {
   prefix: string;
   listen: string;
   upstreams: string[];
-  balance: 'least_conn' | 'hash';
+  balance: 'least_conn' | 'hash' | 'placement';
   maxBodyBytes: number;
   requestTimeoutMs: number;
   workerProcesses: number | 'auto';

@@ -81,7 +81,9 @@ Settings (environment variables, all optional):
   MODELHOSTS=<cores>           modelhost processes
   MODEL_DIR=.inferrer/models   the model store
   BALANCER=auto|nginx|builtin  nginx when installed, else the built-in balancer
-  BALANCE=least_conn|hash      hash: consistent hash on the model name
+  BALANCE=least_conn|placement|hash  placement: a model's requests go to the workers
+                               that hold it, more of them as its traffic grows;
+                               hash: one worker per model (by name)
   SEED_DEMO_MODELS=true        put the demo models into an empty store
   METRICS_PORT=9400            the metrics service (status page); 0: a free one (unset: 9400, or a free one when taken)
   REDIS_URL=redis://…          batch jobs queue in Redis (BullMQ); unset: the embedded queue

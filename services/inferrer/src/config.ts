@@ -60,6 +60,19 @@ export const InferrerEnvSchema = z
      */
     GROUP_MAX_REQUESTS: z.coerce.number().int().min(1).max(MAX_GROUP_MEMBERS).default(64),
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+    /**
+     * Model-aware placement (placement.ts): each prediction carries X-Inferrer-Placement, one of its model's
+     * replica keys, which a balancer with BALANCE=placement hashes consistently; false sends no header.
+     */
+    PLACEMENT: envFlag().default(true),
+    /** Most replica keys (and so workers) one model spreads over. */
+    PLACEMENT_MAX_REPLICAS: z.coerce.number().int().min(1).max(1024).default(16),
+    /** A model gets another replica key per this many requests per second … */
+    PLACEMENT_RATE_PER_REPLICA: z.coerce.number().positive().default(200),
+    /** … or per this many of its requests in flight, whichever asks for more. */
+    PLACEMENT_INFLIGHT_PER_REPLICA: z.coerce.number().positive().default(4),
+    /** Traffic must stay low this long before a model loses a replica key. */
+    PLACEMENT_COOL_S: z.coerce.number().min(0).default(30),
     /** POST /api/v1/models/{name}/import (a model by the URL of its STAC item, as EOTDL publishes them); off by default. */
     MODEL_IMPORT_ENABLED: envFlag().default(false),
     /** Hosts (host or host:port) an import may fetch from, comma-separated; redirects elsewhere are refused. */
@@ -128,6 +141,7 @@ export type InferrerConfig = Readonly<{
   upstreamConnections: number;
   groupMaxRequests: number;
   drainTimeoutMs: number;
+  placement: Readonly<{ enabled: boolean; maxReplicas: number; ratePerReplica: number; inflightPerReplica: number; coolMs: number }>;
   modelImport: Readonly<{ enabled: boolean; allowedHosts: readonly string[]; allowedCidrs: readonly string[]; apiKey: string | undefined; timeoutMs: number }>;
   redisUrl: string | undefined;
   jobs: Readonly<{ retentionHours: number; maxItems: number; maxBytes: number; maxActivePerClient: number; concurrency: number; rowsPerRequest: number; maxRunning: number }>;
@@ -159,6 +173,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
     groupMaxRequests: e.GROUP_MAX_REQUESTS,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
+    placement: {
+      enabled: e.PLACEMENT,
+      maxReplicas: e.PLACEMENT_MAX_REPLICAS,
+      ratePerReplica: e.PLACEMENT_RATE_PER_REPLICA,
+      inflightPerReplica: e.PLACEMENT_INFLIGHT_PER_REPLICA,
+      coolMs: e.PLACEMENT_COOL_S * 1000,
+    },
     modelImport: {
       enabled: e.MODEL_IMPORT_ENABLED,
       allowedHosts: e.MODEL_IMPORT_ALLOWED_HOSTS,

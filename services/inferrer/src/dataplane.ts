@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
 import { Grouping } from './grouping.ts';
+import { PLACEMENT_HEADER, Placement } from './placement.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
 
 export interface ForwardOptions {
@@ -54,12 +55,15 @@ export class DataPlane {
   readonly #config: InferrerConfig;
   /** Online predictions in flight (batch jobs back off while there are any). */
   readonly online = new OnlineLoad();
+  /** Which replica key each prediction carries to the balancer (placement.ts). */
+  readonly placement: Placement;
   readonly #grouping: Grouping;
 
   constructor(upstream: Upstream, config: InferrerConfig, onGroup?: (size: number) => void) {
     this.#upstream = upstream;
     this.#config = config;
-    this.#grouping = new Grouping(upstream, { maxRequests: config.groupMaxRequests, timeoutMs: config.requestTimeoutMs, ...(onGroup ? { onGroup } : {}) });
+    this.placement = new Placement(config.placement);
+    this.#grouping = new Grouping(upstream, { maxRequests: config.groupMaxRequests, timeoutMs: config.requestTimeoutMs, place: (model) => this.placement.key(model), ...(onGroup ? { onGroup } : {}) });
   }
 
   /** FRACTAL v1 prediction: forwards `{"values": …}` to a modelhost; resolves with its 2xx answer. */
@@ -126,15 +130,19 @@ export class DataPlane {
   }
 
   #forward(model: string, path: string, opts: ForwardOptions, extra: Record<string, string> = {}): Promise<UpstreamResponse> {
-    if (opts.priority === 'batch') return this.#send(model, path, opts, { ...extra, 'x-inferrer-priority': 'batch' });
-    this.online.begin();
+    this.placement.begin(model);
+    const online = opts.priority !== 'batch';
+    if (online) this.online.begin();
+    else extra['x-inferrer-priority'] = 'batch';
     return this.#send(model, path, opts, extra).then(
       (res) => {
-        this.online.end();
+        this.placement.end(model);
+        if (online) this.online.end();
         return res;
       },
       (err: unknown) => {
-        this.online.end();
+        this.placement.end(model);
+        if (online) this.online.end();
         throw err;
       },
     );
@@ -153,6 +161,8 @@ export class DataPlane {
     const raw = Array.isArray(opts.body) && (opts.contentLength ?? GROUPED_BODY + 1) <= GROUPED_BODY ? Buffer.concat(opts.body) : opts.body;
     const body = typeof raw === 'string' ? Buffer.from(raw) : raw;
     if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body });
+    const key = this.placement.key(model);
+    if (key !== undefined) headers[PLACEMENT_HEADER] = key;
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
     return this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#timeout(opts) });
   }

@@ -12,6 +12,7 @@
  * the same reasoning that lets nginx retry a POST.
  */
 import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError, encodeFrame } from '@inferrer/core';
+import { PLACEMENT_HEADER } from './placement.ts';
 import { type Upstream, type UpstreamResponse, errorFromAnswer, mapTransportError } from './upstream.ts';
 
 export interface GroupMember {
@@ -30,6 +31,8 @@ export interface GroupingOptions {
   timeoutMs: number;
   /** Called with each group's size as it is sent (a metric). */
   onGroup?: (size: number) => void;
+  /** The placement key of the next request or group for a model (placement.ts); each dispatch takes one. */
+  place?: (model: string) => string | undefined;
 }
 
 /** A group's body stays under this; a member that would cross it starts the next group. */
@@ -102,8 +105,14 @@ export class Grouping {
     void this.#sendGroup(model, group, false);
   }
 
+  /** The placement header of one dispatch (a group or a member alone), when placement is on. */
+  #placement(model: string): Record<string, string> {
+    const key = this.#opts.place?.(model);
+    return key === undefined ? {} : { [PLACEMENT_HEADER]: key };
+  }
+
   #alone(m: GroupMember): Promise<UpstreamResponse> {
-    const headers = Object.assign({}, m.headers);
+    const headers = Object.assign({}, m.headers, this.#placement(m.model));
     headers['content-length'] = String(m.body.length);
     return this.#upstream.request({ method: 'POST', path: m.path, headers, body: m.body, timeoutMs: this.#opts.timeoutMs });
   }
@@ -133,6 +142,7 @@ export class Grouping {
           'content-length': String(body.length),
           'x-request-id': group.map((m) => m.headers['x-request-id']).join(','),
           'x-request-timeout-ms': String(this.#opts.timeoutMs),
+          ...this.#placement(model),
         },
         body,
         timeoutMs: this.#opts.timeoutMs,

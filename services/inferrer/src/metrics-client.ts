@@ -11,6 +11,16 @@ export interface CaptureView {
   rows: number;
 }
 
+/** A model version loaded on one worker (the metrics service's answer). */
+export interface LoadedVersion {
+  modelhost: string;
+  version: number;
+  state: string;
+  resident_bytes: number;
+  idle_seconds: number;
+  pinned?: true;
+}
+
 export class MetricsClient {
   readonly #url: string | undefined;
   readonly #timeoutMs: number;
@@ -42,6 +52,11 @@ export class MetricsClient {
   /** Every modelhost's inference statistics, asked now and summed per model version (the statistics extension). */
   inferenceStats(): Promise<{ models: VersionStats[] }> {
     return this.#get('/api/v1/inference-stats', '; statistics are summed over the workers by it');
+  }
+
+  /** Where a model is loaded now: every modelhost asked. */
+  loadedOn(model: string): Promise<{ loaded_on: LoadedVersion[] }> {
+    return this.#get(`/api/v1/models/${encodeURIComponent(model)}/loaded-on`, '; where models are loaded is asked through it');
   }
 
   /** Asks every modelhost to load and warm a version; ready when every worker that answers has it. */

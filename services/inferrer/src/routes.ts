@@ -42,7 +42,7 @@ export function createRoutes(deps: RouteDeps): Route[] {
   const all: Route[] = [];
   const table = (): readonly Route[] => all;
   all.push(
-    ...v1Routes({ config, management, dataplane, routes: table }),
+    ...v1Routes({ config, management, dataplane, metrics: metricsClient, routes: table }),
     ...v1PredictRoutes({ config, dataplane }),
     ...metricsSummaryRoutes(metricsClient),
     ...driftRoutes({ management, metrics: metricsClient, captures: new DriftCaptures(management, metricsClient, deps.logger) }),

@@ -7,6 +7,7 @@
  *   GET /api/v1/history         the summary's last HISTORY_S seconds, one point per scrape (?since=ms: newer only)
  *   GET /api/v1/targets         the modelhosts as Prometheus HTTP service discovery (http_sd_configs)
  *   GET /api/v1/inference-stats every modelhost's inference statistics, asked now and summed (fanout.ts)
+ *   GET /api/v1/models/:name/loaded-on   which workers have the model loaded now (every modelhost asked)
  *   POST /api/v1/models/:name/versions/:version/warm   every modelhost loads and warms a version; ready
  *                               when all that answer have it (the Inferrer's model readiness)
  *   GET /api/v1/drift           drift scores per model version and feature (?model=name to pick one)
@@ -68,6 +69,16 @@ export function createApp(deps: MetricsDeps): express.Express {
   });
   app.get('/api/v1/inference-stats', async (_req, res) => {
     res.set('cache-control', 'no-store').json(await monitor.fanout.inferenceStats());
+  });
+  app.get('/api/v1/models/:name/loaded-on', async (req, res) => {
+    let name: string;
+    try {
+      name = parseModelName(String(req.params.name));
+    } catch (err) {
+      res.status(400).json({ error: { code: 'INVALID_MODEL_NAME', message: (err as Error).message } });
+      return;
+    }
+    res.set('cache-control', 'no-store').json(await monitor.fanout.loadedOn(name));
   });
   app.post('/api/v1/models/:name/versions/:version/warm', async (req, res) => {
     let name: string;

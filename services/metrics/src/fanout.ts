@@ -5,6 +5,8 @@
  *
  *   inferenceStats()   every worker's GET /v1/stats, summed per model version (the statistics extension
  *                      counts exactly: a client reads them before and after a measurement and subtracts)
+ *   loadedOn(name)     every worker's GET /v1/models, kept to the versions of one model: where it is loaded
+ *                      now, in what state, and what it costs there
  *   warm(name, v)      every worker's POST /v1/models/{name}/versions/{v}/warm: each starts loading the
  *                      version if it has not yet and says its state; ready when every reachable worker
  *                      has it READY (a worker that does not answer is not served by the balancer either)
@@ -21,6 +23,18 @@ export interface WorkerAnswer {
 export interface WarmState extends WorkerAnswer {
   state?: string;
   reason?: string;
+}
+
+/** A model version loaded on one worker. */
+export interface LoadedVersion {
+  modelhost: string;
+  version: number;
+  state: string;
+  /** What it counts against that worker's memory budget. */
+  resident_bytes: number;
+  /** Since its last request. */
+  idle_seconds: number;
+  pinned?: true;
 }
 
 export interface FanoutOptions {
@@ -41,6 +55,29 @@ export class Fanout {
       modelhosts: answers.map(({ body, ...w }) => ({ ...w, ...(typeof body?.modelhost === 'string' ? { modelhost: body.modelhost } : {}) })),
       models: sumStats(answers.map((a) => (Array.isArray(a.body?.models) ? a.body.models : []))),
     };
+  }
+
+  async loadedOn(name: string): Promise<{ modelhosts: WorkerAnswer[]; loaded_on: LoadedVersion[] }> {
+    const answers = await this.#each<{ modelhost?: string; models?: { name?: unknown; version?: unknown; state?: unknown; resident_bytes?: unknown; idle_seconds?: unknown; pinned?: unknown }[] }>((url) =>
+      fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(this.#opts.timeoutMs) }),
+    );
+    const loaded: LoadedVersion[] = [];
+    for (const a of answers) {
+      const modelhost = typeof a.body?.modelhost === 'string' ? a.body.modelhost : a.url;
+      for (const m of Array.isArray(a.body?.models) ? a.body.models : []) {
+        if (m.name !== name) continue;
+        loaded.push({
+          modelhost,
+          version: Number(m.version),
+          state: String(m.state),
+          resident_bytes: Number(m.resident_bytes) || 0,
+          idle_seconds: Number(m.idle_seconds) || 0,
+          ...(m.pinned === true ? { pinned: true } : {}),
+        });
+      }
+    }
+    loaded.sort((x, y) => x.modelhost.localeCompare(y.modelhost) || x.version - y.version);
+    return { modelhosts: answers.map(({ body, ...w }) => ({ ...w, ...(typeof body?.modelhost === 'string' ? { modelhost: body.modelhost } : {}) })), loaded_on: loaded };
   }
 
   async warm(name: string, version: number): Promise<{ ready: boolean; modelhosts: WarmState[] }> {

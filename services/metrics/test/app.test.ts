@@ -36,7 +36,7 @@ let monitor: Monitor;
 before(async () => {
   worker = await listen(async (req, res) => {
     if (req.url === '/metrics') res.end(await reg.metrics());
-    else if (req.url === '/v1/models') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [{ name: 'iris', version: 3, state: 'READY', queue_depth: 1 }] }));
+    else if (req.url === '/v1/models') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [{ name: 'iris', version: 3, state: 'READY', queue_depth: 1, resident_bytes: 1234, idle_seconds: 2.5 }, { name: 'digits', version: 1, state: 'READY', queue_depth: 0, resident_bytes: 99, idle_seconds: 0, pinned: true }] }));
     else if (req.url === '/v1/stats') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [workerStats] }));
     else if (req.url === '/v1/models/iris/versions/3/warm' && req.method === 'POST') res.end(JSON.stringify({ modelhost: 'modelhost-7', name: 'iris', version: 3, state: warmState }));
     else res.writeHead(404).end();
@@ -136,4 +136,13 @@ test('warm: ready once every worker that answers has the version READY', async (
   assert.equal(r.ready, true);
   assert.equal(r.modelhosts.find((w: any) => w.up).state, 'READY');
   assert.equal((await fetch(`${base}/api/v1/models/..%2Fx/versions/3/warm`, { method: 'POST' })).status, 400);
+});
+
+test('loaded-on: every worker asked now, the versions of one model each holds', async () => {
+  const r = (await (await fetch(`${base}/api/v1/models/iris/loaded-on`)).json()) as any;
+  assert.deepEqual(r.loaded_on, [{ modelhost: 'modelhost-7', version: 3, state: 'READY', resident_bytes: 1234, idle_seconds: 2.5 }]);
+  assert.deepEqual(r.modelhosts.map((w: any) => w.up).sort(), [false, true]);
+  assert.deepEqual(((await (await fetch(`${base}/api/v1/models/digits/loaded-on`)).json()) as any).loaded_on[0].pinned, true);
+  assert.deepEqual(((await (await fetch(`${base}/api/v1/models/nowhere/loaded-on`)).json()) as any).loaded_on, []);
+  assert.equal((await fetch(`${base}/api/v1/models/..%2Fx/loaded-on`)).status, 400);
 });

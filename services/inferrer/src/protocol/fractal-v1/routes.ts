@@ -8,6 +8,8 @@ import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
 import type { ExpressRoute, Route } from '../../http/route.ts';
 import type { Management } from '../../management.ts';
+import type { MetricsClient } from '../../metrics-client.ts';
+import { whereabouts } from '../../whereabouts.ts';
 import { TAGS, json, nameParam, ok, ref, v1Errors } from '../openapi-parts.ts';
 import { jsonBody } from '../request-body.ts';
 import { receiveUpload } from '../uploads.ts';
@@ -16,6 +18,7 @@ export interface V1Deps {
   config: InferrerConfig;
   management: Management;
   dataplane: DataPlane;
+  metrics: MetricsClient;
   /** The whole route table, for /help. */
   routes: () => readonly Route[];
 }
@@ -106,10 +109,13 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       ...v1,
       method: 'GET',
       path: '/api/v1/models/:name',
-      summary: 'One model: description, versions, inputs/outputs, batching config',
+      summary: 'One model: description, versions, inputs/outputs, batching config, where it is loaded (loaded_on) and how it is placed',
       example: 'curl $B/api/v1/models/iris',
-      openapi: { tags, parameters: [nameParam], responses: { ...ok('`model`: description, versions, inputs, outputs, config'), ...v1Errors } },
-      handle: async (req, res) => sendV1(res, 200, { model: await management.describe(req.params.name!) }),
+      openapi: { tags, parameters: [nameParam], responses: { ...ok('`model`: description, versions, inputs, outputs, config, loaded_on, placement'), ...v1Errors } },
+      handle: async (req, res) => {
+        const model = await management.describe(req.params.name!);
+        sendV1(res, 200, { model: { ...model, ...(await whereabouts(deps.metrics, dataplane.placement, model.name)) } });
+      },
     },
     {
       ...admin,

@@ -1,0 +1,129 @@
+/**
+ * Model-aware placement: which workers a model's requests go to. The Inferrer knows each model's traffic;
+ * the load balancer knows the workers. So the Inferrer gives every model `k` replica keys
+ * (`name#0` … `name#k-1`) and puts one of them on each prediction, round-robin, in the
+ * X-Inferrer-Placement header; the balancer hashes that header consistently (nginx `hash
+ * $http_x_inferrer_placement consistent`, BALANCE=placement; the built-in balancer the same way). A
+ * model's requests then land on the few workers its keys map to, which keep it loaded, instead of loading
+ * it everywhere; a worker that dies moves only its own keys to the next workers on the ring.
+ *
+ * `k` follows the model's traffic: the larger of its request rate over PLACEMENT_RATE_PER_REPLICA and its
+ * requests in flight over PLACEMENT_INFLIGHT_PER_REPLICA (both smoothed), at most
+ * PLACEMENT_MAX_REPLICAS. It grows at once and shrinks one key per PLACEMENT_COOL_S while the traffic
+ * stays below it (or all the way after a quiet spell that long), so a model spreads as it heats up and
+ * gathers back as it cools. Keys are a prefix (`#0` stays while `#5` comes and goes), so growing only adds
+ * workers and shrinking only takes the last ones away.
+ */
+
+export interface PlacementOptions {
+  /** Off: no header (the balancer spreads by its own rule). */
+  enabled: boolean;
+  maxReplicas: number;
+  /** Requests per second one replica key takes before the model gets another. */
+  ratePerReplica: number;
+  /** Requests in flight per replica key before the model gets another. */
+  inflightPerReplica: number;
+  /** How long traffic must stay low before a key is taken away, ms. */
+  coolMs: number;
+}
+
+export const PLACEMENT_HEADER = 'x-inferrer-placement';
+
+/** Time constant of the rate and in-flight averages, ms. */
+const SMOOTHING_MS = 5000;
+/** Models tracked before idle ones are forgotten. */
+const MAX_TRACKED = 10_000;
+
+interface Traffic {
+  /** Requests per second, exponentially smoothed. */
+  rate: number;
+  /** Requests in flight now, and smoothed. */
+  inflight: number;
+  inflightAvg: number;
+  last: number;
+  replicas: number;
+  /** Since when the traffic has asked for fewer replicas (0: it has not). */
+  lowSince: number;
+  turn: number;
+}
+
+export interface PlacementView {
+  replicas: number;
+  requests_per_second: number;
+  in_flight: number;
+}
+
+export class Placement {
+  readonly #opts: PlacementOptions;
+  readonly #models = new Map<string, Traffic>();
+  readonly #now: () => number;
+
+  constructor(opts: PlacementOptions, now: () => number = () => performance.now()) {
+    this.#opts = opts;
+    this.#now = now;
+  }
+
+  get enabled(): boolean {
+    return this.#opts.enabled;
+  }
+
+  /** A prediction for `model` starts: counted into its traffic; `end(model)` must follow when it is answered. */
+  begin(model: string): void {
+    if (!this.#opts.enabled) return;
+    const now = this.#now();
+    let t = this.#models.get(model);
+    if (!t) {
+      if (this.#models.size >= MAX_TRACKED) this.#forget();
+      t = { rate: 0, inflight: 0, inflightAvg: 0, last: now, replicas: 1, lowSince: 0, turn: 0 };
+      this.#models.set(model, t);
+    }
+    const decay = Math.exp(-Math.max(0, now - t.last) / SMOOTHING_MS);
+    t.rate = t.rate * decay + 1000 / SMOOTHING_MS;
+    t.inflight++;
+    t.inflightAvg = t.inflightAvg * decay + t.inflight * (1 - decay || 1 / 64);
+    const quiet = now - t.last;
+    t.last = now;
+    const want = Math.min(this.#opts.maxReplicas, Math.max(1, Math.ceil(t.rate / this.#opts.ratePerReplica), Math.ceil(t.inflightAvg / this.#opts.inflightPerReplica)));
+    if (want >= t.replicas || quiet >= this.#opts.coolMs) {
+      t.replicas = want;
+      t.lowSince = 0;
+    } else if (t.lowSince === 0) {
+      t.lowSince = now;
+    } else if (now - t.lowSince >= this.#opts.coolMs) {
+      t.replicas--;
+      t.lowSince = t.replicas > want ? now : 0;
+    }
+  }
+
+  /**
+   * The placement key for the next request (or group of requests) of `model`, round-robin over its
+   * replica keys; undefined when placement is off.
+   */
+  key(model: string): string | undefined {
+    if (!this.#opts.enabled) return undefined;
+    const t = this.#models.get(model);
+    if (!t) return `${model}#0`;
+    const i = t.turn % t.replicas;
+    t.turn = (t.turn + 1) % 1_000_000;
+    return `${model}#${i}`;
+  }
+
+  end(model: string): void {
+    const t = this.#models.get(model);
+    if (t) t.inflight = Math.max(0, t.inflight - 1);
+  }
+
+  /** What placement does for a model now (for its metadata); undefined when it has had no traffic. */
+  view(model: string): PlacementView | undefined {
+    const t = this.#models.get(model);
+    if (!t || !this.#opts.enabled) return undefined;
+    const decay = Math.exp(-Math.max(0, this.#now() - t.last) / SMOOTHING_MS);
+    return { replicas: t.replicas, requests_per_second: Number((t.rate * decay).toFixed(3)), in_flight: t.inflight };
+  }
+
+  /** Drops the models with nothing in flight that were idle longest (half of them). */
+  #forget(): void {
+    const idle = [...this.#models].filter(([, t]) => t.inflight === 0).sort((a, b) => a[1].last - b[1].last);
+    for (const [name] of idle.slice(0, Math.max(1, idle.length >> 1))) this.#models.delete(name);
+  }
+}

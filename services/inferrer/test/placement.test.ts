@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { Placement, type PlacementOptions } from '../src/placement.ts';
+
+const OPTS: PlacementOptions = { enabled: true, maxReplicas: 8, ratePerReplica: 100, inflightPerReplica: 4, coolMs: 30_000 };
+
+/** A Placement on a clock the test moves. */
+function clocked(opts: Partial<PlacementOptions> = {}): { p: Placement; at: (ms: number) => void } {
+  let now = 0;
+  return { p: new Placement({ ...OPTS, ...opts }, () => now), at: (ms) => void (now = ms) };
+}
+
+/** `n` requests one after another (each answered before the next), `gapMs` apart, from time `from`. */
+function sequential(p: Placement, at: (ms: number) => void, model: string, n: number, gapMs: number, from: number): string[] {
+  const keys: string[] = [];
+  for (let i = 0; i < n; i++) {
+    at(from + i * gapMs);
+    p.begin(model);
+    keys.push(p.key(model)!);
+    p.end(model);
+  }
+  return keys;
+}
+
+describe('Placement', () => {
+  test('a quiet model keeps one key, so its requests go to one worker', () => {
+    const { p, at } = clocked();
+    const keys = sequential(p, at, 'iris', 50, 100, 0);
+    assert.deepEqual(new Set(keys), new Set(['iris#0']));
+    const v = p.view('iris')!;
+    assert.equal(v.replicas, 1);
+    assert.equal(v.in_flight, 0);
+    // 10 per second for 5 s, smoothed over 5 s: on its way up to 10.
+    assert.ok(v.requests_per_second > 5 && v.requests_per_second <= 10, String(v.requests_per_second));
+  });
+
+  test('a model gets a key per PLACEMENT_RATE_PER_REPLICA requests per second, used round-robin', () => {
+    const { p, at } = clocked();
+    // 400 requests per second for 10 s.
+    const keys = sequential(p, at, 'hot', 4000, 2.5, 0);
+    assert.equal(p.view('hot')!.replicas, 4);
+    assert.deepEqual(keys.slice(-8).map((k) => Number(k.slice(4))).sort(), [0, 0, 1, 1, 2, 2, 3, 3], 'each key in turn');
+    assert.deepEqual(new Set(keys.slice(-100)), new Set(['hot#0', 'hot#1', 'hot#2', 'hot#3']));
+  });
+
+  test('or per PLACEMENT_INFLIGHT_PER_REPLICA requests in flight, and never more than PLACEMENT_MAX_REPLICAS', () => {
+    const { p, at } = clocked({ maxReplicas: 5 });
+    // 40 requests held at once for 20 s (a slow model: only 10 answers per second).
+    for (let i = 0; i < 40; i++) {
+      at(i * 10);
+      p.begin('slow');
+    }
+    for (let t = 400; t < 20_000; t += 100) {
+      at(t);
+      p.end('slow');
+      p.begin('slow');
+    }
+    assert.ok(p.view('slow')!.requests_per_second < 50);
+    assert.equal(p.view('slow')!.replicas, 5, 'forty in flight ask for ten keys; five is the most');
+    assert.equal(p.view('slow')!.in_flight, 40);
+  });
+
+  test('keys go one at a time once the traffic has stayed low for PLACEMENT_COOL_S, all at once after a quiet spell that long', () => {
+    const { p, at } = clocked();
+    sequential(p, at, 'm', 4000, 2.5, 0);
+    assert.equal(p.view('m')!.replicas, 4);
+    // Then 10 requests per second: one key is enough.
+    sequential(p, at, 'm', 250, 100, 10_000);
+    assert.equal(p.view('m')!.replicas, 4, 'not before PLACEMENT_COOL_S of low traffic');
+    sequential(p, at, 'm', 300, 100, 35_000);
+    assert.ok(p.view('m')!.replicas < 4 && p.view('m')!.replicas >= 2, `one key less per 30 s: ${p.view('m')!.replicas}`);
+    const quiet = clocked();
+    sequential(quiet.p, quiet.at, 'q', 4000, 2.5, 0);
+    sequential(quiet.p, quiet.at, 'q', 1, 0, 60_000);
+    assert.equal(quiet.p.view('q')!.replicas, 1);
+  });
+
+  test('off: no key, no view', () => {
+    const { p } = clocked({ enabled: false });
+    p.begin('x');
+    assert.equal(p.key('x'), undefined);
+    assert.equal(p.view('x'), undefined);
+  });
+});
