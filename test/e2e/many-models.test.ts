@@ -159,7 +159,7 @@ describe('model-aware placement (BALANCE=placement)', () => {
   before(async () => {
     // A small model is cheap: a worker serves one at hundreds of requests per second without a queue. A
     // low PLACEMENT_RATE_PER_REPLICA makes the load this test can make from one process count as hot.
-    c = await startTestCluster({ modelhosts: 3, balance: 'placement', seedDemo: false, inferrerEnv: { PLACEMENT_RATE_PER_REPLICA: '15' } });
+    c = await startTestCluster({ modelhosts: 3, balance: 'placement', seedDemo: false, inferrerEnv: { PLACEMENT_RATE_PER_REPLICA: '5' } });
     for (const [i, name] of NAMES.entries()) {
       const r = await put(c, name, mlpModel(SMALL, 3000 + i));
       assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -204,7 +204,7 @@ describe('model-aware placement (BALANCE=placement)', () => {
     const r = await api(c.url, `/api/v1/models/${NAMES[0]}`);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const { loaded_on, placement } = r.body.model;
-    assert.ok(placement.replicas >= 2 && placement.requests_per_second > 15, JSON.stringify(placement));
+    assert.ok(placement.replicas >= 2 && placement.requests_per_second > 5, JSON.stringify(placement));
     assert.deepEqual(loaded_on.map((l: { modelhost: string }) => l.modelhost), [...by.keys()].sort(), JSON.stringify(loaded_on));
     for (const l of loaded_on) {
       assert.equal(l.version, 1);
