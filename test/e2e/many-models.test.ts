@@ -9,9 +9,12 @@ import { type MlpShape, mlpModel } from '../helpers/mlp-models.ts';
 import { type TestCluster, api, startTestCluster, steadyLoad } from '../helpers/cluster.ts';
 
 const MiB = 1024 * 1024;
-/** Holds six or seven of the small models below (counted at about 0.85 MB each once loaded). */
-const BUDGET = 6 * MiB;
-const SMALL: MlpShape = { inputs: 32, hidden: 256, layers: 3, outputs: 8 };
+/**
+ * Holds a few of the models below (1.2 MB of weights; a validation measures 2 to 5 MB for one, loads count
+ * about as much), never all ten: the budget is large against the noise a process's memory figures carry.
+ */
+const BUDGET = 16 * MiB;
+const SMALL: MlpShape = { inputs: 64, hidden: 512, layers: 3, outputs: 8 };
 /** About 19 MB of weights: more than the whole budget. */
 const HUGE: MlpShape = { inputs: 256, hidden: 2048, layers: 3, outputs: 8 };
 const MODELS = Array.from({ length: 10 }, (_, i) => `mlp-${i}`);
@@ -59,7 +62,7 @@ describe('many models within a memory budget', () => {
     for (const [i, name] of MODELS.entries()) {
       const r = await put(c, name, mlpModel(SMALL, 1000 + i));
       assert.equal(r.status, 201, JSON.stringify(r.body));
-      assert.ok(r.body.model.version_details[0].validation.memory_bytes < BUDGET / 2, JSON.stringify(r.body.model.version_details[0].validation));
+      assert.ok(r.body.model.version_details[0].validation.memory_bytes < BUDGET / 3, JSON.stringify(r.body.model.version_details[0].validation));
     }
     const pinned = await put(c, 'kept', mlpModel(SMALL, 2000), { config: { pinned: true } });
     assert.equal(pinned.status, 201, JSON.stringify(pinned.body));
@@ -90,8 +93,8 @@ describe('many models within a memory budget', () => {
     const evicted = (await counter(c, 'modelhost_sessions_evicted_total')) - evictedBefore;
     t.diagnostic(`${outcomes.ok} answers, ${evicted} models unloaded to make room`);
     const loads = c.jsonLogs('modelhost-1').filter((l) => l.msg === 'model loaded');
-    t.diagnostic(`modelhost-1 loads (cost, grew MB): ${loads.map((l) => `${l.costMb}/${l.grewMb}`).join(' ')}`);
-    assert.ok(evicted > 0, 'eleven models do not fit a budget of about seven: some were unloaded to make room');
+    t.diagnostic(`modelhost-1's first loads (cost, grew MB): ${loads.slice(0, 20).map((l) => `${l.costMb}/${l.grewMb}`).join(' ')}`);
+    assert.ok(evicted > 0, 'eleven models do not fit the budget: some were unloaded to make room');
     assert.ok((await counter(c, 'modelhost_model_lookups_total', 'result="load"')) > 0);
     assert.ok((await counter(c, 'modelhost_model_lookups_total', 'result="hit"')) > 0);
     for (const w of await loadedOn(c)) {
@@ -113,7 +116,7 @@ describe('many models within a memory budget', () => {
     const r = await api(c.url, '/v2/models/huge/infer', { json: { inputs: [{ name: 'x', shape: [1, HUGE.inputs], datatype: 'FP32', data: new Array(HUGE.inputs).fill(0.5) }] } });
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.equal(r.body.code, 'MODEL_LOAD_FAILED');
-    assert.match(r.body.error, /^model huge version 1 needs about \d+ MB \(1 instance\), more than this worker's whole memory budget for models, 6 MB \(MODEL_MEMORY_BYTES\)/);
+    assert.match(r.body.error, /^model huge version 1 needs about \d+ MB \(1 instance\), more than this worker's whole memory budget for models, 16 MB \(MODEL_MEMORY_BYTES\)/);
     const v1 = await api(c.url, '/api/v1/models/huge/prediction', { json: { values: [new Array(HUGE.inputs).fill(0.5)] } });
     assert.equal(v1.status, 503, JSON.stringify(v1.body));
     assert.match(JSON.stringify(v1.body), /MODEL_MEMORY_BYTES/);
