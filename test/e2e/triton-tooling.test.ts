@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import { type TestCluster, REPO, api, snapshotStore, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { busyModel } from '../helpers/busy-model.ts';
 import { NO_INPUTS_OUTPUTS, noInputsModel } from '../helpers/no-inputs-model.ts';
 import { infer } from '../helpers/v2-client.ts';
 
@@ -368,6 +369,84 @@ describe('model readiness', () => {
     assert.equal((await api(c.url, '/v2/models/fresh/versions/1/ready')).status, 200);
     assert.equal((await api(c.url, '/v2/repository/models/fresh/unload', { method: 'POST' })).status, 200);
     assert.equal((await api(c.url, '/v2/models/fresh/ready')).status, 503, 'an unloaded model is not ready');
+  });
+});
+
+describe('schedule policy: per-request priority and timeout', () => {
+  const x = (i: number) => ({ inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [i, 0, 0, 0] }] });
+  /** Posts one request (to the Inferrer, or straight to one worker); resolves with its status, code, the worker that answered and when. */
+  const post = async (model: string, body: Record<string, unknown>, t0: number, base = c.url): Promise<{ status: number; code: string | undefined; worker: string | null; at: number }> => {
+    const r = await api(base, `/v2/models/${model}/infer`, { json: body });
+    // The Inferrer answers v2 errors as {error, code}; a worker as {error: {code, …}}.
+    return { status: r.status, code: r.body?.code ?? r.body?.error?.code, worker: r.headers.get('x-modelhost-id'), at: performance.now() - t0 };
+  };
+
+  before(async () => {
+    // One request per run, one slot per worker: slowq takes ~150 ms a run (slow.onnx), busyq ~10 ms (one
+    // 768×768 step: a backlog that stays well under the second after which level 2 is served as level 1).
+    const one = { config: { batching: { max_batch_size: 1 }, instances: 1 } };
+    assert.equal((await uploadModel(c.url, 'slowq', path.join(REPO, 'test', 'fixtures', 'models', 'slow.onnx'), one)).status, 201);
+    const form = new FormData();
+    form.append('path', new Blob([new Uint8Array(busyModel(1))]), 'busy.onnx');
+    form.append('metadata', JSON.stringify(one));
+    assert.equal((await api(c.url, '/api/v1/models/busyq', { method: 'PUT', body: form })).status, 201);
+    for (let i = 0; i < 4; i++) for (const m of ['slowq', 'busyq']) assert.equal((await post(m, x(0), 0)).status, 200);
+  });
+
+  test('GET /v2 lists schedule_policy; the model configuration shows two priority levels and timeouts honoured', async () => {
+    assert.ok((await api(c.url, '/v2')).body.extensions.includes('schedule_policy'));
+    const cfg = (await api(c.url, '/v2/models/slowq/config')).body;
+    assert.equal(cfg.dynamic_batching.priority_levels, 2);
+    assert.equal(cfg.dynamic_batching.default_priority_level, 1);
+    assert.equal(cfg.dynamic_batching.default_queue_policy.allow_timeout_override, true);
+  });
+
+  test('priority 1 runs before priority 2 that queued earlier; at one level, in arrival order', async () => {
+    // Straight to one worker, so that the order is that worker's queue (the balancer would spread them).
+    const worker = c.modelhosts[0]!.url;
+    // Seven connections open and warm first, so the requests reach the worker in the order they are sent.
+    await Promise.all(Array.from({ length: 7 }, (_, i) => post('busyq', x(i), 0, worker)));
+    for (const late of [1, 2]) {
+      const t0 = performance.now();
+      const early = Array.from({ length: 6 }, (_, i) => post('busyq', { ...x(i), parameters: { priority: 2 } }, t0, worker));
+      await new Promise((r) => setTimeout(r, 25));
+      const urgent = post('busyq', { ...x(10), parameters: { priority: late } }, t0, worker);
+      const [a, u] = [await Promise.all(early), await urgent];
+      for (const r of [...a, u]) assert.equal(r.status, 200);
+      const overtaken = a.filter((e) => e.at > u.at).length;
+      const show = `earlier ones answered at ${a.map((r) => r.at.toFixed(0)).join(', ')} ms, the later one at ${u.at.toFixed(0)} ms`;
+      if (late === 1) assert.ok(overtaken >= 2, `priority 1 overtook ${overtaken} of 6 queued priority-2 requests: ${show}`);
+      else assert.equal(overtaken, 0, `at one level the later request runs last: ${show}`);
+    }
+  });
+
+  test('a timeout (microseconds) is the request deadline: queued past it, it is answered at once, not run', async () => {
+    // Straight to one worker, whose queue it joins (the balancer might send it to an idle one).
+    const worker = c.modelhosts[1]!.url;
+    await Promise.all(Array.from({ length: 7 }, (_, i) => post('slowq', x(i), 0, worker)));
+    const t0 = performance.now();
+    const busy = Array.from({ length: 6 }, (_, i) => post('slowq', x(i), t0, worker));
+    await new Promise((r) => setTimeout(r, 40));
+    const timed = await post('slowq', { ...x(9), parameters: { timeout: 100_000 } }, t0, worker);
+    const rest = await Promise.all(busy);
+    assert.ok(rest.every((r) => r.status === 200));
+    assert.ok(timed.status === 504 || timed.status === 503, `status ${timed.status}`);
+    assert.ok(timed.code === 'DEADLINE_EXCEEDED' || timed.code === 'QUEUE_FULL', String(timed.code));
+    assert.ok(timed.at < Math.max(...rest.map((r) => r.at)), `answered at ${timed.at.toFixed(0)} ms, before the queue ahead of it was done`);
+    assert.equal((await post('slowq', { ...x(9), parameters: { timeout: 30_000_000 } }, t0)).status, 200, 'a long timeout leaves it be (through the Inferrer)');
+  });
+
+  test('a priority or timeout that is not a whole number in range is refused with 400 naming it', async () => {
+    for (const [parameters, message] of [
+      [{ priority: 3 }, /"parameters.priority" must be 0 \(the default level\), 1 or 2/],
+      [{ priority: 'high' }, /"parameters.priority"/],
+      [{ timeout: -1 }, /"parameters.timeout" must be a whole number of microseconds/],
+      [{ timeout: 1.5 }, /"parameters.timeout"/],
+    ] as const) {
+      const r = await api(c.url, '/v2/models/slowq/infer', { json: { ...x(0), parameters } });
+      assert.equal(r.status, 400, JSON.stringify(parameters));
+      assert.match(r.body.error, message);
+    }
   });
 });
 

@@ -83,6 +83,9 @@ export interface V2Answer extends BatchFacts {
 interface Decoded {
   inputs: NamedTensors;
   rows: number;
+  /** Schedule policy (Open Inference Protocol requests): priority level 1 or 2, timeout in microseconds. */
+  priority?: number;
+  timeoutUs?: number;
 }
 
 /** A response cache lookup: hit or miss, and the time it took (hashing, finding, keeping the answer). */
@@ -298,10 +301,12 @@ export class DataPlane {
   async #infer<D extends Decoded>(
     name: string,
     version: number | undefined,
-    { deadline, priority }: Timing,
+    timing: Timing,
     decode: (sig: ModelSignature, model: LoadedModel) => D | Promise<D>,
     seen: (m: LoadedModel, loadMs: number) => void,
   ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number; drift: Pending | undefined; cache: CacheLookup | undefined }> {
+    const taken = performance.now();
+    let { deadline, priority } = timing;
     // A model being swapped out can refuse a request between lookup and enqueue; look it up once more.
     for (let attempt = 0; ; attempt++) {
       const { model, loadMs } = await this.#registry.acquire(name, version, deadline);
@@ -314,6 +319,10 @@ export class DataPlane {
         const decodeStarted = performance.now();
         const decoded = await decode(model.signature, model);
         const preprocessMs = performance.now() - decodeStarted;
+        // Schedule policy: a timeout shortens the deadline (counted from when this worker took the request),
+        // priority level 2 waits behind level 1 as batch-job requests do.
+        if (decoded.timeoutUs) deadline = Math.min(deadline, taken + decoded.timeoutUs / 1000);
+        if (decoded.priority === 2) priority = 'batch';
         // Inputs are counted before the run: the batcher hands their buffers to the session's thread.
         const drift = this.#drift?.inputs(model, decoded.inputs, decoded.rows);
         // So is the cache key. A request of a cache-enabled model is a hit or a miss (inputs too large to

@@ -31,7 +31,14 @@ export interface V2Decoded {
   binaryOutput: boolean;
   /** Encoded images sent as BYTES for an image input (see `imageInputs`), one Buffer per element. */
   images?: Record<string, Buffer[]>;
+  /** Schedule policy: the request's priority level (1 first, 2 after level 1; 0 or absent: the default, 1). */
+  priority?: number;
+  /** Schedule policy: the request's timeout in microseconds (0 or absent: the server's). */
+  timeoutUs?: number;
 }
+
+/** Priority levels of the schedule policy extension (the batcher serves level 1 before level 2). */
+export const V2_PRIORITY_LEVELS = 2;
 
 export interface V2Limits extends ValueLimits {
   maxInputs: number;
@@ -163,6 +170,13 @@ export function decodeV2Request(
 
   let outputs: V2OutputRequest[] | undefined;
   const binaryOutput = params.binary_data_output === true;
+  const { priority, timeout } = params;
+  if (priority !== undefined && (typeof priority !== 'number' || !Number.isSafeInteger(priority) || priority < 0 || priority > V2_PRIORITY_LEVELS)) {
+    throw new InferrerError('INVALID_REQUEST', `"parameters.priority" must be 0 (the default level), 1 or ${V2_PRIORITY_LEVELS}; got ${JSON.stringify(priority)?.slice(0, 32)}`, { parameter: 'priority', expected: [0, V2_PRIORITY_LEVELS] });
+  }
+  if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isSafeInteger(timeout) || timeout < 0)) {
+    throw new InferrerError('INVALID_REQUEST', `"parameters.timeout" must be a whole number of microseconds; got ${JSON.stringify(timeout)?.slice(0, 32)}`, { parameter: 'timeout' });
+  }
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new InferrerError('INVALID_REQUEST', '"outputs" must be a list');
     const known = new Set(sig.outputs.map((o) => o.name));
@@ -187,7 +201,16 @@ export function decodeV2Request(
     });
   }
   const hasImages = Object.keys(images).length > 0;
-  return { ...(req.id !== undefined ? { id: req.id as string } : {}), inputs, rows, ...(outputs ? { outputs } : {}), binaryOutput, ...(hasImages ? { images } : {}) };
+  return {
+    ...(req.id !== undefined ? { id: req.id as string } : {}),
+    inputs,
+    rows,
+    ...(outputs ? { outputs } : {}),
+    binaryOutput,
+    ...(hasImages ? { images } : {}),
+    ...(priority ? { priority } : {}),
+    ...(timeout ? { timeoutUs: timeout } : {}),
+  };
 }
 
 /** Binary BYTES elements (4-byte little-endian length, then the bytes) as Buffers, without a UTF-8 decode. */

@@ -24,7 +24,7 @@ import type { InferrerMetrics } from '../../metrics.ts';
 import { answeredByOf } from '../../upstream.ts';
 import type { OipService } from '../oip-v2/service.ts';
 import { grpcStatusOf } from '../errors.ts';
-import { type GrpcInferRequest, inferBody, inferResponse } from './infer-codec.ts';
+import { type GrpcInferRequest, inferBody, inferResponse, parameterValue } from './infer-codec.ts';
 
 export const PROTO_DIR = import.meta.dirname;
 export const PROTO_FILE = path.join(PROTO_DIR, 'grpc_service.proto');
@@ -106,7 +106,9 @@ export function methods({ oip, dataplane }: Pick<GrpcDeps, 'oip' | 'dataplane'>)
       bytesIn: (r: GrpcInferRequest) => r.raw_input_contents.reduce((n, b) => n + b.length, 0),
       handle: async (r: GrpcInferRequest, ctx) => {
         const { parts, length, headerLength } = inferBody(r);
-        const left = ctx.timeLeft();
+        // The schedule policy's timeout (microseconds) shortens the call's deadline here too.
+        const timeoutUs = r.parameters?.timeout ? Number(parameterValue(r.parameters.timeout)) : 0;
+        const left = timeoutUs > 0 ? Math.min(ctx.timeLeft(), timeoutUs / 1000) : ctx.timeLeft();
         if (left <= 0) throw new InferrerError('DEADLINE_EXCEEDED', 'the call passed its deadline before it could be sent');
         const answer = await dataplane.inferV2(r.model_name, version(r.model_version), {
           reqId: ctx.reqId,

@@ -8,7 +8,7 @@
  * (as Triton does, a tensor with no other dim shows `dims: [1]` with `reshape: {shape: []}`); models
  * without a dynamic batch axis show 0 and their full shapes. Symbolic dims are -1.
  */
-import { InferrerError, type ModelSignature, type TensorSpec, hasDynamicBatchAxis, v2Datatype, v2Shape } from '@inferrer/core';
+import { InferrerError, type ModelSignature, type TensorSpec, V2_PRIORITY_LEVELS, hasDynamicBatchAxis, v2Datatype, v2Shape } from '@inferrer/core';
 
 /** How a modelhost runs a model (its GET /v1/models/{name}/settings). */
 export interface ModelSettings {
@@ -94,9 +94,9 @@ export function modelConfig(name: string, sig: ModelSignature, settings: ModelSe
             preferred_batch_size: [],
             max_queue_delay_microseconds: Math.round(settings.max_queue_delay_ms * 1000),
             preserve_ordering: false,
-            priority_levels: 0,
-            default_priority_level: 0,
-            default_queue_policy: { timeout_action: 'REJECT', default_timeout_microseconds: opts.requestTimeoutMs * 1000, allow_timeout_override: false, max_queue_size: settings.max_queue_size },
+            priority_levels: V2_PRIORITY_LEVELS,
+            default_priority_level: 1,
+            default_queue_policy: { timeout_action: 'REJECT', default_timeout_microseconds: opts.requestTimeoutMs * 1000, allow_timeout_override: true, max_queue_size: settings.max_queue_size },
           },
         }
       : {}),

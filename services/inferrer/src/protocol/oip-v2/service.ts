@@ -19,7 +19,7 @@ import { type ModelConfig, type ModelSettings, PLATFORM, configPatch, modelConfi
 export const SERVER_NAME = 'inferrer';
 export const SERVER_VERSION = '0.1.0';
 /** Every extension advertised in GET /v2 (and gRPC ServerMetadata); the README's OIP section lists the same. */
-export const V2_EXTENSIONS = ['binary_tensor_data', 'model_repository', 'model_repository(unload_dependents)', 'model_configuration', 'statistics', 'classification'];
+export const V2_EXTENSIONS = ['binary_tensor_data', 'model_repository', 'model_repository(unload_dependents)', 'model_configuration', 'statistics', 'classification', 'schedule_policy'];
 
 export interface ModelMetadata {
   name: string;
