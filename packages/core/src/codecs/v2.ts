@@ -172,10 +172,10 @@ export function decodeV2Request(
   const binaryOutput = params.binary_data_output === true;
   const { priority, timeout } = params;
   if (priority !== undefined && (typeof priority !== 'number' || !Number.isSafeInteger(priority) || priority < 0 || priority > V2_PRIORITY_LEVELS)) {
-    throw new InferrerError('INVALID_REQUEST', `"parameters.priority" must be 0 (the default level), 1 or ${V2_PRIORITY_LEVELS}; got ${JSON.stringify(priority)?.slice(0, 32)}`, { parameter: 'priority', expected: [0, V2_PRIORITY_LEVELS] });
+    throw new InferrerError('INVALID_REQUEST', `"parameters.priority" must be 0 (the default level), 1 or ${V2_PRIORITY_LEVELS}; got ${shownParameter(priority)}`, { parameter: 'priority', expected: [0, V2_PRIORITY_LEVELS] });
   }
   if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isSafeInteger(timeout) || timeout < 0)) {
-    throw new InferrerError('INVALID_REQUEST', `"parameters.timeout" must be a whole number of microseconds; got ${JSON.stringify(timeout)?.slice(0, 32)}`, { parameter: 'timeout' });
+    throw new InferrerError('INVALID_REQUEST', `"parameters.timeout" must be a whole number of microseconds; got ${shownParameter(timeout)}`, { parameter: 'timeout' });
   }
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new InferrerError('INVALID_REQUEST', '"outputs" must be a list');
@@ -211,6 +211,11 @@ export function decodeV2Request(
     ...(priority ? { priority } : {}),
     ...(timeout ? { timeoutUs: timeout } : {}),
   };
+}
+
+/** A request parameter's value for an error message: short, and whole integers beyond 2^53 (parsed as bigint) too. */
+function shownParameter(v: unknown): string {
+  return (JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v)).slice(0, 32);
 }
 
 /** Binary BYTES elements (4-byte little-endian length, then the bytes) as Buffers, without a UTF-8 decode. */

@@ -106,3 +106,36 @@ describe('decodeV1Body', () => {
     assert.throws(() => decodeV1Body(Buffer.from('{"values": [[1, 2, 3, 4], [5, 6, 7, 1e400]]}'), IRIS), { code: 'INVALID_INPUT', message: /^input 'input' element 7: a number beyond 1.8e308 is out of range for FP32/ });
   });
 });
+
+describe('decodeV2Request: schedule policy parameters', () => {
+  const x = { name: 'x', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] };
+  const decode = (parameters: unknown) => decodeV2Request(json({ inputs: [x], parameters }), undefined, ID_F32);
+
+  test('priority 1 or 2 and a timeout in microseconds are kept; 0 or absent leaves the defaults', () => {
+    const d = decode({ priority: 2, timeout: 250_000 });
+    assert.equal(d.priority, 2);
+    assert.equal(d.timeoutUs, 250_000);
+    assert.equal(decode({ priority: 1 }).priority, 1);
+    for (const parameters of [{ priority: 0, timeout: 0 }, {}]) {
+      const plain = decode(parameters);
+      assert.equal('priority' in plain, false, JSON.stringify(parameters));
+      assert.equal('timeoutUs' in plain, false, JSON.stringify(parameters));
+    }
+  });
+
+  test('the same parameters in a binary request header are read too', () => {
+    const header = json({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'FP32', parameters: { binary_data_size: 12 } }], parameters: { priority: 2, timeout: 5 } });
+    const d = decodeV2Request(Buffer.concat([header, Buffer.from(new Float32Array([1, 2, 3]).buffer)]), header.length, ID_F32);
+    assert.equal(d.priority, 2);
+    assert.equal(d.timeoutUs, 5);
+  });
+
+  test('a priority outside 0..2 or not a whole number, or a negative or fractional timeout, is a 400 naming it', () => {
+    for (const priority of [3, -1, 1.5, '2', true]) {
+      assert.throws(() => decode({ priority }), { code: 'INVALID_REQUEST', message: /^"parameters.priority" must be 0 \(the default level\), 1 or 2; got /, details: { parameter: 'priority', expected: [0, 2] } }, JSON.stringify(priority));
+    }
+    for (const timeout of [-1, 0.5, '100', 2 ** 60]) {
+      assert.throws(() => decode({ timeout }), { code: 'INVALID_REQUEST', message: /^"parameters.timeout" must be a whole number of microseconds; got /, details: { parameter: 'timeout' } }, JSON.stringify(timeout));
+    }
+  });
+});
