@@ -208,23 +208,47 @@ describe('AdaptiveBatcher with iris', () => {
     }
   });
 
-  test('requests whose rows differ in shape are never stacked together', async () => {
+  test('requests whose rows differ in shape are never stacked together, and none runs before one that came earlier', async () => {
     const obs = recorder();
     // A queue delay lets all five gather before anything runs.
     const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueDelayMs: 100 }, obs);
-    const good = (i: number): Promise<InferResult> => batcher.infer({ input: f32(1, ROWS[i]!) }, 1, soon());
-    const narrow = (): Promise<InferResult> => batcher.infer({ input: f32(1, [1, 2, 3]) }, 1, soon());
-    const ps = [good(0), narrow(), good(1), good(2), narrow()];
+    const started: string[] = [];
+    const good = (i: number): Promise<InferResult> => batcher.infer({ input: f32(1, ROWS[i]!) }, 1, soon()).finally(() => started.push(`good${i}`));
+    const narrow = (k: number): Promise<InferResult> => batcher.infer({ input: f32(1, [1, 2, 3]) }, 1, soon()).finally(() => started.push(`narrow${k}`));
+    const ps = [good(0), narrow(1), good(1), good(2), narrow(2)];
     assert.equal(batcher.depth, 5);
     const codes = await Promise.all(ps.map(codeOf));
     assert.deepEqual(codes, ['resolved', 'INVALID_INPUT', 'resolved', 'resolved', 'INVALID_INPUT']);
-    // The three good rows ran as one batch; the two narrow ones failed (as a pair, then one by one).
-    assert.deepEqual(obs.batches, [[3, 3]]);
+    // In arrival order: the first good row alone (the narrow one behind it ends its batch), the narrow one
+    // (refused), the next two good rows together, the last narrow one.
+    assert.deepEqual(started, ['good0', 'narrow1', 'good1', 'good2', 'narrow2']);
+    assert.deepEqual(obs.batches, [
+      [1, 1],
+      [2, 2],
+    ]);
     const results = await Promise.all([ps[0]!, ps[2]!, ps[3]!]);
-    results.forEach((r, k) => {
-      assert.equal(r.batchRequests, 3);
-      assertSameAsAlone(r, k);
-    });
+    assert.deepEqual(
+      results.map((r) => r.batchRequests),
+      [1, 2, 2],
+    );
+    results.forEach((r, k) => assertSameAsAlone(r, k));
+  });
+
+  test('a request too large for the room left in a batch ends it: a smaller later one does not jump ahead', async () => {
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxBatchSize: 4, maxQueueDelayMs: 100 }, obs);
+    const one = (i: number): Promise<InferResult> => batcher.infer({ input: f32(1, ROWS[i]!) }, 1, soon());
+    const ps = [one(0), one(1), batcher.infer({ input: f32(3, [...ROWS[3]!, ...ROWS[4]!, ...ROWS[5]!]) }, 3, soon()), one(2)];
+    const results = await Promise.all(ps);
+    // [0, 1] then [three, 2]: row 2 never joins 0 and 1 ahead of the three-row request that came before it.
+    assert.deepEqual(
+      results.map((r) => r.batchRows),
+      [2, 2, 4, 4],
+    );
+    assert.deepEqual(obs.batches, [
+      [2, 2],
+      [2, 4],
+    ]);
   });
 
   test('a lone request waits maxQueueDelayMs for company; a full batch leaves at once', async () => {
@@ -331,6 +355,23 @@ describe('AdaptiveBatcher with slow.onnx', () => {
       }
     } finally {
       await slow.dispose();
+    }
+  });
+
+  test('with two slots free, the requests waiting are shared out evenly between them (no slot takes a much longer batch)', async () => {
+    const two = await OnnxSession.load(IRIS, { instances: 2 });
+    try {
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(two, BATCHING, obs);
+      // Ten requests arrive together while both slots are free: 5 + 5, not 8 + 2.
+      const results = await Promise.all(ROWS.slice(0, 10).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon())));
+      assert.deepEqual(
+        results.map((r) => r.batchRows),
+        [5, 5, 5, 5, 5, 5, 5, 5, 5, 5],
+      );
+      results.forEach((r) => assert.deepEqual(r.outputs.probabilities!.dims, [1, 3]));
+    } finally {
+      await two.dispose();
     }
   });
 

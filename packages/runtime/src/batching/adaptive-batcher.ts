@@ -3,8 +3,11 @@
  * whenever an execution slot is free, a batch is cut from the head of the queue once it holds
  * `maxBatchSize` rows or its oldest request has waited `maxQueueDelayMs`. A batch is cut after the
  * requests that arrive together (in one run of microtasks) are all in, so a burst shares its first batch.
- * Only requests that stack (same input names, types and non-batch dims) share a batch; the rest wait
- * their turn in order, so none starves. Batch-job requests (priority 'batch') wait behind online ones and
+ * Requests start in arrival order (FIFO): a batch is the oldest request and those right behind it that
+ * stack with it (same input names, types and non-batch dims) and fit; the first that does not ends the
+ * batch, so no request waits behind one that arrived after it. With several slots free at once the
+ * requests waiting are shared out evenly between them, so no slot takes a batch much longer than the
+ * others' (its requests, the oldest, would finish last). Batch-job requests (priority 'batch') wait behind online ones and
  * fill the room online requests leave in a batch, until they have waited BATCH_PROMOTION_MS. A full
  * queue refuses new work with QUEUE_FULL; a request past its deadline leaves the queue with
  * DEADLINE_EXCEEDED.
@@ -166,10 +169,12 @@ export class AdaptiveBatcher {
       const now = performance.now();
       const first = this.#head(now);
       const head = this.#queue[first]!;
-      const take = this.#gather(first, now);
+      const take = this.#gather(first, now, this.#share(now));
       const rows = take.reduce((n, i) => n + this.#queue[i]!.rows, 0);
       const waited = now - head.enqueued;
-      if (rows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs) {
+      // Shared out between free slots, a batch may be short on purpose; it waits for company only when
+      // fewer rows than a whole batch are waiting.
+      if (rows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs && this.#urgentRows(now) < this.options.maxBatchSize) {
         this.#arm(head.enqueued + this.options.maxQueueDelayMs);
         break;
       }
@@ -199,18 +204,39 @@ export class AdaptiveBatcher {
   }
 
   /**
-   * Queue positions that stack with the head, up to maxBatchSize rows (always at least the head): urgent
-   * requests in arrival order first, then batch-job requests in the room that is left.
+   * Rows for the next batch: maxBatchSize, or with several slots free, an even share of the rows waiting
+   * (so the free slots start batches of about the same length at once).
    */
-  #gather(first: number, now: number): number[] {
+  #share(now: number): number {
+    const max = this.options.maxBatchSize;
+    const idle = this.#runner.idle;
+    if (max <= 1 || idle <= 1) return max;
+    return Math.max(1, Math.min(max, Math.ceil(this.#urgentRows(now) / idle)));
+  }
+
+  /** Rows of the online (and promoted) requests waiting. */
+  #urgentRows(now: number): number {
+    let rows = 0;
+    for (const p of this.#queue) if (this.#urgent(p, now)) rows += p.rows;
+    return rows;
+  }
+
+  /**
+   * Queue positions of the next batch, up to `limit` rows (always at least the head): the urgent requests
+   * right behind the head in arrival order, as long as each stacks with the head and fits (the first that
+   * does not ends the batch: none waits behind a later one), then batch-job requests, in their order, in
+   * the room that is left.
+   */
+  #gather(first: number, now: number, limit: number): number[] {
     const head = this.#queue[first]!;
     const out = [first];
     let rows = head.rows;
     if (this.options.maxBatchSize <= 1) return out;
     for (const urgent of [true, false]) {
-      for (let i = 0; i < this.#queue.length && rows < this.options.maxBatchSize; i++) {
+      for (let i = 0; i < this.#queue.length && rows < limit; i++) {
         const p = this.#queue[i]!;
-        if (i === first || this.#urgent(p, now) !== urgent || p.key !== head.key || rows + p.rows > this.options.maxBatchSize) continue;
+        if (i === first || this.#urgent(p, now) !== urgent) continue;
+        if (p.key !== head.key || rows + p.rows > limit) break;
         out.push(i);
         rows += p.rows;
       }
