@@ -35,7 +35,9 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
     readyTimeoutMs: 60_000,
     ...opts,
     inferrerEnv: { AUTH_DISABLED: 'true', ...(opts.inferrerEnv ?? {}) },
-    env: { ...process.env, LOG_LEVEL: 'info', WATCH_INTERVAL_MS: '200', ...(opts.env ?? {}) },
+    // Models run 1 slot × 1 thread with batches of up to 32 unless a test says otherwise: a plan measured
+    // at load would depend on how busy the machine is (test/e2e/execution-plan.test.ts measures one).
+    env: { ...process.env, LOG_LEVEL: 'info', WATCH_INTERVAL_MS: '200', PLAN_MEASURE_MS: '0', ...(opts.env ?? {}) },
     sink: (name, line) => {
       logs.push({ name, line });
       if (logs.length > 50_000) logs.splice(0, 10_000);

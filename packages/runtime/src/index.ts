@@ -7,3 +7,5 @@ export * from './preprocess/image.ts';
 export * from './postprocess/classification.ts';
 export * from './postprocess/detection.ts';
 export * from './codec/codec-pool.ts';
+export * from './cpus.ts';
+export * from './execution-plan.ts';

@@ -231,13 +231,16 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const requestTimeoutMs = Number(inferrerEnv.REQUEST_TIMEOUT_MS ?? opts.env.REQUEST_TIMEOUT_MS ?? 30_000);
 
     const modelhosts: ModelhostHandle[] = [];
-    // The modelhosts share this machine's memory: unless told otherwise, each budgets its models half of
-    // its share (a modelhost alone would take 70 % of the machine's).
+    // The modelhosts share this machine's cores: each plans its models' execution (slots × threads, batch
+    // size) on its share (CPUS).
+    const cpus = String(Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, opts.modelhosts))));
+    // …and its memory: unless told otherwise, each budgets its models half of its share (a modelhost alone
+    // would take 70 % of the machine's).
     const budget = opts.env.MODEL_MEMORY_BYTES ?? opts.modelhostEnv?.MODEL_MEMORY_BYTES ?? String(Math.floor((os.totalmem() * 0.5) / Math.max(1, opts.modelhosts)));
     for (let i = 1; i <= opts.modelhosts; i++) {
       const port = await freePort(host);
       const id = `modelhost-${i}`;
-      const proc = nodeService(id, 'modelhost', { ...opts.env, MODEL_MEMORY_BYTES: budget, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id });
+      const proc = nodeService(id, 'modelhost', { CPUS: cpus, ...opts.env, MODEL_MEMORY_BYTES: budget, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id });
       modelhosts.push({ id, port, url: `http://${host}:${port}`, process: proc });
     }
 

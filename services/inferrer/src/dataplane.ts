@@ -111,9 +111,15 @@ export class DataPlane {
     return this.#forward(name, `/v2/models/${encodeURIComponent(name)}${version}/infer`, opts, extra);
   }
 
-  /** How the modelhosts run a model: batching and instances, its config over their defaults (a modelhost's answer). */
+  /**
+   * How the modelhosts run a model: batching and instances, its config over their defaults, and the
+   * execution plan where it is loaded (a modelhost's answer: with placement on, one its predictions go to).
+   */
   async modelSettings<T>(name: string): Promise<T> {
-    const res = await this.#upstream.request({ method: 'GET', path: `/v1/models/${encodeURIComponent(parseModelName(name))}/settings`, headers: {}, timeoutMs: this.#config.requestTimeoutMs });
+    const model = parseModelName(name);
+    const key = this.placement.key(model);
+    const headers: Record<string, string> = key !== undefined ? { [PLACEMENT_HEADER]: key } : {};
+    const res = await this.#upstream.request({ method: 'GET', path: `/v1/models/${encodeURIComponent(model)}/settings`, headers, timeoutMs: this.#config.requestTimeoutMs });
     return JSON.parse(await res.body.text()) as T;
   }
 

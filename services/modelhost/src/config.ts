@@ -38,16 +38,30 @@ export const ModelhostEnvSchema = z
      * thread of its own per slot, which costs about 13 MB and a slow start per model. Default: the CPUs.
      */
     SESSION_THREADS: z.coerce.number().int().min(0).max(256).default(Math.max(1, os.availableParallelism())),
-    /** Default rows per batch (EOTDL's BATCH_SIZE is an alias); a model's config overrides. */
+    /**
+     * Most rows per batch for every model (EOTDL's BATCH_SIZE is an alias); a model's config overrides. Unset:
+     * chosen per model at load from measured runs (up to BATCH_SIZE_CAP), see PLAN_MEASURE_MS.
+     */
     MAX_BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
     BATCH_SIZE: z.coerce.number().int().min(1).max(4096).optional(),
     /** Default wait for the oldest request before a batch is cut (EOTDL's BATCH_TIMEOUT, in seconds, is an alias). */
     MAX_QUEUE_DELAY_MS: z.coerce.number().min(0).max(10_000).optional(),
     BATCH_TIMEOUT: z.coerce.number().min(0).max(10).optional(),
     MAX_QUEUE_SIZE: z.coerce.number().int().min(1).default(1024),
-    /** Execution slots (threads with a session each) per model. */
-    INSTANCES: z.coerce.number().int().min(1).max(64).default(1),
-    INTRA_OP_THREADS: z.coerce.number().int().min(1).max(256).default(1),
+    /** Execution slots (a session each, on different runtime threads) per model. Unset: chosen per model at load (PLAN_MEASURE_MS). */
+    INSTANCES: z.coerce.number().int().min(1).max(64).optional(),
+    /** ONNX Runtime intra-op threads per slot. Unset: chosen per model at load with INSTANCES. */
+    INTRA_OP_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+    /** Cores this worker may use (the launcher gives each of N modelhosts on one machine its share); unset: the cores it may run on, capped by a container's CPU quota. */
+    CPUS: z.coerce.number().int().min(1).max(1024).optional(),
+    /**
+     * How long a model's load may spend measuring execution layouts (slots × threads over CPUS) and batch
+     * sizes for what settings leave open; 0: nothing is measured, and what is unset runs 1 slot × 1 thread
+     * with batches of up to 32.
+     */
+    PLAN_MEASURE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    /** Largest batch size measured when the batch size is chosen at load. */
+    BATCH_SIZE_CAP: z.coerce.number().int().min(1).max(4096).default(32),
     INTER_OP_THREADS: z.coerce.number().int().min(1).max(256).default(1),
     GRAPH_OPTIMIZATION_LEVEL: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
     EXECUTION_PROVIDERS: envList(['cpu', 'cuda']).default(['cpu']),
@@ -87,11 +101,15 @@ export type ModelhostConfig = Readonly<{
   maxLoadedModels: number;
   modelMaxMemoryMb: number;
   sessionThreads: number;
-  maxBatchSize: number;
+  /** Undefined: chosen per model at load. */
+  maxBatchSize: number | undefined;
   maxQueueDelayMs: number;
   maxQueueSize: number;
-  instances: number;
-  intraOpThreads: number;
+  instances: number | undefined;
+  intraOpThreads: number | undefined;
+  cpus: number | undefined;
+  planMeasureMs: number;
+  batchSizeCap: number;
   interOpThreads: number;
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
   executionProviders: ('cpu' | 'cuda')[];
@@ -120,11 +138,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     maxLoadedModels: e.MAX_LOADED_MODELS,
     modelMaxMemoryMb: e.MODEL_MAX_MEMORY_MB,
     sessionThreads: e.SESSION_THREADS,
-    maxBatchSize: e.MAX_BATCH_SIZE ?? e.BATCH_SIZE ?? 32,
+    maxBatchSize: e.MAX_BATCH_SIZE ?? e.BATCH_SIZE,
     maxQueueDelayMs: e.MAX_QUEUE_DELAY_MS ?? (e.BATCH_TIMEOUT !== undefined ? e.BATCH_TIMEOUT * 1000 : 0),
     maxQueueSize: e.MAX_QUEUE_SIZE,
     instances: e.INSTANCES,
     intraOpThreads: e.INTRA_OP_THREADS,
+    cpus: e.CPUS,
+    planMeasureMs: e.PLAN_MEASURE_MS,
+    batchSizeCap: e.BATCH_SIZE_CAP,
     interOpThreads: e.INTER_OP_THREADS,
     graphOptimizationLevel: e.GRAPH_OPTIMIZATION_LEVEL,
     executionProviders: e.EXECUTION_PROVIDERS,

@@ -10,9 +10,10 @@
  */
 import { InferrerError, type ModelSignature, hasDynamicBatchAxis } from '@inferrer/core';
 import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
-import { AdaptiveBatcher, type BatchObserver, type ExecutionProvider, OnnxSession, type SessionThreads, zeroFeeds } from '@inferrer/runtime';
+import { AdaptiveBatcher, type BatchObserver, type ExecutionPlan, type ExecutionProvider, type OnnxSession, type SessionThreads, loadPlanned, zeroFeeds } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
+import { planRequest, workerCpus } from './execution.ts';
 import { MemoryBudget } from './memory-budget.ts';
 
 export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
@@ -24,6 +25,8 @@ export interface LoadedModel {
   signature: ModelSignature;
   session: OnnxSession;
   batcher: AdaptiveBatcher;
+  /** Slots × threads and batch size it runs with, and why (execution.ts). */
+  plan: ExecutionPlan;
   lastUsed: number;
   loadedAt: number;
   /** The config it was loaded under (configKey). */
@@ -52,10 +55,12 @@ export interface RegistryOptions {
 }
 
 export interface ModelSettings {
-  maxBatchSize: number;
+  /** Undefined: chosen at load (the loaded version's plan says what). */
+  maxBatchSize: number | undefined;
   maxQueueDelayMs: number;
   maxQueueSize: number;
-  instances: number;
+  /** Undefined: chosen at load. */
+  instances: number | undefined;
   executionProviders: ExecutionProvider[];
   /** The model's config enables the response cache and this worker has one (RESPONSE_CACHE_BYTES > 0). */
   responseCache: boolean;
@@ -367,7 +372,9 @@ export class ModelRegistry {
     const { file, version: v } = await this.#store.resolve(record.name, version);
     const cfg = record.config;
     const settings = this.settings(record);
-    const instances = settings.instances;
+    // Slots unless set: chosen at load (execution.ts), at most one per core (and per shared runtime thread).
+    const maxInstances = Math.max(1, Math.min(workerCpus(this.#config).cpus, this.#config.sessionThreads > 0 ? this.#config.sessionThreads : Infinity));
+    const instances = settings.instances ?? maxInstances;
     const refuse = (message: string, details: Record<string, unknown>): InferrerError => {
       this.#hooks.onLoad?.(record.name, version, 0, false);
       return new InferrerError('MODEL_LOAD_FAILED', message, { model: record.name, version, ...details });
@@ -392,15 +399,10 @@ export class ModelRegistry {
     await this.#makeRoom(need, record.name, version);
     const before = this.#rss();
     let session: OnnxSession;
+    let plan: ExecutionPlan;
     try {
-      session = await OnnxSession.load(file, {
-        instances,
-        intraOpThreads: cfg.intra_op_threads ?? this.#config.intraOpThreads,
-        interOpThreads: cfg.inter_op_threads ?? this.#config.interOpThreads,
-        graphOptimizationLevel: cfg.graph_optimization_level ?? this.#config.graphOptimizationLevel,
-        executionProviders: settings.executionProviders,
-        threads: this.#threads,
-      });
+      // Slots × threads and batch size: as set, else measured here (execution.ts).
+      ({ session, plan } = await loadPlanned(planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads)));
     } catch (err) {
       this.#hooks.onLoad?.(record.name, version, (performance.now() - started) / 1000, false);
       const e = err as InferrerError;
@@ -410,7 +412,7 @@ export class ModelRegistry {
     const batcher = new AdaptiveBatcher(
       session,
       {
-        maxBatchSize: settings.maxBatchSize,
+        maxBatchSize: plan.maxBatchSize,
         maxQueueDelayMs: settings.maxQueueDelayMs,
         maxQueueSize: settings.maxQueueSize,
         batchable: hasDynamicBatchAxis(session.signature),
@@ -424,6 +426,7 @@ export class ModelRegistry {
       signature: v.inputs.length ? { inputs: v.inputs, outputs: v.outputs } : session.signature,
       session,
       batcher,
+      plan,
       lastUsed: performance.now(),
       loadedAt: Date.now(),
       configKey: configKey(record),
@@ -436,7 +439,7 @@ export class ModelRegistry {
     };
     await this.#warm(entry);
     const grew = this.#rss() - before;
-    entry.costBytes = this.#budget.measured(id, v, instances, grew);
+    entry.costBytes = this.#budget.measured(id, v, session.instances, grew);
     entry.state = 'READY';
     entry.lastUsed = performance.now();
     this.#loaded.set(id, entry);
@@ -447,7 +450,9 @@ export class ModelRegistry {
       version,
       seconds: Number(seconds.toFixed(3)),
       instances: session.instances,
+      intraOpThreads: plan.intraOpThreads,
       batching: batcher.options,
+      plan: plan.reason,
       beside: beside?.version,
       costMb: Number((entry.costBytes / MiB).toFixed(2)),
       grewMb: Number((grew / MiB).toFixed(2)),

@@ -22,6 +22,7 @@ import type { BatchFacts, DataPlane } from '../dataplane.ts';
 import type { DriftMonitor } from '../drift.ts';
 import { receiveImages } from '../images.ts';
 import type { ModelhostMetrics } from '../metrics.ts';
+import { planView } from '../execution.ts';
 import type { ModelRegistry } from '../registry.ts';
 import type { Answered, Ctx, ExpressRoute, InferenceRoute, Item, StreamRoute } from './route.ts';
 
@@ -163,18 +164,20 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
     {
       ...get,
       path: '/v1/models/:name/settings',
-      summary: "how this worker runs a model (its config over this worker's defaults), without loading it",
+      summary: "how this worker runs a model: its config over this worker's settings, and the execution plan of its default version when loaded here (without loading it)",
       handle: async (req, res) => {
         const record = await registry.current(req.params.name!);
         const s = registry.settings(record);
+        const plan = registry.entries().find((e) => e.name === record.name && e.version === record.default_version && e.state === 'READY')?.plan;
         res.json({
           name: record.name,
-          max_batch_size: s.maxBatchSize,
+          max_batch_size: plan?.maxBatchSize ?? s.maxBatchSize ?? config.batchSizeCap,
           max_queue_delay_ms: s.maxQueueDelayMs,
           max_queue_size: s.maxQueueSize,
-          instances: s.instances,
+          instances: plan?.instances ?? s.instances ?? 1,
           execution_providers: s.executionProviders,
           response_cache: { enable: s.responseCache },
+          execution: plan ? { modelhost: config.id, version: record.default_version, ...planView(plan) } : { modelhost: config.id, reason: 'chosen when the model loads on this worker (not loaded here yet)' },
         });
       },
     },

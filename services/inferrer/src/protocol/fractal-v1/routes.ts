@@ -2,6 +2,7 @@
  * FRACTAL v1 (compatible with the FRACTAL ML Server): welcome, help and model management routes. Every
  * answer is wrapped in {"http_status": {"code", "description", "name"}, …}. Predictions are in predict.ts.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Request, Response } from 'express';
 import { InferrerError, v1Envelope } from '@inferrer/core';
 import type { InferrerConfig } from '../../config.ts';
@@ -109,12 +110,23 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       ...v1,
       method: 'GET',
       path: '/api/v1/models/:name',
-      summary: 'One model: description, versions, inputs/outputs, batching config, where it is loaded (loaded_on) and how it is placed',
+      summary: 'One model: description, versions, inputs/outputs, batching config, where it is loaded (loaded_on), how it is placed, and how a worker runs it (execution)',
       example: 'curl $B/api/v1/models/iris',
-      openapi: { tags, parameters: [nameParam], responses: { ...ok('`model`: description, versions, inputs, outputs, config, loaded_on, placement'), ...v1Errors } },
+      openapi: { tags, parameters: [nameParam], responses: { ...ok('`model`: description, versions, inputs, outputs, config, loaded_on, placement, execution'), ...v1Errors } },
       handle: async (req, res) => {
         const model = await management.describe(req.params.name!);
-        sendV1(res, 200, { model: { ...model, ...(await whereabouts(deps.metrics, dataplane.placement, model.name)) } });
+        // How a worker runs it (slots × threads, batch size, and why): its answer, when one answers soon.
+        const [where, execution] = await Promise.all([
+          whereabouts(deps.metrics, dataplane.placement, model.name),
+          Promise.race([
+            dataplane.modelSettings<{ execution?: unknown }>(model.name).then(
+              (s) => s.execution,
+              () => undefined,
+            ),
+            sleep(2000, undefined, { ref: false }),
+          ]),
+        ]);
+        sendV1(res, 200, { model: { ...model, ...where, ...(execution ? { execution } : {}) } });
       },
     },
     {

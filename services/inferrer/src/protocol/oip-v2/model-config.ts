@@ -19,6 +19,8 @@ export interface ModelSettings {
   execution_providers: string[];
   /** The model's config enables the response cache and the worker has one (absent from older workers). */
   response_cache?: { enable: boolean };
+  /** The execution plan of the answering worker (slots × threads, batch size, why), or why there is none yet. */
+  execution?: { reason: string; intra_op_threads?: number; cpus?: number; modelhost?: string };
 }
 
 /** Triton's data type names (model_config.proto DataType) by v2 datatype. */
@@ -102,10 +104,19 @@ export function modelConfig(name: string, sig: ModelSignature, settings: ModelSe
       : {}),
     instance_group: [{ name, kind: gpu ? 'KIND_GPU' : 'KIND_CPU', count: settings.instances, gpus: [] }],
     default_model_filename: 'model.onnx',
-    parameters: {},
+    // Triton's ONNX Runtime backend reads intra_op_thread_count here; execution_plan says why (execution.ts).
+    parameters: executionParameters(settings.execution),
     model_transaction_policy: { decoupled: false },
     response_cache: { enable: settings.response_cache?.enable === true },
   };
+}
+
+function executionParameters(e: ModelSettings['execution']): Record<string, { string_value: string }> {
+  if (!e) return {};
+  const out: Record<string, { string_value: string }> = { execution_plan: { string_value: e.reason } };
+  if (e.intra_op_threads !== undefined) out.intra_op_thread_count = { string_value: String(e.intra_op_threads) };
+  if (e.cpus !== undefined) out.execution_plan_cpus = { string_value: String(e.cpus) };
+  return out;
 }
 
 /** What a model's stored config becomes when a client loads it with a Triton model configuration. */

@@ -1,0 +1,268 @@
+/**
+ * How a model runs on this worker: execution slots × intra-op threads per slot, and the most rows per
+ * batch. A value a setting fixes (the model's config, else the worker's environment) is kept; the rest is
+ * chosen at load from runs of the model measured here.
+ *
+ * Every candidate layout uses the worker's cores (slots × threads = cores: one slot with every core, one
+ * single-threaded slot per core, and one in between on larger machines). Each runs batches of 1, 2, 4, …
+ * rows on all its slots at once, and the plan is the layout and batch size with the most rows per second.
+ * Batching is used only when it pays: a batch size is taken only when it gives BATCH_GAIN more rows per
+ * second than single rows, and then the smallest one within BATCH_NEAR of the best. On a CPU a batch of a
+ * big convolutional model often costs as much per row as single rows, and then batching only adds a
+ * batch's time to some requests' wait; on a GPU, and for small models whose per-run overhead dominates,
+ * it pays, and the measurement says so.
+ *
+ * Measuring is bounded (budgetMs; the best plan so far is taken when it runs out) and skipped, with the
+ * defaults used, where the runs could not stand for real ones: an input with a dynamic dimension other
+ * than the batch axis, or measuring switched off.
+ */
+import { type ModelSignature, type NamedTensors, type Tensor, datatypeOfOrt, hasDynamicBatchAxis } from '@inferrer/core';
+import type { CpuBudget } from './cpus.ts';
+import { OnnxSession, type SessionConfig } from './onnx-session.ts';
+
+/** Where a value of the plan comes from. */
+export type PlanSource = 'model config' | 'worker setting' | 'measured' | 'default';
+
+export interface Fixed {
+  value: number;
+  source: 'model config' | 'worker setting';
+}
+
+export interface PlanRequest {
+  file: string;
+  /** Session options other than the layout (inter-op threads, optimisation level, providers). */
+  session: Omit<SessionConfig, 'instances' | 'intraOpThreads'>;
+  fixed: { instances?: Fixed | undefined; intraOpThreads?: Fixed | undefined; maxBatchSize?: Fixed | undefined };
+  cpus: CpuBudget;
+  /** Largest batch size tried when the batch size is chosen. */
+  batchCap: number;
+  /** Most slots the worker's memory allows for this model. */
+  maxInstances: number;
+  /** Measuring stops after this long (the best plan so far is taken); 0: nothing is measured. */
+  budgetMs: number;
+  /** What is used where nothing is fixed and nothing could be measured. */
+  defaults: { instances: number; intraOpThreads: number; maxBatchSize: number };
+}
+
+export interface Measurement {
+  instances: number;
+  intraOpThreads: number;
+  batch: number;
+  /** Wall time of one batch with every slot busy (the quickest round: on a shared machine others only ever add time), ms. */
+  msPerBatch: number;
+  rowsPerS: number;
+}
+
+export interface ExecutionPlan {
+  instances: number;
+  intraOpThreads: number;
+  maxBatchSize: number;
+  sources: { instances: PlanSource; intraOpThreads: PlanSource; maxBatchSize: PlanSource };
+  cpus: number;
+  cpuSource: string;
+  /** Every measured point, in the order measured. */
+  measured: Measurement[];
+  /** Time spent measuring (sessions loaded for candidates included), ms. */
+  measureMs: number;
+  /** What was chosen and why, in a sentence or two (the model's configuration and the load log line). */
+  reason: string;
+}
+
+/** A batch size is used only when it gives at least this much more throughput than single rows. */
+export const BATCH_GAIN = 0.1;
+/** Of the batch sizes that pay, the smallest within this share of the best throughput is taken. */
+export const BATCH_NEAR = 0.05;
+/** Layouts within this share of the best are as good: the one with fewer slots (less memory, lower latency) wins. */
+const LAYOUT_TIE = 0.03;
+
+interface Layout {
+  instances: number;
+  intraOpThreads: number;
+}
+
+/** Runs the plan's measurements and resolves with the session of the plan chosen (the others are released). */
+export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSession; plan: ExecutionPlan }> {
+  const started = performance.now();
+  const deadline = started + req.budgetMs;
+  const { fixed } = req;
+  const layouts = candidateLayouts(req);
+  const first = await OnnxSession.load(req.file, { ...req.session, ...layouts[0]! });
+  const feeds = feedMaker(first.signature);
+  const why = req.budgetMs <= 0 ? 'measuring at load is off' : feeds === undefined ? 'an input has a dynamic dimension other than the batch axis, so runs here would not stand for real ones' : undefined;
+  const batchable = hasDynamicBatchAxis(first.signature);
+  if (why !== undefined || (layouts.length === 1 && (fixed.maxBatchSize || !batchable))) {
+    const maxBatchSize = !batchable ? 1 : (fixed.maxBatchSize?.value ?? req.defaults.maxBatchSize);
+    const reason =
+      `${layoutText(layouts[0]!)}, ${maxBatchSize > 1 ? `batches of up to ${maxBatchSize}` : 'no batching'}` +
+      (why !== undefined ? ` (not measured: ${why})` : batchable ? ' (as set)' : ' (as set; the model has no batch axis)');
+    return { session: first, plan: finish(req, layouts[0]!, maxBatchSize, [], started, reason, 'default') };
+  }
+  const measured: Measurement[] = [];
+  let best: { layout: Layout; batch: number; rowsPerS: number; session: OnnxSession } | undefined;
+  for (let i = 0; i < layouts.length; i++) {
+    const layout = layouts[i]!;
+    if (i > 0 && performance.now() >= deadline) break;
+    const session = i === 0 ? first : await OnnxSession.load(req.file, { ...req.session, ...layout });
+    const points: Measurement[] = [];
+    const sizes = !batchable ? [1] : fixed.maxBatchSize ? [fixed.maxBatchSize.value] : batchSizes(req.batchCap);
+    for (const batch of sizes) {
+      if (points.length > 0 && performance.now() >= deadline) break;
+      const m = await measureLayout(session, layout, batch, feeds!, deadline);
+      points.push(m);
+      measured.push(m);
+      // Doubling a costly batch bought (almost) nothing twice in a row: larger ones will not either. Cheap
+      // ones are all measured (measuring them costs little).
+      const [a, b, c] = points.slice(-3);
+      if (c && m.msPerBatch >= 10 && b!.rowsPerS < a!.rowsPerS * 1.03 && c.rowsPerS < b!.rowsPerS * 1.03) break;
+    }
+    const pick = pickBatch(points);
+    if (!best || pick.rowsPerS > best.rowsPerS * (1 + LAYOUT_TIE)) {
+      if (best) await best.session.dispose();
+      best = { layout, batch: pick.batch, rowsPerS: pick.rowsPerS, session };
+    } else await session.dispose();
+  }
+  const b = best!;
+  const single = measured.find((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads && m.batch === 1);
+  const gain = single ? b.rowsPerS / single.rowsPerS - 1 : undefined;
+  const reason =
+    `${layoutText(b.layout)}, ${b.batch > 1 ? `batches of up to ${b.batch}` : 'no batching'}: ${fmtRate(b.rowsPerS)} rows/s measured here` +
+    (layouts.length > 1 ? ` (best of ${layouts.map(layoutText).join(' / ')})` : '') +
+    (fixed.maxBatchSize || !batchable
+      ? ''
+      : b.batch > 1
+        ? `; batches of ${b.batch} gave ${Math.round((gain ?? 0) * 100)} % more rows/s than single rows`
+        : `; batching gave less than ${Math.round(BATCH_GAIN * 100)} % more rows/s than single rows, so requests run alone`);
+  return { session: b.session, plan: finish(req, b.layout, b.batch, measured, started, reason, 'measured') };
+}
+
+/** Layouts to try: what the settings fix, else every core in one slot, one slot per core, and one between. */
+export function candidateLayouts(req: PlanRequest): Layout[] {
+  const cpus = Math.max(1, req.cpus.cpus);
+  const cap = Math.max(1, req.maxInstances);
+  const { instances, intraOpThreads } = req.fixed;
+  const measuring = req.budgetMs > 0;
+  if (instances && intraOpThreads) return [{ instances: instances.value, intraOpThreads: intraOpThreads.value }];
+  if (instances) return [{ instances: instances.value, intraOpThreads: measuring ? Math.max(1, Math.floor(cpus / instances.value)) : req.defaults.intraOpThreads }];
+  if (intraOpThreads) return [{ instances: measuring ? Math.min(cap, Math.max(1, Math.floor(cpus / intraOpThreads.value))) : req.defaults.instances, intraOpThreads: intraOpThreads.value }];
+  if (!measuring) return [{ instances: Math.min(cap, req.defaults.instances), intraOpThreads: req.defaults.intraOpThreads }];
+  // Accelerators run one slot; its CPU threads only feed it.
+  if (req.session.executionProviders.some((p) => p !== 'cpu')) return [{ instances: 1, intraOpThreads: 1 }];
+  const threads = new Set<number>([cpus, 1]);
+  if (cpus >= 4) threads.add(2 ** Math.round(Math.log2(Math.sqrt(cpus))));
+  const out: Layout[] = [];
+  for (const t of threads) {
+    const layout = { instances: Math.min(cap, Math.max(1, Math.floor(cpus / t))), intraOpThreads: t };
+    if (!out.some((l) => l.instances === layout.instances && l.intraOpThreads === layout.intraOpThreads)) out.push(layout);
+  }
+  return out;
+}
+
+function batchSizes(cap: number): number[] {
+  const out: number[] = [];
+  for (let b = 1; b < cap; b *= 2) out.push(b);
+  out.push(Math.max(1, cap));
+  return out;
+}
+
+/** The batch size of one layout's measurements: 1 unless batching pays (BATCH_GAIN), then the smallest near the best. */
+export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: number } {
+  const single = points.find((p) => p.batch === 1);
+  const top = Math.max(...points.map((p) => p.rowsPerS));
+  if (single && top < single.rowsPerS * (1 + BATCH_GAIN)) return { batch: 1, rowsPerS: single.rowsPerS };
+  const near = points.filter((p) => p.rowsPerS >= top * (1 - BATCH_NEAR) && (!single || p.rowsPerS >= single.rowsPerS * (1 + BATCH_GAIN))).sort((a, b) => a.batch - b.batch)[0]!;
+  return { batch: near.batch, rowsPerS: near.rowsPerS };
+}
+
+/** Rows per second of a layout at one batch size: every slot runs batches at once, after one warm-up run each. */
+async function measureLayout(session: OnnxSession, layout: Layout, batch: number, feeds: (rows: number) => NamedTensors, deadline: number): Promise<Measurement> {
+  const template = feeds(batch);
+  const round = (): Promise<unknown> => Promise.all(Array.from({ length: session.instances }, () => session.run(copy(template))));
+  await round();
+  const times: number[] = [];
+  const t0 = performance.now();
+  for (;;) {
+    const t = performance.now();
+    await round();
+    times.push(performance.now() - t);
+    const elapsed = performance.now() - t0;
+    // Three rounds and 30 ms at least (hundreds of rounds for a small model), or two once past 300 ms or
+    // the deadline.
+    if ((times.length >= 3 && elapsed >= 30) || (times.length >= 2 && (elapsed >= 300 || performance.now() >= deadline)) || times.length >= 5000) break;
+  }
+  const msPerBatch = Math.min(...times);
+  return { ...layout, batch, msPerBatch: round3(msPerBatch), rowsPerS: round3((session.instances * batch * 1000) / msPerBatch) };
+}
+
+/** Inputs of `rows` rows for measuring (random values in [0, 1) for floats, zeros otherwise); undefined when a non-batch dim is dynamic. */
+function feedMaker(sig: ModelSignature): ((rows: number) => NamedTensors) | undefined {
+  const batched = hasDynamicBatchAxis(sig);
+  for (const spec of sig.inputs) {
+    const rest = batched ? spec.shape.slice(1) : spec.shape;
+    if (!rest.every((d) => typeof d === 'number' && d >= 0)) return undefined;
+    if (!datatypeOfOrt(spec.type)) return undefined;
+  }
+  return (rows) => {
+    const out: NamedTensors = {};
+    let seed = 1;
+    for (const spec of sig.inputs) {
+      const rest = (batched ? spec.shape.slice(1) : spec.shape) as number[];
+      const dims = batched ? [rows, ...rest] : rest;
+      const n = dims.reduce((a, b) => a * b, 1);
+      const info = datatypeOfOrt(spec.type)!;
+      let data: Tensor['data'];
+      if (!info.array) data = new Array<string>(n).fill('');
+      else {
+        data = new info.array(n);
+        if (info.float && info.ort !== 'float16') {
+          const f = data as Float32Array;
+          for (let i = 0; i < n; i++) {
+            seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+            f[i] = seed / 4294967296;
+          }
+        }
+      }
+      out[spec.name] = { type: spec.type, dims, data } as Tensor;
+    }
+    return out;
+  };
+}
+
+/** A fresh copy of every input (a run moves its buffers to the slot's thread). */
+function copy(feeds: NamedTensors): NamedTensors {
+  const out: NamedTensors = {};
+  for (const name in feeds) {
+    const t = feeds[name]!;
+    out[name] = { ...t, data: t.data.slice() } as Tensor;
+  }
+  return out;
+}
+
+function finish(req: PlanRequest, layout: Layout, maxBatchSize: number, measured: Measurement[], started: number, reason: string, chosen: PlanSource): ExecutionPlan {
+  return {
+    instances: layout.instances,
+    intraOpThreads: layout.intraOpThreads,
+    maxBatchSize,
+    sources: {
+      instances: req.fixed.instances?.source ?? chosen,
+      intraOpThreads: req.fixed.intraOpThreads?.source ?? chosen,
+      maxBatchSize: req.fixed.maxBatchSize?.source ?? (measured.some((m) => m.batch > 1) ? chosen : 'default'),
+    },
+    cpus: req.cpus.cpus,
+    cpuSource: req.cpus.source,
+    measured,
+    measureMs: Math.round(performance.now() - started),
+    reason,
+  };
+}
+
+function layoutText(l: Layout): string {
+  return `${l.instances} slot${l.instances === 1 ? '' : 's'} × ${l.intraOpThreads} thread${l.intraOpThreads === 1 ? '' : 's'}`;
+}
+
+function fmtRate(x: number): string {
+  return x >= 100 ? String(Math.round(x)) : x.toFixed(1);
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
