@@ -9,6 +9,8 @@ export interface BenchOptions {
   iris: { clients: number[]; warmupS: number; durationS: number };
   resnet: {
     clients: number;
+    /** The second concurrency of the v2 binary run, for fairness (p99 ÷ p50 under a deeper queue). */
+    fairnessClients: number;
     warmupS: number;
     durationS: number;
     /** In-process sweep: seconds measured per setting. */
@@ -70,6 +72,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     iris: { clients: [1, 32, 128], warmupS: quick ? 1 : 2, durationS: duration ?? (quick ? 2.5 : 6) },
     resnet: {
       clients: 16,
+      fairnessClients: 64,
       warmupS: quick ? 2 : 4,
       durationS: duration ?? (quick ? 5 : 12),
       sweepS: quick ? 1.5 : 3.5,
