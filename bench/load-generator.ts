@@ -40,6 +40,8 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const samples = new Samples();
     const statusCodes: Record<string, number> = {};
+    const maxByStatus: Record<string, number> = {};
+    let late = 0;
     let non2xx = 0;
     let socketErrors = 0;
     let timeouts = 0;
@@ -91,6 +93,8 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
           timeouts,
           errors: non2xx + socketErrors + timeouts,
           statusCodes,
+          maxByStatus,
+          late,
           generatorCpuS: (used.user + used.system) / 1e6,
         });
       },
@@ -111,6 +115,8 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
 
     instance.on('response', (_client, status, _bytes, ms) => {
       statusCodes[status] = (statusCodes[status] ?? 0) + 1;
+      if (!(ms <= (maxByStatus[status] ?? 0))) maxByStatus[status] = ms;
+      if (spec.lateAfterMs !== undefined && ms > spec.lateAfterMs) late++;
       if (status < 200 || status >= 300) {
         non2xx++;
         return;

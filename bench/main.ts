@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type CacheResult, cacheTable, runCache } from './lib/cache.ts';
 import { stopAllClusters } from './lib/cluster.ts';
+import { type DeadlineResult, deadlineTable, runDeadline } from './lib/deadline.ts';
 import { type DriftResult, driftTable, runDrift } from './lib/drift.ts';
 import { type OverloadResult, overloadTable, runOverload } from './lib/overload.ts';
 import { DEFAULT_IP_RPS, IRIS_TARGET, type IrisResult, irisTable, runIris } from './lib/iris.ts';
@@ -134,6 +135,19 @@ if (opts.parts.includes('overload')) {
     failures.push(`overload: ${(err as Error).stack ?? err}`);
     out(`overload part failed: ${(err as Error).stack ?? err}`);
   }
+}
+
+let deadline: DeadlineResult | undefined;
+if (opts.parts.includes('deadline')) {
+  out('== 8. deadlines under deep overload: ResNet-50, 512 clients, REQUEST_TIMEOUT_MS=10000 ==');
+  try {
+    deadline = await runDeadline(opts, log);
+    out(deadlineTable(deadline));
+  } catch (err) {
+    failures.push(`deadline: ${(err as Error).stack ?? err}`);
+    out(`deadline part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
 }
 
 let drift: DriftResult | undefined;
@@ -262,6 +276,10 @@ if (grpcResult) {
   }
   summary.push({ measure: 'gRPC part: errors (all points)', value: String(grpcResult.points.reduce((n, p) => n + p.load.errors, 0)), target: '0', verdict: verdict(grpcResult.points.every((p) => p.load.errors === 0)) });
 }
+if (deadline) {
+  summary.push({ measure: `deadline ${deadline.deadlineMs / 1000} s, ${deadline.clients} clients on ResNet-50: answers later than ${(deadline.deadlineMs + 500) / 1000} s`, value: `${deadline.late} of ${Object.values(deadline.byStatus).reduce((n, s) => n + s.count, 0)} (${Object.entries(deadline.byStatus).map(([k, s]) => `${k}: ${s.count}`).join(', ')}; failed ${deadline.failed})`, target: '0', verdict: verdict(deadline.late === 0 && deadline.failed === 0) });
+  summary.push({ measure: 'deadline: results/s under that overload', value: fmt(deadline.okPerS, 1), target: 'report', verdict: 'report' });
+}
 if (drift) {
   summary.push({ measure: 'iris 32 clients: drift on ÷ off req/s', value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`, target: '≥ 0.95', verdict: verdict(drift.ratio >= 0.95) });
 }
@@ -294,7 +312,7 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, notable, failures }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, deadline, notable, failures }, null, 2)}\n`);
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

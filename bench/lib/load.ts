@@ -19,6 +19,8 @@ export interface LoadSpec {
   warmupS: number;
   durationS: number;
   timeoutS: number;
+  /** Also count answers of any status slower than this, ms (over the warm-up and the window). */
+  lateAfterMs?: number;
 }
 
 export interface LoadResult {
@@ -41,6 +43,10 @@ export interface LoadResult {
   /** non-2xx answers + socket errors + timeouts, over the warm-up and the window. */
   errors: number;
   statusCodes: Record<string, number>;
+  /** Slowest answer of each status, ms (over the warm-up and the window; autocannon's generator). */
+  maxByStatus?: Record<string, number>;
+  /** Answers of any status slower than spec.lateAfterMs (autocannon's generator; 0 when it is not set). */
+  late?: number;
   /** CPU seconds the load generator itself used in the window. */
   generatorCpuS: number;
 }

@@ -1,6 +1,6 @@
 /** Command-line options of `pnpm bench`. */
-export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache' | 'grpc';
-const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache', 'grpc'];
+export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache' | 'grpc' | 'deadline';
+const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache', 'grpc', 'deadline'];
 
 export interface BenchOptions {
   parts: Part[];
@@ -27,7 +27,7 @@ export interface BenchOptions {
 export const USAGE = `pnpm bench [-- options]
 
   --quick            shorter windows (about a third of the time); figures are noisier
-  --only iris|resnet|images|drift|overload|cache|grpc  run one part only (repeatable)
+  --only iris|resnet|images|drift|overload|cache|grpc|deadline  run one part only (repeatable)
   --duration S       measured seconds per load point (overrides the default of both parts)
   --modelhosts N     modelhosts in the cluster (default 2)
   --no-write         do not write bench/results/latest.json

@@ -1,11 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InferrerError, type NamedTensors } from '@inferrer/core';
-import { AdaptiveBatcher, type BatchObserver, type BatcherOptions, type InferResult, OnnxSession } from '@inferrer/runtime';
+import { AdaptiveBatcher, type BatchObserver, type BatcherOptions, type InferResult, OnnxSession, ServiceTimes } from '@inferrer/runtime';
 import { FIXED_BATCH, IRIS, IRIS_ROWS, MULTI_IO, SLOW, close, f32 } from './fixtures.ts';
 
-/** A deadline `ms` from now (kept short: a pending batcher timer keeps the test process alive until it fires). */
-const soon = (ms = 1500): number => performance.now() + ms;
+/**
+ * A deadline `ms` from now: long enough for a run of slow.onnx on a loaded machine (a result after its
+ * deadline is refused), short because a pending batcher timer keeps the test process alive until it fires.
+ */
+const soon = (ms = 5000): number => performance.now() + ms;
 
 const BATCHING: BatcherOptions = { maxBatchSize: 8, maxQueueDelayMs: 0, maxQueueSize: 100, batchable: true };
 
@@ -285,6 +288,128 @@ describe('AdaptiveBatcher with iris', () => {
     assert.equal(batcher.depth, 0);
     assert.equal(batcher.inflight, 0);
     await Promise.all(ps);
+  });
+});
+
+describe('ServiceTimes', () => {
+  test('fits a batch time of a + b·rows from the batches seen', () => {
+    const t = new ServiceTimes();
+    assert.equal(t.known, false);
+    assert.equal(t.estimate(8), 0);
+    for (const rows of [1, 4, 8, 2, 16, 1, 8]) t.observe(rows, 10 + 2 * rows);
+    assert.equal(t.known, true);
+    assert.ok(Math.abs(t.estimate(32) - 74) < 1e-6, String(t.estimate(32)));
+    assert.ok(Math.abs(t.estimate(1) - 12) < 1e-6, String(t.estimate(1)));
+  });
+
+  test('with one batch size seen, its mean for any size; recent batches weigh more', () => {
+    const t = new ServiceTimes();
+    for (let i = 0; i < 5; i++) t.observe(1, 100);
+    assert.ok(Math.abs(t.estimate(1) - 100) < 1e-9);
+    assert.ok(Math.abs(t.estimate(8) - 100) < 1e-9);
+    for (let i = 0; i < 30; i++) t.observe(1, 200);
+    assert.ok(t.estimate(1) > 190 && t.estimate(1) <= 200, String(t.estimate(1)));
+  });
+
+  test('never negative: a cost that falls with rows is read as a fixed cost', () => {
+    const t = new ServiceTimes();
+    t.observe(1, 100);
+    t.observe(10, 50);
+    assert.ok(t.estimate(1) >= 0 && t.estimate(100) >= 0);
+    assert.equal(t.estimate(1), t.estimate(100));
+  });
+});
+
+describe('AdaptiveBatcher deadlines with slow.onnx', () => {
+  /** Outcome of a request: what it got and when (ms after it was made). */
+  async function outcome(p: Promise<unknown>, made: number): Promise<{ what: string; ms: number; retryAfter?: number | undefined }> {
+    try {
+      await p;
+      return { what: 'ok', ms: performance.now() - made };
+    } catch (err) {
+      const e = err as InferrerError;
+      return { what: e.code, ms: performance.now() - made, retryAfter: e.retryAfter };
+    }
+  }
+
+  test('a request that would wait past its deadline is refused at once with QUEUE_FULL and Retry-After; none is answered late', async () => {
+    const slow = await OnnxSession.load(SLOW);
+    try {
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 1 }, obs);
+      // Two runs timed: the batcher knows what a run costs here.
+      for (let i = 0; i < 2; i++) await batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon());
+      const run = batcher.times.estimate(1);
+      assert.ok(run > 0);
+      // Room for about three runs before the deadline; twelve requests arrive at once.
+      const budget = 3.5 * run;
+      const made = performance.now();
+      const results = await Promise.all(Array.from({ length: 12 }, () => outcome(batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, made + budget), made)));
+      const ok = results.filter((r) => r.what === 'ok');
+      const refused = results.filter((r) => r.what === 'QUEUE_FULL');
+      const late = results.filter((r) => r.what === 'DEADLINE_EXCEEDED');
+      assert.ok(ok.length >= 1, JSON.stringify(results));
+      assert.ok(refused.length >= 6, `most were refused on arrival: ${JSON.stringify(results)}`);
+      assert.equal(ok.length + refused.length + late.length, 12, JSON.stringify(results));
+      // Refusals come at once, with a Retry-After; results never after the deadline.
+      for (const r of refused) {
+        assert.ok(r.ms < run, `refused after ${r.ms.toFixed(0)} ms (a run takes ${run.toFixed(0)} ms)`);
+        assert.ok(r.retryAfter !== undefined && r.retryAfter >= 1);
+      }
+      for (const r of ok) assert.ok(r.ms <= budget + 5, `a result after ${r.ms.toFixed(0)} ms, deadline ${budget.toFixed(0)} ms`);
+      assert.deepEqual(obs.rejected.filter((c) => c === 'QUEUE_FULL').length, refused.length);
+    } finally {
+      await slow.dispose();
+    }
+  });
+
+  test('a request still running at its deadline is answered DEADLINE_EXCEEDED then, not when the run ends', async () => {
+    const slow = await OnnxSession.load(SLOW);
+    try {
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(slow, BATCHING, obs);
+      const made = performance.now();
+      // A free slot takes it at once (nothing is timed yet: no refusal), and the run outlasts 40 ms.
+      const r = await outcome(batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, made + 40), made);
+      assert.equal(r.what, 'DEADLINE_EXCEEDED');
+      assert.ok(r.ms >= 39, `answered after ${r.ms.toFixed(1)} ms`);
+      assert.equal(batcher.inflight, 1, 'answered while its run still went on');
+      assert.equal(obs.timeouts, 1);
+      await batcher.drained();
+      assert.ok(batcher.times.estimate(1) > r.ms, 'the run took longer than the deadline allowed');
+      // The slot serves the next request normally.
+      const next = await batcher.infer({ x: f32(1, [9, 9, 9, 9]) }, 1, soon());
+      assert.deepEqual(Array.from(next.outputs.y!.data as Float32Array), [9, 9, 9, 9]);
+    } finally {
+      await slow.dispose();
+    }
+  });
+
+  test('a queued request whose deadline comes before its batch could finish leaves with DEADLINE_EXCEEDED without running', async () => {
+    const slow = await OnnxSession.load(SLOW);
+    try {
+      const obs = recorder();
+      const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 1 }, obs);
+      await batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon());
+      const made = performance.now();
+      // The first takes the slot; the second is admitted: its 3 s leave room for a wait and a run.
+      const first = outcome(batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon()), made);
+      const second = outcome(batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, made + 3000), made);
+      // Then runs turn out to take 10 s here (as if the machine had slowed down): when the slot frees, the
+      // second cannot finish by its deadline and leaves without taking it.
+      for (let i = 0; i < 30; i++) batcher.times.observe(1, 10_000);
+      const [a, b] = await Promise.all([first, second]);
+      assert.equal(a.what, 'ok');
+      assert.equal(b.what, 'DEADLINE_EXCEEDED');
+      assert.ok(b.ms < 3000, `left at ${b.ms.toFixed(0)} ms, before its deadline`);
+      assert.deepEqual(obs.batches, [
+        [1, 1],
+        [1, 1],
+      ]);
+      assert.equal(obs.timeouts, 1);
+    } finally {
+      await slow.dispose();
+    }
   });
 });
 

@@ -38,7 +38,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   const table = new RouteTable(routes);
   const log = deps.logger.child({ module: 'http' });
   const accessLog = deps.logger.child({ module: 'access' });
-  const stream = { auth: deps.auth, metrics: deps.metrics, log, access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined, sample: deps.config.accessLogSample };
+  const stream = { auth: deps.auth, requestTimeoutMs: deps.config.requestTimeoutMs, metrics: deps.metrics, log, access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined, sample: deps.config.accessLogSample };
   const dispatches = new WeakMap<IncomingMessage, Dispatch>();
   const bodies = new BodyGuard(deps.config.bodies, deps.logger);
   const app = expressApp(deps, dispatches, log, stream.access, accessLog);

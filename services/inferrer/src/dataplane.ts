@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
+import { answerBy, modelhostBudgetMs } from './deadline.ts';
 import { Grouping } from './grouping.ts';
 import { PLACEMENT_HEADER, Placement } from './placement.ts';
 import type { Upstream, UpstreamResponse } from './upstream.ts';
@@ -19,6 +20,8 @@ export interface ForwardOptions {
   priority?: 'online' | 'batch';
   /** This request's deadline from now, when shorter than REQUEST_TIMEOUT_MS (a gRPC deadline). */
   timeoutMs?: number | undefined;
+  /** When the answer is due (performance.now() clock); default REQUEST_TIMEOUT_MS from now. */
+  deadline?: number | undefined;
 }
 
 /** Query options a v1 prediction passes on. */
@@ -155,10 +158,17 @@ export class DataPlane {
   }
 
   #send(model: string, path: string, opts: ForwardOptions, extra: Record<string, string>): Promise<UpstreamResponse> {
+    // The deadline runs from here, whatever the request then waits for (a connection to the balancer, a
+    // group, a modelhost's queue): the modelhost gets what is left, and the Inferrer answers 504 at it.
+    const now = performance.now();
+    // A shorter deadline of the client's own (gRPC's) counts from here too.
+    const timeoutMs = opts.timeoutMs !== undefined && opts.timeoutMs < this.#config.requestTimeoutMs ? Math.max(1, opts.timeoutMs) : this.#config.requestTimeoutMs;
+    const deadline = Math.min(opts.deadline ?? Infinity, answerBy(now, timeoutMs));
+    if (deadline <= now) return Promise.reject(new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it was sent to a modelhost'));
     const headers: Record<string, string> = {
       'content-type': opts.contentType ?? 'application/json',
       'x-request-id': opts.reqId,
-      'x-request-timeout-ms': String(this.#timeout(opts)),
+      'x-request-timeout-ms': String(modelhostBudgetMs(deadline - now)),
     };
     for (const k in extra) headers[k] = extra[k]!;
     // Online predictions read whole travel with those that arrive with them (grouping.ts); batch-job
@@ -166,15 +176,10 @@ export class DataPlane {
     // A body in parts (a gRPC request's header and tensors) is joined only when small; a large one goes as its parts.
     const raw = Array.isArray(opts.body) && (opts.contentLength ?? GROUPED_BODY + 1) <= GROUPED_BODY ? Buffer.concat(opts.body) : opts.body;
     const body = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body });
+    if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body, deadline });
     const key = this.placement.key(model);
     if (key !== undefined) headers[PLACEMENT_HEADER] = key;
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
-    return this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#timeout(opts) });
-  }
-
-  #timeout(opts: ForwardOptions): number {
-    const t = opts.timeoutMs;
-    return t !== undefined && t < this.#config.requestTimeoutMs ? Math.max(1, Math.ceil(t)) : this.#config.requestTimeoutMs;
+    return this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#config.requestTimeoutMs, deadline });
   }
 }

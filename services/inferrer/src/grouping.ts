@@ -12,6 +12,7 @@
  * the same reasoning that lets nginx retry a POST.
  */
 import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError, encodeFrame } from '@inferrer/core';
+import { modelhostBudgetMs } from './deadline.ts';
 import { PLACEMENT_HEADER } from './placement.ts';
 import { type Upstream, type UpstreamResponse, errorFromAnswer, mapTransportError } from './upstream.ts';
 
@@ -23,6 +24,8 @@ export interface GroupMember {
   /** x-request-id, content-type, x-request-timeout-ms and any protocol header. */
   headers: Record<string, string>;
   body: Buffer;
+  /** When its answer is due (performance.now() clock): it is answered DEADLINE_EXCEEDED then if none came. */
+  deadline?: number | undefined;
 }
 
 export interface GroupingOptions {
@@ -61,7 +64,7 @@ export class Grouping {
     if (this.#opts.maxRequests <= 1) return this.#alone(member);
     return new Promise((resolve, reject) => {
       const list = this.#pending.get(member.model);
-      const p: Pending = { model: member.model, path: member.path, headers: member.headers, body: member.body, resolve, reject };
+      const p: Pending = { model: member.model, path: member.path, headers: member.headers, body: member.body, deadline: member.deadline, resolve, reject };
       if (list) list.push(p);
       else this.#pending.set(member.model, [p]);
       if (!this.#scheduled) {
@@ -114,16 +117,32 @@ export class Grouping {
   #alone(m: GroupMember): Promise<UpstreamResponse> {
     const headers = Object.assign({}, m.headers, this.#placement(m.model));
     headers['content-length'] = String(m.body.length);
-    return this.#upstream.request({ method: 'POST', path: m.path, headers, body: m.body, timeoutMs: this.#opts.timeoutMs });
+    return this.#upstream.request({ method: 'POST', path: m.path, headers, body: m.body, timeoutMs: this.#opts.timeoutMs, deadline: m.deadline });
   }
 
   async #sendGroup(model: string, group: Pending[], retry: boolean): Promise<void> {
+    /** Per member: 0 waiting, 1 answered by its frame, 2 answered DEADLINE_EXCEEDED at its deadline. */
     const answered = new Uint8Array(group.length);
     let left = group.length;
     let begun = false;
     let failure: unknown;
+    // Each member is answered by its own deadline, whatever the group still waits for.
+    const now = performance.now();
+    const timers = group.map((m, i) =>
+      m.deadline === undefined
+        ? undefined
+        : setTimeout(() => {
+            if (answered[i]) return;
+            answered[i] = 2;
+            left--;
+            m.reject(new InferrerError('DEADLINE_EXCEEDED', 'no modelhost answered before the deadline'));
+          }, Math.max(0, m.deadline - now)),
+    );
+    const deadlines = group.map((m) => m.deadline);
+    const deadline = deadlines.every((d) => d !== undefined) ? Math.max(...(deadlines as number[])) : undefined;
     const reader = new FrameReader((header, body) => {
       const i = header.i;
+      if (typeof i === 'number' && answered[i] === 2) return;
       if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= group.length || answered[i]) throw new InferrerError('INTERNAL', `a modelhost answered a group with a frame for member ${String(i)}`);
       const status = typeof header.status === 'number' ? header.status : 500;
       const headers = (typeof header.headers === 'object' && header.headers !== null ? header.headers : {}) as Record<string, string>;
@@ -141,17 +160,19 @@ export class Grouping {
           'content-type': FRAMES_CONTENT_TYPE,
           'content-length': String(body.length),
           'x-request-id': group.map((m) => m.headers['x-request-id']).join(','),
-          'x-request-timeout-ms': String(this.#opts.timeoutMs),
+          'x-request-timeout-ms': deadline === undefined ? String(this.#opts.timeoutMs) : String(modelhostBudgetMs(deadline - performance.now())),
           ...this.#placement(model),
         },
         body,
         timeoutMs: this.#opts.timeoutMs,
+        deadline,
       });
       begun = true;
       for await (const chunk of res.body) reader.push(chunk as Buffer);
     } catch (err) {
       failure = err instanceof InferrerError ? err : mapTransportError(err);
     }
+    for (const t of timers) if (t) clearTimeout(t);
     if (left === 0) return;
     const rest = group.filter((_, i) => !answered[i]);
     // A modelhost that does not know groups yet (a rolling upgrade): each member goes on its own.

@@ -25,7 +25,13 @@ export interface UpstreamRequest {
   headers: Record<string, string>;
   /** Buffer[]: parts sent one after the other (undici writes an iterable body as it comes). */
   body?: Readable | Buffer | Buffer[] | string | null;
+  /** Longest wait for the answer's headers, and between chunks of its body. */
   timeoutMs: number;
+  /**
+   * When the answer's headers are due (performance.now() clock), counted from before the request waits
+   * for a connection: past it the request is abandoned with DEADLINE_EXCEEDED (504).
+   */
+  deadline?: number | undefined;
 }
 
 export class Upstream {
@@ -40,6 +46,18 @@ export class Upstream {
   /** Sends a request; resolves with any 2xx answer, throws the InferrerError an error answer carries. */
   async request(req: UpstreamRequest): Promise<UpstreamResponse & { body: object }> {
     let res: UpstreamResponse & { body: object };
+    // undici's headersTimeout only starts once the request has a connection; a request queued behind
+    // busy connections waited without one. The deadline covers the queue too.
+    let timer: NodeJS.Timeout | undefined;
+    let abort: AbortController | undefined;
+    let headersTimeout = req.timeoutMs;
+    if (req.deadline !== undefined) {
+      const left = req.deadline - performance.now();
+      if (left <= 0) throw deadlineError();
+      abort = new AbortController();
+      timer = setTimeout(() => abort!.abort(), left);
+      headersTimeout = Math.min(headersTimeout, Math.ceil(left));
+    }
     try {
       res = (await this.#pool.request({
         method: req.method,
@@ -47,12 +65,16 @@ export class Upstream {
         headers: req.headers,
         // undici takes any iterable of chunks; its types list only the single-chunk forms.
         body: (req.body ?? null) as Readable | Buffer | string | null,
-        headersTimeout: req.timeoutMs,
+        headersTimeout,
         bodyTimeout: req.timeoutMs,
+        ...(abort ? { signal: abort.signal } : {}),
       })) as unknown as UpstreamResponse & { body: object };
       (res as { status: number }).status = (res as unknown as { statusCode: number }).statusCode;
     } catch (err) {
+      if (abort?.signal.aborted) throw deadlineError();
       throw mapTransportError(err);
+    } finally {
+      if (timer) clearTimeout(timer);
     }
     if (res.status < 300) return res;
     throw errorFromAnswer(res.status, res.headers, await res.body.text().catch(() => ''));
@@ -99,6 +121,10 @@ function errorOfAnswer(status: number, headers: UpstreamHeaders, text: string): 
 }
 
 /** A transport failure as an InferrerError; undici's errors are told apart by their stable `code`. */
+function deadlineError(): InferrerError {
+  return new InferrerError('DEADLINE_EXCEEDED', 'no modelhost answered before the deadline');
+}
+
 export function mapTransportError(err: unknown): InferrerError {
   if (err instanceof InferrerError) return err;
   const code = (err as { code?: string }).code;

@@ -9,8 +9,14 @@
  * requests waiting are shared out evenly between them, so no slot takes a batch much longer than the
  * others' (its requests, the oldest, would finish last). Batch-job requests (priority 'batch') wait behind online ones and
  * fill the room online requests leave in a batch, until they have waited BATCH_PROMOTION_MS. A full
- * queue refuses new work with QUEUE_FULL; a request past its deadline leaves the queue with
- * DEADLINE_EXCEEDED.
+ * queue refuses new work with QUEUE_FULL.
+ *
+ * Deadlines: the batcher times every batch it runs (ServiceTimes: a batch of r rows takes about a + b·r
+ * ms) and never answers a request with a result after its deadline. A request that would wait behind
+ * the queue past its deadline is refused at once (QUEUE_FULL, 503 with Retry-After): the queue's bound is
+ * the deadline and the measured service time, not only a count. One whose deadline comes before the batch
+ * it would join could finish leaves with DEADLINE_EXCEEDED (504) instead of taking the slot, and one still
+ * running at its deadline is answered DEADLINE_EXCEEDED then (its run's result is dropped).
  *
  * A request much larger than a batch (more than SLICE_ELEMENTS input elements and maxBatchSize rows) runs
  * in slices along the batch axis, each slice queued after the last one ends, so requests that arrive
@@ -35,6 +41,9 @@ export interface BatcherOptions {
 
 /** What the batcher runs batches on (an OnnxSession). */
 export interface BatchRunner {
+  /** Execution slots in all. */
+  readonly instances: number;
+  /** Slots free now. */
   readonly idle: number;
   run(feeds: NamedTensors, fetches?: string[]): Promise<RunResult>;
   onIdle: (() => void) | undefined;
@@ -67,6 +76,8 @@ export const BATCH_PROMOTION_MS = 1000;
 export const SLICE_ELEMENTS = 65_536;
 
 interface Pending {
+  /** Answered already (at its deadline while its batch still runs): a later result is dropped. */
+  settled: boolean;
   inputs: NamedTensors;
   /** A batch-job request (below online ones until it has waited BATCH_PROMOTION_MS). */
   batch: boolean;
@@ -78,10 +89,67 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** A batch running on a slot: when it started and how many rows it has (for the queue's expected wait). */
+interface Running {
+  started: number;
+  rows: number;
+}
+
+/**
+ * How long batches take on this model here: an exponentially weighted least-squares fit of wall time
+ * (hand-off to the slot until the answer is back) against rows, T(r) = a + b·r, over about the last ten
+ * batches. With only one batch size seen it answers that size's mean for any size (b = 0).
+ */
+export class ServiceTimes {
+  #w = 0;
+  #r = 0;
+  #rr = 0;
+  #t = 0;
+  #rt = 0;
+  readonly #keep: number;
+
+  constructor(keep = 0.9) {
+    this.#keep = keep;
+  }
+
+  /** Whether any batch has been timed. */
+  get known(): boolean {
+    return this.#w > 0;
+  }
+
+  observe(rows: number, ms: number): void {
+    const k = this.#keep;
+    this.#w = this.#w * k + 1;
+    this.#r = this.#r * k + rows;
+    this.#rr = this.#rr * k + rows * rows;
+    this.#t = this.#t * k + ms;
+    this.#rt = this.#rt * k + rows * ms;
+  }
+
+  /** Expected wall time of a batch of `rows` rows, ms (0 before any batch was timed). */
+  estimate(rows: number): number {
+    if (this.#w === 0) return 0;
+    const mr = this.#r / this.#w;
+    const mt = this.#t / this.#w;
+    const varR = this.#rr / this.#w - mr * mr;
+    let b = varR > 1e-6 * Math.max(1, mr * mr) ? (this.#rt / this.#w - mr * mt) / varR : 0;
+    if (b < 0) b = 0;
+    let a = mt - b * mr;
+    if (a < 0) {
+      a = 0;
+      b = mt / Math.max(mr, 1e-9);
+    }
+    return a + b * rows;
+  }
+}
+
 export class AdaptiveBatcher {
   readonly options: BatcherOptions;
+  /** Measured batch times (the queue's expected wait and the deadline checks use them). */
+  readonly times = new ServiceTimes();
   readonly #runner: BatchRunner;
   readonly #observer: BatchObserver;
+  readonly #running = new Set<Running>();
   #queue: Pending[] = [];
   #timer: NodeJS.Timeout | undefined;
   #timerAt = 0;
@@ -140,8 +208,27 @@ export class AdaptiveBatcher {
         new InferrerError('QUEUE_FULL', `the queue for this model is full (${this.options.maxQueueSize} requests waiting)`, { limit: this.options.maxQueueSize }, { retryAfter: 1 }),
       );
     }
+    const now = performance.now();
+    if (this.times.known) {
+      // Behind what is queued and running, would it finish by its deadline? Only a request that has to
+      // wait is refused: one a free slot takes at once runs (and is answered 504 at its deadline if late).
+      const wait = this.#expectedWait(now, priority);
+      const done = now + wait + this.times.estimate(Math.min(rows, this.options.maxBatchSize));
+      if (wait > 0 && done > deadline) {
+        this.#observer.onRejected?.('QUEUE_FULL');
+        const retryAfter = Math.min(60, Math.max(1, Math.ceil((done - deadline) / 1000)));
+        return Promise.reject(
+          new InferrerError(
+            'QUEUE_FULL',
+            `the queue for this model would take about ${Math.round(wait)} ms, and the request has ${Math.max(0, Math.round(deadline - now))} ms left before its deadline`,
+            { waitMs: Math.round(wait), deadlineMs: Math.max(0, Math.round(deadline - now)) },
+            { retryAfter },
+          ),
+        );
+      }
+    }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ inputs, batch: priority === 'batch', rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: performance.now(), deadline, resolve, reject });
+      this.#queue.push({ settled: false, inputs, batch: priority === 'batch', rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: now, deadline, resolve, reject });
       // Requests that arrive together (a group from the Inferrer, or several reads in one turn) reach here
       // in the same run of microtasks: cutting the batch after them lets them share it, instead of the
       // first running alone while the rest wait for the slot.
@@ -163,6 +250,36 @@ export class AdaptiveBatcher {
     this.#pump();
   };
 
+  /**
+   * Expected ms until a request arriving now could start: the running batches' remaining time and the
+   * batches queued ahead of it (online requests skip batch-job ones), shared over the slots.
+   */
+  #expectedWait(now: number, priority: Priority): number {
+    const slots = Math.max(1, this.#runner.instances);
+    let running = 0;
+    let soonest = this.#running.size < slots ? 0 : Infinity;
+    for (const r of this.#running) {
+      const left = Math.max(0, this.times.estimate(r.rows) - (now - r.started));
+      running += left;
+      soonest = Math.min(soonest, left);
+    }
+    let rowsAhead = 0;
+    let requestsAhead = 0;
+    for (const p of this.#queue) {
+      if (priority === 'online' && !this.#urgent(p, now)) continue;
+      rowsAhead += p.rows;
+      requestsAhead++;
+    }
+    const per = this.options.maxBatchSize;
+    let queued = 0;
+    if (per > 1 && rowsAhead > 0) {
+      const full = Math.floor(rowsAhead / per);
+      queued = full * this.times.estimate(per) + (rowsAhead > full * per ? this.times.estimate(rowsAhead - full * per) : 0);
+    } else if (requestsAhead > 0) queued = requestsAhead * this.times.estimate(rowsAhead / requestsAhead);
+    // With S slots it starts when the first slot is free after the work ahead is shared out.
+    return Math.max(soonest === Infinity ? 0 : soonest, (running + queued) / slots);
+  }
+
   #pump(): void {
     this.#expire(performance.now());
     while (this.#queue.length > 0 && this.#runner.idle > 0) {
@@ -177,6 +294,27 @@ export class AdaptiveBatcher {
       if (rows < this.options.maxBatchSize && waited < this.options.maxQueueDelayMs && this.#urgentRows(now) < this.options.maxBatchSize) {
         this.#arm(head.enqueued + this.options.maxQueueDelayMs);
         break;
+      }
+      // A request whose deadline comes before this batch could finish leaves now (504) rather than take
+      // the slot for an answer nobody will get. While nothing runs, the batch runs anyway, so the times
+      // are measured again (a stale estimate must not refuse everything for ever).
+      if (this.#inflight > 0 && this.times.known) {
+        const finish = now + this.times.estimate(rows);
+        const doomed = take.filter((i) => this.#queue[i]!.deadline < finish);
+        if (doomed.length > 0) {
+          const gone = new Set(doomed);
+          for (const i of doomed) {
+            const p = this.#queue[i]!;
+            this.#observer.onTimeout?.();
+            settle(p).reject(
+              new InferrerError('DEADLINE_EXCEEDED', `the request would finish after its deadline (${Math.max(0, Math.round(p.deadline - now))} ms left; its batch takes about ${Math.round(finish - now)} ms)`, {
+                queueMs: Math.round(now - p.enqueued),
+              }),
+            );
+          }
+          this.#queue = this.#queue.filter((_, i) => !gone.has(i));
+          continue;
+        }
       }
       const batch = take.map((i) => this.#queue[i]!);
       const taken = new Set(take);
@@ -250,7 +388,7 @@ export class AdaptiveBatcher {
     for (const p of this.#queue) {
       if (p.deadline <= now) {
         this.#observer.onTimeout?.();
-        p.reject(new InferrerError('DEADLINE_EXCEEDED', `the request waited ${Math.round(now - p.enqueued)} ms in the queue, past its deadline`, { queueMs: Math.round(now - p.enqueued) }));
+        settle(p).reject(new InferrerError('DEADLINE_EXCEEDED', `the request waited ${Math.round(now - p.enqueued)} ms in the queue, past its deadline`, { queueMs: Math.round(now - p.enqueued) }));
       } else keep.push(p);
     }
     this.#queue = keep;
@@ -275,24 +413,30 @@ export class AdaptiveBatcher {
       batch.map((p) => p.inputs),
       rows,
     );
+    const running: Running = { started: performance.now(), rows: totalRows };
+    this.#running.add(running);
+    const watch = new DeadlineWatch(batch, this.#observer);
     this.#runner
       .run(feeds)
       .then(
         (result) => {
+          this.times.observe(totalRows, performance.now() - running.started);
           this.#observer.onBatch?.(batch.length, totalRows, result.computeMs);
           const parts = splitOutputs(result.outputs, rows);
           if (!parts) return this.#runAlone(batch, now);
           for (let i = 0; i < batch.length; i++) {
-            batch[i]!.resolve({ outputs: parts[i]!, batchRequests: batch.length, batchRows: totalRows, queueMs: now - batch[i]!.enqueued, computeMs: result.computeMs });
+            answer(batch[i]!, { outputs: parts[i]!, batchRequests: batch.length, batchRows: totalRows, queueMs: now - batch[i]!.enqueued, computeMs: result.computeMs }, this.#observer);
           }
         },
         (err) => {
           // One bad request must not fail the others: retry a failed batch one request at a time.
           if (batch.length > 1) return this.#runAlone(batch, now);
-          batch[0]!.reject(err);
+          if (!batch[0]!.settled) settle(batch[0]!).reject(err);
         },
       )
       .finally(() => {
+        watch.stop();
+        this.#running.delete(running);
         this.#inflight--;
         this.#notifyIdle();
       });
@@ -300,15 +444,18 @@ export class AdaptiveBatcher {
 
   async #runAlone(batch: Pending[], now: number): Promise<void> {
     await Promise.all(
-      batch.map((p) =>
-        this.#runner.run(p.inputs).then(
+      batch.map((p) => {
+        if (p.settled) return undefined;
+        return this.#runner.run(p.inputs).then(
           (r) => {
             this.#observer.onBatch?.(1, p.rows, r.computeMs);
-            p.resolve({ outputs: r.outputs, batchRequests: 1, batchRows: p.rows, queueMs: now - p.enqueued, computeMs: r.computeMs });
+            answer(p, { outputs: r.outputs, batchRequests: 1, batchRows: p.rows, queueMs: now - p.enqueued, computeMs: r.computeMs }, this.#observer);
           },
-          (err) => p.reject(err),
-        ),
-      ),
+          (err) => {
+            if (!p.settled) settle(p).reject(err);
+          },
+        );
+      }),
     );
   }
 
@@ -318,6 +465,63 @@ export class AdaptiveBatcher {
       this.#idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+}
+
+/** Marks a request answered (a later result or error for it is dropped) and gives back its callbacks. */
+function settle(p: Pending): Pending {
+  p.settled = true;
+  return p;
+}
+
+/** A result, unless the request was answered already or its deadline passed meanwhile (then 504). */
+function answer(p: Pending, result: InferResult, observer: BatchObserver): void {
+  if (p.settled) return;
+  settle(p);
+  if (performance.now() > p.deadline) {
+    observer.onTimeout?.();
+    p.reject(new InferrerError('DEADLINE_EXCEEDED', 'the request finished running after its deadline', { queueMs: Math.round(result.queueMs) }));
+    return;
+  }
+  p.resolve(result);
+}
+
+/**
+ * The deadlines of a running batch: each request still running at its deadline is answered
+ * DEADLINE_EXCEEDED then, while the run goes on for the others (its slot stays busy until it ends).
+ */
+class DeadlineWatch {
+  readonly #batch: Pending[];
+  readonly #observer: BatchObserver;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(batch: Pending[], observer: BatchObserver) {
+    this.#batch = batch;
+    this.#observer = observer;
+    this.#arm();
+  }
+
+  stop(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(): void {
+    let next = Infinity;
+    for (const p of this.#batch) if (!p.settled && p.deadline < next) next = p.deadline;
+    if (next === Infinity) return;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, next - performance.now()));
+    this.#timer.unref();
+  }
+
+  #fire(): void {
+    const now = performance.now();
+    for (const p of this.#batch) {
+      if (p.settled || p.deadline > now) continue;
+      this.#observer.onTimeout?.();
+      settle(p).reject(new InferrerError('DEADLINE_EXCEEDED', `the request was still running at its deadline (${Math.round(now - p.enqueued)} ms after it was queued)`, { queueMs: Math.round(now - p.enqueued) }));
+    }
+    this.#arm();
   }
 }
 

@@ -43,6 +43,8 @@ export interface StreamCall {
   params: Record<string, string>;
   query: string;
   reqId: string;
+  /** When the answer is due (performance.now() clock): REQUEST_TIMEOUT_MS after the request came in (deadline.ts). */
+  deadline: number;
 }
 
 /**

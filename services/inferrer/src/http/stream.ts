@@ -10,7 +10,8 @@ import { sendError } from '@inferrer/http';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Auth } from '../auth.ts';
 import type { InferrerMetrics } from '../metrics.ts';
-import { answeredByOf } from '../upstream.ts';
+import { answerBy } from '../deadline.ts';
+import { type UpstreamResponse, answeredByOf } from '../upstream.ts';
 import { ERROR_BODY } from '../protocol/errors.ts';
 import { relay } from '../protocol/relay.ts';
 import type { StreamRoute } from './route.ts';
@@ -18,6 +19,8 @@ import { API_HEADERS } from './security-headers.ts';
 
 export interface StreamServer {
   auth: Auth;
+  /** REQUEST_TIMEOUT_MS: a prediction is answered by then, counted from when it came in. */
+  requestTimeoutMs: number;
   metrics: InferrerMetrics;
   log: Logger;
   /** The access logger, or undefined when access lines are off. */
@@ -35,7 +38,8 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
   try {
     await s.auth.check(req, route.scope);
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
-    ({ bytes: bytesOut, headers: written } = await relay(await route.stream(req, { params, query, reqId }), res, extra));
+    const deadline = answerBy(started, s.requestTimeoutMs);
+    ({ bytes: bytesOut, headers: written } = await relay(await byDeadline(route.stream(req, { params, query, reqId, deadline }), deadline), res, extra));
   } catch (err) {
     const e = err instanceof InferrerError ? err : undefined;
     failure = e;
@@ -69,6 +73,23 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
       bytesOut,
     });
   }
+}
+
+/**
+ * The answer, or DEADLINE_EXCEEDED at the deadline if it has not come by then (the body may still be
+ * arriving, or a modelhost still working): nothing is answered after the deadline. An answer that comes
+ * later is dropped.
+ */
+function byDeadline(answer: Promise<UpstreamResponse>, deadline: number): Promise<UpstreamResponse> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(new InferrerError('DEADLINE_EXCEEDED', 'no answer before the deadline'));
+      // The answer, if one still comes, is read and dropped, so its connection is reused.
+      answer.then((r) => r.body?.dump(), () => undefined).catch(() => undefined);
+    }, Math.max(0, deadline - performance.now()));
+  });
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
 }
 
 /** `?version=N` of a prediction, for the access line of a request refused before any modelhost saw it. */

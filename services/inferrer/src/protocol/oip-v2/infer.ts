@@ -50,6 +50,7 @@ export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {
       contentLength: body.length,
       contentType: String(req.headers['content-type'] ?? 'application/json'),
       headerLength: Array.isArray(header) ? header[0] : header,
+      deadline: call.deadline,
     });
     const coding = pickCoding(req.headers['accept-encoding']);
     return coding ? compressed(answer, coding) : answer;

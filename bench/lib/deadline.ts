@@ -1,0 +1,105 @@
+/**
+ * Part 8: deadlines under deep overload. ResNet-50 behind the cluster with REQUEST_TIMEOUT_MS=10000 and far
+ * more clients (512) than it serves in 10 s, each sending its next request as soon as the last is answered
+ * (a 503's Retry-After is not waited for: the worst case). Every answer must arrive within the deadline
+ * plus half a second: a result, 503 + Retry-After for a request the cluster cannot serve in time (at
+ * once), or 504 at the deadline. The load generator is autocannon in its own process (lib/load.ts), which
+ * times every answer whatever its status; reported: answers by status and the slowest of each, and how
+ * many came later than 10.5 s.
+ */
+import type { BenchOptions } from './options.ts';
+import { startBenchCluster } from './cluster.ts';
+import { runLoad } from './load.ts';
+import { CACHE_DIR } from './paths.ts';
+import { imageBody, v2BinaryBody } from './resnet.ts';
+import { ensureResnet50 } from './resnet50.ts';
+import { fmt, fmtMs, table } from './table.ts';
+
+export interface DeadlineResult {
+  deadlineMs: number;
+  clients: number;
+  /** Seconds of load (warm-up and window: every answer counts). */
+  seconds: number;
+  maxBatchSize: number;
+  /** Answers by status, and the slowest of each (ms). */
+  byStatus: Record<string, { count: number; max: number }>;
+  /** Requests without an answer (socket errors, autocannon's own 60 s timeout). */
+  failed: number;
+  /** Answers that came later than deadline + 500 ms. */
+  late: number;
+  /** Results (2xx) per second in the measured window, and their p50 / p99 (ms). */
+  okPerS: number;
+  okP50: number;
+  okP99: number;
+}
+
+const MARGIN_MS = 500;
+
+export async function runDeadline(opts: BenchOptions, log: (line: string) => void): Promise<DeadlineResult> {
+  const deadlineMs = 10_000;
+  const clients = 512;
+  const maxBatchSize = 8;
+  const warmupS = 2;
+  const durationS = opts.quick ? 20 : 40;
+  const model = await ensureResnet50(CACHE_DIR);
+  const bin = v2BinaryBody(imageBody().pixels);
+  const bc = await startBenchCluster({
+    modelhosts: opts.modelhosts,
+    models: [{ name: 'resnet50', file: model.file, description: 'ResNet-50 with random weights (bench)', config: { preload: true, batching: { max_batch_size: maxBatchSize } } }],
+    modelhostEnv: { REQUEST_TIMEOUT_MS: String(deadlineMs) },
+    inferrerEnv: { REQUEST_TIMEOUT_MS: String(deadlineMs) },
+  });
+  try {
+    const url = `${bc.url}/v2/models/resnet50/infer`;
+    const headers = { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bin.headerLength) };
+    // Every worker has the model warm before the load (the first runs may be slower than the deadline).
+    let ok = 0;
+    for (let i = 0; i < 30 && ok < 4; i++) {
+      const r = await Promise.all([1, 2].map(() => fetch(url, { method: 'POST', headers, body: new Uint8Array(bin.body) })));
+      for (const res of r) {
+        await res.arrayBuffer();
+        if (res.status === 200) ok++;
+      }
+    }
+    if (ok < 4) throw new Error('resnet50 did not answer before the load');
+    log(`${clients} clients for ${warmupS} + ${durationS} s, deadline ${deadlineMs / 1000} s, max_batch_size ${maxBatchSize}, v2 binary bodies …`);
+    const load = await runLoad({
+      url,
+      method: 'POST',
+      headers,
+      body: bin.body.toString('base64'),
+      bodyEncoding: 'base64',
+      connections: clients,
+      warmupS,
+      durationS,
+      timeoutS: 60,
+      lateAfterMs: deadlineMs + MARGIN_MS,
+    });
+    const byStatus: DeadlineResult['byStatus'] = {};
+    for (const [k, n] of Object.entries(load.statusCodes).sort()) byStatus[k] = { count: Number(n), max: load.maxByStatus?.[k] ?? NaN };
+    const r: DeadlineResult = {
+      deadlineMs,
+      clients,
+      seconds: warmupS + durationS,
+      maxBatchSize,
+      byStatus,
+      failed: load.socketErrors + load.timeouts,
+      late: load.late ?? 0,
+      okPerS: load.rps,
+      okP50: load.p50,
+      okP99: load.p99,
+    };
+    log(`  ${Object.entries(byStatus).map(([k, s]) => `${k}: ${s.count} (max ${fmtMs(s.max)} ms)`).join(', ')}; failed ${r.failed}; later than ${(deadlineMs + MARGIN_MS) / 1000} s: ${r.late}`);
+    return r;
+  } finally {
+    await bc.stop();
+  }
+}
+
+export function deadlineTable(r: DeadlineResult): string {
+  return `${table(
+    ['status', 'answers', 'max ms'],
+    Object.entries(r.byStatus).map(([k, s]) => [k, s.count, fmtMs(s.max)]),
+    ['l', 'r', 'r'],
+  )}\n${r.clients} clients, ${r.seconds} s, deadline ${r.deadlineMs / 1000} s: ${fmt(r.okPerS, 1)} results/s (p50 ${fmtMs(r.okP50)} ms, p99 ${fmtMs(r.okP99)} ms); failed ${r.failed}; answers later than ${(r.deadlineMs + MARGIN_MS) / 1000} s: ${r.late}`;
+}

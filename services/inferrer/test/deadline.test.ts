@@ -1,0 +1,120 @@
+/**
+ * The Inferrer keeps a prediction's deadline whatever it waits for: a connection to the balancer (the
+ * pool's queue, which undici's headersTimeout does not cover), a modelhost that answers late, or one
+ * member of a group that is late while the others are not. It gives the modelhost what is left of the
+ * deadline, less a margin for the trip back. Real HTTP servers on 127.0.0.1 stand in for the balancer.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { FRAMES_CONTENT_TYPE, decodeFrames, encodeFrame, readStream } from '@inferrer/core';
+import { loadConfig } from '../src/config.ts';
+import { DataPlane } from '../src/dataplane.ts';
+import { answerBy, modelhostBudgetMs } from '../src/deadline.ts';
+import { Grouping } from '../src/grouping.ts';
+import { Upstream, answerText } from '../src/upstream.ts';
+
+const closers: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+/** A stand-in balancer: `answer` decides, per request, how long to wait and what to send. */
+async function balancer(answer: (req: http.IncomingMessage, body: Buffer, res: http.ServerResponse) => void): Promise<string> {
+  const server = http.createServer(async (req, res) => answer(req, await readStream(req, 1 << 20), res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(
+    () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function upstream(url: string, connections: number): Upstream {
+  const up = new Upstream(url, connections);
+  closers.push(() => up.close());
+  return up;
+}
+
+async function settle(p: Promise<unknown>, made: number): Promise<{ what: string; ms: number }> {
+  try {
+    await p;
+    return { what: 'ok', ms: performance.now() - made };
+  } catch (err) {
+    return { what: (err as { code?: string }).code ?? String(err), ms: performance.now() - made };
+  }
+}
+
+describe('the deadline at the Inferrer', () => {
+  test('requests queued for a busy connection are answered DEADLINE_EXCEEDED at the deadline, not after', async () => {
+    // One connection, and a balancer that takes 3 s to answer: the second and third wait for the connection.
+    const url = await balancer((_req, _body, res) => void setTimeout(() => res.end('{}'), 3000));
+    const up = upstream(url, 1);
+    const made = performance.now();
+    const results = await Promise.all([1, 2, 3].map(() => settle(up.request({ method: 'POST', path: '/x', headers: {}, body: '{}', timeoutMs: 30_000, deadline: made + 300 }), made)));
+    for (const r of results) {
+      assert.equal(r.what, 'DEADLINE_EXCEEDED');
+      assert.ok(r.ms >= 290 && r.ms < 1500, `answered after ${r.ms.toFixed(0)} ms for a 300 ms deadline`);
+    }
+  });
+
+  test('a deadline already past is refused before anything is sent', async () => {
+    let seen = 0;
+    const url = await balancer((_req, _body, res) => {
+      seen++;
+      res.end('{}');
+    });
+    await assert.rejects(upstream(url, 1).request({ method: 'GET', path: '/x', headers: {}, timeoutMs: 1000, deadline: performance.now() - 1 }), { code: 'DEADLINE_EXCEEDED' });
+    assert.equal(seen, 0);
+  });
+
+  test('in a group, a member whose answer is late is answered DEADLINE_EXCEEDED at its deadline; the others get theirs', async () => {
+    // Member 0 is answered at once, member 1 after 2 s.
+    const url = await balancer((_req, body, res) => {
+      const members = decodeFrames(body);
+      res.writeHead(200, { 'content-type': FRAMES_CONTENT_TYPE });
+      res.write(encodeFrame({ i: 0, status: 200, headers: { 'content-type': 'application/json' } }, JSON.stringify({ echo: members[0]!.body.toString() })));
+      setTimeout(() => res.end(encodeFrame({ i: 1, status: 200, headers: { 'content-type': 'application/json' } }, '{"late":true}')), 2000);
+    });
+    const grouping = new Grouping(upstream(url, 2), { maxRequests: 8, timeoutMs: 30_000 });
+    const made = performance.now();
+    const member = (k: number) => ({ model: 'm', path: '/v1/models/m/predict', headers: { 'x-request-id': `r${k}` }, body: Buffer.from(`{"k":${k}}`), deadline: made + 400 });
+    const [a, b] = await Promise.all([
+      grouping.send(member(0)).then(async (r) => ({ what: await answerText(r), ms: performance.now() - made })),
+      settle(grouping.send(member(1)), made),
+    ]);
+    assert.equal(JSON.parse(a.what).echo, '{"k":0}');
+    assert.equal(b.what, 'DEADLINE_EXCEEDED');
+    assert.ok(b.ms >= 390 && b.ms < 1500, `the late member was answered after ${b.ms.toFixed(0)} ms`);
+  });
+
+  test('the modelhost is given what is left of the deadline, less a margin for the trip back', async () => {
+    const given: number[] = [];
+    const url = await balancer((req, _body, res) => {
+      given.push(Number(req.headers['x-request-timeout-ms']));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-deadline-'));
+    closers.push(() => rm(dir, { recursive: true, force: true }));
+    const config = loadConfig({ MODEL_DIR: dir, LOAD_BALANCER_URL: url, REQUEST_TIMEOUT_MS: '10000', GROUP_MAX_REQUESTS: '1' });
+    const dataplane = new DataPlane(upstream(url, 4), config);
+    await dataplane.predictV1('iris', new URLSearchParams(), { reqId: 'a', body: '{"values":[1,2,3,4]}' });
+    await dataplane.predictV1('iris', new URLSearchParams(), { reqId: 'b', body: '{"values":[1,2,3,4]}', deadline: performance.now() + 1000 });
+    // 10 s: the Inferrer answers by 9.75 s and gives the modelhost 2.5 % less (9.51 s).
+    assert.ok(given[0]! <= 9510 && given[0]! > 9300, `a fresh request leaves the modelhost about 9.5 s of 10 s (got ${given[0]})`);
+    assert.ok(given[1]! <= 975 && given[1]! > 850, `one with 1 s left leaves it 0.975 s (got ${given[1]})`);
+    assert.equal(modelhostBudgetMs(100), 97);
+    assert.equal(modelhostBudgetMs(60_000), 59_750);
+    assert.equal(modelhostBudgetMs(0.5), 1);
+    assert.equal(answerBy(1000, 10_000), 10_750);
+    assert.equal(answerBy(0, 1000), 975);
+  });
+});
