@@ -19,6 +19,7 @@ import { type CacheResult, cacheTable, runCache } from './lib/cache.ts';
 import { stopAllClusters } from './lib/cluster.ts';
 import { type DeadlineResult, deadlineTable, runDeadline } from './lib/deadline.ts';
 import { type DriftResult, driftTable, runDrift } from './lib/drift.ts';
+import { type ManyModelsResult, manyModelsTable, runManyModels, worstModelsMb } from './lib/many-models.ts';
 import { type OverloadResult, overloadTable, runOverload } from './lib/overload.ts';
 import { DEFAULT_IP_RPS, IRIS_TARGET, type IrisResult, irisTable, runIris } from './lib/iris.ts';
 import { type ImagesResult, imagesTable, runImages } from './lib/images.ts';
@@ -26,7 +27,7 @@ import { parseOptions } from './lib/options.ts';
 import { REPO_ROOT, RESULTS_DIR } from './lib/paths.ts';
 import { type GrpcResult, grpcTable, median, runGrpc } from './lib/grpc.ts';
 import { type ResnetResult, resnetTable, runResnet, sweepTable } from './lib/resnet.ts';
-import { fmt, fmtMs, table, verdict } from './lib/table.ts';
+import { fmt, fmtMs, fmtRps, table, verdict } from './lib/table.ts';
 
 const started = performance.now();
 const opts = (() => {
@@ -194,6 +195,22 @@ if (opts.parts.includes('grpc')) {
   out();
 }
 
+let manyModels: ManyModelsResult | undefined;
+if (opts.parts.includes('many-models')) {
+  const m = opts.manyModels;
+  out(`== 9. many models: ${m.models} MLPs, ${m.modelhosts} modelhosts each with a budget for ${Math.round(m.budgetShare * 100)} % of them, Zipf s=${m.zipf} from ${m.clients} clients (${m.warmupS} s warm-up + ${m.durationS} s), placement off and on ==`);
+  try {
+    manyModels = await runManyModels(m, log);
+    out();
+    out(`cluster: Inferrer → ${manyModels.runs[0]?.balancer ?? '?'} / ${manyModels.runs[1]?.balancer ?? '?'} → ${m.modelhosts} modelhosts; hit: the model was loaded on the worker; load: the request waited for its load (Server-Timing load;dur); single p99: every request for one model, same clients, same cluster`);
+    out(manyModelsTable(manyModels));
+  } catch (err) {
+    failures.push(`many-models: ${(err as Error).stack ?? err}`);
+    out(`many-models part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
+}
+
 interface SummaryRow {
   measure: string;
   value: string;
@@ -280,6 +297,28 @@ if (deadline) {
   summary.push({ measure: `deadline ${deadline.deadlineMs / 1000} s, ${deadline.clients} clients on ResNet-50: answers later than ${(deadline.deadlineMs + 500) / 1000} s`, value: `${deadline.late} of ${Object.values(deadline.byStatus).reduce((n, s) => n + s.count, 0)} (${Object.entries(deadline.byStatus).map(([k, s]) => `${k}: ${s.count}`).join(', ')}; failed ${deadline.failed})`, target: '0', verdict: verdict(deadline.late === 0 && deadline.failed === 0) });
   summary.push({ measure: 'deadline: results/s under that overload', value: fmt(deadline.okPerS, 1), target: 'report', verdict: 'report' });
 }
+if (manyModels) {
+  const budgetMb = manyModels.budgetBytes / 2 ** 20;
+  for (const run of manyModels.runs) {
+    const what = `many models, placement ${run.balance === 'placement' ? 'on' : 'off'}`;
+    const errors = run.load.errors + run.warmup.errors + run.single.errors;
+    const worst = worstModelsMb(run) / budgetMb;
+    summary.push({ measure: `${what}: errors (warm-up and single-model run included)`, value: String(errors), target: '0', verdict: verdict(errors === 0) });
+    summary.push({ measure: `${what}: worst peak RSS above the serving worker's own ÷ budget`, value: `${fmt(worst, 2)} (budget ${fmt(budgetMb, 0)} MB)`, target: '≤ 1.15', verdict: verdict(worst <= 1.15) });
+    summary.push({ measure: `${what}: warm p99 ÷ single-model p99`, value: `${fmt(run.load.hits.p99 / run.single.hits.p99, 2)} (${fmtMs(run.load.hits.p99)} / ${fmtMs(run.single.hits.p99)} ms)`, target: '≤ 2', verdict: verdict(run.load.hits.p99 <= 2 * run.single.hits.p99) });
+    summary.push({ measure: `${what}: hit rate (LRU ceiling; loads/s, evictions/s)`, value: `${fmt(run.hitRate, 3)} (${fmt(run.lruHitRate, 3)}; ${fmt(run.loadsPerS, 1)}, ${fmt(run.evictionsPerS, 1)})`, target: '≥ 0.9', verdict: verdict(run.hitRate >= 0.9) });
+    summary.push({ measure: `${what}: requests/s`, value: fmtRps(run.load.rps), target: 'report', verdict: 'report' });
+  }
+  const [off, on] = manyModels.runs;
+  if (off && on) {
+    summary.push({
+      measure: 'many models: placement on ÷ off: hit rate, loads/s, warm p99, req/s',
+      value: `${fmt(on.hitRate / off.hitRate, 2)}, ${fmt(on.loadsPerS / off.loadsPerS, 2)}, ${fmt(on.load.hits.p99 / off.load.hits.p99, 2)}, ${fmt(on.load.rps / off.load.rps, 2)}`,
+      target: 'report',
+      verdict: 'report',
+    });
+  }
+}
 if (drift) {
   summary.push({ measure: 'iris 32 clients: drift on ÷ off req/s', value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`, target: '≥ 0.95', verdict: verdict(drift.ratio >= 0.95) });
 }
@@ -296,6 +335,7 @@ const notable = [
   ...(resnet?.notable.map((n) => ({ part: 'resnet', ...n })) ?? []),
   ...(images?.notable.map((n) => ({ part: 'images', ...n })) ?? []),
   ...(grpcResult?.notable.map((n) => ({ part: 'grpc', ...n })) ?? []),
+  ...(manyModels?.notable.map((n) => ({ part: 'many-models', ...n })) ?? []),
 ];
 if (notable.length > 0) {
   out(`service log lines at warn or above during the run: ${notable.length}${notable.length >= 200 ? '+' : ''} (first 5):`);
@@ -312,7 +352,7 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, deadline, notable, failures }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, deadline, manyModels: omitNotable(manyModels), notable, failures }, null, 2)}\n`);
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

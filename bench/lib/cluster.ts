@@ -24,6 +24,11 @@ export interface BenchModel {
 export interface BenchClusterOptions {
   modelhosts: number;
   models: BenchModel[];
+  /** A store filled already (kept when the cluster stops); else a fresh one with the demo models and `models`. */
+  modelDir?: string;
+  balance?: 'least_conn' | 'placement' | 'hash';
+  /** Run the metrics service (default true). */
+  metrics?: boolean;
   modelhostEnv?: Record<string, string>;
   inferrerEnv?: Record<string, string>;
   /** Serve gRPC too, on a free port (cluster.grpcAddress). */
@@ -47,7 +52,7 @@ export async function stopAllClusters(): Promise<void> {
 }
 
 export async function startBenchCluster(opts: BenchClusterOptions): Promise<BenchCluster> {
-  const modelDir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-bench-models-'));
+  const modelDir = opts.modelDir ?? (await mkdtemp(path.join(os.tmpdir(), 'inferrer-bench-models-')));
   const store = new ModelStore(modelDir, { validate: (file) => inspectModel(file) });
   await store.init();
   for (const m of opts.models) {
@@ -74,7 +79,7 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
   };
   const runDir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-bench-run-'));
   const cleanup = async (): Promise<void> => {
-    await rm(modelDir, { recursive: true, force: true });
+    if (!opts.modelDir) await rm(modelDir, { recursive: true, force: true });
     await rm(runDir, { recursive: true, force: true });
   };
   const cluster = await startCluster({
@@ -83,8 +88,9 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     modelhosts: opts.modelhosts,
     modelDir,
     balancer: 'auto',
-    balance: 'least_conn',
-    seedDemo: true,
+    balance: opts.balance ?? 'least_conn',
+    seedDemo: opts.modelDir === undefined,
+    metrics: opts.metrics ?? true,
     env: { ...process.env, LOG_LEVEL: 'warn', NGINX_ACCESS_LOG: 'off' },
     // Every load-generator connection comes from 127.0.0.1: the per-IP rate limit (a guard against one
     // abusive client, 10 000 req/s by default) would cap the figures, so it is off here (the naive server has none).

@@ -1,6 +1,8 @@
 /** Command-line options of `pnpm bench`. */
-export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache' | 'grpc' | 'deadline';
-const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache', 'grpc', 'deadline'];
+import type { ManyModelsOptions } from './many-models.ts';
+
+export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache' | 'grpc' | 'deadline' | 'many-models';
+const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache', 'grpc', 'deadline', 'many-models'];
 
 export interface BenchOptions {
   parts: Part[];
@@ -21,15 +23,16 @@ export interface BenchOptions {
     /** max_batch_size of the "batching on" run. */
     maxBatchSize: number;
   };
+  manyModels: ManyModelsOptions;
   write: boolean;
 }
 
 export const USAGE = `pnpm bench [-- options]
 
   --quick            shorter windows (about a third of the time); figures are noisier
-  --only iris|resnet|images|drift|overload|cache|grpc|deadline  run one part only (repeatable)
-  --duration S       measured seconds per load point (overrides the default of both parts)
-  --modelhosts N     modelhosts in the cluster (default 2)
+  --only iris|resnet|images|drift|overload|cache|grpc|deadline|many-models  run one part only (repeatable)
+  --duration S       measured seconds per load point (overrides the default of every part)
+  --modelhosts N     modelhosts in the cluster (default 2; many-models: 4)
   --no-write         do not write bench/results/latest.json
   --help             this text
 `;
@@ -39,7 +42,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   const only: Part[] = [];
   let quick = false;
   let duration: number | undefined;
-  let modelhosts = 2;
+  let modelhosts: number | undefined;
   let write = true;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -68,7 +71,17 @@ export function parseOptions(argv: string[]): BenchOptions {
   return {
     parts: only.length ? [...new Set(only)] : ['iris', 'resnet', 'images', 'overload', 'grpc'],
     quick,
-    modelhosts,
+    modelhosts: modelhosts ?? 2,
+    manyModels: {
+      models: 1000,
+      budgetShare: 0.1,
+      modelhosts: modelhosts ?? 4,
+      clients: 64,
+      zipf: 1.1,
+      warmupS: quick ? 5 : 10,
+      durationS: duration ?? (quick ? 20 : 60),
+      singleS: quick ? 8 : 20,
+    },
     iris: { clients: [1, 32, 128], warmupS: quick ? 1 : 2, durationS: duration ?? (quick ? 2.5 : 6) },
     resnet: {
       clients: 16,

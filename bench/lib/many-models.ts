@@ -1,0 +1,341 @@
+/**
+ * Part 9: a thousand models on a handful of workers (issue 18). 1,000 distinct small MLPs of three sizes
+ * (test/helpers/mlp-models.ts) in the store, each modelhost with a memory budget that holds about 10 % of
+ * them, Zipf traffic (s = 1.1) from 64 closed-loop clients through the whole cluster. The same run is made
+ * with placement off (BALANCE=least_conn: every worker sees every model) and on (BALANCE=placement), each on
+ * a fresh cluster whose first run is the single-model reference (every request for one model, the same
+ * clients) for the warm p99 target.
+ *
+ * What each model costs is measured once per size by the Inferrer's real upload validation (a child
+ * process each, the median of three), and the store is filled directly with those costs: validating a
+ * thousand uploads one at a time would take most of an hour and tell nothing more.
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ModelInspection } from '@inferrer/model-store';
+import { ModelStore } from '@inferrer/model-store';
+import { checkOnnxFile } from '@inferrer/model-store/onnx-check';
+import type { OrtType } from '@inferrer/core';
+import { createLogger } from '../../packages/telemetry/src/index.ts';
+import { createProcessInspector } from '../../services/inferrer/src/validation/validation-process.ts';
+import { MLP_SIZES, type MlpShape, mlpModel } from '../../test/helpers/mlp-models.ts';
+import type { ManyModelsLoad, ManyModelsLoadResult } from '../many-models-generator.ts';
+import { type BenchCluster, startBenchCluster } from './cluster.ts';
+import { BENCH_DIR } from './paths.ts';
+import { fmt, fmtMs, fmtRps, table } from './table.ts';
+
+export interface ManyModelsOptions {
+  models: number;
+  /** Share of the models one worker's budget holds. */
+  budgetShare: number;
+  modelhosts: number;
+  clients: number;
+  zipf: number;
+  warmupS: number;
+  durationS: number;
+  singleS: number;
+}
+
+export interface SizeCost {
+  shape: MlpShape;
+  fileBytes: number;
+  /** validation.memory_bytes: the median of three validations. */
+  costBytes: number;
+}
+
+export interface WorkerMemory {
+  modelhost: string;
+  /** Resident memory of the idle worker before any traffic, and the most during the measured window. */
+  baselineMb: number;
+  /**
+   * The worker's own memory when serving: its resident memory after the single-model reference (runtime
+   * threads started, 64 clients served) less what its loaded models count. Peak RSS less this is what the
+   * models took at most, held against the budget.
+   */
+  servingMb: number;
+  peakMb: number;
+  /** The most the loaded models counted against the budget during the window. */
+  usedPeakMb: number;
+  /** Models loaded at the end. */
+  loaded: number;
+}
+
+type LoadResult = Omit<ManyModelsLoadResult, 'home'>;
+
+export interface ManyModelsRun {
+  balance: 'least_conn' | 'placement';
+  single: LoadResult;
+  warmup: LoadResult;
+  load: LoadResult;
+  /** Server-side, over the window: loads and evictions per second, hits / (hits + loads). */
+  loadsPerS: number;
+  evictionsPerS: number;
+  hitRate: number;
+  /**
+   * The hit rate an LRU cache of the budget's bytes would have on each worker, given the Zipf rates and where
+   * the models were answered (Che's approximation): the ceiling of least-recently-used eviction here.
+   */
+  lruHitRate: number;
+  memory: WorkerMemory[];
+  balancer: string;
+}
+
+export interface ManyModelsResult {
+  options: ManyModelsOptions;
+  sizes: SizeCost[];
+  budgetBytes: number;
+  runs: ManyModelsRun[];
+  notable: { service: string; line: string }[];
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Che's approximation of an LRU cache's hit rate: items with request rates `rates` and sizes `sizes` share
+ * `capacity`; the characteristic time T solves Σ size·(1 − e^(−rate·T)) = capacity, and the hit rate is
+ * Σ rate·(1 − e^(−rate·T)) / Σ rate.
+ */
+function lruHitRate(rates: number[], sizes: number[], capacity: number): number {
+  const total = rates.reduce((a, r) => a + r, 0);
+  if (total === 0) return Number.NaN;
+  const filled = (t: number): number => rates.reduce((a, r, i) => a + sizes[i]! * (1 - Math.exp(-r * t)), 0);
+  if (filled(1e12) <= capacity) return 1;
+  let lo = 0;
+  let hi = 1;
+  while (filled(hi) < capacity) hi *= 2;
+  for (let k = 0; k < 100; k++) {
+    const mid = (lo + hi) / 2;
+    if (filled(mid) < capacity) lo = mid;
+    else hi = mid;
+  }
+  return rates.reduce((a, r) => a + r * (1 - Math.exp(-r * hi)), 0) / total;
+}
+
+/**
+ * The LRU ceiling of a run: least_conn sends every worker the whole mix; placement sends each model to the
+ * worker that answered it most (a model never asked in the window to a worker by its rank).
+ */
+function lruCeiling(balance: ManyModelsRun['balance'], zipf: number, costs: number[], home: string[], workers: string[], budgetBytes: number): number {
+  const weights = costs.map((_, i) => 1 / (i + 1) ** zipf);
+  if (balance === 'least_conn') return lruHitRate(weights, costs, budgetBytes);
+  const total = weights.reduce((a, w) => a + w, 0);
+  let hits = 0;
+  for (const w of workers) {
+    const mine = costs.map((_, i) => (home[i] || workers[i % workers.length]) === w);
+    const rates = weights.filter((_, i) => mine[i]);
+    const rate = rates.reduce((a, r) => a + r, 0);
+    if (rate > 0) hits += lruHitRate(rates, costs.filter((_, i) => mine[i]), budgetBytes) * rate;
+  }
+  return hits / total;
+}
+
+/** Runs a ManyModelsLoad in bench/many-models-generator.ts, a child process of its own. */
+function generate(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(BENCH_DIR, 'many-models-generator.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let answered = false;
+    child.on('message', (msg: { type: string; result?: ManyModelsLoadResult; error?: string }) => {
+      if (msg.type === 'result') {
+        answered = true;
+        resolve(msg.result!);
+      } else if (msg.type === 'error') {
+        answered = true;
+        reject(new Error(`many-models load generator failed: ${msg.error}`));
+      }
+    });
+    child.once('exit', (code, signal) => {
+      if (!answered) reject(new Error(`many-models load generator exited (${signal ?? code}) without a result`));
+    });
+    child.send(spec);
+  });
+}
+
+/** Resident memory of a process, MB (Linux). */
+function rssMb(pid: number | undefined): number {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** What a worker's loaded models count against its budget now, MB. */
+async function usedMb(url: string): Promise<number> {
+  const w = (await (await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(5000) })).json()) as { memory: { used_bytes: number } };
+  return w.memory.used_bytes / MiB;
+}
+
+/** A counter summed over every modelhost (series whose labels contain `match`). */
+async function counter(bc: BenchCluster, name: string, match = ''): Promise<number> {
+  let sum = 0;
+  for (const m of bc.cluster.modelhosts) {
+    const text = await (await fetch(`${m.url}/metrics`)).text();
+    for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(match)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** What validation measures for one model of each size (median of three runs, each in its own process). */
+async function measureSizes(dir: string, log: (line: string) => void): Promise<SizeCost[]> {
+  const inspect = createProcessInspector({ memoryBaseMb: 256, memoryPerModelMb: 4, maxMemoryMb: 1536, timeoutMs: 60_000 }, createLogger({ service: 'bench', level: 'error' }));
+  const out: SizeCost[] = [];
+  for (const [i, shape] of MLP_SIZES.entries()) {
+    const costs: number[] = [];
+    let fileBytes = 0;
+    for (let k = 0; k < 3; k++) {
+      const bytes = mlpModel(shape, 900_000 + i * 10 + k);
+      fileBytes = bytes.length;
+      const file = path.join(dir, `size-${i}-${k}.onnx`);
+      await writeFile(file, bytes);
+      const r = await inspect(file, dir, {});
+      costs.push(r.cost!.memory_bytes);
+    }
+    costs.sort((a, b) => a - b);
+    out.push({ shape, fileBytes, costBytes: costs[1]! });
+    log(`size ${i} (${shape.inputs}→${shape.hidden}×${shape.layers}→${shape.outputs}, ${(fileBytes / 1024).toFixed(0)} KB): validation measured ${costs.map((c) => (c / MiB).toFixed(2)).join(', ')} MB`);
+  }
+  return out;
+}
+
+/** The store: `n` models, model i of size i % 3, each with its size's measured cost. */
+async function fillStore(dir: string, n: number, sizes: SizeCost[], log: (line: string) => void): Promise<void> {
+  const bySize = new Map<number, { inspection: Omit<ModelInspection, 'facts'> }>();
+  for (const s of sizes) {
+    const inputs = [{ name: 'x', type: 'float32' as OrtType, shape: ['batch', s.shape.inputs] }];
+    const outputs = [{ name: 'y', type: 'float32' as OrtType, shape: ['batch', s.shape.outputs] }];
+    bySize.set(s.fileBytes, { inspection: { signature: { inputs, outputs }, cost: { memory_bytes: s.costBytes, ms: 0 } } });
+  }
+  const store = new ModelStore(dir, {
+    inspect: async (file, folder) => {
+      const facts = await checkOnnxFile(file, folder);
+      const known = bySize.get((await stat(file)).size);
+      if (!known) throw new Error(`a model of unexpected size in ${file}`);
+      return { facts, ...known.inspection };
+    },
+  });
+  await store.init();
+  const started = performance.now();
+  for (let i = 0; i < n; i++) {
+    const staged = path.join(await store.stagingDir(), 'model.onnx');
+    await writeFile(staged, mlpModel(sizes[i % sizes.length]!.shape, i + 1));
+    await store.put(`m-${i}`, staged, { description: `MLP ${i}` });
+  }
+  log(`store: ${n} models written in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+async function runMode(
+  balance: ManyModelsRun['balance'],
+  opts: ManyModelsOptions,
+  modelDir: string,
+  models: ManyModelsLoad['models'],
+  costs: number[],
+  budgetBytes: number,
+  log: (line: string) => void,
+  notable: ManyModelsResult['notable'],
+): Promise<ManyModelsRun> {
+  const bc = await startBenchCluster({
+    modelhosts: opts.modelhosts,
+    models: [],
+    modelDir,
+    balance,
+    metrics: false,
+    modelhostEnv: { MODEL_MEMORY_BYTES: String(budgetBytes), ACCESS_LOG: 'false' },
+    inferrerEnv: { ACCESS_LOG: 'false' },
+  });
+  try {
+    const baseline = new Map(bc.cluster.modelhosts.map((m) => [m.id, rssMb(m.process.pid)]));
+    const spec = (zipf: number, warmupS: number, durationS: number): ManyModelsLoad => ({ url: bc.url, models, zipf, clients: opts.clients, warmupS, durationS, timeoutS: 30 });
+    log(`${balance}: single-model reference (${opts.clients} clients, one model, 3 s warm-up + ${opts.singleS} s)`);
+    const { home: _h1, ...single } = await generate(spec(0, 3, opts.singleS));
+    const serving = new Map<string, number>();
+    for (const m of bc.cluster.modelhosts) serving.set(m.id, rssMb(m.process.pid) - (await usedMb(m.url)));
+    log(`${balance}: ${opts.warmupS} s of Zipf traffic to warm up (measured apart)`);
+    const { home: _h2, ...warmup } = await generate(spec(opts.zipf, 0, opts.warmupS));
+    const peak = new Map<string, number>();
+    const usedPeak = new Map<string, number>();
+    const sample = async (): Promise<void> => {
+      for (const m of bc.cluster.modelhosts) {
+        peak.set(m.id, Math.max(peak.get(m.id) ?? 0, rssMb(m.process.pid)));
+        usedPeak.set(m.id, Math.max(usedPeak.get(m.id) ?? 0, await usedMb(m.url).catch(() => 0)));
+      }
+    };
+    const before = { loads: await counter(bc, 'modelhost_model_lookups_total', 'result="load"'), hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'), evictions: await counter(bc, 'modelhost_sessions_evicted_total') };
+    log(`${balance}: ${opts.durationS} s measured`);
+    const timer = setInterval(() => void sample(), 500);
+    const { home, ...load } = await generate(spec(opts.zipf, 0, opts.durationS));
+    clearInterval(timer);
+    await sample();
+    const after = { loads: await counter(bc, 'modelhost_model_lookups_total', 'result="load"'), hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'), evictions: await counter(bc, 'modelhost_sessions_evicted_total') };
+    const memory: WorkerMemory[] = [];
+    for (const m of bc.cluster.modelhosts) {
+      const w = (await (await fetch(`${m.url}/v1/models`)).json()) as { models: unknown[] };
+      memory.push({ modelhost: m.id, baselineMb: baseline.get(m.id)!, servingMb: serving.get(m.id)!, peakMb: peak.get(m.id) ?? Number.NaN, usedPeakMb: usedPeak.get(m.id) ?? Number.NaN, loaded: w.models.length });
+    }
+    const loads = after.loads - before.loads;
+    const hits = after.hits - before.hits;
+    notable.push(...bc.notable.slice(0, 20));
+    return { balance, single, warmup, load, loadsPerS: loads / opts.durationS, evictionsPerS: (after.evictions - before.evictions) / opts.durationS, hitRate: hits / Math.max(1, hits + loads),
+      lruHitRate: lruCeiling(balance, opts.zipf, costs, home, bc.cluster.modelhosts.map((m) => m.id), budgetBytes),
+      memory, balancer: bc.cluster.balancer.description };
+  } finally {
+    await bc.stop();
+  }
+}
+
+export async function runManyModels(opts: ManyModelsOptions, log: (line: string) => void): Promise<ManyModelsResult> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'inferrer-bench-many-'));
+  const modelDir = path.join(work, 'models');
+  try {
+    const sizes = await measureSizes(work, log);
+    await fillStore(modelDir, opts.models, sizes, log);
+    const meanCost = sizes.reduce((a, s) => a + s.costBytes, 0) / sizes.length;
+    const budgetBytes = Math.round(opts.models * opts.budgetShare * meanCost);
+    log(`budget: ${(budgetBytes / MiB).toFixed(1)} MB per worker = ${Math.round(opts.models * opts.budgetShare)} models at their mean validation cost of ${(meanCost / MiB).toFixed(2)} MB`);
+    const models = Array.from({ length: opts.models }, (_, i) => ({ name: `m-${i}`, inputs: sizes[i % sizes.length]!.shape.inputs }));
+    const costs = models.map((_, i) => sizes[i % sizes.length]!.costBytes);
+    const notable: ManyModelsResult['notable'] = [];
+    const runs: ManyModelsRun[] = [];
+    for (const balance of ['least_conn', 'placement'] as const) runs.push(await runMode(balance, opts, modelDir, models, costs, budgetBytes, log, notable));
+    return { options: opts, sizes, budgetBytes, runs, notable };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** The most resident memory a worker's models took in the window (its peak less its own when serving), MB. */
+export function worstModelsMb(run: ManyModelsRun): number {
+  return run.memory.reduce((a, m) => Math.max(a, m.peakMb - m.servingMb), 0);
+}
+
+export function manyModelsTable(r: ManyModelsResult): string {
+  const budgetMb = r.budgetBytes / MiB;
+  const rows = r.runs.map((run) => {
+    const worst = worstModelsMb(run);
+    return [
+      run.balance === 'placement' ? 'placement on' : 'placement off (least_conn)',
+      fmtRps(run.load.rps),
+      `${fmtMs(run.load.hits.p50)} / ${fmtMs(run.load.hits.p99)}`,
+      `${fmtMs(run.load.loads.p50)} / ${fmtMs(run.load.loads.p99)}`,
+      `${fmtMs(run.single.hits.p99)}`,
+      `${fmt(run.hitRate, 3)} / ${fmt(run.lruHitRate, 3)}`,
+      fmt(run.loadsPerS, 1),
+      fmt(run.evictionsPerS, 1),
+      `${fmt(worst, 0)} / ${fmt(budgetMb, 0)}`,
+      String(run.load.errors + run.warmup.errors + run.single.errors),
+    ];
+  });
+  const head = ['', 'req/s', 'hit p50/p99 ms', 'load p50/p99 ms', 'single p99', 'hit rate / LRU ceiling', 'loads/s', 'evict/s', 'models\' peak RSS / budget MB', 'errors'];
+  const memory = r.runs.flatMap((run) =>
+    run.memory.map((m) => [run.balance, m.modelhost, fmt(m.baselineMb, 0), fmt(m.servingMb, 0), fmt(m.peakMb, 0), fmt(m.peakMb - m.servingMb, 0), fmt(m.usedPeakMb, 0), fmt(budgetMb, 0), String(m.loaded), String(run.load.perModelhost[m.modelhost] ?? 0)]),
+  );
+  return [
+    table(head, rows),
+    '',
+    'per worker (MB): resident memory idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own (the models\' share); what the loaded models counted against the budget at most; models loaded at the end; answers served',
+    table(['', 'modelhost', 'idle', 'own', 'peak', 'peak−own', 'counted', 'budget', 'loaded', 'answers'], memory),
+  ].join('\n');
+}
+
