@@ -101,6 +101,12 @@ describe('docker-compose.yml', () => {
   test('every service built here has a health check', () => {
     for (const name of OWN) assert.ok(svc[name].healthcheck, name);
   });
+
+  test("the Inferrer serves gRPC on Triton's port 8001 and publishes it (INFERRER_GRPC_PORT)", () => {
+    assert.equal((svc.inferrer.environment as Yaml).GRPC_PORT, '8001');
+    assert.ok((svc.inferrer.ports as string[]).includes('8001:8001'), JSON.stringify(svc.inferrer.ports));
+    assert.match(readFileSync(path.join(REPO, 'docker-compose.yml'), 'utf8'), /"\$\{INFERRER_GRPC_PORT:-8001\}:8001"/);
+  });
 });
 
 describe('swarm-stack.yml', () => {
@@ -167,6 +173,12 @@ describe('swarm-stack.yml', () => {
         assert.ok(options['max-size'] && options['max-file'], `${f} ${name}: no max-size/max-file`);
       }
     }
+  });
+
+  test("the Inferrer serves gRPC on Triton's port 8001, published through the routing mesh", () => {
+    assert.equal((svc.inferrer.environment as Yaml).GRPC_PORT, '8001');
+    const ports = svc.inferrer.ports as Yaml[];
+    assert.ok(ports.some((p) => p.target === 8001 && p.published === 8001 && p.protocol === 'tcp'), JSON.stringify(ports));
   });
 
   test('nginx re-resolves tasks.modelhost while running', () => {

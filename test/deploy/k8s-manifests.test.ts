@@ -142,6 +142,19 @@ describe('wiring', () => {
     assert.ok(matches(sel, podLabels(deployments.find((d) => nameOf(d) === 'modelhost-gpu') as Yaml)));
   });
 
+  test('the inferrer Service carries gRPC (h2c) to the container port GRPC_PORT opens', () => {
+    const s = ofKind('Service').find((o) => nameOf(o) === 'inferrer') as Yaml;
+    const port = ((s.spec as Yaml).ports as Yaml[]).find((p) => p.name === 'grpc');
+    assert.ok(port, 'the inferrer Service has a grpc port');
+    assert.equal(port.port, 8001, "Triton's gRPC port");
+    assert.equal(port.appProtocol, 'kubernetes.io/h2c', 'gRPC without TLS is HTTP/2 cleartext');
+    const c = containers(deployments.find((d) => nameOf(d) === 'inferrer') as Yaml).find((x) => x.name === 'inferrer') as Yaml;
+    const target = ((c.ports ?? []) as Yaml[]).find((p) => p.name === port.targetPort);
+    assert.ok(target, `the inferrer container has no port ${String(port.targetPort)}`);
+    const grpcPort = ((c.env ?? []) as Yaml[]).find((e) => e.name === 'GRPC_PORT')?.value;
+    assert.equal(Number(grpcPort), target.containerPort, 'the container listens for gRPC where the port points');
+  });
+
   test('the Ingress reaches the Inferrer, the only public service', () => {
     const ing = ofKind('Ingress')[0];
     const backend = ((((((ing.spec as Yaml).rules as Yaml[])[0].http as Yaml).paths as Yaml[])[0].backend as Yaml).service) as Yaml;

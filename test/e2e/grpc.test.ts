@@ -199,6 +199,19 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
   });
 });
 
+describe('schedule policy over gRPC', () => {
+  const iris = { model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer)] };
+
+  test("priority and timeout as Triton's client sends them (uint64_param, int64_param) are taken; a priority out of range is INVALID_ARGUMENT naming it", async () => {
+    const plain = await ok('ModelInfer', iris);
+    const scheduled = await ok('ModelInfer', { ...iris, parameters: { priority: { uint64_param: '2' }, timeout: { int64_param: '30000000' } } });
+    assert.deepEqual(scheduled.raw_output_contents.map((b: Uint8Array) => Buffer.from(b).toString('hex')), plain.raw_output_contents.map((b: Uint8Array) => Buffer.from(b).toString('hex')));
+    const bad = await call('ModelInfer', { ...iris, parameters: { priority: { uint64_param: '3' } } }, { key: PREDICT });
+    assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(bad.err!.details, /"parameters.priority" must be 0 \(the default level\), 1 or 2; got 3/);
+  });
+});
+
 describe('the other calls answer as their HTTP routes do', () => {
   test('ServerLive, ServerReady, ServerMetadata (no key needed)', async () => {
     assert.deepEqual((await call('ServerLive', {})).res, { live: true });

@@ -196,7 +196,7 @@ describe('the launcher', () => {
     for (const format of ['pretty', 'json'] as const) {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-launcher-tty-'));
       dirs.push(dir);
-      const env = launcherEnv({ PORT: String(await freePort()), METRICS_PORT: String(await freePort()), MODELHOSTS: '1', MODEL_DIR: path.join(dir, 'models'), ...(format === 'json' ? { LOG_FORMAT: 'json' } : {}) });
+      const env = launcherEnv({ PORT: String(await freePort()), METRICS_PORT: String(await freePort()), MODELHOSTS: '1', MODEL_DIR: path.join(dir, 'models'), ...(format === 'json' ? { LOG_FORMAT: 'json', GRPC_PORT: '0' } : {}) });
       const command = `${process.execPath} --import tsx services/cli/src/main.ts start`;
       const child = spawn('/usr/bin/script', ['-qfec', command, '/dev/null'], { cwd: REPO, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
       let out = '';
@@ -210,6 +210,10 @@ describe('the launcher', () => {
       const line = listening.replace(/^inferrer +\| /, '');
       if (format === 'pretty') assert.match(line, /^\d\d:\d\d:\d\d\.\d{3} .*INFO.* main inferrer listening .*host=127\.0\.0\.1/);
       else assert.equal(JSON.parse(line).msg, 'inferrer listening');
+      // GRPC_PORT unset: gRPC on 8001 (or a free port); GRPC_PORT=0 (the json run): no gRPC at all.
+      const grpcLines = out.split(/\r?\n/).filter((l) => /gRPC listening|^ +gRPC: /.test(l));
+      if (format === 'pretty') assert.equal(grpcLines.length, 2, `the Inferrer's gRPC line and the banner's:\n${out.slice(0, 3000)}`);
+      else assert.deepEqual(grpcLines, [], 'GRPC_PORT=0 turns gRPC off');
     }
   });
 
