@@ -60,6 +60,19 @@ export function planRequest(
   };
 }
 
+/**
+ * The most slots a plan may give a model on this worker: one per core, per shared runtime thread, and as
+ * many sessions as the memory budget (and MODEL_MAX_MEMORY_MB) holds at one session's expected cost;
+ * at least 1 (a model whose one session does not fit is refused by the budget, not here).
+ */
+export function maxSlots(o: { cpus: number; sessionThreads: number; budgetBytes: number; slotBytes: number; limitBytes: number }): number {
+  const caps = [o.cpus];
+  if (o.sessionThreads > 0) caps.push(o.sessionThreads);
+  if (o.slotBytes > 0) caps.push(Math.floor(o.budgetBytes / o.slotBytes));
+  if (o.slotBytes > 0 && o.limitBytes > 0) caps.push(Math.floor(o.limitBytes / o.slotBytes));
+  return Math.max(1, Math.min(...caps));
+}
+
 /** The plan as the settings route and the model configuration show it. */
 export function planView(plan: ExecutionPlan): Record<string, unknown> {
   return {

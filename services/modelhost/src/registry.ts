@@ -13,7 +13,7 @@ import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
 import { AdaptiveBatcher, type BatchObserver, type ExecutionPlan, type ExecutionProvider, type OnnxSession, type SessionThreads, loadPlanned, zeroFeeds } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
-import { planRequest, workerCpus } from './execution.ts';
+import { maxSlots, planRequest, workerCpus } from './execution.ts';
 import { MemoryBudget } from './memory-budget.ts';
 
 export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
@@ -372,14 +372,21 @@ export class ModelRegistry {
     const { file, version: v } = await this.#store.resolve(record.name, version);
     const cfg = record.config;
     const settings = this.settings(record);
-    // Slots unless set: chosen at load (execution.ts), at most one per core (and per shared runtime thread).
-    const maxInstances = Math.max(1, Math.min(workerCpus(this.#config).cpus, this.#config.sessionThreads > 0 ? this.#config.sessionThreads : Infinity));
+    const id = key(record.name, version);
+    const limitMb = this.#config.modelMaxMemoryMb;
+    // Slots unless set: chosen at load (execution.ts), within the cores, the runtime threads and the memory.
+    const maxInstances = maxSlots({
+      cpus: workerCpus(this.#config).cpus,
+      sessionThreads: this.#config.sessionThreads,
+      budgetBytes: this.#budget.limitBytes,
+      slotBytes: this.#budget.expected(id, v, 1),
+      limitBytes: limitMb * MiB,
+    });
     const instances = settings.instances ?? maxInstances;
     const refuse = (message: string, details: Record<string, unknown>): InferrerError => {
       this.#hooks.onLoad?.(record.name, version, 0, false);
       return new InferrerError('MODEL_LOAD_FAILED', message, { model: record.name, version, ...details });
     };
-    const limitMb = this.#config.modelMaxMemoryMb;
     // What the upload's validation measured for one session; a version that would not fit is refused, not loaded.
     const needMb = v.validation ? Math.ceil((v.validation.memory_bytes * instances) / MiB) : 0;
     if (limitMb > 0 && needMb > limitMb) {
@@ -388,7 +395,6 @@ export class ModelRegistry {
         { need_mb: needMb, limit_mb: limitMb },
       );
     }
-    const id = key(record.name, version);
     const need = this.#budget.expected(id, v, instances);
     if (need > this.#budget.limitBytes) {
       throw refuse(
