@@ -8,6 +8,7 @@
  *   3. images: JPEGs as multipart files at 16 clients for digits and ResNet-50, with the decode/resize share
  *   6. response cache (--only cache): ResNet-50 hit latency, and throughput at a 50 % hit rate
  *   7. gRPC vs HTTP binary vs HTTP JSON (Open Inference Protocol) on iris at 128 clients and ResNet-50 at 16
+ *  10. cancelled work (--only cancel): ResNet-50 goodput of 16 clients beside 64 that give up after 200 ms
  *
  * Prints every table, then a summary; writes everything to bench/results/latest.json.
  */
@@ -16,6 +17,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type CacheResult, cacheTable, runCache } from './lib/cache.ts';
+import { type CancelResult, cancelTable, runCancel } from './lib/cancel.ts';
 import { stopAllClusters } from './lib/cluster.ts';
 import { type DeadlineResult, deadlineTable, runDeadline } from './lib/deadline.ts';
 import { type DriftResult, driftTable, runDrift } from './lib/drift.ts';
@@ -211,6 +213,21 @@ if (opts.parts.includes('many-models')) {
   out();
 }
 
+let cancel: CancelResult | undefined;
+if (opts.parts.includes('cancel')) {
+  out(`== 10. cancelled work: ResNet-50 over v2 binary, ${opts.resnet.clients} steady clients alone and beside 64 that give up after 200 ms (${opts.resnet.warmupS} s warm-up + ${opts.resnet.durationS} s per run) ==`);
+  try {
+    cancel = await runCancel(opts, log);
+    out();
+    out(`cluster: Inferrer → ${cancel.balancer} → ${cancel.modelhosts} modelhosts; a quitter closes its connection ${cancel.giveUpMs} ms after sending and sends again at once`);
+    out(cancelTable(cancel));
+  } catch (err) {
+    failures.push(`cancel: ${(err as Error).stack ?? err}`);
+    out(`cancel part failed: ${(err as Error).stack ?? err}`);
+  }
+  out();
+}
+
 interface SummaryRow {
   measure: string;
   value: string;
@@ -330,6 +347,12 @@ if (cache) {
   summary.push({ measure: 'response cache: errors', value: String(errors), target: '0', verdict: verdict(errors === 0) });
 }
 
+if (cancel) {
+  const mixed = cancel.runs[1]!;
+  summary.push({ measure: `ResNet-50 ${cancel.clients} clients beside ${cancel.quitters} quitters: goodput ÷ alone`, value: `${fmt(cancel.ratio, 2)} (${fmt(mixed.load.rps, 1)} / ${fmt((cancel.runs[0]!.load.rps + cancel.runs[2]!.load.rps) / 2, 1)} images/s)`, target: '≥ 0.90', verdict: verdict(cancel.ratio >= 0.9) });
+  summary.push({ measure: 'cancelled work: steady clients\' errors', value: String(cancel.runs.reduce((n, x) => n + x.load.errors, 0)), target: '0', verdict: verdict(cancel.runs.every((x) => x.load.errors === 0)) });
+}
+
 const notable = [
   ...(iris?.notable.map((n) => ({ part: 'iris', ...n })) ?? []),
   ...(resnet?.notable.map((n) => ({ part: 'resnet', ...n })) ?? []),
@@ -352,7 +375,7 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, deadline, manyModels: omitNotable(manyModels), notable, failures }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, deadline, manyModels: omitNotable(manyModels), cancel, notable, failures }, null, 2)}\n`);
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

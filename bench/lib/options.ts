@@ -1,8 +1,8 @@
 /** Command-line options of `pnpm bench`. */
 import type { ManyModelsOptions } from './many-models.ts';
 
-export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache' | 'grpc' | 'deadline' | 'many-models';
-const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache', 'grpc', 'deadline', 'many-models'];
+export type Part = 'iris' | 'resnet' | 'images' | 'drift' | 'overload' | 'cache' | 'grpc' | 'deadline' | 'many-models' | 'cancel';
+const PARTS: readonly Part[] = ['iris', 'resnet', 'images', 'drift', 'overload', 'cache', 'grpc', 'deadline', 'many-models', 'cancel'];
 
 export interface BenchOptions {
   parts: Part[];
@@ -30,7 +30,7 @@ export interface BenchOptions {
 export const USAGE = `pnpm bench [-- options]
 
   --quick            shorter windows (about a third of the time); figures are noisier
-  --only iris|resnet|images|drift|overload|cache|grpc|deadline|many-models  run one part only (repeatable)
+  --only iris|resnet|images|drift|overload|cache|grpc|deadline|many-models|cancel  run one part only (repeatable)
   --duration S       measured seconds per load point (overrides the default of every part)
   --modelhosts N     modelhosts in the cluster (default 2; many-models: 4)
   --no-write         do not write bench/results/latest.json

@@ -15,6 +15,7 @@ export type ErrorKind =
   | 'rate_limited'
   | 'unavailable'
   | 'timeout'
+  | 'cancelled'
   | 'unsupported'
   | 'internal';
 
@@ -66,6 +67,7 @@ export const ERROR_CODES = {
   JOBS_UNAVAILABLE: { kind: 'unavailable', summary: 'Batch jobs are not running on this Inferrer (starting, or stopping).' },
   BODY_TOO_SLOW: { kind: 'timeout', summary: 'The request body arrived slower than the minimum rate (BODY_TIMEOUT_MS, BODY_MIN_BYTES_PER_S); the connection is closed.' },
   DEADLINE_EXCEEDED: { kind: 'timeout', summary: 'The request waited or ran past its deadline (REQUEST_TIMEOUT_MS), or could no longer finish before it; answered at the deadline at the latest.' },
+  REQUEST_CANCELLED: { kind: 'cancelled', summary: 'The client went away (closed its connection, or cancelled its gRPC call) before the answer; a request still queued is not run. Seen in logs and metrics as 499, never by the client.' },
   PROVIDER_UNAVAILABLE: { kind: 'unsupported', summary: 'An execution provider (e.g. cuda) was asked for but is not available on this worker.' },
   INFERENCE_FAILED: { kind: 'internal', summary: 'ONNX Runtime failed while running the model.' },
   STORAGE_FULL: { kind: 'unavailable', summary: 'The model volume has no space left; nothing was stored. Free space and retry.' },
@@ -177,6 +179,8 @@ export const STATUS_OF_KIND: Readonly<Record<ErrorKind, number>> = Object.freeze
   unsupported: 501,
   unavailable: 503,
   timeout: 504,
+  /** nginx's "client closed request": only logs and metrics see it. */
+  cancelled: 499,
 });
 
 /** Codes whose status differs from their kind's. */

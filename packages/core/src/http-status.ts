@@ -16,6 +16,7 @@ const STATUS: Record<number, [name: string, description: string]> = {
   413: ['REQUEST_ENTITY_TOO_LARGE', 'Entity is too large'],
   415: ['UNSUPPORTED_MEDIA_TYPE', 'Entity body in unsupported format'],
   429: ['TOO_MANY_REQUESTS', 'The user has sent too many requests in a given amount of time ("rate limiting")'],
+  499: ['CLIENT_CLOSED_REQUEST', 'The client closed the connection before the answer'],
   500: ['INTERNAL_SERVER_ERROR', 'Server got itself in trouble'],
   501: ['NOT_IMPLEMENTED', 'Server does not support this operation'],
   502: ['BAD_GATEWAY', 'Invalid responses from another server/proxy'],

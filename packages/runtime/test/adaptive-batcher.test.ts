@@ -445,6 +445,50 @@ describe('AdaptiveBatcher with slow.onnx', () => {
     }
   });
 
+  test('a queued request whose client goes away leaves the queue unrun; a running one finishes', async () => {
+    const slow = await OnnxSession.load(SLOW);
+    try {
+      let cancelled = 0;
+      const obs = { ...recorder(), onCancelled: () => void cancelled++ };
+      const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 1 }, obs);
+      const running = new AbortController();
+      const first = batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon(20_000), 'online', running.signal);
+      await new Promise(setImmediate);
+      assert.equal(batcher.inflight, 1);
+      const quitters = [new AbortController(), new AbortController(), new AbortController()];
+      const queued = quitters.map((c, i) => batcher.infer({ x: f32(1, [i, i, i, i]) }, 1, soon(20_000), 'online', c.signal));
+      const stays = batcher.infer({ x: f32(1, [7, 7, 7, 7]) }, 1, soon(20_000));
+      await new Promise(setImmediate);
+      assert.equal(batcher.depth, 4);
+      for (const c of quitters) c.abort();
+      running.abort();
+      for (const q of queued) {
+        await assert.rejects(q, (err: unknown) => {
+          assert.ok(err instanceof InferrerError, 'an InferrerError');
+          assert.equal(err.code, 'REQUEST_CANCELLED');
+          assert.equal(err.details.stage, 'queued');
+          return true;
+        });
+      }
+      assert.equal(batcher.depth, 1, 'only the request still wanted waits');
+      assert.equal(cancelled, 3);
+      assert.equal(obs.batches.length, 0, 'the slot is still busy with the first');
+      // The running request finishes (its caller drops the answer); the one still wanted runs next.
+      assert.deepEqual(Array.from((await first).outputs.y!.data as Float32Array), [1, 2, 3, 4]);
+      assert.deepEqual(Array.from((await stays).outputs.y!.data as Float32Array), [7, 7, 7, 7]);
+      assert.deepEqual(obs.batches, [
+        [1, 1],
+        [1, 1],
+      ]);
+      // A request whose client is already gone never enters the queue.
+      assert.equal(await codeOf(batcher.infer({ x: f32(1, [1, 1, 1, 1]) }, 1, soon(), 'online', AbortSignal.abort())), 'REQUEST_CANCELLED');
+      assert.equal(cancelled, 4);
+      await batcher.drained();
+    } finally {
+      await slow.dispose();
+    }
+  });
+
   test('batch-job requests wait behind online ones and fill the room online ones leave in a batch', async () => {
     const slow = await OnnxSession.load(SLOW);
     try {

@@ -41,6 +41,13 @@ export function createBalancer(opts: BalancerOptions): http.Server {
   /** What to do with the answer of the attempt in flight for each client request. */
   const onAnswer = new WeakMap<http.IncomingMessage, (res: http.IncomingMessage) => void>();
   proxy.on('proxyRes', (proxyRes, req) => onAnswer.get(req)?.(proxyRes));
+  // A client that goes away before the answer takes the upstream request with it (as nginx does with
+  // proxy_ignore_client_abort off): the modelhost then drops the request if it is still queued.
+  proxy.on('proxyReq', (proxyReq, _req, res) => {
+    res.once('close', () => {
+      if (!res.writableFinished) proxyReq.destroy();
+    });
+  });
 
   const ring = opts.balance === 'placement' || opts.balance === 'hash' ? new HashRing(targets, (t) => t.url) : undefined;
   const keyOf = (req: http.IncomingMessage): string | undefined => {

@@ -8,7 +8,7 @@ import type { InferrerConfig } from './config.ts';
 import { answerBy, modelhostBudgetMs } from './deadline.ts';
 import { Grouping } from './grouping.ts';
 import { PLACEMENT_HEADER, Placement } from './placement.ts';
-import type { Upstream, UpstreamResponse } from './upstream.ts';
+import { type Upstream, type UpstreamResponse, cancelledError } from './upstream.ts';
 
 export interface ForwardOptions {
   reqId: string;
@@ -22,6 +22,8 @@ export interface ForwardOptions {
   timeoutMs?: number | undefined;
   /** When the answer is due (performance.now() clock); default REQUEST_TIMEOUT_MS from now. */
   deadline?: number | undefined;
+  /** Fires when the client goes away: the request is abandoned upstream (grouping.ts, upstream.ts). */
+  signal?: AbortSignal | undefined;
 }
 
 /** Query options a v1 prediction passes on. */
@@ -158,6 +160,7 @@ export class DataPlane {
   }
 
   #send(model: string, path: string, opts: ForwardOptions, extra: Record<string, string>): Promise<UpstreamResponse> {
+    if (opts.signal?.aborted) return Promise.reject(cancelledError());
     // The deadline runs from here, whatever the request then waits for (a connection to the balancer, a
     // group, a modelhost's queue): the modelhost gets what is left, and the Inferrer answers 504 at it.
     const now = performance.now();
@@ -176,10 +179,10 @@ export class DataPlane {
     // A body in parts (a gRPC request's header and tensors) is joined only when small; a large one goes as its parts.
     const raw = Array.isArray(opts.body) && (opts.contentLength ?? GROUPED_BODY + 1) <= GROUPED_BODY ? Buffer.concat(opts.body) : opts.body;
     const body = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body, deadline });
+    if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body, deadline, signal: opts.signal });
     const key = this.placement.key(model);
     if (key !== undefined) headers[PLACEMENT_HEADER] = key;
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
-    return this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#config.requestTimeoutMs, deadline });
+    return this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#config.requestTimeoutMs, deadline, signal: opts.signal });
   }
 }

@@ -10,11 +10,20 @@
  * names every one), deadline, status and headers. A group that breaks off part-way (a modelhost killed
  * while answering) is sent once more for the members not yet answered: inference has no side effects,
  * the same reasoning that lets nginx retry a POST.
+ *
+ * Cancellation: a member whose client goes away before the group is sent leaves it. Once the group is on
+ * its way, a member whose client goes away is answered REQUEST_CANCELLED at once and its frame, if one
+ * comes, is dropped; when every member still unanswered has been given up, the group's request is
+ * abandoned: its connection closes, nginx closes its own to the modelhost, and the modelhost takes the
+ * members still queued out of its queue unrun. While some member of the group is still wanted, the
+ * others run with it: the members of a group arrived together and run in the same batch, which costs
+ * about as much with them as without (for a large model a batch's cost grows with its rows; a member that
+ * is a large share of a batch is seldom grouped, since only bodies up to 64 KiB travel in groups).
  */
 import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError, encodeFrame } from '@inferrer/core';
 import { modelhostBudgetMs } from './deadline.ts';
 import { PLACEMENT_HEADER } from './placement.ts';
-import { type Upstream, type UpstreamResponse, errorFromAnswer, mapTransportError } from './upstream.ts';
+import { type Upstream, type UpstreamResponse, cancelledError, errorFromAnswer, mapTransportError } from './upstream.ts';
 
 export interface GroupMember {
   /** The model: members are grouped by it (consistent hashing in nginx keys on it too). */
@@ -26,6 +35,8 @@ export interface GroupMember {
   body: Buffer;
   /** When its answer is due (performance.now() clock): it is answered DEADLINE_EXCEEDED then if none came. */
   deadline?: number | undefined;
+  /** Fires when the member's client goes away. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface GroupingOptions {
@@ -46,6 +57,8 @@ const MAX_ID_LIST = 4096;
 interface Pending extends GroupMember {
   resolve(answer: UpstreamResponse): void;
   reject(err: unknown): void;
+  /** What the member's client going away does now (leave the pending list, or the group in flight). */
+  onCancel?: (() => void) | undefined;
 }
 
 export class Grouping {
@@ -61,10 +74,40 @@ export class Grouping {
 
   /** Sends a member, alone or in the group it arrives with; resolves with its 2xx answer, throws its error. */
   send(member: GroupMember): Promise<UpstreamResponse> {
+    if (member.signal?.aborted) return Promise.reject(cancelledError());
     if (this.#opts.maxRequests <= 1) return this.#alone(member);
     return new Promise((resolve, reject) => {
       const list = this.#pending.get(member.model);
-      const p: Pending = { model: member.model, path: member.path, headers: member.headers, body: member.body, deadline: member.deadline, resolve, reject };
+      const signal = member.signal;
+      const onAbort = (): void => p.onCancel?.();
+      const settled = (): void => {
+        p.onCancel = undefined;
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const p: Pending = {
+        model: member.model,
+        path: member.path,
+        headers: member.headers,
+        body: member.body,
+        deadline: member.deadline,
+        signal,
+        resolve: (a) => {
+          settled();
+          resolve(a);
+        },
+        reject: (e) => {
+          settled();
+          reject(e);
+        },
+      };
+      // Not sent yet: it leaves the members waiting for this turn to end.
+      p.onCancel = () => {
+        const waiting = this.#pending.get(member.model);
+        const i = waiting?.indexOf(p) ?? -1;
+        if (i !== -1) waiting!.splice(i, 1);
+        p.reject(cancelledError());
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       if (list) list.push(p);
       else this.#pending.set(member.model, [p]);
       if (!this.#scheduled) {
@@ -79,6 +122,7 @@ export class Grouping {
     const all = this.#pending;
     this.#pending = new Map();
     for (const [model, members] of all) {
+      if (members.length === 0) continue;
       let group: Pending[] = [];
       let bytes = 0;
       let ids = 0;
@@ -102,6 +146,8 @@ export class Grouping {
     this.#opts.onGroup?.(group.length);
     if (group.length === 1) {
       const m = group[0]!;
+      // Alone, it goes as an ordinary request that its own signal abandons.
+      m.onCancel = undefined;
       this.#alone(m).then(m.resolve, m.reject);
       return;
     }
@@ -117,15 +163,28 @@ export class Grouping {
   #alone(m: GroupMember): Promise<UpstreamResponse> {
     const headers = Object.assign({}, m.headers, this.#placement(m.model));
     headers['content-length'] = String(m.body.length);
-    return this.#upstream.request({ method: 'POST', path: m.path, headers, body: m.body, timeoutMs: this.#opts.timeoutMs, deadline: m.deadline });
+    return this.#upstream.request({ method: 'POST', path: m.path, headers, body: m.body, timeoutMs: this.#opts.timeoutMs, deadline: m.deadline, signal: m.signal });
   }
 
   async #sendGroup(model: string, group: Pending[], retry: boolean): Promise<void> {
-    /** Per member: 0 waiting, 1 answered by its frame, 2 answered DEADLINE_EXCEEDED at its deadline. */
+    /** Per member: 0 waiting, 1 answered by its frame, 2 answered DEADLINE_EXCEEDED at its deadline, 3 given up (its client went away). */
     const answered = new Uint8Array(group.length);
     let left = group.length;
     let begun = false;
     let failure: unknown;
+    // When no member is wanted any more, the request is abandoned (the modelhost drops what is still queued).
+    const abandon = new AbortController();
+    group.forEach((m, i) => {
+      m.onCancel = () => {
+        if (answered[i]) return;
+        answered[i] = 3;
+        left--;
+        m.reject(cancelledError());
+        if (left === 0) abandon.abort();
+      };
+      if (m.signal?.aborted) m.onCancel();
+    });
+    if (left === 0) return;
     // Each member is answered by its own deadline, whatever the group still waits for.
     const now = performance.now();
     const timers = group.map((m, i) =>
@@ -142,7 +201,7 @@ export class Grouping {
     const deadline = deadlines.every((d) => d !== undefined) ? Math.max(...(deadlines as number[])) : undefined;
     const reader = new FrameReader((header, body) => {
       const i = header.i;
-      if (typeof i === 'number' && answered[i] === 2) return;
+      if (typeof i === 'number' && answered[i]! >= 2) return;
       if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= group.length || answered[i]) throw new InferrerError('INTERNAL', `a modelhost answered a group with a frame for member ${String(i)}`);
       const status = typeof header.status === 'number' ? header.status : 500;
       const headers = (typeof header.headers === 'object' && header.headers !== null ? header.headers : {}) as Record<string, string>;
@@ -166,6 +225,7 @@ export class Grouping {
         body,
         timeoutMs: this.#opts.timeoutMs,
         deadline,
+        signal: abandon.signal,
       });
       begun = true;
       for await (const chunk of res.body) reader.push(chunk as Buffer);
@@ -177,7 +237,10 @@ export class Grouping {
     const rest = group.filter((_, i) => !answered[i]);
     // A modelhost that does not know groups yet (a rolling upgrade): each member goes on its own.
     if (!begun && (failure as InferrerError | undefined)?.code === 'ROUTE_NOT_FOUND') {
-      for (const m of rest) this.#alone(m).then(m.resolve, m.reject);
+      for (const m of rest) {
+        m.onCancel = undefined;
+        this.#alone(m).then(m.resolve, m.reject);
+      }
       return;
     }
     if (begun && !retry) return this.#sendGroup(model, rest, true);

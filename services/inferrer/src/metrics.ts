@@ -34,6 +34,12 @@ export class InferrerMetrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],
   });
+  readonly cancelled = new client.Counter({
+    name: 'inferrer_requests_cancelled_total',
+    help: 'Predictions whose client went away (closed its connection, or cancelled its gRPC call) before the answer; the modelhost is told to drop them',
+    labelNames: ['route', 'protocol'],
+    registers: [this.registry],
+  });
   readonly upstreamErrors = new client.Counter({
     name: 'inferrer_upstream_errors_total',
     help: 'Predictions the load balancer or modelhosts failed to serve, by error code',

@@ -32,6 +32,16 @@ export interface UpstreamRequest {
    * for a connection: past it the request is abandoned with DEADLINE_EXCEEDED (504).
    */
   deadline?: number | undefined;
+  /**
+   * The client's: when it fires (the client went away), the request is abandoned with REQUEST_CANCELLED and
+   * its connection closed, so the balancer closes its own to the modelhost, which drops the request.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+/** A prediction whose client went away before its answer. */
+export function cancelledError(): InferrerError {
+  return new InferrerError('REQUEST_CANCELLED', 'the client went away before the answer');
 }
 
 export class Upstream {
@@ -51,12 +61,19 @@ export class Upstream {
     let timer: NodeJS.Timeout | undefined;
     let abort: AbortController | undefined;
     let headersTimeout = req.timeoutMs;
+    if (req.signal?.aborted) throw cancelledError();
     if (req.deadline !== undefined) {
       const left = req.deadline - performance.now();
       if (left <= 0) throw deadlineError();
       abort = new AbortController();
       timer = setTimeout(() => abort!.abort(), left);
       headersTimeout = Math.min(headersTimeout, Math.ceil(left));
+    }
+    // The client going away abandons the request (and its body, once the answer streams back).
+    if (req.signal) {
+      abort ??= new AbortController();
+      const a = abort;
+      req.signal.addEventListener('abort', () => a.abort(), { once: true });
     }
     try {
       res = (await this.#pool.request({
@@ -71,6 +88,7 @@ export class Upstream {
       })) as unknown as UpstreamResponse & { body: object };
       (res as { status: number }).status = (res as unknown as { statusCode: number }).statusCode;
     } catch (err) {
+      if (req.signal?.aborted) throw cancelledError();
       if (abort?.signal.aborted) throw deadlineError();
       throw mapTransportError(err);
     } finally {

@@ -147,4 +147,37 @@ describe('grouping', () => {
     });
     assert.deepEqual(await sendAll(grouping, 3), ['{"k":0}', 'error QUEUE_FULL', '{"k":2}']);
   });
+
+  test('a member whose client goes away before the group leaves leaves it; one already gone is refused at once', async () => {
+    const { grouping, seen } = await setup((_s, frames, res) => res.end(Buffer.concat(frames)));
+    const gone = new AbortController();
+    const settle = (p: Promise<unknown>): Promise<string> => p.then((r) => answerText(r as never).then((t) => JSON.parse(t).echo as string), (e: { code?: string }) => `error ${e.code}`);
+    const out = Promise.all([0, 1, 2].map((k) => settle(grouping.send({ ...member(k), ...(k === 1 ? { signal: gone.signal } : {}) }))));
+    gone.abort();
+    assert.deepEqual(await out, ['{"k":0}', 'error REQUEST_CANCELLED', '{"k":2}']);
+    assert.deepEqual(seen.map((x) => x.members), [['{"k":0}', '{"k":2}']], 'the group went without it');
+    assert.equal(await settle(grouping.send({ ...member(9), signal: AbortSignal.abort() })), 'error REQUEST_CANCELLED');
+  });
+
+  test('once every member of a group in flight is given up, the group request is abandoned (its connection closes)', async () => {
+    let closed!: () => void;
+    const upstreamSawClose = new Promise<void>((r) => (closed = r));
+    // An upstream that answers member 0 at once and sits on the others, as a modelhost with them queued.
+    const { grouping } = await setup((_s, frames, res) => {
+      res.write(frames[0]);
+      res.once('close', () => closed());
+    });
+    const quitters = [new AbortController(), new AbortController()];
+    const settle = (p: Promise<unknown>): Promise<string> => p.then((r) => answerText(r as never).then((t) => JSON.parse(t).echo as string), (e: { code?: string }) => `error ${e.code}`);
+    const out = Promise.all([settle(grouping.send(member(0))), ...quitters.map((c, k) => settle(grouping.send({ ...member(k + 1), signal: c.signal })))]);
+    await new Promise((r) => setTimeout(r, 100));
+    quitters[0]!.abort();
+    await new Promise((r) => setTimeout(r, 50));
+    let done = false;
+    void upstreamSawClose.then(() => (done = true));
+    assert.equal(done, false, 'one member still waits: the group stays');
+    quitters[1]!.abort();
+    assert.deepEqual(await out, ['{"k":0}', 'error REQUEST_CANCELLED', 'error REQUEST_CANCELLED']);
+    await upstreamSawClose;
+  });
 });

@@ -10,7 +10,7 @@ import { InferrerError } from '@inferrer/core';
 import { type RouteMatch, RouteTable, parseTarget, sendError } from '@inferrer/http';
 import { REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import { groupRoute } from './protocol/group.ts';
-import { InferenceFrame, WIRE_ERROR } from './protocol/inference.ts';
+import { InferenceFrame, WIRE_ERROR, closeSignal } from './protocol/inference.ts';
 import type { ExpressRoute, Item, Reply, Route } from './protocol/route.ts';
 import { type RouteDeps, inferenceRoutes, infoRoutes } from './protocol/routes.ts';
 
@@ -20,7 +20,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
   const { config } = deps;
   const log = deps.logger.child({ module: 'http' });
   const frame = new InferenceFrame(config, deps.logger, deps.draining);
-  const member = (item: Item): Promise<Reply> | undefined => {
+  const member = (item: Item, signal?: AbortSignal): Promise<Reply> | undefined => {
     let m: ReturnType<typeof table.match>;
     const q = item.path.indexOf('?');
     try {
@@ -32,7 +32,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     if (route?.kind !== 'inference') return undefined;
     const params = (m as RouteMatch<Route>).params;
     const path = q === -1 ? item.path : item.path.slice(0, q);
-    return frame.serve(item.headers, path, params.name ?? params.model ?? '', q === -1 ? '' : item.path.slice(q + 1), (ctx) => route.run(item, params, ctx));
+    return frame.serve(item.headers, path, params.name ?? params.model ?? '', q === -1 ? '' : item.path.slice(q + 1), (ctx) => route.run(item, params, ctx), signal);
   };
   const routes: Route[] = [...inferenceRoutes(deps), groupRoute({ config, frame, draining: deps.draining, member }), ...infoRoutes(deps)];
   const table = new RouteTable(routes);
@@ -71,9 +71,9 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     const name = params.name ?? params.model ?? '';
     switch (route.kind) {
       case 'inference':
-        return void frame.whole(req, path, name, query, (item, ctx) => route.run(item, params, ctx)).then((reply) => frame.send(req, res, reply));
+        return void frame.whole(req, path, name, query, (item, ctx) => route.run(item, params, ctx), closeSignal(res)).then((reply) => frame.send(req, res, reply));
       case 'stream':
-        return void frame.serve(req.headers, path, name, query, (ctx) => route.run(req, params, ctx)).then((reply) => frame.send(req, res, reply));
+        return void frame.serve(req.headers, path, name, query, (ctx) => route.run(req, params, ctx), closeSignal(res)).then((reply) => frame.send(req, res, reply));
       case 'group':
         return void route.serve(req, res);
       case 'express':

@@ -44,6 +44,8 @@ import type { ResponseCache } from './response-cache.ts';
 export interface Timing {
   deadline: number;
   priority?: Priority;
+  /** Fires when the client goes away: a request still queued leaves the queue; the answer of one that ran is dropped. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface V1PredictOptions extends Timing {
@@ -292,6 +294,7 @@ export class DataPlane {
       const code = (err as InferrerError).code ?? 'INTERNAL';
       const labels = seen ? { model: seen.name, version: String(seen.version) } : this.#metrics.refusedLabels(err);
       this.#metrics.requests.inc({ ...labels, code });
+      if (code === 'REQUEST_CANCELLED') this.#metrics.cancelled.inc({ ...labels, stage: (err as InferrerError).details.stage === 'running' ? 'running' : 'queued' });
       if (seen) this.#metrics.stats.failure(seen.name, seen.version, performance.now() - started);
       if (statusOf(toInferrerError(err)) >= 500) this.#metrics.errors.inc({ ...labels, code });
       throw err;
@@ -307,6 +310,7 @@ export class DataPlane {
   ): Promise<{ model: LoadedModel; decoded: D; result: InferResult; preprocessMs: number; drift: Pending | undefined; cache: CacheLookup | undefined }> {
     const taken = performance.now();
     let { deadline, priority } = timing;
+    const { signal } = timing;
     // A model being swapped out can refuse a request between lookup and enqueue; look it up once more.
     for (let attempt = 0; ; attempt++) {
       const { model, loadMs } = await this.#registry.acquire(name, version, deadline);
@@ -316,6 +320,7 @@ export class DataPlane {
           this.#metrics.timeouts.inc({ model: model.name, version: String(model.version) });
           throw new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it could run', { model: name });
         }
+        if (signal?.aborted) throw new InferrerError('REQUEST_CANCELLED', 'the client went away before the request ran', { stage: 'queued' });
         const decodeStarted = performance.now();
         const decoded = await decode(model.signature, model);
         const preprocessMs = performance.now() - decodeStarted;
@@ -334,7 +339,9 @@ export class DataPlane {
         const lookupMs = performance.now() - lookupStarted;
         if (cached) return { model, decoded, result: { outputs: cached, batchRequests: 0, batchRows: 0, queueMs: 0, computeMs: 0 }, preprocessMs, drift, cache: { hit: true, ms: lookupMs } };
         try {
-          const result = await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority);
+          const result = await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority, signal);
+          // It ran, but nobody waits for the answer: drop it (and do not encode it).
+          if (signal?.aborted) throw new InferrerError('REQUEST_CANCELLED', 'the client went away while the request ran; its answer was dropped', { stage: 'running' });
           if (!cache) return { model, decoded, result, preprocessMs, drift, cache: undefined };
           const keepStarted = performance.now();
           if (key !== undefined) cache.set(key, model, result.outputs);

@@ -29,6 +29,7 @@ export class ModelhostMetrics {
   readonly driftRows: client.Counter<'model' | 'version'>;
   readonly lookups: client.Counter<'result'>;
   readonly loadWait: client.Histogram;
+  readonly cancelled: client.Counter<'model' | 'version' | 'stage'>;
   readonly cacheHits: client.Counter<'model' | 'version'>;
   readonly cacheMisses: client.Counter<'model' | 'version'>;
   readonly cacheEvictions: client.Counter<'model' | 'version'>;
@@ -60,10 +61,16 @@ export class ModelhostMetrics {
     this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
     this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
     this.driftRows = new client.Counter({ name: 'modelhost_drift_rows_total', help: 'Rows counted into drift statistics (versions with a reference profile); per-feature counts are at GET /v1/drift', labelNames: mv, registers: [r] });
+    this.cancelled = new client.Counter({
+      name: 'modelhost_requests_cancelled_total',
+      help: 'Requests whose client went away before the answer: stage "queued" left the queue (or the model load, or decoding) and never ran; "running" ran and the answer was dropped',
+      labelNames: [...mv, 'stage'],
+      registers: [r],
+    });
     this.cacheHits = new client.Counter({ name: 'modelhost_response_cache_hits_total', help: 'Requests answered from the response cache (models with response_cache enabled)', labelNames: mv, registers: [r] });
     this.cacheMisses = new client.Counter({ name: 'modelhost_response_cache_misses_total', help: 'Requests of models with response_cache enabled that were not in the cache and ran', labelNames: mv, registers: [r] });
     this.cacheEvictions = new client.Counter({ name: 'modelhost_response_cache_evictions_total', help: 'Response cache entries pushed out to stay within RESPONSE_CACHE_BYTES (least recently used first)', labelNames: mv, registers: [r] });
-    this.#perModel = [this.requests, this.requestDuration, this.queueDuration, this.computeDuration, this.batchSize, this.timeouts, this.errors, this.sessionsEvicted, this.loadDuration, this.loadFailures, this.unloads, this.driftRows, this.cacheHits, this.cacheMisses, this.cacheEvictions];
+    this.#perModel = [this.requests, this.requestDuration, this.queueDuration, this.computeDuration, this.batchSize, this.timeouts, this.errors, this.sessionsEvicted, this.loadDuration, this.loadFailures, this.unloads, this.driftRows, this.cancelled, this.cacheHits, this.cacheMisses, this.cacheEvictions];
     new client.Gauge({
       name: 'modelhost_queue_depth',
       help: 'Requests waiting in the batcher queue',

@@ -9,7 +9,8 @@
  * requests waiting are shared out evenly between them, so no slot takes a batch much longer than the
  * others' (its requests, the oldest, would finish last). Batch-job requests (priority 'batch') wait behind online ones and
  * fill the room online requests leave in a batch, until they have waited BATCH_PROMOTION_MS. A full
- * queue refuses new work with QUEUE_FULL.
+ * queue refuses new work with QUEUE_FULL. A request whose AbortSignal fires while it waits (its client
+ * went away) leaves the queue at once with REQUEST_CANCELLED and is never run; one already running finishes.
  *
  * Deadlines: the batcher times every batch it runs (ServiceTimes: a batch of r rows takes about a + b·r
  * ms) and never answers a request with a result after its deadline. A request that would wait behind
@@ -64,6 +65,8 @@ export interface BatchObserver {
   onQueued?(queueMs: number): void;
   onTimeout?(): void;
   onRejected?(code: 'QUEUE_FULL'): void;
+  /** A request left the queue unrun: its client went away. */
+  onCancelled?(): void;
 }
 
 /** Online requests go first; batch-job requests fill what room is left and wait behind online ones. */
@@ -87,6 +90,20 @@ interface Pending {
   deadline: number;
   resolve: (r: InferResult) => void;
   reject: (e: unknown) => void;
+  /** Its client's signal, and what takes it out of the queue when that fires. */
+  signal?: AbortSignal | undefined;
+  onAbort?: (() => void) | undefined;
+}
+
+/** A request whose client went away before it ran. */
+function cancelled(stage: 'queued'): InferrerError {
+  return new InferrerError('REQUEST_CANCELLED', 'the client went away before the request ran', { stage });
+}
+
+/** Stops listening to a request's signal once it has left the queue. */
+function detach(p: Pending): void {
+  if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
+  p.onAbort = undefined;
 }
 
 /** A batch running on a slot: when it started and how many rows it has (for the queue's expected wait). */
@@ -174,33 +191,38 @@ export class AdaptiveBatcher {
     return this.#inflight;
   }
 
-  infer(inputs: NamedTensors, rows: number, deadline: number, priority: Priority = 'online'): Promise<InferResult> {
+  /** `signal`: the client's; when it fires while the request waits, the request leaves the queue unrun. */
+  infer(inputs: NamedTensors, rows: number, deadline: number, priority: Priority = 'online', signal?: AbortSignal): Promise<InferResult> {
     if (this.options.batchable && rows > this.options.maxBatchSize) {
       let elements = 0;
       for (const name in inputs) elements += inputs[name]!.data.length;
       const sliceRows = Math.max(this.options.maxBatchSize, Math.floor(SLICE_ELEMENTS / Math.max(1, elements / rows)));
-      if (rows > sliceRows) return this.#sliced(inputs, rows, sliceRows, deadline, priority);
+      if (rows > sliceRows) return this.#sliced(inputs, rows, sliceRows, deadline, priority, signal);
     }
-    return this.#enqueue(inputs, rows, deadline, priority);
+    return this.#enqueue(inputs, rows, deadline, priority, signal);
   }
 
   /** A large request, slice by slice: each slice joins the queue behind what arrived while the last one ran. */
-  async #sliced(inputs: NamedTensors, rows: number, sliceRows: number, deadline: number, priority: Priority): Promise<InferResult> {
+  async #sliced(inputs: NamedTensors, rows: number, sliceRows: number, deadline: number, priority: Priority, signal: AbortSignal | undefined): Promise<InferResult> {
     const merged = new OutputAssembly(rows);
     let queueMs = 0;
     let computeMs = 0;
     for (let at = 0; at < rows; at += sliceRows) {
       const n = Math.min(sliceRows, rows - at);
-      const r = await this.#enqueue(sliceInputs(inputs, rows, at, n), n, deadline, priority);
+      const r = await this.#enqueue(sliceInputs(inputs, rows, at, n), n, deadline, priority, signal);
       // An output that does not keep the batch axis cannot be put back together: run the request whole.
-      if (!merged.add(r.outputs, at, n)) return this.#enqueue(inputs, rows, deadline, priority);
+      if (!merged.add(r.outputs, at, n)) return this.#enqueue(inputs, rows, deadline, priority, signal);
       queueMs += r.queueMs;
       computeMs += r.computeMs;
     }
     return { outputs: merged.outputs, batchRequests: 1, batchRows: rows, queueMs, computeMs };
   }
 
-  #enqueue(inputs: NamedTensors, rows: number, deadline: number, priority: Priority): Promise<InferResult> {
+  #enqueue(inputs: NamedTensors, rows: number, deadline: number, priority: Priority, signal?: AbortSignal): Promise<InferResult> {
+    if (signal?.aborted) {
+      this.#observer.onCancelled?.();
+      return Promise.reject(cancelled('queued'));
+    }
     // Requests that idle slots take at the next cut never wait: they do not count against the queue.
     if (this.#queue.length - this.#runner.idle * this.options.maxBatchSize >= this.options.maxQueueSize) {
       this.#observer.onRejected?.('QUEUE_FULL');
@@ -228,7 +250,13 @@ export class AdaptiveBatcher {
       }
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ settled: false, inputs, batch: priority === 'batch', rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: now, deadline, resolve, reject });
+      const p: Pending = { settled: false, inputs, batch: priority === 'batch', rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: now, deadline, resolve, reject };
+      if (signal) {
+        p.signal = signal;
+        p.onAbort = () => this.#cancel(p);
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.#queue.push(p);
       // Requests that arrive together (a group from the Inferrer, or several reads in one turn) reach here
       // in the same run of microtasks: cutting the batch after them lets them share it, instead of the
       // first running alone while the rest wait for the slot.
@@ -237,6 +265,16 @@ export class AdaptiveBatcher {
         queueMicrotask(this.#queuedPump);
       }
     });
+  }
+
+  /** Takes a request whose client went away out of the queue (one already taken into a batch runs). */
+  #cancel(p: Pending): void {
+    const i = this.#queue.indexOf(p);
+    if (i === -1) return;
+    this.#queue.splice(i, 1);
+    this.#observer.onCancelled?.();
+    settle(p).reject(cancelled('queued'));
+    this.#notifyIdle();
   }
 
   /** Resolves when nothing is queued or running. */
@@ -317,6 +355,7 @@ export class AdaptiveBatcher {
         }
       }
       const batch = take.map((i) => this.#queue[i]!);
+      for (const p of batch) detach(p);
       const taken = new Set(take);
       this.#queue = this.#queue.filter((_, i) => !taken.has(i));
       this.#run(batch, now);
@@ -471,6 +510,7 @@ export class AdaptiveBatcher {
 /** Marks a request answered (a later result or error for it is dropped) and gives back its callbacks. */
 function settle(p: Pending): Pending {
   p.settled = true;
+  detach(p);
   return p;
 }
 

@@ -45,6 +45,8 @@ export interface StreamCall {
   reqId: string;
   /** When the answer is due (performance.now() clock): REQUEST_TIMEOUT_MS after the request came in (deadline.ts). */
   deadline: number;
+  /** Fires when the client's connection closes before the answer is written. */
+  signal: AbortSignal;
 }
 
 /**

@@ -5,13 +5,13 @@
  * observation per request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InferrerError } from '@inferrer/core';
+import { InferrerError, statusOf } from '@inferrer/core';
 import { sendError } from '@inferrer/http';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Auth } from '../auth.ts';
 import type { InferrerMetrics } from '../metrics.ts';
 import { answerBy } from '../deadline.ts';
-import { type UpstreamResponse, answeredByOf } from '../upstream.ts';
+import { type UpstreamResponse, answeredByOf, cancelledError } from '../upstream.ts';
 import { ERROR_BODY } from '../protocol/errors.ts';
 import { relay } from '../protocol/relay.ts';
 import type { StreamRoute } from './route.ts';
@@ -35,20 +35,33 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
   let bytesOut = 0;
   let written: Record<string, string> | undefined;
   let failure: InferrerError | undefined;
+  // The client going away before its answer abandons the upstream request, and with it the modelhost's work.
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort();
+  });
   try {
     await s.auth.check(req, route.scope);
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
     const deadline = answerBy(started, s.requestTimeoutMs);
-    ({ bytes: bytesOut, headers: written } = await relay(await byDeadline(route.stream(req, { params, query, reqId, deadline }), deadline), res, extra));
+    ({ bytes: bytesOut, headers: written } = await relay(await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline), res, extra));
   } catch (err) {
     const e = err instanceof InferrerError ? err : undefined;
     failure = e;
-    if (e && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) s.metrics.upstreamErrors.inc({ code: e.code });
+    if (gone.signal.aborted) {
+      // Nobody to answer: 499 for the metrics and the access line.
+      failure = cancelledError();
+      res.statusCode = statusOf(failure);
+    }
+    if (e && !gone.signal.aborted && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) s.metrics.upstreamErrors.inc({ code: e.code });
     req.resume();
-    if (!res.headersSent) for (const h in API_HEADERS) res.setHeader(h, API_HEADERS[h]!);
-    sendError(res, err, ERROR_BODY[route.protocol], s.log, { reqId, method: req.method, path });
-    bytesOut = Number(res.getHeader('content-length')) || 0;
+    if (!gone.signal.aborted) {
+      if (!res.headersSent) for (const h in API_HEADERS) res.setHeader(h, API_HEADERS[h]!);
+      sendError(res, err, ERROR_BODY[route.protocol], s.log, { reqId, method: req.method, path });
+      bytesOut = Number(res.getHeader('content-length')) || 0;
+    }
   }
+  if (gone.signal.aborted) s.metrics.cancelled.inc({ route: route.path, protocol: route.protocol });
   const ms = performance.now() - started;
   const bytesIn = Number(req.headers['content-length']) || 0;
   s.metrics.observe(route.path, route.protocol, res.statusCode, ms / 1000, bytesIn, bytesOut);

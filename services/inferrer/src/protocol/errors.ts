@@ -35,6 +35,7 @@ const GRPC_STATUS_OF_KIND: Readonly<Record<ErrorKind, GrpcStatus>> = Object.free
   unsupported: GrpcStatus.UNIMPLEMENTED,
   unavailable: GrpcStatus.UNAVAILABLE,
   timeout: GrpcStatus.DEADLINE_EXCEEDED,
+  cancelled: GrpcStatus.CANCELLED,
 });
 
 export function grpcStatusOf(err: InferrerError): GrpcStatus {

@@ -36,7 +36,9 @@ export async function relay(up: UpstreamResponse, res: ServerResponse, extra: Re
   let bytes = 0;
   for await (const chunk of up.body) {
     bytes += (chunk as Buffer).length;
-    if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+    if (res.destroyed) break;
+    // A client that went away never drains: stop waiting when its connection closes.
+    if (!res.write(chunk)) await new Promise((r) => res.once('drain', r).once('close', r));
   }
   res.end();
   return { bytes, headers };

@@ -18,6 +18,18 @@ export const WIRE_ERROR: ErrorBody = (err: InferrerError) => ({ error: err.toJSO
 /** The query of a request without one (handlers only read it). */
 const NO_QUERY = new URLSearchParams();
 
+/**
+ * A signal that fires when the connection of `res` closes before the answer is written: the client (the
+ * balancer, which closes its connection when its own client leaves) went away.
+ */
+export function closeSignal(res: ServerResponse): AbortSignal {
+  const c = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) c.abort();
+  });
+  return c.signal;
+}
+
 export class InferenceFrame {
   readonly #config: ModelhostConfig;
   readonly #log: Logger;
@@ -33,14 +45,14 @@ export class InferenceFrame {
   }
 
   /** Runs one inference in the frame; resolves with its reply, an error reply when it fails. */
-  async serve(headers: Item['headers'], path: string, name: string, query: string, work: (ctx: Ctx) => Promise<Answered>): Promise<Reply> {
+  async serve(headers: Item['headers'], path: string, name: string, query: string, work: (ctx: Ctx) => Promise<Answered>, signal?: AbortSignal): Promise<Reply> {
     const reqId = requestIdFrom(headers[REQUEST_ID_HEADER]);
     const started = performance.now();
     const priority: Priority = headers['x-inferrer-priority'] === 'batch' ? 'batch' : 'online';
     try {
       const timeout = Math.min(Number(headers['x-request-timeout-ms']) || this.#config.requestTimeoutMs, this.#config.requestTimeoutMs);
       const length = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
-      const { reply, facts } = await work({ reqId, started, deadline: started + timeout, priority, q: query === '' ? NO_QUERY : new URLSearchParams(query), length });
+      const { reply, facts } = await work({ reqId, started, deadline: started + timeout, priority, q: query === '' ? NO_QUERY : new URLSearchParams(query), length, signal });
       this.line(reqId, reply.status, facts.model, started, facts, priority);
       return reply;
     } catch (err) {
@@ -51,7 +63,7 @@ export class InferenceFrame {
   }
 
   /** Reads the whole body, then serves; a body that cannot be read is answered like any other error. */
-  async whole(req: IncomingMessage, path: string, name: string, query: string, work: (item: Item, ctx: Ctx) => Promise<Answered>): Promise<Reply> {
+  async whole(req: IncomingMessage, path: string, name: string, query: string, work: (item: Item, ctx: Ctx) => Promise<Answered>, signal?: AbortSignal): Promise<Reply> {
     let body: Buffer | Buffer[];
     const started = performance.now();
     try {
@@ -64,7 +76,7 @@ export class InferenceFrame {
       return reply;
     }
     const item: Item = { path, headers: req.headers, body };
-    return this.serve(req.headers, path, name, query, (ctx) => work(item, ctx));
+    return this.serve(req.headers, path, name, query, (ctx) => work(item, ctx), signal);
   }
 
   error(err: unknown, reqId: string, path: string): Reply {
@@ -77,6 +89,8 @@ export class InferenceFrame {
    * nothing is refused for draining.
    */
   send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+    // The client went away: nothing to write to.
+    if (res.destroyed) return;
     if (reply.status >= 300) {
       // Drain what is left of the body so the keep-alive connection stays usable.
       req.unpipe();

@@ -18,6 +18,8 @@ export interface Ctx {
   priority: Priority;
   q: URLSearchParams;
   length: number | undefined;
+  /** Fires when the client goes away before the answer (its connection, or its group's, closed). */
+  signal?: AbortSignal | undefined;
 }
 
 /** An inference answer before it is written: to its own HTTP response, or as one frame of a group. */

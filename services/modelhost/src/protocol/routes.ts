@@ -40,7 +40,7 @@ export interface RouteDeps {
 export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRoute | StreamRoute)[] {
   const inferV2 = async (item: Item, params: Record<string, string>, ctx: Ctx): Promise<Answered> => {
     const header = item.headers['inference-header-content-length'];
-    const answer = await dataplane.inferV2(params.model!, item.body, header === undefined ? undefined : Number(header), { ...versionOf(params.version), deadline: ctx.deadline, priority: ctx.priority });
+    const answer = await dataplane.inferV2(params.model!, item.body, header === undefined ? undefined : Number(header), { ...versionOf(params.version), deadline: ctx.deadline, priority: ctx.priority, signal: ctx.signal });
     if (answer.binary.length === 0) return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.json === 'string' ? answer.json : [answer.json] }, facts: answer };
     const json = typeof answer.json === 'string' ? Buffer.from(answer.json) : answer.json;
     const headers = batchHeaders(answer, 'application/octet-stream');
@@ -53,9 +53,9 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
       method: 'POST',
       path: '/v1/models/:name/predict',
       summary: 'FRACTAL v1 body → v1 answer',
-      async run(item, params, { q, deadline, priority }) {
+      async run(item, params, { q, deadline, priority, signal }) {
         const output = q.get('output') ?? undefined;
-        const answer = await dataplane.predictV1(params.name!, item.body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority });
+        const answer = await dataplane.predictV1(params.name!, item.body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority, signal });
         return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.body === 'string' ? answer.body : [answer.body] }, facts: answer };
       },
     },
@@ -66,7 +66,7 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
       method: 'POST',
       path: '/v1/models/:name/predict-images',
       summary: 'multipart images → values, labels or boxes',
-      async run(req, params, { q, length, reqId, deadline, priority }) {
+      async run(req, params, { q, length, reqId, deadline, priority, signal }) {
         if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
         const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
         const answer = await dataplane.predictImages(params.name!, images, {
@@ -80,6 +80,7 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
           ...(q.has('iou_threshold') ? { iouThreshold: queryFraction(q, 'iou_threshold') } : {}),
           deadline,
           priority,
+          signal,
         });
         return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: answer.body }, facts: answer };
       },

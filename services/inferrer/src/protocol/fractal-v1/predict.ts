@@ -56,14 +56,14 @@ export function v1PredictRoutes({ config, dataplane }: PredictDeps): StreamRoute
     parseModelName(call.params.name); // before a large body is read for nothing
     if (isMultipart(req)) {
       const body = await wholeBody(req, config.maxBodyBytes);
-      return dataplane.predictImages(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: String(req.headers['content-type']), deadline: call.deadline });
+      return dataplane.predictImages(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: String(req.headers['content-type']), deadline: call.deadline, signal: call.signal });
     }
     if (hasBody(req)) {
       const body = await wholeBody(req, config.maxBodyBytes);
-      return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: 'application/json', deadline: call.deadline });
+      return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: 'application/json', deadline: call.deadline, signal: call.signal });
     }
     const body = `{"values":${valuesQuery(q)}}`;
-    return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: Buffer.byteLength(body), contentType: 'application/json', deadline: call.deadline });
+    return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: Buffer.byteLength(body), contentType: 'application/json', deadline: call.deadline, signal: call.signal });
   };
   return [
     {

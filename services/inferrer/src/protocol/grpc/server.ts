@@ -21,7 +21,7 @@ import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
 import type { Access } from '../../http/route.ts';
 import type { InferrerMetrics } from '../../metrics.ts';
-import { answeredByOf } from '../../upstream.ts';
+import { answeredByOf, cancelledError } from '../../upstream.ts';
 import type { OipService } from '../oip-v2/service.ts';
 import { grpcStatusOf } from '../errors.ts';
 import { type GrpcInferRequest, inferBody, inferResponse, parameterValue } from './infer-codec.ts';
@@ -43,6 +43,8 @@ interface CallContext {
   reqId: string;
   /** Milliseconds left before the call's deadline (Infinity without one). */
   timeLeft(): number;
+  /** Fires when the client cancels the call (or its connection goes away). */
+  signal: AbortSignal;
 }
 
 type Handler = (req: any, ctx: CallContext) => Promise<unknown>;
@@ -117,6 +119,7 @@ export function methods({ oip, dataplane }: Pick<GrpcDeps, 'oip' | 'dataplane'>)
           contentType: 'application/octet-stream',
           headerLength: String(headerLength),
           timeoutMs: left,
+          signal: ctx.signal,
         });
         const bytes = answer.bytes ?? Buffer.from(await answer.body.arrayBuffer());
         const hl = answer.headers['inference-header-content-length'];
@@ -186,22 +189,26 @@ export class GrpcServer {
       let status = 200;
       let failure: InferrerError | undefined;
       let answered: { model_version?: string } | undefined;
+      const gone = new AbortController();
+      call.once('cancelled', () => gone.abort());
       try {
         await auth.checkCredentials(first(call.metadata.get('authorization')), peerAddress(call.getPeer()), m.scope);
         const deadline = call.getDeadline();
         const at = deadline instanceof Date ? deadline.getTime() : Number(deadline);
         const timeLeft = (): number => (Number.isFinite(at) && at > 0 ? at - Date.now() : Number.POSITIVE_INFINITY);
-        const answer = (await m.handle(call.request, { reqId, timeLeft })) as { model_version?: string };
+        const answer = (await m.handle(call.request, { reqId, timeLeft, signal: gone.signal })) as { model_version?: string };
         answered = answer;
         call.sendMetadata(head);
         callback(null, answer);
       } catch (raw) {
-        const err = toInferrerError(raw);
+        // A cancelled call: nobody to answer; 499 for the metrics and the access line.
+        const err = gone.signal.aborted ? cancelledError() : toInferrerError(raw);
         status = statusOf(err);
         failure = err;
         if (status >= 500) this.#log.error('call failed', { reqId, method: name, status, err: err.code === 'INTERNAL' && err.cause ? err.cause : err });
         else if (this.#log.isDebugEnabled()) this.#log.debug('call refused', { reqId, method: name, status, err: { type: err.name, code: err.code, message: err.message } });
         if (err.kind === 'unavailable' || err.kind === 'timeout' || err.kind === 'internal') metrics.upstreamErrors.inc({ code: err.code });
+        if (err.code === 'REQUEST_CANCELLED') metrics.cancelled.inc({ route, protocol: 'grpc' });
         const trailer = new grpc.Metadata();
         trailer.set('x-request-id', reqId);
         trailer.set('inferrer-error-code', err.code);

@@ -51,6 +51,7 @@ export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {
       contentType: String(req.headers['content-type'] ?? 'application/json'),
       headerLength: Array.isArray(header) ? header[0] : header,
       deadline: call.deadline,
+      signal: call.signal,
     });
     const coding = pickCoding(req.headers['accept-encoding']);
     return coding ? compressed(answer, coding) : answer;

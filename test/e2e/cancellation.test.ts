@@ -1,0 +1,157 @@
+/**
+ * Cancelled work is not computed (issue #17, item 5), through the real cluster: a client that goes away
+ * while its request waits in a modelhost's queue (it closes its HTTP connection, or cancels its gRPC call)
+ * takes the request out of the queue, and the model never runs it: the Inferrer abandons its upstream
+ * request, nginx closes its connection to the modelhost, and the modelhost's batcher drops the request. A
+ * request already running finishes and its answer is dropped. Checked on the modelhost's own counters
+ * (model runs, modelhost_requests_cancelled_total) and the Inferrer's inferrer_requests_cancelled_total.
+ * slow.onnx runs one request at a time (max_batch_size 1), so queued requests are easy to hold back.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { FIXTURES, REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+
+const PROTO = path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto');
+
+let c: TestCluster;
+let client: grpc.Client & Record<string, (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall>;
+
+before(async () => {
+  c = await startTestCluster({ modelhosts: 1, grpcPort: 0 });
+  const up = await uploadModel(c.url, 'slow', path.join(FIXTURES, 'slow.onnx'), { config: { preload: true, instances: 1, batching: { max_batch_size: 1 } } });
+  assert.equal(up.status, 201, JSON.stringify(up.body));
+  const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  client = new pkg.inference.GRPCInferenceService(c.grpcAddress, grpc.credentials.createInsecure());
+  // Loaded and warm before anything is counted.
+  assert.equal((await predict([0, 0, 0, 0])).status, 200);
+});
+after(async () => {
+  client?.close();
+  await c?.close();
+});
+
+/** The sum of a service's series of a metric that carry these labels. */
+async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+const mh = (): string => c.modelhosts[0]!.url;
+const runs = (): Promise<number> => metric(mh(), 'modelhost_batch_size_count', { model: 'slow' });
+const depth = (): Promise<number> => metric(mh(), 'modelhost_queue_depth', { model: 'slow' });
+const cancelled = (stage: 'queued' | 'running'): Promise<number> => metric(mh(), 'modelhost_requests_cancelled_total', { model: 'slow', stage });
+
+async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < end, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const predict = (row: number[]): ReturnType<typeof api> => api(c.url, '/api/v1/models/slow/prediction', { json: { values: [row] } });
+
+/** A v1 prediction on its own connection, which `quit` closes before the answer comes. */
+function httpQuitter(row: number[]): { quit(): void; answered: Promise<boolean> } {
+  const u = new URL(c.url);
+  const body = JSON.stringify({ values: [row] });
+  const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/api/v1/models/slow/prediction', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+  const answered = new Promise<boolean>((resolve) => {
+    req.on('response', () => resolve(true));
+    req.on('error', () => resolve(false));
+    req.on('close', () => resolve(false));
+  });
+  req.end(body);
+  return { quit: () => req.destroy(), answered };
+}
+
+/** A gRPC ModelInfer call, which `quit` cancels before the answer comes. */
+function grpcQuitter(row: number[]): { quit(): void; answered: Promise<boolean> } {
+  let call!: grpc.ClientUnaryCall;
+  const answered = new Promise<boolean>((resolve) => {
+    const raw = Buffer.from(new Float32Array(row).buffer);
+    call = client.ModelInfer({ model_name: 'slow', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [raw] }, new grpc.Metadata(), (err) => {
+      if (err) assert.equal(err.code, grpc.status.CANCELLED, err.message);
+      resolve(!err);
+    });
+  });
+  return { quit: () => call.cancel(), answered };
+}
+
+/**
+ * Holds the model busy with `blockers` requests, queues `quitters` behind them, and has every quitter's
+ * client go away; then checks that only the blockers ran.
+ */
+async function queuedQuitters(make: (row: number[]) => { quit(): void; answered: Promise<boolean> }, quitters: number, together: boolean): Promise<void> {
+  const runs0 = await runs();
+  const cancelled0 = await cancelled('queued');
+  const running0 = await cancelled('running');
+  const inferrer0 = await metric(c.url, 'inferrer_requests_cancelled_total');
+  // Three blockers: one runs, two wait, so the quitters wait behind at least two whole runs.
+  const blockers = [1, 2, 3].map((k) => predict([k, k, k, k]));
+  await until('two blockers wait in the queue', async () => (await depth()) >= 2);
+  const qs: ReturnType<typeof make>[] = [];
+  for (let k = 0; k < quitters; k++) {
+    qs.push(make([10 + k, 0, 0, 0]));
+    // Apart, each travels alone; together, the Inferrer may send them as one group.
+    if (!together) await new Promise((r) => setTimeout(r, 5));
+  }
+  await until(`the ${quitters} quitters wait in the queue too`, async () => (await depth()) >= 2 + quitters);
+  for (const q of qs) q.quit();
+  await until('the modelhost took every quitter out of its queue', async () => (await cancelled('queued')) - cancelled0 === quitters);
+  for (const q of qs) assert.equal(await q.answered, false, 'a quitter gets no answer');
+  for (const b of await Promise.all(blockers)) assert.equal(b.status, 200, JSON.stringify(b.body));
+  assert.equal((await runs()) - runs0, 3, 'the model ran the three blockers and no quitter');
+  assert.equal((await cancelled('running')) - running0, 0);
+  assert.equal(await depth(), 0);
+  await until('the Inferrer counted every quitter', async () => (await metric(c.url, 'inferrer_requests_cancelled_total')) - inferrer0 === quitters);
+  // The model serves on.
+  const next = await predict([5, 6, 7, 8]);
+  assert.equal(next.status, 200);
+  assert.deepEqual(next.body.values, [[5, 6, 7, 8]]);
+}
+
+describe('cancelled work is not computed', () => {
+  test('HTTP clients that close their connection while queued: their requests leave the queue unrun', async () => {
+    await queuedQuitters(httpQuitter, 4, false);
+  });
+
+  test('HTTP clients that arrive together (one group upstream) and all leave: the group is dropped', async () => {
+    const grouped = async (): Promise<number> => (await metric(c.url, 'inferrer_upstream_group_size_sum')) - (await metric(c.url, 'inferrer_upstream_group_size_count'));
+    const before = await grouped();
+    await queuedQuitters(httpQuitter, 4, true);
+    assert.ok((await grouped()) > before, 'some quitters travelled together in a group');
+  });
+
+  test('gRPC calls cancelled while queued: their requests leave the queue unrun', async () => {
+    await queuedQuitters(grpcQuitter, 3, false);
+    assert.ok((await metric(c.url, 'inferrer_requests_cancelled_total', { protocol: 'grpc' })) >= 3, 'counted under protocol grpc');
+  });
+
+  test('a request already running when its client leaves finishes, and its answer is dropped', async () => {
+    const runs0 = await runs();
+    const running0 = await cancelled('running');
+    const blocker = predict([1, 1, 1, 1]);
+    // The blocker reaches the modelhost first (slow.onnx runs 150 ms or more: it is still running after this).
+    await new Promise((r) => setTimeout(r, 60));
+    const q = httpQuitter([3, 3, 3, 3]);
+    await until('the quitter waits behind the blocker', async () => (await depth()) === 1);
+    // The blocker's run ends and the quitter's begins: nothing is queued, one run is done.
+    await until('the quitter runs', async () => (await depth()) === 0);
+    assert.equal((await runs()) - runs0, 1, 'the quitter is still running');
+    q.quit();
+    assert.equal((await blocker).status, 200);
+    await until('its run finished and its answer was dropped', async () => (await cancelled('running')) - running0 === 1);
+    assert.equal((await runs()) - runs0, 2, 'it ran to the end');
+    assert.equal(await q.answered, false);
+  });
+});
