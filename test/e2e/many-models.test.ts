@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { identityChainModel } from '../helpers/costly-models.ts';
 import { type MlpShape, mlpModel } from '../helpers/mlp-models.ts';
 import { type TestCluster, api, startTestCluster, steadyLoad } from '../helpers/cluster.ts';
 
@@ -214,6 +215,44 @@ describe('model-aware placement (BALANCE=placement)', () => {
       assert.equal(l.state, 'READY');
       assert.ok(l.resident_bytes > 0 && l.idle_seconds < 5, JSON.stringify(l));
     }
+  });
+
+  test('requests that find their model unloaded share one load and wait for it; one whose deadline passes first gets 504 DEADLINE_EXCEEDED, never a 500', async () => {
+    // 20 000 Identity nodes: a few hundred ms to parse and optimise, so every request below arrives during the load.
+    const up = await put(c, 'slow-load', identityChainModel(20_000));
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    const w = c.modelhosts[0]!;
+    const metric = async (name: string, match: string): Promise<number> => {
+      const text = await (await fetch(`${w.url}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith(`${name}{`) && l.includes(match))
+        .reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    };
+    const waitedBefore = await metric('modelhost_model_lookups_total', 'result="load"');
+    const send = (timeoutMs: number): Promise<Response> =>
+      fetch(`${w.url}/v2/models/slow-load/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-timeout-ms': String(timeoutMs) },
+        body: JSON.stringify({ inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }),
+      });
+    const [short, ...rest] = await Promise.all([send(50), ...Array.from({ length: 8 }, () => send(30_000))]);
+    // The modelhost's wire form of an error (the Inferrer answers clients with its own shape of it).
+    const shortBody = (await short.json()) as { error: { code: string; message: string } };
+    assert.equal(short.status, 504, JSON.stringify(shortBody));
+    assert.equal(shortBody.error.code, 'DEADLINE_EXCEEDED');
+    assert.match(shortBody.error.message, /still loading/);
+    for (const r of rest) {
+      const body = (await r.json()) as { outputs: { data: number[] }[] };
+      assert.equal(r.status, 200, JSON.stringify(body));
+      assert.deepEqual(body.outputs[0]!.data, [1, 2, 3, 4]);
+      assert.match(String(r.headers.get('server-timing')), /load;dur=\d/, 'it waited for the load');
+    }
+    assert.equal(await metric('modelhost_model_load_duration_seconds_count', 'model="slow-load"'), 1, 'one load on this worker for nine requests');
+    assert.ok((await metric('modelhost_model_lookups_total', 'result="load"')) - waitedBefore >= 8);
+    const again = await send(30_000);
+    assert.equal(again.status, 200);
+    assert.doesNotMatch(String(again.headers.get('server-timing')), /load;dur/, 'loaded now: a hit');
   });
 
   test("a worker that dies costs only its own models a load elsewhere; the others stay where they are", async () => {
