@@ -130,6 +130,9 @@ describe('every service exports what the issue names', () => {
       'modelhost_queue_duration_seconds_bucket', 'modelhost_compute_duration_seconds_bucket', 'modelhost_batch_size_bucket', 'modelhost_queue_depth',
       'modelhost_queue_capacity', 'modelhost_loaded_models', 'modelhost_model_load_duration_seconds_bucket', 'modelhost_model_load_failures_total',
       'modelhost_model_unloads_total', 'modelhost_sessions_evicted_total', 'modelhost_process_cpu_seconds_total', 'modelhost_process_resident_memory_bytes',
+      // Many models (issue 18): hit rate, cold-start waits, resident bytes per model, the memory budget and its use.
+      'modelhost_model_lookups_total', 'modelhost_model_load_wait_seconds_bucket', 'modelhost_model_resident_bytes', 'modelhost_model_memory_budget_bytes',
+      'modelhost_model_memory_used_bytes',
     ]) assert.ok(mh.has(n), `modelhost exports ${n}`);
     const inf = await exported(c.url);
     for (const n of ['inferrer_requests_total', 'inferrer_request_duration_seconds_bucket', 'inferrer_request_bytes_total', 'inferrer_response_bytes_total', 'inferrer_upstream_errors_total', 'inferrer_process_cpu_seconds_total']) {
