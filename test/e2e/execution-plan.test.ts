@@ -56,6 +56,23 @@ describe('execution plans', () => {
     for (const l of loaded) assert.match(String(l.plan), /^(1 slot × 2 threads|2 slots × 1 thread), (batches of up to \d+|no batching): .* rows\/s measured here/);
   });
 
+  test('a model unloaded and loaded again reuses the plan measured at its first load here', async () => {
+    // Each modelhost's own answer (the Inferrer's is one of them).
+    const plans = async (): Promise<{ reason: string; instances: number; intra_op_threads: number; max_batch_size: number; measured: unknown[] }[]> =>
+      Promise.all(c.modelhosts.map(async (mh) => ((await (await fetch(`${mh.url}/v1/models/iris/settings`)).json()) as { execution: never }).execution));
+    const first = await plans();
+    assert.equal((await api(c.url, '/v2/repository/models/iris/unload', { method: 'POST' })).status, 200);
+    assert.equal((await api(c.url, '/v2/repository/models/iris/load', { method: 'POST' })).status, 200);
+    await readyEverywhere('iris');
+    const again = await plans();
+    for (const [i, e] of again.entries()) {
+      const f = first[i]!;
+      assert.equal(e.reason, `${f.reason} (measured at an earlier load here)`);
+      assert.deepEqual([e.instances, e.intra_op_threads, e.max_batch_size], [f.instances, f.intra_op_threads, f.max_batch_size]);
+      assert.deepEqual(e.measured, f.measured);
+    }
+  });
+
   test("what a model's config sets is kept, and the plan says where each value came from", async () => {
     const up = await uploadModel(c.url, 'set', path.join(DEMO, 'iris.onnx'), { config: { instances: 1, intra_op_threads: 1, batching: { max_batch_size: 4 } } });
     assert.equal(up.status, 201, JSON.stringify(up.body));

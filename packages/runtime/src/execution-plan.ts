@@ -42,6 +42,11 @@ export interface PlanRequest {
   budgetMs: number;
   /** What is used where nothing is fixed and nothing could be measured. */
   defaults: { instances: number; intraOpThreads: number; maxBatchSize: number };
+  /**
+   * The plan an earlier load of the same file under the same settings chose on this worker: it is used
+   * again without measuring (a model unloaded for room and loaded again does not pay the measurement twice).
+   */
+  earlier?: ExecutionPlan | undefined;
 }
 
 export interface Measurement {
@@ -72,6 +77,8 @@ export interface ExecutionPlan {
 export const BATCH_GAIN = 0.1;
 /** Of the batch sizes that pay, the smallest within this share of the best throughput is taken. */
 export const BATCH_NEAR = 0.05;
+/** Said of a plan used again. */
+const EARLIER = ' (measured at an earlier load here)';
 /** Layouts within this share of the best are as good: the one with fewer slots (less memory, lower latency) wins. */
 const LAYOUT_TIE = 0.03;
 
@@ -83,6 +90,12 @@ interface Layout {
 /** Runs the plan's measurements and resolves with the session of the plan chosen (the others are released). */
 export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSession; plan: ExecutionPlan }> {
   const started = performance.now();
+  if (req.earlier) {
+    const e = req.earlier;
+    const session = await OnnxSession.load(req.file, { ...req.session, instances: e.instances, intraOpThreads: e.intraOpThreads });
+    const again = e.reason.endsWith(EARLIER) ? e.reason : `${e.reason}${EARLIER}`;
+    return { session, plan: { ...e, reason: again, measureMs: Math.round(performance.now() - started) } };
+  }
   const deadline = started + req.budgetMs;
   const { fixed } = req;
   const layouts = candidateLayouts(req);

@@ -147,6 +147,31 @@ describe('execution plan', () => {
     }
   });
 
+  test('a plan from an earlier load is used again without measuring', async () => {
+    const earlier = {
+      instances: 2,
+      intraOpThreads: 1,
+      maxBatchSize: 3,
+      sources: { instances: 'measured' as const, intraOpThreads: 'measured' as const, maxBatchSize: 'measured' as const },
+      cpus: 2,
+      cpuSource: 'test',
+      measured: [m(2, 1, 1, 100), m(2, 1, 2, 150)],
+      measureMs: 1234,
+      reason: 'earlier',
+    };
+    // One core: measuring would only ever try 1 slot × 1 thread.
+    const { session, plan } = await loadPlanned(request(IRIS, { earlier }));
+    try {
+      assert.equal(session.instances, 2);
+      assert.deepEqual([plan.instances, plan.intraOpThreads, plan.maxBatchSize], [2, 1, 3]);
+      assert.deepEqual(plan.measured, earlier.measured);
+      assert.equal(plan.reason, 'earlier (measured at an earlier load here)');
+      assert.notEqual(plan.measureMs, 1234);
+    } finally {
+      await session.dispose();
+    }
+  });
+
   test('an input with a dynamic dimension besides the batch, or measuring off: the defaults, saying why', async () => {
     const dyn = await loadPlanned(request(dynamic));
     await dyn.session.dispose();

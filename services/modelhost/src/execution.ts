@@ -73,6 +73,12 @@ export function maxSlots(o: { cpus: number; sessionThreads: number; budgetBytes:
   return Math.max(1, Math.min(...caps));
 }
 
+/** What a plan depends on (the file, what settings fix, the session options, the cores and caps): plans are reused by it. */
+export function planKey(req: PlanRequest): string {
+  const { threads: _threads, ...session } = req.session;
+  return JSON.stringify([req.file, req.fixed, session, req.cpus.cpus, req.batchCap, req.maxInstances, req.budgetMs]);
+}
+
 /** The plan as the settings route and the model configuration show it. */
 export function planView(plan: ExecutionPlan): Record<string, unknown> {
   return {

@@ -13,7 +13,7 @@ import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
 import { AdaptiveBatcher, type BatchObserver, type ExecutionPlan, type ExecutionProvider, type OnnxSession, type SessionThreads, loadPlanned, zeroFeeds } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
-import { maxSlots, planRequest, workerCpus } from './execution.ts';
+import { maxSlots, planKey, planRequest, workerCpus } from './execution.ts';
 import { MemoryBudget } from './memory-budget.ts';
 
 export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
@@ -79,6 +79,8 @@ const key = (name: string, version: number): string => `${name}@${version}`;
  * What a loaded session depends on in a model's config (drift thresholds are read per scrape, and the
  * response cache switch per request, not by the session: changing them reloads nothing).
  */
+/** Plans kept for models loaded again (a few KB each). */
+const MAX_PLANS = 4096;
 const configKey = (record: ModelRecord): string => JSON.stringify({ ...record.config, drift: undefined, response_cache: undefined });
 
 /** The version a request without one goes to: a canary by its share of traffic, else the default. */
@@ -109,6 +111,8 @@ export class ModelRegistry {
   #loadQueue: Promise<unknown> = Promise.resolve();
   /** Entries unloading now and the bytes they still hold. */
   readonly #unloading = new Map<LoadedModel, Promise<void>>();
+  /** Plans measured at earlier loads, by what they depend on (execution.ts planKey): a model loaded again reuses its plan. */
+  readonly #plans = new Map<string, ExecutionPlan>();
   /** A load waiting for a request to let go of a model so that one can be unloaded. */
   #roomWaiters: (() => void)[] = [];
   #closed = false;
@@ -408,7 +412,13 @@ export class ModelRegistry {
     let plan: ExecutionPlan;
     try {
       // Slots × threads and batch size: as set, else measured here (execution.ts).
-      ({ session, plan } = await loadPlanned(planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads)));
+      const req = planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads);
+      const reuse = planKey(req);
+      ({ session, plan } = await loadPlanned({ ...req, earlier: this.#plans.get(reuse) }));
+      if (plan.measured.length > 0 && !this.#plans.has(reuse)) {
+        this.#plans.set(reuse, plan);
+        if (this.#plans.size > MAX_PLANS) this.#plans.delete(this.#plans.keys().next().value!);
+      }
     } catch (err) {
       this.#hooks.onLoad?.(record.name, version, (performance.now() - started) / 1000, false);
       const e = err as InferrerError;
