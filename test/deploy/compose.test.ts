@@ -15,6 +15,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { REPO } from './lib/deploy-files.ts';
 import { composeCli, containerLogLines, docker, engineSkipReason, ensureImages, freePort, must, mustDocker, run, sleep, sweepComposeLeftovers, sweepTestTags, waitFor } from './lib/engine.ts';
 
@@ -130,6 +132,29 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
   step('predictions go through nginx to both modelhosts', async () => {
     const seen = await answeredBy(12);
     assert.deepEqual(new Set(seen.keys()), hostnames('modelhost'), JSON.stringify([...seen]));
+  });
+
+  step("gRPC on the published gRPC port (Triton's service): the server is ready and ModelInfer answers iris with the key", async () => {
+    const def = protoLoader.loadSync(path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    // biome-ignore lint/suspicious/noExplicitAny: a client generated at run time from the .proto
+    const pkg = grpc.loadPackageDefinition(def) as any;
+    const client = new pkg.inference.GRPCInferenceService(env.INFERRER_GRPC_PORT, grpc.credentials.createInsecure());
+    const unary = (method: string, req: object): Promise<{ err: grpc.ServiceError | null; res: any }> => {
+      const md = new grpc.Metadata();
+      md.set('authorization', `Bearer ${key}`);
+      return new Promise((resolve) => client[method](req, md, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null, res: unknown) => resolve({ err, res })));
+    };
+    try {
+      const ready = await unary('ServerReady', {});
+      assert.equal(ready.err, null, String(ready.err));
+      assert.equal(ready.res.ready, true);
+      const x = Buffer.from(new Float32Array([5.1, 3.5, 1.4, 0.2]).buffer);
+      const r = await unary('ModelInfer', { model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [x] });
+      assert.equal(r.err, null, String(r.err));
+      assert.ok(r.res.outputs.length > 0 && r.res.raw_output_contents.length === r.res.outputs.length, JSON.stringify(r.res.outputs));
+    } finally {
+      client.close();
+    }
   });
 
   step('a batch job is queued in Redis (BullMQ) and ends SUCCEEDED; the Inferrer logs no Redis error', async () => {
