@@ -12,6 +12,9 @@
  * batch's time to some requests' wait; on a GPU, and for small models whose per-run overhead dominates,
  * it pays, and the measurement says so.
  *
+ * Single rows and the best batch size are measured a second time, after the others, each keeping its
+ * quicker figure (on a shared machine others only ever add time).
+ *
  * Measuring is bounded (budgetMs; the best plan so far is taken when it runs out) and skipped, with the
  * defaults used, where the runs could not stand for real ones: an input with a dynamic dimension other
  * than the batch axis, or measuring switched off.
@@ -128,6 +131,7 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
       const [a, b, c] = points.slice(-3);
       if (c && m.msPerBatch >= 10 && b!.rowsPerS < a!.rowsPerS * 1.03 && c.rowsPerS < b!.rowsPerS * 1.03) break;
     }
+    await remeasure(session, layout, points, feeds!, deadline);
     const pick = pickBatch(points);
     if (!best || pick.rowsPerS > best.rowsPerS * (1 + LAYOUT_TIE)) {
       if (best) await best.session.dispose();
@@ -184,6 +188,24 @@ export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: num
   if (single && top < single.rowsPerS * (1 + BATCH_GAIN)) return { batch: 1, rowsPerS: single.rowsPerS };
   const near = points.filter((p) => p.rowsPerS >= top * (1 - BATCH_NEAR) && (!single || p.rowsPerS >= single.rowsPerS * (1 + BATCH_GAIN))).sort((a, b) => a.batch - b.batch)[0]!;
   return { batch: near.batch, rowsPerS: near.rowsPerS };
+}
+
+/**
+ * On a shared machine a neighbour's burst only ever slows a run, and it can fall on one batch size and
+ * not another: the two sizes the choice turns on (single rows and the best so far) are measured once more,
+ * after the others, and each keeps its quicker figure.
+ */
+async function remeasure(session: OnnxSession, layout: Layout, points: Measurement[], feeds: (rows: number) => NamedTensors, deadline: number): Promise<void> {
+  if (points.length < 2) return;
+  const top = points.reduce((a, b) => (b.rowsPerS > a.rowsPerS ? b : a));
+  for (const p of new Set([points.find((x) => x.batch === 1), top])) {
+    if (!p || performance.now() >= deadline) continue;
+    const again = await measureLayout(session, layout, p.batch, feeds, deadline);
+    if (again.msPerBatch < p.msPerBatch) {
+      p.msPerBatch = again.msPerBatch;
+      p.rowsPerS = again.rowsPerS;
+    }
+  }
 }
 
 /** Rows per second of a layout at one batch size: every slot runs batches at once, after one warm-up run each. */
