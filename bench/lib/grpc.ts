@@ -96,7 +96,7 @@ function targets(opts: BenchOptions, pixels: Float32Array): Target[] {
 async function grpcOnce(address: string, request: GrpcLoadSpec['request']): Promise<Map<string, Buffer>> {
   const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
   const Service = (grpc.loadPackageDefinition(def) as any).inference.GRPCInferenceService as typeof grpc.Client;
-  const client = new Service(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 }) as grpc.Client & { ModelInfer: Function };
+  const client = new Service(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 }) as grpc.Client & { ModelInfer: (req: unknown, cb: (err: Error | null, r: unknown) => void) => void };
   try {
     const res = await new Promise<any>((resolve, reject) =>
       client.ModelInfer({ ...request, raw_input_contents: request.raw_input_contents.map((b) => Buffer.from(b, 'base64')) }, (err: Error | null, r: unknown) => (err ? reject(err) : resolve(r))),

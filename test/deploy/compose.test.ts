@@ -136,7 +136,6 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
 
   step("gRPC on the published gRPC port (Triton's service): the server is ready and ModelInfer answers iris with the key", async () => {
     const def = protoLoader.loadSync(path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-    // biome-ignore lint/suspicious/noExplicitAny: a client generated at run time from the .proto
     const pkg = grpc.loadPackageDefinition(def) as any;
     const client = new pkg.inference.GRPCInferenceService(env.INFERRER_GRPC_PORT, grpc.credentials.createInsecure());
     const unary = (method: string, req: object): Promise<{ err: grpc.ServiceError | null; res: any }> => {

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ModelSignature, InferrerError, decodeV1Body, decodeV2Request } from '@inferrer/core';
+import { type ModelSignature, type InferrerError, decodeV1Body, decodeV2Request } from '@inferrer/core';
 import { MIN_PACKED_ELEMENTS, packJsonArrays } from '../../src/codecs/json-tensor.ts';
 
 const sig = (type: string, row: number): ModelSignature => ({ inputs: [{ name: 'x', type, shape: ['batch', row] }], outputs: [{ name: 'y', type, shape: ['batch', row] }] }) as ModelSignature;

@@ -47,14 +47,16 @@ interface CallContext {
   signal: AbortSignal;
 }
 
-type Handler = (req: any, ctx: CallContext) => Promise<unknown>;
+/** A request message as proto-loader decodes it from the .proto at run time; each handler reads its own message's fields. */
+// biome-ignore lint/suspicious/noExplicitAny: the message types exist only at run time
+type Message = any;
 
 interface Method {
   /** The scope its HTTP route needs. */
   scope: Access;
   /** Payload bytes of a request (tensors, model files), for the metrics and access lines. */
-  bytesIn?: (req: any) => number;
-  handle: Handler;
+  bytesIn?: (req: Message) => number;
+  handle: (req: Message, ctx: CallContext) => Promise<unknown>;
 }
 
 /** The version a request names ('' = the default). */
@@ -178,7 +180,7 @@ export class GrpcServer {
     });
   }
 
-  #unary(name: string, m: Method): grpc.handleUnaryCall<any, any> {
+  #unary(name: string, m: Method): grpc.handleUnaryCall<Message, unknown> {
     const { auth, metrics } = this.#deps;
     const route = `/${SERVICE}/${name}`;
     return async (call, callback) => {
