@@ -3,6 +3,7 @@
  * errors, which become error replies (never thrown). A request with its own connection is answered on it;
  * a member of a group (group.ts) gets its reply back as a frame.
  */
+import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type InferrerError, readBodyParts } from '@inferrer/core';
 import { type ErrorBody, errorReply } from '@inferrer/http';
@@ -24,6 +25,8 @@ const NO_QUERY = new URLSearchParams();
  */
 export function closeSignal(res: ServerResponse): AbortSignal {
   const c = new AbortController();
+  // A group's members share it, one listener each in the batcher's queue: no cap on listeners (node warns past 10).
+  setMaxListeners(0, c.signal);
   res.once('close', () => {
     if (!res.writableFinished) c.abort();
   });
