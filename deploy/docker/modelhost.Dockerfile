@@ -43,6 +43,8 @@ COPY --from=deps /app /app
 RUN mkdir -p /models && chown node:node /models
 USER node
 ENV HOST=0.0.0.0 PORT=9001 MODEL_DIR=/models
+# glibc gives a released model's memory back to the system (a fixed mmap threshold): the memory budget holds in real memory.
+ENV MALLOC_MMAP_THRESHOLD_=131072
 EXPOSE 9001
 # Ready only once the preloaded models are warm; under Swarm a task joins tasks.modelhost (and so
 # nginx's rotation) only when healthy.

@@ -1,6 +1,6 @@
 /**
  * Many models on a few workers (issue 18): each modelhost loads within its memory budget
- * (MODEL_MEMORY_BYTES), unloading the least recently used idle models to make room, refuses a model that
+ * (MODEL_MEMORY_BYTES), unloading idle models (the least asked for per byte first) to make room, refuses a model that
  * alone needs more than the budget, keeps pinned models, and a worker killed under load costs no request.
  */
 import assert from 'node:assert/strict';

@@ -240,7 +240,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     for (let i = 1; i <= opts.modelhosts; i++) {
       const port = await freePort(host);
       const id = `modelhost-${i}`;
-      const proc = nodeService(id, 'modelhost', { CPUS: cpus, ...opts.env, MODEL_MEMORY_BYTES: budget, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id });
+      // glibc gives a released model's memory back to the system (MALLOC_MMAP_THRESHOLD_, as in the images):
+      // see the modelhost's memory-budget.ts.
+      const proc = nodeService(id, 'modelhost', { CPUS: cpus, MALLOC_MMAP_THRESHOLD_: '131072', ...opts.env, MODEL_MEMORY_BYTES: budget, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id });
       modelhosts.push({ id, port, url: `http://${host}:${port}`, process: proc });
     }
 

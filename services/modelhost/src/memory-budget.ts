@@ -9,6 +9,20 @@
  * upload's validation measured for one session of this version (times its instances), on a fresh runtime
  * thread of a process of its own (`validation.memory_bytes`), and before a load the larger of that and
  * the last measurement of the version here is what must fit.
+ *
+ * Counting is not enough to hold the budget in real memory: what an unloaded model gave back stays in the
+ * allocator (fragmentation) and the process's memory drifts above what its models count. So the budget
+ * also watches the process: its resident memory (outside the main thread's JavaScript heap) above the
+ * least it was seen holding besides its models (`resident`); room is made, and models unloaded after a
+ * load, by the larger of the two figures. That works only where released memory can go back to the system:
+ * glibc raises its mmap threshold after the first large block is freed, after which a released session's
+ * weights stay in the heap and the process grows whatever is unloaded; the launcher and the images fix the
+ * threshold (MALLOC_MMAP_THRESHOLD_=131072), so a released model's memory is given back.
+ *
+ * Which idle models go first is by how often they are asked for per byte they hold (lookups of every
+ * version, loaded or not, halved every few hundred lookups so that old traffic fades, as in TinyLFU), least
+ * recently used first among equals: a model asked for once does not push out one asked for every second,
+ * it goes itself at the next load.
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,6 +30,8 @@ import type { VersionRecord } from '@inferrer/model-store';
 
 /** What a loaded model looks like to the budget. */
 export interface Resident {
+  name: string;
+  version: number;
   costBytes: number;
   lastUsed: number;
   /** Requests that hold it (from lookup to answer). */
@@ -27,6 +43,8 @@ export interface Resident {
 /** A cgroup limit above this is "no limit" (cgroup v1 reports 2^63 rounded down to pages). */
 const NO_LIMIT = 2 ** 60;
 const MiB = 1024 * 1024;
+/** Lookups between two halvings of every count: at least this, and at least ten per model loaded. */
+const AGING_LOOKUPS = 1000;
 
 /** The memory this process may use: its cgroup's limit (v2, then v1), else the host's memory. */
 export function memoryLimit(read: (file: string) => string = (f) => readFileSync(f, 'utf8')): { bytes: number; source: 'cgroup' | 'host' } {
@@ -56,8 +74,41 @@ export class MemoryBudget {
   /** Last measured cost of a version (with its instances) on this worker: `${name}@${version}x${instances}`. */
   readonly #measured = new Map<string, number>();
 
+  /** Lookups per version (`name@version`) on this worker, halved every aging window. */
+  readonly #lookups = new Map<string, number>();
+  #sinceAging = 0;
+  /** The least resident memory seen beside what the models counted: the process's own. */
+  #ownBytes = Number.POSITIVE_INFINITY;
+
   constructor(limitBytes: number) {
     this.limitBytes = limitBytes;
+  }
+
+  /** Counts a lookup of a version (a request for it, found loaded or not); `loaded` models set the window. */
+  touch(name: string, version: number, loaded: number): void {
+    const id = `${name}@${version}`;
+    this.#lookups.set(id, (this.#lookups.get(id) ?? 0) + 1);
+    if (++this.#sinceAging < Math.max(AGING_LOOKUPS, 10 * loaded)) return;
+    this.#sinceAging = 0;
+    for (const [k, n] of this.#lookups) {
+      if (n < 2) this.#lookups.delete(k);
+      else this.#lookups.set(k, n / 2);
+    }
+  }
+
+  /** A version's lookups, aged. */
+  frequency(name: string, version: number): number {
+    return this.#lookups.get(`${name}@${version}`) ?? 0;
+  }
+
+  /**
+   * What the models hold in real memory by the process's resident bytes now (`rssBytes`) and what they
+   * count (`countedBytes`): the resident bytes less the process's own, the least resident memory ever seen
+   * beside the count.
+   */
+  resident(rssBytes: number, countedBytes: number): number {
+    this.#ownBytes = Math.min(this.#ownBytes, rssBytes - countedBytes);
+    return rssBytes - this.#ownBytes;
   }
 
   /** The least a version can cost: its validation's measurement, else twice its file plus 1 MiB. */
@@ -87,12 +138,16 @@ export class MemoryBudget {
   /**
    * The models to unload so that `needBytes` more fit beside `usedBytes` and at least `count` models go:
    * idle ones (no lease, not `busy`), never pinned ones; models without `preload` before those with it,
-   * least recently used first. Undefined when even all of them would not do.
+   * the fewest lookups per byte first, then the least recently used. Undefined when even all of them would
+   * not do.
    */
   victims<T extends Resident>(models: Iterable<T>, usedBytes: number, needBytes: number, busy: (m: T) => boolean, count = 0): T[] | undefined {
     let over = usedBytes + needBytes - this.limitBytes;
     if (over <= 0 && count <= 0) return [];
-    const idle = [...models].filter((m) => m.leases === 0 && !m.pinned && !busy(m)).sort((a, b) => Number(a.preload) - Number(b.preload) || a.lastUsed - b.lastUsed);
+    const score = (m: T): number => this.frequency(m.name, m.version) / Math.max(1, m.costBytes);
+    const idle = [...models]
+      .filter((m) => m.leases === 0 && !m.pinned && !busy(m))
+      .sort((a, b) => Number(a.preload) - Number(b.preload) || score(a) - score(b) || a.lastUsed - b.lastUsed);
     const out: T[] = [];
     for (const m of idle) {
       if (over <= 0 && out.length >= count) break;

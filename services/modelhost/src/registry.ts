@@ -3,7 +3,9 @@
  * version with its session and batcher, in state LOADING | READY | UNLOADING | UNAVAILABLE. Models load
  * on first use (or at start when their config says preload or pinned), one load at a time, within the
  * worker's memory budget (memory-budget.ts): each load measures what it cost, and makes room first by
- * unloading the least recently used idle models (never one a request holds, never a pinned one). A model
+ * unloading idle models, the least asked for per byte first (never one a request holds, never a pinned
+ * one), as long as either what the models count or what the process holds in real memory beyond its own
+ * is over the budget. A model
  * that alone needs more than the budget is refused. A request holds its model (a lease, `acquire` …
  * `release`) from lookup to answer. A new default version is loaded beside the old one, warmed, switched
  * to, and the old one drained, so no request in flight is lost.
@@ -50,7 +52,10 @@ export interface RegistryOptions {
   budgetBytes: number;
   /** Runtime threads the sessions share; absent: a thread of their own per execution slot. */
   threads?: SessionThreads | undefined;
-  /** Resident memory of this process now (a load's cost is how much it grew). */
+  /**
+   * Resident memory of this process now, outside the main thread's JavaScript heap (a load's cost is how
+   * much it grew; the budget holds it to its own plus the budget).
+   */
   rss?: () => number;
 }
 
@@ -124,7 +129,12 @@ export class ModelRegistry {
     this.#hooks = hooks;
     this.#budget = new MemoryBudget(opts.budgetBytes);
     this.#threads = opts.threads;
-    this.#rss = opts.rss ?? (() => process.memoryUsage.rss());
+    this.#rss =
+      opts.rss ??
+      (() => {
+        const m = process.memoryUsage();
+        return m.rss - m.heapTotal;
+      });
   }
 
   /** The budget for models and what the loaded ones (and those still unloading) count against it. */
@@ -150,6 +160,7 @@ export class ModelRegistry {
         throw new InferrerError('MODEL_NOT_READY', `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`, { model: record.name }, { retryAfter: 5 });
       }
       const want = version ?? pickVersion(record);
+      if (attempt === 0) this.#budget.touch(record.name, want, this.#loaded.size);
       const hit = this.#loaded.get(key(record.name, want));
       if (hit && hit.state === 'READY') {
         hit.lastUsed = performance.now();
@@ -474,7 +485,7 @@ export class ModelRegistry {
       grewMb: Number((grew / MiB).toFixed(2)),
     });
     // A load that cost more than expected may leave the worker over its budget: unload idle models now.
-    this.#trim();
+    this.#trim(entry);
     return entry;
   }
 
@@ -498,9 +509,11 @@ export class ModelRegistry {
     const giveUp = performance.now() + this.#config.requestTimeoutMs;
     for (;;) {
       const loaded = this.#ready();
-      const used = this.memory().used_bytes;
+      const { counted, real } = this.#used();
       const max = this.#config.maxLoadedModels;
-      const victims = this.#budget.victims(loaded, used, need, busy, max > 0 ? loaded.length + 1 - max : 0);
+      const count = max > 0 ? loaded.length + 1 - max : 0;
+      // By real memory where it is over the count; the count alone never keeps a load out that it lets in.
+      const victims = this.#budget.victims(loaded, real, need, busy, count) ?? this.#budget.victims(loaded, counted, need, busy, count);
       if (victims) {
         await Promise.all(victims.map((e) => this.#unload(e, 'evicted')));
         return;
@@ -536,9 +549,24 @@ export class ModelRegistry {
     return out;
   }
 
-  /** Unloads idle models while the loaded ones count more than the budget (a load cost more than expected). */
-  #trim(): void {
-    const victims = this.#budget.victims(this.#ready(), this.memory().used_bytes, 0, busy) ?? [];
+  /**
+   * What the models count against the budget (those unloading included), and the larger of that and what
+   * the process holds in real memory beyond its own.
+   */
+  #used(): { counted: number; real: number } {
+    const counted = this.memory().used_bytes;
+    return { counted, real: Math.max(counted, this.#budget.resident(this.#rss(), counted)) };
+  }
+
+  /**
+   * Unloads idle models while the loaded ones count, or hold in real memory, more than the budget (a load
+   * cost more than expected), never `loaded` (just loaded for a request that has yet to take it).
+   */
+  #trim(loaded: LoadedModel): void {
+    const ready = this.#ready();
+    const { counted, real } = this.#used();
+    const keep = (e: LoadedModel): boolean => e === loaded || busy(e);
+    const victims = this.#budget.victims(ready, real, 0, keep) ?? this.#budget.victims(ready, counted, 0, keep) ?? [];
     for (const e of victims) void this.#unload(e, 'evicted');
   }
 
