@@ -12,8 +12,8 @@
  * batch's time to some requests' wait; on a GPU, and for small models whose per-run overhead dominates,
  * it pays, and the measurement says so.
  *
- * Single rows and the best batch size are measured a second time, after the others, each keeping its
- * quicker figure (on a shared machine others only ever add time).
+ * Single rows and the best batch size are measured a second time, after the others and in turn, each
+ * keeping its quicker figure (on a shared machine others only ever add time).
  *
  * Measuring is bounded (budgetMs; the best plan so far is taken when it runs out) and skipped, with the
  * defaults used, where the runs could not stand for real ones: an input with a dynamic dimension other
@@ -123,7 +123,7 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
     const sizes = !batchable ? [1] : fixed.maxBatchSize ? [fixed.maxBatchSize.value] : batchSizes(req.batchCap);
     for (const batch of sizes) {
       if (points.length > 0 && performance.now() >= deadline) break;
-      const m = await measureLayout(session, layout, batch, feeds!, deadline);
+      const [m] = (await measureLayout(session, layout, [batch], feeds!, deadline)) as [Measurement];
       points.push(m);
       measured.push(m);
       // Doubling a costly batch bought (almost) nothing twice in a row: larger ones will not either. Cheap
@@ -193,39 +193,50 @@ export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: num
 /**
  * On a shared machine a neighbour's burst only ever slows a run, and it can fall on one batch size and
  * not another: the two sizes the choice turns on (single rows and the best so far) are measured once more,
- * after the others, and each keeps its quicker figure.
+ * after the others, a round of each in turn (so a burst slows both alike), and each keeps its quicker figure.
  */
 async function remeasure(session: OnnxSession, layout: Layout, points: Measurement[], feeds: (rows: number) => NamedTensors, deadline: number): Promise<void> {
-  if (points.length < 2) return;
+  const single = points.find((x) => x.batch === 1);
   const top = points.reduce((a, b) => (b.rowsPerS > a.rowsPerS ? b : a));
-  for (const p of new Set([points.find((x) => x.batch === 1), top])) {
-    if (!p || performance.now() >= deadline) continue;
-    const again = await measureLayout(session, layout, p.batch, feeds, deadline);
-    if (again.msPerBatch < p.msPerBatch) {
-      p.msPerBatch = again.msPerBatch;
-      p.rowsPerS = again.rowsPerS;
+  if (!single || single === top || performance.now() >= deadline) return;
+  const again = await measureLayout(session, layout, [1, top.batch], feeds, deadline);
+  for (const [p, q] of [
+    [single, again[0]!],
+    [top, again[1]!],
+  ] as const) {
+    if (q.msPerBatch < p.msPerBatch) {
+      p.msPerBatch = q.msPerBatch;
+      p.rowsPerS = q.rowsPerS;
     }
   }
 }
 
-/** Rows per second of a layout at one batch size: every slot runs batches at once, after one warm-up run each. */
-async function measureLayout(session: OnnxSession, layout: Layout, batch: number, feeds: (rows: number) => NamedTensors, deadline: number): Promise<Measurement> {
-  const template = feeds(batch);
-  const round = (): Promise<unknown> => Promise.all(Array.from({ length: session.instances }, () => session.run(copy(template))));
-  await round();
-  const times: number[] = [];
+/**
+ * Rows per second of a layout at each of `batches`: every slot runs a batch at once, a round of each size
+ * in turn, after one warm-up round each; each size's quickest round counts.
+ */
+async function measureLayout(session: OnnxSession, layout: Layout, batches: number[], feeds: (rows: number) => NamedTensors, deadline: number): Promise<Measurement[]> {
+  const templates = batches.map((b) => feeds(b));
+  const round = (template: NamedTensors): Promise<unknown> => Promise.all(Array.from({ length: session.instances }, () => session.run(copy(template))));
+  for (const t of templates) await round(t);
+  const times: number[][] = batches.map(() => []);
   const t0 = performance.now();
   for (;;) {
-    const t = performance.now();
-    await round();
-    times.push(performance.now() - t);
+    for (let k = 0; k < templates.length; k++) {
+      const t = performance.now();
+      await round(templates[k]!);
+      times[k]!.push(performance.now() - t);
+    }
+    const n = times[0]!.length;
     const elapsed = performance.now() - t0;
-    // Three rounds and 30 ms at least (hundreds of rounds for a small model), or two once past 300 ms or
-    // the deadline.
-    if ((times.length >= 3 && elapsed >= 30) || (times.length >= 2 && (elapsed >= 300 || performance.now() >= deadline)) || times.length >= 5000) break;
+    // Three rounds and 30 ms a size at least (hundreds of rounds for a small model), or two once past
+    // 300 ms a size or the deadline.
+    if ((n >= 3 && elapsed >= 30 * batches.length) || (n >= 2 && (elapsed >= 300 * batches.length || performance.now() >= deadline)) || n >= 5000) break;
   }
-  const msPerBatch = Math.min(...times);
-  return { ...layout, batch, msPerBatch: round3(msPerBatch), rowsPerS: round3((session.instances * batch * 1000) / msPerBatch) };
+  return batches.map((batch, k) => {
+    const msPerBatch = Math.min(...times[k]!);
+    return { ...layout, batch, msPerBatch: round3(msPerBatch), rowsPerS: round3((session.instances * batch * 1000) / msPerBatch) };
+  });
 }
 
 /** Inputs of `rows` rows for measuring (random values in [0, 1) for floats, zeros otherwise); undefined when a non-batch dim is dynamic. */
