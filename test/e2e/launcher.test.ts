@@ -119,6 +119,8 @@ describe('the launcher', () => {
     assert.match(banner, new RegExp(`gRPC: +127\\.0\\.0\\.1:${grpcPort} \\(inference\\.GRPCInferenceService`), 'the banner says where gRPC is');
     assert.ok((await runDirs()).has(child.pid!), 'the launcher keeps its run folder (nginx config, pid file) under its pid');
 
+    const cores = Math.max(1, Math.floor(os.availableParallelism() / 2));
+    assert.match(banner, new RegExp(`execution: +each modelhost runs a model on ${cores} cores? \\(CPUS\\), with the slots × threads and batch size it measures best`), 'the banner says each modelhost plans on its share of the cores');
     assert.match(banner, /rate limits: +10000 requests\/s per client address without a key, 10000 requests\/s per API key \(RATE_LIMIT_IP_RPS/, 'the banner says a load generator will meet the rate limit');
     // The banner's curl works.
     const curl = /curl -X POST (\S+) -H 'Content-Type: application\/json' -d '(.+)'/.exec(banner);

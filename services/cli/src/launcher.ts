@@ -72,6 +72,8 @@ export interface Cluster {
   /** The metrics service, when it runs. */
   metrics: { url: string; process: ManagedProcess } | undefined;
   modelhosts: ModelhostHandle[];
+  /** The cores each modelhost plans its models' execution on (CPUS: the machine's cores ÷ modelhosts unless set). */
+  modelhostCpus: number;
   modelDir: string;
   seeded: string[];
   /** Which queue the Inferrer's batch jobs use (for the banner). */
@@ -234,6 +236,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     // The modelhosts share this machine's cores: each plans its models' execution (slots × threads, batch
     // size) on its share (CPUS).
     const cpus = String(Math.max(1, Math.floor(os.availableParallelism() / Math.max(1, opts.modelhosts))));
+    const modelhostCpus = Number(opts.modelhostEnv?.CPUS ?? opts.env.CPUS ?? cpus);
     // …and its memory: unless told otherwise, each budgets its models half of its share (a modelhost alone
     // would take 70 % of the machine's).
     const budget = opts.env.MODEL_MEMORY_BYTES ?? opts.modelhostEnv?.MODEL_MEMORY_BYTES ?? String(Math.floor((os.totalmem() * 0.5) / Math.max(1, opts.modelhosts)));
@@ -338,7 +341,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const redisUrl = inferrerEnv.REDIS_URL ?? opts.env.REDIS_URL;
     const jobsQueue = redisUrl ? `Redis (BullMQ) at ${redisUrl.replace(/\/\/[^@/]*@/, '//')}` : `embedded queue (no REDIS_URL; state in ${path.join(modelDir, '.jobs')}, one Inferrer)`;
     const grpcAddress = grpcPort ? `${host}:${grpcPort}` : undefined;
-    return { url, grpcAddress, balancerUrl, balancer, inferrer, metrics, modelhosts, modelDir, seeded, jobsQueue, notes, failed, stop };
+    return { url, grpcAddress, balancerUrl, balancer, inferrer, metrics, modelhosts, modelhostCpus, modelDir, seeded, jobsQueue, notes, failed, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -87,6 +87,7 @@ export async function runStart(config: CliConfig): Promise<number> {
       ...(cluster.grpcAddress ? [`  gRPC:          ${cluster.grpcAddress} (inference.GRPCInferenceService, the Open Inference Protocol)`] : []),
       `  load balancer: ${cluster.balancer.description} at ${cluster.balancerUrl}`,
       `  modelhosts:    ${cluster.modelhosts.length} (${cluster.modelhosts.map((m) => m.url).join(', ')})`,
+      `  execution:     each modelhost runs a model on ${cluster.modelhostCpus} core${cluster.modelhostCpus === 1 ? '' : 's'} (CPUS), with the slots × threads and batch size it measures best when it loads the model (GET /api/v1/models/{name} → execution says what and why)`,
       ...(cluster.metrics ? [`  metrics:       ${cluster.metrics.url} (status page; ${cluster.metrics.url}/api/v1/stats, /metrics)`] : []),
       `  batch jobs:    ${cluster.jobsQueue}`,
       `  model store:   ${cluster.modelDir}${cluster.seeded.length ? ` (demo models added: ${cluster.seeded.join(', ')})` : ''}`,
