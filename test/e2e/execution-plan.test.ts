@@ -11,8 +11,8 @@ import { type TestCluster, DEMO, api, startTestCluster, uploadModel } from '../h
 
 let c: TestCluster;
 before(async () => {
-  // Two cores each (whatever this machine has), so two layouts are measured.
-  c = await startTestCluster({ env: { ...process.env, LOG_LEVEL: 'info', WATCH_INTERVAL_MS: '200', PLAN_MEASURE_MS: '10000', CPUS: '2', BATCH_SIZE_CAP: '16' } });
+  // Two cores each (whatever this machine has), so two layouts are measured, even for iris (PLAN_CHEAP_MS 0).
+  c = await startTestCluster({ env: { ...process.env, LOG_LEVEL: 'info', WATCH_INTERVAL_MS: '200', PLAN_MEASURE_MS: '10000', PLAN_CHEAP_MS: '0', CPUS: '2', BATCH_SIZE_CAP: '16' } });
 });
 after(async () => {
   await c?.close();

@@ -50,6 +50,13 @@ export interface PlanRequest {
    * again without measuring (a model unloaded for room and loaded again does not pay the measurement twice).
    */
   earlier?: ExecutionPlan | undefined;
+  /**
+   * A model whose single row runs in less than this (ms) is not measured further: per-run overhead is most
+   * of its cost, so batches of up to batchCap pay and one single-threaded slot serves it (more threads or
+   * slots would mostly wait), while measuring every layout would add most of a second to its load. 0 or
+   * absent: every model is measured.
+   */
+  cheapMs?: number | undefined;
 }
 
 export interface Measurement {
@@ -112,6 +119,22 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
       `${layoutText(layouts[0]!)}, ${maxBatchSize > 1 ? `batches of up to ${maxBatchSize}` : 'no batching'}` +
       (why !== undefined ? ` (not measured: ${why})` : batchable ? ' (as set)' : ' (as set; the model has no batch axis)');
     return { session: first, plan: finish(req, layouts[0]!, maxBatchSize, [], started, reason, 'default') };
+  }
+  if (req.cheapMs && req.cheapMs > 0) {
+    const [probe] = (await measureLayout(first, layouts[0]!, [1], feeds!, deadline)) as [Measurement];
+    if (probe.msPerBatch < req.cheapMs) {
+      const layout = { instances: fixed.instances?.value ?? 1, intraOpThreads: fixed.intraOpThreads?.value ?? 1 };
+      let session = first;
+      if (layout.instances !== first.instances || layout.intraOpThreads !== layouts[0]!.intraOpThreads) {
+        await first.dispose();
+        session = await OnnxSession.load(req.file, { ...req.session, ...layout });
+      }
+      const maxBatchSize = !batchable ? 1 : (fixed.maxBatchSize?.value ?? Math.max(1, req.batchCap));
+      const reason =
+        `${layoutText(layout)}, ${maxBatchSize > 1 ? `batches of up to ${maxBatchSize}` : 'no batching'}: a single row runs in ${probe.msPerBatch} ms here, under ${req.cheapMs} ms, ` +
+        'so per-run overhead is most of its cost (batches pay; more threads or slots would mostly wait) and nothing more is measured';
+      return { session, plan: finish(req, layout, maxBatchSize, [probe], started, reason, 'measured') };
+    }
   }
   const measured: Measurement[] = [];
   let best: { layout: Layout; batch: number; rowsPerS: number; session: OnnxSession } | undefined;

@@ -147,6 +147,27 @@ describe('execution plan', () => {
     }
   });
 
+  test('a model whose single row is cheaper than cheapMs gets one single-threaded slot and batches up to the cap, from one measurement', async () => {
+    // iris runs in well under a millisecond; 50 ms leaves room for a loaded machine.
+    const { session, plan } = await loadPlanned(request(IRIS, { cpus: { cpus: 4, source: 'test' }, batchCap: 16, cheapMs: 50 }));
+    try {
+      assert.deepEqual([plan.instances, plan.intraOpThreads, plan.maxBatchSize, session.instances], [1, 1, 16, 1]);
+      assert.deepEqual(
+        plan.measured.map((p) => [p.instances, p.intraOpThreads, p.batch]),
+        [[1, 4, 1]],
+        'only single rows, on the first layout (one slot with every core)',
+      );
+      assert.match(plan.reason, /^1 slot × 1 thread, batches of up to 16: a single row runs in [\d.]+ ms here, under 50 ms, so per-run overhead is most of its cost/);
+      assert.equal(plan.sources.instances, 'measured');
+    } finally {
+      await session.dispose();
+    }
+    // The same model with cheapMs 0 is measured on every layout.
+    const full = await loadPlanned(request(IRIS, { cpus: { cpus: 2, source: 'test' }, batchCap: 4, cheapMs: 0 }));
+    await full.session.dispose();
+    assert.deepEqual([...new Set(full.plan.measured.map((p) => `${p.instances}x${p.intraOpThreads}`))].sort(), ['1x2', '2x1']);
+  });
+
   test('a plan from an earlier load is used again without measuring', async () => {
     const earlier = {
       instances: 2,

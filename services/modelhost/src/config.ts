@@ -60,6 +60,12 @@ export const ModelhostEnvSchema = z
      * with batches of up to 32.
      */
     PLAN_MEASURE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    /**
+     * A model whose single row runs in less than this (ms) is not measured further at load: one
+     * single-threaded slot with batches of up to BATCH_SIZE_CAP (per-run overhead is most of its cost). 0:
+     * every model is measured.
+     */
+    PLAN_CHEAP_MS: z.coerce.number().min(0).max(10_000).default(1),
     /** Largest batch size measured when the batch size is chosen at load. */
     BATCH_SIZE_CAP: z.coerce.number().int().min(1).max(4096).default(32),
     INTER_OP_THREADS: z.coerce.number().int().min(1).max(256).default(1),
@@ -109,6 +115,7 @@ export type ModelhostConfig = Readonly<{
   intraOpThreads: number | undefined;
   cpus: number | undefined;
   planMeasureMs: number;
+  planCheapMs: number;
   batchSizeCap: number;
   interOpThreads: number;
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
@@ -145,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     intraOpThreads: e.INTRA_OP_THREADS,
     cpus: e.CPUS,
     planMeasureMs: e.PLAN_MEASURE_MS,
+    planCheapMs: e.PLAN_CHEAP_MS,
     batchSizeCap: e.BATCH_SIZE_CAP,
     interOpThreads: e.INTER_OP_THREADS,
     graphOptimizationLevel: e.GRAPH_OPTIMIZATION_LEVEL,

@@ -56,6 +56,7 @@ export function planRequest(
     batchCap: config.batchSizeCap,
     maxInstances,
     budgetMs: config.planMeasureMs,
+    cheapMs: config.planCheapMs,
     defaults: DEFAULTS,
   };
 }
@@ -76,7 +77,7 @@ export function maxSlots(o: { cpus: number; sessionThreads: number; budgetBytes:
 /** What a plan depends on (the file, what settings fix, the session options, the cores and caps): plans are reused by it. */
 export function planKey(req: PlanRequest): string {
   const { threads: _threads, ...session } = req.session;
-  return JSON.stringify([req.file, req.fixed, session, req.cpus.cpus, req.batchCap, req.maxInstances, req.budgetMs]);
+  return JSON.stringify([req.file, req.fixed, session, req.cpus.cpus, req.batchCap, req.maxInstances, req.budgetMs, req.cheapMs]);
 }
 
 /** The plan as the settings route and the model configuration show it. */
