@@ -11,7 +11,7 @@
  * to, and the old one drained, so no request in flight is lost.
  */
 import { InferrerError, type ModelSignature, hasDynamicBatchAxis } from '@inferrer/core';
-import type { ModelRecord, ModelStore, StacItem } from '@inferrer/model-store';
+import type { ModelRecord, ModelStore, StacItem, VersionRecord } from '@inferrer/model-store';
 import { AdaptiveBatcher, type BatchObserver, type ExecutionPlan, type ExecutionProvider, type OnnxSession, type SessionThreads, loadPlanned, zeroFeeds } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
@@ -116,7 +116,11 @@ export class ModelRegistry {
   #loadQueue: Promise<unknown> = Promise.resolve();
   /** Entries unloading now and the bytes they still hold. */
   readonly #unloading = new Map<LoadedModel, Promise<void>>();
-  /** Plans measured at earlier loads, by what they depend on (execution.ts planKey): a model loaded again reuses its plan. */
+  /**
+   * Plans measured at earlier loads, by what they depend on (execution.ts planKey) with the model's
+   * structure for its file: a model loaded again, or another of the same structure (a thousand MLPs of three
+   * shapes), reuses the plan instead of spending a quarter of a second of CPU measuring it again.
+   */
   readonly #plans = new Map<string, ExecutionPlan>();
   /** A load waiting for a request to let go of a model so that one can be unloaded. */
   #roomWaiters: (() => void)[] = [];
@@ -424,7 +428,7 @@ export class ModelRegistry {
     try {
       // Slots × threads and batch size: as set, else measured here (execution.ts).
       const req = planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads);
-      const reuse = planKey(req);
+      const reuse = planKey({ ...req, file: structure(v) ?? req.file });
       ({ session, plan } = await loadPlanned({ ...req, earlier: this.#plans.get(reuse) }));
       if (plan.measured.length > 0 && !this.#plans.has(reuse)) {
         this.#plans.set(reuse, plan);
@@ -588,6 +592,12 @@ export class ModelRegistry {
 
 const MiB = 1024 * 1024;
 const mb = (bytes: number): number => Math.round(bytes / MiB);
+/**
+ * What makes two versions run alike for a plan: the same signature, file size, opsets and producer (the
+ * same graph with other weights). Undefined when the store does not know the signature: the file decides.
+ */
+const structure = (v: VersionRecord): string | undefined =>
+  v.inputs.length === 0 ? undefined : JSON.stringify([v.bytes, v.inputs, v.outputs, v.onnx.opsets, v.onnx.producer]);
 /** Requests queued or running in the model's batcher. */
 const busy = (e: LoadedModel): boolean => e.batcher.depth > 0 || e.batcher.inflight > 0;
 

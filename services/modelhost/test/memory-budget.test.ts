@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -163,6 +163,40 @@ describe('ModelRegistry within its budget in real memory', () => {
       assert.ok(end < budget * 0.8, `the count at the end, ${(end / MiB).toFixed(1)} MB, is below the budget by what the process holds beyond it`);
       // A load adds its model before the next one trims: one model (about 1.5 MB) above the budget at most.
       assert.ok(peak <= budget * 1.15 + 2 * MiB, `resident memory grew ${(peak / MiB).toFixed(1)} MB for a budget of ${budget / MiB} MB`);
+      await registry.close(5000);
+    } finally {
+      await threads.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ModelRegistry execution plans', () => {
+  test('a model of the same structure as one measured here (a thousand MLPs of three shapes) loads with its plan, unmeasured; another shape is measured', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-plans-'));
+    const threads = new SessionThreads(1);
+    try {
+      const store = new ModelStore(dir, {
+        inspect: async (file, folder) => {
+          const inputs = MLP_SIZES.map((s) => [{ name: 'x', type: 'float32' as const, shape: ['batch', s.inputs] }]);
+          const shape = (await readFile(file)).length === mlpModel(MLP_SIZES[0]!, 1).length ? 0 : 1;
+          return { facts: await checkOnnxFile(file, folder), signature: { inputs: inputs[shape]!, outputs: [{ name: 'y', type: 'float32' as const, shape: ['batch', MLP_SIZES[shape]!.outputs] }] } };
+        },
+      });
+      await store.init();
+      for (const [name, size, seed] of [['a', 0, 1], ['b', 0, 2], ['c', 1, 3]] as const) {
+        const staged = path.join(await store.stagingDir(), 'model.onnx');
+        await writeFile(staged, mlpModel(MLP_SIZES[size]!, seed));
+        await store.put(name, staged);
+      }
+      await threads.warm();
+      const config = loadConfig({ MODEL_DIR: dir, MODEL_MEMORY_BYTES: String(64 * MiB), CPUS: '1', PLAN_MEASURE_MS: '2000' });
+      const registry = new ModelRegistry(store, config, createLogger({ service: 'test', level: 'error' }), { observer: () => ({}) }, { budgetBytes: 64 * MiB, threads });
+      const [a, b, c] = [await registry.get('a'), await registry.get('b'), await registry.get('c')];
+      assert.ok(a.plan.measured.length > 0 && !a.plan.reason.endsWith('(measured at an earlier load here)'), a.plan.reason);
+      assert.equal(b.plan.reason, `${a.plan.reason} (measured at an earlier load here)`);
+      assert.equal(b.plan.maxBatchSize, a.plan.maxBatchSize);
+      assert.ok(c.plan.measured.length > 0 && !c.plan.reason.endsWith('(measured at an earlier load here)'), `another shape is measured: ${c.plan.reason}`);
       await registry.close(5000);
     } finally {
       await threads.close();
