@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -135,6 +136,40 @@ describe('cancelled work is not computed', () => {
   test('gRPC calls cancelled while queued: their requests leave the queue unrun', async () => {
     await queuedQuitters(grpcQuitter, 3, false);
     assert.ok((await metric(c.url, 'inferrer_requests_cancelled_total', { protocol: 'grpc' })) >= 3, 'counted under protocol grpc');
+  });
+
+  test('a client that closes its connection as its large body ends (a timeout mid-upload): the request never leaves the Inferrer', async () => {
+    // The kernel delivers the rest of the body, then the close: the body arrives whole and the close a
+    // moment later. The request must not go on to nginx and a modelhost in between.
+    const seen0 = await metric(mh(), 'modelhost_requests_total', { model: 'slow' });
+    const runs0 = await runs();
+    const inferrer0 = await metric(c.url, 'inferrer_requests_cancelled_total');
+    const body = Buffer.from(`{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}${' '.repeat(256 * 1024)}`);
+    const u = new URL(c.url);
+    for (let k = 0; k < 5; k++) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(Number(u.port), u.hostname, () => {
+          s.write(`POST /v2/models/slow/infer HTTP/1.1\r\nHost: ${u.host}\r\nX-Request-Id: closer-${k}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+          // The close right behind the body's last byte: a client that gave up while its body was still
+          // waiting in its socket's buffer (its kernel sends the rest, then the close).
+          s.end(body);
+        });
+        s.on('error', () => {});
+        s.on('data', () => {});
+        s.on('close', () => resolve());
+      });
+    }
+    await until('the Inferrer counted the five as cancelled', async () => (await metric(c.url, 'inferrer_requests_cancelled_total')) - inferrer0 === 5);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await metric(mh(), 'modelhost_requests_total', { model: 'slow' })) - seen0, 0, 'no such request reached the modelhost');
+    assert.equal((await runs()) - runs0, 0);
+    if (c.balancer.kind === 'nginx') {
+      const sent = c.jsonLogs('nginx').filter((l) => String(l.reqId).startsWith('closer-'));
+      assert.deepEqual(sent, [], 'nor the load balancer');
+    }
+    // A client that sends the same body and waits is served.
+    const whole = await api(c.url, '/v2/models/slow/infer', { method: 'POST', headers: { 'content-type': 'application/json' }, body: new Uint8Array(body) });
+    assert.equal(whole.status, 200, JSON.stringify(whole.body));
   });
 
   test('a request already running when its client leaves finishes, and its answer is dropped', async () => {

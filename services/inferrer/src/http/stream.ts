@@ -48,6 +48,8 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
   } catch (err) {
     const e = err instanceof InferrerError ? err : undefined;
     failure = e;
+    // A client found gone before its request went upstream (request-body.ts) is gone for the answer too.
+    if (e?.code === 'REQUEST_CANCELLED') gone.abort();
     if (gone.signal.aborted) {
       // Nobody to answer: 499 for the metrics and the access line.
       failure = cancelledError();

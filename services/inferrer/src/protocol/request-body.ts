@@ -4,7 +4,11 @@
  * connection, see http/body-guard.ts); JSON bodies of management routes parsed with a cap.
  */
 import type { IncomingMessage } from 'node:http';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { InferrerError, parseJson, readStream } from '@inferrer/core';
+
+/** Bodies from this size on wait to see whether their client is still there before they go upstream. */
+const SETTLE_BYTES = 64 * 1024;
 
 /** The declared body length, refusing one over the limit before anything is read. */
 export function declaredLength(req: IncomingMessage, limit: number): number | undefined {
@@ -15,9 +19,23 @@ export function declaredLength(req: IncomingMessage, limit: number): number | un
   return n;
 }
 
-/** The whole body, refused as soon as it passes `limit` (or at once when its declared length does). */
-export function wholeBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return readStream(req, limit, declaredLength(req, limit));
+/**
+ * The whole body, refused as soon as it passes `limit` (or at once when its declared length does).
+ *
+ * A client that gives up while its body is still on the way (a timeout, a closed tab) closes its socket, and
+ * the kernel delivers the rest of the body before the close: the body arrives whole and the close is read a
+ * turn or two of the event loop later. Sent on at once, nginx and a modelhost would each receive the whole
+ * body of a request nobody waits for (under a flood of such clients, most of the cluster's work). So a large
+ * body waits those two turns, and one whose connection has ended by then is REQUEST_CANCELLED here.
+ */
+export async function wholeBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const body = await readStream(req, limit, declaredLength(req, limit));
+  if (body.length >= SETTLE_BYTES) {
+    await nextTurn();
+    await nextTurn();
+    if (req.socket.readableEnded || req.socket.destroyed) throw new InferrerError('REQUEST_CANCELLED', 'the client closed its connection before its request could be sent on');
+  }
+  return body;
 }
 
 /** Whether the request carries a body at all. */
