@@ -30,8 +30,8 @@ import {
   yamlFilesUnder,
 } from './deploy-files.ts';
 
-/** Variables that are not the application's: Node's and the NVIDIA runtime's. */
-export const RUNTIME_ENV_ALLOWLIST: ReadonlySet<string> = new Set(['NODE_ENV', 'NODE_OPTIONS', 'TZ', 'NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES']);
+/** Variables that are not the application's: Node's, glibc's allocator's and the NVIDIA runtime's. */
+export const RUNTIME_ENV_ALLOWLIST: ReadonlySet<string> = new Set(['NODE_ENV', 'NODE_OPTIONS', 'TZ', 'MALLOC_MMAP_THRESHOLD_', 'NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES']);
 
 export interface ServiceEnv {
   /** e.g. "docker-compose.yml services.modelhost" or "deploy/k8s/base/modelhost.yaml Deployment/modelhost container modelhost". */
