@@ -51,7 +51,11 @@ function submitFile(base: string, model: string, file: string, size: number): Pr
     const req = request(url, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'content-length': String(size) } }, (res) => {
       let text = '';
       res.on('data', (c) => (text += c));
-      res.on('end', () => (res.statusCode === 202 ? resolve((JSON.parse(text) as { job: { id: string } }).job.id) : reject(new Error(`submit answered ${res.statusCode}: ${text}`))));
+      res.on('end', () =>
+        res.statusCode === 202
+          ? resolve((JSON.parse(text) as { job: { id: string } }).job.id)
+          : reject(new Error(`submit answered ${res.statusCode}: ${text}`)),
+      );
     });
     req.on('error', reject);
     createReadStream(file).pipe(req);
@@ -70,7 +74,16 @@ const tmp = await mkdtemp(path.join(os.tmpdir(), 'inferrer-bench-jobs-'));
 const bc = await startBenchCluster({ modelhosts: 2, models: [] });
 try {
   const base = bc.url;
-  const spec = { url: `${base}/api/v1/models/iris/prediction`, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: IRIS_BODY, connections: clients, warmupS: quick ? 1 : 2, durationS, timeoutS: 10 };
+  const spec = {
+    url: `${base}/api/v1/models/iris/prediction`,
+    method: 'POST' as const,
+    headers: { 'content-type': 'application/json' },
+    body: IRIS_BODY,
+    connections: clients,
+    warmupS: quick ? 1 : 2,
+    durationS,
+    timeoutS: 10,
+  };
   log(`cluster up (${bc.cluster.balancer.description}, 2 modelhosts); ${os.cpus().length} CPUs`);
 
   log('warming up (online load, not measured)');
@@ -105,13 +118,20 @@ try {
   await fetch(`${base}/api/v1/jobs/${id}`, { method: 'DELETE' });
 
   const row = (name: string, r: LoadResult) => [name, String(Math.round(r.rps)), fmtMs(r.p50), fmtMs(r.p90), fmtMs(r.p99), fmtMs(r.max), String(r.errors)];
-  process.stdout.write(`\n${table(['online iris', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'], [row('alone', alone), row('with a job running', withJob)], ['l', 'r', 'r', 'r', 'r', 'r', 'r'])}\n`);
-  process.stdout.write(`\njob throughput: ${Math.round(jobAlone)} items/s alone, ${Math.round(jobUnderLoad)} items/s under the online load${stillRunning ? '' : ' (the job ended during the window: the figure is low)'}\n`);
+  process.stdout.write(
+    `\n${table(['online iris', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'], [row('alone', alone), row('with a job running', withJob)], ['l', 'r', 'r', 'r', 'r', 'r', 'r'])}\n`,
+  );
+  process.stdout.write(
+    `\njob throughput: ${Math.round(jobAlone)} items/s alone, ${Math.round(jobUnderLoad)} items/s under the online load${stillRunning ? '' : ' (the job ended during the window: the figure is low)'}\n`,
+  );
   process.stdout.write(`online p99 with the job ÷ without: ${(withJob.p99 / alone.p99).toFixed(2)}; req/s: ${(withJob.rps / alone.rps).toFixed(2)}\n`);
   if (write) {
     await mkdir(RESULTS_DIR, { recursive: true });
     const outFile = path.join(RESULTS_DIR, 'jobs.json');
-    await writeFile(outFile, `${JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, clients, durationS, rows, alone, withJob, jobItemsPerSAlone: jobAlone, jobItemsPerSUnderLoad: jobUnderLoad, jobStillRunning: stillRunning }, null, 2)}\n`);
+    await writeFile(
+      outFile,
+      `${JSON.stringify({ date: new Date().toISOString(), cpus: os.cpus().length, clients, durationS, rows, alone, withJob, jobItemsPerSAlone: jobAlone, jobItemsPerSUnderLoad: jobUnderLoad, jobStillRunning: stillRunning }, null, 2)}\n`,
+    );
     process.stdout.write(`written: ${path.relative(process.cwd(), outFile)}\n`);
   }
 } finally {

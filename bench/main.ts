@@ -74,7 +74,9 @@ const meta = {
 };
 
 out(`Inferrer bench — ${meta.date}`);
-out(`${meta.cpus} × ${meta.cpuModel}, ${meta.memoryGiB} GiB, load average ${meta.loadAverageAtStart.join(' ')}; node ${meta.node}, onnxruntime-node ${meta.onnxruntimeNode}, autocannon ${meta.autocannon}`);
+out(
+  `${meta.cpus} × ${meta.cpuModel}, ${meta.memoryGiB} GiB, load average ${meta.loadAverageAtStart.join(' ')}; node ${meta.node}, onnxruntime-node ${meta.onnxruntimeNode}, autocannon ${meta.autocannon}`,
+);
 out(`parts: ${opts.parts.join(', ')}${opts.quick ? ' (quick: shorter windows, noisier figures)' : ''}; load generator: autocannon in its own child process`);
 out();
 
@@ -97,14 +99,18 @@ if (opts.parts.includes('iris')) {
 }
 
 if (opts.parts.includes('resnet')) {
-  out(`== 2. ResNet-50: cluster vs in-process onnxruntime-node (${opts.resnet.clients} clients, ${opts.resnet.warmupS} s warm-up + ${opts.resnet.durationS} s per run) ==`);
+  out(
+    `== 2. ResNet-50: cluster vs in-process onnxruntime-node (${opts.resnet.clients} clients, ${opts.resnet.warmupS} s warm-up + ${opts.resnet.durationS} s per run) ==`,
+  );
   try {
     resnet = await runResnet(opts, log);
     out();
     out('in-process sweep (* = best):');
     out(sweepTable(resnet));
     out();
-    out(`cluster: Inferrer → ${resnet.balancer} → ${resnet.modelhosts} modelhosts (${resnet.modelhostSettings}); body ${(resnet.bodyBytes / 1e6).toFixed(2)} MB v1 JSON`);
+    out(
+      `cluster: Inferrer → ${resnet.balancer} → ${resnet.modelhosts} modelhosts (${resnet.modelhostSettings}); body ${(resnet.bodyBytes / 1e6).toFixed(2)} MB v1 JSON`,
+    );
     out(resnetTable(resnet));
   } catch (err) {
     failures.push(`resnet: ${(err as Error).stack ?? err}`);
@@ -119,7 +125,9 @@ if (opts.parts.includes('images')) {
   try {
     images = await runImages(opts, log);
     out();
-    out(`cluster: Inferrer → ${images.balancer} → ${images.modelhosts} modelhosts; preprocess = decode + resize + normalise on the modelhost (Server-Timing, sampled during the load)`);
+    out(
+      `cluster: Inferrer → ${images.balancer} → ${images.modelhosts} modelhosts; preprocess = decode + resize + normalise on the modelhost (Server-Timing, sampled during the load)`,
+    );
     out(imagesTable(images));
   } catch (err) {
     failures.push(`images: ${(err as Error).stack ?? err}`);
@@ -173,7 +181,9 @@ if (opts.parts.includes('cache')) {
   try {
     cache = await runCache(opts, log);
     out();
-    out(`cluster: Inferrer → ${cache.balancer} → ${cache.modelhosts} modelhosts; "50 % hits": every second request of each client is an image never sent before`);
+    out(
+      `cluster: Inferrer → ${cache.balancer} → ${cache.modelhosts} modelhosts; "50 % hits": every second request of each client is an image never sent before`,
+    );
     out(cacheTable(cache));
   } catch (err) {
     failures.push(`cache: ${(err as Error).stack ?? err}`);
@@ -184,7 +194,9 @@ if (opts.parts.includes('cache')) {
 
 let grpcResult: GrpcResult | undefined;
 if (opts.parts.includes('grpc')) {
-  out(`== 7. gRPC vs HTTP binary vs HTTP JSON: iris at 128 clients, ResNet-50 at ${opts.resnet.clients} (${opts.iris.warmupS}/${opts.resnet.warmupS} s warm-up + ${opts.iris.durationS}/${opts.resnet.durationS} s per point) ==`);
+  out(
+    `== 7. gRPC vs HTTP binary vs HTTP JSON: iris at 128 clients, ResNet-50 at ${opts.resnet.clients} (${opts.iris.warmupS}/${opts.resnet.warmupS} s warm-up + ${opts.iris.durationS}/${opts.resnet.durationS} s per point) ==`,
+  );
   try {
     grpcResult = await runGrpc(opts, log);
     out();
@@ -200,11 +212,15 @@ if (opts.parts.includes('grpc')) {
 let manyModels: ManyModelsResult | undefined;
 if (opts.parts.includes('many-models')) {
   const m = opts.manyModels;
-  out(`== 9. many models: ${m.models} MLPs, ${m.modelhosts} modelhosts each with a budget for ${Math.round(m.budgetShare * 100)} % of them, Zipf s=${m.zipf} from ${m.clients} clients (${m.warmupS} s warm-up + ${m.durationS} s), placement off and on ==`);
+  out(
+    `== 9. many models: ${m.models} MLPs, ${m.modelhosts} modelhosts each with a budget for ${Math.round(m.budgetShare * 100)} % of them, Zipf s=${m.zipf} from ${m.clients} clients (${m.warmupS} s warm-up + ${m.durationS} s), placement off and on ==`,
+  );
   try {
     manyModels = await runManyModels(m, log);
     out();
-    out(`cluster: Inferrer → ${manyModels.runs[0]?.balancer ?? '?'} / ${manyModels.runs[1]?.balancer ?? '?'} → ${m.modelhosts} modelhosts; hit: the model was loaded on the worker; load: the request waited for its load (Server-Timing load;dur); single p99: every request for one model, same clients, same cluster`);
+    out(
+      `cluster: Inferrer → ${manyModels.runs[0]?.balancer ?? '?'} / ${manyModels.runs[1]?.balancer ?? '?'} → ${m.modelhosts} modelhosts; hit: the model was loaded on the worker; load: the request waited for its load (Server-Timing load;dur); single p99: every request for one model, same clients, same cluster`,
+    );
     out(manyModelsTable(manyModels));
   } catch (err) {
     failures.push(`many-models: ${(err as Error).stack ?? err}`);
@@ -215,11 +231,15 @@ if (opts.parts.includes('many-models')) {
 
 let cancel: CancelResult | undefined;
 if (opts.parts.includes('cancel')) {
-  out(`== 10. cancelled work: ResNet-50 over v2 binary, ${opts.resnet.clients} steady clients alone and beside 64 that give up after 200 ms (${opts.resnet.warmupS} s warm-up + ${opts.resnet.durationS} s per run) ==`);
+  out(
+    `== 10. cancelled work: ResNet-50 over v2 binary, ${opts.resnet.clients} steady clients alone and beside 64 that give up after 200 ms (${opts.resnet.warmupS} s warm-up + ${opts.resnet.durationS} s per run) ==`,
+  );
   try {
     cancel = await runCancel(opts, log);
     out();
-    out(`cluster: Inferrer → ${cancel.balancer} → ${cancel.modelhosts} modelhosts; a quitter closes its connection ${cancel.giveUpMs} ms after sending and sends again at once`);
+    out(
+      `cluster: Inferrer → ${cancel.balancer} → ${cancel.modelhosts} modelhosts; a quitter closes its connection ${cancel.giveUpMs} ms after sending and sends again at once`,
+    );
     out(cancelTable(cancel));
   } catch (err) {
     failures.push(`cancel: ${(err as Error).stack ?? err}`);
@@ -237,9 +257,19 @@ interface SummaryRow {
 const summary: SummaryRow[] = [];
 if (iris) {
   for (const p of iris.points) {
-    summary.push({ measure: `iris ${p.clients} clients: cluster ÷ naive req/s`, value: `${fmt(p.ratio, 2)} (${Math.round(p.cluster.rps)} / ${Math.round(p.naive.rps)})`, target: p.clients === 128 ? `≥ ${IRIS_TARGET.ratio}` : '', verdict: p.clients === 128 ? verdict(iris.targets.ratioOk) : '' });
+    summary.push({
+      measure: `iris ${p.clients} clients: cluster ÷ naive req/s`,
+      value: `${fmt(p.ratio, 2)} (${Math.round(p.cluster.rps)} / ${Math.round(p.naive.rps)})`,
+      target: p.clients === 128 ? `≥ ${IRIS_TARGET.ratio}` : '',
+      verdict: p.clients === 128 ? verdict(iris.targets.ratioOk) : '',
+    });
   }
-  summary.push({ measure: 'iris 128 clients: cluster p99', value: `${fmtMs(iris.targets.p99)} ms`, target: `≤ ${IRIS_TARGET.p99Ms} ms`, verdict: verdict(iris.targets.p99Ok) });
+  summary.push({
+    measure: 'iris 128 clients: cluster p99',
+    value: `${fmtMs(iris.targets.p99)} ms`,
+    target: `≤ ${IRIS_TARGET.p99Ms} ms`,
+    verdict: verdict(iris.targets.p99Ok),
+  });
   {
     const over = iris.points.filter((p) => p.cluster.rps > DEFAULT_IP_RPS);
     summary.push({
@@ -249,7 +279,12 @@ if (iris) {
       verdict: 'report',
     });
   }
-  summary.push({ measure: 'iris: cluster errors (all points)', value: String(iris.points.reduce((s, p) => s + p.cluster.errors, 0)), target: '0', verdict: verdict(iris.targets.errorsOk) });
+  summary.push({
+    measure: 'iris: cluster errors (all points)',
+    value: String(iris.points.reduce((s, p) => s + p.cluster.errors, 0)),
+    target: '0',
+    verdict: verdict(iris.targets.errorsOk),
+  });
 }
 if (resnet) {
   const plain = resnet.runs.filter((r) => r.model === 'resnet50');
@@ -258,7 +293,12 @@ if (resnet) {
   for (const r of resnet.runs) {
     const what = `${r.protocol}, ${r.clients} clients, ${r.setting}`;
     const target = r === bin;
-    summary.push({ measure: `ResNet-50 ${what}: cluster ÷ in-process`, value: `${fmt(r.ratio, 2)} (${fmt(r.load.rps, 1)} / ${fmt(resnet.inProcessImagesPerS, 1)} images/s)`, target: target ? '≥ 0.90' : 'report', verdict: target ? verdict(r.ratio >= 0.9) : 'report' });
+    summary.push({
+      measure: `ResNet-50 ${what}: cluster ÷ in-process`,
+      value: `${fmt(r.ratio, 2)} (${fmt(r.load.rps, 1)} / ${fmt(resnet.inProcessImagesPerS, 1)} images/s)`,
+      target: target ? '≥ 0.90' : 'report',
+      verdict: target ? verdict(r.ratio >= 0.9) : 'report',
+    });
     const fairTarget = r.model === 'resnet50' && r.protocol === 'v2 binary';
     summary.push({
       measure: `ResNet-50 ${what}: p99 vs 1.3 × clients ÷ throughput (p99 ÷ p50)`,
@@ -270,13 +310,23 @@ if (resnet) {
   }
   if (json && bin) {
     const x = json.load.rps / bin.load.rps;
-    summary.push({ measure: `ResNet-50 ${resnet.clients} clients: v2 JSON ÷ v2 binary throughput`, value: `${fmt(x, 2)} (${fmt(json.load.rps, 1)} / ${fmt(bin.load.rps, 1)} images/s)`, target: '≥ 0.80', verdict: verdict(x >= 0.8) });
+    summary.push({
+      measure: `ResNet-50 ${resnet.clients} clients: v2 JSON ÷ v2 binary throughput`,
+      value: `${fmt(x, 2)} (${fmt(json.load.rps, 1)} / ${fmt(bin.load.rps, 1)} images/s)`,
+      target: '≥ 0.80',
+      verdict: verdict(x >= 0.8),
+    });
   }
 }
 
 if (images) {
   for (const r of images.runs) {
-    summary.push({ measure: `${r.model} ${images.clients} clients: JPEG images/s (decode+resize share)`, value: `${fmt(r.load.rps, 1)} (${(r.preprocessShare * 100).toFixed(1)} %)`, target: '', verdict: 'report' });
+    summary.push({
+      measure: `${r.model} ${images.clients} clients: JPEG images/s (decode+resize share)`,
+      value: `${fmt(r.load.rps, 1)} (${(r.preprocessShare * 100).toFixed(1)} %)`,
+      target: '',
+      verdict: 'report',
+    });
     summary.push({ measure: `${r.model}: errors`, value: String(r.load.errors), target: '0', verdict: verdict(r.load.errors === 0) });
   }
 }
@@ -284,9 +334,24 @@ if (images) {
 if (overload) {
   const at4 = overload.points[overload.points.length - 1]!;
   const sat = overload.points[0]!;
-  summary.push({ measure: `overload ${at4.clients} clients (4× saturation): failed requests other than 503/429`, value: `${at4.failed} of ${at4.ok + at4.shed + at4.limited + at4.failed} (ok ${at4.ok}, shed ${at4.shed}, limited ${at4.limited})`, target: '0', verdict: verdict(at4.failed === 0) });
-  summary.push({ measure: `overload ${overload.polite.clients} clients honouring Retry-After: ok/s ÷ ok/s at saturation`, value: `${fmt(overload.polite.okPerS / sat.load.rps, 2)} (${fmt(overload.polite.okPerS, 1)} / ${fmt(sat.load.rps, 1)}); p99 ${fmtMs(overload.polite.p99)} ms; failed ${overload.polite.failed}`, target: 'report', verdict: 'report' });
-  summary.push({ measure: 'overload: p99 of successes at 4× ÷ at saturation', value: `${fmt(at4.load.p99 / sat.load.p99, 2)} (${fmtMs(at4.load.p99)} / ${fmtMs(sat.load.p99)} ms)`, target: 'bounded', verdict: 'report' });
+  summary.push({
+    measure: `overload ${at4.clients} clients (4× saturation): failed requests other than 503/429`,
+    value: `${at4.failed} of ${at4.ok + at4.shed + at4.limited + at4.failed} (ok ${at4.ok}, shed ${at4.shed}, limited ${at4.limited})`,
+    target: '0',
+    verdict: verdict(at4.failed === 0),
+  });
+  summary.push({
+    measure: `overload ${overload.polite.clients} clients honouring Retry-After: ok/s ÷ ok/s at saturation`,
+    value: `${fmt(overload.polite.okPerS / sat.load.rps, 2)} (${fmt(overload.polite.okPerS, 1)} / ${fmt(sat.load.rps, 1)}); p99 ${fmtMs(overload.polite.p99)} ms; failed ${overload.polite.failed}`,
+    target: 'report',
+    verdict: 'report',
+  });
+  summary.push({
+    measure: 'overload: p99 of successes at 4× ÷ at saturation',
+    value: `${fmt(at4.load.p99 / sat.load.p99, 2)} (${fmtMs(at4.load.p99)} / ${fmtMs(sat.load.p99)} ms)`,
+    target: 'bounded',
+    verdict: 'report',
+  });
 }
 if (grpcResult) {
   for (const p of grpcResult.points) {
@@ -308,10 +373,22 @@ if (grpcResult) {
       verdict: target ? verdict(grpcResult.resnetRatioOk) : 'report',
     });
   }
-  summary.push({ measure: 'gRPC part: errors (all points)', value: String(grpcResult.points.reduce((n, p) => n + p.load.errors, 0)), target: '0', verdict: verdict(grpcResult.points.every((p) => p.load.errors === 0)) });
+  summary.push({
+    measure: 'gRPC part: errors (all points)',
+    value: String(grpcResult.points.reduce((n, p) => n + p.load.errors, 0)),
+    target: '0',
+    verdict: verdict(grpcResult.points.every((p) => p.load.errors === 0)),
+  });
 }
 if (deadline) {
-  summary.push({ measure: `deadline ${deadline.deadlineMs / 1000} s, ${deadline.clients} clients on ResNet-50: answers later than ${(deadline.deadlineMs + 500) / 1000} s`, value: `${deadline.late} of ${Object.values(deadline.byStatus).reduce((n, s) => n + s.count, 0)} (${Object.entries(deadline.byStatus).map(([k, s]) => `${k}: ${s.count}`).join(', ')}; failed ${deadline.failed})`, target: '0', verdict: verdict(deadline.late === 0 && deadline.failed === 0) });
+  summary.push({
+    measure: `deadline ${deadline.deadlineMs / 1000} s, ${deadline.clients} clients on ResNet-50: answers later than ${(deadline.deadlineMs + 500) / 1000} s`,
+    value: `${deadline.late} of ${Object.values(deadline.byStatus).reduce((n, s) => n + s.count, 0)} (${Object.entries(deadline.byStatus)
+      .map(([k, s]) => `${k}: ${s.count}`)
+      .join(', ')}; failed ${deadline.failed})`,
+    target: '0',
+    verdict: verdict(deadline.late === 0 && deadline.failed === 0),
+  });
   summary.push({ measure: 'deadline: results/s under that overload', value: fmt(deadline.okPerS, 1), target: 'report', verdict: 'report' });
 }
 if (manyModels) {
@@ -321,9 +398,24 @@ if (manyModels) {
     const errors = run.load.errors + run.warmup.errors + run.single.errors;
     const worst = worstModelsMb(run) / budgetMb;
     summary.push({ measure: `${what}: errors (warm-up and single-model run included)`, value: String(errors), target: '0', verdict: verdict(errors === 0) });
-    summary.push({ measure: `${what}: worst peak RSS above the serving worker's own ÷ budget`, value: `${fmt(worst, 2)} (budget ${fmt(budgetMb, 0)} MB)`, target: '≤ 1.15', verdict: verdict(worst <= 1.15) });
-    summary.push({ measure: `${what}: warm p99 ÷ single-model p99`, value: `${fmt(run.load.hits.p99 / run.single.hits.p99, 2)} (${fmtMs(run.load.hits.p99)} / ${fmtMs(run.single.hits.p99)} ms)`, target: '≤ 2', verdict: verdict(run.load.hits.p99 <= 2 * run.single.hits.p99) });
-    summary.push({ measure: `${what}: hit rate (LRU ceiling; loads/s, evictions/s)`, value: `${fmt(run.hitRate, 3)} (${fmt(run.lruHitRate, 3)}; ${fmt(run.loadsPerS, 1)}, ${fmt(run.evictionsPerS, 1)})`, target: '≥ 0.9', verdict: verdict(run.hitRate >= 0.9) });
+    summary.push({
+      measure: `${what}: worst peak RSS above the serving worker's own ÷ budget`,
+      value: `${fmt(worst, 2)} (budget ${fmt(budgetMb, 0)} MB)`,
+      target: '≤ 1.15',
+      verdict: verdict(worst <= 1.15),
+    });
+    summary.push({
+      measure: `${what}: warm p99 ÷ single-model p99`,
+      value: `${fmt(run.load.hits.p99 / run.single.hits.p99, 2)} (${fmtMs(run.load.hits.p99)} / ${fmtMs(run.single.hits.p99)} ms)`,
+      target: '≤ 2',
+      verdict: verdict(run.load.hits.p99 <= 2 * run.single.hits.p99),
+    });
+    summary.push({
+      measure: `${what}: hit rate (LRU ceiling; loads/s, evictions/s)`,
+      value: `${fmt(run.hitRate, 3)} (${fmt(run.lruHitRate, 3)}; ${fmt(run.loadsPerS, 1)}, ${fmt(run.evictionsPerS, 1)})`,
+      target: '≥ 0.9',
+      verdict: verdict(run.hitRate >= 0.9),
+    });
     summary.push({ measure: `${what}: requests/s`, value: fmtRps(run.load.rps), target: 'report', verdict: 'report' });
   }
   const [off, on] = manyModels.runs;
@@ -337,20 +429,45 @@ if (manyModels) {
   }
 }
 if (drift) {
-  summary.push({ measure: 'iris 32 clients: drift on ÷ off req/s', value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`, target: '≥ 0.95', verdict: verdict(drift.ratio >= 0.95) });
+  summary.push({
+    measure: 'iris 32 clients: drift on ÷ off req/s',
+    value: `${fmt(drift.ratio, 3)} (${Math.round(drift.runs[0]!.load.rps)} / ${Math.round(drift.runs[1]!.load.rps)})`,
+    target: '≥ 0.95',
+    verdict: verdict(drift.ratio >= 0.95),
+  });
 }
 
 if (cache) {
   const errors = cache.hit.load.errors + cache.half.load.errors + cache.all.load.errors;
-  summary.push({ measure: 'ResNet-50 1 client: cache hit p50 ÷ no-cache p50 latency', value: `${fmt(cache.hit.load.p50 / cache.miss.load.p50, 2)} (${fmtMs(cache.hit.load.p50)} / ${fmtMs(cache.miss.load.p50)} ms)`, target: 'report', verdict: 'report' });
-  summary.push({ measure: `ResNet-50 ${cache.clients} clients: 50 % hits ÷ no cache images/s`, value: `${fmt(cache.half.load.rps / cache.off.load.rps, 2)} (${fmt(cache.half.load.rps, 1)} / ${fmt(cache.off.load.rps, 1)}; hit rate ${(cache.half.hitRate * 100).toFixed(1)} %)`, target: 'report', verdict: 'report' });
+  summary.push({
+    measure: 'ResNet-50 1 client: cache hit p50 ÷ no-cache p50 latency',
+    value: `${fmt(cache.hit.load.p50 / cache.miss.load.p50, 2)} (${fmtMs(cache.hit.load.p50)} / ${fmtMs(cache.miss.load.p50)} ms)`,
+    target: 'report',
+    verdict: 'report',
+  });
+  summary.push({
+    measure: `ResNet-50 ${cache.clients} clients: 50 % hits ÷ no cache images/s`,
+    value: `${fmt(cache.half.load.rps / cache.off.load.rps, 2)} (${fmt(cache.half.load.rps, 1)} / ${fmt(cache.off.load.rps, 1)}; hit rate ${(cache.half.hitRate * 100).toFixed(1)} %)`,
+    target: 'report',
+    verdict: 'report',
+  });
   summary.push({ measure: 'response cache: errors', value: String(errors), target: '0', verdict: verdict(errors === 0) });
 }
 
 if (cancel) {
   const mixed = cancel.runs[1]!;
-  summary.push({ measure: `ResNet-50 ${cancel.clients} clients beside ${cancel.quitters} quitters: goodput ÷ alone`, value: `${fmt(cancel.ratio, 2)} (${fmt(mixed.load.rps, 1)} / ${fmt((cancel.runs[0]!.load.rps + cancel.runs[2]!.load.rps) / 2, 1)} images/s)`, target: '≥ 0.90', verdict: verdict(cancel.ratio >= 0.9) });
-  summary.push({ measure: 'cancelled work: steady clients\' errors', value: String(cancel.runs.reduce((n, x) => n + x.load.errors, 0)), target: '0', verdict: verdict(cancel.runs.every((x) => x.load.errors === 0)) });
+  summary.push({
+    measure: `ResNet-50 ${cancel.clients} clients beside ${cancel.quitters} quitters: goodput ÷ alone`,
+    value: `${fmt(cancel.ratio, 2)} (${fmt(mixed.load.rps, 1)} / ${fmt((cancel.runs[0]!.load.rps + cancel.runs[2]!.load.rps) / 2, 1)} images/s)`,
+    target: '≥ 0.90',
+    verdict: verdict(cancel.ratio >= 0.9),
+  });
+  summary.push({
+    measure: "cancelled work: steady clients' errors",
+    value: String(cancel.runs.reduce((n, x) => n + x.load.errors, 0)),
+    target: '0',
+    verdict: verdict(cancel.runs.every((x) => x.load.errors === 0)),
+  });
 }
 
 const notable = [
@@ -367,7 +484,13 @@ if (notable.length > 0) {
 }
 
 out('== summary ==');
-out(table(['measure', 'value', 'target', 'verdict'], summary.map((s) => [s.measure, s.value, s.target, s.verdict]), ['l', 'r', 'l', 'l']));
+out(
+  table(
+    ['measure', 'value', 'target', 'verdict'],
+    summary.map((s) => [s.measure, s.value, s.target, s.verdict]),
+    ['l', 'r', 'l', 'l'],
+  ),
+);
 out();
 out(`total time: ${elapsed()}`);
 
@@ -375,7 +498,10 @@ if (opts.write) {
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = path.join(RESULTS_DIR, 'latest.json');
   const omitNotable = <T extends { notable: unknown }>(x: T | undefined) => (x ? { ...x, notable: undefined } : undefined);
-  await writeFile(file, `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, deadline, manyModels: omitNotable(manyModels), cancel, notable, failures }, null, 2)}\n`);
+  await writeFile(
+    file,
+    `${JSON.stringify({ meta: { ...meta, seconds: Math.round((performance.now() - started) / 1000) }, options: opts, summary, iris: omitNotable(iris), resnet: omitNotable(resnet), images: omitNotable(images), grpc: omitNotable(grpcResult), drift, overload, cache, deadline, manyModels: omitNotable(manyModels), cancel, notable, failures }, null, 2)}\n`,
+  );
   out(`written: ${path.relative(process.cwd(), file)}`);
 }
 process.exit(failures.length > 0 ? 1 : 0);

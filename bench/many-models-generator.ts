@@ -76,16 +76,38 @@ function summary(samples: number[]): Latencies {
 }
 
 /** One POST on a keep-alive connection: status, the headers that matter, the body as text. */
-function post(agent: http.Agent, url: URL, path: string, body: string, timeoutMs: number): Promise<{ status: number; timing: string; modelhost: string; text: string }> {
+function post(
+  agent: http.Agent,
+  url: URL,
+  path: string,
+  body: string,
+  timeoutMs: number,
+): Promise<{ status: number; timing: string; modelhost: string; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, method: 'POST', path, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, timeout: timeoutMs }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, timing: String(res.headers['server-timing'] ?? ''), modelhost: String(res.headers['x-modelhost-id'] ?? '?'), text: Buffer.concat(chunks).toString('utf8') }),
-      );
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        method: 'POST',
+        path,
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            timing: String(res.headers['server-timing'] ?? ''),
+            modelhost: String(res.headers['x-modelhost-id'] ?? '?'),
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'TIMEOUT' })));
     req.on('error', reject);
     req.end(body);
@@ -163,7 +185,18 @@ async function run(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
     for (const [w, n] of byModel.get(rank) ?? []) if (n > most) [best, most] = [w, n];
     return best;
   });
-  return { seconds: spec.durationS, ok, rps: ok / spec.durationS, hits: summary(hits), loads: summary(loads), perModelhost, distinctModels: seen.size, home, errors, errorKinds };
+  return {
+    seconds: spec.durationS,
+    ok,
+    rps: ok / spec.durationS,
+    hits: summary(hits),
+    loads: summary(loads),
+    perModelhost,
+    distinctModels: seen.size,
+    home,
+    errors,
+    errorKinds,
+  };
 }
 
 process.once('message', (spec: ManyModelsLoad) => {

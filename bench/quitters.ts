@@ -16,7 +16,14 @@ function run(spec: QuitterSpec): Promise<QuitterResult> {
     new Promise((resolve) => {
       r.sent++;
       let quit = false;
-      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: u.pathname + u.search, agent: false, headers: { ...spec.headers, 'content-length': body.length } });
+      const req = http.request({
+        host: u.hostname,
+        port: u.port,
+        method: 'POST',
+        path: u.pathname + u.search,
+        agent: false,
+        headers: { ...spec.headers, 'content-length': body.length },
+      });
       const timer = setTimeout(() => {
         quit = true;
         r.gaveUp++;

@@ -106,7 +106,9 @@ export async function runCancel(opts: BenchOptions, log: (line: string) => void)
   const o = opts.resnet;
   const model = await ensureResnet50(CACHE_DIR);
   const { pixels } = imageBody();
-  const header = Buffer.from(`{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":${pixels.byteLength}}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`);
+  const header = Buffer.from(
+    `{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":${pixels.byteLength}}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`,
+  );
   const body = Buffer.concat([header, Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength)]);
   const name = 'resnet50';
   const bc = await startBenchCluster({
@@ -126,7 +128,20 @@ export async function runCancel(opts: BenchOptions, log: (line: string) => void)
       const quitters = withQuitters
         ? runQuitters({ url, headers, body: body.toString('base64'), clients: QUITTERS, giveUpMs: GIVE_UP_MS, seconds: o.warmupS + o.durationS })
         : undefined;
-      const m = await measure({ url, method: 'POST', headers, body: body.toString('base64'), bodyEncoding: 'base64', connections: o.clients, warmupS: o.warmupS, durationS: o.durationS, timeoutS: 60 }, clusterPids(bc));
+      const m = await measure(
+        {
+          url,
+          method: 'POST',
+          headers,
+          body: body.toString('base64'),
+          bodyEncoding: 'base64',
+          connections: o.clients,
+          warmupS: o.warmupS,
+          durationS: o.durationS,
+          timeoutS: 60,
+        },
+        clusterPids(bc),
+      );
       const q = await quitters;
       // Let the last given-up requests reach the counters.
       await new Promise((r) => setTimeout(r, 500));
@@ -151,7 +166,15 @@ export async function runCancel(opts: BenchOptions, log: (line: string) => void)
     const mixed = await run(`steady + ${QUITTERS} quitters`, true);
     const alone2 = await run('steady alone again', false);
     const ratio = mixed.load.rps / ((alone1.load.rps + alone2.load.rps) / 2);
-    return { clients: o.clients, quitters: QUITTERS, giveUpMs: GIVE_UP_MS, balancer: bc.cluster.balancer.description, modelhosts: opts.modelhosts, runs: [alone1, mixed, alone2], ratio };
+    return {
+      clients: o.clients,
+      quitters: QUITTERS,
+      giveUpMs: GIVE_UP_MS,
+      balancer: bc.cluster.balancer.description,
+      modelhosts: opts.modelhosts,
+      runs: [alone1, mixed, alone2],
+      ratio,
+    };
   } finally {
     await bc.stop();
   }
@@ -160,7 +183,18 @@ export async function runCancel(opts: BenchOptions, log: (line: string) => void)
 export function cancelTable(r: CancelResult): string {
   return table(
     ['ResNet-50, v2 binary', 'steady images/s', 'p50 ms', 'p99 ms', 'errors', 'rows run', 'cancelled queued', 'cancelled running', 'quitters sent', 'gave up'],
-    r.runs.map((x) => [x.name, fmt(x.load.rps, 1), fmtMs(x.load.p50), fmtMs(x.load.p99), x.load.errors, x.rows, x.cancelledQueued, x.cancelledRunning, x.quitters?.sent ?? '-', x.quitters?.gaveUp ?? '-']),
+    r.runs.map((x) => [
+      x.name,
+      fmt(x.load.rps, 1),
+      fmtMs(x.load.p50),
+      fmtMs(x.load.p99),
+      x.load.errors,
+      x.rows,
+      x.cancelledQueued,
+      x.cancelledRunning,
+      x.quitters?.sent ?? '-',
+      x.quitters?.gaveUp ?? '-',
+    ]),
     ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
 }

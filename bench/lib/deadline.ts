@@ -45,7 +45,14 @@ export async function runDeadline(opts: BenchOptions, log: (line: string) => voi
   const bin = v2BinaryBody(imageBody().pixels);
   const bc = await startBenchCluster({
     modelhosts: opts.modelhosts,
-    models: [{ name: 'resnet50', file: model.file, description: 'ResNet-50 with random weights (bench)', config: { preload: true, batching: { max_batch_size: maxBatchSize } } }],
+    models: [
+      {
+        name: 'resnet50',
+        file: model.file,
+        description: 'ResNet-50 with random weights (bench)',
+        config: { preload: true, batching: { max_batch_size: maxBatchSize } },
+      },
+    ],
     modelhostEnv: { REQUEST_TIMEOUT_MS: String(deadlineMs) },
     inferrerEnv: { REQUEST_TIMEOUT_MS: String(deadlineMs) },
   });
@@ -89,7 +96,11 @@ export async function runDeadline(opts: BenchOptions, log: (line: string) => voi
       okP50: load.p50,
       okP99: load.p99,
     };
-    log(`  ${Object.entries(byStatus).map(([k, s]) => `${k}: ${s.count} (max ${fmtMs(s.max)} ms)`).join(', ')}; failed ${r.failed}; later than ${(deadlineMs + MARGIN_MS) / 1000} s: ${r.late}`);
+    log(
+      `  ${Object.entries(byStatus)
+        .map(([k, s]) => `${k}: ${s.count} (max ${fmtMs(s.max)} ms)`)
+        .join(', ')}; failed ${r.failed}; later than ${(deadlineMs + MARGIN_MS) / 1000} s: ${r.late}`,
+    );
     return r;
   } finally {
     await bc.stop();

@@ -37,7 +37,7 @@ export interface DriftResult {
 
 function irisRows(n: number, seed = 1): number[][] {
   let a = seed;
-  const u = (): number => ((a = (a * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const u = (): number => (a = (a * 1103515245 + 12345) % 2147483648) / 2147483648;
   return Array.from({ length: n }, () => [4.3 + 3.6 * u(), 2 + 2.4 * u(), 1 + 5.9 * u(), 0.1 + 2.4 * u()]);
 }
 
@@ -54,16 +54,39 @@ function timeIt(fn: () => void, minMs = 400): number {
 
 export function microDrift(): DriftMicro[] {
   const profile = profileFromRows(irisRows(2000), ['input[0]', 'input[1]', 'input[2]', 'input[3]']);
-  profile.outputs = [featureProfile('label', [0, 1, 2, 0, 1, 2]), featureProfile('probabilities:class', [0, 1, 2]), featureProfile('probabilities:score', irisRows(500).map((r) => r[0]! / 8))];
+  profile.outputs = [
+    featureProfile('label', [0, 1, 2, 0, 1, 2]),
+    featureProfile('probabilities:class', [0, 1, 2]),
+    featureProfile(
+      'probabilities:score',
+      irisRows(500).map((r) => r[0]! / 8),
+    ),
+  ];
   const tracker = new DriftTracker(profile);
   const batch = (rows: number): [NamedTensors, NamedTensors] => [
     { input: { type: 'float32', dims: [rows, 4], data: Float32Array.from(irisRows(rows).flat()) } },
-    { label: { type: 'int64', dims: [rows], data: new BigInt64Array(rows) }, probabilities: { type: 'float32', dims: [rows, 3], data: new Float32Array(rows * 3).fill(0.3) } },
+    {
+      label: { type: 'int64', dims: [rows], data: new BigInt64Array(rows) },
+      probabilities: { type: 'float32', dims: [rows, 3], data: new Float32Array(rows * 3).fill(0.3) },
+    },
   ];
   const [one, oneOut] = batch(1);
   const [b32, b32Out] = batch(32);
-  const img: NamedTensors = { input: { type: 'float32', dims: [1, 3, 224, 224], data: Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => (i % 255) / 255) } };
-  const imgProfile: StoredProfile = { source: 'upload', created_at: '', samples: 1, inputs: [0, 1, 2].map((c) => featureProfile(`input[channel ${c}]`, Array.from({ length: 1000 }, (_, i) => i / 1000))), outputs: [] };
+  const img: NamedTensors = {
+    input: { type: 'float32', dims: [1, 3, 224, 224], data: Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => (i % 255) / 255) },
+  };
+  const imgProfile: StoredProfile = {
+    source: 'upload',
+    created_at: '',
+    samples: 1,
+    inputs: [0, 1, 2].map((c) =>
+      featureProfile(
+        `input[channel ${c}]`,
+        Array.from({ length: 1000 }, (_, i) => i / 1000),
+      ),
+    ),
+    outputs: [],
+  };
   const imgTracker = new DriftTracker(imgProfile);
   const logits: NamedTensors = { logits: { type: 'float32', dims: [1, 1000], data: new Float32Array(1000) } };
   return [
@@ -86,11 +109,22 @@ export async function runDrift(opts: BenchOptions, log: (line: string) => void):
       await new Promise((r) => setTimeout(r, 1500));
       const o = opts.iris;
       const m = await measure(
-        { url: `${bc.url}/api/v1/models/iris/prediction`, method: 'POST', headers: { 'content-type': 'application/json' }, body: IRIS_BODY, connections: 32, warmupS: o.warmupS, durationS: o.durationS, timeoutS: 10 },
+        {
+          url: `${bc.url}/api/v1/models/iris/prediction`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: IRIS_BODY,
+          connections: 32,
+          warmupS: o.warmupS,
+          durationS: o.durationS,
+          timeoutS: 10,
+        },
         clusterPids(bc),
       );
       runs.push({ drift, load: m.load, serverUsPerRequest: m.cpu ? m.cpu.serverUsPerRequest : null });
-      log(`  drift ${drift ? 'on ' : 'off'}: ${Math.round(m.load.rps)} req/s, p50 ${fmtMs(m.load.p50)} ms, p99 ${fmtMs(m.load.p99)} ms, errors ${m.load.errors}${m.cpu ? `, CPU ${Math.round(m.cpu.serverUsPerRequest)} µs/req` : ''}`);
+      log(
+        `  drift ${drift ? 'on ' : 'off'}: ${Math.round(m.load.rps)} req/s, p50 ${fmtMs(m.load.p50)} ms, p99 ${fmtMs(m.load.p99)} ms, errors ${m.load.errors}${m.cpu ? `, CPU ${Math.round(m.cpu.serverUsPerRequest)} µs/req` : ''}`,
+      );
       if (drift) {
         const rows = (await (await fetch(`${bc.cluster.modelhosts[0]!.url}/v1/drift`)).json()) as { trackers: { rows: number }[] };
         if (!(rows.trackers[0]?.rows > 0)) throw new Error('drift on, but the modelhost counted no rows: the profile was not picked up');
@@ -103,10 +137,20 @@ export async function runDrift(opts: BenchOptions, log: (line: string) => void):
 }
 
 export function driftTable(r: DriftResult): string {
-  const micro = table(['in-process (DriftTracker)', 'µs/request'], r.micro.map((m) => [m.case, m.usPerRequest.toFixed(2)]));
+  const micro = table(
+    ['in-process (DriftTracker)', 'µs/request'],
+    r.micro.map((m) => [m.case, m.usPerRequest.toFixed(2)]),
+  );
   const cluster = table(
     ['iris, 32 clients', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU µs/req'],
-    r.runs.map((x) => [`drift ${x.drift ? 'on' : 'off'}`, fmt(x.load.rps, 0), fmtMs(x.load.p50), fmtMs(x.load.p99), String(x.load.errors), x.serverUsPerRequest === null ? '-' : String(Math.round(x.serverUsPerRequest))]),
+    r.runs.map((x) => [
+      `drift ${x.drift ? 'on' : 'off'}`,
+      fmt(x.load.rps, 0),
+      fmtMs(x.load.p50),
+      fmtMs(x.load.p99),
+      String(x.load.errors),
+      x.serverUsPerRequest === null ? '-' : String(Math.round(x.serverUsPerRequest)),
+    ]),
   );
   return `${micro}\n\n${cluster}\ndrift on ÷ off: ${r.ratio.toFixed(3)} × requests/s`;
 }

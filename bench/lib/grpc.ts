@@ -68,7 +68,9 @@ interface Target {
 }
 
 function targets(opts: BenchOptions, pixels: Float32Array): Target[] {
-  const irisHeader = Buffer.from('{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}],"parameters":{"binary_data_output":true}}');
+  const irisHeader = Buffer.from(
+    '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","parameters":{"binary_data_size":16}}],"parameters":{"binary_data_output":true}}',
+  );
   const resnet = v2BinaryBody(pixels);
   return [
     {
@@ -78,7 +80,11 @@ function targets(opts: BenchOptions, pixels: Float32Array): Target[] {
       durationS: opts.iris.durationS,
       json: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: IRIS_ROW }] }),
       binary: { body: Buffer.concat([irisHeader, Buffer.from(new Float32Array(IRIS_ROW).buffer)]), headerLength: irisHeader.length },
-      grpc: { model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer).toString('base64')] },
+      grpc: {
+        model_name: 'iris',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }],
+        raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer).toString('base64')],
+      },
     },
     {
       model: 'resnet50',
@@ -87,7 +93,11 @@ function targets(opts: BenchOptions, pixels: Float32Array): Target[] {
       durationS: opts.resnet.durationS,
       json: v2JsonBody(pixels),
       binary: resnet,
-      grpc: { model_name: 'resnet50', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '3', '224', '224'] }], raw_input_contents: [Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength).toString('base64')] },
+      grpc: {
+        model_name: 'resnet50',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '3', '224', '224'] }],
+        raw_input_contents: [Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength).toString('base64')],
+      },
     },
   ];
 }
@@ -96,10 +106,14 @@ function targets(opts: BenchOptions, pixels: Float32Array): Target[] {
 async function grpcOnce(address: string, request: GrpcLoadSpec['request']): Promise<Map<string, Buffer>> {
   const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
   const Service = (grpc.loadPackageDefinition(def) as any).inference.GRPCInferenceService as typeof grpc.Client;
-  const client = new Service(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 }) as grpc.Client & { ModelInfer: (req: unknown, cb: (err: Error | null, r: unknown) => void) => void };
+  const client = new Service(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 }) as grpc.Client & {
+    ModelInfer: (req: unknown, cb: (err: Error | null, r: unknown) => void) => void;
+  };
   try {
     const res = await new Promise<any>((resolve, reject) =>
-      client.ModelInfer({ ...request, raw_input_contents: request.raw_input_contents.map((b) => Buffer.from(b, 'base64')) }, (err: Error | null, r: unknown) => (err ? reject(err) : resolve(r))),
+      client.ModelInfer({ ...request, raw_input_contents: request.raw_input_contents.map((b) => Buffer.from(b, 'base64')) }, (err: Error | null, r: unknown) =>
+        err ? reject(err) : resolve(r),
+      ),
     );
     return new Map(res.outputs.map((o: { name: string }, i: number) => [o.name, Buffer.from(res.raw_output_contents[i])]));
   } finally {
@@ -109,7 +123,11 @@ async function grpcOnce(address: string, request: GrpcLoadSpec['request']): Prom
 
 /** The outputs of one HTTP binary request, as bytes by name. */
 async function httpBinaryOnce(url: string, binary: Target['binary']): Promise<Map<string, Buffer>> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(binary.headerLength) }, body: new Uint8Array(binary.body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(binary.headerLength) },
+    body: new Uint8Array(binary.body),
+  });
   const raw = Buffer.from(await res.arrayBuffer());
   if (res.status !== 200) throw new Error(`HTTP binary answered ${res.status}: ${raw.toString('utf8', 0, 300)}`);
   const hl = Number(res.headers.get('inference-header-content-length'));
@@ -130,7 +148,14 @@ export async function runGrpc(opts: BenchOptions, log: (line: string) => void): 
   const bc = await startBenchCluster({
     modelhosts: opts.modelhosts,
     grpc: true,
-    models: [{ name: 'resnet50', file: model.file, description: 'ResNet-50 with random weights (bench)', config: { preload: true, batching: { max_batch_size: opts.resnet.maxBatchSize } } }],
+    models: [
+      {
+        name: 'resnet50',
+        file: model.file,
+        description: 'ResNet-50 with random weights (bench)',
+        config: { preload: true, batching: { max_batch_size: opts.resnet.maxBatchSize } },
+      },
+    ],
   });
   try {
     const address = bc.cluster.grpcAddress;
@@ -140,7 +165,9 @@ export async function runGrpc(opts: BenchOptions, log: (line: string) => void): 
       const viaHttp = await httpBinaryOnce(`${bc.url}/v2/models/${t.model}/infer`, t.binary);
       const viaGrpc = await grpcOnce(address, t.grpc);
       for (const [name, bytes] of viaHttp) if (!viaGrpc.get(name)?.equals(bytes)) throw new Error(`${t.model}: gRPC output ${name} differs from HTTP binary`);
-      log(`${t.model}: gRPC answers the bytes HTTP binary answers (${[...viaHttp.keys()].join(', ')}); bodies: JSON ${(t.json.length / 1e3).toFixed(1)} kB, binary ${(t.binary.body.length / 1e3).toFixed(1)} kB`);
+      log(
+        `${t.model}: gRPC answers the bytes HTTP binary answers (${[...viaHttp.keys()].join(', ')}); bodies: JSON ${(t.json.length / 1e3).toFixed(1)} kB, binary ${(t.binary.body.length / 1e3).toFixed(1)} kB`,
+      );
     }
     const points: WayPoint[] = [];
     const roundRatios: Record<string, number[]> = {};
@@ -151,7 +178,14 @@ export async function runGrpc(opts: BenchOptions, log: (line: string) => void): 
         gRPC: () => measure<GrpcLoadSpec>({ ...base, address, proto: PROTO, request: t.grpc }, clusterPids(bc), 'grpc-load-generator.ts'),
         'HTTP binary': () =>
           measure(
-            { ...base, url, method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(t.binary.headerLength) }, body: t.binary.body.toString('base64'), bodyEncoding: 'base64' as const },
+            {
+              ...base,
+              url,
+              method: 'POST',
+              headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(t.binary.headerLength) },
+              body: t.binary.body.toString('base64'),
+              bodyEncoding: 'base64' as const,
+            },
             clusterPids(bc),
           ),
         'HTTP JSON': () => measure({ ...base, url, method: 'POST', headers: { 'content-type': 'application/json' }, body: t.json }, clusterPids(bc)),
@@ -176,7 +210,9 @@ export async function runGrpc(opts: BenchOptions, log: (line: string) => void): 
         const l = m.load;
         log(
           `  ${t.model} ${String(t.clients).padStart(3)} clients, ${way.padEnd(11)}: ${fmtRps(l.rps)} req/s, p50 ${fmtMs(l.p50)} ms, p99 ${fmtMs(l.p99)} ms, errors ${l.errors}` +
-            (m.cpu ? `; CPU ms/req: server ${(m.cpu.serverUsPerRequest / 1000).toFixed(2)} (Inferrer ${((m.cpu.perRequestUs.inferrer ?? 0) / 1000).toFixed(2)}), load generator ${(m.cpu.generatorUsPerRequest / 1000).toFixed(2)}; other processes ${m.cpu.otherCores.toFixed(2)} cores` : ''),
+            (m.cpu
+              ? `; CPU ms/req: server ${(m.cpu.serverUsPerRequest / 1000).toFixed(2)} (Inferrer ${((m.cpu.perRequestUs.inferrer ?? 0) / 1000).toFixed(2)}), load generator ${(m.cpu.generatorUsPerRequest / 1000).toFixed(2)}; other processes ${m.cpu.otherCores.toFixed(2)} cores`
+              : ''),
         );
         const seen = best.get(way);
         const point: WayPoint = { model: t.model, way, clients: t.clients, load: l, ...(m.cpu ? { cpu: m.cpu } : {}), rounds: (seen?.rounds ?? 0) + 1 };
@@ -186,7 +222,15 @@ export async function runGrpc(opts: BenchOptions, log: (line: string) => void): 
       points.push(...(['gRPC', 'HTTP binary', 'HTTP JSON'] as Way[]).map((w) => best.get(w)!));
     }
     const resnetRatio = median(roundRatios.resnet50 ?? []);
-    return { balancer: bc.cluster.balancer.description, modelhosts: opts.modelhosts, points, roundRatios, resnetRatio, resnetRatioOk: resnetRatio >= 0.9, notable: bc.notable };
+    return {
+      balancer: bc.cluster.balancer.description,
+      modelhosts: opts.modelhosts,
+      points,
+      roundRatios,
+      resnetRatio,
+      resnetRatioOk: resnetRatio >= 0.9,
+      notable: bc.notable,
+    };
   } finally {
     await bc.stop();
   }
@@ -210,11 +254,20 @@ export function grpcTable(r: GrpcResult): string {
       p.rounds > 1 ? `best of ${p.rounds}` : '',
     ];
   });
-  return table(
-    ['model', 'clients', 'way in', 'req/s', '÷ HTTP binary', 'p50 ms', 'p99 ms', 'errors', 'CPU ms/req: server', 'Inferrer', 'load gen', ''],
-    rows,
-    ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
-  );
+  return table(['model', 'clients', 'way in', 'req/s', '÷ HTTP binary', 'p50 ms', 'p99 ms', 'errors', 'CPU ms/req: server', 'Inferrer', 'load gen', ''], rows, [
+    'l',
+    'r',
+    'l',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'r',
+    'l',
+  ]);
 }
 
 export function median(xs: readonly number[]): number {

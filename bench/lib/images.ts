@@ -58,7 +58,9 @@ async function photo(): Promise<Buffer> {
       px[i + 2] = d < 150 ? 220 : 128 + 100 * Math.sin(x / 17) * Math.cos(y / 23);
     }
   }
-  return sharp(px, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(px, { raw: { width: w, height: h, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 function resnetItem(): Record<string, unknown> {
@@ -79,10 +81,21 @@ function resnetItem(): Record<string, unknown> {
           resize_type: 'crop',
           value_scaling: [{ type: 'min-max', minimum: 0, maximum: 255 }],
           norm_type: 'z-score',
-          statistics: [{ mean: 0.485, stddev: 0.229 }, { mean: 0.456, stddev: 0.224 }, { mean: 0.406, stddev: 0.225 }],
+          statistics: [
+            { mean: 0.485, stddev: 0.229 },
+            { mean: 0.456, stddev: 0.224 },
+            { mean: 0.406, stddev: 0.225 },
+          ],
         },
       ],
-      'mlm:output': [{ name: 'logits', tasks: ['classification'], result: { shape: [-1, 1000], dim_order: ['batch', 'class'], data_type: 'float32' }, 'inferrer:activation': 'softmax' }],
+      'mlm:output': [
+        {
+          name: 'logits',
+          tasks: ['classification'],
+          result: { shape: [-1, 1000], dim_order: ['batch', 'class'], data_type: 'float32' },
+          'inferrer:activation': 'softmax',
+        },
+      ],
     },
     assets: {},
   };
@@ -104,13 +117,26 @@ export async function runImages(opts: BenchOptions, log: (line: string) => void)
   const resnet = await ensureResnet50(CACHE_DIR);
   const digitsItem = JSON.parse(await readFile(path.join(REPO_ROOT, 'test/fixtures/images/digits.stac.json'), 'utf8')) as unknown;
   const variants = [
-    { name: 'digits-img', file: path.join(REPO_ROOT, 'models/demo/digits.onnx'), stac: digitsItem, image: 'digit_3.jpg (32×32)', bytes: await readFile(path.join(REPO_ROOT, 'test/fixtures/images/digit_3.jpg')), maxBatchSize: 32 },
+    {
+      name: 'digits-img',
+      file: path.join(REPO_ROOT, 'models/demo/digits.onnx'),
+      stac: digitsItem,
+      image: 'digit_3.jpg (32×32)',
+      bytes: await readFile(path.join(REPO_ROOT, 'test/fixtures/images/digit_3.jpg')),
+      maxBatchSize: 32,
+    },
     { name: 'resnet50-img', file: resnet.file, stac: resnetItem(), image: 'photo.jpg (640×480)', bytes: await photo(), maxBatchSize: 8 },
   ];
   log(`starting a cluster with ${opts.modelhosts} modelhosts and ${variants.map((v) => v.name).join(', ')} preloaded …`);
   const bc = await startBenchCluster({
     modelhosts: opts.modelhosts,
-    models: variants.map((v) => ({ name: v.name, file: v.file, description: `${v.name} (bench)`, config: { preload: true, batching: { max_batch_size: v.maxBatchSize } }, stac: v.stac })),
+    models: variants.map((v) => ({
+      name: v.name,
+      file: v.file,
+      description: `${v.name} (bench)`,
+      config: { preload: true, batching: { max_batch_size: v.maxBatchSize } },
+      stac: v.stac,
+    })),
   });
   try {
     const runs: ImagesRun[] = [];
@@ -146,7 +172,14 @@ export async function runImages(opts: BenchOptions, log: (line: string) => void)
       const timing = { samples: samples.length, preprocessMs: mean('preprocess'), queueMs: mean('queue'), computeMs: mean('compute'), batchRows: mean('rows') };
       // compute is per batch; a request's share of it is compute ÷ rows in its batch.
       const computePerImage = timing.computeMs / Math.max(1, timing.batchRows);
-      const run: ImagesRun = { model: v.name, image: v.image, imageBytes: v.bytes.length, load, timing, preprocessShare: timing.preprocessMs / (timing.preprocessMs + computePerImage) };
+      const run: ImagesRun = {
+        model: v.name,
+        image: v.image,
+        imageBytes: v.bytes.length,
+        load,
+        timing,
+        preprocessShare: timing.preprocessMs / (timing.preprocessMs + computePerImage),
+      };
       runs.push(run);
       log(
         `  ${v.name}: ${fmt(load.rps, 1)} images/s, p50 ${fmtMs(load.p50)} ms, p99 ${fmtMs(load.p99)} ms, errors ${load.errors}; per request on the worker: preprocess ${fmtMs(timing.preprocessMs)} ms, queue ${fmtMs(timing.queueMs)} ms, compute ${fmtMs(timing.computeMs)} ms for ${fmt(timing.batchRows, 1)} rows (${samples.length} samples)`,
@@ -161,7 +194,18 @@ export async function runImages(opts: BenchOptions, log: (line: string) => void)
 export function imagesTable(r: ImagesResult): string {
   return table(
     ['model', 'image', 'images/s', 'p50 ms', 'p99 ms', 'errors', 'preprocess ms', 'compute ms (batch)', 'rows/batch', 'decode+resize share'],
-    r.runs.map((x) => [x.model, `${x.image}, ${(x.imageBytes / 1024).toFixed(1)} KiB`, fmt(x.load.rps, 1), fmtMs(x.load.p50), fmtMs(x.load.p99), x.load.errors, fmtMs(x.timing.preprocessMs), fmtMs(x.timing.computeMs), fmt(x.timing.batchRows, 1), `${(x.preprocessShare * 100).toFixed(1)} %`]),
+    r.runs.map((x) => [
+      x.model,
+      `${x.image}, ${(x.imageBytes / 1024).toFixed(1)} KiB`,
+      fmt(x.load.rps, 1),
+      fmtMs(x.load.p50),
+      fmtMs(x.load.p99),
+      x.load.errors,
+      fmtMs(x.timing.preprocessMs),
+      fmtMs(x.timing.computeMs),
+      fmt(x.timing.batchRows, 1),
+      `${(x.preprocessShare * 100).toFixed(1)} %`,
+    ]),
     ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
 }

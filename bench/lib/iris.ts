@@ -67,16 +67,28 @@ export async function runIris(opts: BenchOptions, log: (line: string) => void): 
 
     const points: IrisPoint[] = [];
     for (const clients of o.clients) {
-      const spec = { method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: IRIS_BODY, connections: clients, warmupS: o.warmupS, durationS: o.durationS, timeoutS: 10 };
+      const spec = {
+        method: 'POST' as const,
+        headers: { 'content-type': 'application/json' },
+        body: IRIS_BODY,
+        connections: clients,
+        warmupS: o.warmupS,
+        durationS: o.durationS,
+        timeoutS: 10,
+      };
       const n = await measure({ ...spec, url: naiveUrl }, { naive: naive.pid });
       const nr = n.load;
-      log(`  naive   ${String(clients).padStart(3)} clients: ${fmtRps(nr.rps)} req/s, p50 ${fmtMs(nr.p50)} ms, p99 ${fmtMs(nr.p99)} ms, errors ${nr.errors}${cpuNote(n.cpu)}`);
+      log(
+        `  naive   ${String(clients).padStart(3)} clients: ${fmtRps(nr.rps)} req/s, p50 ${fmtMs(nr.p50)} ms, p99 ${fmtMs(nr.p99)} ms, errors ${nr.errors}${cpuNote(n.cpu)}`,
+      );
       const before = await batchStats(bc, 'iris');
       const c = await measure({ ...spec, url: clusterUrl }, clusterPids(bc));
       const cr = c.load;
       const stats: BatchStats = diffStats(await batchStats(bc, 'iris'), before);
       const rowsPerBatch = stats.batches ? stats.rows / stats.batches : NaN;
-      log(`  cluster ${String(clients).padStart(3)} clients: ${fmtRps(cr.rps)} req/s, p50 ${fmtMs(cr.p50)} ms, p99 ${fmtMs(cr.p99)} ms, errors ${cr.errors}, rows/batch ${fmt(rowsPerBatch, 2)}${cpuNote(c.cpu)}`);
+      log(
+        `  cluster ${String(clients).padStart(3)} clients: ${fmtRps(cr.rps)} req/s, p50 ${fmtMs(cr.p50)} ms, p99 ${fmtMs(cr.p99)} ms, errors ${cr.errors}, rows/batch ${fmt(rowsPerBatch, 2)}${cpuNote(c.cpu)}`,
+      );
       points.push({
         clients,
         naive: nr,
@@ -96,7 +108,14 @@ export async function runIris(opts: BenchOptions, log: (line: string) => void): 
       naiveAnswer: na.text,
       clusterAnswer: ca.text,
       points,
-      targets: { ratio: top.ratio, ratioOk: top.ratio >= IRIS_TARGET.ratio, p99: top.cluster.p99, p99Ok: top.cluster.p99 <= IRIS_TARGET.p99Ms, errors: top.cluster.errors, errorsOk: top.cluster.errors === 0 && errors === 0 },
+      targets: {
+        ratio: top.ratio,
+        ratioOk: top.ratio >= IRIS_TARGET.ratio,
+        p99: top.cluster.p99,
+        p99Ok: top.cluster.p99 <= IRIS_TARGET.p99Ms,
+        errors: top.cluster.errors,
+        errorsOk: top.cluster.errors === 0 && errors === 0,
+      },
       notable: bc.notable,
     };
   } finally {
@@ -117,7 +136,18 @@ const us = (v: number | undefined): string => (v === undefined || !Number.isFini
 export function irisTable(r: IrisResult): string {
   const rows: (string | number)[][] = [];
   for (const p of r.points) {
-    rows.push([p.clients, 'naive', fmtRps(p.naive.rps), fmtMs(p.naive.p50), fmtMs(p.naive.p99), p.naive.errors, '', us(p.naiveCpu?.serverUsPerRequest), fmt(p.naiveCpu?.otherCores ?? NaN, 2), '']);
+    rows.push([
+      p.clients,
+      'naive',
+      fmtRps(p.naive.rps),
+      fmtMs(p.naive.p50),
+      fmtMs(p.naive.p99),
+      p.naive.errors,
+      '',
+      us(p.naiveCpu?.serverUsPerRequest),
+      fmt(p.naiveCpu?.otherCores ?? NaN, 2),
+      '',
+    ]);
     rows.push([
       '',
       'cluster',
@@ -132,17 +162,40 @@ export function irisTable(r: IrisResult): string {
     ]);
   }
   const t = r.targets;
-  const bill = r.points.filter((p) => p.clusterCpu).map((p) => {
-    const c = p.clusterCpu!.perRequestUs;
-    const modelhosts = Object.entries(c).filter(([k]) => k.startsWith('modelhost')).reduce((a, [, v]) => a + v, 0);
-    return [p.clients, us(c.inferrer), us(c.balancer), us(modelhosts), us(p.clusterCpu!.serverUsPerRequest), us(p.naiveCpu?.serverUsPerRequest), us(p.clusterCpu!.generatorUsPerRequest)];
-  });
+  const bill = r.points
+    .filter((p) => p.clusterCpu)
+    .map((p) => {
+      const c = p.clusterCpu!.perRequestUs;
+      const modelhosts = Object.entries(c)
+        .filter(([k]) => k.startsWith('modelhost'))
+        .reduce((a, [, v]) => a + v, 0);
+      return [
+        p.clients,
+        us(c.inferrer),
+        us(c.balancer),
+        us(modelhosts),
+        us(p.clusterCpu!.serverUsPerRequest),
+        us(p.naiveCpu?.serverUsPerRequest),
+        us(p.clusterCpu!.generatorUsPerRequest),
+      ];
+    });
   return [
-    table(['clients', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'rows/batch', 'CPU µs/req', 'other cores', 'cluster÷naive'], rows, ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(['clients', 'server', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'rows/batch', 'CPU µs/req', 'other cores', 'cluster÷naive'], rows, [
+      'r',
+      'l',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+      'r',
+    ]),
     '',
     ...(bill.length
       ? [
-          'where the cluster\'s CPU goes, µs of CPU per answered request (all threads of each process):',
+          "where the cluster's CPU goes, µs of CPU per answered request (all threads of each process):",
           table(['clients', 'inferrer', 'nginx', 'modelhosts', 'cluster total', 'naive total', 'load generator'], bill, ['r', 'r', 'r', 'r', 'r', 'r', 'r']),
           '',
         ]

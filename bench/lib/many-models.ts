@@ -127,7 +127,13 @@ function lruCeiling(balance: ManyModelsRun['balance'], zipf: number, costs: numb
     const mine = costs.map((_, i) => (home[i] || workers[i % workers.length]) === w);
     const rates = weights.filter((_, i) => mine[i]);
     const rate = rates.reduce((a, r) => a + r, 0);
-    if (rate > 0) hits += lruHitRate(rates, costs.filter((_, i) => mine[i]), budgetBytes) * rate;
+    if (rate > 0)
+      hits +=
+        lruHitRate(
+          rates,
+          costs.filter((_, i) => mine[i]),
+          budgetBytes,
+        ) * rate;
   }
   return hits / total;
 }
@@ -180,7 +186,10 @@ async function counter(bc: BenchCluster, name: string, match = ''): Promise<numb
 
 /** What validation measures for one model of each size (median of three runs, each in its own process). */
 async function measureSizes(dir: string, log: (line: string) => void): Promise<SizeCost[]> {
-  const inspect = createProcessInspector({ memoryBaseMb: 256, memoryPerModelMb: 4, maxMemoryMb: 1536, timeoutMs: 60_000 }, createLogger({ service: 'bench', level: 'error' }));
+  const inspect = createProcessInspector(
+    { memoryBaseMb: 256, memoryPerModelMb: 4, maxMemoryMb: 1536, timeoutMs: 60_000 },
+    createLogger({ service: 'bench', level: 'error' }),
+  );
   const out: SizeCost[] = [];
   for (const [i, shape] of MLP_SIZES.entries()) {
     const costs: number[] = [];
@@ -195,7 +204,9 @@ async function measureSizes(dir: string, log: (line: string) => void): Promise<S
     }
     costs.sort((a, b) => a - b);
     out.push({ shape, fileBytes, costBytes: costs[1]! });
-    log(`size ${i} (${shape.inputs}→${shape.hidden}×${shape.layers}→${shape.outputs}, ${(fileBytes / 1024).toFixed(0)} KB): validation measured ${costs.map((c) => (c / MiB).toFixed(2)).join(', ')} MB`);
+    log(
+      `size ${i} (${shape.inputs}→${shape.hidden}×${shape.layers}→${shape.outputs}, ${(fileBytes / 1024).toFixed(0)} KB): validation measured ${costs.map((c) => (c / MiB).toFixed(2)).join(', ')} MB`,
+    );
   }
   return out;
 }
@@ -247,7 +258,15 @@ async function runMode(
   });
   try {
     const baseline = new Map(bc.cluster.modelhosts.map((m) => [m.id, rssMb(m.process.pid)]));
-    const spec = (zipf: number, warmupS: number, durationS: number): ManyModelsLoad => ({ url: bc.url, models, zipf, clients: opts.clients, warmupS, durationS, timeoutS: 30 });
+    const spec = (zipf: number, warmupS: number, durationS: number): ManyModelsLoad => ({
+      url: bc.url,
+      models,
+      zipf,
+      clients: opts.clients,
+      warmupS,
+      durationS,
+      timeoutS: 30,
+    });
     log(`${balance}: single-model reference (${opts.clients} clients, one model, 3 s warm-up + ${opts.singleS} s)`);
     const { home: _h1, ...single } = await generate(spec(0, 3, opts.singleS));
     const serving = new Map<string, number>();
@@ -262,24 +281,55 @@ async function runMode(
         usedPeak.set(m.id, Math.max(usedPeak.get(m.id) ?? 0, await usedMb(m.url).catch(() => 0)));
       }
     };
-    const before = { loads: await counter(bc, 'modelhost_model_lookups_total', 'result="load"'), hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'), evictions: await counter(bc, 'modelhost_sessions_evicted_total') };
+    const before = {
+      loads: await counter(bc, 'modelhost_model_lookups_total', 'result="load"'),
+      hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'),
+      evictions: await counter(bc, 'modelhost_sessions_evicted_total'),
+    };
     log(`${balance}: ${opts.durationS} s measured`);
     const timer = setInterval(() => void sample(), 500);
     const { home, ...load } = await generate(spec(opts.zipf, 0, opts.durationS));
     clearInterval(timer);
     await sample();
-    const after = { loads: await counter(bc, 'modelhost_model_lookups_total', 'result="load"'), hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'), evictions: await counter(bc, 'modelhost_sessions_evicted_total') };
+    const after = {
+      loads: await counter(bc, 'modelhost_model_lookups_total', 'result="load"'),
+      hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'),
+      evictions: await counter(bc, 'modelhost_sessions_evicted_total'),
+    };
     const memory: WorkerMemory[] = [];
     for (const m of bc.cluster.modelhosts) {
       const w = (await (await fetch(`${m.url}/v1/models`)).json()) as { models: unknown[] };
-      memory.push({ modelhost: m.id, baselineMb: baseline.get(m.id)!, servingMb: serving.get(m.id)!, peakMb: peak.get(m.id) ?? Number.NaN, usedPeakMb: usedPeak.get(m.id) ?? Number.NaN, loaded: w.models.length });
+      memory.push({
+        modelhost: m.id,
+        baselineMb: baseline.get(m.id)!,
+        servingMb: serving.get(m.id)!,
+        peakMb: peak.get(m.id) ?? Number.NaN,
+        usedPeakMb: usedPeak.get(m.id) ?? Number.NaN,
+        loaded: w.models.length,
+      });
     }
     const loads = after.loads - before.loads;
     const hits = after.hits - before.hits;
     notable.push(...bc.notable.slice(0, 20));
-    return { balance, single, warmup, load, loadsPerS: loads / opts.durationS, evictionsPerS: (after.evictions - before.evictions) / opts.durationS, hitRate: hits / Math.max(1, hits + loads),
-      lruHitRate: lruCeiling(balance, opts.zipf, costs, home, bc.cluster.modelhosts.map((m) => m.id), budgetBytes),
-      memory, balancer: bc.cluster.balancer.description };
+    return {
+      balance,
+      single,
+      warmup,
+      load,
+      loadsPerS: loads / opts.durationS,
+      evictionsPerS: (after.evictions - before.evictions) / opts.durationS,
+      hitRate: hits / Math.max(1, hits + loads),
+      lruHitRate: lruCeiling(
+        balance,
+        opts.zipf,
+        costs,
+        home,
+        bc.cluster.modelhosts.map((m) => m.id),
+        budgetBytes,
+      ),
+      memory,
+      balancer: bc.cluster.balancer.description,
+    };
   } finally {
     await bc.stop();
   }
@@ -293,7 +343,9 @@ export async function runManyModels(opts: ManyModelsOptions, log: (line: string)
     await fillStore(modelDir, opts.models, sizes, log);
     const meanCost = sizes.reduce((a, s) => a + s.costBytes, 0) / sizes.length;
     const budgetBytes = Math.round(opts.models * opts.budgetShare * meanCost);
-    log(`budget: ${(budgetBytes / MiB).toFixed(1)} MB per worker = ${Math.round(opts.models * opts.budgetShare)} models at their mean validation cost of ${(meanCost / MiB).toFixed(2)} MB`);
+    log(
+      `budget: ${(budgetBytes / MiB).toFixed(1)} MB per worker = ${Math.round(opts.models * opts.budgetShare)} models at their mean validation cost of ${(meanCost / MiB).toFixed(2)} MB`,
+    );
     const models = Array.from({ length: opts.models }, (_, i) => ({ name: `m-${i}`, inputs: sizes[i % sizes.length]!.shape.inputs }));
     const costs = models.map((_, i) => sizes[i % sizes.length]!.costBytes);
     const notable: ManyModelsResult['notable'] = [];
@@ -327,15 +379,36 @@ export function manyModelsTable(r: ManyModelsResult): string {
       String(run.load.errors + run.warmup.errors + run.single.errors),
     ];
   });
-  const head = ['', 'req/s', 'hit p50/p99 ms', 'load p50/p99 ms', 'single p99', 'hit rate / LRU ceiling', 'loads/s', 'evict/s', 'models\' peak RSS / budget MB', 'errors'];
+  const head = [
+    '',
+    'req/s',
+    'hit p50/p99 ms',
+    'load p50/p99 ms',
+    'single p99',
+    'hit rate / LRU ceiling',
+    'loads/s',
+    'evict/s',
+    "models' peak RSS / budget MB",
+    'errors',
+  ];
   const memory = r.runs.flatMap((run) =>
-    run.memory.map((m) => [run.balance, m.modelhost, fmt(m.baselineMb, 0), fmt(m.servingMb, 0), fmt(m.peakMb, 0), fmt(m.peakMb - m.servingMb, 0), fmt(m.usedPeakMb, 0), fmt(budgetMb, 0), String(m.loaded), String(run.load.perModelhost[m.modelhost] ?? 0)]),
+    run.memory.map((m) => [
+      run.balance,
+      m.modelhost,
+      fmt(m.baselineMb, 0),
+      fmt(m.servingMb, 0),
+      fmt(m.peakMb, 0),
+      fmt(m.peakMb - m.servingMb, 0),
+      fmt(m.usedPeakMb, 0),
+      fmt(budgetMb, 0),
+      String(m.loaded),
+      String(run.load.perModelhost[m.modelhost] ?? 0),
+    ]),
   );
   return [
     table(head, rows),
     '',
-    'per worker (MB): resident memory idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own (the models\' share); what the loaded models counted against the budget at most; models loaded at the end; answers served',
+    "per worker (MB): resident memory idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own (the models' share); what the loaded models counted against the budget at most; models loaded at the end; answers served",
     table(['', 'modelhost', 'idle', 'own', 'peak', 'peak−own', 'counted', 'budget', 'loaded', 'answers'], memory),
   ].join('\n');
 }
-

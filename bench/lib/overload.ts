@@ -52,7 +52,12 @@ async function politeClients(url: string, clients: number, seconds: number): Pro
       while (performance.now() < end) {
         const t = performance.now();
         try {
-          const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"values": [1, 2, 3, 4]}', signal: AbortSignal.timeout(30_000) });
+          const res = await fetch(url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: '{"values": [1, 2, 3, 4]}',
+            signal: AbortSignal.timeout(30_000),
+          });
           await res.arrayBuffer();
           if (res.ok) latencies.push(performance.now() - t);
           else if (res.status === 503 || res.status === 429) {
@@ -85,7 +90,14 @@ export async function runOverload(opts: BenchOptions, log: (line: string) => voi
   const maxBatchSize = 4;
   const bc = await startBenchCluster({
     modelhosts: opts.modelhosts,
-    models: [{ name: 'slow', file: path.join(REPO_ROOT, 'test', 'fixtures', 'models', 'slow.onnx'), description: 'slow model (~150 ms a run)', config: { preload: true, batching: { max_batch_size: maxBatchSize } } }],
+    models: [
+      {
+        name: 'slow',
+        file: path.join(REPO_ROOT, 'test', 'fixtures', 'models', 'slow.onnx'),
+        description: 'slow model (~150 ms a run)',
+        config: { preload: true, batching: { max_batch_size: maxBatchSize } },
+      },
+    ],
     modelhostEnv: { MAX_QUEUE_SIZE: String(queueSize) },
   });
   try {
@@ -109,17 +121,28 @@ export async function runOverload(opts: BenchOptions, log: (line: string) => voi
       const codes = m.load.statusCodes;
       const shed = Number(codes['503'] ?? 0);
       const limited = Number(codes['429'] ?? 0);
-      const ok = Object.entries(codes).filter(([k]) => k.startsWith('2')).reduce((a, [, v]) => a + Number(v), 0);
-      const failed = Object.entries(codes).filter(([k]) => !k.startsWith('2') && k !== '503' && k !== '429').reduce((a, [, v]) => a + Number(v), 0) + m.load.socketErrors + m.load.timeouts;
+      const ok = Object.entries(codes)
+        .filter(([k]) => k.startsWith('2'))
+        .reduce((a, [, v]) => a + Number(v), 0);
+      const failed =
+        Object.entries(codes)
+          .filter(([k]) => !k.startsWith('2') && k !== '503' && k !== '429')
+          .reduce((a, [, v]) => a + Number(v), 0) +
+        m.load.socketErrors +
+        m.load.timeouts;
       const pids = clusterPids(bc);
       const rss: Record<string, number> = {};
       for (const [name, pid] of Object.entries(pids)) rss[name] = await rssMb(pid);
       points.push({ clients, load: m.load, ok, shed, limited, failed, rssMb: rss });
-      log(`  ${clients} clients: ${fmtRps(m.load.rps)} ok/s, p99 ${fmtMs(m.load.p99)} ms; ok ${ok}, shed (503) ${shed}, limited (429) ${limited}, failed ${failed}`);
+      log(
+        `  ${clients} clients: ${fmtRps(m.load.rps)} ok/s, p99 ${fmtMs(m.load.p99)} ms; ok ${ok}, shed (503) ${shed}, limited (429) ${limited}, failed ${failed}`,
+      );
     }
     // The same 4× load from clients that do what a 503's Retry-After asks (autocannon retries at once).
     const polite = await politeClients(`${bc.url}/api/v1/models/slow/prediction`, saturating * 4, Math.max(opts.iris.durationS, 4));
-    log(`  ${saturating * 4} clients honouring Retry-After: ${fmtRps(polite.okPerS)} ok/s, p99 ${fmtMs(polite.p99)} ms; ok ${polite.ok}, shed ${polite.shed}, failed ${polite.failed}`);
+    log(
+      `  ${saturating * 4} clients honouring Retry-After: ${fmtRps(polite.okPerS)} ok/s, p99 ${fmtMs(polite.p99)} ms; ok ${polite.ok}, shed ${polite.shed}, failed ${polite.failed}`,
+    );
     return { queueSize, maxBatchSize, points, polite };
   } finally {
     await bc.stop();
@@ -139,7 +162,10 @@ export function overloadTable(r: OverloadResult): string {
       p.shed,
       p.limited,
       p.failed,
-      `${fmt(p.rssMb.inferrer ?? NaN, 0)} / ${Object.entries(p.rssMb).filter(([k]) => k.startsWith('modelhost')).map(([, v]) => fmt(v, 0)).join(' + ')}`,
+      `${fmt(p.rssMb.inferrer ?? NaN, 0)} / ${Object.entries(p.rssMb)
+        .filter(([k]) => k.startsWith('modelhost'))
+        .map(([, v]) => fmt(v, 0))
+        .join(' + ')}`,
     ]),
     ['r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'],
   )}\n${p.clients} clients that wait Retry-After after a 503: ${fmtRps(p.okPerS)} ok/s, p99 ${fmtMs(p.p99)} ms; ok ${p.ok}, shed ${p.shed}, failed ${p.failed}`;

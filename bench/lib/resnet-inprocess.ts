@@ -66,9 +66,19 @@ export async function sweepInProcess(
         const busy1 = machineBusySeconds();
         const otherCores = busy0 === undefined || busy1 === undefined ? NaN : Math.max(0, (busy1 - busy0 - (cpu.user + cpu.system) / 1e6) / elapsed);
         const runMs = results.flatMap((r) => r.runMs).sort((a, b) => a - b);
-        const p: SweepPoint = { slots, intraOpThreads, batch, imagesPerS: images / elapsed, runMsP50: runMs[Math.floor(runMs.length / 2)]!, runs: runMs.length, otherCores };
+        const p: SweepPoint = {
+          slots,
+          intraOpThreads,
+          batch,
+          imagesPerS: images / elapsed,
+          runMsP50: runMs[Math.floor(runMs.length / 2)]!,
+          runs: runMs.length,
+          otherCores,
+        };
         points.push(p);
-        log(`  in-process ${slots} slot(s) × ${intraOpThreads} intra-op thread(s), batch ${batch}: ${p.imagesPerS.toFixed(1)} images/s (${p.runs} runs, ${p.runMsP50.toFixed(0)} ms each; other processes ${otherCores.toFixed(2)} cores)`);
+        log(
+          `  in-process ${slots} slot(s) × ${intraOpThreads} intra-op thread(s), batch ${batch}: ${p.imagesPerS.toFixed(1)} images/s (${p.runs} runs, ${p.runMsP50.toFixed(0)} ms each; other processes ${otherCores.toFixed(2)} cores)`,
+        );
       }
     } finally {
       await Promise.all(

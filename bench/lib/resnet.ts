@@ -86,7 +86,9 @@ export function v2JsonBody(pixels: Float32Array): string {
 
 /** The same image with the binary tensor extension: a JSON header, then the raw float32 bytes. */
 export function v2BinaryBody(pixels: Float32Array): { body: Buffer; headerLength: number } {
-  const header = Buffer.from(`{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":${pixels.byteLength}}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`);
+  const header = Buffer.from(
+    `{"inputs":[{"name":"input","shape":[1,3,224,224],"datatype":"FP32","parameters":{"binary_data_size":${pixels.byteLength}}}],"outputs":[{"name":"logits","parameters":{"binary_data":true}}]}`,
+  );
   return { body: Buffer.concat([header, Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength)]), headerLength: header.length };
 }
 
@@ -109,7 +111,9 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
   const jsonParse = timeIt(() => JSON.parse(body));
   const parsed = (JSON.parse(body) as { values: number[] }).values;
   const toFloat32 = timeIt(() => Float32Array.from(parsed));
-  log(`request body: ${(body.length / 1e6).toFixed(2)} MB of v1 JSON; decoding it here costs ${jsonParse.toFixed(1)} ms (JSON.parse) + ${toFloat32.toFixed(1)} ms (→ Float32Array)`);
+  log(
+    `request body: ${(body.length / 1e6).toFixed(2)} MB of v1 JSON; decoding it here costs ${jsonParse.toFixed(1)} ms (JSON.parse) + ${toFloat32.toFixed(1)} ms (→ Float32Array)`,
+  );
 
   // Reference logits for the check request, on this thread, before anything else runs.
   const ref = await ort.InferenceSession.create(model.file, { intraOpNumThreads: 1, interOpNumThreads: 1 });
@@ -136,13 +140,16 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
       const res = await fetch(`${bc.url}/api/v1/models/${v.name}/prediction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
       const text = await res.text();
       if (res.status !== 200) throw new Error(`${v.name} answered ${res.status}: ${text.slice(0, 500)}`);
-      const got = ((JSON.parse(text) as { values: unknown[] }).values.flat(Infinity) as number[]);
+      const got = (JSON.parse(text) as { values: unknown[] }).values.flat(Infinity) as number[];
       if (got.length !== 1000) throw new Error(`${v.name} answered ${got.length} values, expected 1000 logits`);
       for (let i = 0; i < 1000; i++) maxAbsDiff = Math.max(maxAbsDiff, Math.abs(got[i]! - expected[i]!));
     }
     log(`both models answer 1000 logits; largest difference from in-process: ${maxAbsDiff.toExponential(2)}`);
     if (!(maxAbsDiff < 1e-2)) throw new Error(`the cluster's logits differ from in-process ONNX Runtime by ${maxAbsDiff}`);
-    const plans = await modelhostPlans(bc, variants.map((v) => v.name));
+    const plans = await modelhostPlans(
+      bc,
+      variants.map((v) => v.name),
+    );
     for (const p of plans) log(`  ${p.modelhost} runs ${p.model}: ${p.reason}`);
 
     const v2json = v2JsonBody(pixels);
@@ -199,7 +206,11 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
       const load = m.load;
       log(
         `  cluster, ${protocol}, ${clients} clients, ${v.setting}: ${fmtRps(load.rps)} images/s, p50 ${fmtMs(load.p50)} ms, p99 ${fmtMs(load.p99)} ms, errors ${load.errors}, rows/batch ${fmt(stats.batches ? stats.rows / stats.batches : NaN, 2)}` +
-          (m.cpu ? `; CPU ms/req: ${Object.entries(m.cpu.perRequestUs).map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`).join(', ')}; other processes ${m.cpu.otherCores.toFixed(2)} cores` : ''),
+          (m.cpu
+            ? `; CPU ms/req: ${Object.entries(m.cpu.perRequestUs)
+                .map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`)
+                .join(', ')}; other processes ${m.cpu.otherCores.toFixed(2)} cores`
+            : ''),
       );
     }
     await bc.stop();
@@ -207,7 +218,9 @@ export async function runResnet(opts: BenchOptions, log: (line: string) => void)
     const sweepAfter = await sweepInProcess(model.file, o.settings, o.batches, o.sweepS, log);
     const best = [...sweep, ...sweepAfter].reduce((a, b) => (b.imagesPerS > a.imagesPerS ? b : a));
     const inProcess = best.imagesPerS;
-    log(`best in-process: ${best.imagesPerS.toFixed(1)} images/s (${best.slots} slot(s) × ${best.intraOpThreads} thread(s), batch ${best.batch}, ${sweep.includes(best) ? 'first' : 'second'} sweep)`);
+    log(
+      `best in-process: ${best.imagesPerS.toFixed(1)} images/s (${best.slots} slot(s) × ${best.intraOpThreads} thread(s), batch ${best.batch}, ${sweep.includes(best) ? 'first' : 'second'} sweep)`,
+    );
     const runs: ResnetClusterRun[] = [];
     for (const { v, protocol, clients, load, cpu, stats } of measured) {
       const fairBoundMs = (1.3 * clients * 1000) / load.rps;
@@ -274,8 +287,18 @@ export function resnetTable(r: ResnetResult): string {
   const label = (x: ResnetClusterRun): string => `${x.protocol}, ${x.clients} clients, ${x.setting}`;
   const bill = r.runs.map((x) => {
     const c = x.cpu?.perRequestUs ?? {};
-    const modelhosts = Object.entries(c).filter(([k]) => k.startsWith('modelhost')).reduce((a, [, v]) => a + v, 0);
-    return [label(x), ms(c.inferrer), ms(c.balancer), ms(modelhosts), ms(x.cpu?.serverUsPerRequest), ms(x.cpu?.generatorUsPerRequest), fmt(x.cpu?.otherCores ?? NaN, 2)];
+    const modelhosts = Object.entries(c)
+      .filter(([k]) => k.startsWith('modelhost'))
+      .reduce((a, [, v]) => a + v, 0);
+    return [
+      label(x),
+      ms(c.inferrer),
+      ms(c.balancer),
+      ms(modelhosts),
+      ms(x.cpu?.serverUsPerRequest),
+      ms(x.cpu?.generatorUsPerRequest),
+      fmt(x.cpu?.otherCores ?? NaN, 2),
+    ];
   });
   const rows = r.runs.map((x) => [
     label(x),
@@ -291,7 +314,11 @@ export function resnetTable(r: ResnetResult): string {
     fmt(x.cpu?.otherCores ?? NaN, 2),
   ]);
   return [
-    table(['cluster run', 'images/s', 'p50 ms', 'p99 ms', 'p99÷p50', 'fair bound ms', 'p99≤bound', 'errors', 'rows/batch', '÷ in-process', 'other cores'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']),
+    table(
+      ['cluster run', 'images/s', 'p50 ms', 'p99 ms', 'p99÷p50', 'fair bound ms', 'p99≤bound', 'errors', 'rows/batch', '÷ in-process', 'other cores'],
+      rows,
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
     '',
     'what each modelhost chose at load (GET /v1/models/{name}/settings → execution):',
     ...r.plans.map((p) => `  ${p.modelhost}, ${p.model}: ${p.reason}`),
@@ -310,9 +337,18 @@ async function modelhostPlans(bc: Awaited<ReturnType<typeof startBenchCluster>>,
   for (const mh of bc.cluster.modelhosts) {
     for (const model of models) {
       try {
-        const s = (await (await fetch(`${mh.url}/v1/models/${model}/settings`)).json()) as { execution?: { reason?: string; instances?: number; intra_op_threads?: number; max_batch_size?: number } };
+        const s = (await (await fetch(`${mh.url}/v1/models/${model}/settings`)).json()) as {
+          execution?: { reason?: string; instances?: number; intra_op_threads?: number; max_batch_size?: number };
+        };
         const e = s.execution ?? {};
-        out.push({ model, modelhost: mh.id, reason: e.reason ?? '?', instances: e.instances ?? NaN, intraOpThreads: e.intra_op_threads ?? NaN, maxBatchSize: e.max_batch_size ?? NaN });
+        out.push({
+          model,
+          modelhost: mh.id,
+          reason: e.reason ?? '?',
+          instances: e.instances ?? NaN,
+          intraOpThreads: e.intra_op_threads ?? NaN,
+          maxBatchSize: e.max_batch_size ?? NaN,
+        });
       } catch (err) {
         out.push({ model, modelhost: mh.id, reason: `not read: ${(err as Error).message}`, instances: NaN, intraOpThreads: NaN, maxBatchSize: NaN });
       }

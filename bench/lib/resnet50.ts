@@ -116,7 +116,15 @@ export function buildResnet50(): { bytes: Uint8Array; parameters: number } {
   x = g.node('Flatten', [x], { axis: 1 });
   const fcW = g.weight('fc_w', [1000, channels], Math.sqrt(6 / channels));
   const fcB = g.weight('fc_b', [1000], 0.01);
-  g.nodes.push(onnx.NodeProto.create({ opType: 'Gemm', input: [x, fcW, fcB], output: ['logits'], name: 'fc', attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })] }));
+  g.nodes.push(
+    onnx.NodeProto.create({
+      opType: 'Gemm',
+      input: [x, fcW, fcB],
+      output: ['logits'],
+      name: 'fc',
+      attribute: [onnx.AttributeProto.create({ name: 'transB', type: onnx.AttributeProto.AttributeType.INT, i: 1 })],
+    }),
+  );
 
   const tensorType = (dims: (number | string)[]) =>
     onnx.TypeProto.create({

@@ -178,7 +178,10 @@ describe('swarm-stack.yml', () => {
   test("the Inferrer serves gRPC on Triton's port 8001, published through the routing mesh", () => {
     assert.equal((svc.inferrer.environment as Yaml).GRPC_PORT, '8001');
     const ports = svc.inferrer.ports as Yaml[];
-    assert.ok(ports.some((p) => p.target === 8001 && p.published === 8001 && p.protocol === 'tcp'), JSON.stringify(ports));
+    assert.ok(
+      ports.some((p) => p.target === 8001 && p.published === 8001 && p.protocol === 'tcp'),
+      JSON.stringify(ports),
+    );
   });
 
   test('nginx re-resolves tasks.modelhost while running', () => {

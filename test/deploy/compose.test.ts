@@ -18,9 +18,25 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { REPO } from './lib/deploy-files.ts';
-import { composeCli, containerLogLines, docker, engineSkipReason, ensureImages, freePort, must, mustDocker, run, sleep, sweepComposeLeftovers, sweepTestTags, waitFor } from './lib/engine.ts';
+import {
+  composeCli,
+  containerLogLines,
+  docker,
+  engineSkipReason,
+  ensureImages,
+  freePort,
+  must,
+  mustDocker,
+  run,
+  sleep,
+  sweepComposeLeftovers,
+  sweepTestTags,
+  waitFor,
+} from './lib/engine.ts';
 
-const skip = engineSkipReason() ?? (composeCli() ? undefined : 'neither the docker compose plugin nor docker-compose is installed (.ci/run installs Debian docker-compose)');
+const skip =
+  engineSkipReason() ??
+  (composeCli() ? undefined : 'neither the docker compose plugin nor docker-compose is installed (.ci/run installs Debian docker-compose)');
 const PROJECT_PREFIX = 'inferrer-compose-';
 const project = `${PROJECT_PREFIX}${process.pid}`;
 /** Every service but Grafana (see above). */
@@ -36,7 +52,8 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
   const c = (...args: string[]) => run(compose[0], [...compose.slice(1), ...args], { env, timeoutMs: 600_000 });
   const mustC = (...args: string[]) => must(compose[0], [...compose.slice(1), ...args], { env, timeoutMs: 600_000 });
   const ids = (service: string) => mustC('ps', '-q', service).stdout.split('\n').filter(Boolean);
-  const health = (id: string) => docker('inspect', '--format', '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}', id).stdout.trim();
+  const health = (id: string) =>
+    docker('inspect', '--format', '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}', id).stdout.trim();
   const predict = (extra: Record<string, string> = {}) =>
     fetch(`${base}/api/v1/models/iris/prediction`, {
       method: 'POST',
@@ -87,7 +104,14 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     c('down', '-v', '--remove-orphans', '-t', '5');
     // Whatever a failed step left: containers, networks and volumes of this project.
     for (const kind of ['container', 'network', 'volume'] as const) {
-      const list = docker(kind === 'container' ? 'ps' : kind, ...(kind === 'container' ? ['-aq'] : ['ls', '-q']), '--filter', `label=com.docker.compose.project=${project}`).stdout.split('\n').filter(Boolean);
+      const list = docker(
+        kind === 'container' ? 'ps' : kind,
+        ...(kind === 'container' ? ['-aq'] : ['ls', '-q']),
+        '--filter',
+        `label=com.docker.compose.project=${project}`,
+      )
+        .stdout.split('\n')
+        .filter(Boolean);
       if (list.length > 0) docker(kind, 'rm', '-f', ...list);
     }
     if (originalModelhostImage) docker('tag', originalModelhostImage, 'inferrer/modelhost:latest');
@@ -98,8 +122,14 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     const text = readFileSync(path.join(REPO, 'docker-compose.yml'), 'utf8');
     const block = /^# First run:[^\n]*\n(?:# \S[^\n]*\n)*((?:# {3}[^\n]*\n)+)/m.exec(text)?.[1];
     assert.ok(block, 'docker-compose.yml has no "First run:" block');
-    const lines = block.split('\n').filter(Boolean).map((l) => l.replace(/^# {3}/, ''));
-    assert.deepEqual(lines.map((l) => l.split(' ').slice(0, 3).join(' ')), ['docker compose up', 'until curl -fs', 'KEY=$(docker compose logs', 'curl -X PUT', 'curl -X POST']);
+    const lines = block
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/^# {3}/, ''));
+    assert.deepEqual(
+      lines.map((l) => l.split(' ').slice(0, 3).join(' ')),
+      ['docker compose up', 'until curl -fs', 'KEY=$(docker compose logs', 'curl -X PUT', 'curl -X POST'],
+    );
     const script = lines
       .map((l) => l.replaceAll('docker compose', compose.join(' ')).replaceAll('http://localhost:8002', base))
       // No Grafana image here (see the header): the same command, for every other service.
@@ -122,10 +152,14 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
   });
 
   step('every service is up and healthy', async () => {
-    await waitFor('every service healthy', () => {
-      const states = SERVICES.flatMap((s) => ids(s).map((id) => `${s}:${health(id)}`));
-      return states.every((x) => /:(healthy|running)$/.test(x)) && states.length >= SERVICES.length + 1 ? states : undefined;
-    }, 180_000);
+    await waitFor(
+      'every service healthy',
+      () => {
+        const states = SERVICES.flatMap((s) => ids(s).map((id) => `${s}:${health(id)}`));
+        return states.every((x) => /:(healthy|running)$/.test(x)) && states.length >= SERVICES.length + 1 ? states : undefined;
+      },
+      180_000,
+    );
     assert.equal(ids('modelhost').length, 2);
   });
 
@@ -135,13 +169,21 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
   });
 
   step("gRPC on the published gRPC port (Triton's service): the server is ready and ModelInfer answers iris with the key", async () => {
-    const def = protoLoader.loadSync(path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    const def = protoLoader.loadSync(path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto'), {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
     const pkg = grpc.loadPackageDefinition(def) as any;
     const client = new pkg.inference.GRPCInferenceService(env.INFERRER_GRPC_PORT, grpc.credentials.createInsecure());
     const unary = (method: string, req: object): Promise<{ err: grpc.ServiceError | null; res: any }> => {
       const md = new grpc.Metadata();
       md.set('authorization', `Bearer ${key}`);
-      return new Promise((resolve) => client[method](req, md, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null, res: unknown) => resolve({ err, res })));
+      return new Promise((resolve) =>
+        client[method](req, md, { deadline: Date.now() + 15_000 }, (err: grpc.ServiceError | null, res: unknown) => resolve({ err, res })),
+      );
     };
     try {
       const ready = await unary('ServerReady', {});
@@ -166,12 +208,16 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     });
     const submitted = (await submit.json()) as { job: { id: string } };
     assert.equal(submit.status, 202, JSON.stringify(submitted));
-    const job = await waitFor('the job SUCCEEDED', async () => {
-      const r = await fetch(`${base}/api/v1/jobs/${submitted.job.id}`, { headers: { authorization: `Bearer ${key}` } });
-      const j = ((await r.json()) as { job: { state: string; items: { total: number; succeeded: number } } }).job;
-      if (['FAILED', 'PARTIAL', 'CANCELLED'].includes(j.state)) throw new Error(JSON.stringify(j));
-      return j.state === 'SUCCEEDED' ? j : undefined;
-    }, 60_000);
+    const job = await waitFor(
+      'the job SUCCEEDED',
+      async () => {
+        const r = await fetch(`${base}/api/v1/jobs/${submitted.job.id}`, { headers: { authorization: `Bearer ${key}` } });
+        const j = ((await r.json()) as { job: { state: string; items: { total: number; succeeded: number } } }).job;
+        if (['FAILED', 'PARTIAL', 'CANCELLED'].includes(j.state)) throw new Error(JSON.stringify(j));
+        return j.state === 'SUCCEEDED' ? j : undefined;
+      },
+      60_000,
+    );
     assert.deepEqual([job.items.total, job.items.succeeded], [3, 3]);
     const results = await fetch(`${base}/api/v1/jobs/${submitted.job.id}/results`, { headers: { authorization: `Bearer ${key}` } });
     assert.equal((await results.text()).trim().split('\n').length, 3);
@@ -189,13 +235,21 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     await waitFor('3 healthy modelhosts', () => (ids('modelhost').filter((id) => health(id) === 'healthy').length === 3 ? true : undefined), 180_000);
     const want = hostnames('modelhost');
     assert.equal(want.size, 3);
-    const seen = await waitFor('predictions on all 3 modelhosts', async () => {
-      const s = await answeredBy(12);
-      return s.size === 3 ? s : undefined;
-    }, 60_000, 2000);
+    const seen = await waitFor(
+      'predictions on all 3 modelhosts',
+      async () => {
+        const s = await answeredBy(12);
+        return s.size === 3 ? s : undefined;
+      },
+      60_000,
+      2000,
+    );
     assert.deepEqual(new Set(seen.keys()), want);
     assert.equal(mustDocker('inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', balancer).stdout.trim(), started);
-    assert.ok(containerLogLines(balancer).some((l) => l.includes('modelhost addresses changed: reloading nginx')), 'the balancer did not reload');
+    assert.ok(
+      containerLogLines(balancer).some((l) => l.includes('modelhost addresses changed: reloading nginx')),
+      'the balancer did not reload',
+    );
   });
 
   step('docker kill of a modelhost under steady load fails no request', async () => {
@@ -234,22 +288,36 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
 
   step('a new modelhost image is rolled out and serves', async () => {
     const tag = `inferrer/modelhost:rollout-${process.pid}`;
-    must('docker', ['build', '-t', tag, '--label', `org.inferrer.rollout=${process.pid}`, '-'], { input: 'FROM inferrer/modelhost:latest\n', env: { DOCKER_BUILDKIT: '0' } });
+    must('docker', ['build', '-t', tag, '--label', `org.inferrer.rollout=${process.pid}`, '-'], {
+      input: 'FROM inferrer/modelhost:latest\n',
+      env: { DOCKER_BUILDKIT: '0' },
+    });
     const newId = mustDocker('image', 'inspect', '--format', '{{.Id}}', tag).stdout.trim();
     assert.notEqual(newId, originalModelhostImage);
     mustDocker('tag', tag, 'inferrer/modelhost:latest');
     const before = new Set(ids('modelhost'));
     mustC('up', '-d', '--no-build', '--scale', 'modelhost=2', 'modelhost');
-    await waitFor('2 healthy modelhosts on the new image', () => {
-      const now = ids('modelhost');
-      const fresh = now.filter((id) => !before.has(id) && health(id) === 'healthy' && mustDocker('inspect', '--format', '{{.Image}}', id).stdout.trim() === newId);
-      return now.length === 2 && fresh.length === 2 ? true : undefined;
-    }, 180_000);
+    await waitFor(
+      '2 healthy modelhosts on the new image',
+      () => {
+        const now = ids('modelhost');
+        const fresh = now.filter(
+          (id) => !before.has(id) && health(id) === 'healthy' && mustDocker('inspect', '--format', '{{.Image}}', id).stdout.trim() === newId,
+        );
+        return now.length === 2 && fresh.length === 2 ? true : undefined;
+      },
+      180_000,
+    );
     const want = hostnames('modelhost');
-    const seen = await waitFor('predictions on both new modelhosts', async () => {
-      const s = await answeredBy(12);
-      return s.size === 2 && [...s.keys()].every((h) => want.has(h)) ? s : undefined;
-    }, 60_000, 2000);
+    const seen = await waitFor(
+      'predictions on both new modelhosts',
+      async () => {
+        const s = await answeredBy(12);
+        return s.size === 2 && [...s.keys()].every((h) => want.has(h)) ? s : undefined;
+      },
+      60_000,
+      2000,
+    );
     assert.deepEqual(new Set(seen.keys()), want);
   });
 
@@ -284,7 +352,10 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     const all = mustC('ps', '-aq').stdout.split('\n').filter(Boolean);
     assert.ok(all.length >= SERVICES.length + 1);
     for (const id of all) {
-      const cfg = JSON.parse(mustDocker('inspect', '--format', '{{json .HostConfig.LogConfig}}', id).stdout) as { Type: string; Config: Record<string, string> };
+      const cfg = JSON.parse(mustDocker('inspect', '--format', '{{json .HostConfig.LogConfig}}', id).stdout) as {
+        Type: string;
+        Config: Record<string, string>;
+      };
       assert.deepEqual(cfg, { Type: 'json-file', Config: { 'max-file': '5', 'max-size': '20m' } }, id);
     }
   });

@@ -23,7 +23,12 @@ async function schemaFor(s: ServiceEnv): Promise<EnvSchema | undefined | 'none'>
 describe('each service environment parses with its service config schema', () => {
   test('the files define the services', () => {
     const programs = new Set(envs.map((s) => JSON.stringify(programOf(s))));
-    for (const p of [{ kind: 'service', name: 'inferrer' }, { kind: 'service', name: 'modelhost' }, { kind: 'service', name: 'metrics' }, { kind: 'balancer' }]) {
+    for (const p of [
+      { kind: 'service', name: 'inferrer' },
+      { kind: 'service', name: 'modelhost' },
+      { kind: 'service', name: 'metrics' },
+      { kind: 'balancer' },
+    ]) {
       assert.ok(programs.has(JSON.stringify(p)), `no container runs ${JSON.stringify(p)}`);
     }
     // compose: 8 services, swarm: 8, k8s: inferrer, balancer, modelhost, modelhost-gpu, metrics
@@ -78,15 +83,24 @@ describe('the checker fails on what it should (so a green run means something)',
 
   test('runtime variables pass only through the explicit allow-list', () => {
     assert.deepEqual(checkEnv({ ...good.env, NODE_ENV: 'production', NODE_OPTIONS: '--max-old-space-size=2048' }, modelhost), []);
-    assert.deepEqual(checkEnv({ ...good.env, NODE_ENV: 'production' }, modelhost, new Set()).filter((p) => p.startsWith('NODE_ENV')), ['NODE_ENV: not a variable this service reads']);
+    assert.deepEqual(
+      checkEnv({ ...good.env, NODE_ENV: 'production' }, modelhost, new Set()).filter((p) => p.startsWith('NODE_ENV')),
+      ['NODE_ENV: not a variable this service reads'],
+    );
   });
 
   test('the balancer: an unknown variable and a value render.sh refuses are reported', () => {
     const balancer = envs.find((s) => s.where === 'swarm-stack.yml services.balancer') as ServiceEnv;
     assert.deepEqual(checkEnv(balancer.env, balancerSchema()), []);
     const problems = checkEnv({ ...balancer.env, BALANCE: 'round_robin', MODELHOST_UPSTREAM: 'a:1' }, balancerSchema());
-    assert.ok(problems.some((p) => p.startsWith('MODELHOST_UPSTREAM: not a variable') && p.includes('MODELHOST_UPSTREAMS')), problems.join('\n'));
-    assert.ok(problems.some((p) => p.includes('BALANCE must be least_conn, placement or hash')), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => p.startsWith('MODELHOST_UPSTREAM: not a variable') && p.includes('MODELHOST_UPSTREAMS')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.includes('BALANCE must be least_conn, placement or hash')),
+      problems.join('\n'),
+    );
   });
 });
 

@@ -50,18 +50,36 @@ describe('images build on a real Docker engine', { skip: skip ?? false }, () => 
         // The build-time CA bundle stays in the thrown-away stage.
         const env = mustDocker('image', 'inspect', '--format', '{{json .Config.Env}}', tag).stdout;
         assert.doesNotMatch(env, /NODE_EXTRA_CA_CERTS|build-ca/);
-        const probe = mustDocker('run', '--rm', '--entrypoint', 'sh', tag, '-c', 'ls -A /tmp; test ! -e /tmp/build-ca.pem && test ! -e /tmp/build-ca && echo clean');
+        const probe = mustDocker(
+          'run',
+          '--rm',
+          '--entrypoint',
+          'sh',
+          tag,
+          '-c',
+          'ls -A /tmp; test ! -e /tmp/build-ca.pem && test ! -e /tmp/build-ca && echo clean',
+        );
         assert.match(probe.stdout, /clean/);
         if (name === 'balancer') return;
         // The service's sources run through tsx with the production dependencies installed.
         const main = `services/${name}/src/main.ts`;
-        const check = mustDocker('run', '--rm', '--entrypoint', 'node', tag, '-e', `require.resolve('tsx'); require('node:fs').accessSync('${main}'); console.log('tsx ok')`);
+        const check = mustDocker(
+          'run',
+          '--rm',
+          '--entrypoint',
+          'node',
+          tag,
+          '-e',
+          `require.resolve('tsx'); require('node:fs').accessSync('${main}'); console.log('tsx ok')`,
+        );
         assert.match(check.stdout, /tsx ok/);
       });
     }
   }
 
   test('modelhost-gpu.Dockerfile', (t) => {
-    t.skip('not built here: its runtime base (nvidia/cuda) comes from a registry and its CUDA provider from NuGet, neither reachable; the classic-builder syntax checks of dockerfiles.test.ts cover it');
+    t.skip(
+      'not built here: its runtime base (nvidia/cuda) comes from a registry and its CUDA provider from NuGet, neither reachable; the classic-builder syntax checks of dockerfiles.test.ts cover it',
+    );
   });
 });

@@ -12,7 +12,11 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { REPO, type Yaml, dockerfiles, finalStage, parseDockerfile, readYaml, stageExec } from './lib/deploy-files.ts';
 
-const rootPackage = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { name: string; packageManager: string; dependencies?: Record<string, string> };
+const rootPackage = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+  name: string;
+  packageManager: string;
+  dependencies?: Record<string, string>;
+};
 
 /** Workspace folders by package name (packages/*, services/*). */
 function workspace(): Map<string, { dir: string; deps: string[] }> {
@@ -22,7 +26,12 @@ function workspace(): Map<string, { dir: string; deps: string[] }> {
       const file = path.join(REPO, group, d, 'package.json');
       if (!existsSync(file)) continue;
       const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name: string; dependencies?: Record<string, string> };
-      out.set(pkg.name, { dir: `${group}/${d}`, deps: Object.entries(pkg.dependencies ?? {}).filter(([, v]) => v.startsWith('workspace:')).map(([k]) => k) });
+      out.set(pkg.name, {
+        dir: `${group}/${d}`,
+        deps: Object.entries(pkg.dependencies ?? {})
+          .filter(([, v]) => v.startsWith('workspace:'))
+          .map(([k]) => k),
+      });
     }
   }
   return out;
@@ -41,7 +50,10 @@ function dockerignore(): (p: string) => boolean {
       const body = segs
         .map((seg, i) => {
           if (seg === '**') return '(?:[^/]+/)*';
-          const glob = seg.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+          const glob = seg
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')
+            .replace(/\?/g, '[^/]');
           return i < segs.length - 1 ? `${glob}/` : glob;
         })
         .join('');
@@ -61,12 +73,33 @@ const ws = workspace();
 
 describe('.dockerignore', () => {
   test('leaves out installed and generated files, tests and models', () => {
-    for (const p of ['node_modules', 'packages/core/node_modules', 'services/modelhost/node_modules/express', 'packages/runtime/test/x.test.ts', 'test/e2e/a.test.ts', 'models/demo/iris/1/model.onnx', '.git', '.inferrer/models']) {
+    for (const p of [
+      'node_modules',
+      'packages/core/node_modules',
+      'services/modelhost/node_modules/express',
+      'packages/runtime/test/x.test.ts',
+      'test/e2e/a.test.ts',
+      'models/demo/iris/1/model.onnx',
+      '.git',
+      '.inferrer/models',
+    ]) {
       assert.ok(excluded(p), `${p} should be excluded`);
     }
   });
   test('keeps what the images need', () => {
-    for (const p of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', 'nginx/nginx.conf.template', 'nginx/render.sh', 'nginx/balancer.sh', 'deploy/docker/build-ca/README.md', 'deploy/docker/build-ca/host.crt', 'packages/runtime/src/index.ts', 'services/modelhost/src/main.ts', 'services/inferrer/src/main.ts']) {
+    for (const p of [
+      'package.json',
+      'pnpm-lock.yaml',
+      'pnpm-workspace.yaml',
+      'nginx/nginx.conf.template',
+      'nginx/render.sh',
+      'nginx/balancer.sh',
+      'deploy/docker/build-ca/README.md',
+      'deploy/docker/build-ca/host.crt',
+      'packages/runtime/src/index.ts',
+      'services/modelhost/src/main.ts',
+      'services/inferrer/src/main.ts',
+    ]) {
       assert.ok(!excluded(p), `${p} must reach the build context`);
     }
   });
@@ -86,7 +119,8 @@ describe('Dockerfiles', () => {
     test(`${file}: builds with the classic builder too: no syntax directive, no BuildKit-only flags`, () => {
       const text = readFileSync(path.join(REPO, file), 'utf8');
       assert.doesNotMatch(text, /^#\s*syntax\s*=/im, `${file}: a syntax directive makes BuildKit pull a frontend image`);
-      for (const i of all) assert.doesNotMatch(i.args, /(^|\s)--(chmod|mount|link|parents|exclude|checksum|network)\b/, `${file}: ${i.op} ${i.args.slice(0, 60)}: BuildKit-only`);
+      for (const i of all)
+        assert.doesNotMatch(i.args, /(^|\s)--(chmod|mount|link|parents|exclude|checksum|network)\b/, `${file}: ${i.op} ${i.args.slice(0, 60)}: BuildKit-only`);
     });
 
     test(`${file}: pinned bases, non-root user, health check, exec-form command`, () => {
@@ -97,7 +131,10 @@ describe('Dockerfiles', () => {
       }
       const user = last.instructions.filter((i) => i.op === 'USER').at(-1)?.args;
       assert.ok(user && !/^(root|0)(:|$)/.test(user), `${file}: the final stage must switch to a non-root USER`);
-      assert.ok(last.instructions.some((i) => i.op === 'HEALTHCHECK' && / CMD /.test(` ${i.args} `)), `${file}: no HEALTHCHECK`);
+      assert.ok(
+        last.instructions.some((i) => i.op === 'HEALTHCHECK' && / CMD /.test(` ${i.args} `)),
+        `${file}: no HEALTHCHECK`,
+      );
       const cmd = [...(stageExec(last, 'ENTRYPOINT') ?? []), ...(stageExec(last, 'CMD') ?? [])];
       assert.ok(cmd.length > 0, `${file}: no exec-form CMD/ENTRYPOINT`);
       for (const c of last.instructions.filter((i) => i.op === 'COPY' && !/--from=/.test(i.args))) {
@@ -136,10 +173,14 @@ describe('Dockerfiles', () => {
       assert.ok(pkgName, `no workspace package in services/${service}`);
 
       const pnpmVersion = rootPackage.packageManager.replace(/^pnpm@/, '');
-      assert.ok(all.some((i) => i.op === 'RUN' && i.args.includes(`pnpm@${pnpmVersion}`)), `${file}: install pnpm@${pnpmVersion} (package.json's packageManager)`);
+      assert.ok(
+        all.some((i) => i.op === 'RUN' && i.args.includes(`pnpm@${pnpmVersion}`)),
+        `${file}: install pnpm@${pnpmVersion} (package.json's packageManager)`,
+      );
       const install = all.find((i) => i.op === 'RUN' && /pnpm install/.test(i.args));
       assert.ok(install, `${file}: no pnpm install`);
-      for (const flag of ['--frozen-lockfile', '--prod', `--filter ${rootPackage.name}`, `--filter "${pkgName}..."`]) assert.ok(install.args.includes(flag), `${file}: pnpm install without ${flag}`);
+      for (const flag of ['--frozen-lockfile', '--prod', `--filter ${rootPackage.name}`, `--filter "${pkgName}..."`])
+        assert.ok(install.args.includes(flag), `${file}: pnpm install without ${flag}`);
 
       // The filtered install needs the manifest of the service and of every workspace package it uses.
       const needed = new Set<string>();
@@ -154,7 +195,11 @@ describe('Dockerfiles', () => {
         const dir = (ws.get(name) as { dir: string }).dir;
         assert.ok(copied.includes(`${dir}/package.json ${dir}/`), `${file}: COPY ${dir}/package.json missing`);
       }
-      for (const f of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml']) assert.ok(copied.some((a) => a.split(/\s+/).includes(f)), `${file}: ${f} not copied`);
+      for (const f of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml'])
+        assert.ok(
+          copied.some((a) => a.split(/\s+/).includes(f)),
+          `${file}: ${f} not copied`,
+        );
       assert.ok(copied.includes('packages/ packages/'), `${file}: package sources not copied`);
       assert.ok(copied.includes(`services/${service}/ services/${service}/`), `${file}: service sources not copied`);
     });

@@ -36,11 +36,34 @@ interface Panel {
   panels?: Panel[];
 }
 
-const PROMQL_WORDS = new Set(['sum', 'avg', 'min', 'max', 'count', 'rate', 'irate', 'increase', 'histogram_quantile', 'abs', 'by', 'without', 'on', 'and', 'or', 'unless', 'group_left', 'group_right', 'offset']);
+const PROMQL_WORDS = new Set([
+  'sum',
+  'avg',
+  'min',
+  'max',
+  'count',
+  'rate',
+  'irate',
+  'increase',
+  'histogram_quantile',
+  'abs',
+  'by',
+  'without',
+  'on',
+  'and',
+  'or',
+  'unless',
+  'group_left',
+  'group_right',
+  'offset',
+]);
 
 /** The metric names an expression reads, in order. */
 function metricNames(expr: string): string[] {
-  const stripped = expr.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').replace(/\b(by|without)\s*\([^)]*\)/g, '');
+  const stripped = expr
+    .replace(/\{[^}]*\}/g, '')
+    .replace(/\[[^\]]*\]/g, '')
+    .replace(/\b(by|without)\s*\([^)]*\)/g, '');
   return [...stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)].map((m) => m[0]).filter((n) => !PROMQL_WORDS.has(n));
 }
 
@@ -85,7 +108,8 @@ function panelProblems(p: Panel): string[] {
   const kinds = new Set(targets.map((t) => kindOf(t.expr, p.type)));
   const unit = p.fieldConfig?.defaults?.unit;
   if (kinds.size > 1) problems.push(`${where} mixes ${[...kinds].join(' and ')} under one unit (${unit}): split it`);
-  for (const k of kinds) if (!unit || !UNITS[k].includes(unit)) problems.push(`${where} shows ${k} in unit ${unit ?? '(none)'}; use one of ${UNITS[k].join(', ')}`);
+  for (const k of kinds)
+    if (!unit || !UNITS[k].includes(unit)) problems.push(`${where} shows ${k} in unit ${unit ?? '(none)'}; use one of ${UNITS[k].join(', ')}`);
   if (OVER_TIME.has(p.type)) {
     for (const t of targets) {
       if (t.expr.includes('$__range')) problems.push(`${where} is drawn over time but uses $__range: ${t.expr}`);
@@ -98,7 +122,9 @@ function panelProblems(p: Panel): string[] {
 }
 
 function dashboards(dir = ROOT): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? dashboards(path.join(dir, e.name)) : e.name.endsWith('.json') ? [path.join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? dashboards(path.join(dir, e.name)) : e.name.endsWith('.json') ? [path.join(dir, e.name)] : [],
+  );
 }
 
 const allPanels = (panels: Panel[]): Panel[] => panels.flatMap((p) => [p, ...allPanels(p.panels ?? [])]);
@@ -135,11 +161,31 @@ describe('Grafana dashboards', () => {
       ],
     };
     const problems = panelProblems(old);
-    assert.ok(problems.some((x) => x.includes('mixes duration and count')), problems.join('\n'));
-    assert.ok(problems.some((x) => x.includes('shows count in unit s')), problems.join('\n'));
+    assert.ok(
+      problems.some((x) => x.includes('mixes duration and count')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((x) => x.includes('shows count in unit s')),
+      problems.join('\n'),
+    );
     assert.equal(problems.filter((x) => x.includes('uses $__range')).length, 2, problems.join('\n'));
-    assert.deepEqual(panelProblems({ ...old, type: 'timeseries', targets: [target('sum(rate(modelhost_requests_total[5m]))')], fieldConfig: { defaults: { unit: 'reqps' } } }).length, 1, 'a fixed window is reported');
-    assert.deepEqual(panelProblems({ ...old, type: 'stat', targets: [target('sum(increase(modelhost_model_load_failures_total[$__range]))')], fieldConfig: { defaults: { unit: 'short' } } }), [], 'a stat panel may sum the whole range');
+    assert.deepEqual(
+      panelProblems({ ...old, type: 'timeseries', targets: [target('sum(rate(modelhost_requests_total[5m]))')], fieldConfig: { defaults: { unit: 'reqps' } } })
+        .length,
+      1,
+      'a fixed window is reported',
+    );
+    assert.deepEqual(
+      panelProblems({
+        ...old,
+        type: 'stat',
+        targets: [target('sum(increase(modelhost_model_load_failures_total[$__range]))')],
+        fieldConfig: { defaults: { unit: 'short' } },
+      }),
+      [],
+      'a stat panel may sum the whole range',
+    );
   });
 
   test('kinds read from names and functions', () => {

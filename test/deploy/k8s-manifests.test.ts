@@ -55,8 +55,14 @@ describe('every object validates (kubernetes-models, @kubernetes-models/keda)', 
     delete c.readinessProbe;
     (d.spec as Yaml).replicas = 'two';
     const problems = await validateObject(d);
-    assert.ok(problems.some((p) => p.includes('unknown field spec.template.spec.containers[0].readinesProbe')), problems.join('\n'));
-    assert.ok(problems.some((p) => p.includes('replicas must be integer')), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => p.includes('unknown field spec.template.spec.containers[0].readinesProbe')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.includes('replicas must be integer')),
+      problems.join('\n'),
+    );
     const so = structuredClone(ofKind('ScaledObject')[0]);
     ((so.spec as Yaml).triggers as Yaml[])[0].metadatas = {};
     assert.deepEqual(checkFields(so), ['spec.triggers[0].metadatas']);
@@ -126,12 +132,19 @@ describe('wiring', () => {
       const targets = [...deployments, ...ofKind('StatefulSet')].filter((d) => matches(sel, podLabels(d)));
       assert.ok(targets.length > 0, `Service ${nameOf(s)} selects no pods`);
       for (const p of (s.spec as Yaml).ports as Yaml[]) {
-        for (const d of targets) assert.ok(containers(d).some((c) => ((c.ports ?? []) as Yaml[]).some((cp) => cp.name === p.targetPort)), `Service ${nameOf(s)}: ${nameOf(d)} has no port ${String(p.targetPort)}`);
+        for (const d of targets)
+          assert.ok(
+            containers(d).some((c) => ((c.ports ?? []) as Yaml[]).some((cp) => cp.name === p.targetPort)),
+            `Service ${nameOf(s)}: ${nameOf(d)} has no port ${String(p.targetPort)}`,
+          );
       }
     }
     for (const p of ofKind('PodDisruptionBudget')) {
       const sel = ((p.spec as Yaml).selector as Yaml).matchLabels as Record<string, string>;
-      assert.ok(deployments.some((d) => matches(sel, podLabels(d))), `PDB ${nameOf(p)} selects no pods`);
+      assert.ok(
+        deployments.some((d) => matches(sel, podLabels(d))),
+        `PDB ${nameOf(p)} selects no pods`,
+      );
     }
   });
 
@@ -157,7 +170,7 @@ describe('wiring', () => {
 
   test('the Ingress reaches the Inferrer, the only public service', () => {
     const ing = ofKind('Ingress')[0];
-    const backend = ((((((ing.spec as Yaml).rules as Yaml[])[0].http as Yaml).paths as Yaml[])[0].backend as Yaml).service) as Yaml;
+    const backend = (((((ing.spec as Yaml).rules as Yaml[])[0].http as Yaml).paths as Yaml[])[0].backend as Yaml).service as Yaml;
     assert.equal(backend.name, 'inferrer');
   });
 
@@ -177,7 +190,7 @@ describe('wiring', () => {
     const names = deployments.map(nameOf);
     for (const h of ofKind('HorizontalPodAutoscaler')) {
       assert.ok(names.includes(String(((h.spec as Yaml).scaleTargetRef as Yaml).name)));
-      assert.equal(((((h.spec as Yaml).metrics as Yaml[])[0].resource as Yaml).name), 'cpu');
+      assert.equal((((h.spec as Yaml).metrics as Yaml[])[0].resource as Yaml).name, 'cpu');
     }
     const so = ofKind('ScaledObject')[0];
     assert.equal(((so.spec as Yaml).scaleTargetRef as Yaml).name, 'modelhost');
@@ -201,7 +214,7 @@ describe('wiring', () => {
 describe('what the real-engine runs found', () => {
   const workloads = [...ofKind('Deployment'), ...ofKind('StatefulSet')];
   const envOf = (c: Yaml) => Object.fromEntries(((c.env ?? []) as Yaml[]).map((e) => [String(e.name), String(e.value ?? '')]));
-  const configMapData = (name: string) => ((ofKind('ConfigMap').find((o) => nameOf(o) === name)?.data ?? {}) as Record<string, string>);
+  const configMapData = (name: string) => (ofKind('ConfigMap').find((o) => nameOf(o) === name)?.data ?? {}) as Record<string, string>;
 
   test('every secret volume is readable by the user its containers run as', () => {
     let seen = 0;
@@ -218,7 +231,10 @@ describe('what the real-engine runs found', () => {
           const user = Number(((c.securityContext ?? {}) as Yaml).runAsUser ?? pod.runAsUser);
           // The kubelet makes secret files root's, group fsGroup with the group read bit; others need o+r.
           const readable = user === 0 || (mode & 0o004) !== 0 || (pod.fsGroup !== undefined && (mode & 0o400) !== 0);
-          assert.ok(readable, `${nameOf(d)}/${String(c.name)}: secret ${String(secret.secretName)} mode ${mode.toString(8)} is not readable by uid ${user} (no fsGroup)`);
+          assert.ok(
+            readable,
+            `${nameOf(d)}/${String(c.name)}: secret ${String(secret.secretName)} mode ${mode.toString(8)} is not readable by uid ${user} (no fsGroup)`,
+          );
         }
       }
     }
@@ -235,7 +251,15 @@ describe('what the real-engine runs found', () => {
     assert.equal(c.command, undefined, "the image's entrypoint (nginx/balancer.sh) must run");
     const prefix = env.NGINX_PREFIX ?? '/tmp/nginx';
     const ro = ((c.securityContext ?? {}) as Yaml).readOnlyRootFilesystem === true;
-    if (ro) assert.ok(((c.volumeMounts ?? []) as Yaml[]).some((m) => prefix.startsWith(`${String(m.mountPath)}/`) || prefix === m.mountPath), `${prefix} is on a read-only root`);
-    assert.equal(Number((((podTemplate(d).spec as Yaml).securityContext ?? {}) as Yaml).runAsUser), 101, "the nginx user of the balancer image (uid 101, as in the official image and the local stand-in)");
+    if (ro)
+      assert.ok(
+        ((c.volumeMounts ?? []) as Yaml[]).some((m) => prefix.startsWith(`${String(m.mountPath)}/`) || prefix === m.mountPath),
+        `${prefix} is on a read-only root`,
+      );
+    assert.equal(
+      Number((((podTemplate(d).spec as Yaml).securityContext ?? {}) as Yaml).runAsUser),
+      101,
+      'the nginx user of the balancer image (uid 101, as in the official image and the local stand-in)',
+    );
   });
 });

@@ -68,18 +68,52 @@ function checkDns(conf: string): void {
 describe('nginx -t on every shipped config', { skip: nginx ? false : 'nginx not installed (CI installs Debian nginx in .ci/run)' }, () => {
   for (const balance of ['least_conn', 'hash', 'placement'] as const) {
     test(`launcher (services/cli/src/nginx.ts), ${balance}`, async () => {
-      const conf = await writeNginxConf({ prefix: freshPrefix(), listen: '127.0.0.1:18080', upstreams: ['127.0.0.1:19001', '127.0.0.1:19002'], balance, maxBodyBytes: 64 * 1024 * 1024, requestTimeoutMs: 30_000, workerProcesses: 1, accessLog: 'off' });
+      const conf = await writeNginxConf({
+        prefix: freshPrefix(),
+        listen: '127.0.0.1:18080',
+        upstreams: ['127.0.0.1:19001', '127.0.0.1:19002'],
+        balance,
+        maxBodyBytes: 64 * 1024 * 1024,
+        requestTimeoutMs: 30_000,
+        workerProcesses: 1,
+        accessLog: 'off',
+      });
       const r = nginxT(conf);
       assert.ok(r.ok, r.output);
     });
 
     test(`the launcher's file is render.sh's with the workers as fixed servers, ${balance}`, async () => {
       const launcherPrefix = freshPrefix();
-      const fromLauncher = readFileSync(await writeNginxConf({ prefix: launcherPrefix, listen: '127.0.0.1:18080', upstreams: ['127.0.0.1:19001', '127.0.0.1:19002'], balance, maxBodyBytes: 1_000_000, requestTimeoutMs: 2_500, workerProcesses: 1, accessLog: 'off' }), 'utf8');
-      const { conf, text } = render({ MODELHOST_UPSTREAMS: '127.0.0.1:19001,127.0.0.1:19002', BALANCE: balance, LISTEN: '127.0.0.1:18080', MAX_BODY_BYTES: '1000000', REQUEST_TIMEOUT_MS: '2500', NGINX_WORKER_PROCESSES: '1', ACCESS_LOG: 'off' });
+      const fromLauncher = readFileSync(
+        await writeNginxConf({
+          prefix: launcherPrefix,
+          listen: '127.0.0.1:18080',
+          upstreams: ['127.0.0.1:19001', '127.0.0.1:19002'],
+          balance,
+          maxBodyBytes: 1_000_000,
+          requestTimeoutMs: 2_500,
+          workerProcesses: 1,
+          accessLog: 'off',
+        }),
+        'utf8',
+      );
+      const { conf, text } = render({
+        MODELHOST_UPSTREAMS: '127.0.0.1:19001,127.0.0.1:19002',
+        BALANCE: balance,
+        LISTEN: '127.0.0.1:18080',
+        MAX_BODY_BYTES: '1000000',
+        REQUEST_TIMEOUT_MS: '2500',
+        NGINX_WORKER_PROCESSES: '1',
+        ACCESS_LOG: 'off',
+      });
       assert.equal(text.replaceAll(path.dirname(conf), '<prefix>'), fromLauncher.replaceAll(launcherPrefix, '<prefix>'));
       assert.match(text, /^ {8}server 127\.0\.0\.1:19001 max_fails=3 fail_timeout=5s;\n {8}server 127\.0\.0\.1:19002 max_fails=3 fail_timeout=5s;$/m);
-      assert.match(text, { hash: /^\s+hash \$inferrer_model consistent;$/m, placement: /^\s+hash \$http_x_inferrer_placement consistent;$/m, least_conn: /^\s+least_conn;$/m }[balance]);
+      assert.match(
+        text,
+        { hash: /^\s+hash \$inferrer_model consistent;$/m, placement: /^\s+hash \$http_x_inferrer_placement consistent;$/m, least_conn: /^\s+least_conn;$/m }[
+          balance
+        ],
+      );
       const r = nginxT(conf);
       assert.ok(r.ok, r.output);
     });
@@ -106,7 +140,14 @@ describe('nginx -t on every shipped config', { skip: nginx ? false : 'nginx not 
       writeFileSync(file, `#!/bin/sh\necho "nginx version: nginx/${version}" >&2\n`, { mode: 0o755 });
       return file;
     };
-    for (const [version, mode] of [['1.22.1', 'watch'], ['1.26.3', 'watch'], ['1.27.2', 'watch'], ['1.27.3', 'resolve'], ['1.28.0', 'resolve'], ['2.0.0', 'resolve']] as const) {
+    for (const [version, mode] of [
+      ['1.22.1', 'watch'],
+      ['1.26.3', 'watch'],
+      ['1.27.2', 'watch'],
+      ['1.27.3', 'resolve'],
+      ['1.28.0', 'resolve'],
+      ['2.0.0', 'resolve'],
+    ] as const) {
       const { conf, text } = render({ MODELHOST_DNS: 'localhost:19001', RESOLVER: '127.0.0.1', NGINX_BIN: fake(version) });
       assert.equal(readFileSync(path.join(path.dirname(conf), 'upstreams.mode'), 'utf8'), `${mode}\n`, version);
       assert.equal(/server localhost:19001 resolve/.test(text), mode === 'resolve', version);
@@ -144,7 +185,10 @@ describe('nginx -t on every shipped config', { skip: nginx ? false : 'nginx not 
         const env = { ...s.env };
         delete env.NGINX_PREFIX;
         delete env.NGINX_TEMPLATE;
-        if (env.MODELHOST_DNS) env.MODELHOST_DNS = env.MODELHOST_DNS.split(',').map((e) => `localhost:${e.split(':').at(-1)}`).join(',');
+        if (env.MODELHOST_DNS)
+          env.MODELHOST_DNS = env.MODELHOST_DNS.split(',')
+            .map((e) => `localhost:${e.split(':').at(-1)}`)
+            .join(',');
         const { conf, text } = render({ ...env, RESOLVER: '127.0.0.1', UPSTREAM_RESOLVE: resolve });
         assert.match(text, /^\s+least_conn;$/m);
         assert.match(text, new RegExp(`client_max_body_size ${env.MAX_BODY_BYTES};`));
@@ -171,7 +215,14 @@ test('render.sh under BusyBox sh and awk (the Alpine-based balancer image) write
   spawnSync('mkdir', ['-p', bin]);
   for (const tool of ['sh', 'awk', 'tr', 'id', 'mkdir', 'mv']) spawnSync('ln', ['-sf', busybox, path.join(bin, tool)]);
   const prefix = freshPrefix();
-  const env = { NGINX_TEMPLATE: TEMPLATE, NGINX_PREFIX: prefix, MODELHOST_DNS: 'tasks.modelhost:9001, tasks.modelhost-gpu:9001', BALANCE: 'hash', RESOLVER: '127.0.0.11', UPSTREAM_RESOLVE: 'on' };
+  const env = {
+    NGINX_TEMPLATE: TEMPLATE,
+    NGINX_PREFIX: prefix,
+    MODELHOST_DNS: 'tasks.modelhost:9001, tasks.modelhost-gpu:9001',
+    BALANCE: 'hash',
+    RESOLVER: '127.0.0.11',
+    UPSTREAM_RESOLVE: 'on',
+  };
   const r = spawnSync(path.join(bin, 'sh'), [RENDER], { env: { PATH: bin, ...env }, encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const fromBusybox = readFileSync(path.join(prefix, 'nginx.conf'), 'utf8');
@@ -179,7 +230,11 @@ test('render.sh under BusyBox sh and awk (the Alpine-based balancer image) write
 });
 
 describe('render.sh refuses what nginx would misread', () => {
-  const fails = (env: Record<string, string>) => spawnSync('sh', [RENDER], { env: { PATH: process.env.PATH, NGINX_TEMPLATE: TEMPLATE, NGINX_PREFIX: freshPrefix(), RESOLVER: '127.0.0.1', ...env }, encoding: 'utf8' });
+  const fails = (env: Record<string, string>) =>
+    spawnSync('sh', [RENDER], {
+      env: { PATH: process.env.PATH, NGINX_TEMPLATE: TEMPLATE, NGINX_PREFIX: freshPrefix(), RESOLVER: '127.0.0.1', ...env },
+      encoding: 'utf8',
+    });
   test('no upstreams, both kinds, a bad BALANCE or size, an entry without a port', () => {
     for (const [env, message] of [
       [{}, /set MODELHOST_DNS/],

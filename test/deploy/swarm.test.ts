@@ -61,7 +61,10 @@ const KEY = 'swarm-test-admin-key-0123456789abcdef';
 const svc = (name: string) => `${STACK}_${name}`;
 
 /** Running task containers of a service. */
-const tasks = (name: string) => docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${svc(name)}`).stdout.split('\n').filter(Boolean);
+const tasks = (name: string) =>
+  docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${svc(name)}`)
+    .stdout.split('\n')
+    .filter(Boolean);
 const health = (id: string) => docker('inspect', '--format', '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}', id).stdout.trim();
 const exec = (id: string, ...cmd: string[]) => docker('exec', id, ...cmd);
 /** `replicas` tasks of a service running (healthy where it has a health check). */
@@ -72,8 +75,18 @@ const converged = (name: string, replicas: number) => {
 /** X-Modelhost-Id of `n` requests sent by nginx (inside a balancer task) to the modelhosts. */
 function modelhostsSeenByNginx(n: number): Set<string> {
   const [balancer] = tasks('balancer');
-  const r = exec(balancer, 'sh', '-c', `for i in $(seq ${n}); do wget -S -q -O /dev/null http://127.0.0.1:8080/health/ready 2>&1 | sed -n 's/^ *[Xx]-[Mm]odelhost-[Ii]d: *//p'; done`);
-  return new Set(r.stdout.split('\n').map((s) => s.trim()).filter(Boolean));
+  const r = exec(
+    balancer,
+    'sh',
+    '-c',
+    `for i in $(seq ${n}); do wget -S -q -O /dev/null http://127.0.0.1:8080/health/ready 2>&1 | sed -n 's/^ *[Xx]-[Mm]odelhost-[Ii]d: *//p'; done`,
+  );
+  return new Set(
+    r.stdout
+      .split('\n')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 }
 
 describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
@@ -107,36 +120,70 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
   after(async () => {
     if (initialized) {
       docker('stack', 'rm', STACK);
-      await waitFor('the stack gone', () => (docker('ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`).stdout.trim() === '' ? true : undefined), 120_000).catch(() => undefined);
+      await waitFor(
+        'the stack gone',
+        () => (docker('ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`).stdout.trim() === '' ? true : undefined),
+        120_000,
+      ).catch(() => undefined);
       leaveSwarm();
     }
     docker('image', 'rm', `inferrer/modelhost:swarm-${process.pid}`);
     rmSync(work, { recursive: true, force: true });
   });
 
-  step('docker swarm init, the secrets, docker stack deploy', () => {
-    mustDocker('swarm', 'init', '--advertise-addr', '127.0.0.1');
-    initialized = true;
-    // Marked as this run's: a later run leaves it if this one is killed before `after`.
-    mustDocker('node', 'update', '--label-add', `${MARK}=${process.pid}`, nodeId());
-    must('docker', ['secret', 'create', 'inferrer_api_keys', path.join(work, 'api-keys.json')]);
-    must('docker', ['secret', 'create', 'inferrer_grafana_admin_password', '-'], { input: 'not-used-here' });
-    must('docker', ['stack', 'deploy', '--resolve-image', 'never', '-c', 'swarm-stack.yml', '-c', 'swarm-single-node.yml', '-c', path.join(work, 'test-override.yml'), STACK], { env });
-  }, true);
+  step(
+    'docker swarm init, the secrets, docker stack deploy',
+    () => {
+      mustDocker('swarm', 'init', '--advertise-addr', '127.0.0.1');
+      initialized = true;
+      // Marked as this run's: a later run leaves it if this one is killed before `after`.
+      mustDocker('node', 'update', '--label-add', `${MARK}=${process.pid}`, nodeId());
+      must('docker', ['secret', 'create', 'inferrer_api_keys', path.join(work, 'api-keys.json')]);
+      must('docker', ['secret', 'create', 'inferrer_grafana_admin_password', '-'], { input: 'not-used-here' });
+      must(
+        'docker',
+        [
+          'stack',
+          'deploy',
+          '--resolve-image',
+          'never',
+          '-c',
+          'swarm-stack.yml',
+          '-c',
+          'swarm-single-node.yml',
+          '-c',
+          path.join(work, 'test-override.yml'),
+          STACK,
+        ],
+        { env },
+      );
+    },
+    true,
+  );
 
-  step('every task runs and is healthy on one 2-CPU node', async () => {
-    const want: Record<string, number> = { inferrer: 2, balancer: 2, modelhost: 2, metrics: 1, redis: 1, prometheus: 1, 'node-exporter': 1 };
-    const t0 = Date.now();
-    await waitFor(`tasks ${JSON.stringify(want)}`, () => (Object.entries(want).every(([name, n]) => converged(name, n)) ? true : undefined), 240_000, 2000);
-    console.log(`# stack converged in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    const pending = docker('stack', 'ps', STACK, '--filter', 'desired-state=running', '--format', '{{.Name}} {{.CurrentState}} {{.Error}}').stdout;
-    assert.doesNotMatch(pending, /Pending|insufficient resources/, pending);
-  }, true);
+  step(
+    'every task runs and is healthy on one 2-CPU node',
+    async () => {
+      const want: Record<string, number> = { inferrer: 2, balancer: 2, modelhost: 2, metrics: 1, redis: 1, prometheus: 1, 'node-exporter': 1 };
+      const t0 = Date.now();
+      await waitFor(`tasks ${JSON.stringify(want)}`, () => (Object.entries(want).every(([name, n]) => converged(name, n)) ? true : undefined), 240_000, 2000);
+      console.log(`# stack converged in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const pending = docker('stack', 'ps', STACK, '--filter', 'desired-state=running', '--format', '{{.Name}} {{.CurrentState}} {{.Error}}').stdout;
+      assert.doesNotMatch(pending, /Pending|insufficient resources/, pending);
+    },
+    true,
+  );
 
   step("the API keys secret is the Inferrer's to read (uid 1000, 0400), and its keys are in force", () => {
     for (const id of tasks('inferrer')) {
       assert.equal(exec(id, 'stat', '-c', '%u:%g %a', '/run/secrets/api_keys.json').stdout.trim(), '1000:1000 400');
-      const probe = (auth: string) => exec(id, 'node', '-e', `fetch('http://127.0.0.1:8002/api/v1/models/nope',{method:'DELETE',headers:{${auth}}}).then(r=>console.log(r.status))`).stdout.trim();
+      const probe = (auth: string) =>
+        exec(
+          id,
+          'node',
+          '-e',
+          `fetch('http://127.0.0.1:8002/api/v1/models/nope',{method:'DELETE',headers:{${auth}}}).then(r=>console.log(r.status))`,
+        ).stdout.trim();
       assert.equal(probe(''), '401'); // keys loaded: no key, no entry (without keys it would be 403)
       assert.equal(probe(`authorization:'Bearer ${KEY}'`), '404'); // the key is admin: the model just does not exist
       assert.ok(!containerLogLines(id).some((l) => /EACCES|cannot be read/.test(l)));
@@ -147,10 +194,15 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
   });
 
   step('nginx reaches every modelhost task over the overlay through tasks.modelhost', async () => {
-    const seen = await waitFor('both modelhosts behind nginx', () => {
-      const s = modelhostsSeenByNginx(10);
-      return s.size === 2 ? s : undefined;
-    }, 60_000, 2000);
+    const seen = await waitFor(
+      'both modelhosts behind nginx',
+      () => {
+        const s = modelhostsSeenByNginx(10);
+        return s.size === 2 ? s : undefined;
+      },
+      60_000,
+      2000,
+    );
     assert.deepEqual([...seen].sort(), ['modelhost-1', 'modelhost-2']);
   });
 
@@ -158,10 +210,15 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
     const [balancer] = tasks('balancer');
     mustDocker('service', 'scale', '--detach', `${svc('modelhost')}=3`);
     await waitFor('3 healthy modelhosts', () => converged('modelhost', 3), 180_000, 2000);
-    const seen = await waitFor('3 modelhosts behind nginx', () => {
-      const s = modelhostsSeenByNginx(15);
-      return s.size === 3 ? s : undefined;
-    }, 60_000, 2000);
+    const seen = await waitFor(
+      '3 modelhosts behind nginx',
+      () => {
+        const s = modelhostsSeenByNginx(15);
+        return s.size === 3 ? s : undefined;
+      },
+      60_000,
+      2000,
+    );
     assert.deepEqual([...seen].sort(), ['modelhost-1', 'modelhost-2', 'modelhost-3']);
     assert.ok(tasks('balancer').includes(balancer), 'the balancer task was replaced');
     mustDocker('service', 'scale', '--detach', `${svc('modelhost')}=2`);
@@ -170,27 +227,45 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
 
   step('docker service update --image rolls the modelhosts onto a new image', async () => {
     const tag = `inferrer/modelhost:swarm-${process.pid}`;
-    must('docker', ['build', '-t', tag, '--label', `org.inferrer.update=${process.pid}`, '-'], { input: 'FROM inferrer/modelhost:latest\n', env: { DOCKER_BUILDKIT: '0' } });
+    must('docker', ['build', '-t', tag, '--label', `org.inferrer.update=${process.pid}`, '-'], {
+      input: 'FROM inferrer/modelhost:latest\n',
+      env: { DOCKER_BUILDKIT: '0' },
+    });
     const newId = mustDocker('image', 'inspect', '--format', '{{.Id}}', tag).stdout.trim();
     const t0 = Date.now();
     must('docker', ['service', 'update', '--detach=false', '--quiet', '--image', tag, svc('modelhost')], { timeoutMs: 600_000 });
     console.log(`# service update --image converged in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    const ids = await waitFor('2 healthy modelhosts on the new image', () => {
-      const c = converged('modelhost', 2);
-      return c?.every((id) => mustDocker('inspect', '--format', '{{.Image}}', id).stdout.trim() === newId) ? c : undefined;
-    }, 120_000, 2000);
+    const ids = await waitFor(
+      '2 healthy modelhosts on the new image',
+      () => {
+        const c = converged('modelhost', 2);
+        return c?.every((id) => mustDocker('inspect', '--format', '{{.Image}}', id).stdout.trim() === newId) ? c : undefined;
+      },
+      120_000,
+      2000,
+    );
     assert.equal(ids.length, 2);
     // The update is done once the last task has been watched for update_config.monitor (30 s).
-    await waitFor('the update completed', () => (docker('service', 'inspect', '--format', '{{.UpdateStatus.State}}', svc('modelhost')).stdout.trim() === 'completed' ? true : undefined), 90_000, 2000);
+    await waitFor(
+      'the update completed',
+      () => (docker('service', 'inspect', '--format', '{{.UpdateStatus.State}}', svc('modelhost')).stdout.trim() === 'completed' ? true : undefined),
+      90_000,
+      2000,
+    );
   });
 
   step('a killed task is replaced', async () => {
     const before = tasks('modelhost');
     mustDocker('kill', before[0]);
-    const after = await waitFor('a replacement task', () => {
-      const c = converged('modelhost', 2);
-      return c && !c.includes(before[0]) ? c : undefined;
-    }, 180_000, 2000);
+    const after = await waitFor(
+      'a replacement task',
+      () => {
+        const c = converged('modelhost', 2);
+        return c && !c.includes(before[0]) ? c : undefined;
+      },
+      180_000,
+      2000,
+    );
     assert.equal(after.length, 2);
   });
 });

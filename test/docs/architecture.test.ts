@@ -56,13 +56,26 @@ const refs = spans.flatMap((s) => {
   return m ? [{ file: m[1]!, name: m[2]! }] : [];
 });
 /** `Class.member` without a file, with the files named before it (the class is the latest of those declaring it). */
-const bare = spans.flatMap((s, i) => (BARE.test(s) ? [{ name: s, before: spans.slice(0, i).flatMap((t) => REF.exec(t)?.[1] ?? []).filter((f) => SOURCE.test(f)) }] : []));
+const bare = spans.flatMap((s, i) =>
+  BARE.test(s)
+    ? [
+        {
+          name: s,
+          before: spans
+            .slice(0, i)
+            .flatMap((t) => REF.exec(t)?.[1] ?? [])
+            .filter((f) => SOURCE.test(f)),
+        },
+      ]
+    : [],
+);
 
 describe(DOC, () => {
   test('names the path of a prediction and of an upload in enough steps to follow', () => {
     assert.ok(refs.length >= 40, `only ${refs.length} file:function references`);
     assert.ok(bare.length >= 8, `only ${bare.length} Class.method references`);
-    for (const heading of ['## A prediction, FRACTAL v1', '## A prediction, Open Inference Protocol (v2)', '## An upload']) assert.ok(doc.includes(heading), heading);
+    for (const heading of ['## A prediction, FRACTAL v1', '## A prediction, Open Inference Protocol (v2)', '## An upload'])
+      assert.ok(doc.includes(heading), heading);
   });
 
   test('every file:function it names exists', () => {

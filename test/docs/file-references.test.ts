@@ -12,7 +12,13 @@ import { test } from 'node:test';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
 const ROOTS = ['test', 'packages', 'services', 'bench', 'deploy', 'scripts', 'docs', '.ci'];
-const PAGES = ['README.md', 'bench/README.md', ...readdirSync(path.join(REPO, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const PAGES = [
+  'README.md',
+  'bench/README.md',
+  ...readdirSync(path.join(REPO, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 
 /** Every backticked `root/…` path of a page, without a `:function` or `:line` suffix. */
 function namedPaths(page: string): string[] {

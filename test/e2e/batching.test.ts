@@ -39,14 +39,21 @@ describe('dynamic batching', () => {
     }
     const shared = batches.filter((b) => b.requests > 1).length;
     assert.ok(shared >= rows.length / 2, `most requests ran in shared batches: ${JSON.stringify(batches)}`);
-    assert.ok(batches.every((b) => b.rows <= 16), 'max_batch_size respected');
+    assert.ok(
+      batches.every((b) => b.rows <= 16),
+      'max_batch_size respected',
+    );
 
     // The modelhosts' batch-size histograms saw batches of more than one row.
     let multi = 0;
     for (const m of c.modelhosts) {
       const text = await (await fetch(`${m.url}/metrics`)).text();
       const count = Number(/modelhost_batch_size_count\{[^}]*model="slow"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
-      const single = Number(/modelhost_batch_size_bucket\{[^}]*le="1"[^}]*model="slow"[^}]*\} (\d+)/.exec(text)?.[1] ?? /modelhost_batch_size_bucket\{le="1"[^}]*model="slow"[^}]*\} (\d+)/.exec(text)?.[1] ?? 0);
+      const single = Number(
+        /modelhost_batch_size_bucket\{[^}]*le="1"[^}]*model="slow"[^}]*\} (\d+)/.exec(text)?.[1] ??
+          /modelhost_batch_size_bucket\{le="1"[^}]*model="slow"[^}]*\} (\d+)/.exec(text)?.[1] ??
+          0,
+      );
       multi += count - single;
     }
     assert.ok(multi > 0, 'metrics show batches of more than one row');
@@ -66,7 +73,11 @@ describe('dynamic batching', () => {
     const load = Promise.all(
       Array.from({ length: 6 }, async () => {
         while (!stop) {
-          await fetch(`${mh.url}/v1/models/slow/predict`, { method: 'POST', body: JSON.stringify({ values: [1, 2, 3, 4] }), headers: { 'content-type': 'application/json' } }).then((r) => r.text());
+          await fetch(`${mh.url}/v1/models/slow/predict`, {
+            method: 'POST',
+            body: JSON.stringify({ values: [1, 2, 3, 4] }),
+            headers: { 'content-type': 'application/json' },
+          }).then((r) => r.text());
         }
       }),
     );
@@ -80,7 +91,7 @@ describe('dynamic batching', () => {
       assert.equal(r.status, 200);
       await new Promise((res) => setTimeout(res, 20));
     }
-    const depth = await (await fetch(`${mh.url}/v1/models`)).json() as { models: { name: string; queue_depth: number }[] };
+    const depth = (await (await fetch(`${mh.url}/v1/models`)).json()) as { models: { name: string; queue_depth: number }[] };
     stop = true;
     await load;
     latencies.sort((a, b) => a - b);

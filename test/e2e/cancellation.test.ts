@@ -65,7 +65,14 @@ const predict = (row: number[]): ReturnType<typeof api> => api(c.url, '/api/v1/m
 function httpQuitter(row: number[]): { quit(): void; answered: Promise<boolean> } {
   const u = new URL(c.url);
   const body = JSON.stringify({ values: [row] });
-  const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/api/v1/models/slow/prediction', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+  const req = http.request({
+    host: u.hostname,
+    port: u.port,
+    method: 'POST',
+    path: '/api/v1/models/slow/prediction',
+    agent: false,
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+  });
   const answered = new Promise<boolean>((resolve) => {
     req.on('response', () => resolve(true));
     req.on('error', () => resolve(false));
@@ -80,10 +87,14 @@ function grpcQuitter(row: number[]): { quit(): void; answered: Promise<boolean> 
   let call!: grpc.ClientUnaryCall;
   const answered = new Promise<boolean>((resolve) => {
     const raw = Buffer.from(new Float32Array(row).buffer);
-    call = client.ModelInfer({ model_name: 'slow', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [raw] }, new grpc.Metadata(), (err) => {
-      if (err) assert.equal(err.code, grpc.status.CANCELLED, err.message);
-      resolve(!err);
-    });
+    call = client.ModelInfer(
+      { model_name: 'slow', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [raw] },
+      new grpc.Metadata(),
+      (err) => {
+        if (err) assert.equal(err.code, grpc.status.CANCELLED, err.message);
+        resolve(!err);
+      },
+    );
   });
   return { quit: () => call.cancel(), answered };
 }
@@ -127,7 +138,8 @@ describe('cancelled work is not computed', () => {
   });
 
   test('HTTP clients that arrive together (one group upstream) and all leave: the group is dropped', async () => {
-    const grouped = async (): Promise<number> => (await metric(c.url, 'inferrer_upstream_group_size_sum')) - (await metric(c.url, 'inferrer_upstream_group_size_count'));
+    const grouped = async (): Promise<number> =>
+      (await metric(c.url, 'inferrer_upstream_group_size_sum')) - (await metric(c.url, 'inferrer_upstream_group_size_count'));
     const before = await grouped();
     await queuedQuitters(httpQuitter, 4, true);
     assert.ok((await grouped()) > before, 'some quitters travelled together in a group');
@@ -149,7 +161,9 @@ describe('cancelled work is not computed', () => {
     for (let k = 0; k < 5; k++) {
       await new Promise<void>((resolve) => {
         const s = net.connect(Number(u.port), u.hostname, () => {
-          s.write(`POST /v2/models/slow/infer HTTP/1.1\r\nHost: ${u.host}\r\nX-Request-Id: closer-${k}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+          s.write(
+            `POST /v2/models/slow/infer HTTP/1.1\r\nHost: ${u.host}\r\nX-Request-Id: closer-${k}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+          );
           // The close right behind the body's last byte: a client that gave up while its body was still
           // waiting in its socket's buffer (its kernel sends the rest, then the close).
           s.end(body);

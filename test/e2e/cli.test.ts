@@ -59,7 +59,9 @@ const show = (r: Run): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- s
 function bigModel(n: number): Uint8Array {
   const { onnx } = onnxProto;
   const w = new Float32Array(n * 2).fill(0.5);
-  const type = (dims: (number | string)[]) => ({ tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } });
+  const type = (dims: (number | string)[]) => ({
+    tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } },
+  });
   const model = onnx.ModelProto.create({
     irVersion: 7,
     opsetImport: [{ domain: '', version: 13 }],
@@ -84,7 +86,26 @@ describe('the inferrer command without a cluster', () => {
     const completion = await inferrer(['completion']);
     assert.equal(completion.code, 0, show(completion));
     const paths = [...completion.stdout.matchAll(/^ {4}"([^"]*)"\) echo/gm)].map((m) => m[1]!);
-    for (const p of ['', 'start', 'models', 'models list', 'models show', 'models push', 'models delete', 'models versions', 'models promote', 'models rollback', 'predict', 'jobs', 'jobs submit', 'jobs status', 'jobs results', 'jobs cancel', 'jobs list', 'bench']) {
+    for (const p of [
+      '',
+      'start',
+      'models',
+      'models list',
+      'models show',
+      'models push',
+      'models delete',
+      'models versions',
+      'models promote',
+      'models rollback',
+      'predict',
+      'jobs',
+      'jobs submit',
+      'jobs status',
+      'jobs results',
+      'jobs cancel',
+      'jobs list',
+      'bench',
+    ]) {
       assert.ok(paths.includes(p), `the completion script knows "${p}"`);
     }
     const queue = [...paths];
@@ -128,7 +149,10 @@ describe('the inferrer command without a cluster', () => {
   test('nothing listening: a message naming the URL and what to do, exit code 1', { timeout: 60_000 }, async () => {
     const r = await inferrer(['models', 'list'], { env: { INFERRER_URL: 'http://127.0.0.1:9' } });
     assert.equal(r.code, 1, show(r));
-    assert.match(r.stderr, /^inferrer: nothing answers at http:\/\/127\.0\.0\.1:9 \(connection refused\): start a cluster \(inferrer start\) or point --url \/ INFERRER_URL at one$/m);
+    assert.match(
+      r.stderr,
+      /^inferrer: nothing answers at http:\/\/127\.0\.0\.1:9 \(connection refused\): start a cluster \(inferrer start\) or point --url \/ INFERRER_URL at one$/m,
+    );
   });
 
   test('the bin works through a symlink from any folder (a global install), and as npx inferrer in the repository', { timeout: 120_000 }, async () => {
@@ -180,7 +204,9 @@ describe('the inferrer command against a cluster with API keys', () => {
     assert.match(withEnv.stdout, /^iris +1 +1 +Small MLP/m);
   });
 
-  test('models push streams the file with progress, then prints its inputs and outputs; versions, promote, rollback, delete', { timeout: 180_000 }, async () => {
+  test('models push streams the file with progress, then prints its inputs and outputs; versions, promote, rollback, delete', {
+    timeout: 180_000,
+  }, async () => {
     const file = path.join(dir, 'wide.onnx');
     await writeFile(file, bigModel(2_000_000));
     const push = await inferrer(['models', 'push', 'wide', file, '-d', 'a wide model', '--progress'], { env });
@@ -209,7 +235,11 @@ describe('the inferrer command against a cluster with API keys', () => {
     assert.match(shown.stdout, /^default version +2$/m);
     assert.match(shown.stdout, /^versions +1, 2$/m);
 
-    const canary = await fetch(`${c.url}/api/v1/models/wide/canary`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ version: 1, percent: 20 }) });
+    const canary = await fetch(`${c.url}/api/v1/models/wide/canary`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ version: 1, percent: 20 }),
+    });
     assert.equal(canary.status, 200);
     const split = await inferrer(['models', 'show', 'wide', '--json'], { env });
     assert.deepEqual((JSON.parse(split.stdout) as { traffic: unknown }).traffic, { 1: 20 });
@@ -251,14 +281,18 @@ describe('the inferrer command against a cluster with API keys', () => {
     assert.match(bad.stderr, /^inferrer: 400 INVALID_INPUT: input 'input' expects one row of shape \[4\]/m);
   });
 
-  test('jobs: submit --wait ends with the job; exit 0 SUCCEEDED, 3 PARTIAL, 1 FAILED; status is a table, --json for scripts', { timeout: 120_000 }, async () => {
+  test('jobs: submit --wait ends with the job; exit 0 SUCCEEDED, 3 PARTIAL, 1 FAILED; status is a table, --json for scripts', {
+    timeout: 120_000,
+  }, async () => {
     const good = path.join(dir, 'good.ndjson');
     const partial = path.join(dir, 'partial.ndjson');
     const failed = path.join(dir, 'failed.ndjson');
     await writeFile(good, '[5.1,3.5,1.4,0.2]\n[6.7,2.5,5.8,1.8]\n');
     await writeFile(partial, '[5.1,3.5,1.4,0.2]\n[1,2]\n');
     await writeFile(failed, '[1,2]\n{not json\n');
-    const [g, p, f] = await Promise.all([good, partial, failed].map((file) => inferrer(['jobs', 'submit', 'iris', file, '--wait', '--out', `${file}.out`], { env })));
+    const [g, p, f] = await Promise.all(
+      [good, partial, failed].map((file) => inferrer(['jobs', 'submit', 'iris', file, '--wait', '--out', `${file}.out`], { env })),
+    );
     assert.equal(g!.code, 0, show(g!));
     assert.match(g!.stdout, /^job j[a-z0-9]+ SUCCEEDED: 2 succeeded, 0 failed; 2 results written to /m);
     assert.equal(p!.code, 3, show(p!));
@@ -317,7 +351,10 @@ describe('the inferrer command against a cluster with API keys', () => {
   test('bench: a percentile table per client count; --json for scripts', { timeout: 120_000 }, async () => {
     const r = await inferrer(['bench', 'iris', '-c', '1,4', '-d', '1', '--warmup', '0.5'], { env });
     assert.equal(r.code, 0, show(r));
-    assert.match(r.stdout, /^POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/models\/iris\/prediction with \{"values":\[0,0,0,0\]\}; 0\.5 s warm-up \+ 1 s per point$/m);
+    assert.match(
+      r.stdout,
+      /^POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/models\/iris\/prediction with \{"values":\[0,0,0,0\]\}; 0\.5 s warm-up \+ 1 s per point$/m,
+    );
     assert.match(r.stdout, /^CLIENTS +REQ\/S +P50 MS +P90 MS +P99 MS +MAX MS +ERRORS$/m);
     assert.match(r.stdout, /^1 +\d+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +0$/m);
     assert.match(r.stdout, /^4 +\d+ +[\d.]+ +[\d.]+ +[\d.]+ +[\d.]+ +0$/m);

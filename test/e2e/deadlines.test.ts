@@ -48,7 +48,11 @@ before(async () => {
   const until = Date.now() + 90_000;
   let ok = 0;
   while (ok < 6 && Date.now() < until) {
-    const r = await Promise.all([1, 2].map(() => fetch(`${c.url}/api/v1/models/slow/prediction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"values": [1, 2, 3, 4]}' })));
+    const r = await Promise.all(
+      [1, 2].map(() =>
+        fetch(`${c.url}/api/v1/models/slow/prediction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"values": [1, 2, 3, 4]}' }),
+      ),
+    );
     for (const res of r) {
       await res.arrayBuffer();
       if (res.status === 200) ok++;
@@ -77,10 +81,15 @@ async function overload(clients: number, seconds: number): Promise<Answer[]> {
     Array.from({ length: clients }, async () => {
       while (performance.now() < end) {
         const t = performance.now();
-        const res = await fetch(`${c.url}/api/v1/models/slow/prediction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"values": [1, 2, 3, 4]}' });
+        const res = await fetch(`${c.url}/api/v1/models/slow/prediction`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{"values": [1, 2, 3, 4]}',
+        });
         await res.arrayBuffer();
         answers.push({ status: res.status, ms: performance.now() - t, retryAfter: res.headers.get('retry-after') });
-        if (res.status === 503) await new Promise((r) => setTimeout(r, Math.min(1000, Number(res.headers.get('retry-after') ?? 1) * 1000, Math.max(0, end - performance.now()))));
+        if (res.status === 503)
+          await new Promise((r) => setTimeout(r, Math.min(1000, Number(res.headers.get('retry-after') ?? 1) * 1000, Math.max(0, end - performance.now()))));
       }
     }),
   );
@@ -105,9 +114,16 @@ describe('deadlines under deep overload', () => {
     assert.deepEqual(figures.other, [], 'only results, 503 and 504');
     assert.ok(figures.ok > 0, 'the cluster kept serving');
     assert.ok(figures.shed503 + figures.timeout504 > 0, 'the load was beyond what the cluster serves by the deadline');
-    assert.ok(by(503).every((a) => a.retryAfter !== null && Number(a.retryAfter) >= 1), 'every 503 says when to retry');
+    assert.ok(
+      by(503).every((a) => a.retryAfter !== null && Number(a.retryAfter) >= 1),
+      'every 503 says when to retry',
+    );
     // Before: results came up to seconds after the deadline (the wait for a connection in the Inferrer was
     // not counted, and a modelhost gave each request the whole REQUEST_TIMEOUT_MS from its own clock).
-    assert.equal(figures.late, 0, `no answer after ${DEADLINE_MS + MARGIN_MS} ms (slowest result ${figures.maxMs.ok} ms, 503 ${figures.maxMs.shed} ms, 504 ${figures.maxMs.timeout} ms)`);
+    assert.equal(
+      figures.late,
+      0,
+      `no answer after ${DEADLINE_MS + MARGIN_MS} ms (slowest result ${figures.maxMs.ok} ms, 503 ${figures.maxMs.shed} ms, 504 ${figures.maxMs.timeout} ms)`,
+    );
   });
 });

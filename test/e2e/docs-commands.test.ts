@@ -23,7 +23,10 @@ const run = promisify(execFile);
 const ELSEWHERE: [RegExp, string][] = [
   [/^npx -y pnpm@9 install --frozen-lockfile && npx -y pnpm@9 start$/, 'test/e2e/launcher.test.ts starts the launcher as `pnpm start` does'],
   [/^npx -y pnpm@9 install --frozen-lockfile && npx -y pnpm@9 test$/, 'CI (.ci/run) runs exactly this'],
-  [/^([A-Z_]+=\S+ )*pnpm start\b/, 'test/e2e/launcher.test.ts starts the launcher; the variables are each tested where they act (e.g. test/e2e/model-folder.test.ts)'],
+  [
+    /^([A-Z_]+=\S+ )*pnpm start\b/,
+    'test/e2e/launcher.test.ts starts the launcher; the variables are each tested where they act (e.g. test/e2e/model-folder.test.ts)',
+  ],
   [/^pnpm (inferrer|bench)\b/, 'test/e2e/cli.test.ts and the bench (bench/) run the CLI'],
   [/^ONNXRUNTIME_NODE_INSTALL=cuda/, 'downloads CUDA binaries: needs the internet and a GPU, neither of which CI has (docs/gpu.md)'],
   [/^(docker|docker-compose|DOCKER_BUILDKIT=\S+ docker)\b/, 'test/deploy/ runs the images, compose and the swarm stack on a real Docker engine'],
@@ -141,11 +144,19 @@ before(async () => {
   await sharp(digit).webp().toFile(path.join(work, 'c.webp'));
   const rows = ['5.1,3.5,1.4,0.2', '6.7,2.5,5.8,1.8', '5.9,3.0,4.2,1.5'];
   await writeFile(path.join(work, 'rows.csv'), `${rows.join('\n')}\n`);
-  const train = Array.from({ length: 200 }, (_, i) => rows[i % rows.length]!.split(',').map((v) => (Number(v) + (i % 7) * 0.01).toFixed(2)).join(','));
+  const train = Array.from({ length: 200 }, (_, i) =>
+    rows[i % rows.length]!.split(',')
+      .map((v) => (Number(v) + (i % 7) * 0.01).toFixed(2))
+      .join(','),
+  );
   await writeFile(path.join(work, 'iris-train.csv'), `${train.join('\n')}\n`);
   await writeFile(path.join(work, 'profile.json'), JSON.stringify(train.map((r) => r.split(',').map(Number))));
   // A drift profile of iris as the operations guide's upload sends it: computed by the server from the rows.
-  await run('bash', ['-c', `curl -sS --fail-with-body -X PUT ${c.url}/api/v1/models/iris/versions/1/profile -H 'Content-Type: text/csv' --data-binary @iris-train.csv`], { cwd: work });
+  await run(
+    'bash',
+    ['-c', `curl -sS --fail-with-body -X PUT ${c.url}/api/v1/models/iris/versions/1/profile -H 'Content-Type: text/csv' --data-binary @iris-train.csv`],
+    { cwd: work },
+  );
   const stored = (await (await fetch(`${c.url}/api/v1/models/iris/versions/1/profile`)).json()) as Record<string, unknown>;
   const { http_status: _status, ...profile } = stored;
   await writeFile(path.join(work, 'iris-profile.json'), JSON.stringify(profile.profile ?? profile));
@@ -180,7 +191,11 @@ test('every shell command in the README and docs runs against a real cluster, or
       }
       const text = cmd.text.replaceAll('<id>', jobId).replace(/\bj[a-z0-9]{19,40}\b/g, jobId || '$&');
       try {
-        const { stdout } = await run('bash', ['-c', `set -o pipefail; curl() { command curl --fail-with-body -sS "$@"; }\n${text}`], { cwd: work, env: { ...process.env, B: c.url, KEY: 'any-key-works-with-auth-disabled' }, timeout: 60_000 });
+        const { stdout } = await run('bash', ['-c', `set -o pipefail; curl() { command curl --fail-with-body -sS "$@"; }\n${text}`], {
+          cwd: work,
+          env: { ...process.env, B: c.url, KEY: 'any-key-works-with-auth-disabled' },
+          timeout: 60_000,
+        });
         ran++;
         const id = /"id":"(j[a-z0-9]+)"/.exec(stdout)?.[1] ?? /Location: \/api\/v1\/jobs\/(j[a-z0-9]+)/i.exec(stdout)?.[1];
         if (id && /\/jobs\b/.test(text) && /-X POST/.test(text)) jobId = id;
@@ -197,9 +212,21 @@ test('every shell command in the README and docs runs against a real cluster, or
 });
 
 test('the splitter joins continuation lines and multi-line quotes, and drops comments', () => {
-  const md = ['```sh', 'B=x', "curl -X POST $B -d '{", '  "a": 1}\'', 'curl $B \\', '   -H x   # note', '# only a comment', '```', '```json', 'curl not-a-command', '```'].join('\n');
+  const md = [
+    '```sh',
+    'B=x',
+    "curl -X POST $B -d '{",
+    '  "a": 1}\'',
+    'curl $B \\',
+    '   -H x   # note',
+    '# only a comment',
+    '```',
+    '```json',
+    'curl not-a-command',
+    '```',
+  ].join('\n');
   assert.deepEqual(
     commandsOf('t.md', md).map((c) => c.text),
-    ['B=x', "curl -X POST $B -d '{\n  \"a\": 1}'", 'curl $B \\\n   -H x'],
+    ['B=x', 'curl -X POST $B -d \'{\n  "a": 1}\'', 'curl $B \\\n   -H x'],
   );
 });

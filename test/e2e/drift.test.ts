@@ -64,7 +64,9 @@ describe('drift detection', () => {
 
   test('a profile computed from CSV sample rows is stored with the version', async () => {
     assert.equal((await uploadModel(c.url, 'drift-a', path.join(DEMO, 'iris.onnx'))).status, 201);
-    const csv = `sepal_length,sepal_width,petal_length,petal_width\n${rows(2000, 1).map((r) => r.join(',')).join('\n')}\n`;
+    const csv = `sepal_length,sepal_width,petal_length,petal_width\n${rows(2000, 1)
+      .map((r) => r.join(','))
+      .join('\n')}\n`;
     const put = await api(c.url, '/api/v1/models/drift-a/versions/1/profile', { method: 'PUT', body: csv, headers: { 'content-type': 'text/csv' } });
     assert.equal(put.status, 200, JSON.stringify(put.body));
     assert.deepEqual(put.body.profile.inputs, NAMES);
@@ -80,7 +82,10 @@ describe('drift detection', () => {
   });
 
   test('bad profiles and rows are refused with INVALID_PROFILE; no profile yet is PROFILE_NOT_FOUND', async () => {
-    const bad = await api(c.url, '/api/v1/models/drift-a/versions/1/profile', { method: 'PUT', json: { inputs: [{ name: 'x', mean: 0, std: 1, edges: [0, 1, 2], counts: [1] }] } });
+    const bad = await api(c.url, '/api/v1/models/drift-a/versions/1/profile', {
+      method: 'PUT',
+      json: { inputs: [{ name: 'x', mean: 0, std: 1, edges: [0, 1, 2], counts: [1] }] },
+    });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'INVALID_PROFILE');
     const short = await api(c.url, '/api/v1/models/drift-a/versions/1/profile', { method: 'PUT', json: [[1, 2, 3]] });
@@ -149,8 +154,14 @@ describe('drift detection', () => {
     const p = got.body.profile;
     assert.equal(p.source, 'capture');
     assert.ok(p.samples >= 300);
-    assert.deepEqual(p.inputs.map((f: any) => f.name), NAMES);
-    assert.deepEqual(p.outputs.map((f: any) => f.name), ['label', 'probabilities:class', 'probabilities:score']);
+    assert.deepEqual(
+      p.inputs.map((f: any) => f.name),
+      NAMES,
+    );
+    assert.deepEqual(
+      p.outputs.map((f: any) => f.name),
+      ['label', 'probabilities:class', 'probabilities:score'],
+    );
     assert.ok(Math.abs(p.inputs[0].mean - 5.84) < 0.2);
     assert.deepEqual((await api(c.url, '/api/v1/models/drift-c/profile/capture')).body.capture, null, 'the capture ended');
   });

@@ -12,7 +12,9 @@ import { type TestCluster, DEMO, api, startTestCluster, uploadModel } from '../h
 let c: TestCluster;
 before(async () => {
   // Two cores each (whatever this machine has), so two layouts are measured, even for iris (PLAN_CHEAP_MS 0).
-  c = await startTestCluster({ env: { ...process.env, LOG_LEVEL: 'info', WATCH_INTERVAL_MS: '200', PLAN_MEASURE_MS: '10000', PLAN_CHEAP_MS: '0', CPUS: '2', BATCH_SIZE_CAP: '16' } });
+  c = await startTestCluster({
+    env: { ...process.env, LOG_LEVEL: 'info', WATCH_INTERVAL_MS: '200', PLAN_MEASURE_MS: '10000', PLAN_CHEAP_MS: '0', CPUS: '2', BATCH_SIZE_CAP: '16' },
+  });
 });
 after(async () => {
   await c?.close();
@@ -36,10 +38,7 @@ describe('execution plans', () => {
     assert.deepEqual(e.sources, { instances: 'measured', intra_op_threads: 'measured', max_batch_size: 'measured' });
     assert.equal(e.cpus, 2);
     assert.equal(e.cpus_from, 'CPUS');
-    assert.ok(
-      ['1x2', '2x1'].includes(`${e.instances}x${e.intra_op_threads}`),
-      `a layout that uses both cores: ${e.instances}x${e.intra_op_threads}`,
-    );
+    assert.ok(['1x2', '2x1'].includes(`${e.instances}x${e.intra_op_threads}`), `a layout that uses both cores: ${e.instances}x${e.intra_op_threads}`);
     assert.ok(e.max_batch_size >= 1 && e.max_batch_size <= 16, String(e.max_batch_size));
     const layouts = new Set(e.measured.map((m: { instances: number; intra_op_threads: number }) => `${m.instances}x${m.intra_op_threads}`));
     assert.deepEqual([...layouts].sort(), ['1x2', '2x1']);
@@ -51,9 +50,13 @@ describe('execution plans', () => {
     assert.ok(['1', '2'].includes(cfg.parameters.intra_op_thread_count.string_value));
     assert.equal(cfg.instance_group[0].count * Number(cfg.parameters.intra_op_thread_count.string_value), 2);
 
-    const loaded = c.jsonLogs('modelhost-1').concat(c.jsonLogs('modelhost-2')).filter((l) => l.msg === 'model loaded' && l.model === 'iris');
+    const loaded = c
+      .jsonLogs('modelhost-1')
+      .concat(c.jsonLogs('modelhost-2'))
+      .filter((l) => l.msg === 'model loaded' && l.model === 'iris');
     assert.equal(loaded.length, 2, 'each modelhost loaded iris once');
-    for (const l of loaded) assert.match(String(l.plan), /^(1 slot × 2 threads|2 slots × 1 thread), (batches of up to \d+|no batching): .* rows\/s measured here/);
+    for (const l of loaded)
+      assert.match(String(l.plan), /^(1 slot × 2 threads|2 slots × 1 thread), (batches of up to \d+|no batching): .* rows\/s measured here/);
   });
 
   test('a model unloaded and loaded again reuses the plan measured at its first load here', async () => {
@@ -74,7 +77,9 @@ describe('execution plans', () => {
   });
 
   test("what a model's config sets is kept, and the plan says where each value came from", async () => {
-    const up = await uploadModel(c.url, 'set', path.join(DEMO, 'iris.onnx'), { config: { instances: 1, intra_op_threads: 1, batching: { max_batch_size: 4 } } });
+    const up = await uploadModel(c.url, 'set', path.join(DEMO, 'iris.onnx'), {
+      config: { instances: 1, intra_op_threads: 1, batching: { max_batch_size: 4 } },
+    });
     assert.equal(up.status, 201, JSON.stringify(up.body));
     await readyEverywhere('set');
     const e = (await api(c.url, '/api/v1/models/set')).body.model.execution;

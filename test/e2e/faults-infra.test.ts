@@ -78,10 +78,14 @@ describe('infrastructure faults', () => {
     const c = await startTestCluster();
     clusters.push(c);
     let stop = false;
-    const load = steadyLoad(8, async () => {
-      const r = await api(c.url, '/api/v1/models/iris/prediction', { json: row });
-      return r.status === 200 ? 'ok' : `${r.status} ${r.body?.error?.code}${r.headers.get('retry-after') ? ' (Retry-After)' : ''}`;
-    }, () => stop);
+    const load = steadyLoad(
+      8,
+      async () => {
+        const r = await api(c.url, '/api/v1/models/iris/prediction', { json: row });
+        return r.status === 200 ? 'ok' : `${r.status} ${r.body?.error?.code}${r.headers.get('retry-after') ? ' (Retry-After)' : ''}`;
+      },
+      () => stop,
+    );
     await new Promise((r) => setTimeout(r, 600));
     c.balancer.process.kill('SIGKILL');
     // The launcher restarts it; wait until it answers again, then keep the load on a little longer.
@@ -99,12 +103,16 @@ describe('infrastructure faults', () => {
     const counts = await load;
     console.log(`balancer killed under load: ${JSON.stringify(counts)}`);
     assert.ok((counts.ok ?? 0) > 50, JSON.stringify(counts));
-    for (const k of Object.keys(counts)) assert.ok(k === 'ok' || k === '502 UPSTREAM_UNAVAILABLE (Retry-After)', `only explicit 502s: ${JSON.stringify(counts)}`);
+    for (const k of Object.keys(counts))
+      assert.ok(k === 'ok' || k === '502 UPSTREAM_UNAVAILABLE (Retry-After)', `only explicit 502s: ${JSON.stringify(counts)}`);
     // Recovered without restarting anything else.
     const after = await Promise.all(Array.from({ length: 20 }, () => api(c.url, '/api/v1/models/iris/prediction', { json: row })));
     assert.ok(after.every((a) => a.status === 200));
     assert.equal(c.inferrer.restarts, 0);
-    assert.deepEqual(c.modelhosts.map((m) => m.process.restarts), [0, 0]);
+    assert.deepEqual(
+      c.modelhosts.map((m) => m.process.restarts),
+      [0, 0],
+    );
     assert.ok(JSON.parse(await readFile(path.join(c.modelDir, 'iris', 'model.json'), 'utf8')).name === 'iris');
   });
 });

@@ -107,6 +107,9 @@ describe('faults under steady load', () => {
     const counts = await load;
     assert.deepEqual([...seen], [`ok v${version}`], 'every worker serves the new version');
     assert.deepEqual(failures(counts), {}, JSON.stringify(counts));
-    assert.ok((counts[`ok v${version - 1}`] ?? 0) > 0 && (counts[`ok v${version}`] ?? 0) > 0, `both versions served during the switch: ${JSON.stringify(counts)}`);
+    assert.ok(
+      (counts[`ok v${version - 1}`] ?? 0) > 0 && (counts[`ok v${version}`] ?? 0) > 0,
+      `both versions served during the switch: ${JSON.stringify(counts)}`,
+    );
   });
 });

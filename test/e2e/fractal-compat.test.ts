@@ -53,7 +53,9 @@ describe("FRACTAL ML Server's documented calls, pasted", () => {
 
   test('sendtomodelhost, as a GET (FRACTAL) and a POST (MLBuffet) with {"data": [...]}', async () => {
     for (const method of ['GET', 'POST']) {
-      const r = await curl(`curl -X ${method} -H "Content-Type: application/json" --data '{"data": ["ONE", "TWO", "THREE", "FOUR"]}'  http://localhost:8002/api/test/sendtomodelhost`);
+      const r = await curl(
+        `curl -X ${method} -H "Content-Type: application/json" --data '{"data": ["ONE", "TWO", "THREE", "FOUR"]}'  http://localhost:8002/api/test/sendtomodelhost`,
+      );
       httpStatus(r, 200);
       assert.deepEqual(
         r.results.map((x: { data: string }) => x.data),
@@ -88,14 +90,21 @@ describe("FRACTAL ML Server's documented calls, pasted", () => {
     );
     httpStatus(updated, 200);
     const info = await curl('curl -X GET http://localhost:8002/api/v1/models/information');
-    assert.equal(info.model_list.find((m: { model: string }) => m.model === 'iris').description, 'This model classifies a 4 element array input between different species of Iris flowers.');
+    assert.equal(
+      info.model_list.find((m: { model: string }) => m.model === 'iris').description,
+      'This model classifies a 4 element array input between different species of Iris flowers.',
+    );
   });
 
   test('a tabular prediction: GET with a JSON body, as documented, and POST', async () => {
-    const got = await curl(`curl -X GET -H "Content-Type: application/json" --data '{"values":[2, 5, 1, 4]}' http://localhost:8002/api/v1/models/iris.onnx/prediction`);
+    const got = await curl(
+      `curl -X GET -H "Content-Type: application/json" --data '{"values":[2, 5, 1, 4]}' http://localhost:8002/api/v1/models/iris.onnx/prediction`,
+    );
     httpStatus(got, 200);
     assert.deepEqual(got.values, [1]);
-    const posted = await curl(`curl -X POST -H "Content-Type: application/json" --data '{"values":[2, 5, 1, 4]}' http://localhost:8002/api/v1/models/iris.onnx/prediction`);
+    const posted = await curl(
+      `curl -X POST -H "Content-Type: application/json" --data '{"values":[2, 5, 1, 4]}' http://localhost:8002/api/v1/models/iris.onnx/prediction`,
+    );
     assert.deepEqual(posted.values, [1]);
   });
 
@@ -107,7 +116,9 @@ describe("FRACTAL ML Server's documented calls, pasted", () => {
       httpStatus(r, 200);
       assert.deepEqual(r.values, [7], `${method}: the first output (the label), one row per image`);
       assert.equal(r.predictions[0].classes[0].label, '7', 'labels beside the values');
-      const scores = await curl(`curl -X ${method} -F "file=@dog_resized.jpeg" "http://localhost:8002/api/v1/models/dog_model.onnx/prediction?output=probabilities"`);
+      const scores = await curl(
+        `curl -X ${method} -F "file=@dog_resized.jpeg" "http://localhost:8002/api/v1/models/dog_model.onnx/prediction?output=probabilities"`,
+      );
       assert.equal(scores.values.length, 1);
       assert.equal(scores.values[0].length, 10, 'the raw score row of the image (10 classes)');
       for (const v of scores.values[0]) assert.equal(typeof v, 'number');
@@ -122,7 +133,10 @@ describe("FRACTAL ML Server's documented calls, pasted", () => {
 
   test('upload under another name and delete it by the name given (FRACTAL: <model_name>)', async () => {
     httpStatus(await curl('curl -X PUT -F "path=@model.onnx" http://localhost:8002/api/v1/models/flowers'), 201);
-    httpStatus(await curl(`curl -X GET -H "Content-Type: application/json" --data '{"values":[2, 5, 1, 4]}' http://localhost:8002/api/v1/models/flowers/prediction`), 200);
+    httpStatus(
+      await curl(`curl -X GET -H "Content-Type: application/json" --data '{"values":[2, 5, 1, 4]}' http://localhost:8002/api/v1/models/flowers/prediction`),
+      200,
+    );
     httpStatus(await curl('curl -X DELETE http://localhost:8002/api/v1/models/flowers'), 200);
   });
 });

@@ -105,7 +105,11 @@ describe('FRACTAL v1', () => {
 
   test("v1 takes Python's NaN and Infinity tokens, in the body and in ?values=, as v2 does", async () => {
     for (const values of ['[NaN, 2.5, 5.8, 1.8]', '[6.7, Infinity, -Infinity, 1.8]']) {
-      const body = await api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: `{"values": ${values}}`, headers: { 'content-type': 'application/json' } });
+      const body = await api(c.url, '/api/v1/models/iris/prediction', {
+        method: 'POST',
+        body: `{"values": ${values}}`,
+        headers: { 'content-type': 'application/json' },
+      });
       assert.equal(body.status, 200, JSON.stringify(body.body));
       const query = await api(c.url, `/api/v1/models/iris/prediction?values=${encodeURIComponent(values)}`);
       assert.equal(query.status, 200, JSON.stringify(query.body));
@@ -168,6 +172,9 @@ describe('FRACTAL v1', () => {
     await new Promise((res) => setTimeout(res, 300));
     const seen = c.logs.filter((l) => l.line.includes(id)).map((l) => l.name);
     assert.ok(seen.includes('inferrer'), 'inferrer logged it');
-    assert.ok(seen.some((n) => n.startsWith('modelhost-')), 'a modelhost logged it');
+    assert.ok(
+      seen.some((n) => n.startsWith('modelhost-')),
+      'a modelhost logged it',
+    );
   });
 });

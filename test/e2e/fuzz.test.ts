@@ -29,22 +29,28 @@ const jsonish = fc.oneof(
   fc.integer({ min: 1, max: 3000 }).map((d) => `${'['.repeat(d)}1${']'.repeat(d)}`),
   fc.constantFrom(`{"values": [${'9'.repeat(400)}, 1, 2, 3]}`, '{"values": [1e999, -1e999, 1, 2]}', `{"values": [${'1,'.repeat(5000)}1]}`),
   fc.record({ values: fc.anything({ maxDepth: 4 }) }).map((v) => JSON.stringify(v)),
-  fc.record({
-    inputs: fc.array(
-      fc.record({
-        name: fc.oneof(fc.constant('input'), fc.string({ maxLength: 20 })),
-        shape: fc.oneof(fc.array(fc.integer({ min: -5, max: 1_000_000_000 }), { maxLength: 5 }), fc.anything({ maxDepth: 2 })),
-        datatype: fc.oneof(fc.constantFrom('FP32', 'INT64', 'BYTES', 'BOOL', 'FP16', 'fp32', ''), fc.string({ maxLength: 8 })),
-        data: fc.anything({ maxDepth: 3 }),
-        parameters: fc.option(fc.record({ binary_data_size: fc.oneof(fc.integer(), fc.string()) }), { nil: undefined }),
-      }),
-      { maxLength: 3 },
-    ),
-  }).map((v) => JSON.stringify(v)),
+  fc
+    .record({
+      inputs: fc.array(
+        fc.record({
+          name: fc.oneof(fc.constant('input'), fc.string({ maxLength: 20 })),
+          shape: fc.oneof(fc.array(fc.integer({ min: -5, max: 1_000_000_000 }), { maxLength: 5 }), fc.anything({ maxDepth: 2 })),
+          datatype: fc.oneof(fc.constantFrom('FP32', 'INT64', 'BYTES', 'BOOL', 'FP16', 'fp32', ''), fc.string({ maxLength: 8 })),
+          data: fc.anything({ maxDepth: 3 }),
+          parameters: fc.option(fc.record({ binary_data_size: fc.oneof(fc.integer(), fc.string()) }), { nil: undefined }),
+        }),
+        { maxLength: 3 },
+      ),
+    })
+    .map((v) => JSON.stringify(v)),
 );
 const bytes = fc.uint8Array({ maxLength: 2048 }).map((b) => Buffer.from(b));
 const invalidUtf8 = fc.constant(Buffer.from([0x7b, 0x22, 0x76, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0xff, 0xfe, 0x22, 0x7d]));
-const body = fc.oneof(jsonish.map((s) => Buffer.from(s)), bytes, invalidUtf8);
+const body = fc.oneof(
+  jsonish.map((s) => Buffer.from(s)),
+  bytes,
+  invalidUtf8,
+);
 
 interface Target {
   method: string;
@@ -59,7 +65,11 @@ const targets: Target[] = [
   { method: 'POST', path: '/v2/models/iris/infer', types: ['application/json', 'application/octet-stream'] },
   { method: 'POST', path: '/v2/models/iris/versions/1/infer', types: ['application/json'] },
   { method: 'POST', path: '/api/v1/models/iris', types: ['application/json', 'text/plain'] },
-  { method: 'PUT', path: '/api/v1/models/fuzzed', types: ['application/octet-stream', 'multipart/form-data; boundary=XX', 'application/json', 'multipart/form-data'] },
+  {
+    method: 'PUT',
+    path: '/api/v1/models/fuzzed',
+    types: ['application/octet-stream', 'multipart/form-data; boundary=XX', 'application/json', 'multipart/form-data'],
+  },
   { method: 'POST', path: '/api/test/sendtomodelhost', types: ['application/json'] },
   { method: 'POST', path: '/v2/repository/index', types: ['application/json'] },
 ];
@@ -78,7 +88,11 @@ async function send(t: Target, type: string, payload: Buffer, extra: Record<stri
 }
 
 async function stillServes(): Promise<void> {
-  const r = await fetch(`${c.url}/api/v1/models/iris/prediction`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"values": [6.7, 2.5, 5.8, 1.8]}' });
+  const r = await fetch(`${c.url}/api/v1/models/iris/prediction`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"values": [6.7, 2.5, 5.8, 1.8]}',
+  });
   assert.equal(r.status, 200);
   assert.deepEqual(((await r.json()) as { values: number[] }).values, [2]);
 }
@@ -88,12 +102,18 @@ describe('fuzzing every public route', () => {
     test(`${t.method} ${t.path}`, async () => {
       const stored = await snapshotStore(c.modelDir);
       await fc.assert(
-        fc.asyncProperty(body, fc.constantFrom(...t.types), fc.option(fc.constantFrom('0', '5', '99999999', '-1', 'abc'), { nil: undefined }), async (payload, type, headerLength) => {
-          const extra: Record<string, string> = headerLength === undefined || !t.path.includes('/infer') ? {} : { 'inference-header-content-length': headerLength };
-          const status = await send(t, type, payload, extra);
-          // Some random bodies are valid requests by chance (e.g. an index request with any body).
-          return (status >= 400 && status < 500) || status === 200 || status === 201;
-        }),
+        fc.asyncProperty(
+          body,
+          fc.constantFrom(...t.types),
+          fc.option(fc.constantFrom('0', '5', '99999999', '-1', 'abc'), { nil: undefined }),
+          async (payload, type, headerLength) => {
+            const extra: Record<string, string> =
+              headerLength === undefined || !t.path.includes('/infer') ? {} : { 'inference-header-content-length': headerLength };
+            const status = await send(t, type, payload, extra);
+            // Some random bodies are valid requests by chance (e.g. an index request with any body).
+            return (status >= 400 && status < 500) || status === 200 || status === 201;
+          },
+        ),
         { numRuns: RUNS, interruptAfterTimeLimit: 20_000 },
       );
       assert.deepEqual(await snapshotStore(c.modelDir), stored, 'nothing stored changed');
@@ -107,7 +127,11 @@ describe('fuzzing every public route', () => {
     await fc.assert(
       fc.asyncProperty(fc.string({ maxLength: 40 }), bytes, fc.boolean(), async (field, content, closeIt) => {
         const b = 'bound';
-        const parts = [`--${b}\r\nContent-Disposition: form-data; name="${field}"; filename="m.onnx"\r\n\r\n`, content.toString('latin1'), closeIt ? `\r\n--${b}--\r\n` : ''];
+        const parts = [
+          `--${b}\r\nContent-Disposition: form-data; name="${field}"; filename="m.onnx"\r\n\r\n`,
+          content.toString('latin1'),
+          closeIt ? `\r\n--${b}--\r\n` : '',
+        ];
         const status = await send(t, `multipart/form-data; boundary=${b}`, Buffer.from(parts.join(''), 'latin1'));
         return status >= 400 && status < 500;
       }),
@@ -118,8 +142,14 @@ describe('fuzzing every public route', () => {
   });
 
   test('no worker crashed or restarted during the fuzzing', () => {
-    assert.deepEqual(c.modelhosts.map((m) => m.process.pid), pids);
-    assert.deepEqual(c.modelhosts.map((m) => m.process.restarts), c.modelhosts.map(() => 0));
+    assert.deepEqual(
+      c.modelhosts.map((m) => m.process.pid),
+      pids,
+    );
+    assert.deepEqual(
+      c.modelhosts.map((m) => m.process.restarts),
+      c.modelhosts.map(() => 0),
+    );
     assert.equal(c.inferrer.restarts, 0);
   });
 });

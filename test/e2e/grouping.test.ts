@@ -62,7 +62,10 @@ describe('grouping predictions on their way to the modelhosts', () => {
     assert.equal(members, n, 'every prediction went upstream exactly once');
     assert.ok(groups < n, `${n} concurrent predictions went in fewer upstream requests (${groups})`);
     // Shared batches show on the answers too.
-    assert.ok(answers.some((a) => Number(/requests=(\d+)/.exec(a.batch ?? '')?.[1]) > 1), 'some answers ran in a shared batch');
+    assert.ok(
+      answers.some((a) => Number(/requests=(\d+)/.exec(a.batch ?? '')?.[1]) > 1),
+      'some answers ran in a shared batch',
+    );
   });
 
   test('a bad member gets its own 4xx; the members beside it are answered normally', async () => {
@@ -70,11 +73,25 @@ describe('grouping predictions on their way to the modelhosts', () => {
     const bad: [string, () => Promise<{ status: number; body: any }>, number, string][] = [
       ['wrong shape', () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [1, 2, 3] } }), 400, 'INVALID_INPUT'],
       ['non-numeric', () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: ['a', 'b', 'c', 'd'] } }), 400, 'INVALID_INPUT'],
-      ['bad JSON', () => api(c.url, '/api/v1/models/iris/prediction', { body: '{"values": [1,', headers: { 'content-type': 'application/json' }, method: 'POST' }), 400, 'INVALID_JSON'],
+      [
+        'bad JSON',
+        () => api(c.url, '/api/v1/models/iris/prediction', { body: '{"values": [1,', headers: { 'content-type': 'application/json' }, method: 'POST' }),
+        400,
+        'INVALID_JSON',
+      ],
       ['missing version', () => api(c.url, '/api/v1/models/iris/prediction?version=999', { json: { values: ROWS[0] } }), 404, 'VERSION_NOT_FOUND'],
-      ['v2 wrong datatype', () => api(c.url, '/v2/models/iris/infer', { json: { inputs: [{ name: 'input', shape: [1, 4], datatype: 'INT8', data: [1, 2, 3, 4] }] } }), 400, 'INVALID_INPUT'],
+      [
+        'v2 wrong datatype',
+        () => api(c.url, '/v2/models/iris/infer', { json: { inputs: [{ name: 'input', shape: [1, 4], datatype: 'INT8', data: [1, 2, 3, 4] }] } }),
+        400,
+        'INVALID_INPUT',
+      ],
     ];
-    const all = await Promise.all([...Array.from({ length: 24 }, (_, k) => good(k)), ...bad.map(([, f]) => f()), ...Array.from({ length: 24 }, (_, k) => good(k + 24))]);
+    const all = await Promise.all([
+      ...Array.from({ length: 24 }, (_, k) => good(k)),
+      ...bad.map(([, f]) => f()),
+      ...Array.from({ length: 24 }, (_, k) => good(k + 24)),
+    ]);
     const goods = [...all.slice(0, 24), ...all.slice(24 + bad.length)];
     for (const g of goods) assert.equal(g.status, 200, JSON.stringify(g.body));
     for (const [i, [what, , status, code]] of bad.entries()) {
@@ -108,7 +125,8 @@ describe("a modelhost's group route", () => {
     const res = await fetch(`${c.modelhosts[0]!.url}/v1/models/iris/group`, { method: 'POST', headers: { 'content-type': type }, body: new Uint8Array(body) });
     return { status: res.status, type: res.headers.get('content-type'), body: Buffer.from(await res.arrayBuffer()) };
   };
-  const member = (path: string, body: string, id: string): Buffer => encodeFrame({ path, headers: { 'x-request-id': id, 'content-type': 'application/json' } }, body);
+  const member = (path: string, body: string, id: string): Buffer =>
+    encodeFrame({ path, headers: { 'x-request-id': id, 'content-type': 'application/json' } }, body);
 
   test('answers each member as a frame naming it by index, with its own status and headers', async () => {
     const r = await post(

@@ -24,11 +24,23 @@ const PREDICT = 'predict-key-0123456789abcdef';
 const MAX_BODY = 2 * 1024 * 1024;
 const IRIS_ROW = [6.7, 2.5, 5.8, 1.8];
 const V2_OF: Record<string, string> = {
-  bool: 'BOOL', uint8: 'UINT8', uint16: 'UINT16', uint32: 'UINT32', uint64: 'UINT64', int8: 'INT8', int16: 'INT16', int32: 'INT32', int64: 'INT64',
-  float16: 'FP16', float32: 'FP32', float64: 'FP64', string: 'BYTES',
+  bool: 'BOOL',
+  uint8: 'UINT8',
+  uint16: 'UINT16',
+  uint32: 'UINT32',
+  uint64: 'UINT64',
+  int8: 'INT8',
+  int16: 'INT16',
+  int32: 'INT32',
+  int64: 'INT64',
+  float16: 'FP16',
+  float32: 'FP32',
+  float64: 'FP64',
+  string: 'BYTES',
 };
 
-type Client = grpc.Client & Record<string, (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => grpc.ClientUnaryCall>;
+type Client = grpc.Client &
+  Record<string, (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => grpc.ClientUnaryCall>;
 
 let c: TestCluster;
 let dir: string;
@@ -37,7 +49,15 @@ let client: Client;
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-grpc-'));
   const keys = path.join(dir, 'keys.json');
-  await writeFile(keys, JSON.stringify({ keys: [{ key: ADMIN, scopes: ['admin', 'predict'], name: 'ops' }, { key: PREDICT, scopes: ['predict'], name: 'app' }] }));
+  await writeFile(
+    keys,
+    JSON.stringify({
+      keys: [
+        { key: ADMIN, scopes: ['admin', 'predict'], name: 'ops' },
+        { key: PREDICT, scopes: ['predict'], name: 'app' },
+      ],
+    }),
+  );
   c = await startTestCluster({ grpcPort: 0, inferrerEnv: { API_KEYS_FILE: keys, AUTH_DISABLED: 'false', MAX_BODY_BYTES: String(MAX_BODY) } });
   assert.ok(c.grpcAddress, 'the launcher started gRPC and says where');
   const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
@@ -56,7 +76,28 @@ after(async () => {
 });
 
 function readdirCorpus(): string[] {
-  return ['id_bool', 'id_uint8', 'id_uint16', 'id_uint32', 'id_uint64', 'id_int8', 'id_int16', 'id_int32', 'id_int64', 'id_float16', 'id_float32', 'id_float64', 'id_string', 'mixed', 'scalar', 'fixed_dims', 'symbolic', 'empty_ok', 'float_specials', 'fp16_math'];
+  return [
+    'id_bool',
+    'id_uint8',
+    'id_uint16',
+    'id_uint32',
+    'id_uint64',
+    'id_int8',
+    'id_int16',
+    'id_int32',
+    'id_int64',
+    'id_float16',
+    'id_float32',
+    'id_float64',
+    'id_string',
+    'mixed',
+    'scalar',
+    'fixed_dims',
+    'symbolic',
+    'empty_ok',
+    'float_specials',
+    'fp16_math',
+  ];
 }
 
 interface Answer {
@@ -86,26 +127,41 @@ const ok = async (method: string, req: unknown, key = PREDICT): Promise<any> => 
   return a.res;
 };
 
-const http = (route: string, init: Parameters<typeof api>[2] = {}) => api(c.url, route, { ...init, headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers ?? {}) } });
+const http = (route: string, init: Parameters<typeof api>[2] = {}) =>
+  api(c.url, route, { ...init, headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers ?? {}) } });
 
 /** Deterministic values with the edges that break codecs (as the HTTP corpus test uses). */
 function values(type: string, n: number): unknown[] {
   const pick = <T>(xs: T[]): T[] => Array.from({ length: n }, (_, i) => xs[i % xs.length]!);
   switch (type) {
-    case 'bool': return pick([true, false, true]);
-    case 'uint8': return pick([0, 255, 7]);
-    case 'uint16': return pick([0, 65535, 300]);
-    case 'uint32': return pick([0, 4294967295, 70000]);
-    case 'uint64': return pick([0n, 18446744073709551615n, 9007199254740993n]);
-    case 'int8': return pick([-128, 127, 0]);
-    case 'int16': return pick([-32768, 32767, -1]);
-    case 'int32': return pick([-2147483648, 2147483647, 42]);
-    case 'int64': return pick([-9223372036854775808n, 9223372036854775807n, 9007199254740993n, -3n]);
-    case 'float16': return pick([0x3e00, 0xc000, 0x7bff, 0x0001, 0x7e00, 0x7c00, 0x8000]);
-    case 'float32': return pick([Math.fround(0.1), -2.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, Math.fround(1e-40)]);
-    case 'float64': return pick([0.1, 1e300, -0, Number.NaN, Number.NEGATIVE_INFINITY, 5e-324]);
-    case 'string': return pick(['', 'héllo', 'a"b\\c', '🙂 emoji', 'x'.repeat(40)]);
-    default: throw new Error(type);
+    case 'bool':
+      return pick([true, false, true]);
+    case 'uint8':
+      return pick([0, 255, 7]);
+    case 'uint16':
+      return pick([0, 65535, 300]);
+    case 'uint32':
+      return pick([0, 4294967295, 70000]);
+    case 'uint64':
+      return pick([0n, 18446744073709551615n, 9007199254740993n]);
+    case 'int8':
+      return pick([-128, 127, 0]);
+    case 'int16':
+      return pick([-32768, 32767, -1]);
+    case 'int32':
+      return pick([-2147483648, 2147483647, 42]);
+    case 'int64':
+      return pick([-9223372036854775808n, 9223372036854775807n, 9007199254740993n, -3n]);
+    case 'float16':
+      return pick([0x3e00, 0xc000, 0x7bff, 0x0001, 0x7e00, 0x7c00, 0x8000]);
+    case 'float32':
+      return pick([Math.fround(0.1), -2.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, Math.fround(1e-40)]);
+    case 'float64':
+      return pick([0.1, 1e300, -0, Number.NaN, Number.NEGATIVE_INFINITY, 5e-324]);
+    case 'string':
+      return pick(['', 'héllo', 'a"b\\c', '🙂 emoji', 'x'.repeat(40)]);
+    default:
+      throw new Error(type);
   }
 }
 
@@ -113,19 +169,33 @@ function values(type: string, n: number): unknown[] {
 function contents(t: V2Tensor): Record<string, unknown[]> | undefined {
   const str = (xs: unknown[]) => xs.map((v) => String(v));
   switch (t.datatype) {
-    case 'BOOL': return { bool_contents: t.data.map((v) => v === 1 || v === true) };
-    case 'UINT8': case 'UINT16': case 'UINT32': return { uint_contents: t.data };
-    case 'INT8': case 'INT16': case 'INT32': return { int_contents: t.data };
-    case 'INT64': return { int64_contents: str(t.data) };
-    case 'UINT64': return { uint64_contents: str(t.data) };
-    case 'FP32': return { fp32_contents: t.data };
-    case 'FP64': return { fp64_contents: t.data };
-    case 'BYTES': return { bytes_contents: t.data.map((s) => Buffer.from(String(s))) };
-    default: return undefined;
+    case 'BOOL':
+      return { bool_contents: t.data.map((v) => v === 1 || v === true) };
+    case 'UINT8':
+    case 'UINT16':
+    case 'UINT32':
+      return { uint_contents: t.data };
+    case 'INT8':
+    case 'INT16':
+    case 'INT32':
+      return { int_contents: t.data };
+    case 'INT64':
+      return { int64_contents: str(t.data) };
+    case 'UINT64':
+      return { uint64_contents: str(t.data) };
+    case 'FP32':
+      return { fp32_contents: t.data };
+    case 'FP64':
+      return { fp64_contents: t.data };
+    case 'BYTES':
+      return { bytes_contents: t.data.map((s) => Buffer.from(String(s))) };
+    default:
+      return undefined;
   }
 }
 
-const concrete = (shape: readonly (number | string)[]): number[] => shape.map((d) => (typeof d === 'number' && d >= 0 ? d : ({ batch: 2, seq: 5, n: 3 } as Record<string, number>)[String(d)] ?? 2));
+const concrete = (shape: readonly (number | string)[]): number[] =>
+  shape.map((d) => (typeof d === 'number' && d >= 0 ? d : (({ batch: 2, seq: 5, n: 3 } as Record<string, number>)[String(d)] ?? 2)));
 
 describe('ModelInfer gives the HTTP answer for every datatype of the corpus', () => {
   for (const m of readdirCorpus()) {
@@ -134,15 +204,34 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
       const tensors: V2Tensor[] = session.inputMetadata.map((meta) => {
         const type = (meta as unknown as { type: string }).type;
         const shape = concrete((meta as unknown as { shape: (number | string)[] }).shape);
-        const vals = values(type, shape.reduce((a, b) => a * b, 1));
+        const vals = values(
+          type,
+          shape.reduce((a, b) => a * b, 1),
+        );
         return { name: meta.name, datatype: V2_OF[type]!, shape, data: type === 'bool' ? vals.map((v) => (v ? 1 : 0)) : vals };
       });
       await session.release();
-      const viaHttp = await infer(c.url, `corpus-${m}`, tensors, { binaryInputs: true, binaryOutputs: true, id: 'same' }, { authorization: `Bearer ${PREDICT}` });
-      assert.equal(viaHttp.status, 200, JSON.stringify(viaHttp.body, (_k, v) => (typeof v === 'bigint' ? String(v) : v)));
-      const base = { model_name: `corpus-${m}`, model_version: '', id: 'same', inputs: tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(String) })) };
+      const viaHttp = await infer(
+        c.url,
+        `corpus-${m}`,
+        tensors,
+        { binaryInputs: true, binaryOutputs: true, id: 'same' },
+        { authorization: `Bearer ${PREDICT}` },
+      );
+      assert.equal(
+        viaHttp.status,
+        200,
+        JSON.stringify(viaHttp.body, (_k, v) => (typeof v === 'bigint' ? String(v) : v)),
+      );
+      const base = {
+        model_name: `corpus-${m}`,
+        model_version: '',
+        id: 'same',
+        inputs: tensors.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape.map(String) })),
+      };
       const ways: [string, unknown][] = [['raw', { ...base, raw_input_contents: tensors.map((t) => toBytes(t)) }]];
-      if (tensors.every((t) => contents(t))) ways.push(['contents', { ...base, inputs: base.inputs.map((inp, i) => ({ ...inp, contents: contents(tensors[i]!) })) }]);
+      if (tensors.every((t) => contents(t)))
+        ways.push(['contents', { ...base, inputs: base.inputs.map((inp, i) => ({ ...inp, contents: contents(tensors[i]!) })) }]);
       for (const [how, req] of ways) {
         const res = await ok('ModelInfer', req);
         assert.equal(res.model_name, `corpus-${m}`);
@@ -161,18 +250,37 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
   }
 
   test('FP16 has no contents list: sent that way it is refused with INVALID_ARGUMENT', async () => {
-    const a = await call('ModelInfer', { model_name: 'corpus-id_float16', inputs: [{ name: 'x', datatype: 'FP16', shape: ['1', '3'], contents: { fp32_contents: [1, 2, 3] } }] }, { key: PREDICT });
+    const a = await call(
+      'ModelInfer',
+      { model_name: 'corpus-id_float16', inputs: [{ name: 'x', datatype: 'FP16', shape: ['1', '3'], contents: { fp32_contents: [1, 2, 3] } }] },
+      { key: PREDICT },
+    );
     assert.equal(a.err?.code, grpc.status.INVALID_ARGUMENT);
     assert.match(a.err!.details, /FP16.*raw_input_contents/);
   });
 
   test('contents of the wrong list, out of range or of the wrong count are refused, naming the input', async () => {
     const cases: [unknown, RegExp][] = [
-      [{ model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'], contents: { fp32_contents: [1, 2, 3] } }] }, /input 'x' is INT8: its values go in int_contents, not fp32_contents/],
-      [{ model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'], contents: { int_contents: [1, 200, 3] } }] }, /input 'x' element 1: 200 does not fit INT8/],
-      [{ model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['2', '3'], contents: { int_contents: [1, 2, 3] } }] }, /shape \[2, 3\] \(6 elements\) but its contents hold 3/],
-      [{ model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'] }], raw_input_contents: [Buffer.alloc(3), Buffer.alloc(3)] }, /raw_input_contents has 2 entries for 1 inputs/],
-      [{ model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '4'] }], raw_input_contents: [Buffer.alloc(4)] }, /input 'x' has shape \[1, 4\] but the model expects \[-1, 3\]/],
+      [
+        { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'], contents: { fp32_contents: [1, 2, 3] } }] },
+        /input 'x' is INT8: its values go in int_contents, not fp32_contents/,
+      ],
+      [
+        { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'], contents: { int_contents: [1, 200, 3] } }] },
+        /input 'x' element 1: 200 does not fit INT8/,
+      ],
+      [
+        { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['2', '3'], contents: { int_contents: [1, 2, 3] } }] },
+        /shape \[2, 3\] \(6 elements\) but its contents hold 3/,
+      ],
+      [
+        { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'] }], raw_input_contents: [Buffer.alloc(3), Buffer.alloc(3)] },
+        /raw_input_contents has 2 entries for 1 inputs/,
+      ],
+      [
+        { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '4'] }], raw_input_contents: [Buffer.alloc(4)] },
+        /input 'x' has shape \[1, 4\] but the model expects \[-1, 3\]/,
+      ],
     ];
     for (const [req, message] of cases) {
       const a = await call('ModelInfer', req, { key: PREDICT });
@@ -182,10 +290,22 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
   });
 
   test('classification, a subset of outputs, and a model without inputs, as over HTTP', async () => {
-    const iris = { model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: ['2', '4'], contents: { fp32_contents: [...IRIS_ROW, 5.1, 3.5, 1.4, 0.2] } }] };
+    const iris = {
+      model_name: 'iris',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: ['2', '4'], contents: { fp32_contents: [...IRIS_ROW, 5.1, 3.5, 1.4, 0.2] } }],
+    };
     const res = await ok('ModelInfer', { ...iris, outputs: [{ name: 'probabilities', parameters: { classification: { int64_param: '2' } } }] });
-    assert.deepEqual(res.outputs.map((o: any) => [o.name, o.datatype, o.shape.map(Number)]), [['probabilities', 'BYTES', [2, 2]]]);
-    const h = await api(c.url, '/v2/models/iris/infer', { json: { inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], data: [...IRIS_ROW, 5.1, 3.5, 1.4, 0.2] }], outputs: [{ name: 'probabilities', parameters: { classification: 2 } }] }, headers: { authorization: `Bearer ${PREDICT}` } });
+    assert.deepEqual(
+      res.outputs.map((o: any) => [o.name, o.datatype, o.shape.map(Number)]),
+      [['probabilities', 'BYTES', [2, 2]]],
+    );
+    const h = await api(c.url, '/v2/models/iris/infer', {
+      json: {
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 4], data: [...IRIS_ROW, 5.1, 3.5, 1.4, 0.2] }],
+        outputs: [{ name: 'probabilities', parameters: { classification: 2 } }],
+      },
+      headers: { authorization: `Bearer ${PREDICT}` },
+    });
     assert.deepEqual(toBytes({ name: 'p', datatype: 'BYTES', shape: [4], data: h.body.outputs[0].data }), Buffer.from(res.raw_output_contents[0]));
     assert.match(Buffer.from(res.raw_output_contents[0]).toString('latin1'), /0\.999949:2:virginica/);
 
@@ -193,19 +313,29 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
     form.append('path', new Blob([new Uint8Array(noInputsModel())]), 'constants.onnx');
     assert.equal((await http('/api/v1/models/constants', { method: 'PUT', body: form })).status, 201);
     const k = await ok('ModelInfer', { model_name: 'constants', inputs: [] });
-    assert.deepEqual(k.outputs.map((o: any) => o.name), ['t', 'i', 'g']);
+    assert.deepEqual(
+      k.outputs.map((o: any) => o.name),
+      ['t', 'i', 'g'],
+    );
     assert.deepEqual([...new Float32Array(new Uint8Array(k.raw_output_contents[0]).buffer)], NO_INPUTS_OUTPUTS.t.data);
     assert.equal(Buffer.from(k.raw_output_contents[1]).readBigInt64LE(16), 9007199254740993n);
   });
 });
 
 describe('schedule policy over gRPC', () => {
-  const iris = { model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer)] };
+  const iris = {
+    model_name: 'iris',
+    inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }],
+    raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer)],
+  };
 
   test("priority and timeout as Triton's client sends them (uint64_param, int64_param) are taken; a priority out of range is INVALID_ARGUMENT naming it", async () => {
     const plain = await ok('ModelInfer', iris);
     const scheduled = await ok('ModelInfer', { ...iris, parameters: { priority: { uint64_param: '2' }, timeout: { int64_param: '30000000' } } });
-    assert.deepEqual(scheduled.raw_output_contents.map((b: Uint8Array) => Buffer.from(b).toString('hex')), plain.raw_output_contents.map((b: Uint8Array) => Buffer.from(b).toString('hex')));
+    assert.deepEqual(
+      scheduled.raw_output_contents.map((b: Uint8Array) => Buffer.from(b).toString('hex')),
+      plain.raw_output_contents.map((b: Uint8Array) => Buffer.from(b).toString('hex')),
+    );
     const bad = await call('ModelInfer', { ...iris, parameters: { priority: { uint64_param: '3' } } }, { key: PREDICT });
     assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
     assert.match(bad.err!.details, /"parameters.priority" must be 0 \(the default level\), 1 or 2; got 3/);
@@ -224,14 +354,27 @@ describe('the other calls answer as their HTTP routes do', () => {
   test('ModelMetadata, ModelReady, ModelConfig', async () => {
     const meta = await ok('ModelMetadata', { name: 'corpus-symbolic', version: '' });
     const h = (await http('/v2/models/corpus-symbolic')).body;
-    assert.deepEqual({ ...meta, inputs: meta.inputs.map((t: any) => ({ ...t, shape: t.shape.map(Number) })), outputs: meta.outputs.map((t: any) => ({ ...t, shape: t.shape.map(Number) })) }, { name: h.name, versions: h.versions, platform: h.platform, inputs: h.inputs, outputs: h.outputs });
+    assert.deepEqual(
+      {
+        ...meta,
+        inputs: meta.inputs.map((t: any) => ({ ...t, shape: t.shape.map(Number) })),
+        outputs: meta.outputs.map((t: any) => ({ ...t, shape: t.shape.map(Number) })),
+      },
+      { name: h.name, versions: h.versions, platform: h.platform, inputs: h.inputs, outputs: h.outputs },
+    );
     assert.deepEqual(await ok('ModelReady', { name: 'iris', version: '1' }), { ready: (await http('/v2/models/iris/versions/1/ready')).body.ready });
     const cfg = (await ok('ModelConfig', { name: 'iris', version: '' })).config;
     const hc = (await http('/v2/models/iris/config')).body;
     assert.equal(cfg.name, hc.name);
     assert.equal(cfg.max_batch_size, hc.max_batch_size);
-    assert.deepEqual(cfg.input.map((i: any) => [i.name, i.data_type, i.dims.map(Number)]), hc.input.map((i: any) => [i.name, i.data_type, i.dims]));
-    assert.deepEqual(cfg.output.map((o: any) => [o.name, o.data_type, o.dims.map(Number), o.reshape?.shape.map(Number) ?? null]), hc.output.map((o: any) => [o.name, o.data_type, o.dims, o.reshape?.shape ?? null]));
+    assert.deepEqual(
+      cfg.input.map((i: any) => [i.name, i.data_type, i.dims.map(Number)]),
+      hc.input.map((i: any) => [i.name, i.data_type, i.dims]),
+    );
+    assert.deepEqual(
+      cfg.output.map((o: any) => [o.name, o.data_type, o.dims.map(Number), o.reshape?.shape.map(Number) ?? null]),
+      hc.output.map((o: any) => [o.name, o.data_type, o.dims, o.reshape?.shape ?? null]),
+    );
     assert.equal(Number(cfg.dynamic_batching.default_queue_policy.max_queue_size), hc.dynamic_batching.default_queue_policy.max_queue_size);
     assert.equal(cfg.model_transaction_policy.decoupled, false);
     assert.equal(cfg.instance_group[0].kind, 'KIND_CPU');
@@ -241,14 +384,22 @@ describe('the other calls answer as their HTTP routes do', () => {
 
   test('ModelStatistics sums every worker, as /v2/models/{m}/stats does, and counts gRPC inference too', async () => {
     const before = (await ok('ModelStatistics', { name: 'iris', version: '1' })).model_stats[0];
-    for (let i = 0; i < 6; i++) await ok('ModelInfer', { model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer)] });
+    for (let i = 0; i < 6; i++)
+      await ok('ModelInfer', {
+        model_name: 'iris',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }],
+        raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer)],
+      });
     const s = (await ok('ModelStatistics', { name: 'iris', version: '1' })).model_stats[0];
     assert.equal(Number(s.inference_stats.success.count) - Number(before.inference_stats.success.count), 6);
     const h = (await http('/v2/models/iris/versions/1/stats')).body.model_stats[0];
     assert.equal(Number(s.inference_stats.success.count), h.inference_stats.success.count);
     assert.equal(Number(s.inference_count), h.inference_count);
     const all = await ok('ModelStatistics', { name: '', version: '' });
-    assert.deepEqual(all.model_stats.map((x: any) => `${x.name}@${x.version}`), (await http('/v2/models/stats')).body.model_stats.map((x: any) => `${x.name}@${x.version}`));
+    assert.deepEqual(
+      all.model_stats.map((x: any) => `${x.name}@${x.version}`),
+      (await http('/v2/models/stats')).body.model_stats.map((x: any) => `${x.name}@${x.version}`),
+    );
   });
 
   test('RepositoryIndex, RepositoryModelLoad with a file and a config, RepositoryModelUnload (admin scope)', async () => {
@@ -257,14 +408,34 @@ describe('the other calls answer as their HTTP routes do', () => {
     const file = await readFile(path.join(DEMO, 'iris.onnx'));
     const denied = await call('RepositoryModelLoad', { model_name: 'viagrpc', parameters: { 'file:1/model.onnx': { bytes_param: file } } }, { key: PREDICT });
     assert.equal(denied.err?.code, grpc.status.PERMISSION_DENIED);
-    await ok('RepositoryModelLoad', { model_name: 'viagrpc', parameters: { 'file:1/model.onnx': { bytes_param: file }, config: { string_param: '{"max_batch_size": 4}' } } }, ADMIN);
+    await ok(
+      'RepositoryModelLoad',
+      { model_name: 'viagrpc', parameters: { 'file:1/model.onnx': { bytes_param: file }, config: { string_param: '{"max_batch_size": 4}' } } },
+      ADMIN,
+    );
     assert.equal((await http('/v2/models/viagrpc/config')).body.max_batch_size, 4);
-    const res = await ok('ModelInfer', { model_name: 'viagrpc', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'], contents: { fp32_contents: IRIS_ROW } }] });
+    const res = await ok('ModelInfer', {
+      model_name: 'viagrpc',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'], contents: { fp32_contents: IRIS_ROW } }],
+    });
     assert.equal(Buffer.from(res.raw_output_contents[0]).readBigInt64LE(0), 2n);
-    const bad = await call('RepositoryModelLoad', { model_name: 'viagrpc', parameters: { 'file:1/model.onnx': { bytes_param: Buffer.from('not onnx') } } }, { key: ADMIN });
+    const bad = await call(
+      'RepositoryModelLoad',
+      { model_name: 'viagrpc', parameters: { 'file:1/model.onnx': { bytes_param: Buffer.from('not onnx') } } },
+      { key: ADMIN },
+    );
     assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
     await ok('RepositoryModelUnload', { model_name: 'viagrpc' }, ADMIN);
-    const gone = await waitFor(async () => (await call('ModelInfer', { model_name: 'viagrpc', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'], contents: { fp32_contents: IRIS_ROW } }] }, { key: PREDICT })).err?.code === grpc.status.UNAVAILABLE);
+    const gone = await waitFor(
+      async () =>
+        (
+          await call(
+            'ModelInfer',
+            { model_name: 'viagrpc', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'], contents: { fp32_contents: IRIS_ROW } }] },
+            { key: PREDICT },
+          )
+        ).err?.code === grpc.status.UNAVAILABLE,
+    );
     assert.ok(gone, 'an unloaded model answers UNAVAILABLE');
     assert.deepEqual(await ok('ModelReady', { name: 'viagrpc' }), { ready: false });
   });
@@ -276,7 +447,11 @@ async function waitFor(check: () => Promise<boolean>, ms = 10_000): Promise<bool
 }
 
 describe('framed as HTTP requests are', () => {
-  const irisReq = { model_name: 'iris', inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer)] };
+  const irisReq = {
+    model_name: 'iris',
+    inputs: [{ name: 'input', datatype: 'FP32', shape: ['1', '4'] }],
+    raw_input_contents: [Buffer.from(new Float32Array(IRIS_ROW).buffer)],
+  };
 
   test('auth: UNAUTHENTICATED without a key or with a bad one, PERMISSION_DENIED without the scope', async () => {
     const none = await call('ModelInfer', irisReq);
@@ -309,19 +484,39 @@ describe('framed as HTTP requests are', () => {
   });
 
   test("the call's deadline is the request's deadline: a request queued past it leaves the worker's queue", async () => {
-    assert.equal((await uploadModel(c.url, 'slowg', path.join(FIXTURES, 'slow.onnx'), { config: { batching: { max_batch_size: 1 }, instances: 1 } }, ADMIN)).status, 201);
+    assert.equal(
+      (await uploadModel(c.url, 'slowg', path.join(FIXTURES, 'slow.onnx'), { config: { batching: { max_batch_size: 1 }, instances: 1 } }, ADMIN)).status,
+      201,
+    );
     const x = { name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 1, 2, 3] };
     assert.equal((await infer(c.url, 'slowg', [x], {}, { authorization: `Bearer ${PREDICT}` })).status, 200);
     // Fill both workers' queues with ~2 s of work, then calls with a 300 ms deadline or timeout.
     const busy = Array.from({ length: 26 }, () => infer(c.url, 'slowg', [x], {}, { authorization: `Bearer ${PREDICT}` }));
     await new Promise((r) => setTimeout(r, 50));
     const started = Date.now();
-    const late = await call('ModelInfer', { model_name: 'slowg', inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [Buffer.from(new Float32Array([0, 1, 2, 3]).buffer)] }, { key: PREDICT, reqId: 'grpc-deadline-1', deadlineMs: 300 });
+    const late = await call(
+      'ModelInfer',
+      {
+        model_name: 'slowg',
+        inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '4'] }],
+        raw_input_contents: [Buffer.from(new Float32Array([0, 1, 2, 3]).buffer)],
+      },
+      { key: PREDICT, reqId: 'grpc-deadline-1', deadlineMs: 300 },
+    );
     // DEADLINE_EXCEEDED at the deadline, or UNAVAILABLE at once from a worker that sees it cannot make it.
     assert.ok(late.err?.code === grpc.status.DEADLINE_EXCEEDED || late.err?.code === grpc.status.UNAVAILABLE, String(late.err?.code));
     assert.ok(Date.now() - started < 2000);
     // The schedule policy's timeout parameter does the same without a gRPC deadline.
-    const timed = await call('ModelInfer', { model_name: 'slowg', parameters: { timeout: { int64_param: '300000' } }, inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '4'] }], raw_input_contents: [Buffer.from(new Float32Array([0, 1, 2, 3]).buffer)] }, { key: PREDICT, reqId: 'grpc-deadline-2' });
+    const timed = await call(
+      'ModelInfer',
+      {
+        model_name: 'slowg',
+        parameters: { timeout: { int64_param: '300000' } },
+        inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '4'] }],
+        raw_input_contents: [Buffer.from(new Float32Array([0, 1, 2, 3]).buffer)],
+      },
+      { key: PREDICT, reqId: 'grpc-deadline-2' },
+    );
     assert.ok(timed.err?.code === grpc.status.DEADLINE_EXCEEDED || timed.err?.code === grpc.status.UNAVAILABLE, String(timed.err?.code));
     assert.ok(Date.now() - started < 2500);
     await Promise.all(busy);
@@ -334,7 +529,13 @@ describe('framed as HTTP requests are', () => {
 
   test('the Inferrer counts gRPC calls in its request metrics, by method and status', async () => {
     const text = await (await fetch(`${c.url}/metrics`)).text();
-    const count = (status: string): number => Number(new RegExp(`^inferrer_requests_total\\{[^}]*route="/inference.GRPCInferenceService/ModelInfer"[^}]*protocol="grpc"[^}]*status="${status}"[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    const count = (status: string): number =>
+      Number(
+        new RegExp(
+          `^inferrer_requests_total\\{[^}]*route="/inference.GRPCInferenceService/ModelInfer"[^}]*protocol="grpc"[^}]*status="${status}"[^}]*\\} (\\d+)`,
+          'm',
+        ).exec(text)?.[1] ?? 0,
+      );
     assert.ok(count('200') > 20, `ModelInfer 200: ${count('200')}`);
     assert.ok(count('400') > 0 && count('401') > 0 && count('404') > 0, 'refusals counted under their HTTP status');
     assert.match(text, /inferrer_request_duration_seconds_count\{[^}]*route="\/inference.GRPCInferenceService\/ModelInfer"/);

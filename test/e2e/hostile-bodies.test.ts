@@ -62,12 +62,18 @@ describe('JSON nested 100,000 levels deep', () => {
   test('as v1 values and as v2 data: 400 naming the input and its rank', async () => {
     const v1 = await post('/api/v1/models/iris/prediction', `{"values": ${DEEP}}`);
     assert.equal(v1.status, 400, JSON.stringify(v1.body));
-    assert.deepEqual([errorOf(v1.body).code, errorOf(v1.body).message], ['INVALID_INPUT', "input 'input' nests lists deeper than its rank allows (at most 2 levels)"]);
+    assert.deepEqual(
+      [errorOf(v1.body).code, errorOf(v1.body).message],
+      ['INVALID_INPUT', "input 'input' nests lists deeper than its rank allows (at most 2 levels)"],
+    );
     const v2 = await post('/v2/models/id_float32/infer', `{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data": ${DEEP}}]}`);
     assert.equal(v2.status, 400, JSON.stringify(v2.body));
     assert.equal(errorOf(v2.body).code, 'INVALID_INPUT');
     // With a long integer inside, the exact (lossless) parser is used, which recurses: refused before it.
-    const exact = await post('/v2/models/id_int64/infer', `{"inputs":[{"name":"x","shape":[1,3],"datatype":"INT64","data": ${'['.repeat(100_000)}12345678901234567890${']'.repeat(100_000)}}]}`);
+    const exact = await post(
+      '/v2/models/id_int64/infer',
+      `{"inputs":[{"name":"x","shape":[1,3],"datatype":"INT64","data": ${'['.repeat(100_000)}12345678901234567890${']'.repeat(100_000)}}]}`,
+    );
     assert.equal(exact.status, 400, JSON.stringify(exact.body));
     assert.equal(errorOf(exact.body).code, 'INVALID_REQUEST');
     await stillServing();
@@ -85,7 +91,10 @@ describe('JSON nested 100,000 levels deep', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(job.state, 'PARTIAL', JSON.stringify(job));
-    const lines = (await (await fetch(`${c.url}/api/v1/jobs/${id}/results`)).text()).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const lines = (await (await fetch(`${c.url}/api/v1/jobs/${id}/results`)).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 3);
     assert.deepEqual(lines[1].error.code, 'INVALID_INPUT');
     assert.match(lines[1].error.message, /^line 2: the JSON nests arrays and objects deeper than 64 levels/);
@@ -94,10 +103,14 @@ describe('JSON nested 100,000 levels deep', () => {
 });
 
 describe('numbers out of range for the datatype', () => {
-  const v2 = (model: string, datatype: string, data: string) => post(`/v2/models/${model}/infer`, `{"inputs":[{"name":"x","shape":[1,3],"datatype":"${datatype}","data":${data}}]}`);
+  const v2 = (model: string, datatype: string, data: string) =>
+    post(`/v2/models/${model}/infer`, `{"inputs":[{"name":"x","shape":[1,3],"datatype":"${datatype}","data":${data}}]}`);
 
   test('1e400 for FP32 and FP64 (v2 and v1): 400 naming input and element', async () => {
-    for (const [model, type] of [['id_float32', 'FP32'], ['id_float64', 'FP64']]) {
+    for (const [model, type] of [
+      ['id_float32', 'FP32'],
+      ['id_float64', 'FP64'],
+    ]) {
       const r = await v2(model!, type!, '[1, 2, 1e400]');
       assert.equal(r.status, 400, JSON.stringify(r.body));
       assert.equal(errorOf(r.body).code, 'INVALID_INPUT');
@@ -120,7 +133,10 @@ describe('numbers out of range for the datatype', () => {
     const big = '9'.repeat(300);
     const cases: [Promise<{ status: number; body: any }>, RegExp][] = [
       [v2('id_int64', 'INT64', `[1, ${big}, 3]`), /^input 'x' element 1: 99999999999999999999…\(300 characters\) is out of range for INT64/],
-      [post('/api/v1/models/id_int64/prediction', `{"values": [${big}, 1, 2]}`), /^input 'x' element 0: 99999999999999999999…\(300 characters\) is out of range for INT64/],
+      [
+        post('/api/v1/models/id_int64/prediction', `{"values": [${big}, 1, 2]}`),
+        /^input 'x' element 0: 99999999999999999999…\(300 characters\) is out of range for INT64/,
+      ],
       [v2('id_float16', 'FP16', '[1, 2, 70000]'), /^input 'x' element 2: 70000 is out of range for FP16 \[-65504, 65504\]/],
       [v2('id_int8', 'INT8', '[1, 300, 2]'), /^input 'x' element 1: 300 is out of range for INT8 \[-128, 127\]/],
     ];
@@ -144,7 +160,10 @@ describe('outputs', () => {
 
 describe('BYTES elements the runtime binding cannot carry', () => {
   test('JSON: a NUL character or an unpaired surrogate is refused naming the element; text round-trips', async () => {
-    const nul = await post('/v2/models/id_string/infer', JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', data: ['a\u0000b', 'c', 'd'] }] }));
+    const nul = await post(
+      '/v2/models/id_string/infer',
+      JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', data: ['a\u0000b', 'c', 'd'] }] }),
+    );
     assert.equal(nul.status, 400, JSON.stringify(nul.body));
     assert.match(errorOf(nul.body).message, /^input 'x' element 0: a BYTES element holds a NUL byte/);
     const lone = await post('/v2/models/id_string/infer', '{"inputs":[{"name":"x","shape":[1,3],"datatype":"BYTES","data":["a","b","\\ud800"]}]}');
@@ -169,8 +188,16 @@ describe('BYTES elements the runtime binding cannot carry', () => {
       [Buffer.from([0x61, 0x00, 0x62]), 0, /a NUL byte/],
     ] as const) {
       const bin = Buffer.concat([element(bad), element(Buffer.from('x')), element(Buffer.from('y'))]);
-      const head = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', parameters: { binary_data_size: bin.length } }], outputs: [{ name: 'y', parameters: { binary_data: false } }] }));
-      const r = await post('/v2/models/id_string/infer', Buffer.concat([head, bin]), { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length) });
+      const head = Buffer.from(
+        JSON.stringify({
+          inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', parameters: { binary_data_size: bin.length } }],
+          outputs: [{ name: 'y', parameters: { binary_data: false } }],
+        }),
+      );
+      const r = await post('/v2/models/id_string/infer', Buffer.concat([head, bin]), {
+        'content-type': 'application/octet-stream',
+        'inference-header-content-length': String(head.length),
+      });
       assert.equal(r.status, 400, JSON.stringify(r.body));
       assert.equal(errorOf(r.body).code, 'INVALID_INPUT');
       assert.match(errorOf(r.body).message, new RegExp(`^input 'x' element ${index}: a BYTES element holds`));
@@ -217,7 +244,11 @@ describe('a 64 MB JSON body', () => {
       const mh = c.modelhosts[n++ % c.modelhosts.length]!;
       const at = byHost.get(mh.id)!;
       timed(at.health, `${mh.url}/health/ready`);
-      timed(at.small, `${mh.url}/v1/models/iris/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"values": [5.1, 3.5, 1.4, 0.2]}' });
+      timed(at.small, `${mh.url}/v1/models/iris/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"values": [5.1, 3.5, 1.4, 0.2]}',
+      });
     }, 20);
     return {
       async stop() {
@@ -236,7 +267,21 @@ describe('a 64 MB JSON body', () => {
   /** Sends a file with curl (its own process, so the probes here are not delayed by writing 64 MB). */
   function curl(route: string, file: string, out: string, headersFile: string, headers: string[]): Promise<{ status: number; seconds: number }> {
     return new Promise((resolve, reject) => {
-      const args = ['-s', '-o', out, '-D', headersFile, '-w', '%{http_code} %{time_total}', '-X', 'POST', `${c.url}${route}`, '--data-binary', `@${file}`, ...headers.flatMap((h) => ['-H', h])];
+      const args = [
+        '-s',
+        '-o',
+        out,
+        '-D',
+        headersFile,
+        '-w',
+        '%{http_code} %{time_total}',
+        '-X',
+        'POST',
+        `${c.url}${route}`,
+        '--data-binary',
+        `@${file}`,
+        ...headers.flatMap((h) => ['-H', h]),
+      ];
       const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'inherit'] });
       let text = '';
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));
@@ -268,7 +313,10 @@ describe('a 64 MB JSON body', () => {
       const loaded = await p.stop();
       const answerHeaders = await readFile(headersFile, 'utf8');
       const took = /^x-modelhost-id: *(\S+)/im.exec(answerHeaders)?.[1];
-      assert.ok(took && loaded.byHost.has(took), `the answer names the modelhost that took the body (${took}); status ${sent.status} after ${sent.seconds} s: ${answerHeaders.slice(0, 400)} ${(await readFile(answerFile, 'utf8').catch(() => '')).slice(0, 300)}`);
+      assert.ok(
+        took && loaded.byHost.has(took),
+        `the answer names the modelhost that took the body (${took}); status ${sent.status} after ${sent.seconds} s: ${answerHeaders.slice(0, 400)} ${(await readFile(answerFile, 'utf8').catch(() => '')).slice(0, 300)}`,
+      );
       const other = [...loaded.byHost.keys()].find((id) => id !== took)!;
       const figure = (x: Probed) => ({
         healthP95: pct(x.health, 0.95),
@@ -296,9 +344,15 @@ describe('a 64 MB JSON body', () => {
       // enough that the neighbour (same moment, no body) misses that too, the worker running the body (its
       // slices take a runtime thread for seconds) has come out at 1.4 to 3.7 times the neighbour's figure
       // on a machine loaded 15 to 25: the bound there is five times the neighbour's.
-      assert.ok(figures.took.healthP95 <= Math.max(50, 5 * figures.neighbour.healthP95), `health p95 ${figures.took.healthP95} ms on the worker with the body (neighbour ${figures.neighbour.healthP95} ms)`);
+      assert.ok(
+        figures.took.healthP95 <= Math.max(50, 5 * figures.neighbour.healthP95),
+        `health p95 ${figures.took.healthP95} ms on the worker with the body (neighbour ${figures.neighbour.healthP95} ms)`,
+      );
       // Small iris requests share the model with the body: they wait for at most one slice of its run.
-      assert.ok(figures.took.smallP99 <= Math.max(100, 5 * figures.neighbour.smallP99), `small-request p99 ${figures.took.smallP99} ms on the worker with the body (neighbour ${figures.neighbour.smallP99} ms)`);
+      assert.ok(
+        figures.took.smallP99 <= Math.max(100, 5 * figures.neighbour.smallP99),
+        `small-request p99 ${figures.took.smallP99} ms on the worker with the body (neighbour ${figures.neighbour.smallP99} ms)`,
+      );
       return { status: sent.status, answer: await readFile(answerFile, 'utf8') };
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -320,6 +374,9 @@ describe('a 64 MB JSON body', () => {
     const { status, answer } = await underLoad(t, 'v2 64 MB', '/v2/models/iris/infer', body);
     assert.equal(status, 200, answer.slice(0, 500));
     const out = (JSON.parse(answer) as { outputs: { name: string; shape: number[] }[] }).outputs;
-    assert.deepEqual(out.map((o) => [o.name, o.shape]), [['label', [rows]]]);
+    assert.deepEqual(
+      out.map((o) => [o.name, o.shape]),
+      [['label', [rows]]],
+    );
   });
 });

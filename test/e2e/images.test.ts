@@ -27,7 +27,8 @@ const origin = http.createServer((req, res) => {
   if (req.url === '/items/shapes.onnx') return void res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(shapesOnnx);
   if (req.url === '/items/moved.json') return void res.writeHead(302, { location: '/items/shapes.json' }).end();
   if (req.url === '/items/elsewhere.json') return void res.writeHead(302, { location: `http://localhost:${port}/items/shapes.json` }).end();
-  if (req.url === '/items/no-asset.json') return void res.writeHead(200).end(JSON.stringify({ ...shapesItem, assets: { model: { href: 'gone.onnx', roles: ['mlm:model'] } } }));
+  if (req.url === '/items/no-asset.json')
+    return void res.writeHead(200).end(JSON.stringify({ ...shapesItem, assets: { model: { href: 'gone.onnx', roles: ['mlm:model'] } } }));
   res.writeHead(404).end('not found');
 });
 
@@ -76,7 +77,23 @@ describe('metadata', () => {
     const m = (await api(c.url, '/api/v1/models/digits-img')).body.model;
     assert.equal(m.stac.properties['mlm:name'], 'digits-cnn');
     assert.equal(m.version_details[0].stac.id, 'digits-cnn');
-    assert.deepEqual({ ...m.image_pipeline.image, scale: undefined }, { input: 'image', layout: 'NCHW', height: 8, width: 8, channels: 1, order: 'gray', type: 'float32', resize: 'stretch', kernel: 'nearest', padValue: 114, scale: undefined, offset: [0] });
+    assert.deepEqual(
+      { ...m.image_pipeline.image, scale: undefined },
+      {
+        input: 'image',
+        layout: 'NCHW',
+        height: 8,
+        width: 8,
+        channels: 1,
+        order: 'gray',
+        type: 'float32',
+        resize: 'stretch',
+        kernel: 'nearest',
+        padValue: 114,
+        scale: undefined,
+        offset: [0],
+      },
+    );
     assert.equal(m.image_pipeline.task.kind, 'classification');
     const v2 = (await api(c.url, '/v2/models/shapes')).body;
     assert.equal(v2.stac.properties['mlm:tasks'][0], 'object-detection');
@@ -100,14 +117,25 @@ describe('classification', () => {
   });
 
   test('several files are one batch: every format, EXIF rotation, grey, RGB and RGBA, in order; top_k and raw', async () => {
-    const names = Object.keys(truth.digits).filter((n) => !n.startsWith('batch_')).concat(['batch_1.png', 'batch_6.png', 'batch_8.png']);
+    const names = Object.keys(truth.digits)
+      .filter((n) => !n.startsWith('batch_'))
+      .concat(['batch_1.png', 'batch_6.png', 'batch_8.png']);
     const r = await api(c.url, '/api/v1/models/digits-img/prediction?top_k=2&raw=true', { method: 'POST', body: await files(names) });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.headers.get('x-inferrer-batch'), `requests=1;rows=${names.length}`);
-    assert.deepEqual(r.body.data.map((d: [string, number][]) => d[0]![0]), names.map((n) => String(truth.digits[n])));
+    assert.deepEqual(
+      r.body.data.map((d: [string, number][]) => d[0]![0]),
+      names.map((n) => String(truth.digits[n])),
+    );
     for (const d of r.body.data) assert.equal(d.length, 2);
-    assert.deepEqual(r.body.predictions.map((p: { file: string }) => p.file), names);
-    assert.deepEqual(r.body.outputs.label, names.map((n) => truth.digits[n]));
+    assert.deepEqual(
+      r.body.predictions.map((p: { file: string }) => p.file),
+      names,
+    );
+    assert.deepEqual(
+      r.body.outputs.label,
+      names.map((n) => truth.digits[n]),
+    );
     assert.equal(r.body.outputs.probabilities.length, names.length);
   });
 
@@ -121,13 +149,27 @@ describe('classification', () => {
   test('v2 BYTES carry encoded images: base64 in JSON and raw bytes in the binary extension', async () => {
     const png = await readFile(path.join(IMAGES, 'digit_7.png'));
     const jpg = await readFile(path.join(IMAGES, 'digit_3.jpg'));
-    const j = await api(c.url, '/v2/models/digits-img/infer', { json: { inputs: [{ name: 'image', shape: [2], datatype: 'BYTES', data: [png.toString('base64'), { b64: jpg.toString('base64') }] }], outputs: [{ name: 'label' }] } });
+    const j = await api(c.url, '/v2/models/digits-img/infer', {
+      json: {
+        inputs: [{ name: 'image', shape: [2], datatype: 'BYTES', data: [png.toString('base64'), { b64: jpg.toString('base64') }] }],
+        outputs: [{ name: 'label' }],
+      },
+    });
     assert.equal(j.status, 200, JSON.stringify(j.body));
     assert.deepEqual(j.body.outputs[0].data, [7, 3]);
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'image', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 4 + png.length } }], outputs: [{ name: 'label' }] }));
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'image', shape: [1], datatype: 'BYTES', parameters: { binary_data_size: 4 + png.length } }],
+        outputs: [{ name: 'label' }],
+      }),
+    );
     const len = Buffer.alloc(4);
     len.writeUInt32LE(png.length);
-    const b = await api(c.url, '/v2/models/digits-img/infer', { method: 'POST', body: Buffer.concat([header, len, png]), headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) } });
+    const b = await api(c.url, '/v2/models/digits-img/infer', {
+      method: 'POST',
+      body: Buffer.concat([header, len, png]),
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+    });
     assert.equal(b.status, 200, JSON.stringify(b.body));
     assert.deepEqual(b.body.outputs[0].data, [7]);
   });
@@ -136,7 +178,13 @@ describe('classification', () => {
 describe('detection', () => {
   test('boxes in the original image pixels, after letterbox, NMS and thresholds, match the known ones', async () => {
     const names = Object.keys(scenes);
-    const r = await api(c.url, '/api/v1/models/shapes/prediction', { method: 'POST', body: await files(names.map((n) => `scenes/${n}`), DETECTOR) });
+    const r = await api(c.url, '/api/v1/models/shapes/prediction', {
+      method: 'POST',
+      body: await files(
+        names.map((n) => `scenes/${n}`),
+        DETECTOR,
+      ),
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.task, 'detection');
     names.forEach((n, i) => {
@@ -163,7 +211,10 @@ describe('detection', () => {
     assert.ok(score > 0.5 && score <= 1);
     assert.equal(box.length, 4);
     assert.match(r.body.uid, /.+/);
-    const strict = await api(c.url, '/api/v1/models/shapes/prediction?score_threshold=0.9999&raw=true', { method: 'POST', body: await files(['scenes/scene_192x128.png'], DETECTOR) });
+    const strict = await api(c.url, '/api/v1/models/shapes/prediction?score_threshold=0.9999&raw=true', {
+      method: 'POST',
+      body: await files(['scenes/scene_192x128.png'], DETECTOR),
+    });
     assert.ok(strict.body.data.length < 3);
     assert.deepEqual(strict.body.outputs.output0[0].length, 64);
   });
@@ -173,8 +224,20 @@ describe('bad images: a clear 4xx, the store unchanged, the workers still servin
   const cases: { what: string; model: string; body: () => Promise<FormData | string>; type?: string; status: number; code: string }[] = [
     { what: 'a file that is not an image', model: 'digits-img', body: () => files(['not_an_image.jpg']), status: 400, code: 'INVALID_IMAGE' },
     { what: 'a truncated JPEG', model: 'digits-img', body: () => files(['truncated.jpg']), status: 400, code: 'INVALID_IMAGE' },
-    { what: 'a pixel bomb (PNG claiming 50000×50000)', model: 'digits-img', body: () => files(['digit_7.png', 'bomb.png']), status: 413, code: 'IMAGE_TOO_LARGE' },
-    { what: 'more files than MAX_IMAGES_PER_REQUEST', model: 'digits-img', body: () => files(Array.from({ length: 17 }, () => 'digit_7.png')), status: 413, code: 'TOO_MANY_IMAGES' },
+    {
+      what: 'a pixel bomb (PNG claiming 50000×50000)',
+      model: 'digits-img',
+      body: () => files(['digit_7.png', 'bomb.png']),
+      status: 413,
+      code: 'IMAGE_TOO_LARGE',
+    },
+    {
+      what: 'more files than MAX_IMAGES_PER_REQUEST',
+      model: 'digits-img',
+      body: () => files(Array.from({ length: 17 }, () => 'digit_7.png')),
+      status: 413,
+      code: 'TOO_MANY_IMAGES',
+    },
     { what: 'images for a model without an image input', model: 'iris', body: () => files(['digit_7.png']), status: 400, code: 'NOT_AN_IMAGE_MODEL' },
     {
       what: 'an image under an unexpected field name',
@@ -187,8 +250,25 @@ describe('bad images: a clear 4xx, the store unchanged, the workers still servin
       status: 400,
       code: 'INVALID_REQUEST',
     },
-    { what: 'a form without a file', model: 'digits-img', body: async () => { const f = new FormData(); f.append('note', 'hi'); return f; }, status: 400, code: 'INVALID_REQUEST' },
-    { what: 'an image sent as image/png (not multipart)', model: 'digits-img', body: async () => (await readFile(path.join(IMAGES, 'digit_7.png'))).toString('latin1'), type: 'image/png', status: 400, code: 'INVALID_JSON' },
+    {
+      what: 'a form without a file',
+      model: 'digits-img',
+      body: async () => {
+        const f = new FormData();
+        f.append('note', 'hi');
+        return f;
+      },
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      what: 'an image sent as image/png (not multipart)',
+      model: 'digits-img',
+      body: async () => (await readFile(path.join(IMAGES, 'digit_7.png'))).toString('latin1'),
+      type: 'image/png',
+      status: 400,
+      code: 'INVALID_JSON',
+    },
   ];
   for (const k of cases) {
     test(k.what, async () => {
@@ -224,7 +304,9 @@ describe('bad images: a clear 4xx, the store unchanged, the workers still servin
 describe('import by URL (EOTDL)', () => {
   test('a STAC item and its ONNX asset from an allowed host become a model that answers images; the API key is sent', async () => {
     seenKeys.length = 0;
-    const r = await api(c.url, '/api/v1/models/imported/import', { json: { url: `http://${allowed}/items/moved.json`, metadata: { config: { preload: true } } } });
+    const r = await api(c.url, '/api/v1/models/imported/import', {
+      json: { url: `http://${allowed}/items/moved.json`, metadata: { config: { preload: true } } },
+    });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.source.item, `http://${allowed}/items/shapes.json`);
     assert.equal(r.body.source.asset, `http://${allowed}/items/shapes.onnx`);
@@ -237,7 +319,12 @@ describe('import by URL (EOTDL)', () => {
   });
 
   const refusals: { what: string; url: () => string; status: number; code: string }[] = [
-    { what: 'a host outside the allowlist', url: () => `http://localhost:${allowed.split(':')[1]}/items/shapes.json`, status: 403, code: 'IMPORT_HOST_NOT_ALLOWED' },
+    {
+      what: 'a host outside the allowlist',
+      url: () => `http://localhost:${allowed.split(':')[1]}/items/shapes.json`,
+      status: 403,
+      code: 'IMPORT_HOST_NOT_ALLOWED',
+    },
     { what: 'a redirect to a host outside the allowlist', url: () => `http://${allowed}/items/elsewhere.json`, status: 403, code: 'IMPORT_HOST_NOT_ALLOWED' },
     { what: 'a file: URL', url: () => 'file:///etc/passwd', status: 403, code: 'IMPORT_HOST_NOT_ALLOWED' },
     { what: 'a missing item', url: () => `http://${allowed}/items/nothing.json`, status: 502, code: 'IMPORT_FETCH_FAILED' },

@@ -19,13 +19,27 @@ const IRIS = [
   [5.9, 3.0, 4.2, 1.5],
 ];
 
-async function submit(base: string, model: string, body: string | Buffer, type: string): Promise<{ status: number; id: string; body: any; location: string | null }> {
-  const res = await fetch(`${base}/api/v1/models/${model}/jobs`, { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+async function submit(
+  base: string,
+  model: string,
+  body: string | Buffer,
+  type: string,
+): Promise<{ status: number; id: string; body: any; location: string | null }> {
+  const res = await fetch(`${base}/api/v1/models/${model}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': type },
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+  });
   const json = (await res.json()) as any;
   return { status: res.status, id: json.job?.id, body: json, location: res.headers.get('location') };
 }
 
-async function waitJob(base: string, id: string, timeoutMs = 60_000, until: (job: any) => boolean = (j) => ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(j.state)): Promise<any> {
+async function waitJob(
+  base: string,
+  id: string,
+  timeoutMs = 60_000,
+  until: (job: any) => boolean = (j) => ['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'].includes(j.state),
+): Promise<any> {
   const deadline = Date.now() + timeoutMs;
   let last: any;
   while (Date.now() < deadline) {
@@ -111,7 +125,10 @@ describe('batch jobs, embedded queue', () => {
     assert.deepEqual(job.items, { total: 4, done: 4, succeeded: 2, failed: 2 });
     const lines = await results(c.url, s.id);
     assertExactlyOnce(lines, 4);
-    assert.deepEqual(lines.map((l) => l.line), [2, 3, 5, 6]);
+    assert.deepEqual(
+      lines.map((l) => l.line),
+      [2, 3, 5, 6],
+    );
     assert.ok(lines[0].outputs && lines[3].outputs);
     assert.equal(lines[1].error.code, 'INVALID_INPUT');
     assert.match(lines[1].error.message, /^line 3: field 2 \("abc"\) is not a number/);
@@ -201,7 +218,10 @@ describe('batch jobs, embedded queue', () => {
     const lines = await results(c.url, s.id);
     assertExactlyOnce(lines, 600);
     for (const l of lines) assert.ok(Array.isArray(l.outputs.y), JSON.stringify(l));
-    assert.ok(c.jsonLogs('inferrer').some((l) => l.msg === 'job running' && l.resumed === true), 'the restarted Inferrer resumed the job');
+    assert.ok(
+      c.jsonLogs('inferrer').some((l) => l.msg === 'job running' && l.resumed === true),
+      'the restarted Inferrer resumed the job',
+    );
   });
 
   test('the CLI submits a file, shows progress until the job ends, and writes the results', async () => {
@@ -220,7 +240,13 @@ describe('batch jobs, embedded queue', () => {
       assert.match(r.stdout, /^job j[a-z0-9]+: 300 items for model iris/m);
       assert.match(r.stdout, /\[#{30}\] 100% 300\/300 \(0 failed\) SUCCEEDED/);
       assert.match(r.stdout, /300 results written to /);
-      assertExactlyOnce((await readFile(out, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l)), 300);
+      assertExactlyOnce(
+        (await readFile(out, 'utf8'))
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l)),
+        300,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

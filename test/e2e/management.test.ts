@@ -84,43 +84,170 @@ describe('model lifecycle', () => {
 
 describe('bad input gets a clear 4xx and changes nothing stored', () => {
   const cases: { name: string; send: () => Promise<{ status: number; body: any }>; status: number; code: string; message?: RegExp }[] = [
-    { name: 'wrong shape', send: () => api(c.url, '/api/v1/models/digits/prediction', { json: { values: [[1, 2, 3]] } }), status: 400, code: 'INVALID_INPUT', message: /input 'image' expects .*\[1, 8, 8\].*got values of shape \[1, 3\]/ },
-    { name: 'wrong number of values', send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [1, 2, 3] } }), status: 400, code: 'INVALID_INPUT', message: /input 'input'.*\[4\].*got values of shape \[3\]/ },
-    { name: 'non-numeric values', send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [1, 'two', 3, 4] } }), status: 400, code: 'INVALID_INPUT', message: /element 1: expected a number, got the string "two"/ },
-    { name: 'wrong dtype (a boolean for a float input)', send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [[true, 1, 2, 3]] } }), status: 400, code: 'INVALID_INPUT', message: /expected a number, got boolean true/ },
-    { name: 'ragged rows', send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [[1, 2, 3, 4], [1, 2]] } }), status: 400, code: 'INVALID_INPUT', message: /not rectangular/ },
-    { name: 'no values field', send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { data: [1, 2, 3, 4] } }), status: 400, code: 'INVALID_REQUEST' },
-    { name: 'malformed JSON', send: () => api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: '{"values": [1, 2,', headers: { 'content-type': 'application/json' } }), status: 400, code: 'INVALID_JSON' },
-    { name: 'missing model', send: () => api(c.url, '/api/v1/models/absent/prediction', { json: { values: [1, 2, 3, 4] } }), status: 404, code: 'MODEL_NOT_FOUND' },
-    { name: 'bad model name ../x (prediction)', send: () => api(c.url, `/api/v1/models/${encodeURIComponent('../x')}/prediction`, { json: { values: [1] } }), status: 400, code: 'INVALID_MODEL_NAME' },
-    { name: 'bad model name ../x (upload)', send: () => uploadModel(c.url, encodeURIComponent('../x'), path.join(DEMO, 'iris.onnx')), status: 400, code: 'INVALID_MODEL_NAME' },
-    { name: 'bad model name of 300 characters', send: () => uploadModel(c.url, 'a'.repeat(300), path.join(DEMO, 'iris.onnx')), status: 400, code: 'INVALID_MODEL_NAME' },
+    {
+      name: 'wrong shape',
+      send: () => api(c.url, '/api/v1/models/digits/prediction', { json: { values: [[1, 2, 3]] } }),
+      status: 400,
+      code: 'INVALID_INPUT',
+      message: /input 'image' expects .*\[1, 8, 8\].*got values of shape \[1, 3\]/,
+    },
+    {
+      name: 'wrong number of values',
+      send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [1, 2, 3] } }),
+      status: 400,
+      code: 'INVALID_INPUT',
+      message: /input 'input'.*\[4\].*got values of shape \[3\]/,
+    },
+    {
+      name: 'non-numeric values',
+      send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [1, 'two', 3, 4] } }),
+      status: 400,
+      code: 'INVALID_INPUT',
+      message: /element 1: expected a number, got the string "two"/,
+    },
+    {
+      name: 'wrong dtype (a boolean for a float input)',
+      send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: [[true, 1, 2, 3]] } }),
+      status: 400,
+      code: 'INVALID_INPUT',
+      message: /expected a number, got boolean true/,
+    },
+    {
+      name: 'ragged rows',
+      send: () =>
+        api(c.url, '/api/v1/models/iris/prediction', {
+          json: {
+            values: [
+              [1, 2, 3, 4],
+              [1, 2],
+            ],
+          },
+        }),
+      status: 400,
+      code: 'INVALID_INPUT',
+      message: /not rectangular/,
+    },
+    {
+      name: 'no values field',
+      send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { data: [1, 2, 3, 4] } }),
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: 'malformed JSON',
+      send: () => api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: '{"values": [1, 2,', headers: { 'content-type': 'application/json' } }),
+      status: 400,
+      code: 'INVALID_JSON',
+    },
+    {
+      name: 'missing model',
+      send: () => api(c.url, '/api/v1/models/absent/prediction', { json: { values: [1, 2, 3, 4] } }),
+      status: 404,
+      code: 'MODEL_NOT_FOUND',
+    },
+    {
+      name: 'bad model name ../x (prediction)',
+      send: () => api(c.url, `/api/v1/models/${encodeURIComponent('../x')}/prediction`, { json: { values: [1] } }),
+      status: 400,
+      code: 'INVALID_MODEL_NAME',
+    },
+    {
+      name: 'bad model name ../x (upload)',
+      send: () => uploadModel(c.url, encodeURIComponent('../x'), path.join(DEMO, 'iris.onnx')),
+      status: 400,
+      code: 'INVALID_MODEL_NAME',
+    },
+    {
+      name: 'bad model name of 300 characters',
+      send: () => uploadModel(c.url, 'a'.repeat(300), path.join(DEMO, 'iris.onnx')),
+      status: 400,
+      code: 'INVALID_MODEL_NAME',
+    },
     { name: 'bad model name with a dot-dot', send: () => uploadModel(c.url, 'a..b', path.join(DEMO, 'iris.onnx')), status: 400, code: 'INVALID_MODEL_NAME' },
     { name: 'empty model name', send: () => api(c.url, '/api/v1/models/%20', { method: 'DELETE' }), status: 400, code: 'INVALID_MODEL_NAME' },
-    { name: 'a file that is not ONNX', send: () => uploadModel(c.url, 'notonnx', path.join(FIXTURES, 'not_onnx.onnx')), status: 400, code: 'INVALID_MODEL', message: /does not parse as an ONNX model/ },
-    { name: 'external data escaping the model folder', send: () => uploadModel(c.url, 'escape', path.join(FIXTURES, 'external_escape.onnx')), status: 400, code: 'INVALID_MODEL', message: /outside its folder/ },
-    { name: 'a model over MAX_MODEL_BYTES', send: async () => {
-      const form = new FormData();
-      form.append('path', new Blob([Buffer.alloc(600 * 1024, 7)]), 'big.onnx');
-      return api(c.url, '/api/v1/models/big', { method: 'PUT', body: form });
-    }, status: 413, code: 'MODEL_TOO_LARGE' },
-    { name: 'a new version that is not ONNX (existing model untouched)', send: () => uploadModel(c.url, 'iris', path.join(FIXTURES, 'not_onnx.onnx')), status: 400, code: 'INVALID_MODEL' },
-    { name: 'upload without a file field', send: async () => {
-      const form = new FormData();
-      form.append('metadata', '{}');
-      return api(c.url, '/api/v1/models/nofile', { method: 'PUT', body: form });
-    }, status: 400, code: 'INVALID_REQUEST' },
-    { name: 'upload metadata that is not JSON (curl cut it at a ";"): the error names the field and the fix', send: async () => {
-      const form = new FormData();
-      form.append('path', new Blob([await readFile(path.join(DEMO, 'iris.onnx'))]), 'iris.onnx');
-      form.append('metadata', '{"description": "a');
-      return api(c.url, '/api/v1/models/cut', { method: 'PUT', body: form });
-    }, status: 400, code: 'INVALID_JSON', message: /form field "metadata" is not valid JSON.*metadata=<metadata\.json/ },
-    { name: 'upload metadata that is not valid', send: () => uploadModel(c.url, 'meta', path.join(DEMO, 'iris.onnx'), { config: { batching: { max_batch_size: -3 } } }), status: 400, code: 'INVALID_REQUEST', message: /max_batch_size/ },
-    { name: 'upload with a wrong content type', send: () => api(c.url, '/api/v1/models/plain', { method: 'PUT', body: 'hello', headers: { 'content-type': 'text/plain' } }), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
-    { name: 'a prediction body over the limit', send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: Array.from({ length: 40_000 }, () => [1.5, 2.5, 3.5, 4.5]) } }), status: 413, code: 'BODY_TOO_LARGE' },
-    { name: 'a bad version number', send: () => api(c.url, '/api/v1/models/iris/prediction?version=../1', { json: { values: [1, 2, 3, 4] } }), status: 400, code: 'INVALID_MODEL_NAME' },
-    { name: 'a version that does not exist', send: () => api(c.url, '/api/v1/models/iris/prediction?version=7', { json: { values: [1, 2, 3, 4] } }), status: 404, code: 'VERSION_NOT_FOUND' },
+    {
+      name: 'a file that is not ONNX',
+      send: () => uploadModel(c.url, 'notonnx', path.join(FIXTURES, 'not_onnx.onnx')),
+      status: 400,
+      code: 'INVALID_MODEL',
+      message: /does not parse as an ONNX model/,
+    },
+    {
+      name: 'external data escaping the model folder',
+      send: () => uploadModel(c.url, 'escape', path.join(FIXTURES, 'external_escape.onnx')),
+      status: 400,
+      code: 'INVALID_MODEL',
+      message: /outside its folder/,
+    },
+    {
+      name: 'a model over MAX_MODEL_BYTES',
+      send: async () => {
+        const form = new FormData();
+        form.append('path', new Blob([Buffer.alloc(600 * 1024, 7)]), 'big.onnx');
+        return api(c.url, '/api/v1/models/big', { method: 'PUT', body: form });
+      },
+      status: 413,
+      code: 'MODEL_TOO_LARGE',
+    },
+    {
+      name: 'a new version that is not ONNX (existing model untouched)',
+      send: () => uploadModel(c.url, 'iris', path.join(FIXTURES, 'not_onnx.onnx')),
+      status: 400,
+      code: 'INVALID_MODEL',
+    },
+    {
+      name: 'upload without a file field',
+      send: async () => {
+        const form = new FormData();
+        form.append('metadata', '{}');
+        return api(c.url, '/api/v1/models/nofile', { method: 'PUT', body: form });
+      },
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      name: 'upload metadata that is not JSON (curl cut it at a ";"): the error names the field and the fix',
+      send: async () => {
+        const form = new FormData();
+        form.append('path', new Blob([await readFile(path.join(DEMO, 'iris.onnx'))]), 'iris.onnx');
+        form.append('metadata', '{"description": "a');
+        return api(c.url, '/api/v1/models/cut', { method: 'PUT', body: form });
+      },
+      status: 400,
+      code: 'INVALID_JSON',
+      message: /form field "metadata" is not valid JSON.*metadata=<metadata\.json/,
+    },
+    {
+      name: 'upload metadata that is not valid',
+      send: () => uploadModel(c.url, 'meta', path.join(DEMO, 'iris.onnx'), { config: { batching: { max_batch_size: -3 } } }),
+      status: 400,
+      code: 'INVALID_REQUEST',
+      message: /max_batch_size/,
+    },
+    {
+      name: 'upload with a wrong content type',
+      send: () => api(c.url, '/api/v1/models/plain', { method: 'PUT', body: 'hello', headers: { 'content-type': 'text/plain' } }),
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+    },
+    {
+      name: 'a prediction body over the limit',
+      send: () => api(c.url, '/api/v1/models/iris/prediction', { json: { values: Array.from({ length: 40_000 }, () => [1.5, 2.5, 3.5, 4.5]) } }),
+      status: 413,
+      code: 'BODY_TOO_LARGE',
+    },
+    {
+      name: 'a bad version number',
+      send: () => api(c.url, '/api/v1/models/iris/prediction?version=../1', { json: { values: [1, 2, 3, 4] } }),
+      status: 400,
+      code: 'INVALID_MODEL_NAME',
+    },
+    {
+      name: 'a version that does not exist',
+      send: () => api(c.url, '/api/v1/models/iris/prediction?version=7', { json: { values: [1, 2, 3, 4] } }),
+      status: 404,
+      code: 'VERSION_NOT_FOUND',
+    },
   ];
 
   for (const k of cases) {
@@ -159,7 +286,9 @@ describe('bad input gets a clear 4xx and changes nothing stored', () => {
     await new Promise<void>((resolve, reject) => {
       const head = `--${boundary}\r\nContent-Disposition: form-data; name="path"; filename="m.onnx"\r\nContent-Type: application/octet-stream\r\n\r\n`;
       const s = net.connect(Number(port), '127.0.0.1', () => {
-        s.write(`PUT /api/v1/models/truncated2 HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${head.length + model.length + 100}\r\n\r\n${head}`);
+        s.write(
+          `PUT /api/v1/models/truncated2 HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${head.length + model.length + 100}\r\n\r\n${head}`,
+        );
         s.write(model.subarray(0, 1000), () => setTimeout(() => s.destroy(), 200));
       });
       s.on('close', () => resolve());

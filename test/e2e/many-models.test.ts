@@ -94,7 +94,12 @@ describe('many models within a memory budget', () => {
     const evicted = (await counter(c, 'modelhost_sessions_evicted_total')) - evictedBefore;
     t.diagnostic(`${outcomes.ok} answers, ${evicted} models unloaded to make room`);
     const loads = c.jsonLogs('modelhost-1').filter((l) => l.msg === 'model loaded');
-    t.diagnostic(`modelhost-1's first loads (cost, grew MB): ${loads.slice(0, 20).map((l) => `${l.costMb}/${l.grewMb}`).join(' ')}`);
+    t.diagnostic(
+      `modelhost-1's first loads (cost, grew MB): ${loads
+        .slice(0, 20)
+        .map((l) => `${l.costMb}/${l.grewMb}`)
+        .join(' ')}`,
+    );
     assert.ok(evicted > 0, 'eleven models do not fit the budget: some were unloaded to make room');
     assert.ok((await counter(c, 'modelhost_model_lookups_total', 'result="load"')) > 0);
     assert.ok((await counter(c, 'modelhost_model_lookups_total', 'result="hit"')) > 0);
@@ -107,23 +112,34 @@ describe('many models within a memory budget', () => {
       for (const m of w.models) assert.ok(m.resident_bytes > 0, JSON.stringify(m));
     }
     assert.equal(await counter(c, 'modelhost_sessions_evicted_total', 'model="kept"'), 0);
-    assert.deepEqual(c.modelhosts.map((m) => m.process.restarts), [0, 0]);
+    assert.deepEqual(
+      c.modelhosts.map((m) => m.process.restarts),
+      [0, 0],
+    );
   });
 
   test('a model that alone needs more than the budget is refused with 503 MODEL_LOAD_FAILED naming MODEL_MEMORY_BYTES; the workers stay up and serve the rest', async () => {
     const up = await put(c, 'huge', mlpModel(HUGE, 7));
     assert.equal(up.status, 201, JSON.stringify(up.body));
     assert.ok(up.body.model.version_details[0].validation.memory_bytes > BUDGET, JSON.stringify(up.body.model.version_details[0].validation));
-    const r = await api(c.url, '/v2/models/huge/infer', { json: { inputs: [{ name: 'x', shape: [1, HUGE.inputs], datatype: 'FP32', data: new Array(HUGE.inputs).fill(0.5) }] } });
+    const r = await api(c.url, '/v2/models/huge/infer', {
+      json: { inputs: [{ name: 'x', shape: [1, HUGE.inputs], datatype: 'FP32', data: new Array(HUGE.inputs).fill(0.5) }] },
+    });
     assert.equal(r.status, 503, JSON.stringify(r.body));
     assert.equal(r.body.code, 'MODEL_LOAD_FAILED');
-    assert.match(r.body.error, /^model huge version 1 needs about \d+ MB \(1 instance\), more than this worker's whole memory budget for models, 24 MB \(MODEL_MEMORY_BYTES\)/);
+    assert.match(
+      r.body.error,
+      /^model huge version 1 needs about \d+ MB \(1 instance\), more than this worker's whole memory budget for models, 24 MB \(MODEL_MEMORY_BYTES\)/,
+    );
     const v1 = await api(c.url, '/api/v1/models/huge/prediction', { json: { values: [new Array(HUGE.inputs).fill(0.5)] } });
     assert.equal(v1.status, 503, JSON.stringify(v1.body));
     assert.match(JSON.stringify(v1.body), /MODEL_MEMORY_BYTES/);
     for (const w of await loadedOn(c)) assert.ok(!w.models.some((m) => m.name === 'huge'), `${w.modelhost} did not load it`);
     assert.equal((await infer(c, MODELS[0]!)).status, 200);
-    assert.deepEqual(c.modelhosts.map((m) => m.process.restarts), [0, 0]);
+    assert.deepEqual(
+      c.modelhosts.map((m) => m.process.restarts),
+      [0, 0],
+    );
   });
 
   test('a worker killed under load costs no request: its models load again on the others', async () => {
@@ -209,7 +225,11 @@ describe('model-aware placement (BALANCE=placement)', () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const { loaded_on, placement } = r.body.model;
     assert.ok(placement.replicas >= 2 && placement.requests_per_second > 5, JSON.stringify(placement));
-    assert.deepEqual(loaded_on.map((l: { modelhost: string }) => l.modelhost), [...by.keys()].sort(), JSON.stringify(loaded_on));
+    assert.deepEqual(
+      loaded_on.map((l: { modelhost: string }) => l.modelhost),
+      [...by.keys()].sort(),
+      JSON.stringify(loaded_on),
+    );
     for (const l of loaded_on) {
       assert.equal(l.version, 1);
       assert.equal(l.state, 'READY');
@@ -255,7 +275,7 @@ describe('model-aware placement (BALANCE=placement)', () => {
     assert.doesNotMatch(String(again.headers.get('server-timing')), /load;dur/, 'loaded now: a hit');
   });
 
-  test("a worker that dies costs only its own models a load elsewhere; the others stay where they are", async () => {
+  test('a worker that dies costs only its own models a load elsewhere; the others stay where they are', async () => {
     const home = new Map<string, string>();
     for (const name of NAMES.slice(1)) home.set(name, await whoAnswers(name));
     const victimId = home.get(NAMES[1]!)!;

@@ -24,7 +24,10 @@ before(async () => {
     await mkdir(path.join(folder, 'triton-style', String(v)), { recursive: true });
     await copyFile(file, path.join(folder, 'triton-style', String(v), 'model.onnx'));
   }
-  await writeFile(path.join(folder, 'triton-style', 'metadata.json'), JSON.stringify({ description: 'two versions', config: { batching: { max_batch_size: 4 } } }));
+  await writeFile(
+    path.join(folder, 'triton-style', 'metadata.json'),
+    JSON.stringify({ description: 'two versions', config: { batching: { max_batch_size: 4 } } }),
+  );
   await copyFile(path.join(FIXTURES, 'not_onnx.onnx'), path.join(folder, 'broken.onnx'));
   c = await startTestCluster({ seedDemo: false, inferrerEnv: { IMPORT_MODELS_FROM: folder } });
 });
@@ -35,7 +38,12 @@ after(async () => {
 
 async function state(): Promise<Record<string, { description: string; versions: number[] }>> {
   const info = await api(c.url, '/api/v1/models/information');
-  return Object.fromEntries(info.body.model_list.map((m: { model: string; description: string; versions: number[] }) => [m.model, { description: m.description, versions: m.versions }]));
+  return Object.fromEntries(
+    info.body.model_list.map((m: { model: string; description: string; versions: number[] }) => [
+      m.model,
+      { description: m.description, versions: m.versions },
+    ]),
+  );
 }
 
 test('both layouts are imported with their metadata; the broken model is skipped and named in the log', async () => {

@@ -77,8 +77,14 @@ describe('the rules themselves', () => {
     const doc = parse(readFileSync(RULE_TESTS, 'utf8')) as { tests: { alert_rule_test: { alertname: string; exp_alerts: unknown[] }[] }[] };
     const cases = doc.tests.flatMap((t) => t.alert_rule_test);
     for (const r of rules) {
-      assert.ok(cases.some((c) => c.alertname === r.alert && c.exp_alerts.length > 0), `${r.alert} is tested firing`);
-      assert.ok(cases.some((c) => c.alertname === r.alert && c.exp_alerts.length === 0), `${r.alert} is tested quiet`);
+      assert.ok(
+        cases.some((c) => c.alertname === r.alert && c.exp_alerts.length > 0),
+        `${r.alert} is tested firing`,
+      );
+      assert.ok(
+        cases.some((c) => c.alertname === r.alert && c.exp_alerts.length === 0),
+        `${r.alert} is tested quiet`,
+      );
     }
   });
 

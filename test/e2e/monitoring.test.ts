@@ -47,7 +47,11 @@ async function startPrometheus(): Promise<void> {
   await writeFile(file, stringify(cfg));
   const port = await freePort();
   promUrl = `http://127.0.0.1:${port}`;
-  prom = spawn(PROMETHEUS, [`--config.file=${file}`, `--storage.tsdb.path=${path.join(tmp, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  prom = spawn(
+    PROMETHEUS,
+    [`--config.file=${file}`, `--storage.tsdb.path=${path.join(tmp, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   prom.stdout!.on('data', (d: Buffer) => promLog.push(d.toString()));
   prom.stderr!.on('data', (d: Buffer) => promLog.push(d.toString()));
   const deadline = Date.now() + 20_000;
@@ -62,7 +66,9 @@ async function startPrometheus(): Promise<void> {
   throw new Error(`prometheus did not start:\n${promLog.join('')}`);
 }
 
-async function promQuery(expr: string): Promise<{ status: string; error?: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } }> {
+async function promQuery(
+  expr: string,
+): Promise<{ status: string; error?: string; data?: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } }> {
   const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
   return (await res.json()) as any;
 }
@@ -126,27 +132,57 @@ describe('every service exports what the issue names', () => {
   test('modelhost, Inferrer and metrics service /metrics', async () => {
     const mh = await exported(c.modelhosts[0]!.url);
     for (const n of [
-      'modelhost_requests_total', 'modelhost_errors_total', 'modelhost_timeouts_total', 'modelhost_request_duration_seconds_bucket',
-      'modelhost_queue_duration_seconds_bucket', 'modelhost_compute_duration_seconds_bucket', 'modelhost_batch_size_bucket', 'modelhost_queue_depth',
-      'modelhost_queue_capacity', 'modelhost_loaded_models', 'modelhost_model_load_duration_seconds_bucket', 'modelhost_model_load_failures_total',
-      'modelhost_model_unloads_total', 'modelhost_sessions_evicted_total', 'modelhost_process_cpu_seconds_total', 'modelhost_process_resident_memory_bytes',
+      'modelhost_requests_total',
+      'modelhost_errors_total',
+      'modelhost_timeouts_total',
+      'modelhost_request_duration_seconds_bucket',
+      'modelhost_queue_duration_seconds_bucket',
+      'modelhost_compute_duration_seconds_bucket',
+      'modelhost_batch_size_bucket',
+      'modelhost_queue_depth',
+      'modelhost_queue_capacity',
+      'modelhost_loaded_models',
+      'modelhost_model_load_duration_seconds_bucket',
+      'modelhost_model_load_failures_total',
+      'modelhost_model_unloads_total',
+      'modelhost_sessions_evicted_total',
+      'modelhost_process_cpu_seconds_total',
+      'modelhost_process_resident_memory_bytes',
       // Many models (issue 18): hit rate, cold-start waits, resident bytes per model, the memory budget and its use.
-      'modelhost_model_lookups_total', 'modelhost_model_load_wait_seconds_bucket', 'modelhost_model_resident_bytes', 'modelhost_model_memory_budget_bytes',
+      'modelhost_model_lookups_total',
+      'modelhost_model_load_wait_seconds_bucket',
+      'modelhost_model_resident_bytes',
+      'modelhost_model_memory_budget_bytes',
       'modelhost_model_memory_used_bytes',
-    ]) assert.ok(mh.has(n), `modelhost exports ${n}`);
+    ])
+      assert.ok(mh.has(n), `modelhost exports ${n}`);
     const inf = await exported(c.url);
-    for (const n of ['inferrer_requests_total', 'inferrer_request_duration_seconds_bucket', 'inferrer_request_bytes_total', 'inferrer_response_bytes_total', 'inferrer_upstream_errors_total', 'inferrer_process_cpu_seconds_total']) {
+    for (const n of [
+      'inferrer_requests_total',
+      'inferrer_request_duration_seconds_bucket',
+      'inferrer_request_bytes_total',
+      'inferrer_response_bytes_total',
+      'inferrer_upstream_errors_total',
+      'inferrer_process_cpu_seconds_total',
+    ]) {
       assert.ok(inf.has(n), `inferrer exports ${n}`);
     }
     const met = await exported(c.metrics!.url);
     // nginx's figures exist only where nginx balances (the built-in balancer has no stub_status).
     const nginxNames = c.balancer.kind === 'nginx' ? ['metrics_nginx_http_requests_total'] : [];
-    for (const n of ['metrics_cluster_model_requests_per_second', 'metrics_cluster_model_latency_seconds', ...nginxNames, 'metrics_host_cpu_usage_ratio', 'metrics_host_gpu_utilization_ratio']) {
+    for (const n of [
+      'metrics_cluster_model_requests_per_second',
+      'metrics_cluster_model_latency_seconds',
+      ...nginxNames,
+      'metrics_host_cpu_usage_ratio',
+      'metrics_host_gpu_utilization_ratio',
+    ]) {
       assert.ok(met.has(n), `metrics service exports ${n}`);
     }
     // Bytes in and out of the predictions just sent.
     const text = await (await fetch(`${c.url}/metrics`)).text();
-    const bytes = (name: string): number => Number(new RegExp(`^${name}\\{[^}]*route="/api/v1/models/:name/prediction"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const bytes = (name: string): number =>
+      Number(new RegExp(`^${name}\\{[^}]*route="/api/v1/models/:name/prediction"[^}]*\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
     assert.ok(bytes('inferrer_request_bytes_total') > TRAFFIC * 20, `request bytes counted: ${bytes('inferrer_request_bytes_total')}`);
     assert.ok(bytes('inferrer_response_bytes_total') > TRAFFIC * 50, `response bytes counted: ${bytes('inferrer_response_bytes_total')}`);
   });
@@ -160,13 +196,22 @@ describe('the metrics service summary', () => {
     });
     const iris = stats.models.find((m: any) => m.model === 'iris');
     assert.ok(iris.requests_per_second > 0);
-    assert.equal(iris.error_rate, 0, 'a 400 is the client\'s error, not the server\'s');
-    assert.ok(iris.latency_seconds.p50 > 0 && iris.latency_seconds.p50 <= iris.latency_seconds.p95 && iris.latency_seconds.p95 <= iris.latency_seconds.p99, JSON.stringify(iris.latency_seconds));
+    assert.equal(iris.error_rate, 0, "a 400 is the client's error, not the server's");
+    assert.ok(
+      iris.latency_seconds.p50 > 0 && iris.latency_seconds.p50 <= iris.latency_seconds.p95 && iris.latency_seconds.p95 <= iris.latency_seconds.p99,
+      JSON.stringify(iris.latency_seconds),
+    );
     assert.ok(iris.batch_size_mean >= 1);
     assert.equal(iris.queue_depth, 0);
     assert.deepEqual(iris.workers, ['modelhost-1', 'modelhost-2']);
     assert.deepEqual(iris.versions, [1]);
-    assert.deepEqual(stats.modelhosts.map((w: any) => [w.id, w.up]), [['modelhost-1', true], ['modelhost-2', true]]);
+    assert.deepEqual(
+      stats.modelhosts.map((w: any) => [w.id, w.up]),
+      [
+        ['modelhost-1', true],
+        ['modelhost-2', true],
+      ],
+    );
     if (c.balancer.kind === 'nginx') {
       assert.equal(stats.nginx.up, true);
       // Predictions that arrive together reach nginx as one grouped request: it serves one per group.
@@ -226,7 +271,10 @@ describe('a real Prometheus scraping the cluster', { skip: NO_PROMETHEUS }, () =
     const r = (await (await fetch(`${promUrl}/api/v1/rules`)).json()) as any;
     const rules = r.data.groups.flatMap((g: any) => g.rules);
     assert.ok(rules.length >= 10, `${rules.length} rules loaded`);
-    assert.ok(rules.every((x: any) => x.health !== 'err'), JSON.stringify(rules.filter((x: any) => x.health === 'err')));
+    assert.ok(
+      rules.every((x: any) => x.health !== 'err'),
+      JSON.stringify(rules.filter((x: any) => x.health === 'err')),
+    );
     const firing = rules.filter((x: any) => x.state === 'firing').map((x: any) => x.name);
     assert.deepEqual(firing, []);
   });
@@ -241,14 +289,41 @@ describe('the Grafana dashboard', () => {
   test('queries (and the alert rules) use only metric names the running services export', async () => {
     const names = new Set(['up']);
     for (const url of [c.url, c.modelhosts[0]!.url, c.metrics!.url]) for (const n of await exported(url)) names.add(n);
-    const keywords = new Set(['sum', 'by', 'rate', 'increase', 'histogram_quantile', 'absent', 'count', 'le', 'model', 'code', 'route', 'status', 'reason', 'job', 'without', 'on', 'and', 'or', 'version', 'group_left', 'abs']);
+    const keywords = new Set([
+      'sum',
+      'by',
+      'rate',
+      'increase',
+      'histogram_quantile',
+      'absent',
+      'count',
+      'le',
+      'model',
+      'code',
+      'route',
+      'status',
+      'reason',
+      'job',
+      'without',
+      'on',
+      'and',
+      'or',
+      'version',
+      'group_left',
+      'abs',
+    ]);
     const dashboard = await exprs();
     assert.ok(dashboard.length >= 20, `${dashboard.length} queries`);
-    const rules = (parse(await readFile(path.join(REPO, 'prometheus', 'alert_rules.yml'), 'utf8')) as { groups: { rules: { expr: string }[] }[] }).groups.flatMap((g) => g.rules.map((r) => r.expr));
+    const rules = (
+      parse(await readFile(path.join(REPO, 'prometheus', 'alert_rules.yml'), 'utf8')) as { groups: { rules: { expr: string }[] }[] }
+    ).groups.flatMap((g) => g.rules.map((r) => r.expr));
     const list = [...dashboard, ...rules];
     const unknown: string[] = [];
     for (const e of list) {
-      const stripped = e.replace(/\{[^}]*\}/g, '').replace(/\[[^\]]*\]/g, '').replace(/by \([^)]*\)/g, '');
+      const stripped = e
+        .replace(/\{[^}]*\}/g, '')
+        .replace(/\[[^\]]*\]/g, '')
+        .replace(/by \([^)]*\)/g, '');
       for (const m of stripped.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
         const n = m[0];
         if (keywords.has(n) || /^\d/.test(n)) continue;
@@ -275,12 +350,16 @@ describe('logs follow a request id through every service', () => {
     const reqId = `monitoring-${Date.now()}`;
     const a = await predict('iris', [6.1, 2.8, 4.7, 1.2], reqId);
     assert.equal(a.status, 200);
-    const lines = await until('log lines with the request id', async () => {
-      const inferrer = c.jsonLogs('inferrer').filter((l) => l.reqId === reqId && l.module === 'access');
-      const modelhost = c.modelhosts.flatMap((m) => c.jsonLogs(m.id)).filter((l) => l.reqId === reqId && l.msg === 'inference');
-      const nginx = c.balancer.kind === 'nginx' ? c.jsonLogs('nginx').filter((l) => l.reqId === reqId) : [{}];
-      return inferrer.length && modelhost.length && nginx.length ? { inferrer, modelhost, nginx } : undefined;
-    }, 5000);
+    const lines = await until(
+      'log lines with the request id',
+      async () => {
+        const inferrer = c.jsonLogs('inferrer').filter((l) => l.reqId === reqId && l.module === 'access');
+        const modelhost = c.modelhosts.flatMap((m) => c.jsonLogs(m.id)).filter((l) => l.reqId === reqId && l.msg === 'inference');
+        const nginx = c.balancer.kind === 'nginx' ? c.jsonLogs('nginx').filter((l) => l.reqId === reqId) : [{}];
+        return inferrer.length && modelhost.length && nginx.length ? { inferrer, modelhost, nginx } : undefined;
+      },
+      5000,
+    );
     assert.equal(lines.inferrer.length, 1);
     assert.equal(lines.modelhost.length, 1);
     const acc = lines.inferrer[0]!;
@@ -304,7 +383,10 @@ describe('logs follow a request id through every service', () => {
       assert.equal(ng.status, 200);
       assert.equal(typeof ng.ms, 'number', 'nginx times in milliseconds, as numbers');
       assert.equal(typeof ng.upstreamMs, 'number');
-      assert.ok((ng.ms as number) >= (ng.upstreamMs as number) && (ng.ms as number) <= (acc.ms as number) + 1, `nginx ms ${ng.ms} within the Inferrer's ${acc.ms}`);
+      assert.ok(
+        (ng.ms as number) >= (ng.upstreamMs as number) && (ng.ms as number) <= (acc.ms as number) + 1,
+        `nginx ms ${ng.ms} within the Inferrer's ${acc.ms}`,
+      );
       assert.equal(ng.modelhost, acc.modelhost);
     }
   });
@@ -317,7 +399,10 @@ describe('logs follow a request id through every service', () => {
     const modelhostLines = (): Record<string, unknown>[] => c.modelhosts.flatMap((m) => c.jsonLogs(m.id)).filter((x) => x.reqId === reqId);
     const inf = await until('the inference line', async () => modelhostLines().find((x) => x.msg === 'inference'), 5000);
     await new Promise((r) => setTimeout(r, 300));
-    const infoLines = { inferrer: c.jsonLogs('inferrer').filter((x) => x.reqId === reqId && x.level === 'info'), modelhost: modelhostLines().filter((x) => x.level === 'info') };
+    const infoLines = {
+      inferrer: c.jsonLogs('inferrer').filter((x) => x.reqId === reqId && x.level === 'info'),
+      modelhost: modelhostLines().filter((x) => x.level === 'info'),
+    };
     for (const [service, lines] of Object.entries(infoLines)) assert.equal(lines.length, 1, `${service}: one line at info (${JSON.stringify(lines)})`);
     assert.equal(acc.status, 400);
     assert.equal(acc.error, 'INVALID_INPUT');
@@ -337,7 +422,7 @@ async function until503(model: string): Promise<void> {
 }
 
 describe('the status page', () => {
-  test('headless Chromium: charts start with the service\'s history, on a time axis, with tooltips; 4xx and 5xx apart', async (t) => {
+  test("headless Chromium: charts start with the service's history, on a time axis, with tooltips; 4xx and 5xx apart", async (t) => {
     if (!existsSync(CHROMIUM)) {
       t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium)`);
       return;
@@ -368,7 +453,16 @@ describe('the status page', () => {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1800, height: 1200 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage();
@@ -376,7 +470,9 @@ describe('the status page', () => {
       page.on('requestfailed', (r) => failed.push(r.url()));
       page.on('pageerror', (e) => failed.push(String(e)));
       await page.goto(`${c.metrics!.url}/?interval=300`);
-      await page.waitForFunction('window.inferrerStatus && window.inferrerStatus.historyUpdates >= 2 && window.inferrerStatus.updates >= 1', undefined, { timeout: 20_000 });
+      await page.waitForFunction('window.inferrerStatus && window.inferrerStatus.historyUpdates >= 2 && window.inferrerStatus.updates >= 1', undefined, {
+        timeout: 20_000,
+      });
       // What each chart holds, read from the chart library (a string, not a function: tsx would add
       // helpers the page does not have).
       const charts = (await page.evaluate(`(() => {
@@ -399,7 +495,10 @@ describe('the status page', () => {
         return Math.max(0, ...ch.time.flatMap((tm, i) => (tm < loadedAt ? [values[i] ?? 0] : [])));
       };
       const req = charts.requests!;
-      assert.ok(req.time.filter((tm) => tm < loadedAt).length >= 5, `points from before the page loaded: ${req.time.length} points, from ${req.time[0]} (loaded at ${loadedAt})`);
+      assert.ok(
+        req.time.filter((tm) => tm < loadedAt).length >= 5,
+        `points from before the page loaded: ${req.time.length} points, from ${req.time[0]} (loaded at ${loadedAt})`,
+      );
       assert.ok(before('requests', 'iris') > 0, 'the iris traffic sent before the page loaded is on the chart');
       assert.equal(req.timeScale, true, 'x is a time scale');
       assert.ok(req.xTicks.length >= 2 && req.xTicks.every((v) => /^\d{2}:\d{2}(:\d{2})?$/.test(v)), `time axis labels: ${JSON.stringify(req.xTicks)}`);
@@ -451,14 +550,16 @@ describe('the status page', () => {
   });
 });
 
-describe('a model\'s series live as long as the model', () => {
+describe("a model's series live as long as the model", () => {
   const seriesOf = async (url: string, model: string): Promise<string[]> =>
     (await (await fetch(`${url}/metrics`)).text()).split('\n').filter((l) => l.includes(`model="${model}"`));
 
   test('unloaded: only its MODEL_NOT_READY refusals stay, counted under its name; deleted: gone from every /metrics and from Prometheus', async () => {
     // canary was served, then unloaded (the status page test).
     for (const m of c.modelhosts) {
-      await until(`${m.id} drops canary's served series`, async () => ((await seriesOf(m.url, 'canary')).every((x) => x.includes('code="MODEL_NOT_READY"')) ? true : undefined));
+      await until(`${m.id} drops canary's served series`, async () =>
+        (await seriesOf(m.url, 'canary')).every((x) => x.includes('code="MODEL_NOT_READY"')) ? true : undefined,
+      );
     }
     const all = (await Promise.all(c.modelhosts.map((m) => fetch(`${m.url}/metrics`).then((r) => r.text())))).join('\n');
     assert.match(all, /^modelhost_requests_total\{model="canary",version="",code="MODEL_NOT_READY"[^}]*\} [1-9]/m);
@@ -467,7 +568,8 @@ describe('a model\'s series live as long as the model', () => {
 
     const del = await api(c.url, '/api/v1/models/canary', { method: 'DELETE' });
     assert.equal(del.status, 200);
-    for (const m of c.modelhosts) await until(`${m.id} drops every canary series`, async () => ((await seriesOf(m.url, 'canary')).length === 0 ? true : undefined));
+    for (const m of c.modelhosts)
+      await until(`${m.id} drops every canary series`, async () => ((await seriesOf(m.url, 'canary')).length === 0 ? true : undefined));
     await until('the metrics service drops canary', async () => {
       const stats = (await (await fetch(`${c.metrics!.url}/api/v1/stats`)).json()) as any;
       return !stats.models.some((m: any) => m.model === 'canary') && (await seriesOf(c.metrics!.url, 'canary')).length === 0 ? true : undefined;

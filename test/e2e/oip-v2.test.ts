@@ -13,41 +13,80 @@ import { type V2Tensor, infer, toBytes } from '../helpers/v2-client.ts';
 
 const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
 const V2_OF: Record<string, string> = {
-  bool: 'BOOL', uint8: 'UINT8', uint16: 'UINT16', uint32: 'UINT32', uint64: 'UINT64', int8: 'INT8', int16: 'INT16', int32: 'INT32', int64: 'INT64',
-  float16: 'FP16', float32: 'FP32', float64: 'FP64', string: 'BYTES',
+  bool: 'BOOL',
+  uint8: 'UINT8',
+  uint16: 'UINT16',
+  uint32: 'UINT32',
+  uint64: 'UINT64',
+  int8: 'INT8',
+  int16: 'INT16',
+  int32: 'INT32',
+  int64: 'INT64',
+  float16: 'FP16',
+  float32: 'FP32',
+  float64: 'FP64',
+  string: 'BYTES',
 };
 
 /** Deterministic values for a type, with the edges that break naive codecs. */
 function values(type: string, n: number): unknown[] {
   const pick = <T>(xs: T[]): T[] => Array.from({ length: n }, (_, i) => xs[i % xs.length]!);
   switch (type) {
-    case 'bool': return pick([true, false, true]);
-    case 'uint8': return pick([0, 255, 7]);
-    case 'uint16': return pick([0, 65535, 300]);
-    case 'uint32': return pick([0, 4294967295, 70000]);
-    case 'uint64': return pick([0n, 18446744073709551615n, 9007199254740993n]);
-    case 'int8': return pick([-128, 127, 0]);
-    case 'int16': return pick([-32768, 32767, -1]);
-    case 'int32': return pick([-2147483648, 2147483647, 42]);
-    case 'int64': return pick([-9223372036854775808n, 9223372036854775807n, 9007199254740993n, -3n]);
+    case 'bool':
+      return pick([true, false, true]);
+    case 'uint8':
+      return pick([0, 255, 7]);
+    case 'uint16':
+      return pick([0, 65535, 300]);
+    case 'uint32':
+      return pick([0, 4294967295, 70000]);
+    case 'uint64':
+      return pick([0n, 18446744073709551615n, 9007199254740993n]);
+    case 'int8':
+      return pick([-128, 127, 0]);
+    case 'int16':
+      return pick([-32768, 32767, -1]);
+    case 'int32':
+      return pick([-2147483648, 2147483647, 42]);
+    case 'int64':
+      return pick([-9223372036854775808n, 9223372036854775807n, 9007199254740993n, -3n]);
     // FP16 as raw bits: 1.5, -2, 65504 (max), a subnormal, NaN, +Inf, -0.
-    case 'float16': return pick([0x3e00, 0xc000, 0x7bff, 0x0001, 0x7e00, 0x7c00, 0x8000]);
-    case 'float32': return pick([Math.fround(0.1), -2.5, NaN, Infinity, -Infinity, -0, Math.fround(1e-40), Math.fround(3.4e38)]);
-    case 'float64': return pick([0.1, 1e300, -0, NaN, -Infinity, 5e-324, 123456789.12345679]);
-    case 'string': return pick(['', 'héllo', 'a"b\\c', '🙂 emoji', 'x'.repeat(40)]);
-    default: throw new Error(type);
+    case 'float16':
+      return pick([0x3e00, 0xc000, 0x7bff, 0x0001, 0x7e00, 0x7c00, 0x8000]);
+    case 'float32':
+      return pick([Math.fround(0.1), -2.5, NaN, Infinity, -Infinity, -0, Math.fround(1e-40), Math.fround(3.4e38)]);
+    case 'float64':
+      return pick([0.1, 1e300, -0, NaN, -Infinity, 5e-324, 123456789.12345679]);
+    case 'string':
+      return pick(['', 'héllo', 'a"b\\c', '🙂 emoji', 'x'.repeat(40)]);
+    default:
+      throw new Error(type);
   }
 }
 
 function ortData(type: string, vals: unknown[]): ort.Tensor['data'] {
   switch (type) {
-    case 'bool': return Uint8Array.from(vals as boolean[], (v) => (v ? 1 : 0)) as unknown as ort.Tensor['data'];
-    case 'uint64': return BigUint64Array.from(vals as bigint[]);
-    case 'int64': return BigInt64Array.from(vals as bigint[]);
-    case 'string': return vals as string[];
-    case 'float16': return Uint16Array.from(vals as number[]);
+    case 'bool':
+      return Uint8Array.from(vals as boolean[], (v) => (v ? 1 : 0)) as unknown as ort.Tensor['data'];
+    case 'uint64':
+      return BigUint64Array.from(vals as bigint[]);
+    case 'int64':
+      return BigInt64Array.from(vals as bigint[]);
+    case 'string':
+      return vals as string[];
+    case 'float16':
+      return Uint16Array.from(vals as number[]);
     default: {
-      const C = { uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, int8: Int8Array, int16: Int16Array, int32: Int32Array, float32: Float32Array, float64: Float64Array }[type]!;
+      const C = {
+        uint8: Uint8Array,
+        uint16: Uint16Array,
+        uint32: Uint32Array,
+        int8: Int8Array,
+        int16: Int16Array,
+        int32: Int32Array,
+        float32: Float32Array,
+        float64: Float64Array,
+      }[type]!;
       return C.from(vals as number[]);
     }
   }
@@ -96,7 +135,10 @@ function sameFloats(a: Buffer, b: Buffer, datatype: string): boolean {
 }
 
 let c: TestCluster;
-const models = readdirSync(CORPUS).filter((f) => f.endsWith('.onnx')).map((f) => f.slice(0, -5)).sort();
+const models = readdirSync(CORPUS)
+  .filter((f) => f.endsWith('.onnx'))
+  .map((f) => f.slice(0, -5))
+  .sort();
 before(async () => {
   c = await startTestCluster();
   for (const m of models) {
@@ -145,14 +187,20 @@ describe('same answers through the cluster as in-process', () => {
           const want = expected[name]!;
           const datatype = V2_OF[want.type]!;
           const wantBytes = ortBytes(want, name);
-          for (const [how, res] of [['json', viaJson], ['binary', viaBinary]] as const) {
+          for (const [how, res] of [
+            ['json', viaJson],
+            ['binary', viaBinary],
+          ] as const) {
             const out = res.body.outputs.find((o: { name: string }) => o.name === name);
             assert.ok(out, `${m} ${how}: output ${name} present`);
             assert.equal(out.datatype, datatype, `${m} ${how} ${name} datatype`);
             assert.deepEqual(out.shape.map(Number), [...want.dims], `${m} ${how} ${name} shape`);
             const got = how === 'binary' ? res.binary.get(name)! : jsonBytes(out);
             assert.ok(got, `${m} ${how} ${name} has data`);
-            assert.ok(sameFloats(got, wantBytes, datatype), `${m} ${how} ${name}: ${got.toString('hex').slice(0, 80)} vs ${wantBytes.toString('hex').slice(0, 80)}`);
+            assert.ok(
+              sameFloats(got, wantBytes, datatype),
+              `${m} ${how} ${name}: ${got.toString('hex').slice(0, 80)} vs ${wantBytes.toString('hex').slice(0, 80)}`,
+            );
             if (how === 'binary' && !datatype.startsWith('FP')) assert.ok(got.equals(wantBytes), `${m} binary ${name} bit for bit`);
           }
         }
@@ -197,7 +245,8 @@ describe('v2 routes', () => {
     // Ready once every worker has it warm: the corpus uploads above may have pushed it out of the workers'
     // MAX_LOADED_MODELS, and asking is what loads it again.
     let ready = await api(c.url, '/v2/models/iris/ready');
-    for (const end = Date.now() + 15_000; !ready.body.ready && Date.now() < end; ready = await api(c.url, '/v2/models/iris/ready')) await new Promise((r) => setTimeout(r, 200));
+    for (const end = Date.now() + 15_000; !ready.body.ready && Date.now() < end; ready = await api(c.url, '/v2/models/iris/ready'))
+      await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(ready.body, { name: 'iris', version: '1', ready: true });
     const missing = await api(c.url, '/v2/models/nothing-here');
     assert.equal(missing.status, 404);
@@ -207,9 +256,17 @@ describe('v2 routes', () => {
   test('a requested subset of outputs, and mixed JSON and binary outputs in one answer', async () => {
     const x = { name: 'input', datatype: 'FP32', shape: [1, 4], data: [6.7, 2.5, 5.8, 1.8] };
     const only = await infer(c.url, 'iris', [x], { outputs: [{ name: 'label' }] });
-    assert.deepEqual(only.body.outputs.map((o: { name: string }) => o.name), ['label']);
+    assert.deepEqual(
+      only.body.outputs.map((o: { name: string }) => o.name),
+      ['label'],
+    );
     assert.deepEqual(only.body.outputs[0].data, [2]);
-    const mixed = await infer(c.url, 'iris', [x], { outputs: [{ name: 'label', binary: false }, { name: 'probabilities', binary: true }] });
+    const mixed = await infer(c.url, 'iris', [x], {
+      outputs: [
+        { name: 'label', binary: false },
+        { name: 'probabilities', binary: true },
+      ],
+    });
     assert.equal(mixed.status, 200);
     assert.deepEqual(mixed.body.outputs[0].data, [2]);
     assert.equal(mixed.binary.get('probabilities')!.length, 12);
@@ -248,7 +305,11 @@ describe('v2 routes', () => {
     assert.equal(up.status, 201);
     await infer(c.url, 'slow2', [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] }]);
     await infer(c.url, 'slow2', [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 0, 0, 0] }]);
-    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => infer(c.url, 'slow2', [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [i, 1, 2, 3] }], { binaryInputs: i % 2 === 0 })));
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        infer(c.url, 'slow2', [{ name: 'x', datatype: 'FP32', shape: [1, 4], data: [i, 1, 2, 3] }], { binaryInputs: i % 2 === 0 }),
+      ),
+    );
     answers.forEach((a, i) => assert.deepEqual(a.body.outputs[0].data, [i, 1, 2, 3]));
     const shared = answers.filter((a) => !/requests=1;/.test(a.headers.get('x-inferrer-batch') ?? '')).length;
     assert.ok(shared >= 6, `batches were shared: ${answers.map((a) => a.headers.get('x-inferrer-batch')).join(' ')}`);

@@ -51,7 +51,10 @@ async function bodyFor(method: string, routePath: string): Promise<{ type: strin
     const res = new Response(form);
     return { type: res.headers.get('content-type')!, bytes: Buffer.from(await res.arrayBuffer()) };
   }
-  return { type: 'application/json', bytes: Buffer.from(JSON.stringify({ model_description: 'defaced', version: 1, percent: 50, samples: 5, values: [1, 2, 3, 4], data: ['x'] })) };
+  return {
+    type: 'application/json',
+    bytes: Buffer.from(JSON.stringify({ model_description: 'defaced', version: 1, percent: 50, samples: 5, values: [1, 2, 3, 4], data: ['x'] })),
+  };
 }
 
 const SAMPLE: Record<string, string> = { name: 'iris', model: 'iris', version: '1', id: 'j0000000000', file: 'swagger-ui.css' };
@@ -80,7 +83,12 @@ export function variants(exact: string): string[] {
   if (exact !== '/') {
     out.add(`${exact}/`);
     out.add(`/${exact}`);
-    out.add(exact.replace('/', '//').replace(/^\/\//, '/').replace(/\/([^/]+)$/, '//$1'));
+    out.add(
+      exact
+        .replace('/', '//')
+        .replace(/^\/\//, '/')
+        .replace(/\/([^/]+)$/, '//$1'),
+    );
     out.add(`${exact};x=1`);
     out.add(`${exact}/%2e%2e`);
     out.add(`${exact}/%2e%2e/%2e%2e`);
@@ -123,7 +131,8 @@ async function walk(c: TestCluster, keys: (string | undefined)[]): Promise<{ tri
           const a = await raw(c.url, method, v, body, key);
           const where = `${method} ${v} (${who}; exact ${exact} → ${exactStatus ?? 'not sent'}): ${a.status} ${a.body.slice(0, 160)}`;
           if (a.status < 400 || a.status >= 500) problems.push(`went through: ${where}`);
-          else if (exactStatus !== undefined && REFUSED.has(exactStatus) && !REFUSED.has(a.status) && a.status !== 404 && !/percent-encoding/.test(a.body)) problems.push(`got past auth: ${where}`);
+          else if (exactStatus !== undefined && REFUSED.has(exactStatus) && !REFUSED.has(a.status) && a.status !== 404 && !/percent-encoding/.test(a.body))
+            problems.push(`got past auth: ${where}`);
         }
       }
     }
@@ -138,8 +147,19 @@ describe('with API keys', () => {
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-variants-'));
     const keys = path.join(dir, 'keys.json');
-    await writeFile(keys, JSON.stringify({ keys: [{ key: ADMIN, scopes: ['admin', 'predict'] }, { key: PREDICT, scopes: ['predict'] }] }));
-    c = await startTestCluster({ modelhosts: 1, inferrerEnv: { API_KEYS_FILE: keys, AUTH_DISABLED: 'false', RATE_LIMIT_KEY_RPS: '0', RATE_LIMIT_IP_RPS: '0' } });
+    await writeFile(
+      keys,
+      JSON.stringify({
+        keys: [
+          { key: ADMIN, scopes: ['admin', 'predict'] },
+          { key: PREDICT, scopes: ['predict'] },
+        ],
+      }),
+    );
+    c = await startTestCluster({
+      modelhosts: 1,
+      inferrerEnv: { API_KEYS_FILE: keys, AUTH_DISABLED: 'false', RATE_LIMIT_KEY_RPS: '0', RATE_LIMIT_IP_RPS: '0' },
+    });
   });
   after(async () => {
     await c?.close();

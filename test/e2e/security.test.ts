@@ -87,7 +87,10 @@ describe('API keys and scopes', () => {
     const answers = await Promise.all(Array.from({ length: 120 }, () => api(c.url, '/api/v1/models/iris/prediction', { json: row, headers: bearer(LIMITED) })));
     const limited = answers.filter((a) => a.status === 429);
     assert.ok(limited.length > 0, 'some requests were limited');
-    assert.ok(answers.every((a) => a.status === 200 || a.status === 429), 'nothing but successes and 429s');
+    assert.ok(
+      answers.every((a) => a.status === 200 || a.status === 429),
+      'nothing but successes and 429s',
+    );
     assert.equal(limited[0]!.body.error.code, 'RATE_LIMITED');
     assert.ok(Number(limited[0]!.headers.get('retry-after')) >= 1);
     assert.equal((await api(c.url, '/api/v1/models/iris/prediction', { json: row, headers: bearer(PREDICT) })).status, 200);

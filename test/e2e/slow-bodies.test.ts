@@ -31,14 +31,24 @@ async function goodLoad(n: number, ms: number): Promise<{ latencies: number[]; f
   const one = (): Promise<void> =>
     new Promise((resolve) => {
       const t = performance.now();
-      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/api/v1/models/iris/prediction', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(ROW) } }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          if (res.statusCode === 200) latencies.push(performance.now() - t);
-          else failures.push(String(res.statusCode));
-          resolve();
-        });
-      });
+      const req = http.request(
+        {
+          host: u.hostname,
+          port: u.port,
+          method: 'POST',
+          path: '/api/v1/models/iris/prediction',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(ROW) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            if (res.statusCode === 200) latencies.push(performance.now() - t);
+            else failures.push(String(res.statusCode));
+            resolve();
+          });
+        },
+      );
       req.on('error', (e) => {
         failures.push(e.message);
         resolve();

@@ -56,7 +56,8 @@ function validationChildrenOf(pid: number | undefined): string[] {
 /** No absolute file path, store path, staging folder or runtime source path in an answer. */
 function assertNoPaths(c: TestCluster, body: unknown): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  for (const bad of [c.modelDir, REPO, os.tmpdir() + path.sep, '.staging', '/onnxruntime_src', 'model.onnx']) assert.ok(!text.includes(bad), `${bad} in ${text}`);
+  for (const bad of [c.modelDir, REPO, os.tmpdir() + path.sep, '.staging', '/onnxruntime_src', 'model.onnx'])
+    assert.ok(!text.includes(bad), `${bad} in ${text}`);
   assert.doesNotMatch(text, /(^|[\s"'(:=])\/(tmp|work|home|root|usr|opt|var|srv|app)\//);
 }
 
@@ -115,7 +116,11 @@ describe('names, path leaks, costly models and imports (one cluster)', () => {
       ['POST', '/api/v1/models/iris.onnx.onnx', json('POST', { model_description: 'defaced' })],
       ['POST', '/api/v1/models/iris.onnx.onnx/prediction', json('POST', row)],
       ['POST', '/api/v1/models/iris.onnx.onnx/canary', json('POST', { version: 1, percent: 10 })],
-      ['POST', '/api/v1/models/iris.onnx.onnx/jobs', { method: 'POST', body: '{"values": [1, 2, 3, 4]}\n', headers: { 'content-type': 'application/x-ndjson' } }],
+      [
+        'POST',
+        '/api/v1/models/iris.onnx.onnx/jobs',
+        { method: 'POST', body: '{"values": [1, 2, 3, 4]}\n', headers: { 'content-type': 'application/x-ndjson' } },
+      ],
       ['GET', '/v2/models/iris.onnx.onnx', {}],
       ['POST', '/v2/models/iris.onnx.onnx/infer', json('POST', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: row.values }] })],
       ['POST', '/v2/repository/models/iris.onnx.onnx/unload', { method: 'POST' }],
@@ -192,7 +197,10 @@ describe('names, path leaks, costly models and imports (one cluster)', () => {
     assert.equal(r.body.code, 'MODEL_LOAD_FAILED');
     assert.match(r.body.error, /MODEL_MAX_MEMORY_MB/);
     c.modelhosts.forEach((m, i) => assert.ok(rss(m.process.pid) - before[i]! < 64 * MB, `${m.id} did not load it`));
-    assert.deepEqual(c.modelhosts.map((m) => m.process.restarts), [0, 0]);
+    assert.deepEqual(
+      c.modelhosts.map((m) => m.process.restarts),
+      [0, 0],
+    );
     assert.equal((await api(c.url, '/api/v1/models/iris/prediction', { json: row })).status, 200);
   });
 
@@ -210,7 +218,7 @@ describe('names, path leaks, costly models and imports (one cluster)', () => {
     assert.deepEqual(await stagingLeftovers(c.modelDir), []);
   });
 
-  test("a redirect from an allowed address to a name that resolves to loopback is refused at that hop", async () => {
+  test('a redirect from an allowed address to a name that resolves to loopback is refused at that hop', async () => {
     const before = await snapshotStore(c.modelDir);
     seen.allowed = seen.loopback = 0;
     const r = await api(c.url, '/api/v1/models/imported/import', { json: { url: `http://127.0.0.2:${port}/item.json` } });
@@ -290,7 +298,11 @@ describe('a full volume and leftovers (a small tmpfs)', () => {
     const upload = await put(c, 'newmodel', await readFile(path.join(DEMO, 'iris.onnx')));
     assert.equal(upload.status, 507, JSON.stringify(upload.body));
     assert.equal(upload.body.error.code, 'STORAGE_FULL');
-    const job = await api(c.url, '/api/v1/models/iris/jobs', { method: 'POST', body: '{"values": [1, 2, 3, 4]}\n{"values": [5, 6, 7, 8]}\n', headers: { 'content-type': 'application/x-ndjson' } });
+    const job = await api(c.url, '/api/v1/models/iris/jobs', {
+      method: 'POST',
+      body: '{"values": [1, 2, 3, 4]}\n{"values": [5, 6, 7, 8]}\n',
+      headers: { 'content-type': 'application/x-ndjson' },
+    });
     assert.equal(job.status, 507, JSON.stringify(job.body));
     assert.equal(job.body.error.code, 'STORAGE_FULL');
     assert.deepEqual(await snapshotStore(c.modelDir), before, 'nothing stored changed');
@@ -308,7 +320,13 @@ describe('a full volume and leftovers (a small tmpfs)', () => {
     if (!c) return t.skip('mounting a tmpfs needs root with CAP_SYS_ADMIN');
     const send = (route: string, method: string, type: string, length: number, first: Buffer): http.ClientRequest => {
       const url = new URL(`${c!.url}${route}`);
-      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, headers: { 'content-type': type, 'content-length': String(length) } });
+      const req = http.request({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method,
+        headers: { 'content-type': type, 'content-length': String(length) },
+      });
       req.on('error', () => undefined);
       req.write(first);
       return req;
@@ -316,10 +334,13 @@ describe('a full volume and leftovers (a small tmpfs)', () => {
     const upload = send('/api/v1/models/interrupted', 'PUT', 'application/octet-stream', 2 * MB, Buffer.alloc(MB, 1));
     const rows = Buffer.from('{"values": [1, 2, 3, 4]}\n'.repeat(4000));
     const job = send('/api/v1/models/iris/jobs', 'POST', 'application/x-ndjson', rows.length * 2, rows);
-    const jobFolders = async (): Promise<string[]> => (await readdir(path.join(c!.modelDir, '.jobs')).catch(() => [] as string[])).filter((e) => e.startsWith('j'));
+    const jobFolders = async (): Promise<string[]> =>
+      (await readdir(path.join(c!.modelDir, '.jobs')).catch(() => [] as string[])).filter((e) => e.startsWith('j'));
     const staged = async (): Promise<number> => {
       let bytes = 0;
-      for (const d of await stagingLeftovers(c!.modelDir)) for (const f of await readdir(path.join(c!.modelDir, '.staging', d)).catch(() => [])) bytes += (await stat(path.join(c!.modelDir, '.staging', d, f))).size;
+      for (const d of await stagingLeftovers(c!.modelDir))
+        for (const f of await readdir(path.join(c!.modelDir, '.staging', d)).catch(() => []))
+          bytes += (await stat(path.join(c!.modelDir, '.staging', d, f))).size;
       return bytes;
     };
     for (let i = 0; i < 200 && ((await staged()) < 512 * 1024 || (await jobFolders()).length === 0); i++) await new Promise((r) => setTimeout(r, 25));
@@ -331,7 +352,10 @@ describe('a full volume and leftovers (a small tmpfs)', () => {
     for (let i = 0; i < 600 && c.inferrer.restarts === 0; i++) await new Promise((r) => setTimeout(r, 50));
     let ready = false;
     for (let i = 0; i < 600 && !ready; i++) {
-      ready = await fetch(`${c.url}/health/live`).then((r) => r.ok, () => false);
+      ready = await fetch(`${c.url}/health/live`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(ready, 'the Inferrer came back');

@@ -21,7 +21,14 @@ let c: TestCluster;
 before(async () => {
   c = await startTestCluster();
   assert.equal((await uploadModel(c.url, 'fixed', path.join(CORPUS, 'fixed_dims.onnx'))).status, 201);
-  assert.equal((await uploadModel(c.url, 'batch8', path.join(REPO, 'test', 'fixtures', 'models', 'multi_io.onnx'), { config: { batching: { max_batch_size: 8, max_queue_delay_ms: 2 } } })).status, 201);
+  assert.equal(
+    (
+      await uploadModel(c.url, 'batch8', path.join(REPO, 'test', 'fixtures', 'models', 'multi_io.onnx'), {
+        config: { batching: { max_batch_size: 8, max_queue_delay_ms: 2 } },
+      })
+    ).status,
+    201,
+  );
 });
 after(async () => {
   await c?.close();
@@ -37,11 +44,21 @@ interface Raw {
 function raw(method: string, route: string, headers: Record<string, string>, body?: Buffer): Promise<Raw> {
   const u = new URL(c.url);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: u.hostname, port: u.port, method, path: route, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (b: Buffer) => chunks.push(b));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-    });
+    const req = http.request(
+      {
+        host: u.hostname,
+        port: u.port,
+        method,
+        path: route,
+        headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (b: Buffer) => chunks.push(b));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -53,7 +70,8 @@ const irisJson = (rows: number[][], extra: Record<string, unknown> = {}): Buffer
 describe('model configuration extension', () => {
   test('GET /v2 lists model_configuration, statistics and classification among its extensions', async () => {
     const r = await api(c.url, '/v2');
-    for (const e of ['binary_tensor_data', 'model_repository', 'model_configuration', 'statistics', 'classification']) assert.ok(r.body.extensions.includes(e), e);
+    for (const e of ['binary_tensor_data', 'model_repository', 'model_configuration', 'statistics', 'classification'])
+      assert.ok(r.body.extensions.includes(e), e);
   });
 
   test('a batched model: max_batch_size > 0, dims without the batch dim, names as in the metadata, dynamic batching', async () => {
@@ -65,11 +83,29 @@ describe('model configuration extension', () => {
     assert.equal(cfg.platform, 'onnxruntime_onnx');
     assert.equal(cfg.backend, 'onnxruntime');
     assert.equal(cfg.max_batch_size, 32, 'the modelhosts default MAX_BATCH_SIZE');
-    assert.deepEqual(cfg.input.map((i: { name: string }) => i.name), meta.body.inputs.map((i: { name: string }) => i.name));
-    assert.deepEqual(cfg.output.map((o: { name: string }) => o.name), meta.body.outputs.map((o: { name: string }) => o.name));
-    assert.deepEqual(cfg.input[0], { name: 'input', data_type: 'TYPE_FP32', format: 'FORMAT_NONE', dims: [4], is_shape_tensor: false, allow_ragged_batch: false, optional: false });
+    assert.deepEqual(
+      cfg.input.map((i: { name: string }) => i.name),
+      meta.body.inputs.map((i: { name: string }) => i.name),
+    );
+    assert.deepEqual(
+      cfg.output.map((o: { name: string }) => o.name),
+      meta.body.outputs.map((o: { name: string }) => o.name),
+    );
+    assert.deepEqual(cfg.input[0], {
+      name: 'input',
+      data_type: 'TYPE_FP32',
+      format: 'FORMAT_NONE',
+      dims: [4],
+      is_shape_tensor: false,
+      allow_ragged_batch: false,
+      optional: false,
+    });
     const label = cfg.output.find((o: { name: string }) => o.name === 'label');
-    assert.deepEqual({ data_type: label.data_type, dims: label.dims, reshape: label.reshape }, { data_type: 'TYPE_INT64', dims: [1], reshape: { shape: [] } }, 'a [batch] tensor shows dims [1] reshaped to []');
+    assert.deepEqual(
+      { data_type: label.data_type, dims: label.dims, reshape: label.reshape },
+      { data_type: 'TYPE_INT64', dims: [1], reshape: { shape: [] } },
+      'a [batch] tensor shows dims [1] reshaped to []',
+    );
     assert.equal(cfg.dynamic_batching.max_queue_delay_microseconds, 0);
     assert.equal(cfg.dynamic_batching.default_queue_policy.max_queue_size, 1024);
     assert.deepEqual(cfg.model_transaction_policy, { decoupled: false });
@@ -82,7 +118,13 @@ describe('model configuration extension', () => {
     const b = (await api(c.url, '/v2/models/batch8/config')).body;
     assert.equal(b.max_batch_size, 8);
     assert.equal(b.dynamic_batching.max_queue_delay_microseconds, 2000);
-    assert.deepEqual(b.input.map((i: { name: string; data_type: string; dims: number[] }) => [i.name, i.data_type, i.dims]), [['a', 'TYPE_FP32', [2]], ['b', 'TYPE_INT64', [1]]]);
+    assert.deepEqual(
+      b.input.map((i: { name: string; data_type: string; dims: number[] }) => [i.name, i.data_type, i.dims]),
+      [
+        ['a', 'TYPE_FP32', [2]],
+        ['b', 'TYPE_INT64', [1]],
+      ],
+    );
     const f = (await api(c.url, '/v2/models/fixed/config')).body;
     assert.equal(f.max_batch_size, 0);
     assert.equal(f.dynamic_batching, undefined);
@@ -112,7 +154,9 @@ describe('statistics extension', () => {
     const rows = 3;
     const answers = await Promise.all(
       Array.from({ length: ok }, (_, i) =>
-        infer(c.url, 'iris', [{ name: 'input', datatype: 'FP32', shape: [rows, 4], data: [...IRIS_ROW, ...IRIS_ROW, ...IRIS_ROW] }], { binaryInputs: i % 2 === 0 }),
+        infer(c.url, 'iris', [{ name: 'input', datatype: 'FP32', shape: [rows, 4], data: [...IRIS_ROW, ...IRIS_ROW, ...IRIS_ROW] }], {
+          binaryInputs: i % 2 === 0,
+        }),
       ),
     );
     for (const a of answers) assert.equal(a.status, 200);
@@ -135,13 +179,24 @@ describe('statistics extension', () => {
     assert.ok(after.last_inference >= Date.now() - 60_000 && after.last_inference <= Date.now());
     const perBatch = after.batch_stats.reduce((n: number, b: { compute_infer: { count: number } }) => n + b.compute_infer.count, 0);
     assert.equal(perBatch, after.execution_count, 'batch_stats account for every run');
-    assert.ok(after.batch_stats.every((b: { batch_size: number }) => b.batch_size % rows === 0), 'batches hold whole requests');
+    assert.ok(
+      after.batch_stats.every((b: { batch_size: number }) => b.batch_size % rows === 0),
+      'batches hold whole requests',
+    );
 
     // The sum is over every worker: each modelhost's own counts add up to it.
-    const own = await Promise.all(c.modelhosts.map(async (m) => ((await (await fetch(`${m.url}/v1/stats`)).json()) as any).models.find((s: any) => s.name === 'iris' && s.version === '1')));
+    const own = await Promise.all(
+      c.modelhosts.map(async (m) => ((await (await fetch(`${m.url}/v1/stats`)).json()) as any).models.find((s: any) => s.name === 'iris' && s.version === '1')),
+    );
     assert.ok(own.filter(Boolean).length === 2, 'both workers served iris');
-    assert.equal(own.reduce((n, s) => n + s.inference_stats.success.count, 0), after.inference_stats.success.count);
-    assert.equal(own.reduce((n, s) => n + s.inference_count, 0), after.inference_count);
+    assert.equal(
+      own.reduce((n, s) => n + s.inference_stats.success.count, 0),
+      after.inference_stats.success.count,
+    );
+    assert.equal(
+      own.reduce((n, s) => n + s.inference_count, 0),
+      after.inference_count,
+    );
   });
 
   test('every model version at /v2/models/stats (not a model named "stats"), one version, and 404s', async () => {
@@ -161,7 +216,11 @@ describe('compressed bodies', () => {
   test('gzip and deflate request bodies give the answer the plain body gives', async () => {
     const plain = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json' }, irisJson([IRIS_ROW]));
     assert.equal(plain.status, 200);
-    for (const [coding, pack] of [['gzip', zlib.gzipSync], ['deflate', zlib.deflateSync], ['deflate', zlib.deflateRawSync]] as const) {
+    for (const [coding, pack] of [
+      ['gzip', zlib.gzipSync],
+      ['deflate', zlib.deflateSync],
+      ['deflate', zlib.deflateRawSync],
+    ] as const) {
       const r = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'content-encoding': coding }, pack(irisJson([IRIS_ROW])));
       assert.equal(r.status, 200, `${coding}: ${r.body}`);
       assert.deepEqual(JSON.parse(r.body.toString()), JSON.parse(plain.body.toString()));
@@ -169,9 +228,16 @@ describe('compressed bodies', () => {
   });
 
   test('a compressed binary request counts its header length on the inflated JSON, as Triton does', async () => {
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }], outputs: [{ name: 'label' }] }));
+    const header = Buffer.from(
+      JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }], outputs: [{ name: 'label' }] }),
+    );
     const body = Buffer.concat([header, Buffer.from(new Float32Array(IRIS_ROW).buffer)]);
-    const r = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip', 'inference-header-content-length': String(header.length) }, zlib.gzipSync(body));
+    const r = await raw(
+      'POST',
+      '/v2/models/iris/infer',
+      { 'content-type': 'application/octet-stream', 'content-encoding': 'gzip', 'inference-header-content-length': String(header.length) },
+      zlib.gzipSync(body),
+    );
     assert.equal(r.status, 200, r.body.toString());
     assert.deepEqual(JSON.parse(r.body.toString()).outputs[0].data, [2]);
   });
@@ -182,12 +248,22 @@ describe('compressed bodies', () => {
     assert.equal(gz.headers['content-encoding'], 'gzip');
     assert.equal(Number(gz.headers['content-length']), gz.body.length);
     assert.deepEqual(JSON.parse(zlib.gunzipSync(gz.body).toString()), JSON.parse(plain.body.toString()));
-    const df = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'accept-encoding': 'gzip;q=0.2, deflate' }, irisJson([IRIS_ROW]));
+    const df = await raw(
+      'POST',
+      '/v2/models/iris/infer',
+      { 'content-type': 'application/json', 'accept-encoding': 'gzip;q=0.2, deflate' },
+      irisJson([IRIS_ROW]),
+    );
     assert.equal(df.headers['content-encoding'], 'deflate');
     assert.equal(JSON.parse(zlib.inflateSync(df.body).toString()).outputs[0].data[0], 2);
     const none = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'accept-encoding': 'br, gzip;q=0' }, irisJson([IRIS_ROW]));
     assert.equal(none.headers['content-encoding'], undefined);
-    const bin = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'accept-encoding': 'gzip' }, irisJson([IRIS_ROW], { parameters: { binary_data_output: true } }));
+    const bin = await raw(
+      'POST',
+      '/v2/models/iris/infer',
+      { 'content-type': 'application/json', 'accept-encoding': 'gzip' },
+      irisJson([IRIS_ROW], { parameters: { binary_data_output: true } }),
+    );
     const inflated = zlib.gunzipSync(bin.body);
     const hl = Number(bin.headers['inference-header-content-length']);
     const head = JSON.parse(inflated.subarray(0, hl).toString());
@@ -197,7 +273,12 @@ describe('compressed bodies', () => {
   });
 
   test('corrupt data is 400, an unknown coding 415, a body that inflates past MAX_BODY_BYTES 413; the workers stay up', async () => {
-    const corrupt = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, Buffer.from('not gzip at all'));
+    const corrupt = await raw(
+      'POST',
+      '/v2/models/iris/infer',
+      { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      Buffer.from('not gzip at all'),
+    );
     assert.equal(corrupt.status, 400);
     assert.match(JSON.parse(corrupt.body.toString()).error, /not valid gzip data/);
     const br = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json', 'content-encoding': 'br' }, irisJson([IRIS_ROW]));
@@ -214,7 +295,9 @@ describe('compressed bodies', () => {
 
 describe('classification extension', () => {
   const ask = (rows: number[][], outputs: unknown[], extra: Record<string, unknown> = {}) =>
-    api(c.url, '/v2/models/iris/infer', { json: { inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }], outputs, ...extra } });
+    api(c.url, '/v2/models/iris/infer', {
+      json: { inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }], outputs, ...extra },
+    });
 
   test('top k of each row as BYTES "value:index:label", labels from the model', async () => {
     const r = await ask([IRIS_ROW, [5.1, 3.5, 1.4, 0.2]], [{ name: 'probabilities', parameters: { classification: 2 } }]);
@@ -235,7 +318,12 @@ describe('classification extension', () => {
     assert.deepEqual(capped.body.outputs[0].shape, [1, 3]);
     const label = await ask([IRIS_ROW], [{ name: 'label', parameters: { classification: 1 } }]);
     assert.deepEqual(label.body.outputs[0].data, ['2:0']);
-    const withK = await raw('POST', '/v2/models/iris/infer', { 'content-type': 'application/json' }, irisJson([IRIS_ROW], { outputs: [{ name: 'probabilities', parameters: { classification: 1, binary_data: true } }] }));
+    const withK = await raw(
+      'POST',
+      '/v2/models/iris/infer',
+      { 'content-type': 'application/json' },
+      irisJson([IRIS_ROW], { outputs: [{ name: 'probabilities', parameters: { classification: 1, binary_data: true } }] }),
+    );
     const hl = Number(withK.headers['inference-header-content-length']);
     const head = JSON.parse(withK.body.subarray(0, hl).toString());
     assert.deepEqual([head.outputs[0].datatype, head.outputs[0].shape], ['BYTES', [1, 1]]);
@@ -245,7 +333,12 @@ describe('classification extension', () => {
   });
 
   test('a model without a batch axis is ranked over its whole output', async () => {
-    const r = await api(c.url, '/v2/models/fixed/infer', { json: { inputs: [{ name: 'x', shape: [2, 3], datatype: 'INT32', data: [5, -2, 9, 0, 9, 1] }], outputs: [{ name: 'y', parameters: { classification: 3 } }] } });
+    const r = await api(c.url, '/v2/models/fixed/infer', {
+      json: {
+        inputs: [{ name: 'x', shape: [2, 3], datatype: 'INT32', data: [5, -2, 9, 0, 9, 1] }],
+        outputs: [{ name: 'y', parameters: { classification: 3 } }],
+      },
+    });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.outputs[0].shape, [3]);
     // y = transpose(x) = [5, 0, -2, 9, 9, 1]
@@ -257,7 +350,9 @@ describe('classification extension', () => {
     assert.equal(bad.status, 400);
     assert.match(bad.body.error, /output 'probabilities': "classification" must be a positive integer/);
     assert.equal((await uploadModel(c.url, 'strings', path.join(CORPUS, 'id_string.onnx'))).status, 201);
-    const s = await api(c.url, '/v2/models/strings/infer', { json: { inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', data: ['a', 'b', 'c'] }], outputs: [{ name: 'y', parameters: { classification: 1 } }] } });
+    const s = await api(c.url, '/v2/models/strings/infer', {
+      json: { inputs: [{ name: 'x', shape: [1, 3], datatype: 'BYTES', data: ['a', 'b', 'c'] }], outputs: [{ name: 'y', parameters: { classification: 1 } }] },
+    });
     assert.equal(s.status, 400);
     assert.match(s.body.error, /output 'y' is BYTES; classification needs a numeric output/);
   });
@@ -265,7 +360,15 @@ describe('classification extension', () => {
 
 describe('model repository: load with a file and a configuration', () => {
   const load = (name: string, parameters?: Record<string, unknown>, body?: string) =>
-    api(c.url, `/v2/repository/models/${name}/load`, body !== undefined ? { method: 'POST', body, headers: { 'content-type': 'application/json' } } : parameters ? { json: { parameters } } : { method: 'POST' });
+    api(
+      c.url,
+      `/v2/repository/models/${name}/load`,
+      body !== undefined
+        ? { method: 'POST', body, headers: { 'content-type': 'application/json' } }
+        : parameters
+          ? { json: { parameters } }
+          : { method: 'POST' },
+    );
   const iris64 = (): string => readFileSync(path.join(REPO, 'models', 'demo', 'iris.onnx')).toString('base64');
 
   test('"file:1/model.onnx" in base64 uploads a model as PUT does, and it serves', async () => {
@@ -280,7 +383,13 @@ describe('model repository: load with a file and a configuration', () => {
   });
 
   test('with a Triton config: a new version with its batching and instances; a config alone changes them', async () => {
-    const config = JSON.stringify({ name: 'flower', platform: 'onnxruntime_onnx', max_batch_size: 4, dynamic_batching: { max_queue_delay_microseconds: 500 }, instance_group: [{ kind: 'KIND_CPU', count: 2 }] });
+    const config = JSON.stringify({
+      name: 'flower',
+      platform: 'onnxruntime_onnx',
+      max_batch_size: 4,
+      dynamic_batching: { max_queue_delay_microseconds: 500 },
+      instance_group: [{ kind: 'KIND_CPU', count: 2 }],
+    });
     const r = await load('flower', { config, 'file:2/model.onnx': iris64() });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(r.body.version, 2);
@@ -329,7 +438,10 @@ describe('models without inputs', () => {
     assert.equal(up.status, 201, JSON.stringify(up.body));
     const meta = (await api(c.url, '/v2/models/constants')).body;
     assert.deepEqual(meta.inputs, []);
-    assert.deepEqual(meta.outputs.map((o: { name: string }) => o.name), ['t', 'i', 'g']);
+    assert.deepEqual(
+      meta.outputs.map((o: { name: string }) => o.name),
+      ['t', 'i', 'g'],
+    );
     assert.equal((await api(c.url, '/v2/models/constants/config')).body.max_batch_size, 0);
     const json = await infer(c.url, 'constants', []);
     assert.equal(json.status, 200);
@@ -354,7 +466,13 @@ describe('model readiness', () => {
     const loadedOn = async (name: string): Promise<string[]> =>
       (
         await Promise.all(
-          c.modelhosts.map(async (m) => ((await (await fetch(`${m.url}/v1/models`)).json()) as { models: { name: string; state: string }[] }).models.some((x) => x.name === name && x.state === 'READY') ? m.id : ''),
+          c.modelhosts.map(async (m) =>
+            ((await (await fetch(`${m.url}/v1/models`)).json()) as { models: { name: string; state: string }[] }).models.some(
+              (x) => x.name === name && x.state === 'READY',
+            )
+              ? m.id
+              : '',
+          ),
         )
       ).filter(Boolean);
     assert.equal((await uploadModel(c.url, 'fresh', path.join(CORPUS, 'symbolic.onnx'))).status, 201);
@@ -363,7 +481,8 @@ describe('model readiness', () => {
     assert.equal(first.status, 503);
     assert.deepEqual(first.body, { name: 'fresh', version: '1', ready: false });
     let r = first;
-    for (const end = Date.now() + 20_000; r.status !== 200 && Date.now() < end; r = await api(c.url, '/v2/models/fresh/ready')) await new Promise((res) => setTimeout(res, 100));
+    for (const end = Date.now() + 20_000; r.status !== 200 && Date.now() < end; r = await api(c.url, '/v2/models/fresh/ready'))
+      await new Promise((res) => setTimeout(res, 100));
     assert.equal(r.status, 200);
     assert.deepEqual((await loadedOn('fresh')).sort(), c.modelhosts.map((m) => m.id).sort(), 'ready once both workers hold it');
     assert.equal((await api(c.url, '/v2/models/fresh/versions/1/ready')).status, 200);
@@ -375,7 +494,12 @@ describe('model readiness', () => {
 describe('schedule policy: per-request priority and timeout', () => {
   const x = (i: number) => ({ inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [i, 0, 0, 0] }] });
   /** Posts one request (to the Inferrer, or straight to one worker); resolves with its status, code, the worker that answered and when. */
-  const post = async (model: string, body: Record<string, unknown>, t0: number, base = c.url): Promise<{ status: number; code: string | undefined; worker: string | null; at: number }> => {
+  const post = async (
+    model: string,
+    body: Record<string, unknown>,
+    t0: number,
+    base = c.url,
+  ): Promise<{ status: number; code: string | undefined; worker: string | null; at: number }> => {
     const r = await api(base, `/v2/models/${model}/infer`, { json: body });
     // The Inferrer answers v2 errors as {error, code}; a worker as {error: {code, …}}.
     return { status: r.status, code: r.body?.code ?? r.body?.error?.code, worker: r.headers.get('x-modelhost-id'), at: performance.now() - t0 };
@@ -459,7 +583,7 @@ function readmeOipSection(): string {
 }
 
 describe('the README', () => {
-  test("its OIP section lists exactly the extensions GET /v2 advertises", async () => {
+  test('its OIP section lists exactly the extensions GET /v2 advertises', async () => {
     const section = readmeOipSection();
     const line = /Extensions advertised in `GET \/v2`:([^.]*)\./.exec(section.replace(/\n/g, ' '));
     assert.ok(line, 'the section has the sentence that lists them');

@@ -61,7 +61,7 @@ describe('versions', () => {
     assert.deepEqual(Object.keys(after), ['v2']);
   });
 
-  test('rollback sends the canary\'s traffic back to the default', async () => {
+  test("rollback sends the canary's traffic back to the default", async () => {
     const up = await uploadModel(c.url, 'iris', path.join(DEMO, 'iris.onnx'), { make_default: false });
     assert.equal(up.body.version, 3);
     await api(c.url, '/api/v1/models/iris/canary', { json: { version: 3, percent: 50 } });
@@ -87,17 +87,25 @@ describe('versions', () => {
 
   test('a blue-green switch of the default version under load loses no request', async () => {
     let stop = false;
-    const load = steadyLoad(8, async () => {
-      const r = await api(c.url, '/api/v1/models/iris/prediction', { json: row });
-      return r.status === 200 ? `ok v${r.body.model_version}` : `status ${r.status}`;
-    }, () => stop);
+    const load = steadyLoad(
+      8,
+      async () => {
+        const r = await api(c.url, '/api/v1/models/iris/prediction', { json: row });
+        return r.status === 200 ? `ok v${r.body.model_version}` : `status ${r.status}`;
+      },
+      () => stop,
+    );
     await new Promise((r) => setTimeout(r, 400));
     const sw = await api(c.url, '/api/v1/models/iris', { json: { default_version: 1 } });
     assert.equal(sw.status, 200);
     await settle((x) => x.v2 === undefined);
     stop = true;
     const counts = await load;
-    assert.deepEqual(Object.keys(counts).filter((k) => !k.startsWith('ok')), [], JSON.stringify(counts));
+    assert.deepEqual(
+      Object.keys(counts).filter((k) => !k.startsWith('ok')),
+      [],
+      JSON.stringify(counts),
+    );
     assert.ok((counts['ok v1'] ?? 0) > 0 && (counts['ok v2'] ?? 0) > 0, JSON.stringify(counts));
   });
 });

@@ -12,7 +12,12 @@ const SIDE = 768;
 function valueInfo(name: string, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
   return onnx.ValueInfoProto.create({
     name,
-    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: FLOAT, shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }) }) }),
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType: FLOAT,
+        shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
+      }),
+    }),
   });
 }
 
@@ -24,7 +29,12 @@ export function busyModel(steps: number): Buffer {
     onnx.TensorProto.create({ name: 'zero', dims: [], dataType: FLOAT, floatData: [0] }),
   ];
   const node = [
-    onnx.NodeProto.create({ opType: 'ReduceMean', input: ['x'], output: ['m'], attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }),
+    onnx.NodeProto.create({
+      opType: 'ReduceMean',
+      input: ['x'],
+      output: ['m'],
+      attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }],
+    }),
     onnx.NodeProto.create({ opType: 'Mul', input: ['W', 'm'], output: ['t0'] }),
   ];
   for (let i = 0; i < steps; i++) {
@@ -32,11 +42,22 @@ export function busyModel(steps: number): Buffer {
     node.push(onnx.NodeProto.create({ opType: 'Tanh', input: [`p${i}`], output: [`t${i + 1}`] }));
   }
   node.push(
-    onnx.NodeProto.create({ opType: 'ReduceSum', input: [`t${steps}`], output: ['s'], attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] }),
+    onnx.NodeProto.create({
+      opType: 'ReduceSum',
+      input: [`t${steps}`],
+      output: ['s'],
+      attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }],
+    }),
     onnx.NodeProto.create({ opType: 'Mul', input: ['s', 'zero'], output: ['z'] }),
     onnx.NodeProto.create({ opType: 'Add', input: ['x', 'z'], output: ['y'] }),
   );
-  const graph = onnx.GraphProto.create({ name: 'busy', node, initializer: init, input: [valueInfo('x', ['batch', 4])], output: [valueInfo('y', ['batch', 4])] });
+  const graph = onnx.GraphProto.create({
+    name: 'busy',
+    node,
+    initializer: init,
+    input: [valueInfo('x', ['batch', 4])],
+    output: [valueInfo('y', ['batch', 4])],
+  });
   const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'inferrer-tests', opsetImport: [{ domain: '', version: 13 }], graph });
   return Buffer.from(onnx.ModelProto.encode(model).finish());
 }

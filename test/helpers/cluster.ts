@@ -96,7 +96,9 @@ export async function api(base: string, route: string, init: RequestInit & { jso
   const { json, ...rest } = init;
   const res = await fetch(`${base}${route}`, {
     ...rest,
-    ...(json !== undefined ? { body: JSON.stringify(json), method: rest.method ?? 'POST', headers: { 'content-type': 'application/json', ...(rest.headers ?? {}) } } : {}),
+    ...(json !== undefined
+      ? { body: JSON.stringify(json), method: rest.method ?? 'POST', headers: { 'content-type': 'application/json', ...(rest.headers ?? {}) } }
+      : {}),
   });
   const text = await res.text();
   let body: unknown = text;

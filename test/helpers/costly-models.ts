@@ -47,7 +47,8 @@ export function constantOfShapeModel(side = 8192): Buffer {
 
 export function identityChainModel(n = 300_000): Buffer {
   const node = new Array(n);
-  for (let i = 0; i < n; i++) node[i] = onnx.NodeProto.create({ opType: 'Identity', input: [i === 0 ? 'x' : `t${i - 1}`], output: [i === n - 1 ? 'y' : `t${i}`] });
+  for (let i = 0; i < n; i++)
+    node[i] = onnx.NodeProto.create({ opType: 'Identity', input: [i === 0 ? 'x' : `t${i - 1}`], output: [i === n - 1 ? 'y' : `t${i}`] });
   const graph = onnx.GraphProto.create({ name: 'g', node, input: [valueInfo('x', ['batch', 4])], output: [valueInfo('y', ['batch', 4])] });
   return encode(graph);
 }

@@ -74,7 +74,13 @@ export function mlpModel(shape: MlpShape, seed: number): Buffer {
     }
     width = out;
   }
-  const graph = onnx.GraphProto.create({ name: 'mlp', node, initializer, input: [valueInfo('x', ['batch', shape.inputs])], output: [valueInfo('y', ['batch', shape.outputs])] });
+  const graph = onnx.GraphProto.create({
+    name: 'mlp',
+    node,
+    initializer,
+    input: [valueInfo('x', ['batch', shape.inputs])],
+    output: [valueInfo('y', ['batch', shape.outputs])],
+  });
   const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'inferrer-mlp', opsetImport: [{ domain: '', version: 13 }], graph });
   return Buffer.from(onnx.ModelProto.encode(model).finish());
 }

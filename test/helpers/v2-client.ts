@@ -96,7 +96,13 @@ export interface InferOptions {
   fp16Json?: (t: V2Tensor) => unknown[];
 }
 
-export async function infer(base: string, model: string, inputs: V2Tensor[], opts: InferOptions = {}, extraHeaders: Record<string, string> = {}): Promise<V2Result> {
+export async function infer(
+  base: string,
+  model: string,
+  inputs: V2Tensor[],
+  opts: InferOptions = {},
+  extraHeaders: Record<string, string> = {},
+): Promise<V2Result> {
   const chunks: Buffer[] = [];
   const parts = inputs.map((t) => {
     const head = `{"name":${JSON.stringify(t.name)},"datatype":"${t.datatype}","shape":[${t.shape.join(',')}]`;
@@ -111,12 +117,17 @@ export async function infer(base: string, model: string, inputs: V2Tensor[], opt
   let json = `{"inputs":[${parts.join(',')}]`;
   if (opts.id) json += `,"id":${JSON.stringify(opts.id)}`;
   if (opts.binaryOutputs) json += ',"parameters":{"binary_data_output":true}';
-  if (opts.outputs) json += `,"outputs":${JSON.stringify(opts.outputs.map((o) => ({ name: o.name, ...(o.binary !== undefined ? { parameters: { binary_data: o.binary } } : {}) })))}`;
+  if (opts.outputs)
+    json += `,"outputs":${JSON.stringify(opts.outputs.map((o) => ({ name: o.name, ...(o.binary !== undefined ? { parameters: { binary_data: o.binary } } : {}) })))}`;
   json += '}';
   const header = Buffer.from(json);
   const headers: Record<string, string> = { 'content-type': opts.binaryInputs ? 'application/octet-stream' : 'application/json' };
   if (opts.binaryInputs) headers['inference-header-content-length'] = String(header.length);
-  const res = await fetch(`${base}/v2/models/${model}/infer`, { method: 'POST', headers: { ...headers, ...extraHeaders }, body: Buffer.concat([header, ...chunks]) });
+  const res = await fetch(`${base}/v2/models/${model}/infer`, {
+    method: 'POST',
+    headers: { ...headers, ...extraHeaders },
+    body: Buffer.concat([header, ...chunks]),
+  });
   const raw = Buffer.from(await res.arrayBuffer());
   const hl = res.headers.get('inference-header-content-length');
   const jsonEnd = hl === null ? raw.length : Number(hl);

@@ -3,35 +3,9 @@
  * arrays that hold them. One table so every codec agrees.
  */
 
-export type V2Datatype =
-  | 'BOOL'
-  | 'UINT8'
-  | 'UINT16'
-  | 'UINT32'
-  | 'UINT64'
-  | 'INT8'
-  | 'INT16'
-  | 'INT32'
-  | 'INT64'
-  | 'FP16'
-  | 'FP32'
-  | 'FP64'
-  | 'BYTES';
+export type V2Datatype = 'BOOL' | 'UINT8' | 'UINT16' | 'UINT32' | 'UINT64' | 'INT8' | 'INT16' | 'INT32' | 'INT64' | 'FP16' | 'FP32' | 'FP64' | 'BYTES';
 
-export type OrtType =
-  | 'bool'
-  | 'uint8'
-  | 'uint16'
-  | 'uint32'
-  | 'uint64'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'float16'
-  | 'float32'
-  | 'float64'
-  | 'string';
+export type OrtType = 'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'string';
 
 export type NumericArray =
   | Uint8Array
@@ -77,7 +51,16 @@ const table: DatatypeInfo[] = [
   { v2: 'INT8', ort: 'int8', size: 1, array: Int8Array, bigint: false, float: false, min: -128, max: 127 },
   { v2: 'INT16', ort: 'int16', size: 2, array: Int16Array, bigint: false, float: false, min: -32768, max: 32767 },
   { v2: 'INT32', ort: 'int32', size: 4, array: Int32Array, bigint: false, float: false, min: -2147483648, max: 2147483647 },
-  { v2: 'INT64', ort: 'int64', size: 8, array: BigInt64Array as unknown as ArrayCtor, bigint: true, float: false, min: -9223372036854775808n, max: 9223372036854775807n },
+  {
+    v2: 'INT64',
+    ort: 'int64',
+    size: 8,
+    array: BigInt64Array as unknown as ArrayCtor,
+    bigint: true,
+    float: false,
+    min: -9223372036854775808n,
+    max: 9223372036854775807n,
+  },
   { v2: 'FP16', ort: 'float16', size: 2, array: Uint16Array, bigint: false, float: true },
   { v2: 'FP32', ort: 'float32', size: 4, array: Float32Array, bigint: false, float: true },
   { v2: 'FP64', ort: 'float64', size: 8, array: Float64Array, bigint: false, float: true },

@@ -35,9 +35,19 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: { kind: 'invalid', summary: 'The Content-Type (or Content-Encoding) is not one this route accepts.' },
   INVALID_ARCHIVE: { kind: 'invalid', summary: 'A batch job archive (zip or tar of images) cannot be read, or holds no files.' },
   INVALID_IMAGE: { kind: 'invalid', summary: 'An uploaded image could not be decoded (not JPEG, PNG, WebP or TIFF, truncated, or corrupt).' },
-  NOT_AN_IMAGE_MODEL: { kind: 'invalid', summary: 'Images were sent to a model without an image input (no STAC MLM item and no [batch, C, H, W] / [batch, H, W, C] input).' },
-  INVALID_STAC_ITEM: { kind: 'invalid', summary: 'The STAC item with the MLM extension is invalid or disagrees with the ONNX graph (names, shapes, data types, classes).' },
-  INVALID_PROFILE: { kind: 'invalid', summary: 'A drift reference profile (or the sample rows to compute one) is invalid: schema, bin edges and counts, or rows that do not fit the model inputs.' },
+  NOT_AN_IMAGE_MODEL: {
+    kind: 'invalid',
+    summary: 'Images were sent to a model without an image input (no STAC MLM item and no [batch, C, H, W] / [batch, H, W, C] input).',
+  },
+  INVALID_STAC_ITEM: {
+    kind: 'invalid',
+    summary: 'The STAC item with the MLM extension is invalid or disagrees with the ONNX graph (names, shapes, data types, classes).',
+  },
+  INVALID_PROFILE: {
+    kind: 'invalid',
+    summary:
+      'A drift reference profile (or the sample rows to compute one) is invalid: schema, bin edges and counts, or rows that do not fit the model inputs.',
+  },
   MODEL_NOT_FOUND: { kind: 'not_found', summary: 'No model with that name exists in the store.' },
   VERSION_NOT_FOUND: { kind: 'not_found', summary: 'The model exists but not that version.' },
   PROFILE_NOT_FOUND: { kind: 'not_found', summary: 'The model version has no drift reference profile yet (upload one, send a sample, or capture one).' },
@@ -46,28 +56,55 @@ export const ERROR_CODES = {
   MODEL_CONFLICT: { kind: 'conflict', summary: 'Another writer changed the model at the same time; retry.' },
   BODY_TOO_LARGE: { kind: 'too_large', summary: 'The request body is larger than the configured limit.' },
   MODEL_TOO_LARGE: { kind: 'too_large', summary: 'The uploaded model is larger than MAX_MODEL_BYTES.' },
-  MODEL_TOO_COSTLY: { kind: 'too_large', summary: 'Validating the uploaded model took more memory or time than the validation limits allow (VALIDATION_MAX_MEMORY_MB and the per-size allowance, VALIDATION_TIMEOUT_MS).' },
+  MODEL_TOO_COSTLY: {
+    kind: 'too_large',
+    summary:
+      'Validating the uploaded model took more memory or time than the validation limits allow (VALIDATION_MAX_MEMORY_MB and the per-size allowance, VALIDATION_TIMEOUT_MS).',
+  },
   JOB_TOO_LARGE: { kind: 'too_large', summary: 'A batch job has more items than JOBS_MAX_ITEMS or more bytes than JOBS_MAX_BYTES.' },
   IMAGE_TOO_LARGE: { kind: 'too_large', summary: 'An image has more pixels than the limit (decompression bombs are refused before decoding).' },
   TOO_MANY_IMAGES: { kind: 'too_large', summary: 'The request carries more images (files) than the limit per request.' },
   UNAUTHORIZED: { kind: 'unauthorized', summary: 'No valid credentials were sent.' },
   FORBIDDEN: { kind: 'forbidden', summary: 'The credentials do not carry the scope this route needs.' },
   IMPORT_DISABLED: { kind: 'forbidden', summary: 'Importing models by URL is off (MODEL_IMPORT_ENABLED).' },
-  IMPORT_HOST_NOT_ALLOWED: { kind: 'forbidden', summary: 'The import URL (or a redirect) names a host outside MODEL_IMPORT_ALLOWED_HOSTS, a scheme other than http(s), or a host that resolves to a loopback, private, link-local or metadata address not in MODEL_IMPORT_ALLOWED_CIDRS.' },
-  IMPORT_FETCH_FAILED: { kind: 'unavailable', summary: 'The STAC item or its model asset could not be fetched (network error, non-2xx answer, too large, timeout).' },
+  IMPORT_HOST_NOT_ALLOWED: {
+    kind: 'forbidden',
+    summary:
+      'The import URL (or a redirect) names a host outside MODEL_IMPORT_ALLOWED_HOSTS, a scheme other than http(s), or a host that resolves to a loopback, private, link-local or metadata address not in MODEL_IMPORT_ALLOWED_CIDRS.',
+  },
+  IMPORT_FETCH_FAILED: {
+    kind: 'unavailable',
+    summary: 'The STAC item or its model asset could not be fetched (network error, non-2xx answer, too large, timeout).',
+  },
   RATE_LIMITED: { kind: 'rate_limited', summary: 'Too many requests; retry after the time in Retry-After.' },
-  TOO_MANY_BODIES: { kind: 'rate_limited', summary: 'This client address already has MAX_PENDING_BODIES_PER_CLIENT request bodies still arriving; the connection is closed.' },
+  TOO_MANY_BODIES: {
+    kind: 'rate_limited',
+    summary: 'This client address already has MAX_PENDING_BODIES_PER_CLIENT request bodies still arriving; the connection is closed.',
+  },
   QUOTA_EXCEEDED: { kind: 'rate_limited', summary: 'The client already has JOBS_MAX_ACTIVE_PER_CLIENT batch jobs queued or running; retry when one finishes.' },
-  QUEUE_FULL: { kind: 'unavailable', summary: 'The model queue on the worker is full, or would not reach the request before its deadline; retry after the time in Retry-After.' },
+  QUEUE_FULL: {
+    kind: 'unavailable',
+    summary: 'The model queue on the worker is full, or would not reach the request before its deadline; retry after the time in Retry-After.',
+  },
   MODEL_NOT_READY: { kind: 'unavailable', summary: 'The model is loading or unloading on this worker.' },
   MODEL_LOAD_FAILED: { kind: 'unavailable', summary: 'The worker could not load the model (out of memory, unsupported operator, provider missing).' },
   SERVER_DRAINING: { kind: 'unavailable', summary: 'The worker is shutting down and takes no new requests.' },
   UPSTREAM_UNAVAILABLE: { kind: 'unavailable', summary: 'No modelhost could be reached through the load balancer.' },
   METRICS_UNAVAILABLE: { kind: 'unavailable', summary: 'The metrics service is not configured (METRICS_URL) or did not answer.' },
   JOBS_UNAVAILABLE: { kind: 'unavailable', summary: 'Batch jobs are not running on this Inferrer (starting, or stopping).' },
-  BODY_TOO_SLOW: { kind: 'timeout', summary: 'The request body arrived slower than the minimum rate (BODY_TIMEOUT_MS, BODY_MIN_BYTES_PER_S); the connection is closed.' },
-  DEADLINE_EXCEEDED: { kind: 'timeout', summary: 'The request waited or ran past its deadline (REQUEST_TIMEOUT_MS), or could no longer finish before it; answered at the deadline at the latest.' },
-  REQUEST_CANCELLED: { kind: 'cancelled', summary: 'The client went away (closed its connection, or cancelled its gRPC call) before the answer; a request still queued is not run. Seen in logs and metrics as 499, never by the client.' },
+  BODY_TOO_SLOW: {
+    kind: 'timeout',
+    summary: 'The request body arrived slower than the minimum rate (BODY_TIMEOUT_MS, BODY_MIN_BYTES_PER_S); the connection is closed.',
+  },
+  DEADLINE_EXCEEDED: {
+    kind: 'timeout',
+    summary: 'The request waited or ran past its deadline (REQUEST_TIMEOUT_MS), or could no longer finish before it; answered at the deadline at the latest.',
+  },
+  REQUEST_CANCELLED: {
+    kind: 'cancelled',
+    summary:
+      'The client went away (closed its connection, or cancelled its gRPC call) before the answer; a request still queued is not run. Seen in logs and metrics as 499, never by the client.',
+  },
   PROVIDER_UNAVAILABLE: { kind: 'unsupported', summary: 'An execution provider (e.g. cuda) was asked for but is not available on this worker.' },
   INFERENCE_FAILED: { kind: 'internal', summary: 'ONNX Runtime failed while running the model.' },
   STORAGE_FULL: { kind: 'unavailable', summary: 'The model volume has no space left; nothing was stored. Free space and retry.' },
@@ -160,7 +197,8 @@ export function redactPaths(text: string): string {
 function redactDetails(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redactPaths(value);
   if (depth > 4 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.some((v) => typeof v === 'string' || (v && typeof v === 'object')) ? value.map((v) => redactDetails(v, depth + 1)) : value;
+  if (Array.isArray(value))
+    return value.some((v) => typeof v === 'string' || (v && typeof v === 'object')) ? value.map((v) => redactDetails(v, depth + 1)) : value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = redactDetails(v, depth + 1);
   return out;
@@ -199,6 +237,7 @@ export function statusOf(err: InferrerError): number {
 /** A full disk or exhausted quota as STORAGE_FULL; anything else unchanged. */
 export function storageError(err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new InferrerError('STORAGE_FULL', 'the model volume has no space left; nothing was stored', {}, { cause: err });
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return new InferrerError('STORAGE_FULL', 'the model volume has no space left; nothing was stored', {}, { cause: err });
   return err;
 }

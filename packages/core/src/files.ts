@@ -61,6 +61,7 @@ export async function bodyToFile(req: IncomingMessage, file: string, maxBytes: n
     if (e instanceof InferrerError) throw e;
     throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
   }
-  if (!complete || (Number.isFinite(declared) && size !== declared)) throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
+  if (!complete || (Number.isFinite(declared) && size !== declared))
+    throw new InferrerError('INVALID_REQUEST', 'the upload was interrupted before it was complete');
   return size;
 }

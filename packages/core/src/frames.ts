@@ -131,7 +131,8 @@ function parseHeader(bytes: Buffer, maxBodyBytes: number): FrameHeader {
   } catch (err) {
     throw new InferrerError('INVALID_REQUEST', `a frame header is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new InferrerError('INVALID_REQUEST', 'a frame header must be a JSON object');
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new InferrerError('INVALID_REQUEST', 'a frame header must be a JSON object');
   const length = (header as { length?: unknown }).length;
   if (typeof length !== 'number' || !Number.isInteger(length) || length < 0 || length > maxBodyBytes) {
     throw new InferrerError('INVALID_REQUEST', `a frame header's length must be an integer from 0 to ${maxBodyBytes}`);

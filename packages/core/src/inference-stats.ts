@@ -132,7 +132,10 @@ export class InferenceStats {
   }
 
   view(): VersionStats[] {
-    return [...this.#versions.values()].map(({ stats, batches }) => ({ ...stats, batch_stats: [...batches.values()].sort((a, b) => a.batch_size - b.batch_size) }));
+    return [...this.#versions.values()].map(({ stats, batches }) => ({
+      ...stats,
+      batch_stats: [...batches.values()].sort((a, b) => a.batch_size - b.batch_size),
+    }));
   }
 }
 

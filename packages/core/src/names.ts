@@ -25,9 +25,13 @@ export function parseModelName(raw: unknown): string {
   }
   if (name.toLowerCase().endsWith('.onnx')) {
     const shown = raw.length > 64 ? `${raw.slice(0, 64)}…` : raw;
-    throw new InferrerError('INVALID_MODEL_NAME', `model name ${JSON.stringify(shown)} is not allowed: a name may end in ".onnx" only once ("${name}" and "${name.slice(0, -5)}" would be the same model)`, {
-      got: shown,
-    });
+    throw new InferrerError(
+      'INVALID_MODEL_NAME',
+      `model name ${JSON.stringify(shown)} is not allowed: a name may end in ".onnx" only once ("${name}" and "${name.slice(0, -5)}" would be the same model)`,
+      {
+        got: shown,
+      },
+    );
   }
   return name;
 }

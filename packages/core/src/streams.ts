@@ -69,7 +69,8 @@ class PartsReader {
     stream.removeListener('error', this.#onError);
     stream.removeListener('aborted', this.#onAborted);
     if (err) this.#reject(err);
-    else if (this.#size !== this.#declared) this.#reject(new InferrerError('INVALID_REQUEST', `the request body has ${this.#size} bytes, not the ${this.#declared} its Content-Length says`));
+    else if (this.#size !== this.#declared)
+      this.#reject(new InferrerError('INVALID_REQUEST', `the request body has ${this.#size} bytes, not the ${this.#declared} its Content-Length says`));
     else this.#resolve(this.#parts);
   }
 

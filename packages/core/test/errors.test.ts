@@ -158,7 +158,14 @@ describe('file paths never reach a client', () => {
 
   test('file URLs and Windows paths go; routes, URLs and fractions stay', () => {
     assert.equal(redactPaths('file:///srv/m.onnx and C:\\models\\m.onnx'), '<path> and <path>');
-    for (const kept of ['PUT it to /api/v1/models/iris/versions/1/profile', 'GET /help lists the routes', 'https://api.eotdl.com/a/item.json answered 404', 'model name "../x"', 'a/b, 3/4 and / 2', 'GET / answers']) {
+    for (const kept of [
+      'PUT it to /api/v1/models/iris/versions/1/profile',
+      'GET /help lists the routes',
+      'https://api.eotdl.com/a/item.json answered 404',
+      'model name "../x"',
+      'a/b, 3/4 and / 2',
+      'GET / answers',
+    ]) {
       assert.equal(redactPaths(kept), kept);
     }
     assert.equal(redactPaths('no route GET /etc/passwd; GET /help lists the routes'), 'no route GET <path>; GET /help lists the routes');

@@ -85,7 +85,7 @@ describe('bodyToFile', () => {
     }
   });
 
-  test('a body over the limit is the caller\'s error and the client still reads the answer', async () => {
+  test("a body over the limit is the caller's error and the client still reads the answer", async () => {
     const dir = await tempDir();
     try {
       const { outcome, status } = await upload(Buffer.alloc(64 * 1024, 1), 1000, path.join(dir, 'body'));

@@ -18,7 +18,10 @@ describe('frames', () => {
   test('binary bodies, empty bodies and multi-byte text keep their exact bytes', () => {
     const bin = Buffer.from([0, 255, 1, 254, 0]);
     const frames = decodeFrames(Buffer.concat([encodeFrame({ i: 0 }, bin), encodeFrame({ i: 1 }, ''), encodeFrame({ i: 2, note: 'é✓' }, 'ünïcødé')]));
-    assert.deepEqual(frames.map((f) => f.header.i), [0, 1, 2]);
+    assert.deepEqual(
+      frames.map((f) => f.header.i),
+      [0, 1, 2],
+    );
     assert.deepEqual(frames[0]!.body, bin);
     assert.equal(frames[1]!.body.length, 0);
     assert.equal(frames[2]!.header.note, 'é✓');

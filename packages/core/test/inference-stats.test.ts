@@ -19,7 +19,13 @@ test('one worker counts rows, stages, failures and runs per batch size', () => {
   assert.deepEqual(v!.inference_stats.queue, { count: 2, ns: 500_000 });
   assert.deepEqual(v!.inference_stats.compute_output, { count: 2, ns: 125_000 });
   assert.deepEqual(v!.inference_stats.fail, { count: 1, ns: 1000 });
-  assert.deepEqual(v!.batch_stats.map((b) => [b.batch_size, b.compute_infer.count, b.compute_infer.ns]), [[1, 1, 1e6], [4, 2, 4e6]]);
+  assert.deepEqual(
+    v!.batch_stats.map((b) => [b.batch_size, b.compute_infer.count, b.compute_infer.ns]),
+    [
+      [1, 1, 1e6],
+      [4, 2, 4e6],
+    ],
+  );
   assert.ok(v!.last_inference > 0);
 });
 
@@ -32,8 +38,14 @@ test('sums add every worker per version, keep the latest last_inference and igno
   const b = structuredClone(a);
   b.last_inference = 300;
   const other = emptyStats('diabetes', '2');
-  const sum = sumStats([[a, other], [b, { name: 7 } as never]]);
-  assert.deepEqual(sum.map((s) => `${s.name}@${s.version}`), ['diabetes@2', 'iris@1']);
+  const sum = sumStats([
+    [a, other],
+    [b, { name: 7 } as never],
+  ]);
+  assert.deepEqual(
+    sum.map((s) => `${s.name}@${s.version}`),
+    ['diabetes@2', 'iris@1'],
+  );
   const iris = sum[1]!;
   assert.equal(iris.inference_count, 10);
   assert.equal(iris.last_inference, 300);

@@ -23,7 +23,8 @@ describe('parseModelName', () => {
   });
 
   test('maps every name to one stored name: parsing a parsed name changes nothing', () => {
-    for (const raw of ['iris', 'iris.onnx', 'Iris.ONNX', 'a.onnx1', 'onnx', 'x.onnxy']) assert.equal(parseModelName(parseModelName(raw)), parseModelName(raw), raw);
+    for (const raw of ['iris', 'iris.onnx', 'Iris.ONNX', 'a.onnx1', 'onnx', 'x.onnxy'])
+      assert.equal(parseModelName(parseModelName(raw)), parseModelName(raw), raw);
   });
 
   test('refuses a name that ends in .onnx twice, in any case', () => {

@@ -87,12 +87,16 @@ describe('parseJson', () => {
 describe('readBodyParts', () => {
   /** A body of `n` bytes (a repeating pattern) in chunks of `chunk` bytes. */
   const body = (n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => i % 251));
-  const inChunks = (b: Buffer, chunk: number): Readable => Readable.from(Array.from({ length: Math.ceil(b.length / chunk) }, (_, i) => b.subarray(i * chunk, (i + 1) * chunk)));
+  const inChunks = (b: Buffer, chunk: number): Readable =>
+    Readable.from(Array.from({ length: Math.ceil(b.length / chunk) }, (_, i) => b.subarray(i * chunk, (i + 1) * chunk)));
 
   test('a large declared body comes in parts of 1 MiB that each own their memory, the bytes in order', async () => {
     const b = body(2.5 * 1024 * 1024 + 7);
     const parts = await readBodyParts(inChunks(b, 65_536 - 3), 64 * 1024 * 1024, b.length);
-    assert.deepEqual(parts.map((p) => p.length), [1024 * 1024, 1024 * 1024, 0.5 * 1024 * 1024 + 7]);
+    assert.deepEqual(
+      parts.map((p) => p.length),
+      [1024 * 1024, 1024 * 1024, 0.5 * 1024 * 1024 + 7],
+    );
     for (const p of parts) assert.ok(p.byteOffset === 0 && p.byteLength === p.buffer.byteLength, 'the part owns its buffer (it can move to another thread)');
     assert.ok(joinParts(parts).equals(b));
   });
@@ -107,7 +111,13 @@ describe('readBodyParts', () => {
   test('over the limit, or not the declared length, is refused', async () => {
     await assert.rejects(readBodyParts(chunks('x'), PARTED_BODY_BYTES, PARTED_BODY_BYTES + 1), { code: 'BODY_TOO_LARGE' });
     const b = body(PARTED_BODY_BYTES + 10);
-    await assert.rejects(readBodyParts(inChunks(b, 1000), 1e9, b.length + 1), { code: 'INVALID_REQUEST', message: `the request body has ${b.length} bytes, not the ${b.length + 1} its Content-Length says` });
-    await assert.rejects(readBodyParts(inChunks(b, 1000), 1e9, b.length - 1), { code: 'INVALID_REQUEST', message: `the request body is longer than the ${b.length - 1} bytes its Content-Length says` });
+    await assert.rejects(readBodyParts(inChunks(b, 1000), 1e9, b.length + 1), {
+      code: 'INVALID_REQUEST',
+      message: `the request body has ${b.length} bytes, not the ${b.length + 1} its Content-Length says`,
+    });
+    await assert.rejects(readBodyParts(inChunks(b, 1000), 1e9, b.length - 1), {
+      code: 'INVALID_REQUEST',
+      message: `the request body is longer than the ${b.length - 1} bytes its Content-Length says`,
+    });
   });
 });

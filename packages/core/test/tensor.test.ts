@@ -17,8 +17,14 @@ describe('hasDynamicBatchAxis', () => {
   });
 
   test('false for a fixed dim 0, a scalar output, or no tensors', () => {
-    assert.equal(hasDynamicBatchAxis({ inputs: [{ name: 'x', type: 'float32', shape: [1, 4] }], outputs: [{ name: 'y', type: 'float32', shape: [1, 2] }] }), false);
-    assert.equal(hasDynamicBatchAxis({ inputs: [{ name: 'x', type: 'float32', shape: ['n', 4] }], outputs: [{ name: 'y', type: 'float32', shape: [] }] }), false);
+    assert.equal(
+      hasDynamicBatchAxis({ inputs: [{ name: 'x', type: 'float32', shape: [1, 4] }], outputs: [{ name: 'y', type: 'float32', shape: [1, 2] }] }),
+      false,
+    );
+    assert.equal(
+      hasDynamicBatchAxis({ inputs: [{ name: 'x', type: 'float32', shape: ['n', 4] }], outputs: [{ name: 'y', type: 'float32', shape: [] }] }),
+      false,
+    );
     assert.equal(hasDynamicBatchAxis({ inputs: [], outputs: [] }), false);
   });
 

@@ -60,7 +60,8 @@ export function inputSlots(tensors: NamedTensors, order: readonly string[]): Fea
         out.push({ name: `${name}[channel ${c}]`, tensor: name, kind: image.kind, index: c, rowElems, pixels: image.pixels, stride });
       }
     } else {
-      for (let i = 0; i < rowElems && out.length < MAX_DRIFT_FEATURES; i++) out.push({ name: `${name}[${i}]`, tensor: name, kind: 'element', index: i, rowElems, pixels: 1, stride: 1 });
+      for (let i = 0; i < rowElems && out.length < MAX_DRIFT_FEATURES; i++)
+        out.push({ name: `${name}[${i}]`, tensor: name, kind: 'element', index: i, rowElems, pixels: 1, stride: 1 });
     }
   }
   return out;
@@ -140,8 +141,10 @@ export function tabularFeatureNames(sig: ModelSignature): { names: string[]; row
   for (const spec of sig.inputs) {
     if (spec.type === 'string') continue;
     const rest = spec.shape.slice(1);
-    if (rest.some((d) => typeof d !== 'number' || d < 0)) return { names, rowLength, problem: `input ${spec.name} has a symbolic row shape [${rest.join(', ')}]` };
-    if (imageLayout([1, ...(rest as number[])])) return { names, rowLength, problem: `input ${spec.name} is an image; profile it by capture or upload a profile` };
+    if (rest.some((d) => typeof d !== 'number' || d < 0))
+      return { names, rowLength, problem: `input ${spec.name} has a symbolic row shape [${rest.join(', ')}]` };
+    if (imageLayout([1, ...(rest as number[])]))
+      return { names, rowLength, problem: `input ${spec.name} is an image; profile it by capture or upload a profile` };
     const k = rowElemsOf([1, ...(rest as number[])]);
     for (let i = 0; i < k && names.length < MAX_DRIFT_FEATURES; i++) names.push(`${spec.name}[${i}]`);
     rowLength += k;

@@ -37,7 +37,11 @@ export interface DriftProfile {
  * quantiles, so each bin holds about the same share of the reference. `weights` (optional, one per value)
  * let pooled samples of different sizes count for what they stand for.
  */
-export function featureProfile(name: string, values: ArrayLike<number>, opts: { bins?: number; weights?: ArrayLike<number>; moments?: Moments } = {}): FeatureProfile {
+export function featureProfile(
+  name: string,
+  values: ArrayLike<number>,
+  opts: { bins?: number; weights?: ArrayLike<number>; moments?: Moments } = {},
+): FeatureProfile {
   const bins = Math.max(1, Math.min(opts.bins ?? DEFAULT_BINS, MAX_BINS));
   const idx: number[] = [];
   for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i]!)) idx.push(i);
@@ -86,7 +90,10 @@ function binOf(edges: number[], x: number): number {
 /** Problems with a profile a user sent (empty when it is usable). */
 export function profileProblems(p: Pick<DriftProfile, 'inputs' | 'outputs'>): string[] {
   const out: string[] = [];
-  for (const [side, list] of [['inputs', p.inputs], ['outputs', p.outputs]] as const) {
+  for (const [side, list] of [
+    ['inputs', p.inputs],
+    ['outputs', p.outputs],
+  ] as const) {
     if (list.length > MAX_DRIFT_FEATURES) out.push(`${side}: at most ${MAX_DRIFT_FEATURES} features (got ${list.length})`);
     const seen = new Set<string>();
     list.forEach((f, i) => {

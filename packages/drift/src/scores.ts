@@ -67,7 +67,8 @@ export function scoreFeatures(reference: FeatureProfile[], live: FeatureStats[],
     const f = byName.get(ref.name);
     const samples = f?.n ?? 0;
     const base = { feature: ref.name, side, samples, reference_mean: ref.mean, reference_std: ref.std };
-    if (!f || rows < t.minSamples || samples === 0) return { ...base, status: 'too_few_samples', psi: null, zscore: null, live_mean: f && samples > 0 ? f.mean : null };
+    if (!f || rows < t.minSamples || samples === 0)
+      return { ...base, status: 'too_few_samples', psi: null, zscore: null, live_mean: f && samples > 0 ? f.mean : null };
     const p = psi(ref.counts, f.counts);
     const z = zScore(ref.mean, ref.std, f.mean);
     const az = z === null ? 0 : Math.abs(z);

@@ -84,7 +84,13 @@ class Side {
   }
 
   snapshot(): FeatureStats[] {
-    return this.features.map((f) => ({ name: f.name, n: f.tracked.moments.n, mean: f.tracked.moments.mean, m2: f.tracked.moments.m2, counts: Array.from(f.tracked.counts) }));
+    return this.features.map((f) => ({
+      name: f.name,
+      n: f.tracked.moments.n,
+      mean: f.tracked.moments.mean,
+      m2: f.tracked.moments.m2,
+      counts: Array.from(f.tracked.counts),
+    }));
   }
 }
 
@@ -243,7 +249,13 @@ export function profileFromCaptures(captures: CaptureSnapshot[], createdAt = new
       return featureProfile(name, values, { weights, moments });
     });
   };
-  return { source: 'capture', created_at: createdAt, samples: captures.reduce((n, c) => n + c.rows, 0), inputs: side((c) => c.inputs), outputs: side((c) => c.outputs) };
+  return {
+    source: 'capture',
+    created_at: createdAt,
+    samples: captures.reduce((n, c) => n + c.rows, 0),
+    inputs: side((c) => c.inputs),
+    outputs: side((c) => c.outputs),
+  };
 }
 
 /** A profile from rows of numbers (a sample file), one feature per column named by `names`. */

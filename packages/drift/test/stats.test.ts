@@ -59,7 +59,10 @@ describe('Welford moments', () => {
 describe('histogram bins', () => {
   const edges = [0, 1, 2, 3];
   test('half-open bins, the last one closed; outside values clamp to the ends', () => {
-    assert.deepEqual([-5, 0, 0.5, 1, 1.99, 2, 3, 99].map((x) => binIndex(edges, x)), [0, 0, 0, 1, 1, 2, 2, 2]);
+    assert.deepEqual(
+      [-5, 0, 0.5, 1, 1.99, 2, 3, 99].map((x) => binIndex(edges, x)),
+      [0, 0, 0, 1, 1, 2, 2, 2],
+    );
     assert.equal(binIndex(edges, NaN), 0);
     assert.equal(binIndex([4, 4], 7), 0);
   });

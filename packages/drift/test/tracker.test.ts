@@ -31,7 +31,10 @@ const NAMES = ['input[0]', 'input[1]', 'input[2]', 'input[3]'];
 
 describe('reference profiles', () => {
   test('deciles for continuous values, one bin per value for a few distinct ones', () => {
-    const p = featureProfile('x', Array.from({ length: 1000 }, (_, i) => i));
+    const p = featureProfile(
+      'x',
+      Array.from({ length: 1000 }, (_, i) => i),
+    );
     assert.equal(p.edges.length, 11);
     assert.equal(p.counts.length, 10);
     for (const c of p.counts) assert.ok(c >= 99 && c <= 101, `even bins: ${p.counts}`);
@@ -47,7 +50,10 @@ describe('reference profiles', () => {
     const p = profileFromRows(rows(500, 1), NAMES);
     assert.equal(p.source, 'sample');
     assert.equal(p.samples, 500);
-    assert.deepEqual(p.inputs.map((f) => f.name), NAMES);
+    assert.deepEqual(
+      p.inputs.map((f) => f.name),
+      NAMES,
+    );
     assert.ok(Math.abs(p.inputs[2]!.mean - 3.8) < 0.3 && Math.abs(p.inputs[2]!.std - 1.8) < 0.2);
     assert.deepEqual(profileProblems(p), []);
     assert.match(profileProblems({ inputs: [{ name: 'a', count: 1, mean: 0, std: 1, edges: [1, 0], counts: [1] }], outputs: [] }).join(), /ascend/);
@@ -83,7 +89,10 @@ describe('live tracking and scores', () => {
     const t = new DriftTracker(profile);
     for (let i = 0; i < 20; i++) t.observe(batch(rows(50, 200 + i, [0, 0, 1.5, 0])), ['input'], {}, [], 50);
     const scores = score(t);
-    assert.deepEqual(scores.map((s) => s.status), ['ok', 'ok', 'drift', 'ok']);
+    assert.deepEqual(
+      scores.map((s) => s.status),
+      ['ok', 'ok', 'drift', 'ok'],
+    );
     assert.ok(scores[2]!.psi! > 0.25 && Math.abs(scores[2]!.zscore! - 1.5) < 0.2);
   });
 
@@ -118,14 +127,32 @@ describe('live tracking and scores', () => {
 
 describe('features of images and outputs', () => {
   test('an NCHW image gives one feature per channel over (sampled) pixels', () => {
-    const img: NamedTensors = { image: { type: 'float32', dims: [2, 3, 8, 8], data: Float32Array.from({ length: 2 * 3 * 64 }, (_, i) => Math.floor(i / 64) % 3) } };
+    const img: NamedTensors = {
+      image: { type: 'float32', dims: [2, 3, 8, 8], data: Float32Array.from({ length: 2 * 3 * 64 }, (_, i) => Math.floor(i / 64) % 3) },
+    };
     const slots = inputSlots(img, ['image']);
-    assert.deepEqual(slots.map((s) => s.name), ['image[channel 0]', 'image[channel 1]', 'image[channel 2]']);
-    const profile = { source: 'upload' as const, created_at: '', samples: 0, inputs: slots.map((s) => ({ name: s.name, count: 1, mean: 0, std: 1, edges: [0, 1, 2], counts: [1, 1] })), outputs: [] };
+    assert.deepEqual(
+      slots.map((s) => s.name),
+      ['image[channel 0]', 'image[channel 1]', 'image[channel 2]'],
+    );
+    const profile = {
+      source: 'upload' as const,
+      created_at: '',
+      samples: 0,
+      inputs: slots.map((s) => ({ name: s.name, count: 1, mean: 0, std: 1, edges: [0, 1, 2], counts: [1, 1] })),
+      outputs: [],
+    };
     const t = new DriftTracker(profile);
     t.observe(img, ['image'], {}, [], 2);
     const s = t.snapshot().inputs;
-    assert.deepEqual(s.map((f) => [f.n, f.mean]), [[128, 0], [128, 1], [128, 2]]);
+    assert.deepEqual(
+      s.map((f) => [f.n, f.mean]),
+      [
+        [128, 0],
+        [128, 1],
+        [128, 2],
+      ],
+    );
     assert.deepEqual(s[2]!.counts, [0, 128]);
   });
 
@@ -135,12 +162,18 @@ describe('features of images and outputs', () => {
       probabilities: { type: 'float32', dims: [2, 3], data: Float32Array.from([0.1, 0.2, 0.7, 0.8, 0.1, 0.1]) },
     };
     const slots = outputSlots(out, ['label', 'probabilities']);
-    assert.deepEqual(slots.map((s) => s.name), ['label', 'probabilities:class', 'probabilities:score']);
+    assert.deepEqual(
+      slots.map((s) => s.name),
+      ['label', 'probabilities:class', 'probabilities:score'],
+    );
     const cap = new CaptureAccumulator(2);
     cap.observe({}, [], out, ['label', 'probabilities'], 2);
     assert.ok(cap.done);
     const p = profileFromCaptures([cap.snapshot()], 'now');
-    assert.deepEqual(p.outputs.map((f) => [f.name, f.mean]).slice(0, 2), [['label', 1], ['probabilities:class', 1]]);
+    assert.deepEqual(p.outputs.map((f) => [f.name, f.mean]).slice(0, 2), [
+      ['label', 1],
+      ['probabilities:class', 1],
+    ]);
     assert.ok(Math.abs(p.outputs[2]!.mean - 0.75) < 1e-6);
   });
 
@@ -151,7 +184,7 @@ describe('features of images and outputs', () => {
 });
 
 describe('capture', () => {
-  test('workers\' captures pool into one profile close to the distribution', () => {
+  test("workers' captures pool into one profile close to the distribution", () => {
     const a = new CaptureAccumulator(600, rng(7));
     const b = new CaptureAccumulator(600, rng(8));
     for (let i = 0; i < 30; i++) a.observe(batch(rows(50, 300 + i)), ['input'], {}, [], 50);
@@ -160,7 +193,10 @@ describe('capture', () => {
     assert.equal(a.snapshot().rows, 600);
     const p = profileFromCaptures([a.snapshot(), b.snapshot()]);
     assert.equal(p.samples, 800);
-    assert.deepEqual(p.inputs.map((f) => f.name), NAMES);
+    assert.deepEqual(
+      p.inputs.map((f) => f.name),
+      NAMES,
+    );
     assert.equal(p.inputs[0]!.count, 800);
     assert.ok(Math.abs(p.inputs[2]!.mean - 3.8) < 0.2);
     assert.deepEqual(profileProblems(p), []);

@@ -64,6 +64,7 @@ export function sendError(res: ServerResponse, raw: unknown, body: ErrorBody, lo
 function asInferrerError(raw: unknown): InferrerError {
   if (raw instanceof InferrerError) return raw;
   const e = raw as { status?: unknown; message?: unknown } | null;
-  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return new InferrerError('INVALID_REQUEST', typeof e.message === 'string' ? e.message : 'bad request');
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500)
+    return new InferrerError('INVALID_REQUEST', typeof e.message === 'string' ? e.message : 'bad request');
   return toInferrerError(raw);
 }

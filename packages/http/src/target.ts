@@ -25,7 +25,8 @@ export function parseTarget(url: string): Target {
   const q = url.indexOf('?');
   const raw = q === -1 ? url : url.slice(0, q);
   const query = q === -1 ? '' : url.slice(q + 1);
-  if (raw.length > MAX_PATH) throw new InferrerError('INVALID_REQUEST', `the request path is longer than ${MAX_PATH} characters`, { limit: MAX_PATH, got: raw.length });
+  if (raw.length > MAX_PATH)
+    throw new InferrerError('INVALID_REQUEST', `the request path is longer than ${MAX_PATH} characters`, { limit: MAX_PATH, got: raw.length });
   if (raw[0] !== '/') throw new InferrerError('INVALID_REQUEST', 'the request target must be a path starting with /');
   if (raw === '/') return { segments: [], path: '/', query };
   const parts = raw.slice(1).split('/');
@@ -41,7 +42,9 @@ export function parseTarget(url: string): Target {
     try {
       segments[i] = decodeURIComponent(p);
     } catch {
-      throw new InferrerError('INVALID_REQUEST', `the request path has an invalid percent-encoding in segment ${i + 1} (${JSON.stringify(p.slice(0, 64))})`, { segment: i + 1 });
+      throw new InferrerError('INVALID_REQUEST', `the request path has an invalid percent-encoding in segment ${i + 1} (${JSON.stringify(p.slice(0, 64))})`, {
+        segment: i + 1,
+      });
     }
   }
   return { segments, path: canonical ? raw : `/${segments.map(encodeSegment).join('/')}`, query };

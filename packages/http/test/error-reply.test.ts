@@ -21,7 +21,11 @@ const plain: ErrorBody = (err) => ({ error: { code: err.code, message: err.messa
 describe('errorReply', () => {
   test('status from the kind, Retry-After where the error has one, the request id echoed, the body in the given shape', () => {
     const log = memoryLog();
-    const r = errorReply(new InferrerError('QUEUE_FULL', 'the queue of iris is full', {}, { retryAfter: 2 }), (e, status) => ({ status, code: e.code }), log, { reqId: 'r1', method: 'POST', path: '/x' });
+    const r = errorReply(new InferrerError('QUEUE_FULL', 'the queue of iris is full', {}, { retryAfter: 2 }), (e, status) => ({ status, code: e.code }), log, {
+      reqId: 'r1',
+      method: 'POST',
+      path: '/x',
+    });
     assert.equal(r.status, 503);
     assert.deepEqual(r.headers, { 'content-type': 'application/json', 'x-request-id': 'r1', 'retry-after': '2' });
     assert.deepEqual(JSON.parse(r.body), { status: 503, code: 'QUEUE_FULL' });
@@ -39,7 +43,19 @@ describe('errorReply', () => {
     const r = errorReply(new InferrerError('MODEL_NOT_FOUND', 'model iris not found'), plain, log, { reqId: 'r2' });
     assert.equal(r.status, 404);
     assert.equal(r.headers['retry-after'], undefined);
-    assert.deepEqual(log.lines, [{ level: 'debug', msg: 'request refused', meta: { reqId: 'r2', method: undefined, path: undefined, status: 404, err: { type: 'InferrerError', code: 'MODEL_NOT_FOUND', message: 'model iris not found' } } }]);
+    assert.deepEqual(log.lines, [
+      {
+        level: 'debug',
+        msg: 'request refused',
+        meta: {
+          reqId: 'r2',
+          method: undefined,
+          path: undefined,
+          status: 404,
+          err: { type: 'InferrerError', code: 'MODEL_NOT_FOUND', message: 'model iris not found' },
+        },
+      },
+    ]);
   });
 
   test('an error with a 4xx status (express middleware) is INVALID_REQUEST; anything unknown is INTERNAL without its message', () => {

@@ -30,7 +30,18 @@ describe('RouteTable', () => {
   });
 
   test('case, trailing and double slashes, ; and encoded slashes match nothing', () => {
-    for (const u of ['/API/v1/models', '/api/V1/models', '/api/v1/models/', '//api/v1/models', '/api//v1/models', '/api/v1/models;x', '/api%2Fv1/models', '/api/v1/models/iris/Prediction', '/api/v1/models/iris/prediction/', '/api/v1/models/iris/%2e%2e/prediction']) {
+    for (const u of [
+      '/API/v1/models',
+      '/api/V1/models',
+      '/api/v1/models/',
+      '//api/v1/models',
+      '/api//v1/models',
+      '/api/v1/models;x',
+      '/api%2Fv1/models',
+      '/api/v1/models/iris/Prediction',
+      '/api/v1/models/iris/prediction/',
+      '/api/v1/models/iris/%2e%2e/prediction',
+    ]) {
       assert.equal(id('GET', u) ?? id('POST', u) ?? id('PUT', u), undefined, u);
     }
   });
@@ -43,8 +54,22 @@ describe('RouteTable', () => {
   });
 
   test('refuses a table that declares a route twice or names one parameter two ways', () => {
-    assert.throws(() => new RouteTable([{ method: 'GET', path: '/a' }, { method: 'GET', path: '/a' }]), /declared twice/);
-    assert.throws(() => new RouteTable([{ method: 'GET', path: '/a/:x' }, { method: 'PUT', path: '/a/:y' }]), /another route/);
+    assert.throws(
+      () =>
+        new RouteTable([
+          { method: 'GET', path: '/a' },
+          { method: 'GET', path: '/a' },
+        ]),
+      /declared twice/,
+    );
+    assert.throws(
+      () =>
+        new RouteTable([
+          { method: 'GET', path: '/a/:x' },
+          { method: 'PUT', path: '/a/:y' },
+        ]),
+      /another route/,
+    );
     assert.throws(() => new RouteTable([{ method: 'GET', path: '/a/' }]), /empty segments/);
   });
 });

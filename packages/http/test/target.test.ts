@@ -21,7 +21,11 @@ describe('parseTarget', () => {
 
   test('an invalid encoding or a target that is not a path is INVALID_REQUEST', () => {
     for (const t of ['/api/%', '/v2/models/%E0%A4%A/infer', '/%zz', '/%C0']) {
-      assert.throws(() => parseTarget(t), (e: { code: string; message: string }) => e.code === 'INVALID_REQUEST' && /percent-encoding/.test(e.message), t);
+      assert.throws(
+        () => parseTarget(t),
+        (e: { code: string; message: string }) => e.code === 'INVALID_REQUEST' && /percent-encoding/.test(e.message),
+        t,
+      );
     }
     assert.throws(() => parseTarget('http://example.com/x'), { code: 'INVALID_REQUEST' });
     assert.throws(() => parseTarget('*'), { code: 'INVALID_REQUEST' });

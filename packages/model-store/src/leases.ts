@@ -12,7 +12,11 @@ import os from 'node:os';
 import { utimes } from 'node:fs/promises';
 import path from 'node:path';
 
-const HOST = os.hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 64) || 'host';
+const HOST =
+  os
+    .hostname()
+    .replace(/[^A-Za-z0-9.-]/g, '-')
+    .slice(0, 64) || 'host';
 const OWNER = /^([A-Za-z0-9.-]+)~(\d+)~/;
 
 export class Leases {

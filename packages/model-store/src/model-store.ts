@@ -23,7 +23,16 @@ import { InferrerError, type ModelSignature, parseModelName, storageError, write
 import { Leases } from './leases.ts';
 import { type OnnxFileFacts, checkOnnxFile } from './onnx-check.ts';
 import { checkStacAgainstSignature, parseStacItem } from './stac-mlm.ts';
-import { type CaptureRequest, type ModelConfig, type ModelPatch, type ModelRecord, type StoredProfile, type UploadMetadata, type VersionRecord, parseProfile } from './records.ts';
+import {
+  type CaptureRequest,
+  type ModelConfig,
+  type ModelPatch,
+  type ModelRecord,
+  type StoredProfile,
+  type UploadMetadata,
+  type VersionRecord,
+  parseProfile,
+} from './records.ts';
 
 export const MODEL_FILE = 'model.onnx';
 /** The STAC item of a version, beside its ONNX file. */
@@ -367,7 +376,12 @@ export class ModelStore {
 
   #version(record: ModelRecord, version: number): VersionRecord {
     const v = record.versions.find((x) => x.version === version);
-    if (!v) throw new InferrerError('VERSION_NOT_FOUND', `model ${record.name} version ${version} not found`, { model: record.name, version, versions: record.versions.map((x) => x.version) });
+    if (!v)
+      throw new InferrerError('VERSION_NOT_FOUND', `model ${record.name} version ${version} not found`, {
+        model: record.name,
+        version,
+        versions: record.versions.map((x) => x.version),
+      });
     return v;
   }
 

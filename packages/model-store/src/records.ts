@@ -37,7 +37,10 @@ export const FeatureProfileSchema = z
     mean: finite,
     std: finite.refine((x) => x >= 0, 'must be ≥ 0'),
     edges: z.array(finite).min(2).max(65),
-    counts: z.array(finite.refine((x) => x >= 0, 'must be ≥ 0')).min(1).max(64),
+    counts: z
+      .array(finite.refine((x) => x >= 0, 'must be ≥ 0'))
+      .min(1)
+      .max(64),
   })
   .strict();
 
@@ -82,7 +85,10 @@ export const ModelConfigSchema = z
     preload: z.boolean().optional(),
     /** Load at worker start and keep loaded: never unloaded to make room for other models. */
     pinned: z.boolean().optional(),
-    execution_providers: z.array(z.enum(['cpu', 'cuda'])).min(1).optional(),
+    execution_providers: z
+      .array(z.enum(['cpu', 'cuda']))
+      .min(1)
+      .optional(),
     intra_op_threads: z.number().int().min(1).max(256).optional(),
     inter_op_threads: z.number().int().min(1).max(256).optional(),
     graph_optimization_level: z.enum(['disabled', 'basic', 'extended', 'all']).optional(),
@@ -175,7 +181,10 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, what: string)
 export function parseProfile(value: unknown, defaults: { source: StoredProfile['source']; createdAt?: string }): StoredProfile {
   const p = parseWith(DriftProfileSchema, value, 'the drift profile');
   const problems: string[] = [];
-  for (const [side, list] of [['inputs', p.inputs], ['outputs', p.outputs ?? []]] as const) {
+  for (const [side, list] of [
+    ['inputs', p.inputs],
+    ['outputs', p.outputs ?? []],
+  ] as const) {
     const seen = new Set<string>();
     list.forEach((f, i) => {
       const at = `${side}.${i} (${f.name})`;

@@ -20,10 +20,30 @@ import {
   isSymbolic,
 } from '@inferrer/core';
 
-const DataType = z.enum(['uint8', 'uint16', 'uint32', 'uint64', 'int8', 'int16', 'int32', 'int64', 'float16', 'float32', 'float64', 'cint16', 'cint32', 'cfloat32', 'cfloat64', 'bool', 'string']);
+const DataType = z.enum([
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'float16',
+  'float32',
+  'float64',
+  'cint16',
+  'cint32',
+  'cfloat32',
+  'cfloat64',
+  'bool',
+  'string',
+]);
 const Shape = z.array(z.number().int().min(-1)).min(1).max(8);
 const Band = z.union([z.string().max(128), z.object({ name: z.string().max(128) }).loose()]);
-const Stat = z.object({ mean: z.number().optional(), stddev: z.number().positive().optional(), minimum: z.number().optional(), maximum: z.number().optional() }).loose();
+const Stat = z
+  .object({ mean: z.number().optional(), stddev: z.number().positive().optional(), minimum: z.number().optional(), maximum: z.number().optional() })
+  .loose();
 const ValueScaling = z
   .object({
     type: z.enum(['min-max', 'z-score', 'clip', 'clip-min', 'clip-max', 'offset', 'scale', 'processing']),
@@ -91,7 +111,9 @@ export const StacItemSchema = z
         'mlm:output': z.array(MlmOutputSchema).min(1).max(64),
       })
       .loose(),
-    assets: z.record(z.string(), z.object({ href: z.string().max(4096), type: z.string().max(256).optional(), roles: z.array(z.string()).optional() }).loose()).default({}),
+    assets: z
+      .record(z.string(), z.object({ href: z.string().max(4096), type: z.string().max(256).optional(), roles: z.array(z.string()).optional() }).loose())
+      .default({}),
   })
   .loose();
 
@@ -115,21 +137,33 @@ export function parseStacItem(value: unknown): StacItem {
 
 /** The ONNX tensor an MLM input/output describes: the one of that name, else the one at the same position. */
 function pair<T extends { name: string }>(items: T[], tensors: TensorSpec[], what: string): [T, TensorSpec][] {
-  if (items.length > tensors.length) throw bad(`it lists ${items.length} ${what}s but the model has ${tensors.length}`, { expected: tensors.length, got: items.length });
+  if (items.length > tensors.length)
+    throw bad(`it lists ${items.length} ${what}s but the model has ${tensors.length}`, { expected: tensors.length, got: items.length });
   return items.map((item, i) => [item, tensors.find((t) => t.name === item.name) ?? tensors[i]!]);
 }
 
 function checkShape(shape: number[], t: TensorSpec, where: string): void {
-  if (shape.length !== t.shape.length) throw bad(`${where} has shape [${shape}] (rank ${shape.length}) but the ONNX tensor '${t.name}' has rank ${t.shape.length}`, { tensor: t.name, expected: t.shape, got: shape });
+  if (shape.length !== t.shape.length)
+    throw bad(`${where} has shape [${shape}] (rank ${shape.length}) but the ONNX tensor '${t.name}' has rank ${t.shape.length}`, {
+      tensor: t.name,
+      expected: t.shape,
+      got: shape,
+    });
   t.shape.forEach((d: Dim, i) => {
     const s = shape[i]!;
     if (s === -1 || isSymbolic(d)) return;
-    if (s !== d) throw bad(`${where} has shape [${shape}] but the ONNX tensor '${t.name}' has [${t.shape.map((x) => (isSymbolic(x) ? -1 : x))}]`, { tensor: t.name, expected: t.shape, got: shape });
+    if (s !== d)
+      throw bad(`${where} has shape [${shape}] but the ONNX tensor '${t.name}' has [${t.shape.map((x) => (isSymbolic(x) ? -1 : x))}]`, {
+        tensor: t.name,
+        expected: t.shape,
+        got: shape,
+      });
   });
 }
 
 function checkType(type: string, t: TensorSpec, where: string): void {
-  if (type !== t.type) throw bad(`${where} says data_type ${type} but the ONNX tensor '${t.name}' is ${t.type}`, { tensor: t.name, expected: t.type, got: type });
+  if (type !== t.type)
+    throw bad(`${where} says data_type ${type} but the ONNX tensor '${t.name}' is ${t.type}`, { tensor: t.name, expected: t.type, got: type });
 }
 
 /** Checks the item against the graph: every input and output it lists exists with that rank, fixed dims and type. */
@@ -139,7 +173,8 @@ export function checkStacAgainstSignature(item: StacItem, sig: ModelSignature): 
     const where = `mlm:input '${input.name}'`;
     checkShape(input.input.shape, t, where);
     checkType(input.input.data_type, t, where);
-    if (input.input.dim_order.length !== input.input.shape.length) throw bad(`${where}: dim_order has ${input.input.dim_order.length} names for a shape of rank ${input.input.shape.length}`);
+    if (input.input.dim_order.length !== input.input.shape.length)
+      throw bad(`${where}: dim_order has ${input.input.dim_order.length} names for a shape of rank ${input.input.shape.length}`);
   }
   for (const [output, t] of pair(p['mlm:output'], sig.outputs, 'output')) {
     const where = `mlm:output '${output.name}'`;
@@ -149,7 +184,11 @@ export function checkStacAgainstSignature(item: StacItem, sig: ModelSignature): 
     if (classes && output.tasks.includes('classification') && t.type.startsWith('float')) {
       const last = t.shape[t.shape.length - 1];
       if (typeof last === 'number' && last >= 0 && last !== classes.length) {
-        throw bad(`${where} lists ${classes.length} classes but the ONNX output '${t.name}' has ${last} scores per row`, { tensor: t.name, expected: last, got: classes.length });
+        throw bad(`${where} lists ${classes.length} classes but the ONNX output '${t.name}' has ${last} scores per row`, {
+          tensor: t.name,
+          expected: last,
+          got: classes.length,
+        });
       }
     }
   }
@@ -221,11 +260,13 @@ function affine(input: MlmInput | undefined, channels: number): { scale: number[
     const norm = input.norm_type ?? null;
     const st = perBand(input.statistics, c);
     if (norm === 'z-score') {
-      if (!st || st.mean === undefined || st.stddev === undefined) throw bad(`mlm:input '${input.name}' has norm_type z-score but no statistics with mean and stddev`);
+      if (!st || st.mean === undefined || st.stddev === undefined)
+        throw bad(`mlm:input '${input.name}' has norm_type z-score but no statistics with mean and stddev`);
       a /= st.stddev;
       b = (b - st.mean) / st.stddev;
     } else if (norm === 'min-max') {
-      if (!st || st.minimum === undefined || st.maximum === undefined || st.maximum === st.minimum) throw bad(`mlm:input '${input.name}' has norm_type min-max but no statistics with minimum < maximum`);
+      if (!st || st.minimum === undefined || st.maximum === undefined || st.maximum === st.minimum)
+        throw bad(`mlm:input '${input.name}' has norm_type min-max but no statistics with minimum < maximum`);
       a /= st.maximum - st.minimum;
       b = (b - st.minimum) / (st.maximum - st.minimum);
     } else if (norm !== null) {
@@ -255,9 +296,13 @@ function imageFromStac(input: MlmInput, t: TensorSpec): ImageInputSpec | undefin
   const bands = input.bands.map(bandName);
   const channels = ci >= 0 ? dim(ci) : 1;
   if (channels !== 1 && channels !== 3) throw bad(`mlm:input '${input.name}' has ${channels} channels; images feed 1 (grey) or 3 (RGB/BGR)`, { got: channels });
-  if (bands.length > 0 && bands.length !== channels) throw bad(`mlm:input '${input.name}' lists ${bands.length} bands for ${channels} channels`, { expected: channels, got: bands.length });
+  if (bands.length > 0 && bands.length !== channels)
+    throw bad(`mlm:input '${input.name}' lists ${bands.length} bands for ${channels} channels`, { expected: channels, got: bands.length });
   const layout = ci < 0 || ci < hi ? 'NCHW' : 'NHWC';
-  if (order.length !== 4 || order[0] !== 'batch') throw bad(`mlm:input '${input.name}': images need dim_order [batch, channel, height, width] or [batch, height, width, channel]`, { got: input.input.dim_order });
+  if (order.length !== 4 || order[0] !== 'batch')
+    throw bad(`mlm:input '${input.name}': images need dim_order [batch, channel, height, width] or [batch, height, width, channel]`, {
+      got: input.input.dim_order,
+    });
   let colour: ImageInputSpec['order'] = channels === 1 ? 'gray' : 'rgb';
   if (channels === 3 && bands.length === 3) {
     const key = bands.map((b) => (b.startsWith('r') ? 'r' : b.startsWith('g') ? 'g' : b.startsWith('b') ? 'b' : '?')).join('');
@@ -265,8 +310,23 @@ function imageFromStac(input: MlmInput, t: TensorSpec): ImageInputSpec | undefin
     else if (key !== 'rgb') colour = 'rgb';
   }
   const resize = RESIZE[input.resize_type ?? 'interpolation-linear'];
-  if (!resize) throw bad(`resize_type '${input.resize_type}' of mlm:input '${input.name}' is not supported (${Object.keys(RESIZE).join(', ')})`, { got: input.resize_type });
-  return { input: t.name, layout, height, width, channels, order: colour, type: t.type, resize: resize.mode, kernel: resize.kernel, padValue: 114, ...affine(input, channels) };
+  if (!resize)
+    throw bad(`resize_type '${input.resize_type}' of mlm:input '${input.name}' is not supported (${Object.keys(RESIZE).join(', ')})`, {
+      got: input.resize_type,
+    });
+  return {
+    input: t.name,
+    layout,
+    height,
+    width,
+    channels,
+    order: colour,
+    type: t.type,
+    resize: resize.mode,
+    kernel: resize.kernel,
+    padValue: 114,
+    ...affine(input, channels),
+  };
 }
 
 function labelsOf(output: MlmOutput | undefined, fallback: string[] | undefined): string[] | undefined {
@@ -282,7 +342,10 @@ function taskFromStac(item: StacItem, sig: ModelSignature, labels: string[] | un
   if (det) {
     const [o, t] = det;
     const d = o['inferrer:detection'] ?? { format: 'yolov5' as const, normalized: false, score_threshold: 0.25, iou_threshold: 0.45, max_detections: 300 };
-    if (t.shape.length !== 3) throw bad(`mlm:output '${o.name}' is an object-detection output but '${t.name}' has rank ${t.shape.length}; YOLO outputs are [batch, boxes, 5 + classes] or [batch, 4 + classes, boxes]`);
+    if (t.shape.length !== 3)
+      throw bad(
+        `mlm:output '${o.name}' is an object-detection output but '${t.name}' has rank ${t.shape.length}; YOLO outputs are [batch, boxes, 5 + classes] or [batch, 4 + classes, boxes]`,
+      );
     const spec: DetectionOutputSpec = {
       kind: 'detection',
       output: t.name,
@@ -325,10 +388,21 @@ export function resolvePipeline(sig: ModelSignature, item: StacItem | undefined,
   if (sig.inputs.length === 1) {
     const t = sig.inputs[0]!;
     const g = graphImageInput(t);
-    if (g) image = { input: t.name, ...g, order: g.channels === 1 ? 'gray' : 'rgb', type: t.type, resize: 'stretch', kernel: 'linear', padValue: 114, ...affine(undefined, g.channels) };
+    if (g)
+      image = {
+        input: t.name,
+        ...g,
+        order: g.channels === 1 ? 'gray' : 'rgb',
+        type: t.type,
+        resize: 'stretch',
+        kernel: 'linear',
+        padValue: 114,
+        ...affine(undefined, g.channels),
+      };
   }
   let task: OutputTaskSpec | undefined;
   const scores = sig.outputs.find((o) => o.type.startsWith('float') && o.shape.length === 2 && (labels === undefined || o.shape[1] === labels.length));
-  if (scores && (labels !== undefined || typeof scores.shape[1] === 'number')) task = { kind: 'classification', output: scores.name, activation: 'none', ...(labels ? { labels } : {}) };
+  if (scores && (labels !== undefined || typeof scores.shape[1] === 'number'))
+    task = { kind: 'classification', output: scores.name, activation: 'none', ...(labels ? { labels } : {}) };
   return { source: 'graph', ...(image ? { image } : {}), ...(task ? { task } : {}) };
 }

@@ -41,7 +41,9 @@ async function stage(store: ModelStore, src: string, name = 'upload.bin'): Promi
 }
 
 async function sha256(file: string): Promise<string> {
-  return createHash('sha256').update(await readFile(file)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex');
 }
 
 /** Everything a reader can see, to compare before and after a refused write. */
@@ -98,7 +100,10 @@ describe('ModelStore: init', () => {
   test('leftovers of a writer on this host that is gone are reclaimed at once, at init', async () => {
     await openStore();
     const dead = await deadPid();
-    const host = os.hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 64);
+    const host = os
+      .hostname()
+      .replace(/[^A-Za-z0-9.-]/g, '-')
+      .slice(0, 64);
     const staging = path.join(root, '.staging', `${host}~${dead}~upload`);
     const trash = path.join(root, '.trash', `${host}~${dead}~iris-x`);
     const alive = path.join(root, '.staging', `${host}~${process.ppid}~upload`);
@@ -220,7 +225,10 @@ describe('ModelStore: put, get, resolve, list', () => {
 
   test('the validator sees the staged file and the merged config; its signature is recorded', async () => {
     const seen: { file: string; config: unknown; bytes: number }[] = [];
-    const sig: ModelSignature = { inputs: [{ name: 'input', type: 'float32', shape: ['batch', 4] }], outputs: [{ name: 'label', type: 'int64', shape: ['batch'] }] };
+    const sig: ModelSignature = {
+      inputs: [{ name: 'input', type: 'float32', shape: ['batch', 4] }],
+      outputs: [{ name: 'label', type: 'int64', shape: ['batch'] }],
+    };
     const store = await openStore({
       validate: async (file, config) => {
         seen.push({ file, config, bytes: (await stat(file)).size });
@@ -474,7 +482,10 @@ describe('ModelStore: one stored name per model name', () => {
     await store.put('iris', await stage(store, IRIS));
     await mkdir(path.join(root, 'zz.onnx', '1'), { recursive: true });
     await writeFile(path.join(root, 'zz.onnx', 'model.json'), JSON.stringify({ ...(await store.get('iris')), name: 'zz.onnx' }));
-    assert.deepEqual((await store.list()).map((m) => m.name), ['iris']);
+    assert.deepEqual(
+      (await store.list()).map((m) => m.name),
+      ['iris'],
+    );
   });
 });
 
@@ -528,7 +539,10 @@ describe('ModelStore: a full volume', () => {
     const generation = await store.generation();
     await store.remove('iris');
     assert.equal(await store.generation(), generation + 1);
-    assert.deepEqual((await store.list()).map((m) => m.name), ['diabetes']);
+    assert.deepEqual(
+      (await store.list()).map((m) => m.name),
+      ['diabetes'],
+    );
     await assert.rejects(store.get('iris'), { code: 'MODEL_NOT_FOUND' });
     // The space it held comes back: a write that did not fit now does.
     for (let i = 0; i < 50 && (await readdir(path.join(root, '.trash'))).length > 0; i++) await new Promise((r) => setTimeout(r, 20));

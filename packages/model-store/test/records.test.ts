@@ -9,14 +9,17 @@ describe('parseWith', () => {
   });
 
   test('lists every problem with its path in one INVALID_REQUEST', () => {
-    assert.throws(() => parseWith(UploadMetadataSchema, { config: { instances: 0, batching: { max_batch_size: 1.5 } }, make_default: 'yes' }, 'the upload metadata'), (err: unknown) => {
-      const e = err as { code: string; message: string; details: { problems: string[] } };
-      assert.equal(e.code, 'INVALID_REQUEST');
-      assert.match(e.message, /^the upload metadata is invalid: /);
-      const paths = e.details.problems.map((p) => p.split(':')[0]).sort();
-      assert.deepEqual(paths, ['config.batching.max_batch_size', 'config.instances', 'make_default']);
-      return true;
-    });
+    assert.throws(
+      () => parseWith(UploadMetadataSchema, { config: { instances: 0, batching: { max_batch_size: 1.5 } }, make_default: 'yes' }, 'the upload metadata'),
+      (err: unknown) => {
+        const e = err as { code: string; message: string; details: { problems: string[] } };
+        assert.equal(e.code, 'INVALID_REQUEST');
+        assert.match(e.message, /^the upload metadata is invalid: /);
+        const paths = e.details.problems.map((p) => p.split(':')[0]).sort();
+        assert.deepEqual(paths, ['config.batching.max_batch_size', 'config.instances', 'make_default']);
+        return true;
+      },
+    );
   });
 
   test('unknown keys are refused (strict objects)', () => {

@@ -18,7 +18,10 @@ const DIGITS_SIG: ModelSignature = {
     { name: 'probabilities', type: 'float32', shape: ['batch', 10] },
   ],
 };
-const RESNET_SIG: ModelSignature = { inputs: [{ name: 'input', type: 'float32', shape: ['batch', 3, 224, 224] }], outputs: [{ name: 'logits', type: 'float32', shape: ['batch', 1000] }] };
+const RESNET_SIG: ModelSignature = {
+  inputs: [{ name: 'input', type: 'float32', shape: ['batch', 3, 224, 224] }],
+  outputs: [{ name: 'logits', type: 'float32', shape: ['batch', 1000] }],
+};
 const code = (c: string, re?: RegExp) => (err: unknown) => (err as { code?: string }).code === c && (!re || re.test((err as Error).message));
 const edit = (fn: (item: Record<string, any>) => void): Record<string, any> => {
   const item = structuredClone(DIGITS_ITEM);
@@ -29,13 +32,19 @@ const edit = (fn: (item: Record<string, any>) => void): Record<string, any> => {
 describe('parse and check', () => {
   test('the committed items parse and agree with their graphs', () => {
     checkStacAgainstSignature(parseStacItem(DIGITS_ITEM), DIGITS_SIG);
-    checkStacAgainstSignature(parseStacItem(SHAPES_ITEM), { inputs: [{ name: 'images', type: 'float32', shape: ['batch', 3, 64, 64] }], outputs: [{ name: 'output0', type: 'float32', shape: ['batch', 64, 8] }] });
+    checkStacAgainstSignature(parseStacItem(SHAPES_ITEM), {
+      inputs: [{ name: 'images', type: 'float32', shape: ['batch', 3, 64, 64] }],
+      outputs: [{ name: 'output0', type: 'float32', shape: ['batch', 64, 8] }],
+    });
   });
 
   test('missing required fields and wrong types are named', () => {
     assert.throws(() => parseStacItem({ type: 'Feature' }), code('INVALID_STAC_ITEM', /stac_version.*id|id.*stac_version/s));
     assert.throws(() => parseStacItem(edit((i) => delete i.properties['mlm:input'])), code('INVALID_STAC_ITEM', /properties\.mlm:input/));
-    assert.throws(() => parseStacItem(edit((i) => (i.properties['mlm:input'][0].input.shape = 'big'))), code('INVALID_STAC_ITEM', /mlm:input\.0\.input\.shape/));
+    assert.throws(
+      () => parseStacItem(edit((i) => (i.properties['mlm:input'][0].input.shape = 'big'))),
+      code('INVALID_STAC_ITEM', /mlm:input\.0\.input\.shape/),
+    );
   });
 
   test('shapes, data types and class counts that disagree with the graph are refused', () => {
@@ -43,7 +52,10 @@ describe('parse and check', () => {
     assert.throws(check(edit((i) => (i.properties['mlm:input'][0].input.shape = [-1, 1, 8, 9]))), code('INVALID_STAC_ITEM', /\[-1,1,8,9\]/));
     assert.throws(check(edit((i) => (i.properties['mlm:input'][0].input.data_type = 'uint8'))), code('INVALID_STAC_ITEM', /data_type uint8.*float32/));
     assert.throws(check(edit((i) => i.properties['mlm:output'][1]['classification:classes'].pop())), code('INVALID_STAC_ITEM', /9 classes.*10 scores/));
-    assert.throws(check(edit((i) => (i.properties['mlm:input'][0].resize_type = 'wrap-inverse-map'))), code('INVALID_STAC_ITEM', /resize_type 'wrap-inverse-map'/));
+    assert.throws(
+      check(edit((i) => (i.properties['mlm:input'][0].resize_type = 'wrap-inverse-map'))),
+      code('INVALID_STAC_ITEM', /resize_type 'wrap-inverse-map'/),
+    );
     assert.throws(check(edit((i) => i.properties['mlm:input'].push(i.properties['mlm:input'][0]))), code('INVALID_STAC_ITEM', /2 inputs but the model has 1/));
   });
 });
@@ -62,10 +74,21 @@ describe('resolvePipeline', () => {
             resize_type: 'crop',
             value_scaling: [{ type: 'min-max', minimum: 0, maximum: 255 }],
             norm_type: 'z-score',
-            statistics: [{ mean: 0.406, stddev: 0.225 }, { mean: 0.456, stddev: 0.224 }, { mean: 0.485, stddev: 0.229 }],
+            statistics: [
+              { mean: 0.406, stddev: 0.225 },
+              { mean: 0.456, stddev: 0.224 },
+              { mean: 0.485, stddev: 0.229 },
+            ],
           },
         ],
-        'mlm:output': [{ name: 'logits', tasks: ['classification'], result: { shape: [-1, 1000], dim_order: ['batch', 'class'], data_type: 'float32' }, 'inferrer:activation': 'softmax' }],
+        'mlm:output': [
+          {
+            name: 'logits',
+            tasks: ['classification'],
+            result: { shape: [-1, 1000], dim_order: ['batch', 'class'], data_type: 'float32' },
+            'inferrer:activation': 'softmax',
+          },
+        ],
       },
     });
     checkStacAgainstSignature(item, RESNET_SIG);
@@ -79,12 +102,32 @@ describe('resolvePipeline', () => {
   });
 
   test('NHWC from dim_order; detection settings from inferrer:detection; graph defaults without an item', () => {
-    const nhwc: ModelSignature = { inputs: [{ name: 'x', type: 'uint8', shape: [-1, 32, 48, 3] }], outputs: [{ name: 'scores', type: 'float32', shape: [-1, 3] }] };
+    const nhwc: ModelSignature = {
+      inputs: [{ name: 'x', type: 'uint8', shape: [-1, 32, 48, 3] }],
+      outputs: [{ name: 'scores', type: 'float32', shape: [-1, 3] }],
+    };
     const g = resolvePipeline(nhwc, undefined, ['a', 'b', 'c']);
-    assert.deepEqual({ layout: g.image!.layout, h: g.image!.height, w: g.image!.width, c: g.image!.channels, scale: g.image!.scale[0] }, { layout: 'NHWC', h: 32, w: 48, c: 3, scale: 1 / 255 });
+    assert.deepEqual(
+      { layout: g.image!.layout, h: g.image!.height, w: g.image!.width, c: g.image!.channels, scale: g.image!.scale[0] },
+      { layout: 'NHWC', h: 32, w: 48, c: 3, scale: 1 / 255 },
+    );
     assert.deepEqual(g.task, { kind: 'classification', output: 'scores', activation: 'none', labels: ['a', 'b', 'c'] });
-    const d = resolvePipeline({ inputs: [{ name: 'images', type: 'float32', shape: ['batch', 3, 64, 64] }], outputs: [{ name: 'output0', type: 'float32', shape: ['batch', 64, 8] }] }, parseStacItem(SHAPES_ITEM), undefined);
-    assert.deepEqual(d.task, { kind: 'detection', output: 'output0', format: 'yolov5', normalized: false, scoreThreshold: 0.5, iouThreshold: 0.45, maxDetections: 300, activation: 'none', labels: ['square', 'circle', 'triangle'] });
+    const d = resolvePipeline(
+      { inputs: [{ name: 'images', type: 'float32', shape: ['batch', 3, 64, 64] }], outputs: [{ name: 'output0', type: 'float32', shape: ['batch', 64, 8] }] },
+      parseStacItem(SHAPES_ITEM),
+      undefined,
+    );
+    assert.deepEqual(d.task, {
+      kind: 'detection',
+      output: 'output0',
+      format: 'yolov5',
+      normalized: false,
+      scoreThreshold: 0.5,
+      iouThreshold: 0.45,
+      maxDetections: 300,
+      activation: 'none',
+      labels: ['square', 'circle', 'triangle'],
+    });
     assert.equal(d.image!.resize, 'pad');
     assert.equal(resolvePipeline({ inputs: [{ name: 'input', type: 'float32', shape: ['batch', 4] }], outputs: [] }, undefined, undefined).image, undefined);
   });
@@ -111,7 +154,10 @@ describe('the store keeps the item with the version', () => {
     assert.deepEqual((await readdir(path.join(dir, 'digits', '1'))).sort(), ['model.onnx', STAC_FILE]);
     assert.equal(JSON.parse(await readFile(path.join(dir, 'digits', '1', STAC_FILE), 'utf8')).id, 'digits-cnn');
     const before = await readFile(path.join(dir, 'digits', 'model.json'), 'utf8');
-    await assert.rejects(store.put('digits', await stage(), { stac: edit((i) => (i.properties['mlm:input'][0].input.shape = [-1, 3, 8, 8])) }), code('INVALID_STAC_ITEM'));
+    await assert.rejects(
+      store.put('digits', await stage(), { stac: edit((i) => (i.properties['mlm:input'][0].input.shape = [-1, 3, 8, 8])) }),
+      code('INVALID_STAC_ITEM'),
+    );
     assert.equal(await readFile(path.join(dir, 'digits', 'model.json'), 'utf8'), before);
     assert.deepEqual(await readdir(path.join(dir, '.staging')), []);
   });

@@ -111,7 +111,12 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
   const layouts = candidateLayouts(req);
   const first = await OnnxSession.load(req.file, { ...req.session, ...layouts[0]! });
   const feeds = feedMaker(first.signature);
-  const why = req.budgetMs <= 0 ? 'measuring at load is off' : feeds === undefined ? 'an input has a dynamic dimension other than the batch axis, so runs here would not stand for real ones' : undefined;
+  const why =
+    req.budgetMs <= 0
+      ? 'measuring at load is off'
+      : feeds === undefined
+        ? 'an input has a dynamic dimension other than the batch axis, so runs here would not stand for real ones'
+        : undefined;
   const batchable = hasDynamicBatchAxis(first.signature);
   if (why !== undefined || (layouts.length === 1 && (fixed.maxBatchSize || !batchable))) {
     const maxBatchSize = !batchable ? 1 : (fixed.maxBatchSize?.value ?? req.defaults.maxBatchSize);
@@ -182,8 +187,15 @@ export function candidateLayouts(req: PlanRequest): Layout[] {
   const { instances, intraOpThreads } = req.fixed;
   const measuring = req.budgetMs > 0;
   if (instances && intraOpThreads) return [{ instances: instances.value, intraOpThreads: intraOpThreads.value }];
-  if (instances) return [{ instances: instances.value, intraOpThreads: measuring ? Math.max(1, Math.floor(cpus / instances.value)) : req.defaults.intraOpThreads }];
-  if (intraOpThreads) return [{ instances: measuring ? Math.min(cap, Math.max(1, Math.floor(cpus / intraOpThreads.value))) : req.defaults.instances, intraOpThreads: intraOpThreads.value }];
+  if (instances)
+    return [{ instances: instances.value, intraOpThreads: measuring ? Math.max(1, Math.floor(cpus / instances.value)) : req.defaults.intraOpThreads }];
+  if (intraOpThreads)
+    return [
+      {
+        instances: measuring ? Math.min(cap, Math.max(1, Math.floor(cpus / intraOpThreads.value))) : req.defaults.instances,
+        intraOpThreads: intraOpThreads.value,
+      },
+    ];
   if (!measuring) return [{ instances: Math.min(cap, req.defaults.instances), intraOpThreads: req.defaults.intraOpThreads }];
   // Accelerators run one slot; its CPU threads only feed it.
   if (req.session.executionProviders.some((p) => p !== 'cpu')) return [{ instances: 1, intraOpThreads: 1 }];
@@ -209,7 +221,9 @@ export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: num
   const single = points.find((p) => p.batch === 1);
   const top = Math.max(...points.map((p) => p.rowsPerS));
   if (single && top < single.rowsPerS * (1 + BATCH_GAIN)) return { batch: 1, rowsPerS: single.rowsPerS };
-  const near = points.filter((p) => p.rowsPerS >= top * (1 - BATCH_NEAR) && (!single || p.rowsPerS >= single.rowsPerS * (1 + BATCH_GAIN))).sort((a, b) => a.batch - b.batch)[0]!;
+  const near = points
+    .filter((p) => p.rowsPerS >= top * (1 - BATCH_NEAR) && (!single || p.rowsPerS >= single.rowsPerS * (1 + BATCH_GAIN)))
+    .sort((a, b) => a.batch - b.batch)[0]!;
   return { batch: near.batch, rowsPerS: near.rowsPerS };
 }
 
@@ -238,7 +252,13 @@ async function remeasure(session: OnnxSession, layout: Layout, points: Measureme
  * Rows per second of a layout at each of `batches`: every slot runs a batch at once, a round of each size
  * in turn, after one warm-up round each; each size's quickest round counts.
  */
-async function measureLayout(session: OnnxSession, layout: Layout, batches: number[], feeds: (rows: number) => NamedTensors, deadline: number): Promise<Measurement[]> {
+async function measureLayout(
+  session: OnnxSession,
+  layout: Layout,
+  batches: number[],
+  feeds: (rows: number) => NamedTensors,
+  deadline: number,
+): Promise<Measurement[]> {
   const templates = batches.map((b) => feeds(b));
   const round = (template: NamedTensors): Promise<unknown> => Promise.all(Array.from({ length: session.instances }, () => session.run(copy(template))));
   for (const t of templates) await round(t);
@@ -306,7 +326,15 @@ function copy(feeds: NamedTensors): NamedTensors {
   return out;
 }
 
-function finish(req: PlanRequest, layout: Layout, maxBatchSize: number, measured: Measurement[], started: number, reason: string, chosen: PlanSource): ExecutionPlan {
+function finish(
+  req: PlanRequest,
+  layout: Layout,
+  maxBatchSize: number,
+  measured: Measurement[],
+  started: number,
+  reason: string,
+  chosen: PlanSource,
+): ExecutionPlan {
   return {
     instances: layout.instances,
     intraOpThreads: layout.intraOpThreads,

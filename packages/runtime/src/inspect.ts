@@ -15,10 +15,14 @@ export async function inspectModel(file: string, config: Partial<SessionConfig> 
     const sig = session.signature;
     for (const t of [...sig.inputs, ...sig.outputs]) {
       if (!datatypeOfOrt(t.type)) {
-        throw new InferrerError('INVALID_MODEL', `'${t.name}' has type ${t.type}; only tensors of the v2 datatypes are supported (for scikit-learn exports use zipmap=False)`, {
-          tensor: t.name,
-          type: t.type,
-        });
+        throw new InferrerError(
+          'INVALID_MODEL',
+          `'${t.name}' has type ${t.type}; only tensors of the v2 datatypes are supported (for scikit-learn exports use zipmap=False)`,
+          {
+            tensor: t.name,
+            type: t.type,
+          },
+        );
       }
     }
     return sig;

@@ -90,7 +90,13 @@ export class OnnxSession {
   /** Called whenever a slot becomes free (the batcher cuts its next batch then). */
   onIdle: (() => void) | undefined;
 
-  private constructor(file: string, options: ort.InferenceSession.SessionOptions, signature: ModelSignature, slots: { thread: SessionThread; sid: number }[], pool: SessionThreads | undefined) {
+  private constructor(
+    file: string,
+    options: ort.InferenceSession.SessionOptions,
+    signature: ModelSignature,
+    slots: { thread: SessionThread; sid: number }[],
+    pool: SessionThreads | undefined,
+  ) {
     this.file = file;
     this.#options = options;
     this.signature = signature;
@@ -205,13 +211,20 @@ export class OnnxSession {
 
 /** A failed session creation as an InferrerError: the provider's failure, or the model's. */
 function createError(err: unknown, options: ort.InferenceSession.SessionOptions): InferrerError {
-  if (!(err instanceof SessionCreateError)) return err instanceof InferrerError ? err : new InferrerError('MODEL_LOAD_FAILED', `the runtime thread failed while loading: ${(err as Error).message}`, {}, { cause: err });
+  if (!(err instanceof SessionCreateError))
+    return err instanceof InferrerError
+      ? err
+      : new InferrerError('MODEL_LOAD_FAILED', `the runtime thread failed while loading: ${(err as Error).message}`, {}, { cause: err });
   const message = err.message;
   // The binding lists every provider it was built with (cuda on any linux x64), even when the provider
   // libraries are not installed; that failure is the worker's, not the model's.
   const wanted = (options.executionProviders ?? []).map((p) => (typeof p === 'string' ? p : p.name)).filter((p) => p !== 'cpu');
   if (wanted.length > 0 && PROVIDER_FAILURE.test(message)) {
-    return new InferrerError('PROVIDER_UNAVAILABLE', `execution provider '${wanted.join(', ')}' could not be started on this worker: ${message.slice(0, 500)}`, { provider: wanted[0] });
+    return new InferrerError(
+      'PROVIDER_UNAVAILABLE',
+      `execution provider '${wanted.join(', ')}' could not be started on this worker: ${message.slice(0, 500)}`,
+      { provider: wanted[0] },
+    );
   }
   return new InferrerError('INVALID_MODEL', `ONNX Runtime cannot create a session for this model: ${message.slice(0, 500)}`);
 }
@@ -238,7 +251,11 @@ const STOP_MS = 5000;
 
 /** ONNX Runtime's own messages for bad feeds are input errors, not server errors. */
 function runError(message: string): InferrerError {
-  if (/invalid (rank|dimensions?|shape)|got invalid dimensions|unexpected input data type|input .* not found|is missing in 'feeds'|Invalid Feed Input|type mismatch|expected: \(/i.test(message)) {
+  if (
+    /invalid (rank|dimensions?|shape)|got invalid dimensions|unexpected input data type|input .* not found|is missing in 'feeds'|Invalid Feed Input|type mismatch|expected: \(/i.test(
+      message,
+    )
+  ) {
     return new InferrerError('INVALID_INPUT', `the runtime rejected the input: ${message.slice(0, 500)}`);
   }
   return new InferrerError('INFERENCE_FAILED', `the runtime failed to run the model: ${message.slice(0, 500)}`);

@@ -57,7 +57,13 @@ export class SessionThread {
     for (const name in feeds) {
       const t = feeds[name]!;
       const d = t.data;
-      if (ArrayBuffer.isView(d) && d.byteOffset === 0 && d.byteLength === d.buffer.byteLength && d.buffer instanceof ArrayBuffer && !transfer.includes(d.buffer)) {
+      if (
+        ArrayBuffer.isView(d) &&
+        d.byteOffset === 0 &&
+        d.byteLength === d.buffer.byteLength &&
+        d.buffer instanceof ArrayBuffer &&
+        !transfer.includes(d.buffer)
+      ) {
         transfer.push(d.buffer);
       }
       wire[name] = { type: t.type, dims: t.dims, data: d };
@@ -127,8 +133,19 @@ export class SessionThread {
       const pending = [...this.#pending.values()];
       this.#pending.clear();
       for (const p of pending) {
-        if (p.kind === 'create') p.reject(new InferrerError('MODEL_LOAD_FAILED', `the runtime thread failed while loading${failure ? `: ${failure.message}` : ''}`, {}, { cause: failure }));
-        else if (p.kind === 'run') p.reject(new InferrerError('INFERENCE_FAILED', failure ? `the runtime thread failed: ${failure.message}` : 'the runtime thread exited during a run', {}, { cause: failure }));
+        if (p.kind === 'create')
+          p.reject(
+            new InferrerError('MODEL_LOAD_FAILED', `the runtime thread failed while loading${failure ? `: ${failure.message}` : ''}`, {}, { cause: failure }),
+          );
+        else if (p.kind === 'run')
+          p.reject(
+            new InferrerError(
+              'INFERENCE_FAILED',
+              failure ? `the runtime thread failed: ${failure.message}` : 'the runtime thread exited during a run',
+              {},
+              { cause: failure },
+            ),
+          );
         else p.resolve({ id: 0 });
       }
       if (this.#closed) return;

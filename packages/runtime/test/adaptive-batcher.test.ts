@@ -98,7 +98,19 @@ describe('AdaptiveBatcher with iris', () => {
     let next = 0;
     const requests = sizes.map((n) => {
       const idx = Array.from({ length: n }, () => next++ % ROWS.length);
-      return { idx, p: batcher.infer({ input: f32(n, idx.flatMap((i) => ROWS[i]!)) }, n, soon()) };
+      return {
+        idx,
+        p: batcher.infer(
+          {
+            input: f32(
+              n,
+              idx.flatMap((i) => ROWS[i]!),
+            ),
+          },
+          n,
+          soon(),
+        ),
+      };
     });
     const results = await Promise.all(requests.map((r) => r.p));
     assert.ok(obs.batches.length < sizes.length, `${obs.batches.length} runs for ${sizes.length} requests`);
@@ -116,7 +128,9 @@ describe('AdaptiveBatcher with iris', () => {
         Array.from(r.outputs.label!.data as BigInt64Array),
         idx.map((i) => (alone[i]!.label!.data as BigInt64Array)[0]),
       );
-      idx.forEach((i, j) => close((r.outputs.probabilities!.data as Float32Array).subarray(j * 3, j * 3 + 3), alone[i]!.probabilities!.data as Float32Array, 1e-6));
+      idx.forEach((i, j) =>
+        close((r.outputs.probabilities!.data as Float32Array).subarray(j * 3, j * 3 + 3), alone[i]!.probabilities!.data as Float32Array, 1e-6),
+      );
     });
   });
 
@@ -182,7 +196,12 @@ describe('AdaptiveBatcher with iris', () => {
     const obs = recorder();
     const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueSize: 2 }, obs);
     // Eight start in the idle slot's first batch, two wait: all ten are taken; the eleventh is refused.
-    const ps = ROWS.slice(0, 11).map((row) => batcher.infer({ input: f32(1, row) }, 1, soon()).then(() => 'ok', (e: InferrerError) => e.code));
+    const ps = ROWS.slice(0, 11).map((row) =>
+      batcher.infer({ input: f32(1, row) }, 1, soon()).then(
+        () => 'ok',
+        (e: InferrerError) => e.code,
+      ),
+    );
     assert.deepEqual(await Promise.all(ps), [...Array(10).fill('ok'), 'QUEUE_FULL']);
     assert.deepEqual(obs.batches, [
       [8, 8],
@@ -517,7 +536,8 @@ describe('AdaptiveBatcher with slow.onnx', () => {
       ] as const) {
         const batcher = new AdaptiveBatcher(slow, { ...BATCHING, maxBatchSize: 1, batchPromotionMs: promotionMs });
         const order: string[] = [];
-        const run = (tag: string, priority: 'online' | 'batch'): Promise<number> => batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon(20_000), priority).then(() => order.push(tag));
+        const run = (tag: string, priority: 'online' | 'batch'): Promise<number> =>
+          batcher.infer({ x: f32(1, [1, 2, 3, 4]) }, 1, soon(20_000), priority).then(() => order.push(tag));
         const first = run('first', 'online');
         await Promise.resolve();
         await Promise.all([first, run('b1', 'batch'), run('o1', 'online'), run('o2', 'online'), run('o3', 'online')]);

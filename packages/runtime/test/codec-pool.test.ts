@@ -10,7 +10,10 @@ const IRIS: ModelSignature = {
     { name: 'probabilities', type: 'float32', shape: ['batch', 3] },
   ],
 };
-const IMAGES: ModelSignature = { inputs: [{ name: 'image', type: 'float32', shape: ['batch', 3, 8, 8] }], outputs: [{ name: 'y', type: 'float32', shape: ['batch', 2] }] };
+const IMAGES: ModelSignature = {
+  inputs: [{ name: 'image', type: 'float32', shape: ['batch', 3, 8, 8] }],
+  outputs: [{ name: 'y', type: 'float32', shape: ['batch', 2] }],
+};
 
 const rowsJson = (n: number): string => `{"values": [${Array.from({ length: n }, (_, i) => `[${i}, 2.5, 5.8, 1.8]`).join(',')}]}`;
 
@@ -53,7 +56,9 @@ describe('CodecPool', () => {
   });
 
   test('decodes v2 JSON, binary tensors and images sent as BYTES like decodeV2Request', async () => {
-    const json = Buffer.from(JSON.stringify({ id: 'r1', inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }], outputs: [{ name: 'label' }] }));
+    const json = Buffer.from(
+      JSON.stringify({ id: 'r1', inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }], outputs: [{ name: 'label' }] }),
+    );
     const off = await pool.decodeV2(json, undefined, IRIS);
     assert.deepEqual(off, decodeV2Request(json, undefined, IRIS));
 
@@ -80,7 +85,15 @@ describe('CodecPool', () => {
     const order = ['label', 'probabilities'];
     const v1 = await pool.encodeV1(outputs(), order, { model: 'iris', version: 1, all: true });
     assert.equal(v1.toString(), encodeV1Response(outputs(), order, { model: 'iris', version: 1, all: true }));
-    const opts = { model: 'iris', version: 1, outputs: [{ name: 'label', binary: false }, { name: 'probabilities', binary: true }], binaryOutput: false };
+    const opts = {
+      model: 'iris',
+      version: 1,
+      outputs: [
+        { name: 'label', binary: false },
+        { name: 'probabilities', binary: true },
+      ],
+      binaryOutput: false,
+    };
     const v2 = await pool.encodeV2(outputs(), order, opts);
     const here = encodeV2Response(outputs(), order, opts);
     assert.equal(v2.json.toString(), here.json);
@@ -88,7 +101,10 @@ describe('CodecPool', () => {
     // A view into a larger buffer (one request's share of a batch) sends only its own rows.
     const batch = new Float32Array([9, 9, 9, 9, 9, 9, 9, 9, 9, 1, 2, 3]);
     const share: NamedTensors = { probabilities: { type: 'float32', dims: [1, 3], data: batch.subarray(9) } };
-    assert.equal((await pool.encodeV1(share, ['probabilities'], { model: 'iris', version: 1 })).toString(), encodeV1Response(share, ['probabilities'], { model: 'iris', version: 1 }));
+    assert.equal(
+      (await pool.encodeV1(share, ['probabilities'], { model: 'iris', version: 1 })).toString(),
+      encodeV1Response(share, ['probabilities'], { model: 'iris', version: 1 }),
+    );
     // A large answer comes back in parts, whole.
     const big: NamedTensors = { label: { type: 'int64', dims: [500_000], data: new BigInt64Array(500_000).fill(2n) } };
     const text = (await pool.encodeV1(big, ['label'], { model: 'iris', version: 1 })).toString();
@@ -99,7 +115,11 @@ describe('CodecPool', () => {
     const idle = new CodecPool({ processes: 2, idleMs: 200 });
     try {
       assert.equal(idle.processes, 0);
-      await Promise.all([idle.decodeV1(Buffer.from(rowsJson(10)), IRIS), idle.decodeV1(Buffer.from(rowsJson(10)), IRIS), idle.decodeV1(Buffer.from(rowsJson(10)), IRIS)]);
+      await Promise.all([
+        idle.decodeV1(Buffer.from(rowsJson(10)), IRIS),
+        idle.decodeV1(Buffer.from(rowsJson(10)), IRIS),
+        idle.decodeV1(Buffer.from(rowsJson(10)), IRIS),
+      ]);
       assert.ok(idle.processes >= 1 && idle.processes <= 2, `${idle.processes} processes`);
       await new Promise((r) => setTimeout(r, 600));
       assert.equal(idle.processes, 0);

@@ -13,7 +13,12 @@ const FLOAT = onnx.TensorProto.DataType.FLOAT;
 function valueInfo(name: string, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
   return onnx.ValueInfoProto.create({
     name,
-    type: onnx.TypeProto.create({ tensorType: onnx.TypeProto.Tensor.create({ elemType: FLOAT, shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }) }) }),
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType: FLOAT,
+        shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
+      }),
+    }),
   });
 }
 
@@ -50,11 +55,22 @@ function fixedCostModel(): Buffer {
 
 /** Identity on x [batch, seq]: a dynamic dimension besides the batch. */
 function dynamicModel(): Buffer {
-  const graph = onnx.GraphProto.create({ name: 'dyn', node: [onnx.NodeProto.create({ opType: 'Identity', input: ['x'], output: ['y'] })], input: [valueInfo('x', ['batch', 'seq'])], output: [valueInfo('y', ['batch', 'seq'])] });
+  const graph = onnx.GraphProto.create({
+    name: 'dyn',
+    node: [onnx.NodeProto.create({ opType: 'Identity', input: ['x'], output: ['y'] })],
+    input: [valueInfo('x', ['batch', 'seq'])],
+    output: [valueInfo('y', ['batch', 'seq'])],
+  });
   return Buffer.from(onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, opsetImport: [{ domain: '', version: 13 }], graph })).finish());
 }
 
-const m = (instances: number, intraOpThreads: number, batch: number, rowsPerS: number): Measurement => ({ instances, intraOpThreads, batch, rowsPerS, msPerBatch: (instances * batch * 1000) / rowsPerS });
+const m = (instances: number, intraOpThreads: number, batch: number, rowsPerS: number): Measurement => ({
+  instances,
+  intraOpThreads,
+  batch,
+  rowsPerS,
+  msPerBatch: (instances * batch * 1000) / rowsPerS,
+});
 
 function request(file: string, over: Partial<PlanRequest> = {}): PlanRequest {
   return {
@@ -100,14 +116,20 @@ describe('execution plan', () => {
     assert.deepEqual(layouts({ cpus: { cpus: 8, source: '' }, fixed: { instances: { value: 2, source: 'model config' } } }), ['2x4']);
     assert.deepEqual(layouts({ cpus: { cpus: 8, source: '' }, fixed: { intraOpThreads: { value: 2, source: 'worker setting' } } }), ['4x2']);
     assert.deepEqual(layouts({ cpus: { cpus: 8, source: '' }, budgetMs: 0 }), ['1x1']);
-    assert.deepEqual(layouts({ cpus: { cpus: 8, source: '' }, session: { interOpThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cuda', 'cpu'] } }), ['1x1']);
+    assert.deepEqual(
+      layouts({ cpus: { cpus: 8, source: '' }, session: { interOpThreads: 1, graphOptimizationLevel: 'all', executionProviders: ['cuda', 'cpu'] } }),
+      ['1x1'],
+    );
   });
 
   test('a model whose batch costs what one row costs gets the largest batch; every point measured is reported', async () => {
     const { session, plan } = await loadPlanned(request(fixedCost, { batchCap: 16 }));
     try {
       assert.equal(plan.maxBatchSize, 16, plan.reason);
-      assert.deepEqual(plan.measured.map((p) => p.batch), [1, 2, 4, 8, 16]);
+      assert.deepEqual(
+        plan.measured.map((p) => p.batch),
+        [1, 2, 4, 8, 16],
+      );
       assert.equal(plan.sources.maxBatchSize, 'measured');
       assert.match(plan.reason, /1 slot × 1 thread, batches of up to 16: .* rows\/s measured here; batches of 16 gave \d+ % more rows\/s than single rows/);
       assert.equal(session.instances, 1);
@@ -157,7 +179,10 @@ describe('execution plan', () => {
         [[1, 4, 1]],
         'only single rows, on the first layout (one slot with every core)',
       );
-      assert.match(plan.reason, /^1 slot × 1 thread, batches of up to 16: a single row runs in [\d.]+ ms here, under 50 ms, so per-run overhead is most of its cost/);
+      assert.match(
+        plan.reason,
+        /^1 slot × 1 thread, batches of up to 16: a single row runs in [\d.]+ ms here, under 50 ms, so per-run overhead is most of its cost/,
+      );
       assert.equal(plan.sources.instances, 'measured');
     } finally {
       await session.dispose();

@@ -47,13 +47,7 @@ describe('concatInputs', () => {
   });
 
   test('stacks string tensors', () => {
-    const out = concatInputs(
-      [
-        { s: { type: 'string', dims: [1], data: ['a'] } },
-        { s: { type: 'string', dims: [2], data: ['b', 'c'] } },
-      ],
-      [1, 2],
-    );
+    const out = concatInputs([{ s: { type: 'string', dims: [1], data: ['a'] } }, { s: { type: 'string', dims: [2], data: ['b', 'c'] } }], [1, 2]);
     assert.deepEqual(out.s, { type: 'string', dims: [3], data: ['a', 'b', 'c'] });
   });
 });

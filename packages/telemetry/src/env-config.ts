@@ -24,7 +24,9 @@ export function loadEnvConfig<S extends z.ZodObject, C>(service: string, schema:
   if (!r.success) {
     throw new ConfigError(
       service,
-      r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}${picked[String(i.path[0])] !== undefined ? ` (got ${JSON.stringify(picked[String(i.path[0])])})` : ''}`),
+      r.error.issues.map(
+        (i) => `${i.path.join('.')}: ${i.message}${picked[String(i.path[0])] !== undefined ? ` (got ${JSON.stringify(picked[String(i.path[0])])})` : ''}`,
+      ),
     );
   }
   return deepFreeze(build(r.data));
@@ -51,7 +53,12 @@ export function envFlag() {
 export function envList<const T extends readonly [string, ...string[]]>(words: T) {
   return z
     .string()
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(words)).min(1));
 }
 

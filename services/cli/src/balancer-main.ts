@@ -9,7 +9,8 @@ if (!['least_conn', 'placement', 'hash'].includes(balance)) {
   process.stderr.write(`BALANCE must be least_conn, placement or hash (got '${balance}')\n`);
   process.exit(EXIT_CONFIG);
 }
-const say = (msg: string, fields: Record<string, unknown> = {}): void => void process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), service: 'balancer', msg, ...fields })}\n`);
+const say = (msg: string, fields: Record<string, unknown> = {}): void =>
+  void process.stdout.write(`${JSON.stringify({ level: 'info', time: new Date().toISOString(), service: 'balancer', msg, ...fields })}\n`);
 if (upstreams.length === 0) {
   process.stderr.write('UPSTREAMS must list the modelhosts (host:port,host:port)\n');
   process.exit(EXIT_CONFIG);

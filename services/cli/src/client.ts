@@ -57,7 +57,17 @@ export class InferrerClient {
   }
 
   /** A request whose answer must be 2xx; anything else throws a ClientError naming the server's code. */
-  async request<T = any>(method: string, route: string, init: { data?: unknown; headers?: Record<string, string>; params?: Record<string, string | number | undefined>; onUploadProgress?: (e: AxiosProgressEvent) => void; timeoutMs?: number } = {}): Promise<Answer<T>> {
+  async request<T = any>(
+    method: string,
+    route: string,
+    init: {
+      data?: unknown;
+      headers?: Record<string, string>;
+      params?: Record<string, string | number | undefined>;
+      onUploadProgress?: (e: AxiosProgressEvent) => void;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<Answer<T>> {
     let res: AxiosResponse<string>;
     try {
       res = await this.#http.request<string>({
@@ -85,7 +95,14 @@ export class InferrerClient {
   }
 
   /** Streams a file as the request body (never read whole), with its length, reporting progress. */
-  async upload<T = any>(method: string, route: string, file: string, headers: Record<string, string>, onProgress?: (sent: number, total: number) => void, params?: Record<string, string | number | undefined>): Promise<Answer<T>> {
+  async upload<T = any>(
+    method: string,
+    route: string,
+    file: string,
+    headers: Record<string, string>,
+    onProgress?: (sent: number, total: number) => void,
+    params?: Record<string, string | number | undefined>,
+  ): Promise<Answer<T>> {
     const size = (await stat(file)).size;
     return this.request<T>(method, route, {
       data: createReadStream(file),
@@ -116,7 +133,8 @@ export class InferrerClient {
   #unreachable(err: unknown): ClientError {
     if (isAxiosError(err)) {
       const code = err.code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
-      if (code === 'ECONNREFUSED') return new ClientError(`nothing answers at ${this.url} (connection refused): start a cluster (inferrer start) or point --url / INFERRER_URL at one`);
+      if (code === 'ECONNREFUSED')
+        return new ClientError(`nothing answers at ${this.url} (connection refused): start a cluster (inferrer start) or point --url / INFERRER_URL at one`);
       if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new ClientError(`cannot resolve the host of ${this.url} (${code})`);
       if (code === 'ECONNABORTED' || code === 'ETIMEDOUT') return new ClientError(`${this.url} did not answer in time (${code})`);
       return new ClientError(`${this.url}: ${err.message}${code ? ` (${code})` : ''}`);

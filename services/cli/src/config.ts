@@ -11,7 +11,12 @@ export const CliEnvSchema = z
     /** The Inferrer's gRPC port; 0 turns gRPC off. Unset: 8001 (Triton's), or a free port when another program holds 8001. */
     GRPC_PORT: z.coerce.number().int().min(0).max(65535).optional(),
     /** Modelhost processes; one per core by default. */
-    MODELHOSTS: z.coerce.number().int().min(1).max(64).default(Math.max(1, os.availableParallelism?.() ?? os.cpus().length)),
+    MODELHOSTS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(Math.max(1, os.availableParallelism?.() ?? os.cpus().length)),
     MODEL_DIR: z.string().default(path.resolve('.inferrer', 'models')),
     /** nginx when installed (auto), or force one. */
     BALANCER: z.enum(['auto', 'nginx', 'builtin']).default('auto'),

@@ -168,12 +168,18 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   // Ports the operator chose are checked before anything starts, so that nothing is announced on a port
   // another program holds.
   if (opts.port !== 0 && (await portTaken(host, opts.port))) {
-    throw new LaunchError(`port ${opts.port} on ${host} is taken by another program, so the Inferrer cannot use it: set PORT to another port (PORT=0 picks a free one)`, EXIT_CONFIG);
+    throw new LaunchError(
+      `port ${opts.port} on ${host} is taken by another program, so the Inferrer cannot use it: set PORT to another port (PORT=0 picks a free one)`,
+      EXIT_CONFIG,
+    );
   }
   let grpcPortWanted = opts.grpcPort;
   if (grpcPortWanted && (await portTaken(host, grpcPortWanted))) {
     if (!opts.grpcPortFallback) {
-      throw new LaunchError(`port ${grpcPortWanted} on ${host} is taken by another program, so the Inferrer cannot serve gRPC on it: set GRPC_PORT to another port (GRPC_PORT=0 turns gRPC off)`, EXIT_CONFIG);
+      throw new LaunchError(
+        `port ${grpcPortWanted} on ${host} is taken by another program, so the Inferrer cannot serve gRPC on it: set GRPC_PORT to another port (GRPC_PORT=0 turns gRPC off)`,
+        EXIT_CONFIG,
+      );
     }
     notes.push(`port ${grpcPortWanted} is taken by another program: gRPC took a free one (GRPC_PORT sets it)`);
     grpcPortWanted = 0;
@@ -181,7 +187,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   let metricsPort = opts.metricsPort ?? 0;
   if ((opts.metrics ?? true) && metricsPort !== 0 && (await portTaken(host, metricsPort))) {
     if (!opts.metricsPortFallback) {
-      throw new LaunchError(`port ${metricsPort} on ${host} is taken by another program, so the metrics service cannot use it: set METRICS_PORT to another port (METRICS_PORT=0 picks a free one)`, EXIT_CONFIG);
+      throw new LaunchError(
+        `port ${metricsPort} on ${host} is taken by another program, so the metrics service cannot use it: set METRICS_PORT to another port (METRICS_PORT=0 picks a free one)`,
+        EXIT_CONFIG,
+      );
     }
     notes.push(`port ${metricsPort} is taken by another program: the metrics service took a free one (METRICS_PORT sets it)`);
     metricsPort = 0;
@@ -209,7 +218,16 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const nodeService = (name: string, main: keyof typeof SERVICE_MAIN, env: NodeJS.ProcessEnv): ManagedProcess =>
     supervise(
       new ManagedProcess(
-        { name, command: process.execPath, args: [...TSX_IMPORT, SERVICE_MAIN[main]], env, cwd: REPO_ROOT, restart: opts.restart, restartLimit: opts.restartLimit, linked: true },
+        {
+          name,
+          command: process.execPath,
+          args: [...TSX_IMPORT, SERVICE_MAIN[main]],
+          env,
+          cwd: REPO_ROOT,
+          restart: opts.restart,
+          restartLimit: opts.restartLimit,
+          linked: true,
+        },
         opts.sink,
       ),
     );
@@ -239,13 +257,24 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const modelhostCpus = Number(opts.modelhostEnv?.CPUS ?? opts.env.CPUS ?? cpus);
     // …and its memory: unless told otherwise, each budgets its models half of its share (a modelhost alone
     // would take 70 % of the machine's).
-    const budget = opts.env.MODEL_MEMORY_BYTES ?? opts.modelhostEnv?.MODEL_MEMORY_BYTES ?? String(Math.floor((os.totalmem() * 0.5) / Math.max(1, opts.modelhosts)));
+    const budget =
+      opts.env.MODEL_MEMORY_BYTES ?? opts.modelhostEnv?.MODEL_MEMORY_BYTES ?? String(Math.floor((os.totalmem() * 0.5) / Math.max(1, opts.modelhosts)));
     for (let i = 1; i <= opts.modelhosts; i++) {
       const port = await freePort(host);
       const id = `modelhost-${i}`;
       // glibc gives a released model's memory back to the system (MALLOC_MMAP_THRESHOLD_, as in the images):
       // see the modelhost's memory-budget.ts.
-      const proc = nodeService(id, 'modelhost', { CPUS: cpus, MALLOC_MMAP_THRESHOLD_: '131072', ...opts.env, MODEL_MEMORY_BYTES: budget, ...opts.modelhostEnv, HOST: host, PORT: String(port), MODEL_DIR: modelDir, MODELHOST_ID: id });
+      const proc = nodeService(id, 'modelhost', {
+        CPUS: cpus,
+        MALLOC_MMAP_THRESHOLD_: '131072',
+        ...opts.env,
+        MODEL_MEMORY_BYTES: budget,
+        ...opts.modelhostEnv,
+        HOST: host,
+        PORT: String(port),
+        MODEL_DIR: modelDir,
+        MODELHOST_ID: id,
+      });
       modelhosts.push({ id, port, url: `http://${host}:${port}`, process: proc });
     }
 
@@ -275,14 +304,29 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       });
       const proc = supervise(
         new ManagedProcess(
-          { name: 'nginx', command: nginx, args: ['-e', 'stderr', '-p', path.dirname(conf), '-c', conf, '-g', 'daemon off;'], env: opts.env, restart: opts.restart, restartLimit: opts.restartLimit },
+          {
+            name: 'nginx',
+            command: nginx,
+            args: ['-e', 'stderr', '-p', path.dirname(conf), '-c', conf, '-g', 'daemon off;'],
+            env: opts.env,
+            restart: opts.restart,
+            restartLimit: opts.restartLimit,
+          },
           opts.sink,
         ),
       );
       closers.push(guardNginx(path.join(prefix, 'nginx.pid')));
       balancer = { kind: 'nginx', description: `nginx ${nginxVersion(nginx)} (${BALANCE_WORDS[opts.balance]})`, process: proc };
     } else {
-      const proc = nodeService('balancer', 'balancer', { ...opts.env, HOST: host, PORT: String(balancerPort), UPSTREAMS: upstreams.join(','), MAX_BODY_BYTES: String(maxBodyBytes), REQUEST_TIMEOUT_MS: String(requestTimeoutMs), BALANCE: opts.balance });
+      const proc = nodeService('balancer', 'balancer', {
+        ...opts.env,
+        HOST: host,
+        PORT: String(balancerPort),
+        UPSTREAMS: upstreams.join(','),
+        MAX_BODY_BYTES: String(maxBodyBytes),
+        REQUEST_TIMEOUT_MS: String(requestTimeoutMs),
+        BALANCE: opts.balance,
+      });
       balancer = { kind: 'builtin', description: `built-in balancer, ${BALANCE_WORDS[opts.balance]} (http-proxy; nginx not found on the PATH)`, process: proc };
     }
     const balancerUrl = `http://${host}:${balancerPort}`;
@@ -339,7 +383,9 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
       polling.abort();
     }
     const redisUrl = inferrerEnv.REDIS_URL ?? opts.env.REDIS_URL;
-    const jobsQueue = redisUrl ? `Redis (BullMQ) at ${redisUrl.replace(/\/\/[^@/]*@/, '//')}` : `embedded queue (no REDIS_URL; state in ${path.join(modelDir, '.jobs')}, one Inferrer)`;
+    const jobsQueue = redisUrl
+      ? `Redis (BullMQ) at ${redisUrl.replace(/\/\/[^@/]*@/, '//')}`
+      : `embedded queue (no REDIS_URL; state in ${path.join(modelDir, '.jobs')}, one Inferrer)`;
     const grpcAddress = grpcPort ? `${host}:${grpcPort}` : undefined;
     return { url, grpcAddress, balancerUrl, balancer, inferrer, metrics, modelhosts, modelhostCpus, modelDir, seeded, jobsQueue, notes, failed, stop };
   } catch (err) {

@@ -20,7 +20,12 @@ try {
     // Help and --version end with code 0 ("commander.helpDisplayed", "commander.version"); every other is a usage error.
     process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
   } else {
-    const what = err instanceof ClientError ? err.message : ((err as NodeJS.ErrnoException).code === 'ENOENT' ? `no such file: ${(err as NodeJS.ErrnoException).path}` : (err as Error).message);
+    const what =
+      err instanceof ClientError
+        ? err.message
+        : (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `no such file: ${(err as NodeJS.ErrnoException).path}`
+          : (err as Error).message;
     process.stderr.write(`inferrer: ${what}\n`);
     process.exitCode = 1;
   }

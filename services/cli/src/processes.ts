@@ -114,7 +114,14 @@ export class ManagedProcess {
     this.#child = undefined;
     if (this.#stopping) return;
     const how = signal ? `signal ${signal}` : `code ${code}`;
-    const failure = (reason: ProcessFailure['reason']): ProcessFailure => ({ name: this.spec.name, reason, code, signal, restarts: this.#restarts, stderr: [...this.#stderr] });
+    const failure = (reason: ProcessFailure['reason']): ProcessFailure => ({
+      name: this.spec.name,
+      reason,
+      code,
+      signal,
+      restarts: this.#restarts,
+      stderr: [...this.#stderr],
+    });
     if (code === EXIT_CONFIG) {
       this.#sink('launcher', `${this.spec.name} exited (${how}: a configuration error); not restarting it`);
       this.onGiveUp?.(failure('config'));

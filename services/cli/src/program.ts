@@ -66,7 +66,10 @@ export function createProgram(): Command {
       } catch (err) {
         exitOnConfigError(err);
       }
-      return new InferrerClient({ url: g.url ?? clientConfig.INFERRER_URL ?? `http://127.0.0.1:${clientConfig.PORT || 8002}`, apiKey: g.key ?? clientConfig.INFERRER_API_KEY });
+      return new InferrerClient({
+        url: g.url ?? clientConfig.INFERRER_URL ?? `http://127.0.0.1:${clientConfig.PORT || 8002}`,
+        apiKey: g.key ?? clientConfig.INFERRER_API_KEY,
+      });
     },
   };
 
@@ -113,7 +116,8 @@ configuration, a port is taken: the message names it); 1 a service kept crashing
   registerBench(program, ctx);
   registerCompletion(program);
   addClientOptions(program);
-  for (const group of program.commands) for (const cmd of [group, ...group.commands]) if (cmd.commands.length === 0 && !['start', 'completion'].includes(cmd.name())) addClientOptions(cmd);
+  for (const group of program.commands)
+    for (const cmd of [group, ...group.commands]) if (cmd.commands.length === 0 && !['start', 'completion'].includes(cmd.name())) addClientOptions(cmd);
   return program;
 }
 

@@ -34,8 +34,16 @@ describe('HashRing', () => {
     assert.ok(moved > 0);
     // The same answer from a ring without the worker at all (as after a restart with one fewer).
     const smaller = new HashRing(['w1', 'w3', 'w4'], (w) => w);
-    for (const k of keys) assert.equal(smaller.pick(k, () => true), after.get(k), k);
-    assert.equal(ring.pick('x', () => false), undefined);
+    for (const k of keys)
+      assert.equal(
+        smaller.pick(k, () => true),
+        after.get(k),
+        k,
+      );
+    assert.equal(
+      ring.pick('x', () => false),
+      undefined,
+    );
   });
 });
 
@@ -52,7 +60,12 @@ describe('the built-in balancer with BALANCE=placement', () => {
       await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
       upstreams.push(s);
     }
-    balancer = createBalancer({ upstreams: upstreams.map((s) => `127.0.0.1:${(s.address() as AddressInfo).port}`), maxBodyBytes: 1024, timeoutMs: 5000, balance: 'placement' });
+    balancer = createBalancer({
+      upstreams: upstreams.map((s) => `127.0.0.1:${(s.address() as AddressInfo).port}`),
+      maxBodyBytes: 1024,
+      timeoutMs: 5000,
+      balance: 'placement',
+    });
     await new Promise<void>((r) => balancer.listen(0, '127.0.0.1', r));
     url = `http://127.0.0.1:${(balancer.address() as AddressInfo).port}`;
   });

@@ -15,7 +15,10 @@ after(() => clearInterval(keepAlive));
 function run(script: string, restartLimit: number): { proc: ManagedProcess; lines: string[]; starts: number[]; gaveUp: Promise<ProcessFailure> } {
   const lines: string[] = [];
   const starts: number[] = [];
-  const proc = new ManagedProcess({ name: 'svc', command: process.execPath, args: ['-e', script], env: process.env, restart: true, restartLimit }, (name, line) => lines.push(`${name} | ${line}`));
+  const proc = new ManagedProcess(
+    { name: 'svc', command: process.execPath, args: ['-e', script], env: process.env, restart: true, restartLimit },
+    (name, line) => lines.push(`${name} | ${line}`),
+  );
   proc.onStart = (pid) => starts.push(pid);
   const gaveUp = new Promise<ProcessFailure>((resolve) => (proc.onGiveUp = resolve));
   proc.start();
@@ -30,7 +33,10 @@ test('a process that keeps crashing is given up after the restart limit, with it
   assert.equal(f.restarts, 2);
   assert.equal(starts.length, 3, 'started once, restarted twice');
   assert.deepEqual(f.stderr, ['boom: cannot open the thing']);
-  assert.ok(lines.some((l) => /svc exited \(code 3\) 3 times in a row .* giving up/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /svc exited \(code 3\) 3 times in a row .* giving up/.test(l)),
+    lines.join('\n'),
+  );
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(starts.length, 3, 'not started again after giving up');
   assert.equal(proc.pid, undefined);

@@ -38,7 +38,14 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   const table = new RouteTable(routes);
   const log = deps.logger.child({ module: 'http' });
   const accessLog = deps.logger.child({ module: 'access' });
-  const stream = { auth: deps.auth, requestTimeoutMs: deps.config.requestTimeoutMs, metrics: deps.metrics, log, access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined, sample: deps.config.accessLogSample };
+  const stream = {
+    auth: deps.auth,
+    requestTimeoutMs: deps.config.requestTimeoutMs,
+    metrics: deps.metrics,
+    log,
+    access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined,
+    sample: deps.config.accessLogSample,
+  };
   const dispatches = new WeakMap<IncomingMessage, Dispatch>();
   const bodies = new BodyGuard(deps.config.bodies, deps.logger);
   const app = expressApp(deps, dispatches, log, stream.access, accessLog);
@@ -49,7 +56,11 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       target = parseTarget(req.url ?? '/');
     } catch (err) {
       req.resume();
-      sendError(res, err, ERROR_BODY[protocolOf(req.url ?? '')], log, { reqId: requestIdFrom(req.headers[REQUEST_ID_HEADER]), method: req.method, path: '(undecodable)' });
+      sendError(res, err, ERROR_BODY[protocolOf(req.url ?? '')], log, {
+        reqId: requestIdFrom(req.headers[REQUEST_ID_HEADER]),
+        method: req.method,
+        path: '(undecodable)',
+      });
       return;
     }
     const match = table.match(req.method ?? 'GET', target.segments);
@@ -66,7 +77,13 @@ export function createApp(deps: InferrerDeps): InferrerApp {
 }
 
 /** express for every route that is not a prediction: request ids, access lines, helmet, auth, the handler. */
-function expressApp(deps: InferrerDeps, dispatches: WeakMap<IncomingMessage, Dispatch>, log: Logger, access: Logger | undefined, accessLog: Logger): express.Express {
+function expressApp(
+  deps: InferrerDeps,
+  dispatches: WeakMap<IncomingMessage, Dispatch>,
+  log: Logger,
+  access: Logger | undefined,
+  accessLog: Logger,
+): express.Express {
   const { metrics } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -88,9 +105,13 @@ function expressApp(deps: InferrerDeps, dispatches: WeakMap<IncomingMessage, Dis
       const line = { reqId, method: req.method, path: req.path, route: template, protocol, status: res.statusCode, ms: Number(ms.toFixed(2)) };
       if (access && !route?.quiet && sampleAccess(res.statusCode, deps.config.accessLogSample)) {
         const error = res.statusCode >= 400 ? (res.locals as { errorCode?: string }).errorCode : undefined;
-        access.info('request', { ...line, ...(error ? { error } : {}), bytesIn: Number(req.headers['content-length']) || 0, bytesOut: Number(res.getHeader('content-length')) || 0 });
-      }
-      else if (route?.quiet && accessLog.isDebugEnabled()) accessLog.debug('request', line);
+        access.info('request', {
+          ...line,
+          ...(error ? { error } : {}),
+          bytesIn: Number(req.headers['content-length']) || 0,
+          bytesOut: Number(res.getHeader('content-length')) || 0,
+        });
+      } else if (route?.quiet && accessLog.isDebugEnabled()) accessLog.debug('request', line);
     });
     next();
   });
@@ -98,7 +119,12 @@ function expressApp(deps: InferrerDeps, dispatches: WeakMap<IncomingMessage, Dis
   app.use(async (req: Request, res: Response, next: NextFunction) => {
     const match = dispatches.get(req)?.match;
     if (!match) throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}; GET /help lists the routes`);
-    if (!match.route) throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)} (it takes ${match.methods.join(', ')}); GET /help lists the routes`, { methods: match.methods });
+    if (!match.route)
+      throw new InferrerError(
+        'ROUTE_NOT_FOUND',
+        `no route ${req.method} ${req.path.slice(0, 200)} (it takes ${match.methods.join(', ')}); GET /help lists the routes`,
+        { methods: match.methods },
+      );
     const route = match.route as ExpressRoute;
     // Batch-job quotas count per principal (protocol/jobs/routes.ts).
     res.locals.principal = await deps.auth.check(req, route.scope);
@@ -109,7 +135,11 @@ function expressApp(deps: InferrerDeps, dispatches: WeakMap<IncomingMessage, Dis
     throw new InferrerError('ROUTE_NOT_FOUND', `no route ${req.method} ${req.path.slice(0, 200)}; GET /help lists the routes`);
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = sendError(res, err, ERROR_BODY[routeOf(req)?.protocol ?? protocolOf(req.path)], log, { reqId: String(res.getHeader('x-request-id')), method: req.method, path: req.path });
+    const e = sendError(res, err, ERROR_BODY[routeOf(req)?.protocol ?? protocolOf(req.path)], log, {
+      reqId: String(res.getHeader('x-request-id')),
+      method: req.method,
+      path: req.path,
+    });
     res.locals.errorCode = e.code;
   });
   return app;

@@ -97,12 +97,17 @@ export class Auth {
       principal = key ?? { id: `ip:${ip}`, scopes: 'all' };
     } else if (this.#keys.length === 0) {
       if (access === 'admin') {
-        throw new InferrerError('FORBIDDEN', 'the management API is closed: configure API_KEYS_FILE with an admin key (or start with AUTH_DISABLED=true for a local demo)');
+        throw new InferrerError(
+          'FORBIDDEN',
+          'the management API is closed: configure API_KEYS_FILE with an admin key (or start with AUTH_DISABLED=true for a local demo)',
+        );
       }
       principal = { id: `ip:${ip}`, scopes: 'all' };
     } else {
       if (!key) {
-        throw new InferrerError('UNAUTHORIZED', authorization ? 'the API key is not valid' : 'this route needs an API key: send Authorization: Bearer <key>', { scope: access });
+        throw new InferrerError('UNAUTHORIZED', authorization ? 'the API key is not valid' : 'this route needs an API key: send Authorization: Bearer <key>', {
+          scope: access,
+        });
       }
       if (!key.scopes.has(access)) throw new InferrerError('FORBIDDEN', `the API key does not carry the '${access}' scope this route needs`, { scope: access });
       principal = { id: key.id, scopes: key.scopes };
@@ -129,7 +134,12 @@ export class Auth {
     } catch (res) {
       if (!(res instanceof RateLimiterRes)) throw res;
       const retryAfter = Math.max(1, Math.ceil(res.msBeforeNext / 1000));
-      throw new InferrerError('RATE_LIMITED', `too many requests from ${id.startsWith('key:') ? 'this API key' : 'this address'}; retry after ${retryAfter} s`, {}, { retryAfter });
+      throw new InferrerError(
+        'RATE_LIMITED',
+        `too many requests from ${id.startsWith('key:') ? 'this API key' : 'this address'}; retry after ${retryAfter} s`,
+        {},
+        { retryAfter },
+      );
     }
   }
 }

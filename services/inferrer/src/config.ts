@@ -17,7 +17,15 @@ export const InferrerEnvSchema = z
     MODEL_DIR: z.string().min(1),
     /** The load balancer in front of the modelhosts (nginx, or the launcher's built-in one). */
     LOAD_BALANCER_URL: z.url({ protocol: /^https?$/ }),
-    INFERRER_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
+    INFERRER_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/)
+      .default(
+        os
+          .hostname()
+          .slice(0, 64)
+          .replace(/[^A-Za-z0-9._-]/g, '-'),
+      ),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
     LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
@@ -30,7 +38,11 @@ export const InferrerEnvSchema = z
     /** A folder of models imported at start (`name.onnx`, or Triton's `name/<version>/model.onnx`); see docs/model-store.md. */
     IMPORT_MODELS_FROM: z.string().min(1).optional(),
     /** Largest model upload. */
-    MAX_MODEL_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+    MAX_MODEL_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(1024 * 1024 * 1024),
     /**
      * Upload validation (parse + session) runs in a child process under these limits (validation/validation-process.ts):
      * memory above the child's baseline ≤ min(MAX, BASE + PER_MODEL × file MB), and a deadline. The defaults fit the
@@ -41,7 +53,11 @@ export const InferrerEnvSchema = z
     VALIDATION_MAX_MEMORY_MB: z.coerce.number().int().min(64).default(1536),
     VALIDATION_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),
     /** Largest prediction or JSON management body. */
-    MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+    MAX_BODY_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024 * 1024),
     /**
      * Slow request bodies (every route): a body must arrive within BODY_TIMEOUT_MS plus one second per
      * BODY_MIN_BYTES_PER_S bytes received so far, or it is cut with 408; a client address may have at most
@@ -78,7 +94,12 @@ export const InferrerEnvSchema = z
     /** Hosts (host or host:port) an import may fetch from, comma-separated; redirects elsewhere are refused. */
     MODEL_IMPORT_ALLOWED_HOSTS: z
       .string()
-      .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((x) => x.trim().toLowerCase())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.string().regex(/^[a-z0-9.-]+(:\d{1,5})?$|^\[[0-9a-f:.]+\](:\d{1,5})?$/)))
       .default([]),
     /**
@@ -87,7 +108,12 @@ export const InferrerEnvSchema = z
      */
     MODEL_IMPORT_ALLOWED_CIDRS: z
       .string()
-      .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.string().refine((c) => ipaddr.isValidCIDR(c), 'must be a CIDR range such as 10.0.0.0/8 or fd00::/8')))
       .default([]),
     /** Sent as X-API-Key to import hosts when set (EOTDL's key). */
@@ -108,7 +134,11 @@ export const InferrerEnvSchema = z
     JOBS_RETENTION_HOURS: z.coerce.number().min(0).default(168),
     /** Largest batch job: items (rows or images) and bytes (the upload, and an archive unpacked). */
     JOBS_MAX_ITEMS: z.coerce.number().int().min(1).default(1_000_000),
-    JOBS_MAX_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+    JOBS_MAX_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(1024 * 1024 * 1024),
     /** Batch jobs queued or running per client (API key, or address without one). */
     JOBS_MAX_ACTIVE_PER_CLIENT: z.coerce.number().int().min(1).default(4),
     /** Job requests in flight per Inferrer when no online traffic competes (one while it does). */
@@ -144,7 +174,15 @@ export type InferrerConfig = Readonly<{
   placement: Readonly<{ enabled: boolean; maxReplicas: number; ratePerReplica: number; inflightPerReplica: number; coolMs: number }>;
   modelImport: Readonly<{ enabled: boolean; allowedHosts: readonly string[]; allowedCidrs: readonly string[]; apiKey: string | undefined; timeoutMs: number }>;
   redisUrl: string | undefined;
-  jobs: Readonly<{ retentionHours: number; maxItems: number; maxBytes: number; maxActivePerClient: number; concurrency: number; rowsPerRequest: number; maxRunning: number }>;
+  jobs: Readonly<{
+    retentionHours: number;
+    maxItems: number;
+    maxBytes: number;
+    maxActivePerClient: number;
+    concurrency: number;
+    rowsPerRequest: number;
+    maxRunning: number;
+  }>;
   apiKeysFile: string | undefined;
   authDisabled: boolean;
   rateLimitKeyRps: number;
@@ -166,7 +204,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     metricsUrl: e.METRICS_URL?.replace(/\/+$/, ''),
     importModelsFrom: e.IMPORT_MODELS_FROM,
     maxModelBytes: e.MAX_MODEL_BYTES,
-    validation: { memoryBaseMb: e.VALIDATION_MEMORY_BASE_MB, memoryPerModelMb: e.VALIDATION_MEMORY_PER_MODEL_MB, maxMemoryMb: e.VALIDATION_MAX_MEMORY_MB, timeoutMs: e.VALIDATION_TIMEOUT_MS },
+    validation: {
+      memoryBaseMb: e.VALIDATION_MEMORY_BASE_MB,
+      memoryPerModelMb: e.VALIDATION_MEMORY_PER_MODEL_MB,
+      maxMemoryMb: e.VALIDATION_MAX_MEMORY_MB,
+      timeoutMs: e.VALIDATION_TIMEOUT_MS,
+    },
     maxBodyBytes: e.MAX_BODY_BYTES,
     bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,

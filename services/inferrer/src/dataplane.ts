@@ -68,7 +68,12 @@ export class DataPlane {
     this.#upstream = upstream;
     this.#config = config;
     this.placement = new Placement(config.placement);
-    this.#grouping = new Grouping(upstream, { maxRequests: config.groupMaxRequests, timeoutMs: config.requestTimeoutMs, place: (model) => this.placement.key(model), ...(onGroup ? { onGroup } : {}) });
+    this.#grouping = new Grouping(upstream, {
+      maxRequests: config.groupMaxRequests,
+      timeoutMs: config.requestTimeoutMs,
+      place: (model) => this.placement.key(model),
+      ...(onGroup ? { onGroup } : {}),
+    });
   }
 
   /** FRACTAL v1 prediction: forwards `{"values": …}` to a modelhost; resolves with its 2xx answer. */
@@ -124,7 +129,12 @@ export class DataPlane {
     const model = parseModelName(name);
     const key = this.placement.key(model);
     const headers: Record<string, string> = key !== undefined ? { [PLACEMENT_HEADER]: key } : {};
-    const res = await this.#upstream.request({ method: 'GET', path: `/v1/models/${encodeURIComponent(model)}/settings`, headers, timeoutMs: this.#config.requestTimeoutMs });
+    const res = await this.#upstream.request({
+      method: 'GET',
+      path: `/v1/models/${encodeURIComponent(model)}/settings`,
+      headers,
+      timeoutMs: this.#config.requestTimeoutMs,
+    });
     return JSON.parse(await res.body.text()) as T;
   }
 
@@ -165,7 +175,8 @@ export class DataPlane {
     // group, a modelhost's queue): the modelhost gets what is left, and the Inferrer answers 504 at it.
     const now = performance.now();
     // A shorter deadline of the client's own (gRPC's) counts from here too.
-    const timeoutMs = opts.timeoutMs !== undefined && opts.timeoutMs < this.#config.requestTimeoutMs ? Math.max(1, opts.timeoutMs) : this.#config.requestTimeoutMs;
+    const timeoutMs =
+      opts.timeoutMs !== undefined && opts.timeoutMs < this.#config.requestTimeoutMs ? Math.max(1, opts.timeoutMs) : this.#config.requestTimeoutMs;
     const deadline = Math.min(opts.deadline ?? Infinity, answerBy(now, timeoutMs));
     if (deadline <= now) return Promise.reject(new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it was sent to a modelhost'));
     const headers: Record<string, string> = {
@@ -179,7 +190,8 @@ export class DataPlane {
     // A body in parts (a gRPC request's header and tensors) is joined only when small; a large one goes as its parts.
     const raw = Array.isArray(opts.body) && (opts.contentLength ?? GROUPED_BODY + 1) <= GROUPED_BODY ? Buffer.concat(opts.body) : opts.body;
     const body = typeof raw === 'string' ? Buffer.from(raw) : raw;
-    if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch') return this.#grouping.send({ model, path, headers, body, deadline, signal: opts.signal });
+    if (Buffer.isBuffer(body) && body.length <= GROUPED_BODY && opts.priority !== 'batch')
+      return this.#grouping.send({ model, path, headers, body, deadline, signal: opts.signal });
     const key = this.placement.key(model);
     if (key !== undefined) headers[PLACEMENT_HEADER] = key;
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);

@@ -24,11 +24,15 @@ export function profileSummary(p: StoredProfile): Record<string, unknown> {
 export function profileFromSample(rows: unknown[], sig: ModelSignature): StoredProfile {
   const { names, rowLength, problem } = tabularFeatureNames(sig);
   if (problem) throw new InferrerError('INVALID_PROFILE', `sample rows cannot describe this model: ${problem}`);
-  if (rows.length === 0 || rows.length > MAX_SAMPLE_ROWS) throw new InferrerError('INVALID_PROFILE', `send 1 to ${MAX_SAMPLE_ROWS} sample rows (got ${rows.length})`);
+  if (rows.length === 0 || rows.length > MAX_SAMPLE_ROWS)
+    throw new InferrerError('INVALID_PROFILE', `send 1 to ${MAX_SAMPLE_ROWS} sample rows (got ${rows.length})`);
   const numeric: number[][] = rows.map((row, i) => {
     const flat = Array.isArray(row) ? (row as unknown[]).flat(8) : undefined;
     if (!flat || flat.length !== rowLength || !flat.every((x) => typeof x === 'number' && Number.isFinite(x))) {
-      throw new InferrerError('INVALID_PROFILE', `sample row ${i + 1} must be ${rowLength} finite numbers (the model's inputs, in order)`, { row: i + 1, expected: rowLength });
+      throw new InferrerError('INVALID_PROFILE', `sample row ${i + 1} must be ${rowLength} finite numbers (the model's inputs, in order)`, {
+        row: i + 1,
+        expected: rowLength,
+      });
     }
     return flat as number[];
   });

@@ -163,7 +163,15 @@ export class Grouping {
   #alone(m: GroupMember): Promise<UpstreamResponse> {
     const headers = Object.assign({}, m.headers, this.#placement(m.model));
     headers['content-length'] = String(m.body.length);
-    return this.#upstream.request({ method: 'POST', path: m.path, headers, body: m.body, timeoutMs: this.#opts.timeoutMs, deadline: m.deadline, signal: m.signal });
+    return this.#upstream.request({
+      method: 'POST',
+      path: m.path,
+      headers,
+      body: m.body,
+      timeoutMs: this.#opts.timeoutMs,
+      deadline: m.deadline,
+      signal: m.signal,
+    });
   }
 
   async #sendGroup(model: string, group: Pending[], retry: boolean): Promise<void> {
@@ -190,19 +198,23 @@ export class Grouping {
     const timers = group.map((m, i) =>
       m.deadline === undefined
         ? undefined
-        : setTimeout(() => {
-            if (answered[i]) return;
-            answered[i] = 2;
-            left--;
-            m.reject(new InferrerError('DEADLINE_EXCEEDED', 'no modelhost answered before the deadline'));
-          }, Math.max(0, m.deadline - now)),
+        : setTimeout(
+            () => {
+              if (answered[i]) return;
+              answered[i] = 2;
+              left--;
+              m.reject(new InferrerError('DEADLINE_EXCEEDED', 'no modelhost answered before the deadline'));
+            },
+            Math.max(0, m.deadline - now),
+          ),
     );
     const deadlines = group.map((m) => m.deadline);
     const deadline = deadlines.every((d) => d !== undefined) ? Math.max(...(deadlines as number[])) : undefined;
     const reader = new FrameReader((header, body) => {
       const i = header.i;
       if (typeof i === 'number' && answered[i]! >= 2) return;
-      if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= group.length || answered[i]) throw new InferrerError('INTERNAL', `a modelhost answered a group with a frame for member ${String(i)}`);
+      if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= group.length || answered[i])
+        throw new InferrerError('INTERNAL', `a modelhost answered a group with a frame for member ${String(i)}`);
       const status = typeof header.status === 'number' ? header.status : 500;
       const headers = (typeof header.headers === 'object' && header.headers !== null ? header.headers : {}) as Record<string, string>;
       answered[i] = 1;
@@ -244,7 +256,14 @@ export class Grouping {
       return;
     }
     if (begun && !retry) return this.#sendGroup(model, rest, true);
-    const err = failure ?? new InferrerError('UPSTREAM_UNAVAILABLE', 'a modelhost stopped answering part-way through a group of predictions', { answered: group.length - rest.length, of: group.length }, { retryAfter: 1 });
+    const err =
+      failure ??
+      new InferrerError(
+        'UPSTREAM_UNAVAILABLE',
+        'a modelhost stopped answering part-way through a group of predictions',
+        { answered: group.length - rest.length, of: group.length },
+        { retryAfter: 1 },
+      );
     for (const m of rest) m.reject(err);
   }
 }

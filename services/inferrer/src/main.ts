@@ -51,7 +51,12 @@ try {
 }
 if (config.importModelsFrom) {
   const dir = path.resolve(config.importModelsFrom);
-  if (!(await stat(dir).then((st) => st.isDirectory(), () => false))) {
+  if (
+    !(await stat(dir).then(
+      (st) => st.isDirectory(),
+      () => false,
+    ))
+  ) {
     process.stderr.write(`IMPORT_MODELS_FROM: ${dir} is not a folder\n`);
     process.exit(EXIT_CONFIG);
   }
@@ -87,7 +92,9 @@ if (grpc) {
     const port = await grpc.listen(config.host, config.grpcPort);
     log.info('gRPC listening', { host: config.host, port, service: 'inference.GRPCInferenceService' });
   } catch (err) {
-    process.stderr.write(`inferrer cannot listen for gRPC on ${config.host}:${config.grpcPort}: ${(err as Error).message}; set GRPC_PORT to move it (0 turns gRPC off)\n`);
+    process.stderr.write(
+      `inferrer cannot listen for gRPC on ${config.host}:${config.grpcPort}: ${(err as Error).message}; set GRPC_PORT to move it (0 turns gRPC off)\n`,
+    );
     process.exit(EXIT_CONFIG);
   }
 }

@@ -145,7 +145,11 @@ export class Management {
   async profile(rawName: string, version?: number): Promise<{ model: string; version: number; profile: StoredProfile }> {
     const { record, version: v } = await this.#store.resolve(rawName, version);
     if (!v.profile) {
-      throw new InferrerError('PROFILE_NOT_FOUND', `model ${record.name} version ${v.version} has no drift profile; PUT one (or sample rows) to /api/v1/models/${record.name}/versions/${v.version}/profile, or capture one`, { model: record.name, version: v.version });
+      throw new InferrerError(
+        'PROFILE_NOT_FOUND',
+        `model ${record.name} version ${v.version} has no drift profile; PUT one (or sample rows) to /api/v1/models/${record.name}/versions/${v.version}/profile, or capture one`,
+        { model: record.name, version: v.version },
+      );
     }
     return { model: record.name, version: v.version, profile: v.profile };
   }
@@ -187,10 +191,21 @@ function summary(r: ModelRecord): ModelSummary {
 }
 
 /** Model descriptions carry a profile's summary, not its histograms (GET …/versions/{v}/profile has those). */
-export type VersionDetails = Omit<VersionRecord, 'profile'> & { profile?: { source: string; created_at: string; samples: number; inputs: number; outputs: number } };
+export type VersionDetails = Omit<VersionRecord, 'profile'> & {
+  profile?: { source: string; created_at: string; samples: number; inputs: number; outputs: number };
+};
 
 function withProfileSummary(v: VersionRecord): VersionDetails {
   const { profile, ...rest } = v;
   if (!profile) return rest;
-  return { ...rest, profile: { source: profile.source, created_at: profile.created_at, samples: profile.samples, inputs: profile.inputs.length, outputs: profile.outputs.length } };
+  return {
+    ...rest,
+    profile: {
+      source: profile.source,
+      created_at: profile.created_at,
+      samples: profile.samples,
+      inputs: profile.inputs.length,
+      outputs: profile.outputs.length,
+    },
+  };
 }

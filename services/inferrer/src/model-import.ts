@@ -63,8 +63,12 @@ export class ModelImporter {
     return url;
   }
 
-  async import(rawName: string, req: ImportRequest): Promise<{ created: boolean; model: ModelDescription; version: number; source: { item: string; asset: string } }> {
-    if (!this.#config.modelImport.enabled) throw new InferrerError('IMPORT_DISABLED', 'importing models by URL is off; set MODEL_IMPORT_ENABLED=true and MODEL_IMPORT_ALLOWED_HOSTS');
+  async import(
+    rawName: string,
+    req: ImportRequest,
+  ): Promise<{ created: boolean; model: ModelDescription; version: number; source: { item: string; asset: string } }> {
+    if (!this.#config.modelImport.enabled)
+      throw new InferrerError('IMPORT_DISABLED', 'importing models by URL is off; set MODEL_IMPORT_ENABLED=true and MODEL_IMPORT_ALLOWED_HOSTS');
     if (typeof req.url !== 'string') throw new InferrerError('INVALID_REQUEST', 'send {"url": "<STAC item URL>"}');
     const itemUrl = this.allowed(req.url);
     const { res: itemRes, url: finalItemUrl } = await this.#fetch(itemUrl);
@@ -84,7 +88,10 @@ export class ModelImporter {
       const declared = Number(res.headers['content-length']);
       if (Number.isFinite(declared) && declared > limit) {
         await res.body.dump().catch(() => {});
-        throw new InferrerError('MODEL_TOO_LARGE', `the model asset is ${declared} bytes, more than the limit of ${limit} (MAX_MODEL_BYTES)`, { limit, got: declared });
+        throw new InferrerError('MODEL_TOO_LARGE', `the model asset is ${declared} bytes, more than the limit of ${limit} (MAX_MODEL_BYTES)`, {
+          limit,
+          got: declared,
+        });
       }
       let size = 0;
       await pipeline(
@@ -92,13 +99,20 @@ export class ModelImporter {
         new Transform({
           transform(chunk: Buffer, _enc, cb) {
             size += chunk.length;
-            cb(size > limit ? new InferrerError('MODEL_TOO_LARGE', `the model asset is larger than the limit of ${limit} bytes (MAX_MODEL_BYTES)`, { limit }) : null, chunk);
+            cb(
+              size > limit
+                ? new InferrerError('MODEL_TOO_LARGE', `the model asset is larger than the limit of ${limit} bytes (MAX_MODEL_BYTES)`, { limit })
+                : null,
+              chunk,
+            );
           },
         }),
         createWriteStream(file),
       ).catch((err: unknown) => {
         if (err instanceof InferrerError) throw err;
-        throw new InferrerError('IMPORT_FETCH_FAILED', `the model asset could not be downloaded: ${(err as Error).message}`, { url: assetUrl.href.slice(0, 200) });
+        throw new InferrerError('IMPORT_FETCH_FAILED', `the model asset could not be downloaded: ${(err as Error).message}`, {
+          url: assetUrl.href.slice(0, 200),
+        });
       });
       if (size === 0) throw new InferrerError('INVALID_MODEL', 'the model asset is empty');
     } catch (err) {
@@ -115,7 +129,10 @@ export class ModelImporter {
   async #fetch(start: URL): Promise<{ res: Fetched; url: URL }> {
     let url = start;
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-      const headers: Record<string, string> = { accept: 'application/json, application/geo+json, application/octet-stream;q=0.9, */*;q=0.5', 'user-agent': 'inferrer-model-import' };
+      const headers: Record<string, string> = {
+        accept: 'application/json, application/geo+json, application/octet-stream;q=0.9, */*;q=0.5',
+        'user-agent': 'inferrer-model-import',
+      };
       if (this.#config.modelImport.apiKey) headers['x-api-key'] = this.#config.modelImport.apiKey;
       let res: Fetched;
       this.#addresses.checkLiteral(url);
@@ -132,7 +149,9 @@ export class ModelImporter {
         // The address check refuses inside the connection's lookup; its error comes back here.
         const refused = findInferrerError(err);
         if (refused) throw refused;
-        throw new InferrerError('IMPORT_FETCH_FAILED', `${url.host} could not be reached: ${(err as { code?: string }).code ?? (err as Error).message}`, { url: url.href.slice(0, 200) });
+        throw new InferrerError('IMPORT_FETCH_FAILED', `${url.host} could not be reached: ${(err as { code?: string }).code ?? (err as Error).message}`, {
+          url: url.href.slice(0, 200),
+        });
       }
       if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location) {
         await res.body.dump().catch(() => {});
@@ -142,7 +161,10 @@ export class ModelImporter {
       }
       if (res.statusCode !== 200) {
         await res.body.dump().catch(() => {});
-        throw new InferrerError('IMPORT_FETCH_FAILED', `${url.href.slice(0, 200)} answered ${res.statusCode}`, { url: url.href.slice(0, 200), upstreamStatus: res.statusCode });
+        throw new InferrerError('IMPORT_FETCH_FAILED', `${url.href.slice(0, 200)} answered ${res.statusCode}`, {
+          url: url.href.slice(0, 200),
+          upstreamStatus: res.statusCode,
+        });
       }
       return { res, url };
     }

@@ -83,7 +83,10 @@ export class Placement {
     t.inflightAvg = t.inflightAvg * decay + t.inflight * (1 - decay || 1 / 64);
     const quiet = now - t.last;
     t.last = now;
-    const want = Math.min(this.#opts.maxReplicas, Math.max(1, Math.ceil(t.rate / this.#opts.ratePerReplica), Math.ceil(t.inflightAvg / this.#opts.inflightPerReplica)));
+    const want = Math.min(
+      this.#opts.maxReplicas,
+      Math.max(1, Math.ceil(t.rate / this.#opts.ratePerReplica), Math.ceil(t.inflightAvg / this.#opts.inflightPerReplica)),
+    );
     if (want >= t.replicas || quiet >= this.#opts.coolMs) {
       t.replicas = want;
       t.lowSince = 0;

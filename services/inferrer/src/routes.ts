@@ -48,7 +48,10 @@ export function createRoutes(deps: RouteDeps): Route[] {
     ...driftRoutes({ management, metrics: metricsClient, captures: new DriftCaptures(management, metricsClient, deps.logger) }),
     ...importRoutes(new ModelImporter(config, management)),
     ...jobRoutes({ jobs: deps.jobs }),
-    ...v2Routes({ oip: deps.oip ?? new OipService({ config, management, dataplane, metrics: metricsClient, ready: deps.ready }), maxModelBytes: config.maxModelBytes }),
+    ...v2Routes({
+      oip: deps.oip ?? new OipService({ config, management, dataplane, metrics: metricsClient, ready: deps.ready }),
+      maxModelBytes: config.maxModelBytes,
+    }),
     ...v2InferRoutes({ config, dataplane }),
     ...healthRoutes({ metrics: deps.metrics, ready: deps.ready }),
     ...docsRoutes(table),

@@ -11,7 +11,12 @@ type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
 /** A modelhost's answer: streamed (its own HTTP response), or read whole (one frame of a group). */
 export type UpstreamResponse =
-  | { status: number; headers: UpstreamHeaders; body: Readable & { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer>; dump(): Promise<void> }; bytes?: undefined }
+  | {
+      status: number;
+      headers: UpstreamHeaders;
+      body: Readable & { text(): Promise<string>; arrayBuffer(): Promise<ArrayBuffer>; dump(): Promise<void> };
+      bytes?: undefined;
+    }
   | { status: number; headers: UpstreamHeaders; bytes: Buffer; body?: undefined };
 
 /** The whole body of an answer as text. */
@@ -135,7 +140,12 @@ function errorOfAnswer(status: number, headers: UpstreamHeaders, text: string): 
   if (res.status === 504) return new InferrerError('DEADLINE_EXCEEDED', 'no modelhost answered in time', { upstreamStatus: res.status });
   if (res.status === 413) return new InferrerError('BODY_TOO_LARGE', 'the load balancer refused the body as too large', { upstreamStatus: res.status });
   if (res.status === 404) return new InferrerError('ROUTE_NOT_FOUND', 'the load balancer has no such route', { upstreamStatus: res.status });
-  return new InferrerError('UPSTREAM_UNAVAILABLE', `no modelhost could serve the request (load balancer answered ${res.status})`, { upstreamStatus: res.status }, { retryAfter: 1 });
+  return new InferrerError(
+    'UPSTREAM_UNAVAILABLE',
+    `no modelhost could serve the request (load balancer answered ${res.status})`,
+    { upstreamStatus: res.status },
+    { retryAfter: 1 },
+  );
 }
 
 /** A transport failure as an InferrerError; undici's errors are told apart by their stable `code`. */
@@ -146,7 +156,13 @@ function deadlineError(): InferrerError {
 export function mapTransportError(err: unknown): InferrerError {
   if (err instanceof InferrerError) return err;
   const code = (err as { code?: string }).code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return new InferrerError('DEADLINE_EXCEEDED', 'the modelhosts did not answer before the deadline');
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+    return new InferrerError('DEADLINE_EXCEEDED', 'the modelhosts did not answer before the deadline');
   if (code === 'UND_ERR_ABORTED') return new InferrerError('INVALID_REQUEST', 'the request was aborted');
-  return new InferrerError('UPSTREAM_UNAVAILABLE', `the load balancer could not be reached (${code ?? (err as Error).message})`, { cause: code }, { retryAfter: 1, cause: err });
+  return new InferrerError(
+    'UPSTREAM_UNAVAILABLE',
+    `the load balancer could not be reached (${code ?? (err as Error).message})`,
+    { cause: code },
+    { retryAfter: 1, cause: err },
+  );
 }

@@ -23,13 +23,26 @@ let keysFile: string;
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-auth-'));
   keysFile = path.join(dir, 'keys.json');
-  await writeFile(keysFile, JSON.stringify({ keys: [{ key: 'a'.repeat(32), scopes: ['admin', 'predict'], name: 'ops' }, { key: 'p'.repeat(32), scopes: ['predict'] }] }));
+  await writeFile(
+    keysFile,
+    JSON.stringify({
+      keys: [
+        { key: 'a'.repeat(32), scopes: ['admin', 'predict'], name: 'ops' },
+        { key: 'p'.repeat(32), scopes: ['predict'] },
+      ],
+    }),
+  );
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
 const base = { MODEL_DIR: '/tmp/x', LOAD_BALANCER_URL: 'http://127.0.0.1:1' };
-const req = (authorization?: string, ip = '10.0.0.1') => ({ headers: authorization ? { authorization } : {}, socket: { remoteAddress: ip } }) as unknown as IncomingMessage;
-const code = async (p: Promise<unknown>): Promise<string> => p.then(() => 'OK', (e: { code: string }) => e.code);
+const req = (authorization?: string, ip = '10.0.0.1') =>
+  ({ headers: authorization ? { authorization } : {}, socket: { remoteAddress: ip } }) as unknown as IncomingMessage;
+const code = async (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => 'OK',
+    (e: { code: string }) => e.code,
+  );
 
 /** The scope of the route a request would run, from the real route table ('none': no route). */
 const config = loadConfig(base);
@@ -105,12 +118,20 @@ describe('modes', () => {
     assert.deepEqual(results, ['OK', 'OK', 'OK', 'RATE_LIMITED', 'RATE_LIMITED']);
     const err = await auth.check(req(key), accessFor('POST', '/v2/models/iris/infer') as Access).catch((e) => e);
     assert.ok(err.retryAfter >= 1);
-    assert.equal(await code(auth.check(req(`Bearer ${'a'.repeat(32)}`), accessFor('POST', '/v2/models/iris/infer') as Access)), 'OK', 'another key has its own budget');
+    assert.equal(
+      await code(auth.check(req(`Bearer ${'a'.repeat(32)}`), accessFor('POST', '/v2/models/iris/infer') as Access)),
+      'OK',
+      'another key has its own budget',
+    );
     const open = new Auth(loadConfig({ ...base, RATE_LIMIT_IP_RPS: '2' }));
     const byIp = [];
     for (let i = 0; i < 3; i++) byIp.push(await code(open.check(req(undefined, '10.9.9.9'), accessFor('POST', '/v2/models/iris/infer') as Access)));
     assert.deepEqual(byIp, ['OK', 'OK', 'RATE_LIMITED']);
-    assert.equal(await code(open.check(req(undefined, '10.9.9.8'), accessFor('POST', '/v2/models/iris/infer') as Access)), 'OK', 'another address has its own budget');
+    assert.equal(
+      await code(open.check(req(undefined, '10.9.9.8'), accessFor('POST', '/v2/models/iris/infer') as Access)),
+      'OK',
+      'another address has its own budget',
+    );
   });
 
   test('a bad keys file stops the start with a clear message', async () => {

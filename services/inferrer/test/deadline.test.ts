@@ -58,7 +58,9 @@ describe('the deadline at the Inferrer', () => {
     const url = await balancer((_req, _body, res) => void setTimeout(() => res.end('{}'), 3000));
     const up = upstream(url, 1);
     const made = performance.now();
-    const results = await Promise.all([1, 2, 3].map(() => settle(up.request({ method: 'POST', path: '/x', headers: {}, body: '{}', timeoutMs: 30_000, deadline: made + 300 }), made)));
+    const results = await Promise.all(
+      [1, 2, 3].map(() => settle(up.request({ method: 'POST', path: '/x', headers: {}, body: '{}', timeoutMs: 30_000, deadline: made + 300 }), made)),
+    );
     for (const r of results) {
       assert.equal(r.what, 'DEADLINE_EXCEEDED');
       assert.ok(r.ms >= 290 && r.ms < 1500, `answered after ${r.ms.toFixed(0)} ms for a 300 ms deadline`);
@@ -71,7 +73,9 @@ describe('the deadline at the Inferrer', () => {
       seen++;
       res.end('{}');
     });
-    await assert.rejects(upstream(url, 1).request({ method: 'GET', path: '/x', headers: {}, timeoutMs: 1000, deadline: performance.now() - 1 }), { code: 'DEADLINE_EXCEEDED' });
+    await assert.rejects(upstream(url, 1).request({ method: 'GET', path: '/x', headers: {}, timeoutMs: 1000, deadline: performance.now() - 1 }), {
+      code: 'DEADLINE_EXCEEDED',
+    });
     assert.equal(seen, 0);
   });
 
@@ -85,7 +89,13 @@ describe('the deadline at the Inferrer', () => {
     });
     const grouping = new Grouping(upstream(url, 2), { maxRequests: 8, timeoutMs: 30_000 });
     const made = performance.now();
-    const member = (k: number) => ({ model: 'm', path: '/v1/models/m/predict', headers: { 'x-request-id': `r${k}` }, body: Buffer.from(`{"k":${k}}`), deadline: made + 400 });
+    const member = (k: number) => ({
+      model: 'm',
+      path: '/v1/models/m/predict',
+      headers: { 'x-request-id': `r${k}` },
+      body: Buffer.from(`{"k":${k}}`),
+      deadline: made + 400,
+    });
     const [a, b] = await Promise.all([
       grouping.send(member(0)).then(async (r) => ({ what: await answerText(r), ms: performance.now() - made })),
       settle(grouping.send(member(1)), made),

@@ -18,14 +18,18 @@ interface Seen {
 }
 
 /** A server that answers each member with `{"echo": <its body>}`; `behave` may cut the answer short. */
-async function upstream(behave: (seen: Seen[], frames: Buffer[], res: http.ServerResponse) => void): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
+async function upstream(
+  behave: (seen: Seen[], frames: Buffer[], res: http.ServerResponse) => void,
+): Promise<{ url: string; seen: Seen[]; close(): Promise<void> }> {
   const seen: Seen[] = [];
   const server = http.createServer(async (req, res) => {
     const body = await readStream(req, 1 << 20);
     if (req.url!.endsWith('/group')) {
       const members = decodeFrames(body);
       seen.push({ path: req.url!, members: members.map((m) => m.body.toString()) });
-      const frames = members.map((m, i) => encodeFrame({ i, status: 200, headers: { 'content-type': 'application/json', 'x-modelhost-id': 'stub' } }, JSON.stringify({ echo: m.body.toString() })));
+      const frames = members.map((m, i) =>
+        encodeFrame({ i, status: 200, headers: { 'content-type': 'application/json', 'x-modelhost-id': 'stub' } }, JSON.stringify({ echo: m.body.toString() })),
+      );
       res.writeHead(200, { 'content-type': FRAMES_CONTENT_TYPE });
       behave(seen, frames, res);
       return;
@@ -58,7 +62,12 @@ async function setup(behave: Parameters<typeof upstream>[0], maxRequests = 64): 
   return { grouping: new Grouping(up, { maxRequests, timeoutMs: 5000, onGroup: (n) => sizes.push(n) }), seen: u.seen, sizes };
 }
 
-const member = (k: number) => ({ model: 'm', path: '/v1/models/m/predict', headers: { 'x-request-id': `r${k}`, 'content-type': 'application/json' }, body: Buffer.from(`{"k":${k}}`) });
+const member = (k: number) => ({
+  model: 'm',
+  path: '/v1/models/m/predict',
+  headers: { 'x-request-id': `r${k}`, 'content-type': 'application/json' },
+  body: Buffer.from(`{"k":${k}}`),
+});
 
 /** Sends `n` members in one turn; settles each to its echo text or its error code. */
 async function sendAll(g: Grouping, n: number): Promise<string[]> {
@@ -76,9 +85,16 @@ describe('grouping', () => {
   test('members sent in one turn go as groups of at most maxRequests; each gets its own answer', async () => {
     const { grouping, seen, sizes } = await setup((_s, frames, res) => res.end(Buffer.concat(frames.reverse())), 4);
     const out = await sendAll(grouping, 10);
-    assert.deepEqual(out, Array.from({ length: 10 }, (_, k) => `{"k":${k}}`), 'answers match members even when frames come back out of order');
+    assert.deepEqual(
+      out,
+      Array.from({ length: 10 }, (_, k) => `{"k":${k}}`),
+      'answers match members even when frames come back out of order',
+    );
     assert.deepEqual(sizes, [4, 4, 2]);
-    assert.deepEqual(seen.map((s) => s.members.length), [4, 4, 2]);
+    assert.deepEqual(
+      seen.map((s) => s.members.length),
+      [4, 4, 2],
+    );
     assert.ok(seen.every((s) => s.path === '/v1/models/m/group'));
   });
 
@@ -91,7 +107,10 @@ describe('grouping', () => {
   test('maxRequests 1 turns grouping off', async () => {
     const { grouping, seen } = await setup(() => assert.fail('no group expected'), 1);
     assert.equal((await sendAll(grouping, 5)).length, 5);
-    assert.deepEqual(seen.map((s) => s.path), Array(5).fill('/v1/models/m/predict'));
+    assert.deepEqual(
+      seen.map((s) => s.path),
+      Array(5).fill('/v1/models/m/predict'),
+    );
   });
 
   test('a group that breaks off part-way is sent again for the members not yet answered', async () => {
@@ -102,7 +121,10 @@ describe('grouping', () => {
       } else res.end(Buffer.concat(frames));
     });
     const out = await sendAll(grouping, 6);
-    assert.deepEqual(out, Array.from({ length: 6 }, (_, k) => `{"k":${k}}`));
+    assert.deepEqual(
+      out,
+      Array.from({ length: 6 }, (_, k) => `{"k":${k}}`),
+    );
     assert.equal(seen.length, 2);
     assert.deepEqual(seen[1]!.members, ['{"k":2}', '{"k":3}', '{"k":4}', '{"k":5}'], 'only the unanswered members are sent again');
   });
@@ -136,13 +158,19 @@ describe('grouping', () => {
       await u.close();
     });
     const out = await sendAll(new Grouping(up, { maxRequests: 64, timeoutMs: 5000 }), 5);
-    assert.deepEqual(out, Array.from({ length: 5 }, (_, k) => `{"k":${k}}`));
+    assert.deepEqual(
+      out,
+      Array.from({ length: 5 }, (_, k) => `{"k":${k}}`),
+    );
     assert.equal(u.seen.length, 5);
   });
 
   test('an error frame rejects its member with the error it carries; the others resolve', async () => {
     const { grouping } = await setup((_s, frames, res) => {
-      const err = encodeFrame({ i: 1, status: 503, headers: { 'content-type': 'application/json', 'retry-after': '1' } }, JSON.stringify({ error: { code: 'QUEUE_FULL', message: 'full' } }));
+      const err = encodeFrame(
+        { i: 1, status: 503, headers: { 'content-type': 'application/json', 'retry-after': '1' } },
+        JSON.stringify({ error: { code: 'QUEUE_FULL', message: 'full' } }),
+      );
       res.end(Buffer.concat([frames[0]!, err, frames[2]!]));
     });
     assert.deepEqual(await sendAll(grouping, 3), ['{"k":0}', 'error QUEUE_FULL', '{"k":2}']);
@@ -151,11 +179,19 @@ describe('grouping', () => {
   test('a member whose client goes away before the group leaves leaves it; one already gone is refused at once', async () => {
     const { grouping, seen } = await setup((_s, frames, res) => res.end(Buffer.concat(frames)));
     const gone = new AbortController();
-    const settle = (p: Promise<unknown>): Promise<string> => p.then((r) => answerText(r as never).then((t) => JSON.parse(t).echo as string), (e: { code?: string }) => `error ${e.code}`);
+    const settle = (p: Promise<unknown>): Promise<string> =>
+      p.then(
+        (r) => answerText(r as never).then((t) => JSON.parse(t).echo as string),
+        (e: { code?: string }) => `error ${e.code}`,
+      );
     const out = Promise.all([0, 1, 2].map((k) => settle(grouping.send({ ...member(k), ...(k === 1 ? { signal: gone.signal } : {}) }))));
     gone.abort();
     assert.deepEqual(await out, ['{"k":0}', 'error REQUEST_CANCELLED', '{"k":2}']);
-    assert.deepEqual(seen.map((x) => x.members), [['{"k":0}', '{"k":2}']], 'the group went without it');
+    assert.deepEqual(
+      seen.map((x) => x.members),
+      [['{"k":0}', '{"k":2}']],
+      'the group went without it',
+    );
     assert.equal(await settle(grouping.send({ ...member(9), signal: AbortSignal.abort() })), 'error REQUEST_CANCELLED');
   });
 
@@ -168,7 +204,11 @@ describe('grouping', () => {
       res.once('close', () => closed());
     });
     const quitters = [new AbortController(), new AbortController()];
-    const settle = (p: Promise<unknown>): Promise<string> => p.then((r) => answerText(r as never).then((t) => JSON.parse(t).echo as string), (e: { code?: string }) => `error ${e.code}`);
+    const settle = (p: Promise<unknown>): Promise<string> =>
+      p.then(
+        (r) => answerText(r as never).then((t) => JSON.parse(t).echo as string),
+        (e: { code?: string }) => `error ${e.code}`,
+      );
     const out = Promise.all([settle(grouping.send(member(0))), ...quitters.map((c, k) => settle(grouping.send({ ...member(k + 1), signal: c.signal })))]);
     await new Promise((r) => setTimeout(r, 100));
     quitters[0]!.abort();

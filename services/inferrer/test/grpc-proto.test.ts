@@ -23,7 +23,8 @@ const PUBLISHED: Record<string, string> = {
   InferParameter: 'bool_param=1:bool int64_param=2:int64 string_param=3:string double_param=4:double uint64_param=5:uint64',
   InferTensorContents:
     'bool_contents=1:bool[] int_contents=2:int32[] int64_contents=3:int64[] uint_contents=4:uint32[] uint64_contents=5:uint64[] fp32_contents=6:float[] fp64_contents=7:double[] bytes_contents=8:bytes[]',
-  ModelInferRequest: 'model_name=1:string model_version=2:string id=3:string parameters=4:map inputs=5:InferInputTensor[] outputs=6:InferRequestedOutputTensor[] raw_input_contents=7:bytes[]',
+  ModelInferRequest:
+    'model_name=1:string model_version=2:string id=3:string parameters=4:map inputs=5:InferInputTensor[] outputs=6:InferRequestedOutputTensor[] raw_input_contents=7:bytes[]',
   'ModelInferRequest.InferInputTensor': 'name=1:string datatype=2:string shape=3:int64[] parameters=4:map contents=5:InferTensorContents',
   'ModelInferRequest.InferRequestedOutputTensor': 'name=1:string parameters=2:map',
   ModelInferResponse: 'model_name=1:string model_version=2:string id=3:string parameters=4:map outputs=5:InferOutputTensor[] raw_output_contents=6:bytes[]',
@@ -47,10 +48,13 @@ const PUBLISHED: Record<string, string> = {
   // model_config.proto (the fields the Inferrer fills are a subset of these).
   ModelConfig:
     'name=1:string platform=2:string backend=17:string runtime=25:string version_policy=3:ModelVersionPolicy max_batch_size=4:int32 input=5:ModelInput[] output=6:ModelOutput[] batch_input=20:BatchInput[] batch_output=21:BatchOutput[] optimization=12:ModelOptimizationPolicy dynamic_batching=11:ModelDynamicBatching sequence_batching=13:ModelSequenceBatching ensemble_scheduling=15:ModelEnsembling instance_group=7:ModelInstanceGroup[] default_model_filename=8:string cc_model_filenames=9:map metric_tags=10:map parameters=14:map model_warmup=16:ModelWarmup[] model_operations=18:ModelOperations model_transaction_policy=19:ModelTransactionPolicy model_repository_agents=23:ModelRepositoryAgents response_cache=24:ModelResponseCache model_metrics=26:ModelMetrics',
-  ModelInput: 'name=1:string data_type=2:DataType format=3:Format dims=4:int64[] reshape=5:ModelTensorReshape is_shape_tensor=6:bool allow_ragged_batch=7:bool optional=8:bool is_non_linear_format_io=9:bool',
-  ModelOutput: 'name=1:string data_type=2:DataType dims=3:int64[] reshape=5:ModelTensorReshape label_filename=4:string is_shape_tensor=6:bool is_non_linear_format_io=7:bool',
+  ModelInput:
+    'name=1:string data_type=2:DataType format=3:Format dims=4:int64[] reshape=5:ModelTensorReshape is_shape_tensor=6:bool allow_ragged_batch=7:bool optional=8:bool is_non_linear_format_io=9:bool',
+  ModelOutput:
+    'name=1:string data_type=2:DataType dims=3:int64[] reshape=5:ModelTensorReshape label_filename=4:string is_shape_tensor=6:bool is_non_linear_format_io=7:bool',
   ModelTensorReshape: 'shape=1:int64[]',
-  ModelInstanceGroup: 'name=1:string kind=4:Kind count=2:int32 rate_limiter=6:ModelRateLimiter gpus=3:int32[] secondary_devices=8:SecondaryDevice[] profile=5:string[] passive=7:bool host_policy=9:string',
+  ModelInstanceGroup:
+    'name=1:string kind=4:Kind count=2:int32 rate_limiter=6:ModelRateLimiter gpus=3:int32[] secondary_devices=8:SecondaryDevice[] profile=5:string[] passive=7:bool host_policy=9:string',
   ModelVersionPolicy: 'latest=1:Latest all=2:All specific=3:Specific',
   ModelQueuePolicy: 'timeout_action=1:TimeoutAction default_timeout_microseconds=2:uint64 allow_timeout_override=3:bool max_queue_size=4:uint32',
   ModelDynamicBatching:
@@ -61,7 +65,11 @@ const PUBLISHED: Record<string, string> = {
 };
 
 /** Messages whose every published field must be here (the rest may declare a subset). */
-const COMPLETE = new Set(Object.keys(PUBLISHED).filter((m) => !['ModelStatistics', 'ModelConfig', 'ModelInput', 'ModelOutput', 'ModelInstanceGroup', 'ModelDynamicBatching'].includes(m)));
+const COMPLETE = new Set(
+  Object.keys(PUBLISHED).filter(
+    (m) => !['ModelStatistics', 'ModelConfig', 'ModelInput', 'ModelOutput', 'ModelInstanceGroup', 'ModelDynamicBatching'].includes(m),
+  ),
+);
 
 const METHODS = [
   ['ServerLive', 'ServerLiveRequest', 'ServerLiveResponse'],
@@ -78,7 +86,15 @@ const METHODS = [
 ];
 
 const SCALAR: Record<string, string> = {
-  TYPE_BOOL: 'bool', TYPE_STRING: 'string', TYPE_BYTES: 'bytes', TYPE_INT32: 'int32', TYPE_INT64: 'int64', TYPE_UINT32: 'uint32', TYPE_UINT64: 'uint64', TYPE_FLOAT: 'float', TYPE_DOUBLE: 'double',
+  TYPE_BOOL: 'bool',
+  TYPE_STRING: 'string',
+  TYPE_BYTES: 'bytes',
+  TYPE_INT32: 'int32',
+  TYPE_INT64: 'int64',
+  TYPE_UINT32: 'uint32',
+  TYPE_UINT64: 'uint64',
+  TYPE_FLOAT: 'float',
+  TYPE_DOUBLE: 'double',
 };
 
 interface Field {
@@ -121,7 +137,10 @@ function fieldsOf(message: string): Map<string, string> {
 }
 
 test('package inference, service GRPCInferenceService, the published methods with their request and answer messages', () => {
-  const service = def['inference.GRPCInferenceService'] as Record<string, { path: string; requestStream: boolean; responseStream: boolean; requestType: { type: { name: string } }; responseType: { type: { name: string } } }>;
+  const service = def['inference.GRPCInferenceService'] as Record<
+    string,
+    { path: string; requestStream: boolean; responseStream: boolean; requestType: { type: { name: string } }; responseType: { type: { name: string } } }
+  >;
   assert.ok(service, 'inference.GRPCInferenceService');
   assert.deepEqual(Object.keys(service).sort(), METHODS.map(([m]) => m).sort());
   for (const [m, req, res] of METHODS) {
@@ -145,10 +164,15 @@ test('every declared field has its published name, number and type; the inferenc
 test('the data types, instance kinds, formats and queue actions have their published numbers', () => {
   const values = (e: string): string => {
     const [outer, inner] = e.split('.');
-    const list = inner ? descriptor(outer!).enumType.find((x) => x.name === inner)!.value : (def[`inference.${outer}`] as { type: { value: { name: string; number: number }[] } }).type.value;
+    const list = inner
+      ? descriptor(outer!).enumType.find((x) => x.name === inner)!.value
+      : (def[`inference.${outer}`] as { type: { value: { name: string; number: number }[] } }).type.value;
     return list.map((v) => `${v.name}=${v.number}`).join(' ');
   };
-  assert.equal(values('DataType'), 'TYPE_INVALID=0 TYPE_BOOL=1 TYPE_UINT8=2 TYPE_UINT16=3 TYPE_UINT32=4 TYPE_UINT64=5 TYPE_INT8=6 TYPE_INT16=7 TYPE_INT32=8 TYPE_INT64=9 TYPE_FP16=10 TYPE_FP32=11 TYPE_FP64=12 TYPE_STRING=13 TYPE_BF16=14');
+  assert.equal(
+    values('DataType'),
+    'TYPE_INVALID=0 TYPE_BOOL=1 TYPE_UINT8=2 TYPE_UINT16=3 TYPE_UINT32=4 TYPE_UINT64=5 TYPE_INT8=6 TYPE_INT16=7 TYPE_INT32=8 TYPE_INT64=9 TYPE_FP16=10 TYPE_FP32=11 TYPE_FP64=12 TYPE_STRING=13 TYPE_BF16=14',
+  );
   assert.equal(values('ModelInstanceGroup.Kind'), 'KIND_AUTO=0 KIND_GPU=1 KIND_CPU=2 KIND_MODEL=3');
   assert.equal(values('ModelInput.Format'), 'FORMAT_NONE=0 FORMAT_NHWC=1 FORMAT_NCHW=2');
   assert.equal(values('ModelQueuePolicy.TimeoutAction'), 'REJECT=0 DELAY=1');

@@ -13,7 +13,11 @@ before(async () => {
 });
 after(async () => rm(dir, { recursive: true, force: true }));
 
-const items = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const items = async (file: string) =>
+  (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 const limits = { maxBytes: 1 << 20, maxItems: 1000 };
 
 test('CSV fields: quotes, numbers kept exact, non-finite values', () => {
@@ -40,7 +44,10 @@ test('NDJSON rows: one item per non-empty line; bad lines fail with their line n
   const p = await prepareRows(input, out, 'ndjson', limits);
   assert.equal(p.total, 6);
   const it = await items(out);
-  assert.deepEqual(it.map((i) => i.line), [1, 3, 4, 5, 6, 7]);
+  assert.deepEqual(
+    it.map((i) => i.line),
+    [1, 3, 4, 5, 6, 7],
+  );
   assert.equal(it[0].v, '[1,2]');
   assert.equal(it[1].v, '[3,4]');
   assert.equal(it[2].err.code, 'INVALID_JSON');
@@ -57,11 +64,14 @@ test('CSV: a header line is skipped; a bad field fails its row only', async () =
   const p = await prepareRows(input, out, 'csv', limits);
   assert.equal(p.total, 3);
   const it = await items(out);
-  assert.deepEqual(it.map((i) => [i.line, i.v ?? i.err.message]), [
-    [2, '[1,2,3]'],
-    [3, 'line 3: field 2 ("x") is not a number'],
-    [5, '[7,8,9]'],
-  ]);
+  assert.deepEqual(
+    it.map((i) => [i.line, i.v ?? i.err.message]),
+    [
+      [2, '[1,2,3]'],
+      [3, 'line 3: field 2 ("x") is not a number'],
+      [5, '[7,8,9]'],
+    ],
+  );
 });
 
 test('chunks: offsets cut items.ndjson at every chunk start', async () => {
@@ -109,7 +119,10 @@ test('archives: a tar becomes one item per file (hidden files skipped); broken a
   const p = await prepareArchive(tar, job, 'tar', limits);
   assert.equal(p.total, 2);
   const it = await items(path.join(job, 'items.ndjson'));
-  assert.deepEqual(it.map((i) => i.name), ['a.png', 'sub/b.jpg']);
+  assert.deepEqual(
+    it.map((i) => i.name),
+    ['a.png', 'sub/b.jpg'],
+  );
   assert.equal(await readFile(path.join(job, it[1].file), 'utf8'), 'BBBB');
 
   const bad = path.join(dir, 'bad.zip');

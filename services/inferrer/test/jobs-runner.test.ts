@@ -55,7 +55,14 @@ before(async () => {
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ model_name: 'm', model_version: 3, values: rows.map((r) => r[0]), outputs: { label: rows.map((r) => r[0]), sum: rows.map((r) => r[0]! + r[1]!) } }));
+      res.end(
+        JSON.stringify({
+          model_name: 'm',
+          model_version: 3,
+          values: rows.map((r) => r[0]),
+          outputs: { label: rows.map((r) => r[0]), sum: rows.map((r) => r[0]! + r[1]!) },
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -72,7 +79,19 @@ after(async () => {
 
 async function makeJob(store: JobStore, lines: string): Promise<JobRecord> {
   const id = JobStore.newId();
-  const rec: JobRecord = { id, model: 'm', state: 'RECEIVING', format: 'ndjson', kind: 'rows', total: 0, chunkItems: 1, chunks: 0, inputBytes: 0, client: 'ip:test', createdAt: new Date().toISOString() };
+  const rec: JobRecord = {
+    id,
+    model: 'm',
+    state: 'RECEIVING',
+    format: 'ndjson',
+    kind: 'rows',
+    total: 0,
+    chunkItems: 1,
+    chunks: 0,
+    inputBytes: 0,
+    client: 'ip:test',
+    createdAt: new Date().toISOString(),
+  };
   await store.create(rec);
   await writeFile(store.file(id, 'input'), lines);
   const p = await prepareRows(store.file(id, 'input'), store.file(id, 'items.ndjson'), 'ndjson', { maxBytes: 1 << 20, maxItems: 10_000 });
@@ -85,7 +104,10 @@ async function makeJob(store: JobStore, lines: string): Promise<JobRecord> {
 async function resultLines(store: JobStore, rec: JobRecord): Promise<any[]> {
   let text = '';
   for await (const b of store.results(rec)) text += b.toString();
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 const runner = (store: JobStore) => new JobRunner({ store, dataplane, pacer: new Pacer(new OnlineLoad(), 4), rowsPerRequest: 16, logger });
@@ -107,7 +129,7 @@ test('every item once, in order; transient 503s are waited out; a bad row fails 
   assert.deepEqual(out[5], { index: 5, line: 6, model_version: 3, outputs: { label: 5, sum: 6 } });
   assert.equal(out[77].error.code, 'INVALID_INPUT');
   assert.equal(out[77].line, 78);
-  assert.equal(out[76].outputs.label, 76, 'the rest of the bad row\'s group succeeded');
+  assert.equal(out[76].outputs.label, 76, "the rest of the bad row's group succeeded");
 });
 
 test('a job picked up again resumes at the first chunk without results: nothing twice', async () => {
@@ -132,7 +154,10 @@ test('a job picked up again resumes at the first chunk without results: nothing 
   const again = seen.flat().filter((v) => v < partial.chunks.size * rec.chunkItems && partial.chunks.has(Math.floor(v / rec.chunkItems)));
   assert.deepEqual(again, [], 'finished chunks are not sent again');
   const out = await resultLines(store, rec);
-  assert.deepEqual(out.map((l) => l.index), Array.from({ length: 400 }, (_, i) => i));
+  assert.deepEqual(
+    out.map((l) => l.index),
+    Array.from({ length: 400 }, (_, i) => i),
+  );
   // Writing a finished chunk again changes nothing.
   await store.writeChunk(rec, 0, ['{"index":0,"error":{"code":"X","message":"x"}}'], 1);
   assert.equal((await readdir(path.join(store.dir(rec.id), 'results'))).filter((n) => n.startsWith('00000000-')).length, 1);
@@ -200,11 +225,25 @@ test('sweep: a submission whose receiving Inferrer died on this host goes at onc
   await store.init();
   const exited = spawn(process.execPath, ['-e', '0']);
   await new Promise((r) => exited.once('exit', r));
-  const base = { model: 'm', state: 'RECEIVING' as const, format: 'ndjson' as const, kind: 'rows' as const, total: 0, chunkItems: 1, chunks: 0, inputBytes: 0, client: 'ip:test', createdAt: new Date().toISOString() };
+  const base = {
+    model: 'm',
+    state: 'RECEIVING' as const,
+    format: 'ndjson' as const,
+    kind: 'rows' as const,
+    total: 0,
+    chunkItems: 1,
+    chunks: 0,
+    inputBytes: 0,
+    client: 'ip:test',
+    createdAt: new Date().toISOString(),
+  };
   const dead = { ...base, id: JobStore.newId(), receiver: `${ownerTag().split('~')[0]}~${exited.pid}` };
   const live = { ...base, id: JobStore.newId(), receiver: ownerTag() };
   await store.create(dead);
   await store.create(live);
   assert.deepEqual(await store.sweep(3600_000), [dead.id]);
-  assert.deepEqual((await store.list()).map((r) => r.id), [live.id]);
+  assert.deepEqual(
+    (await store.list()).map((r) => r.id),
+    [live.id],
+  );
 });

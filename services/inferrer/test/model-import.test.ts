@@ -27,7 +27,14 @@ test('only http(s) URLs without credentials on an allowed host (or host:port)', 
   assert.equal(i.allowed('https://api.eotdl.com/models/a/item.json').host, 'api.eotdl.com');
   assert.equal(i.allowed('https://API.EOTDL.com:443/x').hostname, 'api.eotdl.com');
   assert.equal(i.allowed('http://127.0.0.1:8080/item.json').port, '8080');
-  for (const bad of ['http://127.0.0.1:8081/item.json', 'http://evil.example/item.json', 'http://api.eotdl.com.evil.example/x', 'file:///etc/passwd', 'ftp://api.eotdl.com/x', 'http://user:pw@api.eotdl.com/x']) {
+  for (const bad of [
+    'http://127.0.0.1:8081/item.json',
+    'http://evil.example/item.json',
+    'http://api.eotdl.com.evil.example/x',
+    'file:///etc/passwd',
+    'ftp://api.eotdl.com/x',
+    'http://user:pw@api.eotdl.com/x',
+  ]) {
     assert.throws(() => i.allowed(bad), code('IMPORT_HOST_NOT_ALLOWED'), bad);
   }
   assert.throws(() => i.allowed('not a url'), code('INVALID_REQUEST'));
@@ -58,7 +65,11 @@ describe('addresses an import may reach', () => {
       ['::ffff:127.0.0.1', 'loopback'],
       ['64:ff9b::a00:1', 'rfc6052'],
     ] as const) {
-      assert.throws(() => guard.check('h', a), (err: unknown) => (err as InferrerError).code === 'IMPORT_HOST_NOT_ALLOWED' && (err as InferrerError).details.range === range, a);
+      assert.throws(
+        () => guard.check('h', a),
+        (err: unknown) => (err as InferrerError).code === 'IMPORT_HOST_NOT_ALLOWED' && (err as InferrerError).details.range === range,
+        a,
+      );
     }
   });
 
@@ -77,7 +88,10 @@ describe('addresses an import may reach', () => {
   test("the sockets' lookup refuses a name that resolves to loopback and hands on only checked addresses", async () => {
     const look = (g: ImportAddresses, all: boolean) =>
       new Promise<unknown>((resolve, reject) => g.lookup('localhost', { all }, (err, address) => (err ? reject(err) : resolve(address))));
-    await assert.rejects(look(guard, false), (err: unknown) => (err as InferrerError).code === 'IMPORT_HOST_NOT_ALLOWED' && /localhost resolves to/.test((err as Error).message));
+    await assert.rejects(
+      look(guard, false),
+      (err: unknown) => (err as InferrerError).code === 'IMPORT_HOST_NOT_ALLOWED' && /localhost resolves to/.test((err as Error).message),
+    );
     await assert.rejects(look(guard, true), code('IMPORT_HOST_NOT_ALLOWED'));
     const open = new ImportAddresses(['127.0.0.0/8', '::1/128']);
     assert.match(String(await look(open, false)), /^(127\.|::1$)/);

@@ -29,7 +29,15 @@ before(async () => {
   await store.init();
   const upstream = new Upstream(config.loadBalancerUrl, 1);
   const logger = createLogger({ service: 'inferrer', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
-  app = createApp({ config, logger, management: new Management(store), dataplane: new DataPlane(upstream, config), metrics: new InferrerMetrics(), ready: async () => false, auth: new Auth(config) });
+  app = createApp({
+    config,
+    logger,
+    management: new Management(store),
+    dataplane: new DataPlane(upstream, config),
+    metrics: new InferrerMetrics(),
+    ready: async () => false,
+    auth: new Auth(config),
+  });
   server = http.createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;

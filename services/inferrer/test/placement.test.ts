@@ -39,7 +39,14 @@ describe('Placement', () => {
     // 400 requests per second for 10 s.
     const keys = sequential(p, at, 'hot', 4000, 2.5, 0);
     assert.equal(p.view('hot')!.replicas, 4);
-    assert.deepEqual(keys.slice(-8).map((k) => Number(k.slice(4))).sort(), [0, 0, 1, 1, 2, 2, 3, 3], 'each key in turn');
+    assert.deepEqual(
+      keys
+        .slice(-8)
+        .map((k) => Number(k.slice(4)))
+        .sort(),
+      [0, 0, 1, 1, 2, 2, 3, 3],
+      'each key in turn',
+    );
     assert.deepEqual(new Set(keys.slice(-100)), new Set(['hot#0', 'hot#1', 'hot#2', 'hot#3']));
   });
 

@@ -49,7 +49,8 @@ function children(): number[] {
   return out;
 }
 
-const costly = (limit: string) => (err: unknown) => (err as InferrerError).code === 'MODEL_TOO_COSTLY' && (err as InferrerError).details.limit === limit && (err as Error).message.includes(limit);
+const costly = (limit: string) => (err: unknown) =>
+  (err as InferrerError).code === 'MODEL_TOO_COSTLY' && (err as InferrerError).details.limit === limit && (err as Error).message.includes(limit);
 
 describe('validation in a child process', () => {
   test('a good model: its facts, signature and cost; the child is gone', async () => {

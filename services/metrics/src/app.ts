@@ -60,7 +60,9 @@ export function createApp(deps: MetricsDeps): express.Express {
   });
   app.get('/api/v1/drift', (req, res) => {
     const model = typeof req.query.model === 'string' ? req.query.model : undefined;
-    res.set('cache-control', 'no-store').json({ time: new Date().toISOString(), models: monitor.drift.models().filter((m) => model === undefined || m.model === model) });
+    res
+      .set('cache-control', 'no-store')
+      .json({ time: new Date().toISOString(), models: monitor.drift.models().filter((m) => model === undefined || m.model === model) });
   });
   app.get('/api/v1/drift/captures', (req, res) => {
     const model = typeof req.query.model === 'string' ? req.query.model : undefined;
@@ -93,11 +95,7 @@ export function createApp(deps: MetricsDeps): express.Express {
     res.set('cache-control', 'no-store').json(await monitor.fanout.warm(name, version));
   });
   app.get('/api/v1/targets', (_req, res) => {
-    res.json(
-      monitor
-        .workers()
-        .map((w) => ({ targets: [new URL(w.url).host], labels: { modelhost: w.id } })),
-    );
+    res.json(monitor.workers().map((w) => ({ targets: [new URL(w.url).host], labels: { modelhost: w.id } })));
   });
   app.use('/vendor/uplot', express.static(UPLOT_DIR, { index: false, maxAge: '1h' }));
   app.use(express.static(STATUS_PAGE_DIR, { index: 'index.html', maxAge: 0 }));

@@ -71,7 +71,9 @@ export interface ModelStats {
 }
 
 export function seriesKey(name: string, labels: Record<string, string>): string {
-  const keys = Object.keys(labels).filter((k) => k !== 'service').sort();
+  const keys = Object.keys(labels)
+    .filter((k) => k !== 'service')
+    .sort();
   return `${name}{${keys.map((k) => `${k}=${JSON.stringify(labels[k])}`).join(',')}}`;
 }
 
@@ -170,7 +172,23 @@ export function summarize(workers: WorkerState[]): ModelStats[] {
   const get = (model: string): Acc => {
     let a = acc.get(model);
     if (!a) {
-      a = { versions: new Set(), rate: 0, requests: 0, errorRate: 0, errors: 0, clientErrorRate: 0, clientErrors: 0, timeoutRate: 0, buckets: new Map(), durSum: 0, durCount: 0, batchSum: 0, batchCount: 0, queueDepth: 0, workers: new Set() };
+      a = {
+        versions: new Set(),
+        rate: 0,
+        requests: 0,
+        errorRate: 0,
+        errors: 0,
+        clientErrorRate: 0,
+        clientErrors: 0,
+        timeoutRate: 0,
+        buckets: new Map(),
+        durSum: 0,
+        durCount: 0,
+        batchSum: 0,
+        batchCount: 0,
+        queueDepth: 0,
+        workers: new Set(),
+      };
       acc.set(model, a);
     }
     return a;

@@ -15,12 +15,23 @@ const hostPort = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 /** A comma-separated list of modelhost base URLs (a bare host:port means http://host:port). */
 const urlList = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean).map((x) => (/^https?:\/\//.test(x) ? x : `http://${x}`).replace(/\/+$/, '')))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)
+      .map((x) => (/^https?:\/\//.test(x) ? x : `http://${x}`).replace(/\/+$/, '')),
+  )
   .pipe(z.array(z.url({ protocol: /^https?$/ })).min(1));
 
 const dnsList = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.string().regex(hostPort, 'expected name:port, e.g. tasks.modelhost:9001')).min(1));
 
 export const MetricsEnvSchema = z
@@ -49,7 +60,12 @@ export const MetricsEnvSchema = z
     /** nvidia-smi to ask for GPU figures; "off" disables. Missing binary: no GPU metrics, no error. */
     NVIDIA_SMI: z.string().min(1).default('nvidia-smi'),
     /** Sliding window of drift scores (longer than STATS_WINDOW_S: drift needs hundreds of rows). */
-    DRIFT_WINDOW_S: z.coerce.number().int().min(1).max(7 * 86_400).default(900),
+    DRIFT_WINDOW_S: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86_400)
+      .default(900),
     /** Rows a window needs before features get a score ("too few samples" below). A model's config.drift overrides these. */
     DRIFT_MIN_SAMPLES: z.coerce.number().int().min(1).default(200),
     DRIFT_PSI_WARNING: z.coerce.number().min(0).default(0.1),
@@ -101,6 +117,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): MetricsConfig 
     diskPath: e.DISK_PATH,
     nvidiaSmi: e.NVIDIA_SMI === 'off' ? undefined : e.NVIDIA_SMI,
     driftWindowS: e.DRIFT_WINDOW_S,
-    driftDefaults: { psiWarning: e.DRIFT_PSI_WARNING, psiCritical: e.DRIFT_PSI_CRITICAL, zWarning: e.DRIFT_Z_WARNING, zCritical: e.DRIFT_Z_CRITICAL, minSamples: e.DRIFT_MIN_SAMPLES },
+    driftDefaults: {
+      psiWarning: e.DRIFT_PSI_WARNING,
+      psiCritical: e.DRIFT_PSI_CRITICAL,
+      zWarning: e.DRIFT_Z_WARNING,
+      zCritical: e.DRIFT_Z_CRITICAL,
+      minSamples: e.DRIFT_MIN_SAMPLES,
+    },
   }));
 }

@@ -21,7 +21,12 @@ export function createExporter(monitor: Monitor): client.Registry {
       },
     });
   };
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (set: (labels: Partial<Record<L, string>>, v: number) => void) => void): void => {
+  const counter = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    fill: (set: (labels: Partial<Record<L, string>>, v: number) => void) => void,
+  ): void => {
     new client.Counter<L>({
       name,
       help,
@@ -51,44 +56,72 @@ export function createExporter(monitor: Monitor): client.Registry {
   perModel('metrics_cluster_model_requests_per_second', 'Inference requests per second across all modelhosts (stats window)', (m) => m.requests_per_second);
   perModel('metrics_cluster_model_errors_per_second', 'Server-side inference failures per second across all modelhosts', (m) => m.errors_per_second);
   perModel('metrics_cluster_model_error_ratio', 'Server-side failures over requests (stats window)', (m) => m.error_rate);
-  perModel('metrics_cluster_model_client_errors_per_second', 'Inference requests refused as the client\'s fault (4xx) per second across all modelhosts', (m) => m.client_errors_per_second);
+  perModel(
+    'metrics_cluster_model_client_errors_per_second',
+    "Inference requests refused as the client's fault (4xx) per second across all modelhosts",
+    (m) => m.client_errors_per_second,
+  );
   perModel('metrics_cluster_model_client_error_ratio', 'Client errors (4xx) over requests (stats window)', (m) => m.client_error_rate);
   perModel('metrics_cluster_model_timeouts_per_second', 'Requests past their deadline per second', (m) => m.timeouts_per_second);
   perModel('metrics_cluster_model_batch_size_mean', 'Mean rows per executed batch (stats window)', (m) => m.batch_size_mean);
   perModel('metrics_cluster_model_queue_depth', 'Requests queued for the model on all workers now', (m) => m.queue_depth);
   perModel('metrics_cluster_model_loaded_workers', 'Workers with a version of the model loaded', (m) => m.workers.length);
-  gauge('metrics_cluster_model_latency_seconds', 'Modelhost request latency quantiles from the summed histograms (stats window)', ['model', 'quantile'], (g) => {
-    for (const m of monitor.models()) {
-      for (const [q, v] of [['0.5', m.latency_seconds.p50], ['0.95', m.latency_seconds.p95], ['0.99', m.latency_seconds.p99]] as const) {
-        if (v !== null) g.set({ model: m.model, quantile: q }, v);
+  gauge(
+    'metrics_cluster_model_latency_seconds',
+    'Modelhost request latency quantiles from the summed histograms (stats window)',
+    ['model', 'quantile'],
+    (g) => {
+      for (const m of monitor.models()) {
+        for (const [q, v] of [
+          ['0.5', m.latency_seconds.p50],
+          ['0.95', m.latency_seconds.p95],
+          ['0.99', m.latency_seconds.p99],
+        ] as const) {
+          if (v !== null) g.set({ model: m.model, quantile: q }, v);
+        }
       }
-    }
-  });
+    },
+  );
 
   // Drift: per model version and feature (features are bounded by the model signature, at most 256 per
   // side). Scores are only exported once the window holds min_samples rows, so alerts never fire on noise.
   const scored = () => monitor.drift.models().flatMap((m) => m.features.filter((f) => f.psi !== null).map((f) => ({ m, f })));
-  gauge('metrics_drift_psi', 'Population stability index of a feature against its reference profile (drift window, all workers)', ['model', 'version', 'side', 'feature'], (g) => {
-    for (const { m, f } of scored()) g.set({ model: m.model, version: String(m.version), side: f.side, feature: f.feature }, f.psi!);
-  });
-  gauge('metrics_drift_zscore', 'Mean shift of a feature in reference standard deviations (drift window, all workers)', ['model', 'version', 'side', 'feature'], (g) => {
-    for (const { m, f } of scored()) if (f.zscore !== null) g.set({ model: m.model, version: String(m.version), side: f.side, feature: f.feature }, f.zscore);
-  });
+  gauge(
+    'metrics_drift_psi',
+    'Population stability index of a feature against its reference profile (drift window, all workers)',
+    ['model', 'version', 'side', 'feature'],
+    (g) => {
+      for (const { m, f } of scored()) g.set({ model: m.model, version: String(m.version), side: f.side, feature: f.feature }, f.psi!);
+    },
+  );
+  gauge(
+    'metrics_drift_zscore',
+    'Mean shift of a feature in reference standard deviations (drift window, all workers)',
+    ['model', 'version', 'side', 'feature'],
+    (g) => {
+      for (const { m, f } of scored()) if (f.zscore !== null) g.set({ model: m.model, version: String(m.version), side: f.side, feature: f.feature }, f.zscore);
+    },
+  );
   gauge('metrics_drift_samples', 'Rows counted in the drift window, all workers', ['model', 'version'], (g) => {
     for (const m of monitor.drift.models()) g.set({ model: m.model, version: String(m.version) }, m.samples);
   });
   gauge('metrics_drift_min_samples', 'Rows the drift window needs before features get a score', ['model', 'version'], (g) => {
     for (const m of monitor.drift.models()) g.set({ model: m.model, version: String(m.version) }, m.min_samples);
   });
-  gauge('metrics_drift_threshold', "Drift thresholds per model version (its config.drift, else the service's defaults), for the alert rules", ['model', 'version', 'statistic', 'severity'], (g) => {
-    for (const m of monitor.drift.models()) {
-      const v = { model: m.model, version: String(m.version) };
-      g.set({ ...v, statistic: 'psi', severity: 'warning' }, m.thresholds.psi_warning);
-      g.set({ ...v, statistic: 'psi', severity: 'critical' }, m.thresholds.psi_critical);
-      g.set({ ...v, statistic: 'zscore', severity: 'warning' }, m.thresholds.z_warning);
-      g.set({ ...v, statistic: 'zscore', severity: 'critical' }, m.thresholds.z_critical);
-    }
-  });
+  gauge(
+    'metrics_drift_threshold',
+    "Drift thresholds per model version (its config.drift, else the service's defaults), for the alert rules",
+    ['model', 'version', 'statistic', 'severity'],
+    (g) => {
+      for (const m of monitor.drift.models()) {
+        const v = { model: m.model, version: String(m.version) };
+        g.set({ ...v, statistic: 'psi', severity: 'warning' }, m.thresholds.psi_warning);
+        g.set({ ...v, statistic: 'psi', severity: 'critical' }, m.thresholds.psi_critical);
+        g.set({ ...v, statistic: 'zscore', severity: 'warning' }, m.thresholds.z_warning);
+        g.set({ ...v, statistic: 'zscore', severity: 'critical' }, m.thresholds.z_critical);
+      }
+    },
+  );
 
   // nginx (stub_status).
   if (monitor.nginx) {
@@ -116,8 +149,18 @@ export function createExporter(monitor: Monitor): client.Registry {
     gauge('metrics_host_load_average', 'System load average', ['period'], (g) => {
       if (host.status) for (const [period, v] of Object.entries(host.status.load_average)) g.set({ period }, v);
     });
-    gauge('metrics_host_disk_total_bytes', 'Size of the file system at DISK_PATH', ['path'], (g) => host.status?.disk && g.set({ path: host.status.disk.path }, host.status.disk.total_bytes));
-    gauge('metrics_host_disk_free_bytes', 'Space available to unprivileged users at DISK_PATH', ['path'], (g) => host.status?.disk && g.set({ path: host.status.disk.path }, host.status.disk.free_bytes));
+    gauge(
+      'metrics_host_disk_total_bytes',
+      'Size of the file system at DISK_PATH',
+      ['path'],
+      (g) => host.status?.disk && g.set({ path: host.status.disk.path }, host.status.disk.total_bytes),
+    );
+    gauge(
+      'metrics_host_disk_free_bytes',
+      'Space available to unprivileged users at DISK_PATH',
+      ['path'],
+      (g) => host.status?.disk && g.set({ path: host.status.disk.path }, host.status.disk.free_bytes),
+    );
     counter('metrics_host_network_receive_bytes_total', 'Bytes received per network interface', ['device'], (set) => {
       for (const n of host.status?.network ?? []) set({ device: n.device }, n.receive_bytes);
     });

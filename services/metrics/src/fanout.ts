@@ -50,7 +50,9 @@ export class Fanout {
   }
 
   async inferenceStats(): Promise<{ modelhosts: WorkerAnswer[]; models: VersionStats[] }> {
-    const answers = await this.#each<{ modelhost?: string; models?: VersionStats[] }>((url) => fetch(`${url}/v1/stats`, { signal: AbortSignal.timeout(this.#opts.timeoutMs) }));
+    const answers = await this.#each<{ modelhost?: string; models?: VersionStats[] }>((url) =>
+      fetch(`${url}/v1/stats`, { signal: AbortSignal.timeout(this.#opts.timeoutMs) }),
+    );
     return {
       modelhosts: answers.map(({ body, ...w }) => ({ ...w, ...(typeof body?.modelhost === 'string' ? { modelhost: body.modelhost } : {}) })),
       models: sumStats(answers.map((a) => (Array.isArray(a.body?.models) ? a.body.models : []))),
@@ -58,9 +60,10 @@ export class Fanout {
   }
 
   async loadedOn(name: string): Promise<{ modelhosts: WorkerAnswer[]; loaded_on: LoadedVersion[] }> {
-    const answers = await this.#each<{ modelhost?: string; models?: { name?: unknown; version?: unknown; state?: unknown; resident_bytes?: unknown; idle_seconds?: unknown; pinned?: unknown }[] }>((url) =>
-      fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(this.#opts.timeoutMs) }),
-    );
+    const answers = await this.#each<{
+      modelhost?: string;
+      models?: { name?: unknown; version?: unknown; state?: unknown; resident_bytes?: unknown; idle_seconds?: unknown; pinned?: unknown }[];
+    }>((url) => fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(this.#opts.timeoutMs) }));
     const loaded: LoadedVersion[] = [];
     for (const a of answers) {
       const modelhost = typeof a.body?.modelhost === 'string' ? a.body.modelhost : a.url;
@@ -77,7 +80,10 @@ export class Fanout {
       }
     }
     loaded.sort((x, y) => x.modelhost.localeCompare(y.modelhost) || x.version - y.version);
-    return { modelhosts: answers.map(({ body, ...w }) => ({ ...w, ...(typeof body?.modelhost === 'string' ? { modelhost: body.modelhost } : {}) })), loaded_on: loaded };
+    return {
+      modelhosts: answers.map(({ body, ...w }) => ({ ...w, ...(typeof body?.modelhost === 'string' ? { modelhost: body.modelhost } : {}) })),
+      loaded_on: loaded,
+    };
   }
 
   async warm(name: string, version: number): Promise<{ ready: boolean; modelhosts: WarmState[] }> {
@@ -85,12 +91,14 @@ export class Fanout {
     const answers = await this.#each<{ modelhost?: string; state?: string; reason?: string; error?: { message?: string } }>((url) =>
       fetch(`${url}${path}`, { method: 'POST', signal: AbortSignal.timeout(this.#opts.timeoutMs) }),
     );
-    const modelhosts = answers.map(({ body, ...w }): WarmState => ({
-      ...w,
-      ...(typeof body?.modelhost === 'string' ? { modelhost: body.modelhost } : {}),
-      ...(typeof body?.state === 'string' ? { state: body.state } : {}),
-      ...(typeof body?.reason === 'string' && body.reason ? { reason: body.reason } : {}),
-    }));
+    const modelhosts = answers.map(
+      ({ body, ...w }): WarmState => ({
+        ...w,
+        ...(typeof body?.modelhost === 'string' ? { modelhost: body.modelhost } : {}),
+        ...(typeof body?.state === 'string' ? { state: body.state } : {}),
+        ...(typeof body?.reason === 'string' && body.reason ? { reason: body.reason } : {}),
+      }),
+    );
     const up = modelhosts.filter((w) => w.up);
     return { ready: up.length > 0 && up.every((w) => w.state === 'READY'), modelhosts };
   }

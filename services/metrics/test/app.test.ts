@@ -23,7 +23,13 @@ async function listen(handler: http.RequestListener): Promise<string> {
 
 const reg = new client.Registry();
 const requests = new client.Counter({ name: 'modelhost_requests_total', help: 'h', labelNames: ['model', 'version', 'code'], registers: [reg] });
-const duration = new client.Histogram({ name: 'modelhost_request_duration_seconds', help: 'h', labelNames: ['model', 'version'], buckets: LATENCY_BUCKETS_SECONDS, registers: [reg] });
+const duration = new client.Histogram({
+  name: 'modelhost_request_duration_seconds',
+  help: 'h',
+  labelNames: ['model', 'version'],
+  buckets: LATENCY_BUCKETS_SECONDS,
+  registers: [reg],
+});
 let worker = '';
 const workerStats = emptyStats('iris', '3');
 workerStats.inference_count = 6;
@@ -36,13 +42,30 @@ let monitor: Monitor;
 before(async () => {
   worker = await listen(async (req, res) => {
     if (req.url === '/metrics') res.end(await reg.metrics());
-    else if (req.url === '/v1/models') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [{ name: 'iris', version: 3, state: 'READY', queue_depth: 1, resident_bytes: 1234, idle_seconds: 2.5 }, { name: 'digits', version: 1, state: 'READY', queue_depth: 0, resident_bytes: 99, idle_seconds: 0, pinned: true }] }));
+    else if (req.url === '/v1/models')
+      res.end(
+        JSON.stringify({
+          modelhost: 'modelhost-7',
+          models: [
+            { name: 'iris', version: 3, state: 'READY', queue_depth: 1, resident_bytes: 1234, idle_seconds: 2.5 },
+            { name: 'digits', version: 1, state: 'READY', queue_depth: 0, resident_bytes: 99, idle_seconds: 0, pinned: true },
+          ],
+        }),
+      );
     else if (req.url === '/v1/stats') res.end(JSON.stringify({ modelhost: 'modelhost-7', models: [workerStats] }));
-    else if (req.url === '/v1/models/iris/versions/3/warm' && req.method === 'POST') res.end(JSON.stringify({ modelhost: 'modelhost-7', name: 'iris', version: 3, state: warmState }));
+    else if (req.url === '/v1/models/iris/versions/3/warm' && req.method === 'POST')
+      res.end(JSON.stringify({ modelhost: 'modelhost-7', name: 'iris', version: 3, state: warmState }));
     else res.writeHead(404).end();
   });
-  const nginx = await listen((_req, res) => res.end(`Active connections: 1 \nserver accepts handled requests\n 4 4 ${nginxRequests} \nReading: 0 Writing: 1 Waiting: 0 \n`));
-  const config = loadConfig({ MODELHOSTS: `${worker},http://127.0.0.1:1`, NGINX_STATUS_URL: `${nginx}/nginx/status`, SCRAPE_TIMEOUT_MS: '1000', NVIDIA_SMI: 'off' });
+  const nginx = await listen((_req, res) =>
+    res.end(`Active connections: 1 \nserver accepts handled requests\n 4 4 ${nginxRequests} \nReading: 0 Writing: 1 Waiting: 0 \n`),
+  );
+  const config = loadConfig({
+    MODELHOSTS: `${worker},http://127.0.0.1:1`,
+    NGINX_STATUS_URL: `${nginx}/nginx/status`,
+    SCRAPE_TIMEOUT_MS: '1000',
+    NVIDIA_SMI: 'off',
+  });
   monitor = new Monitor(config, createLogger({ service: 'metrics', level: 'error' }));
   const server = http.createServer(createApp({ logger: createLogger({ service: 'metrics', level: 'error' }), monitor, registry: createExporter(monitor) }));
   servers.push(server);
@@ -124,7 +147,10 @@ test('/api/v1/inference-stats asks every worker now and sums; the one that does 
   assert.equal(s.models.length, 1);
   assert.equal(s.models[0].inference_stats.success.count, 3, 'not a value from the last scrape');
   assert.equal(s.models[0].inference_count, 6);
-  assert.deepEqual(s.modelhosts.map((w: any) => [w.up, w.modelhost ?? null]).sort(), [[false, null], [true, 'modelhost-7']]);
+  assert.deepEqual(s.modelhosts.map((w: any) => [w.up, w.modelhost ?? null]).sort(), [
+    [false, null],
+    [true, 'modelhost-7'],
+  ]);
 });
 
 test('warm: ready once every worker that answers has the version READY', async () => {

@@ -8,20 +8,45 @@ import { parsePromText } from '../src/prom-text.ts';
 describe('histogramQuantile (as Prometheus computes it)', () => {
   const b = (pairs: [number, number][]) => pairs.map(([le, count]) => ({ le, count }));
   test('linear inside the bucket that holds the rank', () => {
-    const buckets = b([[0.1, 10], [0.5, 20], [1, 20], [Infinity, 20]]);
+    const buckets = b([
+      [0.1, 10],
+      [0.5, 20],
+      [1, 20],
+      [Infinity, 20],
+    ]);
     assert.equal(histogramQuantile(0.5, buckets), 0.1);
     assert.ok(Math.abs(histogramQuantile(0.75, buckets)! - 0.3) < 1e-12);
     assert.equal(histogramQuantile(0.25, buckets), 0.05);
   });
   test('the highest finite bound when the rank lies in +Inf; null without observations', () => {
-    assert.equal(histogramQuantile(0.99, b([[0.1, 1], [1, 1], [Infinity, 10]])), 1);
-    assert.equal(histogramQuantile(0.5, b([[0.1, 0], [Infinity, 0]])), null);
+    assert.equal(
+      histogramQuantile(
+        0.99,
+        b([
+          [0.1, 1],
+          [1, 1],
+          [Infinity, 10],
+        ]),
+      ),
+      1,
+    );
+    assert.equal(
+      histogramQuantile(
+        0.5,
+        b([
+          [0.1, 0],
+          [Infinity, 0],
+        ]),
+      ),
+      null,
+    );
     assert.equal(histogramQuantile(0.5, []), null);
   });
 });
 
 describe('increases', () => {
-  const scrape = (time: number, v: number) => toScrape(time, [{ name: 'modelhost_requests_total', labels: { model: 'm', version: '1', code: 'OK' }, value: v }], []);
+  const scrape = (time: number, v: number) =>
+    toScrape(time, [{ name: 'modelhost_requests_total', labels: { model: 'm', version: '1', code: 'OK' }, value: v }], []);
   test('sums rises between scrapes; a restart (smaller value) counts from zero, like increase()', () => {
     const { span, inc } = increases([scrape(0, 10), scrape(1000, 15), scrape(2000, 3), scrape(3000, 8)]);
     assert.equal(span, 3);
@@ -30,7 +55,10 @@ describe('increases', () => {
   test('record keeps one scrape before the window as the baseline', () => {
     const w: WorkerState = { url: 'u', id: 'w', up: true, history: [] };
     for (let t = 0; t <= 10_000; t += 1000) record(w, scrape(t, t / 100), 3000);
-    assert.deepEqual(w.history.map((s) => s.time), [7000, 8000, 9000, 10_000]);
+    assert.deepEqual(
+      w.history.map((s) => s.time),
+      [7000, 8000, 9000, 10_000],
+    );
   });
 });
 
@@ -59,7 +87,11 @@ describe('summarize across workers', () => {
     const loaded = [{ name: 'iris', version: 1, state: 'READY', queue_depth: 2 }];
     // Baseline: traffic before the window counts for nothing.
     a.requests.inc({ model: 'iris', version: '1', code: 'OK' }, 1000);
-    for (const [w, m] of [[workers[0]!, a], [workers[1]!, b]] as const) record(w, toScrape(0, parsePromText(await m.r.metrics()), loaded), 60_000);
+    for (const [w, m] of [
+      [workers[0]!, a],
+      [workers[1]!, b],
+    ] as const)
+      record(w, toScrape(0, parsePromText(await m.r.metrics()), loaded), 60_000);
     // 10 s later: 90 fast + 10 slow requests on a, 5 failures on b, batches of 2 rows.
     for (let i = 0; i < 90; i++) a.duration.observe({ model: 'iris', version: '1' }, 0.004);
     for (let i = 0; i < 10; i++) a.duration.observe({ model: 'iris', version: '1' }, 0.8);
@@ -70,7 +102,11 @@ describe('summarize across workers', () => {
     a.requests.inc({ model: 'iris', version: '1', code: 'INVALID_INPUT' }, 20);
     a.requests.inc({ model: 'iris', version: '', code: 'VERSION_NOT_FOUND' }, 5);
     for (let i = 0; i < 50; i++) a.batch.observe({ model: 'iris', version: '1' }, 2);
-    for (const [w, m] of [[workers[0]!, a], [workers[1]!, b]] as const) record(w, toScrape(10_000, parsePromText(await m.r.metrics()), loaded), 60_000);
+    for (const [w, m] of [
+      [workers[0]!, a],
+      [workers[1]!, b],
+    ] as const)
+      record(w, toScrape(10_000, parsePromText(await m.r.metrics()), loaded), 60_000);
 
     const [iris, ...rest] = summarize(workers);
     assert.equal(rest.length, 0, 'requests for unknown models (model="") make no row');
@@ -98,13 +134,23 @@ describe('summarize across workers', () => {
     a.requests.inc({ model: 'iris', version: '1', code: 'OK' }, 10);
     a.requests.inc({ model: 'gone', version: '2', code: 'OK' }, 10);
     record(w, toScrape(1000, parsePromText(await a.r.metrics()), loaded), 60_000);
-    assert.deepEqual(summarize([w]).map((m) => m.model), ['gone', 'iris']);
+    assert.deepEqual(
+      summarize([w]).map((m) => m.model),
+      ['gone', 'iris'],
+    );
     a.requests.remove({ model: 'gone', version: '2', code: 'OK' });
     record(w, toScrape(2000, parsePromText(await a.r.metrics()), loaded), 60_000);
-    assert.deepEqual(summarize([w]).map((m) => m.model), ['iris'], 'its increases in the window no longer count');
+    assert.deepEqual(
+      summarize([w]).map((m) => m.model),
+      ['iris'],
+      'its increases in the window no longer count',
+    );
     // Loaded on a worker without any series yet: still there.
     record(w, toScrape(3000, [], [{ name: 'fresh', version: 1, state: 'READY', queue_depth: 0 }]), 60_000);
-    assert.deepEqual(summarize([w]).map((m) => m.model), ['fresh']);
+    assert.deepEqual(
+      summarize([w]).map((m) => m.model),
+      ['fresh'],
+    );
   });
 
   test('isClientError: 4xx codes from the error catalogue', () => {
@@ -113,7 +159,12 @@ describe('summarize across workers', () => {
   });
 
   test('a worker that is down adds no loaded models and no queue', () => {
-    const w: WorkerState = { url: 'u', id: 'modelhost-1', up: false, history: [toScrape(0, [], [{ name: 'iris', version: 1, state: 'READY', queue_depth: 3 }])] };
+    const w: WorkerState = {
+      url: 'u',
+      id: 'modelhost-1',
+      up: false,
+      history: [toScrape(0, [], [{ name: 'iris', version: 1, state: 'READY', queue_depth: 3 }])],
+    };
     assert.deepEqual(summarize([w]), []);
   });
 });

@@ -16,9 +16,16 @@ test('defaults', () => {
 });
 
 test('MODELHOSTS and MODELHOST_DNS lists', () => {
-  const c = loadConfig({ MODELHOSTS: 'http://127.0.0.1:9001/, 127.0.0.1:9002', MODELHOST_DNS: 'tasks.modelhost:9001,tasks.modelhost-gpu:9001', NVIDIA_SMI: 'off' });
+  const c = loadConfig({
+    MODELHOSTS: 'http://127.0.0.1:9001/, 127.0.0.1:9002',
+    MODELHOST_DNS: 'tasks.modelhost:9001,tasks.modelhost-gpu:9001',
+    NVIDIA_SMI: 'off',
+  });
   assert.deepEqual(c.modelhosts, ['http://127.0.0.1:9001', 'http://127.0.0.1:9002']);
-  assert.deepEqual(c.modelhostDns, [{ name: 'tasks.modelhost', port: 9001 }, { name: 'tasks.modelhost-gpu', port: 9001 }]);
+  assert.deepEqual(c.modelhostDns, [
+    { name: 'tasks.modelhost', port: 9001 },
+    { name: 'tasks.modelhost-gpu', port: 9001 },
+  ]);
   assert.equal(c.nvidiaSmi, undefined);
 });
 

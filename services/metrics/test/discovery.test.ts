@@ -4,9 +4,18 @@ import { test } from 'node:test';
 import { createDiscovery } from '../src/discovery.ts';
 
 test('the configured list and every A/AAAA record of each name, sorted, without duplicates', async () => {
-  let tasks = [{ address: '10.0.0.5', family: 4 }, { address: '10.0.0.4', family: 4 }];
+  let tasks = [
+    { address: '10.0.0.5', family: 4 },
+    { address: '10.0.0.4', family: 4 },
+  ];
   const discover = createDiscovery(
-    { modelhosts: ['http://127.0.0.1:9001'], modelhostDns: [{ name: 'tasks.modelhost', port: 9001 }, { name: 'tasks.modelhost-gpu', port: 9001 }] },
+    {
+      modelhosts: ['http://127.0.0.1:9001'],
+      modelhostDns: [
+        { name: 'tasks.modelhost', port: 9001 },
+        { name: 'tasks.modelhost-gpu', port: 9001 },
+      ],
+    },
     async (name) => {
       if (name === 'tasks.modelhost-gpu') throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
       return tasks;
@@ -22,8 +31,17 @@ test('the configured list and every A/AAAA record of each name, sorted, without 
 });
 
 test('the real resolver: localhost resolves, a name that does not exist is reported', async () => {
-  const { urls, errors } = await createDiscovery({ modelhosts: [], modelhostDns: [{ name: 'localhost', port: 9001 }, { name: 'no-such-host.invalid', port: 1 }] })();
-  assert.ok(urls.some((u) => u === 'http://127.0.0.1:9001' || u === 'http://[::1]:9001'), urls.join());
+  const { urls, errors } = await createDiscovery({
+    modelhosts: [],
+    modelhostDns: [
+      { name: 'localhost', port: 9001 },
+      { name: 'no-such-host.invalid', port: 1 },
+    ],
+  })();
+  assert.ok(
+    urls.some((u) => u === 'http://127.0.0.1:9001' || u === 'http://[::1]:9001'),
+    urls.join(),
+  );
   assert.equal(errors.length, 1);
   assert.match(errors[0]!, /^no-such-host\.invalid: /);
 });

@@ -13,18 +13,28 @@ test('reads counters, gauges and histograms with escaped label values', async ()
   h.observe(0.05);
   h.observe(5);
   const samples = parsePromText(await r.metrics());
-  assert.deepEqual(samples.find((s) => s.name === 'x_total'), { name: 'x_total', labels: { model: 'a "quoted"\\name\nnext', code: 'OK' }, value: 3 });
+  assert.deepEqual(
+    samples.find((s) => s.name === 'x_total'),
+    { name: 'x_total', labels: { model: 'a "quoted"\\name\nnext', code: 'OK' }, value: 3 },
+  );
   assert.equal(samples.find((s) => s.name === 'g')!.value, -1.5);
   assert.deepEqual(
     samples.filter((s) => s.name === 'h_seconds_bucket').map((s) => [s.labels.le, s.value]),
-    [['0.1', 1], ['1', 1], ['+Inf', 2]],
+    [
+      ['0.1', 1],
+      ['1', 1],
+      ['+Inf', 2],
+    ],
   );
   assert.equal(samples.find((s) => s.name === 'h_seconds_sum')!.value, 5.05);
 });
 
 test('skips comments, blank and broken lines; reads NaN, ±Inf and timestamps', () => {
   const s = parsePromText('# HELP a b\n\na 1 1700000000000\nb{x="1"} NaN\nc +Inf\nd{x="unterminated} 1\n{} 2\ne -Inf\n');
-  assert.deepEqual(s.map((x) => x.name), ['a', 'b', 'c', 'e']);
+  assert.deepEqual(
+    s.map((x) => x.name),
+    ['a', 'b', 'c', 'e'],
+  );
   assert.equal(s[0]!.value, 1);
   assert.ok(Number.isNaN(s[1]!.value));
   assert.equal(s[2]!.value, Infinity);

@@ -32,7 +32,14 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     if (route?.kind !== 'inference') return undefined;
     const params = (m as RouteMatch<Route>).params;
     const path = q === -1 ? item.path : item.path.slice(0, q);
-    return frame.serve(item.headers, path, params.name ?? params.model ?? '', q === -1 ? '' : item.path.slice(q + 1), (ctx) => route.run(item, params, ctx), signal);
+    return frame.serve(
+      item.headers,
+      path,
+      params.name ?? params.model ?? '',
+      q === -1 ? '' : item.path.slice(q + 1),
+      (ctx) => route.run(item, params, ctx),
+      signal,
+    );
   };
   const routes: Route[] = [...inferenceRoutes(deps), groupRoute({ config, frame, draining: deps.draining, member }), ...infoRoutes(deps)];
   const table = new RouteTable(routes);
@@ -71,9 +78,13 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     const name = params.name ?? params.model ?? '';
     switch (route.kind) {
       case 'inference':
-        return void frame.whole(req, path, name, query, (item, ctx) => route.run(item, params, ctx), closeSignal(res)).then((reply) => frame.send(req, res, reply));
+        return void frame
+          .whole(req, path, name, query, (item, ctx) => route.run(item, params, ctx), closeSignal(res))
+          .then((reply) => frame.send(req, res, reply));
       case 'stream':
-        return void frame.serve(req.headers, path, name, query, (ctx) => route.run(req, params, ctx), closeSignal(res)).then((reply) => frame.send(req, res, reply));
+        return void frame
+          .serve(req.headers, path, name, query, (ctx) => route.run(req, params, ctx), closeSignal(res))
+          .then((reply) => frame.send(req, res, reply));
       case 'group':
         return void route.serve(req, res);
       case 'express':

@@ -11,7 +11,15 @@ export const ModelhostEnvSchema = z
     HOST: z.string().default('127.0.0.1'),
     PORT: z.coerce.number().int().min(0).max(65535).default(9001),
     MODEL_DIR: z.string().min(1),
-    MODELHOST_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).default(os.hostname().slice(0, 64).replace(/[^A-Za-z0-9._-]/g, '-')),
+    MODELHOST_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/)
+      .default(
+        os
+          .hostname()
+          .slice(0, 64)
+          .replace(/[^A-Za-z0-9._-]/g, '-'),
+      ),
     LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
     LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
@@ -25,7 +33,11 @@ export const ModelhostEnvSchema = z
      * alone needs more is refused with MODEL_LOAD_FAILED. Default: 70 % of the container's memory limit (the
      * host's memory without one), less what the worker holds once started.
      */
-    MODEL_MEMORY_BYTES: z.coerce.number().int().min(1024 * 1024).optional(),
+    MODEL_MEMORY_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .optional(),
     /** At most this many versions loaded at once besides the memory budget; 0: the budget alone decides. */
     MAX_LOADED_MODELS: z.coerce.number().int().min(0).default(0),
     /**
@@ -72,7 +84,11 @@ export const ModelhostEnvSchema = z
     GRAPH_OPTIMIZATION_LEVEL: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
     EXECUTION_PROVIDERS: envList(['cpu', 'cuda']).default(['cpu']),
     REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
-    MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024 * 1024),
+    MAX_BODY_BYTES: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .default(64 * 1024 * 1024),
     /** How often the store generation is polled (fs events are also watched). */
     WATCH_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
     /** How long SIGTERM waits for queued and running requests. */
@@ -87,7 +103,11 @@ export const ModelhostEnvSchema = z
      * Memory for the response cache of models whose config enables it (answers kept by a hash of the model
      * version and the input tensors, least recently used first out); 0: no cache.
      */
-    RESPONSE_CACHE_BYTES: z.coerce.number().int().min(0).default(64 * 1024 * 1024),
+    RESPONSE_CACHE_BYTES: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(64 * 1024 * 1024),
     /** Live drift statistics of inputs and outputs for versions with a reference profile (GET /v1/drift). */
     DRIFT_ENABLED: envFlag().default(true),
   })

@@ -113,7 +113,14 @@ export class DataPlane {
   /** Answers of models whose config enables the response cache (none when RESPONSE_CACHE_BYTES is 0). */
   readonly #cache: ResponseCache | undefined;
 
-  constructor(registry: ModelRegistry, metrics: ModelhostMetrics, imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS, drift?: DriftMonitor, codecs: CodecPool = new CodecPool(), cache?: ResponseCache) {
+  constructor(
+    registry: ModelRegistry,
+    metrics: ModelhostMetrics,
+    imageLimits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+    drift?: DriftMonitor,
+    codecs: CodecPool = new CodecPool(),
+    cache?: ResponseCache,
+  ) {
     this.#registry = registry;
     this.#metrics = metrics;
     this.#imageLimits = imageLimits;
@@ -138,7 +145,11 @@ export class DataPlane {
   }
 
   /** Images (multipart files) in, labels or boxes out: decode → resize → normalise → infer → top-k / NMS. */
-  predictImages(rawName: string, images: ReceivedImage[], opts: Omit<ImageAnswerOptions, 'model' | 'version'> & Timing & { version?: number }): Promise<BatchFacts & { body: string }> {
+  predictImages(
+    rawName: string,
+    images: ReceivedImage[],
+    opts: Omit<ImageAnswerOptions, 'model' | 'version'> & Timing & { version?: number },
+  ): Promise<BatchFacts & { body: string }> {
     return this.#run<DecodedImages, { body: string }>(
       rawName,
       opts.version,
@@ -146,17 +157,35 @@ export class DataPlane {
       async (_sig, model) => {
         const pipeline = this.pipeline(model);
         const spec = pipeline.image;
-        if (!spec) throw new InferrerError('NOT_AN_IMAGE_MODEL', `model ${model.name} has no image input (give it a STAC MLM item, or an input shaped [batch, C, H, W] or [batch, H, W, C])`, { model: model.name });
-        if (model.signature.inputs.length !== 1) throw new InferrerError('NOT_AN_IMAGE_MODEL', `model ${model.name} has ${model.signature.inputs.length} inputs; images feed a model with one`, { model: model.name });
-        const { tensor, transforms } = await imagesToTensor(images.map((i) => i.bytes), spec, this.#imageLimits);
+        if (!spec)
+          throw new InferrerError(
+            'NOT_AN_IMAGE_MODEL',
+            `model ${model.name} has no image input (give it a STAC MLM item, or an input shaped [batch, C, H, W] or [batch, H, W, C])`,
+            { model: model.name },
+          );
+        if (model.signature.inputs.length !== 1)
+          throw new InferrerError('NOT_AN_IMAGE_MODEL', `model ${model.name} has ${model.signature.inputs.length} inputs; images feed a model with one`, {
+            model: model.name,
+          });
+        const { tensor, transforms } = await imagesToTensor(
+          images.map((i) => i.bytes),
+          spec,
+          this.#imageLimits,
+        );
         return { inputs: { [spec.input]: tensor }, rows: images.length, pipeline, transforms };
       },
       (model, decoded, outputs) => ({
-        body: encodeImageAnswer(decoded.pipeline, outputs, model.signature.outputs.map((o) => o.name), images.map((im, i) => ({ filename: im.filename, transform: decoded.transforms[i]! })), {
-          ...opts,
-          model: model.name,
-          version: model.version,
-        }),
+        body: encodeImageAnswer(
+          decoded.pipeline,
+          outputs,
+          model.signature.outputs.map((o) => o.name),
+          images.map((im, i) => ({ filename: im.filename, transform: decoded.transforms[i]! })),
+          {
+            ...opts,
+            model: model.name,
+            version: model.version,
+          },
+        ),
       }),
     );
   }
@@ -274,7 +303,15 @@ export class DataPlane {
       const totalMs = performance.now() - started;
       this.#metrics.requestDuration.observe({ model: model.name, version: v }, totalMs / 1000);
       if (cache?.hit) this.#metrics.stats.cacheHit(model.name, model.version, totalMs, cache.ms);
-      else this.#metrics.stats.success(model.name, model.version, { rows: decoded.rows, totalMs, queueMs: result.queueMs, inputMs: preprocessMs, inferMs: result.computeMs, outputMs: encodeMs });
+      else
+        this.#metrics.stats.success(model.name, model.version, {
+          rows: decoded.rows,
+          totalMs,
+          queueMs: result.queueMs,
+          inputMs: preprocessMs,
+          inferMs: result.computeMs,
+          outputMs: encodeMs,
+        });
       if (cache) {
         (cache.hit ? this.#metrics.cacheHits : this.#metrics.cacheMisses).inc({ model: model.name, version: v });
         if (!cache.hit) this.#metrics.stats.cacheMiss(model.name, model.version, cache.ms);
@@ -294,7 +331,8 @@ export class DataPlane {
       const code = (err as InferrerError).code ?? 'INTERNAL';
       const labels = seen ? { model: seen.name, version: String(seen.version) } : this.#metrics.refusedLabels(err);
       this.#metrics.requests.inc({ ...labels, code });
-      if (code === 'REQUEST_CANCELLED') this.#metrics.cancelled.inc({ ...labels, stage: (err as InferrerError).details.stage === 'running' ? 'running' : 'queued' });
+      if (code === 'REQUEST_CANCELLED')
+        this.#metrics.cancelled.inc({ ...labels, stage: (err as InferrerError).details.stage === 'running' ? 'running' : 'queued' });
       if (seen) this.#metrics.stats.failure(seen.name, seen.version, performance.now() - started);
       if (statusOf(toInferrerError(err)) >= 500) this.#metrics.errors.inc({ ...labels, code });
       throw err;
@@ -337,11 +375,20 @@ export class DataPlane {
         const key = cache?.key(model, decoded.inputs);
         const cached = key === undefined ? undefined : cache!.get(key);
         const lookupMs = performance.now() - lookupStarted;
-        if (cached) return { model, decoded, result: { outputs: cached, batchRequests: 0, batchRows: 0, queueMs: 0, computeMs: 0 }, preprocessMs, drift, cache: { hit: true, ms: lookupMs } };
+        if (cached)
+          return {
+            model,
+            decoded,
+            result: { outputs: cached, batchRequests: 0, batchRows: 0, queueMs: 0, computeMs: 0 },
+            preprocessMs,
+            drift,
+            cache: { hit: true, ms: lookupMs },
+          };
         try {
           const result = await model.batcher.infer(decoded.inputs, decoded.rows, deadline, priority, signal);
           // It ran, but nobody waits for the answer: drop it (and do not encode it).
-          if (signal?.aborted) throw new InferrerError('REQUEST_CANCELLED', 'the client went away while the request ran; its answer was dropped', { stage: 'running' });
+          if (signal?.aborted)
+            throw new InferrerError('REQUEST_CANCELLED', 'the client went away while the request ran; its answer was dropped', { stage: 'running' });
           if (!cache) return { model, decoded, result, preprocessMs, drift, cache: undefined };
           const keepStarted = performance.now();
           if (key !== undefined) cache.set(key, model, result.outputs);

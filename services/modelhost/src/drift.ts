@@ -126,7 +126,14 @@ export class DriftMonitor {
         this.#trackers.delete(key);
         continue;
       }
-      trackers.push({ model, version, profile_id: id, started_at: new Date(tracker.startedAt).toISOString(), thresholds: record.config.drift ?? {}, ...tracker.snapshot() });
+      trackers.push({
+        model,
+        version,
+        profile_id: id,
+        started_at: new Date(tracker.startedAt).toISOString(),
+        thresholds: record.config.drift ?? {},
+        ...tracker.snapshot(),
+      });
     }
     const captures: CaptureView[] = [];
     for (const [key, { requestedAt, acc }] of this.#captures) {

@@ -91,6 +91,12 @@ export function planView(plan: ExecutionPlan): Record<string, unknown> {
     cpus_from: plan.cpuSource,
     reason: plan.reason,
     measure_ms: plan.measureMs,
-    measured: plan.measured.map((m) => ({ instances: m.instances, intra_op_threads: m.intraOpThreads, batch: m.batch, ms_per_batch: m.msPerBatch, rows_per_s: m.rowsPerS })),
+    measured: plan.measured.map((m) => ({
+      instances: m.instances,
+      intra_op_threads: m.intraOpThreads,
+      batch: m.batch,
+      ms_per_batch: m.msPerBatch,
+      rows_per_s: m.rowsPerS,
+    })),
   };
 }

@@ -29,12 +29,19 @@ const IMAGE_FIELDS = new Set(['file', 'files', 'image', 'images', 'file[]', 'ima
 export function receiveImages(req: IncomingMessage, limits: ImageFormLimits): Promise<ReceivedImage[]> {
   const type = String(req.headers['content-type'] ?? '');
   if (!type.startsWith('multipart/form-data')) {
-    return Promise.reject(new InferrerError('UNSUPPORTED_MEDIA_TYPE', `send images as multipart/form-data (field "file"), not ${JSON.stringify(type || 'no content type')}`, { got: type }));
+    return Promise.reject(
+      new InferrerError('UNSUPPORTED_MEDIA_TYPE', `send images as multipart/form-data (field "file"), not ${JSON.stringify(type || 'no content type')}`, {
+        got: type,
+      }),
+    );
   }
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
-      bb = busboy({ headers: req.headers, limits: { files: limits.maxFiles, fileSize: limits.maxBytes, fields: 16, parts: limits.maxFiles + 16, fieldSize: 64 * 1024 } });
+      bb = busboy({
+        headers: req.headers,
+        limits: { files: limits.maxFiles, fileSize: limits.maxBytes, fields: 16, parts: limits.maxFiles + 16, fieldSize: 64 * 1024 },
+      });
     } catch (err) {
       reject(new InferrerError('INVALID_REQUEST', `the multipart body could not be read: ${(err as Error).message}`));
       return;
@@ -54,20 +61,34 @@ export function receiveImages(req: IncomingMessage, limits: ImageFormLimits): Pr
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => {
         total += c.length;
-        if (total > limits.maxBytes) fail(new InferrerError('BODY_TOO_LARGE', `the images are larger than the limit of ${limits.maxBytes} bytes`, { limit: limits.maxBytes }));
+        if (total > limits.maxBytes)
+          fail(new InferrerError('BODY_TOO_LARGE', `the images are larger than the limit of ${limits.maxBytes} bytes`, { limit: limits.maxBytes }));
         else chunks.push(c);
       });
-      stream.on('limit', () => fail(new InferrerError('BODY_TOO_LARGE', `image "${info.filename?.slice(0, 128)}" is larger than the limit of ${limits.maxBytes} bytes`, { limit: limits.maxBytes })));
+      stream.on('limit', () =>
+        fail(
+          new InferrerError('BODY_TOO_LARGE', `image "${info.filename?.slice(0, 128)}" is larger than the limit of ${limits.maxBytes} bytes`, {
+            limit: limits.maxBytes,
+          }),
+        ),
+      );
       stream.on('end', () => {
         if (!failed) images.push({ field, filename: (info.filename ?? '').slice(0, 256), bytes: Buffer.concat(chunks) });
       });
     });
-    bb.on('filesLimit', () => fail(new InferrerError('TOO_MANY_IMAGES', `the request carries more than ${limits.maxFiles} images (MAX_IMAGES_PER_REQUEST)`, { limit: limits.maxFiles })));
-    bb.on('partsLimit', () => fail(new InferrerError('TOO_MANY_IMAGES', `the form has too many parts (at most ${limits.maxFiles} images)`, { limit: limits.maxFiles })));
+    bb.on('filesLimit', () =>
+      fail(
+        new InferrerError('TOO_MANY_IMAGES', `the request carries more than ${limits.maxFiles} images (MAX_IMAGES_PER_REQUEST)`, { limit: limits.maxFiles }),
+      ),
+    );
+    bb.on('partsLimit', () =>
+      fail(new InferrerError('TOO_MANY_IMAGES', `the form has too many parts (at most ${limits.maxFiles} images)`, { limit: limits.maxFiles })),
+    );
     bb.on('error', (err: Error) => reject(failed ?? new InferrerError('INVALID_REQUEST', `the multipart body could not be read: ${err.message}`)));
     bb.on('close', () => {
       if (failed) return reject(failed);
-      if (images.length === 0) return reject(new InferrerError('INVALID_REQUEST', 'the form has no image: send it as the file field "file" (several files make a batch)'));
+      if (images.length === 0)
+        return reject(new InferrerError('INVALID_REQUEST', 'the form has no image: send it as the file field "file" (several files make a batch)'));
       const empty = images.findIndex((i) => i.bytes.length === 0);
       if (empty >= 0) return reject(new InferrerError('INVALID_IMAGE', `image ${empty} ("${images[empty]!.filename}") is empty`, { image: empty }));
       resolve(images);
@@ -103,7 +124,11 @@ export function encodeImageAnswer(
   const task = pipeline.task;
   const input = pipeline.image!;
   const main = opts.output ?? order[0];
-  if (main === undefined || !outputs[main]) throw new InferrerError('INVALID_REQUEST', `the model has no output '${String(main)}' (outputs: ${order.join(', ')})`, { expected: order, got: main ?? null });
+  if (main === undefined || !outputs[main])
+    throw new InferrerError('INVALID_REQUEST', `the model has no output '${String(main)}' (outputs: ${order.join(', ')})`, {
+      expected: order,
+      got: main ?? null,
+    });
   let data: unknown[] = [];
   let predictions: Record<string, unknown>[] = images.map((im) => ({ file: im.filename, width: im.transform.width, height: im.transform.height }));
   if (task?.kind === 'classification') {
@@ -111,12 +136,26 @@ export function encodeImageAnswer(
     data = rows.map((r) => r.map((c) => [c.label, round(c.score)]));
     predictions = predictions.map((p, i) => ({ ...p, classes: rows[i]!.map((c) => ({ label: c.label, index: c.index, score: round(c.score, 6) })) }));
   } else if (task?.kind === 'detection') {
-    const spec = { ...task, ...(opts.scoreThreshold !== undefined ? { scoreThreshold: opts.scoreThreshold } : {}), ...(opts.iouThreshold !== undefined ? { iouThreshold: opts.iouThreshold } : {}) };
-    const rows: Detection[][] = detect(outputs[task.output]!, spec, images.map((i) => i.transform), { width: input.width, height: input.height });
+    const spec = {
+      ...task,
+      ...(opts.scoreThreshold !== undefined ? { scoreThreshold: opts.scoreThreshold } : {}),
+      ...(opts.iouThreshold !== undefined ? { iouThreshold: opts.iouThreshold } : {}),
+    };
+    const rows: Detection[][] = detect(
+      outputs[task.output]!,
+      spec,
+      images.map((i) => i.transform),
+      { width: input.width, height: input.height },
+    );
     data = rows.map((r) => r.map((d) => [d.label, round(d.score, 3), d.box]));
     predictions = predictions.map((p, i) => ({
       ...p,
-      detections: rows[i]!.map((d) => ({ label: d.label, index: d.index, score: round(d.score, 6), box: { x1: d.box[0], y1: d.box[1], x2: d.box[2], y2: d.box[3] } })),
+      detections: rows[i]!.map((d) => ({
+        label: d.label,
+        index: d.index,
+        score: round(d.score, 6),
+        box: { x1: d.box[0], y1: d.box[1], x2: d.box[2], y2: d.box[3] },
+      })),
     }));
   }
   let out = `{"http_status":${JSON.stringify(httpStatusBody(200))},"model_name":${JSON.stringify(opts.model)},"model_version":${opts.version},"uid":${JSON.stringify(opts.uid)}`;
@@ -124,7 +163,10 @@ export function encodeImageAnswer(
   if (task) out += `,"data":${JSON.stringify(images.length === 1 ? data[0] : data)},"predictions":${JSON.stringify(predictions)}`;
   if (opts.raw || opts.all || !task) {
     out += ',"outputs":{';
-    out += order.filter((n) => outputs[n]).map((n) => `${JSON.stringify(n)}:${rowsToJson(outputs[n]!)}`).join(',');
+    out += order
+      .filter((n) => outputs[n])
+      .map((n) => `${JSON.stringify(n)}:${rowsToJson(outputs[n]!)}`)
+      .join(',');
     out += '}';
   }
   return out + '}';

@@ -65,7 +65,10 @@ server.listen(config.port, config.host, () => {
     maxQueueDelayMs: config.maxQueueDelayMs,
     sessionThreads: config.sessionThreads,
     modelMemoryMb: Math.round(budgetBytes / 2 ** 20),
-    budgetFrom: config.modelMemoryBytes !== undefined ? 'MODEL_MEMORY_BYTES' : `70% of the ${limit.source} memory limit (${Math.round(limit.bytes / 2 ** 20)} MB) less this worker's ${Math.round(baselineBytes / 2 ** 20)} MB`,
+    budgetFrom:
+      config.modelMemoryBytes !== undefined
+        ? 'MODEL_MEMORY_BYTES'
+        : `70% of the ${limit.source} memory limit (${Math.round(limit.bytes / 2 ** 20)} MB) less this worker's ${Math.round(baselineBytes / 2 ** 20)} MB`,
   });
 });
 

@@ -47,30 +47,132 @@ export class ModelhostMetrics {
     this.#models = models;
     const r = (this.registry = createRegistry('modelhost'));
     const mv = ['model', 'version'] as const;
-    this.requests = new client.Counter({ name: 'modelhost_requests_total', help: 'Inference requests by model, version and result code', labelNames: [...mv, 'code'], registers: [r] });
-    this.requestDuration = new client.Histogram({ name: 'modelhost_request_duration_seconds', help: 'Time from request to answer inside the modelhost', labelNames: mv, buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
-    this.queueDuration = new client.Histogram({ name: 'modelhost_queue_duration_seconds', help: 'Time a request waited in the batcher queue', labelNames: mv, buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
-    this.computeDuration = new client.Histogram({ name: 'modelhost_compute_duration_seconds', help: 'ONNX Runtime run time per batch', labelNames: mv, buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
-    this.batchSize = new client.Histogram({ name: 'modelhost_batch_size', help: 'Rows per executed batch', labelNames: mv, buckets: BATCH_SIZE_BUCKETS, registers: [r] });
+    this.requests = new client.Counter({
+      name: 'modelhost_requests_total',
+      help: 'Inference requests by model, version and result code',
+      labelNames: [...mv, 'code'],
+      registers: [r],
+    });
+    this.requestDuration = new client.Histogram({
+      name: 'modelhost_request_duration_seconds',
+      help: 'Time from request to answer inside the modelhost',
+      labelNames: mv,
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [r],
+    });
+    this.queueDuration = new client.Histogram({
+      name: 'modelhost_queue_duration_seconds',
+      help: 'Time a request waited in the batcher queue',
+      labelNames: mv,
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [r],
+    });
+    this.computeDuration = new client.Histogram({
+      name: 'modelhost_compute_duration_seconds',
+      help: 'ONNX Runtime run time per batch',
+      labelNames: mv,
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [r],
+    });
+    this.batchSize = new client.Histogram({
+      name: 'modelhost_batch_size',
+      help: 'Rows per executed batch',
+      labelNames: mv,
+      buckets: BATCH_SIZE_BUCKETS,
+      registers: [r],
+    });
     this.timeouts = new client.Counter({ name: 'modelhost_timeouts_total', help: 'Requests that passed their deadline', labelNames: mv, registers: [r] });
-    this.errors = new client.Counter({ name: 'modelhost_errors_total', help: 'Inference requests that failed on the server side (5xx: queue full, not ready, timeout, runtime failure), by error code', labelNames: [...mv, 'code'], registers: [r] });
-    this.sessionsEvicted = new client.Counter({ name: 'modelhost_sessions_evicted_total', help: 'Model versions unloaded to make room for another (memory budget, MAX_LOADED_MODELS; least recently used idle first)', labelNames: ['model'], registers: [r] });
-    this.lookups = new client.Counter({ name: 'modelhost_model_lookups_total', help: 'Inference requests by whether they found their model loaded (hit) or waited for it to load (load)', labelNames: ['result'], registers: [r] });
-    this.loadWait = new client.Histogram({ name: 'modelhost_model_load_wait_seconds', help: 'How long requests that found their model not loaded waited for the load (cold starts)', buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
-    this.loadDuration = new client.Histogram({ name: 'modelhost_model_load_duration_seconds', help: 'Time to load and warm a model version', labelNames: ['model'], buckets: LATENCY_BUCKETS_SECONDS, registers: [r] });
-    this.loadFailures = new client.Counter({ name: 'modelhost_model_load_failures_total', help: 'Model loads that failed', labelNames: ['model'], registers: [r] });
-    this.unloads = new client.Counter({ name: 'modelhost_model_unloads_total', help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)', labelNames: ['model', 'reason'], registers: [r] });
-    this.driftRows = new client.Counter({ name: 'modelhost_drift_rows_total', help: 'Rows counted into drift statistics (versions with a reference profile); per-feature counts are at GET /v1/drift', labelNames: mv, registers: [r] });
+    this.errors = new client.Counter({
+      name: 'modelhost_errors_total',
+      help: 'Inference requests that failed on the server side (5xx: queue full, not ready, timeout, runtime failure), by error code',
+      labelNames: [...mv, 'code'],
+      registers: [r],
+    });
+    this.sessionsEvicted = new client.Counter({
+      name: 'modelhost_sessions_evicted_total',
+      help: 'Model versions unloaded to make room for another (memory budget, MAX_LOADED_MODELS; least recently used idle first)',
+      labelNames: ['model'],
+      registers: [r],
+    });
+    this.lookups = new client.Counter({
+      name: 'modelhost_model_lookups_total',
+      help: 'Inference requests by whether they found their model loaded (hit) or waited for it to load (load)',
+      labelNames: ['result'],
+      registers: [r],
+    });
+    this.loadWait = new client.Histogram({
+      name: 'modelhost_model_load_wait_seconds',
+      help: 'How long requests that found their model not loaded waited for the load (cold starts)',
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [r],
+    });
+    this.loadDuration = new client.Histogram({
+      name: 'modelhost_model_load_duration_seconds',
+      help: 'Time to load and warm a model version',
+      labelNames: ['model'],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [r],
+    });
+    this.loadFailures = new client.Counter({
+      name: 'modelhost_model_load_failures_total',
+      help: 'Model loads that failed',
+      labelNames: ['model'],
+      registers: [r],
+    });
+    this.unloads = new client.Counter({
+      name: 'modelhost_model_unloads_total',
+      help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)',
+      labelNames: ['model', 'reason'],
+      registers: [r],
+    });
+    this.driftRows = new client.Counter({
+      name: 'modelhost_drift_rows_total',
+      help: 'Rows counted into drift statistics (versions with a reference profile); per-feature counts are at GET /v1/drift',
+      labelNames: mv,
+      registers: [r],
+    });
     this.cancelled = new client.Counter({
       name: 'modelhost_requests_cancelled_total',
       help: 'Requests whose client went away before the answer: stage "queued" left the queue (or the model load, or decoding) and never ran; "running" ran and the answer was dropped',
       labelNames: [...mv, 'stage'],
       registers: [r],
     });
-    this.cacheHits = new client.Counter({ name: 'modelhost_response_cache_hits_total', help: 'Requests answered from the response cache (models with response_cache enabled)', labelNames: mv, registers: [r] });
-    this.cacheMisses = new client.Counter({ name: 'modelhost_response_cache_misses_total', help: 'Requests of models with response_cache enabled that were not in the cache and ran', labelNames: mv, registers: [r] });
-    this.cacheEvictions = new client.Counter({ name: 'modelhost_response_cache_evictions_total', help: 'Response cache entries pushed out to stay within RESPONSE_CACHE_BYTES (least recently used first)', labelNames: mv, registers: [r] });
-    this.#perModel = [this.requests, this.requestDuration, this.queueDuration, this.computeDuration, this.batchSize, this.timeouts, this.errors, this.sessionsEvicted, this.loadDuration, this.loadFailures, this.unloads, this.driftRows, this.cancelled, this.cacheHits, this.cacheMisses, this.cacheEvictions];
+    this.cacheHits = new client.Counter({
+      name: 'modelhost_response_cache_hits_total',
+      help: 'Requests answered from the response cache (models with response_cache enabled)',
+      labelNames: mv,
+      registers: [r],
+    });
+    this.cacheMisses = new client.Counter({
+      name: 'modelhost_response_cache_misses_total',
+      help: 'Requests of models with response_cache enabled that were not in the cache and ran',
+      labelNames: mv,
+      registers: [r],
+    });
+    this.cacheEvictions = new client.Counter({
+      name: 'modelhost_response_cache_evictions_total',
+      help: 'Response cache entries pushed out to stay within RESPONSE_CACHE_BYTES (least recently used first)',
+      labelNames: mv,
+      registers: [r],
+    });
+    this.#perModel = [
+      this.requests,
+      this.requestDuration,
+      this.queueDuration,
+      this.computeDuration,
+      this.batchSize,
+      this.timeouts,
+      this.errors,
+      this.sessionsEvicted,
+      this.loadDuration,
+      this.loadFailures,
+      this.unloads,
+      this.driftRows,
+      this.cancelled,
+      this.cacheHits,
+      this.cacheMisses,
+      this.cacheEvictions,
+    ];
     new client.Gauge({
       name: 'modelhost_queue_depth',
       help: 'Requests waiting in the batcher queue',
@@ -149,7 +251,9 @@ export class ModelhostMetrics {
         this.set(cache.entries);
       },
     });
-    new client.Gauge({ name: 'modelhost_response_cache_capacity_bytes', help: 'The response cache bound (RESPONSE_CACHE_BYTES)', registers: [r] }).set(cache.maxBytes);
+    new client.Gauge({ name: 'modelhost_response_cache_capacity_bytes', help: 'The response cache bound (RESPONSE_CACHE_BYTES)', registers: [r] }).set(
+      cache.maxBytes,
+    );
   }
 
   /**

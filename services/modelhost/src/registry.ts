@@ -12,7 +12,16 @@
  */
 import { InferrerError, type ModelSignature, hasDynamicBatchAxis } from '@inferrer/core';
 import type { ModelRecord, ModelStore, StacItem, VersionRecord } from '@inferrer/model-store';
-import { AdaptiveBatcher, type BatchObserver, type ExecutionPlan, type ExecutionProvider, type OnnxSession, type SessionThreads, loadPlanned, zeroFeeds } from '@inferrer/runtime';
+import {
+  AdaptiveBatcher,
+  type BatchObserver,
+  type ExecutionPlan,
+  type ExecutionProvider,
+  type OnnxSession,
+  type SessionThreads,
+  loadPlanned,
+  zeroFeeds,
+} from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 import { maxSlots, planKey, planRequest, workerCpus } from './execution.ts';
@@ -161,7 +170,12 @@ export class ModelRegistry {
       if (this.#closed) throw new InferrerError('SERVER_DRAINING', 'this worker is shutting down', {}, { retryAfter: 1 });
       const record = await this.#record(name, version);
       if (record.enabled === false) {
-        throw new InferrerError('MODEL_NOT_READY', `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`, { model: record.name }, { retryAfter: 5 });
+        throw new InferrerError(
+          'MODEL_NOT_READY',
+          `model ${record.name} is unloaded; load it with POST /v2/repository/models/${record.name}/load`,
+          { model: record.name },
+          { retryAfter: 5 },
+        );
       }
       const want = version ?? pickVersion(record);
       if (attempt === 0) this.#budget.touch(record.name, want, this.#loaded.size);
@@ -173,7 +187,13 @@ export class ModelRegistry {
         this.#hooks.onLookup?.(attempt === 0, loadMs / 1000);
         return { model: hit, loadMs };
       }
-      if (attempt === 3) throw new InferrerError('MODEL_NOT_READY', `model ${record.name} version ${want} was unloaded again to make room before it could run; every model on this worker is busy`, { model: record.name, version: want }, { retryAfter: 1 });
+      if (attempt === 3)
+        throw new InferrerError(
+          'MODEL_NOT_READY',
+          `model ${record.name} version ${want} was unloaded again to make room before it could run; every model on this worker is busy`,
+          { model: record.name, version: want },
+          { retryAfter: 1 },
+        );
       const loaded = await this.#untilDeadline(this.#load(record, want), deadline, record.name, want);
       if (loaded.state === 'READY') {
         // Taken before any other load can look for room (those wait for the store's I/O first).
@@ -354,7 +374,9 @@ export class ModelRegistry {
    */
   async preload(changed?: ReadonlySet<string>): Promise<void> {
     for (const record of await this.#store.list()) {
-      const wanted = record.config.pinned === true || (record.config.preload === true && (changed === undefined || changed.has(record.name) || !this.#records.has(record.name)));
+      const wanted =
+        record.config.pinned === true ||
+        (record.config.preload === true && (changed === undefined || changed.has(record.name) || !this.#records.has(record.name)));
       if (!wanted || record.enabled === false || this.#loaded.has(key(record.name, record.default_version))) continue;
       this.#records.set(record.name, record);
       try {
@@ -438,7 +460,12 @@ export class ModelRegistry {
       this.#hooks.onLoad?.(record.name, version, (performance.now() - started) / 1000, false);
       const e = err as InferrerError;
       if (e.code === 'PROVIDER_UNAVAILABLE') throw e;
-      throw new InferrerError('MODEL_LOAD_FAILED', `model ${record.name} version ${version} could not be loaded: ${e.message}`, { model: record.name, version }, { retryAfter: 5, cause: err });
+      throw new InferrerError(
+        'MODEL_LOAD_FAILED',
+        `model ${record.name} version ${version} could not be loaded: ${e.message}`,
+        { model: record.name, version },
+        { retryAfter: 5, cause: err },
+      );
     }
     const batcher = new AdaptiveBatcher(
       session,
@@ -602,5 +629,8 @@ const structure = (v: VersionRecord): string | undefined =>
 const busy = (e: LoadedModel): boolean => e.batcher.depth > 0 || e.batcher.inflight > 0;
 
 function deadlineError(name: string, version: number): InferrerError {
-  return new InferrerError('DEADLINE_EXCEEDED', `model ${name} version ${version} was still loading when the request's deadline passed`, { model: name, version });
+  return new InferrerError('DEADLINE_EXCEEDED', `model ${name} version ${version} was still loading when the request's deadline passed`, {
+    model: name,
+    version,
+  });
 }

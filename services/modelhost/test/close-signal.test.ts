@@ -17,7 +17,10 @@ test("a connection's close signal takes a listener per group member without node
     // Warnings are emitted on the next tick.
     await new Promise((r) => setImmediate(r));
     assert.equal(fired, 64);
-    assert.deepEqual(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), []);
+    assert.deepEqual(
+      warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message),
+      [],
+    );
   } finally {
     process.off('warning', onWarning);
   }

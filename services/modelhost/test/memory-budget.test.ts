@@ -17,16 +17,21 @@ import { ModelRegistry } from '../src/registry.ts';
 const MiB = 1024 * 1024;
 
 describe('memoryLimit', () => {
-  const files = (map: Record<string, string>) => (f: string): string => {
-    if (f in map) return map[f]!;
-    throw new Error('ENOENT');
-  };
+  const files =
+    (map: Record<string, string>) =>
+    (f: string): string => {
+      if (f in map) return map[f]!;
+      throw new Error('ENOENT');
+    };
 
   test('cgroup v2 limit, then v1, else the host', () => {
     assert.deepEqual(memoryLimit(files({ '/sys/fs/cgroup/memory.max': '2147483648\n' })), { bytes: 2 * 1024 * MiB, source: 'cgroup' });
     assert.deepEqual(memoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '536870912' })), { bytes: 512 * MiB, source: 'cgroup' });
     // No limit: v2 says "max", v1 a number near 2^63.
-    assert.deepEqual(memoryLimit(files({ '/sys/fs/cgroup/memory.max': 'max\n', '/sys/fs/cgroup/memory/memory.limit_in_bytes': '9223372036854771712' })), { bytes: os.totalmem(), source: 'host' });
+    assert.deepEqual(memoryLimit(files({ '/sys/fs/cgroup/memory.max': 'max\n', '/sys/fs/cgroup/memory/memory.limit_in_bytes': '9223372036854771712' })), {
+      bytes: os.totalmem(),
+      source: 'host',
+    });
     assert.deepEqual(memoryLimit(files({})), { bytes: os.totalmem(), source: 'host' });
   });
 
@@ -37,7 +42,8 @@ describe('memoryLimit', () => {
 });
 
 describe('MemoryBudget', () => {
-  const version = (bytes: number, memory?: number): VersionRecord => ({ bytes, ...(memory === undefined ? {} : { validation: { memory_bytes: memory, ms: 1 } }) }) as VersionRecord;
+  const version = (bytes: number, memory?: number): VersionRecord =>
+    ({ bytes, ...(memory === undefined ? {} : { validation: { memory_bytes: memory, ms: 1 } }) }) as VersionRecord;
 
   test('a version costs at least what validation measured (times its instances), else twice its file plus 1 MiB', () => {
     const b = new MemoryBudget(100 * MiB);
@@ -58,19 +64,41 @@ describe('MemoryBudget', () => {
 
   test('victims: idle models, least recently used first, preload ones last, never pinned, leased or busy ones', () => {
     const b = new MemoryBudget(10 * MiB);
-    const m = (name: string, lastUsed: number, extra: Partial<Resident & { busy: boolean }> = {}) => ({ name, version: 1, costBytes: 2 * MiB, lastUsed, leases: 0, pinned: false, preload: false, busy: false, ...extra });
+    const m = (name: string, lastUsed: number, extra: Partial<Resident & { busy: boolean }> = {}) => ({
+      name,
+      version: 1,
+      costBytes: 2 * MiB,
+      lastUsed,
+      leases: 0,
+      pinned: false,
+      preload: false,
+      busy: false,
+      ...extra,
+    });
     const models = [m('a', 5), m('b', 1, { preload: true }), m('c', 2), m('d', 3, { pinned: true }), m('e', 0, { leases: 1 }), m('f', 4, { busy: true })];
     const names = (v: typeof models | undefined) => v?.map((x) => x.name);
     assert.deepEqual(names(b.victims(models, 12 * MiB, 0, (x) => x.busy)), ['c']);
     assert.deepEqual(names(b.victims(models, 12 * MiB, 3 * MiB, (x) => x.busy)), ['c', 'a', 'b']);
-    assert.equal(b.victims(models, 12 * MiB, 7 * MiB, (x) => x.busy), undefined, 'the rest are pinned, held or busy');
+    assert.equal(
+      b.victims(models, 12 * MiB, 7 * MiB, (x) => x.busy),
+      undefined,
+      'the rest are pinned, held or busy',
+    );
     assert.deepEqual(names(b.victims(models, 4 * MiB, 2 * MiB, (x) => x.busy)), [], 'it fits');
     assert.deepEqual(names(b.victims(models, 4 * MiB, 2 * MiB, (x) => x.busy, 2)), ['c', 'a'], 'a count to free as well');
   });
 
   test('victims: the fewest lookups per byte go first, whatever their last use; old lookups fade', () => {
     const b = new MemoryBudget(6 * MiB);
-    const m = (name: string, lastUsed: number, costBytes = 2 * MiB): Resident => ({ name, version: 1, costBytes, lastUsed, leases: 0, pinned: false, preload: false });
+    const m = (name: string, lastUsed: number, costBytes = 2 * MiB): Resident => ({
+      name,
+      version: 1,
+      costBytes,
+      lastUsed,
+      leases: 0,
+      pinned: false,
+      preload: false,
+    });
     for (let i = 0; i < 50; i++) b.touch('hot', 1, 3);
     for (let i = 0; i < 10; i++) b.touch('warm', 1, 3);
     b.touch('once', 1, 3);
@@ -90,9 +118,9 @@ describe('MemoryBudget', () => {
     assert.equal(b.frequency('once', 1), 0);
   });
 
-  test('resident: the real memory models hold is the process\'s resident memory above the least it was seen holding beside its count', () => {
+  test("resident: the real memory models hold is the process's resident memory above the least it was seen holding beside its count", () => {
     const b = new MemoryBudget(100 * MiB);
-    assert.equal(b.resident(200 * MiB, 0), 0, 'the first sight sets the process\'s own');
+    assert.equal(b.resident(200 * MiB, 0), 0, "the first sight sets the process's own");
     assert.equal(b.resident(230 * MiB, 20 * MiB), 30 * MiB, 'memory beyond the count (fragmentation) shows');
     assert.equal(b.resident(205 * MiB, 10 * MiB), 10 * MiB, 'a lower own is taken as the own');
   });
@@ -111,12 +139,16 @@ describe('ModelRegistry within its budget in real memory', () => {
   // The allocator reads its settings when the process starts: the test runs in a process started so.
   if (process.env.MALLOC_MMAP_THRESHOLD_ !== ALLOCATOR_ENV.MALLOC_MMAP_THRESHOLD_) {
     test(`${CHURN} (in a process with the modelhost's allocator settings)`, (t) => {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-name-pattern=${CHURN}`, fileURLToPath(import.meta.url)], {
-        // Without the test runner's context: the child reports on its own, not to this runner.
-        env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...ALLOCATOR_ENV },
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-name-pattern=${CHURN}`, fileURLToPath(import.meta.url)],
+        {
+          // Without the test runner's context: the child reports on its own, not to this runner.
+          env: { ...process.env, NODE_TEST_CONTEXT: undefined, ...ALLOCATOR_ENV },
+          encoding: 'utf8',
+          timeout: 120_000,
+        },
+      );
       for (const line of r.stdout.split('\n')) if (line.includes('resident growth') || line.includes('rror')) t.diagnostic(line.trim());
       assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /pass 1/);
@@ -129,7 +161,13 @@ describe('ModelRegistry within its budget in real memory', () => {
     try {
       // Validation says each model needs 64 KB: a load that reuses memory freed by an unloaded model
       // measures no growth and counts that little, so only the process's real memory can hold the budget.
-      const store = new ModelStore(dir, { inspect: async (file, folder) => ({ facts: await checkOnnxFile(file, folder), signature: { inputs: [], outputs: [] }, cost: { memory_bytes: 64 * 1024, ms: 0 } }) });
+      const store = new ModelStore(dir, {
+        inspect: async (file, folder) => ({
+          facts: await checkOnnxFile(file, folder),
+          signature: { inputs: [], outputs: [] },
+          cost: { memory_bytes: 64 * 1024, ms: 0 },
+        }),
+      });
       await store.init();
       const n = 150;
       for (let i = 0; i < n; i++) {
@@ -139,8 +177,22 @@ describe('ModelRegistry within its budget in real memory', () => {
       }
       await threads.warm();
       const budget = 24 * MiB;
-      const config = loadConfig({ MODEL_DIR: dir, MODEL_MEMORY_BYTES: String(budget), INSTANCES: '1', INTRA_OP_THREADS: '1', MAX_BATCH_SIZE: '1', PLAN_MEASURE_MS: '0', MAX_LOADED_MODELS: '0' });
-      const registry = new ModelRegistry(store, config, createLogger({ service: 'test', level: 'error' }), { observer: () => ({}) }, { budgetBytes: budget, threads });
+      const config = loadConfig({
+        MODEL_DIR: dir,
+        MODEL_MEMORY_BYTES: String(budget),
+        INSTANCES: '1',
+        INTRA_OP_THREADS: '1',
+        MAX_BATCH_SIZE: '1',
+        PLAN_MEASURE_MS: '0',
+        MAX_LOADED_MODELS: '0',
+      });
+      const registry = new ModelRegistry(
+        store,
+        config,
+        createLogger({ service: 'test', level: 'error' }),
+        { observer: () => ({}) },
+        { budgetBytes: budget, threads },
+      );
       const rss = (): number => {
         const m = process.memoryUsage();
         return m.rss - m.heapTotal;
@@ -157,7 +209,9 @@ describe('ModelRegistry within its budget in real memory', () => {
         }
       }
       const end = registry.memory().used_bytes;
-      t.diagnostic(`budget ${budget / MiB} MB: resident growth at most ${(peak / MiB).toFixed(1)} MB, counted at most ${(counted / MiB).toFixed(1)} MB and ${(end / MiB).toFixed(1)} MB at the end, ${registry.entries().length} models loaded`);
+      t.diagnostic(
+        `budget ${budget / MiB} MB: resident growth at most ${(peak / MiB).toFixed(1)} MB, counted at most ${(counted / MiB).toFixed(1)} MB and ${(end / MiB).toFixed(1)} MB at the end, ${registry.entries().length} models loaded`,
+      );
       assert.ok(registry.entries().length > 3, 'models stay loaded');
       // Models that counted little made room by their real memory: the count alone would have let in more.
       assert.ok(end < budget * 0.8, `the count at the end, ${(end / MiB).toFixed(1)} MB, is below the budget by what the process holds beyond it`);
@@ -180,18 +234,31 @@ describe('ModelRegistry execution plans', () => {
         inspect: async (file, folder) => {
           const inputs = MLP_SIZES.map((s) => [{ name: 'x', type: 'float32' as const, shape: ['batch', s.inputs] }]);
           const shape = (await readFile(file)).length === mlpModel(MLP_SIZES[0]!, 1).length ? 0 : 1;
-          return { facts: await checkOnnxFile(file, folder), signature: { inputs: inputs[shape]!, outputs: [{ name: 'y', type: 'float32' as const, shape: ['batch', MLP_SIZES[shape]!.outputs] }] } };
+          return {
+            facts: await checkOnnxFile(file, folder),
+            signature: { inputs: inputs[shape]!, outputs: [{ name: 'y', type: 'float32' as const, shape: ['batch', MLP_SIZES[shape]!.outputs] }] },
+          };
         },
       });
       await store.init();
-      for (const [name, size, seed] of [['a', 0, 1], ['b', 0, 2], ['c', 1, 3]] as const) {
+      for (const [name, size, seed] of [
+        ['a', 0, 1],
+        ['b', 0, 2],
+        ['c', 1, 3],
+      ] as const) {
         const staged = path.join(await store.stagingDir(), 'model.onnx');
         await writeFile(staged, mlpModel(MLP_SIZES[size]!, seed));
         await store.put(name, staged);
       }
       await threads.warm();
       const config = loadConfig({ MODEL_DIR: dir, MODEL_MEMORY_BYTES: String(64 * MiB), CPUS: '1', PLAN_MEASURE_MS: '2000' });
-      const registry = new ModelRegistry(store, config, createLogger({ service: 'test', level: 'error' }), { observer: () => ({}) }, { budgetBytes: 64 * MiB, threads });
+      const registry = new ModelRegistry(
+        store,
+        config,
+        createLogger({ service: 'test', level: 'error' }),
+        { observer: () => ({}) },
+        { budgetBytes: 64 * MiB, threads },
+      );
       const [a, b, c] = [await registry.get('a'), await registry.get('b'), await registry.get('c')];
       assert.ok(a.plan.measured.length > 0 && !a.plan.reason.endsWith('(measured at an earlier load here)'), a.plan.reason);
       assert.equal(b.plan.reason, `${a.plan.reason} (measured at an earlier load here)`);

@@ -45,7 +45,9 @@ export function compileComposeSchema(): ComposeValidator {
 }
 
 export function formatAjvErrors(errors: ErrorObject[]): string {
-  return errors.map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}${e.params && Object.keys(e.params).length ? ` ${JSON.stringify(e.params)}` : ''}`).join('\n');
+  return errors
+    .map((e) => `${e.instancePath || '/'} ${e.message ?? e.keyword}${e.params && Object.keys(e.params).length ? ` ${JSON.stringify(e.params)}` : ''}`)
+    .join('\n');
 }
 
 /** The docker CLI (client only), or undefined. */
@@ -60,6 +62,10 @@ export function dockerCli(): string | undefined {
  * output, empty when the file is accepted.
  */
 export function dockerStackConfigErrors(file: string, env: Record<string, string> = {}): string {
-  const r = spawnSync('docker', ['stack', 'config', '-c', file], { cwd: REPO, encoding: 'utf8', env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env } });
+  const r = spawnSync('docker', ['stack', 'config', '-c', file], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+  });
   return r.status === 0 ? '' : (r.stderr || r.stdout || `exit ${r.status}`).trim();
 }

@@ -52,17 +52,20 @@ export function yamlFilesUnder(dir: string): string[] {
  * reported through `unset`.
  */
 export function interpolate(text: string, vars: Record<string, string | undefined>, unset: string[] = []): string {
-  return text.replace(/\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])((?:[^{}]|\{[^{}]*\})*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g, (m, braced?: string, op?: string, arg?: string, bare?: string) => {
-    if (m === '$$') return '$';
-    const name = (braced ?? bare) as string;
-    const v = vars[name];
-    const missing = op?.startsWith(':') ? v === undefined || v === '' : v === undefined;
-    if (!missing) return v as string;
-    if (op === ':-' || op === '-') return interpolate(arg ?? '', vars, unset);
-    if (op === ':?' || op === '?') throw new Error(`required variable ${name} is unset: ${arg ?? ''}`);
-    unset.push(name);
-    return '';
-  });
+  return text.replace(
+    /\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])((?:[^{}]|\{[^{}]*\})*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+    (m, braced?: string, op?: string, arg?: string, bare?: string) => {
+      if (m === '$$') return '$';
+      const name = (braced ?? bare) as string;
+      const v = vars[name];
+      const missing = op?.startsWith(':') ? v === undefined || v === '' : v === undefined;
+      if (!missing) return v as string;
+      if (op === ':-' || op === '-') return interpolate(arg ?? '', vars, unset);
+      if (op === ':?' || op === '?') throw new Error(`required variable ${name} is unset: ${arg ?? ''}`);
+      unset.push(name);
+      return '';
+    },
+  );
 }
 
 /** Interpolates every string in a parsed Compose document (keys are left alone, as Compose does). */
@@ -183,7 +186,11 @@ export function stageExec(stage: DockerStage, op: 'CMD' | 'ENTRYPOINT'): string[
 
 /** deploy/docker/<name>.Dockerfile for an image reference like registry/inferrer/modelhost:tag. */
 export function dockerfileForImage(image: string): string | undefined {
-  const base = image.replace(/[:@].*$/, '').split('/').at(-1) ?? '';
+  const base =
+    image
+      .replace(/[:@].*$/, '')
+      .split('/')
+      .at(-1) ?? '';
   const file = path.join('deploy', 'docker', `${base}.Dockerfile`);
   try {
     statSync(path.join(REPO, file));

@@ -48,7 +48,8 @@ export function engineSkipReason(): string | undefined {
   const cli = run('docker', ['--version'], { timeoutMs: 10_000 });
   if (cli.status !== 0) return 'no docker CLI (CI installs Debian docker.io in .ci/run)';
   const info = run('docker', ['info', '--format', '{{.ServerVersion}}'], { timeoutMs: 20_000 });
-  if (info.status !== 0 || !info.stdout.trim()) return `no Docker engine answers: ${(info.stderr || info.stdout).trim().split('\n')[0]} (.ci/run starts dockerd)`;
+  if (info.status !== 0 || !info.stdout.trim())
+    return `no Docker engine answers: ${(info.stderr || info.stdout).trim().split('\n')[0]} (.ci/run starts dockerd)`;
   if (process.getuid?.() !== 0) return 'the engine suites run as root (debootstrap builds the local Debian base)';
   return undefined;
 }
@@ -129,7 +130,11 @@ export function alive(pid: number): boolean {
 export function sweepComposeLeftovers(prefix: string): string[] {
   const label = 'com.docker.compose.project';
   const projects = new Set<string>();
-  for (const list of [['ps', '-a'], ['network', 'ls'], ['volume', 'ls']]) {
+  for (const list of [
+    ['ps', '-a'],
+    ['network', 'ls'],
+    ['volume', 'ls'],
+  ]) {
     for (const name of docker(...list, '--filter', `label=${label}`, '--format', `{{.Label "${label}"}}`).stdout.split('\n')) {
       const pid = name.startsWith(prefix) ? Number(name.slice(prefix.length)) : Number.NaN;
       if (Number.isInteger(pid) && pid > 0 && !alive(pid)) projects.add(name);
@@ -137,10 +142,14 @@ export function sweepComposeLeftovers(prefix: string): string[] {
   }
   for (const project of projects) {
     const filter = ['--filter', `label=${label}=${project}`];
-    const containers = docker('ps', '-aq', ...filter).stdout.split('\n').filter(Boolean);
+    const containers = docker('ps', '-aq', ...filter)
+      .stdout.split('\n')
+      .filter(Boolean);
     if (containers.length > 0) docker('rm', '-f', '-v', ...containers);
     for (const kind of ['network', 'volume']) {
-      const ids = docker(kind, 'ls', '-q', ...filter).stdout.split('\n').filter(Boolean);
+      const ids = docker(kind, 'ls', '-q', ...filter)
+        .stdout.split('\n')
+        .filter(Boolean);
       if (ids.length > 0) docker(kind, 'rm', ...ids);
     }
   }

@@ -31,7 +31,14 @@ import {
 } from './deploy-files.ts';
 
 /** Variables that are not the application's: Node's, glibc's allocator's and the NVIDIA runtime's. */
-export const RUNTIME_ENV_ALLOWLIST: ReadonlySet<string> = new Set(['NODE_ENV', 'NODE_OPTIONS', 'TZ', 'MALLOC_MMAP_THRESHOLD_', 'NVIDIA_VISIBLE_DEVICES', 'NVIDIA_DRIVER_CAPABILITIES']);
+export const RUNTIME_ENV_ALLOWLIST: ReadonlySet<string> = new Set([
+  'NODE_ENV',
+  'NODE_OPTIONS',
+  'TZ',
+  'MALLOC_MMAP_THRESHOLD_',
+  'NVIDIA_VISIBLE_DEVICES',
+  'NVIDIA_DRIVER_CAPABILITIES',
+]);
 
 export interface ServiceEnv {
   /** e.g. "docker-compose.yml services.modelhost" or "deploy/k8s/base/modelhost.yaml Deployment/modelhost container modelhost". */
@@ -51,7 +58,8 @@ export function programOf(s: ServiceEnv): Program {
   const cmd = s.command ?? [];
   const main = cmd.find((a) => /^services\/[a-z-]+\/src\/main\.ts$/.test(a));
   if (main) return { kind: 'service', name: main.split('/')[1] };
-  if (cmd.some((a) => a.endsWith('inferrer-balancer') || a.endsWith('balancer.sh') || a.endsWith('inferrer-render-nginx') || a.endsWith('render.sh'))) return { kind: 'balancer' };
+  if (cmd.some((a) => a.endsWith('inferrer-balancer') || a.endsWith('balancer.sh') || a.endsWith('inferrer-render-nginx') || a.endsWith('render.sh')))
+    return { kind: 'balancer' };
   return { kind: 'other' };
 }
 
@@ -107,7 +115,8 @@ const FIELD_REF_VALUES: Record<string, string> = {
 export function k8sContainerEnvs(): ServiceEnv[] {
   const objects = k8sObjects();
   const find = (kind: string, name: string, ns: unknown) =>
-    objects.find((o) => o.obj.kind === kind && (o.obj.metadata as Yaml | undefined)?.name === name && (o.obj.metadata as Yaml | undefined)?.namespace === ns)?.obj;
+    objects.find((o) => o.obj.kind === kind && (o.obj.metadata as Yaml | undefined)?.name === name && (o.obj.metadata as Yaml | undefined)?.namespace === ns)
+      ?.obj;
   const out: ServiceEnv[] = [];
   for (const { file, obj } of objects) {
     if (!['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(String(obj.kind))) continue;
@@ -126,7 +135,8 @@ export function k8sContainerEnvs(): ServiceEnv[] {
         const source = ref ? find(kind, String(ref.name), meta.namespace) : undefined;
         if (!source) throw new Error(`${where}: envFrom ${kind} ${String(ref?.name)} is not in deploy/k8s`);
         const data = { ...((source.data as Yaml | undefined) ?? {}), ...((source.stringData as Yaml | undefined) ?? {}) };
-        for (const [k, v] of Object.entries(data)) env[prefix + k] = kind === 'Secret' && source.data && k in (source.data as Yaml) ? Buffer.from(String(v), 'base64').toString('utf8') : String(v);
+        for (const [k, v] of Object.entries(data))
+          env[prefix + k] = kind === 'Secret' && source.data && k in (source.data as Yaml) ? Buffer.from(String(v), 'base64').toString('utf8') : String(v);
       }
       for (const e of (c.env as Yaml[] | undefined) ?? []) {
         const name = String(e.name);
@@ -195,7 +205,12 @@ export function zodEnvSchema(schema: ZodObjectLike): EnvSchema {
       const picked: Record<string, string> = {};
       for (const k of names) if (env[k] !== undefined && env[k] !== '') picked[k] = env[k];
       const r = schema.safeParse(picked);
-      return r.success ? [] : r.error.issues.map((i) => `${i.path.map(String).join('.') || '(env)'}: ${i.message}${picked[String(i.path[0])] !== undefined ? ` (got ${JSON.stringify(picked[String(i.path[0])])})` : ''}`);
+      return r.success
+        ? []
+        : r.error.issues.map(
+            (i) =>
+              `${i.path.map(String).join('.') || '(env)'}: ${i.message}${picked[String(i.path[0])] !== undefined ? ` (got ${JSON.stringify(picked[String(i.path[0])])})` : ''}`,
+          );
     },
   };
 }
@@ -215,7 +230,13 @@ export function balancerSchema(): EnvSchema {
       const prefix = mkdtempSync(path.join(os.tmpdir(), 'inferrer-render-'));
       try {
         const r = spawnSync('sh', [script], {
-          env: { PATH: process.env.PATH, ...env, NGINX_PREFIX: prefix, NGINX_TEMPLATE: path.join(REPO, 'nginx', 'nginx.conf.template'), RESOLVER: env.RESOLVER ?? '127.0.0.11' },
+          env: {
+            PATH: process.env.PATH,
+            ...env,
+            NGINX_PREFIX: prefix,
+            NGINX_TEMPLATE: path.join(REPO, 'nginx', 'nginx.conf.template'),
+            RESOLVER: env.RESOLVER ?? '127.0.0.11',
+          },
           encoding: 'utf8',
         });
         return r.status === 0 ? [] : [`nginx/render.sh refused it: ${(r.stderr || r.stdout).trim()}`];

@@ -50,10 +50,19 @@ export function createFieldChecker(kinds: { apiVersion: string; kind: string }[]
   const virtual = path.join(REPO, 'test', 'deploy', '__k8s_types__.ts');
   const lines = unique.map((k, i) => `import type { I${k.kind} as T${i} } from '${modelModuleFor(k.apiVersion).specifier}';\nexport type K${i} = T${i};`);
   const source = lines.join('\n');
-  const options: ts.CompilerOptions = { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, skipLibCheck: true, noEmit: true, types: [] };
+  const options: ts.CompilerOptions = {
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    strict: true,
+    skipLibCheck: true,
+    noEmit: true,
+    types: [],
+  };
   const host = ts.createCompilerHost(options);
   const getSourceFile = host.getSourceFile.bind(host);
-  host.getSourceFile = (file, lang, onError, create) => (path.resolve(file) === virtual ? ts.createSourceFile(file, source, lang, true) : getSourceFile(file, lang, onError, create));
+  host.getSourceFile = (file, lang, onError, create) =>
+    path.resolve(file) === virtual ? ts.createSourceFile(file, source, lang, true) : getSourceFile(file, lang, onError, create);
   const fileExists = host.fileExists.bind(host);
   host.fileExists = (file) => path.resolve(file) === virtual || fileExists(file);
   const readFile = host.readFile.bind(host);
@@ -124,4 +133,3 @@ export function createFieldChecker(kinds: { apiVersion: string; kind: string }[]
     return out;
   };
 }
-

@@ -28,7 +28,10 @@ export function classify(t: Tensor, name: string, k: number, batched: boolean, l
   const rows = batched && t.dims.length > 0 ? t.dims[0]! : 1;
   const perRow = rows === 0 ? 0 : t.data.length / rows;
   if (perRow > MAX_CLASSIFICATION_ELEMENTS) {
-    throw new InferrerError('INVALID_REQUEST', `output '${name}' has ${perRow} elements to rank, more than the limit of ${MAX_CLASSIFICATION_ELEMENTS}`, { output: name, limit: MAX_CLASSIFICATION_ELEMENTS });
+    throw new InferrerError('INVALID_REQUEST', `output '${name}' has ${perRow} elements to rank, more than the limit of ${MAX_CLASSIFICATION_ELEMENTS}`, {
+      output: name,
+      limit: MAX_CLASSIFICATION_ELEMENTS,
+    });
   }
   const count = Math.min(k, perRow);
   const value = valueReader(t);

@@ -40,10 +40,14 @@ export async function decodeContent(body: Buffer, encoding: string | undefined, 
     }
     throw new InferrerError('INVALID_REQUEST', `the request body is not valid ${coding} data (Content-Encoding: ${coding})`, { encoding: coding });
   }
-  throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${JSON.stringify(coding.slice(0, 32))} is not supported; send gzip, deflate or identity`, {
-    got: coding.slice(0, 32),
-    expected: ['gzip', 'deflate', 'identity'],
-  });
+  throw new InferrerError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `Content-Encoding ${JSON.stringify(coding.slice(0, 32))} is not supported; send gzip, deflate or identity`,
+    {
+      got: coding.slice(0, 32),
+      expected: ['gzip', 'deflate', 'identity'],
+    },
+  );
 }
 
 /** The coding to answer with: the client's preferred of gzip and deflate by Accept-Encoding q-values, else none. */

@@ -258,7 +258,8 @@ function readFloat32(buf: Buffer, p: number, end: number): boolean {
   else if (e10 >= -300 && e10 <= 300) {
     v = e10 < 0 ? m / P10[-e10]! : m * P10[e10]!;
     const f = Math.fround(v);
-    if (Math.fround(v * (1 - FLOAT32_SLACK)) !== f || Math.fround(v * (1 + FLOAT32_SLACK)) !== f) v = Number(buf.toString('latin1', neg ? start + 1 : start, p));
+    if (Math.fround(v * (1 - FLOAT32_SLACK)) !== f || Math.fround(v * (1 + FLOAT32_SLACK)) !== f)
+      v = Number(buf.toString('latin1', neg ? start + 1 : start, p));
   } else v = Number(buf.toString('latin1', neg ? start + 1 : start, p));
   numberValue = neg ? -v : v;
   return true;

@@ -104,7 +104,8 @@ export function jsonDepthExceededAt(text: string, max: number): number {
 /** Throws INVALID_REQUEST when `text` nests arrays and objects deeper than `max`. */
 export function checkJsonDepth(text: string, max: number = MAX_JSON_DEPTH): void {
   const at = jsonDepthExceededAt(text, max);
-  if (at >= 0) throw new InferrerError('INVALID_REQUEST', `the JSON nests arrays and objects deeper than ${max} levels (at character ${at})`, { limit: max, at });
+  if (at >= 0)
+    throw new InferrerError('INVALID_REQUEST', `the JSON nests arrays and objects deeper than ${max} levels (at character ${at})`, { limit: max, at });
 }
 
 function parseNumber(s: string): number | bigint {

@@ -71,9 +71,13 @@ export function decodeV1Request(body: unknown, sig: ModelSignature, limits: Valu
     }
   } else {
     if (sig.inputs.length !== 1) {
-      throw new InferrerError('INVALID_INPUT', `the model has ${sig.inputs.length} inputs: send "values" as an object keyed by ${sig.inputs.map((s) => `'${s.name}'`).join(', ')}`, {
-        expected: sig.inputs.map((s) => s.name),
-      });
+      throw new InferrerError(
+        'INVALID_INPUT',
+        `the model has ${sig.inputs.length} inputs: send "values" as an object keyed by ${sig.inputs.map((s) => `'${s.name}'`).join(', ')}`,
+        {
+          expected: sig.inputs.map((s) => s.name),
+        },
+      );
     }
     const spec = sig.inputs[0]!;
     const t = decodeOne(values, spec, limits);
@@ -123,11 +127,15 @@ function decodeOne(value: unknown, spec: TensorSpec, limits: ValueLimits): { ten
   }
   if (!dims) {
     const expected = batched ? `one row of shape ${fmtShape(rowSpec)} or a list of such rows` : `a tensor of shape ${fmtShape(rowSpec)}`;
-    throw new InferrerError('INVALID_INPUT', `input '${name}' expects ${expected} (model shape ${fmtShape(spec.shape)}); got values of shape ${fmtShape(got)}`, {
-      input: name,
-      expected: spec.shape,
-      got,
-    });
+    throw new InferrerError(
+      'INVALID_INPUT',
+      `input '${name}' expects ${expected} (model shape ${fmtShape(spec.shape)}); got values of shape ${fmtShape(got)}`,
+      {
+        input: name,
+        expected: spec.shape,
+        got,
+      },
+    );
   }
   if (batched && dims[0] === 0) throw new InferrerError('INVALID_INPUT', `input '${name}' has no rows`, { input: name });
   const data = toTypedData(value, spec.type, name, total, limits);

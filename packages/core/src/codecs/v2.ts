@@ -85,7 +85,10 @@ export function decodeV2Request(
   let jsonEnd = body.length;
   if (headerLength !== undefined) {
     if (!Number.isSafeInteger(headerLength) || headerLength < 0 || headerLength > body.length) {
-      throw new InferrerError('INVALID_REQUEST', `Inference-Header-Content-Length is ${headerLength} but the body has ${body.length} bytes`, { got: headerLength, bodyBytes: body.length });
+      throw new InferrerError('INVALID_REQUEST', `Inference-Header-Content-Length is ${headerLength} but the body has ${body.length} bytes`, {
+        got: headerLength,
+        bodyBytes: body.length,
+      });
     }
     jsonEnd = headerLength;
   }
@@ -94,7 +97,8 @@ export function decodeV2Request(
   const req = value as Record<string, unknown>;
   if (!req || typeof req !== 'object' || Array.isArray(req)) throw new InferrerError('INVALID_REQUEST', 'the request must be a JSON object with "inputs"');
   if (!Array.isArray(req.inputs)) throw new InferrerError('INVALID_REQUEST', 'the request has no "inputs" list');
-  if (req.inputs.length > limits.maxInputs) throw new InferrerError('INVALID_REQUEST', `the request has ${req.inputs.length} inputs, more than the limit of ${limits.maxInputs}`);
+  if (req.inputs.length > limits.maxInputs)
+    throw new InferrerError('INVALID_REQUEST', `the request has ${req.inputs.length} inputs, more than the limit of ${limits.maxInputs}`);
   if (req.id !== undefined && typeof req.id !== 'string') throw new InferrerError('INVALID_REQUEST', '"id" must be a string');
   const params = (req.parameters ?? {}) as Record<string, unknown>;
   if (typeof params !== 'object' || Array.isArray(params)) throw new InferrerError('INVALID_REQUEST', '"parameters" must be an object');
@@ -109,7 +113,11 @@ export function decodeV2Request(
     const name = input.name;
     if (typeof name !== 'string') throw new InferrerError('INVALID_REQUEST', 'an input has no "name"');
     const spec = specs.get(name);
-    if (!spec) throw bad(`the model has no input '${name.slice(0, 128)}' (inputs: ${sig.inputs.map((s) => s.name).join(', ')})`, { input: name.slice(0, 128), expected: sig.inputs.map((s) => s.name) });
+    if (!spec)
+      throw bad(`the model has no input '${name.slice(0, 128)}' (inputs: ${sig.inputs.map((s) => s.name).join(', ')})`, {
+        input: name.slice(0, 128),
+        expected: sig.inputs.map((s) => s.name),
+      });
     if (name in inputs || name in images) throw bad(`input '${name}' is given twice`, { input: name });
     if (input.datatype === 'BYTES' && spec.type !== 'string' && imageInputs?.has(name)) {
       const p = (input.parameters ?? {}) as Record<string, unknown>;
@@ -126,23 +134,36 @@ export function decodeV2Request(
       const n = images[name]!.length;
       if (n === 0) throw bad(`input '${name}' carries no images`, { input: name });
       if (Array.isArray(input.shape) && elementCount(input.shape as number[]) !== n) {
-        throw bad(`input '${name}' has shape [${String(input.shape)}] but carries ${n} images`, { input: name, expected: elementCount(input.shape as number[]), got: n });
+        throw bad(`input '${name}' has shape [${String(input.shape)}] but carries ${n} images`, {
+          input: name,
+          expected: elementCount(input.shape as number[]),
+          got: n,
+        });
       }
       continue;
     }
     const info = checkDatatype(input.datatype, spec);
     const shape = checkShape(input.shape, spec);
     const count = elementCount(shape);
-    if (count > limits.maxElements) throw bad(`input '${name}' has ${count} elements, more than the limit of ${limits.maxElements}`, { input: name, limit: limits.maxElements, got: count });
+    if (count > limits.maxElements)
+      throw bad(`input '${name}' has ${count} elements, more than the limit of ${limits.maxElements}`, { input: name, limit: limits.maxElements, got: count });
     const p = (input.parameters ?? {}) as Record<string, unknown>;
     const binarySize = p.binary_data_size;
     let data: Tensor['data'];
     if (binarySize !== undefined) {
-      if (headerLength === undefined) throw new InferrerError('INVALID_REQUEST', `input '${name}' has binary_data_size but the request has no Inference-Header-Content-Length header`, { input: name });
-      if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0) throw bad(`input '${name}': binary_data_size must be a non-negative integer`, { input: name });
+      if (headerLength === undefined)
+        throw new InferrerError('INVALID_REQUEST', `input '${name}' has binary_data_size but the request has no Inference-Header-Content-Length header`, {
+          input: name,
+        });
+      if (typeof binarySize !== 'number' || !Number.isSafeInteger(binarySize) || binarySize < 0)
+        throw bad(`input '${name}': binary_data_size must be a non-negative integer`, { input: name });
       if (input.data !== undefined) throw bad(`input '${name}' has both "data" and binary_data_size`, { input: name });
       if (offset + binarySize > body.length) {
-        throw bad(`input '${name}' says binary_data_size ${binarySize} but only ${body.length - offset} bytes are left in the body`, { input: name, expected: binarySize, got: body.length - offset });
+        throw bad(`input '${name}' says binary_data_size ${binarySize} but only ${body.length - offset} bytes are left in the body`, {
+          input: name,
+          expected: binarySize,
+          got: body.length - offset,
+        });
       }
       data = fromBinary(body.subarray(offset, offset + binarySize), info, count, name, limits);
       offset += binarySize;
@@ -161,9 +182,13 @@ export function decodeV2Request(
   let rows = 1;
   if (batched) {
     rows = -1;
-    const counts: [string, number][] = [...Object.entries(inputs).map(([n, t]): [string, number] => [n, t.dims[0]!]), ...Object.entries(images).map(([n, b]): [string, number] => [n, b.length])];
+    const counts: [string, number][] = [
+      ...Object.entries(inputs).map(([n, t]): [string, number] => [n, t.dims[0]!]),
+      ...Object.entries(images).map(([n, b]): [string, number] => [n, b.length]),
+    ];
     for (const [name, r] of counts) {
-      if (rows >= 0 && r !== rows) throw bad(`input '${name}' has ${r} rows along the batch axis but the other inputs have ${rows}`, { input: name, expected: rows, got: r });
+      if (rows >= 0 && r !== rows)
+        throw bad(`input '${name}' has ${r} rows along the batch axis but the other inputs have ${rows}`, { input: name, expected: rows, got: r });
       rows = r;
     }
   }
@@ -172,10 +197,16 @@ export function decodeV2Request(
   const binaryOutput = params.binary_data_output === true;
   const { priority, timeout } = params;
   if (priority !== undefined && (typeof priority !== 'number' || !Number.isSafeInteger(priority) || priority < 0 || priority > V2_PRIORITY_LEVELS)) {
-    throw new InferrerError('INVALID_REQUEST', `"parameters.priority" must be 0 (the default level), 1 or ${V2_PRIORITY_LEVELS}; got ${shownParameter(priority)}`, { parameter: 'priority', expected: [0, V2_PRIORITY_LEVELS] });
+    throw new InferrerError(
+      'INVALID_REQUEST',
+      `"parameters.priority" must be 0 (the default level), 1 or ${V2_PRIORITY_LEVELS}; got ${shownParameter(priority)}`,
+      { parameter: 'priority', expected: [0, V2_PRIORITY_LEVELS] },
+    );
   }
   if (timeout !== undefined && (typeof timeout !== 'number' || !Number.isSafeInteger(timeout) || timeout < 0)) {
-    throw new InferrerError('INVALID_REQUEST', `"parameters.timeout" must be a whole number of microseconds; got ${shownParameter(timeout)}`, { parameter: 'timeout' });
+    throw new InferrerError('INVALID_REQUEST', `"parameters.timeout" must be a whole number of microseconds; got ${shownParameter(timeout)}`, {
+      parameter: 'timeout',
+    });
   }
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new InferrerError('INVALID_REQUEST', '"outputs" must be a list');
@@ -183,7 +214,11 @@ export function decodeV2Request(
     const asked = new Set<string>();
     outputs = (req.outputs as Record<string, unknown>[]).map((o) => {
       if (!o || typeof o.name !== 'string') throw new InferrerError('INVALID_REQUEST', 'each requested output needs a "name"');
-      if (!known.has(o.name)) throw bad(`the model has no output '${o.name.slice(0, 128)}' (outputs: ${[...known].join(', ')})`, { output: o.name.slice(0, 128), expected: [...known] });
+      if (!known.has(o.name))
+        throw bad(`the model has no output '${o.name.slice(0, 128)}' (outputs: ${[...known].join(', ')})`, {
+          output: o.name.slice(0, 128),
+          expected: [...known],
+        });
       if (asked.has(o.name)) throw new InferrerError('INVALID_REQUEST', `output '${o.name}' is asked for more than once in "outputs"`, { output: o.name });
       asked.add(o.name);
       const op = (o.parameters ?? {}) as Record<string, unknown>;
@@ -191,11 +226,16 @@ export function decodeV2Request(
       const k = op.classification;
       if (k === undefined || k === 0) return { name: o.name, binary };
       if (typeof k !== 'number' || !Number.isSafeInteger(k) || k < 0) {
-        throw new InferrerError('INVALID_REQUEST', `output '${o.name}': "classification" must be a positive integer (the number of classes to answer)`, { output: o.name });
+        throw new InferrerError('INVALID_REQUEST', `output '${o.name}': "classification" must be a positive integer (the number of classes to answer)`, {
+          output: o.name,
+        });
       }
       const spec = sig.outputs.find((s) => s.name === o.name)!;
       if (!classifiable(spec.type)) {
-        throw new InferrerError('INVALID_REQUEST', `output '${o.name}' is ${v2Datatype(spec.type)}; classification needs a numeric output`, { output: o.name, got: v2Datatype(spec.type) });
+        throw new InferrerError('INVALID_REQUEST', `output '${o.name}' is ${v2Datatype(spec.type)}; classification needs a numeric output`, {
+          output: o.name,
+          got: v2Datatype(spec.type),
+        });
       }
       return { name: o.name, binary, classification: k };
     });
@@ -238,8 +278,10 @@ function splitBytes(bytes: Buffer, name: string, limits: ValueLimits): Buffer[] 
 function base64Elements(data: unknown, name: string): Buffer[] {
   const flat = (Array.isArray(data) ? data : [data]).flat(8) as unknown[];
   return flat.map((e, i) => {
-    const s = typeof e === 'string' ? e : e && typeof e === 'object' && typeof (e as { b64?: unknown }).b64 === 'string' ? (e as { b64: string }).b64 : undefined;
-    if (s === undefined || !/^[A-Za-z0-9+/=_\-\s]*$/.test(s)) throw bad(`input '${name}' element ${i}: an image sent as JSON BYTES must be a base64 string`, { input: name, index: i });
+    const s =
+      typeof e === 'string' ? e : e && typeof e === 'object' && typeof (e as { b64?: unknown }).b64 === 'string' ? (e as { b64: string }).b64 : undefined;
+    if (s === undefined || !/^[A-Za-z0-9+/=_\-\s]*$/.test(s))
+      throw bad(`input '${name}' element ${i}: an image sent as JSON BYTES must be a base64 string`, { input: name, index: i });
     return Buffer.from(s, 'base64');
   });
 }
@@ -247,9 +289,14 @@ function base64Elements(data: unknown, name: string): Buffer[] {
 function checkDatatype(datatype: unknown, spec: TensorSpec): DatatypeInfo {
   const want = datatypeOfOrt(spec.type)!;
   if (typeof datatype !== 'string' || !datatypeOfV2(datatype)) {
-    throw bad(`input '${spec.name}' has datatype ${JSON.stringify(String(datatype).slice(0, 32))}, which is not a v2 datatype; the model expects ${want.v2}`, { input: spec.name, expected: want.v2, got: String(datatype).slice(0, 32) });
+    throw bad(`input '${spec.name}' has datatype ${JSON.stringify(String(datatype).slice(0, 32))}, which is not a v2 datatype; the model expects ${want.v2}`, {
+      input: spec.name,
+      expected: want.v2,
+      got: String(datatype).slice(0, 32),
+    });
   }
-  if (datatype !== want.v2) throw bad(`input '${spec.name}' has datatype ${datatype} but the model expects ${want.v2}`, { input: spec.name, expected: want.v2, got: datatype });
+  if (datatype !== want.v2)
+    throw bad(`input '${spec.name}' has datatype ${datatype} but the model expects ${want.v2}`, { input: spec.name, expected: want.v2, got: datatype });
   return want;
 }
 
@@ -258,7 +305,12 @@ function checkShape(shape: unknown, spec: TensorSpec): number[] {
     throw bad(`input '${spec.name}': "shape" must be a list of non-negative integers`, { input: spec.name, expected: v2Shape(spec.shape) });
   }
   const ok = shape.length === spec.shape.length && spec.shape.every((d, i) => isSymbolic(d) || d === shape[i]);
-  if (!ok) throw bad(`input '${spec.name}' has shape ${fmt(shape)} but the model expects ${fmt(spec.shape)}`, { input: spec.name, expected: v2Shape(spec.shape), got: shape });
+  if (!ok)
+    throw bad(`input '${spec.name}' has shape ${fmt(shape)} but the model expects ${fmt(spec.shape)}`, {
+      input: spec.name,
+      expected: v2Shape(spec.shape),
+      got: shape,
+    });
   return shape as number[];
 }
 
@@ -279,17 +331,28 @@ function fromBinary(bytes: Buffer, info: DatatypeInfo, count: number, name: stri
       if (b.length > limits.maxStringBytes) throw bad(`input '${name}' element ${i} is longer than ${limits.maxStringBytes} bytes`, { input: name });
       checkTextBytes(b, name, i);
     });
-    if (parts.length !== count) throw bad(`input '${name}' has ${count} elements by its shape but its binary data holds ${parts.length}`, { input: name, expected: count, got: parts.length });
+    if (parts.length !== count)
+      throw bad(`input '${name}' has ${count} elements by its shape but its binary data holds ${parts.length}`, {
+        input: name,
+        expected: count,
+        got: parts.length,
+      });
     return parts.map((b) => b.toString('utf8'));
   }
   const expected = count * info.size;
   if (bytes.length !== expected) {
-    throw bad(`input '${name}' needs ${expected} bytes of ${info.v2} (${count} elements) but binary_data_size is ${bytes.length}`, { input: name, expected, got: bytes.length });
+    throw bad(`input '${name}' needs ${expected} bytes of ${info.v2} (${count} elements) but binary_data_size is ${bytes.length}`, {
+      input: name,
+      expected,
+      got: bytes.length,
+    });
   }
   // One copy into an aligned array that owns its buffer (it can then move to the runtime thread).
   const arr = new info.array!(count);
   new Uint8Array(arr.buffer, 0, expected).set(bytes);
-  if (info.v2 === 'BOOL') for (let i = 0; i < count; i++) if (arr[i]! > 1) throw bad(`input '${name}' element ${i}: BOOL bytes must be 0 or 1, got ${arr[i]}`, { input: name, index: i });
+  if (info.v2 === 'BOOL')
+    for (let i = 0; i < count; i++)
+      if (arr[i]! > 1) throw bad(`input '${name}' element ${i}: BOOL bytes must be 0 or 1, got ${arr[i]}`, { input: name, index: i });
   return arr;
 }
 

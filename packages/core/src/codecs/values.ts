@@ -109,7 +109,8 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
   if (!info) throw new InferrerError('INVALID_INPUT', `input '${input}' has type ${type}, which Inferrer cannot carry`, { input, type });
   if (value instanceof PackedArray) {
     const n = value.data.length;
-    if (n !== count) throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
+    if (n !== count)
+      throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
     // Stored as this type already (in range: json-tensor.ts leaves out-of-range values to this path).
     if ((type === 'float32' && value.data instanceof Float32Array) || (type === 'float64' && value.data instanceof Float64Array)) return value.data;
     // Exact doubles for another type: checked element by element below, as JSON numbers are.
@@ -157,7 +158,8 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
     // The common case, filled without a visitor (no closure per request on the hot path).
     const arr = new info.array!(count) as Float32Array | Float64Array;
     const n = fillFloats(value, arr, input, info, 0);
-    if (n !== count) throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
+    if (n !== count)
+      throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
     return arr;
   } else {
     const arr = new info.array!(count) as Int32Array;
@@ -175,7 +177,8 @@ export function toTypedData(value: unknown, type: OrtType, input: string, count:
     };
   }
   const n = eachLeaf(value, visit);
-  if (n !== count) throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
+  if (n !== count)
+    throw new InferrerError('INVALID_INPUT', `input '${input}' holds ${n} values but its shape needs ${count}`, { input, expected: count, got: n });
   return out;
 }
 
@@ -288,9 +291,13 @@ export function checkTextBytes(b: Buffer, input: string, index: number): void {
 }
 
 function badText(input: string, index: number, what: string): InferrerError {
-  return new InferrerError('INVALID_INPUT', `input '${input}' element ${index}: a BYTES element holds ${what}; BYTES elements of string tensors must be UTF-8 text without NUL bytes`, {
-    input,
-    index,
-    expected: 'UTF-8 text without NUL bytes',
-  });
+  return new InferrerError(
+    'INVALID_INPUT',
+    `input '${input}' element ${index}: a BYTES element holds ${what}; BYTES elements of string tensors must be UTF-8 text without NUL bytes`,
+    {
+      input,
+      index,
+      expected: 'UTF-8 text without NUL bytes',
+    },
+  );
 }

@@ -31,18 +31,44 @@ test('BOOL and BYTES outputs cannot be classified', () => {
 });
 
 test('the v2 codec reads "classification" on a requested output and answers BYTES, in JSON or binary', () => {
-  const sig: ModelSignature = { inputs: [{ name: 'x', type: 'float32', shape: ['batch', 3] }], outputs: [{ name: 'y', type: 'float32', shape: ['batch', 3] }, { name: 's', type: 'string', shape: ['batch', 1] }] };
+  const sig: ModelSignature = {
+    inputs: [{ name: 'x', type: 'float32', shape: ['batch', 3] }],
+    outputs: [
+      { name: 'y', type: 'float32', shape: ['batch', 3] },
+      { name: 's', type: 'string', shape: ['batch', 1] },
+    ],
+  };
   const body = (outputs: unknown) => Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }], outputs }));
   const d = decodeV2Request(body([{ name: 'y', parameters: { classification: 2 } }]), undefined, sig);
   assert.deepEqual(d.outputs, [{ name: 'y', binary: false, classification: 2 }]);
   const outputs = { y: { type: 'float32' as const, dims: [1, 3], data: new Float32Array([0.2, 0.5, 0.3]) } };
-  const json = encodeV2Response(outputs, ['y'], { model: 'm', version: 1, outputs: d.outputs!, binaryOutput: false, batched: true, labels: { y: ['a', 'b', 'c'] } });
+  const json = encodeV2Response(outputs, ['y'], {
+    model: 'm',
+    version: 1,
+    outputs: d.outputs!,
+    binaryOutput: false,
+    batched: true,
+    labels: { y: ['a', 'b', 'c'] },
+  });
   assert.deepEqual(JSON.parse(json.json).outputs, [{ name: 'y', datatype: 'BYTES', shape: [1, 2], data: ['0.500000:1:b', '0.300000:2:c'] }]);
-  const bin = encodeV2Response(outputs, ['y'], { model: 'm', version: 1, outputs: [{ name: 'y', binary: true, classification: 1 }], binaryOutput: false, batched: true });
+  const bin = encodeV2Response(outputs, ['y'], {
+    model: 'm',
+    version: 1,
+    outputs: [{ name: 'y', binary: true, classification: 1 }],
+    binaryOutput: false,
+    batched: true,
+  });
   assert.equal(Buffer.concat(bin.binary).toString('latin1'), '\x0a\x00\x00\x000.500000:1');
-  for (const [p, why] of [[{ classification: 'x' }, /positive integer/], [{ classification: -1 }, /positive integer/], [{ classification: 1.5 }, /positive integer/]] as const) {
+  for (const [p, why] of [
+    [{ classification: 'x' }, /positive integer/],
+    [{ classification: -1 }, /positive integer/],
+    [{ classification: 1.5 }, /positive integer/],
+  ] as const) {
     assert.throws(() => decodeV2Request(body([{ name: 'y', parameters: p }]), undefined, sig), why);
   }
-  assert.throws(() => decodeV2Request(body([{ name: 's', parameters: { classification: 1 } }]), undefined, sig), /output 's' is BYTES; classification needs a numeric output/);
+  assert.throws(
+    () => decodeV2Request(body([{ name: 's', parameters: { classification: 1 } }]), undefined, sig),
+    /output 's' is BYTES; classification needs a numeric output/,
+  );
   assert.equal(decodeV2Request(body([{ name: 'y', parameters: { classification: 0 } }]), undefined, sig).outputs![0]!.classification, undefined);
 });

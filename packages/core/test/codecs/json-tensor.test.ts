@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { type ModelSignature, type InferrerError, decodeV1Body, decodeV2Request } from '@inferrer/core';
 import { MIN_PACKED_ELEMENTS, packJsonArrays } from '../../src/codecs/json-tensor.ts';
 
-const sig = (type: string, row: number): ModelSignature => ({ inputs: [{ name: 'x', type, shape: ['batch', row] }], outputs: [{ name: 'y', type, shape: ['batch', row] }] }) as ModelSignature;
+const sig = (type: string, row: number): ModelSignature =>
+  ({ inputs: [{ name: 'x', type, shape: ['batch', row] }], outputs: [{ name: 'y', type, shape: ['batch', row] }] }) as ModelSignature;
 
 /** A v2 body with the numbers written as given (text, so every form of number can be sent). */
 function v2(numbers: string[], datatype = 'FP32', shape = [1, numbers.length]): Buffer {
@@ -11,7 +12,8 @@ function v2(numbers: string[], datatype = 'FP32', shape = [1, numbers.length]): 
 }
 
 /** What the JSON.parse path gives for these numbers as float32 / float64. */
-const viaJsonParse = (numbers: string[], Ctor: Float32ArrayConstructor | Float64ArrayConstructor) => Ctor.from(JSON.parse(`[${numbers.join(',')}]`) as number[]);
+const viaJsonParse = (numbers: string[], Ctor: Float32ArrayConstructor | Float64ArrayConstructor) =>
+  Ctor.from(JSON.parse(`[${numbers.join(',')}]`) as number[]);
 
 function rejection(fn: () => unknown): InferrerError {
   try {
@@ -35,10 +37,35 @@ function numbersOfEveryForm(n: number): string[] {
     const k = i % 8;
     const p = Math.floor(rnd() * 17);
     out.push(
-      k === 0 ? String(Math.fround(x)) : k === 1 ? x.toExponential(p) : k === 2 ? x.toFixed(p) : k === 3 ? String(x) : k === 4 ? String(Math.round(x * 1000)) : k === 5 ? x.toPrecision(p + 1) : k === 6 ? `${x < 0 ? '-' : ''}0.${'0'.repeat(p)}${Math.floor(rnd() * 1e9)}` : (-x).toExponential(p).toUpperCase(),
+      k === 0
+        ? String(Math.fround(x))
+        : k === 1
+          ? x.toExponential(p)
+          : k === 2
+            ? x.toFixed(p)
+            : k === 3
+              ? String(x)
+              : k === 4
+                ? String(Math.round(x * 1000))
+                : k === 5
+                  ? x.toPrecision(p + 1)
+                  : k === 6
+                    ? `${x < 0 ? '-' : ''}0.${'0'.repeat(p)}${Math.floor(rnd() * 1e9)}`
+                    : (-x).toExponential(p).toUpperCase(),
     );
   }
-  out.push('0', '-0', '0.0', '-0.0', '1e-50', '-1e-46', '3.4028234e38', '1.401298464324817e-45', '123456789012345678901234', '0.000000000000000000000000000001');
+  out.push(
+    '0',
+    '-0',
+    '0.0',
+    '-0.0',
+    '1e-50',
+    '-1e-46',
+    '3.4028234e38',
+    '1.401298464324817e-45',
+    '123456789012345678901234',
+    '0.000000000000000000000000000001',
+  );
   return out;
 }
 
@@ -124,18 +151,25 @@ describe('numeric JSON arrays parsed from the bytes', () => {
     assert.equal(rejection(() => decodeV2Request(trailing, undefined, f32)).code, 'INVALID_JSON');
   });
 
-  test('a client cannot point one input at another input\'s list with a marker-like string', () => {
+  test("a client cannot point one input at another input's list with a marker-like string", () => {
     const numbers = Array.from({ length: 200 }, (_, i) => String(i));
     const packed = packJsonArrays(v2(numbers), v2(numbers).length, ['data'], 'float32')!;
     const marker = /"(\\u0000[^"]*)"/.exec(packed.skeleton)![1]!;
-    const two: ModelSignature = { inputs: ['a', 'b'].map((name) => ({ name, type: 'float32', shape: ['batch', 200] })), outputs: [] } as unknown as ModelSignature;
-    const body = Buffer.from(`{"inputs":[{"name":"a","shape":[1,200],"datatype":"FP32","data":[${numbers.join(',')}]},{"name":"b","shape":[1,200],"datatype":"FP32","data":"${marker.replace(/#\d+$/, '#0')}"}]}`);
+    const two: ModelSignature = {
+      inputs: ['a', 'b'].map((name) => ({ name, type: 'float32', shape: ['batch', 200] })),
+      outputs: [],
+    } as unknown as ModelSignature;
+    const body = Buffer.from(
+      `{"inputs":[{"name":"a","shape":[1,200],"datatype":"FP32","data":[${numbers.join(',')}]},{"name":"b","shape":[1,200],"datatype":"FP32","data":"${marker.replace(/#\d+$/, '#0')}"}]}`,
+    );
     assert.match(rejection(() => decodeV2Request(body, undefined, two)).message, /input 'b' has shape \[1, 200\] \(200 elements\) but its data holds 1$/);
   });
 
   test('lists shorter than MIN_PACKED_ELEMENTS, strings and lists under other keys stay in the text', () => {
     const short = Array.from({ length: MIN_PACKED_ELEMENTS - 1 }, (_, i) => String(i));
-    const body = Buffer.from(`{"data":[${short.join(',')}],"other":[${Array(500).fill(1).join(',')}],"s":"\\"data\\":[1,2]","data2":[${Array(500).fill(1).join(',')}]}`);
+    const body = Buffer.from(
+      `{"data":[${short.join(',')}],"other":[${Array(500).fill(1).join(',')}],"s":"\\"data\\":[1,2]","data2":[${Array(500).fill(1).join(',')}]}`,
+    );
     assert.equal(packJsonArrays(body, body.length, ['data'], 'float32'), undefined);
     const strings = Buffer.from(`{"data":[${Array(500).fill('"a"').join(',')}]}`);
     assert.equal(packJsonArrays(strings, strings.length, ['data'], 'float32'), undefined);
@@ -143,7 +177,9 @@ describe('numeric JSON arrays parsed from the bytes', () => {
 
   test('the binary extension: only the JSON header is scanned', () => {
     const numbers = Array.from({ length: 300 }, (_, i) => String(i / 2));
-    const header = Buffer.from(`{"inputs":[{"name":"x","shape":[1,300],"datatype":"FP32","data":[${numbers.join(',')}]},{"name":"z","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}`);
+    const header = Buffer.from(
+      `{"inputs":[{"name":"x","shape":[1,300],"datatype":"FP32","data":[${numbers.join(',')}]},{"name":"z","shape":[1,2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}`,
+    );
     const two: ModelSignature = {
       inputs: [
         { name: 'x', type: 'float32', shape: ['batch', 300] },

@@ -65,7 +65,16 @@ describe('decodeV1Request: one input', () => {
   });
 
   test('a list of rows', () => {
-    const d = decodeV1Request({ values: [[6.7, 2.5, 5.8, 1.8], [5.1, 3.5, 1.4, 0.2], [5.9, 3, 4.2, 1.5]] }, IRIS);
+    const d = decodeV1Request(
+      {
+        values: [
+          [6.7, 2.5, 5.8, 1.8],
+          [5.1, 3.5, 1.4, 0.2],
+          [5.9, 3, 4.2, 1.5],
+        ],
+      },
+      IRIS,
+    );
     assert.equal(d.rows, 3);
     assert.equal(d.singleRow, false);
     assert.deepEqual(d.inputs.input!.dims, [3, 4]);
@@ -147,17 +156,41 @@ describe('decodeV1Request: one input', () => {
   });
 
   test('a non-numeric value names the input and the element', () => {
-    assert.throws(() => decodeV1Request({ values: [[1, 2, 3, 4], [5, 'six', 7, 8]] }, IRIS), {
-      code: 'INVALID_INPUT',
-      message: `input 'input' element 5: expected a number, got the string "six"`,
-    });
+    assert.throws(
+      () =>
+        decodeV1Request(
+          {
+            values: [
+              [1, 2, 3, 4],
+              [5, 'six', 7, 8],
+            ],
+          },
+          IRIS,
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: `input 'input' element 5: expected a number, got the string "six"`,
+      },
+    );
   });
 
   test('ragged rows are refused', () => {
-    assert.throws(() => decodeV1Request({ values: [[1, 2, 3, 4], [1, 2, 3]] }, IRIS), {
-      code: 'INVALID_INPUT',
-      message: "input 'input' is not rectangular: at [1] expected 4 elements, got 3",
-    });
+    assert.throws(
+      () =>
+        decodeV1Request(
+          {
+            values: [
+              [1, 2, 3, 4],
+              [1, 2, 3],
+            ],
+          },
+          IRIS,
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: "input 'input' is not rectangular: at [1] expected 4 elements, got 3",
+      },
+    );
   });
 
   test('"NaN" and "Infinity" strings reach float inputs', () => {
@@ -170,19 +203,44 @@ describe('decodeV1Request: one input', () => {
   });
 
   test('out-of-range int8 is refused', () => {
-    assert.throws(() => decodeV1Request({ values: [[1, 2], [3, 200]] }, QUANT), {
-      code: 'INVALID_INPUT',
-      message: "input 'q' element 3: 200 is out of range for INT8 [-128, 127]",
-    });
+    assert.throws(
+      () =>
+        decodeV1Request(
+          {
+            values: [
+              [1, 2],
+              [3, 200],
+            ],
+          },
+          QUANT,
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: "input 'q' element 3: 200 is out of range for INT8 [-128, 127]",
+      },
+    );
     const ok = decodeV1Request({ values: [-128, 127] }, QUANT);
     assert.deepEqual(Array.from(ok.inputs.q!.data as Int8Array), [-128, 127]);
   });
 
   test('the element limit applies', () => {
-    assert.throws(() => decodeV1Request({ values: [[1, 2, 3, 4], [5, 6, 7, 8]] }, IRIS, { ...DEFAULT_VALUE_LIMITS, maxElements: 4 }), {
-      code: 'INVALID_INPUT',
-      message: "input 'input' has 8 elements, more than the limit of 4",
-    });
+    assert.throws(
+      () =>
+        decodeV1Request(
+          {
+            values: [
+              [1, 2, 3, 4],
+              [5, 6, 7, 8],
+            ],
+          },
+          IRIS,
+          { ...DEFAULT_VALUE_LIMITS, maxElements: 4 },
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: "input 'input' has 8 elements, more than the limit of 4",
+      },
+    );
   });
 });
 
@@ -198,10 +256,22 @@ describe('decodeV1Request: fixed shapes (no batch axis)', () => {
   });
 
   test('a different element count is refused with the fixed shape', () => {
-    assert.throws(() => decodeV1Request({ values: [[1, 2, 3, 4], [5, 6, 7, 8]] }, FIXED), {
-      code: 'INVALID_INPUT',
-      message: "input 'x' expects a tensor of shape [1, 4] (model shape [1, 4]); got values of shape [2, 4]",
-    });
+    assert.throws(
+      () =>
+        decodeV1Request(
+          {
+            values: [
+              [1, 2, 3, 4],
+              [5, 6, 7, 8],
+            ],
+          },
+          FIXED,
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: "input 'x' expects a tensor of shape [1, 4] (model shape [1, 4]); got values of shape [2, 4]",
+      },
+    );
   });
 });
 
@@ -217,7 +287,18 @@ describe('decodeV1Request: several inputs', () => {
   });
 
   test('the dict form, rows each, in signature order', () => {
-    const d = decodeV1Request({ values: { b: [[5], [6]], a: [[1, 2], [3, 4]] } }, MULTI_IO);
+    const d = decodeV1Request(
+      {
+        values: {
+          b: [[5], [6]],
+          a: [
+            [1, 2],
+            [3, 4],
+          ],
+        },
+      },
+      MULTI_IO,
+    );
     assert.equal(d.rows, 2);
     assert.deepEqual(Object.keys(d.inputs), ['a', 'b']);
     assert.deepEqual(d.inputs.a!.dims, [2, 2]);
@@ -237,11 +318,26 @@ describe('decodeV1Request: several inputs', () => {
   });
 
   test('inputs with different row counts are refused', () => {
-    assert.throws(() => decodeV1Request({ values: { a: [[1, 2], [3, 4]], b: [[5]] } }, MULTI_IO), {
-      code: 'INVALID_INPUT',
-      message: "input 'b' has 1 rows but the other inputs have 2",
-      details: { input: 'b', expected: 2, got: 1 },
-    });
+    assert.throws(
+      () =>
+        decodeV1Request(
+          {
+            values: {
+              a: [
+                [1, 2],
+                [3, 4],
+              ],
+              b: [[5]],
+            },
+          },
+          MULTI_IO,
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: "input 'b' has 1 rows but the other inputs have 2",
+        details: { input: 'b', expected: 2, got: 1 },
+      },
+    );
   });
 
   test('a missing input is named', () => {
@@ -365,7 +461,10 @@ describe('tensor to JSON helpers', () => {
   });
 
   test('v1Envelope and v1IsKnownType', () => {
-    assert.deepEqual(v1Envelope(404, { error: 'x' }), { http_status: { code: 404, description: 'Nothing matches the given URI', name: 'NOT_FOUND' }, error: 'x' });
+    assert.deepEqual(v1Envelope(404, { error: 'x' }), {
+      http_status: { code: 404, description: 'Nothing matches the given URI', name: 'NOT_FOUND' },
+      error: 'x',
+    });
     assert.equal(v1IsKnownType('float16'), true);
     assert.equal(v1IsKnownType('complex64'), false);
   });

@@ -6,17 +6,37 @@ describe('nestedShape', () => {
   test('measures scalars, lists and nested lists', () => {
     assert.deepEqual(nestedShape(5, 'x'), []);
     assert.deepEqual(nestedShape([1, 2, 3], 'x'), [3]);
-    assert.deepEqual(nestedShape([[1, 2], [3, 4], [5, 6]], 'x'), [3, 2]);
+    assert.deepEqual(
+      nestedShape(
+        [
+          [1, 2],
+          [3, 4],
+          [5, 6],
+        ],
+        'x',
+      ),
+      [3, 2],
+    );
     assert.deepEqual(nestedShape([[[1]], [[2]]], 'x'), [2, 1, 1]);
     assert.deepEqual(nestedShape([], 'x'), [0]);
   });
 
   test('a short row is ragged, at its path', () => {
-    assert.throws(() => nestedShape([[1, 2, 3, 4], [1, 2, 3]], 'input'), {
-      code: 'INVALID_INPUT',
-      message: "input 'input' is not rectangular: at [1] expected 4 elements, got 3",
-      details: { input: 'input', path: '[1]', expected: '4 elements', got: '3' },
-    });
+    assert.throws(
+      () =>
+        nestedShape(
+          [
+            [1, 2, 3, 4],
+            [1, 2, 3],
+          ],
+          'input',
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: "input 'input' is not rectangular: at [1] expected 4 elements, got 3",
+        details: { input: 'input', path: '[1]', expected: '4 elements', got: '3' },
+      },
+    );
   });
 
   test('a value where a row belongs is ragged', () => {
@@ -27,10 +47,20 @@ describe('nestedShape', () => {
   });
 
   test('a list where a value belongs is ragged, deep inside', () => {
-    assert.throws(() => nestedShape([[1, 2], [3, [4]]], 'a'), {
-      code: 'INVALID_INPUT',
-      message: "input 'a' is not rectangular: at [1][1] expected a value, got an array",
-    });
+    assert.throws(
+      () =>
+        nestedShape(
+          [
+            [1, 2],
+            [3, [4]],
+          ],
+          'a',
+        ),
+      {
+        code: 'INVALID_INPUT',
+        message: "input 'a' is not rectangular: at [1][1] expected a value, got an array",
+      },
+    );
   });
 
   test('refuses nesting deeper than maxDepth', () => {
@@ -46,7 +76,15 @@ describe('nestedShape', () => {
 
 describe('toTypedData', () => {
   test('float32 from nested numbers, row-major', () => {
-    const d = toTypedData([[1, 2.5], [-3, 4]], 'float32', 'x', 4);
+    const d = toTypedData(
+      [
+        [1, 2.5],
+        [-3, 4],
+      ],
+      'float32',
+      'x',
+      4,
+    );
     assert.ok(d instanceof Float32Array);
     assert.deepEqual(Array.from(d as Float32Array), [1, 2.5, -3, 4]);
   });
@@ -160,7 +198,9 @@ describe('toTypedData: values out of range for the datatype', () => {
         message: new RegExp(`^input 'x' element 2: a number beyond 1.8e308 is out of range for ${type === 'float32' ? 'FP32' : 'FP64'} \\[`),
       });
     }
-    assert.throws(() => toTypedData([0, -1e39], 'float32', 'x', 2), { message: /^input 'x' element 1: -1e\+39 is out of range for FP32 \[-3.4028234663852886e\+38, 3.4028234663852886e\+38\]$/ });
+    assert.throws(() => toTypedData([0, -1e39], 'float32', 'x', 2), {
+      message: /^input 'x' element 1: -1e\+39 is out of range for FP32 \[-3.4028234663852886e\+38, 3.4028234663852886e\+38\]$/,
+    });
     assert.equal((toTypedData([-1e39], 'float64', 'x', 1) as Float64Array)[0], -1e39);
     // A value that rounds to the largest float32 is in range; one that underflows to 0 is only rounded.
     assert.equal((toTypedData([3.4028235e38, 1e-50], 'float32', 'x', 2) as Float32Array)[0], 3.4028234663852886e38);
@@ -169,13 +209,19 @@ describe('toTypedData: values out of range for the datatype', () => {
 
   test('a long integer literal (bigint from the lossless parse) in a float tensor is refused when it overflows', () => {
     assert.equal((toTypedData([12345678901234567890n], 'float64', 'x', 1) as Float64Array)[0], 12345678901234567000);
-    assert.throws(() => toTypedData([10n ** 300n], 'float32', 'x', 1), { code: 'INVALID_INPUT', message: /^input 'x' element 0: 10000000000000000000…\(301 characters\) is out of range for FP32/ });
+    assert.throws(() => toTypedData([10n ** 300n], 'float32', 'x', 1), {
+      code: 'INVALID_INPUT',
+      message: /^input 'x' element 0: 10000000000000000000…\(301 characters\) is out of range for FP32/,
+    });
     assert.throws(() => toTypedData([10n ** 400n], 'float64', 'x', 1), { message: /out of range for FP64/ });
   });
 
   test('FP16 refuses numbers that would become infinite, and keeps 65504', () => {
     assert.deepEqual(Array.from(toTypedData([65504, -65504], 'float16', 'h', 2) as Uint16Array), [0x7bff, 0xfbff]);
-    assert.throws(() => toTypedData([1, 70000], 'float16', 'h', 2), { code: 'INVALID_INPUT', message: "input 'h' element 1: 70000 is out of range for FP16 [-65504, 65504]" });
+    assert.throws(() => toTypedData([1, 70000], 'float16', 'h', 2), {
+      code: 'INVALID_INPUT',
+      message: "input 'h' element 1: 70000 is out of range for FP16 [-65504, 65504]",
+    });
     assert.throws(() => toTypedData([JSON.parse('-1e400')], 'float16', 'h', 1), { message: /element 0: a number beyond -1.8e308 is out of range for FP16/ });
     assert.equal((toTypedData(['Infinity'], 'float16', 'h', 1) as Uint16Array)[0], 0x7c00);
   });
@@ -196,9 +242,16 @@ describe('toTypedData: values out of range for the datatype', () => {
       ['int64', JSON.parse('1e400')],
       ['uint64', JSON.parse('-1e400')],
     ];
-    for (const [type, v] of cases) assert.throws(() => toTypedData([0, v], type, 'n', 2), { code: 'INVALID_INPUT', message: /^input 'n' element 1: .* is out of range for [A-Z0-9]+ \[/ }, `${type} ${String(v)}`);
+    for (const [type, v] of cases)
+      assert.throws(
+        () => toTypedData([0, v], type, 'n', 2),
+        { code: 'INVALID_INPUT', message: /^input 'n' element 1: .* is out of range for [A-Z0-9]+ \[/ },
+        `${type} ${String(v)}`,
+      );
     // A 300-digit value is shortened in the message.
-    assert.throws(() => toTypedData([10n ** 299n], 'int64', 'n', 1), { message: "input 'n' element 0: 10000000000000000000…(300 characters) is out of range for INT64 [-9223372036854775808, 9223372036854775807]" });
+    assert.throws(() => toTypedData([10n ** 299n], 'int64', 'n', 1), {
+      message: "input 'n' element 0: 10000000000000000000…(300 characters) is out of range for INT64 [-9223372036854775808, 9223372036854775807]",
+    });
   });
 });
 
@@ -212,7 +265,10 @@ describe('toTypedData: BYTES elements the runtime cannot carry', () => {
   });
 
   test('an unpaired surrogate (no UTF-8 form) is refused; paired ones are text', () => {
-    assert.throws(() => toTypedData(['\ud800'], 'string', 's', 1), { code: 'INVALID_INPUT', message: /^input 's' element 0: a BYTES element holds an unpaired surrogate/ });
+    assert.throws(() => toTypedData(['\ud800'], 'string', 's', 1), {
+      code: 'INVALID_INPUT',
+      message: /^input 's' element 0: a BYTES element holds an unpaired surrogate/,
+    });
     assert.throws(() => toTypedData(['x\udc00y'], 'string', 's', 1), { code: 'INVALID_INPUT' });
     assert.deepEqual(toTypedData(['😀', 'é'], 'string', 's', 2), ['😀', 'é']);
   });

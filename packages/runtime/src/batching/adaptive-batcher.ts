@@ -203,7 +203,14 @@ export class AdaptiveBatcher {
   }
 
   /** A large request, slice by slice: each slice joins the queue behind what arrived while the last one ran. */
-  async #sliced(inputs: NamedTensors, rows: number, sliceRows: number, deadline: number, priority: Priority, signal: AbortSignal | undefined): Promise<InferResult> {
+  async #sliced(
+    inputs: NamedTensors,
+    rows: number,
+    sliceRows: number,
+    deadline: number,
+    priority: Priority,
+    signal: AbortSignal | undefined,
+  ): Promise<InferResult> {
     const merged = new OutputAssembly(rows);
     let queueMs = 0;
     let computeMs = 0;
@@ -227,7 +234,12 @@ export class AdaptiveBatcher {
     if (this.#queue.length - this.#runner.idle * this.options.maxBatchSize >= this.options.maxQueueSize) {
       this.#observer.onRejected?.('QUEUE_FULL');
       return Promise.reject(
-        new InferrerError('QUEUE_FULL', `the queue for this model is full (${this.options.maxQueueSize} requests waiting)`, { limit: this.options.maxQueueSize }, { retryAfter: 1 }),
+        new InferrerError(
+          'QUEUE_FULL',
+          `the queue for this model is full (${this.options.maxQueueSize} requests waiting)`,
+          { limit: this.options.maxQueueSize },
+          { retryAfter: 1 },
+        ),
       );
     }
     const now = performance.now();
@@ -250,7 +262,17 @@ export class AdaptiveBatcher {
       }
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { settled: false, inputs, batch: priority === 'batch', rows, key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '', enqueued: now, deadline, resolve, reject };
+      const p: Pending = {
+        settled: false,
+        inputs,
+        batch: priority === 'batch',
+        rows,
+        key: this.options.maxBatchSize > 1 ? stackKey(inputs) : '',
+        enqueued: now,
+        deadline,
+        resolve,
+        reject,
+      };
       if (signal) {
         p.signal = signal;
         p.onAbort = () => this.#cancel(p);
@@ -345,9 +367,13 @@ export class AdaptiveBatcher {
             const p = this.#queue[i]!;
             this.#observer.onTimeout?.();
             settle(p).reject(
-              new InferrerError('DEADLINE_EXCEEDED', `the request would finish after its deadline (${Math.max(0, Math.round(p.deadline - now))} ms left; its batch takes about ${Math.round(finish - now)} ms)`, {
-                queueMs: Math.round(now - p.enqueued),
-              }),
+              new InferrerError(
+                'DEADLINE_EXCEEDED',
+                `the request would finish after its deadline (${Math.max(0, Math.round(p.deadline - now))} ms left; its batch takes about ${Math.round(finish - now)} ms)`,
+                {
+                  queueMs: Math.round(now - p.enqueued),
+                },
+              ),
             );
           }
           this.#queue = this.#queue.filter((_, i) => !gone.has(i));
@@ -427,7 +453,11 @@ export class AdaptiveBatcher {
     for (const p of this.#queue) {
       if (p.deadline <= now) {
         this.#observer.onTimeout?.();
-        settle(p).reject(new InferrerError('DEADLINE_EXCEEDED', `the request waited ${Math.round(now - p.enqueued)} ms in the queue, past its deadline`, { queueMs: Math.round(now - p.enqueued) }));
+        settle(p).reject(
+          new InferrerError('DEADLINE_EXCEEDED', `the request waited ${Math.round(now - p.enqueued)} ms in the queue, past its deadline`, {
+            queueMs: Math.round(now - p.enqueued),
+          }),
+        );
       } else keep.push(p);
     }
     this.#queue = keep;
@@ -437,10 +467,13 @@ export class AdaptiveBatcher {
     if (this.#timer && this.#timerAt <= at) return;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#pump();
-    }, Math.max(0, at - performance.now()));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = undefined;
+        this.#pump();
+      },
+      Math.max(0, at - performance.now()),
+    );
   }
 
   #run(batch: Pending[], now: number): void {
@@ -464,7 +497,11 @@ export class AdaptiveBatcher {
           const parts = splitOutputs(result.outputs, rows);
           if (!parts) return this.#runAlone(batch, now);
           for (let i = 0; i < batch.length; i++) {
-            answer(batch[i]!, { outputs: parts[i]!, batchRequests: batch.length, batchRows: totalRows, queueMs: now - batch[i]!.enqueued, computeMs: result.computeMs }, this.#observer);
+            answer(
+              batch[i]!,
+              { outputs: parts[i]!, batchRequests: batch.length, batchRows: totalRows, queueMs: now - batch[i]!.enqueued, computeMs: result.computeMs },
+              this.#observer,
+            );
           }
         },
         (err) => {
@@ -559,7 +596,11 @@ class DeadlineWatch {
     for (const p of this.#batch) {
       if (p.settled || p.deadline > now) continue;
       this.#observer.onTimeout?.();
-      settle(p).reject(new InferrerError('DEADLINE_EXCEEDED', `the request was still running at its deadline (${Math.round(now - p.enqueued)} ms after it was queued)`, { queueMs: Math.round(now - p.enqueued) }));
+      settle(p).reject(
+        new InferrerError('DEADLINE_EXCEEDED', `the request was still running at its deadline (${Math.round(now - p.enqueued)} ms after it was queued)`, {
+          queueMs: Math.round(now - p.enqueued),
+        }),
+      );
     }
     this.#arm();
   }
@@ -594,7 +635,9 @@ class OutputAssembly {
       let whole = this.outputs[name];
       if (!whole) {
         const dims = [this.#rows, ...t.dims.slice(1)];
-        const data = Array.isArray(t.data) ? new Array<string>(this.#rows * per) : new (t.data.constructor as new (n: number) => NumericArray)(this.#rows * per);
+        const data = Array.isArray(t.data)
+          ? new Array<string>(this.#rows * per)
+          : new (t.data.constructor as new (n: number) => NumericArray)(this.#rows * per);
         whole = { type: t.type, dims, data } as Tensor;
         this.outputs[name] = whole;
       } else if (whole.type !== t.type || whole.data.length !== this.#rows * per) return false;

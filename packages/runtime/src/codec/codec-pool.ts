@@ -77,7 +77,10 @@ export class CodecPool {
     this.#max = Math.max(1, opts.processes ?? (os.availableParallelism() > 2 ? 2 : 1));
     this.#idleMs = opts.idleMs ?? 30_000;
     // The modelhost's own flags (the TypeScript loader) minus any heap size, plus this pool's.
-    this.#execArgv = [...process.execArgv.filter((a) => !a.startsWith('--max-old-space-size')), ...(opts.maxHeapMb ? [`--max-old-space-size=${opts.maxHeapMb}`] : [])];
+    this.#execArgv = [
+      ...process.execArgv.filter((a) => !a.startsWith('--max-old-space-size')),
+      ...(opts.maxHeapMb ? [`--max-old-space-size=${opts.maxHeapMb}`] : []),
+    ];
   }
 
   /** Codec processes running now (they start on demand). */
@@ -95,7 +98,13 @@ export class CodecPool {
   }
 
   /** An Open Inference Protocol infer body (JSON, or JSON + binary tensors) → input tensors, as decodeV2Request. */
-  async decodeV2(body: Buffer | readonly Buffer[], headerLength: number | undefined, sig: ModelSignature, limits?: V2Limits, imageInputs?: ReadonlySet<string>): Promise<V2Decoded> {
+  async decodeV2(
+    body: Buffer | readonly Buffer[],
+    headerLength: number | undefined,
+    sig: ModelSignature,
+    limits?: V2Limits,
+    imageInputs?: ReadonlySet<string>,
+  ): Promise<V2Decoded> {
     const out = new Outgoing();
     out.joined(Buffer.isBuffer(body) ? [body] : body);
     const { result, blobs } = await this.#submit({ op: 'decodeV2', headerLength, sig, limits, imageInputs: imageInputs ? [...imageInputs] : undefined }, out);
@@ -192,7 +201,12 @@ export class CodecPool {
   #start(): Codec {
     // Its own session (detached): see the top of this file. It ends when this process does (the IPC
     // channel closes), so it is never left behind.
-    const child = fork(PROCESS_MAIN, [], { execArgv: this.#execArgv, detached: true, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(PROCESS_MAIN, [], {
+      execArgv: this.#execArgv,
+      detached: true,
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     hold(child, false);
     const codec: Codec = { child, running: undefined, idleTimer: undefined };
     this.#codecs.add(codec);
@@ -247,7 +261,10 @@ function hold(child: ChildProcess, on: boolean): void {
 function died(code: number | null, signal: NodeJS.Signals | null): InferrerError {
   // V8 aborts a process whose heap is full (SIGABRT, or exit code 134).
   if (signal === 'SIGABRT' || code === 134) {
-    return new InferrerError('BODY_TOO_LARGE', 'decoding the request body needed more memory than a codec process has; send it in smaller requests or as binary tensors');
+    return new InferrerError(
+      'BODY_TOO_LARGE',
+      'decoding the request body needed more memory than a codec process has; send it in smaller requests or as binary tensors',
+    );
   }
   return new InferrerError('INTERNAL', `a codec process ended during the request (${signal ?? `exit code ${code}`})`);
 }

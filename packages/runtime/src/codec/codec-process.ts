@@ -52,7 +52,13 @@ function work(job: Job, blobs: Incoming, out: Outgoing): Result {
       return { op: 'decodeV1', decoded: { ...decoded, inputs: out.tensors(decoded.inputs) } };
     }
     case 'decodeV2': {
-      const decoded = decodeV2Request(blobs.buffer({ blob: 0, kind: 'Buffer' }), job.headerLength, job.sig, job.limits, job.imageInputs ? new Set(job.imageInputs) : undefined);
+      const decoded = decodeV2Request(
+        blobs.buffer({ blob: 0, kind: 'Buffer' }),
+        job.headerLength,
+        job.sig,
+        job.limits,
+        job.imageInputs ? new Set(job.imageInputs) : undefined,
+      );
       const { images, ...rest } = decoded;
       const refs: Record<string, ReturnType<Outgoing['ref']>[]> = {};
       if (images) for (const name in images) refs[name] = images[name]!.map((b) => out.ref(b));

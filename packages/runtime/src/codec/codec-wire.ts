@@ -4,7 +4,19 @@
  * PART_BYTES, each copied into place by the receiver as it arrives, then the message that refers to them
  * by index. No side ever serializes or copies tens of megabytes in one go.
  */
-import type { ModelSignature, NamedTensors, OrtType, Tensor, V1Decoded, V1EncodeOptions, V2Decoded, V2EncodeOptions, V2Limits, ValueLimits, WireError } from '@inferrer/core';
+import type {
+  ModelSignature,
+  NamedTensors,
+  OrtType,
+  Tensor,
+  V1Decoded,
+  V1EncodeOptions,
+  V2Decoded,
+  V2EncodeOptions,
+  V2Limits,
+  ValueLimits,
+  WireError,
+} from '@inferrer/core';
 
 /** Bytes per part message. */
 export const PART_BYTES = 1024 * 1024;
@@ -12,7 +24,18 @@ export const PART_BYTES = 1024 * 1024;
 /** Where a blob stands in for a typed array or a Buffer. */
 export interface BlobRef {
   blob: number;
-  kind: 'Buffer' | 'Uint8Array' | 'Int8Array' | 'Uint16Array' | 'Int16Array' | 'Uint32Array' | 'Int32Array' | 'BigUint64Array' | 'BigInt64Array' | 'Float32Array' | 'Float64Array';
+  kind:
+    | 'Buffer'
+    | 'Uint8Array'
+    | 'Int8Array'
+    | 'Uint16Array'
+    | 'Int16Array'
+    | 'Uint32Array'
+    | 'Int32Array'
+    | 'BigUint64Array'
+    | 'BigInt64Array'
+    | 'Float32Array'
+    | 'Float64Array';
 }
 
 /** A tensor whose data may be a blob. */
@@ -37,7 +60,12 @@ export type Result =
   | { op: 'error'; error: WireError; cause?: string };
 
 /** One message on the channel, either way: blob sizes, a part of a blob, or the job / result itself. */
-export type Message = { id: number } & ({ op: 'blobs'; sizes: number[] } | { op: 'part'; blob: number; at: number; data: Uint8Array } | { op: 'job'; job: Job } | { op: 'result'; result: Result });
+export type Message = { id: number } & (
+  | { op: 'blobs'; sizes: number[] }
+  | { op: 'part'; blob: number; at: number; data: Uint8Array }
+  | { op: 'job'; job: Job }
+  | { op: 'result'; result: Result }
+);
 
 const KINDS = {
   Uint8Array,

@@ -41,7 +41,8 @@ export function nms(candidates: readonly Candidate[], threshold: number, max = I
 
 /** Candidates of one image (row `n` of the batch) above the threshold, boxes in model-input pixels. */
 export function yoloCandidates(t: Tensor, n: number, spec: DetectionOutputSpec, inputSize: { width: number; height: number }): Candidate[] {
-  if (t.dims.length !== 3 || t.type === 'string' || t.type === 'bool') throw new InferrerError('INVALID_REQUEST', `output '${spec.output}' [${t.dims}] is not a YOLO detection output`, { output: spec.output });
+  if (t.dims.length !== 3 || t.type === 'string' || t.type === 'bool')
+    throw new InferrerError('INVALID_REQUEST', `output '${spec.output}' [${t.dims}] is not a YOLO detection output`, { output: spec.output });
   const [, d1, d2] = t.dims as [number, number, number];
   const per = d1 * d2;
   const all = rowValues(t, n, per);
@@ -49,7 +50,10 @@ export function yoloCandidates(t: Tensor, n: number, spec: DetectionOutputSpec, 
   const boxes = v8 ? d2 : d1;
   const features = v8 ? d1 : d2;
   const classes = features - (v8 ? 4 : 5);
-  if (classes < 1) throw new InferrerError('INVALID_REQUEST', `output '${spec.output}' has ${features} features per box; ${spec.format} needs at least ${v8 ? 5 : 6}`, { output: spec.output });
+  if (classes < 1)
+    throw new InferrerError('INVALID_REQUEST', `output '${spec.output}' has ${features} features per box; ${spec.format} needs at least ${v8 ? 5 : 6}`, {
+      output: spec.output,
+    });
   const at = (b: number, f: number): number => (v8 ? all[f * boxes + b]! : all[b * features + f]!);
   const sx = spec.normalized ? inputSize.width : 1;
   const sy = spec.normalized ? inputSize.height : 1;
@@ -75,7 +79,12 @@ export function yoloCandidates(t: Tensor, n: number, spec: DetectionOutputSpec, 
 }
 
 /** Every image's detections: thresholded, suppressed, mapped back to the original pixels (rounded to 0.1 px). */
-export function detect(t: Tensor, spec: DetectionOutputSpec, transforms: readonly ImageTransform[], inputSize: { width: number; height: number }): Detection[][] {
+export function detect(
+  t: Tensor,
+  spec: DetectionOutputSpec,
+  transforms: readonly ImageTransform[],
+  inputSize: { width: number; height: number },
+): Detection[][] {
   return transforms.map((tr, n) =>
     nms(yoloCandidates(t, n, spec, inputSize), spec.iouThreshold, spec.maxDetections).map((c) => ({
       label: spec.labels?.[c.index] ?? String(c.index),

@@ -47,7 +47,11 @@ export function toOriginal(box: readonly number[], t: ImageTransform): [number, 
 }
 
 /** Resize geometry for one image: the size it is resized to and where it lands in the H×W input. */
-export function plan(width: number, height: number, spec: Pick<ImageInputSpec, 'width' | 'height' | 'resize'>): { resizeW: number; resizeH: number; left: number; top: number; transform: ImageTransform } {
+export function plan(
+  width: number,
+  height: number,
+  spec: Pick<ImageInputSpec, 'width' | 'height' | 'resize'>,
+): { resizeW: number; resizeH: number; left: number; top: number; transform: ImageTransform } {
   const W = spec.width;
   const H = spec.height;
   if (spec.resize === 'stretch') {
@@ -67,7 +71,11 @@ export function plan(width: number, height: number, spec: Pick<ImageInputSpec, '
 }
 
 /** Reads the header only: format, upright size; refuses unknown formats and images over the pixel limit. */
-export async function probeImage(bytes: Buffer, index: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<{ format: string; width: number; height: number }> {
+export async function probeImage(
+  bytes: Buffer,
+  index: number,
+  limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+): Promise<{ format: string; width: number; height: number }> {
   let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
@@ -76,34 +84,60 @@ export async function probeImage(bytes: Buffer, index: number, limits: ImageLimi
   }
   const format = String(meta.format ?? 'unknown');
   if (!(IMAGE_FORMATS as readonly string[]).includes(format)) {
-    throw new InferrerError('INVALID_IMAGE', `image ${index} is ${format}; send JPEG, PNG, WebP or TIFF`, { image: index, got: format, expected: IMAGE_FORMATS });
+    throw new InferrerError('INVALID_IMAGE', `image ${index} is ${format}; send JPEG, PNG, WebP or TIFF`, {
+      image: index,
+      got: format,
+      expected: IMAGE_FORMATS,
+    });
   }
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
   if (!(w > 0 && h > 0)) throw new InferrerError('INVALID_IMAGE', `image ${index} has no size in its header`, { image: index });
   if (w * h > limits.maxPixels) {
-    throw new InferrerError('IMAGE_TOO_LARGE', `image ${index} is ${w}×${h} = ${w * h} pixels, more than the limit of ${limits.maxPixels}; it was not decoded`, {
-      image: index,
-      width: w,
-      height: h,
-      limit: limits.maxPixels,
-    });
+    throw new InferrerError(
+      'IMAGE_TOO_LARGE',
+      `image ${index} is ${w}×${h} = ${w * h} pixels, more than the limit of ${limits.maxPixels}; it was not decoded`,
+      {
+        image: index,
+        width: w,
+        height: h,
+        limit: limits.maxPixels,
+      },
+    );
   }
   const sideways = (meta.orientation ?? 1) >= 5;
   return { format, width: sideways ? h : w, height: sideways ? w : h };
 }
 
 /** Decodes one image into model-input pixels: H×W×C bytes (C = spec.channels, RGB or grey) and its transform. */
-export async function decodeImage(bytes: Buffer, spec: ImageInputSpec, index: number, limits: ImageLimits = DEFAULT_IMAGE_LIMITS): Promise<{ pixels: Buffer; transform: ImageTransform }> {
+export async function decodeImage(
+  bytes: Buffer,
+  spec: ImageInputSpec,
+  index: number,
+  limits: ImageLimits = DEFAULT_IMAGE_LIMITS,
+): Promise<{ pixels: Buffer; transform: ImageTransform }> {
   const { width, height } = await probeImage(bytes, index, limits);
   const p = plan(width, height, spec);
-  const kernel = spec.kernel === 'linear' ? sharp.kernel.linear : spec.kernel === 'nearest' ? sharp.kernel.nearest : spec.kernel === 'cubic' ? sharp.kernel.cubic : sharp.kernel.lanczos3;
+  const kernel =
+    spec.kernel === 'linear'
+      ? sharp.kernel.linear
+      : spec.kernel === 'nearest'
+        ? sharp.kernel.nearest
+        : spec.kernel === 'cubic'
+          ? sharp.kernel.cubic
+          : sharp.kernel.lanczos3;
   let img = sharp(bytes, { limitInputPixels: limits.maxPixels, failOn: 'truncated' }).rotate().removeAlpha();
   img = spec.channels === 1 ? img.toColourspace('b-w') : img.toColourspace('srgb');
   img = img.resize(p.resizeW, p.resizeH, { fit: 'fill', kernel });
   if (spec.resize === 'pad' && (p.resizeW !== spec.width || p.resizeH !== spec.height)) {
     const v = spec.padValue;
-    img = img.extend({ left: p.left, top: p.top, right: spec.width - p.resizeW - p.left, bottom: spec.height - p.resizeH - p.top, background: { r: v, g: v, b: v, alpha: 1 } });
+    img = img.extend({
+      left: p.left,
+      top: p.top,
+      right: spec.width - p.resizeW - p.left,
+      bottom: spec.height - p.resizeH - p.top,
+      background: { r: v, g: v, b: v, alpha: 1 },
+    });
   } else if (spec.resize === 'crop' && (p.resizeW !== spec.width || p.resizeH !== spec.height)) {
     img = img.extract({ left: p.left, top: p.top, width: spec.width, height: spec.height });
   }
@@ -112,11 +146,18 @@ export async function decodeImage(bytes: Buffer, spec: ImageInputSpec, index: nu
     out = await img.raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
     const message = (err as Error).message;
-    if (/pixel limit/i.test(message)) throw new InferrerError('IMAGE_TOO_LARGE', `image ${index} is larger than the pixel limit of ${limits.maxPixels}`, { image: index, limit: limits.maxPixels });
+    if (/pixel limit/i.test(message))
+      throw new InferrerError('IMAGE_TOO_LARGE', `image ${index} is larger than the pixel limit of ${limits.maxPixels}`, {
+        image: index,
+        limit: limits.maxPixels,
+      });
     throw new InferrerError('INVALID_IMAGE', `image ${index} could not be decoded: ${message}`, { image: index }, { cause: err });
   }
   if (out.info.channels !== spec.channels || out.info.width !== spec.width || out.info.height !== spec.height) {
-    throw new InferrerError('INTERNAL', `image ${index} decoded to ${out.info.width}×${out.info.height}×${out.info.channels}, not ${spec.width}×${spec.height}×${spec.channels}`);
+    throw new InferrerError(
+      'INTERNAL',
+      `image ${index} decoded to ${out.info.width}×${out.info.height}×${out.info.channels}, not ${spec.width}×${spec.height}×${spec.channels}`,
+    );
   }
   return { pixels: out.data, transform: p.transform };
 }
@@ -128,7 +169,12 @@ export async function imagesToTensor(images: readonly Buffer[], spec: ImageInput
   const { height: H, width: W, channels: C } = spec;
   const per = H * W * C;
   const info = datatypeOfOrt(spec.type);
-  if (!info?.array || info.bigint) throw new InferrerError('NOT_AN_IMAGE_MODEL', `input '${spec.input}' has type ${spec.type}; images feed float32, float64, float16, uint8, int8 or int32 inputs`, { input: spec.input, got: spec.type });
+  if (!info?.array || info.bigint)
+    throw new InferrerError(
+      'NOT_AN_IMAGE_MODEL',
+      `input '${spec.input}' has type ${spec.type}; images feed float32, float64, float16, uint8, int8 or int32 inputs`,
+      { input: spec.input, got: spec.type },
+    );
   const data = new info.array(per * images.length);
   const round = !info.float;
   const half = spec.type === 'float16';

@@ -13,7 +13,20 @@ const img = (name: string): Buffer => readFileSync(path.join(IMAGES, name));
 const truth = JSON.parse(readFileSync(path.join(IMAGES, 'images.json'), 'utf8')) as { digits: Record<string, number> };
 
 /** What digits.stac.json resolves to. */
-const DIGITS_SPEC: ImageInputSpec = { input: 'image', layout: 'NCHW', height: 8, width: 8, channels: 1, order: 'gray', type: 'float32', resize: 'stretch', kernel: 'nearest', padValue: 114, scale: [1 / 255], offset: [0] };
+const DIGITS_SPEC: ImageInputSpec = {
+  input: 'image',
+  layout: 'NCHW',
+  height: 8,
+  width: 8,
+  channels: 1,
+  order: 'gray',
+  type: 'float32',
+  resize: 'stretch',
+  kernel: 'nearest',
+  padValue: 114,
+  scale: [1 / 255],
+  offset: [0],
+};
 
 const code = (c: string) => (err: unknown) => (err as { code?: string }).code === c;
 
@@ -43,7 +56,9 @@ describe('probeImage', () => {
   test('refuses what is not an image, a truncated JPEG and formats other than the four', async () => {
     await assert.rejects(probeImage(img('not_an_image.jpg'), 0), code('INVALID_IMAGE'));
     await assert.rejects(imagesToTensor([img('truncated.jpg')], DIGITS_SPEC), code('INVALID_IMAGE'));
-    const gif = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#fff' } }).gif().toBuffer();
+    const gif = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#fff' } })
+      .gif()
+      .toBuffer();
     await assert.rejects(probeImage(gif, 0), (err: unknown) => code('INVALID_IMAGE')(err) && /gif; send JPEG, PNG, WebP or TIFF/.test((err as Error).message));
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>');
     await assert.rejects(probeImage(svg, 0), code('INVALID_IMAGE'));
@@ -61,7 +76,10 @@ describe('imagesToTensor', () => {
     try {
       const out = await session.run({ image: tensor });
       const top = classify(out.outputs.probabilities!, { kind: 'classification', output: 'probabilities', activation: 'none' }, 1);
-      assert.deepEqual(top.map((r) => Number(r[0]!.label)), names.map((n) => truth.digits[n]));
+      assert.deepEqual(
+        top.map((r) => Number(r[0]!.label)),
+        names.map((n) => truth.digits[n]),
+      );
     } finally {
       await session.dispose();
     }
@@ -79,8 +97,20 @@ describe('imagesToTensor', () => {
 
   test('layout NHWC, BGR order and a per-channel affine scale land exactly where they should', async () => {
     // 2×1 image: red then blue pixel.
-    const png = await sharp(Buffer.from([255, 0, 0, 0, 0, 255]), { raw: { width: 2, height: 1, channels: 3 } }).png().toBuffer();
-    const spec: ImageInputSpec = { ...DIGITS_SPEC, input: 'x', layout: 'NHWC', height: 1, width: 2, channels: 3, order: 'bgr', scale: [1, 2, 3], offset: [0, 0, -1] };
+    const png = await sharp(Buffer.from([255, 0, 0, 0, 0, 255]), { raw: { width: 2, height: 1, channels: 3 } })
+      .png()
+      .toBuffer();
+    const spec: ImageInputSpec = {
+      ...DIGITS_SPEC,
+      input: 'x',
+      layout: 'NHWC',
+      height: 1,
+      width: 2,
+      channels: 3,
+      order: 'bgr',
+      scale: [1, 2, 3],
+      offset: [0, 0, -1],
+    };
     const { tensor } = await imagesToTensor([png], spec);
     assert.deepEqual(tensor.dims, [1, 1, 2, 3]);
     // pixel 0 (r=255,g=0,b=0) → [b*1, g*2, r*3 - 1]; pixel 1 (b=255) → [255, 0, -1]
@@ -95,7 +125,13 @@ describe('imagesToTensor', () => {
 
   test('grey models take colour images as luminance; RGB models take grey images as three equal channels', async () => {
     const rgb = await imagesToTensor([img('digit_4_rgb.png')], DIGITS_SPEC);
-    const gray = await imagesToTensor([img('digit_4_rgb.png')], { ...DIGITS_SPEC, channels: 3, order: 'rgb', scale: [1 / 255, 1 / 255, 1 / 255], offset: [0, 0, 0] });
+    const gray = await imagesToTensor([img('digit_4_rgb.png')], {
+      ...DIGITS_SPEC,
+      channels: 3,
+      order: 'rgb',
+      scale: [1 / 255, 1 / 255, 1 / 255],
+      offset: [0, 0, 0],
+    });
     const g = gray.tensor.data as Float32Array;
     for (let i = 0; i < 64; i++) {
       assert.equal(g[i], g[64 + i]);
@@ -108,7 +144,18 @@ describe('imagesToTensor', () => {
     assert.deepEqual({ w: p.resizeW, h: p.resizeH, left: p.left, top: p.top }, { w: 64, h: 43, left: 0, top: 10 });
     assert.deepEqual(toOriginal([0, 10, 64, 53], p.transform), [0, 0, 192, 128]);
     const scene = readFileSync(path.join(ROOT, 'test/fixtures/detector/scenes/scene_192x128.png'));
-    const spec: ImageInputSpec = { ...DIGITS_SPEC, input: 'images', height: 64, width: 64, channels: 3, order: 'rgb', resize: 'pad', kernel: 'linear', scale: [1 / 255, 1 / 255, 1 / 255], offset: [0, 0, 0] };
+    const spec: ImageInputSpec = {
+      ...DIGITS_SPEC,
+      input: 'images',
+      height: 64,
+      width: 64,
+      channels: 3,
+      order: 'rgb',
+      resize: 'pad',
+      kernel: 'linear',
+      scale: [1 / 255, 1 / 255, 1 / 255],
+      offset: [0, 0, 0],
+    };
     const { tensor, transforms } = await imagesToTensor([scene], spec);
     const d = tensor.data as Float32Array;
     for (const row of [0, 9, 53, 63]) for (const c of [0, 1, 2]) assert.equal(d[c * 4096 + row * 64 + 30], Math.fround(114 / 255), `row ${row} is padding`);

@@ -102,10 +102,14 @@ export async function measure(t: Target, connections: number, warmupS: number, d
 
 /** A row of zeros for a model with one numeric input: what to send when no values are given. */
 async function zeroRow(client: InferrerClient, model: string): Promise<unknown> {
-  const m = (await client.get<{ model: { inputs: { name: string; type: string; shape: (number | string)[] }[] } }>(`/api/v1/models/${encodeURIComponent(model)}`)).body.model;
+  const m = (
+    await client.get<{ model: { inputs: { name: string; type: string; shape: (number | string)[] }[] } }>(`/api/v1/models/${encodeURIComponent(model)}`)
+  ).body.model;
   const input = m.inputs[0];
   if (m.inputs.length !== 1 || !input || input.type === 'string' || input.type === 'bool') {
-    throw new Error(`model ${model} has ${m.inputs.length === 1 ? `a ${input?.type} input` : `${m.inputs.length} inputs`}: give the request's values with --values (or images with --image)`);
+    throw new Error(
+      `model ${model} has ${m.inputs.length === 1 ? `a ${input?.type} input` : `${m.inputs.length} inputs`}: give the request's values with --values (or images with --image)`,
+    );
   }
   // Dimensions after the batch axis; symbolic ones become 1.
   const dims = input.shape.slice(1).map((d) => (typeof d === 'number' && d > 0 ? d : 1));
@@ -115,7 +119,8 @@ async function zeroRow(client: InferrerClient, model: string): Promise<unknown> 
 
 function connectionsList(value: string): number[] {
   const list = value.split(',').map((s) => Number(s.trim()));
-  if (list.length === 0 || list.some((c) => !Number.isInteger(c) || c < 1 || c > 10_000)) throw new InvalidArgumentError('a comma-separated list of client counts, e.g. 1,8,32');
+  if (list.length === 0 || list.some((c) => !Number.isInteger(c) || c < 1 || c > 10_000))
+    throw new InvalidArgumentError('a comma-separated list of client counts, e.g. 1,8,32');
   return list;
 }
 
@@ -128,11 +133,16 @@ export function registerBench(program: Command, ctx: Context): void {
     .option('--image <file>', 'send this image file (multipart) instead of values')
     .option('-c, --connections <list>', 'concurrent clients per load point', connectionsList, [1, 8, 32])
     .option('-d, --duration <s>', 'measured seconds per load point', positiveInt('--duration'), 10)
-    .option('--warmup <s>', 'seconds of load before each window', (v) => {
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--warmup must be a number of seconds ≥ 0');
-      return n;
-    }, 2)
+    .option(
+      '--warmup <s>',
+      'seconds of load before each window',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--warmup must be a number of seconds ≥ 0');
+        return n;
+      },
+      2,
+    )
     .option('--version <n>', 'a model version', positiveInt('--version'))
     .addHelpText(
       'after',
@@ -144,41 +154,66 @@ The load generator runs in this process: on the machine that serves, it takes CP
 bench runs it in its own process and compares against baselines; see bench/README.md).`,
     )
     .action(
-      act(async (model: string, opts: { values?: unknown; image?: string; connections: number[]; duration: number; warmup: number; version?: number }, cmd: Command) => {
-        const io: Io = ctx.io(cmd);
-        const client = ctx.client(cmd);
-        const q = new URLSearchParams();
-        if (opts.version !== undefined) q.set('version', String(opts.version));
-        const url = `${client.url}/api/v1/models/${encodeURIComponent(model)}/prediction${q.size ? `?${q}` : ''}`;
-        const auth: Record<string, string> = client.apiKey ? { authorization: `Bearer ${client.apiKey}` } : {};
-        let target: Target;
-        if (opts.image) {
-          const boundary = '----inferrer-bench';
-          const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${path.basename(opts.image).replace(/["\r\n]/g, '_')}"\r\nContent-Type: application/octet-stream\r\n\r\n`);
-          const body = Buffer.concat([head, await readFile(opts.image), Buffer.from(`\r\n--${boundary}--\r\n`)]);
-          target = { url, headers: { ...auth, 'content-type': `multipart/form-data; boundary=${boundary}` }, body, what: `the image ${path.basename(opts.image)}` };
-        } else {
-          const values = opts.values ?? (await zeroRow(client, model));
-          const body = Buffer.from(JSON.stringify(values && typeof values === 'object' && !Array.isArray(values) && 'values' in values ? values : { values }));
-          target = { url, headers: { ...auth, 'content-type': 'application/json' }, body, what: body.length > 80 ? `${body.length} bytes of JSON` : body.toString() };
-        }
-        // One request first: a refused one (a wrong shape, an unknown model) says why before any load.
-        await client.request('POST', url.slice(client.url.length), { data: target.body, headers: target.headers });
-        const say = io.json ? io.err : io.out;
-        say(`POST ${url} with ${target.what}; ${opts.warmup} s warm-up + ${opts.duration} s per point`);
-        const points: LoadPoint[] = [];
-        for (const c of opts.connections) {
-          if (!io.json && io.tty) io.err(`… ${c} client${c === 1 ? '' : 's'}`);
-          points.push(await measure(target, c, opts.warmup, opts.duration));
-        }
-        if (io.json) io.out(json({ url, body: target.what, warmupS: opts.warmup, durationS: opts.duration, points }));
-        else {
-          const ms = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1));
-          io.out(table(['clients', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'], points.map((p) => [p.connections, Math.round(p.rps), ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max), p.errors])));
-          const codes = new Set(points.flatMap((p) => Object.keys(p.statusCodes).filter((s) => !s.startsWith('2'))));
-          if (codes.size) io.out(`errors by status: ${[...codes].map((s) => `${s}: ${points.reduce((a, p) => a + (p.statusCodes[s] ?? 0), 0)}`).join(', ')}`);
-        }
-        return points.every((p) => p.ok > 0) ? 0 : 1;
-      }),
+      act(
+        async (
+          model: string,
+          opts: { values?: unknown; image?: string; connections: number[]; duration: number; warmup: number; version?: number },
+          cmd: Command,
+        ) => {
+          const io: Io = ctx.io(cmd);
+          const client = ctx.client(cmd);
+          const q = new URLSearchParams();
+          if (opts.version !== undefined) q.set('version', String(opts.version));
+          const url = `${client.url}/api/v1/models/${encodeURIComponent(model)}/prediction${q.size ? `?${q}` : ''}`;
+          const auth: Record<string, string> = client.apiKey ? { authorization: `Bearer ${client.apiKey}` } : {};
+          let target: Target;
+          if (opts.image) {
+            const boundary = '----inferrer-bench';
+            const head = Buffer.from(
+              `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${path.basename(opts.image).replace(/["\r\n]/g, '_')}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+            );
+            const body = Buffer.concat([head, await readFile(opts.image), Buffer.from(`\r\n--${boundary}--\r\n`)]);
+            target = {
+              url,
+              headers: { ...auth, 'content-type': `multipart/form-data; boundary=${boundary}` },
+              body,
+              what: `the image ${path.basename(opts.image)}`,
+            };
+          } else {
+            const values = opts.values ?? (await zeroRow(client, model));
+            const body = Buffer.from(
+              JSON.stringify(values && typeof values === 'object' && !Array.isArray(values) && 'values' in values ? values : { values }),
+            );
+            target = {
+              url,
+              headers: { ...auth, 'content-type': 'application/json' },
+              body,
+              what: body.length > 80 ? `${body.length} bytes of JSON` : body.toString(),
+            };
+          }
+          // One request first: a refused one (a wrong shape, an unknown model) says why before any load.
+          await client.request('POST', url.slice(client.url.length), { data: target.body, headers: target.headers });
+          const say = io.json ? io.err : io.out;
+          say(`POST ${url} with ${target.what}; ${opts.warmup} s warm-up + ${opts.duration} s per point`);
+          const points: LoadPoint[] = [];
+          for (const c of opts.connections) {
+            if (!io.json && io.tty) io.err(`… ${c} client${c === 1 ? '' : 's'}`);
+            points.push(await measure(target, c, opts.warmup, opts.duration));
+          }
+          if (io.json) io.out(json({ url, body: target.what, warmupS: opts.warmup, durationS: opts.duration, points }));
+          else {
+            const ms = (x: number): string => (Number.isNaN(x) ? '-' : x.toFixed(x < 10 ? 2 : 1));
+            io.out(
+              table(
+                ['clients', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'errors'],
+                points.map((p) => [p.connections, Math.round(p.rps), ms(p.p50), ms(p.p90), ms(p.p99), ms(p.max), p.errors]),
+              ),
+            );
+            const codes = new Set(points.flatMap((p) => Object.keys(p.statusCodes).filter((s) => !s.startsWith('2'))));
+            if (codes.size) io.out(`errors by status: ${[...codes].map((s) => `${s}: ${points.reduce((a, p) => a + (p.statusCodes[s] ?? 0), 0)}`).join(', ')}`);
+          }
+          return points.every((p) => p.ok > 0) ? 0 : 1;
+        },
+      ),
     );
 }

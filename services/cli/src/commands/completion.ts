@@ -9,7 +9,12 @@ export function completionWords(program: Command): Map<string, string[]> {
   const out = new Map<string, string[]>();
   const globals = program.options.map((o) => o.long).filter((l): l is string => l !== undefined);
   const walk = (cmd: Command, at: string): void => {
-    const words = [...cmd.commands.map((c) => c.name()), ...cmd.options.map((o) => o.long).filter((l): l is string => l !== undefined), ...(cmd === program ? [] : globals), '--help'];
+    const words = [
+      ...cmd.commands.map((c) => c.name()),
+      ...cmd.options.map((o) => o.long).filter((l): l is string => l !== undefined),
+      ...(cmd === program ? [] : globals),
+      '--help',
+    ];
     out.set(at, [...new Set(words)]);
     for (const c of cmd.commands) walk(c, at ? `${at} ${c.name()}` : c.name());
   };

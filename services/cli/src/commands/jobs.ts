@@ -15,7 +15,15 @@ import type { InferrerClient } from '../client.ts';
 import { type Io, fields, json, seconds, table } from '../output.ts';
 import { type Context, act, positiveInt } from './common.ts';
 
-const TYPES: Record<string, string> = { ndjson: 'application/x-ndjson', jsonl: 'application/x-ndjson', csv: 'text/csv', zip: 'application/zip', tar: 'application/x-tar', tgz: 'application/gzip', gz: 'application/gzip' };
+const TYPES: Record<string, string> = {
+  ndjson: 'application/x-ndjson',
+  jsonl: 'application/x-ndjson',
+  csv: 'text/csv',
+  zip: 'application/zip',
+  tar: 'application/x-tar',
+  tgz: 'application/gzip',
+  gz: 'application/gzip',
+};
 
 const FINAL = new Set(['SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED']);
 
@@ -130,7 +138,14 @@ export function registerJobs(program: Command, ctx: Context): void {
         const client = ctx.client(cmd);
         const ext = path.extname(file).slice(1).toLowerCase();
         const type = TYPES[opts.format ?? ext] ?? 'application/octet-stream';
-        const a = await client.upload<{ job: JobStatus }>('POST', `/api/v1/models/${encodeURIComponent(model)}/jobs`, file, { 'content-type': type }, undefined, { format: opts.format, version: opts.version });
+        const a = await client.upload<{ job: JobStatus }>(
+          'POST',
+          `/api/v1/models/${encodeURIComponent(model)}/jobs`,
+          file,
+          { 'content-type': type },
+          undefined,
+          { format: opts.format, version: opts.version },
+        );
         const job = a.body.job;
         if (!opts.wait) {
           io.out(io.json ? json(job) : `job ${job.id}: ${job.items.total} items for model ${job.model} (${client.url}${a.headers.location ?? ''})`);
@@ -141,7 +156,10 @@ export function registerJobs(program: Command, ctx: Context): void {
         const out = opts.out ?? `${file}.results.ndjson`;
         const n = await download(client, job.id, out);
         if (io.json) io.out(json(final));
-        else io.out(`job ${job.id} ${final.state}: ${final.items.succeeded} succeeded, ${final.items.failed} failed; ${n} results written to ${out === '-' ? 'standard output' : out}`);
+        else
+          io.out(
+            `job ${job.id} ${final.state}: ${final.items.succeeded} succeeded, ${final.items.failed} failed; ${n} results written to ${out === '-' ? 'standard output' : out}`,
+          );
         return exitCodeOf(final.state);
       }),
     );
@@ -220,7 +238,9 @@ export function registerJobs(program: Command, ctx: Context): void {
     .alias('ls')
     .description('every job, newest last')
     .option('--model <name>', 'only this model’s jobs')
-    .addOption(new Option('--state <state>', 'only jobs in this state').choices(['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED']))
+    .addOption(
+      new Option('--state <state>', 'only jobs in this state').choices(['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED']),
+    )
     .action(
       act(async (opts: { model?: string; state?: string }, cmd: Command) => {
         const io = ctx.io(cmd);
@@ -233,7 +253,12 @@ export function registerJobs(program: Command, ctx: Context): void {
           io.out('no jobs');
           return 0;
         }
-        io.out(table(['id', 'model', 'state', 'done', 'failed', 'total', 'created'], a.body.jobs.map((j) => [j.id, j.model, j.state, j.items.done, j.items.failed, j.items.total, j.created_at])));
+        io.out(
+          table(
+            ['id', 'model', 'state', 'done', 'failed', 'total', 'created'],
+            a.body.jobs.map((j) => [j.id, j.model, j.state, j.items.done, j.items.failed, j.items.total, j.created_at]),
+          ),
+        );
         return 0;
       }),
     );

@@ -61,7 +61,10 @@ function jsonObject(value: string): Record<string, unknown> {
 export function signatureTable(m: { inputs: TensorSpec[]; outputs: TensorSpec[] }): string {
   return table(
     ['', 'name', 'type', 'shape'],
-    [...m.inputs.map((t) => ['input', t.name, t.type, `[${t.shape.join(', ')}]`]), ...m.outputs.map((t) => ['output', t.name, t.type, `[${t.shape.join(', ')}]`])],
+    [
+      ...m.inputs.map((t) => ['input', t.name, t.type, `[${t.shape.join(', ')}]`]),
+      ...m.outputs.map((t) => ['output', t.name, t.type, `[${t.shape.join(', ')}]`]),
+    ],
   );
 }
 
@@ -115,7 +118,8 @@ function uploadProgress(io: Io, label: string, force: boolean): { update(sent: n
   const line = (sent: number, total: number): string => {
     const pct = total > 0 ? Math.floor((sent / total) * 100) : 100;
     const filled = Math.round((pct / 100) * 30);
-    const note = sent >= total ? `in ${elapsed().toFixed(1)} s; the Inferrer is checking the model…` : elapsed() > 0.2 ? `${bytes(Math.round(sent / elapsed()))}/s` : '';
+    const note =
+      sent >= total ? `in ${elapsed().toFixed(1)} s; the Inferrer is checking the model…` : elapsed() > 0.2 ? `${bytes(Math.round(sent / elapsed()))}/s` : '';
     return `${label} [${'#'.repeat(filled)}${'.'.repeat(30 - filled)}] ${pct}% ${bytes(sent)}/${bytes(total)} ${note}`.trimEnd();
   };
   let finished = false;
@@ -173,7 +177,12 @@ export function registerModels(program: Command, ctx: Context): void {
           io.out('no models yet: inferrer models push <name> <model.onnx>');
           return 0;
         }
-        io.out(table(['name', 'default', 'versions', 'description'], list.map((m) => [m.name, m.default_version, m.versions.join(','), m.description.length > 70 ? `${m.description.slice(0, 69)}…` : m.description])));
+        io.out(
+          table(
+            ['name', 'default', 'versions', 'description'],
+            list.map((m) => [m.name, m.default_version, m.versions.join(','), m.description.length > 70 ? `${m.description.slice(0, 69)}…` : m.description]),
+          ),
+        );
         return 0;
       }),
     );
@@ -213,7 +222,15 @@ export function registerModels(program: Command, ctx: Context): void {
         io.out(
           table(
             ['version', 'default', 'traffic', 'size', 'created', 'inputs', 'outputs'],
-            model.version_details.map((v) => [v.version, v.version === model.default_version ? 'yes' : '', share(v.version), v.bytes === undefined ? '-' : bytes(v.bytes), v.created_at, sig(v.inputs), sig(v.outputs)]),
+            model.version_details.map((v) => [
+              v.version,
+              v.version === model.default_version ? 'yes' : '',
+              share(v.version),
+              v.bytes === undefined ? '-' : bytes(v.bytes),
+              v.created_at,
+              sig(v.inputs),
+              sig(v.outputs),
+            ]),
           ),
         );
         return 0;
@@ -231,35 +248,48 @@ export function registerModels(program: Command, ctx: Context): void {
     .option('--progress', 'show the upload progress even when standard error is not a terminal')
     .addHelpText('after', '\nExample:\n  inferrer models push mymodel model.onnx -d "my model" --metadata \'{"labels": ["cat", "dog"]}\'')
     .action(
-      act(async (name: string, file: string, opts: { description?: string; metadata?: Record<string, unknown>; default: boolean; progress?: boolean }, cmd: Command) => {
-        const io = ctx.io(cmd);
-        const client = ctx.client(cmd);
-        const size = (await stat(file)).size;
-        if (size === 0) throw new Error(`${file} is empty`);
-        const metadata = { ...(opts.metadata ?? {}), ...(opts.description !== undefined ? { description: opts.description } : {}), ...(opts.default ? {} : { make_default: false }) };
-        const progress = uploadProgress(io, `uploading ${path.basename(file)}`, opts.progress === true);
-        let a;
-        try {
-          a = await client.upload<{ message: string; version: number; model: ModelDescription }>(
-            'PUT',
-            path1(name),
-            file,
-            { 'content-type': 'application/octet-stream', ...(Object.keys(metadata).length ? { 'x-model-metadata': JSON.stringify(metadata) } : {}) },
-            progress ? (sent, total) => progress.update(sent, total) : undefined,
+      act(
+        async (
+          name: string,
+          file: string,
+          opts: { description?: string; metadata?: Record<string, unknown>; default: boolean; progress?: boolean },
+          cmd: Command,
+        ) => {
+          const io = ctx.io(cmd);
+          const client = ctx.client(cmd);
+          const size = (await stat(file)).size;
+          if (size === 0) throw new Error(`${file} is empty`);
+          const metadata = {
+            ...(opts.metadata ?? {}),
+            ...(opts.description !== undefined ? { description: opts.description } : {}),
+            ...(opts.default ? {} : { make_default: false }),
+          };
+          const progress = uploadProgress(io, `uploading ${path.basename(file)}`, opts.progress === true);
+          let a;
+          try {
+            a = await client.upload<{ message: string; version: number; model: ModelDescription }>(
+              'PUT',
+              path1(name),
+              file,
+              { 'content-type': 'application/octet-stream', ...(Object.keys(metadata).length ? { 'x-model-metadata': JSON.stringify(metadata) } : {}) },
+              progress ? (sent, total) => progress.update(sent, total) : undefined,
+            );
+          } finally {
+            progress?.done();
+          }
+          if (io.json) {
+            io.out(json({ newModel: a.body.model.versions.length === 1, version: a.body.version, model: a.body.model }));
+            return 0;
+          }
+          const m = a.body.model;
+          io.out(
+            `${m.versions.length === 1 ? 'new model' : 'new version'}: ${m.name} version ${a.body.version} (${bytes(size)})${m.default_version === a.body.version ? ', the default' : `; the default is still version ${m.default_version}`}`,
           );
-        } finally {
-          progress?.done();
-        }
-        if (io.json) {
-          io.out(json({ newModel: a.body.model.versions.length === 1, version: a.body.version, model: a.body.model }));
+          io.out('');
+          io.out(signatureTable(m.version_details.find((v) => v.version === a.body.version) ?? m));
           return 0;
-        }
-        const m = a.body.model;
-        io.out(`${m.versions.length === 1 ? 'new model' : 'new version'}: ${m.name} version ${a.body.version} (${bytes(size)})${m.default_version === a.body.version ? ', the default' : `; the default is still version ${m.default_version}`}`);
-        io.out('');
-        io.out(signatureTable(m.version_details.find((v) => v.version === a.body.version) ?? m));
-        return 0;
-      }),
+        },
+      ),
     );
 
   models
@@ -289,7 +319,10 @@ export function registerModels(program: Command, ctx: Context): void {
     .action(
       act(async (name: string, opts: { version: number; percent: number }, cmd: Command) => {
         const io = ctx.io(cmd);
-        const a = await ctx.client(cmd).request<{ model: ModelDescription }>('POST', `${path1(name)}/canary`, { data: { version: opts.version, percent: opts.percent }, headers: { 'content-type': 'application/json' } });
+        const a = await ctx.client(cmd).request<{ model: ModelDescription }>('POST', `${path1(name)}/canary`, {
+          data: { version: opts.version, percent: opts.percent },
+          headers: { 'content-type': 'application/json' },
+        });
         io.out(io.json ? json(a.body.model) : `${a.body.model.name}: traffic: ${traffic(a.body.model)}`);
         return 0;
       }),
@@ -303,8 +336,13 @@ export function registerModels(program: Command, ctx: Context): void {
     .action(
       act(async (name: string, opts: { version?: number }, cmd: Command) => {
         const io = ctx.io(cmd);
-        const a = await ctx.client(cmd).request<{ model: ModelDescription }>('POST', `${path1(name)}/promote`, { data: opts.version === undefined ? {} : { version: opts.version }, headers: { 'content-type': 'application/json' } });
-        io.out(io.json ? json(a.body.model) : `${a.body.model.name}: version ${a.body.model.default_version} is the default; traffic: ${traffic(a.body.model)}`);
+        const a = await ctx.client(cmd).request<{ model: ModelDescription }>('POST', `${path1(name)}/promote`, {
+          data: opts.version === undefined ? {} : { version: opts.version },
+          headers: { 'content-type': 'application/json' },
+        });
+        io.out(
+          io.json ? json(a.body.model) : `${a.body.model.name}: version ${a.body.model.default_version} is the default; traffic: ${traffic(a.body.model)}`,
+        );
         return 0;
       }),
     );

@@ -9,7 +9,14 @@ import { InvalidArgumentError } from 'commander';
 import { type Io, cell, table } from '../output.ts';
 import { type Context, act, positiveInt } from './common.ts';
 
-const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.webp': 'image/webp', '.tif': 'image/tiff', '.tiff': 'image/tiff' };
+const IMAGE_TYPES: Record<string, string> = {
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.webp': 'image/webp',
+  '.tif': 'image/tiff',
+  '.tiff': 'image/tiff',
+};
 
 /** Rows to predict on: more than this belongs in a batch job. */
 const MAX_FILE_ROWS = 10_000;
@@ -64,11 +71,14 @@ function printAnswer(io: Io, a: V1Answer): void {
     const rows: unknown[][] = [];
     for (const p of a.predictions) {
       for (const c of p.classes ?? []) rows.push([p.file ?? '', c.label, c.score, '']);
-      for (const d of p.detections ?? []) rows.push([p.file ?? '', d.label, d.score, `${cell(d.box.x1)},${cell(d.box.y1)} – ${cell(d.box.x2)},${cell(d.box.y2)}`]);
+      for (const d of p.detections ?? [])
+        rows.push([p.file ?? '', d.label, d.score, `${cell(d.box.x1)},${cell(d.box.y1)} – ${cell(d.box.x2)},${cell(d.box.y2)}`]);
       if (!p.classes?.length && !p.detections?.length) rows.push([p.file ?? '', '(nothing found)', '', '']);
     }
     const detection = a.predictions.some((p) => p.detections);
-    io.out(table(detection ? ['file', 'label', 'score', 'box (x1,y1 – x2,y2)'] : ['file', 'label', 'score'], detection ? rows : rows.map((r) => r.slice(0, 3))));
+    io.out(
+      table(detection ? ['file', 'label', 'score', 'box (x1,y1 – x2,y2)'] : ['file', 'label', 'score'], detection ? rows : rows.map((r) => r.slice(0, 3))),
+    );
     return;
   }
   const outputs = a.outputs ?? { value: a.values };
@@ -77,9 +87,19 @@ function printAnswer(io: Io, a: V1Answer): void {
   // One table row per input row when every output has one entry per row; else one line per output.
   const n = Array.isArray(columns[0]) ? (columns[0] as unknown[]).length : -1;
   if (n >= 0 && columns.every((c) => Array.isArray(c) && c.length === n)) {
-    io.out(table(['row', ...names], Array.from({ length: n }, (_, r) => [r, ...columns.map((c) => (c as unknown[])[r])])));
+    io.out(
+      table(
+        ['row', ...names],
+        Array.from({ length: n }, (_, r) => [r, ...columns.map((c) => (c as unknown[])[r])]),
+      ),
+    );
   } else {
-    io.out(table(['output', 'value'], names.map((k) => [k, outputs[k]])));
+    io.out(
+      table(
+        ['output', 'value'],
+        names.map((k) => [k, outputs[k]]),
+      ),
+    );
   }
 }
 
@@ -114,7 +134,12 @@ Examples:
         let headers: Record<string, string>;
         if (opts.image) {
           const form = new FormData();
-          for (const f of opts.image) form.append('file', new Blob([await readFile(f)], { type: IMAGE_TYPES[path.extname(f).toLowerCase()] ?? 'application/octet-stream' }), path.basename(f));
+          for (const f of opts.image)
+            form.append(
+              'file',
+              new Blob([await readFile(f)], { type: IMAGE_TYPES[path.extname(f).toLowerCase()] ?? 'application/octet-stream' }),
+              path.basename(f),
+            );
           data = form;
           headers = {};
         } else {

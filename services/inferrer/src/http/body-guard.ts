@@ -49,7 +49,15 @@ export class BodyGuard {
 
   /** Watches a request's body until it is complete, the answer is sent, or the connection closes. */
   watch(req: IncomingMessage, res: ServerResponse, protocol: Protocol): void {
-    const w: Watched = { req, res, protocol, client: req.socket.remoteAddress ?? 'unknown', started: performance.now(), baseline: req.socket.bytesRead, pending: false };
+    const w: Watched = {
+      req,
+      res,
+      protocol,
+      client: req.socket.remoteAddress ?? 'unknown',
+      started: performance.now(),
+      baseline: req.socket.bytesRead,
+      pending: false,
+    };
     // No listeners per request: the tick drops bodies that are complete (cheap on the prediction path).
     this.#watched.add(w);
     this.#timer ??= setInterval(() => this.#tick(), TICK_MS).unref();
@@ -83,14 +91,29 @@ export class BodyGuard {
         this.#pending.set(w.client, n);
         if (n > maxPendingPerClient) {
           this.cut.tooMany++;
-          this.#cut(w, new InferrerError('TOO_MANY_BODIES', `this address already has ${maxPendingPerClient} request bodies still arriving (MAX_PENDING_BODIES_PER_CLIENT)`, { limit: maxPendingPerClient }, { retryAfter: 1 }));
+          this.#cut(
+            w,
+            new InferrerError(
+              'TOO_MANY_BODIES',
+              `this address already has ${maxPendingPerClient} request bodies still arriving (MAX_PENDING_BODIES_PER_CLIENT)`,
+              { limit: maxPendingPerClient },
+              { retryAfter: 1 },
+            ),
+          );
           continue;
         }
       }
       const received = Math.max(0, w.req.socket.bytesRead - w.baseline);
       if (elapsed > timeoutMs + (received / minBytesPerSecond) * 1000) {
         this.cut.slow++;
-        this.#cut(w, new InferrerError('BODY_TOO_SLOW', `the request body arrived too slowly (${received} bytes in ${Math.round(elapsed)} ms; at least ${minBytesPerSecond} bytes/s after the first ${timeoutMs} ms)`, { received, ms: Math.round(elapsed), minBytesPerSecond }));
+        this.#cut(
+          w,
+          new InferrerError(
+            'BODY_TOO_SLOW',
+            `the request body arrived too slowly (${received} bytes in ${Math.round(elapsed)} ms; at least ${minBytesPerSecond} bytes/s after the first ${timeoutMs} ms)`,
+            { received, ms: Math.round(elapsed), minBytesPerSecond },
+          ),
+        );
       }
     }
   }
@@ -102,7 +125,11 @@ export class BodyGuard {
     const socket = req.socket;
     if (!res.headersSent && !res.writableEnded) {
       res.setHeader('connection', 'close');
-      sendError(res, err, ERROR_BODY[w.protocol], this.#log, { reqId: String(res.getHeader('x-request-id') ?? ''), method: req.method, path: req.url?.split('?')[0] });
+      sendError(res, err, ERROR_BODY[w.protocol], this.#log, {
+        reqId: String(res.getHeader('x-request-id') ?? ''),
+        method: req.method,
+        path: req.url?.split('?')[0],
+      });
       // Closed once the answer is out (a reader waiting on the body then sees it aborted); at the latest in a second.
       res.once('finish', () => socket.destroy());
       setTimeout(() => socket.destroy(), 1000).unref();

@@ -29,7 +29,15 @@ export interface StreamServer {
   sample: number;
 }
 
-export async function serveStream(s: StreamServer, route: StreamRoute, params: Record<string, string>, path: string, query: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function serveStream(
+  s: StreamServer,
+  route: StreamRoute,
+  params: Record<string, string>,
+  path: string,
+  query: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const reqId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
   const started = performance.now();
   let bytesOut = 0;
@@ -44,7 +52,11 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
     await s.auth.check(req, route.scope);
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
     const deadline = answerBy(started, s.requestTimeoutMs);
-    ({ bytes: bytesOut, headers: written } = await relay(await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline), res, extra));
+    ({ bytes: bytesOut, headers: written } = await relay(
+      await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline),
+      res,
+      extra,
+    ));
   } catch (err) {
     const e = err instanceof InferrerError ? err : undefined;
     failure = e;
@@ -55,7 +67,8 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
       failure = cancelledError();
       res.statusCode = statusOf(failure);
     }
-    if (e && !gone.signal.aborted && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal')) s.metrics.upstreamErrors.inc({ code: e.code });
+    if (e && !gone.signal.aborted && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal'))
+      s.metrics.upstreamErrors.inc({ code: e.code });
     req.resume();
     if (!gone.signal.aborted) {
       if (!res.headersSent) for (const h in API_HEADERS) res.setHeader(h, API_HEADERS[h]!);
@@ -98,11 +111,19 @@ export async function serveStream(s: StreamServer, route: StreamRoute, params: R
 function byDeadline(answer: Promise<UpstreamResponse>, deadline: number): Promise<UpstreamResponse> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      reject(new InferrerError('DEADLINE_EXCEEDED', 'no answer before the deadline'));
-      // The answer, if one still comes, is read and dropped, so its connection is reused.
-      answer.then((r) => r.body?.dump(), () => undefined).catch(() => undefined);
-    }, Math.max(0, deadline - performance.now()));
+    timer = setTimeout(
+      () => {
+        reject(new InferrerError('DEADLINE_EXCEEDED', 'no answer before the deadline'));
+        // The answer, if one still comes, is read and dropped, so its connection is reused.
+        answer
+          .then(
+            (r) => r.body?.dump(),
+            () => undefined,
+          )
+          .catch(() => undefined);
+      },
+      Math.max(0, deadline - performance.now()),
+    );
   });
   return Promise.race([answer, late]).finally(() => clearTimeout(timer));
 }

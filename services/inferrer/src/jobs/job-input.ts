@@ -32,7 +32,10 @@ export interface InputLimits {
 /** Streams the request body to `file`, refusing more than `maxBytes`; resolves with the byte count. */
 export async function receiveBody(req: IncomingMessage, file: string, maxBytes: number): Promise<number> {
   const size = await bodyToFile(req, file, maxBytes, (got) =>
-    tooLarge(`the job input is larger than the limit of ${maxBytes} bytes (JOBS_MAX_BYTES)`, got === undefined ? { limit: maxBytes } : { limit: maxBytes, got }),
+    tooLarge(
+      `the job input is larger than the limit of ${maxBytes} bytes (JOBS_MAX_BYTES)`,
+      got === undefined ? { limit: maxBytes } : { limit: maxBytes, got },
+    ),
   );
   if (size === 0) throw new InferrerError('INVALID_REQUEST', 'the job input is empty: send NDJSON or CSV rows, or a zip/tar of images');
   return size;
@@ -61,13 +64,20 @@ const TYPES: Record<string, JobFormat> = {
 export async function detectFormat(file: string, contentType: string | undefined, asked: string | undefined): Promise<JobFormat> {
   if (asked !== undefined) {
     if (asked === 'ndjson' || asked === 'jsonl' || asked === 'csv' || asked === 'zip' || asked === 'tar') return asked === 'jsonl' ? 'ndjson' : asked;
-    throw new InferrerError('INVALID_REQUEST', `format must be ndjson, csv, zip or tar, not ${JSON.stringify(asked.slice(0, 40))}`, { got: asked.slice(0, 40) });
+    throw new InferrerError('INVALID_REQUEST', `format must be ndjson, csv, zip or tar, not ${JSON.stringify(asked.slice(0, 40))}`, {
+      got: asked.slice(0, 40),
+    });
   }
   const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
   if (TYPES[type]) return TYPES[type];
-  if (type.startsWith('multipart/')) throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', 'send the job input as the request body (curl --data-binary @rows.ndjson), not as a form', { got: type });
+  if (type.startsWith('multipart/'))
+    throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', 'send the job input as the request body (curl --data-binary @rows.ndjson), not as a form', { got: type });
   if (type && type !== 'application/octet-stream' && type !== 'text/plain') {
-    throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `a job takes NDJSON (application/x-ndjson), CSV (text/csv), zip (application/zip) or tar (application/x-tar), not ${type}`, { got: type });
+    throw new InferrerError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `a job takes NDJSON (application/x-ndjson), CSV (text/csv), zip (application/zip) or tar (application/x-tar), not ${type}`,
+      { got: type },
+    );
   }
   const head = Buffer.alloc(512);
   const fh = await open(file, 'r');
@@ -127,7 +137,12 @@ class ItemWriter {
 }
 
 /** Rows (NDJSON or CSV) → items. */
-export async function prepareRows(input: string, itemsFile: string, format: 'ndjson' | 'csv', limits: InputLimits): Promise<PreparedItems & { offsets: number[] }> {
+export async function prepareRows(
+  input: string,
+  itemsFile: string,
+  format: 'ndjson' | 'csv',
+  limits: InputLimits,
+): Promise<PreparedItems & { offsets: number[] }> {
   const w = new ItemWriter(itemsFile, ROW_CHUNK_ITEMS, limits.maxItems);
   const rl = createInterface({ input: createReadStream(input, { encoding: 'utf8' }), crlfDelay: Infinity });
   let line = 0;
@@ -171,7 +186,8 @@ function ndjsonRow(text: string, line: number): Pick<ItemLine, 'v' | 'err'> {
     const o = value as Record<string, unknown>;
     if ('values' in o) {
       const v = o.values;
-      if (!v || typeof v !== 'object') return { err: { code: 'INVALID_INPUT', message: `line ${line}: "values" must be a row (a JSON array) or an object keyed by input name` } };
+      if (!v || typeof v !== 'object')
+        return { err: { code: 'INVALID_INPUT', message: `line ${line}: "values" must be a row (a JSON array) or an object keyed by input name` } };
       return { v: stringifyLossless(v) ?? 'null' };
     }
     return { v: text.trim() };
@@ -190,7 +206,12 @@ function csvRow(fields: CsvField[], line: number): Pick<ItemLine, 'v' | 'err'> {
     const n = numberToken(f.text);
     if (n === undefined) {
       const shown = f.text.trim().slice(0, 40);
-      return { err: { code: 'INVALID_INPUT', message: shown ? `line ${line}: field ${k + 1} (${JSON.stringify(shown)}) is not a number` : `line ${line}: field ${k + 1} is empty` } };
+      return {
+        err: {
+          code: 'INVALID_INPUT',
+          message: shown ? `line ${line}: field ${k + 1} (${JSON.stringify(shown)}) is not a number` : `line ${line}: field ${k + 1} is empty`,
+        },
+      };
     }
     parts.push(n);
   }
@@ -266,7 +287,12 @@ function extensionOf(name: string): string {
 }
 
 /** An archive of images → items (files taken out into `filesDir`). */
-export async function prepareArchive(input: string, jobDir: string, format: 'zip' | 'tar', limits: InputLimits): Promise<PreparedItems & { offsets: number[] }> {
+export async function prepareArchive(
+  input: string,
+  jobDir: string,
+  format: 'zip' | 'tar',
+  limits: InputLimits,
+): Promise<PreparedItems & { offsets: number[] }> {
   const filesDir = path.join(jobDir, 'files');
   await mkdir(filesDir, { recursive: true });
   const w = new ItemWriter(path.join(jobDir, 'items.ndjson'), IMAGE_CHUNK_ITEMS, limits.maxItems);
@@ -276,7 +302,10 @@ export async function prepareArchive(input: string, jobDir: string, format: 'zip
     const limiter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         bytes += chunk.length;
-        cb(bytes > limits.maxBytes ? tooLarge(`the archive unpacks to more than ${limits.maxBytes} bytes (JOBS_MAX_BYTES)`, { limit: limits.maxBytes }) : null, chunk);
+        cb(
+          bytes > limits.maxBytes ? tooLarge(`the archive unpacks to more than ${limits.maxBytes} bytes (JOBS_MAX_BYTES)`, { limit: limits.maxBytes }) : null,
+          chunk,
+        );
       },
     });
     await pipeline(stream, limiter, createWriteStream(path.join(jobDir, rel)));

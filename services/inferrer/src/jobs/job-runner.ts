@@ -97,7 +97,12 @@ export class JobRunner {
         if (items.length !== chunkSize(job, c)) throw new Error(`job ${id} chunk ${c}: ${items.length} items read, ${chunkSize(job, c)} expected`);
         const results = await this.#chunk(job, items, state, both);
         const failed = results.filter((r) => r.error).length;
-        await store.writeChunk(job, c, results.map((r) => r.text), failed);
+        await store.writeChunk(
+          job,
+          c,
+          results.map((r) => r.text),
+          failed,
+        );
       }
     };
     const guarded = async (): Promise<void> => {
@@ -115,7 +120,13 @@ export class JobRunner {
       if (err instanceof JobFatal) {
         this.#log.warn('job failed', { job: id, err: { code: err.error.code, message: err.error.message } });
         const p = await store.progress(job);
-        return store.update(id, () => ({ state: 'FAILED', finishedAt: new Date().toISOString(), done: p.done, failed: p.failed, error: { code: err.error.code, message: err.error.message } }));
+        return store.update(id, () => ({
+          state: 'FAILED',
+          finishedAt: new Date().toISOString(),
+          done: p.done,
+          failed: p.failed,
+          error: { code: err.error.code, message: err.error.message },
+        }));
       }
       if (signal.aborted || state.endedElsewhere) return store.read(id);
       throw err;
@@ -162,7 +173,9 @@ export class JobRunner {
       try {
         const a = await this.#send(job, its, signal);
         if (a.perItem && a.perItem.length === g.length) {
-          g.forEach((k, j) => put(k, { ...base(items[k]!), ...(a.version !== undefined ? { model_version: a.version } : {}), outputs: a.perItem![j] }, a.exact));
+          g.forEach((k, j) =>
+            put(k, { ...base(items[k]!), ...(a.version !== undefined ? { model_version: a.version } : {}), outputs: a.perItem![j] }, a.exact),
+          );
           return;
         }
         if (g.length === 1) {
@@ -213,7 +226,13 @@ export class JobRunner {
         if (FATAL.has(e.code)) throw new JobFatal(e);
         if (TRANSIENT.has(e.code) || (RETRY_A_FEW.has(e.code) && ++few < FEW)) {
           pacer.overloaded(e.retryAfter);
-          if (attempt % 20 === 19) this.#log.warn('job items still waiting for the cluster', { job: job.id, item: items[0]!.i, attempts: attempt + 1, err: { code: e.code, message: e.message } });
+          if (attempt % 20 === 19)
+            this.#log.warn('job items still waiting for the cluster', {
+              job: job.id,
+              item: items[0]!.i,
+              attempts: attempt + 1,
+              err: { code: e.code, message: e.message },
+            });
           await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)), signal);
           continue;
         }
@@ -229,7 +248,9 @@ export class JobRunner {
       const data = await readFile(path.join(this.#d.store.dir(job.id), first.file));
       const boundary = `----inferrer-job-${job.id}`;
       const name = (first.name ?? first.file).replace(/["\r\n]/g, '_');
-      const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${path.basename(name)}"\r\nContent-Type: ${imageType(name)}\r\n\r\n`);
+      const head = Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${path.basename(name)}"\r\nContent-Type: ${imageType(name)}\r\n\r\n`,
+      );
       return { body: Buffer.concat([head, data, Buffer.from(`\r\n--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` };
     }
     if (items.length === 1 && !first.v!.startsWith('[')) return { body: `{"values":${first.v}}`, contentType: 'application/json' };
@@ -239,7 +260,15 @@ export class JobRunner {
 
 function imageType(name: string): string {
   const ext = path.extname(name).toLowerCase();
-  return ext === '.png' ? 'image/png' : ext === '.webp' ? 'image/webp' : ext === '.tif' || ext === '.tiff' ? 'image/tiff' : ext === '.jpg' || ext === '.jpeg' ? 'image/jpeg' : 'application/octet-stream';
+  return ext === '.png'
+    ? 'image/png'
+    : ext === '.webp'
+      ? 'image/webp'
+      : ext === '.tif' || ext === '.tiff'
+        ? 'image/tiff'
+        : ext === '.jpg' || ext === '.jpeg'
+          ? 'image/jpeg'
+          : 'application/octet-stream';
 }
 
 /** An image answer: everything but the envelope, as the item's outputs. */

@@ -60,7 +60,11 @@ export class JobService {
     this.#sweeper = setInterval(() => void this.#sweep(), Math.min(3600_000, Math.max(1000, (this.#limits.retentionHours * 3600_000) / 4)));
     this.#sweeper.unref();
     this.#started = true;
-    this.#log.info(`batch jobs: queue ${this.queue.description}`, { queue: this.queue.kind, store: this.store.root, retentionHours: this.#limits.retentionHours });
+    this.#log.info(`batch jobs: queue ${this.queue.description}`, {
+      queue: this.queue.kind,
+      store: this.store.root,
+      retentionHours: this.#limits.retentionHours,
+    });
   }
 
   async stop(): Promise<void> {
@@ -134,9 +138,18 @@ export class JobService {
       rec.inputBytes = await receiveBody(opts.body as never, input, this.#limits.maxBytes);
       rec.format = await detectFormat(input, opts.contentType, opts.format);
       const limits = { maxBytes: this.#limits.maxBytes, maxItems: this.#limits.maxItems };
-      const prepared = rec.format === 'zip' || rec.format === 'tar' ? await prepareArchive(input, dir, rec.format, limits) : await prepareRows(input, this.store.file(rec.id, 'items.ndjson'), rec.format, limits);
+      const prepared =
+        rec.format === 'zip' || rec.format === 'tar'
+          ? await prepareArchive(input, dir, rec.format, limits)
+          : await prepareRows(input, this.store.file(rec.id, 'items.ndjson'), rec.format, limits);
       await writeAtomic(this.store.file(rec.id, 'chunks.json'), JSON.stringify(prepared.offsets));
-      Object.assign(rec, { kind: rec.format === 'zip' || rec.format === 'tar' ? 'images' : 'rows', total: prepared.total, chunkItems: prepared.chunkItems, chunks: prepared.chunks, state: 'QUEUED' as JobState });
+      Object.assign(rec, {
+        kind: rec.format === 'zip' || rec.format === 'tar' ? 'images' : 'rows',
+        total: prepared.total,
+        chunkItems: prepared.chunkItems,
+        chunks: prepared.chunks,
+        state: 'QUEUED' as JobState,
+      });
       await this.store.write(rec);
     } catch (err) {
       opts.body.resume();
@@ -146,7 +159,11 @@ export class JobService {
     }
     this.#log.info('job submitted', { job: rec.id, model: rec.model, format: rec.format, items: rec.total, bytes: rec.inputBytes, client: rec.client });
     // The store says QUEUED: if the queue cannot take it now (Redis away), the queue's reconcile will.
-    await this.queue.enqueue(rec.id).catch((err: unknown) => this.#log.warn('job not queued yet (it will be when the queue is back)', { job: rec.id, err: { message: (err as Error).message } }));
+    await this.queue
+      .enqueue(rec.id)
+      .catch((err: unknown) =>
+        this.#log.warn('job not queued yet (it will be when the queue is back)', { job: rec.id, err: { message: (err as Error).message } }),
+      );
     return this.status(rec.id);
   }
 
@@ -191,7 +208,9 @@ export class JobService {
 
   async list(filter: { model?: string | undefined; state?: string | undefined } = {}): Promise<JobStatus[]> {
     const model = filter.model === undefined ? undefined : parseModelName(filter.model);
-    const recs = (await this.store.list()).filter((r) => (model === undefined || r.model === model) && (filter.state === undefined || r.state === filter.state.toUpperCase()));
+    const recs = (await this.store.list()).filter(
+      (r) => (model === undefined || r.model === model) && (filter.state === undefined || r.state === filter.state.toUpperCase()),
+    );
     return Promise.all(recs.map((r) => this.#status(r)));
   }
 

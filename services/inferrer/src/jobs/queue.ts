@@ -189,7 +189,10 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async enqueue(id: string): Promise<void> {
-    await withTimeout(this.#queue.add('run', { id }, { jobId: id, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 2000 } }), 5000);
+    await withTimeout(
+      this.#queue.add('run', { id }, { jobId: id, removeOnComplete: true, removeOnFail: true, attempts: 5, backoff: { type: 'exponential', delay: 2000 } }),
+      5000,
+    );
   }
 
   async remove(id: string): Promise<void> {

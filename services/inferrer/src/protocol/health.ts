@@ -12,7 +12,13 @@ export function healthRoutes({ metrics, ready }: HealthDeps): ExpressRoute[] {
   const base = { method: 'GET', scope: 'public', protocol: 'plain', quiet: true } as const;
   const tags = [TAGS.health];
   return [
-    { ...base, path: '/health/live', summary: 'Liveness', openapi: { tags, responses: ok('Alive', { type: 'object' }) }, handle: (_req, res) => void res.json({ live: true }) },
+    {
+      ...base,
+      path: '/health/live',
+      summary: 'Liveness',
+      openapi: { tags, responses: ok('Alive', { type: 'object' }) },
+      handle: (_req, res) => void res.json({ live: true }),
+    },
     {
       ...base,
       path: '/health/ready',

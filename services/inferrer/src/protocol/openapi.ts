@@ -25,7 +25,8 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
     info: {
       title: 'Inferrer',
       version: SERVER_VERSION,
-      description: 'A model-serving cluster for ONNX models. FRACTAL v1 API, Open Inference Protocol (KServe v2) with the binary tensor extension, and model management.',
+      description:
+        'A model-serving cluster for ONNX models. FRACTAL v1 API, Open Inference Protocol (KServe v2) with the binary tensor extension, and model management.',
     },
     tags: Object.values(TAGS).map((name) => ({ name })),
     paths,
@@ -36,19 +37,38 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
         V1Envelope: { type: 'object', properties: { http_status: ref('HttpStatus') }, additionalProperties: true },
         V1Error: {
           type: 'object',
-          properties: { http_status: ref('HttpStatus'), error: { type: 'object', properties: { code: { type: 'string', description: 'See docs/errors.md' }, message: { type: 'string' }, details: { type: 'object' } } } },
+          properties: {
+            http_status: ref('HttpStatus'),
+            error: {
+              type: 'object',
+              properties: { code: { type: 'string', description: 'See docs/errors.md' }, message: { type: 'string' }, details: { type: 'object' } },
+            },
+          },
         },
         V1ModelList: { type: 'object', properties: { http_status: ref('HttpStatus'), model_list: { type: 'array', items: { type: 'string' } } } },
         V1PredictRequest: {
           type: 'object',
           required: ['values'],
-          properties: { values: { description: 'One row, a list of rows, or an object keyed by input name', oneOf: [{ type: 'array', items: {} }, { type: 'object' }] } },
+          properties: {
+            values: { description: 'One row, a list of rows, or an object keyed by input name', oneOf: [{ type: 'array', items: {} }, { type: 'object' }] },
+          },
           example: { values: [2, 5, 1, 4] },
         },
         V1Prediction: {
           type: 'object',
-          properties: { http_status: ref('HttpStatus'), model_name: { type: 'string' }, model_version: { type: 'integer' }, values: { type: 'array', items: {} }, outputs: { type: 'object' } },
-          example: { http_status: { code: 200, description: 'Request fulfilled, document follows', name: 'OK' }, model_name: 'iris', model_version: 1, values: [1] },
+          properties: {
+            http_status: ref('HttpStatus'),
+            model_name: { type: 'string' },
+            model_version: { type: 'integer' },
+            values: { type: 'array', items: {} },
+            outputs: { type: 'object' },
+          },
+          example: {
+            http_status: { code: 200, description: 'Request fulfilled, document follows', name: 'OK' },
+            model_name: 'iris',
+            model_version: 1,
+            values: [1],
+          },
         },
         JobStatus: {
           type: 'object',
@@ -58,7 +78,10 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
             version: { type: 'integer', nullable: true },
             state: { type: 'string', enum: ['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED'] },
             format: { type: 'string', enum: ['ndjson', 'csv', 'zip', 'tar'] },
-            items: { type: 'object', properties: { total: { type: 'integer' }, done: { type: 'integer' }, succeeded: { type: 'integer' }, failed: { type: 'integer' } } },
+            items: {
+              type: 'object',
+              properties: { total: { type: 'integer' }, done: { type: 'integer' }, succeeded: { type: 'integer' }, failed: { type: 'integer' } },
+            },
             rate: { type: 'number', nullable: true, description: 'Items per second since the job started' },
             eta_s: { type: 'number', nullable: true },
             created_at: { type: 'string', format: 'date-time' },
@@ -71,7 +94,14 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
         V1Job: { type: 'object', properties: { http_status: ref('HttpStatus'), job: ref('JobStatus') } },
         ModelPatch: {
           type: 'object',
-          properties: { model_description: { type: 'string' }, description: { type: 'string' }, config: { type: 'object' }, labels: { type: 'array', items: { type: 'string' } }, default_version: { type: 'integer' }, enabled: { type: 'boolean' } },
+          properties: {
+            model_description: { type: 'string' },
+            description: { type: 'string' },
+            config: { type: 'object' },
+            labels: { type: 'array', items: { type: 'string' } },
+            default_version: { type: 'integer' },
+            enabled: { type: 'boolean' },
+          },
         },
         V2Tensor: {
           type: 'object',
@@ -79,8 +109,15 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
           properties: {
             name: { type: 'string' },
             shape: { type: 'array', items: { type: 'integer' } },
-            datatype: { type: 'string', enum: ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] },
-            data: { type: 'array', items: {}, description: 'Flat or nested, row-major. Non-finite floats as "NaN"/"Infinity"/"-Infinity" (bare tokens accepted); 64-bit integers exact.' },
+            datatype: {
+              type: 'string',
+              enum: ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'],
+            },
+            data: {
+              type: 'array',
+              items: {},
+              description: 'Flat or nested, row-major. Non-finite floats as "NaN"/"Infinity"/"-Infinity" (bare tokens accepted); 64-bit integers exact.',
+            },
             parameters: { type: 'object', properties: { binary_data_size: { type: 'integer' } } },
           },
         },
@@ -91,14 +128,34 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
             id: { type: 'string' },
             parameters: { type: 'object', properties: { binary_data_output: { type: 'boolean' } } },
             inputs: { type: 'array', items: ref('V2Tensor') },
-            outputs: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } } } },
+            outputs: {
+              type: 'array',
+              items: {
+                type: 'object',
+                properties: { name: { type: 'string' }, parameters: { type: 'object', properties: { binary_data: { type: 'boolean' } } } },
+              },
+            },
           },
           example: { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [6.7, 2.5, 5.8, 1.8] }] },
         },
-        V2InferResponse: { type: 'object', properties: { model_name: { type: 'string' }, model_version: { type: 'string' }, id: { type: 'string' }, outputs: { type: 'array', items: ref('V2Tensor') } } },
+        V2InferResponse: {
+          type: 'object',
+          properties: {
+            model_name: { type: 'string' },
+            model_version: { type: 'string' },
+            id: { type: 'string' },
+            outputs: { type: 'array', items: ref('V2Tensor') },
+          },
+        },
         V2ModelMetadata: {
           type: 'object',
-          properties: { name: { type: 'string' }, versions: { type: 'array', items: { type: 'string' } }, platform: { type: 'string' }, inputs: { type: 'array', items: tensorMeta }, outputs: { type: 'array', items: tensorMeta } },
+          properties: {
+            name: { type: 'string' },
+            versions: { type: 'array', items: { type: 'string' } },
+            platform: { type: 'string' },
+            inputs: { type: 'array', items: tensorMeta },
+            outputs: { type: 'array', items: tensorMeta },
+          },
         },
         V2ModelConfig: {
           type: 'object',
@@ -121,8 +178,13 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
           properties: {
             parameters: {
               type: 'object',
-              properties: { config: { type: 'string', description: "Triton's model configuration as JSON: max_batch_size, dynamic_batching, instance_group are applied" } },
-              additionalProperties: { type: 'string', description: '"file:<version>/model.onnx": the ONNX file in base64; it becomes the next version, as a PUT upload' },
+              properties: {
+                config: { type: 'string', description: "Triton's model configuration as JSON: max_batch_size, dynamic_batching, instance_group are applied" },
+              },
+              additionalProperties: {
+                type: 'string',
+                description: '"file:<version>/model.onnx": the ONNX file in base64; it becomes the next version, as a PUT upload',
+              },
             },
           },
           example: { parameters: { 'file:1/model.onnx': '<base64>' } },
@@ -140,7 +202,10 @@ export function openApiDocument(routes: readonly Route[]): Record<string, unknow
                   last_inference: { type: 'integer', description: 'ms since the epoch' },
                   inference_count: { type: 'integer' },
                   execution_count: { type: 'integer' },
-                  inference_stats: { type: 'object', description: 'success, fail, queue, compute_input, compute_infer, compute_output, cache_hit, cache_miss: {count, ns}' },
+                  inference_stats: {
+                    type: 'object',
+                    description: 'success, fail, queue, compute_input, compute_infer, compute_output, cache_hit, cache_miss: {count, ns}',
+                  },
                   batch_stats: { type: 'array', items: { type: 'object' } },
                 },
               },
@@ -184,13 +249,29 @@ export function docsRoutes(routes: () => readonly Route[]): ExpressRoute[] {
       openapi: { tags, responses: { '200': { description: 'OpenAPI 3 document', content: { 'application/json': { schema: { type: 'object' } } } } } },
       handle: (_req, res) => void res.type('application/json').send((doc ??= JSON.stringify(openApiDocument(routes())))),
     },
-    { ...base, path: '/docs', summary: 'Interactive API page', openapi: { tags, responses: html('text/html') }, handle: (_req, res) => void res.type('html').send(DOCS_PAGE) },
-    { ...base, path: '/docs/init.js', summary: 'Script of the interactive page', openapi: { tags, responses: html('application/javascript') }, handle: (_req, res) => void res.type('application/javascript').send(DOCS_INIT) },
+    {
+      ...base,
+      path: '/docs',
+      summary: 'Interactive API page',
+      openapi: { tags, responses: html('text/html') },
+      handle: (_req, res) => void res.type('html').send(DOCS_PAGE),
+    },
+    {
+      ...base,
+      path: '/docs/init.js',
+      summary: 'Script of the interactive page',
+      openapi: { tags, responses: html('application/javascript') },
+      handle: (_req, res) => void res.type('application/javascript').send(DOCS_INIT),
+    },
     {
       ...base,
       path: '/docs/assets/:file',
       summary: 'Swagger UI files of the interactive page',
-      openapi: { tags, parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string', enum: [...ASSETS.keys()] } }], responses: { ...html('text/css'), '404': { description: 'No such file' } } },
+      openapi: {
+        tags,
+        parameters: [{ name: 'file', in: 'path', required: true, schema: { type: 'string', enum: [...ASSETS.keys()] } }],
+        responses: { ...html('text/css'), '404': { description: 'No such file' } },
+      },
       handle: (req, res, next) => {
         const file = req.params.file!;
         if (!ASSETS.has(file)) return next();

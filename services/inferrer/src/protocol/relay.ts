@@ -2,7 +2,16 @@
 import type { ServerResponse } from 'node:http';
 import type { UpstreamResponse } from '../upstream.ts';
 
-const PASS_HEADERS = ['x-modelhost-id', 'x-inferrer-batch', 'x-inferrer-cache', 'x-inferrer-model-version', 'server-timing', 'inference-header-content-length', 'content-encoding', 'vary'];
+const PASS_HEADERS = [
+  'x-modelhost-id',
+  'x-inferrer-batch',
+  'x-inferrer-cache',
+  'x-inferrer-model-version',
+  'server-timing',
+  'inference-header-content-length',
+  'content-encoding',
+  'vary',
+];
 
 /** Answers up to this size are read whole and written with one call; larger ones stream. */
 const SMALL_ANSWER = 65536;
@@ -11,7 +20,11 @@ const SMALL_ANSWER = 65536;
  * Writes the answer with `extra` headers added (request id, security headers) and returns the headers it
  * wrote (for the access line) and the body bytes.
  */
-export async function relay(up: UpstreamResponse, res: ServerResponse, extra: Record<string, string>): Promise<{ bytes: number; headers: Record<string, string> }> {
+export async function relay(
+  up: UpstreamResponse,
+  res: ServerResponse,
+  extra: Record<string, string>,
+): Promise<{ bytes: number; headers: Record<string, string> }> {
   const headers: Record<string, string> = Object.assign({ 'content-type': String(up.headers['content-type'] ?? 'application/json') }, extra);
   for (const h of PASS_HEADERS) {
     const v = up.headers[h];

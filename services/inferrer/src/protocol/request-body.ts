@@ -33,7 +33,8 @@ export async function wholeBody(req: IncomingMessage, limit: number): Promise<Bu
   if (body.length >= SETTLE_BYTES) {
     await nextTurn();
     await nextTurn();
-    if (req.socket.readableEnded || req.socket.destroyed) throw new InferrerError('REQUEST_CANCELLED', 'the client closed its connection before its request could be sent on');
+    if (req.socket.readableEnded || req.socket.destroyed)
+      throw new InferrerError('REQUEST_CANCELLED', 'the client closed its connection before its request could be sent on');
   }
   return body;
 }

@@ -28,9 +28,13 @@ export async function receiveUpload(req: Request, res: Response, management: Man
   try {
     if (type.startsWith('multipart/form-data')) return await receiveMultipart(req, res, staging, maxBytes);
     if (type.startsWith('application/octet-stream')) return await receiveRaw(req, staging, maxBytes);
-    throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `upload the model as multipart/form-data (field "path" or "file") or as application/octet-stream, not ${JSON.stringify(type || 'no content type')}`, {
-      got: type,
-    });
+    throw new InferrerError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `upload the model as multipart/form-data (field "path" or "file") or as application/octet-stream, not ${JSON.stringify(type || 'no content type')}`,
+      {
+        got: type,
+      },
+    );
   } catch (err) {
     req.resume();
     await management.discard(staging);
@@ -75,7 +79,10 @@ function receiveMultipart(req: Request, res: Response, staging: string, maxBytes
       if (files.length > 1) return reject(new InferrerError('INVALID_REQUEST', 'the form has more than one model file'));
       let stac: unknown;
       try {
-        stac = await readStacField(all.find((f) => f.fieldname === STAC_FIELD), (req.body ?? {}) as Record<string, unknown>);
+        stac = await readStacField(
+          all.find((f) => f.fieldname === STAC_FIELD),
+          (req.body ?? {}) as Record<string, unknown>,
+        );
       } catch (e) {
         return reject(e);
       }
@@ -102,7 +109,8 @@ function receiveMultipart(req: Request, res: Response, staging: string, maxBytes
 async function readStacField(file: Express.Multer.File | undefined, body: Record<string, unknown>): Promise<unknown> {
   let text: string | undefined;
   if (file) {
-    if (file.size > MAX_STAC_BYTES) throw new InferrerError('INVALID_STAC_ITEM', `the STAC item is larger than ${MAX_STAC_BYTES} bytes`, { limit: MAX_STAC_BYTES });
+    if (file.size > MAX_STAC_BYTES)
+      throw new InferrerError('INVALID_STAC_ITEM', `the STAC item is larger than ${MAX_STAC_BYTES} bytes`, { limit: MAX_STAC_BYTES });
     text = await readFile(file.path, 'utf8');
     await rm(file.path, { force: true });
   } else if (typeof body.stac === 'string') {

@@ -108,7 +108,14 @@ async function validateInChild(file: string, folder: string, config: ModelConfig
         clearTimeout(timer);
         sent = performance.now();
         timer = setTimeout(
-          () => finish(new InferrerError('MODEL_TOO_COSTLY', `validating the model took longer than ${limits.timeoutMs} ms (VALIDATION_TIMEOUT_MS)`, { limit: 'VALIDATION_TIMEOUT_MS', limit_ms: limits.timeoutMs, file_bytes: size })),
+          () =>
+            finish(
+              new InferrerError('MODEL_TOO_COSTLY', `validating the model took longer than ${limits.timeoutMs} ms (VALIDATION_TIMEOUT_MS)`, {
+                limit: 'VALIDATION_TIMEOUT_MS',
+                limit_ms: limits.timeoutMs,
+                file_bytes: size,
+              }),
+            ),
           limits.timeoutMs,
         );
         child.send({ file, folder, config });

@@ -55,10 +55,17 @@ export class ClusterCollector {
       const signal = AbortSignal.timeout(this.#opts.timeoutMs);
       const [metrics, models] = await Promise.all([
         fetch(`${w.url}/metrics`, { signal }).then(async (r) => (r.ok ? r.text() : Promise.reject(new Error(`/metrics answered ${r.status}`)))),
-        fetch(`${w.url}/v1/models`, { signal }).then(async (r) => (r.ok ? ((await r.json()) as { modelhost?: string; models?: LoadedModelInfo[] }) : Promise.reject(new Error(`/v1/models answered ${r.status}`)))),
+        fetch(`${w.url}/v1/models`, { signal }).then(async (r) =>
+          r.ok ? ((await r.json()) as { modelhost?: string; models?: LoadedModelInfo[] }) : Promise.reject(new Error(`/v1/models answered ${r.status}`)),
+        ),
       ]);
       if (typeof models.modelhost === 'string') w.id = models.modelhost;
-      const loaded = (models.models ?? []).map((m) => ({ name: String(m.name), version: Number(m.version), state: String(m.state), queue_depth: Number(m.queue_depth) || 0 }));
+      const loaded = (models.models ?? []).map((m) => ({
+        name: String(m.name),
+        version: Number(m.version),
+        state: String(m.state),
+        queue_depth: Number(m.queue_depth) || 0,
+      }));
       record(w, toScrape(now, parsePromText(metrics), loaded), this.#opts.windowMs);
       if (!w.up) this.#log.info('modelhost up', { modelhost: w.id, url: w.url });
       w.up = true;
@@ -67,7 +74,8 @@ export class ClusterCollector {
     } catch (err) {
       this.scrapeErrors++;
       const message = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message;
-      if (w.up || w.lastScrape === undefined) this.#log.warn('modelhost scrape failed', { modelhost: w.id, url: w.url, err: { type: (err as Error).name, message } });
+      if (w.up || w.lastScrape === undefined)
+        this.#log.warn('modelhost scrape failed', { modelhost: w.id, url: w.url, err: { type: (err as Error).name, message } });
       w.up = false;
       w.error = message;
       // Keep the counters: when the worker comes back (reset or not), increases stay right.

@@ -130,7 +130,10 @@ export class DriftCollector {
       byKey.set(key, points);
     }
     for (const key of byKey.keys()) if (!seen.has(key)) byKey.delete(key);
-    this.#captures.set(w.url, (body.captures ?? []).map((c) => ({ ...c, modelhost: body.modelhost ?? w.id })));
+    this.#captures.set(
+      w.url,
+      (body.captures ?? []).map((c) => ({ ...c, modelhost: body.modelhost ?? w.id })),
+    );
   }
 
   /** The window of one worker's tracker: latest minus the baseline, or everything when there is none. */
@@ -176,8 +179,13 @@ export class DriftCollector {
         zCritical: th.z_critical ?? d.zCritical,
         minSamples: th.min_samples ?? d.minSamples,
       };
-      const features = profile ? [...scoreFeatures(profile.inputs, g.inputs, g.rows, 'input', t), ...scoreFeatures(profile.outputs, g.outputs, g.rows, 'output', t)] : [];
-      const status = features.reduce<DriftStatus>((worst, f) => (RANK[f.status] > RANK[worst] ? f.status : worst), g.rows < t.minSamples || features.length === 0 ? 'too_few_samples' : 'ok');
+      const features = profile
+        ? [...scoreFeatures(profile.inputs, g.inputs, g.rows, 'input', t), ...scoreFeatures(profile.outputs, g.outputs, g.rows, 'output', t)]
+        : [];
+      const status = features.reduce<DriftStatus>(
+        (worst, f) => (RANK[f.status] > RANK[worst] ? f.status : worst),
+        g.rows < t.minSamples || features.length === 0 ? 'too_few_samples' : 'ok',
+      );
       out.push({
         model: g.view.model,
         version: g.view.version,
@@ -199,7 +207,9 @@ export class DriftCollector {
     const hit = this.#profiles.get(key);
     if (hit) return hit;
     try {
-      const res = await fetch(`${url}/v1/drift/profile/${encodeURIComponent(view.model)}/${view.version}`, { signal: AbortSignal.timeout(this.#opts.timeoutMs) });
+      const res = await fetch(`${url}/v1/drift/profile/${encodeURIComponent(view.model)}/${view.version}`, {
+        signal: AbortSignal.timeout(this.#opts.timeoutMs),
+      });
       if (!res.ok) throw new Error(`answered ${res.status}`);
       const p = (await res.json()) as DriftProfile;
       if (this.#profiles.size > 1000) this.#profiles.clear();

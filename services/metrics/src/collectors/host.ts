@@ -36,7 +36,13 @@ export function parseNvidiaSmi(csv: string): GpuStatus[] {
     .filter(Boolean)
     .map((l) => {
       const [index, name, util, used, total] = l.split(',').map((x) => x.trim());
-      return { index: index!, name: name!, utilization_ratio: Number(util) / 100 || 0, memory_used_bytes: Number(used) * MIB || 0, memory_total_bytes: Number(total) * MIB || 0 };
+      return {
+        index: index!,
+        name: name!,
+        utilization_ratio: Number(util) / 100 || 0,
+        memory_used_bytes: Number(used) * MIB || 0,
+        memory_total_bytes: Number(total) * MIB || 0,
+      };
     });
 }
 
@@ -65,7 +71,10 @@ export class HostCollector {
 
   async collect(): Promise<void> {
     const cpus = os.cpus();
-    const cpu = cpus.reduce((a, c) => ({ idle: a.idle + c.times.idle, total: a.total + c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq }), { idle: 0, total: 0 });
+    const cpu = cpus.reduce(
+      (a, c) => ({ idle: a.idle + c.times.idle, total: a.total + c.times.user + c.times.nice + c.times.sys + c.times.idle + c.times.irq }),
+      { idle: 0, total: 0 },
+    );
     const prev = this.#lastCpu;
     this.#lastCpu = cpu;
     const usage = prev && cpu.total > prev.total ? 1 - (cpu.idle - prev.idle) / (cpu.total - prev.total) : 0;

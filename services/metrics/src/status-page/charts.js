@@ -44,7 +44,9 @@
           tip.className = 'chart-tip';
           tip.style.display = 'none';
           u.over.appendChild(tip);
-          u.over.addEventListener('mouseleave', function () { tip.style.display = 'none'; });
+          u.over.addEventListener('mouseleave', function () {
+            tip.style.display = 'none';
+          });
         },
         setCursor: function (u) {
           var i = u.cursor.idx;
@@ -94,15 +96,42 @@
       height: o.height || 220,
       scales: {
         x: { time: true },
-        y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.15 : 1]; } },
+        y: {
+          range: function (u, min, max) {
+            return [0, max > 0 ? max * 1.15 : 1];
+          },
+        },
       },
       axes: [
         { grid: { stroke: '#eceff3' }, values: timeTicks },
-        { size: 56, grid: { stroke: '#eceff3' }, values: function (u, splits) { return splits.map(function (v) { return format(v, v < 10 ? 2 : 0, ''); }); } },
+        {
+          size: 56,
+          grid: { stroke: '#eceff3' },
+          values: function (u, splits) {
+            return splits.map(function (v) {
+              return format(v, v < 10 ? 2 : 0, '');
+            });
+          },
+        },
       ],
-      series: [{ label: 'time', value: function (u, v) { return v === null ? '–' : timeText(v); } }].concat(
+      series: [
+        {
+          label: 'time',
+          value: function (u, v) {
+            return v === null ? '–' : timeText(v);
+          },
+        },
+      ].concat(
         series.map(function (s) {
-          return { label: s.label, stroke: colorOf(s.label), width: 2, spanGaps: false, value: function (u, v) { return format(v, o.digits, o.unit); } };
+          return {
+            label: s.label,
+            stroke: colorOf(s.label),
+            width: 2,
+            spanGaps: false,
+            value: function (u, v) {
+              return format(v, o.digits, o.unit);
+            },
+          };
         }),
       ),
       cursor: { points: { size: 6 } },
@@ -113,8 +142,16 @@
 
   /** Draws the series over the times (seconds since the epoch); a new set of series makes a new chart. */
   TimeChart.prototype.set = function (time, series) {
-    var key = series.map(function (s) { return s.label; }).join('\n');
-    var data = [time].concat(series.map(function (s) { return s.values; }));
+    var key = series
+      .map(function (s) {
+        return s.label;
+      })
+      .join('\n');
+    var data = [time].concat(
+      series.map(function (s) {
+        return s.values;
+      }),
+    );
     this.empty.style.display = time.length && series.length ? 'none' : 'block';
     if (this.u && key === this.key) {
       this.u.setData(data);

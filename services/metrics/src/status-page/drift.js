@@ -3,25 +3,46 @@
 (function () {
   'use strict';
   var interval = 5000;
-  function td(text, cls) { var c = document.createElement('td'); c.textContent = text; if (cls) c.className = cls; return c; }
+  function td(text, cls) {
+    var c = document.createElement('td');
+    c.textContent = text;
+    if (cls) c.className = cls;
+    return c;
+  }
   function bar(psi, t) {
     var c = document.createElement('td');
-    if (psi === null) { c.textContent = 'too few samples'; c.className = 'muted'; return c; }
+    if (psi === null) {
+      c.textContent = 'too few samples';
+      c.className = 'muted';
+      return c;
+    }
     var scale = Math.max(t.psi_critical * 2, psi);
-    var box = document.createElement('div'); box.className = 'psi-bar';
-    var fill = document.createElement('span'); fill.style.width = (100 * psi / scale).toFixed(1) + '%';
+    var box = document.createElement('div');
+    box.className = 'psi-bar';
+    var fill = document.createElement('span');
+    fill.style.width = ((100 * psi) / scale).toFixed(1) + '%';
     fill.className = psi >= t.psi_critical ? 'drift' : psi >= t.psi_warning ? 'warning' : 'ok';
     box.appendChild(fill);
-    [t.psi_warning, t.psi_critical].forEach(function (x) { var m = document.createElement('i'); m.style.left = (100 * x / scale).toFixed(1) + '%'; box.appendChild(m); });
-    var label = document.createElement('small'); label.textContent = ' ' + psi.toFixed(3);
-    c.appendChild(box); c.appendChild(label);
+    [t.psi_warning, t.psi_critical].forEach(function (x) {
+      var m = document.createElement('i');
+      m.style.left = ((100 * x) / scale).toFixed(1) + '%';
+      box.appendChild(m);
+    });
+    var label = document.createElement('small');
+    label.textContent = ' ' + psi.toFixed(3);
+    c.appendChild(box);
+    c.appendChild(label);
     return c;
   }
   function render(d) {
     var body = document.querySelector('#drift tbody');
     body.textContent = '';
     if (!d.models.length) {
-      var tr = document.createElement('tr'); var c = td('no model version has a drift profile (docs/operations.md#drift)', 'muted'); c.colSpan = 7; tr.appendChild(c); body.appendChild(tr);
+      var tr = document.createElement('tr');
+      var c = td('no model version has a drift profile (docs/operations.md#drift)', 'muted');
+      c.colSpan = 7;
+      tr.appendChild(c);
+      body.appendChild(tr);
     }
     d.models.forEach(function (m) {
       m.features.forEach(function (f, i) {
@@ -39,10 +60,17 @@
   }
   function poll() {
     fetch('api/v1/drift', { cache: 'no-store' })
-      .then(function (r) { if (!r.ok) throw new Error('drift answered ' + r.status); return r.json(); })
+      .then(function (r) {
+        if (!r.ok) throw new Error('drift answered ' + r.status);
+        return r.json();
+      })
       .then(render)
-      .catch(function () { /* the summary line already says when the service is unreachable */ })
-      .finally(function () { setTimeout(poll, interval); });
+      .catch(function () {
+        /* the summary line already says when the service is unreachable */
+      })
+      .finally(function () {
+        setTimeout(poll, interval);
+      });
   }
   poll();
 })();

@@ -7,7 +7,16 @@
  * queued leave the queue unrun.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DEFAULT_FRAME_LIMITS, FRAMES_CONTENT_TYPE, type FrameHeader, InferrerError, MAX_GROUP_MEMBERS, decodeFrames, encodeFrame, readStream } from '@inferrer/core';
+import {
+  DEFAULT_FRAME_LIMITS,
+  FRAMES_CONTENT_TYPE,
+  type FrameHeader,
+  InferrerError,
+  MAX_GROUP_MEMBERS,
+  decodeFrames,
+  encodeFrame,
+  readStream,
+} from '@inferrer/core';
 import { REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import type { ModelhostConfig } from '../config.ts';
 import { type InferenceFrame, closeSignal } from './inference.ts';
@@ -32,7 +41,8 @@ export function groupRoute({ config, frame, draining, member }: GroupDeps): Grou
       try {
         const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
         items = decodeFrames(await readStream(req, config.maxBodyBytes, length), { ...DEFAULT_FRAME_LIMITS, maxBodyBytes: config.maxBodyBytes });
-        if (items.length === 0 || items.length > MAX_GROUP_MEMBERS) throw new InferrerError('INVALID_REQUEST', `a group carries 1 to ${MAX_GROUP_MEMBERS} requests (got ${items.length})`);
+        if (items.length === 0 || items.length > MAX_GROUP_MEMBERS)
+          throw new InferrerError('INVALID_REQUEST', `a group carries 1 to ${MAX_GROUP_MEMBERS} requests (got ${items.length})`);
       } catch (err) {
         return frame.send(req, res, frame.error(err, requestIdFrom(undefined), (req.url ?? '').split('?')[0]!));
       }
@@ -55,7 +65,13 @@ export function groupRoute({ config, frame, draining, member }: GroupDeps): Grou
         const headers = (typeof header.headers === 'object' && header.headers !== null ? header.headers : {}) as Item['headers'];
         const reply =
           member({ path, headers, body }, signal) ??
-          Promise.resolve(frame.error(new InferrerError('ROUTE_NOT_FOUND', `a group carries only predictions (v1 predict, v2 infer), not ${path.slice(0, 200)}`), requestIdFrom(headers[REQUEST_ID_HEADER]), path.slice(0, 200)));
+          Promise.resolve(
+            frame.error(
+              new InferrerError('ROUTE_NOT_FOUND', `a group carries only predictions (v1 predict, v2 infer), not ${path.slice(0, 200)}`),
+              requestIdFrom(headers[REQUEST_ID_HEADER]),
+              path.slice(0, 200),
+            ),
+          );
         void reply.then((r) => {
           left--;
           r.headers['x-modelhost-id'] = config.id;

@@ -48,14 +48,29 @@ export class InferenceFrame {
   }
 
   /** Runs one inference in the frame; resolves with its reply, an error reply when it fails. */
-  async serve(headers: Item['headers'], path: string, name: string, query: string, work: (ctx: Ctx) => Promise<Answered>, signal?: AbortSignal): Promise<Reply> {
+  async serve(
+    headers: Item['headers'],
+    path: string,
+    name: string,
+    query: string,
+    work: (ctx: Ctx) => Promise<Answered>,
+    signal?: AbortSignal,
+  ): Promise<Reply> {
     const reqId = requestIdFrom(headers[REQUEST_ID_HEADER]);
     const started = performance.now();
     const priority: Priority = headers['x-inferrer-priority'] === 'batch' ? 'batch' : 'online';
     try {
       const timeout = Math.min(Number(headers['x-request-timeout-ms']) || this.#config.requestTimeoutMs, this.#config.requestTimeoutMs);
       const length = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
-      const { reply, facts } = await work({ reqId, started, deadline: started + timeout, priority, q: query === '' ? NO_QUERY : new URLSearchParams(query), length, signal });
+      const { reply, facts } = await work({
+        reqId,
+        started,
+        deadline: started + timeout,
+        priority,
+        q: query === '' ? NO_QUERY : new URLSearchParams(query),
+        length,
+        signal,
+      });
       this.line(reqId, reply.status, facts.model, started, facts, priority);
       return reply;
     } catch (err) {
@@ -66,7 +81,14 @@ export class InferenceFrame {
   }
 
   /** Reads the whole body, then serves; a body that cannot be read is answered like any other error. */
-  async whole(req: IncomingMessage, path: string, name: string, query: string, work: (item: Item, ctx: Ctx) => Promise<Answered>, signal?: AbortSignal): Promise<Reply> {
+  async whole(
+    req: IncomingMessage,
+    path: string,
+    name: string,
+    query: string,
+    work: (item: Item, ctx: Ctx) => Promise<Answered>,
+    signal?: AbortSignal,
+  ): Promise<Reply> {
     let body: Buffer | Buffer[];
     const started = performance.now();
     try {
@@ -125,7 +147,9 @@ export class InferenceFrame {
       ...(status >= 400 ? { error: typeof code === 'string' ? code : 'INTERNAL' } : {}),
       ...(priority === 'batch' ? { priority } : {}),
       ms: Number((performance.now() - started).toFixed(2)),
-      ...(batch ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) } : {}),
+      ...(batch
+        ? { batch: batch.batchRequests, rows: batch.batchRows, queueMs: Number(batch.queueMs.toFixed(2)), computeMs: Number(batch.computeMs.toFixed(2)) }
+        : {}),
       ...(batch && batch.loadMs > 0 ? { loadMs: Number(batch.loadMs.toFixed(2)) } : {}),
     });
   }

@@ -40,8 +40,17 @@ export interface RouteDeps {
 export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRoute | StreamRoute)[] {
   const inferV2 = async (item: Item, params: Record<string, string>, ctx: Ctx): Promise<Answered> => {
     const header = item.headers['inference-header-content-length'];
-    const answer = await dataplane.inferV2(params.model!, item.body, header === undefined ? undefined : Number(header), { ...versionOf(params.version), deadline: ctx.deadline, priority: ctx.priority, signal: ctx.signal });
-    if (answer.binary.length === 0) return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.json === 'string' ? answer.json : [answer.json] }, facts: answer };
+    const answer = await dataplane.inferV2(params.model!, item.body, header === undefined ? undefined : Number(header), {
+      ...versionOf(params.version),
+      deadline: ctx.deadline,
+      priority: ctx.priority,
+      signal: ctx.signal,
+    });
+    if (answer.binary.length === 0)
+      return {
+        reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.json === 'string' ? answer.json : [answer.json] },
+        facts: answer,
+      };
     const json = typeof answer.json === 'string' ? Buffer.from(answer.json) : answer.json;
     const headers = batchHeaders(answer, 'application/octet-stream');
     headers['inference-header-content-length'] = String(json.length);
@@ -55,19 +64,39 @@ export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRou
       summary: 'FRACTAL v1 body → v1 answer',
       async run(item, params, { q, deadline, priority, signal }) {
         const output = q.get('output') ?? undefined;
-        const answer = await dataplane.predictV1(params.name!, item.body, { ...versionOf(q.get('version')), ...(output ? { output } : {}), all: q.get('outputs') === 'all', deadline, priority, signal });
-        return { reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.body === 'string' ? answer.body : [answer.body] }, facts: answer };
+        const answer = await dataplane.predictV1(params.name!, item.body, {
+          ...versionOf(q.get('version')),
+          ...(output ? { output } : {}),
+          all: q.get('outputs') === 'all',
+          deadline,
+          priority,
+          signal,
+        });
+        return {
+          reply: { status: 200, headers: batchHeaders(answer, 'application/json'), body: typeof answer.body === 'string' ? answer.body : [answer.body] },
+          facts: answer,
+        };
       },
     },
     { kind: 'inference', method: 'POST', path: '/v2/models/:model/infer', summary: 'Open Inference Protocol infer', run: inferV2 },
-    { kind: 'inference', method: 'POST', path: '/v2/models/:model/versions/:version/infer', summary: 'Open Inference Protocol infer, one version', run: inferV2 },
+    {
+      kind: 'inference',
+      method: 'POST',
+      path: '/v2/models/:model/versions/:version/infer',
+      summary: 'Open Inference Protocol infer, one version',
+      run: inferV2,
+    },
     {
       kind: 'stream',
       method: 'POST',
       path: '/v1/models/:name/predict-images',
       summary: 'multipart images → values, labels or boxes',
       async run(req, params, { q, length, reqId, deadline, priority, signal }) {
-        if (length !== undefined && length > config.maxBodyBytes) throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, { limit: config.maxBodyBytes, got: length });
+        if (length !== undefined && length > config.maxBodyBytes)
+          throw new InferrerError('BODY_TOO_LARGE', `the request body is larger than the limit of ${config.maxBodyBytes} bytes`, {
+            limit: config.maxBodyBytes,
+            got: length,
+          });
         const images = await receiveImages(req, { maxFiles: config.maxImagesPerRequest, maxBytes: config.maxBodyBytes });
         const answer = await dataplane.predictImages(params.name!, images, {
           ...versionOf(q.get('version')),
@@ -120,7 +149,10 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
       ...get,
       path: '/v1/drift',
       summary: 'cumulative drift statistics and profile captures (for the metrics service)',
-      handle: (_req, res) => void res.set('cache-control', 'no-store').json(drift?.view() ?? { modelhost: config.id, time: new Date().toISOString(), disabled: true, trackers: [], captures: [] }),
+      handle: (_req, res) =>
+        void res
+          .set('cache-control', 'no-store')
+          .json(drift?.view() ?? { modelhost: config.id, time: new Date().toISOString(), disabled: true, trackers: [], captures: [] }),
     },
     {
       ...get,
@@ -165,7 +197,8 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
     {
       ...get,
       path: '/v1/models/:name/settings',
-      summary: "how this worker runs a model: its config over this worker's settings, and the execution plan of its default version when loaded here (without loading it)",
+      summary:
+        "how this worker runs a model: its config over this worker's settings, and the execution plan of its default version when loaded here (without loading it)",
       handle: async (req, res) => {
         const record = await registry.current(req.params.name!);
         const s = registry.settings(record);
@@ -178,7 +211,9 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
           instances: plan?.instances ?? s.instances ?? 1,
           execution_providers: s.executionProviders,
           response_cache: { enable: s.responseCache },
-          execution: plan ? { modelhost: config.id, version: record.default_version, ...planView(plan) } : { modelhost: config.id, reason: 'chosen when the model loads on this worker (not loaded here yet)' },
+          execution: plan
+            ? { modelhost: config.id, version: record.default_version, ...planView(plan) }
+            : { modelhost: config.id, reason: 'chosen when the model loads on this worker (not loaded here yet)' },
         });
       },
     },
@@ -187,7 +222,10 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
       method: 'POST',
       path: '/v1/models/:name/versions/:version/warm',
       summary: 'load and warm a version unless it is loaded or loading; answers its state now (READY, LOADING, UNAVAILABLE)',
-      handle: async (req, res) => void res.set('cache-control', 'no-store').json({ modelhost: config.id, ...(await registry.warm(parseModelName(req.params.name), parseVersion(req.params.version))) }),
+      handle: async (req, res) =>
+        void res
+          .set('cache-control', 'no-store')
+          .json({ modelhost: config.id, ...(await registry.warm(parseModelName(req.params.name), parseVersion(req.params.version))) }),
     },
     {
       ...get,
@@ -226,13 +264,15 @@ function queryInt(q: URLSearchParams, name: string, fallback: number, min: numbe
   const v = q.get(name);
   if (v === null) return fallback;
   const n = Number(v);
-  if (!/^\d{1,6}$/.test(v) || n < min || n > max) throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be an integer from ${min} to ${max}`, { parameter: name, got: v.slice(0, 32) });
+  if (!/^\d{1,6}$/.test(v) || n < min || n > max)
+    throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be an integer from ${min} to ${max}`, { parameter: name, got: v.slice(0, 32) });
   return n;
 }
 
 function queryFraction(q: URLSearchParams, name: string): number {
   const v = q.get(name) ?? '';
   const n = Number(v);
-  if (v === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be a number from 0 to 1`, { parameter: name, got: v.slice(0, 32) });
+  if (v === '' || !Number.isFinite(n) || n < 0 || n > 1)
+    throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be a number from 0 to 1`, { parameter: name, got: v.slice(0, 32) });
   return n;
 }

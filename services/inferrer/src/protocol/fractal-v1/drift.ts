@@ -74,7 +74,11 @@ export function driftRoutes({ management, metrics, captures }: DriftRouteDeps): 
             'application/json': {
               schema: {
                 oneOf: [
-                  { type: 'object', required: ['inputs'], properties: { inputs: { type: 'array', items: { type: 'object' } }, outputs: { type: 'array', items: { type: 'object' } } } },
+                  {
+                    type: 'object',
+                    required: ['inputs'],
+                    properties: { inputs: { type: 'array', items: { type: 'object' } }, outputs: { type: 'array', items: { type: 'object' } } },
+                  },
                   { type: 'array', items: { type: 'array', items: { type: 'number' } } },
                 ],
               },
@@ -90,7 +94,12 @@ export function driftRoutes({ management, metrics, captures }: DriftRouteDeps): 
         const { record, version: v } = await management.version(req.params.name!, version);
         const profile = await profileFromBody(req, { inputs: v.inputs, outputs: v.outputs });
         const saved = await management.setProfile(record.name, version, profile);
-        sendV1(res, 200, { message: `drift profile of ${record.name} version ${version} stored (${profile.source}, ${profile.samples} rows)`, model_name: saved.model, version, profile: profileSummary(profile) });
+        sendV1(res, 200, {
+          message: `drift profile of ${record.name} version ${version} stored (${profile.source}, ${profile.samples} rows)`,
+          model_name: saved.model,
+          version,
+          profile: profileSummary(profile),
+        });
       },
     },
     {
@@ -103,14 +112,25 @@ export function driftRoutes({ management, metrics, captures }: DriftRouteDeps): 
       openapi: {
         tags,
         parameters: [nameParam],
-        requestBody: { required: true, ...json({ type: 'object', required: ['samples'], properties: { samples: { type: 'integer', minimum: 1 }, version: { type: 'integer', minimum: 1 } } }) },
+        requestBody: {
+          required: true,
+          ...json({
+            type: 'object',
+            required: ['samples'],
+            properties: { samples: { type: 'integer', minimum: 1 }, version: { type: 'integer', minimum: 1 } },
+          }),
+        },
         responses: { '202': { description: 'Capture started', ...json(ref('V1Envelope')) }, ...v1Errors },
       },
       handle: async (req, res) => {
         const body = parseWith(CaptureSchema, parseJson(await readStream(req, 64 * 1024)), 'the capture request');
         const { model, capture } = await management.requestCapture(req.params.name!, body.version, body.samples);
         captures.watch(model);
-        sendV1(res, 202, { message: `capturing the next ${capture.samples} rows of ${model} version ${capture.version}; GET this route for progress`, model_name: model, capture });
+        sendV1(res, 202, {
+          message: `capturing the next ${capture.samples} rows of ${model} version ${capture.version}; GET this route for progress`,
+          model_name: model,
+          capture,
+        });
       },
     },
     {
@@ -133,7 +153,10 @@ export function driftRoutes({ management, metrics, captures }: DriftRouteDeps): 
 async function profileFromBody(req: Request, sig: ModelSignature): Promise<StoredProfile> {
   const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
   const buf = await readStream(req, MAX_PROFILE_BYTES, length);
-  const type = String(req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  const type = String(req.headers['content-type'] ?? 'application/json')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
   let rows: unknown[];
   if (type === 'application/json') {
     const body = parseJson(buf);
@@ -156,12 +179,19 @@ async function profileFromBody(req: Request, sig: ModelSignature): Promise<Store
         }
       });
   } else if (type === 'text/csv') {
-    const lines = buf.toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    const lines = buf
+      .toString('utf8')
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean);
     // A header line (anything not a number in it) is skipped.
     if (lines.length && lines[0]!.split(',').some((c) => c.trim() === '' || !Number.isFinite(Number(c)))) lines.shift();
     rows = lines.map((l) => l.split(',').map((c) => Number(c.trim())));
   } else {
-    throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `a profile is application/json; sample rows are application/json, application/x-ndjson or text/csv (got ${type.slice(0, 64)})`);
+    throw new InferrerError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `a profile is application/json; sample rows are application/json, application/x-ndjson or text/csv (got ${type.slice(0, 64)})`,
+    );
   }
   return profileFromSample(rows, sig);
 }

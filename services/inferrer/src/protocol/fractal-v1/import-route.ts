@@ -20,7 +20,10 @@ export function importRoutes(importer: ModelImporter): ExpressRoute[] {
       openapi: {
         tags: [TAGS.v1],
         parameters: [nameParam],
-        requestBody: { required: true, ...json({ type: 'object', required: ['url'], properties: { url: { type: 'string', format: 'uri' }, metadata: { type: 'object' } } }) },
+        requestBody: {
+          required: true,
+          ...json({ type: 'object', required: ['url'], properties: { url: { type: 'string', format: 'uri' }, metadata: { type: 'object' } } }),
+        },
         responses: {
           '201': { description: 'Created: the model, or a new version of it', ...json(ref('V1Envelope')) },
           ...v1Errors,
@@ -31,14 +34,27 @@ export function importRoutes(importer: ModelImporter): ExpressRoute[] {
       },
       handle: async (req, res) => {
         const type = String(req.headers['content-type'] ?? '');
-        if (!type.startsWith('application/json')) throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `send {"url": "…"} as application/json, not ${JSON.stringify(type || 'no content type')}`, { got: type });
+        if (!type.startsWith('application/json'))
+          throw new InferrerError('UNSUPPORTED_MEDIA_TYPE', `send {"url": "…"} as application/json, not ${JSON.stringify(type || 'no content type')}`, {
+            got: type,
+          });
         const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
         const body = parseJson(await readStream(req, 64 * 1024, length)) as { url?: unknown; metadata?: unknown };
-        if (!body || typeof body !== 'object' || typeof body.url !== 'string') throw new InferrerError('INVALID_REQUEST', 'send {"url": "<STAC item URL>", "metadata": {…}}');
-        if (body.metadata !== undefined && (typeof body.metadata !== 'object' || body.metadata === null || Array.isArray(body.metadata))) throw new InferrerError('INVALID_REQUEST', '"metadata" must be an object');
-        const result = await importer.import(req.params.name!, { url: body.url, ...(body.metadata ? { metadata: body.metadata as Record<string, unknown> } : {}) });
+        if (!body || typeof body !== 'object' || typeof body.url !== 'string')
+          throw new InferrerError('INVALID_REQUEST', 'send {"url": "<STAC item URL>", "metadata": {…}}');
+        if (body.metadata !== undefined && (typeof body.metadata !== 'object' || body.metadata === null || Array.isArray(body.metadata)))
+          throw new InferrerError('INVALID_REQUEST', '"metadata" must be an object');
+        const result = await importer.import(req.params.name!, {
+          url: body.url,
+          ...(body.metadata ? { metadata: body.metadata as Record<string, unknown> } : {}),
+        });
         res.setHeader('location', `/api/v1/models/${result.model.name}`);
-        sendV1(res, 201, { message: `model ${result.model.name} version ${result.version} imported from ${result.source.item}`, version: result.version, source: result.source, model: result.model });
+        sendV1(res, 201, {
+          message: `model ${result.model.name} version ${result.version} imported from ${result.source.item}`,
+          version: result.version,
+          source: result.source,
+          model: result.model,
+        });
       },
     },
   ];

@@ -38,7 +38,9 @@ const operation = (extra: unknown[]): Operation => ({
     required: false,
     content: {
       ...json(ref('V1PredictRequest')).content,
-      'multipart/form-data': { schema: { type: 'object', properties: { file: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'One or more images' } } } },
+      'multipart/form-data': {
+        schema: { type: 'object', properties: { file: { type: 'array', items: { type: 'string', format: 'binary' }, description: 'One or more images' } } },
+      },
     },
   },
   responses: {
@@ -56,14 +58,35 @@ export function v1PredictRoutes({ config, dataplane }: PredictDeps): StreamRoute
     parseModelName(call.params.name); // before a large body is read for nothing
     if (isMultipart(req)) {
       const body = await wholeBody(req, config.maxBodyBytes);
-      return dataplane.predictImages(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: String(req.headers['content-type']), deadline: call.deadline, signal: call.signal });
+      return dataplane.predictImages(call.params.name!, q, {
+        reqId: call.reqId,
+        body,
+        contentLength: body.length,
+        contentType: String(req.headers['content-type']),
+        deadline: call.deadline,
+        signal: call.signal,
+      });
     }
     if (hasBody(req)) {
       const body = await wholeBody(req, config.maxBodyBytes);
-      return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: body.length, contentType: 'application/json', deadline: call.deadline, signal: call.signal });
+      return dataplane.predictV1(call.params.name!, q, {
+        reqId: call.reqId,
+        body,
+        contentLength: body.length,
+        contentType: 'application/json',
+        deadline: call.deadline,
+        signal: call.signal,
+      });
     }
     const body = `{"values":${valuesQuery(q)}}`;
-    return dataplane.predictV1(call.params.name!, q, { reqId: call.reqId, body, contentLength: Buffer.byteLength(body), contentType: 'application/json', deadline: call.deadline, signal: call.signal });
+    return dataplane.predictV1(call.params.name!, q, {
+      reqId: call.reqId,
+      body,
+      contentLength: Buffer.byteLength(body),
+      contentType: 'application/json',
+      deadline: call.deadline,
+      signal: call.signal,
+    });
   };
   return [
     {

@@ -50,10 +50,12 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
   const sendToModelhost = async (req: Request, res: Response): Promise<void> => {
     const b = (await body(req)) as { data?: unknown };
     if (!b || !Array.isArray(b.data) || b.data.length === 0) throw new InferrerError('INVALID_REQUEST', 'send {"data": ["ONE", "TWO", …]}');
-    if (b.data.length > MAX_SENDTOMODELHOST_ITEMS) throw new InferrerError('INVALID_REQUEST', `at most ${MAX_SENDTOMODELHOST_ITEMS} items`, { limit: MAX_SENDTOMODELHOST_ITEMS });
+    if (b.data.length > MAX_SENDTOMODELHOST_ITEMS)
+      throw new InferrerError('INVALID_REQUEST', `at most ${MAX_SENDTOMODELHOST_ITEMS} items`, { limit: MAX_SENDTOMODELHOST_ITEMS });
     const reqId = res.getHeader('x-request-id') as string;
     const items = b.data.map((d, i) => {
-      if (typeof d !== 'string' && typeof d !== 'number' && typeof d !== 'boolean') throw new InferrerError('INVALID_REQUEST', `data[${i}] must be a string (or a number)`, { item: i });
+      if (typeof d !== 'string' && typeof d !== 'number' && typeof d !== 'boolean')
+        throw new InferrerError('INVALID_REQUEST', `data[${i}] must be a string (or a number)`, { item: i });
       return String(d).slice(0, 256);
     });
     const answers = await Promise.all(items.map((d) => dataplane.whoAnswers(d, reqId)));
@@ -67,7 +69,11 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       protocol: 'v1',
       summary: 'Welcome message',
       openapi: { tags, responses: ok('Welcome') },
-      handle: (req, res) => sendV1(res, 200, { message: 'Welcome to Inferrer, a model-serving cluster for ONNX models. GET /help lists the routes.', help: `${publicUrl(req, config.port)}/help` }),
+      handle: (req, res) =>
+        sendV1(res, 200, {
+          message: 'Welcome to Inferrer, a model-serving cluster for ONNX models. GET /help lists the routes.',
+          help: `${publicUrl(req, config.port)}/help`,
+        }),
     },
     {
       method: 'GET',
@@ -99,20 +105,44 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
             http_status: ref('HttpStatus'),
             model_list: {
               type: 'array',
-              items: { type: 'object', required: ['model', 'description'], properties: { model: { type: 'string' }, description: { type: 'string' }, name: { type: 'string' }, default_version: { type: 'integer' }, versions: { type: 'array', items: { type: 'integer' } } } },
+              items: {
+                type: 'object',
+                required: ['model', 'description'],
+                properties: {
+                  model: { type: 'string' },
+                  description: { type: 'string' },
+                  name: { type: 'string' },
+                  default_version: { type: 'integer' },
+                  versions: { type: 'array', items: { type: 'integer' } },
+                },
+              },
             },
           },
         }),
       },
-      handle: async (_req, res) => sendV1(res, 200, { model_list: (await management.information()).map((m) => ({ model: m.name, description: m.description ?? '', name: m.name, default_version: m.default_version, versions: m.versions })) }),
+      handle: async (_req, res) =>
+        sendV1(res, 200, {
+          model_list: (await management.information()).map((m) => ({
+            model: m.name,
+            description: m.description ?? '',
+            name: m.name,
+            default_version: m.default_version,
+            versions: m.versions,
+          })),
+        }),
     },
     {
       ...v1,
       method: 'GET',
       path: '/api/v1/models/:name',
-      summary: 'One model: description, versions, inputs/outputs, batching config, where it is loaded (loaded_on), how it is placed, and how a worker runs it (execution)',
+      summary:
+        'One model: description, versions, inputs/outputs, batching config, where it is loaded (loaded_on), how it is placed, and how a worker runs it (execution)',
       example: 'curl $B/api/v1/models/iris',
-      openapi: { tags, parameters: [nameParam], responses: { ...ok('`model`: description, versions, inputs, outputs, config, loaded_on, placement, execution'), ...v1Errors } },
+      openapi: {
+        tags,
+        parameters: [nameParam],
+        responses: { ...ok('`model`: description, versions, inputs, outputs, config, loaded_on, placement, execution'), ...v1Errors },
+      },
       handle: async (req, res) => {
         const model = await management.describe(req.params.name!);
         // How a worker runs it (slots × threads, batch size, and why): its answer, when one answers soon.
@@ -138,7 +168,8 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       openapi: { tags, parameters: [nameParam], requestBody: { required: true, ...json(ref('ModelPatch')) }, responses: { ...ok('Updated'), ...v1Errors } },
       handle: async (req, res) => {
         const patch = await body(req);
-        if (!patch || typeof patch !== 'object' || Array.isArray(patch)) throw new InferrerError('INVALID_REQUEST', 'the body must be a JSON object like {"model_description": "…"}');
+        if (!patch || typeof patch !== 'object' || Array.isArray(patch))
+          throw new InferrerError('INVALID_REQUEST', 'the body must be a JSON object like {"model_description": "…"}');
         sendV1(res, 200, { model: await management.update(req.params.name!, patch) });
       },
     },
@@ -146,7 +177,8 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       ...admin,
       method: 'PUT',
       path: '/api/v1/models/:name',
-      summary: 'Upload a model, or a new version of it (multipart field "path" or "file"; optional JSON field "metadata"; or the raw file as application/octet-stream)',
+      summary:
+        'Upload a model, or a new version of it (multipart field "path" or "file"; optional JSON field "metadata"; or the raw file as application/octet-stream)',
       example: `curl -X PUT $B/api/v1/models/iris -F path=@iris.onnx -F 'metadata={"description":"Iris classifier"}'`,
       openapi: {
         tags,
@@ -155,7 +187,13 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
           required: true,
           content: {
             'multipart/form-data': {
-              schema: { type: 'object', properties: { path: { type: 'string', format: 'binary', description: 'The ONNX file (FRACTAL name; `file` also works)' }, metadata: { type: 'string', description: 'JSON: description, config, labels' } } },
+              schema: {
+                type: 'object',
+                properties: {
+                  path: { type: 'string', format: 'binary', description: 'The ONNX file (FRACTAL name; `file` also works)' },
+                  metadata: { type: 'string', description: 'JSON: description, config, labels' },
+                },
+              },
             },
             'application/octet-stream': { schema: { type: 'string', format: 'binary' } },
           },
@@ -196,7 +234,14 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       openapi: {
         tags: [TAGS.versions],
         parameters: [nameParam],
-        requestBody: { required: true, ...json({ type: 'object', required: ['version', 'percent'], properties: { version: { type: 'integer' }, percent: { type: 'number', minimum: 0, maximum: 100 } } }) },
+        requestBody: {
+          required: true,
+          ...json({
+            type: 'object',
+            required: ['version', 'percent'],
+            properties: { version: { type: 'integer' }, percent: { type: 'number', minimum: 0, maximum: 100 } },
+          }),
+        },
         responses: { ...ok('Split set'), ...v1Errors },
       },
       handle: async (req, res) => sendV1(res, 200, { model: await management.canary(req.params.name!, await body(req)) }),
@@ -207,7 +252,12 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       path: '/api/v1/models/:name/promote',
       summary: 'Make the canary (or the given version) the default and clear the split',
       example: 'curl -X POST $B/api/v1/models/iris/promote',
-      openapi: { tags: [TAGS.versions], parameters: [nameParam], requestBody: { required: false, ...json({ type: 'object', properties: { version: { type: 'integer' } } }) }, responses: { ...ok('Promoted'), ...v1Errors } },
+      openapi: {
+        tags: [TAGS.versions],
+        parameters: [nameParam],
+        requestBody: { required: false, ...json({ type: 'object', properties: { version: { type: 'integer' } } }) },
+        responses: { ...ok('Promoted'), ...v1Errors },
+      },
       handle: async (req, res) => {
         const length = Number(req.headers['content-length'] ?? 0);
         sendV1(res, 200, { model: await management.promote(req.params.name!, length > 0 ? await body(req) : {}) });
@@ -228,7 +278,11 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       path: '/api/test/sendtomodelhost',
       summary: 'Which modelhost answers each item (shows the load balancing)',
       example: `curl -X POST $B/api/test/sendtomodelhost -H 'Content-Type: application/json' -d '{"data": ["ONE", "TWO", "THREE"]}'`,
-      openapi: { tags, requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) }, responses: ok('`results`') },
+      openapi: {
+        tags,
+        requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) },
+        responses: ok('`results`'),
+      },
       handle: sendToModelhost,
     },
     {
@@ -237,7 +291,11 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
       path: '/api/test/sendtomodelhost',
       summary: 'The same, as FRACTAL documents it: a GET with the JSON body',
       example: `curl -X GET -H 'Content-Type: application/json' --data '{"data": ["ONE", "TWO", "THREE", "FOUR"]}' $B/api/test/sendtomodelhost`,
-      openapi: { tags, requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) }, responses: ok('`results`') },
+      openapi: {
+        tags,
+        requestBody: { required: true, ...json({ type: 'object', properties: { data: { type: 'array', items: { type: 'string' } } } }) },
+        responses: ok('`results`'),
+      },
       handle: sendToModelhost,
     },
   ];

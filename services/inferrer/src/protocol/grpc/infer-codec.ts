@@ -68,7 +68,16 @@ const FIELD_OF: Record<string, ContentField | undefined> = {
   FP64: 'fp64_contents',
   BYTES: 'bytes_contents',
 };
-const FIELDS: readonly ContentField[] = ['bool_contents', 'int_contents', 'int64_contents', 'uint_contents', 'uint64_contents', 'fp32_contents', 'fp64_contents', 'bytes_contents'];
+const FIELDS: readonly ContentField[] = [
+  'bool_contents',
+  'int_contents',
+  'int64_contents',
+  'uint_contents',
+  'uint64_contents',
+  'fp32_contents',
+  'fp64_contents',
+  'bytes_contents',
+];
 
 const bad = (message: string, details: Record<string, unknown>): InferrerError => new InferrerError('INVALID_INPUT', message, details);
 
@@ -106,7 +115,10 @@ function parameters(map: Record<string, GrpcParameter> | undefined): Record<stri
 export function inferBody(req: GrpcInferRequest): { parts: Buffer[]; length: number; headerLength: number } {
   const raw = req.raw_input_contents ?? [];
   if (raw.length > 0 && raw.length !== req.inputs.length) {
-    throw new InferrerError('INVALID_REQUEST', `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs; send one per input, in order`, { expected: req.inputs.length, got: raw.length });
+    throw new InferrerError('INVALID_REQUEST', `raw_input_contents has ${raw.length} entries for ${req.inputs.length} inputs; send one per input, in order`, {
+      expected: req.inputs.length,
+      got: raw.length,
+    });
   }
   const chunks: Buffer[] = [];
   const inputs = req.inputs.map((input, i) => {
@@ -142,16 +154,24 @@ function contentBytes(name: string, datatype: string, shape: number[], contents:
   const given = FIELDS.filter((f) => (contents?.[f]?.length ?? 0) > 0);
   if (!field) {
     if (given.length > 0 || datatype !== 'FP16') {
-      throw bad(`input '${name}' has datatype ${JSON.stringify(datatype.slice(0, 32))}, which has no contents list${datatype === 'FP16' ? '; send FP16 as raw_input_contents' : ''}`, { input: name });
+      throw bad(
+        `input '${name}' has datatype ${JSON.stringify(datatype.slice(0, 32))}, which has no contents list${datatype === 'FP16' ? '; send FP16 as raw_input_contents' : ''}`,
+        { input: name },
+      );
     }
   }
   const other = given.find((f) => f !== field);
-  if (other) throw bad(`input '${name}' is ${datatype}: its values go in ${field ?? 'raw_input_contents'}, not ${other}`, { input: name, expected: field, got: other });
+  if (other)
+    throw bad(`input '${name}' is ${datatype}: its values go in ${field ?? 'raw_input_contents'}, not ${other}`, { input: name, expected: field, got: other });
   const values = (field ? contents?.[field] : undefined) ?? [];
   const valid = shape.every((d) => Number.isSafeInteger(d) && d >= 0);
   const count = valid ? elementCount(shape) : Number.NaN;
   if (valid && values.length !== count) {
-    throw bad(`input '${name}' has shape [${shape.join(', ')}] (${count} elements) but its contents hold ${values.length}`, { input: name, expected: count, got: values.length });
+    throw bad(`input '${name}' has shape [${shape.join(', ')}] (${count} elements) but its contents hold ${values.length}`, {
+      input: name,
+      expected: count,
+      got: values.length,
+    });
   }
   if (datatype === 'BYTES') {
     const parts: Buffer[] = [];
@@ -169,13 +189,15 @@ function contentBytes(name: string, datatype: string, shape: number[], contents:
     const v = values[i];
     if (info.bigint) {
       const n = BigInt(v as string);
-      if (n < (info.min as bigint) || n > (info.max as bigint)) throw bad(`input '${name}' element ${i}: ${n} does not fit ${datatype}`, { input: name, index: i });
+      if (n < (info.min as bigint) || n > (info.max as bigint))
+        throw bad(`input '${name}' element ${i}: ${n} does not fit ${datatype}`, { input: name, index: i });
       (arr as BigInt64Array)[i] = n;
     } else if (info.float) {
       (arr as Float32Array)[i] = v as number;
     } else {
       const n = typeof v === 'boolean' ? (v ? 1 : 0) : (v as number);
-      if (n < (info.min as number) || n > (info.max as number)) throw bad(`input '${name}' element ${i}: ${n} does not fit ${datatype}`, { input: name, index: i });
+      if (n < (info.min as number) || n > (info.max as number))
+        throw bad(`input '${name}' element ${i}: ${n} does not fit ${datatype}`, { input: name, index: i });
       (arr as Int32Array)[i] = n;
     }
   }
@@ -185,7 +207,12 @@ function contentBytes(name: string, datatype: string, shape: number[], contents:
 /** A modelhost's answer (JSON header, then every output's bytes) as a ModelInferResponse. */
 export function inferResponse(answer: Buffer, headerLength: string | undefined): GrpcInferResponse {
   const end = headerLength === undefined ? answer.length : Number(headerLength);
-  const head = JSON.parse(answer.toString('utf8', 0, end)) as { model_name: string; model_version: string; id?: string; outputs?: { name: string; datatype: string; shape: number[]; parameters?: { binary_data_size?: number } }[] };
+  const head = JSON.parse(answer.toString('utf8', 0, end)) as {
+    model_name: string;
+    model_version: string;
+    id?: string;
+    outputs?: { name: string; datatype: string; shape: number[]; parameters?: { binary_data_size?: number } }[];
+  };
   const outputs: GrpcInferResponse['outputs'] = [];
   const raw: Buffer[] = [];
   let at = end;

@@ -92,7 +92,12 @@ export function methods({ oip, dataplane }: Pick<GrpcDeps, 'oip' | 'dataplane'>)
         for (const [k, p] of Object.entries(r.parameters ?? {}) as [string, { parameter_choice?: string; string_param?: string; bytes_param?: Buffer }][]) {
           if (k === 'config' && p.parameter_choice === 'string_param') config = p.string_param;
           else if (k.startsWith('file:') && p.parameter_choice === 'bytes_param') files.push({ path: k.slice(5), bytes: p.bytes_param! });
-          else throw new InferrerError('INVALID_REQUEST', `unknown load parameter ${JSON.stringify(k.slice(0, 64))}: a load takes "config" (string_param) and "file:<version>/<name>.onnx" (bytes_param)`, { parameter: k.slice(0, 64) });
+          else
+            throw new InferrerError(
+              'INVALID_REQUEST',
+              `unknown load parameter ${JSON.stringify(k.slice(0, 64))}: a load takes "config" (string_param) and "file:<version>/<name>.onnx" (bytes_param)`,
+              { parameter: k.slice(0, 64) },
+            );
         }
         await oip.load(r.model_name, { ...(config !== undefined ? { config } : {}), ...(files.length ? { files } : {}) });
         return {};
@@ -161,7 +166,9 @@ export class GrpcServer {
   /** Listens on host:port; resolves with the port bound (for port 0). */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      this.#server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound),
+      );
     });
   }
 
@@ -208,7 +215,8 @@ export class GrpcServer {
         status = statusOf(err);
         failure = err;
         if (status >= 500) this.#log.error('call failed', { reqId, method: name, status, err: err.code === 'INTERNAL' && err.cause ? err.cause : err });
-        else if (this.#log.isDebugEnabled()) this.#log.debug('call refused', { reqId, method: name, status, err: { type: err.name, code: err.code, message: err.message } });
+        else if (this.#log.isDebugEnabled())
+          this.#log.debug('call refused', { reqId, method: name, status, err: { type: err.name, code: err.code, message: err.message } });
         if (err.kind === 'unavailable' || err.kind === 'timeout' || err.kind === 'internal') metrics.upstreamErrors.inc({ code: err.code });
         if (err.code === 'REQUEST_CANCELLED') metrics.cancelled.inc({ route, protocol: 'grpc' });
         const trailer = new grpc.Metadata();

@@ -49,7 +49,12 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
         parameters: [
           nameParam,
           { name: 'version', in: 'query', schema: { type: 'integer', minimum: 1 }, description: 'Pin a model version' },
-          { name: 'format', in: 'query', schema: { type: 'string', enum: ['ndjson', 'csv', 'zip', 'tar'] }, description: 'Override the Content-Type (else sniffed)' },
+          {
+            name: 'format',
+            in: 'query',
+            schema: { type: 'string', enum: ['ndjson', 'csv', 'zip', 'tar'] },
+            description: 'Override the Content-Type (else sniffed)',
+          },
         ],
         requestBody: {
           required: true,
@@ -115,15 +120,26 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
         parameters: [jobIdParam],
         responses: {
           '200': {
-            description: 'One line per item: {"index", "line" or "file", "model_version", "outputs"} or {"index", "line" or "file", "error": {"code", "message"}}',
-            content: { 'application/x-ndjson': { schema: { type: 'string' }, example: '{"index":0,"line":1,"model_version":1,"outputs":{"label":0,"probabilities":[0.98,0.02,0]}}\n' } },
+            description:
+              'One line per item: {"index", "line" or "file", "model_version", "outputs"} or {"index", "line" or "file", "error": {"code", "message"}}',
+            content: {
+              'application/x-ndjson': {
+                schema: { type: 'string' },
+                example: '{"index":0,"line":1,"model_version":1,"outputs":{"label":0,"probabilities":[0.98,0.02,0]}}\n',
+              },
+            },
           },
           ...v1Errors,
         },
       },
       handle: async (req, res) => {
         const { record, items, complete, lines } = await jobs().results(req.params.id!);
-        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'x-job-state': record.state, 'x-job-items': String(items), 'x-job-complete': String(complete) });
+        res.writeHead(200, {
+          'content-type': 'application/x-ndjson',
+          'x-job-state': record.state,
+          'x-job-items': String(items),
+          'x-job-complete': String(complete),
+        });
         for await (const b of lines) {
           if (res.destroyed) return;
           if (!res.write(b)) await drained(res);
@@ -137,7 +153,11 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
       path: '/api/v1/jobs/:id',
       summary: 'Cancel a job (results so far are kept); ?purge=true removes a finished job and its files',
       example: 'curl -X DELETE $B/api/v1/jobs/<id>',
-      openapi: { tags, parameters: [jobIdParam, { name: 'purge', in: 'query', schema: { type: 'boolean' } }], responses: { ...ok('`job`', ref('V1Job')), ...v1Errors } },
+      openapi: {
+        tags,
+        parameters: [jobIdParam, { name: 'purge', in: 'query', schema: { type: 'boolean' } }],
+        responses: { ...ok('`job`', ref('V1Job')), ...v1Errors },
+      },
       handle: async (req, res) => {
         if (req.query.purge === 'true') {
           await jobs().remove(req.params.id!);

@@ -23,13 +23,29 @@ const operation = (params: unknown[]): Operation => ({
   tags: [TAGS.v2],
   parameters: [
     ...params,
-    { name: 'Inference-Header-Content-Length', in: 'header', schema: { type: 'integer' }, description: 'Length of the JSON header when binary tensor data follows it' },
-    { name: 'Content-Encoding', in: 'header', schema: { type: 'string', enum: ['gzip', 'deflate', 'identity'] }, description: 'The body is compressed (the header length counts the inflated JSON)' },
+    {
+      name: 'Inference-Header-Content-Length',
+      in: 'header',
+      schema: { type: 'integer' },
+      description: 'Length of the JSON header when binary tensor data follows it',
+    },
+    {
+      name: 'Content-Encoding',
+      in: 'header',
+      schema: { type: 'string', enum: ['gzip', 'deflate', 'identity'] },
+      description: 'The body is compressed (the header length counts the inflated JSON)',
+    },
     { name: 'Accept-Encoding', in: 'header', schema: { type: 'string' }, description: 'gzip or deflate: the answer comes compressed' },
   ],
-  requestBody: { required: true, content: { 'application/json': { schema: ref('V2InferRequest') }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+  requestBody: {
+    required: true,
+    content: { 'application/json': { schema: ref('V2InferRequest') }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+  },
   responses: {
-    '200': { description: 'Outputs', content: { 'application/json': { schema: ref('V2InferResponse') }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } },
+    '200': {
+      description: 'Outputs',
+      content: { 'application/json': { schema: ref('V2InferResponse') }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+    },
     ...v2Errors,
   },
 });
@@ -37,7 +53,11 @@ const operation = (params: unknown[]): Operation => ({
 /** The answer compressed as the client asked (Inference-Header-Content-Length still counts the plain JSON). */
 async function compressed(answer: UpstreamResponse, coding: ContentCoding): Promise<UpstreamResponse> {
   const plain = answer.bytes ?? Buffer.from(await answer.body.arrayBuffer());
-  return { status: answer.status, headers: { ...answer.headers, 'content-encoding': coding, vary: 'accept-encoding' }, bytes: await encodeContent(plain, coding) };
+  return {
+    status: answer.status,
+    headers: { ...answer.headers, 'content-encoding': coding, vary: 'accept-encoding' },
+    bytes: await encodeContent(plain, coding),
+  };
 }
 
 export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {

@@ -73,7 +73,6 @@ export interface ModelConfig {
 export const PLATFORM = 'onnxruntime_onnx';
 export const BACKEND = 'onnxruntime';
 
-
 export function modelConfig(name: string, sig: ModelSignature, settings: ModelSettings, opts: { requestTimeoutMs: number }): ModelConfig {
   const batched = hasDynamicBatchAxis(sig);
   const tensor = (t: TensorSpec): ConfigTensor => {
@@ -98,7 +97,12 @@ export function modelConfig(name: string, sig: ModelSignature, settings: ModelSe
             preserve_ordering: false,
             priority_levels: V2_PRIORITY_LEVELS,
             default_priority_level: 1,
-            default_queue_policy: { timeout_action: 'REJECT', default_timeout_microseconds: opts.requestTimeoutMs * 1000, allow_timeout_override: true, max_queue_size: settings.max_queue_size },
+            default_queue_policy: {
+              timeout_action: 'REJECT',
+              default_timeout_microseconds: opts.requestTimeoutMs * 1000,
+              allow_timeout_override: true,
+              max_queue_size: settings.max_queue_size,
+            },
           },
         }
       : {}),
@@ -127,7 +131,8 @@ export interface ConfigPatch {
   response_cache?: { enable: boolean };
 }
 
-const refuse = (what: string): InferrerError => new InferrerError('INVALID_REQUEST', `the model configuration asks for ${what}, which the Inferrer does not do`, { field: what.split(' ')[0] });
+const refuse = (what: string): InferrerError =>
+  new InferrerError('INVALID_REQUEST', `the model configuration asks for ${what}, which the Inferrer does not do`, { field: what.split(' ')[0] });
 
 /**
  * Reads the `config` parameter of a repository load (Triton's model configuration as JSON) into the stored
@@ -144,7 +149,8 @@ export function configPatch(text: string, model: string): ConfigPatch {
   } catch (err) {
     throw new InferrerError('INVALID_REQUEST', `the "config" parameter is not valid JSON: ${(err as Error).message}`);
   }
-  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new InferrerError('INVALID_REQUEST', 'the "config" parameter must be a JSON object (a Triton model configuration)');
+  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg))
+    throw new InferrerError('INVALID_REQUEST', 'the "config" parameter must be a JSON object (a Triton model configuration)');
   const obj = (v: unknown, what: string): Record<string, unknown> => {
     if (v === undefined || v === null) return {};
     if (typeof v !== 'object' || Array.isArray(v)) throw new InferrerError('INVALID_REQUEST', `config field ${what} must be an object`);
@@ -152,28 +158,36 @@ export function configPatch(text: string, model: string): ConfigPatch {
   };
   const int = (v: unknown, what: string, min: number, max: number): number => {
     const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max) throw new InferrerError('INVALID_REQUEST', `config field ${what} must be an integer from ${min} to ${max}`, { field: what });
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max)
+      throw new InferrerError('INVALID_REQUEST', `config field ${what} must be an integer from ${min} to ${max}`, { field: what });
     return n;
   };
-  if (cfg.name !== undefined && cfg.name !== '' && cfg.name !== model) throw new InferrerError('INVALID_REQUEST', `the configuration names model ${JSON.stringify(String(cfg.name).slice(0, 128))}, not ${model}`);
-  if (cfg.platform !== undefined && cfg.platform !== '' && cfg.platform !== PLATFORM) refuseWith(`platform ${JSON.stringify(String(cfg.platform).slice(0, 64))} (only ${PLATFORM})`);
-  if (cfg.backend !== undefined && cfg.backend !== '' && cfg.backend !== BACKEND) refuseWith(`backend ${JSON.stringify(String(cfg.backend).slice(0, 64))} (only ${BACKEND})`);
+  if (cfg.name !== undefined && cfg.name !== '' && cfg.name !== model)
+    throw new InferrerError('INVALID_REQUEST', `the configuration names model ${JSON.stringify(String(cfg.name).slice(0, 128))}, not ${model}`);
+  if (cfg.platform !== undefined && cfg.platform !== '' && cfg.platform !== PLATFORM)
+    refuseWith(`platform ${JSON.stringify(String(cfg.platform).slice(0, 64))} (only ${PLATFORM})`);
+  if (cfg.backend !== undefined && cfg.backend !== '' && cfg.backend !== BACKEND)
+    refuseWith(`backend ${JSON.stringify(String(cfg.backend).slice(0, 64))} (only ${BACKEND})`);
   if (cfg.sequence_batching !== undefined) throw refuse('sequence_batching');
   if (cfg.ensemble_scheduling !== undefined) throw refuse('ensemble_scheduling');
   if (obj(cfg.model_transaction_policy, 'model_transaction_policy').decoupled === true) throw refuse('model_transaction_policy.decoupled');
   const patch: ConfigPatch = {};
   const cache = obj(cfg.response_cache, 'response_cache').enable;
   if (cache !== undefined) {
-    if (typeof cache !== 'boolean') throw new InferrerError('INVALID_REQUEST', 'config field response_cache.enable must be true or false', { field: 'response_cache.enable' });
+    if (typeof cache !== 'boolean')
+      throw new InferrerError('INVALID_REQUEST', 'config field response_cache.enable must be true or false', { field: 'response_cache.enable' });
     patch.response_cache = { enable: cache };
   }
   const batching: NonNullable<ConfigPatch['batching']> = {};
   if (cfg.max_batch_size !== undefined) batching.max_batch_size = Math.max(1, int(cfg.max_batch_size, 'max_batch_size', 0, 4096));
   const dyn = obj(cfg.dynamic_batching, 'dynamic_batching');
-  if (Array.isArray(dyn.preferred_batch_size) && dyn.preferred_batch_size.length > 0) throw refuse('dynamic_batching.preferred_batch_size (batches are cut at max_batch_size or after the queue delay)');
-  if (dyn.max_queue_delay_microseconds !== undefined) batching.max_queue_delay_ms = int(dyn.max_queue_delay_microseconds, 'dynamic_batching.max_queue_delay_microseconds', 0, 10_000_000) / 1000;
+  if (Array.isArray(dyn.preferred_batch_size) && dyn.preferred_batch_size.length > 0)
+    throw refuse('dynamic_batching.preferred_batch_size (batches are cut at max_batch_size or after the queue delay)');
+  if (dyn.max_queue_delay_microseconds !== undefined)
+    batching.max_queue_delay_ms = int(dyn.max_queue_delay_microseconds, 'dynamic_batching.max_queue_delay_microseconds', 0, 10_000_000) / 1000;
   const policy = obj(dyn.default_queue_policy, 'dynamic_batching.default_queue_policy');
-  if (policy.max_queue_size !== undefined && Number(policy.max_queue_size) !== 0) batching.max_queue_size = int(policy.max_queue_size, 'dynamic_batching.default_queue_policy.max_queue_size', 1, 1_000_000);
+  if (policy.max_queue_size !== undefined && Number(policy.max_queue_size) !== 0)
+    batching.max_queue_size = int(policy.max_queue_size, 'dynamic_batching.default_queue_policy.max_queue_size', 1, 1_000_000);
   if (Object.keys(batching).length > 0) patch.batching = batching;
   if (cfg.instance_group !== undefined) {
     if (!Array.isArray(cfg.instance_group)) throw new InferrerError('INVALID_REQUEST', 'config field instance_group must be a list');

@@ -30,12 +30,19 @@ async function loadRequest(req: IncomingMessage, maxModelBytes: number): Promise
     buf = await readStream(req, cap, length);
   } catch (err) {
     if ((err as InferrerError).code !== 'BODY_TOO_LARGE') throw err;
-    throw new InferrerError('MODEL_TOO_LARGE', `the load request is larger than a model of MAX_MODEL_BYTES (${maxModelBytes} bytes) sent as base64`, { limit: cap });
+    throw new InferrerError('MODEL_TOO_LARGE', `the load request is larger than a model of MAX_MODEL_BYTES (${maxModelBytes} bytes) sent as base64`, {
+      limit: cap,
+    });
   }
   if (buf.length === 0) return {};
   const body = parseJson(buf) as Record<string, unknown>;
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new InferrerError('INVALID_REQUEST', 'the load request must be a JSON object {"parameters": {…}}');
-  for (const k of Object.keys(body)) if (k !== 'parameters') throw new InferrerError('INVALID_REQUEST', `the load request has a field ${JSON.stringify(k.slice(0, 64))}; it takes only "parameters"`, { field: k.slice(0, 64) });
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw new InferrerError('INVALID_REQUEST', 'the load request must be a JSON object {"parameters": {…}}');
+  for (const k of Object.keys(body))
+    if (k !== 'parameters')
+      throw new InferrerError('INVALID_REQUEST', `the load request has a field ${JSON.stringify(k.slice(0, 64))}; it takes only "parameters"`, {
+        field: k.slice(0, 64),
+      });
   const params = body.parameters ?? {};
   if (typeof params !== 'object' || params === null || Array.isArray(params)) throw new InferrerError('INVALID_REQUEST', '"parameters" must be an object');
   const out: LoadRequest = {};
@@ -46,11 +53,17 @@ async function loadRequest(req: IncomingMessage, maxModelBytes: number): Promise
       out.config = v;
     } else if (k.startsWith('file:')) {
       if (typeof v !== 'string' || v.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) {
-        throw new InferrerError('INVALID_REQUEST', `parameter ${JSON.stringify(k.slice(0, 128))} must be the file's content in base64`, { parameter: k.slice(0, 128) });
+        throw new InferrerError('INVALID_REQUEST', `parameter ${JSON.stringify(k.slice(0, 128))} must be the file's content in base64`, {
+          parameter: k.slice(0, 128),
+        });
       }
       files.push({ path: k.slice(5), bytes: Buffer.from(v, 'base64') });
     } else {
-      throw new InferrerError('INVALID_REQUEST', `unknown load parameter ${JSON.stringify(k.slice(0, 64))}: a load takes "config" and "file:<version>/<name>.onnx"`, { parameter: k.slice(0, 64) });
+      throw new InferrerError(
+        'INVALID_REQUEST',
+        `unknown load parameter ${JSON.stringify(k.slice(0, 64))}: a load takes "config" and "file:<version>/<name>.onnx"`,
+        { parameter: k.slice(0, 64) },
+      );
     }
   }
   if (files.length > 0) out.files = files;
@@ -195,13 +208,18 @@ export function v2Routes(deps: V2Deps): ExpressRoute[] {
       scope: 'admin',
       method: 'POST',
       path: '/v2/repository/models/:model/load',
-      summary: 'Load (and warm) a model on every worker; "file:<version>/model.onnx" (base64) uploads it, "config" (Triton model config JSON) sets its batching and instances',
+      summary:
+        'Load (and warm) a model on every worker; "file:<version>/model.onnx" (base64) uploads it, "config" (Triton model config JSON) sets its batching and instances',
       example: 'curl -X POST $B/v2/repository/models/iris/load',
       openapi: {
         tags: [TAGS.repository],
         parameters: [modelParam],
         requestBody: { required: false, content: { 'application/json': { schema: ref('V2RepositoryLoad') } } },
-        responses: { ...ok('Loaded', { type: 'object' }), ...v2Errors, '413': { description: 'The file is larger than MAX_MODEL_BYTES', ...json(ref('V2Error')) } },
+        responses: {
+          ...ok('Loaded', { type: 'object' }),
+          ...v2Errors,
+          '413': { description: 'The file is larger than MAX_MODEL_BYTES', ...json(ref('V2Error')) },
+        },
       },
       handle: async (req, res) => send(res, 200, await oip.load(req.params.model!, await loadRequest(req, maxModelBytes))),
     },
@@ -220,4 +238,3 @@ export function v2Routes(deps: V2Deps): ExpressRoute[] {
     },
   ];
 }
-

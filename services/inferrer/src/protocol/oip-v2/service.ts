@@ -19,7 +19,15 @@ import { type ModelConfig, type ModelSettings, PLATFORM, configPatch, modelConfi
 export const SERVER_NAME = 'inferrer';
 export const SERVER_VERSION = '0.1.0';
 /** Every extension advertised in GET /v2 (and gRPC ServerMetadata); the README's OIP section lists the same. */
-export const V2_EXTENSIONS = ['binary_tensor_data', 'model_repository', 'model_repository(unload_dependents)', 'model_configuration', 'statistics', 'classification', 'schedule_policy'];
+export const V2_EXTENSIONS = [
+  'binary_tensor_data',
+  'model_repository',
+  'model_repository(unload_dependents)',
+  'model_configuration',
+  'statistics',
+  'classification',
+  'schedule_policy',
+];
 
 export interface ModelMetadata {
   name: string;
@@ -120,7 +128,12 @@ export class OipService {
     const rows = [];
     for (const s of await this.#deps.management.information()) {
       const d = await this.#deps.management.describe(s.name);
-      rows.push({ name: s.name, version: String(s.default_version), state: d.enabled === false ? 'UNAVAILABLE' : 'READY', reason: d.enabled === false ? 'unloaded' : '' });
+      rows.push({
+        name: s.name,
+        version: String(s.default_version),
+        state: d.enabled === false ? 'UNAVAILABLE' : 'READY',
+        reason: d.enabled === false ? 'unloaded' : '',
+      });
     }
     return rows;
   }
@@ -136,7 +149,10 @@ export class OipService {
     const model = parseModelName(name);
     const patch = req.config === undefined ? {} : configPatch(req.config, model);
     const files = req.files ?? [];
-    if (files.length > 1) throw new InferrerError('INVALID_REQUEST', `a load carries one ONNX file; got ${files.length} (${files.map((f) => f.path.slice(0, 64)).join(', ')})`, { got: files.length });
+    if (files.length > 1)
+      throw new InferrerError('INVALID_REQUEST', `a load carries one ONNX file; got ${files.length} (${files.map((f) => f.path.slice(0, 64)).join(', ')})`, {
+        got: files.length,
+      });
     const config = { ...patch, preload: true };
     if (files.length === 0) {
       const m = await this.#deps.management.describe(model);
@@ -145,11 +161,15 @@ export class OipService {
     }
     const file = files[0]!;
     if (!/^([1-9]\d{0,8}\/)?[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.onnx$/.test(file.path)) {
-      throw new InferrerError('INVALID_REQUEST', `parameter "file:${file.path.slice(0, 128)}" must name an ONNX file as "file:<version>/model.onnx"`, { parameter: `file:${file.path.slice(0, 128)}` });
+      throw new InferrerError('INVALID_REQUEST', `parameter "file:${file.path.slice(0, 128)}" must name an ONNX file as "file:<version>/model.onnx"`, {
+        parameter: `file:${file.path.slice(0, 128)}`,
+      });
     }
     if (file.bytes.length === 0) throw new InferrerError('INVALID_MODEL', 'the uploaded file is empty');
     if (file.bytes.length > this.#deps.config.maxModelBytes) {
-      throw new InferrerError('MODEL_TOO_LARGE', `the model is larger than the limit of ${this.#deps.config.maxModelBytes} bytes (MAX_MODEL_BYTES)`, { limit: this.#deps.config.maxModelBytes });
+      throw new InferrerError('MODEL_TOO_LARGE', `the model is larger than the limit of ${this.#deps.config.maxModelBytes} bytes (MAX_MODEL_BYTES)`, {
+        limit: this.#deps.config.maxModelBytes,
+      });
     }
     const before = await this.#deps.management.describe(model).catch(() => undefined);
     const staging = await this.#deps.management.staging(model);
