@@ -48,9 +48,12 @@ describe('grouping predictions on their way to the modelhosts', () => {
       assert.equal(r.status, 200);
       alone.set(i, r.body.outputs);
     }
+    const n = 96;
+    // n keep-alive connections open first: the measured burst then reaches the Inferrer together, not one
+    // connection set-up after another (requests that arrive in separate turns of its event loop travel alone).
+    await Promise.all(Array.from({ length: n }, (_, k) => predict(ROWS[k % ROWS.length]!, `warm-${k}`)));
     const groupsBefore = await metric('inferrer_upstream_group_size_count');
     const membersBefore = await metric('inferrer_upstream_group_size_sum');
-    const n = 96;
     const answers = await Promise.all(Array.from({ length: n }, (_, k) => predict(ROWS[k % ROWS.length]!, `together-${k}`, '?outputs=all')));
     for (const [k, a] of answers.entries()) {
       assert.equal(a.status, 200, JSON.stringify(a.body));

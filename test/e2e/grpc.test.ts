@@ -523,7 +523,9 @@ describe('framed as HTTP requests are', () => {
     for (const id of ['grpc-deadline-1', 'grpc-deadline-2']) {
       const line = c.modelhosts.flatMap((m) => c.jsonLogs(m.id)).find((l) => l.reqId === id && l.status !== undefined);
       assert.ok(line, `the worker saw ${id}`);
-      assert.ok(line!.status === 504 || line!.status === 503, `the worker dropped ${id} instead of running it: ${JSON.stringify(line)}`);
+      // 503 refused on arrival, 504 dropped at the worker's deadline, or 499: the Inferrer gave up at its own
+      // deadline a moment first and the worker took the request out of its queue (~2 s of work ahead of it) unrun.
+      assert.ok([503, 504, 499].includes(Number(line!.status)), `the worker dropped ${id} instead of running it: ${JSON.stringify(line)}`);
     }
   });
 
