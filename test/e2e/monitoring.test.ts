@@ -384,7 +384,8 @@ describe('logs follow a request id through every service', () => {
       assert.equal(typeof ng.ms, 'number', 'nginx times in milliseconds, as numbers');
       assert.equal(typeof ng.upstreamMs, 'number');
       assert.ok(
-        (ng.ms as number) >= (ng.upstreamMs as number) && (ng.ms as number) <= (acc.ms as number) + 1,
+        // nginx rounds each time to the millisecond on its own: the request's may show 1 ms under the upstream's.
+        (ng.ms as number) + 1 >= (ng.upstreamMs as number) && (ng.ms as number) <= (acc.ms as number) + 1,
         `nginx ms ${ng.ms} within the Inferrer's ${acc.ms}`,
       );
       assert.equal(ng.modelhost, acc.modelhost);

@@ -5,6 +5,7 @@
  * The e2e tests start clusters through this module too.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -121,7 +122,22 @@ const SERVICE_MAIN = {
   metrics: path.join(REPO_ROOT, 'services', 'metrics', 'src', 'main.ts'),
 };
 
+/**
+ * A free port for a service to listen on. Not one the kernel hands out itself (listen on port 0): those come
+ * from the ephemeral range that outgoing connections use too, so between finding one free and the service
+ * listening there, any connection this host opens may take it as its local port (EADDRINUSE at start). A
+ * port below that range (Linux: /proc/sys/net/ipv4/ip_local_port_range) is only taken by programs that ask
+ * for it by number: a random one that is free now stays free.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const low = ephemeralLow();
+  const from = 10_000;
+  if (low > from + 1000) {
+    for (let i = 0; i < 50; i++) {
+      const port = from + Math.floor(Math.random() * (low - from));
+      if (!(await portTaken(host, port))) return port;
+    }
+  }
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
@@ -130,6 +146,15 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** The first port of the kernel's ephemeral range (0 where it cannot be read). */
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Whether another program listens on host:port (tried by listening there ourselves). */

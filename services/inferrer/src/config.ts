@@ -48,7 +48,7 @@ export const InferrerEnvSchema = z
      * memory above the child's baseline ≤ min(MAX, BASE + PER_MODEL × file MB), and a deadline. The defaults fit the
      * documented 2 GiB Inferrer container; raise them with it for models near MAX_MODEL_BYTES.
      */
-    VALIDATION_MEMORY_BASE_MB: z.coerce.number().int().min(16).default(256),
+    VALIDATION_MEMORY_BASE_MB: z.coerce.number().int().min(16).default(192),
     VALIDATION_MEMORY_PER_MODEL_MB: z.coerce.number().min(0).default(4),
     VALIDATION_MAX_MEMORY_MB: z.coerce.number().int().min(64).default(1536),
     VALIDATION_TIMEOUT_MS: z.coerce.number().int().min(100).default(60_000),

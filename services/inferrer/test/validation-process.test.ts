@@ -71,9 +71,10 @@ describe('validation in a child process', () => {
     assert.equal(memoryAllowance(DEFAULTS, 1024 * 1024 * 1024), 1536 * 1024 * 1024);
   });
 
-  test('a tiny model that folds into 256 MiB is refused for memory; this process does not grow', async () => {
+  test('a tiny model that folds into 400 MiB is refused for memory; this process does not grow', async () => {
     const inspect = createProcessInspector(DEFAULTS, logger);
-    const file = await staged('cos', constantOfShapeModel());
+    // 10240² floats: well past the 256 MiB a tiny file is allowed (8192² would be exactly that, at the edge).
+    const file = await staged('cos', constantOfShapeModel(10240));
     const rss = process.memoryUsage.rss();
     await assert.rejects(inspect(file, path.dirname(file), {}), costly('VALIDATION_MAX_MEMORY_MB'));
     assert.ok(process.memoryUsage.rss() - rss < 64 * 1024 * 1024, 'the cost stayed in the child');
