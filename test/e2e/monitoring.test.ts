@@ -104,9 +104,17 @@ const predict = (model: string, values: unknown, reqId?: string) =>
   api(c.url, `/api/v1/models/${model}/prediction`, { json: { values }, ...(reqId ? { headers: { 'x-request-id': reqId } } : {}) });
 
 before(async () => {
-  c = await startTestCluster({ metricsEnv: { SCRAPE_INTERVAL_MS: '500' } });
+  // A summary window longer than this file's run: the traffic sent here stays in it, however slow the machine.
+  c = await startTestCluster({ metricsEnv: { SCRAPE_INTERVAL_MS: '500', STATS_WINDOW_S: '900' } });
   assert.ok(c.metrics, 'the launcher starts the metrics service');
   if (!NO_PROMETHEUS) await startPrometheus();
+  // The summary counts what changed within its window: the traffic goes once the metrics service has a
+  // sample of both modelhosts to count from (a scrape after it would miss what came before).
+  await until('the metrics service scraping both modelhosts', async () => {
+    const s = (await (await fetch(`${c.metrics!.url}/api/v1/stats`)).json()) as { modelhosts: { up: boolean }[] };
+    return s.modelhosts.length === 2 && s.modelhosts.every((w) => w.up) ? true : undefined;
+  });
+  await new Promise((r) => setTimeout(r, 1000));
   await sendTraffic();
   await Promise.all([predict('digits', Array(64).fill(0)), predict('iris', [1, 2, 3])]);
 });
