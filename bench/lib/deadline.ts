@@ -31,6 +31,9 @@ export interface DeadlineResult {
   okPerS: number;
   okP50: number;
   okP99: number;
+  /** The Inferrer's event-loop delay over the run, p99 and max (ms). */
+  inferrerLagP99: number;
+  inferrerLagMax: number;
 }
 
 const MARGIN_MS = 500;
@@ -82,6 +85,10 @@ export async function runDeadline(opts: BenchOptions, log: (line: string) => voi
       timeoutS: 60,
       lateAfterMs: deadlineMs + MARGIN_MS,
     });
+    // The Inferrer's event-loop delay over the run (prom-client's default metrics): what its clock cannot see.
+    const metrics = await (await fetch(`${bc.url}/metrics`)).text();
+    const gauge = (name: string): number =>
+      Number(new RegExp(`^inferrer_nodejs_eventloop_lag_${name}_seconds\\{[^}]*\\} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) * 1000;
     const byStatus: DeadlineResult['byStatus'] = {};
     for (const [k, n] of Object.entries(load.statusCodes).sort()) byStatus[k] = { count: Number(n), max: load.maxByStatus?.[k] ?? NaN };
     const r: DeadlineResult = {
@@ -95,6 +102,8 @@ export async function runDeadline(opts: BenchOptions, log: (line: string) => voi
       okPerS: load.rps,
       okP50: load.p50,
       okP99: load.p99,
+      inferrerLagP99: gauge('p99'),
+      inferrerLagMax: gauge('max'),
     };
     log(
       `  ${Object.entries(byStatus)
@@ -112,5 +121,5 @@ export function deadlineTable(r: DeadlineResult): string {
     ['status', 'answers', 'max ms'],
     Object.entries(r.byStatus).map(([k, s]) => [k, s.count, fmtMs(s.max)]),
     ['l', 'r', 'r'],
-  )}\n${r.clients} clients, ${r.seconds} s, deadline ${r.deadlineMs / 1000} s: ${fmt(r.okPerS, 1)} results/s (p50 ${fmtMs(r.okP50)} ms, p99 ${fmtMs(r.okP99)} ms); failed ${r.failed}; answers later than ${(r.deadlineMs + MARGIN_MS) / 1000} s: ${r.late}`;
+  )}\n${r.clients} clients, ${r.seconds} s, deadline ${r.deadlineMs / 1000} s: ${fmt(r.okPerS, 1)} results/s (p50 ${fmtMs(r.okP50)} ms, p99 ${fmtMs(r.okP99)} ms); failed ${r.failed}; answers later than ${(r.deadlineMs + MARGIN_MS) / 1000} s: ${r.late}; the Inferrer's event-loop delay p99 ${fmtMs(r.inferrerLagP99)} ms, max ${fmtMs(r.inferrerLagMax)} ms`;
 }

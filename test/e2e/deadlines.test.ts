@@ -9,6 +9,7 @@
  * bench (`pnpm bench -- --only deadline`) measures the same on ResNet-50 with 512 clients and a 10 s deadline.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { OnnxSession } from '@inferrer/runtime';
@@ -72,9 +73,10 @@ interface Answer {
 
 /**
  * `clients` closed-loop clients for `seconds`: each sends the next request as soon as the last is
- * answered, or after at most a second when told to retry later (no client waits longer than that).
+ * answered, or after at most a second when told to retry later (no client waits longer than that), or at
+ * once when `honourRetryAfter` is false.
  */
-async function overload(clients: number, seconds: number): Promise<Answer[]> {
+async function overload(clients: number, seconds: number, honourRetryAfter = true): Promise<Answer[]> {
   const answers: Answer[] = [];
   const end = performance.now() + seconds * 1000;
   await Promise.all(
@@ -88,7 +90,7 @@ async function overload(clients: number, seconds: number): Promise<Answer[]> {
         });
         await res.arrayBuffer();
         answers.push({ status: res.status, ms: performance.now() - t, retryAfter: res.headers.get('retry-after') });
-        if (res.status === 503)
+        if (res.status === 503 && honourRetryAfter)
           await new Promise((r) => setTimeout(r, Math.min(1000, Number(res.headers.get('retry-after') ?? 1) * 1000, Math.max(0, end - performance.now()))));
       }
     }),
@@ -125,5 +127,74 @@ describe('deadlines under deep overload', () => {
       0,
       `no answer after ${DEADLINE_MS + MARGIN_MS} ms (slowest result ${figures.maxMs.ok} ms, 503 ${figures.maxMs.shed} ms, 504 ${figures.maxMs.timeout} ms)`,
     );
+  });
+});
+
+/**
+ * A prediction whose body never completes: its headers and the first bytes of a 1 MB body. Resolves with
+ * the answer if one comes within `waitMs` (the socket is then closed), else undefined.
+ */
+function unfinishedPrediction(url: string, waitMs: number): Promise<{ status: number; headers: string; body: string; ms: number } | undefined> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const made = performance.now();
+    const socket = net.connect(Number(port), hostname);
+    let got = '';
+    const done = (answer: { status: number; headers: string; body: string; ms: number } | undefined): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(undefined), waitMs);
+    socket.on('error', () => done(undefined));
+    socket.on('data', (d) => {
+      got += d.toString('latin1');
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const headers = got.slice(0, end);
+      const length = Number(/\r\ncontent-length: *(\d+)/i.exec(headers)?.[1] ?? NaN);
+      const body = got.slice(end + 4);
+      if (body.length >= length) done({ status: Number(headers.split(' ')[1]), headers: headers.toLowerCase(), body, ms: performance.now() - made });
+    });
+    socket.write(
+      `POST /api/v1/models/slow/prediction HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{"values": [1, 2, 3, 4`,
+    );
+  });
+}
+
+describe('refusing at the edge', () => {
+  test('once the modelhosts have refused requests as full, the Inferrer refuses more at once, before their bodies arrive', async (t) => {
+    // Clients that retry at once keep the model full for the whole window.
+    const seconds = Math.max(6, (2 * DEADLINE_MS) / 1000);
+    const end = performance.now() + seconds * 1000;
+    const load = overload(96, seconds, false);
+    let edge: Awaited<ReturnType<typeof unfinishedPrediction>>;
+    let tries = 0;
+    while (performance.now() < end - 1000) {
+      tries++;
+      // Without the edge refusal this request would wait for the rest of its body (which never comes).
+      const answer = await unfinishedPrediction(c.url, 1000);
+      if (answer?.status === 503) {
+        edge = answer;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const answers = await load;
+    const shed = answers.filter((a) => a.status === 503).length;
+    t.diagnostic(JSON.stringify({ tries, edge: edge && { ms: Math.round(edge.ms), body: edge.body }, answers: answers.length, shed }));
+    assert.ok(shed > 0, 'the load was beyond what the modelhosts hold');
+    assert.ok(edge, 'a request was refused on its headers alone while the model was full');
+    assert.match(edge.body, /QUEUE_FULL/);
+    assert.match(edge.body, /at capacity/);
+    assert.match(edge.headers, /\r\nretry-after: *[1-9]/);
+    assert.doesNotMatch(edge.headers, /x-modelhost-id/, 'the Inferrer answered, not a modelhost');
+    // The model still serves once the load is gone.
+    const res = await fetch(`${c.url}/api/v1/models/slow/prediction`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"values": [1, 2, 3, 4]}',
+    });
+    assert.equal(res.status, 200, await res.text());
   });
 });

@@ -40,6 +40,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   const accessLog = deps.logger.child({ module: 'access' });
   const stream = {
     auth: deps.auth,
+    admission: deps.dataplane.admission,
     requestTimeoutMs: deps.config.requestTimeoutMs,
     metrics: deps.metrics,
     log,

@@ -5,6 +5,7 @@
 import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
+import { Admission } from './admission.ts';
 import { answerBy, modelhostBudgetMs } from './deadline.ts';
 import { Grouping } from './grouping.ts';
 import { PLACEMENT_HEADER, Placement } from './placement.ts';
@@ -62,12 +63,15 @@ export class DataPlane {
   readonly online = new OnlineLoad();
   /** Which replica key each prediction carries to the balancer (placement.ts). */
   readonly placement: Placement;
+  /** Refuses a model's requests at the edge while its modelhosts are full (admission.ts). */
+  readonly admission: Admission;
   readonly #grouping: Grouping;
 
   constructor(upstream: Upstream, config: InferrerConfig, onGroup?: (size: number) => void) {
     this.#upstream = upstream;
     this.#config = config;
     this.placement = new Placement(config.placement);
+    this.admission = new Admission(config.requestTimeoutMs);
     this.#grouping = new Grouping(upstream, {
       maxRequests: config.groupMaxRequests,
       timeoutMs: config.requestTimeoutMs,

@@ -1,22 +1,31 @@
 /**
  * How a prediction's deadline (REQUEST_TIMEOUT_MS, counted from when the Inferrer takes the request) is
- * shared between the Inferrer and the modelhost that runs it. Each keeps a little in hand for what comes
- * after it: the Inferrer answers 504 a little before the deadline (its own event loop may be late, and the
- * answer still has to reach the client), and the modelhost is told a little less than what the Inferrer
- * has left (its answer still has to come back through the balancer).
+ * shared between the Inferrer and the modelhost that runs it. Each keeps something in hand for what its
+ * clock cannot see:
+ * - The Inferrer answers 504 a tenth before the deadline (at most a second). A client's clock starts
+ *   before the Inferrer's: under deep overload a request waits in the kernel and behind the Inferrer's busy
+ *   event loop before it is taken (measured up to about a second with 512 ResNet-50 clients on 2 cores,
+ *   bench part `deadline`), and the answer still has to reach the client.
+ * - The modelhost is told a little less than what the Inferrer has left (2.5 %, at most 250 ms): its
+ *   answer still has to come back through the balancer.
  */
 
-/** What is kept in hand from `ms`: 2.5 %, at most 250 ms. */
-function slack(ms: number): number {
+/** What the Inferrer keeps in hand from a deadline `ms` away: 10 %, at most 1 s. */
+function edgeSlack(ms: number): number {
+  return Math.min(1000, ms * 0.1);
+}
+
+/** What is kept in hand for the trip back from a modelhost: 2.5 %, at most 250 ms. */
+function tripSlack(ms: number): number {
   return Math.min(250, ms * 0.025);
 }
 
 /** When the Inferrer answers by (performance.now() clock), for a request taken at `received`. */
 export function answerBy(received: number, timeoutMs: number): number {
-  return received + timeoutMs - slack(timeoutMs);
+  return received + timeoutMs - edgeSlack(timeoutMs);
 }
 
 /** The time a modelhost is given (X-Request-Timeout-Ms) of what the Inferrer has left, ms. */
 export function modelhostBudgetMs(remainingMs: number): number {
-  return Math.max(1, Math.floor(remainingMs - slack(remainingMs)));
+  return Math.max(1, Math.floor(remainingMs - tripSlack(remainingMs)));
 }

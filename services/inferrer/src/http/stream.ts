@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InferrerError, statusOf } from '@inferrer/core';
 import { sendError } from '@inferrer/http';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
+import type { Admission } from '../admission.ts';
 import type { Auth } from '../auth.ts';
 import type { InferrerMetrics } from '../metrics.ts';
 import { answerBy } from '../deadline.ts';
@@ -19,6 +20,8 @@ import { API_HEADERS } from './security-headers.ts';
 
 export interface StreamServer {
   auth: Auth;
+  /** Refuses a full model's requests before their bodies are read (admission.ts). */
+  admission: Admission;
   /** REQUEST_TIMEOUT_MS: a prediction is answered by then, counted from when it came in. */
   requestTimeoutMs: number;
   metrics: InferrerMetrics;
@@ -48,8 +51,10 @@ export async function serveStream(
   res.once('close', () => {
     if (!res.writableFinished) gone.abort();
   });
+  let leave: ReturnType<Admission['enter']> | undefined;
   try {
     await s.auth.check(req, route.scope);
+    leave = s.admission.enter(params.name ?? params.model ?? '');
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
     const deadline = answerBy(started, s.requestTimeoutMs);
     ({ bytes: bytesOut, headers: written } = await relay(
@@ -76,6 +81,7 @@ export async function serveStream(
       bytesOut = Number(res.getHeader('content-length')) || 0;
     }
   }
+  leave?.(failure ?? (res.statusCode >= 400 ? new InferrerError('INTERNAL', 'failed') : undefined));
   if (gone.signal.aborted) s.metrics.cancelled.inc({ route: route.path, protocol: route.protocol });
   const ms = performance.now() - started;
   const bytesIn = Number(req.headers['content-length']) || 0;

@@ -119,15 +119,17 @@ export function methods({ oip, dataplane }: Pick<GrpcDeps, 'oip' | 'dataplane'>)
         const timeoutUs = r.parameters?.timeout ? Number(parameterValue(r.parameters.timeout)) : 0;
         const left = timeoutUs > 0 ? Math.min(ctx.timeLeft(), timeoutUs / 1000) : ctx.timeLeft();
         if (left <= 0) throw new InferrerError('DEADLINE_EXCEEDED', 'the call passed its deadline before it could be sent');
-        const answer = await dataplane.inferV2(r.model_name, version(r.model_version), {
-          reqId: ctx.reqId,
-          body: parts,
-          contentLength: length,
-          contentType: 'application/octet-stream',
-          headerLength: String(headerLength),
-          timeoutMs: left,
-          signal: ctx.signal,
-        });
+        const answer = await dataplane.admission.admitted(r.model_name, () =>
+          dataplane.inferV2(r.model_name, version(r.model_version), {
+            reqId: ctx.reqId,
+            body: parts,
+            contentLength: length,
+            contentType: 'application/octet-stream',
+            headerLength: String(headerLength),
+            timeoutMs: left,
+            signal: ctx.signal,
+          }),
+        );
         const bytes = answer.bytes ?? Buffer.from(await answer.body.arrayBuffer());
         const hl = answer.headers['inference-header-content-length'];
         return inferResponse(bytes, typeof hl === 'string' ? hl : undefined);
