@@ -21,14 +21,19 @@ const plain: ErrorBody = (err) => ({ error: { code: err.code, message: err.messa
 describe('errorReply', () => {
   test('status from the kind, Retry-After where the error has one, the request id echoed, the body in the given shape', () => {
     const log = memoryLog();
-    const r = errorReply(new InferrerError('QUEUE_FULL', 'the queue of iris is full', {}, { retryAfter: 2 }), (e, status) => ({ status, code: e.code }), log, {
-      reqId: 'r1',
-      method: 'POST',
-      path: '/x',
-    });
+    const r = errorReply(
+      new InferrerError('MODEL_LOAD_FAILED', 'model iris could not be loaded', {}, { retryAfter: 2 }),
+      (e, status) => ({ status, code: e.code }),
+      log,
+      {
+        reqId: 'r1',
+        method: 'POST',
+        path: '/x',
+      },
+    );
     assert.equal(r.status, 503);
     assert.deepEqual(r.headers, { 'content-type': 'application/json', 'x-request-id': 'r1', 'retry-after': '2' });
-    assert.deepEqual(JSON.parse(r.body), { status: 503, code: 'QUEUE_FULL' });
+    assert.deepEqual(JSON.parse(r.body), { status: 503, code: 'MODEL_LOAD_FAILED' });
     assert.equal(log.lines.length, 1);
     assert.equal(log.lines[0]!.level, 'error');
     assert.equal(log.lines[0]!.msg, 'request failed');
@@ -56,6 +61,24 @@ describe('errorReply', () => {
         },
       },
     ]);
+  });
+
+  test('load shed on purpose (a full queue, a passed deadline, a draining worker) is a 5xx logged like a refusal, at debug only', () => {
+    for (const [code, status] of [
+      ['QUEUE_FULL', 503],
+      ['DEADLINE_EXCEEDED', 504],
+      ['SERVER_DRAINING', 503],
+    ] as const) {
+      const quiet = memoryLog(false);
+      const r = errorReply(new InferrerError(code, 'shed', {}, { retryAfter: 1 }), plain, quiet, { reqId: 'r5' });
+      assert.equal(r.status, status);
+      assert.deepEqual(quiet.lines, [], `${code} is not logged at info or above`);
+      const log = memoryLog();
+      errorReply(new InferrerError(code, 'shed'), plain, log, { reqId: 'r5' });
+      assert.equal(log.lines.length, 1);
+      assert.equal(log.lines[0]!.level, 'debug');
+      assert.equal(log.lines[0]!.msg, 'request refused');
+    }
   });
 
   test('an error with a 4xx status (express middleware) is INVALID_REQUEST; anything unknown is INTERNAL without its message', () => {

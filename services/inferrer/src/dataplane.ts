@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
 import { Admission } from './admission.ts';
-import { answerBy, modelhostBudgetMs } from './deadline.ts';
+import { answerBy, modelhostBudgetMs, takenAt } from './deadline.ts';
 import { Grouping } from './grouping.ts';
 import { PLACEMENT_HEADER, Placement } from './placement.ts';
 import { type Upstream, type UpstreamResponse, cancelledError } from './upstream.ts';
@@ -181,7 +181,7 @@ export class DataPlane {
     // A shorter deadline of the client's own (gRPC's) counts from here too.
     const timeoutMs =
       opts.timeoutMs !== undefined && opts.timeoutMs < this.#config.requestTimeoutMs ? Math.max(1, opts.timeoutMs) : this.#config.requestTimeoutMs;
-    const deadline = Math.min(opts.deadline ?? Infinity, answerBy(now, timeoutMs));
+    const deadline = Math.min(opts.deadline ?? Infinity, answerBy(opts.deadline === undefined ? takenAt(now) : now, timeoutMs));
     if (deadline <= now) return Promise.reject(new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it was sent to a modelhost'));
     const headers: Record<string, string> = {
       'content-type': opts.contentType ?? 'application/json',

@@ -2,7 +2,7 @@
  * Slow request bodies can only hurt their sender. Every body is watched while it arrives (bytes read from
  * its socket): it must be complete within `timeoutMs` plus one second per `minBytesPerSecond` bytes received
  * so far (Apache's mod_reqtimeout rule), or it is cut with 408 BODY_TOO_SLOW. A body still arriving after a
- * second is pending; a client address may have `maxPendingPerClient` pending bodies, and the next one is cut
+ * second (not counting the time the Inferrer's own event loop was too busy to read it) is pending; a client address may have `maxPendingPerClient` pending bodies, and the next one is cut
  * with 429 TOO_MANY_BODIES. A cut answers at once and closes the connection. Prediction bodies are read
  * whole before they go upstream (http/stream.ts), so no upstream connection ever waits on a client.
  */
@@ -10,6 +10,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InferrerError } from '@inferrer/core';
 import { sendError } from '@inferrer/http';
 import type { Logger } from '@inferrer/telemetry';
+import { loopLagMs } from '../loop-lag.ts';
 import { ERROR_BODY, type Protocol } from '../protocol/errors.ts';
 
 export interface BodyLimits {
@@ -85,7 +86,8 @@ export class BodyGuard {
         continue;
       }
       const elapsed = now - w.started;
-      if (!w.pending && elapsed >= PENDING_AFTER_MS) {
+      // A body is not pending for the time this loop was too busy to read it (loop-lag.ts).
+      if (!w.pending && elapsed - loopLagMs() >= PENDING_AFTER_MS) {
         w.pending = true;
         const n = (this.#pending.get(w.client) ?? 0) + 1;
         this.#pending.set(w.client, n);

@@ -11,7 +11,7 @@ import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@in
 import type { Admission } from '../admission.ts';
 import type { Auth } from '../auth.ts';
 import type { InferrerMetrics } from '../metrics.ts';
-import { answerBy } from '../deadline.ts';
+import { answerBy, takenAt } from '../deadline.ts';
 import { type UpstreamResponse, answeredByOf, cancelledError } from '../upstream.ts';
 import { ERROR_BODY } from '../protocol/errors.ts';
 import { relay } from '../protocol/relay.ts';
@@ -56,7 +56,7 @@ export async function serveStream(
     await s.auth.check(req, route.scope);
     leave = s.admission.enter(params.name ?? params.model ?? '');
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
-    const deadline = answerBy(started, s.requestTimeoutMs);
+    const deadline = answerBy(takenAt(started), s.requestTimeoutMs);
     ({ bytes: bytesOut, headers: written } = await relay(
       await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline),
       res,
