@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import { grpcClient } from '../helpers/grpc-client.ts';
 import { REPO } from './lib/deploy-files.ts';
 import {
   composeCli,
@@ -169,15 +169,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
   });
 
   step("gRPC on the published gRPC port (Triton's service): the server is ready and ModelInfer answers iris with the key", async () => {
-    const def = protoLoader.loadSync(path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto'), {
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    });
-    const pkg = grpc.loadPackageDefinition(def) as any;
-    const client = new pkg.inference.GRPCInferenceService(env.INFERRER_GRPC_PORT, grpc.credentials.createInsecure());
+    const client = grpcClient(env.INFERRER_GRPC_PORT);
     const unary = (method: string, req: object): Promise<{ err: grpc.ServiceError | null; res: any }> => {
       const md = new grpc.Metadata();
       md.set('authorization', `Bearer ${key}`);

@@ -13,21 +13,17 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { FIXTURES, REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
-
-const PROTO = path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto');
+import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
 
 let c: TestCluster;
-let client: grpc.Client & Record<string, (req: unknown, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall>;
+let client: GrpcClient;
 
 before(async () => {
   c = await startTestCluster({ modelhosts: 1, grpcPort: 0 });
   const up = await uploadModel(c.url, 'slow', path.join(FIXTURES, 'slow.onnx'), { config: { preload: true, instances: 1, batching: { max_batch_size: 1 } } });
   assert.equal(up.status, 201, JSON.stringify(up.body));
-  const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as any;
-  client = new pkg.inference.GRPCInferenceService(c.grpcAddress, grpc.credentials.createInsecure());
+  client = grpcClient(c.grpcAddress!);
   // Loaded and warm before anything is counted.
   assert.equal((await predict([0, 0, 0, 0])).status, 200);
 });
@@ -90,6 +86,7 @@ function grpcQuitter(row: number[]): { quit(): void; answered: Promise<boolean> 
     call = client.ModelInfer(
       { model_name: 'slow', inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 4] }], raw_input_contents: [raw] },
       new grpc.Metadata(),
+      {},
       (err) => {
         if (err) assert.equal(err.code, grpc.status.CANCELLED, err.message);
         resolve(!err);

@@ -11,13 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import * as ort from 'onnxruntime-node';
 import { type TestCluster, DEMO, FIXTURES, REPO, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
 import { NO_INPUTS_OUTPUTS, noInputsModel } from '../helpers/no-inputs-model.ts';
 import { type V2Tensor, infer, toBytes } from '../helpers/v2-client.ts';
 
-const PROTO = path.join(REPO, 'services', 'inferrer', 'src', 'protocol', 'grpc', 'grpc_service.proto');
 const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
 const ADMIN = 'admin-key-0123456789abcdef';
 const PREDICT = 'predict-key-0123456789abcdef';
@@ -39,12 +38,9 @@ const V2_OF: Record<string, string> = {
   string: 'BYTES',
 };
 
-type Client = grpc.Client &
-  Record<string, (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: any) => void) => grpc.ClientUnaryCall>;
-
 let c: TestCluster;
 let dir: string;
-let client: Client;
+let client: GrpcClient;
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-grpc-'));
@@ -60,9 +56,7 @@ before(async () => {
   );
   c = await startTestCluster({ grpcPort: 0, inferrerEnv: { API_KEYS_FILE: keys, AUTH_DISABLED: 'false', MAX_BODY_BYTES: String(MAX_BODY) } });
   assert.ok(c.grpcAddress, 'the launcher started gRPC and says where');
-  const def = protoLoader.loadSync(PROTO, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as any;
-  client = new pkg.inference.GRPCInferenceService(c.grpcAddress, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
+  client = grpcClient(c.grpcAddress!, { 'grpc.max_receive_message_length': -1 });
   const models = ['corpus', ...readdirCorpus()];
   for (const m of models.slice(1)) {
     const r = await uploadModel(c.url, `corpus-${m}`, path.join(CORPUS, `${m}.onnx`), undefined, ADMIN);
