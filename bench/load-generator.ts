@@ -42,6 +42,7 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
     const statusCodes: Record<string, number> = {};
     const maxByStatus: Record<string, number> = {};
     let late = 0;
+    let reconnected = 0;
     let non2xx = 0;
     let socketErrors = 0;
     let timeouts = 0;
@@ -95,6 +96,7 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
           statusCodes,
           maxByStatus,
           late,
+          reconnected,
           generatorCpuS: (used.user + used.system) / 1e6,
         });
       },
@@ -113,7 +115,11 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
     if (spec.warmupS > 0) setTimeout(startWindow, spec.warmupS * 1000);
     else startWindow();
 
-    instance.on('response', (_client, status, _bytes, ms) => {
+    const lastConn = new WeakMap<object, unknown>();
+    instance.on('response', (client, status, _bytes, ms) => {
+      const conn = (client as unknown as { conn: unknown }).conn;
+      if (lastConn.has(client) && lastConn.get(client) !== conn) reconnected++;
+      lastConn.set(client, conn);
       statusCodes[status] = (statusCodes[status] ?? 0) + 1;
       if (!(ms <= (maxByStatus[status] ?? 0))) maxByStatus[status] = ms;
       if (spec.lateAfterMs !== undefined && ms > spec.lateAfterMs) late++;

@@ -47,6 +47,8 @@ export interface LoadResult {
   maxByStatus?: Record<string, number>;
   /** Answers of any status slower than spec.lateAfterMs (autocannon's generator; 0 when it is not set). */
   late?: number;
+  /** Responses that came on a new connection of an autocannon client (it reconnected after the server closed one). */
+  reconnected?: number;
   /** CPU seconds the load generator itself used in the window. */
   generatorCpuS: number;
 }
