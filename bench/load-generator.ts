@@ -43,6 +43,7 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
     const maxByStatus: Record<string, number> = {};
     let late = 0;
     let reconnected = 0;
+    let lateFirst = 0;
     let non2xx = 0;
     let socketErrors = 0;
     let timeouts = 0;
@@ -97,6 +98,7 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
           maxByStatus,
           late,
           reconnected,
+          lateFirst,
           generatorCpuS: (used.user + used.system) / 1e6,
         });
       },
@@ -116,13 +118,19 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
     else startWindow();
 
     const lastConn = new WeakMap<object, unknown>();
+    /** Clients that have had an answer: a late answer on a client without one is its connection's first request. */
+    const answered = new WeakSet<object>();
     instance.on('response', (client, status, _bytes, ms) => {
       const conn = (client as unknown as { conn: unknown }).conn;
       if (lastConn.has(client) && lastConn.get(client) !== conn) reconnected++;
       lastConn.set(client, conn);
       statusCodes[status] = (statusCodes[status] ?? 0) + 1;
       if (!(ms <= (maxByStatus[status] ?? 0))) maxByStatus[status] = ms;
-      if (spec.lateAfterMs !== undefined && ms > spec.lateAfterMs) late++;
+      if (spec.lateAfterMs !== undefined && ms > spec.lateAfterMs) {
+        late++;
+        if (!answered.has(client)) lateFirst++;
+      }
+      answered.add(client);
       if (status < 200 || status >= 300) {
         non2xx++;
         return;

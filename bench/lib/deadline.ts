@@ -108,7 +108,9 @@ export async function runDeadline(opts: BenchOptions, log: (line: string) => voi
     log(
       `  ${Object.entries(byStatus)
         .map(([k, s]) => `${k}: ${s.count} (max ${fmtMs(s.max)} ms)`)
-        .join(', ')}; failed ${r.failed}; later than ${(deadlineMs + MARGIN_MS) / 1000} s: ${r.late}; reconnects ${load.reconnected}`,
+        .join(
+          ', ',
+        )}; failed ${r.failed}; later than ${(deadlineMs + MARGIN_MS) / 1000} s: ${r.late} (${load.lateFirst ?? 0} of them a connection's first request); reconnects ${load.reconnected}`,
     );
     return r;
   } finally {

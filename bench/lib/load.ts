@@ -49,6 +49,8 @@ export interface LoadResult {
   late?: number;
   /** Responses that came on a new connection of an autocannon client (it reconnected after the server closed one). */
   reconnected?: number;
+  /** Of the late answers, those to a connection's first request (the connect burst at the start). */
+  lateFirst?: number;
   /** CPU seconds the load generator itself used in the window. */
   generatorCpuS: number;
 }
