@@ -5,7 +5,10 @@
  * plus half a second: a result, 503 + Retry-After for a request the cluster cannot serve in time (at
  * once), or 504 at the deadline. The load generator is autocannon in its own process (lib/load.ts), which
  * times every answer whatever its status; reported: answers by status and the slowest of each, and how
- * many came later than 10.5 s.
+ * many came later than 10.5 s, and of those how many were a connection's first request. So far every late
+ * answer has been one: the burst at the start, when all 512 connections open at once and their first
+ * requests are all let through (the Inferrer learns its edge limit only from the first refusal); the
+ * steady state has had none.
  */
 import type { BenchOptions } from './options.ts';
 import { startBenchCluster } from './cluster.ts';
