@@ -117,20 +117,19 @@ function measure(spec: LoadSpec): Promise<LoadResult> {
     if (spec.warmupS > 0) setTimeout(startWindow, spec.warmupS * 1000);
     else startWindow();
 
+    /** Each client's connection at its last answer; a client not in it has had no answer yet. */
     const lastConn = new WeakMap<object, unknown>();
-    /** Clients that have had an answer: a late answer on a client without one is its connection's first request. */
-    const answered = new WeakSet<object>();
     instance.on('response', (client, status, _bytes, ms) => {
       const conn = (client as unknown as { conn: unknown }).conn;
-      if (lastConn.has(client) && lastConn.get(client) !== conn) reconnected++;
+      const first = !lastConn.has(client);
+      if (!first && lastConn.get(client) !== conn) reconnected++;
       lastConn.set(client, conn);
       statusCodes[status] = (statusCodes[status] ?? 0) + 1;
       if (!(ms <= (maxByStatus[status] ?? 0))) maxByStatus[status] = ms;
       if (spec.lateAfterMs !== undefined && ms > spec.lateAfterMs) {
         late++;
-        if (!answered.has(client)) lateFirst++;
+        if (first) lateFirst++;
       }
-      answered.add(client);
       if (status < 200 || status >= 300) {
         non2xx++;
         return;

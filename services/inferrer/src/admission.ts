@@ -36,9 +36,9 @@ export class Admission {
   /**
    * Lets a request for `model` through, or throws QUEUE_FULL (503 + Retry-After) when the modelhosts have
    * said they are full and as many requests as they were holding are in flight. Call the returned function
-   * once when the request has ended, with the error it failed with.
+   * once when the request has ended: with nothing for a result, else with what it failed with.
    */
-  enter(model: string): (err?: InferrerError) => void {
+  enter(model: string): (failure?: unknown) => void {
     let e = this.#models.get(model);
     if (e && e.inFlight >= Math.floor(e.limit)) {
       throw new InferrerError(
@@ -55,14 +55,14 @@ export class Admission {
     e.inFlight++;
     const entry = e;
     let done = false;
-    return (err) => {
+    return (failure) => {
       if (done) return;
       done = true;
-      if (err && this.#full(err)) {
+      if (failure instanceof InferrerError && this.#full(failure)) {
         // What the modelhosts held besides this one.
         entry.limit = Math.max(1, Math.min(entry.limit, entry.inFlight - 1));
-        if (err.retryAfter !== undefined) entry.retryAfter = Math.max(1, err.retryAfter);
-      } else if (!err && Number.isFinite(entry.limit)) {
+        if (failure.retryAfter !== undefined) entry.retryAfter = Math.max(1, failure.retryAfter);
+      } else if (failure === undefined && Number.isFinite(entry.limit)) {
         entry.limit += 1 / entry.limit;
       }
       entry.inFlight--;
@@ -78,7 +78,7 @@ export class Admission {
       leave();
       return answer;
     } catch (err) {
-      leave(err instanceof InferrerError ? err : new InferrerError('INTERNAL', 'internal error'));
+      leave(err ?? 'failed');
       throw err;
     }
   }

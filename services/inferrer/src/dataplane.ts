@@ -181,7 +181,7 @@ export class DataPlane {
     // A shorter deadline of the client's own (gRPC's) counts from here too.
     const timeoutMs =
       opts.timeoutMs !== undefined && opts.timeoutMs < this.#config.requestTimeoutMs ? Math.max(1, opts.timeoutMs) : this.#config.requestTimeoutMs;
-    const deadline = Math.min(opts.deadline ?? Infinity, answerBy(opts.deadline === undefined ? takenAt(now) : now, timeoutMs));
+    const deadline = Math.min(opts.deadline ?? Infinity, answerBy(takenAt(now), timeoutMs));
     if (deadline <= now) return Promise.reject(new InferrerError('DEADLINE_EXCEEDED', 'the request passed its deadline before it was sent to a modelhost'));
     const headers: Record<string, string> = {
       'content-type': opts.contentType ?? 'application/json',

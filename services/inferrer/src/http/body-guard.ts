@@ -2,9 +2,10 @@
  * Slow request bodies can only hurt their sender. Every body is watched while it arrives (bytes read from
  * its socket): it must be complete within `timeoutMs` plus one second per `minBytesPerSecond` bytes received
  * so far (Apache's mod_reqtimeout rule), or it is cut with 408 BODY_TOO_SLOW. A body still arriving after a
- * second (not counting the time the Inferrer's own event loop was too busy to read it) is pending; a client address may have `maxPendingPerClient` pending bodies, and the next one is cut
- * with 429 TOO_MANY_BODIES. A cut answers at once and closes the connection. Prediction bodies are read
- * whole before they go upstream (http/stream.ts), so no upstream connection ever waits on a client.
+ * second (not counting the time the Inferrer's own event loop was too busy to read it) is pending; a client
+ * address may have `maxPendingPerClient` pending bodies, and the next one is cut with 429 TOO_MANY_BODIES.
+ * A cut answers at once and closes the connection. Prediction bodies are read whole before they go upstream
+ * (http/stream.ts), so no upstream connection ever waits on a client.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InferrerError } from '@inferrer/core';

@@ -81,7 +81,7 @@ export async function serveStream(
       bytesOut = Number(res.getHeader('content-length')) || 0;
     }
   }
-  leave?.(failure ?? (res.statusCode >= 400 ? new InferrerError('INTERNAL', 'failed') : undefined));
+  leave?.(failure ?? (res.statusCode >= 400 ? 'failed' : undefined));
   if (gone.signal.aborted) s.metrics.cancelled.inc({ route: route.path, protocol: route.protocol });
   const ms = performance.now() - started;
   const bytesIn = Number(req.headers['content-length']) || 0;
