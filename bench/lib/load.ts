@@ -51,6 +51,14 @@ export interface LoadResult {
   reconnected?: number;
   /** Of the late answers, those to a connection's first request (the connect burst at the start). */
   lateFirst?: number;
+  /**
+   * The longest a connection's first request waited inside the load generator for its connection to open
+   * (autocannon builds every client before any connects), ms; not part of that request's latency.
+   */
+  openWaitMax?: number;
+  /** The load generator's own event-loop delay over the run, p99 and max, ms: how late it may have timed an answer. */
+  loopDelayP99?: number;
+  loopDelayMax?: number;
   /** CPU seconds the load generator itself used in the window. */
   generatorCpuS: number;
 }

@@ -11,6 +11,11 @@ import { envFlag, loadEnvConfig } from '@inferrer/telemetry';
 export const InferrerEnvSchema = z
   .object({
     HOST: z.string().default('0.0.0.0'),
+    /**
+     * Descriptors of the listening socket, each accepting one connection per event-loop turn
+     * (@inferrer/http acceptors.ts): a busy process still takes new connections promptly.
+     */
+    ACCEPTORS: z.coerce.number().int().min(1).max(256).default(64),
     PORT: z.coerce.number().int().min(0).max(65535).default(8002),
     /** The Open Inference Protocol over gRPC (inference.GRPCInferenceService), as Triton serves it; 0 turns it off. */
     GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
@@ -153,6 +158,7 @@ export const InferrerEnvSchema = z
 export type InferrerConfig = Readonly<{
   host: string;
   port: number;
+  acceptors: number;
   grpcPort: number;
   modelDir: string;
   loadBalancerUrl: string;
@@ -193,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
   return loadEnvConfig('inferrer', InferrerEnvSchema, env, (e) => ({
     host: e.HOST,
     port: e.PORT,
+    acceptors: e.ACCEPTORS,
     grpcPort: e.GRPC_PORT,
     modelDir: e.MODEL_DIR,
     loadBalancerUrl: e.LOAD_BALANCER_URL.replace(/\/+$/, ''),

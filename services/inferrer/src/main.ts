@@ -2,12 +2,14 @@
 import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { listenWithAcceptors } from '@inferrer/http';
 import { ModelStore } from '@inferrer/model-store';
 import { EXIT_CONFIG, createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { Auth } from './auth.ts';
 import { type InferrerConfig, loadConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
+import { noteConnection } from './deadline.ts';
 import { createJobService } from './jobs/index.ts';
 import { Management } from './management.ts';
 import { MetricsClient } from './metrics-client.ts';
@@ -99,8 +101,15 @@ if (grpc) {
   }
 }
 exitOnListenError(server, 'inferrer');
-server.listen(config.port, config.host, () => {
-  log.info('inferrer listening', { host: config.host, port: config.port, modelDir: config.modelDir, loadBalancer: config.loadBalancerUrl });
+// A connection's first request is dated from its accept when it was read right after it (deadline.ts).
+server.on('connection', noteConnection);
+const listening = await listenWithAcceptors(server, { port: config.port, host: config.host, acceptors: config.acceptors });
+log.info('inferrer listening', {
+  host: config.host,
+  port: listening.port,
+  acceptors: config.acceptors,
+  modelDir: config.modelDir,
+  loadBalancer: config.loadBalancerUrl,
 });
 
 async function shutdown(signal: string): Promise<void> {
@@ -113,7 +122,7 @@ async function shutdown(signal: string): Promise<void> {
   }, config.drainTimeoutMs);
   timer.unref();
   // No new connections; open ones close as soon as they are idle (keep-alive clients are not waited for).
-  const closed = new Promise<void>((r) => server.close(() => r()));
+  const closed = listening.close();
   server.closeIdleConnections();
   const idle = setInterval(() => server.closeIdleConnections(), 100);
   await jobs.stop();

@@ -5,6 +5,7 @@
  * deadline, less a margin for the trip back. Real HTTP servers on 127.0.0.1 stand in for the balancer.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,7 +15,8 @@ import { after, describe, test } from 'node:test';
 import { FRAMES_CONTENT_TYPE, decodeFrames, encodeFrame, readStream } from '@inferrer/core';
 import { loadConfig } from '../src/config.ts';
 import { DataPlane } from '../src/dataplane.ts';
-import { answerBy, modelhostBudgetMs } from '../src/deadline.ts';
+import { answerBy, modelhostBudgetMs, noteConnection, takenAt } from '../src/deadline.ts';
+import { loopLagMs } from '../src/loop-lag.ts';
 import { Grouping } from '../src/grouping.ts';
 import { Upstream, answerText } from '../src/upstream.ts';
 
@@ -127,5 +129,55 @@ describe('the deadline at the Inferrer', () => {
     assert.equal(answerBy(1000, 10_000), 10_000);
     assert.equal(answerBy(0, 1000), 900);
     assert.equal(answerBy(0, 60_000), 59_000);
+  });
+});
+
+describe('when a request is taken as arriving', () => {
+  /**
+   * A server that notes its connections (as the Inferrer's does) and is busy for 300 ms in the turn that
+   * accepts one, and a client in another process that connects and sends two requests on one connection,
+   * the first `waitMs` after connecting. Returns, per request, how much earlier than its reading the
+   * request is taken as arriving, and the event loop's recent delay then, which every request is allowed (ms).
+   */
+  async function earlier(waitMs: number): Promise<Record<string, { earlier: number; lag: number }>> {
+    const seen: Record<string, { earlier: number; lag: number }> = {};
+    const server = http.createServer((req, res) => {
+      const readAt = performance.now();
+      seen[String(req.url)] = { earlier: readAt - takenAt(readAt, req.socket), lag: loopLagMs() };
+      res.end('ok');
+    });
+    server.on('connection', (socket) => {
+      noteConnection(socket);
+      const until = performance.now() + 300;
+      while (performance.now() < until);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const client = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:net').connect(${port}, '127.0.0.1', () => setTimeout(() => s.write(ask('/first')), ${waitMs}));
+         const ask = (p) => 'GET ' + p + ' HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n';
+         let answers = 0;
+         s.on('data', (d) => { answers += String(d).split('HTTP/1.1 200').length - 1; if (answers === 1) s.write(ask('/second')); if (answers === 2) process.exit(0); });`,
+      ],
+      { stdio: 'inherit' },
+    );
+    const code = await new Promise((r) => client.once('exit', r));
+    server.close();
+    assert.equal(code, 0);
+    return seen;
+  }
+
+  test("a connection's first request read right after a busy accept is taken as arriving at the accept; later ones, and one sent later, are not", async () => {
+    const prompt = await earlier(0);
+    const first = prompt['/first']!;
+    assert.ok(first.earlier >= 250, `sent with the connection, read 300 ms after the accept: taken ${first.earlier.toFixed(0)} ms earlier`);
+    // The others: earlier by the loop's delay only.
+    const second = prompt['/second']!;
+    assert.ok(Math.abs(second.earlier - second.lag) < 1, `the second request on the connection: ${JSON.stringify(second)}`);
+    const idle = (await earlier(800))['/first']!;
+    assert.ok(Math.abs(idle.earlier - idle.lag) < 1, `sent 800 ms after connecting: ${JSON.stringify(idle)}`);
   });
 });

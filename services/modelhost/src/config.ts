@@ -9,6 +9,11 @@ import { envFlag, envList, loadEnvConfig } from '@inferrer/telemetry';
 export const ModelhostEnvSchema = z
   .object({
     HOST: z.string().default('127.0.0.1'),
+    /**
+     * Descriptors of the listening socket, each accepting one connection per event-loop turn
+     * (@inferrer/http acceptors.ts): a busy process still takes new connections promptly.
+     */
+    ACCEPTORS: z.coerce.number().int().min(1).max(256).default(64),
     PORT: z.coerce.number().int().min(0).max(65535).default(9001),
     MODEL_DIR: z.string().min(1),
     MODELHOST_ID: z
@@ -116,6 +121,7 @@ export const ModelhostEnvSchema = z
 export type ModelhostConfig = Readonly<{
   host: string;
   port: number;
+  acceptors: number;
   modelDir: string;
   id: string;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
@@ -155,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
   return loadEnvConfig('modelhost', ModelhostEnvSchema, env, (e) => ({
     host: e.HOST,
     port: e.PORT,
+    acceptors: e.ACCEPTORS,
     modelDir: e.MODEL_DIR,
     id: e.MODELHOST_ID,
     logLevel: e.LOG_LEVEL,

@@ -1,5 +1,6 @@
 /** Modelhost entry point: config → store, registry, watcher → HTTP → SIGTERM drains. */
 import http from 'node:http';
+import { listenWithAcceptors } from '@inferrer/http';
 import { ModelStore } from '@inferrer/model-store';
 import { SessionThreads } from '@inferrer/runtime';
 import { createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
@@ -53,23 +54,21 @@ const server = http.createServer(
 );
 
 exitOnListenError(server, 'modelhost');
-server.listen(config.port, config.host, () => {
-  const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : config.port;
-  log.info('modelhost listening', {
-    host: config.host,
-    port,
-    modelDir: config.modelDir,
-    instances: config.instances,
-    maxBatchSize: config.maxBatchSize,
-    maxQueueDelayMs: config.maxQueueDelayMs,
-    sessionThreads: config.sessionThreads,
-    modelMemoryMb: Math.round(budgetBytes / 2 ** 20),
-    budgetFrom:
-      config.modelMemoryBytes !== undefined
-        ? 'MODEL_MEMORY_BYTES'
-        : `70% of the ${limit.source} memory limit (${Math.round(limit.bytes / 2 ** 20)} MB) less this worker's ${Math.round(baselineBytes / 2 ** 20)} MB`,
-  });
+const listening = await listenWithAcceptors(server, { port: config.port, host: config.host, acceptors: config.acceptors });
+log.info('modelhost listening', {
+  host: config.host,
+  port: listening.port,
+  acceptors: config.acceptors,
+  modelDir: config.modelDir,
+  instances: config.instances,
+  maxBatchSize: config.maxBatchSize,
+  maxQueueDelayMs: config.maxQueueDelayMs,
+  sessionThreads: config.sessionThreads,
+  modelMemoryMb: Math.round(budgetBytes / 2 ** 20),
+  budgetFrom:
+    config.modelMemoryBytes !== undefined
+      ? 'MODEL_MEMORY_BYTES'
+      : `70% of the ${limit.source} memory limit (${Math.round(limit.bytes / 2 ** 20)} MB) less this worker's ${Math.round(baselineBytes / 2 ** 20)} MB`,
 });
 
 await watcher.start();
@@ -84,7 +83,7 @@ async function shutdown(signal: string): Promise<void> {
   watcher.stop();
   const deadline = Date.now() + config.drainTimeoutMs;
   // No new connections; requests on open ones are still served (with Connection: close) until each closes.
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const closed = listening.close();
   server.closeIdleConnections();
   const idle = setInterval(() => server.closeIdleConnections(), 100);
   await Promise.race([closed, new Promise((r) => setTimeout(r, config.drainTimeoutMs))]);

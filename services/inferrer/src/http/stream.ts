@@ -56,7 +56,7 @@ export async function serveStream(
     await s.auth.check(req, route.scope);
     leave = s.admission.enter(params.name ?? params.model ?? '');
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
-    const deadline = answerBy(takenAt(started), s.requestTimeoutMs);
+    const deadline = answerBy(takenAt(started, req.socket), s.requestTimeoutMs);
     ({ bytes: bytesOut, headers: written } = await relay(
       await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline),
       res,

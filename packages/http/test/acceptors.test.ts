@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { listenWithAcceptors } from '../src/acceptors.ts';
+
+const hello = (): http.Server => http.createServer((_req, res) => res.end('hello'));
+
+/**
+ * Opens `n` connections to `port` from another process (the kernel completes them while this process is
+ * busy) and keeps this event loop blocked until they are all open; then returns the most connections
+ * accepted in one turn of the loop (turns counted by a chain of setImmediate callbacks).
+ */
+async function mostAcceptedInOneTurn(server: http.Server, port: number, n: number): Promise<number> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'acceptors-'));
+  const marker = path.join(dir, 'open');
+  let turn = 0;
+  let spinning = true;
+  const spin = (): void => {
+    turn++;
+    if (spinning) setImmediate(spin);
+  };
+  setImmediate(spin);
+  const perTurn = new Map<number, number>();
+  let accepted = 0;
+  const count = (): void => {
+    accepted++;
+    perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+  };
+  server.on('connection', count);
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const net = require('node:net'); let open = 0; const all = [];
+       for (let i = 0; i < ${n}; i++) all.push(net.connect(${port}, '127.0.0.1', () => { if (++open === ${n}) require('node:fs').writeFileSync(${JSON.stringify(marker)}, ''); }));
+       setTimeout(() => process.exit(0), 20000);`,
+    ],
+    { stdio: 'ignore' },
+  );
+  try {
+    const until = Date.now() + 15_000;
+    while (!existsSync(marker) && Date.now() < until);
+    assert.ok(existsSync(marker), `the other process did not open ${n} connections`);
+    for (let i = 0; i < 200 && accepted < n; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(accepted, n);
+    return Math.max(...perTurn.values());
+  } finally {
+    spinning = false;
+    server.off('connection', count);
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a plain listen (1 acceptor) takes one waiting connection per turn of the event loop; 16 acceptors take 16', async () => {
+  for (const acceptors of [1, 16]) {
+    const server = hello();
+    const listening = await listenWithAcceptors(server, { port: 0, host: '127.0.0.1', acceptors });
+    try {
+      const n = await mostAcceptedInOneTurn(server, listening.port, 40);
+      if (acceptors === 1) assert.equal(n, 1, "libuv's accept policy changed: this module may no longer be needed");
+      else assert.equal(n, 16);
+    } finally {
+      server.closeAllConnections();
+      await listening.close();
+    }
+  }
+});
+
+test('every descriptor serves requests; address() and the port chosen for port 0 agree', async () => {
+  const server = hello();
+  const listening = await listenWithAcceptors(server, { port: 0, host: '127.0.0.1', acceptors: 8 });
+  try {
+    const addr = server.address();
+    assert.ok(addr && typeof addr === 'object');
+    assert.equal(addr.port, listening.port);
+    // Fresh connections, many at once: they land on all the descriptors.
+    const agent = new http.Agent({ keepAlive: false, maxSockets: 64 });
+    const bodies = await Promise.all(Array.from({ length: 64 }, () => fetchText(`http://127.0.0.1:${listening.port}/`, agent)));
+    assert.deepEqual(new Set(bodies), new Set(['hello']));
+  } finally {
+    await listening.close();
+  }
+});
+
+test('close() stops accepting on every descriptor and waits for open connections', async () => {
+  const server = hello();
+  const listening = await listenWithAcceptors(server, { port: 0, host: '127.0.0.1', acceptors: 8 });
+  const open = await new Promise<net.Socket>((resolve) => {
+    const s = net.connect(listening.port, '127.0.0.1', () => resolve(s));
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  let done = false;
+  const closing = listening.close().then(() => {
+    done = true;
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(done, false, 'an open connection holds close()');
+  const refused = await new Promise<string>((resolve) => {
+    const s = net.connect(listening.port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(String(e.code)));
+  });
+  assert.equal(refused, 'ECONNREFUSED');
+  open.destroy();
+  await closing;
+  assert.equal(done, true);
+});
+
+test('a port that is taken is an EADDRINUSE error on the server, as a plain listen gives', async () => {
+  const taken = hello();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+  const port = (taken.address() as net.AddressInfo).port;
+  try {
+    for (const acceptors of [1, 8]) {
+      const server = hello();
+      const emitted: NodeJS.ErrnoException[] = [];
+      server.on('error', (e) => emitted.push(e));
+      await assert.rejects(listenWithAcceptors(server, { port, host: '127.0.0.1', acceptors }), { code: 'EADDRINUSE' });
+      assert.equal(emitted.length, 1);
+      assert.equal(emitted[0]!.code, 'EADDRINUSE');
+      assert.equal((emitted[0] as { port?: number }).port, port);
+      assert.equal(server.listening, false);
+    }
+  } finally {
+    await new Promise((r) => taken.close(r));
+  }
+});
+
+function fetchText(url: string, agent: http.Agent): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(text));
+      })
+      .on('error', reject);
+  });
+}
