@@ -13,28 +13,30 @@
  *   already there when it was accepted: it is taken as arriving then. When hundreds of connections open at
  *   once with large bodies, that turn reads them all and lasts up to a second (bench part `deadline`);
  *   a client that opens a connection and sends later is read later and is not charged for the wait.
+ *   Likewise a request read right behind the body of one refused on its headers (noteEarlyAnswer) is
+ *   taken as arriving when that refusal was sent: its client sent it then at the earliest.
  * - The modelhost is told a little less than what the Inferrer has left (2.5 %, at most 250 ms): its
  *   answer still has to come back through the balancer.
  */
 
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { loopLagMs } from './loop-lag.ts';
 
-interface Accepted {
+/** The earliest a connection's next request can have been sent, while what the Inferrer reads next was sent before then. */
+interface Earliest {
   at: number;
-  /** Still the turn of the loop after the accept's: what is read now was sent before the accept. */
+  /** A request read now was already there (sent by then at the latest). */
   fresh: boolean;
 }
 
-/** Connections whose first request has not been taken yet. */
-const accepted = new WeakMap<Socket, Accepted>();
+/** Connections whose next request is dated from an earlier moment than its reading, when read at once. */
+const earliest = new WeakMap<Socket, Earliest>();
 
-/** Notes a connection as it is accepted (the HTTP server's 'connection' event). */
-export function noteConnection(socket: Socket): void {
-  const entry: Accepted = { at: performance.now(), fresh: true };
-  accepted.set(socket, entry);
-  // Accepted in this turn's poll phase; first read in the next turn's. The first callback runs in this
-  // turn's check phase, the second in the next turn's, after that read.
+/** Turns `entry` stale two turns of the loop from now: after the next turn's poll phase has read its socket. */
+function staleSoon(entry: Earliest): void {
+  // Called in this turn's poll phase: the first callback runs in this turn's check phase, the second in
+  // the next turn's, after that turn's reads.
   setImmediate(() =>
     setImmediate(() => {
       entry.fresh = false;
@@ -42,16 +44,39 @@ export function noteConnection(socket: Socket): void {
   );
 }
 
+/** Notes a connection as it is accepted (the HTTP server's 'connection' event). */
+export function noteConnection(socket: Socket): void {
+  const entry: Earliest = { at: performance.now(), fresh: true };
+  earliest.set(socket, entry);
+  staleSoon(entry);
+}
+
+/**
+ * Notes an answer sent at `answeredAt` before its request's body was read whole (a refusal on the
+ * headers). The client may send its next request as soon as it has the answer, behind the rest of that
+ * body: read before or right after the body's end, that request is dated from the answer. Under deep
+ * overload draining a body takes a few long turns of the loop, seconds the next request's client is
+ * already counting. (The next request is often parsed in the same read as the body's end, before the
+ * body's 'end' event.)
+ */
+export function noteEarlyAnswer(req: IncomingMessage, answeredAt: number): void {
+  if (req.complete) return;
+  const entry: Earliest = { at: answeredAt, fresh: true };
+  earliest.set(req.socket, entry);
+  req.once('end', () => staleSoon(entry));
+}
+
 /**
  * When a request read at `readAt` (performance.now() clock) most likely arrived: earlier by the loop's
- * recent delay, or, for a connection's first request read right after its accept, at the accept.
+ * recent delay; a connection's first request read right after its accept at the accept, and one read
+ * right behind the body of a request answered early at that answer.
  */
 export function takenAt(readAt: number, socket?: Socket): number {
   const lagged = readAt - loopLagMs();
-  const first = socket === undefined ? undefined : accepted.get(socket);
-  if (first === undefined) return lagged;
-  accepted.delete(socket!);
-  return first.fresh ? Math.min(first.at, lagged) : lagged;
+  const since = socket === undefined ? undefined : earliest.get(socket);
+  if (since === undefined) return lagged;
+  earliest.delete(socket!);
+  return since.fresh ? Math.min(since.at, lagged) : lagged;
 }
 
 /** What the Inferrer keeps in hand from a deadline `ms` away: 10 %, at most 1 s. */

@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 import { FRAMES_CONTENT_TYPE, decodeFrames, encodeFrame, readStream } from '@inferrer/core';
 import { loadConfig } from '../src/config.ts';
 import { DataPlane } from '../src/dataplane.ts';
-import { answerBy, modelhostBudgetMs, noteConnection, takenAt } from '../src/deadline.ts';
+import { answerBy, modelhostBudgetMs, noteConnection, noteEarlyAnswer, takenAt } from '../src/deadline.ts';
 import { loopLagMs } from '../src/loop-lag.ts';
 import { Grouping } from '../src/grouping.ts';
 import { Upstream, answerText } from '../src/upstream.ts';
@@ -179,5 +179,65 @@ describe('when a request is taken as arriving', () => {
     assert.ok(Math.abs(second.earlier - second.lag) < 1, `the second request on the connection: ${JSON.stringify(second)}`);
     const idle = (await earlier(800))['/first']!;
     assert.ok(Math.abs(idle.earlier - idle.lag) < 1, `sent 800 ms after connecting: ${JSON.stringify(idle)}`);
+  });
+
+  /**
+   * A server that refuses /refused on its headers (noteEarlyAnswer, as the prediction routes do), and a
+   * client in another process that sends /next on the same connection once it has the refusal. `behind`:
+   * the client sends the first 1 MB of the 4 MB body, and once refused the rest 600 ms later with /next
+   * right behind it (as a busy server that drains slowly sees a fast client); else the whole body at once
+   * and /next 800 ms after the refusal. Returns how much earlier than its reading /next is taken as
+   * arriving, and the loop's delay then (ms).
+   */
+  async function afterRefusal(behind: boolean): Promise<{ earlier: number; lag: number }> {
+    // A quiet second and more, so that the loop's delay counts none of the busy turns above.
+    await new Promise((r) => setTimeout(r, 2100));
+    let seen: { earlier: number; lag: number } | undefined;
+    const server = http.createServer((req, res) => {
+      const readAt = performance.now();
+      if (req.url === '/next') {
+        seen = { earlier: readAt - takenAt(readAt, req.socket), lag: loopLagMs() };
+        res.end('ok');
+        return;
+      }
+      res.writeHead(503).end('full');
+      noteEarlyAnswer(req, performance.now());
+      req.resume();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const first = behind ? 1 << 20 : 4 << 20;
+    const client = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('node:net').connect(${port}, '127.0.0.1', () => s.write(Buffer.concat([Buffer.from('POST /refused HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: ${4 << 20}\\r\\n\\r\\n'), Buffer.alloc(${first})])));
+         const next = 'GET /next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n';
+         let text = '';
+         s.on('data', (d) => {
+           text += d;
+           if (text.includes('full') && !text.includes('sent')) {
+             text += 'sent';
+             if (${behind}) setTimeout(() => { s.write(Buffer.alloc(${(4 << 20) - first})); s.write(next); }, 600);
+             else setTimeout(() => s.write(next), 800);
+           }
+           if (text.includes('ok')) process.exit(0);
+         });`,
+      ],
+      { stdio: 'inherit' },
+    );
+    const code = await new Promise((r) => client.once('exit', r));
+    server.close();
+    assert.equal(code, 0);
+    assert.ok(seen);
+    return seen;
+  }
+
+  test('a request read right behind the body of one refused on its headers is taken as arriving at the refusal; one sent later is not', async () => {
+    const behind = await afterRefusal(true);
+    assert.ok(behind.lag < 100, JSON.stringify(behind));
+    assert.ok(behind.earlier >= 550, `read right behind the body, 600 ms after the refusal: taken ${behind.earlier.toFixed(0)} ms earlier`);
+    const later = await afterRefusal(false);
+    assert.ok(Math.abs(later.earlier - later.lag) < 1, `sent 800 ms after the refusal: ${JSON.stringify(later)}`);
   });
 });

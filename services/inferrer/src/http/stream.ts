@@ -11,7 +11,7 @@ import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@in
 import type { Admission } from '../admission.ts';
 import type { Auth } from '../auth.ts';
 import type { InferrerMetrics } from '../metrics.ts';
-import { answerBy, takenAt } from '../deadline.ts';
+import { answerBy, noteEarlyAnswer, takenAt } from '../deadline.ts';
 import { type UpstreamResponse, answeredByOf, cancelledError } from '../upstream.ts';
 import { ERROR_BODY } from '../protocol/errors.ts';
 import { relay } from '../protocol/relay.ts';
@@ -82,6 +82,7 @@ export async function serveStream(
     }
   }
   leave?.(failure ?? (res.statusCode >= 400 ? 'failed' : undefined));
+  noteEarlyAnswer(req, performance.now());
   if (gone.signal.aborted) s.metrics.cancelled.inc({ route: route.path, protocol: route.protocol });
   const ms = performance.now() - started;
   const bytesIn = Number(req.headers['content-length']) || 0;
