@@ -39,6 +39,8 @@ export const MODEL_FILE = 'model.onnx';
 export const STAC_FILE = 'stac-item.json';
 const RECORD_FILE = 'model.json';
 const GENERATION_FILE = '.generation';
+/** The header a prediction carries the store generation its Inferrer last wrote in (ModelStore.written). */
+export const STORE_GENERATION_HEADER = 'x-store-generation';
 
 /** Creates a session (in the runtime) to prove the model runs; returns its signature. */
 export type ModelValidator = (file: string, config: ModelConfig) => Promise<ModelSignature>;
@@ -86,6 +88,7 @@ export class ModelStore {
   readonly #inspect: ModelInspector;
   readonly #lockWaitMs: number;
   readonly #leases: Leases;
+  #written = 0;
 
   constructor(root: string, opts: ModelStoreOptions = {}) {
     this.root = path.resolve(root);
@@ -143,6 +146,15 @@ export class ModelStore {
     } catch {
       return 0;
     }
+  }
+
+  /**
+   * The last generation this process wrote (0 before its first change). Predictions carry it to the
+   * workers (X-Store-Generation), which catch up before they serve: a change is in force as soon as the
+   * request that made it is answered.
+   */
+  get written(): number {
+    return this.#written;
   }
 
   async list(): Promise<ModelRecord[]> {
@@ -417,7 +429,8 @@ export class ModelStore {
 
   async #bumpGeneration(): Promise<void> {
     const file = path.join(this.root, GENERATION_FILE);
-    const text = `${(await this.generation()) + 1}\n`;
+    const next = (await this.generation()) + 1;
+    const text = `${next}\n`;
     try {
       await writeAtomic(file, text);
     } catch (err) {
@@ -433,6 +446,7 @@ export class ModelStore {
         await fh.close();
       }
     }
+    this.#written = Math.max(this.#written, next);
   }
 
   async #locked<T>(fn: () => Promise<T>): Promise<T> {

@@ -42,7 +42,12 @@ const sweeper = setInterval(() => {
 sweeper.unref();
 const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections);
 const metrics = new InferrerMetrics();
-const dataplane = new DataPlane(upstream, config, (size) => metrics.groupSize.observe(size));
+const dataplane = new DataPlane(
+  upstream,
+  config,
+  (size) => metrics.groupSize.observe(size),
+  () => store.written,
+);
 const management = new Management(store);
 let auth: Auth;
 try {

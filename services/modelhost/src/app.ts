@@ -19,7 +19,7 @@ export type ModelhostDeps = RouteDeps;
 export function createApp(deps: ModelhostDeps): RequestListener {
   const { config } = deps;
   const log = deps.logger.child({ module: 'http' });
-  const frame = new InferenceFrame(config, deps.logger, deps.draining);
+  const frame = new InferenceFrame(config, deps.logger, deps.draining, deps.catchUp);
   const member = (item: Item, signal?: AbortSignal): Promise<Reply> | undefined => {
     let m: ReturnType<typeof table.match>;
     const q = item.path.indexOf('?');

@@ -96,6 +96,8 @@ export const ModelhostEnvSchema = z
       .default(64 * 1024 * 1024),
     /** How often the store generation is polled (fs events are also watched). */
     WATCH_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
+    /** false: notice store changes by polling alone, as on a network volume that reports no file events. */
+    WATCH_FS_EVENTS: envFlag().default(true),
     /** How long SIGTERM waits for queued and running requests. */
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
     /** Load models whose config says preload at start (readiness waits for them). */
@@ -149,6 +151,7 @@ export type ModelhostConfig = Readonly<{
   requestTimeoutMs: number;
   maxBodyBytes: number;
   watchIntervalMs: number;
+  watchFsEvents: boolean;
   drainTimeoutMs: number;
   preload: boolean;
   maxImagesPerRequest: number;
@@ -187,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     watchIntervalMs: e.WATCH_INTERVAL_MS,
+    watchFsEvents: e.WATCH_FS_EVENTS,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS,
     preload: e.PRELOAD,
     maxImagesPerRequest: e.MAX_IMAGES_PER_REQUEST,

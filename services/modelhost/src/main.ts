@@ -41,7 +41,7 @@ const onUnload: typeof hooks.onUnload = (model, version, reason) => {
   if (reason === 'deleted') cache?.purge(model, version);
 };
 registry = new ModelRegistry(store, config, logger, { ...hooks, onUnload }, { budgetBytes, threads });
-const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs);
+const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs, config.watchFsEvents);
 const drift = config.driftEnabled ? new DriftMonitor(registry, config.id, logger) : undefined;
 if (drift) drift.onRows = (model, version, rows) => metrics.driftRows.inc({ model, version: String(version) }, rows);
 const dataplane = new DataPlane(registry, metrics, { maxPixels: config.maxImagePixels }, drift, undefined, cache);
@@ -50,7 +50,17 @@ let ready = false;
 let draining = false;
 const server = http.createServer(
   { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
-  createApp({ config, logger, dataplane, registry, metrics, drift, ready: () => ready && !draining, draining: () => draining }),
+  createApp({
+    config,
+    logger,
+    dataplane,
+    registry,
+    metrics,
+    drift,
+    ready: () => ready && !draining,
+    draining: () => draining,
+    catchUp: (generation) => watcher.catchUp(generation),
+  }),
 );
 
 exitOnListenError(server, 'modelhost');

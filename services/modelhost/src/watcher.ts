@@ -19,7 +19,10 @@ export class StoreWatcher {
   #running: Promise<void> | undefined;
   #again = false;
 
-  constructor(store: ModelStore, registry: ModelRegistry, logger: Logger, intervalMs: number) {
+  readonly #fsEvents: boolean;
+
+  constructor(store: ModelStore, registry: ModelRegistry, logger: Logger, intervalMs: number, fsEvents = true) {
+    this.#fsEvents = fsEvents;
     this.#store = store;
     this.#registry = registry;
     this.#log = logger.child({ module: 'watcher' });
@@ -30,6 +33,7 @@ export class StoreWatcher {
     this.#generation = await this.#store.generation();
     this.#timer = setInterval(() => void this.check(), this.#intervalMs);
     this.#timer.unref();
+    if (!this.#fsEvents) return;
     try {
       this.#fsWatch = watch(this.#store.root, { persistent: false }, (_event, file) => {
         if (file === '.generation') void this.check();
@@ -43,6 +47,16 @@ export class StoreWatcher {
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#fsWatch?.close();
+  }
+
+  /**
+   * Resolves once the registry has been refreshed at `generation` or later: at once when it has been, else
+   * after one more check of the store (a store that reads older, as an NFS client's attribute cache may,
+   * is not waited for).
+   */
+  async catchUp(generation: number): Promise<void> {
+    if (generation <= this.#generation) return;
+    await this.check();
   }
 
   /** Refreshes the registry if the generation moved; concurrent calls collapse into one more pass. */

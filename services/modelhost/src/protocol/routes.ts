@@ -35,6 +35,8 @@ export interface RouteDeps {
   drift?: DriftMonitor | undefined;
   ready: () => boolean;
   draining: () => boolean;
+  /** Resolves once the registry has read the store at least at a generation (StoreWatcher.catchUp). */
+  catchUp?: (generation: number) => Promise<void>;
 }
 
 export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRoute | StreamRoute)[] {
