@@ -20,7 +20,7 @@ describe('read your writes (workers that poll the store once a minute, without f
   });
   after(() => c?.close());
 
-  test('an unload, a load, a new version and a delete are each in force for the next prediction, on every worker', async () => {
+  test('an unload, a load, a configuration, a new version and a delete are each in force for the next request, on every worker', async () => {
     // Both workers serve iris before the changes.
     const before = await Promise.all(Array.from({ length: 8 }, () => api(c.url, '/api/v1/models/iris/prediction', { json: row })));
     for (const r of before) assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -35,6 +35,11 @@ describe('read your writes (workers that poll the store once a minute, without f
     assert.equal((await api(c.url, '/v2/repository/models/iris/load', { method: 'POST' })).status, 200);
     const loaded = await Promise.all(Array.from({ length: 8 }, () => api(c.url, '/api/v1/models/iris/prediction', { json: row })));
     for (const r of loaded) assert.equal(r.status, 200, JSON.stringify(r.body));
+
+    // A configuration change, read back from a worker (the model configuration extension).
+    const reconfigured = await api(c.url, '/v2/repository/models/iris/load', { json: { parameters: { config: JSON.stringify({ max_batch_size: 3 }) } } });
+    assert.equal(reconfigured.status, 200, JSON.stringify(reconfigured.body));
+    for (let i = 0; i < 4; i++) assert.equal((await api(c.url, '/v2/models/iris/config')).body.max_batch_size, 3);
 
     const up = await uploadModel(c.url, 'iris', path.join(DEMO, 'iris.onnx'));
     assert.equal(up.status, 201, JSON.stringify(up.body));

@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { Server } from 'node:http';
-import type { Server as NetServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 
 export interface ListenOptions {
   port: number;
@@ -36,17 +36,35 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** The helper: binds, hands its server to the parent `n` times, and exits when the parent lets go. */
+/**
+ * The helper: binds, hands its server to the parent `n` times, stops listening, and exits when the parent
+ * lets go. While its own copy listens it may itself accept a connection (the kernel wakes every copy): such
+ * a connection is handed to the parent unread, never dropped. 'done' comes after every handle (IPC keeps
+ * the order of messages that carry handles).
+ */
 const HELPER = `
 const net = require('node:net');
 const { port, host, n, backlog } = JSON.parse(process.env.INFERRER_ACCEPTORS);
-const server = net.createServer();
+const server = net.createServer({ pauseOnConnect: true }, (socket) => process.send({ socket: true }, socket));
 process.on('disconnect', () => process.exit(0));
 server.once('error', (e) => process.send({ error: { code: e.code, message: e.message, address: e.address, port: e.port } }));
 server.listen({ port, host, backlog }, () => {
-  for (let i = 0; i < n; i++) process.send({ port: server.address().port }, server);
+  let sent = 0;
+  for (let i = 0; i < n; i++)
+    process.send({ port: server.address().port }, server, () => {
+      if (++sent < n) return;
+      server.close();
+      process.send({ done: true });
+    });
 });
 `;
+
+interface HelperMessage {
+  port?: number;
+  socket?: boolean;
+  done?: boolean;
+  error?: { code?: string; message: string; address?: string; port?: number };
+}
 
 /**
  * Listens as `server.listen(port, host)` does, through `acceptors` descriptors. A failure to bind is
@@ -71,33 +89,42 @@ export function listenWithAcceptors(server: Server, opts: ListenOptions): Promis
     });
     const extra: NetServer[] = [];
     let got = 0;
-    let done = false;
+    let settled = false;
     const fail = (err: Error): void => {
-      if (done) return;
-      done = true;
+      if (settled) return;
+      settled = true;
       helper.kill('SIGKILL');
       for (const s of extra) s.close();
       if (server.listening) server.close();
       if (server.listenerCount('error') > 0) server.emit('error', err);
       reject(err);
     };
+    helper.once('error', fail);
     helper.once('exit', (code, signal) => {
-      if (got < opts.acceptors) fail(new Error(`the process that binds ${opts.host}:${opts.port} exited (${signal ?? code}) before handing over the socket`));
+      if (!settled) fail(new Error(`the process that binds ${opts.host}:${opts.port} exited (${signal ?? code}) before handing over the socket`));
     });
-    helper.on('message', (msg: { port?: number; error?: { code?: string; message: string; address?: string; port?: number } }, handle?: NetServer) => {
+    helper.on('message', (msg: HelperMessage, handle?: NetServer | Socket) => {
       if (msg.error) {
         fail(Object.assign(new Error(msg.error.message), { code: msg.error.code, address: msg.error.address, port: msg.error.port }));
         return;
       }
-      if (!handle || done) return;
-      got++;
-      if (got === 1) server.listen(handle);
-      else {
-        handle.on('connection', (socket) => server.emit('connection', socket));
-        extra.push(handle);
+      if (settled) return;
+      if (msg.socket && handle) {
+        // A connection the helper took: served here like any other.
+        server.emit('connection', handle as Socket);
+        return;
       }
-      if (got < opts.acceptors) return;
-      done = true;
+      if (msg.port !== undefined && handle) {
+        const copy = handle as NetServer;
+        if (++got === 1) server.listen(copy);
+        else {
+          copy.on('connection', (socket) => server.emit('connection', socket));
+          extra.push(copy);
+        }
+        return;
+      }
+      if (!msg.done) return;
+      settled = true;
       helper.disconnect();
       const ready = (): void =>
         resolve({

@@ -72,6 +72,52 @@ test('a plain listen (1 acceptor) takes one waiting connection per turn of the e
   }
 });
 
+test('connections that arrive while the socket is being handed over are all served, none dropped', async () => {
+  // A free port, then a client in another process that connects to it over and over (refused until it
+  // opens) while the server starts listening on it: the helper's own copy of the socket is open for a
+  // while and may take some of those connections.
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  const client = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const net = require('node:net');
+       let ok = 0, dropped = 0, firstOk = 0;
+       const one = () => {
+         const s = net.connect(${port}, '127.0.0.1');
+         let got = '', open = false;
+         s.on('connect', () => { open = true; s.write('GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n'); });
+         s.on('data', (d) => (got += d));
+         s.on('error', () => {});
+         s.on('close', () => {
+           if (got.includes('hello')) { ok++; firstOk ||= Date.now(); } else if (open) dropped++;
+           if (firstOk && Date.now() - firstOk > 1500) { process.stdout.write(JSON.stringify({ ok, dropped })); process.exit(0); }
+           setImmediate(one);
+         });
+       };
+       for (let i = 0; i < 8; i++) one();
+       setTimeout(() => { process.stdout.write(JSON.stringify({ ok, dropped })); process.exit(0); }, 20000);`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  client.stdout.on('data', (d: Buffer) => (out += d));
+  await new Promise((r) => setTimeout(r, 100));
+  const server = hello();
+  const listening = await listenWithAcceptors(server, { port, host: '127.0.0.1', acceptors: 64 });
+  try {
+    await new Promise((r) => client.once('exit', r));
+    const { ok, dropped } = JSON.parse(out) as { ok: number; dropped: number };
+    assert.ok(ok > 50, out);
+    assert.equal(dropped, 0, `connections closed without an answer: ${out}`);
+  } finally {
+    await listening.close();
+  }
+});
+
 test('every descriptor serves requests; address() and the port chosen for port 0 agree', async () => {
   const server = hello();
   const listening = await listenWithAcceptors(server, { port: 0, host: '127.0.0.1', acceptors: 8 });

@@ -4,7 +4,6 @@
  */
 import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
-import { STORE_GENERATION_HEADER } from '@inferrer/model-store';
 import type { InferrerConfig } from './config.ts';
 import { Admission } from './admission.ts';
 import { answerBy, modelhostBudgetMs, takenAt } from './deadline.ts';
@@ -68,13 +67,9 @@ export class DataPlane {
   readonly admission: Admission;
   readonly #grouping: Grouping;
 
-  /** The store generation this Inferrer last wrote (ModelStore.written), or none. */
-  readonly #written: () => number;
-
-  constructor(upstream: Upstream, config: InferrerConfig, onGroup?: (size: number) => void, written: () => number = () => 0) {
+  constructor(upstream: Upstream, config: InferrerConfig, onGroup?: (size: number) => void) {
     this.#upstream = upstream;
     this.#config = config;
-    this.#written = written;
     this.placement = new Placement(config.placement);
     this.admission = new Admission(config.requestTimeoutMs);
     this.#grouping = new Grouping(upstream, {
@@ -193,9 +188,6 @@ export class DataPlane {
       'x-request-id': opts.reqId,
       'x-request-timeout-ms': String(modelhostBudgetMs(deadline - now)),
     };
-    // Read-your-writes: a worker that has not seen this Inferrer's last change to the store catches up first.
-    const written = this.#written();
-    if (written > 0) headers[STORE_GENERATION_HEADER] = String(written);
     for (const k in extra) headers[k] = extra[k]!;
     // Online predictions read whole travel with those that arrive with them (grouping.ts); batch-job
     // requests already carry many rows each, and streamed bodies go through as they come.

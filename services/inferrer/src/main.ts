@@ -40,14 +40,10 @@ const sweeper = setInterval(() => {
   );
 }, 10_000);
 sweeper.unref();
-const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections);
+// Every request to the modelhosts carries the store generation this Inferrer last wrote (read-your-writes).
+const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections, () => store.written);
 const metrics = new InferrerMetrics();
-const dataplane = new DataPlane(
-  upstream,
-  config,
-  (size) => metrics.groupSize.observe(size),
-  () => store.written,
-);
+const dataplane = new DataPlane(upstream, config, (size) => metrics.groupSize.observe(size));
 const management = new Management(store);
 let auth: Auth;
 try {

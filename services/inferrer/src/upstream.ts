@@ -6,6 +6,7 @@
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import { InferrerError, fromWire, parseJson } from '@inferrer/core';
+import { STORE_GENERATION_HEADER } from '@inferrer/model-store';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -52,9 +53,16 @@ export function cancelledError(): InferrerError {
 export class Upstream {
   readonly #pool: Pool;
   readonly url: string;
+  readonly #written: () => number;
 
-  constructor(url: string, connections: number) {
+  /**
+   * `written`: the store generation this Inferrer last wrote (ModelStore.written). Every request carries
+   * it (X-Store-Generation) and a worker that has not read the store that far does so before it answers,
+   * so a change made here is in force for the next request, whether or not the workers saw it yet.
+   */
+  constructor(url: string, connections: number, written: () => number = () => 0) {
     this.url = url;
+    this.#written = written;
     this.#pool = new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000 });
   }
 
@@ -81,10 +89,11 @@ export class Upstream {
       req.signal.addEventListener('abort', () => a.abort(), { once: true });
     }
     try {
+      const written = this.#written();
       res = (await this.#pool.request({
         method: req.method,
         path: req.path,
-        headers: req.headers,
+        headers: written > 0 ? { ...req.headers, [STORE_GENERATION_HEADER]: String(written) } : req.headers,
         // undici takes any iterable of chunks; its types list only the single-chunk forms.
         body: (req.body ?? null) as Readable | Buffer | string | null,
         headersTimeout,

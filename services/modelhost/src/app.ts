@@ -8,6 +8,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { InferrerError } from '@inferrer/core';
 import { type RouteMatch, RouteTable, parseTarget, sendError } from '@inferrer/http';
+import { STORE_GENERATION_HEADER } from '@inferrer/model-store';
 import { REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import { groupRoute } from './protocol/group.ts';
 import { InferenceFrame, WIRE_ERROR, closeSignal } from './protocol/inference.ts';
@@ -19,7 +20,7 @@ export type ModelhostDeps = RouteDeps;
 export function createApp(deps: ModelhostDeps): RequestListener {
   const { config } = deps;
   const log = deps.logger.child({ module: 'http' });
-  const frame = new InferenceFrame(config, deps.logger, deps.draining, deps.catchUp);
+  const frame = new InferenceFrame(config, deps.logger, deps.draining);
   const member = (item: Item, signal?: AbortSignal): Promise<Reply> | undefined => {
     let m: ReturnType<typeof table.match>;
     const q = item.path.indexOf('?');
@@ -58,8 +59,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
     sendError(res, err, WIRE_ERROR, log, { reqId: requestIdFrom(req.headers[REQUEST_ID_HEADER]), method: req.method, path: req.path }),
   );
 
-  return (req: IncomingMessage, res: ServerResponse) => {
-    res.setHeader('x-modelhost-id', config.id);
+  const dispatch = (req: IncomingMessage, res: ServerResponse) => {
     const url = req.url ?? '/';
     let m: ReturnType<typeof table.match>;
     let query = '';
@@ -91,5 +91,18 @@ export function createApp(deps: ModelhostDeps): RequestListener {
         matches.set(req, m as RouteMatch<Route>);
         return app(req, res);
     }
+  };
+
+  return (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('x-modelhost-id', config.id);
+    // Read-your-writes: a change the Inferrer made to the store (the generation it carries) is in force here
+    // before its next request is served, whatever the route: predictions, groups, settings, metadata, warm-ups.
+    const generation = Number(req.headers[STORE_GENERATION_HEADER]);
+    const behind = generation > 0 ? deps.catchUp?.(generation) : undefined;
+    if (behind === undefined) return dispatch(req, res);
+    behind.then(
+      () => dispatch(req, res),
+      () => dispatch(req, res),
+    );
   };
 }

@@ -50,13 +50,12 @@ export class StoreWatcher {
   }
 
   /**
-   * Resolves once the registry has been refreshed at `generation` or later: at once when it has been, else
-   * after one more check of the store (a store that reads older, as an NFS client's attribute cache may,
-   * is not waited for).
+   * Undefined when the registry has been refreshed at `generation` or later; else one more check of the
+   * store, which resolves when done (a store that still reads older, as an NFS client's attribute cache
+   * may, is not waited for).
    */
-  async catchUp(generation: number): Promise<void> {
-    if (generation <= this.#generation) return;
-    await this.check();
+  catchUp(generation: number): Promise<void> | undefined {
+    return generation <= this.#generation ? undefined : this.check();
   }
 
   /** Refreshes the registry if the generation moved; concurrent calls collapse into one more pass. */

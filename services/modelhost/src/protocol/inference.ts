@@ -7,7 +7,6 @@ import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type InferrerError, readBodyParts } from '@inferrer/core';
 import { type ErrorBody, errorReply } from '@inferrer/http';
-import { STORE_GENERATION_HEADER } from '@inferrer/model-store';
 import type { Priority } from '@inferrer/runtime';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { ModelhostConfig } from '../config.ts';
@@ -39,12 +38,9 @@ export class InferenceFrame {
   readonly #log: Logger;
   readonly #access: Logger | undefined;
   readonly #draining: () => boolean;
-  readonly #catchUp: ((generation: number) => Promise<void>) | undefined;
 
-  /** `catchUp`: resolves once this worker has read the store at least at that generation (X-Store-Generation). */
-  constructor(config: ModelhostConfig, logger: Logger, draining: () => boolean, catchUp?: (generation: number) => Promise<void>) {
+  constructor(config: ModelhostConfig, logger: Logger, draining: () => boolean) {
     this.#config = config;
-    this.#catchUp = catchUp;
     this.#log = logger.child({ module: 'http' });
     const access = logger.child({ module: 'access' });
     this.#access = config.accessLog && access.isInfoEnabled() ? access : undefined;
@@ -66,9 +62,6 @@ export class InferenceFrame {
     try {
       const timeout = Math.min(Number(headers['x-request-timeout-ms']) || this.#config.requestTimeoutMs, this.#config.requestTimeoutMs);
       const length = headers['content-length'] === undefined ? undefined : Number(headers['content-length']);
-      // Read-your-writes: a change the Inferrer made to the store is in force here before this request runs.
-      const generation = Number(headers[STORE_GENERATION_HEADER]);
-      if (generation > 0 && this.#catchUp) await this.#catchUp(generation);
       const { reply, facts } = await work({
         reqId,
         started,

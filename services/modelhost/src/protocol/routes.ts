@@ -35,8 +35,8 @@ export interface RouteDeps {
   drift?: DriftMonitor | undefined;
   ready: () => boolean;
   draining: () => boolean;
-  /** Resolves once the registry has read the store at least at a generation (StoreWatcher.catchUp). */
-  catchUp?: (generation: number) => Promise<void>;
+  /** Undefined when the registry has read the store at a generation already, else when it has (StoreWatcher.catchUp). */
+  catchUp?: (generation: number) => Promise<void> | undefined;
 }
 
 export function inferenceRoutes({ config, dataplane }: RouteDeps): (InferenceRoute | StreamRoute)[] {
