@@ -12,8 +12,8 @@
  * turn: N descriptors accept N connections per turn.
  *
  * Node 20 cannot duplicate a descriptor, but handing a listening server to another process over IPC
- * does (SCM_RIGHTS). A short-lived helper process binds the address and hands the server back N times; it
- * exits once the last has arrived. The first copy is the server's own listening handle (address(),
+ * does (SCM_RIGHTS). A short-lived helper process binds the address and hands the server back N times,
+ * then stops listening and exits. The first copy is the server's own listening handle (address(),
  * 'listening', close() work as usual); the others pass their connections to it.
  */
 import { spawn } from 'node:child_process';

@@ -39,7 +39,7 @@ export const MODEL_FILE = 'model.onnx';
 export const STAC_FILE = 'stac-item.json';
 const RECORD_FILE = 'model.json';
 const GENERATION_FILE = '.generation';
-/** The header a prediction carries the store generation its Inferrer last wrote in (ModelStore.written). */
+/** The header in which every request from an Inferrer to a worker carries the store generation it last wrote (ModelStore.written). */
 export const STORE_GENERATION_HEADER = 'x-store-generation';
 
 /** Creates a session (in the runtime) to prove the model runs; returns its signature. */
@@ -149,9 +149,9 @@ export class ModelStore {
   }
 
   /**
-   * The last generation this process wrote (0 before its first change). Predictions carry it to the
-   * workers (X-Store-Generation), which catch up before they serve: a change is in force as soon as the
-   * request that made it is answered.
+   * The last generation this process wrote (0 before its first change). The Inferrer's requests carry it
+   * to the workers (X-Store-Generation), which catch up before they serve: a change is in force as soon
+   * as the request that made it is answered.
    */
   get written(): number {
     return this.#written;

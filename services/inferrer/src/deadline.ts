@@ -23,7 +23,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { loopLagMs } from './loop-lag.ts';
 
-/** The earliest a connection's next request can have been sent, while what the Inferrer reads next was sent before then. */
+/** When a connection's next request may have been sent already, and whether a request read now still was. */
 interface Earliest {
   at: number;
   /** A request read now was already there (sent by then at the latest). */
