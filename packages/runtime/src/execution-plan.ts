@@ -12,8 +12,8 @@
  * batch's time to some requests' wait; on a GPU, and for small models whose per-run overhead dominates,
  * it pays, and the measurement says so.
  *
- * Single rows and the best batch size are measured a second time, after the others and in turn, each
- * keeping its quicker figure (on a shared machine others only ever add time).
+ * Single rows and the best batch size are measured a second time, after the others, in alternating rounds
+ * of the same work (as many single rows as the batch holds), and the median rounds decide (remeasure).
  *
  * Measuring is bounded (budgetMs; the best plan so far is taken when it runs out) and skipped, with the
  * defaults used, where the runs could not stand for real ones: an input with a dynamic dimension other
@@ -230,27 +230,39 @@ export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: num
 /**
  * On a shared machine a neighbour's burst only ever slows a run, and it can fall on one batch size and
  * not another: the two sizes the choice turns on (single rows and the best so far) are measured once more,
- * after the others, a round of each in turn (so a burst slows both alike), and each keeps its quicker figure.
+ * after the others, in paired rounds (measureLayout), and these figures decide.
+ *
+ * Each round does the same work at both sizes: `top.batch` single rows one after the other against one
+ * batch of `top.batch`. Rounds of unequal length are not comparable by their quickest: of many short rounds
+ * one often falls between a neighbour's bursts, of two long ones hardly ever, so single rows would look
+ * quicker than they are (measured here: single rows of ResNet-50 on a 1-core slot at 16.2 rows/s by their
+ * quickest round, against 14.4 over a 3.5 s run; and batching refused on one worker while its twin,
+ * loading beside it, measured 31 % more rows/s from batches). On a machine this noisy (single rows of the
+ * same model measured 12.8 to 16.5 rows/s from one load to the next) a choice within about 15 % stays a
+ * close call; settings fix it where it matters (`batching.max_batch_size`).
  */
 async function remeasure(session: OnnxSession, layout: Layout, points: Measurement[], feeds: (rows: number) => NamedTensors, deadline: number): Promise<void> {
   const single = points.find((x) => x.batch === 1);
   const top = points.reduce((a, b) => (b.rowsPerS > a.rowsPerS ? b : a));
   if (!single || single === top || performance.now() >= deadline) return;
-  const again = await measureLayout(session, layout, [1, top.batch], feeds, deadline);
+  const again = await measureLayout(session, layout, [1, top.batch], feeds, deadline, { runs: [top.batch, 1] });
   for (const [p, q] of [
     [single, again[0]!],
     [top, again[1]!],
   ] as const) {
-    if (q.msPerBatch < p.msPerBatch) {
-      p.msPerBatch = q.msPerBatch;
-      p.rowsPerS = q.rowsPerS;
-    }
+    p.msPerBatch = q.msPerBatch;
+    p.rowsPerS = q.rowsPerS;
   }
 }
 
 /**
  * Rows per second of a layout at each of `batches`: every slot runs a batch at once, a round of each size
  * in turn, after one warm-up round each; each size's quickest round counts.
+ *
+ * `paired`: the rounds of the sizes do the same work (`runs[k]` batches of size k one after the other on
+ * each slot), their order alternates from round to round (so a slow stretch falls on both alike), at least
+ * three rounds are run unless the deadline passes, and each size's median round counts: one burst from a
+ * neighbour moves a median little, where it can decide which size has the quickest round.
  */
 async function measureLayout(
   session: OnnxSession,
@@ -258,28 +270,47 @@ async function measureLayout(
   batches: number[],
   feeds: (rows: number) => NamedTensors,
   deadline: number,
+  paired?: { runs: number[] },
 ): Promise<Measurement[]> {
   const templates = batches.map((b) => feeds(b));
-  const round = (template: NamedTensors): Promise<unknown> => Promise.all(Array.from({ length: session.instances }, () => session.run(copy(template))));
-  for (const t of templates) await round(t);
+  const runs = paired?.runs ?? batches.map(() => 1);
+  const round = (template: NamedTensors, n: number): Promise<unknown> =>
+    Promise.all(
+      Array.from({ length: session.instances }, async () => {
+        for (let i = 0; i < n; i++) await session.run(copy(template));
+      }),
+    );
+  for (const t of templates) await round(t, 1);
   const times: number[][] = batches.map(() => []);
   const t0 = performance.now();
-  for (;;) {
-    for (let k = 0; k < templates.length; k++) {
+  for (let r = 0; ; r++) {
+    for (let j = 0; j < templates.length; j++) {
+      const k = paired && r % 2 === 1 ? templates.length - 1 - j : j;
       const t = performance.now();
-      await round(templates[k]!);
-      times[k]!.push(performance.now() - t);
+      await round(templates[k]!, runs[k]!);
+      times[k]!.push((performance.now() - t) / runs[k]!);
     }
     const n = times[0]!.length;
     const elapsed = performance.now() - t0;
+    const late = performance.now() >= deadline;
+    if (paired) {
+      if ((n >= 3 && (elapsed >= 30 * batches.length || late)) || (n >= 2 && late) || n >= 5000) break;
+      continue;
+    }
     // Three rounds and 30 ms a size at least (hundreds of rounds for a small model), or two once past
     // 300 ms a size or the deadline.
-    if ((n >= 3 && elapsed >= 30 * batches.length) || (n >= 2 && (elapsed >= 300 * batches.length || performance.now() >= deadline)) || n >= 5000) break;
+    if ((n >= 3 && elapsed >= 30 * batches.length) || (n >= 2 && (elapsed >= 300 * batches.length || late)) || n >= 5000) break;
   }
   return batches.map((batch, k) => {
-    const msPerBatch = Math.min(...times[k]!);
+    const msPerBatch = paired ? median(times[k]!) : Math.min(...times[k]!);
     return { ...layout, batch, msPerBatch: round3(msPerBatch), rowsPerS: round3((session.instances * batch * 1000) / msPerBatch) };
   });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** Inputs of `rows` rows for measuring (random values in [0, 1) for floats, zeros otherwise); undefined when a non-batch dim is dynamic. */

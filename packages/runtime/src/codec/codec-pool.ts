@@ -19,7 +19,6 @@ import {
   InferrerError,
   type ModelSignature,
   type NamedTensors,
-  PARTED_BODY_BYTES,
   type V1Decoded,
   type V1EncodeOptions,
   type V2Decoded,
@@ -33,10 +32,13 @@ import { Incoming, type Job, type Message, Outgoing, type Result } from './codec
 const PROCESS_MAIN = new URL('./codec-process.ts', import.meta.url);
 
 /**
- * JSON text at least this long is parsed by a codec process (about 2 ms of JSON.parse on this thread);
- * bodies this long are also read in parts (readBodyParts), which go to the process without being joined.
+ * JSON text at least this long is parsed by a codec process (about 25 ms of parsing on this thread, for
+ * float32 inputs read straight into typed arrays: packages/core/src/codecs/json-tensor.ts). Shorter text is
+ * parsed here: the round trip to a process costs more CPU than the parse (measured on a ResNet-50 image as
+ * v2 JSON, 2.9 MB: 27 ms more of the modelhost's CPU per request through a process, and a quarter fewer
+ * images/s on two cores), and 25 ms is a short wait for the requests behind it.
  */
-export const OFF_THREAD_JSON_BYTES = PARTED_BODY_BYTES;
+export const OFF_THREAD_JSON_BYTES = 4 * 1024 * 1024;
 /** Bodies at least this long (binary tensors included) are decoded by a codec process. */
 export const OFF_THREAD_BODY_BYTES = 16 * 1024 * 1024;
 /** Answers with at least this many elements written as JSON are encoded by a codec process. */
