@@ -44,4 +44,4 @@ EXPOSE 8002 8001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8002)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "services/inferrer/src/main.ts"]
+CMD ["node", "--initial-old-space-size=128", "--import", "tsx", "services/inferrer/src/main.ts"]

@@ -51,4 +51,4 @@ EXPOSE 9001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||9001)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
-CMD ["node", "--import", "tsx", "services/modelhost/src/main.ts"]
+CMD ["node", "--initial-old-space-size=128", "--import", "tsx", "services/modelhost/src/main.ts"]

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { TSX_IMPORT } from '../../services/cli/src/paths.ts';
+import { NODE_FLAGS, TSX_IMPORT } from '../../services/cli/src/paths.ts';
 import { type EnvSchema, type ServiceEnv, allServiceEnvs, balancerSchema, checkEnv, programOf, serviceSchema } from './lib/env-check.ts';
 
 const envs = allServiceEnvs();
@@ -105,12 +105,16 @@ describe('the checker fails on what it should (so a green run means something)',
 });
 
 describe('the same programs and limits everywhere', () => {
-  test('every Node service runs `node --import tsx services/<name>/src/main.ts`, as the launcher (and so the e2e cluster) does', () => {
+  test('every Node service runs `node [its flags] --import tsx services/<name>/src/main.ts`, as the launcher (and so the e2e cluster) does', () => {
     assert.deepEqual(TSX_IMPORT, ['--import', 'tsx']);
+    assert.deepEqual(NODE_FLAGS.inferrer, ['--initial-old-space-size=128']);
+    assert.deepEqual(NODE_FLAGS.modelhost, ['--initial-old-space-size=128']);
     for (const s of envs) {
       const p = programOf(s);
       if (p.kind !== 'service') continue;
-      assert.deepEqual(s.command, ['node', ...TSX_IMPORT, `services/${p.name}/src/main.ts`], s.where);
+      const flags = NODE_FLAGS[p.name as keyof typeof NODE_FLAGS];
+      assert.ok(flags, `${s.where}: no NODE_FLAGS for ${p.name}`);
+      assert.deepEqual(s.command, ['node', ...flags, ...TSX_IMPORT, `services/${p.name}/src/main.ts`], s.where);
     }
   });
 

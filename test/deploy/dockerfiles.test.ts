@@ -11,6 +11,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { REPO, type Yaml, dockerfiles, finalStage, parseDockerfile, readYaml, stageExec } from './lib/deploy-files.ts';
+import { NODE_FLAGS } from '../../services/cli/src/paths.ts';
 
 const rootPackage = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
   name: string;
@@ -166,7 +167,7 @@ describe('Dockerfiles', () => {
       const cmd = stageExec(last, 'CMD') ?? [];
       const main = cmd.find((a) => /^services\/[a-z-]+\/src\/main\.ts$/.test(a)) as string;
       assert.ok(main, `${file}: CMD runs no service`);
-      assert.deepEqual(cmd, ['node', '--import', 'tsx', main]);
+      assert.deepEqual(cmd, ['node', ...NODE_FLAGS[main.split('/')[1] as keyof typeof NODE_FLAGS], '--import', 'tsx', main]);
       assert.ok(rootPackage.dependencies?.tsx, 'tsx must be a production dependency of the root, as the images run sources through it');
       const service = main.split('/')[1];
       const pkgName = [...ws.entries()].find(([, v]) => v.dir === `services/${service}`)?.[0] as string;

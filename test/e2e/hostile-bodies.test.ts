@@ -17,6 +17,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { NODE_FLAGS } from '../../services/cli/src/paths.ts';
 import { REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 
 const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
@@ -204,6 +205,20 @@ describe('BYTES elements the runtime binding cannot carry', () => {
       assert.match(errorOf(r.body).message, what);
     }
     await stillServing();
+  });
+});
+
+describe('memory', () => {
+  test('the Inferrer and the modelhosts run with the Node flags the images run them with (an old generation that starts at 128 MiB)', async () => {
+    const pids = [c.inferrer.pid, ...c.modelhosts.map((m) => m.process.pid)];
+    assert.equal(pids.length, 3);
+    for (const [i, pid] of pids.entries()) {
+      assert.ok(pid, 'a service without a pid');
+      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      const service = i === 0 ? 'inferrer' : 'modelhost';
+      assert.deepEqual(argv.slice(1, 1 + NODE_FLAGS[service].length), [...NODE_FLAGS[service]], `${service}: ${argv.join(' ')}`);
+      assert.ok(argv.includes('--initial-old-space-size=128'), argv.join(' '));
+    }
   });
 });
 

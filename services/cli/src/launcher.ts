@@ -11,7 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findNginx, followFifo, writeNginxConf } from './nginx.ts';
-import { REPO_ROOT, TSX_IMPORT } from './paths.ts';
+import { NODE_FLAGS, REPO_ROOT, TSX_IMPORT } from './paths.ts';
 import { EXIT_CONFIG } from '@inferrer/telemetry';
 import { type LineSink, ManagedProcess, type ProcessFailure } from './processes.ts';
 import { seedDemoModels } from './seed.ts';
@@ -246,7 +246,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         {
           name,
           command: process.execPath,
-          args: [...TSX_IMPORT, SERVICE_MAIN[main]],
+          args: [...NODE_FLAGS[main], ...TSX_IMPORT, SERVICE_MAIN[main]],
           env,
           cwd: REPO_ROOT,
           restart: opts.restart,
