@@ -24,8 +24,10 @@ before(async () => {
   const up = await uploadModel(c.url, 'slow', path.join(FIXTURES, 'slow.onnx'), { config: { preload: true, instances: 1, batching: { max_batch_size: 1 } } });
   assert.equal(up.status, 201, JSON.stringify(up.body));
   client = grpcClient(c.grpcAddress!);
-  // Loaded and warm before anything is counted.
+  // Loaded and warm before anything is counted, the gRPC channel connected too (a first call's connect
+  // once took longer than the blockers' runs, and its quitters found the queue already empty).
   assert.equal((await predict([0, 0, 0, 0])).status, 200);
+  assert.equal(await grpcQuitter([0, 0, 0, 0]).answered, true);
 });
 after(async () => {
   client?.close();

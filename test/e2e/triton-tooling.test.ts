@@ -528,18 +528,19 @@ describe('schedule policy: per-request priority and timeout', () => {
   test('priority 1 runs before priority 2 that queued earlier; at one level, in arrival order', async () => {
     // Straight to one worker, so that the order is that worker's queue (the balancer would spread them).
     const worker = c.modelhosts[0]!.url;
-    // Seven connections open and warm first, so the requests reach the worker in the order they are sent.
-    await Promise.all(Array.from({ length: 7 }, (_, i) => post('busyq', x(i), 0, worker)));
+    // Thirteen connections open and warm first, so the requests reach the worker in the order they are sent.
+    await Promise.all(Array.from({ length: 13 }, (_, i) => post('busyq', x(i), 0, worker)));
     for (const late of [1, 2]) {
       const t0 = performance.now();
-      const early = Array.from({ length: 6 }, (_, i) => post('busyq', { ...x(i), parameters: { priority: 2 } }, t0, worker));
+      // Twelve, so that several still wait when the later one comes 25 ms on (a run took 6 ms on a fast machine).
+      const early = Array.from({ length: 12 }, (_, i) => post('busyq', { ...x(i), parameters: { priority: 2 } }, t0, worker));
       await new Promise((r) => setTimeout(r, 25));
       const urgent = post('busyq', { ...x(10), parameters: { priority: late } }, t0, worker);
       const [a, u] = [await Promise.all(early), await urgent];
       for (const r of [...a, u]) assert.equal(r.status, 200);
       const overtaken = a.filter((e) => e.at > u.at).length;
       const show = `earlier ones answered at ${a.map((r) => r.at.toFixed(0)).join(', ')} ms, the later one at ${u.at.toFixed(0)} ms`;
-      if (late === 1) assert.ok(overtaken >= 2, `priority 1 overtook ${overtaken} of 6 queued priority-2 requests: ${show}`);
+      if (late === 1) assert.ok(overtaken >= 2, `priority 1 overtook ${overtaken} of 12 queued priority-2 requests: ${show}`);
       else assert.equal(overtaken, 0, `at one level the later request runs last: ${show}`);
     }
   });
