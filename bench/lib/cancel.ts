@@ -52,6 +52,8 @@ export interface CancelRun {
   rows: number;
   cancelledQueued: number;
   cancelledRunning: number;
+  /** Cores each server process used over the measured window, and the rest of the machine (the quitters among it). */
+  cores?: Record<string, number>;
 }
 
 export interface CancelResult {
@@ -155,10 +157,22 @@ export async function runCancel(opts: BenchOptions, log: (line: string) => void)
         cancelledQueued: after.queued - before.queued,
         cancelledRunning: after.running - before.running,
       };
+      if (m.cpu) {
+        const cores: Record<string, number> = {};
+        for (const [k, us] of Object.entries(m.cpu.perRequestUs)) cores[k] = (us * m.load.ok) / 1e6 / m.load.seconds;
+        cores.generator = (m.cpu.generatorUsPerRequest * m.load.ok) / 1e6 / m.load.seconds;
+        cores.other = m.cpu.otherCores;
+        r.cores = cores;
+      }
       log(
         `  ${runName}: ${fmt(r.load.rps, 1)} images/s to the ${o.clients} steady clients, p50 ${fmtMs(r.load.p50)} ms, p99 ${fmtMs(r.load.p99)} ms, errors ${r.load.errors}; ` +
           `model ran ${r.rows} rows; cancelled: ${r.cancelledQueued} while queued, ${r.cancelledRunning} while running` +
-          (q ? `; quitters sent ${q.sent}, gave up ${q.gaveUp}, answered in time ${q.answered}, errors ${q.errors}` : ''),
+          (q ? `; quitters sent ${q.sent}, gave up ${q.gaveUp}, answered in time ${q.answered}, errors ${q.errors}` : '') +
+          (r.cores
+            ? `; cores: ${Object.entries(r.cores)
+                .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+                .join(', ')}`
+            : ''),
       );
       return r;
     };
