@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { InferrerError, parseJson, readStream } from '@inferrer/core';
+import { InferrerError, parseJson, readStream, readStreamChunks } from '@inferrer/core';
 
 /** Bodies from this size on wait to see whether their client is still there before they go upstream. */
 const SETTLE_BYTES = 64 * 1024;
@@ -28,15 +28,30 @@ export function declaredLength(req: IncomingMessage, limit: number): number | un
  * body of a request nobody waits for (under a flood of such clients, most of the cluster's work). So a large
  * body waits those two turns, and one whose connection has ended by then is REQUEST_CANCELLED here.
  */
-export async function wholeBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const body = await readStream(req, limit, declaredLength(req, limit));
-  if (body.length >= SETTLE_BYTES) {
+export async function wholeBody(req: IncomingMessage, limit: number): Promise<Body> {
+  const chunks = await readStreamChunks(req, limit, declaredLength(req, limit));
+  let length = 0;
+  for (const c of chunks) length += c.length;
+  if (length >= SETTLE_BYTES) {
     await nextTurn();
     await nextTurn();
     if (req.socket.readableEnded || req.socket.destroyed)
       throw new InferrerError('REQUEST_CANCELLED', 'the client closed its connection before its request could be sent on');
   }
-  return body;
+  return { chunks, length };
+}
+
+/**
+ * A body read whole, as the chunks it arrived in: it goes upstream as they are (see readStreamChunks for
+ * why it is not joined). joined() makes one Buffer of it, for the few that must look inside.
+ */
+export interface Body {
+  chunks: Buffer[];
+  length: number;
+}
+
+export function joined(body: Body): Buffer {
+  return body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks, body.length);
 }
 
 /** Whether the request carries a body at all. */

@@ -60,7 +60,7 @@ export function v1PredictRoutes({ config, dataplane }: PredictDeps): StreamRoute
       const body = await wholeBody(req, config.maxBodyBytes);
       return dataplane.predictImages(call.params.name!, q, {
         reqId: call.reqId,
-        body,
+        body: body.chunks,
         contentLength: body.length,
         contentType: String(req.headers['content-type']),
         deadline: call.deadline,
@@ -71,7 +71,7 @@ export function v1PredictRoutes({ config, dataplane }: PredictDeps): StreamRoute
       const body = await wholeBody(req, config.maxBodyBytes);
       return dataplane.predictV1(call.params.name!, q, {
         reqId: call.reqId,
-        body,
+        body: body.chunks,
         contentLength: body.length,
         contentType: 'application/json',
         deadline: call.deadline,

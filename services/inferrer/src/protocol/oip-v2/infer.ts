@@ -12,7 +12,7 @@ import type { DataPlane } from '../../dataplane.ts';
 import type { Operation, StreamCall, StreamRoute } from '../../http/route.ts';
 import type { UpstreamResponse } from '../../upstream.ts';
 import { TAGS, modelParam, ref, v2Errors, versionParam } from '../openapi-parts.ts';
-import { wholeBody } from '../request-body.ts';
+import { joined, wholeBody } from '../request-body.ts';
 
 export interface InferDeps {
   config: InferrerConfig;
@@ -63,11 +63,13 @@ async function compressed(answer: UpstreamResponse, coding: ContentCoding): Prom
 export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {
   const stream = async (req: IncomingMessage, call: StreamCall): Promise<UpstreamResponse> => {
     const header = req.headers['inference-header-content-length'];
-    const body = await decodeContent(await wholeBody(req, config.maxBodyBytes), req.headers['content-encoding'], config.maxBodyBytes);
+    const whole = await wholeBody(req, config.maxBodyBytes);
+    const encoding = req.headers['content-encoding'];
+    const body = encoding === undefined ? whole.chunks : await decodeContent(joined(whole), encoding, config.maxBodyBytes);
     const answer = await dataplane.inferV2(call.params.model!, call.params.version, {
       reqId: call.reqId,
       body,
-      contentLength: body.length,
+      contentLength: Array.isArray(body) ? whole.length : body.length,
       contentType: String(req.headers['content-type'] ?? 'application/json'),
       headerLength: Array.isArray(header) ? header[0] : header,
       deadline: call.deadline,
