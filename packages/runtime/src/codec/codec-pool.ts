@@ -19,6 +19,7 @@ import {
   InferrerError,
   type ModelSignature,
   type NamedTensors,
+  PARTED_BODY_BYTES,
   type V1Decoded,
   type V1EncodeOptions,
   type V2Decoded,
@@ -36,9 +37,10 @@ const PROCESS_MAIN = new URL('./codec-process.ts', import.meta.url);
  * float32 inputs read straight into typed arrays: packages/core/src/codecs/json-tensor.ts). Shorter text is
  * parsed here: the round trip to a process costs more CPU than the parse (measured on a ResNet-50 image as
  * v2 JSON, 2.9 MB: 27 ms more of the modelhost's CPU per request through a process, and a quarter fewer
- * images/s on two cores), and 25 ms is a short wait for the requests behind it.
+ * images/s on two cores), and 25 ms is a short wait for the requests behind it. Bodies this long are
+ * also read in parts (readBodyParts), which go to the process without being joined.
  */
-export const OFF_THREAD_JSON_BYTES = 4 * 1024 * 1024;
+export const OFF_THREAD_JSON_BYTES = PARTED_BODY_BYTES;
 /** Bodies at least this long (binary tensors included) are decoded by a codec process. */
 export const OFF_THREAD_BODY_BYTES = 16 * 1024 * 1024;
 /** Answers with at least this many elements written as JSON are encoded by a codec process. */
