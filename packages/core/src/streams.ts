@@ -9,7 +9,9 @@ export function readStream(stream: NodeJS.ReadableStream & { destroy?: () => voi
   if (declared !== undefined && declared > limit) {
     return Promise.reject(tooLarge(limit, declared));
   }
-  return new Promise((resolve, reject) => void new BodyReader(stream, limit, resolve as (b: Buffer | Buffer[]) => void, reject));
+  return new Promise(
+    (resolve, reject) => void new BodyReader(stream, limit, (chunks, size) => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)), reject),
+  );
 }
 
 /**
@@ -18,11 +20,15 @@ export function readStream(stream: NodeJS.ReadableStream & { destroy?: () => voi
  * megabytes a second the allocations alone, counted by V8 as external memory, start a full collection
  * every few tens of megabytes.
  */
-export function readStreamChunks(stream: NodeJS.ReadableStream & { destroy?: () => void }, limit: number, declared?: number): Promise<Buffer[]> {
+export function readStreamChunks(
+  stream: NodeJS.ReadableStream & { destroy?: () => void },
+  limit: number,
+  declared?: number,
+): Promise<{ chunks: Buffer[]; length: number }> {
   if (declared !== undefined && declared > limit) {
     return Promise.reject(tooLarge(limit, declared));
   }
-  return new Promise((resolve, reject) => void new BodyReader(stream, limit, resolve as (b: Buffer | Buffer[]) => void, reject, true));
+  return new Promise((resolve, reject) => void new BodyReader(stream, limit, (chunks, length) => resolve({ chunks, length }), reject));
 }
 
 /**
@@ -129,10 +135,8 @@ class PartsReader {
 class BodyReader {
   readonly #stream: NodeJS.ReadableStream;
   readonly #limit: number;
-  readonly #resolve: (b: Buffer | Buffer[]) => void;
+  readonly #resolve: (chunks: Buffer[], size: number) => void;
   readonly #reject: (e: unknown) => void;
-  /** Resolve with the chunks rather than one Buffer. */
-  readonly #chunked: boolean;
   #chunks: Buffer[] = [];
   #size = 0;
   #done = false;
@@ -141,12 +145,11 @@ class BodyReader {
   readonly #onError = this.#error.bind(this);
   readonly #onAborted = this.#aborted.bind(this);
 
-  constructor(stream: NodeJS.ReadableStream, limit: number, resolve: (b: Buffer | Buffer[]) => void, reject: (e: unknown) => void, chunked = false) {
+  constructor(stream: NodeJS.ReadableStream, limit: number, resolve: (chunks: Buffer[], size: number) => void, reject: (e: unknown) => void) {
     this.#stream = stream;
     this.#limit = limit;
     this.#resolve = resolve;
     this.#reject = reject;
-    this.#chunked = chunked;
     stream.on('data', this.#onData);
     stream.on('end', this.#onEnd);
     stream.on('error', this.#onError);
@@ -162,8 +165,7 @@ class BodyReader {
     stream.removeListener('error', this.#onError);
     stream.removeListener('aborted', this.#onAborted);
     if (err) this.#reject(err);
-    else if (this.#chunked) this.#resolve(this.#chunks);
-    else this.#resolve(this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#size));
+    else this.#resolve(this.#chunks, this.#size);
   }
 
   #data(chunk: Buffer): void {

@@ -29,16 +29,14 @@ export function declaredLength(req: IncomingMessage, limit: number): number | un
  * body waits those two turns, and one whose connection has ended by then is REQUEST_CANCELLED here.
  */
 export async function wholeBody(req: IncomingMessage, limit: number): Promise<Body> {
-  const chunks = await readStreamChunks(req, limit, declaredLength(req, limit));
-  let length = 0;
-  for (const c of chunks) length += c.length;
-  if (length >= SETTLE_BYTES) {
+  const body = await readStreamChunks(req, limit, declaredLength(req, limit));
+  if (body.length >= SETTLE_BYTES) {
     await nextTurn();
     await nextTurn();
     if (req.socket.readableEnded || req.socket.destroyed)
       throw new InferrerError('REQUEST_CANCELLED', 'the client closed its connection before its request could be sent on');
   }
-  return { chunks, length };
+  return body;
 }
 
 /**
