@@ -157,20 +157,30 @@ describe('cancelled work is not computed', () => {
     const inferrer0 = await metric(c.url, 'inferrer_requests_cancelled_total');
     const body = Buffer.from(`{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}${' '.repeat(256 * 1024)}`);
     const u = new URL(c.url);
+    const inferrer = c.inferrer.pid!;
     for (let k = 0; k < 5; k++) {
-      await new Promise<void>((resolve) => {
-        const s = net.connect(Number(u.port), u.hostname, () => {
-          s.write(
-            `POST /v2/models/slow/infer HTTP/1.1\r\nHost: ${u.host}\r\nX-Request-Id: closer-${k}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
-          );
-          // The close right behind the body's last byte: a client that gave up while its body was still
-          // waiting in its socket's buffer (its kernel sends the rest, then the close).
-          s.end(body);
-        });
-        s.on('error', () => {});
-        s.on('data', () => {});
-        s.on('close', () => resolve());
-      });
+      const s = net.connect(Number(u.port), u.hostname);
+      s.on('error', () => {});
+      s.on('data', () => {});
+      const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+      await new Promise<void>((resolve) => s.on('connect', () => resolve()));
+      // All but the body's last byte, given time to be read: the Inferrer waits for the rest.
+      s.write(
+        `POST /v2/models/slow/infer HTTP/1.1\r\nHost: ${u.host}\r\nX-Request-Id: closer-${k}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+      await new Promise<void>((resolve) => s.write(body.subarray(0, -1), () => resolve()));
+      await new Promise((r) => setTimeout(r, 100));
+      // The last byte and the close reach the Inferrer's socket together, as they do from a client whose
+      // kernel still held the end of its body when it gave up. The Inferrer is stopped meanwhile: this
+      // client's close must not lag its last byte by more than the Inferrer waits (a busy machine can
+      // hold this process back for milliseconds between the two).
+      process.kill(inferrer, 'SIGSTOP');
+      try {
+        await Promise.race([new Promise<void>((resolve) => s.end(body.subarray(-1), () => resolve())), new Promise((r) => setTimeout(r, 5000))]);
+      } finally {
+        process.kill(inferrer, 'SIGCONT');
+      }
+      await closed;
     }
     await until('the Inferrer counted the five as cancelled', async () => (await metric(c.url, 'inferrer_requests_cancelled_total')) - inferrer0 === 5);
     await new Promise((r) => setTimeout(r, 300));
