@@ -237,12 +237,20 @@ function readFloat32(buf: Buffer, p: number, end: number): boolean {
   if (c === 0x2e) {
     c = buf[++p]!;
     if (!(c >= 0x30 && c <= 0x39)) return false;
-    while (c >= 0x30 && c <= 0x39 && digits < FLOAT32_DIGITS) {
+    if (m === 0) {
+      // Zeros after the point before the first significant digit only move the exponent.
+      while (c === 0x30) {
+        e10--;
+        c = buf[++p]!;
+      }
+    }
+    // Then digits: the significant ones (up to FLOAT32_DIGITS in all) in the value, the rest skipped.
+    const stop = p + FLOAT32_DIGITS - digits;
+    while (c >= 0x30 && c <= 0x39 && p < stop) {
       m = m * 10 + (c - 0x30);
-      e10--;
-      if (m !== 0) digits++;
       c = buf[++p]!;
     }
+    e10 -= p - (stop - FLOAT32_DIGITS + digits);
     while (c >= 0x30 && c <= 0x39) c = buf[++p]!;
   }
   if (c === 0x65 || c === 0x45) {
