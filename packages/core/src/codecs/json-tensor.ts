@@ -245,12 +245,13 @@ function readFloat32(buf: Buffer, p: number, end: number): boolean {
       }
     }
     // Then digits: the significant ones (up to FLOAT32_DIGITS in all) in the value, the rest skipped.
+    const from = p;
     const stop = p + FLOAT32_DIGITS - digits;
     while (c >= 0x30 && c <= 0x39 && p < stop) {
       m = m * 10 + (c - 0x30);
       c = buf[++p]!;
     }
-    e10 -= p - (stop - FLOAT32_DIGITS + digits);
+    e10 -= p - from;
     while (c >= 0x30 && c <= 0x39) c = buf[++p]!;
   }
   if (c === 0x65 || c === 0x45) {
