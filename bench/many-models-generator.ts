@@ -3,8 +3,10 @@
  * it). Closed-loop clients each send a v2 infer request for a model drawn from a Zipf distribution over
  * the ranks, wait for the answer, and send the next. Every answer is classed by its Server-Timing: with
  * `load;dur=…` the request waited for its model to load on the worker (a load), without it the model was
- * loaded (a hit). Only answers that complete inside the measured window count; errors count over the
- * whole run.
+ * loaded (a hit). A hit's queue and compute durations there are the time it spent in the worker's batcher
+ * and runtime; the rest of its latency was spent getting there and back (HTTP, the Inferrer, the balancer,
+ * the worker's event loop and its runtime thread waking up). Only answers that complete inside the measured
+ * window count; errors count over the whole run.
  *
  *   parent → child   ManyModelsLoad
  *   child → parent   {type: 'start'} when the window opens, {type: 'end'} when it closes,
@@ -35,6 +37,8 @@ export interface ManyModelsLoadResult {
   ok: number;
   rps: number;
   hits: Latencies;
+  /** Of the hits: the time each spent in the worker's batcher queue and run (Server-Timing queue + compute). */
+  hitsInWorker: Latencies;
   loads: Latencies;
   /** Answers by modelhost (from X-Modelhost-Id). */
   perModelhost: Record<string, number>;
@@ -73,6 +77,12 @@ function summary(samples: number[]): Latencies {
   const sorted = Float64Array.from(samples).sort();
   const at = (p: number): number => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! : Number.NaN);
   return { count: sorted.length, p50: at(0.5), p99: at(0.99) };
+}
+
+/** A duration of a Server-Timing header (`name;dur=ms`), 0 when absent. */
+function timing(header: string, name: string): number {
+  const at = header.indexOf(`${name};dur=`);
+  return at < 0 ? 0 : Number.parseFloat(header.slice(at + name.length + 5));
 }
 
 /** One POST on a keep-alive connection: status, the headers that matter, the body as text. */
@@ -131,6 +141,7 @@ async function run(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
   const windowStart = started + spec.warmupS * 1000;
   const windowEnd = windowStart + spec.durationS * 1000;
   const hits: number[] = [];
+  const hitsInWorker: number[] = [];
   const loads: number[] = [];
   const perModelhost: Record<string, number> = {};
   const errorKinds: Record<string, number> = {};
@@ -162,7 +173,11 @@ async function run(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
             continue;
           }
           if (done < windowStart || done > windowEnd) continue;
-          (res.timing.includes('load;dur=') ? loads : hits).push(done - t);
+          if (res.timing.includes('load;dur=')) loads.push(done - t);
+          else {
+            hits.push(done - t);
+            hitsInWorker.push(timing(res.timing, 'queue') + timing(res.timing, 'compute'));
+          }
           const w = res.modelhost;
           perModelhost[w] = (perModelhost[w] ?? 0) + 1;
           seen.add(rank);
@@ -190,6 +205,7 @@ async function run(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
     ok,
     rps: ok / spec.durationS,
     hits: summary(hits),
+    hitsInWorker: summary(hitsInWorker),
     loads: summary(loads),
     perModelhost,
     distinctModels: seen.size,
