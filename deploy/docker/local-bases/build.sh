@@ -35,6 +35,13 @@ force=${FORCE:-}
 debian=inferrer-local/debian:$suite
 
 log() { echo "local-bases: $*" >&2; }
+# One build at a time: a second run (CI starts one in the background, the engine suites ask again) waits
+# for the first, then finds its images present.
+mkdir -p "$cache"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.build.lock"
+  flock 9
+fi
 have() { [ -z "$force" ] && $docker image inspect "$1" >/dev/null 2>&1; }
 # current NAME REV: the image exists and is either not a stand-in (pulled) or a stand-in of this recipe.
 current() {
@@ -48,7 +55,6 @@ rev() { cat "$@" | sha256sum | cut -c1-16; }
 if have "$debian"; then
   log "$debian: present"
 else
-  mkdir -p "$cache"
   tarball="$cache/debian-$suite-minbase.tar"
   if [ ! -s "$tarball" ] || [ -n "$force" ]; then
     command -v debootstrap >/dev/null 2>&1 || { log "debootstrap is not installed (apt-get install debootstrap)"; exit 2; }
