@@ -33,6 +33,8 @@ export const USAGE = `pnpm bench [-- options]
   --only iris|resnet|images|drift|overload|cache|grpc|deadline|many-models|cancel  run one part only (repeatable)
   --duration S       measured seconds per load point (overrides the default of every part)
   --modelhosts N     modelhosts in the cluster (default 2; many-models: 4)
+  --budget-share F   many-models: the share of the models one worker's memory budget holds (default 0.1;
+                     1 holds them all: no evictions, what the path costs without loads)
   --no-write         do not write bench/results/latest.json
   --help             this text
 `;
@@ -43,6 +45,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   let quick = false;
   let duration: number | undefined;
   let modelhosts: number | undefined;
+  let budgetShare = 0.1;
   let write = true;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -62,7 +65,10 @@ export function parseOptions(argv: string[]): BenchOptions {
       only.push(v as Part);
     } else if (a === '--duration') duration = positive(a, value());
     else if (a === '--modelhosts') modelhosts = Math.round(positive(a, value()));
-    else if (a === '--no-write') write = false;
+    else if (a === '--budget-share') {
+      budgetShare = positive(a, value());
+      if (budgetShare > 1) throw new Error('--budget-share is a share of the models, from 0 to 1');
+    } else if (a === '--no-write') write = false;
     else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -74,7 +80,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     modelhosts: modelhosts ?? 2,
     manyModels: {
       models: 1000,
-      budgetShare: 0.1,
+      budgetShare,
       modelhosts: modelhosts ?? 4,
       clients: 64,
       zipf: 1.1,
