@@ -219,7 +219,7 @@ if (opts.parts.includes('many-models')) {
     manyModels = await runManyModels(m, log);
     out();
     out(
-      `cluster: Inferrer → ${manyModels.runs[0]?.balancer ?? '?'} / ${manyModels.runs[1]?.balancer ?? '?'} → ${m.modelhosts} modelhosts; hit: the model was loaded on the worker; in worker: of a hit's latency, the time in the worker's batcher queue and run (Server-Timing queue + compute), the rest is the way there and back; load: the request waited for its load (Server-Timing load;dur); single: every request for one model, same clients, same cluster`,
+      `cluster: Inferrer → ${manyModels.runs[0]?.balancer ?? '?'} / ${manyModels.runs[1]?.balancer ?? '?'} → ${m.modelhosts} modelhosts; hit: the model was loaded on the worker; in worker: of a hit's latency, the time in the worker's batcher queue and run (Server-Timing queue + compute), the rest is the way there and back; load: the request waited for its load (Server-Timing load;dur); single: every request for one model, same clients, same cluster; per group: predictions per request from the Inferrer to nginx, single-model run / window`,
     );
     out(manyModelsTable(manyModels));
   } catch (err) {

@@ -74,6 +74,8 @@ export interface ManyModelsRun {
   loadsPerS: number;
   evictionsPerS: number;
   hitRate: number;
+  /** Predictions per upstream request from the Inferrer (its inferrer_upstream_group_size): single-model run, window. */
+  perGroup: { single: number; window: number };
   /**
    * The hit rate an LRU cache of the budget's bytes would have on each worker, given the Zipf rates and where
    * the models were answered (Che's approximation): the ceiling of least-recently-used eviction here.
@@ -184,6 +186,16 @@ async function counter(bc: BenchCluster, name: string, match = ''): Promise<numb
   return sum;
 }
 
+/** The Inferrer's inferrer_upstream_group_size sum and count so far. */
+async function groups(bc: BenchCluster): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${bc.url}/metrics`)).text();
+  const value = (name: string): number => Number(new RegExp(`^inferrer_upstream_group_size_${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  return { sum: value('sum'), count: value('count') };
+}
+
+/** Mean predictions per upstream request between two readings of groups(). */
+const perGroup = (a: { sum: number; count: number }, b: { sum: number; count: number }): number => (b.sum - a.sum) / Math.max(1, b.count - a.count);
+
 /** What validation measures for one model of each size (median of three runs, each in its own process). */
 async function measureSizes(dir: string, log: (line: string) => void): Promise<SizeCost[]> {
   const inspect = createProcessInspector(
@@ -268,7 +280,9 @@ async function runMode(
       timeoutS: 30,
     });
     log(`${balance}: single-model reference (${opts.clients} clients, one model, 3 s warm-up + ${opts.singleS} s)`);
+    const groups0 = await groups(bc);
     const { home: _h1, ...single } = await generate(spec(0, 3, opts.singleS));
+    const groups1 = await groups(bc);
     const serving = new Map<string, number>();
     for (const m of bc.cluster.modelhosts) serving.set(m.id, rssMb(m.process.pid) - (await usedMb(m.url)));
     log(`${balance}: ${opts.warmupS} s of Zipf traffic to warm up (measured apart)`);
@@ -286,6 +300,7 @@ async function runMode(
       hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'),
       evictions: await counter(bc, 'modelhost_sessions_evicted_total'),
     };
+    const groups2 = await groups(bc);
     log(`${balance}: ${opts.durationS} s measured`);
     const timer = setInterval(() => void sample(), 500);
     const { home, ...load } = await generate(spec(opts.zipf, 0, opts.durationS));
@@ -296,6 +311,7 @@ async function runMode(
       hits: await counter(bc, 'modelhost_model_lookups_total', 'result="hit"'),
       evictions: await counter(bc, 'modelhost_sessions_evicted_total'),
     };
+    const groups3 = await groups(bc);
     const memory: WorkerMemory[] = [];
     for (const m of bc.cluster.modelhosts) {
       const w = (await (await fetch(`${m.url}/v1/models`)).json()) as { models: unknown[] };
@@ -319,6 +335,7 @@ async function runMode(
       loadsPerS: loads / opts.durationS,
       evictionsPerS: (after.evictions - before.evictions) / opts.durationS,
       hitRate: hits / Math.max(1, hits + loads),
+      perGroup: { single: perGroup(groups0, groups1), window: perGroup(groups2, groups3) },
       lruHitRate: lruCeiling(
         balance,
         opts.zipf,
@@ -373,6 +390,7 @@ export function manyModelsTable(r: ManyModelsResult): string {
       `${fmtMs(run.load.hitsInWorker.p50)} / ${fmtMs(run.load.hitsInWorker.p99)}`,
       `${fmtMs(run.load.loads.p50)} / ${fmtMs(run.load.loads.p99)}`,
       `${fmtRps(run.single.rps)} / ${fmtMs(run.single.hits.p99)}`,
+      `${fmt(run.perGroup.single, 1)} / ${fmt(run.perGroup.window, 1)}`,
       `${fmt(run.hitRate, 3)} / ${fmt(run.lruHitRate, 3)}`,
       fmt(run.loadsPerS, 1),
       fmt(run.evictionsPerS, 1),
@@ -387,6 +405,7 @@ export function manyModelsTable(r: ManyModelsResult): string {
     'in worker',
     'load p50/p99 ms',
     'single req/s / p99',
+    'per group',
     'hit rate / LRU ceiling',
     'loads/s',
     'evict/s',
