@@ -8,7 +8,7 @@ import type { InferrerConfig } from './config.ts';
 import { Admission } from './admission.ts';
 import { answerBy, modelhostBudgetMs, takenAt } from './deadline.ts';
 import { Grouping } from './grouping.ts';
-import { PLACEMENT_HEADER, Placement } from './placement.ts';
+import { KeyHomes, PLACEMENT_HEADER, Placement } from './placement.ts';
 import { type Upstream, type UpstreamResponse, cancelledError } from './upstream.ts';
 
 export interface ForwardOptions {
@@ -76,6 +76,8 @@ export class DataPlane {
       maxRequests: config.groupMaxRequests,
       timeoutMs: config.requestTimeoutMs,
       place: (model) => this.placement.key(model),
+      // With placement, predictions for different models bound for the same worker travel together.
+      homes: config.placement.enabled ? new KeyHomes() : undefined,
       ...(onGroup ? { onGroup } : {}),
     });
   }

@@ -22,7 +22,7 @@
  */
 import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError, encodeFrame } from '@inferrer/core';
 import { modelhostBudgetMs } from './deadline.ts';
-import { PLACEMENT_HEADER } from './placement.ts';
+import { type KeyHomes, PLACEMENT_HEADER } from './placement.ts';
 import { type Upstream, type UpstreamResponse, cancelledError, errorFromAnswer, mapTransportError } from './upstream.ts';
 
 export interface GroupMember {
@@ -47,12 +47,35 @@ export interface GroupingOptions {
   onGroup?: (size: number) => void;
   /** The placement key of the next request or group for a model (placement.ts); each dispatch takes one. */
   place?: (model: string) => string | undefined;
+  /**
+   * Where the keys land, learned from the answers (placement.ts): with it, members for different models
+   * whose keys land on the same worker travel in one group.
+   */
+  homes?: KeyHomes | undefined;
 }
 
 /** A group's body stays under this; a member that would cross it starts the next group. */
 const MAX_GROUP_BYTES = 1024 * 1024;
 /** The group's X-Request-Id (every member's id, comma-separated) stays under this (nginx's header buffer is 8k). */
 const MAX_ID_LIST = 4096;
+
+/** Where a dispatch goes: the placement key that routes it, and the worker that key was learned to land on. */
+interface GroupRoute {
+  /** Names the group's path (the members may be for other models too). */
+  model: string;
+  key: string | undefined;
+  worker?: string | undefined;
+}
+
+/** A group being filled. */
+interface Filling {
+  route: GroupRoute;
+  /** When the route's key was last seen to land on its worker. */
+  at: number;
+  members: Pending[];
+  bytes: number;
+  ids: number;
+}
 
 interface Pending extends GroupMember {
   resolve(answer: UpstreamResponse): void;
@@ -121,49 +144,85 @@ export class Grouping {
     this.#scheduled = false;
     const all = this.#pending;
     this.#pending = new Map();
+    const homes = this.#opts.homes;
+    /** Groups being filled for a known worker: members of any model whose key lands there. */
+    const bound = new Map<string, Filling>();
     for (const [model, members] of all) {
       if (members.length === 0) continue;
-      let group: Pending[] = [];
-      let bytes = 0;
-      let ids = 0;
-      for (const m of members) {
-        const id = m.headers['x-request-id']!.length + 1;
-        if (group.length > 0 && (group.length >= this.#opts.maxRequests || bytes + m.body.length > MAX_GROUP_BYTES || ids + id > MAX_ID_LIST)) {
-          this.#dispatch(model, group);
-          group = [];
-          bytes = 0;
-          ids = 0;
+      let key = this.#opts.place?.(model);
+      const home = key === undefined ? undefined : homes?.get(key);
+      if (home !== undefined) {
+        let g = bound.get(home.worker);
+        for (const m of members) {
+          if (g !== undefined && !this.#fits(g, m)) {
+            this.#dispatch(g.route, g.members);
+            g = undefined;
+          }
+          if (g === undefined) {
+            g = { route: { model, key, worker: home.worker }, at: home.at, members: [], bytes: 0, ids: 0 };
+            bound.set(home.worker, g);
+          }
+          this.#add(g, m);
+          // The group is routed by the key seen longest ago, so the pairings in use stay fresh.
+          if (home.at < g.at) {
+            g.route = { model, key, worker: home.worker };
+            g.at = home.at;
+          }
         }
-        group.push(m);
-        bytes += m.body.length;
-        ids += id;
+        continue;
       }
-      this.#dispatch(model, group);
+      // Where this model's key lands is not known: its members go by themselves, as many groups as the limits
+      // need, each with the model's next key.
+      let g: Filling = { route: { model, key }, at: 0, members: [], bytes: 0, ids: 0 };
+      for (const m of members) {
+        if (g.members.length > 0 && !this.#fits(g, m)) {
+          this.#dispatch(g.route, g.members);
+          key = this.#opts.place?.(model);
+          g = { route: { model, key }, at: 0, members: [], bytes: 0, ids: 0 };
+        }
+        this.#add(g, m);
+      }
+      this.#dispatch(g.route, g.members);
     }
+    for (const g of bound.values()) this.#dispatch(g.route, g.members);
   };
 
-  #dispatch(model: string, group: Pending[]): void {
+  #fits(g: Filling, m: Pending): boolean {
+    return (
+      g.members.length < this.#opts.maxRequests && g.bytes + m.body.length <= MAX_GROUP_BYTES && g.ids + m.headers['x-request-id']!.length + 1 <= MAX_ID_LIST
+    );
+  }
+
+  #add(g: Filling, m: Pending): void {
+    g.members.push(m);
+    g.bytes += m.body.length;
+    g.ids += m.headers['x-request-id']!.length + 1;
+  }
+
+  #dispatch(route: GroupRoute, group: Pending[]): void {
+    if (group.length === 0) return;
     this.#opts.onGroup?.(group.length);
     if (group.length === 1) {
       const m = group[0]!;
       // Alone, it goes as an ordinary request that its own signal abandons.
       m.onCancel = undefined;
-      this.#alone(m).then(m.resolve, m.reject);
+      this.#alone(m, route).then(m.resolve, m.reject);
       return;
     }
-    void this.#sendGroup(model, group, false);
+    void this.#sendGroup(route, group, false);
   }
 
   /** The placement header of one dispatch (a group or a member alone), when placement is on. */
-  #placement(model: string): Record<string, string> {
-    const key = this.#opts.place?.(model);
+  static #placement(key: string | undefined): Record<string, string> {
     return key === undefined ? {} : { [PLACEMENT_HEADER]: key };
   }
 
-  #alone(m: GroupMember): Promise<UpstreamResponse> {
-    const headers = Object.assign({}, m.headers, this.#placement(m.model));
+  /** A member on its own: by the route it was given, else with its model's next key. */
+  #alone(m: GroupMember, route?: GroupRoute): Promise<UpstreamResponse> {
+    const key = route ? route.key : this.#opts.place?.(m.model);
+    const headers = Object.assign({}, m.headers, Grouping.#placement(key));
     headers['content-length'] = String(m.body.length);
-    return this.#upstream.request({
+    const sent = this.#upstream.request({
       method: 'POST',
       path: m.path,
       headers,
@@ -172,9 +231,15 @@ export class Grouping {
       deadline: m.deadline,
       signal: m.signal,
     });
+    const homes = this.#opts.homes;
+    if (homes === undefined || key === undefined) return sent;
+    return sent.then((res) => {
+      homes.learn(key, res.headers['x-modelhost-id'], route?.worker);
+      return res;
+    });
   }
 
-  async #sendGroup(model: string, group: Pending[], retry: boolean): Promise<void> {
+  async #sendGroup(route: GroupRoute, group: Pending[], retry: boolean): Promise<void> {
     /** Per member: 0 waiting, 1 answered by its frame, 2 answered DEADLINE_EXCEEDED at its deadline, 3 given up (its client went away). */
     const answered = new Uint8Array(group.length);
     let left = group.length;
@@ -226,13 +291,13 @@ export class Grouping {
       const body = Buffer.concat(group.map((m) => encodeFrame({ path: m.path, headers: m.headers }, m.body)));
       const res = await this.#upstream.request({
         method: 'POST',
-        path: `/v1/models/${encodeURIComponent(model)}/group`,
+        path: `/v1/models/${encodeURIComponent(route.model)}/group`,
         headers: {
           'content-type': FRAMES_CONTENT_TYPE,
           'content-length': String(body.length),
           'x-request-id': group.map((m) => m.headers['x-request-id']).join(','),
           'x-request-timeout-ms': deadline === undefined ? String(this.#opts.timeoutMs) : String(modelhostBudgetMs(deadline - performance.now())),
-          ...this.#placement(model),
+          ...Grouping.#placement(route.key),
         },
         body,
         timeoutMs: this.#opts.timeoutMs,
@@ -240,6 +305,7 @@ export class Grouping {
         signal: abandon.signal,
       });
       begun = true;
+      if (route.key !== undefined) this.#opts.homes?.learn(route.key, res.headers['x-modelhost-id'], route.worker);
       for await (const chunk of res.body) reader.push(chunk as Buffer);
     } catch (err) {
       failure = err instanceof InferrerError ? err : mapTransportError(err);
@@ -255,7 +321,7 @@ export class Grouping {
       }
       return;
     }
-    if (begun && !retry) return this.#sendGroup(model, rest, true);
+    if (begun && !retry) return this.#sendGroup(route, rest, true);
     const err =
       failure ??
       new InferrerError(

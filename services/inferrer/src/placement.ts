@@ -130,3 +130,79 @@ export class Placement {
     for (const [name] of idle.slice(0, Math.max(1, idle.length >> 1))) this.#models.delete(name);
   }
 }
+
+/** What KeyHomes knows of a key: the worker that last answered it, and when. */
+export interface KeyHome {
+  worker: string;
+  at: number;
+}
+
+/** How long a learned key → worker pairing is trusted without being seen again, ms. */
+const HOME_TTL_MS = 10_000;
+/** Pairings kept; the oldest go first. */
+const MAX_HOMES = 20_000;
+
+/**
+ * Which worker each placement key's requests land on, learned from the answers (each carries its
+ * X-Modelhost-Id). The balancer's ring is not the Inferrer's to compute, but it is stable: a key keeps its
+ * worker until the set of workers changes. Knowing it, the Inferrer sends predictions for different models
+ * that arrive together and are bound for the same worker as one group (grouping.ts), routed by one of
+ * their keys. A pairing is trusted for HOME_TTL_MS after it was last seen; when a request routed by a key
+ * comes back from another worker than the one expected, the ring has changed (or the balancer retried
+ * elsewhere), and everything learned about the expected worker is forgotten.
+ */
+export class KeyHomes {
+  readonly #homes = new Map<string, KeyHome>();
+  /** The keys learned per worker, so forgetting a worker costs its own keys only. */
+  readonly #byWorker = new Map<string, Set<string>>();
+  readonly #now: () => number;
+
+  constructor(now: () => number = () => performance.now()) {
+    this.#now = now;
+  }
+
+  /** Where `key` lands, when that was seen within HOME_TTL_MS. */
+  get(key: string): KeyHome | undefined {
+    const home = this.#homes.get(key);
+    if (home === undefined) return undefined;
+    if (this.#now() - home.at <= HOME_TTL_MS) return home;
+    this.#drop(key);
+    return undefined;
+  }
+
+  /**
+   * A request routed by `key` was answered by `worker` (its X-Modelhost-Id; nothing is learned without
+   * one). `expected`: the worker it was sent to on what was known.
+   */
+  learn(key: string, worker: string | string[] | undefined, expected?: string): void {
+    if (typeof worker !== 'string' || worker === '') return;
+    if (expected !== undefined && expected !== worker) this.forget(expected);
+    this.#drop(key);
+    this.#homes.set(key, { worker, at: this.#now() });
+    let keys = this.#byWorker.get(worker);
+    if (keys === undefined) this.#byWorker.set(worker, (keys = new Set()));
+    keys.add(key);
+    if (this.#homes.size > MAX_HOMES) this.#drop(this.#homes.keys().next().value!);
+  }
+
+  /** Forgets every key learned to land on `worker`. */
+  forget(worker: string): void {
+    const keys = this.#byWorker.get(worker);
+    if (keys === undefined) return;
+    for (const key of keys) this.#homes.delete(key);
+    this.#byWorker.delete(worker);
+  }
+
+  get size(): number {
+    return this.#homes.size;
+  }
+
+  #drop(key: string): void {
+    const home = this.#homes.get(key);
+    if (home === undefined) return;
+    this.#homes.delete(key);
+    const keys = this.#byWorker.get(home.worker);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#byWorker.delete(home.worker);
+  }
+}

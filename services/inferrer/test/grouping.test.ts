@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { FRAMES_CONTENT_TYPE, decodeFrames, encodeFrame, readStream } from '@inferrer/core';
 import { Grouping } from '../src/grouping.ts';
+import { KeyHomes } from '../src/placement.ts';
 import { Upstream, answerText } from '../src/upstream.ts';
 
 interface Seen {
@@ -219,5 +220,141 @@ describe('grouping', () => {
     quitters[1]!.abort();
     assert.deepEqual(await out, ['{"k":0}', 'error REQUEST_CANCELLED', 'error REQUEST_CANCELLED']);
     await upstreamSawClose;
+  });
+});
+
+/**
+ * A balancer and its workers in one server: a request goes to the worker its placement key maps to
+ * (`ring`, which a test may change, as when a worker leaves), and every answer names that worker in
+ * X-Modelhost-Id, as a modelhost's does.
+ */
+async function ringUpstream(
+  ring: (key: string) => string,
+): Promise<{ url: string; seen: { worker: string; key: string; models: string[] }[]; setRing(r: (key: string) => string): void; close(): Promise<void> }> {
+  const seen: { worker: string; key: string; models: string[] }[] = [];
+  let map = ring;
+  const server = http.createServer(async (req, res) => {
+    const body = await readStream(req, 1 << 20);
+    const key = String(req.headers['x-inferrer-placement']);
+    const worker = map(key);
+    res.setHeader('x-modelhost-id', worker);
+    const modelOf = (path: string): string => path.split('/')[3]!;
+    if (req.url!.endsWith('/group')) {
+      const members = decodeFrames(body);
+      seen.push({ worker, key, models: members.map((m) => modelOf(String(m.header.path))) });
+      res.writeHead(200, { 'content-type': FRAMES_CONTENT_TYPE });
+      res.end(
+        Buffer.concat(
+          members.map((m, i) =>
+            encodeFrame(
+              { i, status: 200, headers: { 'content-type': 'application/json', 'x-modelhost-id': worker } },
+              JSON.stringify({ echo: m.body.toString() }),
+            ),
+          ),
+        ),
+      );
+      return;
+    }
+    seen.push({ worker, key, models: [modelOf(req.url!)] });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ echo: body.toString() }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    setRing: (r) => (map = r),
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+describe('grouping by worker (placement on)', () => {
+  const models = ['a', 'b', 'c', 'd', 'e', 'f'];
+  /** Where each model's key lands: a, c, e on w1; b, d, f on w2. */
+  const twoWorkers = (key: string): string => (models.indexOf(key.split('#')[0]!) % 2 === 0 ? 'w1' : 'w2');
+
+  async function setupRing(): Promise<{ grouping: Grouping; u: Awaited<ReturnType<typeof ringUpstream>>; homes: KeyHomes }> {
+    const u = await ringUpstream(twoWorkers);
+    const up = new Upstream(u.url, 8);
+    closers.push(async () => {
+      await up.close();
+      await u.close();
+    });
+    const homes = new KeyHomes();
+    return { grouping: new Grouping(up, { maxRequests: 64, timeoutMs: 5000, place: (m) => `${m}#0`, homes }), u, homes };
+  }
+
+  /** One prediction per model, all in one turn; resolves to each one's echoed body. */
+  const turn = (g: Grouping, names: string[], tag: string): Promise<string[]> =>
+    Promise.all(
+      names.map((m) =>
+        g
+          .send({
+            model: m,
+            path: `/v1/models/${m}/predict`,
+            headers: { 'x-request-id': `${tag}-${m}`, 'content-type': 'application/json' },
+            body: Buffer.from(`"${tag}-${m}"`),
+          })
+          .then(async (r) => JSON.parse(await answerText(r)).echo as string),
+      ),
+    );
+
+  test('once it is known where their keys land, predictions for different models bound for one worker travel as one group', async () => {
+    const { grouping, u } = await setupRing();
+    assert.deepEqual(
+      await turn(grouping, models, 't1'),
+      models.map((m) => `"t1-${m}"`),
+    );
+    assert.deepEqual(
+      u.seen.map((s) => s.models.length),
+      [1, 1, 1, 1, 1, 1],
+      'nothing is known yet: each model goes by its own key',
+    );
+    u.seen.length = 0;
+    assert.deepEqual(
+      await turn(grouping, models, 't2'),
+      models.map((m) => `"t2-${m}"`),
+      'each member gets its own answer',
+    );
+    assert.deepEqual(
+      u.seen.map((s) => [s.worker, [...s.models].sort()]).sort(),
+      [
+        ['w1', ['a', 'c', 'e']],
+        ['w2', ['b', 'd', 'f']],
+      ],
+      'two requests, one per worker, each with the models whose keys land there',
+    );
+    for (const s of u.seen) assert.ok(s.models.includes(s.key.split('#')[0]!), 'a group is routed by one of its own members’ keys');
+  });
+
+  test('when the ring changes (a worker leaves), what was learned about it is forgotten and members go by their own keys again', async () => {
+    const { grouping, u, homes } = await setupRing();
+    await turn(grouping, models, 't1');
+    await turn(grouping, models, 't2');
+    // w1 leaves: its keys now land on w3, w2's stay.
+    u.setRing((key) => (twoWorkers(key) === 'w1' ? 'w3' : 'w2'));
+    u.seen.length = 0;
+    assert.deepEqual(
+      await turn(grouping, models, 't3'),
+      models.map((m) => `"t3-${m}"`),
+    );
+    assert.deepEqual(
+      ['a#0', 'c#0', 'e#0'].map((k) => homes.get(k)?.worker).sort(),
+      ['w3', undefined, undefined],
+      'the group expected on w1 came back from w3: what was known of w1 is forgotten, the key that routed it is learned anew',
+    );
+    u.seen.length = 0;
+    await turn(grouping, models, 't4');
+    await turn(grouping, models, 't5');
+    u.seen.length = 0;
+    await turn(grouping, models, 't6');
+    assert.deepEqual(
+      u.seen.map((s) => [s.worker, [...s.models].sort()]).sort(),
+      [
+        ['w2', ['b', 'd', 'f']],
+        ['w3', ['a', 'c', 'e']],
+      ],
+      'relearned: the groups follow the new ring',
+    );
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { Placement, type PlacementOptions } from '../src/placement.ts';
+import { KeyHomes, Placement, type PlacementOptions } from '../src/placement.ts';
 
 const OPTS: PlacementOptions = { enabled: true, maxReplicas: 8, ratePerReplica: 100, inflightPerReplica: 4, coolMs: 30_000 };
 
@@ -87,5 +87,45 @@ describe('Placement', () => {
     p.begin('x');
     assert.equal(p.key('x'), undefined);
     assert.equal(p.view('x'), undefined);
+  });
+});
+
+describe('KeyHomes', () => {
+  test('a key is trusted to land where it was last answered for 10 s after it was last seen, then it is unknown', () => {
+    let now = 0;
+    const homes = new KeyHomes(() => now);
+    homes.learn('m#0', 'w1');
+    now = 9_000;
+    assert.equal(homes.get('m#0')?.worker, 'w1');
+    homes.learn('m#0', 'w1');
+    now = 18_000;
+    assert.equal(homes.get('m#0')?.worker, 'w1', 'seen again at 9 s: trusted until 19 s');
+    now = 19_001;
+    assert.equal(homes.get('m#0'), undefined);
+    assert.equal(homes.size, 0);
+  });
+
+  test('an answer from another worker than expected forgets every key of the expected one; no worker id, nothing learned', () => {
+    const homes = new KeyHomes(() => 0);
+    for (const k of ['a#0', 'b#0', 'c#0']) homes.learn(k, 'w1');
+    homes.learn('d#0', 'w2');
+    homes.learn('a#0', 'w3', 'w1');
+    assert.deepEqual(
+      ['a#0', 'b#0', 'c#0', 'd#0'].map((k) => homes.get(k)?.worker),
+      ['w3', undefined, undefined, 'w2'],
+    );
+    homes.learn('e#0', undefined);
+    homes.learn('f#0', ['w1', 'w2']);
+    assert.equal(homes.size, 2);
+  });
+
+  test('at most 20,000 keys are kept, the longest unseen going first', () => {
+    const homes = new KeyHomes(() => 0);
+    for (let i = 0; i <= 20_000; i++) homes.learn(`m${i}#0`, `w${i % 4}`);
+    assert.equal(homes.size, 20_000);
+    assert.equal(homes.get('m0#0'), undefined);
+    assert.equal(homes.get('m20000#0')?.worker, 'w0');
+    homes.forget('w0');
+    assert.equal(homes.size, 15_000);
   });
 });
