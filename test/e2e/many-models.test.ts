@@ -207,6 +207,34 @@ describe('model-aware placement (BALANCE=placement)', () => {
     assert.ok(new Set(r.body.results.map((x: { modelhost: string }) => x.modelhost)).size >= 2, JSON.stringify(r.body.results));
   });
 
+  test('predictions for different models that arrive together and are bound for one worker travel to it as one request; each model stays on its worker', async () => {
+    const home = new Map<string, string>();
+    for (const name of NAMES) home.set(name, await whoAnswers(name));
+    const groups = async (): Promise<{ sum: number; count: number }> => {
+      const text = await (await fetch(`${c.url}/metrics`)).text();
+      const value = (k: string): number => Number(new RegExp(`^inferrer_upstream_group_size_${k}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1]);
+      return { sum: value('sum'), count: value('count') };
+    };
+    const before = await groups();
+    for (let round = 0; round < 6; round++) {
+      // One prediction per model, all at once: no two for the same model, so only grouping by worker can put them together.
+      const answers = await Promise.all(
+        NAMES.map(async (name) => {
+          const r = await infer(c, name, round);
+          assert.equal(r.status, 200, JSON.stringify(r.body));
+          return [name, String(r.headers.get('x-modelhost-id'))] as const;
+        }),
+      );
+      for (const [name, worker] of answers) assert.equal(worker, home.get(name), `${name} answered by its own worker`);
+    }
+    const after = await groups();
+    const predictions = after.sum - before.sum;
+    const requests = after.count - before.count;
+    assert.equal(predictions, 6 * NAMES.length);
+    // Grouped by model only, every one of these would go alone (72 requests); by worker, at most one per worker per round.
+    assert.ok(requests <= predictions / 2, `${predictions} predictions took ${requests} requests to the balancer`);
+  });
+
   test('a hot model spreads over more workers, and its metadata says where it is loaded', async () => {
     const stopAt = Date.now() + 5000;
     const by = new Map<string, number>();
