@@ -6,6 +6,12 @@
  * exchanges through nginx and the modelhost's HTTP layer into one; at low load a group has one member,
  * which goes out as an ordinary request. Nothing waits to fill a group: it is cut when the turn ends.
  *
+ * With placement (placement.ts), members for different models travel together too when their placement
+ * keys were learned to land on the same worker (KeyHomes): with many models, two requests for one model
+ * seldom arrive together, but requests for one worker do. Such a group goes to `/v1/models/{one of its
+ * models}/group` with the key of the member whose pairing was seen longest ago, and its answer refreshes
+ * that pairing. A member whose key's worker is not known goes with its own model's members, as before.
+ *
  * Each member keeps its own request id (the group's X-Request-Id lists them all, so nginx's access line
  * names every one), deadline, status and headers. A group that breaks off part-way (a modelhost killed
  * while answering) is sent once more for the members not yet answered: inference has no side effects,

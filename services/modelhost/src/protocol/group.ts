@@ -1,6 +1,7 @@
 /**
  * POST /v1/models/:name/group: several v1 predict / v2 infer requests in one framed body (@inferrer/core
- * frames.ts; the Inferrer sends those that arrive together for one model). Each member runs as if it came
+ * frames.ts; the Inferrer sends those that arrive together for one model, or with placement for this worker:
+ * the members may be for different models, the name in the path is one of theirs). Each member runs as if it came
  * alone, through the same route table, and its answer goes back as a frame as soon as it is ready; answers
  * ready in the same turn of the event loop share one write. When the group's connection closes before every
  * member is answered (the Inferrer gave up on all of them: their clients went away), the members still
