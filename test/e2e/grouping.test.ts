@@ -6,8 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { FRAMES_CONTENT_TYPE, decodeFrames, encodeFrame } from '@inferrer/core';
-import { type TestCluster, api, startTestCluster } from '../helpers/cluster.ts';
+import path from 'node:path';
+import { FRAMES_CONTENT_TYPE, FrameReader, decodeFrames, encodeFrame } from '@inferrer/core';
+import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 
 let c: TestCluster;
 before(async () => {
@@ -120,6 +121,32 @@ describe('grouping predictions on their way to the modelhosts', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
+  });
+  test("through the balancer, a group's answers come back as each is ready, not when the last is (nginx does not hold the frames)", async () => {
+    // slow.onnx takes 84 to 150 ms a run (the CPU decides); one slot, no batching: three members run one after another.
+    const up = await uploadModel(c.url, 'slow-group', path.join(FIXTURES, 'slow.onnx'), { config: { instances: 1, batching: { max_batch_size: 1 } } });
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    const body = JSON.stringify({ inputs: [{ name: 'x', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    const frames = Buffer.concat(
+      [0, 1, 2].map((i) =>
+        encodeFrame({ path: '/v2/models/slow-group/infer', headers: { 'x-request-id': `slow-group-${i}`, 'content-type': 'application/json' } }, body),
+      ),
+    );
+    const send = () =>
+      fetch(`${c.balancerUrl}/v1/models/slow-group/group`, { method: 'POST', headers: { 'content-type': FRAMES_CONTENT_TYPE }, body: new Uint8Array(frames) });
+    await (await send()).arrayBuffer(); // loaded and warm
+    const started = performance.now();
+    const res = await send();
+    assert.equal(res.status, 200);
+    const at: number[] = [];
+    const reader = new FrameReader((header) => {
+      assert.equal(header.status, 200);
+      at.push(performance.now() - started);
+    });
+    for await (const chunk of res.body!) reader.push(Buffer.from(chunk));
+    assert.equal(at.length, 3);
+    // Held back by the balancer, all three would arrive together after the third run.
+    assert.ok(at[2]! - at[0]! > 100, `frames arrived at ${at.map((t) => t.toFixed(0)).join(', ')} ms`);
   });
 });
 
