@@ -67,7 +67,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     else if (a === '--modelhosts') modelhosts = Math.round(positive(a, value()));
     else if (a === '--budget-share') {
       budgetShare = positive(a, value());
-      if (budgetShare > 1) throw new Error('--budget-share is a share of the models, from 0 to 1');
+      if (budgetShare > 1) throw new Error('--budget-share is a share of the models, more than 0 and at most 1 (1: every model fits)');
     } else if (a === '--no-write') write = false;
     else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);
