@@ -36,13 +36,21 @@ async function upstream(
       return;
     }
     seen.push({ path: req.url!, members: [body.toString()] });
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ echo: body.toString() }));
+    echo(res, body);
   });
+  return { ...(await listen(server)), seen };
+}
+
+/** Answers a member on its own: `{"echo": <its body>}`. */
+function echo(res: http.ServerResponse, body: Buffer): void {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ echo: body.toString() }));
+}
+
+async function listen(server: http.Server): Promise<{ url: string; close(): Promise<void> }> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
@@ -256,16 +264,9 @@ async function ringUpstream(
       return;
     }
     seen.push({ worker, key, models: [modelOf(req.url!)] });
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ echo: body.toString() }));
+    echo(res, body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    setRing: (r) => (map = r),
-    close: () => new Promise((r) => server.close(() => r())),
-  };
+  return { ...(await listen(server)), seen, setRing: (r) => (map = r) };
 }
 
 describe('grouping by worker (placement on)', () => {
