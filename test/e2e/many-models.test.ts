@@ -231,8 +231,10 @@ describe('model-aware placement (BALANCE=placement)', () => {
     const predictions = after.sum - before.sum;
     const requests = after.count - before.count;
     assert.equal(predictions, 6 * NAMES.length);
-    // Grouped by model only, every one of these would go alone (72 requests); by worker, at most one per worker per round.
-    assert.ok(requests <= predictions / 2, `${predictions} predictions took ${requests} requests to the balancer`);
+    // Grouped by model only, every one of these goes alone (72 requests); by worker, one per worker per round
+    // when a round's requests reach the Inferrer in one turn of its event loop (18; 23 and 28 measured, as a
+    // round's requests can arrive over two turns).
+    assert.ok(requests <= predictions * 0.6, `${predictions} predictions took ${requests} requests to the balancer`);
   });
 
   test('a hot model spreads over more workers, and its metadata says where it is loaded', async () => {
