@@ -38,9 +38,12 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   const table = new RouteTable(routes);
   const log = deps.logger.child({ module: 'http' });
   const accessLog = deps.logger.child({ module: 'access' });
+  const bodies = new BodyGuard(deps.config.bodies, deps.logger);
   const stream = {
     auth: deps.auth,
     admission: deps.dataplane.admission,
+    gate: deps.dataplane.gate,
+    bodies,
     requestTimeoutMs: deps.config.requestTimeoutMs,
     metrics: deps.metrics,
     log,
@@ -48,7 +51,6 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     sample: deps.config.accessLogSample,
   };
   const dispatches = new WeakMap<IncomingMessage, Dispatch>();
-  const bodies = new BodyGuard(deps.config.bodies, deps.logger);
   const app = expressApp(deps, dispatches, log, stream.access, accessLog);
 
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
@@ -65,11 +67,12 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       return;
     }
     const match = table.match(req.method ?? 'GET', target.segments);
-    if (hasBody(req)) bodies.watch(req, res, match?.route?.protocol ?? protocolOf(target.path));
+    // A prediction's body is watched by serveStream (from when the body gate lets it through).
     if (match?.route && isStream(match.route)) {
       void serveStream(stream, match.route, match.params, target.path, target.query, req, res);
       return;
     }
+    if (hasBody(req)) bodies.watch(req, res, match?.route?.protocol ?? protocolOf(target.path));
     dispatches.set(req, { target, match });
     req.url = target.query === '' ? target.path : `${target.path}?${target.query}`;
     app(req, res);

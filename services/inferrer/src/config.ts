@@ -71,6 +71,17 @@ export const InferrerEnvSchema = z
     BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     BODY_MIN_BYTES_PER_S: z.coerce.number().int().min(1).default(500),
     MAX_PENDING_BODIES_PER_CLIENT: z.coerce.number().int().min(1).default(32),
+    /**
+     * Prediction bodies declared this large or larger wait, unread, until their model has room upstream
+     * (body-gate.ts); 0 reads every body at once.
+     */
+    BODY_GATE_BYTES: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(256 * 1024),
+    /** Large requests one model may have waiting at the gate; the next is answered 503 QUEUE_FULL. */
+    BODY_GATE_MAX_WAITING: z.coerce.number().int().min(1).default(1024),
     /** Deadline of one prediction, end to end. */
     REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(30_000),
     /** Keep-alive connections to the load balancer. */
@@ -173,6 +184,7 @@ export type InferrerConfig = Readonly<{
   validation: Readonly<{ memoryBaseMb: number; memoryPerModelMb: number; maxMemoryMb: number; timeoutMs: number }>;
   maxBodyBytes: number;
   bodies: Readonly<{ timeoutMs: number; minBytesPerSecond: number; maxPendingPerClient: number }>;
+  bodyGate: Readonly<{ minBytes: number; maxWaiting: number }>;
   requestTimeoutMs: number;
   upstreamConnections: number;
   groupMaxRequests: number;
@@ -219,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     },
     maxBodyBytes: e.MAX_BODY_BYTES,
     bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
+    bodyGate: { minBytes: e.BODY_GATE_BYTES, maxWaiting: e.BODY_GATE_MAX_WAITING },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,
     groupMaxRequests: e.GROUP_MAX_REQUESTS,

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
 import { Admission } from './admission.ts';
+import { BodyGate } from './body-gate.ts';
 import { answerBy, modelhostBudgetMs, takenAt } from './deadline.ts';
 import { Grouping } from './grouping.ts';
 import { KeyHomes, PLACEMENT_HEADER, Placement } from './placement.ts';
@@ -65,6 +66,8 @@ export class DataPlane {
   readonly placement: Placement;
   /** Refuses a model's requests at the edge while its modelhosts are full (admission.ts). */
   readonly admission: Admission;
+  /** Large prediction bodies wait here, unread, until their model has room upstream (body-gate.ts). */
+  readonly gate: BodyGate;
   readonly #grouping: Grouping;
 
   constructor(upstream: Upstream, config: InferrerConfig, onGroup?: (size: number) => void) {
@@ -72,6 +75,7 @@ export class DataPlane {
     this.#config = config;
     this.placement = new Placement(config.placement);
     this.admission = new Admission(config.requestTimeoutMs);
+    this.gate = new BodyGate(config.bodyGate);
     this.#grouping = new Grouping(upstream, {
       maxRequests: config.groupMaxRequests,
       timeoutMs: config.requestTimeoutMs,

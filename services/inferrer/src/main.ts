@@ -44,6 +44,7 @@ sweeper.unref();
 const upstream = new Upstream(config.loadBalancerUrl, config.upstreamConnections, () => store.written);
 const metrics = new InferrerMetrics();
 const dataplane = new DataPlane(upstream, config, (size) => metrics.groupSize.observe(size));
+metrics.watchGate(dataplane.gate);
 const management = new Management(store);
 let auth: Auth;
 try {

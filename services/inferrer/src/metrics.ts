@@ -47,6 +47,18 @@ export class InferrerMetrics {
     registers: [this.registry],
   });
 
+  /** Reports how many large predictions wait at the body gate (body-gate.ts) at each scrape. */
+  watchGate(gate: { readonly waiting: number }): void {
+    new client.Gauge({
+      name: 'inferrer_body_gate_waiting',
+      help: 'Predictions with large bodies waiting, unread, for room upstream (BODY_GATE_BYTES)',
+      registers: [this.registry],
+      collect() {
+        this.set(gate.waiting);
+      },
+    });
+  }
+
   /** Counts one answered request: status, duration and bytes, under its route template and protocol. */
   observe(route: string, protocol: string, status: number, seconds: number, bytesIn: number, bytesOut: number): void {
     // prom-client keeps the label object of a new series: one object per call, never changed after.

@@ -10,11 +10,14 @@ import { sendError } from '@inferrer/http';
 import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Admission } from '../admission.ts';
 import type { Auth } from '../auth.ts';
+import type { BodyGate, GatePass } from '../body-gate.ts';
 import type { InferrerMetrics } from '../metrics.ts';
 import { answerBy, noteEarlyAnswer, takenAt } from '../deadline.ts';
 import { type UpstreamResponse, answeredByOf, cancelledError } from '../upstream.ts';
 import { ERROR_BODY } from '../protocol/errors.ts';
+import { hasBody } from '../protocol/request-body.ts';
 import { relay } from '../protocol/relay.ts';
+import type { BodyGuard } from './body-guard.ts';
 import type { StreamRoute } from './route.ts';
 import { API_HEADERS } from './security-headers.ts';
 
@@ -22,6 +25,10 @@ export interface StreamServer {
   auth: Auth;
   /** Refuses a full model's requests before their bodies are read (admission.ts). */
   admission: Admission;
+  /** Large bodies wait here, unread, until their model has room upstream (body-gate.ts). */
+  gate: BodyGate;
+  /** Watches bodies while they arrive (a gated one from when it is let through). */
+  bodies: BodyGuard;
   /** REQUEST_TIMEOUT_MS: a prediction is answered by then, counted from when it came in. */
   requestTimeoutMs: number;
   metrics: InferrerMetrics;
@@ -48,28 +55,40 @@ export async function serveStream(
   let failure: InferrerError | undefined;
   // The client going away before its answer abandons the upstream request, and with it the modelhost's work.
   const gone = new AbortController();
+  // (With a reason of our own: the default one is a DOMException, whose stack costs more than the rest of a
+  // cancelled request.)
   res.once('close', () => {
-    if (!res.writableFinished) gone.abort();
+    if (!res.writableFinished) gone.abort(cancelledError());
   });
   let leave: ReturnType<Admission['enter']> | undefined;
+  let pass: GatePass | undefined;
+  const declared = Number(req.headers['content-length']);
+  const gated = s.gate.applies(Number.isFinite(declared) ? declared : undefined);
+  if (!gated && hasBody(req)) s.bodies.watch(req, res, route.protocol);
   try {
     await s.auth.check(req, route.scope);
-    leave = s.admission.enter(params.name ?? params.model ?? '');
+    const model = params.name ?? params.model ?? '';
+    leave = s.admission.enter(model);
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
     const deadline = answerBy(takenAt(started, req.socket), s.requestTimeoutMs);
-    ({ bytes: bytesOut, headers: written } = await relay(
-      await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline),
-      res,
-      extra,
-    ));
+    if (gated) {
+      pass = await s.gate.enter(model, deadline, gone.signal);
+      s.bodies.watch(req, res, route.protocol);
+      const read = pass;
+      if (req.complete) read.bodyRead();
+      else req.once('end', () => read.bodyRead());
+    }
+    const answer = await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline);
+    pass?.done(typeof answer.headers['server-timing'] === 'string' ? answer.headers['server-timing'] : undefined);
+    ({ bytes: bytesOut, headers: written } = await relay(answer, res, extra));
   } catch (err) {
     const e = err instanceof InferrerError ? err : undefined;
     failure = e;
     // A client found gone before its request went upstream (request-body.ts) is gone for the answer too.
-    if (e?.code === 'REQUEST_CANCELLED') gone.abort();
+    if (e?.code === 'REQUEST_CANCELLED') gone.abort(e);
     if (gone.signal.aborted) {
       // Nobody to answer: 499 for the metrics and the access line.
-      failure = cancelledError();
+      failure = gone.signal.reason instanceof InferrerError ? gone.signal.reason : cancelledError();
       res.statusCode = statusOf(failure);
     }
     if (e && !gone.signal.aborted && (e.kind === 'unavailable' || e.kind === 'timeout' || e.kind === 'internal'))
@@ -81,6 +100,7 @@ export async function serveStream(
       bytesOut = Number(res.getHeader('content-length')) || 0;
     }
   }
+  pass?.done();
   leave?.(failure ?? (res.statusCode >= 400 ? 'failed' : undefined));
   noteEarlyAnswer(req, performance.now());
   if (gone.signal.aborted) s.metrics.cancelled.inc({ route: route.path, protocol: route.protocol });
