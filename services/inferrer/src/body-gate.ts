@@ -22,8 +22,10 @@
  * A request let through holds its place while its body is read, up to READ_GRACE_MS: a client that sends
  * slowly gives its place back then and goes on as if there were no gate, so slow senders cannot hold a
  * model's places (and the body guard, http/body-guard.ts, watches a gated body only from when it is let
- * through). A request waits until its deadline (504) or its client is found gone; when the model already
- * has `maxWaiting` waiting, it is refused at once (503 QUEUE_FULL, Retry-After 1).
+ * through). A request waits until its deadline (504) or its client is found gone. It is refused at once
+ * with 503 QUEUE_FULL when the model already has `maxWaiting` waiting (Retry-After 1), or when, at the pace
+ * places have been freeing while requests waited, its turn would come after its deadline (Retry-After:
+ * how much later).
  */
 import { InferrerError } from '@inferrer/core';
 
@@ -47,6 +49,10 @@ interface Entry {
   waiting: Waiter[];
   /** Answers since the limit was last lowered. */
   sinceDecrease: number;
+  /** Milliseconds between two places freed while requests waited (a moving average), once measured. */
+  interval: number | undefined;
+  /** When a place was last freed while requests waited. */
+  lastFreed: number | undefined;
 }
 
 /** A request's place upstream: `bodyRead` once its body is in, `done` with the answer's Server-Timing (if any). */
@@ -88,13 +94,13 @@ export class BodyGate {
 
   /**
    * Resolves once `model` has room for one more large body upstream. Rejects with DEADLINE_EXCEEDED at
-   * `deadline` (performance.now() clock), QUEUE_FULL when too many wait, or REQUEST_CANCELLED when `signal`
-   * aborts; a request that was refused or left holds nothing.
+   * `deadline` (performance.now() clock), QUEUE_FULL when too many wait or its turn would come after the
+   * deadline, or REQUEST_CANCELLED when `signal` aborts; a request that was refused or left holds nothing.
    */
   enter(model: string, deadline: number, signal: AbortSignal | undefined): Promise<GatePass> {
     let e = this.#models.get(model);
     if (!e) {
-      e = { inFlight: 0, limit: START_LIMIT, waiting: [], sinceDecrease: 0 };
+      e = { inFlight: 0, limit: START_LIMIT, waiting: [], sinceDecrease: 0, interval: undefined, lastFreed: undefined };
       this.#models.set(model, e);
     }
     const entry = e;
@@ -106,6 +112,20 @@ export class BodyGate {
           `model '${model.slice(0, 200)}' has ${entry.waiting.length} large requests waiting for room upstream`,
           { waiting: entry.waiting.length },
           { retryAfter: 1 },
+        ),
+      );
+    }
+    // At the pace places free, would it be let through before its deadline? If not, say so now (as a
+    // modelhost does for its queue) rather than hold the client until 504.
+    const left = deadline - performance.now();
+    const expected = entry.interval === undefined ? 0 : (entry.waiting.length + 1) * entry.interval;
+    if (expected > left) {
+      return Promise.reject(
+        new InferrerError(
+          'QUEUE_FULL',
+          `model '${model.slice(0, 200)}' has ${entry.waiting.length} large requests waiting for room upstream; at one place freed every ${Math.round(entry.interval!)} ms this one would wait about ${Math.round(expected)} ms, past its deadline`,
+          { waiting: entry.waiting.length, expectedWaitMs: Math.round(expected) },
+          { retryAfter: Math.min(60, Math.max(1, Math.ceil((expected - left) / 1000))) },
         ),
       );
     }
@@ -152,6 +172,17 @@ export class BodyGate {
       if (!holding) return;
       holding = false;
       entry.inFlight--;
+      if (entry.waiting.length > 0) {
+        // While requests wait, places free at the pace the modelhosts answer: the gate's throughput.
+        const now = performance.now();
+        if (entry.lastFreed !== undefined) {
+          const gap = now - entry.lastFreed;
+          entry.interval = entry.interval === undefined ? gap : 0.9 * entry.interval + 0.1 * gap;
+        }
+        entry.lastFreed = now;
+      } else {
+        entry.lastFreed = undefined;
+      }
       this.#admitNext(model, entry);
     };
     const grace = setTimeout(release, READ_GRACE_MS);

@@ -122,6 +122,33 @@ describe('body gate', () => {
     for (const w of waiting) (await w).done();
   });
 
+  test('a request whose turn would come after its deadline, at the pace places free, is refused at once', async () => {
+    const g = gate();
+    const passes = await fill(g, 'm', 8);
+    const queued = Array.from({ length: 6 }, () => g.enter('m', FAR(), undefined));
+    // Three places free 20 ms apart while requests wait: one every 20 ms or so.
+    for (const p of passes.slice(0, 3)) {
+      await sleep(20);
+      p.done();
+    }
+    // Three still wait: a fourth would be let through in about 80 ms.
+    const started = performance.now();
+    const err = await g.enter('m', performance.now() + 40, undefined).then(
+      () => assert.fail('let in'),
+      (e: InferrerError) => e,
+    );
+    assert.ok(performance.now() - started < 20, 'refused at once');
+    assert.equal(err.code, 'QUEUE_FULL');
+    assert.match(err.message, /would wait about \d+ ms, past its deadline/);
+    const expected = (err.details as { expectedWaitMs: number }).expectedWaitMs;
+    assert.ok(expected >= 60 && expected <= 1000, `expected wait ${expected}`);
+    // One with time enough waits its turn.
+    const patient = g.enter('m', FAR(), undefined);
+    for (const p of passes.slice(3)) p.done();
+    for (const q of [...queued, patient]) (await q).done();
+    assert.equal(g.limitOf('m'), undefined);
+  });
+
   test('a request let through that has not received its body within 250 ms gives its place back', async () => {
     const g = gate();
     const passes: GatePass[] = [];
