@@ -11,6 +11,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FIXTURES, type TestCluster, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { metricSum as metric, until } from '../helpers/metrics.ts';
 
 let c: TestCluster;
 
@@ -24,28 +25,10 @@ after(async () => {
   await c?.close();
 });
 
-/** The sum of a service's series of a metric. */
-async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
 const waiting = (): Promise<number> => metric(c.url, 'inferrer_body_gate_waiting');
 /** Requests the modelhost has received for slow, answered or not (its queue counts each on arrival). */
 const seen = (): Promise<number> => metric(c.modelhosts[0]!.url, 'modelhost_batch_size_sum', { model: 'slow' });
 const cancelledAtModelhost = (): Promise<number> => metric(c.modelhosts[0]!.url, 'modelhost_requests_cancelled_total', { model: 'slow' });
-
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    assert.ok(Date.now() < end, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** A v1 prediction of one row, its JSON padded with spaces to 300 KB, on a connection of its own. */
 function send(row: number[]): { answer: Promise<{ status: number; values?: number[][] }>; quit(): void } {

@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
+import { metricSum as metric, until } from '../helpers/metrics.ts';
 
 let c: TestCluster;
 let client: GrpcClient;
@@ -34,28 +35,10 @@ after(async () => {
   await c?.close();
 });
 
-/** The sum of a service's series of a metric that carry these labels. */
-async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
 const mh = (): string => c.modelhosts[0]!.url;
 const runs = (): Promise<number> => metric(mh(), 'modelhost_batch_size_count', { model: 'slow' });
 const depth = (): Promise<number> => metric(mh(), 'modelhost_queue_depth', { model: 'slow' });
 const cancelled = (stage: 'queued' | 'running'): Promise<number> => metric(mh(), 'modelhost_requests_cancelled_total', { model: 'slow', stage });
-
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    assert.ok(Date.now() < end, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const predict = (row: number[]): ReturnType<typeof api> => api(c.url, '/api/v1/models/slow/prediction', { json: { values: [row] } });
 

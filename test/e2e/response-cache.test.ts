@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FIXTURES, REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { metricSum } from '../helpers/metrics.ts';
 import { infer } from '../helpers/v2-client.ts';
 
 const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
@@ -27,15 +28,7 @@ after(async () => {
 });
 
 /** The sum of the modelhost's series of a metric that carry these labels (0 when there are none). */
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(`${c.modelhosts[0]!.url}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
+const metric = (name: string, labels: Record<string, string> = {}): Promise<number> => metricSum(c.modelhosts[0]!.url, name, labels);
 
 /** Model runs (batches) of a model so far. */
 const runs = (model: string): Promise<number> => metric('modelhost_batch_size_count', { model });

@@ -1,0 +1,22 @@
+/** Reading a service's Prometheus metrics in e2e tests, and waiting for a condition. */
+import assert from 'node:assert/strict';
+
+/** The sum of a service's series of a metric that carry these labels (0 when it has none). */
+export async function metricSum(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** Polls `check` every 10 ms until it holds; fails naming `what` after `ms`. */
+export async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < end, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
