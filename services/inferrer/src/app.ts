@@ -17,7 +17,7 @@ import { BodyGuard } from './http/body-guard.ts';
 import { pageHeaders } from './http/security-headers.ts';
 import { serveStream } from './http/stream.ts';
 import { ERROR_BODY, type Protocol } from './protocol/errors.ts';
-import { hasBody } from './protocol/request-body.ts';
+import { expectsContinue, hasBody } from './protocol/request-body.ts';
 import { type RouteDeps, createRoutes } from './routes.ts';
 
 export interface InferrerDeps extends RouteDeps {
@@ -67,11 +67,13 @@ export function createApp(deps: InferrerDeps): InferrerApp {
       return;
     }
     const match = table.match(req.method ?? 'GET', target.segments);
-    // A prediction's body is watched by serveStream (from when the body gate lets it through).
+    // A prediction's body is watched by serveStream (from when the body gate lets it through), and a
+    // client that asked to be told before it sends its body (Expect: 100-continue) is told there too.
     if (match?.route && isStream(match.route)) {
       void serveStream(stream, match.route, match.params, target.path, target.query, req, res);
       return;
     }
+    if (expectsContinue(req)) res.writeContinue();
     if (hasBody(req)) bodies.watch(req, res, match?.route?.protocol ?? protocolOf(target.path));
     dispatches.set(req, { target, match });
     req.url = target.query === '' ? target.path : `${target.path}?${target.query}`;

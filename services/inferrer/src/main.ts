@@ -85,10 +85,10 @@ async function ready(): Promise<boolean> {
 }
 
 const oip = new OipService({ config, management, dataplane, metrics: new MetricsClient(config.metricsUrl), ready });
-const server = http.createServer(
-  { keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) },
-  createApp({ config, logger, management, dataplane, metrics, ready, auth, jobs, oip }),
-);
+const app = createApp({ config, logger, management, dataplane, metrics, ready, auth, jobs, oip });
+const server = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) }, app);
+// Requests with Expect: 100-continue go to the same listener, which says continue when it wants the body.
+server.on('checkContinue', app);
 // The same service over gRPC, on its own port (GRPC_PORT=0: none).
 const grpc = config.grpcPort === 0 ? undefined : new GrpcServer({ config, logger, auth, oip, dataplane, metrics });
 if (grpc) {

@@ -15,7 +15,7 @@ import type { InferrerMetrics } from '../metrics.ts';
 import { answerBy, noteEarlyAnswer, takenAt } from '../deadline.ts';
 import { type UpstreamResponse, answeredByOf, cancelledError } from '../upstream.ts';
 import { ERROR_BODY } from '../protocol/errors.ts';
-import { hasBody } from '../protocol/request-body.ts';
+import { expectsContinue, hasBody } from '../protocol/request-body.ts';
 import { relay } from '../protocol/relay.ts';
 import type { BodyGuard } from './body-guard.ts';
 import type { StreamRoute } from './route.ts';
@@ -64,7 +64,10 @@ export async function serveStream(
   let pass: GatePass | undefined;
   const declared = Number(req.headers['content-length']);
   const gated = s.gate.applies(Number.isFinite(declared) ? declared : undefined);
-  if (!gated && hasBody(req)) s.bodies.watch(req, res, route.protocol);
+  if (!gated) {
+    if (expectsContinue(req)) res.writeContinue();
+    if (hasBody(req)) s.bodies.watch(req, res, route.protocol);
+  }
   try {
     await s.auth.check(req, route.scope);
     const model = params.name ?? params.model ?? '';
@@ -73,6 +76,8 @@ export async function serveStream(
     const deadline = answerBy(takenAt(started, req.socket), s.requestTimeoutMs);
     if (gated) {
       pass = await s.gate.enter(model, deadline, gone.signal);
+      // A client that waits for 100 Continue (curl does for bodies over 1 MiB) sends its body only now.
+      if (expectsContinue(req)) res.writeContinue();
       s.bodies.watch(req, res, route.protocol);
       const read = pass;
       if (req.complete) read.bodyRead();

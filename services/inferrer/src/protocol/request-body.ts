@@ -52,6 +52,16 @@ export function joined(body: Body): Buffer {
   return body.chunks.length === 1 ? body.chunks[0]! : Buffer.concat(body.chunks, body.length);
 }
 
+/**
+ * Whether the client waits for `100 Continue` before it sends its body (Expect: 100-continue). The
+ * Inferrer's server handles such requests itself (its checkContinue listener) and says continue once the
+ * body is wanted: at once, or for a prediction held at the body gate when it is let through.
+ */
+export function expectsContinue(req: IncomingMessage): boolean {
+  const expect = req.headers.expect;
+  return typeof expect === 'string' && expect.toLowerCase() === '100-continue';
+}
+
 /** Whether the request carries a body at all. */
 export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
