@@ -7,7 +7,6 @@
  * (about 80 ms a run); its one-row v1 bodies are padded with spaces past the gate's 256 KiB.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { execFile } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { FIXTURES, type TestCluster, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { metricSum as metric, until } from '../helpers/metrics.ts';
+import { postOnOwnConnection } from '../helpers/own-connection.ts';
 
 let c: TestCluster;
 const run = promisify(execFile);
@@ -36,16 +36,8 @@ const cancelledAtModelhost = (): Promise<number> => metric(c.modelhosts[0]!.url,
 
 /** A v1 prediction of one row, its JSON padded with spaces to 300 KB, on a connection of its own. */
 function send(row: number[]): { answer: Promise<{ status: number; values?: number[][] }>; quit(): void } {
-  const u = new URL(c.url);
   const body = JSON.stringify({ values: [row] }).padEnd(300_000, ' ');
-  const req = http.request({
-    host: u.hostname,
-    port: u.port,
-    method: 'POST',
-    path: '/api/v1/models/slow/prediction',
-    agent: false,
-    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-  });
+  const req = postOnOwnConnection(c.url, '/api/v1/models/slow/prediction', body);
   const answer = new Promise<{ status: number; values?: number[][] }>((resolve, reject) => {
     req.on('response', (res) => {
       let text = '';

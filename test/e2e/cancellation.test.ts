@@ -8,7 +8,6 @@
  * slow.onnx runs one request at a time (max_batch_size 1), so queued requests are easy to hold back.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
 import { metricSum as metric, until } from '../helpers/metrics.ts';
+import { postOnOwnConnection } from '../helpers/own-connection.ts';
 
 let c: TestCluster;
 let client: GrpcClient;
@@ -44,16 +44,8 @@ const predict = (row: number[]): ReturnType<typeof api> => api(c.url, '/api/v1/m
 
 /** A v1 prediction on its own connection, which `quit` closes before the answer comes. */
 function httpQuitter(row: number[]): { quit(): void; answered: Promise<boolean> } {
-  const u = new URL(c.url);
   const body = JSON.stringify({ values: [row] });
-  const req = http.request({
-    host: u.hostname,
-    port: u.port,
-    method: 'POST',
-    path: '/api/v1/models/slow/prediction',
-    agent: false,
-    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-  });
+  const req = postOnOwnConnection(c.url, '/api/v1/models/slow/prediction', body);
   const answered = new Promise<boolean>((resolve) => {
     req.on('response', () => resolve(true));
     req.on('error', () => resolve(false));
