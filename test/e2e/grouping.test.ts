@@ -163,16 +163,17 @@ describe("a modelhost's group route", () => {
       Buffer.concat([
         member('/v1/models/iris/predict', JSON.stringify({ values: ROWS[1] }), 'm0'),
         member('/v1/models/nope/predict', JSON.stringify({ values: ROWS[1] }), 'm1'),
-        member('/v1/models/iris/predict-images', '', 'm2'),
+        member('/v1/models/iris/settings', '', 'm2'),
         member('/v1/models/iris/predict', '{"values": [1, 2]}', 'm3'),
         member('/v2/models/iris/infer', JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: ROWS[2] }] }), 'm4'),
+        member('/v1/models/iris/predict-images', '{}', 'm5'),
       ]),
     );
     assert.equal(r.status, 200);
     assert.equal(r.type, FRAMES_CONTENT_TYPE);
     const frames = decodeFrames(r.body);
     const byIndex = new Map(frames.map((f) => [f.header.i as number, f]));
-    assert.deepEqual([...byIndex.keys()].sort(), [0, 1, 2, 3, 4], 'one frame per member');
+    assert.deepEqual([...byIndex.keys()].sort(), [0, 1, 2, 3, 4, 5], 'one frame per member');
     const json = (i: number): any => JSON.parse(byIndex.get(i)!.body.toString());
     const status = (i: number): unknown => byIndex.get(i)!.header.status;
     const headers = (i: number): Record<string, string> => byIndex.get(i)!.header.headers as Record<string, string>;
@@ -182,12 +183,15 @@ describe("a modelhost's group route", () => {
     assert.equal(headers(0)['x-modelhost-id'], c.modelhosts[0]!.id);
     assert.equal(status(1), 404);
     assert.equal(json(1).error.code, 'MODEL_NOT_FOUND');
-    assert.equal(status(2), 404, 'images are not carried in groups');
+    assert.equal(status(2), 404, 'only predictions are carried in groups');
     assert.equal(json(2).error.code, 'ROUTE_NOT_FOUND');
     assert.equal(status(3), 400);
     assert.equal(json(3).error.code, 'INVALID_INPUT');
     assert.equal(status(4), 200);
     assert.equal(json(4).outputs[0].name.length > 0, true);
+    // Images travel in groups too (test/e2e/images.test.ts); a member that is not a multipart form is told so.
+    assert.equal(status(5), 415);
+    assert.equal(json(5).error.code, 'UNSUPPORTED_MEDIA_TYPE');
   });
 
   test('a batch-job request (X-Inferrer-Priority: batch) is served and logged as one', async () => {

@@ -9,6 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DEMO, REPO, type TestCluster, api, snapshotStore, stagingLeftovers, startTestCluster } from '../helpers/cluster.ts';
+import { metricSum } from '../helpers/metrics.ts';
 
 const IMAGES = path.join(REPO, 'test/fixtures/images');
 const DETECTOR = path.join(REPO, 'test/fixtures/detector');
@@ -137,6 +138,31 @@ describe('classification', () => {
       names.map((n) => truth.digits[n]),
     );
     assert.equal(r.body.outputs.probabilities.length, names.length);
+  });
+
+  test('images sent together travel in groups to the modelhosts, and each is answered as it is alone', async () => {
+    // The Inferrer groups small predictions that arrive together; a multipart image in a group once
+    // reached the modelhost as a member it refused (404 ROUTE_NOT_FOUND): under load most images failed.
+    const names = ['digit_3.jpg', 'digit_7.png', 'digit_0.webp', 'digit_5.tiff'];
+    const bodies = await Promise.all(names.map((n) => files([n])));
+    const n = 48;
+    const post = (k: number, id: string) =>
+      api(c.url, '/api/v1/models/digits-img/prediction?top_k=1', { method: 'POST', body: bodies[k % names.length]!, headers: { 'x-request-id': id } });
+    // Open the connections first, so that the measured burst reaches the Inferrer together.
+    await Promise.all(Array.from({ length: n }, (_, k) => post(k, `warm-${k}`)));
+    const groupsBefore = await metricSum(c.url, 'inferrer_upstream_group_size_count');
+    const membersBefore = await metricSum(c.url, 'inferrer_upstream_group_size_sum');
+    const answers = await Promise.all(Array.from({ length: n }, (_, k) => post(k, `together-${k}`)));
+    for (const [k, r] of answers.entries()) {
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.uid, `together-${k}`);
+      assert.equal(r.body.data[0][0], String(truth.digits[names[k % names.length]!]));
+      assert.equal(r.body.predictions[0].file, names[k % names.length]);
+    }
+    const groups = (await metricSum(c.url, 'inferrer_upstream_group_size_count')) - groupsBefore;
+    const members = (await metricSum(c.url, 'inferrer_upstream_group_size_sum')) - membersBefore;
+    assert.equal(members, n, 'every image went upstream exactly once');
+    assert.ok(groups < n, `${n} images sent together went in fewer upstream requests (${groups})`);
   });
 
   test('a model without a STAC item takes images by its graph and labels (the demo digits)', async () => {

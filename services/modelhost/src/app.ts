@@ -1,10 +1,12 @@
 /**
  * The modelhost's HTTP surface: one route table (protocol/routes.ts, protocol/group.ts), one router. The
  * target is decoded once and matched exactly (@inferrer/http). Inference takes a lean path on node:http
- * (protocol/inference.ts: body read whole or streamed, the dataplane, one reply); group members are
- * dispatched through the same table; the info routes run in express.
+ * (protocol/inference.ts: body read whole or streamed, the dataplane, one reply); group members (whole-body
+ * predictions, and multipart images, whose read body goes to the route as a stream) are dispatched through
+ * the same table; the info routes run in express.
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { InferrerError } from '@inferrer/core';
 import { type RouteMatch, RouteTable, parseTarget, sendError } from '@inferrer/http';
@@ -12,10 +14,15 @@ import { STORE_GENERATION_HEADER } from '@inferrer/model-store';
 import { REQUEST_ID_HEADER, requestIdFrom } from '@inferrer/telemetry';
 import { groupRoute } from './protocol/group.ts';
 import { InferenceFrame, WIRE_ERROR, closeSignal } from './protocol/inference.ts';
-import type { ExpressRoute, Item, Reply, Route } from './protocol/route.ts';
+import type { BodyStream, ExpressRoute, Item, Reply, Route } from './protocol/route.ts';
 import { type RouteDeps, inferenceRoutes, infoRoutes } from './protocol/routes.ts';
 
 export type ModelhostDeps = RouteDeps;
+
+/** A group member's body as the stream a streamed route reads, with the member's headers. */
+function memberStream(item: Item): BodyStream {
+  return Object.assign(Readable.from(Array.isArray(item.body) ? item.body : [item.body]), { headers: item.headers });
+}
 
 export function createApp(deps: ModelhostDeps): RequestListener {
   const { config } = deps;
@@ -30,7 +37,7 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       return undefined;
     }
     const route = m?.route;
-    if (route?.kind !== 'inference') return undefined;
+    if (route?.kind !== 'inference' && route?.kind !== 'stream') return undefined;
     const params = (m as RouteMatch<Route>).params;
     const path = q === -1 ? item.path : item.path.slice(0, q);
     return frame.serve(
@@ -38,7 +45,8 @@ export function createApp(deps: ModelhostDeps): RequestListener {
       path,
       params.name ?? params.model ?? '',
       q === -1 ? '' : item.path.slice(q + 1),
-      (ctx) => route.run(item, params, ctx),
+      // A streamed route (multipart images) reads the member's body, read already, as a stream.
+      (ctx) => (route.kind === 'inference' ? route.run(item, params, ctx) : route.run(memberStream(item), params, ctx)),
       signal,
     );
   };

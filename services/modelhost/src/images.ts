@@ -5,7 +5,8 @@
  * image; [[label, score], …] for classifiers), a structured `predictions` list, and every raw output under
  * `outputs` with `?outputs=all` (or `?raw=true`).
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import busboy from 'busboy';
 import { type ImagePipelineSpec, InferrerError, type NamedTensors, httpStatusBody, rowsToJson } from '@inferrer/core';
 import { type ClassScore, type Detection, type ImageTransform, classify, detect } from '@inferrer/runtime';
@@ -26,7 +27,8 @@ export interface ImageFormLimits {
 const IMAGE_FIELDS = new Set(['file', 'files', 'image', 'images', 'file[]', 'image[]']);
 
 /** Reads every image of a multipart/form-data body into memory, within the limits. */
-export function receiveImages(req: IncomingMessage, limits: ImageFormLimits): Promise<ReceivedImage[]> {
+/** Reads the images of a multipart body: a request, or a group member's body as a stream with its headers. */
+export function receiveImages(req: Readable & { headers: IncomingHttpHeaders }, limits: ImageFormLimits): Promise<ReceivedImage[]> {
   const type = String(req.headers['content-type'] ?? '');
   if (!type.startsWith('multipart/form-data')) {
     return Promise.reject(

@@ -68,7 +68,7 @@ export function groupRoute({ config, frame, draining, member }: GroupDeps): Grou
           member({ path, headers, body }, signal) ??
           Promise.resolve(
             frame.error(
-              new InferrerError('ROUTE_NOT_FOUND', `a group carries only predictions (v1 predict, v2 infer), not ${path.slice(0, 200)}`),
+              new InferrerError('ROUTE_NOT_FOUND', `a group carries only predictions (v1 predict, v1 predict-images, v2 infer), not ${path.slice(0, 200)}`),
               requestIdFrom(headers[REQUEST_ID_HEADER]),
               path.slice(0, 200),
             ),

@@ -1,10 +1,12 @@
 /**
  * The modelhost's routes (internal: only the load balancer and the metrics service call them), declared once
  * in protocol/routes.ts and matched by @inferrer/http's RouteTable after one decoding of the path. Inference
- * routes say how they take their body: read whole first (`inference`, which may also arrive as one member
- * of a group), streamed (`stream`: multipart images), or as frames (`group`); the rest run in express.
+ * routes say how they take their body: read whole first (`inference`), streamed (`stream`: multipart images),
+ * or as frames (`group`); the first two may also arrive as members of a group (a member's body is read
+ * already: a stream route gets it as a stream). The rest run in express.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Request, Response } from 'express';
 import type { Priority } from '@inferrer/runtime';
 import type { BatchFacts } from '../dataplane.ts';
@@ -55,9 +57,12 @@ export interface InferenceRoute extends Base {
   run(item: Item, params: Record<string, string>, ctx: Ctx): Promise<Answered>;
 }
 
+/** A streamed body with its request's headers: the request itself, or a group member's body read already. */
+export type BodyStream = Readable & { headers: IncomingHttpHeaders };
+
 export interface StreamRoute extends Base {
   kind: 'stream';
-  run(req: IncomingMessage, params: Record<string, string>, ctx: Ctx): Promise<Answered>;
+  run(req: BodyStream, params: Record<string, string>, ctx: Ctx): Promise<Answered>;
 }
 
 export interface GroupRoute extends Base {
