@@ -26,8 +26,10 @@ export interface ImageFormLimits {
 /** File fields taken as images; any other file field is refused. */
 const IMAGE_FIELDS = new Set(['file', 'files', 'image', 'images', 'file[]', 'image[]']);
 
-/** Reads every image of a multipart/form-data body into memory, within the limits. */
-/** Reads the images of a multipart body: a request, or a group member's body as a stream with its headers. */
+/**
+ * Reads every image of a multipart/form-data body into memory, within the limits: from the request, or from
+ * a group member's body (read already) as a stream with the member's headers.
+ */
 export function receiveImages(req: Readable & { headers: IncomingHttpHeaders }, limits: ImageFormLimits): Promise<ReceivedImage[]> {
   const type = String(req.headers['content-type'] ?? '');
   if (!type.startsWith('multipart/form-data')) {
