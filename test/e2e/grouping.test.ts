@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FRAMES_CONTENT_TYPE, FrameReader, decodeFrames, encodeFrame } from '@inferrer/core';
-import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { FIXTURES, REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 
 let c: TestCluster;
 before(async () => {
@@ -192,6 +193,41 @@ describe("a modelhost's group route", () => {
     // Images travel in groups too (test/e2e/images.test.ts); a member that is not a multipart form is told so.
     assert.equal(status(5), 415);
     assert.equal(json(5).error.code, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  test('image members that are truncated or too large get their own 4xx; the image beside them and the worker are fine', async () => {
+    const images = path.join(REPO, 'test/fixtures/images');
+    const form = (files: string[]): Promise<Buffer> =>
+      Promise.all(files.map((f) => readFile(path.join(images, f)))).then((bytes) =>
+        Buffer.concat([
+          ...bytes.flatMap((b, i) => [
+            Buffer.from(`--b\r\ncontent-disposition: form-data; name="file"; filename="${files[i]}"\r\ncontent-type: image/png\r\n\r\n`),
+            b,
+            Buffer.from('\r\n'),
+          ]),
+          Buffer.from('--b--\r\n'),
+        ]),
+      );
+    const image = (body: Buffer, id: string): Buffer =>
+      encodeFrame(
+        { path: '/v1/models/digits/predict-images?top_k=1', headers: { 'x-request-id': id, 'content-type': 'multipart/form-data; boundary=b' } },
+        body,
+      );
+    const good = await form(['digit_7.png']);
+    const group = Buffer.concat([image(good, 'i0'), image(good.subarray(0, good.length - 40), 'i1'), image(await form(['digit_7.png', 'bomb.png']), 'i2')]);
+    for (let round = 0; round < 2; round++) {
+      const r = await post(group);
+      assert.equal(r.status, 200);
+      const byIndex = new Map(decodeFrames(r.body).map((f) => [f.header.i as number, f]));
+      const json = (i: number): any => JSON.parse(byIndex.get(i)!.body.toString());
+      assert.equal(byIndex.get(0)!.header.status, 200, JSON.stringify(json(0)));
+      assert.equal(json(0).data[0][0][0], '7');
+      assert.equal(byIndex.get(1)!.header.status, 400, 'a member whose form ends early');
+      assert.equal(json(1).error.code, 'INVALID_REQUEST');
+      assert.equal(byIndex.get(2)!.header.status, 413, 'a member with a pixel bomb');
+      assert.equal(json(2).error.code, 'IMAGE_TOO_LARGE');
+      for (const i of [1, 2]) assert.doesNotMatch(byIndex.get(i)!.body.toString(), /\/(tmp|work|home)\//, 'no file path in the answer');
+    }
   });
 
   test('a batch-job request (X-Inferrer-Priority: batch) is served and logged as one', async () => {

@@ -288,6 +288,16 @@ describe('bad images: a clear 4xx, the store unchanged, the workers still servin
       code: 'INVALID_REQUEST',
     },
     {
+      // Once this ended the modelhost (an unheard 'error' on the file's stream), and nginx passed the
+      // request on to the next one.
+      what: 'a form that ends inside its file (no closing boundary)',
+      model: 'digits-img',
+      body: async () => '--b\r\ncontent-disposition: form-data; name="file"; filename="x.png"\r\ncontent-type: image/png\r\n\r\nnot all of it',
+      type: 'multipart/form-data; boundary=b',
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
       what: 'an image sent as image/png (not multipart)',
       model: 'digits-img',
       body: async () => (await readFile(path.join(IMAGES, 'digit_7.png'))).toString('latin1'),

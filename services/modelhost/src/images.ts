@@ -63,6 +63,9 @@ export function receiveImages(req: Readable & { headers: IncomingHttpHeaders }, 
         return;
       }
       const chunks: Buffer[] = [];
+      // A form that ends inside a file (truncated) errors the file's stream as well as the form: unheard,
+      // that error would end the process. The form's own 'error' answers the request.
+      stream.on('error', (err: Error) => fail(new InferrerError('INVALID_REQUEST', `the multipart body could not be read: ${err.message}`)));
       stream.on('data', (c: Buffer) => {
         total += c.length;
         if (total > limits.maxBytes)
