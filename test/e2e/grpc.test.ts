@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import { type TestCluster, DEMO, FIXTURES, REPO, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
+import { metricSum as metric, until } from '../helpers/metrics.ts';
 import { NO_INPUTS_OUTPUTS, noInputsModel } from '../helpers/no-inputs-model.ts';
 import { type V2Tensor, infer, toBytes } from '../helpers/v2-client.ts';
 
@@ -484,13 +485,15 @@ describe('framed as HTTP requests are', () => {
     );
     const x = { name: 'x', datatype: 'FP32', shape: [1, 4], data: [0, 1, 2, 3] };
     assert.equal((await infer(c.url, 'slowg', [x], {}, { authorization: `Bearer ${PREDICT}` })).status, 200);
-    // Fill the workers' queues with seconds of work, then two calls at once: one with a 300 ms gRPC deadline,
-    // one with the schedule policy's 300 ms timeout and no gRPC deadline. Placement gives the burst a second
-    // replica key only after ~22 requests in flight (a third after ~32), so the worker holding only the later
-    // keys gets five or more; both calls go at once, while its queue is deep (sent one after the other, the
-    // second could find that worker drained, and run).
-    const busy = Array.from({ length: 40 }, () => infer(c.url, 'slowg', [x], {}, { authorization: `Bearer ${PREDICT}` }));
-    await new Promise((r) => setTimeout(r, 50));
+    // Fill both workers' queues with seconds of work, then two calls at once: one with a 300 ms gRPC deadline,
+    // one with the schedule policy's 300 ms timeout and no gRPC deadline. The work is posted to each modelhost
+    // straight: a burst through the Inferrer goes where the model's placement keys hash, which with two
+    // workers may be one of them only (a call placed on the idle one then ran, and the test failed). The calls
+    // go once each queue holds at least three (a run takes ~150 ms or more).
+    const busy = c.modelhosts.flatMap((m) => Array.from({ length: 12 }, () => infer(m.url, 'slowg', [x])));
+    await until('both workers hold a queue of slowg', async () =>
+      (await Promise.all(c.modelhosts.map((m) => metric(m.url, 'modelhost_queue_depth', { model: 'slowg' })))).every((d) => d >= 3),
+    );
     const started = Date.now();
     const input = {
       inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '4'] }],
