@@ -73,6 +73,32 @@ describe('grouping predictions on their way to the modelhosts', () => {
     );
   });
 
+  test('a burst for a costly model is run by both workers, not queued on the one a single key lands on', async () => {
+    const up = await uploadModel(c.url, 'slow', path.join(FIXTURES, 'slow.onnx'), { config: { preload: true, instances: 1, batching: { max_batch_size: 1 } } });
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    const one = async (id: string): Promise<string> => {
+      const r = await api(c.url, '/api/v1/models/slow/prediction', { json: { values: [1, 2, 3, 4] }, headers: { 'x-request-id': id } });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return String(r.headers.get('x-modelhost-id'));
+    };
+    // What a request costs is learned from the answers (~150 ms of compute each, far over the 1 ms at which
+    // a model's bursts are spread); the burst's own size gives the model more keys, and which worker each
+    // key lands on is learned as they are used (two keys on one worker: the next key instead).
+    for (let i = 0; i < 4; i++) await one(`slow-warm-${i}`);
+    const n = 24;
+    let by = new Map<string, number>();
+    for (let round = 0; round < 3; round++) {
+      by = new Map();
+      for (const w of await Promise.all(Array.from({ length: n }, (_, k) => one(`slow-burst-${round}-${k}`)))) by.set(w, (by.get(w) ?? 0) + 1);
+    }
+    const counts = [...by.values()];
+    console.log(
+      `a costly burst: ${JSON.stringify(Object.fromEntries(by))}, placement ${JSON.stringify((await api(c.url, '/api/v1/models/slow')).body.model.placement)}`,
+    );
+    assert.equal(by.size, 2, `the last of three bursts of ${n} ran on ${JSON.stringify(Object.fromEntries(by))}`);
+    assert.ok(Math.min(...counts) >= n / 4, `one worker ran under a quarter of the burst: ${JSON.stringify(Object.fromEntries(by))}`);
+  });
+
   test('a bad member gets its own 4xx; the members beside it are answered normally', async () => {
     const good = (k: number): Promise<{ status: number; body: any }> => predict(ROWS[k % ROWS.length]!, `good-${k}`);
     const bad: [string, () => Promise<{ status: number; body: any }>, number, string][] = [

@@ -253,6 +253,12 @@ describe('model-aware placement (BALANCE=placement)', () => {
     );
     assert.deepEqual(Object.keys(outcomes), ['ok'], JSON.stringify(outcomes));
     assert.ok(by.size >= 2, `24 clients on one model were all served by ${[...by.keys()]}: ${JSON.stringify(Object.fromEntries(by))}`);
+    // Evenly, whatever the ring: keys that land on the same worker are passed over for ones that do not (by
+    // chance, six keys on two workers put five or six on one about one time in five).
+    const served = [...by.values()];
+    const total = served.reduce((a, b) => a + b, 0);
+    console.log(`hot model: ${JSON.stringify(Object.fromEntries(by))}`);
+    assert.ok(Math.min(...served) >= 0.3 * total, `a worker served under 30 %: ${JSON.stringify(Object.fromEntries(by))}`);
     const r = await api(c.url, `/api/v1/models/${NAMES[0]}`);
     assert.equal(r.status, 200, JSON.stringify(r.body));
     const { loaded_on, placement } = r.body.model;

@@ -69,19 +69,24 @@ export class DataPlane {
   /** Large prediction bodies wait here, unread, until their model has room upstream (body-gate.ts). */
   readonly gate: BodyGate;
   readonly #grouping: Grouping;
+  readonly #homes: KeyHomes | undefined;
 
   constructor(upstream: Upstream, config: InferrerConfig, onGroup?: (size: number) => void) {
     this.#upstream = upstream;
     this.#config = config;
-    this.placement = new Placement(config.placement);
+    // Where placement keys land, learned from the answers: a model's keys are chosen to cover different
+    // workers, and predictions for different models bound for one worker travel as one group.
+    const homes = config.placement.enabled ? new KeyHomes() : undefined;
+    this.#homes = homes;
+    this.placement = new Placement(config.placement, undefined, homes);
     this.admission = new Admission(config.requestTimeoutMs);
     this.gate = new BodyGate(config.bodyGate);
     this.#grouping = new Grouping(upstream, {
       maxRequests: config.groupMaxRequests,
       timeoutMs: config.requestTimeoutMs,
       place: (model) => this.placement.key(model),
-      // With placement, predictions for different models bound for the same worker travel together.
-      homes: config.placement.enabled ? new KeyHomes() : undefined,
+      spread: (model) => this.placement.spreads(model),
+      homes,
       ...(onGroup ? { onGroup } : {}),
     });
   }
@@ -167,7 +172,7 @@ export class DataPlane {
     else extra['x-inferrer-priority'] = 'batch';
     return this.#send(model, path, opts, extra).then(
       (res) => {
-        this.placement.end(model);
+        this.placement.end(model, res.headers);
         if (online) this.online.end();
         return res;
       },
@@ -205,6 +210,13 @@ export class DataPlane {
     const key = this.placement.key(model);
     if (key !== undefined) headers[PLACEMENT_HEADER] = key;
     if (opts.contentLength !== undefined) headers['content-length'] = String(opts.contentLength);
-    return this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#config.requestTimeoutMs, deadline, signal: opts.signal });
+    const sent = this.#upstream.request({ method: 'POST', path, headers, body, timeoutMs: this.#config.requestTimeoutMs, deadline, signal: opts.signal });
+    const homes = this.#homes;
+    if (homes === undefined || key === undefined) return sent;
+    const expected = homes.get(key)?.worker;
+    return sent.then((res) => {
+      homes.learn(key, res.headers['x-modelhost-id'], expected);
+      return res;
+    });
   }
 }

@@ -10,7 +10,9 @@
  * keys were learned to land on the same worker (KeyHomes): with many models, two requests for one model
  * seldom arrive together, but requests for one worker do. Such a group goes to `/v1/models/{one of its
  * models}/group` with the key of the member whose pairing was seen longest ago, and its answer refreshes
- * that pairing. A member whose key's worker is not known goes with its own model's members, as before.
+ * that pairing. A member whose key's worker is not known goes with its own model's members that took the
+ * same key. The members of a costly model each take its next key, so a burst spreads over its keys' workers
+ * as its requests alone would; a cheap model's members all take one.
  *
  * Each member keeps its own request id (the group's X-Request-Id lists them all, so nginx's access line
  * names every one), deadline, status and headers. A group that breaks off part-way (a modelhost killed
@@ -53,6 +55,11 @@ export interface GroupingOptions {
   onGroup?: (size: number) => void;
   /** The placement key of the next request or group for a model (placement.ts); each dispatch takes one. */
   place?: (model: string) => string | undefined;
+  /**
+   * Whether a model's members that arrive together each take the model's next key, spreading over the
+   * workers its keys land on (a costly model), instead of all taking one (placement.ts `spreads`).
+   */
+  spread?: (model: string) => boolean;
   /**
    * Where the keys land, learned from the answers (placement.ts): with it, members for different models
    * whose keys land on the same worker travel in one group.
@@ -151,46 +158,39 @@ export class Grouping {
     const all = this.#pending;
     this.#pending = new Map();
     const homes = this.#opts.homes;
-    /** Groups being filled for a known worker: members of any model whose key lands there. */
-    const bound = new Map<string, Filling>();
+    /**
+     * Groups being filled: for a known worker, members of any model whose key lands there; otherwise the
+     * members of one model that took the same key (or of one model, with placement off).
+     */
+    const filling = new Map<string, Filling>();
     for (const [model, members] of all) {
-      if (members.length === 0) continue;
-      let key = this.#opts.place?.(model);
-      const home = key === undefined ? undefined : homes?.get(key);
-      if (home !== undefined) {
-        let g = bound.get(home.worker);
-        for (const m of members) {
-          if (g !== undefined && !this.#fits(g, m)) {
-            this.#dispatch(g.route, g.members);
-            g = undefined;
-          }
-          if (g === undefined) {
-            g = { route: { model, key, worker: home.worker }, at: home.at, members: [], bytes: 0, ids: 0 };
-            bound.set(home.worker, g);
-          }
-          this.#add(g, m);
-          // The group is routed by the key seen longest ago, so the pairings in use stay fresh.
-          if (home.at < g.at) {
-            g.route = { model, key, worker: home.worker };
-            g.at = home.at;
-          }
-        }
-        continue;
-      }
-      // Where this model's key lands is not known: its members go by themselves, as many groups as the limits
-      // need, each with the model's next key.
-      let g: Filling = { route: { model, key }, at: 0, members: [], bytes: 0, ids: 0 };
-      for (const m of members) {
-        if (g.members.length > 0 && !this.#fits(g, m)) {
+      // A costly model's members each take its next key, so a burst spreads over every worker its keys land
+      // on (one key for the whole turn once sent 40 requests for a slow model to one worker while the other
+      // had none); a cheap model's go together, the largest batch for the least overhead.
+      const spread = this.#opts.spread?.(model) === true;
+      let key: string | undefined;
+      for (const [i, m] of members.entries()) {
+        if (i === 0 || spread) key = this.#opts.place?.(model);
+        const home = key === undefined ? undefined : homes?.get(key);
+        const slot = home !== undefined ? `w\0${home.worker}` : `k\0${key ?? model}`;
+        let g = filling.get(slot);
+        if (g !== undefined && !this.#fits(g, m)) {
           this.#dispatch(g.route, g.members);
-          key = this.#opts.place?.(model);
-          g = { route: { model, key }, at: 0, members: [], bytes: 0, ids: 0 };
+          g = undefined;
+        }
+        if (g === undefined) {
+          g = { route: { model, key, worker: home?.worker }, at: home?.at ?? 0, members: [], bytes: 0, ids: 0 };
+          filling.set(slot, g);
         }
         this.#add(g, m);
+        // A group for a worker is routed by the key seen there longest ago, so the pairings in use stay fresh.
+        if (home !== undefined && home.at < g.at) {
+          g.route = { model, key, worker: home.worker };
+          g.at = home.at;
+        }
       }
-      this.#dispatch(g.route, g.members);
     }
-    for (const g of bound.values()) this.#dispatch(g.route, g.members);
+    for (const g of filling.values()) this.#dispatch(g.route, g.members);
   };
 
   #fits(g: Filling, m: Pending): boolean {

@@ -328,6 +328,71 @@ describe('grouping by worker (placement on)', () => {
     for (const s of u.seen) assert.ok(s.models.includes(s.key.split('#')[0]!), 'a group is routed by one of its own members’ keys');
   });
 
+  test("a burst for a costly model spreads over its keys' workers, not the worker of one key; a cheap model's goes as one group", async () => {
+    // hot#0 and hot#2 land on w1, hot#1 and hot#3 on w2; the model has four keys, taken round-robin.
+    const u = await ringUpstream((key) => (Number(key.split('#')[1]) % 2 === 0 ? 'w1' : 'w2'));
+    const up = new Upstream(u.url, 8);
+    closers.push(async () => {
+      await up.close();
+      await u.close();
+    });
+    let turnNo = 0;
+    let costly = true;
+    const grouping = new Grouping(up, {
+      maxRequests: 64,
+      timeoutMs: 5000,
+      place: (m) => `${m}#${turnNo++ % 4}`,
+      spread: () => costly,
+      homes: new KeyHomes(),
+    });
+    const burst = (tag: string): Promise<string[]> =>
+      Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          grouping
+            .send({ model: 'hot', path: '/v1/models/hot/predict', headers: { 'x-request-id': `${tag}-${i}` }, body: Buffer.from(`"${tag}-${i}"`) })
+            .then(async (r) => JSON.parse(await answerText(r)).echo as string),
+        ),
+      );
+    assert.deepEqual(
+      await burst('b1'),
+      Array.from({ length: 40 }, (_, i) => `"b1-${i}"`),
+    );
+    assert.deepEqual(
+      u.seen.map((s) => [s.key, s.models.length]).sort(),
+      [
+        ['hot#0', 10],
+        ['hot#1', 10],
+        ['hot#2', 10],
+        ['hot#3', 10],
+      ],
+      'nothing is known yet: one group per key, the members shared out',
+    );
+    u.seen.length = 0;
+    assert.deepEqual(
+      await burst('b2'),
+      Array.from({ length: 40 }, (_, i) => `"b2-${i}"`),
+    );
+    assert.deepEqual(
+      u.seen.map((s) => [s.worker, s.models.length]).sort(),
+      [
+        ['w1', 20],
+        ['w2', 20],
+      ],
+      'known: one group per worker, each with the members whose keys land there',
+    );
+    costly = false;
+    u.seen.length = 0;
+    assert.deepEqual(
+      await burst('b3'),
+      Array.from({ length: 40 }, (_, i) => `"b3-${i}"`),
+    );
+    assert.deepEqual(
+      u.seen.map((s) => s.models.length),
+      [40],
+      'a cheap model: one group',
+    );
+  });
+
   test('when the ring changes (a worker leaves), what was learned about it is forgotten and members go by their own keys again', async () => {
     const { grouping, u, homes } = await setupRing();
     await turn(grouping, models, 't1');

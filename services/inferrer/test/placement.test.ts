@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { KeyHomes, Placement, type PlacementOptions } from '../src/placement.ts';
+import { KeyHomes, Placement, type PlacementOptions, computePerRequest } from '../src/placement.ts';
 
 const OPTS: PlacementOptions = { enabled: true, maxReplicas: 8, ratePerReplica: 100, inflightPerReplica: 4, coolMs: 30_000 };
 
@@ -80,6 +80,57 @@ describe('Placement', () => {
     sequential(quiet.p, quiet.at, 'q', 4000, 2.5, 0);
     sequential(quiet.p, quiet.at, 'q', 1, 0, 60_000);
     assert.equal(quiet.p.view('q')!.replicas, 1);
+  });
+
+  test('a key learned to land where an earlier key of the model does is passed over, so k keys cover k workers', () => {
+    let now = 0;
+    const homes = new KeyHomes(() => now);
+    const p = new Placement({ ...OPTS, maxReplicas: 2, inflightPerReplica: 1 }, () => now, homes);
+    for (let i = 0; i < 40; i++) p.begin('m');
+    assert.equal(p.view('m')?.replicas, 2);
+    const next = (n: number): string[] => Array.from({ length: n }, () => p.key('m')!);
+    assert.deepEqual(next(4), ['m#0', 'm#1', 'm#0', 'm#1'], 'nothing learned: the first two keys');
+    homes.learn('m#0', 'w1');
+    homes.learn('m#1', 'w1');
+    assert.deepEqual(new Set(next(4)), new Set(['m#0', 'm#1']), 'the keys in use are kept for 250 ms');
+    now = 300;
+    assert.deepEqual(new Set(next(4)), new Set(['m#0', 'm#2']), 'm#1 lands on w1 as m#0 does: m#2 instead, not learned yet');
+    homes.learn('m#2', 'w2');
+    now = 600;
+    assert.deepEqual(new Set(next(4)), new Set(['m#0', 'm#2']), 'two keys on two workers');
+    // One worker left: every key lands on it.
+    for (let i = 0; i < 8; i++) homes.learn(`m#${i}`, 'w1');
+    now = 900;
+    assert.deepEqual(new Set(next(4)), new Set(['m#0']), 'as many workers as there are: one key');
+    now = 11_000;
+    assert.deepEqual(new Set(next(4)), new Set(['m#0', 'm#1']), 'what was learned is trusted for 10 s only');
+  });
+
+  test("a model spreads its predictions that arrive together once a request costs 1 ms of compute, from its answers' headers", () => {
+    const { p } = clocked();
+    const answer = (computeMs: number, requests: number) => ({
+      'server-timing': `preprocess;dur=0.02, queue;dur=3.10, compute;dur=${computeMs.toFixed(2)}`,
+      'x-inferrer-batch': `requests=${requests};rows=${requests}`,
+    });
+    p.begin('m');
+    p.end('m');
+    assert.equal(p.spreads('m'), false, 'no answer yet');
+    p.begin('m');
+    p.end('m', answer(4, 8));
+    assert.equal(p.spreads('m'), false, '4 ms over a batch of 8: 0.5 ms each');
+    for (let i = 0; i < 30; i++) {
+      p.begin('m');
+      p.end('m', answer(150, 1));
+    }
+    assert.equal(p.spreads('m'), true, '150 ms each');
+    for (let i = 0; i < 30; i++) {
+      p.begin('m');
+      p.end('m', { 'x-inferrer-cache': 'hit', 'server-timing': 'preprocess;dur=0.01, queue;dur=0.00, compute;dur=0.00' });
+    }
+    assert.equal(p.spreads('m'), true, 'cache hits ran in no batch: they say nothing of the cost');
+    assert.equal(p.spreads('other'), false);
+    assert.equal(computePerRequest(answer(12.5, 5)), 2.5);
+    assert.equal(computePerRequest({ 'server-timing': 'load;dur=900.00, compute;dur=3.00', 'x-inferrer-batch': 'requests=0;rows=0' }), undefined);
   });
 
   test('off: no key, no view', () => {
