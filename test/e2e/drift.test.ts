@@ -88,6 +88,9 @@ describe('drift detection', () => {
     });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.code, 'INVALID_PROFILE');
+    const empty = await api(c.url, '/api/v1/models/drift-a/versions/1/profile', { method: 'PUT', json: { inputs: [] } });
+    assert.equal(empty.status, 400, 'a profile of no input compares nothing (the fuzzing stored one)');
+    assert.match(empty.body.error.message, /at least one input/);
     const short = await api(c.url, '/api/v1/models/drift-a/versions/1/profile', { method: 'PUT', json: [[1, 2, 3]] });
     assert.equal(short.body.error.code, 'INVALID_PROFILE');
     assert.match(short.body.error.message, /4 finite numbers/);

@@ -298,6 +298,24 @@ describe('bad images: a clear 4xx, the store unchanged, the workers still servin
       code: 'INVALID_REQUEST',
     },
     {
+      // The same under a field that is skipped (the fuzzing found it ended the modelhost too).
+      what: 'a form that ends inside a file under an unexpected field',
+      model: 'digits-img',
+      body: async () => '--b\r\ncontent-disposition: form-data; name="path"; filename="x.png"\r\n\r\n',
+      type: 'multipart/form-data; boundary=b',
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
+      // busboy names no field for name="": that once threw in the modelhost, answered with a TypeError's text.
+      what: 'a file under an empty field name',
+      model: 'digits-img',
+      body: async () => '--b\r\ncontent-disposition: form-data; name=""; filename="x.png"\r\n\r\nxx\r\n--b--\r\n',
+      type: 'multipart/form-data; boundary=b',
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
+    {
       what: 'an image sent as image/png (not multipart)',
       model: 'digits-img',
       body: async () => (await readFile(path.join(IMAGES, 'digit_7.png'))).toString('latin1'),
@@ -314,12 +332,37 @@ describe('bad images: a clear 4xx, the store unchanged, the workers still servin
       assert.equal(r.status, k.status, JSON.stringify(r.body));
       assert.equal(r.body.error.code, k.code, JSON.stringify(r.body));
       assert.equal(r.body.http_status.code, k.status);
+      assert.doesNotMatch(r.body.error.message, /Cannot read|undefined|TypeError/, 'no internal error text');
       assert.deepEqual(await snapshotStore(c.modelDir), before);
       const ok = await api(c.url, '/api/v1/models/digits-img/prediction?top_k=1', { method: 'POST', body: await files(['digit_7.png']) });
       assert.equal(ok.status, 200);
       assert.equal(ok.body.data[0][0], '7');
     });
   }
+
+  test('a client that goes away mid-form is let go: the modelhost logs the request instead of holding it open', async () => {
+    const m = c.modelhosts[0]!;
+    const url = new URL(m.url);
+    const head = '--b\r\ncontent-disposition: form-data; name="file"; filename="x.png"\r\ncontent-type: image/png\r\n\r\n';
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      method: 'POST',
+      path: '/v1/models/digits-img/predict-images',
+      headers: { 'content-type': 'multipart/form-data; boundary=b', 'content-length': '100000', 'x-request-id': 'gone-mid-form' },
+    });
+    req.on('error', () => {});
+    req.write(head);
+    await new Promise((r) => setTimeout(r, 200));
+    req.destroy();
+    const until = Date.now() + 5000;
+    let line: Record<string, unknown> | undefined;
+    while (!line && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      line = c.jsonLogs(m.id).find((l) => l.reqId === 'gone-mid-form' && l.status !== undefined);
+    }
+    assert.ok(line, 'the request was logged with a status once its client went away');
+  });
 
   test('a STAC item that disagrees with the graph is refused at upload and nothing is stored', async () => {
     const before = await snapshotStore(c.modelDir);

@@ -340,7 +340,8 @@ export class ModelStore {
         ...(patch.labels ? { labels: patch.labels } : {}),
         default_version: patch.default_version ?? current.default_version,
         ...(patch.enabled !== undefined ? { enabled: patch.enabled } : {}),
-        ...(patch.traffic !== undefined ? { traffic: patch.traffic } : {}),
+        // No split and none asked for (a rollback without a canary) is no change either.
+        ...(patch.traffic !== undefined && (current.traffic !== undefined || Object.keys(patch.traffic).length > 0) ? { traffic: patch.traffic } : {}),
       };
       // A patch that changes nothing writes nothing (and wakes no worker).
       if (JSON.stringify({ ...record, updated_at: current.updated_at }) === JSON.stringify(current)) return current;

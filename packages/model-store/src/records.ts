@@ -50,7 +50,8 @@ export const DriftProfileSchema = z
     source: z.enum(['upload', 'sample', 'capture']).optional(),
     created_at: z.string().max(64).optional(),
     samples: z.number().int().min(0).optional(),
-    inputs: z.array(FeatureProfileSchema).max(256),
+    // A profile of no input compares nothing: storing one would only hide that drift is not watched.
+    inputs: z.array(FeatureProfileSchema).min(1, 'describe at least one input').max(256),
     outputs: z.array(FeatureProfileSchema).max(256).optional(),
   })
   .strict();

@@ -323,6 +323,9 @@ describe('ModelStore: update and remove', () => {
     seen.push(await store.generation());
     await store.update('iris', { description: 'x' });
     seen.push(await store.generation());
+    // Patches that change nothing write nothing: the same description, and a rollback with no canary.
+    await store.update('iris', { description: 'x' });
+    await store.update('iris', { traffic: {} });
     await assert.rejects(store.update('iris', { default_version: 9 }));
     await assert.rejects(store.put('iris', await stage(store, path.join(FIXTURES, 'not_onnx.onnx'))));
     seen.push(await store.generation());

@@ -56,16 +56,18 @@ export function receiveImages(req: Readable & { headers: IncomingHttpHeaders }, 
     const fail = (e: InferrerError): void => {
       failed ??= e;
     };
-    bb.on('file', (field, stream, info) => {
+    bb.on('file', (rawField: string | undefined, stream, info) => {
+      // A form that ends inside a file (truncated) errors the file's stream as well as the form: unheard,
+      // that error would end the process, whatever the field (one that is skipped included).
+      stream.on('error', (err: Error) => fail(new InferrerError('INVALID_REQUEST', `the multipart body could not be read: ${err.message}`)));
+      // busboy gives no field name (undefined) for `name=""`.
+      const field = rawField ?? '';
       if (!IMAGE_FIELDS.has(field)) {
         fail(new InferrerError('INVALID_REQUEST', `unexpected file field "${field.slice(0, 64)}": send images as "file"`, { field: field.slice(0, 64) }));
         stream.resume();
         return;
       }
       const chunks: Buffer[] = [];
-      // A form that ends inside a file (truncated) errors the file's stream as well as the form: unheard,
-      // that error would end the process. The form's own 'error' answers the request.
-      stream.on('error', (err: Error) => fail(new InferrerError('INVALID_REQUEST', `the multipart body could not be read: ${err.message}`)));
       stream.on('data', (c: Buffer) => {
         total += c.length;
         if (total > limits.maxBytes)
@@ -99,6 +101,11 @@ export function receiveImages(req: Readable & { headers: IncomingHttpHeaders }, 
       const empty = images.findIndex((i) => i.bytes.length === 0);
       if (empty >= 0) return reject(new InferrerError('INVALID_IMAGE', `image ${empty} ("${images[empty]!.filename}") is empty`, { image: empty }));
       resolve(images);
+    });
+    // A client that goes away mid-form ends the form too (pipe() alone would leave it waiting, its images held).
+    req.once('error', (err: Error) => bb.destroy(err));
+    req.once('close', () => {
+      if (!req.readableEnded) bb.destroy(new Error('the client closed the connection'));
     });
     req.pipe(bb);
   });
