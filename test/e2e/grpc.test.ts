@@ -487,9 +487,9 @@ describe('framed as HTTP requests are', () => {
     assert.equal((await infer(c.url, 'slowg', [x], {}, { authorization: `Bearer ${PREDICT}` })).status, 200);
     // Fill both workers' queues with seconds of work, then two calls at once: one with a 300 ms gRPC deadline,
     // one with the schedule policy's 300 ms timeout and no gRPC deadline. The work is posted to each modelhost
-    // straight: a burst through the Inferrer goes where the model's placement keys hash, which with two
-    // workers may be one of them only (a call placed on the idle one then ran, and the test failed). The calls
-    // go once each queue holds at least three (a run takes ~150 ms or more).
+    // straight: a burst through the Inferrer could reach one worker only (it travelled as one group before
+    // the Inferrer learned the model's cost; a call sent to the idle worker then ran, and the test failed).
+    // The calls go once each queue holds at least three (a run takes ~150 ms or more).
     const busy = c.modelhosts.flatMap((m) => Array.from({ length: 12 }, () => infer(m.url, 'slowg', [x])));
     await until('both workers hold a queue of slowg', async () =>
       (await Promise.all(c.modelhosts.map((m) => metric(m.url, 'modelhost_queue_depth', { model: 'slowg' })))).every((d) => d >= 3),
