@@ -30,7 +30,7 @@
  */
 import { FRAMES_CONTENT_TYPE, FrameReader, InferrerError, encodeFrame } from '@inferrer/core';
 import { modelhostBudgetMs } from './deadline.ts';
-import { type KeyHomes, PLACEMENT_HEADER } from './placement.ts';
+import { type KeyHome, type KeyHomes, PLACEMENT_HEADER } from './placement.ts';
 import { type Upstream, type UpstreamResponse, cancelledError, errorFromAnswer, mapTransportError } from './upstream.ts';
 
 export interface GroupMember {
@@ -169,10 +169,16 @@ export class Grouping {
       // had none); a cheap model's go together, the largest batch for the least overhead.
       const spread = this.#opts.spread?.(model) === true;
       let key: string | undefined;
-      for (const [i, m] of members.entries()) {
-        if (i === 0 || spread) key = this.#opts.place?.(model);
-        const home = key === undefined ? undefined : homes?.get(key);
-        const slot = home !== undefined ? `w\0${home.worker}` : `k\0${key ?? model}`;
+      let home: KeyHome | undefined;
+      let slot = '';
+      for (let i = 0; i < members.length; i++) {
+        const m = members[i]!;
+        // The key, where it lands and the group it goes to are looked up once per key taken.
+        if (i === 0 || spread) {
+          key = this.#opts.place?.(model);
+          home = key === undefined ? undefined : homes?.get(key);
+          slot = home !== undefined ? `w\0${home.worker}` : `k\0${key ?? model}`;
+        }
         let g = filling.get(slot);
         if (g !== undefined && !this.#fits(g, m)) {
           this.#dispatch(g.route, g.members);
