@@ -14,14 +14,19 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
-import { metricSum as metric, until } from '../helpers/metrics.ts';
+import { metricSum as metric, metricSumIn, until } from '../helpers/metrics.ts';
 import { postOnOwnConnection } from '../helpers/own-connection.ts';
 
 let c: TestCluster;
 let client: GrpcClient;
 
 before(async () => {
-  c = await startTestCluster({ modelhosts: 1, grpcPort: 0 });
+  // Placement off: with it on, a costly model's requests that arrive together each take one of its keys
+  // (placement.ts, spreads), and it has a key per 250 ms of compute in flight. Where slow.onnx runs 150 ms
+  // a request, ten in flight gave it six keys not yet seen to land anywhere, the four quitters took one
+  // each, none travelled in a group, and the grouped case below failed (a CI run). Cancellation does not
+  // depend on the placement header, and every other test here runs the same either way.
+  c = await startTestCluster({ modelhosts: 1, grpcPort: 0, env: { PLACEMENT: 'false' } });
   const up = await uploadModel(c.url, 'slow', path.join(FIXTURES, 'slow.onnx'), { config: { preload: true, instances: 1, batching: { max_batch_size: 1 } } });
   assert.equal(up.status, 201, JSON.stringify(up.body));
   client = grpcClient(c.grpcAddress!);
@@ -39,11 +44,31 @@ const mh = (): string => c.modelhosts[0]!.url;
 const runs = (): Promise<number> => metric(mh(), 'modelhost_batch_size_count', { model: 'slow' });
 const depth = (): Promise<number> => metric(mh(), 'modelhost_queue_depth', { model: 'slow' });
 const cancelled = (stage: 'queued' | 'running'): Promise<number> => metric(mh(), 'modelhost_requests_cancelled_total', { model: 'slow', stage });
+/**
+ * Requests of slow.onnx that have reached the modelhost and not been cancelled: those waiting plus those
+ * taken from the queue to run (counted as they are taken), read from one scrape.
+ */
+async function arrived(): Promise<number> {
+  const text = await (await fetch(`${mh()}/metrics`)).text();
+  return metricSumIn(text, 'modelhost_queue_depth', { model: 'slow' }) + metricSumIn(text, 'modelhost_queue_duration_seconds_count', { model: 'slow' });
+}
+/**
+ * Requests that hold the model busy while quitters queue behind them. Six give the quitters five whole
+ * runs to reach the queue (on a loaded 2-core machine two runs were once not enough).
+ */
+const BLOCKERS = 6;
 
 const predict = (row: number[]): ReturnType<typeof api> => api(c.url, '/api/v1/models/slow/prediction', { json: { values: [row] } });
 
+/** A client that sends a request and goes away before the answer; `sent`: its request is in its socket. */
+interface Quitter {
+  quit(): void;
+  sent: Promise<void>;
+  answered: Promise<boolean>;
+}
+
 /** A v1 prediction on its own connection, which `quit` closes before the answer comes. */
-function httpQuitter(row: number[]): { quit(): void; answered: Promise<boolean> } {
+function httpQuitter(row: number[]): Quitter {
   const body = JSON.stringify({ values: [row] });
   const req = postOnOwnConnection(c.url, '/api/v1/models/slow/prediction', body);
   const answered = new Promise<boolean>((resolve) => {
@@ -51,12 +76,13 @@ function httpQuitter(row: number[]): { quit(): void; answered: Promise<boolean> 
     req.on('error', () => resolve(false));
     req.on('close', () => resolve(false));
   });
+  const sent = new Promise<void>((resolve) => req.on('finish', () => resolve()));
   req.end(body);
-  return { quit: () => req.destroy(), answered };
+  return { quit: () => req.destroy(), sent, answered };
 }
 
 /** A gRPC ModelInfer call, which `quit` cancels before the answer comes. */
-function grpcQuitter(row: number[]): { quit(): void; answered: Promise<boolean> } {
+function grpcQuitter(row: number[]): Quitter {
   let call!: grpc.ClientUnaryCall;
   const answered = new Promise<boolean>((resolve) => {
     const raw = Buffer.from(new Float32Array(row).buffer);
@@ -70,33 +96,46 @@ function grpcQuitter(row: number[]): { quit(): void; answered: Promise<boolean> 
       },
     );
   });
-  return { quit: () => call.cancel(), answered };
+  return { quit: () => call.cancel(), sent: Promise.resolve(), answered };
 }
 
 /**
- * Holds the model busy with `blockers` requests, queues `quitters` behind them, and has every quitter's
+ * Holds the model busy with BLOCKERS requests, queues `quitters` behind them, and has every quitter's
  * client go away; then checks that only the blockers ran.
  */
-async function queuedQuitters(make: (row: number[]) => { quit(): void; answered: Promise<boolean> }, quitters: number, together: boolean): Promise<void> {
+async function queuedQuitters(make: (row: number[]) => Quitter, quitters: number, together: boolean): Promise<void> {
   const runs0 = await runs();
+  const arrived0 = await arrived();
   const cancelled0 = await cancelled('queued');
   const running0 = await cancelled('running');
   const inferrer0 = await metric(c.url, 'inferrer_requests_cancelled_total');
-  // Three blockers: one runs, two wait, so the quitters wait behind at least two whole runs.
-  const blockers = [1, 2, 3].map((k) => predict([k, k, k, k]));
+  // One blocker runs while the others wait, so the quitters wait behind whole runs.
+  const blockers = Array.from({ length: BLOCKERS }, (_, k) => predict([k, k, k, k]));
   await until('two blockers wait in the queue', async () => (await depth()) >= 2);
-  const qs: ReturnType<typeof make>[] = [];
-  for (let k = 0; k < quitters; k++) {
-    qs.push(make([10 + k, 0, 0, 0]));
-    // Apart, each travels alone; together, the Inferrer may send them as one group.
-    if (!together) await new Promise((r) => setTimeout(r, 5));
+  const qs: Quitter[] = [];
+  if (together) {
+    // Together: the Inferrer is held stopped while every quitter's request reaches its socket, so that it
+    // reads them all in one turn of its event loop, and sends them on as one group.
+    process.kill(c.inferrer.pid!, 'SIGSTOP');
+    try {
+      for (let k = 0; k < quitters; k++) qs.push(make([10 + k, 0, 0, 0]));
+      await Promise.race([Promise.all(qs.map((q) => q.sent)), new Promise((r) => setTimeout(r, 5000))]);
+    } finally {
+      process.kill(c.inferrer.pid!, 'SIGCONT');
+    }
+  } else {
+    // Apart, each travels alone.
+    for (let k = 0; k < quitters; k++) {
+      qs.push(make([10 + k, 0, 0, 0]));
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
-  await until(`the ${quitters} quitters wait in the queue too`, async () => (await depth()) >= 2 + quitters);
+  await until(`the ${quitters} quitters wait in the queue too`, async () => (await arrived()) - arrived0 === BLOCKERS + quitters);
   for (const q of qs) q.quit();
   await until('the modelhost took every quitter out of its queue', async () => (await cancelled('queued')) - cancelled0 === quitters);
   for (const q of qs) assert.equal(await q.answered, false, 'a quitter gets no answer');
   for (const b of await Promise.all(blockers)) assert.equal(b.status, 200, JSON.stringify(b.body));
-  assert.equal((await runs()) - runs0, 3, 'the model ran the three blockers and no quitter');
+  assert.equal((await runs()) - runs0, BLOCKERS, 'the model ran the blockers and no quitter');
   assert.equal((await cancelled('running')) - running0, 0);
   assert.equal(await depth(), 0);
   await until('the Inferrer counted every quitter', async () => (await metric(c.url, 'inferrer_requests_cancelled_total')) - inferrer0 === quitters);
