@@ -23,7 +23,7 @@ let client: GrpcClient;
 before(async () => {
   // Placement off: with it on, a costly model's requests that arrive together each take one of its keys
   // (placement.ts, spreads), and it has a key per 250 ms of compute in flight. Where slow.onnx runs 150 ms
-  // a request, ten in flight gave it six keys not yet seen to land anywhere, the four quitters took one
+  // a request, seven in flight gave it five keys not yet seen to land anywhere, the four quitters took one
   // each, none travelled in a group, and the grouped case below failed (a CI run). Cancellation does not
   // depend on the placement header, and every other test here runs the same either way.
   c = await startTestCluster({ modelhosts: 1, grpcPort: 0, env: { PLACEMENT: 'false' } });
