@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
+import { whileHeld } from '../helpers/held.ts';
 import { metricSum as metric, metricSumIn, until } from '../helpers/metrics.ts';
 import { postOnOwnConnection } from '../helpers/own-connection.ts';
 
@@ -114,15 +115,14 @@ async function queuedQuitters(make: (row: number[]) => Quitter, quitters: number
   await until('two blockers wait in the queue', async () => (await depth()) >= 2);
   const qs: Quitter[] = [];
   if (together) {
-    // Together: the Inferrer is held stopped while every quitter's request reaches its socket, so that it
-    // reads them all in one turn of its event loop, and sends them on as one group.
-    process.kill(c.inferrer.pid!, 'SIGSTOP');
-    try {
-      for (let k = 0; k < quitters; k++) qs.push(make([10 + k, 0, 0, 0]));
-      await Promise.race([Promise.all(qs.map((q) => q.sent)), new Promise((r) => setTimeout(r, 5000))]);
-    } finally {
-      process.kill(c.inferrer.pid!, 'SIGCONT');
-    }
+    // Together: the Inferrer is held while every quitter's request reaches its socket, so that it reads
+    // them all in one turn of its event loop and sends them on as one group.
+    const sent = await whileHeld(
+      c.inferrer.pid!,
+      () => Array.from({ length: quitters }, (_, k) => make([10 + k, 0, 0, 0])),
+      (made) => Promise.all(made.map((q) => q.sent)),
+    );
+    qs.push(...sent);
   } else {
     // Apart, each travels alone.
     for (let k = 0; k < quitters; k++) {
