@@ -12,6 +12,8 @@ import zlib from 'node:zlib';
 import { type TestCluster, REPO, api, snapshotStore, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { busyModel } from '../helpers/busy-model.ts';
 import { NO_INPUTS_OUTPUTS, noInputsModel } from '../helpers/no-inputs-model.ts';
+import { whileHeld } from '../helpers/held.ts';
+import { metricSumIn, until } from '../helpers/metrics.ts';
 import { infer } from '../helpers/v2-client.ts';
 
 const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
@@ -499,8 +501,9 @@ describe('schedule policy: per-request priority and timeout', () => {
     body: Record<string, unknown>,
     t0: number,
     base = c.url,
+    reqId?: string,
   ): Promise<{ status: number; code: string | undefined; worker: string | null; at: number }> => {
-    const r = await api(base, `/v2/models/${model}/infer`, { json: body });
+    const r = await api(base, `/v2/models/${model}/infer`, { json: body, ...(reqId ? { headers: { 'x-request-id': reqId } } : {}) });
     // The Inferrer answers v2 errors as {error, code}; a worker as {error: {code, …}}.
     return { status: r.status, code: r.body?.code ?? r.body?.error?.code, worker: r.headers.get('x-modelhost-id'), at: performance.now() - t0 };
   };
@@ -527,19 +530,41 @@ describe('schedule policy: per-request priority and timeout', () => {
 
   test('priority 1 runs before priority 2 that queued earlier; at one level, in arrival order', async () => {
     // Straight to one worker, so that the order is that worker's queue (the balancer would spread them).
-    const worker = c.modelhosts[0]!.url;
+    const mh = c.modelhosts[0]!;
+    const worker = mh.url;
+    // Requests of busyq that reached the worker: those waiting and those taken from the queue to run.
+    const arrived = async (): Promise<number> => {
+      const text = await (await fetch(`${worker}/metrics`)).text();
+      return metricSumIn(text, 'modelhost_queue_depth', { model: 'busyq' }) + metricSumIn(text, 'modelhost_queue_duration_seconds_count', { model: 'busyq' });
+    };
     // Thirteen connections open and warm first, so the requests reach the worker in the order they are sent.
     await Promise.all(Array.from({ length: 13 }, (_, i) => post('busyq', x(i), 0, worker)));
     for (const late of [1, 2]) {
-      const t0 = performance.now();
-      // Twelve, so that several still wait when the later one comes 25 ms on (a run took 6 ms on a fast machine).
-      const early = Array.from({ length: 12 }, (_, i) => post('busyq', { ...x(i), parameters: { priority: 2 } }, t0, worker));
-      await new Promise((r) => setTimeout(r, 25));
-      const urgent = post('busyq', { ...x(10), parameters: { priority: late } }, t0, worker);
-      const [a, u] = [await Promise.all(early), await urgent];
-      for (const r of [...a, u]) assert.equal(r.status, 200);
-      const overtaken = a.filter((e) => e.at > u.at).length;
-      const show = `earlier ones answered at ${a.map((r) => r.at.toFixed(0)).join(', ')} ms, the later one at ${u.at.toFixed(0)} ms`;
+      const arrived0 = await arrived();
+      // Twelve, then the later one once all twelve are in the worker's queue (read from its metrics), sent
+      // while the worker is held, so that it arrives with most of them still waiting however slowly this
+      // process runs (a fixed 25 ms once let it reach the worker after the queue had run dry on a loaded
+      // machine: a run takes 6 to 10 ms).
+      const early = Array.from({ length: 12 }, (_, i) => post('busyq', { ...x(i), parameters: { priority: 2 } }, 0, worker, `prio${late}-early-${i}`));
+      await until('the twelve wait in the worker queue', async () => (await arrived()) - arrived0 >= 12, 15_000);
+      const urgent = await whileHeld(
+        mh.process.pid!,
+        () => post('busyq', { ...x(10), parameters: { priority: late } }, 0, worker, `prio${late}-late`),
+        () => new Promise((r) => setTimeout(r, 200)),
+      );
+      for (const r of [...(await Promise.all(early)), await urgent]) assert.equal(r.status, 200);
+      // The order the worker answered them in, from its access log (one line per answer, in order): the
+      // client's clock once saw twelve answers together on a loaded machine.
+      let order: string[] = [];
+      await until('the worker logged the thirteen answers', async () => {
+        order = c
+          .jsonLogs(mh.id)
+          .map((l) => String(l.reqId))
+          .filter((id) => id.startsWith(`prio${late}-`));
+        return order.length === 13;
+      });
+      const overtaken = order.length - 1 - order.indexOf(`prio${late}-late`);
+      const show = `the worker answered ${order.join(', ')}`;
       if (late === 1) assert.ok(overtaken >= 2, `priority 1 overtook ${overtaken} of 12 queued priority-2 requests: ${show}`);
       else assert.equal(overtaken, 0, `at one level the later request runs last: ${show}`);
     }
