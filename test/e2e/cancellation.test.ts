@@ -53,6 +53,8 @@ async function arrived(): Promise<number> {
   const text = await (await fetch(`${mh()}/metrics`)).text();
   return metricSumIn(text, 'modelhost_queue_depth', { model: 'slow' }) + metricSumIn(text, 'modelhost_queue_duration_seconds_count', { model: 'slow' });
 }
+/** Requests of slow.onnx taken from the queue to run (counted as they start). */
+const taken = (): Promise<number> => metric(mh(), 'modelhost_queue_duration_seconds_count', { model: 'slow' });
 /**
  * Requests that hold the model busy while quitters queue behind them. Six give the quitters five whole
  * runs to reach the queue (on a loaded 2-core machine two runs were once not enough).
@@ -212,14 +214,16 @@ describe('cancelled work is not computed', () => {
   test('a request already running when its client leaves finishes, and its answer is dropped', async () => {
     const runs0 = await runs();
     const running0 = await cancelled('running');
-    // Two blockers: one runs while the other waits, so the quitter, sent once the second is seen waiting,
-    // queues behind a whole run however quick slow.onnx is on this CPU (84 ms on one, 150 on another).
+    const arrived0 = await arrived();
+    const taken0 = await taken();
+    // Two blockers, both in the modelhost before the quitter is sent, so that it queues behind at least one
+    // whole run however quick slow.onnx is on this CPU (84 ms on one, 150 on another). (Waiting to see one
+    // run and one wait missed that moment on a loaded machine, where the two came far apart.)
     const blockers = [predict([1, 1, 1, 1]), predict([2, 2, 2, 2])];
-    await until('one blocker runs and the other waits', async () => (await depth()) === 1);
+    await until('both blockers reached the modelhost', async () => (await arrived()) - arrived0 === 2);
     const q = httpQuitter([3, 3, 3, 3]);
-    // It reaches the modelhost while the first blocker still runs. Both blockers' runs end and the
-    // quitter's begins: nothing is queued, two runs are done.
-    await until('the quitter runs', async () => (await depth()) === 0 && (await runs()) - runs0 === 2);
+    // Taken from the queue to run after the two blockers: the quitter's run has begun.
+    await until('the quitter runs', async () => (await taken()) - taken0 === 3);
     q.quit();
     for (const b of blockers) assert.equal((await b).status, 200);
     await until('its run finished and its answer was dropped', async () => (await cancelled('running')) - running0 === 1);
