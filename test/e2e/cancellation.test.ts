@@ -15,7 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { FIXTURES, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
 import { whileHeld } from '../helpers/held.ts';
-import { metricSum as metric, metricSumIn, until } from '../helpers/metrics.ts';
+import { metricSum as metric, modelhostArrivals, until } from '../helpers/metrics.ts';
 import { postOnOwnConnection } from '../helpers/own-connection.ts';
 
 let c: TestCluster;
@@ -45,14 +45,8 @@ const mh = (): string => c.modelhosts[0]!.url;
 const runs = (): Promise<number> => metric(mh(), 'modelhost_batch_size_count', { model: 'slow' });
 const depth = (): Promise<number> => metric(mh(), 'modelhost_queue_depth', { model: 'slow' });
 const cancelled = (stage: 'queued' | 'running'): Promise<number> => metric(mh(), 'modelhost_requests_cancelled_total', { model: 'slow', stage });
-/**
- * Requests of slow.onnx that have reached the modelhost and not been cancelled: those waiting plus those
- * taken from the queue to run (counted as they are taken), read from one scrape.
- */
-async function arrived(): Promise<number> {
-  const text = await (await fetch(`${mh()}/metrics`)).text();
-  return metricSumIn(text, 'modelhost_queue_depth', { model: 'slow' }) + metricSumIn(text, 'modelhost_queue_duration_seconds_count', { model: 'slow' });
-}
+/** Requests of slow.onnx that reached the modelhost (waiting or taken to run), not cancelled. */
+const arrived = (): Promise<number> => modelhostArrivals(mh(), 'slow');
 /** Requests of slow.onnx taken from the queue to run (counted as they start). */
 const taken = (): Promise<number> => metric(mh(), 'modelhost_queue_duration_seconds_count', { model: 'slow' });
 /**

@@ -13,7 +13,7 @@ import { type TestCluster, REPO, api, snapshotStore, startTestCluster, uploadMod
 import { busyModel } from '../helpers/busy-model.ts';
 import { NO_INPUTS_OUTPUTS, noInputsModel } from '../helpers/no-inputs-model.ts';
 import { whileHeld } from '../helpers/held.ts';
-import { metricSumIn, until } from '../helpers/metrics.ts';
+import { modelhostArrivals, until } from '../helpers/metrics.ts';
 import { infer } from '../helpers/v2-client.ts';
 
 const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
@@ -533,10 +533,7 @@ describe('schedule policy: per-request priority and timeout', () => {
     const mh = c.modelhosts[0]!;
     const worker = mh.url;
     // Requests of busyq that reached the worker: those waiting and those taken from the queue to run.
-    const arrived = async (): Promise<number> => {
-      const text = await (await fetch(`${worker}/metrics`)).text();
-      return metricSumIn(text, 'modelhost_queue_depth', { model: 'busyq' }) + metricSumIn(text, 'modelhost_queue_duration_seconds_count', { model: 'busyq' });
-    };
+    const arrived = (): Promise<number> => modelhostArrivals(worker, 'busyq');
     // Thirteen connections open and warm first, so the requests reach the worker in the order they are sent.
     await Promise.all(Array.from({ length: 13 }, (_, i) => post('busyq', x(i), 0, worker)));
     for (const late of [1, 2]) {

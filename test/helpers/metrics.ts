@@ -6,8 +6,17 @@ export async function metricSum(url: string, name: string, labels: Record<string
   return metricSumIn(await (await fetch(`${url}/metrics`)).text(), name, labels);
 }
 
-/** The same, read from one scrape's text (so that several metrics are seen at one moment). */
-export function metricSumIn(text: string, name: string, labels: Record<string, string> = {}): number {
+/**
+ * Requests of `model` that have reached a modelhost and not been cancelled: those waiting in its queue
+ * plus those taken from it to run (counted as they start), read from one scrape so that a request moving
+ * from one to the other is counted once.
+ */
+export async function modelhostArrivals(modelhost: string, model: string): Promise<number> {
+  const text = await (await fetch(`${modelhost}/metrics`)).text();
+  return metricSumIn(text, 'modelhost_queue_depth', { model }) + metricSumIn(text, 'modelhost_queue_duration_seconds_count', { model });
+}
+
+function metricSumIn(text: string, name: string, labels: Record<string, string> = {}): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
