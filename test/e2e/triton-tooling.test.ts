@@ -509,12 +509,14 @@ describe('schedule policy: per-request priority and timeout', () => {
   };
 
   before(async () => {
-    // One request per run, one slot per worker: slowq takes ~150 ms a run (slow.onnx), busyq ~10 ms (one
-    // 768×768 step: a backlog that stays well under the second after which level 2 is served as level 1).
+    // One request per run, one slot per worker: slowq takes ~150 ms a run (slow.onnx), busyq ~35 ms (four
+    // 768×768 steps: twelve queued drain in about 0.4 s, long enough that a later request sent while they
+    // wait finds most of them still there on a loaded machine, and under the second after which level 2 is
+    // served as level 1).
     const one = { config: { batching: { max_batch_size: 1 }, instances: 1 } };
     assert.equal((await uploadModel(c.url, 'slowq', path.join(REPO, 'test', 'fixtures', 'models', 'slow.onnx'), one)).status, 201);
     const form = new FormData();
-    form.append('path', new Blob([new Uint8Array(busyModel(1))]), 'busy.onnx');
+    form.append('path', new Blob([new Uint8Array(busyModel(4))]), 'busy.onnx');
     form.append('metadata', JSON.stringify(one));
     assert.equal((await api(c.url, '/api/v1/models/busyq', { method: 'PUT', body: form })).status, 201);
     for (let i = 0; i < 4; i++) for (const m of ['slowq', 'busyq']) assert.equal((await post(m, x(0), 0)).status, 200);
@@ -539,9 +541,8 @@ describe('schedule policy: per-request priority and timeout', () => {
     for (const late of [1, 2]) {
       const arrived0 = await arrived();
       // Twelve, then the later one once all twelve are in the worker's queue (read from its metrics), sent
-      // while the worker is held, so that it arrives with most of them still waiting however slowly this
-      // process runs (a fixed 25 ms once let it reach the worker after the queue had run dry on a loaded
-      // machine: a run takes 6 to 10 ms).
+      // while the worker is held, so that it arrives with most of them still waiting (a fixed 25 ms once let
+      // it reach the worker after the queue had run dry on a loaded machine, with runs of 6 to 10 ms).
       const early = Array.from({ length: 12 }, (_, i) => post('busyq', { ...x(i), parameters: { priority: 2 } }, 0, worker, `prio${late}-early-${i}`));
       await until('the twelve wait in the worker queue', async () => (await arrived()) - arrived0 >= 12, 15_000);
       const urgent = await whileHeld(
