@@ -545,9 +545,9 @@ describe('schedule policy: per-request priority and timeout', () => {
       // it reach the worker after the queue had run dry on a loaded machine, with runs of 6 to 10 ms).
       const early = Array.from({ length: 12 }, (_, i) => post('busyq', { ...x(i), parameters: { priority: 2 } }, 0, worker, `prio${late}-early-${i}`));
       await until('the twelve wait in the worker queue', async () => (await arrived()) - arrived0 >= 12, 15_000);
-      const urgent = await whileHeld(
+      const [urgent] = await whileHeld(
         mh.process.pid!,
-        () => post('busyq', { ...x(10), parameters: { priority: late } }, 0, worker, `prio${late}-late`),
+        () => [post('busyq', { ...x(10), parameters: { priority: late } }, 0, worker, `prio${late}-late`)],
         () => new Promise((r) => setTimeout(r, 200)),
       );
       for (const r of [...(await Promise.all(early)), await urgent]) assert.equal(r.status, 200);
