@@ -5,7 +5,7 @@
  * The e2e tests start clusters through this module too.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -135,7 +135,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   if (low > from + 1000) {
     for (let i = 0; i < 50; i++) {
       const port = from + Math.floor(Math.random() * (low - from));
-      if (!(await portTaken(host, port))) return port;
+      if (claimPort(port) && !(await portTaken(host, port))) return port;
     }
   }
   return new Promise((resolve, reject) => {
@@ -146,6 +146,34 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/** Ports handed out by launchers on this host, one file each holding the pid of the launcher that took it. */
+const PORT_CLAIMS = path.join(os.tmpdir(), 'inferrer-port-claims');
+
+/**
+ * Takes `port` for this process unless a launcher still running took it: a port found free is not bound
+ * until its service starts, and meanwhile another launcher (tests run several at once) or the next
+ * service of this one could draw the same number (a CI run's Inferrer once failed with EADDRINUSE so).
+ * A claim of a process that is gone is taken over. Where claims cannot be written, every port is allowed.
+ */
+function claimPort(port: number): boolean {
+  const file = path.join(PORT_CLAIMS, String(port));
+  try {
+    mkdirSync(PORT_CLAIMS, { recursive: true });
+    writeFileSync(file, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return true;
+  }
+  try {
+    const owner = Number(readFileSync(file, 'utf8'));
+    if (owner === process.pid || (owner > 0 && alive(owner))) return false;
+    writeFileSync(file, String(process.pid));
+    return true;
+  } catch {
+    return true;
+  }
 }
 
 /** The first port of the kernel's ephemeral range (0 where it cannot be read). */
