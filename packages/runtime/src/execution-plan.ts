@@ -14,6 +14,9 @@
  *
  * Single rows and the best batch size are measured a second time, after the others, in alternating rounds
  * of the same work (as many single rows as the batch holds), and the median rounds decide (remeasure).
+ * Larger batch sizes are tried only while the time left also holds the rounds that would confirm them;
+ * figures the time still ran out before confirming never turn batching on (a neighbour's burst during the
+ * single rows' rounds alone has made batches of ResNet-50 look twice as fast here).
  *
  * Measuring is bounded (budgetMs; the best plan so far is taken when it runs out) and skipped, with the
  * defaults used, where the runs could not stand for real ones: an input with a dynamic dimension other
@@ -87,6 +90,8 @@ export interface ExecutionPlan {
 export const BATCH_GAIN = 0.1;
 /** Of the batch sizes that pay, the smallest within this share of the best throughput is taken. */
 export const BATCH_NEAR = 0.05;
+/** Measuring a batch size and confirming it cost about this many batches of it (loadPlanned). */
+const CONFIRM_BATCHES = 10;
 /** Said of a plan used again. */
 const EARLIER = ' (measured at an earlier load here)';
 /** Layouts within this share of the best are as good: the one with fewer slots (less memory, lower latency) wins. */
@@ -142,7 +147,7 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
     }
   }
   const measured: Measurement[] = [];
-  let best: { layout: Layout; batch: number; rowsPerS: number; session: OnnxSession } | undefined;
+  let best: { layout: Layout; batch: number; rowsPerS: number; session: OnnxSession; unconfirmed: { batch: number; rowsPerS: number } | undefined } | undefined;
   for (let i = 0; i < layouts.length; i++) {
     const layout = layouts[i]!;
     if (i > 0 && performance.now() >= deadline) break;
@@ -151,6 +156,12 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
     const sizes = !batchable ? [1] : fixed.maxBatchSize ? [fixed.maxBatchSize.value] : batchSizes(req.batchCap);
     for (const batch of sizes) {
       if (points.length > 0 && performance.now() >= deadline) break;
+      // A size is tried only while the time left also holds the paired rounds that would confirm it
+      // (remeasure): measuring it (a warm-up and three rounds) and confirming it (a warm-up and two or three
+      // rounds of as many single rows and one batch) cost about ten batches of it, and a batch costs at most
+      // its rows as single rows.
+      const one = points.find((p) => p.batch === 1);
+      if (one && batch > 1 && performance.now() + CONFIRM_BATCHES * batch * one.msPerBatch > deadline) break;
       const [m] = (await measureLayout(session, layout, [batch], feeds!, deadline)) as [Measurement];
       points.push(m);
       measured.push(m);
@@ -159,24 +170,33 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
       const [a, b, c] = points.slice(-3);
       if (c && m.msPerBatch >= 10 && b!.rowsPerS < a!.rowsPerS * 1.03 && c.rowsPerS < b!.rowsPerS * 1.03) break;
     }
-    await remeasure(session, layout, points, feeds!, deadline);
-    const pick = pickBatch(points);
+    const confirmed = await remeasure(session, layout, points, feeds!, deadline);
+    const pick = pickBatch(points, confirmed);
     if (!best || pick.rowsPerS > best.rowsPerS * (1 + LAYOUT_TIE)) {
       if (best) await best.session.dispose();
-      best = { layout, batch: pick.batch, rowsPerS: pick.rowsPerS, session };
+      best = { layout, batch: pick.batch, rowsPerS: pick.rowsPerS, session, unconfirmed: confirmed ? undefined : pickBatch(points) };
     } else await session.dispose();
   }
   const b = best!;
   const single = measured.find((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads && m.batch === 1);
-  const gain = single ? b.rowsPerS / single.rowsPerS - 1 : undefined;
+  const gain = (rowsPerS: number): number => Math.round((single ? rowsPerS / single.rowsPerS - 1 : 0) * 100);
+  // A batch size that measured better once, refused since the time ran out before it could be confirmed.
+  const refused = b.batch === 1 && b.unconfirmed !== undefined && b.unconfirmed.batch > 1 ? b.unconfirmed : undefined;
   const reason =
     `${layoutText(b.layout)}, ${b.batch > 1 ? `batches of up to ${b.batch}` : 'no batching'}: ${fmtRate(b.rowsPerS)} rows/s measured here` +
     (layouts.length > 1 ? ` (best of ${layouts.map(layoutText).join(' / ')})` : '') +
     (fixed.maxBatchSize || !batchable
       ? ''
       : b.batch > 1
-        ? `; batches of ${b.batch} gave ${Math.round((gain ?? 0) * 100)} % more rows/s than single rows`
-        : `; batching gave less than ${Math.round(BATCH_GAIN * 100)} % more rows/s than single rows, so requests run alone`);
+        ? `; batches of ${b.batch} gave ${gain(b.rowsPerS)} % more rows/s than single rows`
+        : refused
+          ? `; batches of ${refused.batch} gave ${gain(refused.rowsPerS)} % more rows/s than single rows in one measurement, but the time for measuring ` +
+            '(PLAN_MEASURE_MS) ran out before paired rounds could confirm it, and a neighbour slowing the single rows can fake any gain: ' +
+            'requests run alone (batching.max_batch_size sets batching)'
+          : !measured.some((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads && m.batch > 1)
+            ? `; a row takes ${single?.msPerBatch ?? '?'} ms here, so measuring batches and confirming them would not fit the time for measuring ` +
+              '(PLAN_MEASURE_MS): requests run alone (batching.max_batch_size sets batching)'
+            : `; batching gave less than ${Math.round(BATCH_GAIN * 100)} % more rows/s than single rows, so requests run alone`);
   return { session: b.session, plan: finish(req, b.layout, b.batch, measured, started, reason, 'measured') };
 }
 
@@ -216,11 +236,14 @@ function batchSizes(cap: number): number[] {
   return out;
 }
 
-/** The batch size of one layout's measurements: 1 unless batching pays (BATCH_GAIN), then the smallest near the best. */
-export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: number } {
+/**
+ * The batch size of one layout's measurements: 1 unless batching pays (BATCH_GAIN) in figures confirmed in
+ * paired rounds (remeasure), then the smallest near the best.
+ */
+export function pickBatch(points: Measurement[], confirmed = true): { batch: number; rowsPerS: number } {
   const single = points.find((p) => p.batch === 1);
   const top = Math.max(...points.map((p) => p.rowsPerS));
-  if (single && top < single.rowsPerS * (1 + BATCH_GAIN)) return { batch: 1, rowsPerS: single.rowsPerS };
+  if (single && (!confirmed || top < single.rowsPerS * (1 + BATCH_GAIN))) return { batch: 1, rowsPerS: single.rowsPerS };
   const near = points
     .filter((p) => p.rowsPerS >= top * (1 - BATCH_NEAR) && (!single || p.rowsPerS >= single.rowsPerS * (1 + BATCH_GAIN)))
     .sort((a, b) => a.batch - b.batch)[0]!;
@@ -230,7 +253,9 @@ export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: num
 /**
  * On a shared machine a neighbour's burst only ever slows a run, and it can fall on one batch size and
  * not another: the two sizes the choice turns on (single rows and the best so far) are measured once more,
- * after the others, in paired rounds (measureLayout), and these figures decide.
+ * after the others, in paired rounds (measureLayout), and these figures decide. Resolves false when the
+ * time for measuring ran out before they could be (the once-measured figures then never turn batching
+ * on), true otherwise.
  *
  * Each round does the same work at both sizes: `top.batch` single rows one after the other against one
  * batch of `top.batch`. Rounds of unequal length are not comparable by their quickest: of many short rounds
@@ -241,10 +266,17 @@ export function pickBatch(points: Measurement[]): { batch: number; rowsPerS: num
  * same model measured 12.8 to 16.5 rows/s from one load to the next) a choice within about 15 % stays a
  * close call; settings fix it where it matters (`batching.max_batch_size`).
  */
-async function remeasure(session: OnnxSession, layout: Layout, points: Measurement[], feeds: (rows: number) => NamedTensors, deadline: number): Promise<void> {
+async function remeasure(
+  session: OnnxSession,
+  layout: Layout,
+  points: Measurement[],
+  feeds: (rows: number) => NamedTensors,
+  deadline: number,
+): Promise<boolean> {
   const single = points.find((x) => x.batch === 1);
   const top = points.reduce((a, b) => (b.rowsPerS > a.rowsPerS ? b : a));
-  if (!single || single === top || performance.now() >= deadline) return;
+  if (!single || single === top) return true;
+  if (performance.now() >= deadline) return false;
   const again = await measureLayout(session, layout, [1, top.batch], feeds, deadline, { runs: [top.batch, 1] });
   for (const [p, q] of [
     [single, again[0]!],
@@ -253,6 +285,7 @@ async function remeasure(session: OnnxSession, layout: Layout, points: Measureme
     p.msPerBatch = q.msPerBatch;
     p.rowsPerS = q.rowsPerS;
   }
+  return true;
 }
 
 /**

@@ -107,6 +107,14 @@ describe('execution plan', () => {
     assert.deepEqual(pickBatch([m(2, 1, 8, 50)]), { batch: 8, rowsPerS: 50 });
   });
 
+  test('figures the time ran out before confirming never turn batching on (a busy neighbour during single rows fakes any gain)', () => {
+    const resnetOnSlowCpu = [m(1, 1, 1, 5.1), m(1, 1, 2, 8.1), m(1, 1, 4, 10.4), m(1, 1, 8, 10.5)];
+    assert.deepEqual(pickBatch(resnetOnSlowCpu, true), { batch: 4, rowsPerS: 10.4 });
+    assert.deepEqual(pickBatch(resnetOnSlowCpu, false), { batch: 1, rowsPerS: 5.1 });
+    // Only a fixed batch size measured (no single rows to compare with): that size, confirmed or not.
+    assert.deepEqual(pickBatch([m(2, 1, 8, 50)], false), { batch: 8, rowsPerS: 50 });
+  });
+
   test('candidate layouts use the cores: one slot with all of them, one per core, and one between on larger machines; settings fix them', () => {
     const layouts = (over: Partial<PlanRequest>) => candidateLayouts(request('x', over)).map((l) => `${l.instances}x${l.intraOpThreads}`);
     assert.deepEqual(layouts({ cpus: { cpus: 1, source: '' } }), ['1x1']);
@@ -136,6 +144,23 @@ describe('execution plan', () => {
       assert.match(plan.reason, /1 slot × 1 thread, batches of up to (16|8): .* rows\/s measured here; batches of \1 gave \d+ % more rows\/s than single rows/);
       assert.equal(session.instances, 1);
       assert.equal((await session.run({ x: { type: 'float32', dims: [2, 4], data: new Float32Array(8).fill(1) } })).outputs.y!.dims.join(), '2,4');
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  test('a time for measuring too short to try batches and confirm them: single rows, and the reason says so (not that batching was measured)', async () => {
+    const { session, plan } = await loadPlanned(request(fixedCost, { budgetMs: 1 }));
+    try {
+      assert.deepEqual(
+        plan.measured.map((p) => p.batch),
+        [1],
+      );
+      assert.equal(plan.maxBatchSize, 1);
+      assert.match(
+        plan.reason,
+        /no batching: .*; a row takes [\d.]+ ms here, so measuring batches and confirming them would not fit the time for measuring \(PLAN_MEASURE_MS\)/,
+      );
     } finally {
       await session.dispose();
     }
