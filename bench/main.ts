@@ -29,7 +29,7 @@ import { parseOptions } from './lib/options.ts';
 import { REPO_ROOT, RESULTS_DIR } from './lib/paths.ts';
 import { type GrpcResult, grpcTable, median, runGrpc } from './lib/grpc.ts';
 import { type ResnetResult, resnetTable, runResnet, sweepTable } from './lib/resnet.ts';
-import { fmt, fmtMs, fmtRps, table, verdict } from './lib/table.ts';
+import { fmt, fmtMs, fmtRatio, fmtRps, table, verdict } from './lib/table.ts';
 
 const started = performance.now();
 const opts = (() => {
@@ -295,7 +295,7 @@ if (resnet) {
     const target = r === bin;
     summary.push({
       measure: `ResNet-50 ${what}: cluster ÷ in-process`,
-      value: `${fmt(r.ratio, 2)} (${fmt(r.load.rps, 1)} / ${fmt(resnet.inProcessImagesPerS, 1)} images/s)`,
+      value: `${target ? fmtRatio(r.ratio, 0.9, true) : fmt(r.ratio, 2)} (${fmt(r.load.rps, 1)} / ${fmt(resnet.inProcessImagesPerS, 1)} images/s)`,
       target: target ? '≥ 0.90' : 'report',
       verdict: target ? verdict(r.ratio >= 0.9) : 'report',
     });
@@ -312,7 +312,7 @@ if (resnet) {
     const x = json.load.rps / bin.load.rps;
     summary.push({
       measure: `ResNet-50 ${resnet.clients} clients: v2 JSON ÷ v2 binary throughput`,
-      value: `${fmt(x, 2)} (${fmt(json.load.rps, 1)} / ${fmt(bin.load.rps, 1)} images/s)`,
+      value: `${fmtRatio(x, 0.8, true)} (${fmt(json.load.rps, 1)} / ${fmt(bin.load.rps, 1)} images/s)`,
       target: '≥ 0.80',
       verdict: verdict(x >= 0.8),
     });
@@ -368,7 +368,7 @@ if (grpcResult) {
     const target = model === 'resnet50';
     summary.push({
       measure: `${model}: gRPC ÷ HTTP binary req/s, median of paired rounds`,
-      value: `${fmt(target ? grpcResult.resnetRatio : median(ratios), 2)} (rounds: ${ratios.map((r) => fmt(r, 2)).join(', ')})`,
+      value: `${target ? fmtRatio(grpcResult.resnetRatio, 0.9, true) : fmt(median(ratios), 2)} (rounds: ${ratios.map((r) => fmt(r, 2)).join(', ')})`,
       target: target ? '≥ 0.90' : 'report',
       verdict: target ? verdict(grpcResult.resnetRatioOk) : 'report',
     });
@@ -406,7 +406,7 @@ if (manyModels) {
     });
     summary.push({
       measure: `${what}: warm p99 ÷ single-model p99`,
-      value: `${fmt(run.load.hits.p99 / run.single.hits.p99, 2)} (${fmtMs(run.load.hits.p99)} / ${fmtMs(run.single.hits.p99)} ms)`,
+      value: `${fmtRatio(run.load.hits.p99 / run.single.hits.p99, 2, false)} (${fmtMs(run.load.hits.p99)} / ${fmtMs(run.single.hits.p99)} ms)`,
       target: '≤ 2',
       verdict: verdict(run.load.hits.p99 <= 2 * run.single.hits.p99),
     });

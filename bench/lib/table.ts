@@ -15,6 +15,19 @@ export function fmt(n: number, digits = 1): string {
   return n.toFixed(digits);
 }
 
+/**
+ * A ratio held against a target, to 2 decimals unless those would round it onto the other side of the
+ * target (0.8995 against ≥ 0.90 is shown so, not as 0.90 beside FAIL): then to as many as it takes.
+ */
+export function fmtRatio(x: number, target: number, atLeast: boolean): string {
+  const passes = (v: number): boolean => (atLeast ? v >= target : v <= target);
+  for (let digits = 2; digits < 8; digits++) {
+    const s = fmt(x, digits);
+    if (passes(Number(s)) === passes(x)) return s;
+  }
+  return fmt(x, 8);
+}
+
 export function fmtRps(n: number): string {
   if (!Number.isFinite(n)) return '-';
   return n >= 100 ? Math.round(n).toString() : n.toFixed(1);
