@@ -193,7 +193,7 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
           ? `; batches of ${refused.batch} gave ${gain(refused.rowsPerS)} % more rows/s than single rows in one measurement, but the time for measuring ` +
             '(PLAN_MEASURE_MS) ran out before paired rounds could confirm it, and a neighbour slowing the single rows can fake any gain: ' +
             'requests run alone (batching.max_batch_size sets batching)'
-          : !measured.some((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads && m.batch > 1)
+          : req.batchCap > 1 && !measured.some((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads && m.batch > 1)
             ? `; a row takes ${single?.msPerBatch ?? '?'} ms here, so measuring batches and confirming them would not fit the time for measuring ` +
               '(PLAN_MEASURE_MS): requests run alone (batching.max_batch_size sets batching)'
             : `; batching gave less than ${Math.round(BATCH_GAIN * 100)} % more rows/s than single rows, so requests run alone`);
