@@ -178,7 +178,8 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
     } else await session.dispose();
   }
   const b = best!;
-  const single = measured.find((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads && m.batch === 1);
+  const ofChosen = measured.filter((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads);
+  const single = ofChosen.find((m) => m.batch === 1);
   const gain = (rowsPerS: number): number => Math.round((single ? rowsPerS / single.rowsPerS - 1 : 0) * 100);
   // A batch size that measured better once, refused since the time ran out before it could be confirmed.
   const refused = b.batch === 1 && b.unconfirmed !== undefined && b.unconfirmed.batch > 1 ? b.unconfirmed : undefined;
@@ -193,7 +194,7 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
           ? `; batches of ${refused.batch} gave ${gain(refused.rowsPerS)} % more rows/s than single rows in one measurement, but the time for measuring ` +
             '(PLAN_MEASURE_MS) ran out before paired rounds could confirm it, and a neighbour slowing the single rows can fake any gain: ' +
             'requests run alone (batching.max_batch_size sets batching)'
-          : req.batchCap > 1 && !measured.some((m) => m.instances === b.layout.instances && m.intraOpThreads === b.layout.intraOpThreads && m.batch > 1)
+          : req.batchCap > 1 && !ofChosen.some((m) => m.batch > 1)
             ? `; a row takes ${single?.msPerBatch ?? '?'} ms here, so measuring batches and confirming them would not fit the time for measuring ` +
               '(PLAN_MEASURE_MS): requests run alone (batching.max_batch_size sets batching)'
             : `; batching gave less than ${Math.round(BATCH_GAIN * 100)} % more rows/s than single rows, so requests run alone`);
