@@ -49,6 +49,8 @@ export interface ManyModelsLoadResult {
   errors: number;
   /** Error answers by status and code (first few kinds). */
   errorKinds: Record<string, number>;
+  /** CPU seconds this generator used in the window. */
+  cpuS: number;
 }
 
 /** Ranks drawn with probability ∝ 1 / (rank + 1)^s, by inverting the cumulative distribution. */
@@ -148,8 +150,19 @@ async function run(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
   const seen = new Set<number>();
   const byModel = new Map<number, Map<string, number>>();
   let errors = 0;
-  setTimeout(() => process.send!({ type: 'start' }), spec.warmupS * 1000);
-  setTimeout(() => process.send!({ type: 'end' }), (spec.warmupS + spec.durationS) * 1000);
+  let cpu: NodeJS.CpuUsage | undefined;
+  let cpuUsed: NodeJS.CpuUsage | undefined;
+  setTimeout(() => {
+    cpu = process.cpuUsage();
+    process.send!({ type: 'start' });
+  }, spec.warmupS * 1000);
+  setTimeout(
+    () => {
+      cpuUsed = process.cpuUsage(cpu);
+      process.send!({ type: 'end' });
+    },
+    (spec.warmupS + spec.durationS) * 1000,
+  );
   await Promise.all(
     Array.from({ length: spec.clients }, async () => {
       while (performance.now() < windowEnd) {
@@ -212,6 +225,7 @@ async function run(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
     home,
     errors,
     errorKinds,
+    cpuS: cpuUsed ? (cpuUsed.user + cpuUsed.system) / 1e6 : Number.NaN,
   };
 }
 

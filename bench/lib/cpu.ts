@@ -6,9 +6,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 
 const TICKS_PER_S = 100; // USER_HZ: 100 on every Linux architecture Node supports
 
-function statOf(pid: number): { ppid: number; ticks: number } | undefined {
+/** A process's parent and CPU ticks (all its threads), or with `thread` those of one of its threads. */
+function statOf(pid: number, thread?: number): { ppid: number; ticks: number } | undefined {
   try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const text = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     // Fields after the command name (which may contain spaces) start after the last ')'.
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
     return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) };
@@ -47,6 +48,17 @@ export function cpuSeconds(roots: Record<string, number | undefined>): Record<st
     let ticks = 0;
     for (const p of tree(pid)) ticks += statOf(p)?.ticks ?? 0;
     out[name] = ticks / TICKS_PER_S;
+  }
+  return out;
+}
+
+/** CPU seconds used so far by the main thread of each named process (a Node service's event loop). */
+export function mainThreadSeconds(roots: Record<string, number | undefined>): Record<string, number> | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(roots)) {
+    if (pid === undefined) continue;
+    out[name] = (statOf(pid, pid)?.ticks ?? 0) / TICKS_PER_S;
   }
   return out;
 }

@@ -23,7 +23,8 @@ import { createLogger } from '../../packages/telemetry/src/index.ts';
 import { createProcessInspector } from '../../services/inferrer/src/validation/validation-process.ts';
 import { MLP_SIZES, type MlpShape, mlpModel } from '../../test/helpers/mlp-models.ts';
 import type { ManyModelsLoad, ManyModelsLoadResult } from '../many-models-generator.ts';
-import { type BenchCluster, startBenchCluster } from './cluster.ts';
+import { type BenchCluster, clusterPids, startBenchCluster } from './cluster.ts';
+import { type CpuBill, CpuWindow } from './measure.ts';
 import { BENCH_DIR } from './paths.ts';
 import { fmt, fmtMs, fmtRps, table } from './table.ts';
 
@@ -81,6 +82,8 @@ export interface ManyModelsRun {
    * the models were answered (Che's approximation): the ceiling of least-recently-used eviction here.
    */
   lruHitRate: number;
+  /** CPU per answer by process in the single-model run and in the window (Linux only). */
+  cpu: { single?: CpuBill; window?: CpuBill };
   memory: WorkerMemory[];
   balancer: string;
 }
@@ -140,13 +143,15 @@ function lruCeiling(balance: ManyModelsRun['balance'], zipf: number, costs: numb
   return hits / total;
 }
 
-/** Runs a ManyModelsLoad in bench/many-models-generator.ts, a child process of its own. */
-function generate(spec: ManyModelsLoad): Promise<ManyModelsLoadResult> {
+/** Runs a ManyModelsLoad in bench/many-models-generator.ts, a child process of its own; `window` is read as its measured window opens and closes. */
+function generate(spec: ManyModelsLoad, window?: CpuWindow): Promise<ManyModelsLoadResult> {
   return new Promise((resolve, reject) => {
     const child = fork(path.join(BENCH_DIR, 'many-models-generator.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let answered = false;
     child.on('message', (msg: { type: string; result?: ManyModelsLoadResult; error?: string }) => {
-      if (msg.type === 'result') {
+      if (msg.type === 'start') window?.open();
+      else if (msg.type === 'end') window?.close();
+      else if (msg.type === 'result') {
         answered = true;
         resolve(msg.result!);
       } else if (msg.type === 'error') {
@@ -281,7 +286,8 @@ async function runMode(
     });
     log(`${balance}: single-model reference (${opts.clients} clients, one model, 3 s warm-up + ${opts.singleS} s)`);
     const groups0 = await groups(bc);
-    const { home: _h1, ...single } = await generate(spec(0, 3, opts.singleS));
+    const singleCpu = new CpuWindow(clusterPids(bc));
+    const { home: _h1, ...single } = await generate(spec(0, 3, opts.singleS), singleCpu);
     const groups1 = await groups(bc);
     const serving = new Map<string, number>();
     for (const m of bc.cluster.modelhosts) serving.set(m.id, rssMb(m.process.pid) - (await usedMb(m.url)));
@@ -303,7 +309,8 @@ async function runMode(
     const groups2 = await groups(bc);
     log(`${balance}: ${opts.durationS} s measured`);
     const timer = setInterval(() => void sample(), 500);
-    const { home, ...load } = await generate(spec(opts.zipf, 0, opts.durationS));
+    const windowCpu = new CpuWindow(clusterPids(bc));
+    const { home, ...load } = await generate(spec(opts.zipf, 0, opts.durationS), windowCpu);
     clearInterval(timer);
     await sample();
     const after = {
@@ -344,6 +351,7 @@ async function runMode(
         bc.cluster.modelhosts.map((m) => m.id),
         budgetBytes,
       ),
+      cpu: { single: singleCpu.bill(single.ok, single.cpuS, single.seconds), window: windowCpu.bill(load.ok, load.cpuS, load.seconds) },
       memory,
       balancer: bc.cluster.balancer.description,
     };
@@ -426,8 +434,31 @@ export function manyModelsTable(r: ManyModelsResult): string {
       String(run.load.perModelhost[m.modelhost] ?? 0),
     ]),
   );
+  const ms = (us: number | undefined): string => (us === undefined ? '–' : fmt(us / 1000, 2));
+  const sum = (o: Record<string, number> | undefined, prefix: string): number | undefined =>
+    o === undefined ? undefined : Object.entries(o).reduce((a, [k, v]) => (k.startsWith(prefix) ? a + v : a), 0);
+  const cpu = r.runs.flatMap((run) =>
+    (['single', 'window'] as const).map((which) => {
+      const bill = run.cpu[which];
+      const load = which === 'single' ? run.single : run.load;
+      return [
+        `${run.balance === 'placement' ? 'placement on' : 'placement off'}, ${which === 'single' ? 'single model' : 'Zipf window'}`,
+        fmtRps(load.rps),
+        ms(bill?.perRequestUs.inferrer),
+        ms(bill?.perRequestUs.balancer),
+        ms(sum(bill?.perRequestUs, 'modelhost-')),
+        ms(sum(bill?.mainThreadUs, 'modelhost-')),
+        ms(bill?.serverUsPerRequest),
+        ms(bill?.generatorUsPerRequest),
+        bill ? fmt(bill.otherCores, 2) : '–',
+      ];
+    }),
+  );
   return [
     table(head, rows),
+    '',
+    "CPU per answer, ms (all threads of each process; event loops: the modelhosts' main threads), in the single-model run and in the Zipf window: with the cores full, answers/s is about the cores over the cluster and generator total, so the warm p99 ÷ single-model p99 target follows what an answer costs in each",
+    table(['', 'answers/s', 'inferrer', 'nginx', 'modelhosts', 'their event loops', 'cluster total', 'load generator', 'other cores'], cpu),
     '',
     "per worker (MB): resident memory idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own (the models' share); what the loaded models counted against the budget at most; models loaded at the end; answers served",
     table(['', 'modelhost', 'idle', 'own', 'peak', 'peak−own', 'counted', 'budget', 'loaded', 'answers'], memory),
