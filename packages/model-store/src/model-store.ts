@@ -49,8 +49,8 @@ export type ModelValidator = (file: string, config: ModelConfig) => Promise<Mode
 export interface ModelInspection {
   facts: OnnxFileFacts;
   signature: ModelSignature;
-  /** What validation cost, where it was measured (a separate process): peak memory above its baseline, and time. */
-  cost?: { memory_bytes: number; ms: number };
+  /** What validation cost, where it was measured (a separate process): peak memory above its baseline, what the session held, and time. */
+  cost?: { memory_bytes: number; resident_bytes?: number; ms: number };
 }
 
 /** The whole validation of a staged upload (`file` inside `folder`): structure, then a session. */

@@ -145,8 +145,13 @@ export interface VersionRecord extends ModelSignature {
   bytes: number;
   sha256: string;
   onnx: { ir_version: number; opsets: { domain: string; version: number }[]; producer: string };
-  /** What validating the upload cost (peak memory of the session above the validator's baseline, time): modelhosts refuse to load what exceeds their per-model limit. */
-  validation?: { memory_bytes: number; ms: number };
+  /**
+   * What validating the upload cost: peak memory above the validator's baseline while the session was
+   * created (modelhosts refuse to load what exceeds their per-model limit, and make room for it before a
+   * load), the memory the session held once created (`resident_bytes`: what a loaded model counts at
+   * least; absent in records written before it was measured), and time.
+   */
+  validation?: { memory_bytes: number; resident_bytes?: number; ms: number };
   /** The STAC item (MLM extension) uploaded with this version; also in the version folder as stac-item.json. */
   stac?: StacItem;
   /** The reference profile live traffic is compared with (drift detection). */

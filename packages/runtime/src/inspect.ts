@@ -8,7 +8,8 @@ import { OnnxSession, type SessionConfig } from './onnx-session.ts';
 
 export { SessionThreads } from './session-threads.ts';
 
-export async function inspectModel(file: string, config: Partial<SessionConfig> = {}): Promise<ModelSignature> {
+/** `whileHeld` runs once the session is created and checked, before it is released (validation reads what it holds then). */
+export async function inspectModel(file: string, config: Partial<SessionConfig> = {}, whileHeld?: () => void | Promise<void>): Promise<ModelSignature> {
   // Validation only needs the CPU provider: an upload meant for GPUs must still be checkable anywhere.
   const session = await OnnxSession.load(file, { ...config, instances: 1, executionProviders: ['cpu'] });
   try {
@@ -25,6 +26,7 @@ export async function inspectModel(file: string, config: Partial<SessionConfig> 
         );
       }
     }
+    await whileHeld?.();
     return sig;
   } finally {
     await session.dispose();

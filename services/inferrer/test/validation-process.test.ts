@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { InferrerError } from '@inferrer/core';
 import { createLogger } from '@inferrer/telemetry';
 import { constantOfShapeModel, identityChainModel, unknownOperatorModel } from '../../../test/helpers/costly-models.ts';
+import { mlpModel } from '../../../test/helpers/mlp-models.ts';
 import { type ValidationLimits, createProcessInspector, memoryAllowance } from '../src/validation/validation-process.ts';
 
 const IRIS = path.resolve(import.meta.dirname, '../../../models/demo/iris.onnx');
@@ -63,6 +64,18 @@ describe('validation in a child process', () => {
     // for iris; ONNX Runtime's start-up alone was about 40 MB).
     assert.ok(r.cost && r.cost.memory_bytes >= 0 && r.cost.memory_bytes < 16 * 1024 * 1024, JSON.stringify(r.cost));
     assert.deepEqual(children(), []);
+  });
+
+  test('what the session holds once created is recorded apart from the peak of creating it', async () => {
+    const inspect = createProcessInspector(DEFAULTS, logger);
+    // About 19 MB of weights (256→2048×3→8): creating the session also holds the file's bytes and copies
+    // of the weights for a while, freed once it is made.
+    const file = await staged('mlp', mlpModel({ inputs: 256, hidden: 2048, layers: 3, outputs: 8 }, 7));
+    const { cost } = await inspect(file, path.dirname(file), {});
+    const weights = (256 * 2048 + 2048 * 2048 + 2048 * 8) * 4;
+    assert.ok(cost?.resident_bytes !== undefined, JSON.stringify(cost));
+    assert.ok(cost.resident_bytes >= weights * 0.9, `the session holds its weights: ${JSON.stringify(cost)}`);
+    assert.ok(cost.memory_bytes - cost.resident_bytes >= weights * 0.5, `the peak is well above what it holds: ${JSON.stringify(cost)}`);
   });
 
   test('the allowance grows with the file and stops at the ceiling', () => {

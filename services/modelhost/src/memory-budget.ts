@@ -6,9 +6,11 @@
  * created and warmed (loads run one at a time on a worker, so nothing else loads meanwhile). A measurement
  * can only tell what the process had to take from the system, though: memory freed by an unloaded model
  * is reused by the next one without growing the process. So the cost counted is never below what the
- * upload's validation measured for one session of this version (times its instances), on a fresh runtime
- * thread of a process of its own (`validation.memory_bytes`), and before a load the larger of that and
- * the last measurement of the version here is what must fit.
+ * upload's validation saw one session of this version hold once created (times its instances), on a fresh
+ * runtime thread of a process of its own (`validation.resident_bytes`). Creating a session takes more
+ * than it keeps (the file's bytes, copies of the weights, all freed once it is made; three halves of what
+ * it keeps for an MLP, `bench/README.md` part 9), so before a load the room made is for its peak there
+ * (`validation.memory_bytes`) or the last measurement of the version here, the larger.
  *
  * Counting is not enough to hold the budget in real memory: what an unloaded model gave back stays in the
  * allocator (fragmentation) and the process's memory drifts above what its models count. So the budget
@@ -111,15 +113,22 @@ export class MemoryBudget {
     return rssBytes - this.#ownBytes;
   }
 
-  /** The least a version can cost: its validation's measurement, else twice its file plus 1 MiB. */
-  floor(version: VersionRecord, instances: number): number {
+  /** What creating a version's sessions takes at its peak: its validation's measurement, else twice its file plus 1 MiB. */
+  peak(version: VersionRecord, instances: number): number {
     if (version.validation && version.validation.memory_bytes > 0) return version.validation.memory_bytes * instances;
     return (2 * version.bytes + MiB) * instances;
   }
 
+  /** The least a loaded version counts: what its session held at validation, else its peak there (or the file's guess). */
+  floor(version: VersionRecord, instances: number): number {
+    const held = version.validation?.resident_bytes;
+    if (held !== undefined && held > 0) return Math.min(held * instances, this.peak(version, instances));
+    return this.peak(version, instances);
+  }
+
   /** What a load of this version must find room for. */
   expected(id: string, version: VersionRecord, instances: number): number {
-    return Math.max(this.floor(version, instances), this.#measured.get(`${id}x${instances}`) ?? 0);
+    return Math.max(this.peak(version, instances), this.#measured.get(`${id}x${instances}`) ?? 0);
   }
 
   /** Records a load's measurement; returns the cost to count for it. */

@@ -51,6 +51,21 @@ describe('MemoryBudget', () => {
     assert.equal(b.floor(version(10 * MiB), 1), 21 * MiB);
   });
 
+  test("a loaded version counts at least what its session held at validation; room is made for validation's peak", () => {
+    const b = new MemoryBudget(100 * MiB);
+    const v = { bytes: MiB, validation: { memory_bytes: 3 * MiB, resident_bytes: 2 * MiB, ms: 1 } } as VersionRecord;
+    assert.equal(b.floor(v, 2), 4 * MiB);
+    assert.equal(b.peak(v, 2), 6 * MiB);
+    assert.equal(b.expected('m@1', v, 2), 6 * MiB);
+    // Memory an unloaded model gave back is reused: the process did not grow, the held figure counts.
+    assert.equal(b.measured('m@1', v, 2, 0), 4 * MiB);
+    assert.equal(b.measured('m@1', v, 2, 5 * MiB), 5 * MiB);
+    // Records from before resident_bytes was measured, and nonsense figures, count the peak.
+    assert.equal(b.floor(version(MiB, 3 * MiB), 1), 3 * MiB);
+    assert.equal(b.floor({ bytes: MiB, validation: { memory_bytes: 3 * MiB, resident_bytes: 0, ms: 1 } } as VersionRecord, 1), 3 * MiB);
+    assert.equal(b.floor({ bytes: MiB, validation: { memory_bytes: 3 * MiB, resident_bytes: 9 * MiB, ms: 1 } } as VersionRecord, 1), 3 * MiB);
+  });
+
   test('a load counts what it measured, never less than the floor; the next load of the version expects the last measurement', () => {
     const b = new MemoryBudget(100 * MiB);
     const v = version(MiB, 2 * MiB);

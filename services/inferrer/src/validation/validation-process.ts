@@ -55,12 +55,22 @@ export function createProcessInspector(limits: ValidationLimits, logger: Logger)
   };
 }
 
-type ChildMessage = { ready: true; hwmReset: boolean } | { ok: ModelInspection } | { error: WireError; detail?: string };
+type ChildMessage = { ready: true; hwmReset: boolean } | { ok: ModelInspection; residentBytes: number } | { error: WireError; detail?: string };
+
+/** The allocator setting modelhosts run with (launcher.ts, the images), unless this process has its own. */
+const MMAP_THRESHOLD = '131072';
 
 async function validateInChild(file: string, folder: string, config: ModelConfig, limits: ValidationLimits, log: Logger): Promise<ModelInspection> {
   const size = (await stat(file)).size;
   const allowance = memoryAllowance(limits, size);
-  const child = fork(CHILD, [], { execArgv: childExecArgv(limits.maxMemoryMb), stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json' });
+  const child = fork(CHILD, [], {
+    execArgv: childExecArgv(limits.maxMemoryMb),
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    serialization: 'json',
+    // As in a worker, a block freed after the session is created goes back to the system, so what the
+    // session holds (resident_bytes) is read without it.
+    env: { ...process.env, MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? MMAP_THRESHOLD },
+  });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 16_384) stderr += d.toString('utf8');
@@ -126,8 +136,10 @@ async function validateInChild(file: string, folder: string, config: ModelConfig
       if (used > allowance) return finish(overMemory(used));
       const ms = Math.round(performance.now() - sent);
       if ('ok' in msg) {
-        log.info('model validated', { bytes: size, memoryMb: mb(used), ms, startupMs: Math.round(sent - started) });
-        finish(undefined, { ...msg.ok, cost: { memory_bytes: Math.max(0, used), ms } });
+        const peakBytes = Math.max(0, used);
+        const residentBytes = Math.min(peakBytes, Math.max(0, Math.round(msg.residentBytes)));
+        log.info('model validated', { bytes: size, memoryMb: mb(used), residentMb: mb(residentBytes), ms, startupMs: Math.round(sent - started) });
+        finish(undefined, { ...msg.ok, cost: { memory_bytes: peakBytes, resident_bytes: residentBytes, ms } });
         return;
       }
       if (msg.detail) log.error('validation failed unexpectedly', { detail: msg.detail });
