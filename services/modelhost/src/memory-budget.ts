@@ -119,11 +119,16 @@ export class MemoryBudget {
     return (2 * version.bytes + MiB) * instances;
   }
 
-  /** The least a loaded version counts: what its session held at validation, else its peak there (or the file's guess). */
+  /**
+   * The least a loaded version counts: what its session held at validation (never below half its peak
+   * there: the budget's watch on resident memory only works while the count is not below what models
+   * really hold, and one reading of a process's memory can be off), else its peak (or the file's guess).
+   */
   floor(version: VersionRecord, instances: number): number {
     const held = version.validation?.resident_bytes;
-    if (held !== undefined && held > 0) return Math.min(held * instances, this.peak(version, instances));
-    return this.peak(version, instances);
+    const peak = this.peak(version, instances);
+    if (held !== undefined && held > 0) return Math.max(Math.min(held * instances, peak), Math.ceil(peak / 2));
+    return peak;
   }
 
   /** What a load of this version must find room for. */
