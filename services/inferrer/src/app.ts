@@ -17,7 +17,7 @@ import { BodyGuard } from './http/body-guard.ts';
 import { pageHeaders } from './http/security-headers.ts';
 import { serveStream } from './http/stream.ts';
 import { ERROR_BODY, type Protocol } from './protocol/errors.ts';
-import { expectsContinue, hasBody } from './protocol/request-body.ts';
+import { expectsContinue, hasBody, refuseCodedBody } from './protocol/request-body.ts';
 import { type RouteDeps, createRoutes } from './routes.ts';
 
 export interface InferrerDeps extends RouteDeps {
@@ -134,6 +134,7 @@ function expressApp(
     const route = match.route as ExpressRoute;
     // Batch-job quotas count per principal (protocol/jobs/routes.ts).
     res.locals.principal = await deps.auth.check(req, route.scope);
+    if (!route.codedBodies) refuseCodedBody(req);
     req.params = match.params;
     await route.handle(req as Request<Record<string, string>>, res, next);
   });

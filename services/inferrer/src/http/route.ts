@@ -31,6 +31,8 @@ interface RouteBase {
   openapi?: Operation;
   /** Probes and scrapes: access lines only at debug level. */
   quiet?: boolean;
+  /** It inflates a gzip or deflate body itself (Content-Encoding); every other route refuses a coded body (415). */
+  codedBodies?: boolean;
 }
 
 /** A route served through express (management, metadata, docs). */

@@ -15,7 +15,7 @@ import type { InferrerMetrics } from '../metrics.ts';
 import { answerBy, noteEarlyAnswer, takenAt } from '../deadline.ts';
 import { type UpstreamResponse, answeredByOf, cancelledError } from '../upstream.ts';
 import { ERROR_BODY } from '../protocol/errors.ts';
-import { expectsContinue, hasBody } from '../protocol/request-body.ts';
+import { expectsContinue, hasBody, refuseCodedBody } from '../protocol/request-body.ts';
 import { relay } from '../protocol/relay.ts';
 import type { BodyGuard } from './body-guard.ts';
 import type { StreamRoute } from './route.ts';
@@ -70,6 +70,7 @@ export async function serveStream(
   }
   try {
     await s.auth.check(req, route.scope);
+    if (!route.codedBodies) refuseCodedBody(req);
     const model = params.name ?? params.model ?? '';
     leave = s.admission.enter(model);
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);

@@ -62,6 +62,23 @@ export function expectsContinue(req: IncomingMessage): boolean {
   return typeof expect === 'string' && expect.toLowerCase() === '100-continue';
 }
 
+/**
+ * Refuses a body sent with a Content-Encoding on a route that does not inflate one (only v2 infer does):
+ * read as it came, a gzip body would be garbage to its parser, and a job's input would be stored as such.
+ */
+export function refuseCodedBody(req: IncomingMessage): void {
+  const coding = req.headers['content-encoding'];
+  if (coding === undefined || coding.trim().toLowerCase() === 'identity' || !hasBody(req)) return;
+  throw new InferrerError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `this route takes no Content-Encoding (got ${JSON.stringify(coding.slice(0, 32))}); send the body as it is`,
+    {
+      got: coding.slice(0, 32),
+      expected: ['identity'],
+    },
+  );
+}
+
 /** Whether the request carries a body at all. */
 export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];

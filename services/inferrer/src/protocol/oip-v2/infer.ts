@@ -81,7 +81,17 @@ export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {
   const summary = 'Infer (JSON, or the binary tensor extension with Inference-Header-Content-Length)';
   const example = `curl -X POST $B/v2/models/iris/infer -H 'Content-Type: application/json' -d '{"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [6.7, 2.5, 5.8, 1.8]}]}'`;
   return [
-    { method: 'POST', path: '/v2/models/:model/infer', scope: 'predict', protocol: 'v2', summary, example, openapi: operation([modelParam]), stream },
+    {
+      method: 'POST',
+      path: '/v2/models/:model/infer',
+      scope: 'predict',
+      protocol: 'v2',
+      summary,
+      example,
+      codedBodies: true,
+      openapi: operation([modelParam]),
+      stream,
+    },
     {
       method: 'POST',
       path: '/v2/models/:model/versions/:version/infer',
@@ -89,6 +99,7 @@ export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {
       protocol: 'v2',
       summary: `${summary}, one version`,
       example: example.replace('/iris/infer', '/iris/versions/1/infer'),
+      codedBodies: true,
       openapi: operation([modelParam, versionParam]),
       stream,
     },
