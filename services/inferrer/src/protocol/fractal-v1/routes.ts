@@ -12,7 +12,7 @@ import type { Management } from '../../management.ts';
 import type { MetricsClient } from '../../metrics-client.ts';
 import { whereabouts } from '../../whereabouts.ts';
 import { TAGS, json, nameParam, ok, ref, v1Errors } from '../openapi-parts.ts';
-import { jsonBody } from '../request-body.ts';
+import { hasBody, jsonBody } from '../request-body.ts';
 import { receiveUpload } from '../uploads.ts';
 
 export interface V1Deps {
@@ -258,10 +258,8 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
         requestBody: { required: false, ...json({ type: 'object', properties: { version: { type: 'integer' } } }) },
         responses: { ...ok('Promoted'), ...v1Errors },
       },
-      handle: async (req, res) => {
-        const length = Number(req.headers['content-length'] ?? 0);
-        sendV1(res, 200, { model: await management.promote(req.params.name!, length > 0 ? await body(req) : {}) });
-      },
+      // A body sent chunked has no Content-Length, and its version counts as much as a counted one's.
+      handle: async (req, res) => sendV1(res, 200, { model: await management.promote(req.params.name!, hasBody(req) ? await body(req) : {}) }),
     },
     {
       ...admin,
