@@ -4,10 +4,11 @@
  * with a 4xx that names the problem, and a refused one changes nothing.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { DEMO, type TestCluster, api, snapshotStore, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { DEMO, REPO, type TestCluster, api, snapshotStore, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 
 let c: TestCluster;
 before(async () => {
@@ -74,5 +75,31 @@ describe('chunked bodies', () => {
     const bad = await api(c.url, '/api/v1/models/chunky/promote', chunked(JSON.stringify({ version: 9 })));
     assert.equal(bad.status, 404, 'the version it names is looked up');
     assert.equal(bad.body.error.code, 'VERSION_NOT_FOUND');
+  });
+});
+
+describe('names of object properties as output names', () => {
+  test('?output=__proto__, constructor or toString is a 400 naming the output, for JSON values and for images', async () => {
+    const form = new FormData();
+    form.append('path', new Blob([await readFile(path.join(DEMO, 'digits.onnx'))]), 'digits.onnx');
+    const item = await readFile(path.join(REPO, 'test/fixtures/images/digits.stac.json'));
+    form.append('stac', new Blob([item], { type: 'application/json' }), 'item.json');
+    assert.equal((await api(c.url, '/api/v1/models/digits-img', { method: 'PUT', body: form })).status, 201);
+    const png = await readFile(path.join(REPO, 'test/fixtures/images/batch_0.png'));
+    for (const output of ['__proto__', 'constructor', 'toString']) {
+      const values = await api(c.url, `/api/v1/models/iris/prediction?output=${output}`, { method: 'POST', body: row });
+      const images = new FormData();
+      images.append('file', new Blob([png], { type: 'image/png' }), 'batch_0.png');
+      const image = await api(c.url, `/api/v1/models/digits-img/prediction?output=${output}`, { method: 'POST', body: images });
+      for (const r of [values, image]) {
+        assert.equal(r.status, 400, `${output}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.error.code, 'INVALID_REQUEST');
+        assert.match(r.body.error.message, new RegExp(`no output '${output}'`));
+      }
+    }
+    assert.deepEqual(
+      c.modelhosts.map((m) => m.process.restarts),
+      c.modelhosts.map(() => 0),
+    );
   });
 });

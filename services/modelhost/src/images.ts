@@ -138,7 +138,7 @@ export function encodeImageAnswer(
   const task = pipeline.task;
   const input = pipeline.image!;
   const main = opts.output ?? order[0];
-  if (main === undefined || !outputs[main])
+  if (main === undefined || !Object.hasOwn(outputs, main))
     throw new InferrerError('INVALID_REQUEST', `the model has no output '${String(main)}' (outputs: ${order.join(', ')})`, {
       expected: order,
       got: main ?? null,

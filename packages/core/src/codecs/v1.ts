@@ -168,7 +168,7 @@ export interface V1EncodeOptions {
  */
 export function encodeV1Response(outputs: NamedTensors, order: readonly string[], opts: V1EncodeOptions): string {
   const main = opts.output ?? order[0];
-  if (main === undefined || !outputs[main]) {
+  if (main === undefined || !Object.hasOwn(outputs, main)) {
     throw new InferrerError('INVALID_REQUEST', `the model has no output '${String(main)}' (outputs: ${order.join(', ')})`, {
       expected: order,
       got: main,
