@@ -103,3 +103,15 @@ describe('names of object properties as output names', () => {
     );
   });
 });
+
+describe('the metrics service', () => {
+  test('a path parameter with an invalid percent-encoding is a 400 that says so, not a 500', async () => {
+    for (const p of ['/api/v1/models/%/loaded-on', '/api/v1/models/%E0%A4%A/loaded-on', '/api/v1/models/iris/versions/%zz/warm']) {
+      const r = await api(c.metrics!.url, p, p.endsWith('warm') ? { method: 'POST' } : {});
+      assert.equal(r.status, 400, `${p}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error.code, 'INVALID_REQUEST');
+      assert.match(r.body.error.message, /percent-encoding/);
+    }
+    assert.equal(c.jsonLogs('metrics').filter((l) => l.msg === 'request failed').length, 0, 'a refusal is not logged as a failure');
+  });
+});

@@ -103,6 +103,13 @@ export function createApp(deps: MetricsDeps): express.Express {
     res.status(404).json({ error: { code: 'ROUTE_NOT_FOUND', message: `no route ${req.method} ${req.path.slice(0, 200)}` } });
   });
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // The router's own refusals (a path parameter with an invalid percent-encoding) carry a 4xx status.
+    const status = (err as { status?: unknown } | null)?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      const message = err instanceof URIError ? `the request path has an invalid percent-encoding (${JSON.stringify(req.path.slice(0, 200))})` : 'bad request';
+      res.status(status).json({ error: { code: 'INVALID_REQUEST', message } });
+      return;
+    }
     log.error('request failed', { method: req.method, path: req.path, status: 500, err: err instanceof Error ? errorFields(err) : { message: String(err) } });
     if (!res.headersSent) res.status(500).json({ error: { code: 'INTERNAL', message: 'internal error' } });
   });
