@@ -1,18 +1,22 @@
 /**
  * Requests that are valid HTTP but easy to misread: a body with a Content-Encoding on a route that does not
- * inflate one, a body sent chunked (no Content-Length). Each is answered as the request says, or refused
- * with a 4xx that names the problem, and a refused one changes nothing.
+ * inflate one, a body sent chunked (no Content-Length), names of object properties where names go. Each is
+ * answered as the request says, or refused with a 4xx that names the problem, and a refused one changes
+ * nothing. And connections that never finish their headers, held open from one address.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { DEMO, REPO, type TestCluster, api, snapshotStore, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 
+const MAX_CONNECTIONS = 64;
+
 let c: TestCluster;
 before(async () => {
-  c = await startTestCluster();
+  c = await startTestCluster({ inferrerEnv: { MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS) } });
 });
 after(async () => {
   await c?.close();
@@ -113,5 +117,44 @@ describe('the metrics service', () => {
       assert.match(r.body.error.message, /percent-encoding/);
     }
     assert.equal(c.jsonLogs('metrics').filter((l) => l.msg === 'request failed').length, 0, 'a refusal is not logged as a failure');
+  });
+});
+
+/** A connection from `from` that sends the start of a request's headers and never finishes them. */
+function slowHeaders(port: number, from: string): Promise<{ socket: net.Socket; answer: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: from }, () => {
+      socket.write('POST /api/v1/models/iris/prediction HTTP/1.1\r\nHost: x\r\n');
+      let text = '';
+      socket.on('data', (d) => {
+        text += d.toString('latin1');
+      });
+      const answer = new Promise<string>((done) => socket.once('close', () => done(text)));
+      resolve({ socket, answer });
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe('connections per client address', () => {
+  test('an address holding MAX_CONNECTIONS_PER_CLIENT connections gets 429 for the next; other addresses are served', async () => {
+    const port = Number(new URL(c.url).port);
+    const held = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) held.push(await slowHeaders(port, '127.0.0.2'));
+    const over = await slowHeaders(port, '127.0.0.2').catch(() => undefined);
+    const text = over ? await over.answer : '';
+    assert.match(text, /^HTTP\/1\.1 429 /, `the connection over the cap: ${JSON.stringify(text.slice(0, 300))}`);
+    assert.match(text, /TOO_MANY_CONNECTIONS/);
+    assert.match(text, /MAX_CONNECTIONS_PER_CLIENT/);
+    // The slow connections still hold; another address predicts as usual.
+    assert.equal(held.filter((h) => h.socket.destroyed).length, 0);
+    const r = await api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: row });
+    assert.equal(r.status, 200);
+    // Closing them frees the address's places.
+    for (const h of held) h.socket.destroy();
+    await Promise.all(held.map((h) => h.answer));
+    const again = await slowHeaders(port, '127.0.0.2');
+    again.socket.write('Connection: close\r\n\r\n');
+    assert.match(await again.answer, /^HTTP\/1\.1 400 /, 'a new connection is served (a prediction without values is a 400)');
   });
 });

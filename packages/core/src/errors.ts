@@ -81,6 +81,10 @@ export const ERROR_CODES = {
     kind: 'rate_limited',
     summary: 'This client address already has MAX_PENDING_BODIES_PER_CLIENT request bodies still arriving; the connection is closed.',
   },
+  TOO_MANY_CONNECTIONS: {
+    kind: 'rate_limited',
+    summary: 'This client address already has MAX_CONNECTIONS_PER_CLIENT connections open; the new one is closed.',
+  },
   QUOTA_EXCEEDED: { kind: 'rate_limited', summary: 'The client already has JOBS_MAX_ACTIVE_PER_CLIENT batch jobs queued or running; retry when one finishes.' },
   QUEUE_FULL: {
     kind: 'unavailable',

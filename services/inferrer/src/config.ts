@@ -71,6 +71,8 @@ export const InferrerEnvSchema = z
     BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     BODY_MIN_BYTES_PER_S: z.coerce.number().int().min(1).default(500),
     MAX_PENDING_BODIES_PER_CLIENT: z.coerce.number().int().min(1).default(32),
+    /** Connections one client address may hold open (slow headers and idle keep-alive included); 0: no cap. */
+    MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(0).default(1024),
     /**
      * Prediction bodies declared this large or larger wait, unread, until their model has room upstream
      * (body-gate.ts); 0 reads every body at once.
@@ -184,6 +186,7 @@ export type InferrerConfig = Readonly<{
   validation: Readonly<{ memoryBaseMb: number; memoryPerModelMb: number; maxMemoryMb: number; timeoutMs: number }>;
   maxBodyBytes: number;
   bodies: Readonly<{ timeoutMs: number; minBytesPerSecond: number; maxPendingPerClient: number }>;
+  maxConnectionsPerClient: number;
   bodyGate: Readonly<{ minBytes: number; maxWaiting: number }>;
   requestTimeoutMs: number;
   upstreamConnections: number;
@@ -231,6 +234,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     },
     maxBodyBytes: e.MAX_BODY_BYTES,
     bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
+    maxConnectionsPerClient: e.MAX_CONNECTIONS_PER_CLIENT,
     bodyGate: { minBytes: e.BODY_GATE_BYTES, maxWaiting: e.BODY_GATE_MAX_WAITING },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,

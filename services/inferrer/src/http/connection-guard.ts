@@ -1,0 +1,55 @@
+/**
+ * A cap on the connections one client address holds open (MAX_CONNECTIONS_PER_CLIENT). Without it, one
+ * address could hold every descriptor the Inferrer may open: connections that send their headers a byte at a
+ * time live until Node's headersTimeout (66 s), idle keep-alive ones for keepAliveTimeout (65 s), and
+ * neither is a request the rate limits or the body guard ever see. At the process's limit of open files
+ * every other client's connection is refused, and so is every connection to the load balancer.
+ *
+ * A connection over the cap is answered 429 TOO_MANY_CONNECTIONS (best effort: the client may not have
+ * sent its request yet, and one that has may see the close first) and closed at once, before the HTTP
+ * server reads anything from it, so no request on it runs.
+ */
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { InferrerError } from '@inferrer/core';
+import { errorReply } from '@inferrer/http';
+import type { Logger } from '@inferrer/telemetry';
+import { ERROR_BODY } from '../protocol/errors.ts';
+
+/** Caps each client address at `limit` open connections (0: no cap). */
+export function capConnectionsPerClient(server: Server, limit: number, logger: Logger): void {
+  if (limit === 0) return;
+  const log = logger.child({ module: 'connections' });
+  const open = new Map<string, number>();
+  // Before the HTTP server's own listener: a refused socket is destroyed before a parser is given it.
+  server.prependListener('connection', (socket: Socket) => {
+    const client = socket.remoteAddress ?? 'unknown';
+    const n = open.get(client) ?? 0;
+    if (n >= limit) {
+      refuse(socket, limit, log);
+      return;
+    }
+    open.set(client, n + 1);
+    socket.once('close', () => {
+      const left = (open.get(client) ?? 1) - 1;
+      if (left === 0) open.delete(client);
+      else open.set(client, left);
+    });
+  });
+}
+
+function refuse(socket: Socket, limit: number, log: Logger): void {
+  const err = new InferrerError(
+    'TOO_MANY_CONNECTIONS',
+    `this address already has ${limit} connections open (MAX_CONNECTIONS_PER_CLIENT); reuse them or close some`,
+    { limit },
+    { retryAfter: 1 },
+  );
+  const reply = errorReply(err, ERROR_BODY.plain, log, { reqId: '-' });
+  const head = [`HTTP/1.1 ${reply.status} Too Many Requests`, 'connection: close', `content-length: ${Buffer.byteLength(reply.body)}`];
+  for (const [k, v] of Object.entries(reply.headers)) if (k !== 'x-request-id') head.push(`${k}: ${v}`);
+  socket.on('error', () => undefined);
+  // Written at once on a fresh socket (the kernel takes it whole), then closed before anything is read.
+  socket.write(`${head.join('\r\n')}\r\n\r\n${reply.body}`);
+  socket.destroy();
+}
