@@ -2,7 +2,8 @@
  * Requests that are valid HTTP but easy to misread: a body with a Content-Encoding on a route that does not
  * inflate one, a body sent chunked (no Content-Length), names of object properties where names go. Each is
  * answered as the request says, or refused with a 4xx that names the problem, and a refused one changes
- * nothing. And connections that never finish their headers, held open from one address.
+ * nothing. And clients that hold connections: ones that never finish their headers, held open from one
+ * address, and ones that never read their answers.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -16,7 +17,8 @@ const MAX_CONNECTIONS = 64;
 
 let c: TestCluster;
 before(async () => {
-  c = await startTestCluster({ inferrerEnv: { MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS) } });
+  // Two connections to the balancer: two clients that never read their answers could hold both.
+  c = await startTestCluster({ inferrerEnv: { MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS), UPSTREAM_CONNECTIONS: '2' } });
 });
 after(async () => {
   await c?.close();
@@ -156,5 +158,39 @@ describe('connections per client address', () => {
     const again = await slowHeaders(port, '127.0.0.2');
     again.socket.write('Connection: close\r\n\r\n');
     assert.match(await again.answer, /^HTTP\/1\.1 400 /, 'a new connection is served (a prediction without values is a 400)');
+  });
+});
+
+/** A v2 infer of `rows` iris rows (binary input, a JSON answer of about 32 bytes a row) whose client reads one chunk of the answer, then nothing. */
+function unreadAnswer(port: number, rows: number): { socket: net.Socket; started: Promise<void> } {
+  const header = JSON.stringify({ inputs: [{ name: 'input', shape: [rows, 4], datatype: 'FP32', parameters: { binary_data_size: rows * 16 } }] });
+  const body = Buffer.concat([Buffer.from(header), Buffer.alloc(rows * 16)]);
+  const socket = net.connect({ port, host: '127.0.0.1' }, () => {
+    socket.write(
+      `POST /v2/models/iris/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nInference-Header-Content-Length: ${header.length}\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    socket.write(body);
+  });
+  const started = new Promise<void>((resolve) =>
+    socket.once('data', () => {
+      socket.pause();
+      resolve();
+    }),
+  );
+  return { socket, started };
+}
+
+describe('answers', () => {
+  test('clients that never read their large answers hold no connection to the balancer: others still predict', async () => {
+    const port = Number(new URL(c.url).port);
+    // 12.8 MB answers each, more than the kernel buffers between the Inferrer and a client that stopped reading.
+    const readers = [unreadAnswer(port, 400_000), unreadAnswer(port, 400_000)];
+    try {
+      await Promise.all(readers.map((r) => r.started));
+      const r = await api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: row, signal: AbortSignal.timeout(10_000) });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    } finally {
+      for (const r of readers) r.socket.destroy();
+    }
   });
 });

@@ -53,7 +53,7 @@ export interface StreamCall {
 
 /**
  * A prediction route served on the lean path (node:http, no express): it starts the upstream request and the
- * modelhost's answer is relayed as it streams back.
+ * modelhost's answer is read whole and relayed.
  */
 export interface StreamRoute extends RouteBase {
   stream(req: IncomingMessage, call: StreamCall): Promise<UpstreamResponse>;

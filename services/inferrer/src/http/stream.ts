@@ -1,7 +1,7 @@
 /**
  * The lean path for prediction routes: no express. Auth by the route's scope, the route starts the upstream
- * request, and the modelhost's answer is relayed as it streams back; errors are answered by @inferrer/http's
- * sendError in the shape of the route's protocol (protocol/errors.ts). One access line and one metrics
+ * request, and the modelhost's answer is read whole and relayed (protocol/relay.ts); errors are answered by
+ * @inferrer/http's sendError in the shape of the route's protocol (protocol/errors.ts). One access line and one metrics
  * observation per request.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

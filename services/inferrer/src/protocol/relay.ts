@@ -1,4 +1,4 @@
-/** Copies a modelhost answer to the client: status, the headers that matter, the body as it streams. */
+/** Copies a modelhost answer to the client: status, the headers that matter, the body read whole. */
 import type { ServerResponse } from 'node:http';
 import type { UpstreamResponse } from '../upstream.ts';
 
@@ -12,9 +12,6 @@ const PASS_HEADERS = [
   'content-encoding',
   'vary',
 ];
-
-/** Answers up to this size are read whole and written with one call; larger ones stream. */
-const SMALL_ANSWER = 65536;
 
 /**
  * Writes the answer with `extra` headers added (request id, security headers) and returns the headers it
@@ -36,23 +33,13 @@ export async function relay(
     res.end(up.bytes);
     return { bytes: up.bytes.length, headers };
   }
-  const length = up.headers['content-length'];
-  if (typeof length === 'string' && Number(length) <= SMALL_ANSWER) {
-    const buf = Buffer.from(await up.body.arrayBuffer());
-    headers['content-length'] = String(buf.length);
-    res.writeHead(up.status, headers);
-    res.end(buf);
-    return { bytes: buf.length, headers };
-  }
-  if (typeof length === 'string') headers['content-length'] = length;
+  // Read whole before any of it goes to the client, as request bodies are before they go upstream: a
+  // client that reads its answer slowly, or never, then holds only its own connection, not one to the
+  // load balancer (two such clients with 12 MB answers held UPSTREAM_CONNECTIONS=2, and every other
+  // prediction waited for its deadline).
+  const buf = Buffer.from(await up.body.arrayBuffer());
+  headers['content-length'] = String(buf.length);
   res.writeHead(up.status, headers);
-  let bytes = 0;
-  for await (const chunk of up.body) {
-    bytes += (chunk as Buffer).length;
-    if (res.destroyed) break;
-    // A client that went away never drains: stop waiting when its connection closes.
-    if (!res.write(chunk)) await new Promise((r) => res.once('drain', r).once('close', r));
-  }
-  res.end();
-  return { bytes, headers };
+  res.end(buf);
+  return { bytes: buf.length, headers };
 }

@@ -1,7 +1,7 @@
 /**
  * FRACTAL v1 prediction, GET or POST `/api/v1/models/{name}/prediction`: `{"values": …}` as the body (or
  * `?values=[…]` without one), or images as multipart files. Served on the lean path: the body is received
- * whole, then sent to a modelhost untouched, and its answer streams back; the modelhost decodes and encodes.
+ * whole, then sent to a modelhost untouched, and its answer is relayed back; the modelhost decodes and encodes.
  */
 import type { IncomingMessage } from 'node:http';
 import { InferrerError, MAX_JSON_DEPTH, parseInferenceJson, parseModelName } from '@inferrer/core';

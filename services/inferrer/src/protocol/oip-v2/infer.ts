@@ -1,7 +1,7 @@
 /**
  * Open Inference Protocol infer, `POST /v2/models/{model}[/versions/{version}]/infer`: JSON, or the binary
  * tensor extension (`Inference-Header-Content-Length`). Served on the lean path: the body is received whole,
- * then sent to a modelhost as it came, and the answer streams back; only the modelhost parses tensors.
+ * then sent to a modelhost as it came, and the answer is relayed back; only the modelhost parses tensors.
  * A gzip or deflate body (Content-Encoding) is inflated first, and the answer is compressed when
  * Accept-Encoding asks for it, as Triton's clients do with their compression options.
  */
