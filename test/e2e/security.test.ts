@@ -1,6 +1,7 @@
 /** API keys with scopes, rate limits and security headers on the real cluster. */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -108,6 +109,35 @@ describe('API keys and scopes', () => {
       assert.equal(r.headers.get('x-powered-by'), null);
       assert.doesNotMatch(JSON.stringify(r.body), /\/(tmp|work|home|root)\/|\.ts:\d+|node_modules/);
     }
+  });
+
+  test('Expect: 100-continue without the scope is refused on its headers: no 100 Continue, nothing stored', async () => {
+    const before = await snapshotStore(c.modelDir);
+    const port = Number(new URL(c.url).port);
+    for (const [target, auth, status] of [
+      ['PUT /api/v1/models/sneaky', '', 401],
+      ['PUT /api/v1/models/sneaky', `Authorization: Bearer ${PREDICT}\r\n`, 403],
+      ['POST /v2/models/iris/infer', '', 401],
+      ['POST /api/v1/models/iris/prediction', '', 401],
+    ] as const) {
+      const text = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect({ port, host: '127.0.0.1' }, () =>
+          socket.write(
+            `${target} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 100000000\r\nExpect: 100-continue\r\n\r\n`,
+          ),
+        );
+        let got = '';
+        socket.on('data', (d) => {
+          got += d.toString('latin1');
+          // The final answer (or a 100 Continue, which would ask for the 100 MB body) is all there is to hear.
+          if (/\r\n\r\n/.test(got) && (got.startsWith('HTTP/1.1 100') || /\r\n\r\n[\s\S]*\}/.test(got))) socket.destroy();
+        });
+        socket.on('close', () => resolve(got));
+        socket.on('error', reject);
+      });
+      assert.ok(text.startsWith(`HTTP/1.1 ${status} `), `${target} ${auth ? 'predict key' : 'no key'}: ${JSON.stringify(text.slice(0, 200))}`);
+    }
+    assert.deepEqual(await snapshotStore(c.modelDir), before);
   });
 
   test('modelhosts listen on loopback only in the local cluster', () => {

@@ -68,12 +68,12 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     }
     const match = table.match(req.method ?? 'GET', target.segments);
     // A prediction's body is watched by serveStream (from when the body gate lets it through), and a
-    // client that asked to be told before it sends its body (Expect: 100-continue) is told there too.
+    // client that asked to be told before it sends its body (Expect: 100-continue) is told there too
+    // (for other routes, in the router below, after the scope check).
     if (match?.route && isStream(match.route)) {
       void serveStream(stream, match.route, match.params, target.path, target.query, req, res);
       return;
     }
-    if (expectsContinue(req)) res.writeContinue();
     if (hasBody(req)) bodies.watch(req, res, match?.route?.protocol ?? protocolOf(target.path));
     dispatches.set(req, { target, match });
     req.url = target.query === '' ? target.path : `${target.path}?${target.query}`;
@@ -135,6 +135,9 @@ function expressApp(
     // Batch-job quotas count per principal (protocol/jobs/routes.ts).
     res.locals.principal = await deps.auth.check(req, route.scope);
     if (!route.codedBodies) refuseCodedBody(req);
+    // A client waiting for 100 Continue sends its body only now: a request refused on its route, scope or
+    // headers is answered without one (curl would otherwise send a whole upload to hear 401).
+    if (expectsContinue(req)) res.writeContinue();
     req.params = match.params;
     await route.handle(req as Request<Record<string, string>>, res, next);
   });

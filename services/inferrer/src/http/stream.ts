@@ -64,13 +64,13 @@ export async function serveStream(
   let pass: GatePass | undefined;
   const declared = Number(req.headers['content-length']);
   const gated = s.gate.applies(Number.isFinite(declared) ? declared : undefined);
-  if (!gated) {
-    if (expectsContinue(req)) res.writeContinue();
-    if (hasBody(req)) s.bodies.watch(req, res, route.protocol);
-  }
+  if (!gated && hasBody(req)) s.bodies.watch(req, res, route.protocol);
   try {
     await s.auth.check(req, route.scope);
     if (!route.codedBodies) refuseCodedBody(req);
+    // A client waiting for 100 Continue is told to send its body only once the request may run (a refusal
+    // on its headers comes without one).
+    if (!gated && expectsContinue(req)) res.writeContinue();
     const model = params.name ?? params.model ?? '';
     leave = s.admission.enter(model);
     const extra: Record<string, string> = Object.assign({ 'x-request-id': reqId }, API_HEADERS);
