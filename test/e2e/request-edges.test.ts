@@ -68,6 +68,45 @@ const chunked = (text: string): RequestInit =>
     duplex: 'half',
   }) as RequestInit;
 
+/** A raw request on its own connection (fetch cannot send every header); resolves with the answer's text. */
+function rawRequest(port: number, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' }, () => socket.write(request));
+    let text = '';
+    socket.on('data', (d) => {
+      text += d.toString('latin1');
+      if (/\r\n\r\n[\s\S]*\}$/.test(text)) socket.end();
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+describe('Transfer-Encoding', () => {
+  test('a transfer coding besides chunked (gzip, chunked) is 415 naming it, on every kind of route, and nothing is stored', async () => {
+    const before = await snapshotStore(c.modelDir);
+    const port = Number(new URL(c.url).port);
+    const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n0\r\n\r\n`;
+    for (const [target, type] of [
+      ['POST /api/v1/models/iris/prediction', 'application/json'],
+      ['POST /v2/models/iris/infer', 'application/json'],
+      ['POST /api/v1/models/iris/jobs', 'application/x-ndjson'],
+      ['POST /api/v1/models/iris', 'application/json'],
+    ]) {
+      const body = target.endsWith('infer') ? JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }) : row;
+      const text = await rawRequest(
+        port,
+        `${target} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n${chunk(body)}`,
+      );
+      assert.ok(text.startsWith('HTTP/1.1 415 '), `${target}: ${JSON.stringify(text.slice(0, 300))}`);
+      assert.match(text, /UNSUPPORTED_MEDIA_TYPE/);
+      assert.match(text, /Transfer-Encoding/);
+    }
+    assert.deepEqual((await api(c.url, '/api/v1/jobs')).body.jobs, []);
+    assert.deepEqual(await snapshotStore(c.modelDir), before);
+  });
+});
+
 describe('chunked bodies', () => {
   test('promote with {"version": N} sent chunked promotes version N, not the canary', async () => {
     const up = await uploadModel(c.url, 'chunky', path.join(DEMO, 'iris.onnx'));

@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   INVALID_INPUT: { kind: 'invalid', summary: 'An input tensor does not match the model signature (shape, dtype, count, values).' },
   INVALID_MODEL_NAME: { kind: 'invalid', summary: 'A model name or version is not allowed (safe pattern: letters, digits, . _ -, at most 128 characters).' },
   INVALID_MODEL: { kind: 'invalid', summary: 'An uploaded file is not a usable ONNX model (does not parse, no session can be created, unsafe external data).' },
-  UNSUPPORTED_MEDIA_TYPE: { kind: 'invalid', summary: 'The Content-Type (or Content-Encoding) is not one this route accepts.' },
+  UNSUPPORTED_MEDIA_TYPE: { kind: 'invalid', summary: 'The Content-Type (or Content-Encoding, or Transfer-Encoding) is not one this route accepts.' },
   INVALID_ARCHIVE: { kind: 'invalid', summary: 'A batch job archive (zip or tar of images) cannot be read, or holds no files.' },
   INVALID_IMAGE: { kind: 'invalid', summary: 'An uploaded image could not be decoded (not JPEG, PNG, WebP or TIFF, truncated, or corrupt).' },
   NOT_AN_IMAGE_MODEL: {

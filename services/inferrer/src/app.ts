@@ -17,7 +17,7 @@ import { BodyGuard } from './http/body-guard.ts';
 import { pageHeaders } from './http/security-headers.ts';
 import { serveStream } from './http/stream.ts';
 import { ERROR_BODY, type Protocol } from './protocol/errors.ts';
-import { expectsContinue, hasBody, refuseCodedBody } from './protocol/request-body.ts';
+import { expectsContinue, hasBody, refuseCodedBody, refuseTransferCodings } from './protocol/request-body.ts';
 import { type RouteDeps, createRoutes } from './routes.ts';
 
 export interface InferrerDeps extends RouteDeps {
@@ -57,6 +57,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     let target: Target;
     try {
       target = parseTarget(req.url ?? '/');
+      refuseTransferCodings(req);
     } catch (err) {
       req.resume();
       sendError(res, err, ERROR_BODY[protocolOf(req.url ?? '')], log, {

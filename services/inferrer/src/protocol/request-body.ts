@@ -79,6 +79,28 @@ export function refuseCodedBody(req: IncomingMessage): void {
   );
 }
 
+/**
+ * Refuses a body framed with a transfer coding besides chunked (`Transfer-Encoding: gzip, chunked`): Node
+ * undoes the chunking only, so the rest would be read as if the body were plain.
+ */
+export function refuseTransferCodings(req: IncomingMessage): void {
+  const te = req.headers['transfer-encoding'];
+  if (te === undefined) return;
+  const codings = te
+    .toLowerCase()
+    .split(',')
+    .map((c) => c.trim());
+  if (codings.every((c) => c === 'chunked' || c === 'identity')) return;
+  throw new InferrerError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `Transfer-Encoding ${JSON.stringify(te.slice(0, 32))} is not supported; send the body chunked or with a Content-Length`,
+    {
+      got: te.slice(0, 32),
+      expected: ['chunked'],
+    },
+  );
+}
+
 /** Whether the request carries a body at all. */
 export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
