@@ -20,6 +20,21 @@ const deflate = promisify(zlib.deflate);
 /** Content codings accepted on requests and offered on answers. */
 export const CONTENT_CODINGS: readonly ContentCoding[] = ['gzip', 'deflate'];
 
+/** A compressed body may inflate to this many times its size (a larger ratio is a bomb, not a tensor)... */
+export const MAX_INFLATE_RATIO = 32;
+/** ...or to this many bytes whatever its size (small bodies of zeros compress far better). */
+export const MIN_INFLATE_BYTES = 1024 * 1024;
+
+/**
+ * What a compressed body of `compressedBytes` may inflate to: MAX_INFLATE_RATIO times its size, at least
+ * MIN_INFLATE_BYTES, never more than `maxBytes` (the body limit). Capped by the body limit alone, 30 gzip
+ * bodies of 64 KB (spaces after a small JSON request) held 3.6 GB of the Inferrer's memory at once: the
+ * cap is on what a few bytes of bandwidth can make the server hold.
+ */
+export function inflateLimit(compressedBytes: number, maxBytes: number): number {
+  return Math.min(maxBytes, Math.max(MIN_INFLATE_BYTES, compressedBytes * MAX_INFLATE_RATIO));
+}
+
 /**
  * The body with its Content-Encoding undone. `identity` (or none) leaves it as it is; gzip (x-gzip) and
  * deflate (zlib-wrapped, or raw as some clients send it) are inflated to at most `limit` bytes.
@@ -36,7 +51,11 @@ export async function decodeContent(body: Buffer, encoding: string | undefined, 
     }
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new InferrerError('BODY_TOO_LARGE', `the request body inflates to more than the limit of ${limit} bytes`, { limit });
+      throw new InferrerError(
+        'BODY_TOO_LARGE',
+        `the request body inflates to more than the limit of ${limit} bytes (${MAX_INFLATE_RATIO} times its compressed size, at least ${MIN_INFLATE_BYTES}, at most the body limit); send it uncompressed`,
+        { limit },
+      );
     }
     throw new InferrerError('INVALID_REQUEST', `the request body is not valid ${coding} data (Content-Encoding: ${coding})`, { encoding: coding });
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import zlib from 'node:zlib';
-import { decodeContent, encodeContent, pickCoding } from '../../src/codecs/content-encoding.ts';
+import { MAX_INFLATE_RATIO, MIN_INFLATE_BYTES, decodeContent, encodeContent, inflateLimit, pickCoding } from '../../src/codecs/content-encoding.ts';
 
 const text = Buffer.from('{"inputs": []}'.repeat(100));
 
@@ -38,4 +38,11 @@ test('Accept-Encoding picks the preferred of gzip and deflate by q-value', () =>
 test('answers compress and inflate back', async () => {
   assert.deepEqual(zlib.gunzipSync(await encodeContent(text, 'gzip')), text);
   assert.deepEqual(zlib.inflateSync(await encodeContent(text, 'deflate')), text);
+});
+
+test('inflateLimit: a ratio of the compressed size, a floor for small bodies, never past the body limit', () => {
+  assert.equal(inflateLimit(100, 64e6), MIN_INFLATE_BYTES);
+  assert.equal(inflateLimit(1e6, 64e6), 1e6 * MAX_INFLATE_RATIO);
+  assert.equal(inflateLimit(10e6, 64e6), 64e6);
+  assert.equal(inflateLimit(100, 1000), 1000);
 });

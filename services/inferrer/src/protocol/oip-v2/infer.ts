@@ -6,7 +6,7 @@
  * Accept-Encoding asks for it, as Triton's clients do with their compression options.
  */
 import type { IncomingMessage } from 'node:http';
-import { type ContentCoding, decodeContent, encodeContent, pickCoding } from '@inferrer/core';
+import { type ContentCoding, decodeContent, encodeContent, inflateLimit, pickCoding } from '@inferrer/core';
 import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
 import type { Operation, StreamCall, StreamRoute } from '../../http/route.ts';
@@ -65,7 +65,7 @@ export function v2InferRoutes({ config, dataplane }: InferDeps): StreamRoute[] {
     const header = req.headers['inference-header-content-length'];
     const whole = await wholeBody(req, config.maxBodyBytes);
     const encoding = req.headers['content-encoding'];
-    const body = encoding === undefined ? whole.chunks : await decodeContent(joined(whole), encoding, config.maxBodyBytes);
+    const body = encoding === undefined ? whole.chunks : await decodeContent(joined(whole), encoding, inflateLimit(whole.length, config.maxBodyBytes));
     const answer = await dataplane.inferV2(call.params.model!, call.params.version, {
       reqId: call.reqId,
       body,
