@@ -175,6 +175,30 @@ describe('names of object properties as output names', () => {
   });
 });
 
+describe('model names that are routes of their own', () => {
+  test('information and stats cannot be uploaded (their describe routes would list models instead), by PUT or by a v2 load', async () => {
+    const before = await snapshotStore(c.modelDir);
+    const onnx = await readFile(path.join(DEMO, 'iris.onnx'));
+    for (const name of ['information', 'stats', 'information.onnx']) {
+      const form = new FormData();
+      form.append('path', new Blob([onnx]), 'iris.onnx');
+      const put = await api(c.url, `/api/v1/models/${name}`, { method: 'PUT', body: form });
+      assert.equal(put.status, 400, `${name}: ${JSON.stringify(put.body)}`);
+      assert.equal(put.body.error.code, 'INVALID_MODEL_NAME');
+      assert.match(put.body.error.message, /reserved/);
+      const load = await api(c.url, `/v2/repository/models/${name}/load`, {
+        method: 'POST',
+        json: { parameters: { 'file:1/model.onnx': onnx.toString('base64') } },
+      });
+      assert.equal(load.status, 400, `${name}: ${JSON.stringify(load.body)}`);
+      assert.equal(load.body.code, 'INVALID_MODEL_NAME');
+    }
+    assert.deepEqual(await snapshotStore(c.modelDir), before);
+    const listing = (await api(c.url, '/api/v1/models/information')).body.model_list as { model: string }[];
+    assert.ok(listing.some((m) => m.model === 'iris') && !listing.some((m) => m.model === 'information'), 'still the listing of the models');
+  });
+});
+
 describe('the metrics service', () => {
   test('a path parameter with an invalid percent-encoding is a 400 that says so, not a 500', async () => {
     for (const p of ['/api/v1/models/%/loaded-on', '/api/v1/models/%E0%A4%A/loaded-on', '/api/v1/models/iris/versions/%zz/warm']) {

@@ -68,6 +68,21 @@ export class RouteTable<R extends RouteShape> {
     }
   }
 
+  /**
+   * The literal segments that sit where a `:param` goes (`information` beside `/api/v1/models/:name`): a
+   * value spelled like one of them reaches the literal's routes, not the parameter's.
+   */
+  literalsBeside(param: string): string[] {
+    const out = new Set<string>();
+    const visit = (at: Node<R>): void => {
+      if (at.param?.name === param) for (const lit of at.literals.keys()) out.add(lit);
+      for (const next of at.literals.values()) visit(next);
+      if (at.param) visit(at.param.node);
+    };
+    visit(this.#root);
+    return [...out];
+  }
+
   /** The route for a method and decoded segments; a MethodMiss when only the method is wrong; else undefined. */
   match(method: string, segments: readonly string[]): RouteMatch<R> | MethodMiss | undefined {
     return this.#walk(this.#root, segments, 0, [], method);

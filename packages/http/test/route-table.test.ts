@@ -73,3 +73,16 @@ describe('RouteTable', () => {
     assert.throws(() => new RouteTable([{ method: 'GET', path: '/a/' }]), /empty segments/);
   });
 });
+
+test('literalsBeside: the literal segments where a parameter goes, at any depth', () => {
+  const t = new RouteTable([
+    { method: 'GET', path: '/api/v1/models/information' },
+    { method: 'GET', path: '/api/v1/models/:name' },
+    { method: 'GET', path: '/v2/models/stats' },
+    { method: 'GET', path: '/v2/models/:model/ready' },
+    { method: 'GET', path: '/v2/repository/models/:model' },
+  ]);
+  assert.deepEqual(t.literalsBeside('name'), ['information']);
+  assert.deepEqual(t.literalsBeside('model'), ['stats']);
+  assert.deepEqual(t.literalsBeside('id'), []);
+});

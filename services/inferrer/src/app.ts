@@ -36,6 +36,8 @@ interface Dispatch {
 export function createApp(deps: InferrerDeps): InferrerApp {
   const routes = createRoutes(deps);
   const table = new RouteTable(routes);
+  // A model named like a literal segment beside :name or :model could not be reached on that route.
+  deps.management.reserve([...table.literalsBeside('name'), ...table.literalsBeside('model')]);
   const log = deps.logger.child({ module: 'http' });
   const accessLog = deps.logger.child({ module: 'access' });
   const bodies = new BodyGuard(deps.config.bodies, deps.logger);

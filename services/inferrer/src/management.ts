@@ -44,9 +44,28 @@ export interface ModelDescription extends ModelSummary, ModelSignature {
 
 export class Management {
   readonly #store: ModelStore;
+  /** Names no model may be uploaded under: literal route segments where a model name goes (reserve). */
+  readonly #reserved = new Set<string>();
 
   constructor(store: ModelStore) {
     this.#store = store;
+  }
+
+  /**
+   * Names no model may be uploaded under: `/api/v1/models/information` and `/v2/models/stats` are routes of
+   * their own, so a model called `information` or `stats` could not be described there (the router's
+   * table says which, app.ts).
+   */
+  reserve(names: Iterable<string>): void {
+    for (const n of names) this.#reserved.add(n);
+  }
+
+  #checkNew(rawName: string): void {
+    const name = parseModelName(rawName);
+    if (this.#reserved.has(name))
+      throw new InferrerError('INVALID_MODEL_NAME', `model name ${JSON.stringify(name)} is reserved: a route of its own has that path; choose another`, {
+        got: name,
+      });
   }
 
   async list(): Promise<string[]> {
@@ -119,13 +138,14 @@ export class Management {
 
   /** Where an upload for `rawName` is written before `upload` publishes it (checks the name first). */
   async staging(rawName: string): Promise<string> {
-    parseModelName(rawName);
+    this.#checkNew(rawName);
     return this.#store.stagingDir();
   }
 
   async upload(rawName: string, file: string, metadata: unknown): Promise<{ created: boolean; model: ModelDescription; version: number }> {
     let meta: UploadMetadata;
     try {
+      this.#checkNew(rawName);
       meta = metadata === undefined ? {} : parseWith(UploadMetadataSchema, metadata, 'the upload metadata');
     } catch (err) {
       await this.#store.discard(file);
