@@ -200,6 +200,21 @@ describe('model names that are routes of their own', () => {
 });
 
 describe('the metrics service', () => {
+  test('when it does not answer, the error names no internal host or port', async () => {
+    const pid = c.metrics!.process.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      for (const p of ['/api/v1/metrics', '/api/v1/models/iris/drift']) {
+        const r = await api(c.url, p);
+        assert.equal(r.status, 503, `${p}: ${JSON.stringify(r.body)}`);
+        assert.equal(r.body.error.code, 'METRICS_UNAVAILABLE');
+        assert.doesNotMatch(JSON.stringify(r.body), /127\.0\.0\.1|localhost|https?:\/\//, p);
+      }
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+
   test('a path parameter with an invalid percent-encoding is a 400 that says so, not a 500', async () => {
     for (const p of ['/api/v1/models/%/loaded-on', '/api/v1/models/%E0%A4%A/loaded-on', '/api/v1/models/iris/versions/%zz/warm']) {
       const r = await api(c.metrics!.url, p, p.endsWith('warm') ? { method: 'POST' } : {});

@@ -74,7 +74,9 @@ export class MetricsClient {
       }
       return (await res.body.json()) as T;
     } catch (err) {
-      throw new InferrerError('METRICS_UNAVAILABLE', `the metrics service at ${this.#url} did not answer (${(err as Error).message})`, {}, { retryAfter: 5 });
+      // Its address stays in the log (the cause): an answer names no internal host or port.
+      const why = (err as { code?: string }).code ?? (err as Error).message;
+      throw new InferrerError('METRICS_UNAVAILABLE', `the metrics service did not answer (${why})`, {}, { retryAfter: 5, cause: err });
     }
   }
 }
