@@ -18,7 +18,8 @@ const MAX_CONNECTIONS = 64;
 let c: TestCluster;
 before(async () => {
   // Two connections to the balancer: two clients that never read their answers could hold both.
-  c = await startTestCluster({ inferrerEnv: { MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS), UPSTREAM_CONNECTIONS: '2' } });
+  // BODY_TIMEOUT_MS=3000: an answer nobody takes is cut after 3 s.
+  c = await startTestCluster({ inferrerEnv: { MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS), UPSTREAM_CONNECTIONS: '2', BODY_TIMEOUT_MS: '3000' } });
 });
 after(async () => {
   await c?.close();
@@ -297,6 +298,27 @@ describe('answers', () => {
       await Promise.all(readers.map((r) => r.started));
       const r = await api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: row, signal: AbortSignal.timeout(10_000) });
       assert.equal(r.status, 200, JSON.stringify(r.body));
+      // Nor do they hold their answers in the Inferrer's memory: taking none of it for BODY_TIMEOUT_MS (3 s
+      // here), they are cut. Read afterwards, each connection ends before its answer does.
+      await new Promise((r) => setTimeout(r, 8000));
+      const received = await Promise.all(
+        readers.map(
+          (reader) =>
+            new Promise<number>((resolve) => {
+              let n = 0;
+              const done = setTimeout(() => resolve(-1), 10_000);
+              reader.socket.on('data', (d: Buffer) => {
+                n += d.length;
+              });
+              reader.socket.once('close', () => {
+                clearTimeout(done);
+                resolve(n);
+              });
+              reader.socket.resume();
+            }),
+        ),
+      );
+      for (const n of received) assert.ok(n >= 0 && n < 12_000_000, `the connection was cut with part of its answer unread (read ${n} bytes; -1: still open)`);
     } finally {
       for (const r of readers) r.socket.destroy();
     }

@@ -47,6 +47,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
     gate: deps.dataplane.gate,
     bodies,
     requestTimeoutMs: deps.config.requestTimeoutMs,
+    answerStallMs: deps.config.bodies.timeoutMs,
     metrics: deps.metrics,
     log,
     access: deps.config.accessLog && accessLog.isInfoEnabled() ? accessLog : undefined,

@@ -31,6 +31,8 @@ export interface StreamServer {
   bodies: BodyGuard;
   /** REQUEST_TIMEOUT_MS: a prediction is answered by then, counted from when it came in. */
   requestTimeoutMs: number;
+  /** BODY_TIMEOUT_MS: a client that takes none of its answer for this long is cut (protocol/relay.ts). */
+  answerStallMs: number;
   metrics: InferrerMetrics;
   log: Logger;
   /** The access logger, or undefined when access lines are off. */
@@ -86,7 +88,7 @@ export async function serveStream(
     }
     const answer = await byDeadline(route.stream(req, { params, query, reqId, deadline, signal: gone.signal }), deadline);
     pass?.done(typeof answer.headers['server-timing'] === 'string' ? answer.headers['server-timing'] : undefined);
-    ({ bytes: bytesOut, headers: written } = await relay(answer, res, extra));
+    ({ bytes: bytesOut, headers: written } = await relay(answer, res, extra, s.answerStallMs));
   } catch (err) {
     const e = err instanceof InferrerError ? err : undefined;
     failure = e;

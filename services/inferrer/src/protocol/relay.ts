@@ -13,14 +13,19 @@ const PASS_HEADERS = [
   'vary',
 ];
 
+/** Answers up to this size fit the socket's buffers: they never wait in the Inferrer's memory for a client. */
+const KERNEL_TAKES = 65536;
+
 /**
  * Writes the answer with `extra` headers added (request id, security headers) and returns the headers it
- * wrote (for the access line) and the body bytes.
+ * wrote (for the access line) and the body bytes. A client that takes none of its answer for `stallMs`
+ * (BODY_TIMEOUT_MS) is cut, so an answer nobody reads does not stay in memory.
  */
 export async function relay(
   up: UpstreamResponse,
   res: ServerResponse,
   extra: Record<string, string>,
+  stallMs: number,
 ): Promise<{ bytes: number; headers: Record<string, string> }> {
   const headers: Record<string, string> = Object.assign({ 'content-type': String(up.headers['content-type'] ?? 'application/json') }, extra);
   for (const h of PASS_HEADERS) {
@@ -31,6 +36,7 @@ export async function relay(
     headers['content-length'] = String(up.bytes.length);
     res.writeHead(up.status, headers);
     res.end(up.bytes);
+    if (up.bytes.length > KERNEL_TAKES) cutIfStalled(res, stallMs);
     return { bytes: up.bytes.length, headers };
   }
   // Read whole before any of it goes to the client, as request bodies are before they go upstream: a
@@ -41,5 +47,25 @@ export async function relay(
   headers['content-length'] = String(buf.length);
   res.writeHead(up.status, headers);
   res.end(buf);
+  if (buf.length > KERNEL_TAKES) cutIfStalled(res, stallMs);
   return { bytes: buf.length, headers };
+}
+
+/**
+ * Destroys the connection when an answer still being written makes no progress for `stallMs`: the bytes
+ * waiting for the socket (its writableLength) did not go down.
+ */
+function cutIfStalled(res: ServerResponse, stallMs: number): void {
+  const socket = res.socket;
+  if (!socket || res.writableFinished) return;
+  let waiting = socket.writableLength;
+  const timer = setInterval(() => {
+    if (res.writableFinished || socket.destroyed) clearInterval(timer);
+    else if (socket.writableLength >= waiting) {
+      clearInterval(timer);
+      socket.destroy();
+    } else waiting = socket.writableLength;
+  }, stallMs);
+  timer.unref();
+  res.once('close', () => clearInterval(timer));
 }
