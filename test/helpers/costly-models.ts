@@ -7,18 +7,20 @@
  *   about 500 MB of peak memory with the copies the optimiser makes).
  * - `identityChainModel`: a chain of `n` Identity nodes (300 000: 8.8 MB); parsing and optimising the graph
  *   takes tens of seconds and hundreds of MB.
+ * - `shapeFromInputModel`: cheap to open, costly to run: ConstantOfShape of the INT64 input `shape` (any
+ *   length), so the request chooses the size of the float output `y` ([40000, 40000]: 6.4 GB).
  */
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 
-function valueInfo(name: string, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
+function valueInfo(name: string, dims: (number | string)[], elemType: number = FLOAT): InstanceType<typeof onnx.ValueInfoProto> {
   return onnx.ValueInfoProto.create({
     name,
     type: onnx.TypeProto.create({
       tensorType: onnx.TypeProto.Tensor.create({
-        elemType: FLOAT,
+        elemType,
         shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
       }),
     }),
@@ -50,6 +52,16 @@ export function identityChainModel(n = 300_000): Buffer {
   for (let i = 0; i < n; i++)
     node[i] = onnx.NodeProto.create({ opType: 'Identity', input: [i === 0 ? 'x' : `t${i - 1}`], output: [i === n - 1 ? 'y' : `t${i}`] });
   const graph = onnx.GraphProto.create({ name: 'g', node, input: [valueInfo('x', ['batch', 4])], output: [valueInfo('y', ['batch', 4])] });
+  return encode(graph);
+}
+
+export function shapeFromInputModel(): Buffer {
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [onnx.NodeProto.create({ opType: 'ConstantOfShape', input: ['shape'], output: ['y'] })],
+    input: [valueInfo('shape', ['rank'], onnx.TensorProto.DataType.INT64)],
+    output: [valueInfo('y', ['d0', 'd1'])],
+  });
   return encode(graph);
 }
 

@@ -61,6 +61,11 @@ export const ERROR_CODES = {
     summary:
       'Validating the uploaded model took more memory or time than the validation limits allow (VALIDATION_MAX_MEMORY_MB and the per-size allowance, VALIDATION_TIMEOUT_MS).',
   },
+  INFERENCE_TOO_COSTLY: {
+    kind: 'too_large',
+    summary:
+      'Running the model on this request needed more memory than the worker may take (PROCESS_MEMORY_BYTES): an output or intermediate tensor whose size comes from the request (Expand, Tile, ConstantOfShape, Range, …) would not fit.',
+  },
   JOB_TOO_LARGE: { kind: 'too_large', summary: 'A batch job has more items than JOBS_MAX_ITEMS or more bytes than JOBS_MAX_BYTES.' },
   IMAGE_TOO_LARGE: { kind: 'too_large', summary: 'An image has more pixels than the limit (decompression bombs are refused before decoding).' },
   TOO_MANY_IMAGES: { kind: 'too_large', summary: 'The request carries more images (files) than the limit per request.' },

@@ -55,6 +55,7 @@ describe('statusOf', () => {
     ['REQUEST_CANCELLED', 499],
     ['PROVIDER_UNAVAILABLE', 501],
     ['INFERENCE_FAILED', 500],
+    ['INFERENCE_TOO_COSTLY', 413],
     ['STORAGE_FULL', 507],
     ['INTERNAL', 500],
     ['INVALID_IMAGE', 400],

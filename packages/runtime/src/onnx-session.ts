@@ -176,9 +176,13 @@ export class OnnxSession {
     slot.busy = true;
     slot.thread.run(slot.sid, job.feeds, job.fetches).then(
       (r) => {
-        this.#release(slot);
-        if ('error' in r) job.reject(runError(r.error));
-        else job.resolve(r);
+        const err = 'error' in r ? runError(r.error) : undefined;
+        // The session's memory arena grows its next region to the size that failed, and would take what
+        // is left under the worker's ceiling at its next extension: a fresh session starts small again.
+        if (err?.code === 'INFERENCE_TOO_COSTLY') this.#renew(slot);
+        else this.#release(slot);
+        if (err) job.reject(err);
+        else job.resolve(r as RunResult);
       },
       (err: unknown) => {
         // The thread died during the run: the slot frees once its session is created again.
@@ -192,6 +196,28 @@ export class OnnxSession {
     const next = this.#waiting.shift();
     if (next) this.#dispatch(slot, next);
     else this.onIdle?.();
+  }
+
+  /** Replaces the slot's session with a new one of the same model (its memory arena released), then takes work. */
+  #renew(slot: Slot): void {
+    const create = (): void => {
+      if (this.#closed) {
+        this.#release(slot);
+        return;
+      }
+      slot.thread.create(this.file, this.#options).then(
+        ({ sid }) => {
+          slot.sid = sid;
+          this.#release(slot);
+        },
+        (err: unknown) => {
+          // The runtime refused (memory still taken by other runs): try again. A thread that died instead
+          // restarts and calls back through #recreate.
+          if (err instanceof SessionCreateError) setTimeout(create, RENEW_RETRY_MS).unref();
+        },
+      );
+    };
+    void slot.thread.release(slot.sid, STOP_MS).then(create);
   }
 
   /** The slot's thread died and was started again: create the session there again, then take work. */
@@ -248,9 +274,23 @@ export function zeroFeeds(signature: ModelSignature): NamedTensors | undefined {
 
 /** How long a slot's thread has to release its session before it is given up on (terminated, or left). */
 const STOP_MS = 5000;
+/** How long a slot waits before it tries again to create the session it is renewing. */
+const RENEW_RETRY_MS = 1000;
 
-/** ONNX Runtime's own messages for bad feeds are input errors, not server errors. */
+/**
+ * ONNX Runtime's own messages for bad feeds are input errors, not server errors; so is a run whose
+ * allocation failed: the worker's memory is capped (PROCESS_MEMORY_BYTES), and a tensor that does not fit
+ * is one whose size the request's values chose (an Expand, Tile or ConstantOfShape to a shape it sent).
+ */
 function runError(message: string): InferrerError {
+  if (ALLOCATION_FAILURE.test(message)) {
+    const requested = /requested buffer of size (\d+)/.exec(message)?.[1];
+    return new InferrerError(
+      'INFERENCE_TOO_COSTLY',
+      `running the model on this input needs more memory than this worker may take (PROCESS_MEMORY_BYTES)${requested ? `: a tensor of ${requested} bytes could not be allocated` : ''}`,
+      { limit: 'PROCESS_MEMORY_BYTES', ...(requested ? { requested_bytes: Number(requested) } : {}) },
+    );
+  }
   if (
     /invalid (rank|dimensions?|shape)|got invalid dimensions|unexpected input data type|input .* not found|is missing in 'feeds'|Invalid Feed Input|type mismatch|expected: \(/i.test(
       message,
@@ -260,6 +300,9 @@ function runError(message: string): InferrerError {
   }
   return new InferrerError('INFERENCE_FAILED', `the runtime failed to run the model: ${message.slice(0, 500)}`);
 }
+
+/** An allocation that failed: ONNX Runtime's (arena or allocator), the C++ runtime's, or V8's for an output's buffer. */
+const ALLOCATION_FAILURE = /Failed to allocate memory|std::bad_alloc|Array buffer allocation failed/i;
 
 /** ONNX Runtime's messages when an execution provider library or its device cannot be used. */
 const PROVIDER_FAILURE = /AppendExecutionProvider|libonnxruntime_providers_|no CUDA-capable device|CUDA driver version is insufficient/i;

@@ -312,6 +312,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     // would take 70 % of the machine's).
     const budget =
       opts.env.MODEL_MEMORY_BYTES ?? opts.modelhostEnv?.MODEL_MEMORY_BYTES ?? String(Math.floor((os.totalmem() * 0.5) / Math.max(1, opts.modelhosts)));
+    // …and a ceiling on what each may take at all (a run that would need more is refused), so that N of
+    // them together stay within 90 % of the machine.
+    const ceiling =
+      opts.env.PROCESS_MEMORY_BYTES ?? opts.modelhostEnv?.PROCESS_MEMORY_BYTES ?? String(Math.floor((os.totalmem() * 0.9) / Math.max(1, opts.modelhosts)));
     for (let i = 1; i <= opts.modelhosts; i++) {
       const port = await freePort(host);
       const id = `modelhost-${i}`;
@@ -322,6 +326,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         MALLOC_MMAP_THRESHOLD_: '131072',
         ...opts.env,
         MODEL_MEMORY_BYTES: budget,
+        PROCESS_MEMORY_BYTES: ceiling,
         ...opts.modelhostEnv,
         HOST: host,
         PORT: String(port),

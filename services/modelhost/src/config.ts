@@ -43,6 +43,13 @@ export const ModelhostEnvSchema = z
       .int()
       .min(1024 * 1024)
       .optional(),
+    /**
+     * The most memory the worker's process may allocate (its data segment, RLIMIT_DATA, set at start with
+     * prlimit): a run that would need more fails its allocation, and the request gets 413
+     * INFERENCE_TOO_COSTLY instead of the kernel killing the worker. Default: 90 % of the container's memory
+     * limit (the host's memory without one); 0: no ceiling.
+     */
+    PROCESS_MEMORY_BYTES: z.coerce.number().int().min(0).optional(),
     /** At most this many versions loaded at once besides the memory budget; 0: the budget alone decides. */
     MAX_LOADED_MODELS: z.coerce.number().int().min(0).default(0),
     /**
@@ -132,6 +139,8 @@ export type ModelhostConfig = Readonly<{
   accessLogSample: number;
   /** Undefined: derived at start from the memory limit (memory-budget.ts defaultBudget). */
   modelMemoryBytes: number | undefined;
+  /** Undefined: derived at start from the memory limit (process-memory.ts defaultProcessMemory); 0: none. */
+  processMemoryBytes: number | undefined;
   maxLoadedModels: number;
   modelMaxMemoryMb: number;
   sessionThreads: number;
@@ -172,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     accessLog: e.ACCESS_LOG,
     accessLogSample: e.ACCESS_LOG_SAMPLE,
     modelMemoryBytes: e.MODEL_MEMORY_BYTES,
+    processMemoryBytes: e.PROCESS_MEMORY_BYTES,
     maxLoadedModels: e.MAX_LOADED_MODELS,
     modelMaxMemoryMb: e.MODEL_MAX_MEMORY_MB,
     sessionThreads: e.SESSION_THREADS,

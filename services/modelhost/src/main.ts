@@ -9,6 +9,7 @@ import { loadConfig, type ModelhostConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
 import { DriftMonitor } from './drift.ts';
 import { defaultBudget, memoryLimit } from './memory-budget.ts';
+import { defaultProcessMemory, limitProcessMemory } from './process-memory.ts';
 import { ModelhostMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
 import { ResponseCache } from './response-cache.ts';
@@ -24,10 +25,14 @@ try {
 const logger = createLogger({ service: 'modelhost', level: config.logLevel, format: config.logFormat }).child({ modelhost: config.id });
 const log = logger.child({ module: 'main' });
 const store = new ModelStore(config.modelDir);
+const limit = memoryLimit();
+// Before any runtime thread starts: a run that would take more than this fails instead of the worker.
+const processMemoryBytes = config.processMemoryBytes ?? defaultProcessMemory(limit.bytes);
+const unlimited = processMemoryBytes > 0 ? limitProcessMemory(processMemoryBytes) : undefined;
+if (unlimited) log.warn('memory ceiling not set: a run that needs more than the machine has can end this worker', { processMemoryBytes, reason: unlimited });
 // The shared runtime threads start (and pay the runtime's one-time costs) before anything is measured.
 const threads = config.sessionThreads > 0 ? new SessionThreads(config.sessionThreads) : undefined;
 await threads?.warm();
-const limit = memoryLimit();
 const baselineBytes = process.memoryUsage.rss();
 const budgetBytes = config.modelMemoryBytes ?? defaultBudget(limit.bytes, baselineBytes);
 let registry: ModelRegistry | undefined;
@@ -75,6 +80,7 @@ log.info('modelhost listening', {
   maxQueueDelayMs: config.maxQueueDelayMs,
   sessionThreads: config.sessionThreads,
   modelMemoryMb: Math.round(budgetBytes / 2 ** 20),
+  processMemoryMb: unlimited || processMemoryBytes === 0 ? 'none' : Math.round(processMemoryBytes / 2 ** 20),
   budgetFrom:
     config.modelMemoryBytes !== undefined
       ? 'MODEL_MEMORY_BYTES'

@@ -1,0 +1,38 @@
+/**
+ * A ceiling on the worker's own memory (PROCESS_MEMORY_BYTES), so that a request that makes a model
+ * allocate more than the machine has is refused instead of killing the worker.
+ *
+ * What a run allocates is chosen by the request wherever a shape comes from its values (Expand, Tile,
+ * ConstantOfShape, Range, Pad, Resize to sizes it sent): a 136-byte request can ask a 100-byte model for
+ * a 6 GB tensor. Without a ceiling the allocation succeeds (the kernel overcommits), the run fills it, and
+ * the kernel's OOM killer ends the worker mid-run, or another process on the machine; the balancer then
+ * sends the same request to the next worker, which dies too. ONNX Runtime cannot be told to stop a run,
+ * and a run cannot be bounded before it starts (its sizes depend on the values), so the bound is the
+ * process's data segment (RLIMIT_DATA: its private writable memory, which is where the runtime's tensors
+ * live): past it an allocation fails, the runtime fails the run with "Failed to allocate memory", and the
+ * request gets 413 INFERENCE_TOO_COSTLY while the worker and its other models carry on.
+ *
+ * Node has no call for setrlimit, so the ceiling is set on this process from outside, by util-linux's
+ * `prlimit` (in every Debian image). Where it cannot be set (no prlimit, not Linux) the worker says so and
+ * runs without one.
+ */
+import { execFileSync } from 'node:child_process';
+
+/** The default ceiling: 90 % of the memory limit (the container's, else the host's). */
+export function defaultProcessMemory(limitBytes: number): number {
+  return Math.floor(limitBytes * 0.9);
+}
+
+/** Sets this process's data-segment ceiling (soft and hard) to `bytes`; the reason it could not, if it could not. */
+export function limitProcessMemory(
+  bytes: number,
+  run: (file: string, args: string[]) => unknown = (file, args) => execFileSync(file, args, { stdio: 'pipe', timeout: 5000 }),
+): string | undefined {
+  if (process.platform !== 'linux') return `not Linux (${process.platform})`;
+  try {
+    run('prlimit', ['--pid', String(process.pid), `--data=${bytes}:${bytes}`]);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.split('\n')[0]!.slice(0, 200);
+  }
+}

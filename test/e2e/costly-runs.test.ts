@@ -1,0 +1,86 @@
+/**
+ * Requests that make a cheap model costly to run: the request's values choose the size of what the model
+ * computes (a shape sent to ConstantOfShape). A 136-byte request for a [40000, 40000] output used to make a
+ * worker fill 6.4 GB until the kernel killed it, and the balancer then sent the same request to the next
+ * worker, which died too. Each worker's memory is now capped (PROCESS_MEMORY_BYTES): the request is
+ * refused with 413 INFERENCE_TOO_COSTLY, the worker and its other models carry on, nothing is retried
+ * elsewhere and nothing stored changes.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { shapeFromInputModel } from '../helpers/costly-models.ts';
+import { type TestCluster, api, snapshotStore, startTestCluster } from '../helpers/cluster.ts';
+
+const MiB = 1024 * 1024;
+
+/** Through the Inferrer, or straight to one worker (`base`); a large output would come back as binary data. */
+function infer(base: string, shape: number[]): ReturnType<typeof api> {
+  const binary = shape.reduce((a, b) => a * b, 1) > 1000;
+  return api(base, '/v2/models/shaped/infer', {
+    json: {
+      inputs: [{ name: 'shape', shape: [shape.length], datatype: 'INT64', data: shape }],
+      ...(binary ? { outputs: [{ name: 'y', parameters: { binary_data: true } }] } : {}),
+    },
+  });
+}
+
+describe('a request whose values choose what the model allocates', () => {
+  let c: TestCluster;
+  before(async () => {
+    // 1 GiB per worker: a 1.6 GB output cannot fit, the models of the demo and small answers can.
+    c = await startTestCluster({ modelhostEnv: { PROCESS_MEMORY_BYTES: String(1024 * MiB) } });
+    const form = new FormData();
+    form.append('path', new Blob([new Uint8Array(shapeFromInputModel())]), 'model.onnx');
+    const r = await api(c.url, '/api/v1/models/shaped', { method: 'PUT', body: form });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  for (const [what, shape] of [
+    ['1.6 GB, more than the worker may take', [20_000, 20_000]],
+    ['4 TB, more than any machine has', [1_000_000, 1_000_000]],
+  ] as const) {
+    test(`an output of ${what} is 413 INFERENCE_TOO_COSTLY; the worker is not retried, restarted or changed`, async () => {
+      const stored = await snapshotStore(c.modelDir);
+      const r = await infer(c.url, [...shape]);
+      assert.equal(r.status, 413, JSON.stringify(r.body).slice(0, 500));
+      assert.equal(r.body.code, 'INFERENCE_TOO_COSTLY');
+      assert.match(r.body.error, /PROCESS_MEMORY_BYTES/);
+      assert.equal(r.body.details.requested_bytes, shape[0]! * shape[1]! * 4);
+      assert.doesNotMatch(JSON.stringify(r.body), /onnxruntime_src|\/tmp\/|bfc_arena/);
+      // One worker tried it (its access line names the refusal): the balancer did not pass it on to the next.
+      const reqId = r.headers.get('x-request-id');
+      const tried = () => c.logs.filter((l) => l.name.startsWith('modelhost') && l.line.includes(`"reqId":"${reqId}"`) && l.line.includes('"inference"'));
+      for (let i = 0; i < 40 && tried().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(
+        tried().length,
+        1,
+        tried()
+          .map((l) => l.line)
+          .join('\n'),
+      );
+      assert.match(tried()[0]!.line, /"status":413/);
+      // Every worker, asked straight (one with the model loaded, one maybe not yet), refuses it too, then
+      // answers the same model's small requests, and the others', as before: a refused run leaves nothing
+      // behind that would take the room of the next (the session's memory arena is renewed).
+      for (const worker of c.modelhosts) {
+        const again = await infer(worker.url, [...shape]);
+        assert.equal(again.status, 413, JSON.stringify(again.body).slice(0, 500));
+        for (let i = 0; i < 4; i++) {
+          const small = await infer(worker.url, [2, 3]);
+          assert.equal(small.status, 200, `${worker.id}: ${JSON.stringify(small.body)}`);
+          assert.deepEqual(small.body.outputs[0].shape, [2, 3]);
+          const iris = await api(worker.url, '/v1/models/iris/predict', { json: { values: [6.7, 2.5, 5.8, 1.8] } });
+          assert.equal(iris.status, 200, `${worker.id}: ${JSON.stringify(iris.body)}`);
+        }
+      }
+      assert.deepEqual(
+        c.logs.filter((l) => l.name === 'launcher' && /exited/.test(l.line)),
+        [],
+      );
+      assert.deepEqual(await snapshotStore(c.modelDir), stored);
+    });
+  }
+});
