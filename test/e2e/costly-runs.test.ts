@@ -5,11 +5,16 @@
  * worker, which died too. Each worker's memory is now capped (PROCESS_MEMORY_BYTES): the request is
  * refused with 413 INFERENCE_TOO_COSTLY, the worker and its other models carry on, nothing is retried
  * elsewhere and nothing stored changes.
+ *
+ * A run can also not end: a Loop to a trip count the request sent. The request got 504 at its deadline,
+ * but ONNX Runtime cannot stop a run, so its runtime thread spun on for days, a core gone, and every
+ * model whose session shared that thread waited behind it for good. Past RUN_TIMEOUT_MS the worker now
+ * drains and restarts; no other request fails.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { shapeFromInputModel } from '../helpers/costly-models.ts';
-import { type TestCluster, api, snapshotStore, startTestCluster } from '../helpers/cluster.ts';
+import { shapeFromInputModel, tripCountLoopModel } from '../helpers/costly-models.ts';
+import { type TestCluster, api, snapshotStore, startTestCluster, steadyLoad } from '../helpers/cluster.ts';
 
 const MiB = 1024 * 1024;
 
@@ -83,4 +88,87 @@ describe('a request whose values choose what the model allocates', () => {
       assert.deepEqual(await snapshotStore(c.modelDir), stored);
     });
   }
+});
+
+async function waitReady(url: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      if ((await fetch(`${url}/health/ready`)).ok) return;
+    } catch {
+      // restarting
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`${url} did not come back`);
+}
+
+describe('a request whose values make the model run for ever', () => {
+  let c: TestCluster;
+  const loop = (base: string, trips: number): ReturnType<typeof api> =>
+    api(base, '/v2/models/looping/infer', {
+      json: {
+        inputs: [
+          { name: 'trips', shape: [], datatype: 'INT64', data: [trips] },
+          { name: 'x', shape: [1], datatype: 'FP32', data: [0] },
+        ],
+      },
+    });
+  before(async () => {
+    c = await startTestCluster({
+      env: { REQUEST_TIMEOUT_MS: '3000' },
+      modelhostEnv: { RUN_TIMEOUT_MS: '6000', DRAIN_TIMEOUT_MS: '2000' },
+    });
+    const form = new FormData();
+    form.append('path', new Blob([new Uint8Array(tripCountLoopModel())]), 'model.onnx');
+    const r = await api(c.url, '/api/v1/models/looping', { method: 'PUT', body: form });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    for (const m of c.modelhosts) assert.deepEqual((await loop(m.url, 5)).body.outputs[0].data, [5]);
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('10^12 trips: 504 at the deadline, then the worker that runs it restarts past RUN_TIMEOUT_MS; every other request is answered', async () => {
+    let stop = false;
+    const load = steadyLoad(
+      2,
+      async () => {
+        const r = await api(c.url, '/api/v1/models/iris/prediction', { json: { values: [6.7, 2.5, 5.8, 1.8] } });
+        return r.status === 200 ? 'ok' : `${r.status} ${JSON.stringify(r.body)}`;
+      },
+      () => stop,
+    );
+    const pids = new Map(c.modelhosts.map((m) => [m.id, m.process.pid]));
+    const r = await loop(c.url, 1e12);
+    assert.equal(r.status, 504, JSON.stringify(r.body));
+    assert.equal(r.body.code, 'DEADLINE_EXCEEDED');
+    const line = c.logs.find((l) => l.name.startsWith('modelhost') && l.line.includes(`"reqId":"${r.headers.get('x-request-id')}"`));
+    const worker = c.modelhosts.find((m) => m.id === line?.name);
+    assert.ok(worker, 'the worker that ran it logged the request');
+    // It says why, exits and is started again; the spinning thread went with the old process.
+    const end = Date.now() + 20_000;
+    while (Date.now() < end && !c.logs.some((l) => l.name === 'launcher' && l.line.includes(`${worker.id} exited`))) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(
+      c
+        .jsonLogs(worker.id)
+        .some((l) => l.msg === 'a run has not returned: ONNX Runtime cannot stop it, so this worker restarts' && l.limit === 'RUN_TIMEOUT_MS'),
+    );
+    await waitReady(worker.url);
+    assert.notEqual(worker.process.pid, pids.get(worker.id));
+    assert.throws(() => process.kill(pids.get(worker.id)!, 0), /ESRCH/);
+    // The model answers on every worker again; the other worker was never restarted.
+    for (const m of c.modelhosts) assert.deepEqual((await loop(m.url, 7)).body.outputs[0].data, [7]);
+    for (const m of c.modelhosts.filter((m) => m !== worker)) assert.equal(m.process.pid, pids.get(m.id));
+    stop = true;
+    const counts = await load;
+    assert.deepEqual(
+      Object.keys(counts).filter((k) => k !== 'ok'),
+      [],
+      JSON.stringify(counts),
+    );
+    assert.ok((counts.ok ?? 0) > 20, JSON.stringify(counts));
+  });
 });

@@ -9,6 +9,8 @@
  *   takes tens of seconds and hundreds of MB.
  * - `shapeFromInputModel`: cheap to open, costly to run: ConstantOfShape of the INT64 input `shape` (any
  *   length), so the request chooses the size of the float output `y` ([40000, 40000]: 6.4 GB).
+ * - `tripCountLoopModel`: a Loop that adds 1 to `x` [1] `trips` times (an INT64 scalar the request sends):
+ *   10^12 trips run for days.
  */
 import onnxProto from 'onnx-proto';
 
@@ -61,6 +63,35 @@ export function shapeFromInputModel(): Buffer {
     node: [onnx.NodeProto.create({ opType: 'ConstantOfShape', input: ['shape'], output: ['y'] })],
     input: [valueInfo('shape', ['rank'], onnx.TensorProto.DataType.INT64)],
     output: [valueInfo('y', ['d0', 'd1'])],
+  });
+  return encode(graph);
+}
+
+export function tripCountLoopModel(): Buffer {
+  const BOOL = onnx.TensorProto.DataType.BOOL;
+  const body = onnx.GraphProto.create({
+    name: 'body',
+    node: [
+      onnx.NodeProto.create({ opType: 'Identity', input: ['cond_in'], output: ['cond_out'] }),
+      onnx.NodeProto.create({ opType: 'Add', input: ['v_in', 'one'], output: ['v_out'] }),
+    ],
+    initializer: [onnx.TensorProto.create({ name: 'one', dims: [1], dataType: FLOAT, floatData: [1] })],
+    input: [valueInfo('i', [], onnx.TensorProto.DataType.INT64), valueInfo('cond_in', [], BOOL), valueInfo('v_in', [1])],
+    output: [valueInfo('cond_out', [], BOOL), valueInfo('v_out', [1])],
+  });
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [
+      onnx.NodeProto.create({
+        opType: 'Loop',
+        input: ['trips', 'go', 'x'],
+        output: ['y'],
+        attribute: [{ name: 'body', type: onnx.AttributeProto.AttributeType.GRAPH, g: body }],
+      }),
+    ],
+    initializer: [onnx.TensorProto.create({ name: 'go', dims: [], dataType: BOOL, int32Data: [1] })],
+    input: [valueInfo('trips', [], onnx.TensorProto.DataType.INT64), valueInfo('x', [1])],
+    output: [valueInfo('y', [1])],
   });
   return encode(graph);
 }

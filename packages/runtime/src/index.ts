@@ -1,5 +1,5 @@
 export * from './onnx-session.ts';
-export { SessionThreads } from './session-threads.ts';
+export { SessionThreads, longestRunMs } from './session-threads.ts';
 export * from './inspect.ts';
 export * from './batching/adaptive-batcher.ts';
 export * from './batching/tensors.ts';

@@ -23,8 +23,26 @@ type Reply = { id: number; error?: string; sid?: number; inputs?: TensorSpec[]; 
 
 interface Pending {
   kind: 'create' | 'run' | 'release';
+  /** When it was sent (performance.now()). */
+  since: number;
   resolve: (reply: Reply) => void;
   reject: (err: unknown) => void;
+}
+
+/** Every thread not yet closed, for `longestRunMs`. */
+const live = new Set<SessionThread>();
+
+/**
+ * How long the oldest run still in flight on any runtime thread of this process has been running, ms (0:
+ * none). ONNX Runtime cannot be told to stop a run once it started (onnxruntime-node has no terminate
+ * flag, and a thread in native code does not see `terminate()`), so a run that does not end — a Loop whose
+ * trip count the request sent — holds its thread, a core, and every session on that thread, until the
+ * process ends; the modelhost watches this figure and restarts itself past RUN_TIMEOUT_MS.
+ */
+export function longestRunMs(now = performance.now()): number {
+  let oldest = now;
+  for (const t of live) oldest = Math.min(oldest, t.oldestRun() ?? now);
+  return now - oldest;
 }
 
 /** Thrown by `create` with ONNX Runtime's own message: the caller says what it means (bad model, provider). */
@@ -41,6 +59,14 @@ export class SessionThread {
 
   constructor() {
     this.#worker = this.#start();
+    live.add(this);
+  }
+
+  /** When the oldest run in flight here was sent (performance.now()), if one is. */
+  oldestRun(): number | undefined {
+    let oldest: number | undefined;
+    for (const p of this.#pending.values()) if (p.kind === 'run' && (oldest === undefined || p.since < oldest)) oldest = p.since;
+    return oldest;
   }
 
   /** Creates a session for `file` (a path, or the model's bytes); resolves with its id on this thread and its signature. */
@@ -99,6 +125,7 @@ export class SessionThread {
   /** Stops the thread; what it still had to do fails. */
   async close(): Promise<void> {
     this.#closed = true;
+    live.delete(this);
     await this.#worker.terminate();
   }
 
@@ -106,7 +133,7 @@ export class SessionThread {
     if (this.#closed) return Promise.reject(new InferrerError('MODEL_NOT_READY', 'the runtime thread was stopped'));
     const id = this.#nextId++;
     return new Promise<Reply>((resolve, reject) => {
-      this.#pending.set(id, { kind, resolve, reject });
+      this.#pending.set(id, { kind, since: performance.now(), resolve, reject });
       try {
         this.#worker.postMessage({ ...msg, id }, transfer);
       } catch (err) {

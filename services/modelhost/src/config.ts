@@ -105,6 +105,12 @@ export const ModelhostEnvSchema = z
     WATCH_INTERVAL_MS: z.coerce.number().int().min(50).default(1000),
     /** false: notice store changes by polling alone, as on a network volume that reports no file events. */
     WATCH_FS_EVENTS: envFlag().default(true),
+    /**
+     * A run still going this long after it started (ms) can only be a model that does not end on what the
+     * request sent (a Loop to a trip count it chose): ONNX Runtime cannot stop it, and it holds its runtime
+     * thread and a core, so the worker drains and restarts. 0: never. Default: twice REQUEST_TIMEOUT_MS.
+     */
+    RUN_TIMEOUT_MS: z.coerce.number().int().min(0).optional(),
     /** How long SIGTERM waits for queued and running requests. */
     DRAIN_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
     /** Load models whose config says preload at start (readiness waits for them). */
@@ -158,6 +164,8 @@ export type ModelhostConfig = Readonly<{
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
   executionProviders: ('cpu' | 'cuda')[];
   requestTimeoutMs: number;
+  /** 0: runs are never timed out. */
+  runTimeoutMs: number;
   maxBodyBytes: number;
   watchIntervalMs: number;
   watchFsEvents: boolean;
@@ -198,6 +206,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     graphOptimizationLevel: e.GRAPH_OPTIMIZATION_LEVEL,
     executionProviders: e.EXECUTION_PROVIDERS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    runTimeoutMs: e.RUN_TIMEOUT_MS ?? 2 * e.REQUEST_TIMEOUT_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     watchIntervalMs: e.WATCH_INTERVAL_MS,
     watchFsEvents: e.WATCH_FS_EVENTS,

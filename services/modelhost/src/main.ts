@@ -2,7 +2,7 @@
 import http from 'node:http';
 import { listenWithAcceptors } from '@inferrer/http';
 import { ModelStore } from '@inferrer/model-store';
-import { SessionThreads } from '@inferrer/runtime';
+import { SessionThreads, longestRunMs } from '@inferrer/runtime';
 import { createLogger, exitOnConfigError, exitOnListenError, stopWithLauncher } from '@inferrer/telemetry';
 import { createApp } from './app.ts';
 import { loadConfig, type ModelhostConfig } from './config.ts';
@@ -92,7 +92,7 @@ if (config.preload) await registry.preload();
 ready = true;
 log.info('modelhost ready', { loaded: registry.entries().map((e) => `${e.name}@${e.version}`) });
 
-async function shutdown(signal: string): Promise<void> {
+async function shutdown(signal: string, exitCode = 0): Promise<void> {
   if (draining) return;
   draining = true;
   log.info('draining', { signal, timeoutMs: config.drainTimeoutMs });
@@ -107,7 +107,22 @@ async function shutdown(signal: string): Promise<void> {
   await registry!.close(Math.max(0, deadline - Date.now()));
   await dataplane.close();
   log.info('stopped');
-  process.exit(0);
+  // A run still in native code holds its runtime thread, and process.exit waits for every thread to stop.
+  if (longestRunMs() > 0) setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100);
+  else process.exit(exitCode);
+}
+// A run that never ends cannot be stopped, only its process: drain, then exit non-zero to be started again.
+if (config.runTimeoutMs > 0) {
+  setInterval(() => {
+    const ms = longestRunMs();
+    if (ms <= config.runTimeoutMs || draining) return;
+    log.error('a run has not returned: ONNX Runtime cannot stop it, so this worker restarts', {
+      runMs: Math.round(ms),
+      limit: 'RUN_TIMEOUT_MS',
+      limitMs: config.runTimeoutMs,
+    });
+    void shutdown('RUN_TIMEOUT_MS', 1);
+  }, 1000).unref();
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
