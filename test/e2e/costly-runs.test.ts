@@ -12,9 +12,11 @@
  * drains and restarts; no other request fails.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { shapeFromInputModel, tripCountLoopModel } from '../helpers/costly-models.ts';
-import { type TestCluster, api, snapshotStore, startTestCluster, steadyLoad } from '../helpers/cluster.ts';
+import { DEMO, type TestCluster, api, snapshotStore, startTestCluster, steadyLoad } from '../helpers/cluster.ts';
 
 const MiB = 1024 * 1024;
 
@@ -103,6 +105,36 @@ async function waitReady(url: string, ms = 30_000): Promise<void> {
   assert.fail(`${url} did not come back`);
 }
 
+describe('a model config that asks each worker for thousands of runtime threads', () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await startTestCluster({ modelhostEnv: { PROCESS_MEMORY_BYTES: String(1024 * MiB) } });
+  });
+  after(async () => {
+    await c?.close();
+  });
+
+  test('64 instances × 256 intra-op threads: 503 MODEL_LOAD_FAILED naming the threads; no worker aborts, the others serve', async () => {
+    const form = new FormData();
+    form.append('path', new Blob([await readFile(path.join(DEMO, 'iris.onnx'))]), 'iris.onnx');
+    form.append('metadata', JSON.stringify({ config: { instances: 64, intra_op_threads: 256 } }));
+    const up = await api(c.url, '/api/v1/models/threads', { method: 'PUT', body: form });
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    for (const m of c.modelhosts) {
+      const r = await api(m.url, '/v1/models/threads/predict', { json: { values: [6.7, 2.5, 5.8, 1.8] } });
+      assert.equal(r.status, 503, `${m.id}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error.code, 'MODEL_LOAD_FAILED');
+      assert.match(r.body.error.message, /runtime threads/);
+      const iris = await api(m.url, '/v1/models/iris/predict', { json: { values: [6.7, 2.5, 5.8, 1.8] } });
+      assert.equal(iris.status, 200, `${m.id}: ${JSON.stringify(iris.body)}`);
+    }
+    assert.deepEqual(
+      c.logs.filter((l) => l.name === 'launcher' && /exited/.test(l.line)),
+      [],
+    );
+  });
+});
+
 describe('a request whose values make the model run for ever', () => {
   let c: TestCluster;
   const loop = (base: string, trips: number): ReturnType<typeof api> =>
@@ -139,30 +171,35 @@ describe('a request whose values make the model run for ever', () => {
       },
       () => stop,
     );
-    const pids = new Map(c.modelhosts.map((m) => [m.id, m.process.pid]));
-    const r = await loop(c.url, 1e12);
-    assert.equal(r.status, 504, JSON.stringify(r.body));
-    assert.equal(r.body.code, 'DEADLINE_EXCEEDED');
-    const line = c.logs.find((l) => l.name.startsWith('modelhost') && l.line.includes(`"reqId":"${r.headers.get('x-request-id')}"`));
-    const worker = c.modelhosts.find((m) => m.id === line?.name);
-    assert.ok(worker, 'the worker that ran it logged the request');
-    // It says why, exits and is started again; the spinning thread went with the old process.
-    const end = Date.now() + 20_000;
-    while (Date.now() < end && !c.logs.some((l) => l.name === 'launcher' && l.line.includes(`${worker.id} exited`))) {
-      await new Promise((r) => setTimeout(r, 100));
+    try {
+      const pids = new Map(c.modelhosts.map((m) => [m.id, m.process.pid]));
+      const r = await loop(c.url, 1e12);
+      assert.equal(r.status, 504, JSON.stringify(r.body));
+      assert.equal(r.body.code, 'DEADLINE_EXCEEDED');
+      const ran = (): string | undefined =>
+        c.logs.find((l) => l.name.startsWith('modelhost') && l.line.includes(`"reqId":"${r.headers.get('x-request-id')}"`))?.name;
+      for (let i = 0; i < 100 && !ran(); i++) await new Promise((r) => setTimeout(r, 50));
+      const worker = c.modelhosts.find((m) => m.id === ran());
+      assert.ok(worker, 'the worker that ran it logged the request');
+      // It says why, exits and is started again; the spinning thread went with the old process.
+      const end = Date.now() + 20_000;
+      while (Date.now() < end && !c.logs.some((l) => l.name === 'launcher' && l.line.includes(`${worker.id} exited`))) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(
+        c
+          .jsonLogs(worker.id)
+          .some((l) => l.msg === 'a run has not returned: ONNX Runtime cannot stop it, so this worker restarts' && l.limit === 'RUN_TIMEOUT_MS'),
+      );
+      await waitReady(worker.url);
+      assert.notEqual(worker.process.pid, pids.get(worker.id));
+      assert.throws(() => process.kill(pids.get(worker.id)!, 0), /ESRCH/);
+      // The model answers on every worker again; the other worker was never restarted.
+      for (const m of c.modelhosts) assert.deepEqual((await loop(m.url, 7)).body.outputs[0].data, [7]);
+      for (const m of c.modelhosts.filter((m) => m !== worker)) assert.equal(m.process.pid, pids.get(m.id));
+    } finally {
+      stop = true;
     }
-    assert.ok(
-      c
-        .jsonLogs(worker.id)
-        .some((l) => l.msg === 'a run has not returned: ONNX Runtime cannot stop it, so this worker restarts' && l.limit === 'RUN_TIMEOUT_MS'),
-    );
-    await waitReady(worker.url);
-    assert.notEqual(worker.process.pid, pids.get(worker.id));
-    assert.throws(() => process.kill(pids.get(worker.id)!, 0), /ESRCH/);
-    // The model answers on every worker again; the other worker was never restarted.
-    for (const m of c.modelhosts) assert.deepEqual((await loop(m.url, 7)).body.outputs[0].data, [7]);
-    for (const m of c.modelhosts.filter((m) => m !== worker)) assert.equal(m.process.pid, pids.get(m.id));
-    stop = true;
     const counts = await load;
     assert.deepEqual(
       Object.keys(counts).filter((k) => k !== 'ok'),

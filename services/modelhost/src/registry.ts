@@ -89,6 +89,9 @@ export interface RegistryHooks {
 }
 
 const key = (name: string, version: number): string => `${name}@${version}`;
+/** Runtime threads one model's sessions may start on a worker: this many per CPU, and at least MIN_THREADS_CAP. */
+const THREADS_PER_CPU = 8;
+const MIN_THREADS_CAP = 64;
 /**
  * What a loaded session depends on in a model's config (drift thresholds are read per scrape, and the
  * response cache switch per request, not by the session: changing them reloads nothing).
@@ -434,6 +437,20 @@ export class ModelRegistry {
       throw refuse(
         `model ${record.name} version ${version} needs about ${needMb} MB to load (${instances} instance${instances === 1 ? '' : 's'}, measured at upload), more than this worker's limit of ${limitMb} MB (MODEL_MAX_MEMORY_MB)`,
         { need_mb: needMb, limit_mb: limitMb },
+      );
+    }
+    // Every slot's session starts its own intra- and inter-op runtime threads: thousands of them (64
+    // instances × 256 threads) never finish loading, and under PROCESS_MEMORY_BYTES (each thread's stack
+    // counts) the runtime aborts the worker when one cannot be created.
+    // What the settings fix (a measured plan keeps slots × threads within the cores).
+    const fixedInstances = settings.instances ?? 1;
+    const intra = cfg.intra_op_threads ?? this.#config.intraOpThreads ?? 1;
+    const threads = fixedInstances * (intra + (cfg.inter_op_threads ?? this.#config.interOpThreads));
+    const maxThreads = Math.max(MIN_THREADS_CAP, THREADS_PER_CPU * workerCpus(this.#config).cpus);
+    if (threads > maxThreads) {
+      throw refuse(
+        `model ${record.name} version ${version} asks for ${threads} runtime threads (${fixedInstances} instance${fixedInstances === 1 ? '' : 's'} × intra_op_threads + inter_op_threads), more than this worker starts for one model, ${maxThreads} (${THREADS_PER_CPU} per CPU)`,
+        { threads, max_threads: maxThreads, instances: fixedInstances, intra_op_threads: intra },
       );
     }
     const need = this.#budget.expected(id, v, instances);
