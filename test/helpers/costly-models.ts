@@ -7,8 +7,8 @@
  *   about 500 MB of peak memory with the copies the optimiser makes).
  * - `identityChainModel`: a chain of `n` Identity nodes (300 000: 8.8 MB); parsing and optimising the graph
  *   takes tens of seconds and hundreds of MB.
- * - `shapeFromInputModel`: cheap to open, costly to run: ConstantOfShape of the INT64 input `shape` (any
- *   length), so the request chooses the size of the float output `y` ([40000, 40000]: 6.4 GB).
+ * - `shapeFromInputModel`: cheap to open, costly to run: ConstantOfShape (of `value`) of the INT64 input
+ *   `shape` (any length), so the request chooses the size of the float output `y` ([40000, 40000]: 6.4 GB).
  * - `tripCountLoopModel`: a Loop that adds 1 to `x` [1] `trips` times (an INT64 scalar the request sends):
  *   10^12 trips run for days.
  */
@@ -57,10 +57,18 @@ export function identityChainModel(n = 300_000): Buffer {
   return encode(graph);
 }
 
-export function shapeFromInputModel(): Buffer {
+export function shapeFromInputModel(value = 0): Buffer {
+  const fill = onnx.TensorProto.create({ name: 'value', dims: [1], dataType: FLOAT, floatData: [value] });
   const graph = onnx.GraphProto.create({
     name: 'g',
-    node: [onnx.NodeProto.create({ opType: 'ConstantOfShape', input: ['shape'], output: ['y'] })],
+    node: [
+      onnx.NodeProto.create({
+        opType: 'ConstantOfShape',
+        input: ['shape'],
+        output: ['y'],
+        attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: fill }],
+      }),
+    ],
     input: [valueInfo('shape', ['rank'], onnx.TensorProto.DataType.INT64)],
     output: [valueInfo('y', ['d0', 'd1'])],
   });

@@ -66,6 +66,10 @@ export const ERROR_CODES = {
     summary:
       'Running the model on this request needed more memory than the worker may take (PROCESS_MEMORY_BYTES): an output or intermediate tensor whose size comes from the request (Expand, Tile, ConstantOfShape, Range, …) would not fit.',
   },
+  OUTPUT_TOO_LARGE: {
+    kind: 'too_large',
+    summary: 'An output has more elements than an answer carries as JSON (16,777,216): ask for it as binary data (v2 "binary_data"), or send a smaller input.',
+  },
   JOB_TOO_LARGE: { kind: 'too_large', summary: 'A batch job has more items than JOBS_MAX_ITEMS or more bytes than JOBS_MAX_BYTES.' },
   IMAGE_TOO_LARGE: { kind: 'too_large', summary: 'An image has more pixels than the limit (decompression bombs are refused before decoding).' },
   TOO_MANY_IMAGES: { kind: 'too_large', summary: 'The request carries more images (files) than the limit per request.' },

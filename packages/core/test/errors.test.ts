@@ -56,6 +56,7 @@ describe('statusOf', () => {
     ['PROVIDER_UNAVAILABLE', 501],
     ['INFERENCE_FAILED', 500],
     ['INFERENCE_TOO_COSTLY', 413],
+    ['OUTPUT_TOO_LARGE', 413],
     ['STORAGE_FULL', 507],
     ['INTERNAL', 500],
     ['INVALID_IMAGE', 400],

@@ -174,6 +174,8 @@ export function encodeV1Response(outputs: NamedTensors, order: readonly string[]
       got: main,
     });
   }
+  checkJsonOutput(main, outputs[main]!);
+  if (opts.all) for (const name of order) if (outputs[name]) checkJsonOutput(name, outputs[name]!);
   let out = `{"http_status":${JSON.stringify(httpStatusBody(200))},"model_name":${JSON.stringify(opts.model)},"model_version":${opts.version}`;
   if (opts.extra) for (const [k, v] of Object.entries(opts.extra)) out += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
   out += `,"values":${rowsToJson(outputs[main]!)}`;
@@ -189,6 +191,24 @@ export function encodeV1Response(outputs: NamedTensors, order: readonly string[]
     out += '}';
   }
   return out + '}';
+}
+
+/**
+ * The most elements of one output an answer writes as JSON. Past about 27 M floats (20 characters each) the
+ * text is longer than a JavaScript string can be, and past 134 M elements not even the list of their texts
+ * can be built: such an answer failed after seconds of work with 500 INTERNAL. Binary data has no such limit.
+ */
+const MAX_JSON_OUTPUT_ELEMENTS = 2 ** 24;
+
+/** Refuses an output too large to write as JSON (before any of it is written). */
+export function checkJsonOutput(name: string, t: Tensor): void {
+  const n = t.data.length;
+  if (n <= MAX_JSON_OUTPUT_ELEMENTS) return;
+  throw new InferrerError(
+    'OUTPUT_TOO_LARGE',
+    `output '${name}' has ${n} elements (shape [${t.dims.join(', ')}]), more than an answer carries as JSON (${MAX_JSON_OUTPUT_ELEMENTS}); ask for it as binary data ("parameters": {"binary_data": true}), or send a smaller input`,
+    { output: name, elements: n, limit: MAX_JSON_OUTPUT_ELEMENTS },
+  );
 }
 
 /** A tensor as a list of rows (dim 0), each row a scalar or a nested list. */

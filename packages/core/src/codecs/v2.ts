@@ -10,7 +10,7 @@ import { type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, h
 import { classifiable, classify } from './classification.ts';
 import { parseTensorJson } from './json-text.ts';
 import { PackedArray, packModeOf, rowElementsOf } from './json-tensor.ts';
-import { elementToJson } from './v1.ts';
+import { checkJsonOutput, elementToJson } from './v1.ts';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits, checkTextBytes, nestedShape, toTypedData } from './values.ts';
 
 export interface V2OutputRequest {
@@ -378,6 +378,7 @@ export function encodeV2Response(outputs: NamedTensors, order: readonly string[]
   const wanted: readonly V2OutputRequest[] = opts.outputs ?? order.map((name) => ({ name, binary: opts.binaryOutput }));
   const binary: Buffer[] = [];
   const parts: string[] = [];
+  for (const want of wanted) if (!want.binary && !want.classification && outputs[want.name]) checkJsonOutput(want.name, outputs[want.name]!);
   for (const want of wanted) {
     const raw = outputs[want.name];
     if (!raw) continue;
