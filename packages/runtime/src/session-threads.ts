@@ -54,6 +54,8 @@ export class SessionThread {
   readonly #restartListeners = new Set<() => void>();
   #nextId = 1;
   #closed = false;
+  /** When the thread last answered (performance.now()). */
+  #answeredAt = 0;
   /** Sessions placed on this thread (the pool places new ones on the least busy thread). */
   sessions = 0;
 
@@ -62,11 +64,16 @@ export class SessionThread {
     live.add(this);
   }
 
-  /** When the oldest run in flight here was sent (performance.now()), if one is. */
+  /**
+   * When the run this thread is on now started (performance.now()), if it is on one. The thread takes its
+   * messages one at a time in the order sent, so what it is on is the oldest one unanswered, started when
+   * it was sent or when the one before it was answered, whichever came later: a run waiting behind others
+   * (the shared threads hold many models) is not counted as running.
+   */
   oldestRun(): number | undefined {
-    let oldest: number | undefined;
-    for (const p of this.#pending.values()) if (p.kind === 'run' && (oldest === undefined || p.since < oldest)) oldest = p.since;
-    return oldest;
+    let oldest: Pending | undefined;
+    for (const p of this.#pending.values()) if (oldest === undefined || p.since < oldest.since) oldest = p;
+    return oldest?.kind === 'run' ? Math.max(oldest.since, this.#answeredAt) : undefined;
   }
 
   /** Creates a session for `file` (a path, or the model's bytes); resolves with its id on this thread and its signature. */
@@ -147,6 +154,7 @@ export class SessionThread {
     const worker = new Worker(WORKER_URL);
     let failure: Error | undefined;
     worker.on('message', (reply: Reply) => {
+      this.#answeredAt = performance.now();
       const p = this.#pending.get(reply.id);
       if (!p) return;
       this.#pending.delete(reply.id);
