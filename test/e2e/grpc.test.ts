@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http2 from 'node:http2';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +23,7 @@ const CORPUS = path.join(REPO, 'test', 'fixtures', 'corpus');
 const ADMIN = 'admin-key-0123456789abcdef';
 const PREDICT = 'predict-key-0123456789abcdef';
 const MAX_BODY = 2 * 1024 * 1024;
+const BODY_TIMEOUT_MS = 2000;
 const IRIS_ROW = [6.7, 2.5, 5.8, 1.8];
 const V2_OF: Record<string, string> = {
   bool: 'BOOL',
@@ -55,7 +57,16 @@ before(async () => {
       ],
     }),
   );
-  c = await startTestCluster({ grpcPort: 0, inferrerEnv: { API_KEYS_FILE: keys, AUTH_DISABLED: 'false', MAX_BODY_BYTES: String(MAX_BODY) } });
+  c = await startTestCluster({
+    grpcPort: 0,
+    inferrerEnv: {
+      API_KEYS_FILE: keys,
+      AUTH_DISABLED: 'false',
+      MAX_BODY_BYTES: String(MAX_BODY),
+      BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
+      BODY_MIN_BYTES_PER_S: '100000',
+    },
+  });
   assert.ok(c.grpcAddress, 'the launcher started gRPC and says where');
   client = grpcClient(c.grpcAddress!, { 'grpc.max_receive_message_length': -1 });
   const models = ['corpus', ...readdirCorpus()];
@@ -475,6 +486,65 @@ describe('framed as HTTP requests are', () => {
   test('a message over MAX_BODY_BYTES is RESOURCE_EXHAUSTED', async () => {
     const big = await call('ModelInfer', { ...irisReq, raw_input_contents: [Buffer.alloc(MAX_BODY + 1024)] }, { key: PREDICT });
     assert.equal(big.err?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal((await call('ModelInfer', irisReq, { key: PREDICT })).err, null, 'the server is fine after it');
+  });
+
+  test('a request that never ends its stream is cut after BODY_TIMEOUT_MS, and an address holds MAX_PENDING_BODIES_PER_CLIENT of them', {
+    timeout: 30_000,
+  }, async () => {
+    // Raw HTTP/2: each call sends its whole message (or the start of one) and never ends its stream, as a
+    // slow or hostile client would; grpc-js would wait for the end of the stream for ever, holding the bytes.
+    const message = (client as any).constructor.service.ModelInfer.requestSerialize(irisReq) as Buffer;
+    const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
+    framed.writeUInt32BE(message.length, 1);
+    const session = http2.connect(`http://${c.grpcAddress}`);
+    const calls = Array.from(
+      { length: 34 },
+      (_, i) =>
+        new Promise<{ status: number; code: string; message: string; ms: number; closed: Promise<void> }>((resolve, reject) => {
+          const started = Date.now();
+          const stream = session.request(
+            {
+              ':method': 'POST',
+              ':path': '/inference.GRPCInferenceService/ModelInfer',
+              'content-type': 'application/grpc',
+              te: 'trailers',
+              authorization: `Bearer ${PREDICT}`,
+            },
+            { endStream: false },
+          );
+          const closed = new Promise<void>((done) => stream.on('close', () => done()));
+          const answer = (h: http2.IncomingHttpHeaders): void => {
+            if (h['grpc-status'] === undefined) return;
+            const message = decodeURIComponent(String(h['grpc-message']));
+            resolve({ status: Number(h['grpc-status']), code: String(h['inferrer-error-code']), message, ms: Date.now() - started, closed });
+          };
+          stream.on('response', answer);
+          stream.on('trailers', answer);
+          stream.on('error', reject);
+          stream.resume();
+          stream.write(i % 2 === 0 ? framed : framed.subarray(0, 10));
+        }),
+    );
+    // Meanwhile a well-behaved client is served.
+    assert.equal((await call('ModelInfer', irisReq, { key: PREDICT })).err, null);
+    const answers = await Promise.all(calls);
+    const tooMany = answers.filter((a) => a.status === grpc.status.RESOURCE_EXHAUSTED);
+    const slow = answers.filter((a) => a.status === grpc.status.DEADLINE_EXCEEDED);
+    assert.equal(tooMany.length, 2, JSON.stringify(answers.map((a) => a.code)));
+    assert.equal(slow.length, 32);
+    for (const a of tooMany) {
+      assert.equal(a.code, 'TOO_MANY_BODIES');
+      assert.match(a.message, /32 gRPC requests stalled while arriving \(MAX_PENDING_BODIES_PER_CLIENT\)/);
+    }
+    for (const a of slow) {
+      assert.equal(a.code, 'BODY_TOO_SLOW');
+      assert.match(a.message, /did not arrive in time \(its connection brought \d+ bytes in \d+ ms; at least 100000 bytes\/s after the first 2000 ms\)/);
+      assert.ok(a.ms >= BODY_TIMEOUT_MS && a.ms < BODY_TIMEOUT_MS + 3000, `cut after ${a.ms} ms`);
+    }
+    // The server resets the streams it cut (the client never ends them), so what they had sent is let go.
+    await Promise.all(answers.map((a) => a.closed));
+    session.close();
     assert.equal((await call('ModelInfer', irisReq, { key: PREDICT })).err, null, 'the server is fine after it');
   });
 

@@ -25,6 +25,7 @@ import { answeredByOf, cancelledError } from '../../upstream.ts';
 import type { OipService } from '../oip-v2/service.ts';
 import { grpcStatusOf } from '../errors.ts';
 import { type GrpcInferRequest, inferBody, inferResponse, parameterValue } from './infer-codec.ts';
+import { MessageGuard, peerAddress } from './message-guard.ts';
 
 export const PROTO_DIR = import.meta.dirname;
 export const PROTO_FILE = path.join(PROTO_DIR, 'grpc_service.proto');
@@ -159,6 +160,7 @@ export class GrpcServer {
       'grpc.max_receive_message_length': deps.config.maxBodyBytes,
       'grpc.max_send_message_length': -1,
       'grpc.keepalive_permit_without_calls': 1,
+      interceptors: [new MessageGuard(deps.config.bodies, deps.logger).interceptor],
     });
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, m] of Object.entries(methods(deps))) implementation[name] = this.#unary(name, m);
@@ -256,10 +258,4 @@ export class GrpcServer {
 function first(values: grpc.MetadataValue[]): string | undefined {
   const v = values[0];
   return v === undefined ? undefined : String(v);
-}
-
-/** The client's address from grpc-js's peer string (`ipv4:1.2.3.4:5678`, `ipv6:[::1]:5678`). */
-function peerAddress(peer: string): string {
-  const m = /^ipv[46]:\[?([^\]]+?)\]?:\d+$/.exec(peer);
-  return m ? m[1]! : peer;
 }
