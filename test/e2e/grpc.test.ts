@@ -265,7 +265,7 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
     assert.match(a.err!.details, /FP16.*raw_input_contents/);
   });
 
-  test('contents of the wrong list, out of range or of the wrong count are refused, naming the input', async () => {
+  test('contents of the wrong list, out of range or of the wrong count, and raw entries of the wrong size, are refused, naming the input', async () => {
     const cases: [unknown, RegExp][] = [
       [
         { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'], contents: { fp32_contents: [1, 2, 3] } }] },
@@ -287,6 +287,11 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
         { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '4'] }], raw_input_contents: [Buffer.alloc(4)] },
         /input 'x' has shape \[1, 4\] but the model expects \[-1, 3\]/,
       ],
+      // A raw entry shorter, longer or empty for its shape is named in the request's own terms (not binary_data_size).
+      ...[8, 16, 0].map((n): [unknown, RegExp] => [
+        { model_name: 'corpus-id_float32', inputs: [{ name: 'x', datatype: 'FP32', shape: ['1', '3'] }], raw_input_contents: [Buffer.alloc(n)] },
+        new RegExp(`input 'x' has shape \\[1, 3\\] \\(3 FP32 elements, 12 bytes\\) but its raw_input_contents entry holds ${n} bytes`),
+      ]),
     ];
     for (const [req, message] of cases) {
       const a = await call('ModelInfer', req, { key: PREDICT });

@@ -129,6 +129,7 @@ export function inferBody(req: GrpcInferRequest): { parts: Buffer[]; length: num
         throw bad(`input '${input.name}' has contents while the request uses raw_input_contents; send every input one way`, { input: input.name });
       }
       bytes = raw[i]!;
+      rawSizeCheck(input.name, input.datatype, shape, bytes.length);
     } else {
       bytes = contentBytes(input.name, input.datatype, shape, input.contents);
     }
@@ -146,6 +147,23 @@ export function inferBody(req: GrpcInferRequest): { parts: Buffer[]; length: num
   let length = json.length;
   for (const c of chunks) length += c.length;
   return { parts: [json, ...chunks], length, headerLength: json.length };
+}
+
+/**
+ * A fixed-size datatype's raw entry holds exactly its shape's elements, said in the gRPC request's own terms
+ * (the modelhost would name the binary extension's `binary_data_size`, which a gRPC client never sent).
+ */
+function rawSizeCheck(name: string, datatype: string, shape: number[], got: number): void {
+  const info = datatypeOfV2(datatype);
+  if (!info || info.size === 0 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return;
+  const count = elementCount(shape);
+  const expected = count * info.size;
+  if (got !== expected) {
+    throw bad(
+      `input '${name}' has shape [${shape.join(', ')}] (${count} ${datatype} elements, ${expected} bytes) but its raw_input_contents entry holds ${got} bytes`,
+      { input: name, expected, got },
+    );
+  }
 }
 
 /** Typed `contents` laid out as the binary extension carries them. */
