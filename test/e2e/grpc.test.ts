@@ -265,7 +265,7 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
     assert.match(a.err!.details, /FP16.*raw_input_contents/);
   });
 
-  test('contents of the wrong list, out of range or of the wrong count, and raw entries of the wrong size, are refused, naming the input', async () => {
+  test('contents of the wrong list, out of range or of the wrong count, raw entries of the wrong size and shared memory are refused, naming the tensor', async () => {
     const cases: [unknown, RegExp][] = [
       [
         { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'], contents: { fp32_contents: [1, 2, 3] } }] },
@@ -286,6 +286,29 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
       [
         { model_name: 'corpus-id_int8', inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '4'] }], raw_input_contents: [Buffer.alloc(4)] },
         /input 'x' has shape \[1, 4\] but the model expects \[-1, 3\]/,
+      ],
+      // Triton's shared memory parameters: the Inferrer has none, so they are refused, not ignored.
+      [
+        {
+          model_name: 'corpus-id_int8',
+          inputs: [
+            {
+              name: 'x',
+              datatype: 'INT8',
+              shape: ['1', '3'],
+              parameters: { shared_memory_region: { string_param: 'in0' }, shared_memory_byte_size: { int64_param: '3' } },
+            },
+          ],
+        },
+        /input 'x' names shared memory region "in0", but the Inferrer has no shared memory: send its data in raw_input_contents or contents/,
+      ],
+      [
+        {
+          model_name: 'corpus-id_int8',
+          inputs: [{ name: 'x', datatype: 'INT8', shape: ['1', '3'], contents: { int_contents: [1, 2, 3] } }],
+          outputs: [{ name: 'y', parameters: { shared_memory_region: { string_param: 'out0' } } }],
+        },
+        /output 'y' names shared memory region "out0", but the Inferrer has no shared memory/,
       ],
       // A raw entry shorter, longer or empty for its shape is named in the request's own terms (not binary_data_size).
       ...[8, 16, 0].map((n): [unknown, RegExp] => [

@@ -122,6 +122,7 @@ export function inferBody(req: GrpcInferRequest): { parts: Buffer[]; length: num
   }
   const chunks: Buffer[] = [];
   const inputs = req.inputs.map((input, i) => {
+    noSharedMemory(`input '${input.name}'`, input.parameters, 'send its data in raw_input_contents or contents');
     const shape = input.shape.map((d) => Number(d));
     let bytes: Buffer;
     if (raw.length > 0) {
@@ -137,6 +138,7 @@ export function inferBody(req: GrpcInferRequest): { parts: Buffer[]; length: num
     return { name: input.name, datatype: input.datatype, shape, parameters: { binary_data_size: bytes.length } };
   });
   const outputs = req.outputs.map((o) => {
+    noSharedMemory(`output '${o.name}'`, o.parameters, 'ask for it without one to get it in raw_output_contents');
     const p = parameters(o.parameters);
     return { name: o.name, parameters: { ...(p.classification !== undefined ? { classification: p.classification } : {}), binary_data: true } };
   });
@@ -164,6 +166,20 @@ function rawSizeCheck(name: string, datatype: string, shape: number[], got: numb
       { input: name, expected, got },
     );
   }
+}
+
+/**
+ * Triton's clients name a registered shared memory region in a tensor's parameters; the Inferrer has none
+ * (its register calls answer UNIMPLEMENTED), so such a tensor is refused rather than its region ignored.
+ */
+function noSharedMemory(what: string, params: Record<string, GrpcParameter> | undefined, instead: string): void {
+  const region = params?.shared_memory_region;
+  if (!region) return;
+  const name = String(parameterValue(region) ?? '').slice(0, 64);
+  throw bad(`${what} names shared memory region ${JSON.stringify(name)}, but the Inferrer has no shared memory: ${instead}`, {
+    tensor: what,
+    parameter: 'shared_memory_region',
+  });
 }
 
 /** Typed `contents` laid out as the binary extension carries them. */
