@@ -459,6 +459,15 @@ describe('the other calls answer as their HTTP routes do', () => {
       { key: ADMIN },
     );
     assert.equal(bad.err?.code, grpc.status.INVALID_ARGUMENT);
+    // A known parameter in the wrong field is named as such (not as an unknown parameter).
+    for (const [parameters, message] of [
+      [{ config: { bytes_param: Buffer.from('{}') } }, /load parameter "config" must be a string_param \(the configuration as JSON\), not bytes_param/],
+      [{ 'file:1/model.onnx': { string_param: 'x' } }, /load parameter "file:1\/model.onnx" must be a bytes_param \(the file\), not string_param/],
+    ] as const) {
+      const wrong = await call('RepositoryModelLoad', { model_name: 'viagrpc', parameters }, { key: ADMIN });
+      assert.equal(wrong.err?.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(wrong.err!.details, message);
+    }
     await ok('RepositoryModelUnload', { model_name: 'viagrpc' }, ADMIN);
     const gone = await waitFor(
       async () =>

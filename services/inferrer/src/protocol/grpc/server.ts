@@ -93,6 +93,12 @@ export function methods({ oip, dataplane }: Pick<GrpcDeps, 'oip' | 'dataplane'>)
         for (const [k, p] of Object.entries(r.parameters ?? {}) as [string, { parameter_choice?: string; string_param?: string; bytes_param?: Buffer }][]) {
           if (k === 'config' && p.parameter_choice === 'string_param') config = p.string_param;
           else if (k.startsWith('file:') && p.parameter_choice === 'bytes_param') files.push({ path: k.slice(5), bytes: p.bytes_param! });
+          else if (k === 'config' || k.startsWith('file:'))
+            throw new InferrerError(
+              'INVALID_REQUEST',
+              `load parameter ${JSON.stringify(k.slice(0, 64))} must be a ${k === 'config' ? 'string_param (the configuration as JSON)' : 'bytes_param (the file)'}, not ${p.parameter_choice ?? 'empty'}`,
+              { parameter: k.slice(0, 64) },
+            );
           else
             throw new InferrerError(
               'INVALID_REQUEST',
