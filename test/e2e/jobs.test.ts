@@ -143,6 +143,40 @@ describe('batch jobs, embedded queue', () => {
     assert.match(l2[1].error.message, /^line 2: /);
   });
 
+  test('a job of one huge row is read off the event loop: the Inferrer answers other clients meanwhile', async () => {
+    // 4 million CSV fields on one line (16 MB): seconds of splitting and checking, which on the event loop
+    // kept every other request waiting (13 s for 20 MB). Health checks sent one after another meanwhile
+    // must keep coming back; the row itself fails alone (iris takes 4 values).
+    const csv = `${'1.5,'.repeat(4_000_000 - 1)}1.5\n5.1,3.5,1.4,0.2\n`;
+    let submitting = true;
+    let answered = 0;
+    let last = performance.now();
+    let longestGapMs = 0;
+    const polling = (async () => {
+      while (submitting) {
+        const r = await fetch(`${c.url}/health/live`);
+        await r.arrayBuffer();
+        if (!submitting || r.status !== 200) continue;
+        answered++;
+        longestGapMs = Math.max(longestGapMs, performance.now() - last);
+        last = performance.now();
+      }
+    })();
+    const started = performance.now();
+    const s = await submit(c.url, 'iris', csv, 'text/csv');
+    const tookMs = performance.now() - started;
+    submitting = false;
+    await polling;
+    assert.equal(s.status, 202, JSON.stringify(s.body));
+    // A loop held for the whole row answers nothing while it reads it: the longest wait is most of the submission.
+    assert.ok(
+      answered >= 10 && longestGapMs < tookMs / 2,
+      `${answered} health checks answered during a ${tookMs.toFixed(0)} ms submission, the longest wait ${longestGapMs.toFixed(0)} ms`,
+    );
+    const job = await waitJob(c.url, s.id);
+    assert.deepEqual(job.items, { total: 2, done: 2, succeeded: 1, failed: 1 });
+  });
+
   test('a gzipped tar of images: each file is a multipart image prediction; a bad file fails alone', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-tar-'));
     try {

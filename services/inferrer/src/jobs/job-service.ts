@@ -8,7 +8,8 @@ import { InferrerError, parseModelName, parseVersion, storageError, writeAtomic 
 import { ownerTag } from '@inferrer/model-store';
 import type { Logger } from '@inferrer/telemetry';
 import type { Management } from '../management.ts';
-import { detectFormat, prepareArchive, prepareRows, receiveBody } from './job-input.ts';
+import { detectFormat, prepareArchive, receiveBody } from './job-input.ts';
+import { RowsThread } from './rows-thread.ts';
 import type { JobRunner } from './job-runner.ts';
 import { JobStore } from './job-store.ts';
 import type { JobQueue } from './queue.ts';
@@ -41,6 +42,8 @@ export class JobService {
   readonly #running = new Map<string, { done: Promise<void>; ac: AbortController }>();
   /** Submissions of one client are checked against the quota one at a time. */
   readonly #quotaLocks = new Map<string, Promise<unknown>>();
+  /** NDJSON and CSV rows are read and checked off the event loop (rows-thread.ts). */
+  readonly #rows = new RowsThread();
   #sweeper: NodeJS.Timeout | undefined;
   #started = false;
 
@@ -72,6 +75,7 @@ export class JobService {
     if (this.#sweeper) clearInterval(this.#sweeper);
     for (const r of this.#running.values()) r.ac.abort(new Error('the Inferrer is stopping'));
     await this.queue.close();
+    await this.#rows.close();
   }
 
   async #sweep(): Promise<void> {
@@ -141,7 +145,7 @@ export class JobService {
       const prepared =
         rec.format === 'zip' || rec.format === 'tar'
           ? await prepareArchive(input, dir, rec.format, limits)
-          : await prepareRows(input, this.store.file(rec.id, 'items.ndjson'), rec.format, limits);
+          : await this.#rows.prepare(input, this.store.file(rec.id, 'items.ndjson'), rec.format, limits);
       await writeAtomic(this.store.file(rec.id, 'chunks.json'), JSON.stringify(prepared.offsets));
       Object.assign(rec, {
         kind: rec.format === 'zip' || rec.format === 'tar' ? 'images' : 'rows',
