@@ -76,6 +76,7 @@ describe('statusOf', () => {
     ['PROFILE_NOT_FOUND', 404],
     ['BODY_TOO_SLOW', 408],
     ['TOO_MANY_BODIES', 429],
+    ['TOO_MANY_CONNECTIONS', 429],
   ];
 
   for (const [code, status] of table) {
