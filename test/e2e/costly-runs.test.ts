@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { shapeFromInputModel, tripCountLoopModel } from '../helpers/costly-models.ts';
-import { DEMO, type TestCluster, api, snapshotStore, startTestCluster, steadyLoad } from '../helpers/cluster.ts';
+import { DEMO, type TestCluster, api, snapshotStore, startTestCluster, steadyLoad, waitReady } from '../helpers/cluster.ts';
 
 const MiB = 1024 * 1024;
 
@@ -112,19 +112,6 @@ describe('a request whose values choose what the model allocates', () => {
   }
 });
 
-async function waitReady(url: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if ((await fetch(`${url}/health/ready`)).ok) return;
-    } catch {
-      // restarting
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${url} did not come back`);
-}
-
 describe('a model config that asks each worker for thousands of runtime threads', () => {
   let c: TestCluster;
   before(async () => {
@@ -211,7 +198,7 @@ describe('a request whose values make the model run for ever', () => {
           .jsonLogs(worker.id)
           .some((l) => l.msg === 'a run has not returned: ONNX Runtime cannot stop it, so this worker restarts' && l.limit === 'RUN_TIMEOUT_MS'),
       );
-      await waitReady(worker.url);
+      await waitReady(worker.url, 30_000);
       assert.notEqual(worker.process.pid, pids.get(worker.id));
       assert.throws(() => process.kill(pids.get(worker.id)!, 0), /ESRCH/);
       // The model answers on every worker again; the other worker was never restarted.

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DEMO, type TestCluster, api, startTestCluster, steadyLoad, uploadModel } from '../helpers/cluster.ts';
+import { DEMO, type TestCluster, api, startTestCluster, steadyLoad, uploadModel, waitReady } from '../helpers/cluster.ts';
 
 let c: TestCluster;
 before(async () => {
@@ -25,19 +25,6 @@ async function predictOutcome(): Promise<string> {
 
 function failures(counts: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).filter(([k]) => !k.startsWith('ok')));
-}
-
-async function waitReady(url: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if ((await fetch(`${url}/health/ready`)).ok) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${url} did not come back`);
 }
 
 /** Both workers answer through the balancer (nginx keeps a failed worker out for fail_timeout). */

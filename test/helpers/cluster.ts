@@ -135,3 +135,17 @@ export async function steadyLoad(concurrency: number, fn: () => Promise<string>,
   );
   return counts;
 }
+
+/** Waits until `url` (a modelhost, or the Inferrer) answers /health/ready again, e.g. after a restart. */
+export async function waitReady(url: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      if ((await fetch(`${url}/health/ready`)).ok) return;
+    } catch {
+      // not listening yet (restarting)
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} did not come back within ${ms} ms`);
+}
