@@ -577,7 +577,7 @@ describe('framed as HTTP requests are', () => {
     for (const a of slow) {
       assert.equal(a.code, 'BODY_TOO_SLOW');
       assert.match(a.message, /did not arrive in time \(its connection brought \d+ bytes in \d+ ms; at least 100000 bytes\/s after the first 2000 ms\)/);
-      assert.ok(a.ms >= BODY_TIMEOUT_MS && a.ms < BODY_TIMEOUT_MS + 3000, `cut after ${a.ms} ms`);
+      assert.ok(a.ms >= BODY_TIMEOUT_MS && a.ms < BODY_TIMEOUT_MS + 10_000, `cut after ${a.ms} ms`);
     }
     // The server resets the streams it cut (the client never ends them), so what they had sent is let go.
     await Promise.all(answers.map((a) => a.closed));
