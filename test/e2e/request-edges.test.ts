@@ -6,6 +6,7 @@
  * address, and ones that never read their answers.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -19,7 +20,10 @@ let c: TestCluster;
 before(async () => {
   // Two connections to the balancer: two clients that never read their answers could hold both.
   // BODY_TIMEOUT_MS=3000: an answer nobody takes is cut after 3 s.
-  c = await startTestCluster({ inferrerEnv: { MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS), UPSTREAM_CONNECTIONS: '2', BODY_TIMEOUT_MS: '3000' } });
+  // HOST '::': IPv6 clients too (and IPv4 ones arrive as ::ffff:a.b.c.d, which must count as a.b.c.d).
+  c = await startTestCluster({
+    inferrerEnv: { HOST: '::', MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS), UPSTREAM_CONNECTIONS: '2', BODY_TIMEOUT_MS: '3000' },
+  });
 });
 after(async () => {
   await c?.close();
@@ -228,9 +232,9 @@ describe('the metrics service', () => {
 });
 
 /** A connection from `from` that sends the start of a request's headers and never finishes them. */
-function slowHeaders(port: number, from: string): Promise<{ socket: net.Socket; answer: Promise<string> }> {
+function slowHeaders(port: number, from: string, host = '127.0.0.1'): Promise<{ socket: net.Socket; answer: Promise<string> }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: '127.0.0.1', localAddress: from }, () => {
+    const socket = net.connect({ port, host, localAddress: from }, () => {
       socket.write('POST /api/v1/models/iris/prediction HTTP/1.1\r\nHost: x\r\n');
       let text = '';
       socket.on('data', (d) => {
@@ -288,6 +292,52 @@ function unreadAnswer(port: number, rows: number): { socket: net.Socket; started
   );
   return { socket, started };
 }
+
+/** Documentation addresses (RFC 3849) put on the loopback device for the IPv6 test: two in one /64, one in another. */
+const SAME_64 = ['2001:db8:4e:1::a', '2001:db8:4e:1:ffff::b'];
+const OTHER_64 = '2001:db8:4e:2::a';
+
+describe('connections per IPv6 client', () => {
+  let added: string[] = [];
+  let why = '';
+  before(() => {
+    for (const a of [...SAME_64, OTHER_64]) {
+      try {
+        execFileSync('ip', ['-6', 'addr', 'add', `${a}/128`, 'dev', 'lo', 'nodad'], { stdio: 'pipe' });
+        added.push(a);
+      } catch (err) {
+        why = `cannot add ${a} to the loopback device (needs root and the ip tool): ${(err as Error).message.split('\n')[0]}`;
+        break;
+      }
+    }
+  });
+  after(() => {
+    for (const a of added) execFileSync('ip', ['-6', 'addr', 'del', `${a}/128`, 'dev', 'lo'], { stdio: 'pipe' });
+    added = [];
+  });
+
+  test('addresses of one /64 share MAX_CONNECTIONS_PER_CLIENT; another /64 is served', async (t) => {
+    if (why) return t.skip(why);
+    const port = Number(new URL(c.url).port);
+    const held = [];
+    for (let i = 0; i < MAX_CONNECTIONS; i++) held.push(await slowHeaders(port, SAME_64[0]!, '::1'));
+    try {
+      // A fresh address of the same /64 brings no fresh allowance.
+      const over = await slowHeaders(port, SAME_64[1]!, '::1').catch(() => undefined);
+      const text = over ? await over.answer : '';
+      assert.match(text, /^HTTP\/1\.1 429 /, `a connection from the same /64: ${JSON.stringify(text.slice(0, 300))}`);
+      assert.match(text, /TOO_MANY_CONNECTIONS/);
+      // Another /64 is another client.
+      const other = await slowHeaders(port, OTHER_64, '::1');
+      other.socket.write('Connection: close\r\n\r\n');
+      assert.match(await other.answer, /^HTTP\/1\.1 400 /, 'a connection from another /64 is served (a prediction without values is a 400)');
+      assert.equal(held.filter((h) => h.socket.destroyed).length, 0);
+    } finally {
+      for (const h of held) h.socket.destroy();
+      await Promise.all(held.map((h) => h.answer));
+    }
+  });
+});
 
 describe('answers', () => {
   test('clients that never read their large answers hold no connection to the balancer: others still predict', async () => {

@@ -408,7 +408,8 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     const inferrer = nodeService('inferrer', 'inferrer', {
       ...opts.env,
       ...inferrerEnv,
-      HOST: host,
+      // A suite may have the Inferrer listen wider than the cluster's own traffic ('::' for IPv6 clients).
+      HOST: inferrerEnv.HOST ?? host,
       PORT: String(port),
       GRPC_PORT: String(grpcPort),
       MODEL_DIR: modelDir,

@@ -14,6 +14,7 @@ import { type Logger, REQUEST_ID_HEADER, requestIdFrom, sampleAccess } from '@in
 import type { Auth } from './auth.ts';
 import { type ExpressRoute, type Route, isStream } from './http/route.ts';
 import { BodyGuard } from './http/body-guard.ts';
+import { ClientAddresses } from './http/client-address.ts';
 import { pageHeaders } from './http/security-headers.ts';
 import { serveStream } from './http/stream.ts';
 import { ERROR_BODY, type Protocol } from './protocol/errors.ts';
@@ -40,7 +41,7 @@ export function createApp(deps: InferrerDeps): InferrerApp {
   deps.management.reserve([...table.literalsBeside('name'), ...table.literalsBeside('model')]);
   const log = deps.logger.child({ module: 'http' });
   const accessLog = deps.logger.child({ module: 'access' });
-  const bodies = new BodyGuard(deps.config.bodies, deps.logger);
+  const bodies = new BodyGuard(deps.config.bodies, new ClientAddresses(deps.config.clientIpv6PrefixBits), deps.logger);
   const stream = {
     auth: deps.auth,
     admission: deps.dataplane.admission,

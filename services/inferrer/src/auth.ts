@@ -17,6 +17,7 @@ import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { InferrerError } from '@inferrer/core';
 import type { InferrerConfig } from './config.ts';
+import { ClientAddresses } from './http/client-address.ts';
 import type { Access } from './http/route.ts';
 
 export type Scope = Exclude<Access, 'public'>;
@@ -69,10 +70,12 @@ export class Auth {
   readonly #disabled: boolean;
   readonly #perKey: RateLimiterMemory | undefined;
   readonly #perIp: RateLimiterMemory | undefined;
+  readonly #clients: ClientAddresses;
 
   constructor(config: InferrerConfig) {
     this.#keys = config.apiKeysFile ? loadKeys(config.apiKeysFile) : [];
     this.#disabled = config.authDisabled;
+    this.#clients = new ClientAddresses(config.clientIpv6PrefixBits);
     this.#perKey = config.rateLimitKeyRps > 0 ? new RateLimiterMemory({ points: config.rateLimitKeyRps, duration: 1 }) : undefined;
     this.#perIp = config.rateLimitIpRps > 0 ? new RateLimiterMemory({ points: config.rateLimitIpRps, duration: 1 }) : undefined;
   }
@@ -88,9 +91,11 @@ export class Auth {
     return this.checkCredentials(req.headers.authorization, req.socket.remoteAddress ?? 'unknown', access);
   }
 
-  /** The same check for a call that carries its `authorization` elsewhere (gRPC metadata), from `ip`. */
-  async checkCredentials(authorization: string | undefined, ip: string, access: Access): Promise<Principal> {
+  /** The same check for a call that carries its `authorization` elsewhere (gRPC metadata), from `address`. */
+  async checkCredentials(authorization: string | undefined, address: string, access: Access): Promise<Principal> {
     const key = this.#identify(authorization);
+    // An IPv6 client is its prefix: a fresh address from the same /64 does not get a fresh allowance.
+    const ip = this.#clients.of(address);
     if (access === 'public') return { id: `ip:${ip}`, scopes: new Set() };
     let principal: Principal;
     if (this.#disabled) {

@@ -73,6 +73,8 @@ export const InferrerEnvSchema = z
     MAX_PENDING_BODIES_PER_CLIENT: z.coerce.number().int().min(1).default(32),
     /** Connections one client address may hold open (slow headers and idle keep-alive included); 0: no cap. */
     MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(0).default(1024),
+    /** Leading bits of an IPv6 address that name its client for the per-client limits (http/client-address.ts). */
+    CLIENT_IPV6_PREFIX: z.coerce.number().int().min(1).max(128).default(64),
     /**
      * Prediction bodies declared this large or larger wait, unread, until their model has room upstream
      * (body-gate.ts); 0 reads every body at once.
@@ -187,6 +189,8 @@ export type InferrerConfig = Readonly<{
   maxBodyBytes: number;
   bodies: Readonly<{ timeoutMs: number; minBytesPerSecond: number; maxPendingPerClient: number }>;
   maxConnectionsPerClient: number;
+  /** Leading bits of an IPv6 address counted as one client (CLIENT_IPV6_PREFIX). */
+  clientIpv6PrefixBits: number;
   bodyGate: Readonly<{ minBytes: number; maxWaiting: number }>;
   requestTimeoutMs: number;
   upstreamConnections: number;
@@ -235,6 +239,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     maxBodyBytes: e.MAX_BODY_BYTES,
     bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
     maxConnectionsPerClient: e.MAX_CONNECTIONS_PER_CLIENT,
+    clientIpv6PrefixBits: e.CLIENT_IPV6_PREFIX,
     bodyGate: { minBytes: e.BODY_GATE_BYTES, maxWaiting: e.BODY_GATE_MAX_WAITING },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,

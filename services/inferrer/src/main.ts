@@ -15,6 +15,7 @@ import { Management } from './management.ts';
 import { MetricsClient } from './metrics-client.ts';
 import { importModelFolder } from './model-folder.ts';
 import { InferrerMetrics } from './metrics.ts';
+import { ClientAddresses } from './http/client-address.ts';
 import { capConnectionsPerClient } from './http/connection-guard.ts';
 import { GrpcServer } from './protocol/grpc/server.ts';
 import { OipService } from './protocol/oip-v2/service.ts';
@@ -106,7 +107,7 @@ if (grpc) {
 exitOnListenError(server, 'inferrer');
 // A connection's first request is dated from its accept when it was read right after it (deadline.ts).
 server.on('connection', noteConnection);
-capConnectionsPerClient(server, config.maxConnectionsPerClient, logger);
+capConnectionsPerClient(server, config.maxConnectionsPerClient, new ClientAddresses(config.clientIpv6PrefixBits), logger);
 const listening = await listenWithAcceptors(server, { port: config.port, host: config.host, acceptors: config.acceptors });
 log.info('inferrer listening', {
   host: config.host,

@@ -12,6 +12,7 @@ import { InferrerError } from '@inferrer/core';
 import { sendError } from '@inferrer/http';
 import type { Logger } from '@inferrer/telemetry';
 import { loopLagMs } from '../loop-lag.ts';
+import type { ClientAddresses } from './client-address.ts';
 import { ERROR_BODY, type Protocol } from '../protocol/errors.ts';
 
 export interface BodyLimits {
@@ -44,8 +45,11 @@ export class BodyGuard {
   /** Bodies cut so far, by reason (for the metrics and tests). */
   readonly cut = { slow: 0, tooMany: 0 };
 
-  constructor(limits: BodyLimits, logger: Logger) {
+  readonly #clients: ClientAddresses;
+
+  constructor(limits: BodyLimits, clients: ClientAddresses, logger: Logger) {
     this.#limits = limits;
+    this.#clients = clients;
     this.#log = logger.child({ module: 'bodies' });
   }
 
@@ -55,7 +59,7 @@ export class BodyGuard {
       req,
       res,
       protocol,
-      client: req.socket.remoteAddress ?? 'unknown',
+      client: this.#clients.of(req.socket.remoteAddress),
       started: performance.now(),
       baseline: req.socket.bytesRead,
       pending: false,

@@ -15,15 +15,16 @@ import { InferrerError } from '@inferrer/core';
 import { errorReply } from '@inferrer/http';
 import type { Logger } from '@inferrer/telemetry';
 import { ERROR_BODY } from '../protocol/errors.ts';
+import type { ClientAddresses } from './client-address.ts';
 
-/** Caps each client address at `limit` open connections (0: no cap). */
-export function capConnectionsPerClient(server: Server, limit: number, logger: Logger): void {
+/** Caps each client (address, or IPv6 prefix: client-address.ts) at `limit` open connections (0: no cap). */
+export function capConnectionsPerClient(server: Server, limit: number, clients: ClientAddresses, logger: Logger): void {
   if (limit === 0) return;
   const log = logger.child({ module: 'connections' });
   const open = new Map<string, number>();
   // Before the HTTP server's own listener: a refused socket is destroyed before a parser is given it.
   server.prependListener('connection', (socket: Socket) => {
-    const client = socket.remoteAddress ?? 'unknown';
+    const client = clients.of(socket.remoteAddress);
     const n = open.get(client) ?? 0;
     if (n >= limit) {
       refuse(socket, limit, log);
