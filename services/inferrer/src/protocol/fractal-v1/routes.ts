@@ -25,6 +25,8 @@ export interface V1Deps {
 }
 
 const MAX_SENDTOMODELHOST_ITEMS = 1000;
+/** Items of one sendtomodelhost request in flight at once. */
+const SENDTOMODELHOST_AT_ONCE = 8;
 
 export const sendV1 = (res: Response, status: number, fields: Record<string, unknown>): void => void res.status(status).json(v1Envelope(status, fields));
 
@@ -58,7 +60,13 @@ export function v1Routes(deps: V1Deps): ExpressRoute[] {
         throw new InferrerError('INVALID_REQUEST', `data[${i}] must be a string (or a number)`, { item: i });
       return String(d).slice(0, 256);
     });
-    const answers = await Promise.all(items.map((d) => dataplane.whoAnswers(d, reqId)));
+    // A few items at a time: one request of 1,000 items must not take every connection to the balancer.
+    const answers: string[] = [];
+    let next = 0;
+    const sender = async (): Promise<void> => {
+      for (let i = next++; i < items.length; i = next++) answers[i] = await dataplane.whoAnswers(items[i]!, reqId);
+    };
+    await Promise.all(Array.from({ length: Math.min(SENDTOMODELHOST_AT_ONCE, items.length) }, sender));
     sendV1(res, 200, { results: items.map((d, i) => ({ data: d, modelhost: answers[i] })) });
   };
   return [
