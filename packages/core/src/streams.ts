@@ -10,7 +10,8 @@ export function readStream(stream: NodeJS.ReadableStream & { destroy?: () => voi
     return Promise.reject(tooLarge(limit, declared));
   }
   return new Promise(
-    (resolve, reject) => void new BodyReader(stream, limit, (chunks, size) => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)), reject),
+    (resolve, reject) =>
+      void new BodyReader(stream, limit, ({ chunks, size }) => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)), reject),
   );
 }
 
@@ -28,7 +29,7 @@ export function readStreamChunks(
   if (declared !== undefined && declared > limit) {
     return Promise.reject(tooLarge(limit, declared));
   }
-  return new Promise((resolve, reject) => void new BodyReader(stream, limit, (chunks, length) => resolve({ chunks, length }), reject));
+  return new Promise((resolve, reject) => void new BodyReader(stream, limit, ({ chunks, size }) => resolve({ chunks, length: size }), reject));
 }
 
 /**
@@ -59,23 +60,22 @@ export function joinParts(parts: readonly Buffer[]): Buffer {
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 }
 
-/** A body of a declared length, copied into owned parts as it arrives. */
-class PartsReader {
-  readonly #stream: NodeJS.ReadableStream;
-  readonly #declared: number;
-  readonly #resolve: (b: Buffer[]) => void;
+/**
+ * One body being read, to its end or to a refusal. A class with bound handlers rather than closures: it
+ * runs for every request, and each named closure costs a property definition under the TypeScript loader.
+ */
+abstract class BodyListener<T> {
+  protected readonly stream: NodeJS.ReadableStream;
+  readonly #resolve: (body: T) => void;
   readonly #reject: (e: unknown) => void;
-  readonly #parts: Buffer[] = [];
-  #size = 0;
   #done = false;
-  readonly #onData = this.#data.bind(this);
+  readonly #onData = this.data.bind(this);
   readonly #onEnd = this.#end.bind(this);
   readonly #onError = this.#error.bind(this);
   readonly #onAborted = this.#aborted.bind(this);
 
-  constructor(stream: NodeJS.ReadableStream, declared: number, resolve: (b: Buffer[]) => void, reject: (e: unknown) => void) {
-    this.#stream = stream;
-    this.#declared = declared;
+  constructor(stream: NodeJS.ReadableStream, resolve: (body: T) => void, reject: (e: unknown) => void) {
+    this.stream = stream;
     this.#resolve = resolve;
     this.#reject = reject;
     stream.on('data', this.#onData);
@@ -84,35 +84,32 @@ class PartsReader {
     stream.on('aborted', this.#onAborted);
   }
 
+  /** Takes one chunk; may refuse the body with `refuse`. */
+  protected abstract data(chunk: Buffer): void;
+  /** The body once its stream has ended, or why it is refused. */
+  protected abstract whole(): T | InferrerError;
+
+  /** Stops reading (the rest stays unread) and answers with `err`. */
+  protected refuse(err: InferrerError): void {
+    this.stream.pause();
+    this.#finish(err);
+  }
+
   #finish(err?: unknown): void {
     if (this.#done) return;
     this.#done = true;
-    const stream = this.#stream;
+    const stream = this.stream;
     stream.removeListener('data', this.#onData);
     stream.removeListener('end', this.#onEnd);
     stream.removeListener('error', this.#onError);
     stream.removeListener('aborted', this.#onAborted);
-    if (err) this.#reject(err);
-    else if (this.#size !== this.#declared)
-      this.#reject(new InferrerError('INVALID_REQUEST', `the request body has ${this.#size} bytes, not the ${this.#declared} its Content-Length says`));
-    else this.#resolve(this.#parts);
-  }
-
-  #data(chunk: Buffer): void {
-    if (this.#size + chunk.length > this.#declared) {
-      this.#stream.pause();
-      this.#finish(new InferrerError('INVALID_REQUEST', `the request body is longer than the ${this.#declared} bytes its Content-Length says`));
+    if (err) {
+      this.#reject(err);
       return;
     }
-    let at = 0;
-    while (at < chunk.length) {
-      const inPart = this.#size % PART_BYTES;
-      if (inPart === 0) this.#parts.push(Buffer.allocUnsafeSlow(Math.min(PART_BYTES, this.#declared - this.#size)));
-      const part = this.#parts[this.#parts.length - 1]!;
-      const n = chunk.copy(part, inPart, at, Math.min(chunk.length, at + PART_BYTES - inPart));
-      at += n;
-      this.#size += n;
-    }
+    const body = this.whole();
+    if (body instanceof InferrerError) this.#reject(body);
+    else this.#resolve(body);
   }
 
   #end(): void {
@@ -128,66 +125,62 @@ class PartsReader {
   }
 }
 
-/**
- * One body being read. A class with bound handlers rather than closures: it runs for every request, and
- * each named closure costs a property definition under the TypeScript loader.
- */
-class BodyReader {
-  readonly #stream: NodeJS.ReadableStream;
-  readonly #limit: number;
-  readonly #resolve: (chunks: Buffer[], size: number) => void;
-  readonly #reject: (e: unknown) => void;
-  #chunks: Buffer[] = [];
+/** A body of a declared length, copied into owned parts as it arrives. */
+class PartsReader extends BodyListener<Buffer[]> {
+  readonly #declared: number;
+  readonly #parts: Buffer[] = [];
   #size = 0;
-  #done = false;
-  readonly #onData = this.#data.bind(this);
-  readonly #onEnd = this.#end.bind(this);
-  readonly #onError = this.#error.bind(this);
-  readonly #onAborted = this.#aborted.bind(this);
 
-  constructor(stream: NodeJS.ReadableStream, limit: number, resolve: (chunks: Buffer[], size: number) => void, reject: (e: unknown) => void) {
-    this.#stream = stream;
+  constructor(stream: NodeJS.ReadableStream, declared: number, resolve: (b: Buffer[]) => void, reject: (e: unknown) => void) {
+    super(stream, resolve, reject);
+    this.#declared = declared;
+  }
+
+  protected data(chunk: Buffer): void {
+    if (this.#size + chunk.length > this.#declared) {
+      this.refuse(new InferrerError('INVALID_REQUEST', `the request body is longer than the ${this.#declared} bytes its Content-Length says`));
+      return;
+    }
+    let at = 0;
+    while (at < chunk.length) {
+      const inPart = this.#size % PART_BYTES;
+      if (inPart === 0) this.#parts.push(Buffer.allocUnsafeSlow(Math.min(PART_BYTES, this.#declared - this.#size)));
+      const part = this.#parts[this.#parts.length - 1]!;
+      const n = chunk.copy(part, inPart, at, Math.min(chunk.length, at + PART_BYTES - inPart));
+      at += n;
+      this.#size += n;
+    }
+  }
+
+  protected whole(): Buffer[] | InferrerError {
+    if (this.#size !== this.#declared)
+      return new InferrerError('INVALID_REQUEST', `the request body has ${this.#size} bytes, not the ${this.#declared} its Content-Length says`);
+    return this.#parts;
+  }
+}
+
+/** A body up to a limit, kept as the chunks it arrived in. */
+class BodyReader extends BodyListener<{ chunks: Buffer[]; size: number }> {
+  readonly #limit: number;
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+
+  constructor(stream: NodeJS.ReadableStream, limit: number, resolve: (body: { chunks: Buffer[]; size: number }) => void, reject: (e: unknown) => void) {
+    super(stream, resolve, reject);
     this.#limit = limit;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    stream.on('data', this.#onData);
-    stream.on('end', this.#onEnd);
-    stream.on('error', this.#onError);
-    stream.on('aborted', this.#onAborted);
   }
 
-  #finish(err?: unknown): void {
-    if (this.#done) return;
-    this.#done = true;
-    const stream = this.#stream;
-    stream.removeListener('data', this.#onData);
-    stream.removeListener('end', this.#onEnd);
-    stream.removeListener('error', this.#onError);
-    stream.removeListener('aborted', this.#onAborted);
-    if (err) this.#reject(err);
-    else this.#resolve(this.#chunks, this.#size);
-  }
-
-  #data(chunk: Buffer): void {
+  protected data(chunk: Buffer): void {
     this.#size += chunk.length;
     if (this.#size > this.#limit) {
-      this.#stream.pause();
-      this.#finish(tooLarge(this.#limit, this.#size));
+      this.refuse(tooLarge(this.#limit, this.#size));
       return;
     }
     this.#chunks.push(chunk);
   }
 
-  #end(): void {
-    this.#finish();
-  }
-
-  #error(err: Error): void {
-    this.#finish(new InferrerError('INVALID_REQUEST', `the request body could not be read: ${err.message}`));
-  }
-
-  #aborted(): void {
-    this.#finish(new InferrerError('INVALID_REQUEST', 'the client closed the connection before the body was complete'));
+  protected whole(): { chunks: Buffer[]; size: number } {
+    return { chunks: this.#chunks, size: this.#size };
   }
 }
 
