@@ -2,6 +2,7 @@
  * Shared pieces of every service's config module: parse a zod schema over the environment (only the keys
  * the schema names, so unrelated variables never matter), report every problem at once, deep-freeze.
  */
+import os from 'node:os';
 import { z } from 'zod';
 import { EXIT_CONFIG } from './exit.ts';
 
@@ -47,6 +48,39 @@ export function envFlag() {
     .transform((s) => s.trim().toLowerCase())
     .pipe(z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']))
     .transform((s) => ['true', '1', 'yes', 'on'].includes(s));
+}
+
+/** The logging settings every service takes. */
+export const LOG_ENV = {
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+};
+
+/** The settings of a service that serves requests: its access lines and how it accepts connections. */
+export const SERVING_ENV = {
+  /**
+   * Descriptors of the listening socket, each accepting one connection per event-loop turn
+   * (@inferrer/http acceptors.ts): a busy process still takes new connections promptly.
+   */
+  ACCEPTORS: z.coerce.number().int().min(1).max(256).default(64),
+  /** One info line per request (request id, model, version, status, ms); off saves a little on the hot path. */
+  ACCESS_LOG: envFlag().default(true),
+  /** Share of successful requests that get an access line (0 to 1); errors always do. */
+  ACCESS_LOG_SAMPLE: z.coerce.number().min(0).max(1).default(1),
+};
+
+/** A service's id in logs and headers: letters, digits, `.`, `_`, `-`; by default the host's name. */
+export function envServiceId() {
+  return z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/)
+    .default(
+      os
+        .hostname()
+        .slice(0, 64)
+        .replace(/[^A-Za-z0-9._-]/g, '-'),
+    );
 }
 
 /** A comma-separated list of the given words. */

@@ -2,42 +2,23 @@
  * The Inferrer's configuration: the only reader of process.env. Parsed once in main.ts; every problem is
  * printed and the process exits non-zero; the result is frozen.
  */
-import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { MAX_GROUP_MEMBERS } from '@inferrer/core';
-import { envFlag, loadEnvConfig } from '@inferrer/telemetry';
+import { LOG_ENV, SERVING_ENV, envFlag, envServiceId, loadEnvConfig } from '@inferrer/telemetry';
 
 export const InferrerEnvSchema = z
   .object({
     HOST: z.string().default('0.0.0.0'),
-    /**
-     * Descriptors of the listening socket, each accepting one connection per event-loop turn
-     * (@inferrer/http acceptors.ts): a busy process still takes new connections promptly.
-     */
-    ACCEPTORS: z.coerce.number().int().min(1).max(256).default(64),
     PORT: z.coerce.number().int().min(0).max(65535).default(8002),
     /** The Open Inference Protocol over gRPC (inference.GRPCInferenceService), as Triton serves it; 0 turns it off. */
     GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(8001),
     MODEL_DIR: z.string().min(1),
     /** The load balancer in front of the modelhosts (nginx, or the launcher's built-in one). */
     LOAD_BALANCER_URL: z.url({ protocol: /^https?$/ }),
-    INFERRER_ID: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,64}$/)
-      .default(
-        os
-          .hostname()
-          .slice(0, 64)
-          .replace(/[^A-Za-z0-9._-]/g, '-'),
-      ),
-    LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
-    /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
-    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
-    /** One info line per request (reqId, method, path, status, ms, bytes, model, version); off saves a little on the hot path. */
-    ACCESS_LOG: envFlag().default(true),
-    /** Share of successful requests that get an access line (0 to 1); errors always do. */
-    ACCESS_LOG_SAMPLE: z.coerce.number().min(0).max(1).default(1),
+    INFERRER_ID: envServiceId(),
+    ...LOG_ENV,
+    ...SERVING_ENV,
     /** The metrics service, whose cluster summary GET /api/v1/metrics passes on; unset: that route answers 503. */
     METRICS_URL: z.url({ protocol: /^https?$/ }).optional(),
     /** A folder of models imported at start (`name.onnx`, or Triton's `name/<version>/model.onnx`); see docs/model-store.md. */

@@ -8,7 +8,7 @@
  *                   compose network aliases, or a Kubernetes headless Service (one A record per pod)
  */
 import { z } from 'zod';
-import { envFlag, loadEnvConfig } from '@inferrer/telemetry';
+import { LOG_ENV, envFlag, loadEnvConfig } from '@inferrer/telemetry';
 
 const hostPort = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
@@ -38,9 +38,7 @@ export const MetricsEnvSchema = z
   .object({
     HOST: z.string().default('0.0.0.0'),
     PORT: z.coerce.number().int().min(0).max(65535).default(9400),
-    LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
-    /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
-    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+    ...LOG_ENV,
     MODELHOSTS: urlList.optional(),
     MODELHOST_DNS: dnsList.optional(),
     /** nginx's stub_status page (the balancer serves it at /nginx/status); unset: no nginx metrics. */

@@ -4,34 +4,16 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
-import { envFlag, envList, loadEnvConfig } from '@inferrer/telemetry';
+import { LOG_ENV, SERVING_ENV, envFlag, envList, envServiceId, loadEnvConfig } from '@inferrer/telemetry';
 
 export const ModelhostEnvSchema = z
   .object({
     HOST: z.string().default('127.0.0.1'),
-    /**
-     * Descriptors of the listening socket, each accepting one connection per event-loop turn
-     * (@inferrer/http acceptors.ts): a busy process still takes new connections promptly.
-     */
-    ACCEPTORS: z.coerce.number().int().min(1).max(256).default(64),
     PORT: z.coerce.number().int().min(0).max(65535).default(9001),
     MODEL_DIR: z.string().min(1),
-    MODELHOST_ID: z
-      .string()
-      .regex(/^[A-Za-z0-9._-]{1,64}$/)
-      .default(
-        os
-          .hostname()
-          .slice(0, 64)
-          .replace(/[^A-Za-z0-9._-]/g, '-'),
-      ),
-    LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
-    /** json (one object per line, for collectors) or pretty (for people at a terminal; the launcher's default there). */
-    LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
-    /** One info line per inference (reqId, model, version, status, ms); off saves a little on the hot path. */
-    ACCESS_LOG: envFlag().default(true),
-    /** Share of successful requests that get an access line (0 to 1); errors always do. */
-    ACCESS_LOG_SAMPLE: z.coerce.number().min(0).max(1).default(1),
+    MODELHOST_ID: envServiceId(),
+    ...LOG_ENV,
+    ...SERVING_ENV,
     /**
      * Memory the loaded models may take together (each counted at what its load measured, at least what its
      * validation measured); the least recently used idle models are unloaded to make room, and a model that
