@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as ort from 'onnxruntime-node';
 import { type TestCluster, DEMO, FIXTURES, REPO, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { edgeValues } from '../helpers/edge-values.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
 import { metricSum as metric, until } from '../helpers/metrics.ts';
 import { NO_INPUTS_OUTPUTS, noInputsModel } from '../helpers/no-inputs-model.ts';
@@ -136,41 +137,6 @@ const ok = async (method: string, req: unknown, key = PREDICT): Promise<any> => 
 const http = (route: string, init: Parameters<typeof api>[2] = {}) =>
   api(c.url, route, { ...init, headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers ?? {}) } });
 
-/** Deterministic values with the edges that break codecs (as the HTTP corpus test uses). */
-function values(type: string, n: number): unknown[] {
-  const pick = <T>(xs: T[]): T[] => Array.from({ length: n }, (_, i) => xs[i % xs.length]!);
-  switch (type) {
-    case 'bool':
-      return pick([true, false, true]);
-    case 'uint8':
-      return pick([0, 255, 7]);
-    case 'uint16':
-      return pick([0, 65535, 300]);
-    case 'uint32':
-      return pick([0, 4294967295, 70000]);
-    case 'uint64':
-      return pick([0n, 18446744073709551615n, 9007199254740993n]);
-    case 'int8':
-      return pick([-128, 127, 0]);
-    case 'int16':
-      return pick([-32768, 32767, -1]);
-    case 'int32':
-      return pick([-2147483648, 2147483647, 42]);
-    case 'int64':
-      return pick([-9223372036854775808n, 9223372036854775807n, 9007199254740993n, -3n]);
-    case 'float16':
-      return pick([0x3e00, 0xc000, 0x7bff, 0x0001, 0x7e00, 0x7c00, 0x8000]);
-    case 'float32':
-      return pick([Math.fround(0.1), -2.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, Math.fround(1e-40)]);
-    case 'float64':
-      return pick([0.1, 1e300, -0, Number.NaN, Number.NEGATIVE_INFINITY, 5e-324]);
-    case 'string':
-      return pick(['', 'héllo', 'a"b\\c', '🙂 emoji', 'x'.repeat(40)]);
-    default:
-      throw new Error(type);
-  }
-}
-
 /** Typed contents of a tensor, in the list its datatype uses. */
 function contents(t: V2Tensor): Record<string, unknown[]> | undefined {
   const str = (xs: unknown[]) => xs.map((v) => String(v));
@@ -210,7 +176,7 @@ describe('ModelInfer gives the HTTP answer for every datatype of the corpus', ()
       const tensors: V2Tensor[] = session.inputMetadata.map((meta) => {
         const type = (meta as unknown as { type: string }).type;
         const shape = concrete((meta as unknown as { shape: (number | string)[] }).shape);
-        const vals = values(
+        const vals = edgeValues(
           type,
           shape.reduce((a, b) => a * b, 1),
         );
