@@ -374,3 +374,27 @@ describe('answers', () => {
     }
   });
 });
+
+describe('sendtomodelhost', () => {
+  test('1,000 items do not take every connection to the balancer: a prediction sent meanwhile is answered first', async () => {
+    const items = Array.from({ length: 1000 }, (_, i) => `item-${i}`);
+    const order: string[] = [];
+    const fanOut = api(c.url, '/api/test/sendtomodelhost', { json: { data: items } }).then((r) => {
+      order.push('sendtomodelhost');
+      return r;
+    });
+    // Sent once the fan-out has begun (its echoes take about a second over UPSTREAM_CONNECTIONS=2).
+    await new Promise((r) => setTimeout(r, 100));
+    const prediction = await api(c.url, '/api/v1/models/iris/prediction', { method: 'POST', body: row });
+    order.push('prediction');
+    assert.equal(prediction.status, 200);
+    const r = await fanOut;
+    assert.equal(r.status, 200);
+    assert.equal(r.body.results.length, 1000);
+    assert.deepEqual(
+      r.body.results.map((x: { data: string }) => x.data),
+      items,
+    );
+    assert.deepEqual(order, ['prediction', 'sendtomodelhost'], 'the prediction waited behind the fan-out');
+  });
+});
