@@ -9,6 +9,10 @@
  * concerns the route that will run. Without keys the prediction routes are open and the management routes
  * are closed, unless the operator starts with AUTH_DISABLED.
  * 401: no or unknown credentials; 403: a valid key without the scope, or management closed.
+ *
+ * A key's batch jobs are its own (docs/jobs.md#who-sees-a-job): the principal carries the `owner` a job
+ * records, `key:<name>`, or for a key without a name a fingerprint of the key, so its jobs follow the key
+ * and not its place in the file.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -43,15 +47,29 @@ interface KeyEntry {
   scopes: Set<Scope>;
   /** Safe to log and to use as a rate-limit key (never the key itself). */
   id: string;
+  /** Whose batch jobs this key submits and sees (jobOwner). */
+  owner: string;
 }
 
 export interface Principal {
   /** `key:<name>` for a key, `ip:<address>` without one. */
   id: string;
   scopes: Set<Scope> | 'all';
+  /** With a key: the owner its batch jobs record (`key:<name>`, `key-sha256:<fingerprint>`); none without one. */
+  owner?: string;
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/**
+ * The owner a key's batch jobs record: its name, so a key replaced by a new one of the same name keeps its
+ * jobs; a key without a name has no stable name (`#2` changes when a key above it is removed), so it is known
+ * by a fingerprint of the key itself (64 bits of a SHA-256 kept apart from the one compared above).
+ */
+function jobOwner(key: string, name: string | undefined): string {
+  if (name !== undefined) return `key:${name}`;
+  return `key-sha256:${createHash('sha256').update(`inferrer job owner\n${key}`).digest('hex').slice(0, 16)}`;
+}
 
 export function loadKeys(file: string): KeyEntry[] {
   let parsed: unknown;
@@ -62,7 +80,12 @@ export function loadKeys(file: string): KeyEntry[] {
   }
   const r = KeysFileSchema.safeParse(parsed);
   if (!r.success) throw new Error(`API_KEYS_FILE ${file} is invalid: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return r.data.keys.map((k, i) => ({ digest: digest(k.key), scopes: new Set(k.scopes), id: `key:${k.name ?? `#${i + 1}`}` }));
+  return r.data.keys.map((k, i) => ({
+    digest: digest(k.key),
+    scopes: new Set(k.scopes),
+    id: `key:${k.name ?? `#${i + 1}`}`,
+    owner: jobOwner(k.key, k.name),
+  }));
 }
 
 export class Auth {
@@ -115,7 +138,7 @@ export class Auth {
         });
       }
       if (!key.scopes.has(access)) throw new InferrerError('FORBIDDEN', `the API key does not carry the '${access}' scope this route needs`, { scope: access });
-      principal = { id: key.id, scopes: key.scopes };
+      principal = { id: key.id, scopes: key.scopes, owner: key.owner };
     }
     await this.#limit(principal.id.startsWith('key:') ? this.#perKey : this.#perIp, principal.id);
     return principal;
@@ -129,7 +152,7 @@ export class Auth {
     let found: KeyEntry | undefined;
     // Every key is compared, so the time taken does not tell which one (or whether any) matched.
     for (const k of this.#keys) if (timingSafeEqual(k.digest, d) && !found) found = k;
-    return found ? { id: found.id, scopes: found.scopes } : undefined;
+    return found ? { id: found.id, scopes: found.scopes, owner: found.owner } : undefined;
   }
 
   async #limit(limiter: RateLimiterMemory | undefined, id: string): Promise<void> {

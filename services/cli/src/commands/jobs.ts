@@ -236,7 +236,7 @@ export function registerJobs(program: Command, ctx: Context): void {
   jobs
     .command('list')
     .alias('ls')
-    .description('every job, newest last')
+    .description('your jobs (with an admin key: every job), newest last')
     .option('--model <name>', 'only this model’s jobs')
     .addOption(
       new Option('--state <state>', 'only jobs in this state').choices(['RECEIVING', 'QUEUED', 'RUNNING', 'SUCCEEDED', 'PARTIAL', 'FAILED', 'CANCELLED']),

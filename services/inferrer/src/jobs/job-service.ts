@@ -1,6 +1,8 @@
 /**
  * Batch jobs, transport-neutral: submit (input streamed to the store, checked, split into items and
  * chunks, queued), status, list, results, cancel, remove; the queue's processor; retention.
+ * A job belongs to the API key that submitted it (`owner`): status, list, results, cancel and remove take
+ * the viewer, and a job the viewer may not see is JOB_NOT_FOUND exactly as one that does not exist.
  */
 import type { Readable } from 'node:stream';
 import { rm } from 'node:fs/promises';
@@ -11,9 +13,9 @@ import type { Management } from '../management.ts';
 import { detectFormat, prepareArchive, receiveBody } from './job-input.ts';
 import { RowsThread } from './rows-thread.ts';
 import type { JobRunner } from './job-runner.ts';
-import { JobStore } from './job-store.ts';
+import { JobStore, jobNotFound } from './job-store.ts';
 import type { JobQueue } from './queue.ts';
-import { ACTIVE_STATES, FINAL_STATES, type JobRecord, type JobState, type JobStatus } from './types.ts';
+import { ACTIVE_STATES, FINAL_STATES, type JobRecord, type JobState, type JobStatus, type JobViewer } from './types.ts';
 
 export interface JobLimits {
   maxBytes: number;
@@ -30,6 +32,13 @@ export interface SubmitOptions {
   format?: string | undefined;
   /** `key:<name>` or `ip:<address>`: whose quota the job counts against. */
   client: string;
+  /** The API key the job belongs to (JobRecord.owner); undefined without a key. */
+  owner: string | undefined;
+}
+
+/** Whether `viewer` may see and manage the job. */
+function visible(rec: JobRecord, viewer: JobViewer): boolean {
+  return viewer.all || (viewer.owner !== undefined && rec.owner === viewer.owner);
 }
 
 export class JobService {
@@ -121,6 +130,7 @@ export class JobService {
       chunks: 0,
       inputBytes: 0,
       client: opts.client,
+      ...(opts.owner !== undefined ? { owner: opts.owner } : {}),
       receiver: ownerTag(),
       createdAt: new Date().toISOString(),
     };
@@ -168,7 +178,7 @@ export class JobService {
       .catch((err: unknown) =>
         this.#log.warn('job not queued yet (it will be when the queue is back)', { job: rec.id, err: { message: (err as Error).message } }),
       );
-    return this.status(rec.id);
+    return this.#status(await this.store.get(rec.id));
   }
 
   async #withQuota<T>(client: string, fn: () => Promise<T>): Promise<T> {
@@ -182,8 +192,15 @@ export class JobService {
     return run;
   }
 
-  async status(id: string): Promise<JobStatus> {
-    return this.#status(await this.store.get(id));
+  /** The job's record, when `viewer` may see it; else JOB_NOT_FOUND, the same answer as for no such job. */
+  async #get(id: string, viewer: JobViewer): Promise<JobRecord> {
+    const rec = await this.store.get(id);
+    if (!visible(rec, viewer)) throw jobNotFound(id);
+    return rec;
+  }
+
+  async status(id: string, viewer: JobViewer): Promise<JobStatus> {
+    return this.#status(await this.#get(id, viewer));
   }
 
   async #status(rec: JobRecord): Promise<JobStatus> {
@@ -210,17 +227,18 @@ export class JobService {
     };
   }
 
-  async list(filter: { model?: string | undefined; state?: string | undefined } = {}): Promise<JobStatus[]> {
+  /** The jobs `viewer` may see, newest last (?model=, ?state= narrow that further). */
+  async list(viewer: JobViewer, filter: { model?: string | undefined; state?: string | undefined } = {}): Promise<JobStatus[]> {
     const model = filter.model === undefined ? undefined : parseModelName(filter.model);
     const recs = (await this.store.list()).filter(
-      (r) => (model === undefined || r.model === model) && (filter.state === undefined || r.state === filter.state.toUpperCase()),
+      (r) => visible(r, viewer) && (model === undefined || r.model === model) && (filter.state === undefined || r.state === filter.state.toUpperCase()),
     );
     return Promise.all(recs.map((r) => this.#status(r)));
   }
 
   /** Cancels a queued or running job (results so far are kept); a finished job is left as it is. */
-  async cancel(id: string): Promise<JobStatus> {
-    const before = await this.store.get(id);
+  async cancel(id: string, viewer: JobViewer): Promise<JobStatus> {
+    const before = await this.#get(id, viewer);
     if (!FINAL_STATES.has(before.state)) {
       const p = await this.store.progress(before);
       await this.store.update(id, () => ({ state: 'CANCELLED', finishedAt: new Date().toISOString(), done: p.done, failed: p.failed }));
@@ -228,19 +246,19 @@ export class JobService {
       await this.queue.remove(id).catch(() => undefined);
       this.#log.info('job cancelled', { job: id, done: p.done, total: before.total });
     }
-    return this.status(id);
+    return this.#status(await this.store.get(id));
   }
 
   /** Removes a finished job and its files. */
-  async remove(id: string): Promise<void> {
-    const rec = await this.store.get(id);
+  async remove(id: string, viewer: JobViewer): Promise<void> {
+    const rec = await this.#get(id, viewer);
     if (!FINAL_STATES.has(rec.state)) throw new InferrerError('INVALID_REQUEST', `job ${id} is ${rec.state}: cancel it first`, { job: id, state: rec.state });
     await this.store.remove(id);
   }
 
   /** The results so far (all of them once the job has finished), in input order. */
-  async results(id: string): Promise<{ record: JobRecord; items: number; complete: boolean; lines: AsyncGenerator<Buffer> }> {
-    const record = await this.store.get(id);
+  async results(id: string, viewer: JobViewer): Promise<{ record: JobRecord; items: number; complete: boolean; lines: AsyncGenerator<Buffer> }> {
+    const record = await this.#get(id, viewer);
     const items = await this.store.prefixItems(record);
     return { record, items, complete: items === record.total && record.total > 0, lines: this.store.results(record) };
   }

@@ -24,6 +24,14 @@ import { FINAL_STATES, type ItemLine, type JobRecord } from './types.ts';
 const RESULT_FILE = /^(\d{8})-(\d+)\.ndjson$/;
 const JOB_ID = /^j[a-z0-9]{8,40}$/;
 
+/**
+ * The one answer for a job that is not there: also for a job another API key owns, so a client cannot tell
+ * the two apart (job-service.ts).
+ */
+export function jobNotFound(id: string): InferrerError {
+  return new InferrerError('JOB_NOT_FOUND', `job ${id.slice(0, 80)} not found`, { job: id.slice(0, 80) });
+}
+
 export interface ChunkProgress {
   /** Failed items per finished chunk. */
   chunks: Map<number, number>;
@@ -48,7 +56,7 @@ export class JobStore {
 
   /** Checks the id's shape (never a path outside the jobs area) and names JOB_NOT_FOUND otherwise. */
   static checkId(id: string): string {
-    if (!JOB_ID.test(id)) throw new InferrerError('JOB_NOT_FOUND', `job ${id.slice(0, 80)} not found`, { job: id.slice(0, 80) });
+    if (!JOB_ID.test(id)) throw jobNotFound(id);
     return id;
   }
 
@@ -82,7 +90,7 @@ export class JobStore {
 
   async get(id: string): Promise<JobRecord> {
     const rec = await this.read(id);
-    if (!rec) throw new InferrerError('JOB_NOT_FOUND', `job ${id.slice(0, 80)} not found`, { job: id.slice(0, 80) });
+    if (!rec) throw jobNotFound(id);
     return rec;
   }
 

@@ -38,6 +38,12 @@ export interface JobRecord {
   inputBytes: number;
   /** Who submitted it: `key:<name>` with an API key, else `ip:<address>` (quotas count per client). */
   client: string;
+  /**
+   * The API key it belongs to (`key:<name>`, or `key-sha256:<fingerprint>` for a key without a name): only
+   * that key, and keys with the admin scope, see it. Absent for a job submitted without a key, or stored
+   * before jobs had owners: while API keys are on, only admin keys see those (docs/jobs.md#who-sees-a-job).
+   */
+  owner?: string;
   /** The Inferrer receiving the input while RECEIVING (`<host>~<pid>`): once it is gone, the submission is a leftover. */
   receiver?: string;
   createdAt: string;
@@ -48,6 +54,12 @@ export interface JobRecord {
   failed?: number;
   error?: { code: string; message: string };
 }
+
+/**
+ * Who asks about jobs: `all` sees every job (an admin key; every client while the Inferrer runs without API
+ * keys); otherwise only the jobs whose `owner` is `owner` (none when it is undefined).
+ */
+export type JobViewer = { all: true } | { all: false; owner: string | undefined };
 
 /** One line of items.ndjson. */
 export interface ItemLine {

@@ -1,15 +1,19 @@
 /**
  * Batch job routes, answered in the FRACTAL v1 envelope ({"http_status": {…}, …}) like the rest of /api/v1.
  *   POST   /api/v1/models/{name}/jobs     body: NDJSON or CSV rows, or a zip/tar of images → 202 + Location
- *   GET    /api/v1/jobs                   every job (?model=, ?state=)
+ *   GET    /api/v1/jobs                   the caller's jobs (?model=, ?state=)
  *   GET    /api/v1/jobs/{id}              state, items done/failed/total, rate, ETA
  *   GET    /api/v1/jobs/{id}/results      NDJSON in input order (a prefix while the job runs)
  *   DELETE /api/v1/jobs/{id}              cancel (?purge=true: remove a finished job and its files)
+ * With API keys a job is its submitting key's: another key is answered 404 JOB_NOT_FOUND, as for a job
+ * that does not exist; a key with the admin scope sees and manages every job (docs/jobs.md#who-sees-a-job).
  */
 import type { Request, Response } from 'express';
 import { InferrerError } from '@inferrer/core';
+import type { Principal } from '../../auth.ts';
 import type { ExpressRoute } from '../../http/route.ts';
 import type { JobService } from '../../jobs/job-service.ts';
+import type { JobViewer } from '../../jobs/types.ts';
 import { sendV1 } from '../fractal-v1/routes.ts';
 import { TAGS, json, jobIdParam, nameParam, ok, ref, v1Errors } from '../openapi-parts.ts';
 
@@ -26,6 +30,18 @@ export function clientOf(req: Request, res: Response): string {
   const p = (res.locals as { principal?: { id?: unknown } }).principal;
   if (p && typeof p.id === 'string' && p.id.startsWith('key:')) return p.id;
   return `ip:${req.socket.remoteAddress ?? 'unknown'}`;
+}
+
+const principalOf = (res: Response): Principal | undefined => (res.locals as { principal?: Principal }).principal;
+
+/**
+ * Whose jobs a request may see: every job for a key with the admin scope and while the Inferrer runs
+ * without API keys (scopes 'all'); else the jobs of its own key (none without a principal).
+ */
+function viewerOf(res: Response): JobViewer {
+  const p = principalOf(res);
+  if (p && (p.scopes === 'all' || p.scopes.has('admin'))) return { all: true };
+  return { all: false, owner: p?.owner };
 }
 
 const one = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -80,6 +96,7 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
           body: req,
           contentType: req.headers['content-type'],
           client: clientOf(req, res),
+          owner: principalOf(res)?.owner,
         });
         res.setHeader('location', `/api/v1/jobs/${job.id}`);
         sendV1(res, 202, { message: `job ${job.id} queued: ${job.items.total} items for model ${job.model}`, job });
@@ -89,7 +106,7 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
       ...base,
       method: 'GET',
       path: '/api/v1/jobs',
-      summary: 'Every job, newest last (?model=, ?state=)',
+      summary: "The caller's jobs (an admin key: every job), newest last (?model=, ?state=)",
       openapi: {
         tags,
         parameters: [
@@ -98,7 +115,7 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
         ],
         responses: ok('`jobs`', { type: 'object', properties: { http_status: ref('HttpStatus'), jobs: { type: 'array', items: ref('JobStatus') } } }),
       },
-      handle: async (req, res) => sendV1(res, 200, { jobs: await jobs().list({ model: one(req.query.model), state: one(req.query.state) }) }),
+      handle: async (req, res) => sendV1(res, 200, { jobs: await jobs().list(viewerOf(res), { model: one(req.query.model), state: one(req.query.state) }) }),
     },
     {
       ...base,
@@ -107,7 +124,7 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
       summary: 'State of a job: items done/failed/total, rate, ETA',
       example: 'curl $B/api/v1/jobs/<id>',
       openapi: { tags, parameters: [jobIdParam], responses: { ...ok('`job`', ref('V1Job')), ...v1Errors } },
-      handle: async (req, res) => sendV1(res, 200, { job: await jobs().status(req.params.id!) }),
+      handle: async (req, res) => sendV1(res, 200, { job: await jobs().status(req.params.id!, viewerOf(res)) }),
     },
     {
       ...base,
@@ -133,7 +150,7 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
         },
       },
       handle: async (req, res) => {
-        const { record, items, complete, lines } = await jobs().results(req.params.id!);
+        const { record, items, complete, lines } = await jobs().results(req.params.id!, viewerOf(res));
         res.writeHead(200, {
           'content-type': 'application/x-ndjson',
           'x-job-state': record.state,
@@ -160,11 +177,11 @@ export function jobRoutes(deps: JobRouteDeps): ExpressRoute[] {
       },
       handle: async (req, res) => {
         if (req.query.purge === 'true') {
-          await jobs().remove(req.params.id!);
+          await jobs().remove(req.params.id!, viewerOf(res));
           sendV1(res, 200, { message: `job ${req.params.id} removed` });
           return;
         }
-        sendV1(res, 200, { job: await jobs().cancel(req.params.id!) });
+        sendV1(res, 200, { job: await jobs().cancel(req.params.id!, viewerOf(res)) });
       },
     },
   ];
