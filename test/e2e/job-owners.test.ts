@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { REPO, type TestCluster, api, startTestCluster } from '../helpers/cluster.ts';
+import { FIXTURES, REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 
 const run = promisify(execFile);
 
@@ -182,6 +182,23 @@ describe('batch jobs are their API key’s', () => {
     assert.deepEqual(await listed(cl.url, UNNAMED), [jobs.unnamed]);
     assert.deepEqual(await listed(cl.url, BOB, '?state=RUNNING'), []);
     assert.deepEqual(await listed(cl.url, OPS), Object.values(jobs).sort());
+  });
+
+  test('another key cannot cancel or remove a running job; its owner can', async () => {
+    const cl = c!;
+    assert.equal((await uploadModel(cl.url, 'slow', path.join(FIXTURES, 'slow.onnx'), undefined, OPS)).status, 201);
+    // 4000 rows of a model that costs tens of milliseconds a run, whatever the batch: seconds of work.
+    const body = ROWS.repeat(1334).split('\n').slice(0, 4000).join('\n');
+    const r = await api(cl.url, '/api/v1/models/slow/jobs', { method: 'POST', body, headers: { 'content-type': 'application/x-ndjson', ...bearer(ALICE) } });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const id = r.body.job.id as string;
+    await assertHidden(cl.url, id, BOB);
+    const after = await api(cl.url, `/api/v1/jobs/${id}`, { headers: bearer(ALICE) });
+    assert.ok(['QUEUED', 'RUNNING'].includes(after.body.job.state), `Bob's DELETE left the job going: ${JSON.stringify(after.body.job)}`);
+    const cancel = await api(cl.url, `/api/v1/jobs/${id}`, { method: 'DELETE', headers: bearer(ALICE) });
+    assert.equal(cancel.status, 200);
+    assert.equal(cancel.body.job.state, 'CANCELLED');
+    assert.equal((await api(cl.url, `/api/v1/jobs/${id}?purge=true`, { method: 'DELETE', headers: bearer(ALICE) })).status, 200);
   });
 
   test('the CLI with a key sees that key’s jobs only', async () => {

@@ -52,7 +52,11 @@ export const ERROR_CODES = {
   VERSION_NOT_FOUND: { kind: 'not_found', summary: 'The model exists but not that version.' },
   PROFILE_NOT_FOUND: { kind: 'not_found', summary: 'The model version has no drift reference profile yet (upload one, send a sample, or capture one).' },
   ROUTE_NOT_FOUND: { kind: 'not_found', summary: 'No route matches the method and path.' },
-  JOB_NOT_FOUND: { kind: 'not_found', summary: 'No batch job with that id (never submitted, or removed after JOBS_RETENTION_HOURS).' },
+  JOB_NOT_FOUND: {
+    kind: 'not_found',
+    summary:
+      'No batch job with that id (never submitted, or removed after JOBS_RETENTION_HOURS), or one that another API key owns (docs/jobs.md#who-sees-a-job).',
+  },
   MODEL_CONFLICT: { kind: 'conflict', summary: 'Another writer changed the model at the same time; retry.' },
   BODY_TOO_LARGE: { kind: 'too_large', summary: 'The request body is larger than the configured limit.' },
   MODEL_TOO_LARGE: { kind: 'too_large', summary: 'The uploaded model is larger than MAX_MODEL_BYTES.' },
