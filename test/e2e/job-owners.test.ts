@@ -241,6 +241,11 @@ describe('batch jobs are their API key’s', () => {
     assert.equal(rec.owner, 'key:alice', 'the owner is stored with the job');
     delete rec.owner;
     await writeFile(state, JSON.stringify(rec));
+    // A key without a name is stored as a fingerprint (never the key), and its quota counts by it too.
+    const unnamed = await readFile(path.join(modelDir, '.jobs', jobs.unnamed, 'state.json'), 'utf8');
+    assert.match(JSON.parse(unnamed).owner, /^key-sha256:[0-9a-f]{16}$/);
+    assert.equal(JSON.parse(unnamed).client, JSON.parse(unnamed).owner);
+    assert.ok(!unnamed.includes(UNNAMED), 'the key itself is not stored');
 
     // `gone` is removed; the key without a name moves from 5th to 4th place, and a new unnamed key takes 5th.
     const cl = await startWith([

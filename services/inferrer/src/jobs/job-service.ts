@@ -30,7 +30,7 @@ export interface SubmitOptions {
   body: Readable & { headers: Record<string, string | string[] | undefined> };
   contentType: string | undefined;
   format?: string | undefined;
-  /** `key:<name>` or `ip:<address>`: whose quota the job counts against. */
+  /** The API key (its owner, as `owner`) or `ip:<address>`: whose quota the job counts against. */
   client: string;
   /** The API key the job belongs to (JobRecord.owner); undefined without a key. */
   owner: string | undefined;
@@ -139,7 +139,7 @@ export class JobService {
       if (active >= this.#limits.maxActivePerClient) {
         throw new InferrerError(
           'QUOTA_EXCEEDED',
-          `${opts.client.startsWith('key:') ? 'this API key' : 'this client address'} already has ${active} batch jobs queued or running (JOBS_MAX_ACTIVE_PER_CLIENT=${this.#limits.maxActivePerClient}); retry when one finishes`,
+          `${opts.client.startsWith('ip:') ? 'this client address' : 'this API key'} already has ${active} batch jobs queued or running (JOBS_MAX_ACTIVE_PER_CLIENT=${this.#limits.maxActivePerClient}); retry when one finishes`,
           { limit: this.#limits.maxActivePerClient, active },
           { retryAfter: 10 },
         );

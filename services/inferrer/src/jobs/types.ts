@@ -36,7 +36,7 @@ export interface JobRecord {
   chunkItems: number;
   chunks: number;
   inputBytes: number;
-  /** Who submitted it: `key:<name>` with an API key, else `ip:<address>` (quotas count per client). */
+  /** Who submitted it: the API key (as `owner`) with one, else `ip:<address>` (quotas count per client). */
   client: string;
   /**
    * The API key it belongs to (`key:<name>`, or `key-sha256:<fingerprint>` for a key without a name): only

@@ -22,17 +22,16 @@ export interface JobRouteDeps {
   jobs: JobService | undefined;
 }
 
+/** The principal the auth middleware left in `res.locals` (app.ts). */
+const principalOf = (res: Response): Principal | undefined => (res.locals as { principal?: Principal }).principal;
+
 /**
- * Whose quota a submission counts against: the API key's principal when the auth middleware left one in
- * `res.locals.principal`, else the client address.
+ * Whose quota a submission counts against: the API key, as its jobs' owner (a key without a name by its
+ * fingerprint, not by its place in the file), else the client address.
  */
 export function clientOf(req: Request, res: Response): string {
-  const p = (res.locals as { principal?: { id?: unknown } }).principal;
-  if (p && typeof p.id === 'string' && p.id.startsWith('key:')) return p.id;
-  return `ip:${req.socket.remoteAddress ?? 'unknown'}`;
+  return principalOf(res)?.owner ?? `ip:${req.socket.remoteAddress ?? 'unknown'}`;
 }
-
-const principalOf = (res: Response): Principal | undefined => (res.locals as { principal?: Principal }).principal;
 
 /**
  * Whose jobs a request may see: every job for a key with the admin scope and while the Inferrer runs
