@@ -30,7 +30,9 @@ const principalOf = (res: Response): Principal | undefined => (res.locals as { p
  * fingerprint, not by its place in the file), else the client address.
  */
 export function clientOf(req: Request, res: Response): string {
-  return principalOf(res)?.owner ?? `ip:${req.socket.remoteAddress ?? 'unknown'}`;
+  // Without a key, the principal is the client address as the rate limit counts it (an IPv6 client by its /64).
+  const p = principalOf(res);
+  return p?.owner ?? p?.id ?? `ip:${req.socket.remoteAddress ?? 'unknown'}`;
 }
 
 /**
