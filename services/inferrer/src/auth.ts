@@ -34,7 +34,11 @@ const KeysFileSchema = z
           .object({
             key: z.string().min(16, 'keys must be at least 16 characters'),
             scopes: z.array(z.enum(['admin', 'predict'])).min(1),
-            name: z.string().max(64).optional(),
+            // Logged, and kept with the key's batch jobs: a plain word, never one an unnamed key's `#N` could be.
+            name: z
+              .string()
+              .regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$/, 'a name is 1 to 64 letters, digits, . _ @ : - (starting with a letter or digit)')
+              .optional(),
           })
           .strict(),
       )

@@ -11,6 +11,7 @@ import { ModelStore } from '@inferrer/model-store';
 import { createLogger } from '@inferrer/telemetry';
 import { Auth, loadKeys } from '../src/auth.ts';
 import { loadConfig } from '../src/config.ts';
+import { ClientAddresses } from '../src/http/client-address.ts';
 import { DataPlane } from '../src/dataplane.ts';
 import type { Access } from '../src/http/route.ts';
 import { Management } from '../src/management.ts';
@@ -142,5 +143,34 @@ describe('modes', () => {
     assert.throws(() => loadKeys(bad), /cannot be read as JSON/);
     await writeFile(bad, JSON.stringify({ keys: [{ key: 'k'.repeat(20), scopes: ['root'] }] }));
     assert.throws(() => loadKeys(bad), /scopes/);
+    // A name is a plain word: not an unnamed key's `#2`, nor text that could pass for another log field.
+    for (const name of ['#2', 'ops team', 'a\nlevel=error', '', 'x'.repeat(65)]) {
+      await writeFile(bad, JSON.stringify({ keys: [{ key: 'k'.repeat(20), scopes: ['predict'], name }] }));
+      assert.throws(() => loadKeys(bad), /keys\.0\.name: a name is 1 to 64 letters/, JSON.stringify(name));
+    }
+  });
+});
+
+describe('client addresses', () => {
+  test('an IPv6 client counts by its prefix, an IPv4 client by its address, also written as IPv6', () => {
+    const by64 = new ClientAddresses(64);
+    assert.equal(by64.of('10.1.2.3'), '10.1.2.3');
+    assert.equal(by64.of('::ffff:10.1.2.3'), '10.1.2.3');
+    assert.equal(by64.of('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+    assert.equal(by64.of('2001:0db8:0001:0002:ffff:ffff:ffff:ffff'), '2001:db8:1:2::/64');
+    assert.notEqual(by64.of('2001:db8:1:3::1'), by64.of('2001:db8:1:2::1'));
+    assert.equal(by64.of('::1'), '::/64');
+    assert.equal(by64.of(undefined), 'unknown');
+    assert.equal(new ClientAddresses(56).of('2001:db8:1:2ff::1'), '2001:db8:1:200::/56');
+    assert.equal(new ClientAddresses(128).of('2001:db8::1'), '2001:db8::1');
+  });
+
+  test('the rate limit without a key counts a /64 as one client', async () => {
+    const limited = new Auth(loadConfig({ ...base, RATE_LIMIT_IP_RPS: '2' }));
+    const v2 = accessFor('POST', '/v2/models/iris/infer') as Access;
+    assert.equal(await code(limited.check(req(undefined, '2001:db8:7:7::1'), v2)), 'OK');
+    assert.equal(await code(limited.check(req(undefined, '2001:db8:7:7::2'), v2)), 'OK');
+    assert.equal(await code(limited.check(req(undefined, '2001:db8:7:7:ffff::3'), v2)), 'RATE_LIMITED', 'a third address of the same /64');
+    assert.equal(await code(limited.check(req(undefined, '2001:db8:7:8::1'), v2)), 'OK', 'another /64');
   });
 });
