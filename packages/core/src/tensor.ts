@@ -23,11 +23,29 @@ export interface ModelSignature {
   outputs: TensorSpec[];
 }
 
-/** Whether dim 0 of every input and output is symbolic, i.e. requests can be stacked along it. */
+/**
+ * Whether requests can be stacked along dim 0: every input has at least two dims and every output at least
+ * one, and dim 0 of each is one and the same symbol. A vector input ([n]: a shape, a sequence, values a
+ * reduction reads together) is one request's values, not n rows; an output whose dim 0 is another symbol
+ * (Transpose [n, k] → [k, n]) or inputs whose first dims differ ([n, 2] and [m, 2]) do not keep rows
+ * apart, so joined requests would be answered with each other's values. An unnamed dynamic dim (-1, or
+ * "dynamic" as the runtime thread reports it) matches any symbol: nothing says it is another axis.
+ */
 export function hasDynamicBatchAxis(sig: ModelSignature): boolean {
-  const all = [...sig.inputs, ...sig.outputs];
-  return all.length > 0 && all.every((t) => t.shape.length > 0 && isSymbolic(t.shape[0]!));
+  if (sig.inputs.length === 0 || sig.inputs.some((t) => t.shape.length < 2) || sig.outputs.some((t) => t.shape.length < 1)) return false;
+  let name: string | undefined;
+  for (const t of [...sig.inputs, ...sig.outputs]) {
+    const d = t.shape[0]!;
+    if (!isSymbolic(d)) return false;
+    if (typeof d !== 'string' || d === '' || d === ANONYMOUS_DIM) continue;
+    if (name !== undefined && d !== name) return false;
+    name = d;
+  }
+  return true;
 }
+
+/** How a dynamic dim without a name (no dim_param) is written in a signature read from ONNX Runtime. */
+const ANONYMOUS_DIM = 'dynamic';
 
 export function isSymbolic(d: Dim): boolean {
   return typeof d === 'string' || d < 0;

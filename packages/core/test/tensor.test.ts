@@ -28,6 +28,24 @@ describe('hasDynamicBatchAxis', () => {
     assert.equal(hasDynamicBatchAxis({ inputs: [], outputs: [] }), false);
   });
 
+  test('false when dim 0 is not one batch axis: a vector input, another symbol on an output, inputs of different lengths', () => {
+    const spec = (name: string, shape: (number | string)[]) => ({ name, type: 'float32' as const, shape });
+    // x − mean(x), a shape to fill: [n] is one request's values, not n rows.
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['n'])], outputs: [spec('y', ['n'])] }), false);
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('shape', ['rank'])], outputs: [spec('y', ['d0', 'd1'])] }), false);
+    // Transpose [n, k] → [k, n]; a [n, 2] + sum of b [m, 2].
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['n', 'k'])], outputs: [spec('y', ['k', 'n'])] }), false);
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('a', ['n', 2]), spec('b', ['m', 2])], outputs: [spec('y', ['n', 2])] }), false);
+    // No inputs: nothing to stack.
+    assert.equal(hasDynamicBatchAxis({ inputs: [], outputs: [spec('y', ['n', 2])] }), false);
+  });
+
+  test('an unnamed dynamic dim matches the batch symbol', () => {
+    const spec = (name: string, shape: (number | string)[]) => ({ name, type: 'float32' as const, shape });
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['dynamic', 4])], outputs: [spec('y', ['batch', 2]), spec('z', [-1])] }), true);
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', [-1, 4])], outputs: [spec('y', [-1, 2])] }), true);
+  });
+
   test('isSymbolic', () => {
     assert.equal(isSymbolic('batch'), true);
     assert.equal(isSymbolic(-1), true);

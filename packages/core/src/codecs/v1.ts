@@ -6,7 +6,7 @@
 import { elementCount, datatypeOfOrt } from '../datatypes.ts';
 import { InferrerError } from '../errors.ts';
 import { httpStatusBody } from '../http-status.ts';
-import { type Dim, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, isSymbolic } from '../tensor.ts';
+import { type Dim, type ModelSignature, type NamedTensors, type Tensor, type TensorSpec, hasDynamicBatchAxis, isSymbolic } from '../tensor.ts';
 import { DEFAULT_VALUE_LIMITS, type ValueLimits, nestedShape, toTypedData } from './values.ts';
 import { float32ToJson, floatToJson, halfToFloat } from './json-number.ts';
 import { parseInferenceJson, parseTensorJson } from './json-text.ts';
@@ -55,10 +55,12 @@ export function decodeV1Request(body: unknown, sig: ModelSignature, limits: Valu
         });
       }
     }
+    // Inputs of a model without a batch axis may differ in length ([n, 2] and [m, 2]): no rows to agree on.
+    const batched = hasDynamicBatchAxis(sig);
     for (const spec of sig.inputs) {
       if (!(spec.name in given)) throw new InferrerError('INVALID_INPUT', `input '${spec.name}' is missing`, { input: spec.name });
       const t = decodeOne(given[spec.name], spec, limits);
-      if (rows >= 0 && t.rows !== rows) {
+      if (batched && rows >= 0 && t.rows !== rows) {
         throw new InferrerError('INVALID_INPUT', `input '${spec.name}' has ${t.rows} rows but the other inputs have ${rows}`, {
           input: spec.name,
           expected: rows,

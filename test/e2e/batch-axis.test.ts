@@ -1,0 +1,130 @@
+/**
+ * Models whose first dim is symbolic but is not a batch axis (a vector, a transposed output, two inputs of
+ * different lengths, a shape to fill): concurrent requests to them used to be joined along dim 0 into one
+ * run, and each request got a slice of the joined answer (x − mean over everyone's values, someone else's
+ * column, a shape it did not ask for), or a valid request was refused because its inputs' lengths differed.
+ * Every answer through a real worker must equal what onnxruntime-node gives for that request alone.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { centreModel, pairModel, transposeModel } from '../helpers/axis-models.ts';
+import { type TestCluster, api, startTestCluster } from '../helpers/cluster.ts';
+import { shapeFromInputModel } from '../helpers/costly-models.ts';
+
+interface Input {
+  shape: number[];
+  data: number[];
+}
+type Request = Record<string, Input>;
+
+const MODELS: Record<string, Buffer> = { centre: centreModel(), transpose: transposeModel(), pair: pairModel(), fill: shapeFromInputModel(1) };
+const DATATYPE: Record<string, 'FP32' | 'INT64'> = { shape: 'INT64' };
+
+let c: TestCluster;
+const sessions: Record<string, ort.InferenceSession> = {};
+before(async () => {
+  c = await startTestCluster({ metrics: false });
+  for (const [name, bytes] of Object.entries(MODELS)) {
+    const form = new FormData();
+    form.append('path', new Blob([new Uint8Array(bytes)]), 'model.onnx');
+    // One slot that waits 100 ms for company and takes up to 16 rows: requests that arrive together share a
+    // run if the model is thought to have a batch axis.
+    form.append('metadata', JSON.stringify({ config: { instances: 1, batching: { max_batch_size: 16, max_queue_delay_ms: 100 } } }));
+    const up = await api(c.url, `/api/v1/models/${name}`, { method: 'PUT', body: form });
+    assert.equal(up.status, 201, JSON.stringify(up.body));
+    sessions[name] = await ort.InferenceSession.create(bytes);
+  }
+});
+after(async () => {
+  await c?.close();
+  for (const s of Object.values(sessions)) await s.release();
+});
+
+/** What onnxruntime-node in this process answers for the request alone: shape and values of `y`. */
+async function alone(model: string, req: Request): Promise<{ shape: number[]; data: number[] }> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(req)) {
+    feeds[name] =
+      DATATYPE[name] === 'INT64'
+        ? new ort.Tensor('int64', BigInt64Array.from(t.data, BigInt), t.shape)
+        : new ort.Tensor('float32', Float32Array.from(t.data), t.shape);
+  }
+  const y = (await sessions[model]!.run(feeds)).y!;
+  return { shape: Array.from(y.dims), data: Array.from(y.data as Float32Array) };
+}
+
+/** Sends the requests together to one worker (so they can meet in its queue) and checks each answer. */
+async function together(model: string, requests: Request[]): Promise<void> {
+  const worker = c.modelhosts[0]!.url;
+  const answers = await Promise.all(
+    requests.map((req) =>
+      api(worker, `/v2/models/${model}/infer`, {
+        json: { inputs: Object.entries(req).map(([name, t]) => ({ name, shape: t.shape, datatype: DATATYPE[name] ?? 'FP32', data: t.data })) },
+      }),
+    ),
+  );
+  for (let i = 0; i < requests.length; i++) {
+    const a = answers[i]!;
+    const want = await alone(model, requests[i]!);
+    assert.equal(a.status, 200, `${model} ${JSON.stringify(requests[i])}: ${JSON.stringify(a.body)}`);
+    const y = a.body.outputs.find((o: { name: string }) => o.name === 'y');
+    assert.deepEqual(
+      { shape: y.shape, data: (y.data as number[]).map(Math.fround) },
+      want,
+      `${model} ${JSON.stringify(requests[i])} ran in a batch of ${a.headers.get('x-inferrer-batch')}`,
+    );
+    assert.match(a.headers.get('x-inferrer-batch') ?? '', /^requests=1;/, `${model}: each request runs alone`);
+  }
+}
+
+describe('models whose first dim is not a batch axis', () => {
+  test('a vector input [n] (x − mean(x)): each request is centred on its own mean', async () => {
+    await together('centre', [{ x: { shape: [1], data: [0] } }]);
+    await together(
+      'centre',
+      Array.from({ length: 6 }, (_, i) => ({ x: { shape: [3], data: [i, 10 * i, 100 * i + 1] } })),
+    );
+  });
+
+  test('an output whose dim 0 is another symbol (Transpose [n, k] → [k, n]): each request gets its own columns', async () => {
+    await together('transpose', [{ x: { shape: [1, 2], data: [0, 0] } }]);
+    // k requests of one row of k values: joined, they would make a k × k square split back k ways.
+    for (const k of [2, 3, 4])
+      await together(
+        'transpose',
+        Array.from({ length: k }, (_, i) => ({ x: { shape: [1, k], data: Array.from({ length: k }, (_, j) => 10 * i + j) } })),
+      );
+  });
+
+  test('inputs whose first dims differ (a [n, 2] + sum of b [m, 2]): other lengths are answered, and sums stay per request', async () => {
+    await together('pair', [
+      { a: { shape: [1, 2], data: [1, 2] }, b: { shape: [3, 2], data: [1, 1, 2, 2, 3, 3] } },
+      { a: { shape: [2, 2], data: [0, 0, 1, 1] }, b: { shape: [1, 2], data: [5, 6] } },
+    ]);
+    await together(
+      'pair',
+      Array.from({ length: 6 }, (_, i) => ({ a: { shape: [1, 2], data: [i, -i] }, b: { shape: [1, 2], data: [100 * i, 1000 * i] } })),
+    );
+    // The same through the Inferrer and the v1 protocol: one row of a, two of b.
+    const v1 = await api(c.url, '/api/v1/models/pair/prediction', {
+      json: {
+        values: {
+          a: [[1, 2]],
+          b: [
+            [1, 1],
+            [2, 2],
+          ],
+        },
+      },
+    });
+    assert.equal(v1.status, 200, JSON.stringify(v1.body));
+    assert.deepEqual(v1.body.values, [[4, 5]]);
+  });
+
+  test('a shape vector (ConstantOfShape of the INT64 input `shape`): each request gets the shape it sent', async () => {
+    await together('fill', [{ shape: { shape: [2], data: [1, 1] } }]);
+    await together('fill', [{ shape: { shape: [2], data: [4, 1] } }, { shape: { shape: [2], data: [1, 1] } }]);
+    await together('fill', [{ shape: { shape: [2], data: [2, 3] } }, { shape: { shape: [2], data: [3, 2] } }, { shape: { shape: [2], data: [1, 2] } }]);
+  });
+});
