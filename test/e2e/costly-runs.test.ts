@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { shapeFromInputModel, tripCountLoopModel } from '../helpers/costly-models.ts';
+import { shapeFromInputModel, tileModel, tripCountLoopModel } from '../helpers/costly-models.ts';
 import { DEMO, type TestCluster, api, snapshotStore, startTestCluster, steadyLoad, waitReady } from '../helpers/cluster.ts';
 
 const MiB = 1024 * 1024;
@@ -43,6 +43,49 @@ describe('a request whose values choose what the model allocates', () => {
     const thirds = new FormData();
     thirds.append('path', new Blob([new Uint8Array(shapeFromInputModel(1 / 3))]), 'model.onnx');
     assert.equal((await api(c.url, '/api/v1/models/thirds', { method: 'PUT', body: thirds })).status, 201);
+    const tiled = new FormData();
+    tiled.append('path', new Blob([new Uint8Array(tileModel())]), 'model.onnx');
+    assert.equal((await api(c.url, '/api/v1/models/tiled', { method: 'PUT', body: tiled })).status, 201);
+  });
+
+  // ONNX Runtime could allocate the 400 MB output, but onnxruntime-node then copies it into a JavaScript
+  // buffer, and V8 ends the process when that allocation fails: the worker died mid-request (502).
+  test('an output that fits under PROCESS_MEMORY_BYTES once but not twice (400 MB of 1 GiB) is 413 INFERENCE_TOO_COSTLY before it runs; the worker stays up', async () => {
+    const tile = (base: string, rows: number) =>
+      api(base, '/v2/models/tiled/infer', {
+        json: {
+          inputs: [{ name: 'x', shape: [rows, 1], datatype: 'FP32', data: Array.from({ length: rows }, (_, i) => i) }],
+          outputs: [{ name: 'y', parameters: { binary_data: true } }],
+        },
+      });
+    for (const worker of c.modelhosts) {
+      const r = await tile(worker.url, 1000);
+      assert.equal(r.status, 413, `${worker.id}: ${JSON.stringify(r.body).slice(0, 500)}`);
+      assert.equal(r.body.error.code, 'INFERENCE_TOO_COSTLY');
+      assert.match(r.body.error.message, /PROCESS_MEMORY_BYTES/);
+      assert.match(r.body.error.message, /'y'/);
+      assert.equal(r.body.error.details.output_bytes, 1000 * 100_000 * 4);
+      assert.doesNotMatch(JSON.stringify(r.body), /onnxruntime_src|\/tmp\/|bfc_arena/);
+      // The same worker answers a row of the same model, and another model, at once.
+      const one = await api(worker.url, '/v2/models/tiled/infer', { json: { inputs: [{ name: 'x', shape: [1, 1], datatype: 'FP32', data: [7] }] } });
+      assert.equal(one.status, 200, `${worker.id}: ${JSON.stringify(one.body).slice(0, 300)}`);
+      assert.deepEqual(one.body.outputs[0].shape, [1, 100_000]);
+      assert.ok((one.body.outputs[0].data as number[]).every((v) => v === 7));
+      const iris = await api(worker.url, '/v1/models/iris/predict', { json: { values: [6.7, 2.5, 5.8, 1.8] } });
+      assert.equal(iris.status, 200, `${worker.id}: ${JSON.stringify(iris.body)}`);
+      // 40 MB fits twice: it runs.
+      const tenth = await tile(worker.url, 100);
+      assert.equal(tenth.status, 200, `${worker.id}: ${String(tenth.body).slice(0, 300)}`);
+      assert.equal(Number(tenth.headers.get('inference-header-content-length')) > 0, true);
+    }
+    // Through the Inferrer: the same refusal, not retried on the other worker.
+    const r = await tile(c.url, 1000);
+    assert.equal(r.status, 413, JSON.stringify(r.body).slice(0, 500));
+    assert.equal(r.body.code, 'INFERENCE_TOO_COSTLY');
+    assert.deepEqual(
+      c.logs.filter((l) => l.name === 'launcher' && /exited/.test(l.line)),
+      [],
+    );
   });
 
   // It was 413 BODY_TOO_LARGE (a request body?) after 10 s of encoding here, and 500 INTERNAL past 134 M elements.

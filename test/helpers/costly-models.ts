@@ -9,6 +9,8 @@
  *   takes tens of seconds and hundreds of MB.
  * - `shapeFromInputModel`: cheap to open, costly to run: ConstantOfShape (of `value`) of the INT64 input
  *   `shape` (any length), so the request chooses the size of the float output `y` ([40000, 40000]: 6.4 GB).
+ * - `tileModel`: Tile of `x` [batch, 1] to `y` [batch, `width`]: an output whose size the declared shape
+ *   gives from the request's rows (1000 rows of 100 000: 400 MB from a 4 KB input).
  * - `tripCountLoopModel`: a Loop that adds 1 to `x` [1] `trips` times (an INT64 scalar the request sends):
  *   10^12 trips run for days.
  */
@@ -71,6 +73,18 @@ export function shapeFromInputModel(value = 0): Buffer {
     ],
     input: [valueInfo('shape', ['rank'], onnx.TensorProto.DataType.INT64)],
     output: [valueInfo('y', ['d0', 'd1'])],
+  });
+  return encode(graph);
+}
+
+export function tileModel(width = 100_000): Buffer {
+  const repeats = onnx.TensorProto.create({ name: 'repeats', dims: [2], dataType: onnx.TensorProto.DataType.INT64, int64Data: [1, width] });
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [onnx.NodeProto.create({ opType: 'Tile', input: ['x', 'repeats'], output: ['y'] })],
+    initializer: [repeats],
+    input: [valueInfo('x', ['batch', 1])],
+    output: [valueInfo('y', ['batch', width])],
   });
   return encode(graph);
 }

@@ -68,7 +68,7 @@ export const ERROR_CODES = {
   INFERENCE_TOO_COSTLY: {
     kind: 'too_large',
     summary:
-      'Running the model on this request needed more memory than the worker may take (PROCESS_MEMORY_BYTES): an output or intermediate tensor whose size comes from the request (Expand, Tile, ConstantOfShape, Range, …) would not fit.',
+      'Running the model on this request needs more memory than the worker may take (PROCESS_MEMORY_BYTES): an output or intermediate tensor whose size comes from the request (Expand, Tile, ConstantOfShape, Range, …) would not fit, or outputs whose size the input dims fix would not fit twice (once in the runtime, once copied out), refused before the run.',
   },
   OUTPUT_TOO_LARGE: {
     kind: 'too_large',

@@ -37,7 +37,7 @@ export function hasDynamicBatchAxis(sig: ModelSignature): boolean {
   for (const t of [...sig.inputs, ...sig.outputs]) {
     const d = t.shape[0]!;
     if (!isSymbolic(d)) return false;
-    if (typeof d !== 'string' || d === '' || d === ANONYMOUS_DIM) continue;
+    if (!isNamedDim(d)) continue;
     if (name !== undefined && d !== name) return false;
     name = d;
   }
@@ -46,6 +46,11 @@ export function hasDynamicBatchAxis(sig: ModelSignature): boolean {
 
 /** How a dynamic dim without a name (no dim_param) is written in a signature read from ONNX Runtime. */
 const ANONYMOUS_DIM = 'dynamic';
+
+/** A symbolic dim with a name (ONNX dim_param): the same name is the same size wherever it appears. */
+export function isNamedDim(d: Dim): d is string {
+  return typeof d === 'string' && d !== '' && d !== ANONYMOUS_DIM;
+}
 
 export function isSymbolic(d: Dim): boolean {
   return typeof d === 'string' || d < 0;

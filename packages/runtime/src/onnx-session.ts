@@ -6,6 +6,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, datatypeOfOrt } from '@inferrer/core';
+import { knownOutputBytes } from './output-size.ts';
 import { SessionCreateError, SessionThread, type SessionThreads } from './session-threads.ts';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -19,6 +20,12 @@ export interface SessionConfig {
   executionProviders: ExecutionProvider[];
   /** Shared runtime threads to put the slots on; absent: a thread of its own per slot. */
   threads?: SessionThreads | undefined;
+  /**
+   * Bytes this process may still take under its memory ceiling (PROCESS_MEMORY_BYTES), read when a run's
+   * outputs are large; absent: no ceiling. A run whose known outputs need more than that twice over is
+   * refused before it runs (outputSizeError).
+   */
+  memoryRoom?: (() => number) | undefined;
 }
 
 export const DEFAULT_SESSION_CONFIG: SessionConfig = Object.freeze({
@@ -86,6 +93,7 @@ export class OnnxSession {
   readonly #options: ort.InferenceSession.SessionOptions;
   /** The pool the slots' threads belong to; undefined: each slot's thread is its own. */
   readonly #pool: SessionThreads | undefined;
+  readonly #memoryRoom: (() => number) | undefined;
   #closed = false;
   /** Called whenever a slot becomes free (the batcher cuts its next batch then). */
   onIdle: (() => void) | undefined;
@@ -96,9 +104,11 @@ export class OnnxSession {
     signature: ModelSignature,
     slots: { thread: SessionThread; sid: number }[],
     pool: SessionThreads | undefined,
+    memoryRoom: (() => number) | undefined,
   ) {
     this.file = file;
     this.#options = options;
+    this.#memoryRoom = memoryRoom;
     this.signature = signature;
     this.#pool = pool;
     this.#slots = slots.map(({ thread, sid }) => {
@@ -129,6 +139,7 @@ export class OnnxSession {
       ok[0]!.value.signature,
       ok.map((s, i) => ({ thread: threads[i]!, sid: s.value.sid })),
       pool,
+      cfg.memoryRoom,
     );
   }
 
@@ -174,6 +185,15 @@ export class OnnxSession {
 
   #dispatch(slot: Slot, job: Waiting): void {
     slot.busy = true;
+    const refused = this.#memoryRoom && outputSizeError(this.signature, job, this.#memoryRoom);
+    if (refused) {
+      // Answered as a run is, later and with the slot free again (the batcher is not re-entered).
+      queueMicrotask(() => {
+        this.#release(slot);
+        job.reject(refused);
+      });
+      return;
+    }
     slot.thread.run(slot.sid, job.feeds, job.fetches).then(
       (r) => {
         const err = 'error' in r ? runError(r.error) : undefined;
@@ -299,6 +319,29 @@ function runError(message: string): InferrerError {
     return new InferrerError('INVALID_INPUT', `the runtime rejected the input: ${message.slice(0, 500)}`);
   }
   return new InferrerError('INFERENCE_FAILED', `the runtime failed to run the model: ${message.slice(0, 500)}`);
+}
+
+/** Outputs smaller than this are not weighed against the memory left (reading it costs a file read). */
+const WEIGHED_OUTPUT_BYTES = 16 * 2 ** 20;
+
+/**
+ * A run whose outputs would not fit twice in the memory the process has left: ONNX Runtime allocates each
+ * output, then onnxruntime-node copies it into a new JavaScript buffer, and V8 ends the process (not the
+ * run) when that allocation fails. Only outputs whose size the request's input dims fix are known before
+ * the run (output-size.ts); one whose size its values choose fails inside ONNX Runtime instead, where a
+ * failed allocation is only the run's error.
+ */
+function outputSizeError(sig: ModelSignature, job: Waiting, memoryRoom: () => number): InferrerError | undefined {
+  const size = knownOutputBytes(sig, job.feeds, job.fetches);
+  if (size.bytes < WEIGHED_OUTPUT_BYTES) return undefined;
+  const room = memoryRoom();
+  if (2 * size.bytes <= room) return undefined;
+  const { name, dims } = size.largest!;
+  return new InferrerError(
+    'INFERENCE_TOO_COSTLY',
+    `running the model on this input makes outputs of ${size.bytes} bytes (the largest, '${name}', of shape [${dims.join(', ')}]), and copying them out of the runtime takes as much again: more than the ${Math.max(0, room)} bytes this worker has left under PROCESS_MEMORY_BYTES`,
+    { limit: 'PROCESS_MEMORY_BYTES', output: name, output_bytes: size.bytes, available_bytes: Math.max(0, room) },
+  );
 }
 
 /** An allocation that failed: ONNX Runtime's (arena or allocator), the C++ runtime's, or V8's for an output's buffer. */

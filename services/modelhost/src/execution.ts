@@ -41,6 +41,7 @@ export function planRequest(
   executionProviders: PlanRequest['session']['executionProviders'],
   maxInstances: number,
   threads: SessionThreads | undefined,
+  memoryRoom?: () => number,
 ): PlanRequest {
   const cfg = record.config;
   return {
@@ -50,6 +51,7 @@ export function planRequest(
       graphOptimizationLevel: cfg.graph_optimization_level ?? config.graphOptimizationLevel,
       executionProviders,
       threads,
+      memoryRoom,
     },
     fixed: fixedExecution(record, config),
     cpus: workerCpus(config),
@@ -76,7 +78,7 @@ export function maxSlots(o: { cpus: number; sessionThreads: number; budgetBytes:
 
 /** What a plan depends on (the file, what settings fix, the session options, the cores and caps): plans are reused by it. */
 export function planKey(req: PlanRequest): string {
-  const { threads: _threads, ...session } = req.session;
+  const { threads: _threads, memoryRoom: _room, ...session } = req.session;
   return JSON.stringify([req.file, req.fixed, session, req.cpus.cpus, req.batchCap, req.maxInstances, req.budgetMs, req.cheapMs]);
 }
 

@@ -9,7 +9,7 @@ import { loadConfig, type ModelhostConfig } from './config.ts';
 import { DataPlane } from './dataplane.ts';
 import { DriftMonitor } from './drift.ts';
 import { defaultBudget, memoryLimit } from './memory-budget.ts';
-import { defaultProcessMemory, limitProcessMemory } from './process-memory.ts';
+import { defaultProcessMemory, limitProcessMemory, memoryRoom } from './process-memory.ts';
 import { ModelhostMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
 import { ResponseCache } from './response-cache.ts';
@@ -45,7 +45,10 @@ const onUnload: typeof hooks.onUnload = (model, version, reason) => {
   // A deleted version's answers can never be asked for again (its number may come back as another file).
   if (reason === 'deleted') cache?.purge(model, version);
 };
-registry = new ModelRegistry(store, config, logger, { ...hooks, onUnload }, { budgetBytes, threads });
+// A run whose outputs would not fit twice under the ceiling is refused before it runs (the copy of an
+// output into JavaScript that does not fit ends the process, not the run).
+const room = processMemoryBytes > 0 && !unlimited ? memoryRoom(processMemoryBytes) : undefined;
+registry = new ModelRegistry(store, config, logger, { ...hooks, onUnload }, { budgetBytes, threads, memoryRoom: room });
 const watcher = new StoreWatcher(store, registry, logger, config.watchIntervalMs, config.watchFsEvents);
 const drift = config.driftEnabled ? new DriftMonitor(registry, config.id, logger) : undefined;
 if (drift) drift.onRows = (model, version, rows) => metrics.driftRows.inc({ model, version: String(version) }, rows);

@@ -17,6 +17,7 @@
  * runs without one.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** The default ceiling: 90 % of the memory limit (the container's, else the host's). */
 export function defaultProcessMemory(limitBytes: number): number {
@@ -35,4 +36,20 @@ export function limitProcessMemory(
   } catch (err) {
     return (err as Error).message.split('\n')[0]!.slice(0, 200);
   }
+}
+
+/**
+ * What this process may still take under a data-segment ceiling of `bytes`: the ceiling less its data
+ * segment now (VmData in /proc/self/status, what RLIMIT_DATA counts). Infinity where it cannot be read.
+ */
+export function memoryRoom(bytes: number, status = () => readFileSync('/proc/self/status', 'utf8')): () => number {
+  return () => {
+    let kb: string | undefined;
+    try {
+      kb = /^VmData:\s+(\d+) kB/m.exec(status())?.[1];
+    } catch {
+      // not Linux, or no /proc
+    }
+    return kb === undefined ? Number.POSITIVE_INFINITY : bytes - Number(kb) * 1024;
+  };
 }

@@ -61,6 +61,8 @@ export interface RegistryOptions {
   budgetBytes: number;
   /** Runtime threads the sessions share; absent: a thread of their own per execution slot. */
   threads?: SessionThreads | undefined;
+  /** Bytes this process may still take under PROCESS_MEMORY_BYTES; absent: no ceiling (process-memory.ts). */
+  memoryRoom?: (() => number) | undefined;
   /**
    * Resident memory of this process now, outside the main thread's JavaScript heap (a load's cost is how
    * much it grew; the budget holds it to its own plus the budget).
@@ -123,6 +125,7 @@ export class ModelRegistry {
   readonly #records = new Map<string, ModelRecord>();
   readonly #budget: MemoryBudget;
   readonly #threads: SessionThreads | undefined;
+  readonly #memoryRoom: (() => number) | undefined;
   readonly #rss: () => number;
   /** Loads run one after the other: each measures its own cost, and two never compete for room. */
   #loadQueue: Promise<unknown> = Promise.resolve();
@@ -145,6 +148,7 @@ export class ModelRegistry {
     this.#hooks = hooks;
     this.#budget = new MemoryBudget(opts.budgetBytes);
     this.#threads = opts.threads;
+    this.#memoryRoom = opts.memoryRoom;
     this.#rss =
       opts.rss ??
       (() => {
@@ -466,7 +470,7 @@ export class ModelRegistry {
     let plan: ExecutionPlan;
     try {
       // Slots × threads and batch size: as set, else measured here (execution.ts).
-      const req = planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads);
+      const req = planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads, this.#memoryRoom);
       const reuse = planKey({ ...req, file: structure(v) ?? req.file });
       ({ session, plan } = await loadPlanned({ ...req, earlier: this.#plans.get(reuse) }));
       if (plan.measured.length > 0 && !this.#plans.has(reuse)) {
