@@ -54,9 +54,9 @@ async function alone(model: string, req: Request): Promise<{ shape: number[]; da
   return { shape: Array.from(y.dims), data: Array.from(y.data as Float32Array) };
 }
 
-/** Sends the requests together to one worker (so they can meet in its queue) and checks each answer. */
-async function together(model: string, requests: Request[]): Promise<void> {
-  const worker = c.modelhosts[0]!.url;
+/** Sends the requests together to one worker (so they can meet in its queue), or to `base`, and checks each answer. */
+async function together(model: string, requests: Request[], base?: string): Promise<void> {
+  const worker = base ?? c.modelhosts[0]!.url;
   const answers = await Promise.all(
     requests.map((req) =>
       api(worker, `/v2/models/${model}/infer`, {
@@ -84,6 +84,12 @@ describe('models whose first dim is not a batch axis', () => {
     await together(
       'centre',
       Array.from({ length: 6 }, (_, i) => ({ x: { shape: [3], data: [i, 10 * i, 100 * i + 1] } })),
+    );
+    // Through the Inferrer, which sends requests that arrive together to a worker as one group.
+    await together(
+      'centre',
+      Array.from({ length: 6 }, (_, i) => ({ x: { shape: [3], data: [-i, 3 * i, 7] } })),
+      c.url,
     );
   });
 
