@@ -24,24 +24,26 @@ export interface ModelSignature {
 }
 
 /**
- * Whether requests can be stacked along dim 0: every input has at least two dims and every output at least
- * one, and dim 0 of each is one and the same symbol. A vector input ([n]: a shape, a sequence, values a
- * reduction reads together) is one request's values, not n rows; an output whose dim 0 is another symbol
- * (Transpose [n, k] → [k, n]) or inputs whose first dims differ ([n, 2] and [m, 2]) do not keep rows
- * apart, so joined requests would be answered with each other's values. An unnamed dynamic dim (-1, or
- * "dynamic" as the runtime thread reports it) matches any symbol: nothing says it is another axis.
+ * Whether requests can be stacked along dim 0: dim 0 of every input and output is one and the same symbol,
+ * and some input has two dims or more. A model whose inputs are all vectors ([n]: a shape, a sequence,
+ * values a reduction reads together) takes one request's values, not n rows; an output whose dim 0 is
+ * another symbol (Transpose [n, k] → [k, n]) or inputs whose first dims differ ([n, 2] and [m, 2]) do not
+ * keep rows apart, so joined requests would be answered with each other's values. An unnamed dynamic dim
+ * (-1, or "dynamic" as the runtime thread reports it) matches the symbol, except on a vector input, which
+ * is rows only when it names the batch symbol itself (a per-row value beside [batch, k]).
  */
 export function hasDynamicBatchAxis(sig: ModelSignature): boolean {
-  if (sig.inputs.length === 0 || sig.inputs.some((t) => t.shape.length < 2) || sig.outputs.some((t) => t.shape.length < 1)) return false;
+  const all = [...sig.inputs, ...sig.outputs];
+  if (!all.every((t) => t.shape.length > 0 && isSymbolic(t.shape[0]!))) return false;
+  if (!sig.inputs.some((t) => t.shape.length >= 2)) return false;
   let name: string | undefined;
-  for (const t of [...sig.inputs, ...sig.outputs]) {
+  for (const t of all) {
     const d = t.shape[0]!;
-    if (!isSymbolic(d)) return false;
     if (!isNamedDim(d)) continue;
     if (name !== undefined && d !== name) return false;
     name = d;
   }
-  return true;
+  return sig.inputs.every((t) => t.shape.length >= 2 || t.shape[0] === name);
 }
 
 /** How a dynamic dim without a name (no dim_param) is written in a signature read from ONNX Runtime. */

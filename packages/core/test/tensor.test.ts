@@ -40,6 +40,14 @@ describe('hasDynamicBatchAxis', () => {
     assert.equal(hasDynamicBatchAxis({ inputs: [], outputs: [spec('y', ['n', 2])] }), false);
   });
 
+  test('a vector input beside [batch, k] is rows when it names the batch symbol itself', () => {
+    const spec = (name: string, shape: (number | string)[]) => ({ name, type: 'float32' as const, shape });
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['batch', 4]), spec('w', ['batch'])], outputs: [spec('y', ['batch'])] }), true);
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['batch', 4]), spec('shape', [-1])], outputs: [spec('y', ['batch', 2])] }), false);
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['dynamic', 4]), spec('w', ['dynamic'])], outputs: [spec('y', ['dynamic'])] }), false);
+    assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['batch', 4]), spec('k', [])], outputs: [spec('y', ['batch'])] }), false);
+  });
+
   test('an unnamed dynamic dim matches the batch symbol', () => {
     const spec = (name: string, shape: (number | string)[]) => ({ name, type: 'float32' as const, shape });
     assert.equal(hasDynamicBatchAxis({ inputs: [spec('x', ['dynamic', 4])], outputs: [spec('y', ['batch', 2]), spec('z', [-1])] }), true);
