@@ -334,13 +334,16 @@ const WEIGHED_OUTPUT_BYTES = 16 * 2 ** 20;
 function outputSizeError(sig: ModelSignature, job: Waiting, memoryRoom: () => number): InferrerError | undefined {
   const size = knownOutputBytes(sig, job.feeds, job.fetches);
   if (size.bytes < WEIGHED_OUTPUT_BYTES) return undefined;
+  // ONNX Runtime's arena grows by powers of two (its default extend strategy), so an output may take up to
+  // the next power of two of its size in the runtime, and its own size again as a JavaScript buffer.
+  const needed = 2 ** Math.ceil(Math.log2(size.bytes)) + size.bytes;
   const room = memoryRoom();
-  if (2 * size.bytes <= room) return undefined;
+  if (needed <= room) return undefined;
   const { name, dims } = size.largest!;
   return new InferrerError(
     'INFERENCE_TOO_COSTLY',
-    `running the model on this input makes outputs of ${size.bytes} bytes (the largest, '${name}', of shape [${dims.join(', ')}]), and copying them out of the runtime takes as much again: more than the ${Math.max(0, room)} bytes this worker has left under PROCESS_MEMORY_BYTES`,
-    { limit: 'PROCESS_MEMORY_BYTES', output: name, output_bytes: size.bytes, available_bytes: Math.max(0, room) },
+    `running the model on this input makes outputs of ${size.bytes} bytes (the largest, '${name}', of shape [${dims.join(', ')}]), and the runtime's memory arena (which grows by powers of two) and the copy out of it need ${needed} bytes: more than the ${Math.max(0, room)} bytes this worker has left under PROCESS_MEMORY_BYTES`,
+    { limit: 'PROCESS_MEMORY_BYTES', output: name, output_bytes: size.bytes, needed_bytes: needed, available_bytes: Math.max(0, room) },
   );
 }
 
