@@ -11,51 +11,36 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InferrerError } from '@inferrer/core';
 import { sendError } from '@inferrer/http';
 import type { Logger } from '@inferrer/telemetry';
-import { loopLagMs } from '../loop-lag.ts';
 import type { ClientAddresses } from './client-address.ts';
 import { ERROR_BODY, type Protocol } from '../protocol/errors.ts';
-
-export interface BodyLimits {
-  timeoutMs: number;
-  minBytesPerSecond: number;
-  maxPendingPerClient: number;
-}
+import { type Arrival, ArrivalWatch, type BodyLimits, PENDING_AFTER_MS } from './arrival-watch.ts';
 
 /** A body still arriving. */
-interface Watched {
+interface Watched extends Arrival {
   req: IncomingMessage;
   res: ServerResponse;
   protocol: Protocol;
-  client: string;
-  started: number;
   baseline: number;
-  pending: boolean;
 }
 
-/** How long a body may take before it counts as pending. */
-const PENDING_AFTER_MS = 1000;
-const TICK_MS = 250;
-
 export class BodyGuard {
-  readonly #limits: BodyLimits;
   readonly #log: Logger;
-  readonly #watched = new Set<Watched>();
-  readonly #pending = new Map<string, number>();
-  #timer: NodeJS.Timeout | undefined;
+  readonly #watch: ArrivalWatch<Watched>;
   /** Bodies cut so far, by reason (for the metrics and tests). */
   readonly cut = { slow: 0, tooMany: 0 };
 
   readonly #clients: ClientAddresses;
 
   constructor(limits: BodyLimits, clients: ClientAddresses, logger: Logger) {
-    this.#limits = limits;
     this.#clients = clients;
     this.#log = logger.child({ module: 'bodies' });
+    this.#watch = new ArrivalWatch(limits, (w, now, lag) => this.#check(w, now, lag));
   }
 
   /** Watches a request's body until it is complete, the answer is sent, or the connection closes. */
   watch(req: IncomingMessage, res: ServerResponse, protocol: Protocol): void {
-    const w: Watched = {
+    // No listeners per request: the tick drops bodies that are complete (cheap on the prediction path).
+    this.#watch.add({
       req,
       res,
       protocol,
@@ -63,71 +48,47 @@ export class BodyGuard {
       started: performance.now(),
       baseline: req.socket.bytesRead,
       pending: false,
-    };
-    // No listeners per request: the tick drops bodies that are complete (cheap on the prediction path).
-    this.#watched.add(w);
-    this.#timer ??= setInterval(() => this.#tick(), TICK_MS).unref();
+    });
   }
 
-  #forget(w: Watched): void {
-    if (!this.#watched.delete(w)) return;
-    if (w.pending) {
-      const n = (this.#pending.get(w.client) ?? 1) - 1;
-      if (n <= 0) this.#pending.delete(w.client);
-      else this.#pending.set(w.client, n);
+  #check(w: Watched, now: number, lag: number): void {
+    if (w.req.complete || w.req.destroyed || w.res.writableEnded) {
+      this.#watch.forget(w);
+      return;
     }
-    if (this.#watched.size === 0 && this.#timer) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
+    const { minBytesPerSecond, maxPendingPerClient, timeoutMs } = this.#watch.limits;
+    const elapsed = now - w.started;
+    // A body is not pending for the time this loop was too busy to read it (loop-lag.ts).
+    if (!w.pending && elapsed - lag >= PENDING_AFTER_MS && this.#watch.stall(w)) {
+      this.cut.tooMany++;
+      this.#cut(
+        w,
+        new InferrerError(
+          'TOO_MANY_BODIES',
+          `this address already has ${maxPendingPerClient} request bodies still arriving (MAX_PENDING_BODIES_PER_CLIENT)`,
+          { limit: maxPendingPerClient },
+          { retryAfter: 1 },
+        ),
+      );
+      return;
     }
-  }
-
-  #tick(): void {
-    const now = performance.now();
-    const { timeoutMs, minBytesPerSecond, maxPendingPerClient } = this.#limits;
-    for (const w of this.#watched) {
-      if (w.req.complete || w.req.destroyed || w.res.writableEnded) {
-        this.#forget(w);
-        continue;
-      }
-      const elapsed = now - w.started;
-      // A body is not pending for the time this loop was too busy to read it (loop-lag.ts).
-      if (!w.pending && elapsed - loopLagMs() >= PENDING_AFTER_MS) {
-        w.pending = true;
-        const n = (this.#pending.get(w.client) ?? 0) + 1;
-        this.#pending.set(w.client, n);
-        if (n > maxPendingPerClient) {
-          this.cut.tooMany++;
-          this.#cut(
-            w,
-            new InferrerError(
-              'TOO_MANY_BODIES',
-              `this address already has ${maxPendingPerClient} request bodies still arriving (MAX_PENDING_BODIES_PER_CLIENT)`,
-              { limit: maxPendingPerClient },
-              { retryAfter: 1 },
-            ),
-          );
-          continue;
-        }
-      }
-      const received = Math.max(0, w.req.socket.bytesRead - w.baseline);
-      if (elapsed > timeoutMs + (received / minBytesPerSecond) * 1000) {
-        this.cut.slow++;
-        this.#cut(
-          w,
-          new InferrerError(
-            'BODY_TOO_SLOW',
-            `the request body arrived too slowly (${received} bytes in ${Math.round(elapsed)} ms; at least ${minBytesPerSecond} bytes/s after the first ${timeoutMs} ms)`,
-            { received, ms: Math.round(elapsed), minBytesPerSecond },
-          ),
-        );
-      }
+    const received = Math.max(0, w.req.socket.bytesRead - w.baseline);
+    if (this.#watch.tooSlow(elapsed, received)) {
+      this.cut.slow++;
+      this.#cut(
+        w,
+        new InferrerError(
+          'BODY_TOO_SLOW',
+          `the request body arrived too slowly (${received} bytes in ${Math.round(elapsed)} ms; at least ${minBytesPerSecond} bytes/s after the first ${timeoutMs} ms)`,
+          { received, ms: Math.round(elapsed), minBytesPerSecond },
+        ),
+      );
     }
   }
 
   /** Answers with the error (when nothing was sent yet) and closes the connection once it is written. */
   #cut(w: Watched, err: InferrerError): void {
-    this.#forget(w);
+    this.#watch.forget(w);
     const { req, res } = w;
     const socket = req.socket;
     if (!res.headersSent && !res.writableEnded) {

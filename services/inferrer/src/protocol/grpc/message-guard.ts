@@ -21,8 +21,7 @@ import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { InferrerError } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
-import type { BodyLimits } from '../../http/body-guard.ts';
-import { loopLagMs } from '../../loop-lag.ts';
+import { type Arrival, ArrivalWatch, type BodyLimits, PENDING_AFTER_MS } from '../../http/arrival-watch.ts';
 import { grpcStatusOf } from '../errors.ts';
 
 /** The part of a call's connection watched here. */
@@ -31,33 +30,23 @@ interface Connection {
 }
 
 /** A call whose request is still arriving. */
-interface Arriving {
+interface Arriving extends Arrival {
   call: grpc.ServerInterceptingCallInterface;
   method: string;
-  client: string;
   connection: Connection | undefined;
-  started: number;
   /** The connection's bytes read when the call began, when last seen, and when that last changed. */
   baseline: number;
   seen: number;
   progressed: number;
-  pending: boolean;
 }
 
-/** How long a request, and its connection, may bring nothing before it counts as stalled. */
-const PENDING_AFTER_MS = 1000;
-const TICK_MS = 250;
-
 export class MessageGuard {
-  readonly #limits: BodyLimits;
   readonly #log: Logger;
-  readonly #arriving = new Set<Arriving>();
-  readonly #pending = new Map<string, number>();
-  #timer: NodeJS.Timeout | undefined;
+  readonly #watch: ArrivalWatch<Arriving>;
 
   constructor(limits: BodyLimits, logger: Logger) {
-    this.#limits = limits;
     this.#log = logger.child({ module: 'bodies' });
+    this.#watch = new ArrivalWatch(limits, (a, now, lag) => this.#check(a, now, lag));
   }
 
   /** The server interceptor: watches each call from its headers until its request has arrived or it ends. */
@@ -76,83 +65,57 @@ export class MessageGuard {
       progressed: now,
       pending: false,
     };
-    this.#arriving.add(a);
-    this.#timer ??= setInterval(() => this.#tick(), TICK_MS).unref();
+    this.#watch.add(a);
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
           onReceiveHalfClose: (halfClosed) => {
-            this.#forget(a);
+            this.#watch.forget(a);
             halfClosed();
           },
           // grpc-js tells every call's end here, just after its status is sent.
           onCancel: () => {
-            if (this.#forget(a)) reset(call);
+            if (this.#watch.forget(a)) reset(call);
           },
         }),
     });
   };
 
-  /** Stops watching a call; true when its request was still arriving. */
-  #forget(a: Arriving): boolean {
-    if (!this.#arriving.delete(a)) return false;
-    if (a.pending) {
-      const n = (this.#pending.get(a.client) ?? 1) - 1;
-      if (n <= 0) this.#pending.delete(a.client);
-      else this.#pending.set(a.client, n);
+  #check(a: Arriving, now: number, lag: number): void {
+    const { timeoutMs, minBytesPerSecond, maxPendingPerClient } = this.#watch.limits;
+    const elapsed = now - a.started;
+    const read = a.connection?.bytesRead ?? a.seen;
+    if (read !== a.seen) {
+      a.seen = read;
+      a.progressed = now;
     }
-    if (this.#arriving.size === 0 && this.#timer) {
-      clearInterval(this.#timer);
-      this.#timer = undefined;
+    if (!a.pending && elapsed - lag >= PENDING_AFTER_MS && now - a.progressed - lag >= PENDING_AFTER_MS && this.#watch.stall(a)) {
+      this.#cut(
+        a,
+        new InferrerError(
+          'TOO_MANY_BODIES',
+          `this address already has ${maxPendingPerClient} gRPC requests stalled while arriving (MAX_PENDING_BODIES_PER_CLIENT)`,
+          { limit: maxPendingPerClient },
+          { retryAfter: 1 },
+        ),
+      );
+      return;
     }
-    return true;
-  }
-
-  #tick(): void {
-    const now = performance.now();
-    const { timeoutMs, minBytesPerSecond, maxPendingPerClient } = this.#limits;
-    // The time this loop was too busy to read counts for nobody (loop-lag.ts).
-    const lag = loopLagMs();
-    for (const a of this.#arriving) {
-      const elapsed = now - a.started;
-      const read = a.connection?.bytesRead ?? a.seen;
-      if (read !== a.seen) {
-        a.seen = read;
-        a.progressed = now;
-      }
-      if (!a.pending && elapsed - lag >= PENDING_AFTER_MS && now - a.progressed - lag >= PENDING_AFTER_MS) {
-        a.pending = true;
-        const n = (this.#pending.get(a.client) ?? 0) + 1;
-        this.#pending.set(a.client, n);
-        if (n > maxPendingPerClient) {
-          this.#cut(
-            a,
-            new InferrerError(
-              'TOO_MANY_BODIES',
-              `this address already has ${maxPendingPerClient} gRPC requests stalled while arriving (MAX_PENDING_BODIES_PER_CLIENT)`,
-              { limit: maxPendingPerClient },
-              { retryAfter: 1 },
-            ),
-          );
-          continue;
-        }
-      }
-      const received = Math.max(0, read - a.baseline);
-      if (elapsed > timeoutMs + (received / minBytesPerSecond) * 1000) {
-        this.#cut(
-          a,
-          new InferrerError(
-            'BODY_TOO_SLOW',
-            `the request message and the end of the call's stream did not arrive in time (its connection brought ${received} bytes in ${Math.round(elapsed)} ms; at least ${minBytesPerSecond} bytes/s after the first ${timeoutMs} ms)`,
-            { received, ms: Math.round(elapsed), minBytesPerSecond },
-          ),
-        );
-      }
+    const received = Math.max(0, read - a.baseline);
+    if (this.#watch.tooSlow(elapsed, received)) {
+      this.#cut(
+        a,
+        new InferrerError(
+          'BODY_TOO_SLOW',
+          `the request message and the end of the call's stream did not arrive in time (its connection brought ${received} bytes in ${Math.round(elapsed)} ms; at least ${minBytesPerSecond} bytes/s after the first ${timeoutMs} ms)`,
+          { received, ms: Math.round(elapsed), minBytesPerSecond },
+        ),
+      );
     }
   }
 
   #cut(a: Arriving, err: InferrerError): void {
-    this.#forget(a);
+    this.#watch.forget(a);
     this.#log.info('request cut', { method: a.method, err: { code: err.code, message: err.message } });
     const trailer = new grpc.Metadata();
     trailer.set('inferrer-error-code', err.code);
