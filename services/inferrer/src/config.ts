@@ -52,10 +52,17 @@ export const InferrerEnvSchema = z
     BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
     BODY_MIN_BYTES_PER_S: z.coerce.number().int().min(1).default(500),
     MAX_PENDING_BODIES_PER_CLIENT: z.coerce.number().int().min(1).default(32),
-    /** Connections one client address may hold open (slow headers and idle keep-alive included); 0: no cap. */
+    /**
+     * Connections one client address may hold open, HTTP and gRPC together (slow headers and idle keep-alive
+     * included); 0: no cap.
+     */
     MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().min(0).default(1024),
     /** Leading bits of an IPv6 address that name its client for the per-client limits (http/client-address.ts). */
     CLIENT_IPV6_PREFIX: z.coerce.number().int().min(1).max(128).default(64),
+    /** Calls one gRPC connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); more are refused. */
+    GRPC_MAX_STREAMS_PER_CONNECTION: z.coerce.number().int().min(1).max(65_535).default(100),
+    /** A gRPC connection with no call open for this long is closed (GOAWAY; clients reconnect); 0: never. */
+    GRPC_MAX_CONNECTION_IDLE_MS: z.coerce.number().int().min(0).default(65_000),
     /**
      * Prediction bodies declared this large or larger wait, unread, until their model has room upstream
      * (body-gate.ts); 0 reads every body at once.
@@ -172,6 +179,7 @@ export type InferrerConfig = Readonly<{
   maxConnectionsPerClient: number;
   /** Leading bits of an IPv6 address counted as one client (CLIENT_IPV6_PREFIX). */
   clientIpv6PrefixBits: number;
+  grpcConnections: Readonly<{ maxStreams: number; maxIdleMs: number }>;
   bodyGate: Readonly<{ minBytes: number; maxWaiting: number }>;
   requestTimeoutMs: number;
   upstreamConnections: number;
@@ -221,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
     maxConnectionsPerClient: e.MAX_CONNECTIONS_PER_CLIENT,
     clientIpv6PrefixBits: e.CLIENT_IPV6_PREFIX,
+    grpcConnections: { maxStreams: e.GRPC_MAX_STREAMS_PER_CONNECTION, maxIdleMs: e.GRPC_MAX_CONNECTION_IDLE_MS },
     bodyGate: { minBytes: e.BODY_GATE_BYTES, maxWaiting: e.BODY_GATE_MAX_WAITING },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,

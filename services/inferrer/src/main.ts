@@ -16,7 +16,7 @@ import { MetricsClient } from './metrics-client.ts';
 import { importModelFolder } from './model-folder.ts';
 import { InferrerMetrics } from './metrics.ts';
 import { ClientAddresses } from './http/client-address.ts';
-import { capConnectionsPerClient } from './http/connection-guard.ts';
+import { ClientConnections, capConnectionsPerClient } from './http/connection-guard.ts';
 import { GrpcServer } from './protocol/grpc/server.ts';
 import { OipService } from './protocol/oip-v2/service.ts';
 import { Upstream } from './upstream.ts';
@@ -91,8 +91,10 @@ const app = createApp({ config, logger, management, dataplane, metrics, ready, a
 const server = http.createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: Math.max(config.requestTimeoutMs + 5_000, 66_000) }, app);
 // Requests with Expect: 100-continue go to the same listener, which says continue when it wants the body.
 server.on('checkContinue', app);
+// Both ports' connections count against MAX_CONNECTIONS_PER_CLIENT.
+const connections = new ClientConnections(config.maxConnectionsPerClient, new ClientAddresses(config.clientIpv6PrefixBits));
 // The same service over gRPC, on its own port (GRPC_PORT=0: none).
-const grpc = config.grpcPort === 0 ? undefined : new GrpcServer({ config, logger, auth, oip, dataplane, metrics });
+const grpc = config.grpcPort === 0 ? undefined : new GrpcServer({ config, logger, auth, oip, dataplane, metrics, connections });
 if (grpc) {
   try {
     const port = await grpc.listen(config.host, config.grpcPort);
@@ -107,7 +109,7 @@ if (grpc) {
 exitOnListenError(server, 'inferrer');
 // A connection's first request is dated from its accept when it was read right after it (deadline.ts).
 server.on('connection', noteConnection);
-capConnectionsPerClient(server, config.maxConnectionsPerClient, new ClientAddresses(config.clientIpv6PrefixBits), logger);
+capConnectionsPerClient(server, connections, logger);
 const listening = await listenWithAcceptors(server, { port: config.port, host: config.host, acceptors: config.acceptors });
 log.info('inferrer listening', {
   host: config.host,

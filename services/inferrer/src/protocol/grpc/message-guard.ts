@@ -23,6 +23,7 @@ import { InferrerError } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
 import { type Arrival, ArrivalWatch, type BodyLimits, PENDING_AFTER_MS } from '../../http/arrival-watch.ts';
 import { grpcStatusOf } from '../errors.ts';
+import type { AnswerGuard, AnswerStream } from './answer-guard.ts';
 
 /** The part of a call's connection watched here. */
 interface Connection {
@@ -43,15 +44,19 @@ interface Arriving extends Arrival {
 export class MessageGuard {
   readonly #log: Logger;
   readonly #watch: ArrivalWatch<Arriving>;
+  readonly #answers: AnswerGuard;
 
-  constructor(limits: BodyLimits, logger: Logger) {
+  /** `answers` watches each call's answer once written (the interceptor is the one that sees a call's stream). */
+  constructor(limits: BodyLimits, logger: Logger, answers: AnswerGuard) {
     this.#log = logger.child({ module: 'bodies' });
+    this.#answers = answers;
     this.#watch = new ArrivalWatch(limits, (a, now, lag) => this.#check(a, now, lag));
   }
 
   /** The server interceptor: watches each call from its headers until its request has arrived or it ends. */
   readonly interceptor: grpc.ServerInterceptor = (method, call) => {
-    const connection = streamOf(call)?.session?.socket;
+    const stream = streamOf(call);
+    const connection = stream?.session?.socket;
     const read = connection?.bytesRead ?? 0;
     const now = performance.now();
     const a: Arriving = {
@@ -78,6 +83,11 @@ export class MessageGuard {
             if (this.#watch.forget(a)) reset(call);
           },
         }),
+      // The answer is in the stream's buffer once passed on (grpc-js writes it at once).
+      sendMessage: (message, next) => {
+        next(message);
+        if (typeof stream?.close === 'function' && typeof stream.writableLength === 'number') this.#answers.watch(stream as AnswerStream, a.method, a.client);
+      },
     });
   };
 

@@ -19,12 +19,15 @@ import { type Logger, requestIdFrom, sampleAccess } from '@inferrer/telemetry';
 import type { Auth } from '../../auth.ts';
 import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
+import type { ClientConnections } from '../../http/connection-guard.ts';
 import type { Access } from '../../http/route.ts';
 import type { InferrerMetrics } from '../../metrics.ts';
 import { answeredByOf, cancelledError } from '../../upstream.ts';
 import type { OipService } from '../oip-v2/service.ts';
 import { grpcStatusOf } from '../errors.ts';
+import { AnswerGuard } from './answer-guard.ts';
 import { type GrpcInferRequest, inferBody, inferResponse, parameterValue } from './infer-codec.ts';
+import { type GrpcListener, listenGrpc } from './listener.ts';
 import { MessageGuard, peerAddress } from './message-guard.ts';
 
 export const PROTO_DIR = import.meta.dirname;
@@ -38,6 +41,8 @@ export interface GrpcDeps {
   oip: OipService;
   dataplane: DataPlane;
   metrics: InferrerMetrics;
+  /** The connections each client address holds, HTTP and gRPC together (MAX_CONNECTIONS_PER_CLIENT). */
+  connections: ClientConnections;
 }
 
 interface CallContext {
@@ -156,34 +161,38 @@ export class GrpcServer {
   readonly #server: grpc.Server;
   readonly #log: Logger;
   readonly #access: Logger | undefined;
+  #listener: GrpcListener | undefined;
 
   constructor(deps: GrpcDeps) {
     this.#deps = deps;
     this.#log = deps.logger.child({ module: 'grpc' });
     const access = deps.logger.child({ module: 'access' });
     this.#access = deps.config.accessLog && access.isInfoEnabled() ? access : undefined;
+    const { maxStreams, maxIdleMs } = deps.config.grpcConnections;
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': deps.config.maxBodyBytes,
       'grpc.max_send_message_length': -1,
       'grpc.keepalive_permit_without_calls': 1,
-      interceptors: [new MessageGuard(deps.config.bodies, deps.logger).interceptor],
+      // Bounds what one connection holds: its calls at once (each a request and an answer in memory) …
+      'grpc.max_concurrent_streams': maxStreams,
+      // … and how long it stays open with none (GOAWAY; clients reconnect when they next call).
+      ...(maxIdleMs > 0 ? { 'grpc.max_connection_idle_ms': maxIdleMs } : {}),
+      interceptors: [new MessageGuard(deps.config.bodies, deps.logger, new AnswerGuard(deps.config.bodies.timeoutMs, deps.logger)).interceptor],
     });
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, m] of Object.entries(methods(deps))) implementation[name] = this.#unary(name, m);
     this.#server.addService(loadService(), implementation);
   }
 
-  /** Listens on host:port; resolves with the port bound (for port 0). */
-  listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-        err ? reject(err) : resolve(bound),
-      );
-    });
+  /** Listens on host:port (listener.ts); resolves with the port bound (for port 0). */
+  async listen(host: string, port: number): Promise<number> {
+    this.#listener = await listenGrpc(this.#server, host, port, this.#deps.connections, this.#deps.logger);
+    return this.#listener.port;
   }
 
   /** Stops taking calls and waits for those in flight (up to `timeoutMs`, then cuts them). */
-  close(timeoutMs: number): Promise<void> {
+  async close(timeoutMs: number): Promise<void> {
+    await this.#listener?.close();
     return new Promise((resolve) => {
       const force = setTimeout(() => {
         this.#server.forceShutdown();
