@@ -1,0 +1,245 @@
+/**
+ * What one gRPC client can hold of the Inferrer, against the real cluster with raw node:http2 clients
+ * (hand-framed gRPC messages, so a test can do what a hostile or broken client does): connections per
+ * address, counted with the HTTP port's (MAX_CONNECTIONS_PER_CLIENT); calls per connection
+ * (GRPC_MAX_STREAMS_PER_CONNECTION); connections left idle (GRPC_MAX_CONNECTION_IDLE_MS); and answers
+ * the client never reads (a zero HTTP/2 receive window), cut after BODY_TIMEOUT_MS.
+ */
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
+import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
+import { until } from '../helpers/metrics.ts';
+
+const MAX_CONNECTIONS = 6;
+const MAX_STREAMS = 8;
+const IDLE_MS = 1500;
+/** Long enough that no connection of the other tests is closed for idling while they run. */
+const LONG_IDLE_MS = 600_000;
+const BODY_TIMEOUT_MS = 2000;
+/** Rows of three floats: an identity model's answer of 1.4 MB. */
+const ROWS = 116_667;
+
+let c: TestCluster;
+let client: GrpcClient;
+let identInput: string;
+
+before(async () => {
+  c = await startTestCluster({
+    grpcPort: 0,
+    modelhosts: 1,
+    inferrerEnv: {
+      MAX_CONNECTIONS_PER_CLIENT: String(MAX_CONNECTIONS),
+      GRPC_MAX_STREAMS_PER_CONNECTION: String(MAX_STREAMS),
+      GRPC_MAX_CONNECTION_IDLE_MS: String(LONG_IDLE_MS),
+      BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
+      MAX_BODY_BYTES: String(4 * 1024 * 1024),
+    },
+  });
+  client = grpcClient(c.grpcAddress!, { 'grpc.max_receive_message_length': -1 });
+  const r = await uploadModel(c.url, 'ident', path.join(REPO, 'test', 'fixtures', 'corpus', 'id_float32.onnx'));
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const meta = await api(c.url, '/v2/models/ident');
+  identInput = (meta.body as { inputs: { name: string }[] }).inputs[0]!.name;
+});
+after(async () => {
+  client?.close();
+  await c?.close();
+});
+
+/** A request message framed for the wire (uncompressed, length-prefixed). */
+function framed(method: string, req: unknown): Buffer {
+  const message = (client as any).constructor.service[method].requestSerialize(req) as Buffer;
+  const out = Buffer.concat([Buffer.alloc(5), message]);
+  out.writeUInt32BE(message.length, 1);
+  return out;
+}
+
+const identReq = (): unknown => ({
+  model_name: 'ident',
+  inputs: [{ name: identInput, datatype: 'FP32', shape: [String(ROWS), '3'] }],
+  raw_input_contents: [Buffer.alloc(ROWS * 12, 1)],
+});
+
+/** A raw HTTP/2 connection to the gRPC port, from `from` (a loopback address). */
+function connect(from = '127.0.0.1', settings: http2.Settings = {}, address = c.grpcAddress!): http2.ClientHttp2Session {
+  const [host, port] = address.split(':') as [string, string];
+  const session = http2.connect(`http://${address}`, {
+    settings,
+    createConnection: () => net.connect({ host, port: Number(port), localAddress: from }),
+  });
+  session.on('error', () => undefined);
+  return session;
+}
+
+interface Status {
+  status: number;
+  code: string | undefined;
+  message: string;
+}
+
+/** One call on a raw session; its gRPC status, from the headers (trailers-only) or the trailers. */
+function rawCall(session: http2.ClientHttp2Session, method: string, body: Buffer): Promise<Status> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': `/inference.GRPCInferenceService/${method}`,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    const answer = (h: http2.IncomingHttpHeaders): void => {
+      if (h['grpc-status'] === undefined) return;
+      const code = h['inferrer-error-code'];
+      resolve({
+        status: Number(h['grpc-status']),
+        code: code === undefined ? undefined : String(code),
+        message: decodeURIComponent(String(h['grpc-message'] ?? '')),
+      });
+    };
+    stream.on('response', answer);
+    stream.on('trailers', answer);
+    stream.on('error', reject);
+    stream.on('close', () => reject(new Error(`the stream closed without a status (RST_STREAM ${stream.rstCode})`)));
+    stream.resume();
+    stream.end(body);
+  });
+}
+
+const live = (session: http2.ClientHttp2Session): Promise<Status> => rawCall(session, 'ServerLive', framed('ServerLive', {}));
+
+/** An HTTP connection to the HTTP port from `from` that never finishes its headers. */
+function heldHttp(from: string): Promise<{ socket: net.Socket; answer: Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port: Number(new URL(c.url).port), host: '127.0.0.1', localAddress: from }, () => {
+      socket.write('GET /health/live HTTP/1.1\r\nHost: x\r\n');
+      let text = '';
+      socket.on('data', (d) => {
+        text += d.toString('latin1');
+      });
+      resolve({ socket, answer: new Promise((done) => socket.once('close', () => done(text))) });
+    });
+    socket.once('error', reject);
+  });
+}
+
+const closed = (session: http2.ClientHttp2Session): Promise<void> =>
+  new Promise((resolve) => (session.closed || session.destroyed ? resolve() : session.once('close', () => resolve())));
+
+describe('connections per client address', () => {
+  test('an address holding MAX_CONNECTIONS_PER_CLIENT connections, HTTP and gRPC together, is refused the next: RESOURCE_EXHAUSTED TOO_MANY_CONNECTIONS on gRPC, 429 on HTTP; other addresses are served', async () => {
+    const from = '127.0.0.2';
+    const https = [];
+    for (let i = 0; i < MAX_CONNECTIONS / 2; i++) https.push(await heldHttp(from));
+    const sessions: http2.ClientHttp2Session[] = [];
+    for (let i = 0; i < MAX_CONNECTIONS / 2; i++) {
+      const s = connect(from);
+      sessions.push(s);
+      assert.equal((await live(s)).status, grpc.status.OK, `gRPC connection ${i + 1} of the address is served`);
+    }
+    // The next gRPC connection: its call is answered RESOURCE_EXHAUSTED naming the cap, and it is closed.
+    const over = connect(from);
+    const refused = await live(over);
+    assert.equal(refused.status, grpc.status.RESOURCE_EXHAUSTED, JSON.stringify(refused));
+    assert.equal(refused.code, 'TOO_MANY_CONNECTIONS');
+    assert.match(refused.message, new RegExp(`already has ${MAX_CONNECTIONS} connections open \\(MAX_CONNECTIONS_PER_CLIENT\\)`));
+    await closed(over);
+    // The next HTTP connection is refused too: the two ports share the count.
+    const overHttp = await heldHttp(from);
+    assert.match(await overHttp.answer, /^HTTP\/1\.1 429 [\s\S]*TOO_MANY_CONNECTIONS/);
+    // The held connections are still served; another address is served.
+    assert.equal((await live(sessions[0]!)).status, grpc.status.OK);
+    const other = await new Promise<grpc.ServiceError | null>((r) => client.ServerLive!({}, new grpc.Metadata(), {}, (err) => r(err)));
+    assert.equal(other, null);
+    const logged = c
+      .jsonLogs('inferrer')
+      .some((l) => l.msg === 'gRPC connection refused' && (l.err as { code?: string } | undefined)?.code === 'TOO_MANY_CONNECTIONS');
+    assert.ok(logged, 'the refusal is logged');
+    // Closing some frees the address's places (once the Inferrer has seen them close).
+    for (const h of https) h.socket.destroy();
+    for (const s of sessions) s.destroy();
+    let again: Status | undefined;
+    for (let i = 0; i < 100 && again?.status !== grpc.status.OK; i++) {
+      const s = connect(from);
+      again = await live(s).catch((e: Error) => ({ status: -1, code: undefined, message: e.message }));
+      s.destroy();
+      if (again.status !== grpc.status.OK) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(again?.status, grpc.status.OK, `a new connection is served: ${JSON.stringify(again)}`);
+  });
+});
+
+describe('each connection', () => {
+  test('advertises GRPC_MAX_STREAMS_PER_CONNECTION as its SETTINGS_MAX_CONCURRENT_STREAMS', async () => {
+    const s = connect();
+    try {
+      const settings = await new Promise<http2.Settings>((r) => s.once('remoteSettings', r));
+      assert.equal(settings.maxConcurrentStreams, MAX_STREAMS);
+      assert.equal((await live(s)).status, grpc.status.OK);
+    } finally {
+      s.destroy();
+    }
+  });
+});
+
+describe('answers nobody reads', () => {
+  test('a client that never opens its receive window has its answer cut after BODY_TIMEOUT_MS (RST_STREAM CANCEL); other clients are served', {
+    timeout: 90_000,
+  }, async () => {
+    const s = connect('127.0.0.1', { initialWindowSize: 0 });
+    try {
+      const calls = Array.from({ length: 4 }, () => {
+        const stream = s.request({
+          ':method': 'POST',
+          ':path': '/inference.GRPCInferenceService/ModelInfer',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        stream.on('error', () => undefined);
+        const headers = new Promise<http2.IncomingHttpHeaders>((r) => stream.once('response', r));
+        const reset = new Promise<number | undefined>((r) => stream.once('close', () => r(stream.rstCode)));
+        stream.end(framed('ModelInfer', identReq()));
+        return { headers, reset };
+      });
+      for (const call of calls) {
+        const h = await call.headers;
+        assert.equal(h['grpc-status'], undefined, `the call succeeded and its answer is waiting: ${JSON.stringify(h)}`);
+      }
+      // Meanwhile a client that reads takes the same 1.4 MB answer whole.
+      const whole = await new Promise<{ err: grpc.ServiceError | null; res: any }>((r) =>
+        client.ModelInfer!(identReq(), new grpc.Metadata(), {}, (err, res) => r({ err, res })),
+      );
+      assert.equal(whole.err, null);
+      assert.equal(Buffer.from(whole.res.raw_output_contents[0]).length, ROWS * 12);
+      for (const call of calls) assert.equal(await call.reset, http2.constants.NGHTTP2_CANCEL, 'the stream was reset');
+      const cutLines = () => c.jsonLogs('inferrer').filter((l) => String(l.msg).startsWith('answer cut'));
+      await until('each cut is logged', async () => cutLines().length >= calls.length);
+      const cut = cutLines();
+      assert.ok(!JSON.stringify(cut).includes(REPO), 'the lines name no file path');
+    } finally {
+      s.destroy();
+    }
+  });
+});
+
+describe('idle connections', () => {
+  // A cluster of its own: with a short idle age, the held connections of the tests above would be closed.
+  let idle: TestCluster;
+  before(async () => {
+    idle = await startTestCluster({ grpcPort: 0, modelhosts: 1, metrics: false, inferrerEnv: { GRPC_MAX_CONNECTION_IDLE_MS: String(IDLE_MS) } });
+  });
+  after(async () => {
+    await idle?.close();
+  });
+
+  test('a connection with no call open for GRPC_MAX_CONNECTION_IDLE_MS is closed with GOAWAY', { timeout: 60_000 }, async () => {
+    const s = connect('127.0.0.1', {}, idle.grpcAddress);
+    const goaway = new Promise<number>((r) => s.once('goaway', (code: number) => r(code)));
+    assert.equal((await live(s)).status, grpc.status.OK);
+    assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+    await closed(s);
+  });
+});
