@@ -21,8 +21,8 @@ const MAX_REFUSING = 64;
 
 export interface GrpcListener {
   port: number;
-  /** Stops accepting connections (those open are grpc-js's to close). */
-  close(): Promise<void>;
+  /** Stops accepting connections; those open are grpc-js's to close (net's close callback would wait for them). */
+  close(): void;
 }
 
 /** Listens on host:port and hands grpc-js the connections `connections` admits. */
@@ -39,7 +39,9 @@ export function listenGrpc(server: grpc.Server, host: string, port: number, conn
       listener.off('error', reject);
       resolve({
         port: (listener.address() as net.AddressInfo).port,
-        close: () => new Promise((done) => listener.close(() => done())),
+        close: () => {
+          listener.close();
+        },
       });
     });
   });

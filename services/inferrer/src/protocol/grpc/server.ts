@@ -191,8 +191,8 @@ export class GrpcServer {
   }
 
   /** Stops taking calls and waits for those in flight (up to `timeoutMs`, then cuts them). */
-  async close(timeoutMs: number): Promise<void> {
-    await this.#listener?.close();
+  close(timeoutMs: number): Promise<void> {
+    this.#listener?.close();
     return new Promise((resolve) => {
       const force = setTimeout(() => {
         this.#server.forceShutdown();
