@@ -229,7 +229,13 @@ describe('idle connections', () => {
   // A cluster of its own: with a short idle age, the held connections of the tests above would be closed.
   let idle: TestCluster;
   before(async () => {
-    idle = await startTestCluster({ grpcPort: 0, modelhosts: 1, metrics: false, inferrerEnv: { GRPC_MAX_CONNECTION_IDLE_MS: String(IDLE_MS) } });
+    idle = await startTestCluster({
+      grpcPort: 0,
+      modelhosts: 1,
+      metrics: false,
+      restart: false,
+      inferrerEnv: { GRPC_MAX_CONNECTION_IDLE_MS: String(IDLE_MS), DRAIN_TIMEOUT_MS: '120000' },
+    });
   });
   after(async () => {
     await idle?.close();
@@ -241,5 +247,29 @@ describe('idle connections', () => {
     assert.equal((await live(s)).status, grpc.status.OK);
     assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
     await closed(s);
+  });
+
+  test('SIGTERM with gRPC connections open: the Inferrer drains them and stops, without waiting for DRAIN_TIMEOUT_MS', { timeout: 100_000 }, async () => {
+    const s = connect('127.0.0.1', {}, idle.grpcAddress);
+    const other = grpcClient(idle.grpcAddress!);
+    try {
+      assert.equal((await live(s)).status, grpc.status.OK);
+      assert.equal(await new Promise<grpc.ServiceError | null>((r) => other.ServerLive!({}, new grpc.Metadata(), {}, (err) => r(err))), null);
+      // A call still open on the raw connection (its message never ends), so the connection is not idle.
+      const open = s.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ServerLive', 'content-type': 'application/grpc', te: 'trailers' });
+      open.on('error', () => undefined);
+      open.write(Buffer.alloc(3));
+      process.kill(idle.inferrer.pid!, 'SIGTERM');
+      const stopped = () => idle.jsonLogs('inferrer').filter((l) => String(l.msg).startsWith('stopped'));
+      await until('the Inferrer has stopped', async () => stopped().length > 0, 90_000);
+      assert.deepEqual(
+        stopped().map((l) => l.msg),
+        ['stopped'],
+        'it stopped once its connections were closed, not at DRAIN_TIMEOUT_MS with them still open',
+      );
+    } finally {
+      other.close();
+      s.destroy();
+    }
   });
 });
