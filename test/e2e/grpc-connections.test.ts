@@ -38,6 +38,7 @@ before(async () => {
       GRPC_MAX_CONNECTION_IDLE_MS: String(LONG_IDLE_MS),
       BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
       MAX_BODY_BYTES: String(4 * 1024 * 1024),
+      DRAIN_TIMEOUT_MS: '60000',
     },
   });
   client = grpcClient(c.grpcAddress!, { 'grpc.max_receive_message_length': -1 });
@@ -233,8 +234,7 @@ describe('idle connections', () => {
       grpcPort: 0,
       modelhosts: 1,
       metrics: false,
-      restart: false,
-      inferrerEnv: { GRPC_MAX_CONNECTION_IDLE_MS: String(IDLE_MS), DRAIN_TIMEOUT_MS: '120000' },
+      inferrerEnv: { GRPC_MAX_CONNECTION_IDLE_MS: String(IDLE_MS) },
     });
   });
   after(async () => {
@@ -248,10 +248,12 @@ describe('idle connections', () => {
     assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
     await closed(s);
   });
+});
 
-  test('SIGTERM with gRPC connections open: the Inferrer drains them and stops, without waiting for DRAIN_TIMEOUT_MS', { timeout: 100_000 }, async () => {
-    const s = connect('127.0.0.1', {}, idle.grpcAddress);
-    const other = grpcClient(idle.grpcAddress!);
+describe('shutdown (last: it stops the Inferrer)', () => {
+  test('SIGTERM with gRPC connections open: the Inferrer drains them and stops, without waiting for DRAIN_TIMEOUT_MS', { timeout: 120_000 }, async () => {
+    const s = connect('127.0.0.1', {}, c.grpcAddress);
+    const other = grpcClient(c.grpcAddress!);
     try {
       assert.equal((await live(s)).status, grpc.status.OK);
       assert.equal(await new Promise<grpc.ServiceError | null>((r) => other.ServerLive!({}, new grpc.Metadata(), {}, (err) => r(err))), null);
@@ -259,8 +261,8 @@ describe('idle connections', () => {
       const open = s.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ServerLive', 'content-type': 'application/grpc', te: 'trailers' });
       open.on('error', () => undefined);
       open.write(Buffer.alloc(3));
-      process.kill(idle.inferrer.pid!, 'SIGTERM');
-      const stopped = () => idle.jsonLogs('inferrer').filter((l) => String(l.msg).startsWith('stopped'));
+      process.kill(c.inferrer.pid!, 'SIGTERM');
+      const stopped = () => c.jsonLogs('inferrer').filter((l) => String(l.msg).startsWith('stopped'));
       await until('the Inferrer has stopped', async () => stopped().length > 0, 90_000);
       assert.deepEqual(
         stopped().map((l) => l.msg),
