@@ -28,7 +28,8 @@ export interface GrpcListener {
 /** Listens on host:port and hands grpc-js the connections `connections` admits. */
 export function listenGrpc(server: grpc.Server, host: string, port: number, connections: ClientConnections, logger: Logger): Promise<GrpcListener> {
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const refusals = new Refusals(connections.limit, logger.child({ module: 'connections' }));
+  const log = logger.child({ module: 'connections' });
+  const refusals = new Refusals(connections.limit, log);
   const listener = net.createServer((socket) => {
     if (connections.admit(socket)) injector.injectConnection(socket);
     else refusals.refuse(socket);
@@ -37,6 +38,8 @@ export function listenGrpc(server: grpc.Server, host: string, port: number, conn
     listener.once('error', reject);
     listener.listen({ host, port }, () => {
       listener.off('error', reject);
+      // An accept that fails (out of descriptors) is that connection's loss, not the process's.
+      listener.on('error', (err: NodeJS.ErrnoException) => log.warn('gRPC accept failed', { err: { code: err.code, message: err.message } }));
       resolve({
         port: (listener.address() as net.AddressInfo).port,
         close: () => {
