@@ -21,6 +21,7 @@ import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { InferrerError } from '@inferrer/core';
 import type { Logger } from '@inferrer/telemetry';
+import type { ClientAddresses } from '../../http/client-address.ts';
 import { type Arrival, ArrivalWatch, type BodyLimits, PENDING_AFTER_MS } from '../../http/arrival-watch.ts';
 import { grpcStatusOf } from '../errors.ts';
 import type { AnswerGuard, AnswerStream } from './answer-guard.ts';
@@ -47,7 +48,10 @@ export class MessageGuard {
   readonly #answers: AnswerGuard;
 
   /** `answers` watches each call's answer once written (the interceptor is the one that sees a call's stream). */
-  constructor(limits: BodyLimits, logger: Logger, answers: AnswerGuard) {
+  readonly #clients: ClientAddresses;
+
+  constructor(limits: BodyLimits, clients: ClientAddresses, logger: Logger, answers: AnswerGuard) {
+    this.#clients = clients;
     this.#log = logger.child({ module: 'bodies' });
     this.#answers = answers;
     this.#watch = new ArrivalWatch(limits, (a, now, lag) => this.#check(a, now, lag));
@@ -62,7 +66,7 @@ export class MessageGuard {
     const a: Arriving = {
       call,
       method: method.path,
-      client: peerAddress(call.getPeer()),
+      client: this.#clients.of(peerAddress(call.getPeer())),
       connection,
       started: now,
       baseline: read,

@@ -28,6 +28,7 @@ import { grpcStatusOf } from '../errors.ts';
 import { AnswerGuard } from './answer-guard.ts';
 import { type GrpcInferRequest, inferBody, inferResponse, parameterValue } from './infer-codec.ts';
 import { type GrpcListener, listenGrpc } from './listener.ts';
+import { ClientAddresses } from '../../http/client-address.ts';
 import { MessageGuard, peerAddress } from './message-guard.ts';
 
 export const PROTO_DIR = import.meta.dirname;
@@ -177,7 +178,14 @@ export class GrpcServer {
       'grpc.max_concurrent_streams': maxStreams,
       // … and how long it stays open with none (GOAWAY; clients reconnect when they next call).
       ...(maxIdleMs > 0 ? { 'grpc.max_connection_idle_ms': maxIdleMs } : {}),
-      interceptors: [new MessageGuard(deps.config.bodies, deps.logger, new AnswerGuard(deps.config.bodies.timeoutMs, deps.logger)).interceptor],
+      interceptors: [
+        new MessageGuard(
+          deps.config.bodies,
+          new ClientAddresses(deps.config.clientIpv6PrefixBits),
+          deps.logger,
+          new AnswerGuard(deps.config.bodies.timeoutMs, deps.logger),
+        ).interceptor,
+      ],
     });
     const implementation: grpc.UntypedServiceImplementation = {};
     for (const [name, m] of Object.entries(methods(deps))) implementation[name] = this.#unary(name, m);
