@@ -220,6 +220,118 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
     }
   });
 
+  step('every container runs as docs/deploy.md says: no capabilities, no-new-privileges, a read-only root, tmpfs only where it writes', async () => {
+    // What `docker inspect` shows for each service's containers (HostConfig), and what the process sees.
+    const want: Record<string, { capAdd: string[]; tmpfs: Record<string, string> }> = {
+      inferrer: { capAdd: [], tmpfs: { '/tmp': 'size=64m' } },
+      modelhost: { capAdd: [], tmpfs: { '/tmp': 'size=64m' } },
+      metrics: { capAdd: [], tmpfs: { '/tmp': 'size=64m' } },
+      balancer: { capAdd: [], tmpfs: { '/tmp': 'size=256m' } },
+      redis: { capAdd: [], tmpfs: {} },
+      prometheus: { capAdd: [], tmpfs: {} },
+      'node-exporter': { capAdd: [], tmpfs: {} },
+      'api-keys': { capAdd: ['CHOWN'], tmpfs: {} },
+    };
+    for (const [service, w] of Object.entries(want)) {
+      const list = mustC('ps', '-aq', service).stdout.split('\n').filter(Boolean);
+      assert.ok(list.length > 0, `no ${service} container`);
+      for (const id of list) {
+        const hc = JSON.parse(mustDocker('inspect', '--format', '{{json .HostConfig}}', id).stdout) as {
+          CapDrop: string[] | null;
+          CapAdd: string[] | null;
+          ReadonlyRootfs: boolean;
+          SecurityOpt: string[] | null;
+          Tmpfs: Record<string, string> | null;
+          Privileged: boolean;
+        };
+        // `pid: host` (node-exporter) makes Docker add label=disable (no SELinux label for a host namespace).
+        const securityOpt = (hc.SecurityOpt ?? []).filter((o) => o !== 'label=disable');
+        const got = {
+          CapDrop: hc.CapDrop,
+          CapAdd: hc.CapAdd ?? [],
+          ReadonlyRootfs: hc.ReadonlyRootfs,
+          SecurityOpt: securityOpt,
+          Tmpfs: hc.Tmpfs ?? {},
+          Privileged: hc.Privileged,
+        };
+        const expected = {
+          CapDrop: ['ALL'],
+          CapAdd: w.capAdd,
+          ReadonlyRootfs: true,
+          SecurityOpt: ['no-new-privileges:true'],
+          Tmpfs: w.tmpfs,
+          Privileged: false,
+        };
+        assert.deepEqual(got, expected, `${service} ${id.slice(0, 12)}`);
+      }
+    }
+    // Inside each running container: a write to / fails, /tmp takes one where it is a tmpfs, the main
+    // process has no effective capability and cannot gain privileges, and runs as a user other than root.
+    // The main process's status: /proc/1 in its own pid namespace, its host pid under `pid: host` (node-exporter).
+    const probe = (status: string) =>
+      [
+        'if (echo x >/hardening-probe) 2>/dev/null; then echo root=writable; else echo root=read-only; fi',
+        'if [ -d /tmp ] && (echo x >/tmp/hardening-probe) 2>/dev/null; then rm -f /tmp/hardening-probe; echo tmp=writable; else echo tmp=read-only; fi',
+        `sed -n 's/^\\(Uid\\|CapEff\\|NoNewPrivs\\):[[:space:]]*\\([0-9a-f]*\\).*/\\1=\\2/p' ${status}`,
+      ].join('; ');
+    for (const service of SERVICES) {
+      for (const id of ids(service)) {
+        const hostPid = mustDocker('inspect', '--format', '{{.HostConfig.PidMode}} {{.State.Pid}}', id).stdout.trim().split(' ');
+        const out = mustDocker('exec', id, 'sh', '-c', probe(hostPid[0] === 'host' ? `/proc/${hostPid[1]}/status` : '/proc/1/status'))
+          .stdout.trim()
+          .split('\n');
+        const tmp = want[service].tmpfs['/tmp'] ? 'tmp=writable' : 'tmp=read-only';
+        assert.deepEqual(out.slice(0, 2), ['root=read-only', tmp], `${service} ${id.slice(0, 12)}: ${out.join(' ')}`);
+        const status = Object.fromEntries(out.slice(2).map((l) => l.split('=')));
+        assert.equal(status.CapEff, '0000000000000000', `${service}: ${out.join(' ')}`);
+        assert.equal(status.NoNewPrivs, '1', `${service}: ${out.join(' ')}`);
+        assert.notEqual(status.Uid, '0', `${service} runs as root`);
+      }
+    }
+    // api-keys needs CHOWN and nothing else: as root with its other settings, handing a file to the node
+    // user fails without it and works with it.
+    const chown = (...capAdd: string[]) =>
+      mustDocker(
+        'run',
+        '--rm',
+        '--user',
+        '0',
+        '--cap-drop',
+        'ALL',
+        ...capAdd,
+        '--read-only',
+        '--tmpfs',
+        '/keys',
+        '--security-opt',
+        'no-new-privileges:true',
+        '--network',
+        'none',
+        '--entrypoint',
+        'node',
+        'inferrer/inferrer:latest',
+        '-e',
+        "const fs = require('node:fs'); try { fs.writeFileSync('/keys/k', 'x', { mode: 0o400 }); fs.chownSync('/keys/k', 1000, 1000); console.log('chowned') } catch (e) { console.log(e.code) }",
+      ).stdout.trim();
+    assert.equal(chown(), 'EPERM');
+    assert.equal(chown('--cap-add', 'CHOWN'), 'chowned');
+    // The hardened cluster still works end to end: uploads (the first test), predictions, jobs (above)
+    // and metrics: the metrics service's cluster view, and Prometheus storing scrapes on its volume.
+    const metrics = await fetch(`http://${env.METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(15_000) });
+    const text = await metrics.text();
+    assert.equal(metrics.status, 200, text.slice(0, 500));
+    assert.match(text, /^metrics_cluster_modelhost_up\{.*\} 1$/m);
+    await waitFor(
+      'Prometheus scraping the modelhosts',
+      async () => {
+        const r = await fetch(`http://${env.PROMETHEUS_PORT}/api/v1/query?query=${encodeURIComponent('up{job="modelhost"} == 1')}`);
+        const body = (await r.json()) as { data: { result: unknown[] } };
+        return body.data.result.length >= 2 ? true : undefined;
+      },
+      90_000,
+      2000,
+    );
+  });
+
   step('--scale modelhost=3 is picked up by the balancer, which is not restarted', async () => {
     const [balancer] = ids('balancer');
     const started = mustDocker('inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', balancer).stdout.trim();

@@ -15,10 +15,11 @@
  * it skips where a swarm is already active, which it would not own.
  */
 import assert from 'node:assert/strict';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { REPO } from './lib/deploy-files.ts';
 import { alive, containerLogLines, docker, engineSkipReason, ensureImages, must, mustDocker, sweepTestTags, waitFor } from './lib/engine.ts';
 
 const swarmState = () => docker('info', '--format', '{{.Swarm.LocalNodeState}}').stdout.trim();
@@ -111,7 +112,11 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
   before(() => {
     sweepTestTags('inferrer/modelhost', 'swarm-');
     ensureImages();
-    writeFileSync(path.join(work, 'test-override.yml'), 'version: "3.9"\nservices:\n  grafana:\n    deploy:\n      replicas: 0\n');
+    // security_opt on one service, to show what `docker stack deploy` does with it (swarm-stack.yml has none).
+    writeFileSync(
+      path.join(work, 'test-override.yml'),
+      'version: "3.9"\nservices:\n  grafana:\n    deploy:\n      replicas: 0\n  metrics:\n    security_opt: ["no-new-privileges:true"]\n',
+    );
     writeFileSync(path.join(work, 'api-keys.json'), JSON.stringify({ keys: [{ key: KEY, scopes: ['admin', 'predict'], name: 'test' }] }));
     must('mkdir', ['-p', models]);
     chownSync(models, 1000, 1000);
@@ -140,7 +145,7 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
       mustDocker('node', 'update', '--label-add', `${MARK}=${process.pid}`, nodeId());
       must('docker', ['secret', 'create', 'inferrer_api_keys', path.join(work, 'api-keys.json')]);
       must('docker', ['secret', 'create', 'inferrer_grafana_admin_password', '-'], { input: 'not-used-here' });
-      must(
+      const deployed = must(
         'docker',
         [
           'stack',
@@ -157,6 +162,8 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
         ],
         { env },
       );
+      // docs/deploy.md: the stack's security_opt is dropped with this warning, and no-new-privileges is left to the daemon.
+      assert.match(deployed.stderr + deployed.stdout, /Ignoring unsupported options: security_opt/);
     },
     true,
   );
@@ -191,6 +198,76 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
     const [prometheus] = tasks('prometheus');
     assert.match(exec(prometheus, 'cat', '/etc/prometheus/prometheus.yml').stdout, /job_name: modelhost/);
     assert.match(exec(prometheus, 'cat', '/etc/prometheus/alert_rules.yml').stdout, /groups:/);
+  });
+
+  step('every task runs with no capabilities and a read-only root, tmpfs only where it writes; no-new-privileges is not applied', async () => {
+    const tmpfs: Record<string, number | undefined> = {
+      inferrer: 64 * 1024 * 1024,
+      modelhost: 64 * 1024 * 1024,
+      metrics: 64 * 1024 * 1024,
+      balancer: 256 * 1024 * 1024,
+      redis: undefined,
+      prometheus: undefined,
+      'node-exporter': undefined,
+    };
+    const probe = [
+      'if (echo x >/hardening-probe) 2>/dev/null; then echo root=writable; else echo root=read-only; fi',
+      'if [ -d /tmp ] && (echo x >/tmp/hardening-probe) 2>/dev/null; then rm -f /tmp/hardening-probe; echo tmp=writable; else echo tmp=read-only; fi',
+      "sed -n 's/^\\(Uid\\|CapEff\\|NoNewPrivs\\):[[:space:]]*\\([0-9a-f]*\\).*/\\1=\\2/p' /proc/1/status",
+    ].join('; ');
+    for (const [name, size] of Object.entries(tmpfs)) {
+      const spec = JSON.parse(mustDocker('service', 'inspect', '--format', '{{json .Spec.TaskTemplate.ContainerSpec}}', svc(name)).stdout) as {
+        CapabilityDrop?: string[];
+        CapabilityAdd?: string[];
+        ReadOnly?: boolean;
+        Mounts?: { Type: string; Target: string; TmpfsOptions?: { SizeBytes?: number } }[];
+      };
+      const tmpMounts = (spec.Mounts ?? []).filter((m) => m.Type === 'tmpfs').map((m) => [m.Target, m.TmpfsOptions?.SizeBytes]);
+      assert.deepEqual(
+        { drop: spec.CapabilityDrop, add: spec.CapabilityAdd ?? [], readOnly: spec.ReadOnly, tmpfs: tmpMounts },
+        { drop: ['ALL'], add: [], readOnly: true, tmpfs: size ? [['/tmp', size]] : [] },
+        name,
+      );
+      for (const id of tasks(name)) {
+        const hc = JSON.parse(mustDocker('inspect', '--format', '{{json .HostConfig}}', id).stdout) as {
+          CapDrop: string[] | null;
+          ReadonlyRootfs: boolean;
+          SecurityOpt: string[] | null;
+        };
+        assert.deepEqual([hc.CapDrop, hc.ReadonlyRootfs], [['ALL'], true], `${name} ${id.slice(0, 12)}`);
+        assert.ok(!(hc.SecurityOpt ?? []).some((o) => o.startsWith('no-new-privileges')), `${name}: ${JSON.stringify(hc.SecurityOpt)}`);
+        const out = mustDocker('exec', id, 'sh', '-c', probe).stdout.trim().split('\n');
+        assert.deepEqual(out.slice(0, 2), ['root=read-only', size ? 'tmp=writable' : 'tmp=read-only'], `${name}: ${out.join(' ')}`);
+        const status = Object.fromEntries(out.slice(2).map((l) => l.split('=')));
+        assert.equal(status.CapEff, '0000000000000000', `${name}: ${out.join(' ')}`);
+        // Not set by swarm (security_opt ignored, see the deploy step): only the daemon's "no-new-privileges" would.
+        assert.equal(status.NoNewPrivs, '0', `${name}: ${out.join(' ')}`);
+        assert.notEqual(status.Uid, '0', `${name} runs as root`);
+      }
+    }
+    // Hardened, the Inferrer still takes an upload (staged, validated with ONNX Runtime and published on
+    // the models volume) and the modelhosts load it; the metrics service still reports every modelhost.
+    const [inferrer] = tasks('inferrer');
+    const onnx = readFileSync(path.join(REPO, 'models', 'demo', 'iris.onnx')).toString('base64');
+    const put = exec(
+      inferrer,
+      'node',
+      '-e',
+      `fetch('http://127.0.0.1:8002/api/v1/models/iris',{method:'PUT',headers:{authorization:'Bearer ${KEY}','content-type':'application/octet-stream'},body:Buffer.from(process.argv[1],'base64')}).then(async r=>console.log(r.status+' '+await r.text()))`,
+      onnx,
+    );
+    assert.match(put.stdout, /^201 /, put.stdout + put.stderr);
+    const [metrics] = tasks('metrics');
+    await waitFor(
+      'the metrics service reporting both modelhosts up',
+      () => {
+        const m = exec(metrics, 'node', '-e', "fetch('http://127.0.0.1:9400/metrics').then(r=>r.text()).then(t=>console.log(t))").stdout;
+        const up = m.split('\n').filter((l) => /^metrics_cluster_modelhost_up\{.*\} 1$/.test(l));
+        return up.length === 2 ? true : undefined;
+      },
+      90_000,
+      2000,
+    );
   });
 
   step('nginx reaches every modelhost task over the overlay through tasks.modelhost', async () => {

@@ -36,6 +36,8 @@ export const RUNTIME_ENV_ALLOWLIST: ReadonlySet<string> = new Set([
   'NODE_OPTIONS',
   'TZ',
   'MALLOC_MMAP_THRESHOLD_',
+  // ONNX Runtime's cache (a telemetry device id) on the writable /tmp of a read-only root (the images set it).
+  'XDG_CACHE_HOME',
   'NVIDIA_VISIBLE_DEVICES',
   'NVIDIA_DRIVER_CAPABILITIES',
 ]);
