@@ -195,3 +195,43 @@ describe('swarm-stack.yml', () => {
     }
   });
 });
+
+describe('hardening (docs/deploy.md, "What each container runs with")', () => {
+  /** Services whose root stays writable: Grafana (never run here) and the GPU modelhost (no GPU here). */
+  const WRITABLE_ROOT = ['grafana', 'modelhost-gpu'];
+  /** Where each service writes outside its volumes: a tmpfs at /tmp. */
+  const TMPFS = ['inferrer', 'balancer', 'modelhost', 'metrics'];
+
+  test('docker-compose.yml: every service drops every capability (api-keys keeps CHOWN), gains no privileges, and has a read-only root but for the documented two', () => {
+    for (const [name, s] of Object.entries(services(load('docker-compose.yml')))) {
+      assert.deepEqual(s.cap_drop, ['ALL'], name);
+      assert.deepEqual(s.cap_add ?? [], name === 'api-keys' ? ['CHOWN'] : [], name);
+      assert.deepEqual(s.security_opt, ['no-new-privileges:true'], name);
+      assert.equal(s.read_only ?? false, !WRITABLE_ROOT.includes(name), name);
+      assert.equal(s.privileged ?? false, false, name);
+      if (TMPFS.includes(name))
+        assert.ok(
+          (s.tmpfs as string[]).some((t) => t.split(':')[0] === '/tmp'),
+          `${name}: no tmpfs at /tmp`,
+        );
+    }
+  });
+
+  test('swarm-stack.yml: the same, with tmpfs mounts as volumes, and no security_opt (docker stack deploy ignores it)', () => {
+    for (const [name, s] of Object.entries(services(load('swarm-stack.yml')))) {
+      assert.deepEqual(s.cap_drop, ['ALL'], name);
+      assert.equal(s.cap_add, undefined, name);
+      assert.equal(s.security_opt, undefined, name);
+      assert.equal(s.tmpfs, undefined, `${name}: swarm takes tmpfs only as a volume of type tmpfs`);
+      assert.equal(s.read_only ?? false, !WRITABLE_ROOT.includes(name), name);
+      const tmp = ((s.volumes ?? []) as Yaml[]).filter((v) => typeof v === 'object' && v.type === 'tmpfs');
+      if (TMPFS.includes(name))
+        assert.deepEqual(
+          tmp.map((v) => v.target),
+          ['/tmp'],
+          name,
+        );
+      else assert.deepEqual(tmp, [], name);
+    }
+  });
+});

@@ -205,7 +205,7 @@ describe('swarm-stack.yml on a one-node swarm', { skip: skip ?? false }, () => {
       inferrer: 64 * 1024 * 1024,
       modelhost: 64 * 1024 * 1024,
       metrics: 64 * 1024 * 1024,
-      balancer: 256 * 1024 * 1024,
+      balancer: 128 * 1024 * 1024,
       redis: undefined,
       prometheus: undefined,
       'node-exporter': undefined,
