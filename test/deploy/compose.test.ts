@@ -2,7 +2,9 @@
  * docker-compose.yml end to end on the real engine, through the published port on 127.0.0.1: the
  * compose file's first-run instructions as written (an admin key printed once, the model uploaded with
  * `curl -X PUT`, a prediction), predictions through nginx on both modelhosts, `--scale modelhost=3`
- * picked up by the balancer without restarting it, a modelhost killed under steady load with no failed
+ * picked up by the balancer without restarting it, every container hardened (no capabilities, no new
+ * privileges, a read-only root, tmpfs only where it writes: docs/deploy.md) while the cluster serves, a
+ * modelhost killed under steady load with no failed
  * request, a new modelhost image rolled out, JSON logs with one request id in the Inferrer's, nginx's and
  * the modelhost's lines, log rotation on every container, and `down -v` leaving nothing behind.
  *

@@ -5,7 +5,9 @@
  * at 0 replicas (no Grafana image here: Debian does not package it and no registry is reachable).
  *
  * Shown: every task running and healthy; the API keys secret readable by the Inferrer's user and its keys
- * in force; Prometheus's configs read; nginx reaching every modelhost task over the overlay network
+ * in force; Prometheus's configs read; every task with no capabilities, a read-only root and tmpfs only
+ * where it writes, and `security_opt` ignored by `docker stack deploy` (docs/deploy.md); an upload through
+ * the hardened Inferrer; nginx reaching every modelhost task over the overlay network
  * through tasks.modelhost; `docker service scale` and `docker service update --image` converging; a
  * killed task replaced. Not shown, because this kernel has no IPVS: service virtual IPs and the ingress
  * routing mesh carry no traffic (docs/deploy.md), so nothing reaches the Inferrer's published port and
