@@ -7,28 +7,9 @@
  * - `pairModel`: `a` float32 [n, 2], `b` float32 [m, 2] → `y` float32 [n, 2] = a + ReduceSum(b, axis 0); two
  *   inputs whose first dims differ (a request may send 1 row of `a` and 3 of `b`).
  */
-import onnxProto from 'onnx-proto';
+import { encodeModel, onnx, valueInfo } from './onnx-graph.ts';
 
-const { onnx } = onnxProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT64 = onnx.TensorProto.DataType.INT64;
-
-function valueInfo(name: string, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType: FLOAT,
-        shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
-      }),
-    }),
-  });
-}
-
-function encode(graph: InstanceType<typeof onnx.GraphProto>): Buffer {
-  const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'axis', opsetImport: [{ domain: '', version: 13 }], graph });
-  return Buffer.from(onnx.ModelProto.encode(model).finish());
-}
 
 export function centreModel(): Buffer {
   const graph = onnx.GraphProto.create({
@@ -45,7 +26,7 @@ export function centreModel(): Buffer {
     input: [valueInfo('x', ['n'])],
     output: [valueInfo('y', ['n'])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'axis');
 }
 
 export function transposeModel(): Buffer {
@@ -55,7 +36,7 @@ export function transposeModel(): Buffer {
     input: [valueInfo('x', ['n', 'k'])],
     output: [valueInfo('y', ['k', 'n'])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'axis');
 }
 
 export function pairModel(): Buffer {
@@ -69,5 +50,5 @@ export function pairModel(): Buffer {
     input: [valueInfo('a', ['n', 2]), valueInfo('b', ['m', 2])],
     output: [valueInfo('y', ['n', 2])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'axis');
 }

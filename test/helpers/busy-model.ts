@@ -3,23 +3,9 @@
  * [batch, 4] → `y` = x (plus 0 × a chain of `steps` 768×768 MatMul + Tanh seeded from ReduceMean(x), about
  * 8 ms per step on one ONNX Runtime thread). The queueing tests use it to build a known backlog.
  */
-import onnxProto from 'onnx-proto';
+import { FLOAT, encodeModel, onnx, valueInfo } from './onnx-graph.ts';
 
-const { onnx } = onnxProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const SIDE = 768;
-
-function valueInfo(name: string, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType: FLOAT,
-        shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
-      }),
-    }),
-  });
-}
 
 export function busyModel(steps: number): Buffer {
   const w = new Float32Array(SIDE * SIDE);
@@ -58,6 +44,5 @@ export function busyModel(steps: number): Buffer {
     input: [valueInfo('x', ['batch', 4])],
     output: [valueInfo('y', ['batch', 4])],
   });
-  const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'inferrer-tests', opsetImport: [{ domain: '', version: 13 }], graph });
-  return Buffer.from(onnx.ModelProto.encode(model).finish());
+  return encodeModel(graph);
 }

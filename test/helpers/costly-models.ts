@@ -14,27 +14,7 @@
  * - `tripCountLoopModel`: a Loop that adds 1 to `x` [1] `trips` times (an INT64 scalar the request sends):
  *   10^12 trips run for days.
  */
-import onnxProto from 'onnx-proto';
-
-const { onnx } = onnxProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
-
-function valueInfo(name: string, dims: (number | string)[], elemType: number = FLOAT): InstanceType<typeof onnx.ValueInfoProto> {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
-      }),
-    }),
-  });
-}
-
-function encode(graph: InstanceType<typeof onnx.GraphProto>): Buffer {
-  const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'costly', opsetImport: [{ domain: '', version: 13 }], graph });
-  return Buffer.from(onnx.ModelProto.encode(model).finish());
-}
+import { FLOAT, encodeModel, onnx, valueInfo } from './onnx-graph.ts';
 
 export function constantOfShapeModel(side = 8192): Buffer {
   const shape = onnx.TensorProto.create({ name: 's', dims: [2], dataType: onnx.TensorProto.DataType.INT64, int64Data: [side, side] });
@@ -48,7 +28,7 @@ export function constantOfShapeModel(side = 8192): Buffer {
     input: [valueInfo('x', [1])],
     output: [valueInfo('y', [side, side])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'costly');
 }
 
 export function identityChainModel(n = 300_000): Buffer {
@@ -56,7 +36,7 @@ export function identityChainModel(n = 300_000): Buffer {
   for (let i = 0; i < n; i++)
     node[i] = onnx.NodeProto.create({ opType: 'Identity', input: [i === 0 ? 'x' : `t${i - 1}`], output: [i === n - 1 ? 'y' : `t${i}`] });
   const graph = onnx.GraphProto.create({ name: 'g', node, input: [valueInfo('x', ['batch', 4])], output: [valueInfo('y', ['batch', 4])] });
-  return encode(graph);
+  return encodeModel(graph, 'costly');
 }
 
 export function shapeFromInputModel(value = 0): Buffer {
@@ -74,7 +54,7 @@ export function shapeFromInputModel(value = 0): Buffer {
     input: [valueInfo('shape', ['rank'], onnx.TensorProto.DataType.INT64)],
     output: [valueInfo('y', ['d0', 'd1'])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'costly');
 }
 
 export function tileModel(width = 100_000): Buffer {
@@ -86,7 +66,7 @@ export function tileModel(width = 100_000): Buffer {
     input: [valueInfo('x', ['batch', 1])],
     output: [valueInfo('y', ['batch', width])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'costly');
 }
 
 export function tripCountLoopModel(): Buffer {
@@ -115,7 +95,7 @@ export function tripCountLoopModel(): Buffer {
     input: [valueInfo('trips', [], onnx.TensorProto.DataType.INT64), valueInfo('x', [1])],
     output: [valueInfo('y', [1])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'costly');
 }
 
 /**
@@ -130,7 +110,7 @@ export function unknownOperatorModel(): Buffer {
     input: [valueInfo('x', ['batch', 4])],
     output: [valueInfo('y', ['batch', 4])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'costly');
 }
 
 export function oddReshapeModel(): Buffer {
@@ -142,5 +122,5 @@ export function oddReshapeModel(): Buffer {
     input: [valueInfo('x', ['batch', 'n'])],
     output: [valueInfo('y', ['m', 2])],
   });
-  return encode(graph);
+  return encodeModel(graph, 'costly');
 }

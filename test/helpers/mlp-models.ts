@@ -4,10 +4,7 @@
  * generator, so a seed names one model and two seeds give two different models of the same shape.
  * The many-models e2e suite and bench fill a store with them.
  */
-import onnxProto from 'onnx-proto';
-
-const { onnx } = onnxProto;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
+import { FLOAT, encodeModel, onnx, valueInfo } from './onnx-graph.ts';
 
 export interface MlpShape {
   inputs: number;
@@ -22,18 +19,6 @@ export const MLP_SIZES: readonly MlpShape[] = [
   { inputs: 32, hidden: 256, layers: 3, outputs: 8 },
   { inputs: 64, hidden: 512, layers: 3, outputs: 8 },
 ];
-
-function valueInfo(name: string, dims: (number | string)[]): InstanceType<typeof onnx.ValueInfoProto> {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType: FLOAT,
-        shape: onnx.TensorShapeProto.create({ dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }),
-      }),
-    }),
-  });
-}
 
 /** mulberry32: a small seeded generator, enough for distinct weights. */
 function random(seed: number): () => number {
@@ -81,6 +66,5 @@ export function mlpModel(shape: MlpShape, seed: number): Buffer {
     input: [valueInfo('x', ['batch', shape.inputs])],
     output: [valueInfo('y', ['batch', shape.outputs])],
   });
-  const model = onnx.ModelProto.create({ irVersion: 8, producerName: 'inferrer-mlp', opsetImport: [{ domain: '', version: 13 }], graph });
-  return Buffer.from(onnx.ModelProto.encode(model).finish());
+  return encodeModel(graph, 'inferrer-mlp');
 }
