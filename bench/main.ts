@@ -31,6 +31,10 @@ import { type GrpcResult, grpcTable, median, runGrpc } from './lib/grpc.ts';
 import { type ResnetResult, resnetTable, runResnet, sweepTable } from './lib/resnet.ts';
 import { fmt, fmtMs, fmtRatio, fmtRps, table, verdict } from './lib/table.ts';
 
+// The in-process and naive baselines load ONNX Runtime directly: its telemetry off, as in the services
+// (packages/runtime/src/onnx-session.ts), unless the environment says otherwise.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 const started = performance.now();
 const opts = (() => {
   try {

@@ -51,7 +51,8 @@ const r = spawnSync(
   {
     cwd: root,
     stdio: 'inherit',
-    env: { ...process.env, NODE_ENV: 'test' },
+    // Tests load ONNX Runtime themselves too (answers compared in-process): its telemetry off, as in the services.
+    env: { ORT_DISABLE_TELEMETRY: '1', ...process.env, NODE_ENV: 'test' },
   },
 );
 process.exit(r.status ?? 1);

@@ -38,9 +38,10 @@ COPY --from=deps /app /app
 RUN mkdir -p /models && chown node:node /models
 USER node
 ENV HOST=0.0.0.0 PORT=8002 MODEL_DIR=/models
-# ONNX Runtime keeps a telemetry device id in $XDG_CACHE_HOME (else ~/.cache), and its telemetry files and
-# tsx its compile cache in /tmp: with the root read-only (compose, swarm, k8s) /tmp is the one writable place.
-ENV XDG_CACHE_HOME=/tmp/.cache
+# ONNX Runtime's usage telemetry is off (the services turn it off too, unless told otherwise); should an
+# operator turn it on, it keeps a device id in $XDG_CACHE_HOME (else ~/.cache) and files in /tmp, as tsx does
+# its compile cache: with the root read-only (compose, swarm, k8s) /tmp is the one writable place.
+ENV ORT_DISABLE_TELEMETRY=1 XDG_CACHE_HOME=/tmp/.cache
 EXPOSE 8002 8001
 # Liveness, not readiness: the Inferrer's readiness follows the load balancer's, and a container should
 # not be replaced because nginx restarted.

@@ -54,6 +54,8 @@ USER inferrer
 ENV HOST=0.0.0.0 PORT=9001 MODEL_DIR=/models EXECUTION_PROVIDERS=cuda,cpu
 # glibc gives a released model's memory back to the system (a fixed mmap threshold): the memory budget holds in real memory.
 ENV MALLOC_MMAP_THRESHOLD_=131072
+# ONNX Runtime's usage telemetry is off (the services turn it off too, unless told otherwise).
+ENV ORT_DISABLE_TELEMETRY=1
 EXPOSE 9001
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||9001)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]

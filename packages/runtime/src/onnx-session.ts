@@ -9,6 +9,13 @@ import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, dat
 import { knownOutputBytes } from './output-size.ts';
 import { SessionCreateError, SessionThread, type SessionThreads } from './session-threads.ts';
 
+// ONNX Runtime 1.30's Linux build records usage telemetry (a device id, the OS, the program's path, session
+// and error events) in a local store for upload to Microsoft, and leaves /tmp/mat-debug-<pid>.log behind every
+// process. A model server has no business reporting on its operator's models: it is off unless the environment
+// sets ORT_DISABLE_TELEMETRY itself. ONNX Runtime reads it when its environment is created, with the first
+// session, after this module has run (and before any runtime thread is started: they share the process's).
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+
 export type ExecutionProvider = 'cpu' | 'cuda';
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 

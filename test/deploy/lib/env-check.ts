@@ -38,6 +38,8 @@ export const RUNTIME_ENV_ALLOWLIST: ReadonlySet<string> = new Set([
   'MALLOC_MMAP_THRESHOLD_',
   // ONNX Runtime's cache (a telemetry device id) on the writable /tmp of a read-only root (the images set it).
   'XDG_CACHE_HOME',
+  // ONNX Runtime's own switch for its usage telemetry (the images turn it off).
+  'ORT_DISABLE_TELEMETRY',
   'NVIDIA_VISIBLE_DEVICES',
   'NVIDIA_DRIVER_CAPABILITIES',
 ]);
