@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { centreModel, pairModel, transposeModel } from '../helpers/axis-models.ts';
-import { type TestCluster, api, startTestCluster } from '../helpers/cluster.ts';
+import { centreModel, lookupModel, negateModel, pairModel, transposeModel } from '../helpers/axis-models.ts';
+import { type JsonAnswer, type TestCluster, api, startTestCluster } from '../helpers/cluster.ts';
 import { shapeFromInputModel } from '../helpers/costly-models.ts';
 
 interface Input {
@@ -19,23 +19,28 @@ interface Input {
 type Request = Record<string, Input>;
 
 const MODELS: Record<string, Buffer> = { centre: centreModel(), transpose: transposeModel(), pair: pairModel(), fill: shapeFromInputModel(1) };
-const DATATYPE: Record<string, 'FP32' | 'INT64'> = { shape: 'INT64' };
+const DATATYPE: Record<string, 'FP32' | 'INT64'> = { shape: 'INT64', ids: 'INT64' };
+/** One slot that waits 100 ms for company and takes up to 16 rows: requests that arrive together share a run if the model is thought to have a batch axis. */
+const BATCHING = { max_batch_size: 16, max_queue_delay_ms: 100 };
 
 let c: TestCluster;
 const sessions: Record<string, ort.InferenceSession> = {};
 before(async () => {
   c = await startTestCluster({ metrics: false });
   for (const [name, bytes] of Object.entries(MODELS)) {
-    const form = new FormData();
-    form.append('path', new Blob([new Uint8Array(bytes)]), 'model.onnx');
-    // One slot that waits 100 ms for company and takes up to 16 rows: requests that arrive together share a
-    // run if the model is thought to have a batch axis.
-    form.append('metadata', JSON.stringify({ config: { instances: 1, batching: { max_batch_size: 16, max_queue_delay_ms: 100 } } }));
-    const up = await api(c.url, `/api/v1/models/${name}`, { method: 'PUT', body: form });
+    const up = await upload(name, bytes, BATCHING);
     assert.equal(up.status, 201, JSON.stringify(up.body));
-    sessions[name] = await ort.InferenceSession.create(bytes);
   }
 });
+
+async function upload(name: string, bytes: Buffer, batching: Record<string, unknown>): Promise<JsonAnswer> {
+  const form = new FormData();
+  form.append('path', new Blob([new Uint8Array(bytes)]), 'model.onnx');
+  form.append('metadata', JSON.stringify({ config: { instances: 1, batching } }));
+  const up = await api(c.url, `/api/v1/models/${name}`, { method: 'PUT', body: form });
+  if (up.status === 201) sessions[name] = await ort.InferenceSession.create(bytes);
+  return up;
+}
 after(async () => {
   await c?.close();
   for (const s of Object.values(sessions)) await s.release();
@@ -54,8 +59,12 @@ async function alone(model: string, req: Request): Promise<{ shape: number[]; da
   return { shape: Array.from(y.dims), data: Array.from(y.data as Float32Array) };
 }
 
-/** Sends the requests together to one worker (so they can meet in its queue), or to `base`, and checks each answer. */
-async function together(model: string, requests: Request[], base?: string): Promise<void> {
+/**
+ * Sends the requests together to one worker (so they can meet in its queue), or to `base`, and checks each
+ * answer against the model run on that request alone; with `joined` false (the default) also that each ran
+ * alone. Resolves with the number of requests in each answer's batch.
+ */
+async function together(model: string, requests: Request[], base?: string, joined = false): Promise<number[]> {
   const worker = base ?? c.modelhosts[0]!.url;
   const answers = await Promise.all(
     requests.map((req) =>
@@ -74,8 +83,9 @@ async function together(model: string, requests: Request[], base?: string): Prom
       want,
       `${model} ${JSON.stringify(requests[i])} ran in a batch of ${a.headers.get('x-inferrer-batch')}`,
     );
-    assert.match(a.headers.get('x-inferrer-batch') ?? '', /^requests=1;/, `${model}: each request runs alone`);
+    if (!joined) assert.match(a.headers.get('x-inferrer-batch') ?? '', /^requests=1;/, `${model}: each request runs alone`);
   }
+  return answers.map((a) => Number(/^requests=(\d+);/.exec(a.headers.get('x-inferrer-batch') ?? '')?.[1]));
 }
 
 describe('models whose first dim is not a batch axis', () => {
@@ -132,5 +142,65 @@ describe('models whose first dim is not a batch axis', () => {
     await together('fill', [{ shape: { shape: [2], data: [1, 1] } }]);
     await together('fill', [{ shape: { shape: [2], data: [4, 1] } }, { shape: { shape: [2], data: [1, 1] } }]);
     await together('fill', [{ shape: { shape: [2], data: [2, 3] } }, { shape: { shape: [2], data: [3, 2] } }, { shape: { shape: [2], data: [1, 2] } }]);
+  });
+});
+
+describe('batching.batch_axis in the model config', () => {
+  const ids = (n: number): Request[] => Array.from({ length: n }, (_, i) => ({ ids: { shape: [2], data: [i % 4, (i + 1) % 4] } }));
+  const rows = (n: number): Request[] => Array.from({ length: n }, (_, i) => ({ x: { shape: [1, 2], data: [i + 1, -2 * i - 1] } }));
+
+  test('"first" joins a model of id vectors ([batch] → [batch, 2]) that the dims alone leave unbatched; the answers stay per request', async () => {
+    assert.equal((await upload('lookup-auto', lookupModel(), BATCHING)).status, 201);
+    assert.equal((await upload('lookup', lookupModel(), { ...BATCHING, batch_axis: 'first' })).status, 201);
+    await together('lookup-auto', ids(6));
+    const batches = await together('lookup', ids(6), undefined, true);
+    assert.ok(Math.max(...batches) > 1, `six requests that arrived together ran in batches of ${batches.join(', ')} requests`);
+    // Triton's model configuration says the same: a batch dim, left out of dims.
+    const config = await api(c.url, '/v2/models/lookup/config');
+    assert.equal(config.status, 200, JSON.stringify(config.body));
+    assert.equal(config.body.max_batch_size, 16);
+    assert.equal((await api(c.url, '/v2/models/lookup-auto/config')).body.max_batch_size, 0);
+  });
+
+  test('"none" runs every request of a model with a batch axis alone', async () => {
+    assert.equal((await upload('negate', negateModel(), BATCHING)).status, 201);
+    assert.equal((await upload('negate-alone', negateModel(), { ...BATCHING, batch_axis: 'none' })).status, 201);
+    assert.ok(Math.max(...(await together('negate', rows(6), undefined, true))) > 1, 'the model is batched by default');
+    await together('negate-alone', rows(6));
+  });
+
+  test('a config change reloads the model under the new axis', async () => {
+    assert.equal((await upload('lookup-later', lookupModel(), BATCHING)).status, 201);
+    await together('lookup-later', ids(6));
+    const patched = await api(c.url, '/api/v1/models/lookup-later', { json: { config: { instances: 1, batching: { ...BATCHING, batch_axis: 'first' } } } });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    let batches: number[] = [];
+    for (const until = Date.now() + 15_000; Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+      batches = await together('lookup-later', ids(6), undefined, true);
+      if (Math.max(...batches) > 1) break;
+    }
+    assert.ok(Math.max(...batches) > 1, `after the change, batches of ${batches.join(', ')} requests`);
+  });
+
+  test('"first" is refused (400, nothing stored or changed) for a model whose dim 0 is fixed', async () => {
+    const refused = await upload('fixed', negateModel([3]), { ...BATCHING, batch_axis: 'first' });
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.match(JSON.stringify(refused.body), /batch_axis.*input 'x' has a fixed dim 0 \(3\)/);
+    assert.doesNotMatch(JSON.stringify(refused.body), /\/tmp|\.onnx|staging/, 'no file path in the answer');
+    assert.equal((await api(c.url, '/api/v1/models/fixed')).status, 404);
+
+    assert.equal((await upload('fixed', negateModel([3]), BATCHING)).status, 201);
+    const before = (await api(c.url, '/api/v1/models/fixed')).body.model;
+    const patched = await api(c.url, '/api/v1/models/fixed', { json: { config: { batching: { batch_axis: 'first' } } } });
+    assert.equal(patched.status, 400, JSON.stringify(patched.body));
+    assert.match(patched.body.message ?? JSON.stringify(patched.body), /version 1 of model fixed input 'x' has a fixed dim 0/);
+    assert.deepEqual((await api(c.url, '/api/v1/models/fixed')).body.model.config, before.config);
+    // A second version with a fixed dim 0 under a model that says "first" is refused the same way.
+    assert.equal((await upload('lookup-v2', lookupModel(), { ...BATCHING, batch_axis: 'first' })).status, 201);
+    const form = new FormData();
+    form.append('path', new Blob([new Uint8Array(negateModel([3]))]), 'model.onnx');
+    const v2 = await api(c.url, '/api/v1/models/lookup-v2', { method: 'PUT', body: form });
+    assert.equal(v2.status, 400, JSON.stringify(v2.body));
+    assert.equal((await api(c.url, '/api/v1/models/lookup-v2')).body.model.versions?.length ?? 1, 1);
   });
 });

@@ -7,7 +7,7 @@
  * - `pairModel`: `a` float32 [n, 2], `b` float32 [m, 2] → `y` float32 [n, 2] = a + ReduceSum(b, axis 0); two
  *   inputs whose first dims differ (a request may send 1 row of `a` and 3 of `b`).
  */
-import { encodeModel, onnx, valueInfo } from './onnx-graph.ts';
+import { FLOAT, encodeModel, onnx, valueInfo } from './onnx-graph.ts';
 
 const INT64 = onnx.TensorProto.DataType.INT64;
 
@@ -49,6 +49,32 @@ export function pairModel(): Buffer {
     initializer: [onnx.TensorProto.create({ name: 'axes', dims: [1], dataType: INT64, int64Data: [0] })],
     input: [valueInfo('a', ['n', 2]), valueInfo('b', ['m', 2])],
     output: [valueInfo('y', ['n', 2])],
+  });
+  return encodeModel(graph, 'axis');
+}
+
+/**
+ * `ids` int64 [batch] → `y` float32 [batch, 2]: rows of a 4 × 2 table (Gather). Its only input is a vector,
+ * so the graph's dims cannot say that dim 0 is rows; `batching.batch_axis: "first"` says so.
+ */
+export function lookupModel(): Buffer {
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [onnx.NodeProto.create({ opType: 'Gather', input: ['table', 'ids'], output: ['y'] })],
+    initializer: [onnx.TensorProto.create({ name: 'table', dims: [4, 2], dataType: FLOAT, floatData: [0, 1, 10, 11, 20, 21, 30, 31] })],
+    input: [valueInfo('ids', ['batch'], INT64)],
+    output: [valueInfo('y', ['batch', 2])],
+  });
+  return encodeModel(graph, 'axis');
+}
+
+/** `x` float32 [batch, 2] → `y` = −x: a batch axis by the graph's dims (or, with `dims` [3], a fixed dim 0). */
+export function negateModel(dims: (number | string)[] = ['batch', 2]): Buffer {
+  const graph = onnx.GraphProto.create({
+    name: 'g',
+    node: [onnx.NodeProto.create({ opType: 'Neg', input: ['x'], output: ['y'] })],
+    input: [valueInfo('x', dims)],
+    output: [valueInfo('y', dims)],
   });
   return encodeModel(graph, 'axis');
 }

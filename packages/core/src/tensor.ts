@@ -21,6 +21,36 @@ export interface TensorSpec {
 export interface ModelSignature {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /**
+   * The model's config says where its batch axis is (`batching.batch_axis`): `first`, dim 0 of every input
+   * and output; `none`, requests are never joined. Absent (`auto`): the graph's dims decide.
+   */
+  batchAxis?: BatchAxis;
+}
+
+/** What a model's config can say of its batch axis; `auto` leaves it to the graph's dims. */
+export type BatchAxis = 'auto' | 'first' | 'none';
+
+/** The signature with the batch axis a model's config declares (none declared: as it is). */
+export function withBatchAxis(sig: ModelSignature, axis: BatchAxis | undefined): ModelSignature {
+  return axis === undefined || axis === 'auto' ? sig : { ...sig, batchAxis: axis };
+}
+
+/**
+ * Why dim 0 of every input and output cannot be declared a batch axis (a tensor without dims, or whose dim
+ * 0 is a fixed size), or undefined when it can.
+ */
+export function firstAxisProblem(sig: ModelSignature): string | undefined {
+  for (const [kind, list] of [
+    ['input', sig.inputs],
+    ['output', sig.outputs],
+  ] as const) {
+    for (const t of list) {
+      if (t.shape.length === 0) return `${kind} '${t.name}' is a scalar (no dims)`;
+      if (!isSymbolic(t.shape[0]!)) return `${kind} '${t.name}' has a fixed dim 0 (${t.shape[0]})`;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -30,9 +60,13 @@ export interface ModelSignature {
  * another symbol (Transpose [n, k] → [k, n]) or inputs whose first dims differ ([n, 2] and [m, 2]) do not
  * keep rows apart, so joined requests would be answered with each other's values. An unnamed dynamic dim
  * (-1, or "dynamic" as the runtime thread reports it) matches the symbol, except on a vector input, which
- * is rows only when it names the batch symbol itself (a per-row value beside [batch, k]).
+ * is rows only when it names the batch symbol itself (a per-row value beside [batch, k]). A model's config can
+ * settle it either way (`batchAxis`): `first` for a model of id vectors ([batch] → [batch, d]), which the
+ * dims alone cannot tell from a vector of values read together.
  */
 export function hasDynamicBatchAxis(sig: ModelSignature): boolean {
+  if (sig.batchAxis === 'none') return false;
+  if (sig.batchAxis === 'first') return firstAxisProblem(sig) === undefined;
   const all = [...sig.inputs, ...sig.outputs];
   if (!all.every((t) => t.shape.length > 0 && isSymbolic(t.shape[0]!))) return false;
   if (!sig.inputs.some((t) => t.shape.length >= 2)) return false;

@@ -1,8 +1,24 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { hasDynamicBatchAxis, isSymbolic } from '@inferrer/core';
+import { firstAxisProblem, hasDynamicBatchAxis, isSymbolic, withBatchAxis } from '@inferrer/core';
 
 describe('hasDynamicBatchAxis', () => {
+  test("the model config's batch axis settles it: first (where every dim 0 is symbolic), none", () => {
+    const spec = (name: string, shape: (number | string)[]) => ({ name, type: 'float32' as const, shape });
+    const ids = { inputs: [spec('ids', ['batch'])], outputs: [spec('y', ['batch', 2])] };
+    assert.equal(hasDynamicBatchAxis(ids), false);
+    assert.equal(hasDynamicBatchAxis(withBatchAxis(ids, 'first')), true);
+    assert.equal(hasDynamicBatchAxis(withBatchAxis(ids, 'auto')), false);
+    assert.equal(withBatchAxis(ids, 'auto'), ids);
+    const rows = { inputs: [spec('x', ['batch', 4])], outputs: [spec('y', ['batch', 4])] };
+    assert.equal(hasDynamicBatchAxis(withBatchAxis(rows, 'none')), false);
+    const fixed = { inputs: [spec('x', [3])], outputs: [spec('y', ['n'])] };
+    assert.equal(hasDynamicBatchAxis(withBatchAxis(fixed, 'first')), false);
+    assert.equal(firstAxisProblem(fixed), "input 'x' has a fixed dim 0 (3)");
+    assert.equal(firstAxisProblem({ inputs: [spec('x', ['n'])], outputs: [spec('y', [])] }), "output 'y' is a scalar (no dims)");
+    assert.equal(firstAxisProblem(ids), undefined);
+  });
+
   test('true when dim 0 of every input and output is symbolic', () => {
     assert.equal(
       hasDynamicBatchAxis({

@@ -19,7 +19,7 @@ import { createReadStream } from 'node:fs';
 import { link, mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile, open } from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { InferrerError, type ModelSignature, parseModelName, storageError, writeAtomic } from '@inferrer/core';
+import { InferrerError, type ModelSignature, firstAxisProblem, parseModelName, storageError, writeAtomic } from '@inferrer/core';
 import { Leases } from './leases.ts';
 import { type OnnxFileFacts, checkOnnxFile } from './onnx-check.ts';
 import { checkStacAgainstSignature, parseStacItem } from './stac-mlm.ts';
@@ -284,6 +284,7 @@ export class ModelStore {
               ...(meta.labels ? { labels: meta.labels } : {}),
               versions: [version],
             };
+        checkBatchAxis(record);
         const modelDir = path.join(this.root, name);
         await mkdir(modelDir, { recursive: true });
         const versionDir = path.join(modelDir, String(next));
@@ -343,6 +344,7 @@ export class ModelStore {
         // No split and none asked for (a rollback without a canary) is no change either.
         ...(patch.traffic !== undefined && (current.traffic !== undefined || Object.keys(patch.traffic).length > 0) ? { traffic: patch.traffic } : {}),
       };
+      checkBatchAxis(record);
       // A patch that changes nothing writes nothing (and wakes no worker).
       if (JSON.stringify({ ...record, updated_at: current.updated_at }) === JSON.stringify(current)) return current;
       await writeAtomic(path.join(this.root, name, RECORD_FILE), JSON.stringify(record, null, 2));
@@ -480,6 +482,26 @@ export class ModelStore {
 const TEMP_FILE = /\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.tmp$/;
 
 /** Whether a folder in the store root is one that a model name maps to (parsing it gives it back). */
+/**
+ * Refuses a config that declares dim 0 the batch axis (`batching.batch_axis: first`) of a model with a
+ * version where it cannot be one: a scalar, or a fixed dim 0. Versions whose signature is not known (no
+ * validator) are left to the worker, which then runs their requests alone.
+ */
+function checkBatchAxis(record: ModelRecord): void {
+  if (record.config.batching?.batch_axis !== 'first') return;
+  for (const v of record.versions) {
+    if (v.inputs.length === 0) continue;
+    const problem = firstAxisProblem({ inputs: v.inputs, outputs: v.outputs });
+    if (problem !== undefined) {
+      throw new InferrerError(
+        'INVALID_REQUEST',
+        `config.batching.batch_axis "first" joins requests along dim 0 of every input and output, but in version ${v.version} of model ${record.name} ${problem}; use "auto" or "none"`,
+        { field: 'config.batching.batch_axis', model: record.name, version: v.version },
+      );
+    }
+  }
+}
+
 function isStoredName(name: string): boolean {
   try {
     return parseModelName(name) === name;

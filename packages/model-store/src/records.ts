@@ -11,6 +11,11 @@ export const BatchingConfigSchema = z
     max_queue_delay_ms: z.number().min(0).max(10_000).optional(),
     /** Requests waiting per model per worker before new ones get QUEUE_FULL. */
     max_queue_size: z.number().int().min(1).max(1_000_000).optional(),
+    /**
+     * Where requests are joined: `first`, along dim 0 of every input and output (a model of id vectors,
+     * [batch] → [batch, d]); `none`, never; `auto` (the default), where the graph's dims show a batch axis.
+     */
+    batch_axis: z.enum(['auto', 'first', 'none']).optional(),
   })
   .strict();
 

@@ -22,7 +22,7 @@
  * defaults used, where the runs could not stand for real ones: an input with a dynamic dimension other
  * than the batch axis, or measuring switched off.
  */
-import { type ModelSignature, type NamedTensors, type Tensor, datatypeOfOrt, hasDynamicBatchAxis } from '@inferrer/core';
+import { type BatchAxis, type ModelSignature, type NamedTensors, type Tensor, datatypeOfOrt, hasDynamicBatchAxis, withBatchAxis } from '@inferrer/core';
 import type { CpuBudget } from './cpus.ts';
 import { OnnxSession, type SessionConfig } from './onnx-session.ts';
 
@@ -60,6 +60,8 @@ export interface PlanRequest {
    * absent: every model is measured.
    */
   cheapMs?: number | undefined;
+  /** The batch axis the model's config declares (`batching.batch_axis`); absent or `auto`: the graph's dims decide. */
+  batchAxis?: BatchAxis | undefined;
 }
 
 export interface Measurement {
@@ -115,14 +117,15 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
   const { fixed } = req;
   const layouts = candidateLayouts(req);
   const first = await OnnxSession.load(req.file, { ...req.session, ...layouts[0]! });
-  const feeds = feedMaker(first.signature);
+  const signature = withBatchAxis(first.signature, req.batchAxis);
+  const feeds = feedMaker(signature);
   const why =
     req.budgetMs <= 0
       ? 'measuring at load is off'
       : feeds === undefined
         ? 'an input has a dynamic dimension other than the batch axis, so runs here would not stand for real ones'
         : undefined;
-  const batchable = hasDynamicBatchAxis(first.signature);
+  const batchable = hasDynamicBatchAxis(signature);
   if (why !== undefined || (layouts.length === 1 && (fixed.maxBatchSize || !batchable))) {
     const maxBatchSize = !batchable ? 1 : (fixed.maxBatchSize?.value ?? req.defaults.maxBatchSize);
     const reason =

@@ -60,6 +60,7 @@ export function planRequest(
     budgetMs: config.planMeasureMs,
     cheapMs: config.planCheapMs,
     defaults: DEFAULTS,
+    batchAxis: cfg.batching?.batch_axis,
   };
 }
 
@@ -79,7 +80,7 @@ export function maxSlots(o: { cpus: number; sessionThreads: number; budgetBytes:
 /** What a plan depends on (the file, what settings fix, the session options, the cores and caps): plans are reused by it. */
 export function planKey(req: PlanRequest): string {
   const { threads: _threads, memoryRoom: _room, ...session } = req.session;
-  return JSON.stringify([req.file, req.fixed, session, req.cpus.cpus, req.batchCap, req.maxInstances, req.budgetMs, req.cheapMs]);
+  return JSON.stringify([req.file, req.fixed, session, req.cpus.cpus, req.batchCap, req.maxInstances, req.budgetMs, req.cheapMs, req.batchAxis ?? 'auto']);
 }
 
 /** The plan as the settings route and the model configuration show it. */

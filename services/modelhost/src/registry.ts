@@ -10,7 +10,7 @@
  * `release`) from lookup to answer. A new default version is loaded beside the old one, warmed, switched
  * to, and the old one drained, so no request in flight is lost.
  */
-import { InferrerError, type ModelSignature, hasDynamicBatchAxis } from '@inferrer/core';
+import { InferrerError, type ModelSignature, hasDynamicBatchAxis, withBatchAxis } from '@inferrer/core';
 import type { ModelRecord, ModelStore, StacItem, VersionRecord } from '@inferrer/model-store';
 import {
   AdaptiveBatcher,
@@ -494,7 +494,7 @@ export class ModelRegistry {
         maxBatchSize: plan.maxBatchSize,
         maxQueueDelayMs: settings.maxQueueDelayMs,
         maxQueueSize: settings.maxQueueSize,
-        batchable: hasDynamicBatchAxis(session.signature),
+        batchable: hasDynamicBatchAxis(withBatchAxis(session.signature, cfg.batching?.batch_axis)),
       },
       this.#hooks.observer(record.name, version),
     );
@@ -502,7 +502,7 @@ export class ModelRegistry {
       name: record.name,
       version,
       state: 'LOADING',
-      signature: v.inputs.length ? { inputs: v.inputs, outputs: v.outputs } : session.signature,
+      signature: withBatchAxis(v.inputs.length ? { inputs: v.inputs, outputs: v.outputs } : session.signature, cfg.batching?.batch_axis),
       session,
       batcher,
       plan,

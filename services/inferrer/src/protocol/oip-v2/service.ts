@@ -9,7 +9,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { InferrerError, type VersionStats, emptyStats, parseModelName, parseVersion, storageError, v2TensorMetadata } from '@inferrer/core';
+import { InferrerError, type VersionStats, emptyStats, parseModelName, parseVersion, storageError, v2TensorMetadata, withBatchAxis } from '@inferrer/core';
 import type { InferrerConfig } from '../../config.ts';
 import type { DataPlane } from '../../dataplane.ts';
 import type { Management, ModelDescription } from '../../management.ts';
@@ -104,7 +104,8 @@ export class OipService {
     const { model: m, version } = await this.#version(name, rawVersion);
     const v = m.version_details.find((x) => x.version === version)!;
     const settings = await this.#deps.dataplane.modelSettings<ModelSettings>(m.name);
-    return modelConfig(m.name, { inputs: v.inputs, outputs: v.outputs }, settings, { requestTimeoutMs: this.#deps.config.requestTimeoutMs });
+    const sig = withBatchAxis({ inputs: v.inputs, outputs: v.outputs }, m.config.batching?.batch_axis);
+    return modelConfig(m.name, sig, settings, { requestTimeoutMs: this.#deps.config.requestTimeoutMs });
   }
 
   /** Statistics of every version of every model, of one model, or of one version, summed over every worker. */
