@@ -8,91 +8,89 @@ import { type InferrerError, InferenceStats } from '@inferrer/core';
 import { BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_SECONDS, client, createRegistry } from '@inferrer/telemetry';
 import type { BatchObserver } from '@inferrer/runtime';
 import type { ModelRegistry, RegistryHooks } from './registry.ts';
+import { type ModelCounter, type ModelHistogram, ModelSeries } from './model-series.ts';
 import type { ResponseCache } from './response-cache.ts';
+
+const SERVICE = 'modelhost';
 
 /** Series of a deleted model counted by a request that was in flight at the deletion go within this time. */
 const PRUNE_EVERY_MS = 30_000;
 
 export class ModelhostMetrics {
   readonly registry: client.Registry;
-  readonly requests: client.Counter<'model' | 'version' | 'code'>;
-  readonly requestDuration: client.Histogram<'model' | 'version'>;
-  readonly queueDuration: client.Histogram<'model' | 'version'>;
-  readonly computeDuration: client.Histogram<'model' | 'version'>;
-  readonly batchSize: client.Histogram<'model' | 'version'>;
-  readonly timeouts: client.Counter<'model' | 'version'>;
-  readonly errors: client.Counter<'model' | 'version' | 'code'>;
-  readonly sessionsEvicted: client.Counter<'model'>;
-  readonly loadDuration: client.Histogram<'model'>;
-  readonly loadFailures: client.Counter<'model'>;
-  readonly unloads: client.Counter<'model' | 'reason'>;
-  readonly driftRows: client.Counter<'model' | 'version'>;
+  readonly requests: ModelCounter<'model' | 'version' | 'code'>;
+  readonly requestDuration: ModelHistogram<'model' | 'version'>;
+  readonly queueDuration: ModelHistogram<'model' | 'version'>;
+  readonly computeDuration: ModelHistogram<'model' | 'version'>;
+  readonly batchSize: ModelHistogram<'model' | 'version'>;
+  readonly timeouts: ModelCounter<'model' | 'version'>;
+  readonly errors: ModelCounter<'model' | 'version' | 'code'>;
+  readonly sessionsEvicted: ModelCounter<'model'>;
+  readonly loadDuration: ModelHistogram<'model'>;
+  readonly loadFailures: ModelCounter<'model'>;
+  readonly unloads: ModelCounter<'model' | 'reason'>;
+  readonly driftRows: ModelCounter<'model' | 'version'>;
   readonly lookups: client.Counter<'result'>;
   readonly loadWait: client.Histogram;
-  readonly cancelled: client.Counter<'model' | 'version' | 'stage'>;
-  readonly cacheHits: client.Counter<'model' | 'version'>;
-  readonly cacheMisses: client.Counter<'model' | 'version'>;
-  readonly cacheEvictions: client.Counter<'model' | 'version'>;
+  readonly cancelled: ModelCounter<'model' | 'version' | 'stage'>;
+  readonly cacheHits: ModelCounter<'model' | 'version'>;
+  readonly cacheMisses: ModelCounter<'model' | 'version'>;
+  readonly cacheEvictions: ModelCounter<'model' | 'version'>;
   /** Counts and times in the statistics extension's shape (GET /v1/stats; summed by the metrics service). */
   readonly stats = new InferenceStats();
 
   readonly #models: () => ModelRegistry | undefined;
   /** Metrics with a model label whose label sets follow the models' lives. */
-  readonly #perModel: (client.Counter<string> | client.Histogram<string>)[];
+  readonly #perModel: (ModelCounter<string> | ModelHistogram<string>)[];
+  readonly #series = new ModelSeries({ service: SERVICE });
   /** The models and versions the last prune kept, and when it ran. */
   #prunedFor = '';
   #prunedAt = 0;
 
   constructor(models: () => ModelRegistry | undefined) {
     this.#models = models;
-    const r = (this.registry = createRegistry('modelhost'));
+    const r = (this.registry = createRegistry(SERVICE));
+    const series = this.#series;
     const mv = ['model', 'version'] as const;
-    this.requests = new client.Counter({
+    this.requests = series.counter({
       name: 'modelhost_requests_total',
       help: 'Inference requests by model, version and result code',
       labelNames: [...mv, 'code'],
-      registers: [r],
     });
-    this.requestDuration = new client.Histogram({
+    this.requestDuration = series.histogram({
       name: 'modelhost_request_duration_seconds',
       help: 'Time from request to answer inside the modelhost',
       labelNames: mv,
       buckets: LATENCY_BUCKETS_SECONDS,
-      registers: [r],
     });
-    this.queueDuration = new client.Histogram({
+    this.queueDuration = series.histogram({
       name: 'modelhost_queue_duration_seconds',
       help: 'Time a request waited in the batcher queue',
       labelNames: mv,
       buckets: LATENCY_BUCKETS_SECONDS,
-      registers: [r],
     });
-    this.computeDuration = new client.Histogram({
+    this.computeDuration = series.histogram({
       name: 'modelhost_compute_duration_seconds',
       help: 'ONNX Runtime run time per batch',
       labelNames: mv,
       buckets: LATENCY_BUCKETS_SECONDS,
-      registers: [r],
     });
-    this.batchSize = new client.Histogram({
+    this.batchSize = series.histogram({
       name: 'modelhost_batch_size',
       help: 'Rows per executed batch',
       labelNames: mv,
       buckets: BATCH_SIZE_BUCKETS,
-      registers: [r],
     });
-    this.timeouts = new client.Counter({ name: 'modelhost_timeouts_total', help: 'Requests that passed their deadline', labelNames: mv, registers: [r] });
-    this.errors = new client.Counter({
+    this.timeouts = series.counter({ name: 'modelhost_timeouts_total', help: 'Requests that passed their deadline', labelNames: mv });
+    this.errors = series.counter({
       name: 'modelhost_errors_total',
       help: 'Inference requests that failed on the server side (5xx: queue full, not ready, timeout, runtime failure), by error code',
       labelNames: [...mv, 'code'],
-      registers: [r],
     });
-    this.sessionsEvicted = new client.Counter({
+    this.sessionsEvicted = series.counter({
       name: 'modelhost_sessions_evicted_total',
       help: 'Model versions unloaded to make room for another (memory budget, MAX_LOADED_MODELS; least recently used idle first)',
       labelNames: ['model'],
-      registers: [r],
     });
     this.lookups = new client.Counter({
       name: 'modelhost_model_lookups_total',
@@ -106,54 +104,46 @@ export class ModelhostMetrics {
       buckets: LATENCY_BUCKETS_SECONDS,
       registers: [r],
     });
-    this.loadDuration = new client.Histogram({
+    this.loadDuration = series.histogram({
       name: 'modelhost_model_load_duration_seconds',
       help: 'Time to load and warm a model version',
       labelNames: ['model'],
       buckets: LATENCY_BUCKETS_SECONDS,
-      registers: [r],
     });
-    this.loadFailures = new client.Counter({
+    this.loadFailures = series.counter({
       name: 'modelhost_model_load_failures_total',
       help: 'Model loads that failed',
       labelNames: ['model'],
-      registers: [r],
     });
-    this.unloads = new client.Counter({
+    this.unloads = series.counter({
       name: 'modelhost_model_unloads_total',
       help: 'Model versions unloaded, by reason (evicted, replaced, deleted, shutdown)',
       labelNames: ['model', 'reason'],
-      registers: [r],
     });
-    this.driftRows = new client.Counter({
+    this.driftRows = series.counter({
       name: 'modelhost_drift_rows_total',
       help: 'Rows counted into drift statistics (versions with a reference profile); per-feature counts are at GET /v1/drift',
       labelNames: mv,
-      registers: [r],
     });
-    this.cancelled = new client.Counter({
+    this.cancelled = series.counter({
       name: 'modelhost_requests_cancelled_total',
       help: 'Requests whose client went away before the answer: stage "queued" left the queue (or the model load, or decoding) and never ran; "running" ran and the answer was dropped',
       labelNames: [...mv, 'stage'],
-      registers: [r],
     });
-    this.cacheHits = new client.Counter({
+    this.cacheHits = series.counter({
       name: 'modelhost_response_cache_hits_total',
       help: 'Requests answered from the response cache (models with response_cache enabled)',
       labelNames: mv,
-      registers: [r],
     });
-    this.cacheMisses = new client.Counter({
+    this.cacheMisses = series.counter({
       name: 'modelhost_response_cache_misses_total',
       help: 'Requests of models with response_cache enabled that were not in the cache and ran',
       labelNames: mv,
-      registers: [r],
     });
-    this.cacheEvictions = new client.Counter({
+    this.cacheEvictions = series.counter({
       name: 'modelhost_response_cache_evictions_total',
       help: 'Response cache entries pushed out to stay within RESPONSE_CACHE_BYTES (least recently used first)',
       labelNames: mv,
-      registers: [r],
     });
     this.#perModel = [
       this.requests,
@@ -281,20 +271,20 @@ export class ModelhostMetrics {
         .join(' ');
       // Reading every series costs about as much as the scrape: only when the store's models changed.
       if (known !== this.#prunedFor || performance.now() - this.#prunedAt > PRUNE_EVERY_MS) {
-        await this.#prune();
+        this.#prune();
         this.#prunedFor = known;
         this.#prunedAt = performance.now();
       }
     }
-    return this.registry.metrics();
+    // The worker's own metrics from prom-client, then the per-model families (model-series.ts says why).
+    return `${await this.registry.metrics()}\n${await this.#series.render()}\n`;
   }
 
-  async #prune(): Promise<void> {
+  #prune(): void {
     const models = this.#models();
     if (!models) return;
     for (const metric of this.#perModel) {
-      const gone = new Map<string, Record<string, string | number>>();
-      for (const { labels } of (await metric.get()).values) {
+      for (const labels of metric.labelSets()) {
         const model = labels.model;
         if (typeof model !== 'string' || model === '') continue;
         const record = models.record(model);
@@ -303,11 +293,8 @@ export class ModelhostMetrics {
           record !== undefined &&
           (version === undefined || record.versions.some((v) => v.version === version)) &&
           (record.enabled !== false || labels.code === 'MODEL_NOT_READY');
-        if (keep) continue;
-        const { le: _le, ...set } = labels;
-        gone.set(JSON.stringify(set), set as Record<string, string | number>);
+        if (!keep) metric.remove(labels);
       }
-      for (const set of gone.values()) metric.remove(set);
     }
   }
 
