@@ -2,8 +2,10 @@
  * What one gRPC client can hold of the Inferrer, against the real cluster with raw node:http2 clients
  * (hand-framed gRPC messages, so a test can do what a hostile or broken client does): connections per
  * address, counted with the HTTP port's (MAX_CONNECTIONS_PER_CLIENT); calls per connection
- * (GRPC_MAX_STREAMS_PER_CONNECTION); connections left idle (GRPC_MAX_CONNECTION_IDLE_MS); and answers
- * the client never reads (a zero HTTP/2 receive window), cut after BODY_TIMEOUT_MS.
+ * (GRPC_MAX_STREAMS_PER_CONNECTION);
+ * connections left idle (GRPC_MAX_CONNECTION_IDLE_MS); connections held too long
+ * (GRPC_MAX_CONNECTION_AGE_MS, GRPC_MAX_CONNECTION_AGE_GRACE_MS); and answers the client never reads (a zero
+ * HTTP/2 receive window), cut after BODY_TIMEOUT_MS.
  */
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
@@ -14,10 +16,13 @@ import * as grpc from '@grpc/grpc-js';
 import { REPO, type TestCluster, api, startTestCluster, uploadModel } from '../helpers/cluster.ts';
 import { type GrpcClient, grpcClient } from '../helpers/grpc-client.ts';
 import { until } from '../helpers/metrics.ts';
+import { RawH2 } from '../helpers/raw-h2.ts';
 
 const MAX_CONNECTIONS = 6;
 const MAX_STREAMS = 8;
 const IDLE_MS = 1500;
+const AGE_MS = 1500;
+const AGE_GRACE_MS = 1000;
 /** Long enough that no connection of the other tests is closed for idling while they run. */
 const LONG_IDLE_MS = 600_000;
 const BODY_TIMEOUT_MS = 2000;
@@ -111,6 +116,32 @@ function rawCall(session: http2.ClientHttp2Session, method: string, body: Buffer
 }
 
 const live = (session: http2.ClientHttp2Session): Promise<Status> => rawCall(session, 'ServerLive', framed('ServerLive', {}));
+
+const LIVE_PATH = '/inference.GRPCInferenceService/ServerLive';
+
+/** ServerLive's answer as it comes on the wire: a length-prefixed `{live: true}`. */
+function liveAnswer(): Buffer {
+  const message = (client as any).constructor.service.ServerLive.responseSerialize({ live: true }) as Buffer;
+  const out = Buffer.concat([Buffer.alloc(5), message]);
+  out.writeUInt32BE(message.length, 1);
+  return out;
+}
+
+/** A frame-by-frame HTTP/2 connection to `address` whose SETTINGS exchange is done (theirs acked). */
+async function rawConnect(address: string): Promise<{ h2: RawH2; settings: Map<number, number> }> {
+  const [host, port] = address.split(':') as [string, string];
+  const h2 = new RawH2(host, Number(port));
+  return { h2, settings: await h2.settings };
+}
+
+/** `p`, or a rejection naming `what` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 
 /** An HTTP connection to the HTTP port from `from` that never finishes its headers. */
 function heldHttp(from: string): Promise<{ socket: net.Socket; answer: Promise<string> }> {
@@ -247,6 +278,121 @@ describe('idle connections', () => {
     assert.equal((await live(s)).status, grpc.status.OK);
     assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
     await closed(s);
+  });
+});
+
+describe('connection age', () => {
+  // A cluster of its own: with a short age, the held connections of the tests above would be closed.
+  let aged: TestCluster;
+  before(async () => {
+    aged = await startTestCluster({
+      grpcPort: 0,
+      modelhosts: 1,
+      metrics: false,
+      inferrerEnv: { GRPC_MAX_CONNECTION_AGE_MS: String(AGE_MS), GRPC_MAX_CONNECTION_AGE_GRACE_MS: String(AGE_GRACE_MS) },
+    });
+  });
+  after(async () => {
+    await aged?.close();
+  });
+
+  test('a connection open for GRPC_MAX_CONNECTION_AGE_MS (± 10 %) is sent GOAWAY, busy or not; connections opened together get theirs spread out; the client reconnects and is served', {
+    timeout: 60_000,
+  }, async () => {
+    const opened = performance.now();
+    const sessions = Array.from({ length: 10 }, () => connect('127.0.0.1', {}, aged.grpcAddress));
+    try {
+      const goaways = sessions.map(
+        (s) => new Promise<{ code: number; at: number }>((r) => s.once('goaway', (code: number) => r({ code, at: performance.now() - opened }))),
+      );
+      for (const s of sessions) assert.equal((await live(s)).status, grpc.status.OK);
+      // One of them busy with a call (its message not finished), to show age is not idleness.
+      const busy = sessions[0]!.request({ ':method': 'POST', ':path': LIVE_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+      busy.on('error', () => undefined);
+      busy.write(Buffer.alloc(3));
+      const got = await within(Promise.all(goaways), AGE_MS * 1.1 + 5000, 'GOAWAY');
+      for (const g of got) {
+        assert.equal(g.code, http2.constants.NGHTTP2_NO_ERROR);
+        assert.ok(g.at >= AGE_MS * 0.9 - 5, `GOAWAY after ${g.at.toFixed(0)} ms, not before the age less 10 %`);
+        assert.ok(g.at <= AGE_MS * 1.1 + 2000, `GOAWAY after ${g.at.toFixed(0)} ms, near the age`);
+      }
+      const times = got.map((g) => g.at);
+      // Ten draws over ± 10 % of 1.5 s (300 ms) are spread less than 50 ms with a chance of about 1e-6.
+      assert.ok(Math.max(...times) - Math.min(...times) >= 50, `GOAWAYs at ${times.map((t) => t.toFixed(0)).join(', ')} ms are spread out (jitter)`);
+      // A new connection is served (as a gRPC client makes one after GOAWAY).
+      const again = connect('127.0.0.1', {}, aged.grpcAddress);
+      sessions.push(again);
+      assert.equal((await live(again)).status, grpc.status.OK);
+      const grpcjs = grpcClient(aged.grpcAddress!);
+      try {
+        for (let i = 0; i < 2; i++) {
+          assert.equal(await new Promise<grpc.ServiceError | null>((r) => grpcjs.ServerLive!({}, new grpc.Metadata(), {}, (err) => r(err))), null);
+          if (i === 0) await new Promise((r) => setTimeout(r, AGE_MS * 1.1 + 200));
+        }
+      } finally {
+        grpcjs.close();
+      }
+    } finally {
+      for (const s of sessions) s.destroy();
+    }
+  });
+
+  test('a call open when its connection reaches its age finishes if it ends within GRPC_MAX_CONNECTION_AGE_GRACE_MS; one still open past the grace is cut with the connection', {
+    timeout: 60_000,
+  }, async () => {
+    const s = connect('127.0.0.1', {}, aged.grpcAddress);
+    try {
+      const goaway = new Promise<number>((r) => s.once('goaway', () => r(performance.now())));
+      assert.equal((await live(s)).status, grpc.status.OK);
+      // Two calls whose messages are still coming when the age passes (3 of ServerLive's 5 bytes sent).
+      const message = framed('ServerLive', {});
+      const open = (): { stream: http2.ClientHttp2Stream; status: Promise<string | undefined> } => {
+        const stream = s.request({ ':method': 'POST', ':path': LIVE_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+        stream.on('error', () => undefined);
+        let status: string | undefined;
+        const take = (h: http2.IncomingHttpHeaders): void => {
+          if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+        };
+        stream.on('response', take);
+        stream.on('trailers', take);
+        stream.resume();
+        stream.write(message.subarray(0, 3));
+        return { stream, status: new Promise((r) => stream.once('close', () => r(status))) };
+      };
+      const finishing = open();
+      const lingering = open();
+      const sent = await within(goaway, AGE_MS * 1.1 + 5000, 'GOAWAY');
+      // Within the grace: the first call's message ends, and it is answered OK.
+      await new Promise((r) => setTimeout(r, AGE_GRACE_MS / 4));
+      finishing.stream.end(message.subarray(3));
+      assert.equal(await finishing.status, String(grpc.status.OK), 'the call that ended within the grace is answered OK');
+      // The other never ends: past the grace it is cut without a status, and the connection closed.
+      assert.equal(await within(lingering.status, AGE_GRACE_MS + 5000, 'cut'), undefined, 'the call open past the grace ends without a gRPC status');
+      const cutAfter = performance.now() - sent;
+      assert.ok(cutAfter >= AGE_GRACE_MS - 50, `cut ${cutAfter.toFixed(0)} ms after GOAWAY, not before the grace`);
+      await within(closed(s), 5000, 'close');
+    } finally {
+      s.destroy();
+    }
+  });
+
+  test('a connection past its age takes no new call, even from a client that ignores its GOAWAY', { timeout: 60_000 }, async () => {
+    const { h2 } = await rawConnect(aged.grpcAddress!);
+    try {
+      // A call open (its message not finished), so the connection stays after its GOAWAY.
+      const held = h2.open(LIVE_PATH, undefined, false);
+      await h2.until('GOAWAY', () => h2.goaways.length > 0, AGE_MS * 1.1 + 5000);
+      await h2.until('a GOAWAY naming the last stream taken', () => h2.goaways.some((g) => g.lastStreamId === held), 2000);
+      const late = h2.open(LIVE_PATH, framed('ServerLive', {}), true);
+      // The held call is still served; then the connection closes, the late call never answered.
+      h2.send(held, framed('ServerLive', {}), true);
+      await within(h2.closed, AGE_GRACE_MS + 5000, 'close');
+      assert.deepEqual(Buffer.concat(h2.streams.get(held)!.data), liveAnswer(), 'the held call is answered');
+      const s = h2.streams.get(late)!;
+      assert.equal(s.headers + s.data.length, 0, 'the call opened after GOAWAY is not answered');
+    } finally {
+      h2.destroy();
+    }
   });
 });
 

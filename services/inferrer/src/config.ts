@@ -7,6 +7,12 @@ import { z } from 'zod';
 import { MAX_GROUP_MEMBERS } from '@inferrer/core';
 import { LOG_ENV, SERVING_ENV, envFlag, envServiceId, loadEnvConfig } from '@inferrer/telemetry';
 
+/**
+ * The longest gRPC connection age and grace: a week, well inside what a node timer can wait (2³¹ − 1 ms,
+ * which grpc-js also reads as "no limit") with the age's 10 % jitter added.
+ */
+const MAX_CONNECTION_AGE_MS = 7 * 24 * 3600_000;
+
 export const InferrerEnvSchema = z
   .object({
     HOST: z.string().default('0.0.0.0'),
@@ -63,6 +69,22 @@ export const InferrerEnvSchema = z
     GRPC_MAX_STREAMS_PER_CONNECTION: z.coerce.number().int().min(1).max(65_535).default(100),
     /** A gRPC connection with no call open for this long is closed (GOAWAY; clients reconnect); 0: never. */
     GRPC_MAX_CONNECTION_IDLE_MS: z.coerce.number().int().min(0).default(65_000),
+    /**
+     * A gRPC connection open this long (± 10 %, so connections opened together do not all reconnect
+     * together) is sent GOAWAY and takes no new call; clients reconnect, so that a client's connections
+     * spread over the Inferrer replicas again now and then; 0: never.
+     */
+    GRPC_MAX_CONNECTION_AGE_MS: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_CONNECTION_AGE_MS)
+      .default(30 * 60_000),
+    /**
+     * The calls still open on a connection sent GOAWAY for its age have this long to finish; then the
+     * connection is closed, cutting them; 0: they are cut at once.
+     */
+    GRPC_MAX_CONNECTION_AGE_GRACE_MS: z.coerce.number().int().min(0).max(MAX_CONNECTION_AGE_MS).default(30_000),
     /**
      * Prediction bodies declared this large or larger wait, unread, until their model has room upstream
      * (body-gate.ts); 0 reads every body at once.
@@ -179,7 +201,7 @@ export type InferrerConfig = Readonly<{
   maxConnectionsPerClient: number;
   /** Leading bits of an IPv6 address counted as one client (CLIENT_IPV6_PREFIX). */
   clientIpv6PrefixBits: number;
-  grpcConnections: Readonly<{ maxStreams: number; maxIdleMs: number }>;
+  grpcConnections: Readonly<{ maxStreams: number; maxIdleMs: number; maxAgeMs: number; maxAgeGraceMs: number }>;
   bodyGate: Readonly<{ minBytes: number; maxWaiting: number }>;
   requestTimeoutMs: number;
   upstreamConnections: number;
@@ -229,7 +251,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): InferrerConfig
     bodies: { timeoutMs: e.BODY_TIMEOUT_MS, minBytesPerSecond: e.BODY_MIN_BYTES_PER_S, maxPendingPerClient: e.MAX_PENDING_BODIES_PER_CLIENT },
     maxConnectionsPerClient: e.MAX_CONNECTIONS_PER_CLIENT,
     clientIpv6PrefixBits: e.CLIENT_IPV6_PREFIX,
-    grpcConnections: { maxStreams: e.GRPC_MAX_STREAMS_PER_CONNECTION, maxIdleMs: e.GRPC_MAX_CONNECTION_IDLE_MS },
+    grpcConnections: {
+      maxStreams: e.GRPC_MAX_STREAMS_PER_CONNECTION,
+      maxIdleMs: e.GRPC_MAX_CONNECTION_IDLE_MS,
+      maxAgeMs: e.GRPC_MAX_CONNECTION_AGE_MS,
+      maxAgeGraceMs: e.GRPC_MAX_CONNECTION_AGE_GRACE_MS,
+    },
     bodyGate: { minBytes: e.BODY_GATE_BYTES, maxWaiting: e.BODY_GATE_MAX_WAITING },
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     upstreamConnections: e.UPSTREAM_CONNECTIONS,

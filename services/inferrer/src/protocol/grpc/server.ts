@@ -169,7 +169,7 @@ export class GrpcServer {
     this.#log = deps.logger.child({ module: 'grpc' });
     const access = deps.logger.child({ module: 'access' });
     this.#access = deps.config.accessLog && access.isInfoEnabled() ? access : undefined;
-    const { maxStreams, maxIdleMs } = deps.config.grpcConnections;
+    const { maxStreams, maxIdleMs, maxAgeMs, maxAgeGraceMs } = deps.config.grpcConnections;
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': deps.config.maxBodyBytes,
       'grpc.max_send_message_length': -1,
@@ -178,6 +178,9 @@ export class GrpcServer {
       'grpc.max_concurrent_streams': maxStreams,
       // … and how long it stays open with none (GOAWAY; clients reconnect when they next call).
       ...(maxIdleMs > 0 ? { 'grpc.max_connection_idle_ms': maxIdleMs } : {}),
+      // … and how long it stays open at all: past its age (± 10 %, grpc-js's jitter) it is sent GOAWAY and
+      // takes no new call, the calls it has get the grace to finish, and then it is closed, cutting them.
+      ...(maxAgeMs > 0 ? { 'grpc.max_connection_age_ms': maxAgeMs, 'grpc.max_connection_age_grace_ms': maxAgeGraceMs } : {}),
       interceptors: [
         new MessageGuard(
           deps.config.bodies,
