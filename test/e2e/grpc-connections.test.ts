@@ -2,7 +2,7 @@
  * What one gRPC client can hold of the Inferrer, against the real cluster with raw node:http2 clients
  * (hand-framed gRPC messages, so a test can do what a hostile or broken client does): connections per
  * address, counted with the HTTP port's (MAX_CONNECTIONS_PER_CLIENT); calls per connection
- * (GRPC_MAX_STREAMS_PER_CONNECTION);
+ * (GRPC_MAX_STREAMS_PER_CONNECTION, also against a client that ignores the limit: test/helpers/raw-h2.ts);
  * connections left idle (GRPC_MAX_CONNECTION_IDLE_MS); connections held too long
  * (GRPC_MAX_CONNECTION_AGE_MS, GRPC_MAX_CONNECTION_AGE_GRACE_MS); and answers the client never reads (a zero
  * HTTP/2 receive window), cut after BODY_TIMEOUT_MS.
@@ -23,6 +23,8 @@ const MAX_STREAMS = 8;
 const IDLE_MS = 1500;
 const AGE_MS = 1500;
 const AGE_GRACE_MS = 1000;
+/** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS's identifier. */
+const MAX_CONCURRENT_STREAMS = 0x3;
 /** Long enough that no connection of the other tests is closed for idling while they run. */
 const LONG_IDLE_MS = 600_000;
 const BODY_TIMEOUT_MS = 2000;
@@ -213,6 +215,73 @@ describe('each connection', () => {
       assert.equal((await live(s)).status, grpc.status.OK);
     } finally {
       s.destroy();
+    }
+  });
+});
+
+describe('a client that opens more streams than GRPC_MAX_STREAMS_PER_CONNECTION', () => {
+  /** Opens MAX_STREAMS calls held open (their message not sent yet), then `excess` whole ones on top. */
+  function overfill(h2: RawH2, excess: number): { held: number[]; over: number[] } {
+    const held = Array.from({ length: MAX_STREAMS }, () => h2.open(LIVE_PATH, undefined, false));
+    const over = Array.from({ length: excess }, () => h2.open(LIVE_PATH, framed('ServerLive', {}), true));
+    return { held, over };
+  }
+  const answered = (h2: RawH2, id: number): boolean => h2.streams.get(id)!.headers + h2.streams.get(id)!.data.length > 0;
+  const liveFromOther = (): Promise<grpc.ServiceError | null> => new Promise((r) => client.ServerLive!({}, new grpc.Metadata(), {}, (err) => r(err)));
+
+  test('before it has the SETTINGS (the limit starts unbounded, RFC 9113 §5.1.2): each stream past the limit is refused (RST_STREAM REFUSED_STREAM) unanswered, those within it are served, and the connection goes on', async () => {
+    const [host, port] = c.grpcAddress!.split(':') as [string, string];
+    const h2 = new RawH2(host, Number(port));
+    try {
+      // Written with the connection preface, before the server's SETTINGS are read (and so acked).
+      const { held, over } = overfill(h2, 4);
+      assert.equal((await h2.settings).get(MAX_CONCURRENT_STREAMS), MAX_STREAMS);
+      await h2.until('the streams past the limit reset', () => over.every((id) => h2.streams.get(id)!.rst !== undefined));
+      for (const id of over) {
+        assert.equal(h2.streams.get(id)!.rst, http2.constants.NGHTTP2_REFUSED_STREAM, `stream ${id} past the limit is refused`);
+        assert.ok(!answered(h2, id), `stream ${id} past the limit is not answered`);
+      }
+      for (const id of held) h2.send(id, framed('ServerLive', {}), true);
+      await h2.until('the held calls answered', () => held.every((id) => h2.streams.get(id)!.ended));
+      for (const id of held) {
+        assert.equal(h2.streams.get(id)!.rst, undefined, `held stream ${id} is not reset`);
+        assert.deepEqual(Buffer.concat(h2.streams.get(id)!.data), liveAnswer(), `held stream ${id} is answered {live: true}`);
+      }
+      // The connection goes on: the next call on it is served.
+      assert.deepEqual(h2.goaways, []);
+      const next = h2.open(LIVE_PATH, framed('ServerLive', {}), true);
+      await h2.until('the next call answered', () => h2.streams.get(next)!.ended);
+      assert.deepEqual(Buffer.concat(h2.streams.get(next)!.data), liveAnswer());
+      assert.equal(await liveFromOther(), null);
+    } finally {
+      h2.destroy();
+    }
+  });
+
+  test('after acking the SETTINGS (ignoring the limit): no stream past the limit is served; the HTTP/2 layer (nghttp2) closes the connection (GOAWAY), cutting its calls; other connections are served', async () => {
+    const { h2, settings } = await rawConnect(c.grpcAddress!);
+    try {
+      assert.equal(settings.get(MAX_CONCURRENT_STREAMS), MAX_STREAMS);
+      // Our SETTINGS ack went before these, so the server holds the connection to its limit.
+      const { held, over } = overfill(h2, 4);
+      await within(h2.closed, 10_000, 'close');
+      for (const id of over) assert.ok(!answered(h2, id), `stream ${id} past the limit is not answered`);
+      assert.ok(h2.goaways.length > 0, 'the connection is closed with GOAWAY');
+      // Not a stream error, as RFC 9113 §5.1.2 asks: nghttp2 (node's HTTP/2) takes it as a connection error,
+      // and the calls the client had open within the limit go with the connection.
+      assert.ok(
+        held.every((id) => !answered(h2, id)),
+        'the held calls were cut with the connection',
+      );
+      assert.equal(await liveFromOther(), null, 'another connection is served');
+      const again = connect();
+      try {
+        assert.equal((await live(again)).status, grpc.status.OK, 'a new connection from the same address is served');
+      } finally {
+        again.destroy();
+      }
+    } finally {
+      h2.destroy();
     }
   });
 });
