@@ -35,7 +35,10 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=deps /app /app
-RUN mkdir -p /models && chown node:node /models
+# /run/keys: where docker-compose.yml mounts the api-keys volume. Docker gives a fresh named volume the
+# owner and mode of the image's folder it is first mounted on, so that volume starts out the node user's
+# (0700) and the one-shot api-keys service writes the key file into it as node, with no capability.
+RUN mkdir -p /models /run/keys && chown node:node /models /run/keys && chmod 0700 /run/keys
 USER node
 ENV HOST=0.0.0.0 PORT=8002 MODEL_DIR=/models
 # ONNX Runtime's usage telemetry is off (the services turn it off too, unless told otherwise); should an

@@ -202,10 +202,12 @@ describe('hardening (docs/deploy.md, "What each container runs with")', () => {
   /** Where each service writes outside its volumes: a tmpfs at /tmp. */
   const TMPFS = ['inferrer', 'balancer', 'modelhost', 'metrics'];
 
-  test('docker-compose.yml: every service drops every capability (api-keys keeps CHOWN), gains no privileges, and has a read-only root but for the documented two', () => {
+  test('docker-compose.yml: every service drops every capability and adds none, is not root, gains no privileges, and has a read-only root but for the documented two', () => {
     for (const [name, s] of Object.entries(services(load('docker-compose.yml')))) {
       assert.deepEqual(s.cap_drop, ['ALL'], name);
-      assert.deepEqual(s.cap_add ?? [], name === 'api-keys' ? ['CHOWN'] : [], name);
+      assert.equal(s.cap_add, undefined, name);
+      // The image's user, or a named one other than root.
+      assert.ok(s.user === undefined || !['0', 'root', '0:0'].includes(String(s.user)), `${name}: user ${s.user}`);
       assert.deepEqual(s.security_opt, ['no-new-privileges:true'], name);
       assert.equal(s.read_only ?? false, !WRITABLE_ROOT.includes(name), name);
       assert.equal(s.privileged ?? false, false, name);
@@ -215,6 +217,21 @@ describe('hardening (docs/deploy.md, "What each container runs with")', () => {
           `${name}: no tmpfs at /tmp`,
         );
     }
+  });
+
+  test("docker-compose.yml: api-keys and the Inferrer mount the api-keys volume at the image's /run/keys, which the node user owns, so a fresh volume is node's", () => {
+    const svc = services(load('docker-compose.yml'));
+    const mounts = (name: string) => (svc[name].volumes as string[]).filter((v) => v.split(':')[0] === 'api-keys');
+    assert.deepEqual(mounts('api-keys'), ['api-keys:/run/keys'], 'api-keys: read-write, and no nocopy');
+    assert.deepEqual(mounts('inferrer'), ['api-keys:/run/keys:ro']);
+    assert.equal(svc['api-keys'].user, undefined, "api-keys: the image's user (node)");
+    assert.match(String((svc.inferrer.environment as Yaml).API_KEYS_FILE), /^\/run\/keys\//);
+    assert.match((svc['api-keys'].command as string[]).join(' '), /'\/run\/keys\/api-keys\.json'/);
+    const dockerfile = readFileSync(path.join(REPO, 'deploy', 'docker', 'inferrer.Dockerfile'), 'utf8');
+    const prepared = /^RUN mkdir -p ([^&\n]*) && chown node:node ([^&\n]*) && chmod 0700 \/run\/keys$/m.exec(dockerfile);
+    assert.ok(prepared, 'inferrer.Dockerfile does not create /run/keys as the node user');
+    assert.ok(prepared[1].split(' ').includes('/run/keys') && prepared[2].split(' ').includes('/run/keys'), prepared[0]);
+    assert.ok(dockerfile.indexOf(prepared[0]) < dockerfile.search(/^USER node$/m), 'USER node comes after /run/keys is prepared');
   });
 
   test('swarm-stack.yml: the same, with tmpfs mounts as volumes, and no security_opt (docker stack deploy ignores it)', () => {

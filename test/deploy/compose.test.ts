@@ -3,8 +3,10 @@
  * compose file's first-run instructions as written (an admin key printed once, the model uploaded with
  * `curl -X PUT`, a prediction), predictions through nginx on both modelhosts, `--scale modelhost=3`
  * picked up by the balancer without restarting it, every container hardened (no capabilities, no new
- * privileges, a read-only root, tmpfs only where it writes: docs/deploy.md) while the cluster serves, a
- * modelhost killed under steady load with no failed
+ * privileges, a read-only root, tmpfs only where it writes: docs/deploy.md) while the cluster serves, the
+ * one-shot api-keys service writing the key as node with no capability (a fresh volume takes the owner of
+ * the image's /run/keys; with nocopy it stays root's and the service fails), a modelhost killed under
+ * steady load with no failed
  * request, a new modelhost image rolled out, JSON logs with one request id in the Inferrer's, nginx's and
  * the modelhost's lines, log rotation on every container, and `down -v` leaving nothing behind.
  *
@@ -232,7 +234,7 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
       redis: { capAdd: [], tmpfs: {} },
       prometheus: { capAdd: [], tmpfs: {} },
       'node-exporter': { capAdd: [], tmpfs: {} },
-      'api-keys': { capAdd: ['CHOWN'], tmpfs: {} },
+      'api-keys': { capAdd: [], tmpfs: {} },
     };
     for (const [service, w] of Object.entries(want)) {
       const list = mustC('ps', '-aq', service).stdout.split('\n').filter(Boolean);
@@ -290,32 +292,14 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
         assert.notEqual(status.Uid, '0', `${service} runs as root`);
       }
     }
-    // api-keys needs CHOWN and nothing else: as root with its other settings, handing a file to the node
-    // user fails without it and works with it.
-    const chown = (...capAdd: string[]) =>
-      mustDocker(
-        'run',
-        '--rm',
-        '--user',
-        '0',
-        '--cap-drop',
-        'ALL',
-        ...capAdd,
-        '--read-only',
-        '--tmpfs',
-        '/keys',
-        '--security-opt',
-        'no-new-privileges:true',
-        '--network',
-        'none',
-        '--entrypoint',
-        'node',
-        'inferrer/inferrer:latest',
-        '-e',
-        "const fs = require('node:fs'); try { fs.writeFileSync('/keys/k', 'x', { mode: 0o400 }); fs.chownSync('/keys/k', 1000, 1000); console.log('chowned') } catch (e) { console.log(e.code) }",
-      ).stdout.trim();
-    assert.equal(chown(), 'EPERM');
-    assert.equal(chown('--cap-add', 'CHOWN'), 'chowned');
+    // api-keys has exited (it runs once): its user is the image's (node), as no `user:` overrides it, and
+    // a process in a container compose runs with its settings is as hardened as the others'.
+    for (const id of mustC('ps', '-aq', 'api-keys').stdout.split('\n').filter(Boolean)) {
+      const [user, exit] = mustDocker('inspect', '--format', '{{.Config.User}} {{.State.ExitCode}}', id).stdout.trim().split(' ');
+      assert.deepEqual([user, exit], ['node', '0'], `api-keys ${id.slice(0, 12)}`);
+    }
+    const keysProbe = mustC('run', '--rm', '-T', 'api-keys', 'sh', '-c', probe('/proc/self/status')).stdout.trim().split('\n');
+    assert.deepEqual(keysProbe, ['root=read-only', 'tmp=read-only', 'Uid=1000', 'CapEff=0000000000000000', 'NoNewPrivs=1'], 'api-keys');
     // The hardened cluster still works end to end: uploads (the first test), predictions, jobs (above)
     // and metrics: the metrics service's cluster view, and Prometheus storing scrapes on its volume.
     const metrics = await fetch(`http://${env.METRICS_PORT}/metrics`, { signal: AbortSignal.timeout(15_000) });
@@ -333,6 +317,61 @@ describe('docker-compose.yml on a real Docker engine', { skip: skip ?? false }, 
       2000,
     );
   });
+
+  step(
+    "api-keys writes the key as node with no capability: a fresh volume takes the owner of the image's /run/keys; with nocopy it stays root's and api-keys fails",
+    () => {
+      // The volume as compose's run left it, seen through a mount that copies nothing (a mount at /run/keys
+      // would set the owner itself): the folder node's (0700), the key file node's (0400).
+      const stat = (volume: string) =>
+        mustDocker(
+          'run',
+          '--rm',
+          '--network',
+          'none',
+          '--mount',
+          `type=volume,src=${volume},dst=/v,readonly,volume-nocopy`,
+          '--entrypoint',
+          'sh',
+          'inferrer/inferrer:latest',
+          '-c',
+          "find /v -exec stat -c '%n %u:%g %a' {} +",
+        ).stdout.trim();
+      assert.equal(stat(`${project}_api-keys`), '/v 1000:1000 700\n/v/api-keys.json 1000:1000 400');
+      // Run again by compose, on the same volume: it finds the file and prints no key.
+      const again = mustC('run', '--rm', '-T', 'api-keys');
+      assert.match(again.stdout, /"msg":"api-keys\.json exists: no key created"/);
+      assert.doesNotMatch(again.stdout + again.stderr, /adminKey/);
+      // Its command, as compose ran it, in a container with its settings on fresh volumes (labelled with the
+      // project, so that a killed run's sweep removes them).
+      const [first] = mustC('ps', '-aq', 'api-keys').stdout.split('\n').filter(Boolean);
+      const cmd = JSON.parse(mustDocker('inspect', '--format', '{{json .Config.Cmd}}', first).stdout) as string[];
+      const hardened = ['--cap-drop', 'ALL', '--read-only', '--security-opt', 'no-new-privileges:true', '--network', 'none'];
+      const apiKeys = (mount: string) => docker('run', '--rm', ...hardened, '--mount', mount, 'inferrer/inferrer:latest', ...cmd);
+      const fresh = `${project}-keys-fresh`;
+      const nocopy = `${project}-keys-nocopy`;
+      try {
+        for (const v of [fresh, nocopy]) mustDocker('volume', 'create', '--label', `com.docker.compose.project=${project}`, v);
+        const created = apiKeys(`type=volume,src=${fresh},dst=/run/keys`);
+        assert.equal(created.status, 0, created.stderr);
+        assert.match(created.stdout, /"adminKey":"[0-9a-f]{48}"/);
+        assert.equal(stat(fresh), '/v 1000:1000 700\n/v/api-keys.json 1000:1000 400');
+        const second = apiKeys(`type=volume,src=${fresh},dst=/run/keys`);
+        assert.equal(second.status, 0, second.stderr);
+        assert.match(second.stdout, /no key created/);
+        assert.doesNotMatch(second.stdout, /adminKey/);
+        // Without the copy (nocopy) the fresh volume is root's (0755) and node, with no capability, cannot
+        // write it: the image's folder is what makes the run above work.
+        const denied = apiKeys(`type=volume,src=${nocopy},dst=/run/keys,volume-nocopy`);
+        assert.notEqual(denied.status, 0, denied.stdout);
+        assert.match(denied.stderr, /EACCES/);
+        assert.doesNotMatch(denied.stdout, /adminKey/);
+        assert.equal(stat(nocopy), '/v 0:0 755');
+      } finally {
+        docker('volume', 'rm', '-f', fresh, nocopy);
+      }
+    },
+  );
 
   step('--scale modelhost=3 is picked up by the balancer, which is not restarted', async () => {
     const [balancer] = ids('balancer');
