@@ -10,22 +10,31 @@ export interface Sample {
 
 const ESCAPES: Record<string, string> = { '\\': '\\', '"': '"', n: '\n' };
 
-export function parsePromText(text: string): Sample[] {
+/**
+ * The samples of `text`; with `keep`, only those of the metric names it keeps (the other lines' labels and
+ * values are not read: a worker of many models serves tens of thousands of lines, most of them not wanted).
+ */
+export function parsePromText(text: string, keep?: (name: string) => boolean): Sample[] {
   const out: Sample[] = [];
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
-    const s = parseLine(line);
+    const s = parseLine(line, keep);
     if (s) out.push(s);
   }
   return out;
 }
 
-function parseLine(line: string): Sample | undefined {
+/** Whether a character code can be part of a metric name: [A-Za-z0-9_:]. */
+function nameChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 58) || c === 95;
+}
+
+function parseLine(line: string, keep: ((name: string) => boolean) | undefined): Sample | undefined {
   let i = 0;
-  while (i < line.length && /[A-Za-z0-9_:]/.test(line[i]!)) i++;
+  while (i < line.length && nameChar(line.charCodeAt(i))) i++;
   const name = line.slice(0, i);
-  if (!name) return undefined;
+  if (!name || (keep !== undefined && !keep(name))) return undefined;
   const labels: Record<string, string> = {};
   if (line[i] === '{') {
     i++;

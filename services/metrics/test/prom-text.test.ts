@@ -40,3 +40,22 @@ test('skips comments, blank and broken lines; reads NaN, ±Inf and timestamps', 
   assert.equal(s[2]!.value, Infinity);
   assert.equal(s[3]!.value, -Infinity);
 });
+
+test('with a filter, reads only the metric names it keeps (names with digits and colons included)', () => {
+  const text = 'a_total{x="1"} 1\nb:rate5m 2\nh2_bucket{le="1"} 3\nkept_total{x="a\\"b"} 4\nkept_total 5\nbroken{x="1 6\n';
+  const kept = new Set(['b:rate5m', 'h2_bucket', 'kept_total', 'broken']);
+  assert.deepEqual(
+    parsePromText(text, (n) => kept.has(n)).map((s) => [s.name, s.value]),
+    [
+      ['b:rate5m', 2],
+      ['h2_bucket', 3],
+      ['kept_total', 4],
+      ['kept_total', 5],
+    ],
+  );
+  assert.deepEqual(
+    parsePromText(text, () => false),
+    [],
+  );
+  assert.equal(parsePromText(text).length, 5);
+});

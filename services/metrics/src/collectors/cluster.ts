@@ -4,7 +4,7 @@
  * from discovery for a whole window).
  */
 import type { Logger } from '@inferrer/telemetry';
-import { type LoadedModelInfo, type ModelStats, type WorkerState, record, summarize, toScrape } from '../cluster-stats.ts';
+import { type LoadedModelInfo, type ModelStats, type WorkerState, SCRAPED_FAMILIES, record, summarize, toScrape } from '../cluster-stats.ts';
 import { parsePromText } from '../prom-text.ts';
 
 export interface ClusterCollectorOptions {
@@ -66,7 +66,15 @@ export class ClusterCollector {
         state: String(m.state),
         queue_depth: Number(m.queue_depth) || 0,
       }));
-      record(w, toScrape(now, parsePromText(metrics), loaded), this.#opts.windowMs);
+      record(
+        w,
+        toScrape(
+          now,
+          parsePromText(metrics, (name) => SCRAPED_FAMILIES.has(name)),
+          loaded,
+        ),
+        this.#opts.windowMs,
+      );
       if (!w.up) this.#log.info('modelhost up', { modelhost: w.id, url: w.url });
       w.up = true;
       delete w.error;
