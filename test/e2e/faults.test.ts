@@ -20,7 +20,7 @@ const ROW = [6.7, 2.5, 5.8, 1.8];
 async function predictOutcome(): Promise<string> {
   const r = await api(c.url, '/api/v1/models/iris/prediction', { json: { values: ROW } });
   if (r.status === 200 && r.body.values?.[0] === 2) return `ok v${r.body.model_version}`;
-  return `status ${r.status} ${r.body?.error?.code ?? ''}`;
+  return `status ${r.status} ${r.body?.error?.code ?? ''} ${r.body?.error?.message ?? ''}`;
 }
 
 function failures(counts: Record<string, number>): Record<string, number> {
@@ -98,5 +98,25 @@ describe('faults under steady load', () => {
       (counts[`ok v${version - 1}`] ?? 0) > 0 && (counts[`ok v${version}`] ?? 0) > 0,
       `both versions served during the switch: ${JSON.stringify(counts)}`,
     );
+  });
+
+  test('nginx reloaded again and again under steady load costs no request', { skip: process.env.E2E_BALANCER === 'builtin' }, async (t) => {
+    if (c.balancer.kind !== 'nginx') return t.skip('the balancer is not nginx here');
+    await waitBothServing();
+    const pid = c.balancer.process.pid!;
+    let stop = false;
+    // A reload closes the old nginx workers' idle keep-alive connections: a prediction the Inferrer writes
+    // on one of them as it closes finds the connection gone before any answer.
+    const load = steadyLoad(8, predictOutcome, () => stop);
+    for (let i = 0; i < 25; i++) {
+      await new Promise((r) => setTimeout(r, 120));
+      process.kill(pid, 'SIGHUP');
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    stop = true;
+    const counts = await load;
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    assert.ok(total > 200, `load was steady: ${JSON.stringify(counts)}`);
+    assert.deepEqual(failures(counts), {}, `no failed request across 25 reloads: ${JSON.stringify(counts)}`);
   });
 });

@@ -45,6 +45,28 @@ export interface UpstreamRequest {
   signal?: AbortSignal | undefined;
 }
 
+/**
+ * Times a request is sent when its connection closes before any answer. The balancer closes its idle
+ * keep-alive connections when it reloads (nginx on a new modelhost address, a config change), and one the
+ * Inferrer has just written a request on fails with ECONNRESET or "other side closed" though nothing was
+ * served; every request the Inferrer sends upstream is a prediction or a read, which have no side effects
+ * (the reasoning that lets nginx send a POST to the next modelhost, proxy_next_upstream non_idempotent), so
+ * it goes again on another connection, within its deadline. Three, as nginx's proxy_next_upstream_tries:
+ * the next idle connection may belong to the same old nginx worker.
+ */
+const MAX_SENDS = 3;
+
+/** A connection closed or reset under a request before any of its answer came (undici's and the socket's codes). */
+function closedBeforeAnswer(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+/** A body that can be sent again: not a stream, which the first send has consumed. */
+function resendable(body: UpstreamRequest['body']): boolean {
+  return body === undefined || body === null || typeof body === 'string' || Buffer.isBuffer(body) || Array.isArray(body);
+}
+
 /** A prediction whose client went away before its answer. */
 export function cancelledError(): InferrerError {
   return new InferrerError('REQUEST_CANCELLED', 'the client went away before the answer');
@@ -89,22 +111,28 @@ export class Upstream {
       req.signal.addEventListener('abort', () => a.abort(), { once: true });
     }
     try {
-      const written = this.#written();
-      res = (await this.#pool.request({
-        method: req.method,
-        path: req.path,
-        headers: written > 0 ? { ...req.headers, [STORE_GENERATION_HEADER]: String(written) } : req.headers,
-        // undici takes any iterable of chunks; its types list only the single-chunk forms.
-        body: (req.body ?? null) as Readable | Buffer | string | null,
-        headersTimeout,
-        bodyTimeout: req.timeoutMs,
-        ...(abort ? { signal: abort.signal } : {}),
-      })) as unknown as UpstreamResponse & { body: object };
-      (res as { status: number }).status = (res as unknown as { statusCode: number }).statusCode;
-    } catch (err) {
-      if (req.signal?.aborted) throw cancelledError();
-      if (abort?.signal.aborted) throw deadlineError();
-      throw mapTransportError(err);
+      for (let sent = 1; ; sent++) {
+        try {
+          const written = this.#written();
+          res = (await this.#pool.request({
+            method: req.method,
+            path: req.path,
+            headers: written > 0 ? { ...req.headers, [STORE_GENERATION_HEADER]: String(written) } : req.headers,
+            // undici takes any iterable of chunks; its types list only the single-chunk forms.
+            body: (req.body ?? null) as Readable | Buffer | string | null,
+            headersTimeout: req.deadline === undefined ? headersTimeout : Math.max(1, Math.min(headersTimeout, Math.ceil(req.deadline - performance.now()))),
+            bodyTimeout: req.timeoutMs,
+            ...(abort ? { signal: abort.signal } : {}),
+          })) as unknown as UpstreamResponse & { body: object };
+          (res as { status: number }).status = (res as unknown as { statusCode: number }).statusCode;
+          break;
+        } catch (err) {
+          if (req.signal?.aborted) throw cancelledError();
+          if (abort?.signal.aborted) throw deadlineError();
+          if (sent < MAX_SENDS && closedBeforeAnswer(err) && resendable(req.body)) continue;
+          throw mapTransportError(err);
+        }
+      }
     } finally {
       if (timer) clearTimeout(timer);
     }
