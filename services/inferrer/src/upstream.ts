@@ -120,7 +120,7 @@ export class Upstream {
             headers: written > 0 ? { ...req.headers, [STORE_GENERATION_HEADER]: String(written) } : req.headers,
             // undici takes any iterable of chunks; its types list only the single-chunk forms.
             body: (req.body ?? null) as Readable | Buffer | string | null,
-            headersTimeout: req.deadline === undefined ? headersTimeout : Math.max(1, Math.min(headersTimeout, Math.ceil(req.deadline - performance.now()))),
+            headersTimeout,
             bodyTimeout: req.timeoutMs,
             ...(abort ? { signal: abort.signal } : {}),
           })) as unknown as UpstreamResponse & { body: object };
@@ -129,7 +129,11 @@ export class Upstream {
         } catch (err) {
           if (req.signal?.aborted) throw cancelledError();
           if (abort?.signal.aborted) throw deadlineError();
-          if (sent < MAX_SENDS && closedBeforeAnswer(err) && resendable(req.body)) continue;
+          if (sent < MAX_SENDS && closedBeforeAnswer(err) && resendable(req.body)) {
+            // The next send waits for its headers only as long as the deadline has left.
+            if (req.deadline !== undefined) headersTimeout = Math.max(1, Math.min(headersTimeout, Math.ceil(req.deadline - performance.now())));
+            continue;
+          }
           throw mapTransportError(err);
         }
       }
