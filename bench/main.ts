@@ -403,7 +403,7 @@ if (manyModels) {
     const worst = worstModelsMb(run) / budgetMb;
     summary.push({ measure: `${what}: errors (warm-up and single-model run included)`, value: String(errors), target: '0', verdict: verdict(errors === 0) });
     summary.push({
-      measure: `${what}: worst peak RSS above the serving worker's own ÷ budget`,
+      measure: `${what}: worst peak native RSS (outside V8's heap) above the serving worker's own ÷ budget`,
       value: `${fmt(worst, 2)} (budget ${fmt(budgetMb, 0)} MB)`,
       target: '≤ 1.15',
       verdict: verdict(worst <= 1.15),

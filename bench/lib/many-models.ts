@@ -55,13 +55,24 @@ export interface WorkerMemory {
   baselineMb: number;
   /**
    * The worker's own memory when serving: its resident memory after the single-model reference (runtime
-   * threads started, 64 clients served) less what its loaded models count. Peak RSS less this is what the
-   * models took at most, held against the budget.
+   * threads started, 64 clients served) less what its loaded models count.
    */
   servingMb: number;
   peakMb: number;
+  /**
+   * The same outside V8's heap (as the worker reports it, and as its budget watch reads it): native
+   * memory, where sessions live. Its peak less its own when serving is what the models took at most, held
+   * against the budget; the JavaScript heap's garbage, which grows by tens of MB between V8's full
+   * collections whatever the models, is the worker's own and shown apart (`heapPeakMb`).
+   */
+  nativeServingMb: number;
+  nativePeakMb: number;
+  /** The most V8's heap held (committed) in the window. */
+  heapPeakMb: number;
   /** The most the loaded models counted against the budget during the window. */
   usedPeakMb: number;
+  /** The most the worker's own budget watch saw its models hold (`memory.resident_bytes`). */
+  watchedPeakMb: number;
   /** Models loaded at the end. */
   loaded: number;
 }
@@ -177,10 +188,28 @@ function rssMb(pid: number | undefined): number {
   }
 }
 
-/** What a worker's loaded models count against its budget now, MB. */
-async function usedMb(url: string): Promise<number> {
-  const w = (await (await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(5000) })).json()) as { memory: { used_bytes: number } };
-  return w.memory.used_bytes / MiB;
+/** A worker's memory as it reports it (GET /v1/models), MB. */
+interface Reported {
+  /** What its loaded models count against its budget. */
+  used: number;
+  /** What its budget watch sees them hold. */
+  watched: number;
+  /** Resident memory outside V8's heap. */
+  native: number;
+  heap: number;
+}
+
+async function reported(url: string): Promise<Reported> {
+  const w = (await (await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(5000) })).json()) as {
+    memory: { used_bytes: number; resident_bytes: number; process_resident_bytes: number; process_heap_bytes: number };
+  };
+  const m = w.memory;
+  return {
+    used: m.used_bytes / MiB,
+    watched: m.resident_bytes / MiB,
+    native: (m.process_resident_bytes - m.process_heap_bytes) / MiB,
+    heap: m.process_heap_bytes / MiB,
+  };
 }
 
 /** A counter summed over every modelhost (series whose labels contain `match`). */
@@ -294,16 +323,32 @@ async function runMode(
     const singleCpu = new CpuWindow(clusterPids(bc));
     const { home: _h1, ...single } = await generate(spec(0, 3, opts.singleS), singleCpu);
     const groups1 = await groups(bc);
-    const serving = new Map<string, number>();
-    for (const m of bc.cluster.modelhosts) serving.set(m.id, rssMb(m.process.pid) - (await usedMb(m.url)));
+    const serving = new Map<string, { rss: number; native: number }>();
+    for (const m of bc.cluster.modelhosts) {
+      const r = await reported(m.url);
+      serving.set(m.id, { rss: rssMb(m.process.pid) - r.used, native: r.native - r.used });
+    }
     log(`${balance}: ${opts.warmupS} s of Zipf traffic to warm up (measured apart)`);
     const { home: _h2, ...warmup } = await generate(spec(opts.zipf, 0, opts.warmupS));
     const peak = new Map<string, number>();
-    const usedPeak = new Map<string, number>();
+    const peaks = new Map<string, Reported>();
     const sample = async (): Promise<void> => {
       for (const m of bc.cluster.modelhosts) {
         peak.set(m.id, Math.max(peak.get(m.id) ?? 0, rssMb(m.process.pid)));
-        usedPeak.set(m.id, Math.max(usedPeak.get(m.id) ?? 0, await usedMb(m.url).catch(() => 0)));
+        const r = await reported(m.url).catch(() => undefined);
+        const p = peaks.get(m.id);
+        if (r)
+          peaks.set(
+            m.id,
+            p
+              ? {
+                  used: Math.max(p.used, r.used),
+                  watched: Math.max(p.watched, r.watched),
+                  native: Math.max(p.native, r.native),
+                  heap: Math.max(p.heap, r.heap),
+                }
+              : r,
+          );
       }
     };
     const before = {
@@ -327,12 +372,17 @@ async function runMode(
     const memory: WorkerMemory[] = [];
     for (const m of bc.cluster.modelhosts) {
       const w = (await (await fetch(`${m.url}/v1/models`)).json()) as { models: unknown[] };
+      const p = peaks.get(m.id);
       memory.push({
         modelhost: m.id,
         baselineMb: baseline.get(m.id)!,
-        servingMb: serving.get(m.id)!,
+        servingMb: serving.get(m.id)!.rss,
         peakMb: peak.get(m.id) ?? Number.NaN,
-        usedPeakMb: usedPeak.get(m.id) ?? Number.NaN,
+        nativeServingMb: serving.get(m.id)!.native,
+        nativePeakMb: p?.native ?? Number.NaN,
+        heapPeakMb: p?.heap ?? Number.NaN,
+        usedPeakMb: p?.used ?? Number.NaN,
+        watchedPeakMb: p?.watched ?? Number.NaN,
         loaded: w.models.length,
       });
     }
@@ -387,9 +437,9 @@ export async function runManyModels(opts: ManyModelsOptions, log: (line: string)
   }
 }
 
-/** The most resident memory a worker's models took in the window (its peak less its own when serving), MB. */
+/** The most resident memory a worker's models took in the window (its native peak less its own when serving), MB. */
 export function worstModelsMb(run: ManyModelsRun): number {
-  return run.memory.reduce((a, m) => Math.max(a, m.peakMb - m.servingMb), 0);
+  return run.memory.reduce((a, m) => Math.max(a, m.nativePeakMb - m.nativeServingMb), 0);
 }
 
 export function manyModelsTable(r: ManyModelsResult): string {
@@ -422,7 +472,7 @@ export function manyModelsTable(r: ManyModelsResult): string {
     'hit rate / LRU ceiling',
     'loads/s',
     'evict/s',
-    "models' peak RSS / budget MB",
+    "models' peak / budget MB",
     'errors',
   ];
   const memory = r.runs.flatMap((run) =>
@@ -433,6 +483,11 @@ export function manyModelsTable(r: ManyModelsResult): string {
       fmt(m.servingMb, 0),
       fmt(m.peakMb, 0),
       fmt(m.peakMb - m.servingMb, 0),
+      fmt(m.heapPeakMb, 0),
+      fmt(m.nativeServingMb, 0),
+      fmt(m.nativePeakMb, 0),
+      fmt(m.nativePeakMb - m.nativeServingMb, 0),
+      fmt(m.watchedPeakMb, 0),
       fmt(m.usedPeakMb, 0),
       fmt(budgetMb, 0),
       String(m.loaded),
@@ -465,7 +520,26 @@ export function manyModelsTable(r: ManyModelsResult): string {
     "CPU per answer, ms (all threads of each process; event loops: the modelhosts' main threads), in the single-model run and in the Zipf window: with the cores full, answers/s is about the cores over the cluster and generator total, so the warm p99 ÷ single-model p99 target follows what an answer costs in each",
     table(['', 'answers/s', 'inferrer', 'nginx', 'modelhosts', 'their event loops', 'cluster total', 'load generator', 'other cores'], cpu),
     '',
-    "per worker (MB): resident memory idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own (the models' share); what the loaded models counted against the budget at most; models loaded at the end; answers served",
-    table(['', 'modelhost', 'idle', 'own', 'peak', 'peak−own', 'counted', 'budget', 'loaded', 'answers'], memory),
+    "per worker (MB): resident memory (RSS) idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own; of RSS, the most V8's heap held (its garbage waits for a full collection, whatever the models); native memory (RSS outside V8's heap, where sessions live): its own when serving, its peak, and the peak less its own (the models' share, held against the budget); what the worker's budget watch saw its models hold at most; what they counted at most; models loaded at the end; answers served",
+    table(
+      [
+        '',
+        'modelhost',
+        'idle',
+        'own',
+        'peak',
+        'peak−own',
+        'JS heap',
+        'native own',
+        'native peak',
+        'models',
+        'watched',
+        'counted',
+        'budget',
+        'loaded',
+        'answers',
+      ],
+      memory,
+    ),
   ].join('\n');
 }

@@ -37,7 +37,7 @@ function infer(c: TestCluster, name: string, k = 0): ReturnType<typeof api> {
 
 interface WorkerModels {
   modelhost: string;
-  memory: { budget_bytes: number; used_bytes: number; process_resident_bytes: number };
+  memory: { budget_bytes: number; used_bytes: number; resident_bytes: number; process_resident_bytes: number; process_heap_bytes: number };
   models: { name: string; version: number; state: string; resident_bytes: number; pinned?: boolean }[];
 }
 
@@ -110,6 +110,9 @@ describe('many models within a memory budget', () => {
     for (const w of await loadedOn(c)) {
       assert.equal(w.memory.budget_bytes, BUDGET);
       assert.ok(w.memory.used_bytes <= BUDGET, `${w.modelhost}: ${w.memory.used_bytes} bytes counted against a budget of ${BUDGET}`);
+      // What the budget's watch sees the models hold in real memory, and the worker's memory with V8's heap apart.
+      assert.ok(w.memory.resident_bytes > 0 && w.memory.resident_bytes < 4 * BUDGET, JSON.stringify(w.memory));
+      assert.ok(w.memory.process_heap_bytes > 0 && w.memory.process_heap_bytes < w.memory.process_resident_bytes, JSON.stringify(w.memory));
       assert.ok(w.models.length < MODELS.length, `${w.modelhost} holds ${w.models.length} models`);
       const kept = w.models.find((m) => m.name === 'kept');
       assert.ok(kept?.pinned, `${w.modelhost} still holds the pinned model: ${JSON.stringify(w.models)}`);

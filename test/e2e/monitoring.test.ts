@@ -162,6 +162,7 @@ describe('every service exports what the issue names', () => {
       'modelhost_model_resident_bytes',
       'modelhost_model_memory_budget_bytes',
       'modelhost_model_memory_used_bytes',
+      'modelhost_model_memory_resident_bytes',
     ])
       assert.ok(mh.has(n), `modelhost exports ${n}`);
     const inf = await exported(c.url);

@@ -14,8 +14,9 @@
  *
  * Counting is not enough to hold the budget in real memory: what an unloaded model gave back stays in the
  * allocator (fragmentation) and the process's memory drifts above what its models count. So the budget
- * also watches the process: its resident memory (outside the main thread's JavaScript heap) above the
- * least it was seen holding besides its models (`resident`); room is made, and models unloaded after a
+ * also watches the process: its resident memory outside the main thread's JavaScript heap (garbage there
+ * waits for V8's next full collection: 40 MB of it between two in the bench's workers, whatever their
+ * models) above the least it was seen holding besides its models (`resident`); room is made, and models unloaded after a
  * load, by the larger of the two figures. That works only where released memory can go back to the system:
  * glibc raises its mmap threshold after the first large block is freed, after which a released session's
  * weights stay in the heap and the process grows whatever is unloaded; the launcher and the images fix the
@@ -120,14 +121,14 @@ export class MemoryBudget {
   }
 
   /**
-   * The least a loaded version counts: what its session held at validation (never below half its peak
-   * there: the budget's watch on resident memory only works while the count is not below what models
-   * really hold, and one reading of a process's memory can be off), else its peak (or the file's guess).
+   * The least a loaded version counts: what its session held at validation, never below its file's bytes
+   * (the weights are copied into the session; records validated before the reading was made exact can
+   * carry a low one), else its peak (or the file's guess).
    */
   floor(version: VersionRecord, instances: number): number {
     const held = version.validation?.resident_bytes;
     const peak = this.peak(version, instances);
-    if (held !== undefined && held > 0) return Math.max(Math.min(held * instances, peak), Math.ceil(peak / 2));
+    if (held !== undefined && held > 0) return Math.max(Math.min(held, peak / instances), version.bytes) * instances;
     return peak;
   }
 

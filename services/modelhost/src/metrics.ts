@@ -203,6 +203,15 @@ export class ModelhostMetrics {
       },
     });
     new client.Gauge({
+      name: 'modelhost_model_memory_resident_bytes',
+      help: "What the loaded models hold in real memory as the budget's watch sees it: resident memory outside V8's heap, less the least the worker held beside its models",
+      registers: [r],
+      collect() {
+        const m = models()?.memory();
+        if (m) this.set(m.resident_bytes);
+      },
+    });
+    new client.Gauge({
       name: 'modelhost_model_memory_used_bytes',
       help: 'Memory the loaded models (and those still unloading) count against the budget',
       registers: [r],

@@ -157,11 +157,15 @@ export class ModelRegistry {
       });
   }
 
-  /** The budget for models and what the loaded ones (and those still unloading) count against it. */
-  memory(): { budget_bytes: number; used_bytes: number } {
+  /**
+   * The budget for models, what the loaded ones (and those still unloading) count against it, and what
+   * they hold in real memory as the budget's watch sees it (`resident_bytes`: the worker's resident memory
+   * outside V8's heap, less the least it held beside its models).
+   */
+  memory(): { budget_bytes: number; used_bytes: number; resident_bytes: number } {
     let used = MemoryBudget.used(this.#loaded.values());
     for (const e of this.#unloading.keys()) used += e.costBytes;
-    return { budget_bytes: this.#budget.limitBytes, used_bytes: used };
+    return { budget_bytes: this.#budget.limitBytes, used_bytes: used, resident_bytes: Math.max(0, this.#budget.resident(this.#rss(), used)) };
   }
 
   /**
@@ -606,8 +610,8 @@ export class ModelRegistry {
    * the process holds in real memory beyond its own.
    */
   #used(): { counted: number; real: number } {
-    const counted = this.memory().used_bytes;
-    return { counted, real: Math.max(counted, this.#budget.resident(this.#rss(), counted)) };
+    const { used_bytes: counted, resident_bytes: resident } = this.memory();
+    return { counted, real: Math.max(counted, resident) };
   }
 
   /**

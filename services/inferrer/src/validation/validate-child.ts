@@ -10,11 +10,22 @@
  * allocator setting (MALLOC_MMAP_THRESHOLD_), so that what creating the session freed is given back
  * before the second figure is read, as it is in a worker.
  *
+ * The second figure is a difference of two readings of about 120 MB each, for sessions of 0.1 to a few MB,
+ * so each reading leaves out what moves on its own: V8's heap and JavaScript's buffers (the file's bytes,
+ * read for the structure check, whether or not V8 has collected them yet: left in, the largest bench MLP
+ * measured 1.2 MB in some children and 2.6 in others), after a full collection (the parent starts the
+ * child with --expose-gc), and resident memory is read exactly (smaps_rollup walks the page tables; the
+ * kernel's running count can lag by a few hundred KB per thread). What is left was steady to ±0.1 MB in
+ * eight children per size and within that of what a hundred sessions held in one process
+ * (bench/README.md part 9). A session holds at least its file's bytes (the weights are copied in) and
+ * SESSION_BYTES, which a reading of a small model's session can fall under.
+ *
  *   child → parent   {ready: true, hwmReset}   (hwmReset: the peak-memory mark was reset after start-up)
  *   parent → child   {file, folder, config}
  *   child → parent   {ok: ModelInspection, residentBytes} | {error: WireError, detail?: string}
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { toInferrerError } from '@inferrer/core';
 import type { ModelConfig, ModelInspection } from '@inferrer/model-store';
 // The narrow entry points: a child that starts in a second rather than three (no zod, sharp, batcher).
@@ -27,10 +38,25 @@ interface Job {
   config: ModelConfig;
 }
 
-/** Resident memory outside the JavaScript heap, as a modelhost measures what a load added (registry.ts). */
+/** About what a session of a one-node model holds (0.08 MB; a 5 KB MLP's: 0.13 MB after one run). */
+const SESSION_BYTES = 128 * 1024;
+
+/** Resident memory, exact where Linux can tell (else the kernel's running count). */
+function residentBytes(): number {
+  try {
+    const kb = /^Rss:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))?.[1];
+    if (kb !== undefined) return Number(kb) * 1024;
+  } catch {
+    // not Linux, or an old kernel
+  }
+  return process.memoryUsage.rss();
+}
+
+/** Resident memory outside V8's heap and JavaScript's buffers, after a full collection. */
 function nativeResident(): number {
+  (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
-  return m.rss - m.heapTotal;
+  return residentBytes() - m.heapTotal - m.arrayBuffers;
 }
 
 /** Set just before the child says it is ready: what it holds itself. */
@@ -39,11 +65,12 @@ let baseline = 0;
 /** The same checks as the store's inspectInProcess: structure first, then a session; and what the session holds. */
 async function inspect(file: string, folder: string, config: ModelConfig): Promise<{ ok: ModelInspection; residentBytes: number }> {
   const facts = await checkOnnxFile(file, folder);
-  let residentBytes = 0;
+  const least = (await stat(file)).size + SESSION_BYTES;
+  let held = 0;
   const signature = await inspectModel(file, { graphOptimizationLevel: config.graph_optimization_level ?? 'all', threads }, () => {
-    residentBytes = Math.max(0, nativeResident() - baseline);
+    held = Math.max(least, nativeResident() - baseline);
   });
-  return { ok: { facts, signature }, residentBytes };
+  return { ok: { facts, signature }, residentBytes: held };
 }
 
 function reply(msg: object): void {

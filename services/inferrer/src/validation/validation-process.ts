@@ -163,7 +163,8 @@ async function validateInChild(file: string, folder: string, config: ModelConfig
 
 /** Node options of the child: the TypeScript loader where the child is TypeScript, and the heap ceiling. */
 function childExecArgv(maxMemoryMb: number): string[] {
-  const args = [`--max-old-space-size=${maxMemoryMb}`];
+  // --expose-gc: the child collects before each reading of what the session holds (validate-child.ts).
+  const args = [`--max-old-space-size=${maxMemoryMb}`, '--expose-gc'];
   if (CHILD.endsWith('.ts')) {
     let tsx = 'tsx';
     try {

@@ -174,7 +174,7 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
         const now = performance.now();
         res.json({
           modelhost: config.id,
-          memory: { ...registry.memory(), process_resident_bytes: process.memoryUsage.rss() },
+          memory: { ...registry.memory(), ...processMemory() },
           models: registry.entries().map((e) => ({
             name: e.name,
             version: e.version,
@@ -277,4 +277,10 @@ function queryFraction(q: URLSearchParams, name: string): number {
   if (v === '' || !Number.isFinite(n) || n < 0 || n > 1)
     throw new InferrerError('INVALID_REQUEST', `query parameter ${name} must be a number from 0 to 1`, { parameter: name, got: v.slice(0, 32) });
   return n;
+}
+
+/** The worker's resident memory and, of it, V8's heap (JavaScript's, not its models'). */
+function processMemory(): { process_resident_bytes: number; process_heap_bytes: number } {
+  const m = process.memoryUsage();
+  return { process_resident_bytes: m.rss, process_heap_bytes: m.heapTotal };
 }
