@@ -15,9 +15,9 @@
  * Counting is not enough to hold the budget in real memory: what an unloaded model gave back stays in the
  * allocator (fragmentation) and the process's memory drifts above what its models count. So the budget
  * also watches the process: its resident memory outside the main thread's JavaScript heap (garbage there
- * waits for V8's next full collection: 40 MB of it between two in the bench's workers, whatever their
- * models) above the least it was seen holding besides its models (`resident`); room is made, and models unloaded after a
- * load, by the larger of the two figures. That works only where released memory can go back to the system:
+ * waits for V8's next full collection: 40–85 MB of it between two in the bench's workers, whatever their
+ * models) above the least it was seen holding besides its models (`resident`); room is made, and models
+ * unloaded after a load, by the larger of the two figures. That works only where released memory can go back to the system:
  * glibc raises its mmap threshold after the first large block is freed, after which a released session's
  * weights stay in the heap and the process grows whatever is unloaded; the launcher and the images fix the
  * threshold (MALLOC_MMAP_THRESHOLD_=131072), so a released model's memory is given back.
