@@ -212,6 +212,14 @@ async function reported(url: string): Promise<Reported> {
   };
 }
 
+/** Each figure's larger reading. */
+const higher = (a: Reported, b: Reported): Reported => ({
+  used: Math.max(a.used, b.used),
+  watched: Math.max(a.watched, b.watched),
+  native: Math.max(a.native, b.native),
+  heap: Math.max(a.heap, b.heap),
+});
+
 /** A counter summed over every modelhost (series whose labels contain `match`). */
 async function counter(bc: BenchCluster, name: string, match = ''): Promise<number> {
   let sum = 0;
@@ -337,18 +345,7 @@ async function runMode(
         peak.set(m.id, Math.max(peak.get(m.id) ?? 0, rssMb(m.process.pid)));
         const r = await reported(m.url).catch(() => undefined);
         const p = peaks.get(m.id);
-        if (r)
-          peaks.set(
-            m.id,
-            p
-              ? {
-                  used: Math.max(p.used, r.used),
-                  watched: Math.max(p.watched, r.watched),
-                  native: Math.max(p.native, r.native),
-                  heap: Math.max(p.heap, r.heap),
-                }
-              : r,
-          );
+        if (r) peaks.set(m.id, p ? higher(p, r) : r);
       }
     };
     const before = {
