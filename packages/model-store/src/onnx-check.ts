@@ -15,6 +15,8 @@ export interface OnnxFileFacts {
   producer: string;
   /** Relative paths of external data files, as written in the model. */
   externalData: string[];
+  /** The operators its graph uses, subgraphs included, as `domain:OpType` (the default domain as `ai.onnx`), sorted. */
+  operators: string[];
 }
 
 /** Parses `file` and checks external-data locations against `folder` (the version folder). */
@@ -49,8 +51,38 @@ export async function checkOnnxFile(file: string, folder: string): Promise<OnnxF
     opsets: model.opsetImport.map((o) => ({ domain: o.domain ?? '', version: Number(o.version ?? 0) })),
     producer: `${model.producerName ?? ''} ${model.producerVersion ?? ''}`.trim(),
     externalData: external,
+    operators: operatorsOf(model.graph as NodeGraphLike),
   };
 }
+
+/**
+ * The operators a model's graph uses, subgraphs included, as `domain:OpType` (the default domain as
+ * `ai.onnx`). Read again from the file: records do not keep them.
+ */
+export async function onnxOperators(file: string): Promise<string[]> {
+  const model = onnx.ModelProto.decode(await readFile(file));
+  return model.graph ? operatorsOf(model.graph as NodeGraphLike) : [];
+}
+
+function operatorsOf(graph: NodeGraphLike): string[] {
+  const out = new Set<string>();
+  const visit = (g: NodeGraphLike, depth: number): void => {
+    if (depth > 64) return;
+    for (const n of g.node ?? []) {
+      out.add(`${n.domain || 'ai.onnx'}:${n.opType ?? ''}`);
+      for (const a of n.attribute ?? []) {
+        if (a.g) visit(a.g, depth + 1);
+        for (const sg of a.graphs ?? []) visit(sg, depth + 1);
+      }
+    }
+  };
+  visit(graph, 0);
+  return [...out].sort();
+}
+
+type NodeGraphLike = {
+  node?: { domain?: string | null; opType?: string | null; attribute?: { g?: NodeGraphLike | null; graphs?: NodeGraphLike[] | null }[] | null }[] | null;
+};
 
 type TensorLike = { dataLocation?: number | null; externalData?: { key?: string | null; value?: string | null }[] | null };
 type GraphLike = {

@@ -157,7 +157,12 @@ describe('ModelStore: put, get, resolve, list', () => {
     assert.equal(r.version.file, MODEL_FILE);
     assert.equal(r.version.bytes, (await stat(IRIS)).size);
     assert.equal(r.version.sha256, await sha256(IRIS));
-    assert.deepEqual(r.version.onnx, { ir_version: 7, opsets: [{ domain: '', version: 13 }], producer: 'pytorch 1.13.0' });
+    assert.deepEqual(r.version.onnx, {
+      ir_version: 7,
+      opsets: [{ domain: '', version: 13 }],
+      producer: 'pytorch 1.13.0',
+      operators: ['ai.onnx:ArgMax', 'ai.onnx:Div', 'ai.onnx:Gemm', 'ai.onnx:Relu', 'ai.onnx:Softmax', 'ai.onnx:Sub'],
+    });
     // Without a validator there is no signature.
     assert.deepEqual(r.version.inputs, []);
     assert.equal(await exists(path.dirname(file)), false, 'the staging folder is gone');

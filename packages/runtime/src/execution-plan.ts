@@ -62,6 +62,12 @@ export interface PlanRequest {
   cheapMs?: number | undefined;
   /** The batch axis the model's config declares (`batching.batch_axis`); absent or `auto`: the graph's dims decide. */
   batchAxis?: BatchAxis | undefined;
+  /**
+   * A cheap model (cheapMs) whose single row runs in at most `maxRunMs` gets its one slot on the worker's own
+   * thread (inline-runtime.ts) unless `refusal` names a reason it may not (its runs could grow with the
+   * request's values). Absent: every slot is on a runtime thread.
+   */
+  inline?: { maxRunMs: number; refusal: () => Promise<string | undefined> } | undefined;
 }
 
 export interface Measurement {
@@ -71,6 +77,8 @@ export interface Measurement {
   /** Wall time of one batch with every slot busy (the quickest round: on a shared machine others only ever add time), ms. */
   msPerBatch: number;
   rowsPerS: number;
+  /** Measured on the worker's own thread (inline-runtime.ts). */
+  inline?: boolean;
 }
 
 export interface ExecutionPlan {
@@ -86,6 +94,8 @@ export interface ExecutionPlan {
   measureMs: number;
   /** What was chosen and why, in a sentence or two (the model's configuration and the load log line). */
   reason: string;
+  /** The slot runs on the worker's own thread (inline-runtime.ts), not a runtime thread. */
+  inline: boolean;
 }
 
 /** A batch size is used only when it gives at least this much more throughput than single rows. */
@@ -109,9 +119,13 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
   const started = performance.now();
   if (req.earlier) {
     const e = req.earlier;
-    const session = await OnnxSession.load(req.file, { ...req.session, instances: e.instances, intraOpThreads: e.intraOpThreads });
+    // Plans are reused between files of the same structure: whether this file may run inline is its own.
+    const refusal = e.inline ? (req.inline ? await req.inline.refusal() : 'running inline is off (INLINE_RUN_MS)') : undefined;
+    const inline = e.inline && refusal === undefined;
+    const session = await OnnxSession.load(req.file, { ...req.session, instances: e.instances, intraOpThreads: e.intraOpThreads, inline });
     const again = e.reason.endsWith(EARLIER) ? e.reason : `${e.reason}${EARLIER}`;
-    return { session, plan: { ...e, reason: again, measureMs: Math.round(performance.now() - started) } };
+    const reason = refusal === undefined ? again : `${again}; this file runs on a runtime thread, not the worker's own, because ${refusal}`;
+    return { session, plan: { ...e, inline, reason, measureMs: Math.round(performance.now() - started) } };
   }
   const deadline = started + req.budgetMs;
   const { fixed } = req;
@@ -137,16 +151,37 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
     const [probe] = (await measureLayout(first, layouts[0]!, [1], feeds!, deadline)) as [Measurement];
     if (probe.msPerBatch < req.cheapMs) {
       const layout = { instances: fixed.instances?.value ?? 1, intraOpThreads: fixed.intraOpThreads?.value ?? 1 };
+      const refusal = req.inline && layout.instances === 1 && layout.intraOpThreads === 1 ? await req.inline.refusal() : 'n/a';
       let session = first;
-      if (layout.instances !== first.instances || layout.intraOpThreads !== layouts[0]!.intraOpThreads) {
+      let inline = false;
+      let inlineProbe: Measurement | undefined;
+      if (refusal === undefined) {
+        // Measured where it would run: the probe above paid a runtime thread's round trip.
+        await first.dispose();
+        session = await OnnxSession.load(req.file, { ...req.session, ...layout, inline: true });
+        [inlineProbe] = (await measureLayout(session, layout, [1], feeds!, deadline)) as [Measurement];
+        inline = inlineProbe.msPerBatch <= req.inline!.maxRunMs;
+        if (!inline) {
+          await session.dispose();
+          session = await OnnxSession.load(req.file, { ...req.session, ...layout });
+        }
+      } else if (layout.instances !== first.instances || layout.intraOpThreads !== layouts[0]!.intraOpThreads) {
         await first.dispose();
         session = await OnnxSession.load(req.file, { ...req.session, ...layout });
       }
       const maxBatchSize = !batchable ? 1 : (fixed.maxBatchSize?.value ?? Math.max(1, req.batchCap));
       const reason =
         `${layoutText(layout)}, ${maxBatchSize > 1 ? `batches of up to ${maxBatchSize}` : 'no batching'}: a single row runs in ${probe.msPerBatch} ms here, under ${req.cheapMs} ms, ` +
-        'so per-run overhead is most of its cost (batches pay; more threads or slots would mostly wait) and nothing more is measured';
-      return { session, plan: finish(req, layout, maxBatchSize, [probe], started, reason, 'measured') };
+        'so per-run overhead is most of its cost (batches pay; more threads or slots would mostly wait) and nothing more is measured' +
+        (inlineProbe === undefined
+          ? refusal === undefined || refusal === 'n/a'
+            ? ''
+            : `; it runs on a runtime thread, not the worker's own, because ${refusal}`
+          : inline
+            ? `; on the worker's own thread a row runs in ${inlineProbe.msPerBatch} ms, at most ${req.inline!.maxRunMs} ms (INLINE_RUN_MS), so it runs there: handing it to a runtime thread would cost more than the run`
+            : `; on the worker's own thread a row runs in ${inlineProbe.msPerBatch} ms, over ${req.inline!.maxRunMs} ms (INLINE_RUN_MS), so it runs on a runtime thread`);
+      const measured = inlineProbe ? [probe, { ...inlineProbe, inline: true }] : [probe];
+      return { session, plan: finish(req, layout, maxBatchSize, measured, started, reason, 'measured', inline) };
     }
   }
   const measured: Measurement[] = [];
@@ -402,6 +437,7 @@ function finish(
   started: number,
   reason: string,
   chosen: PlanSource,
+  inline = false,
 ): ExecutionPlan {
   return {
     instances: layout.instances,
@@ -417,6 +453,7 @@ function finish(
     measured,
     measureMs: Math.round(performance.now() - started),
     reason,
+    inline,
   };
 }
 

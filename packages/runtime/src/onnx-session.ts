@@ -7,7 +7,8 @@
 import * as ort from 'onnxruntime-node';
 import { InferrerError, type ModelSignature, type NamedTensors, type Tensor, datatypeOfOrt } from '@inferrer/core';
 import { knownOutputBytes } from './output-size.ts';
-import { SessionCreateError, SessionThread, type SessionThreads } from './session-threads.ts';
+import { inlineRuntime } from './inline-runtime.ts';
+import { type RuntimeThread, SessionCreateError, SessionThread, type SessionThreads } from './session-threads.ts';
 
 // ONNX Runtime 1.30's Linux build records usage telemetry (a device id, the OS, the program's path, session
 // and error events) in a local store for upload to Microsoft, and leaves /tmp/mat-debug-<pid>.log behind every
@@ -27,6 +28,8 @@ export interface SessionConfig {
   executionProviders: ExecutionProvider[];
   /** Shared runtime threads to put the slots on; absent: a thread of its own per slot. */
   threads?: SessionThreads | undefined;
+  /** One slot on the worker's own thread (inline-runtime.ts) instead of a runtime thread; `instances` is then 1. */
+  inline?: boolean | undefined;
   /**
    * Bytes this process may still take under its memory ceiling (PROCESS_MEMORY_BYTES), read when a run's
    * outputs are large; absent: no ceiling. A run whose known outputs need more than that twice over is
@@ -49,7 +52,7 @@ export interface RunResult {
 }
 
 interface Slot {
-  thread: SessionThread;
+  thread: RuntimeThread;
   /** The session's id on its thread. */
   sid: number;
   /** A run in flight, or the session being created again after its thread died. */
@@ -109,7 +112,7 @@ export class OnnxSession {
     file: string,
     options: ort.InferenceSession.SessionOptions,
     signature: ModelSignature,
-    slots: { thread: SessionThread; sid: number }[],
+    slots: { thread: RuntimeThread; sid: number }[],
     pool: SessionThreads | undefined,
     memoryRoom: (() => number) | undefined,
   ) {
@@ -129,13 +132,17 @@ export class OnnxSession {
   static async load(file: string, config: Partial<SessionConfig> = {}): Promise<OnnxSession> {
     const cfg = { ...DEFAULT_SESSION_CONFIG, ...config };
     const options = ortOptions(cfg);
-    const pool = cfg.threads;
-    const threads = pool ? pool.place(cfg.instances) : Array.from({ length: cfg.instances }, () => new SessionThread());
+    const pool = cfg.inline ? undefined : cfg.threads;
+    const threads: RuntimeThread[] = cfg.inline
+      ? [inlineRuntime]
+      : pool
+        ? pool.place(cfg.instances)
+        : Array.from({ length: cfg.instances }, () => new SessionThread());
     const created = await Promise.allSettled(threads.map((t) => t.create(file, options)));
     const failed = created.find((s) => s.status === 'rejected');
     if (failed) {
       await Promise.all(created.map((s, i) => (s.status === 'fulfilled' ? threads[i]!.release(s.value.sid) : undefined)));
-      if (pool) pool.free(threads);
+      if (pool) pool.free(threads as SessionThread[]);
       else await Promise.all(threads.map((t) => t.close()));
       throw createError((failed as PromiseRejectedResult).reason, options);
     }
@@ -185,7 +192,7 @@ export class OnnxSession {
     while (this.busy > 0 || this.#waiting.length > 0) await new Promise((r) => setTimeout(r, 5));
     for (const slot of this.#slots) slot.stopListening();
     const released = await Promise.all(this.#slots.map((s) => s.thread.release(s.sid, STOP_MS)));
-    if (this.#pool) this.#pool.free(this.#slots.map((s) => s.thread));
+    if (this.#pool) this.#pool.free(this.#slots.map((s) => s.thread as SessionThread));
     else await Promise.all(this.#slots.map((s) => s.thread.close()));
     return released.filter(Boolean).length;
   }

@@ -48,7 +48,18 @@ export function longestRunMs(now = performance.now()): number {
 /** Thrown by `create` with ONNX Runtime's own message: the caller says what it means (bad model, provider). */
 export class SessionCreateError extends Error {}
 
-export class SessionThread {
+/** Where an execution slot's session lives and runs: a runtime thread, or the worker's own (inline-runtime.ts). */
+export interface RuntimeThread {
+  /** Sessions placed here (a pool places new ones on the least busy thread). */
+  sessions: number;
+  create(file: string | Uint8Array, options: object): Promise<{ sid: number; signature: ModelSignature }>;
+  run(sid: number, feeds: NamedTensors, fetches: string[] | undefined): Promise<{ outputs: NamedTensors; computeMs: number } | { error: string }>;
+  release(sid: number, timeoutMs?: number): Promise<boolean>;
+  onRestart(listener: () => void): () => void;
+  close(): Promise<void>;
+}
+
+export class SessionThread implements RuntimeThread {
   #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   readonly #restartListeners = new Set<() => void>();

@@ -9,14 +9,7 @@
 // { type: 'release', id, sid }                 → { id }
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-
-/** @param {readonly any[]} metadata */
-function specs(metadata) {
-  return metadata.map((m) => {
-    if (!m.isTensor) return { name: m.name, type: 'non-tensor', shape: [] };
-    return { name: m.name, type: m.type, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : String(d || 'dynamic'))) };
-  });
-}
+import { specs } from './ort-specs.mjs';
 
 /** Whether a typed array owns its whole buffer, so the buffer can be moved instead of copied. */
 function ownsBuffer(a) {

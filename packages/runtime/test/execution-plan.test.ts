@@ -231,6 +231,7 @@ describe('execution plan', () => {
       measured: [m(2, 1, 1, 100), m(2, 1, 2, 150)],
       measureMs: 1234,
       reason: 'earlier',
+      inline: false,
     };
     // One core: measuring would only ever try 1 slot × 1 thread.
     const { session, plan } = await loadPlanned(request(IRIS, { earlier }));

@@ -72,6 +72,11 @@ export const ModelhostEnvSchema = z
      * every model is measured.
      */
     PLAN_CHEAP_MS: z.coerce.number().min(0).max(10_000).default(1),
+    /**
+     * Such a model whose single row runs in at most this (ms) runs on the worker's own thread, not a runtime
+     * thread, unless its runs could grow with the request's values (see docs/operations.md); 0: never.
+     */
+    INLINE_RUN_MS: z.coerce.number().min(0).max(10).default(0.25),
     /** Largest batch size measured when the batch size is chosen at load. */
     BATCH_SIZE_CAP: z.coerce.number().int().min(1).max(4096).default(32),
     INTER_OP_THREADS: z.coerce.number().int().min(1).max(256).default(1),
@@ -141,6 +146,7 @@ export type ModelhostConfig = Readonly<{
   cpus: number | undefined;
   planMeasureMs: number;
   planCheapMs: number;
+  inlineRunMs: number;
   batchSizeCap: number;
   interOpThreads: number;
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
@@ -183,6 +189,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ModelhostConfi
     cpus: e.CPUS,
     planMeasureMs: e.PLAN_MEASURE_MS,
     planCheapMs: e.PLAN_CHEAP_MS,
+    inlineRunMs: e.INLINE_RUN_MS,
     batchSizeCap: e.BATCH_SIZE_CAP,
     interOpThreads: e.INTER_OP_THREADS,
     graphOptimizationLevel: e.GRAPH_OPTIMIZATION_LEVEL,

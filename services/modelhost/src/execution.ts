@@ -3,7 +3,9 @@
  * first), handed to the runtime's plan (packages/runtime/src/execution-plan.ts), which measures the rest at
  * load; and how the plan is shown (GET /v1/models/{name}/settings, the load's log line).
  */
+import { stat } from 'node:fs/promises';
 import type { ModelRecord } from '@inferrer/model-store';
+import { onnxOperators } from '@inferrer/model-store/onnx-check';
 import { type CpuBudget, type ExecutionPlan, type Fixed, type PlanRequest, type SessionThreads, cpuBudget } from '@inferrer/runtime';
 import type { ModelhostConfig } from './config.ts';
 
@@ -42,6 +44,7 @@ export function planRequest(
   maxInstances: number,
   threads: SessionThreads | undefined,
   memoryRoom?: () => number,
+  operators?: readonly string[],
 ): PlanRequest {
   const cfg = record.config;
   return {
@@ -61,7 +64,82 @@ export function planRequest(
     cheapMs: config.planCheapMs,
     defaults: DEFAULTS,
     batchAxis: cfg.batching?.batch_axis,
+    inline: config.inlineRunMs > 0 ? { maxRunMs: config.inlineRunMs, refusal: () => inlineRefusal(file, executionProviders, operators) } : undefined,
   };
+}
+
+/**
+ * Operators whose work the request's values can make as large as they like: loops and branches, and
+ * sizes read from input values (an Expand to a shape the request sent). A model that uses any of them
+ * never runs on the worker's own thread, where a long run would hold every other request.
+ */
+const UNBOUNDED_OPS = new Set([
+  'Loop',
+  'Scan',
+  'If',
+  'SequenceMap',
+  'Expand',
+  'Tile',
+  'ConstantOfShape',
+  'Range',
+  'Resize',
+  'Upsample',
+  'Pad',
+  'CenterCropPad',
+  'OneHot',
+  'Col2Im',
+  'DFT',
+  'STFT',
+  'MaxUnpool',
+  'BlackmanWindow',
+  'HannWindow',
+  'HammingWindow',
+  'MelWeightMatrix',
+]);
+/** Domains whose operators' costs are known; a custom or contrib operator's are not. */
+const KNOWN_DOMAINS = new Set(['ai.onnx', 'ai.onnx.ml']);
+/** Largest file created on the worker's own thread: creating a session holds it about a millisecond per MB. */
+const INLINE_MAX_FILE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Operators read from files whose records predate keeping them, by file, size and modification time (a
+ * model deleted and uploaded again under the same name and version has the same path).
+ */
+const readOperators = new Map<string, string[] | undefined>();
+const MAX_READ = 10_000;
+
+/**
+ * Why a cheap model may not run on the worker's own thread (undefined: it may): `operators` as its record
+ * keeps them (checkOnnxFile at upload); read from the file where the record has none.
+ */
+export async function inlineRefusal(file: string, executionProviders: readonly string[], operators?: readonly string[]): Promise<string | undefined> {
+  if (executionProviders.some((p) => p !== 'cpu')) return `it runs on ${executionProviders.join(', ')}`;
+  let bytes: number;
+  let key: string;
+  try {
+    const st = await stat(file);
+    bytes = st.size;
+    key = `${file}\0${st.size}\0${st.mtimeMs}`;
+  } catch (err) {
+    return `its file could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  }
+  if (bytes > INLINE_MAX_FILE_BYTES) {
+    return `its file is ${Math.round(bytes / 1024 / 1024)} MB, over ${INLINE_MAX_FILE_BYTES / 1024 / 1024} MB (creating it would hold the worker's thread too long)`;
+  }
+  let ops = operators;
+  if (ops === undefined) {
+    if (!readOperators.has(key)) {
+      if (readOperators.size >= MAX_READ) readOperators.delete(readOperators.keys().next().value!);
+      readOperators.set(key, await onnxOperators(file).catch(() => undefined));
+    }
+    ops = readOperators.get(key);
+  }
+  if (ops === undefined) return 'its graph could not be parsed';
+  const unbounded = ops.filter((o) => o.startsWith('ai.onnx:') && UNBOUNDED_OPS.has(o.slice(8)));
+  if (unbounded.length > 0) return `its graph uses ${unbounded.map((o) => o.slice(8)).join(', ')}, whose work can grow with the request's values`;
+  const foreign = [...new Set(ops.map((o) => o.slice(0, o.indexOf(':'))).filter((d) => !KNOWN_DOMAINS.has(d)))];
+  if (foreign.length > 0) return `its graph uses operators of ${foreign.join(', ')}, whose cost is not known here`;
+  return undefined;
 }
 
 /**
@@ -94,12 +172,14 @@ export function planView(plan: ExecutionPlan): Record<string, unknown> {
     cpus_from: plan.cpuSource,
     reason: plan.reason,
     measure_ms: plan.measureMs,
+    inline: plan.inline,
     measured: plan.measured.map((m) => ({
       instances: m.instances,
       intra_op_threads: m.intraOpThreads,
       batch: m.batch,
       ms_per_batch: m.msPerBatch,
       rows_per_s: m.rowsPerS,
+      ...(m.inline ? { inline: true } : {}),
     })),
   };
 }

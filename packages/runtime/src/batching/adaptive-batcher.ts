@@ -38,6 +38,11 @@ export interface BatcherOptions {
   batchable: boolean;
   /** A batch-job request that has waited this long is served as if it were online (default BATCH_PROMOTION_MS). */
   batchPromotionMs?: number;
+  /**
+   * Slice a request of more rows than a batch into runs of a batch each, however few elements its rows hold
+   * (a model that runs on the worker's own thread: one long run would hold every other request).
+   */
+  sliceByBatch?: boolean;
 }
 
 /** What the batcher runs batches on (an OnnxSession). */
@@ -196,7 +201,9 @@ export class AdaptiveBatcher {
     if (this.options.batchable && rows > this.options.maxBatchSize) {
       let elements = 0;
       for (const name in inputs) elements += inputs[name]!.data.length;
-      const sliceRows = Math.max(this.options.maxBatchSize, Math.floor(SLICE_ELEMENTS / Math.max(1, elements / rows)));
+      const sliceRows = this.options.sliceByBatch
+        ? this.options.maxBatchSize
+        : Math.max(this.options.maxBatchSize, Math.floor(SLICE_ELEMENTS / Math.max(1, elements / rows)));
       if (rows > sliceRows) return this.#sliced(inputs, rows, sliceRows, deadline, priority, signal);
     }
     return this.#enqueue(inputs, rows, deadline, priority, signal);
