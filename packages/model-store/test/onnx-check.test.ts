@@ -4,7 +4,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import onnxProto from 'onnx-proto';
 import { checkOnnxFile } from '@inferrer/model-store';
+import { onnxOperators } from '@inferrer/model-store/onnx-check';
+import { tripCountLoopModel } from '../../../test/helpers/costly-models.ts';
+
+const { onnx } = onnxProto;
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const IRIS = path.join(ROOT, 'models/demo/iris.onnx');
@@ -37,7 +42,28 @@ async function withLocation(location: string): Promise<string> {
 describe('checkOnnxFile', () => {
   test('reads the facts of a real model', async () => {
     const facts = await checkOnnxFile(IRIS, path.dirname(IRIS));
-    assert.deepEqual(facts, { irVersion: 7, opsets: [{ domain: '', version: 13 }], producer: 'pytorch 1.13.0', externalData: [] });
+    assert.deepEqual(facts, {
+      irVersion: 7,
+      opsets: [{ domain: '', version: 13 }],
+      producer: 'pytorch 1.13.0',
+      externalData: [],
+      operators: ['ai.onnx:ArgMax', 'ai.onnx:Div', 'ai.onnx:Gemm', 'ai.onnx:Relu', 'ai.onnx:Softmax', 'ai.onnx:Sub'],
+    });
+  });
+
+  test("operators: a subgraph's count, and a node's own domain", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'onnx-ops-'));
+    try {
+      const file = path.join(dir, 'loop.onnx');
+      await writeFile(file, tripCountLoopModel());
+      assert.deepEqual(await onnxOperators(file), ['ai.onnx:Add', 'ai.onnx:Identity', 'ai.onnx:Loop']);
+      const custom = onnx.ModelProto.decode(await readFile(IRIS));
+      custom.graph!.node!.push(onnx.NodeProto.create({ opType: 'FusedMatMul', domain: 'com.microsoft', input: ['a', 'b'], output: ['c'] }));
+      await writeFile(file, onnx.ModelProto.encode(custom).finish());
+      assert.deepEqual((await checkOnnxFile(file, dir)).operators.filter((o) => !o.startsWith('ai.onnx:')), ['com.microsoft:FusedMatMul']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('a text file is INVALID_MODEL: it does not parse', async () => {

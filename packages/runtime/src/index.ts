@@ -1,5 +1,6 @@
 export * from './onnx-session.ts';
 export { SessionThreads, longestRunMs } from './session-threads.ts';
+export { inlineRuntime } from './inline-runtime.ts';
 export * from './inspect.ts';
 export * from './batching/adaptive-batcher.ts';
 export * from './batching/tensors.ts';

@@ -26,6 +26,11 @@ export class InlineRuntime implements RuntimeThread {
   readonly #sessions = new Map<number, ort.InferenceSession>();
   #nextSid = 1;
 
+  /** Sessions held here now. */
+  get held(): number {
+    return this.#sessions.size;
+  }
+
   async create(file: string | Uint8Array, options: object): Promise<{ sid: number; signature: ModelSignature }> {
     let session: ort.InferenceSession;
     try {

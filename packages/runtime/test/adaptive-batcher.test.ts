@@ -167,6 +167,26 @@ describe('AdaptiveBatcher with iris', () => {
     assert.equal(r.batchRows, rows);
   });
 
+  test('sliceByBatch (a model on the worker\'s own thread): a request of more rows than a batch runs a batch at a time, however few its elements', async () => {
+    const rows = 20;
+    const values = Array.from({ length: rows }, (_, i) => ROWS[i % ROWS.length]!).flat();
+    const whole = (await iris.run({ input: f32(rows, values) })).outputs;
+    const obs = recorder();
+    const batcher = new AdaptiveBatcher(iris, { ...BATCHING, sliceByBatch: true }, obs);
+    const r = await batcher.infer({ input: f32(rows, values) }, rows, soon());
+    assert.deepEqual(obs.batches, [
+      [1, 8],
+      [1, 8],
+      [1, 4],
+    ]);
+    assert.deepEqual(Array.from(r.outputs.label!.data as BigInt64Array), Array.from(whole.label!.data as BigInt64Array));
+    close(r.outputs.probabilities!.data as Float32Array, whole.probabilities!.data as Float32Array, 1e-6, 'probabilities');
+    // Without it, 20 rows of 4 elements are far under SLICE_ELEMENTS: one run.
+    const obs2 = recorder();
+    await new AdaptiveBatcher(iris, BATCHING, obs2).infer({ input: f32(rows, values) }, rows, soon());
+    assert.deepEqual(obs2.batches, [[1, rows]]);
+  });
+
   test('a full queue refuses with QUEUE_FULL and a Retry-After', async () => {
     const obs = recorder();
     const batcher = new AdaptiveBatcher(iris, { ...BATCHING, maxQueueSize: 2 }, obs);

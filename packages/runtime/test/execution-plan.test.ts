@@ -4,7 +4,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
-import { type Measurement, type PlanRequest, cgroupCpuQuota, candidateLayouts, cpuBudget, loadPlanned, pickBatch } from '@inferrer/runtime';
+import { type Measurement, type PlanRequest, cgroupCpuQuota, candidateLayouts, cpuBudget, inlineRuntime, loadPlanned, pickBatch } from '@inferrer/runtime';
 import { IRIS } from './fixtures.ts';
 
 const { onnx } = onnxProto;
@@ -218,6 +218,55 @@ describe('execution plan', () => {
     const full = await loadPlanned(request(IRIS, { cpus: { cpus: 2, source: 'test' }, batchCap: 4, cheapMs: 0 }));
     await full.session.dispose();
     assert.deepEqual([...new Set(full.plan.measured.map((p) => `${p.instances}x${p.intraOpThreads}`))].sort(), ['1x2', '2x1']);
+  });
+
+  test('a cheap model whose row, measured on the worker\'s own thread, runs within inline.maxRunMs runs there, unless refused', async () => {
+    const held = inlineRuntime.held;
+    const input = { input: { type: 'float32' as const, dims: [2, 4], data: new Float32Array([5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]) } };
+    const threaded = await loadPlanned(request(IRIS, { cheapMs: 50 }));
+    const expected = await threaded.session.run(structuredClone(input));
+    await threaded.session.dispose();
+    assert.equal(threaded.plan.inline, false, 'no inline option: a runtime thread');
+
+    const { session, plan } = await loadPlanned(request(IRIS, { cheapMs: 50, inline: { maxRunMs: 50, refusal: async () => undefined } }));
+    try {
+      assert.equal(plan.inline, true);
+      assert.equal(inlineRuntime.held, held + 1, 'the session is on the inline runtime');
+      assert.deepEqual(
+        plan.measured.map((p) => [p.batch, p.inline === true]),
+        [
+          [1, false],
+          [1, true],
+        ],
+      );
+      assert.match(plan.reason, /; on the worker's own thread a row runs in [\d.]+ ms, at most 50 ms \(INLINE_RUN_MS\), so it runs there/);
+      const got = await session.run(structuredClone(input));
+      assert.deepEqual(Array.from(got.outputs.label!.data as BigInt64Array), Array.from(expected.outputs.label!.data as BigInt64Array));
+      assert.deepEqual(Array.from(got.outputs.probabilities!.data as Float32Array), Array.from(expected.outputs.probabilities!.data as Float32Array));
+      // Loaded again from this plan: inline again, unless this file is refused.
+      const again = await loadPlanned(request(IRIS, { earlier: plan, inline: { maxRunMs: 50, refusal: async () => undefined } }));
+      assert.equal(again.plan.inline, true);
+      await again.session.dispose();
+      const refused = await loadPlanned(request(IRIS, { earlier: plan, inline: { maxRunMs: 50, refusal: async () => 'a test says so' } }));
+      assert.equal(refused.plan.inline, false);
+      assert.match(refused.plan.reason, /this file runs on a runtime thread, not the worker's own, because a test says so$/);
+      assert.equal(inlineRuntime.held, held + 1);
+      await refused.session.dispose();
+    } finally {
+      await session.dispose();
+    }
+    assert.equal(inlineRuntime.held, held, 'disposed: released from the inline runtime');
+
+    const refused = await loadPlanned(request(IRIS, { cheapMs: 50, inline: { maxRunMs: 50, refusal: async () => 'a test says so' } }));
+    await refused.session.dispose();
+    assert.equal(refused.plan.inline, false);
+    assert.match(refused.plan.reason, /; it runs on a runtime thread, not the worker's own, because a test says so$/);
+
+    const slow = await loadPlanned(request(IRIS, { cheapMs: 50, inline: { maxRunMs: 0.0001, refusal: async () => undefined } }));
+    await slow.session.dispose();
+    assert.equal(slow.plan.inline, false);
+    assert.match(slow.plan.reason, /; on the worker's own thread a row runs in [\d.]+ ms, over 0.0001 ms \(INLINE_RUN_MS\), so it runs on a runtime thread$/);
+    assert.equal(inlineRuntime.held, held);
   });
 
   test('a plan from an earlier load is used again without measuring', async () => {
