@@ -36,7 +36,11 @@ interface Execution {
 async function plans(name: string, body: unknown): Promise<Execution[]> {
   return Promise.all(
     c.modelhosts.map(async (mh) => {
-      const r = await fetch(`${mh.url}/v2/models/${name}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const r = await fetch(`${mh.url}/v2/models/${name}/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       assert.equal(r.status, 200, await r.text());
       return ((await (await fetch(`${mh.url}/v1/models/${name}/settings`)).json()) as { execution: Execution }).execution;
     }),
@@ -51,7 +55,7 @@ const ROWS = [
 const irisBody = (rows: number[][]) => ({ inputs: [{ name: 'input', shape: [rows.length, 4], datatype: 'FP32', data: rows.flat() }] });
 
 describe('small models on the worker thread', () => {
-  test('iris runs on each worker\'s own thread and answers as on runtime threads, a batch at a time', async () => {
+  test("iris runs on each worker's own thread and answers as on runtime threads, a batch at a time", async () => {
     for (const e of await plans('iris', irisBody(ROWS))) {
       assert.equal(e.inline, true, e.reason);
       assert.match(e.reason, /on the worker's own thread a row runs in [\d.]+ ms, at most 0.25 ms \(INLINE_RUN_MS\), so it runs there/);

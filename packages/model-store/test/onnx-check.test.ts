@@ -60,7 +60,10 @@ describe('checkOnnxFile', () => {
       const custom = onnx.ModelProto.decode(await readFile(IRIS));
       custom.graph!.node!.push(onnx.NodeProto.create({ opType: 'FusedMatMul', domain: 'com.microsoft', input: ['a', 'b'], output: ['c'] }));
       await writeFile(file, onnx.ModelProto.encode(custom).finish());
-      assert.deepEqual((await checkOnnxFile(file, dir)).operators.filter((o) => !o.startsWith('ai.onnx:')), ['com.microsoft:FusedMatMul']);
+      assert.deepEqual(
+        (await checkOnnxFile(file, dir)).operators.filter((o) => !o.startsWith('ai.onnx:')),
+        ['com.microsoft:FusedMatMul'],
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

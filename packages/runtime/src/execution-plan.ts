@@ -151,11 +151,13 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
     const [probe] = (await measureLayout(first, layouts[0]!, [1], feeds!, deadline)) as [Measurement];
     if (probe.msPerBatch < req.cheapMs) {
       const layout = { instances: fixed.instances?.value ?? 1, intraOpThreads: fixed.intraOpThreads?.value ?? 1 };
-      const refusal = req.inline && layout.instances === 1 && layout.intraOpThreads === 1 ? await req.inline.refusal() : 'n/a';
+      // One slot of one thread may run on the worker's own thread, if the model's runs cannot grow with a request.
+      const canInline = req.inline !== undefined && layout.instances === 1 && layout.intraOpThreads === 1;
+      const refusal = canInline ? await req.inline!.refusal() : undefined;
       let session = first;
       let inline = false;
       let inlineProbe: Measurement | undefined;
-      if (refusal === undefined) {
+      if (canInline && refusal === undefined) {
         // Measured where it would run: the probe above paid a runtime thread's round trip.
         await first.dispose();
         session = await OnnxSession.load(req.file, { ...req.session, ...layout, inline: true });
@@ -174,7 +176,7 @@ export async function loadPlanned(req: PlanRequest): Promise<{ session: OnnxSess
         `${layoutText(layout)}, ${maxBatchSize > 1 ? `batches of up to ${maxBatchSize}` : 'no batching'}: a single row runs in ${probe.msPerBatch} ms here, under ${req.cheapMs} ms, ` +
         'so per-run overhead is most of its cost (batches pay; more threads or slots would mostly wait) and nothing more is measured' +
         (inlineProbe === undefined
-          ? refusal === undefined || refusal === 'n/a'
+          ? refusal === undefined
             ? ''
             : `; it runs on a runtime thread, not the worker's own, because ${refusal}`
           : inline

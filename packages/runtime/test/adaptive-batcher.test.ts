@@ -167,7 +167,7 @@ describe('AdaptiveBatcher with iris', () => {
     assert.equal(r.batchRows, rows);
   });
 
-  test('sliceByBatch (a model on the worker\'s own thread): a request of more rows than a batch runs a batch at a time, however few its elements', async () => {
+  test("sliceByBatch (a model on the worker's own thread): a request of more rows than a batch runs a batch at a time, however few its elements", async () => {
     const rows = 20;
     const values = Array.from({ length: rows }, (_, i) => ROWS[i % ROWS.length]!).flat();
     const whole = (await iris.run({ input: f32(rows, values) })).outputs;

@@ -220,7 +220,7 @@ describe('execution plan', () => {
     assert.deepEqual([...new Set(full.plan.measured.map((p) => `${p.instances}x${p.intraOpThreads}`))].sort(), ['1x2', '2x1']);
   });
 
-  test('a cheap model whose row, measured on the worker\'s own thread, runs within inline.maxRunMs runs there, unless refused', async () => {
+  test("a cheap model whose row, measured on the worker's own thread, runs within inline.maxRunMs runs there, unless refused", async () => {
     const held = inlineRuntime.held;
     const input = { input: { type: 'float32' as const, dims: [2, 4], data: new Float32Array([5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]) } };
     const threaded = await loadPlanned(request(IRIS, { cheapMs: 50 }));

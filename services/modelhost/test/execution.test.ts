@@ -30,7 +30,7 @@ describe('maxSlots', () => {
   });
 });
 
-describe('inlineRefusal: which cheap models may run on the worker\'s own thread', () => {
+describe("inlineRefusal: which cheap models may run on the worker's own thread", () => {
   test('a plain graph may; loops, shapes from values, unknown domains, other providers and big files may not', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'inline-refusal-'));
     try {
@@ -42,7 +42,10 @@ describe('inlineRefusal: which cheap models may run on the worker\'s own thread'
         "its graph uses Loop, whose work can grow with the request's values",
         "the record's operators decide",
       );
-      assert.equal(await inlineRefusal(IRIS, ['cpu'], ['ai.onnx:Gemm', 'com.microsoft:FusedMatMul']), 'its graph uses operators of com.microsoft, whose cost is not known here');
+      assert.equal(
+        await inlineRefusal(IRIS, ['cpu'], ['ai.onnx:Gemm', 'com.microsoft:FusedMatMul']),
+        'its graph uses operators of com.microsoft, whose cost is not known here',
+      );
 
       const loop = path.join(dir, 'loop.onnx');
       await writeFile(loop, tripCountLoopModel());
