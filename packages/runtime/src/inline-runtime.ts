@@ -5,12 +5,12 @@
  * A runtime thread (session-threads.ts) keeps the event loop free while a model runs, at the price of two
  * messages per run: the inputs posted to the thread, the outputs posted back, each waking a sleeping thread.
  * On the 2-core VMs this was measured on, that round trip and its wake-ups cost more CPU than a whole run
- * of a small MLP (20–140 µs), and a session's creation and release cost three more. For such a model
- * the worker served a thousand-model Zipf load at 1.8 × the rate with its sessions here (bench/README part
- * 9). The price is that a run holds the event loop for its length, so the plan (execution-plan.ts) puts a
- * model here only when its single row is measured under INLINE_RUN_MS, its runs cannot grow with the
- * request's values (no loops, no shapes taken from inputs: the modelhost's inlineRefusal), and the batcher
- * runs it in slices of at most a batch (AdaptiveBatcher's `sliceRows`).
+ * of a small MLP (20–140 µs), and a session's creation and release cost three more. With such models'
+ * sessions here a cluster served a thousand-model Zipf load at 1.18–1.28 × the rate, for 16–22 % less
+ * CPU an answer (bench/README part 9). The price is that a run holds the event loop for its length, so
+ * the plan (execution-plan.ts) puts a model here only when its single row is measured under
+ * INLINE_RUN_MS, its runs cannot grow with the request's values (no loops, no shapes taken from inputs:
+ * the modelhost's inlineRefusal), and the batcher runs it a batch at a time (BatcherOptions.sliceByBatch).
  *
  * onnxruntime-node creates and runs a session synchronously on the calling thread (its promises resolve
  * after the work, in a later turn), so here `create` holds the event loop for the session's creation,

@@ -142,7 +142,7 @@ export class OnnxSession {
     const failed = created.find((s) => s.status === 'rejected');
     if (failed) {
       await Promise.all(created.map((s, i) => (s.status === 'fulfilled' ? threads[i]!.release(s.value.sid) : undefined)));
-      if (pool) pool.free(threads as SessionThread[]);
+      if (pool) pool.free(threads);
       else await Promise.all(threads.map((t) => t.close()));
       throw createError((failed as PromiseRejectedResult).reason, options);
     }
@@ -192,7 +192,7 @@ export class OnnxSession {
     while (this.busy > 0 || this.#waiting.length > 0) await new Promise((r) => setTimeout(r, 5));
     for (const slot of this.#slots) slot.stopListening();
     const released = await Promise.all(this.#slots.map((s) => s.thread.release(s.sid, STOP_MS)));
-    if (this.#pool) this.#pool.free(this.#slots.map((s) => s.thread as SessionThread));
+    if (this.#pool) this.#pool.free(this.#slots.map((s) => s.thread));
     else await Promise.all(this.#slots.map((s) => s.thread.close()));
     return released.filter(Boolean).length;
   }

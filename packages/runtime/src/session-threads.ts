@@ -225,7 +225,7 @@ export class SessionThreads {
   }
 
   /** Gives back places taken by `place` (the session was released or never created). */
-  free(threads: readonly SessionThread[]): void {
+  free(threads: readonly RuntimeThread[]): void {
     for (const t of threads) t.sessions = Math.max(0, t.sessions - 1);
   }
 
