@@ -259,7 +259,7 @@ export class ModelStore {
           sha256,
           inputs: signature.inputs,
           outputs: signature.outputs,
-          onnx: { ir_version: facts.irVersion, opsets: facts.opsets, producer: facts.producer, operators: facts.operators },
+          onnx: { ir_version: facts.irVersion, opsets: facts.opsets, producer: facts.producer, operators: facts.operators, nodes: facts.nodes },
           ...(cost ? { validation: cost } : {}),
           ...(stac ? { stac } : {}),
           ...(profile ? { profile } : {}),

@@ -17,6 +17,8 @@ export interface OnnxFileFacts {
   externalData: string[];
   /** The operators its graph uses, subgraphs included, as `domain:OpType` (the default domain as `ai.onnx`), sorted. */
   operators: string[];
+  /** Its nodes, subgraphs' included. */
+  nodes: number;
 }
 
 /** Parses `file` and checks external-data locations against `folder` (the version folder). */
@@ -51,24 +53,26 @@ export async function checkOnnxFile(file: string, folder: string): Promise<OnnxF
     opsets: model.opsetImport.map((o) => ({ domain: o.domain ?? '', version: Number(o.version ?? 0) })),
     producer: `${model.producerName ?? ''} ${model.producerVersion ?? ''}`.trim(),
     externalData: external,
-    operators: operatorsOf(model.graph as NodeGraphLike),
+    ...operatorsOf(model.graph as NodeGraphLike),
   };
 }
 
 /**
  * The operators a model's graph uses, subgraphs included, as `domain:OpType` (the default domain as
- * `ai.onnx`). Read again from the file: records do not keep them.
+ * `ai.onnx`), and how many nodes it has: for records written before they were kept.
  */
-export async function onnxOperators(file: string): Promise<string[]> {
+export async function onnxOperators(file: string): Promise<{ operators: string[]; nodes: number }> {
   const model = onnx.ModelProto.decode(await readFile(file));
-  return model.graph ? operatorsOf(model.graph as NodeGraphLike) : [];
+  return model.graph ? operatorsOf(model.graph as NodeGraphLike) : { operators: [], nodes: 0 };
 }
 
-function operatorsOf(graph: NodeGraphLike): string[] {
+function operatorsOf(graph: NodeGraphLike): { operators: string[]; nodes: number } {
   const out = new Set<string>();
+  let nodes = 0;
   const visit = (g: NodeGraphLike, depth: number): void => {
     if (depth > 64) return;
     for (const n of g.node ?? []) {
+      nodes++;
       out.add(`${n.domain || 'ai.onnx'}:${n.opType ?? ''}`);
       for (const a of n.attribute ?? []) {
         if (a.g) visit(a.g, depth + 1);
@@ -77,7 +81,7 @@ function operatorsOf(graph: NodeGraphLike): string[] {
     }
   };
   visit(graph, 0);
-  return [...out].sort();
+  return { operators: [...out].sort(), nodes };
 }
 
 type NodeGraphLike = {

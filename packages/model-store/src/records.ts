@@ -149,8 +149,8 @@ export interface VersionRecord extends ModelSignature {
   file: string;
   bytes: number;
   sha256: string;
-  /** `operators`: as checkOnnxFile reads them (absent in records written before they were kept). */
-  onnx: { ir_version: number; opsets: { domain: string; version: number }[]; producer: string; operators?: string[] };
+  /** `operators` and `nodes`: as checkOnnxFile reads them (absent in records written before they were kept). */
+  onnx: { ir_version: number; opsets: { domain: string; version: number }[]; producer: string; operators?: string[]; nodes?: number };
   /**
    * What validating the upload cost: peak memory above the validator's baseline while the session was
    * created (modelhosts refuse to load what exceeds their per-model limit, and make room for it before a

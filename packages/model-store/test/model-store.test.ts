@@ -162,6 +162,7 @@ describe('ModelStore: put, get, resolve, list', () => {
       opsets: [{ domain: '', version: 13 }],
       producer: 'pytorch 1.13.0',
       operators: ['ai.onnx:ArgMax', 'ai.onnx:Div', 'ai.onnx:Gemm', 'ai.onnx:Relu', 'ai.onnx:Softmax', 'ai.onnx:Sub'],
+      nodes: 7,
     });
     // Without a validator there is no signature.
     assert.deepEqual(r.version.inputs, []);

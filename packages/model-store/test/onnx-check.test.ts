@@ -48,6 +48,7 @@ describe('checkOnnxFile', () => {
       producer: 'pytorch 1.13.0',
       externalData: [],
       operators: ['ai.onnx:ArgMax', 'ai.onnx:Div', 'ai.onnx:Gemm', 'ai.onnx:Relu', 'ai.onnx:Softmax', 'ai.onnx:Sub'],
+      nodes: 7,
     });
   });
 
@@ -56,7 +57,7 @@ describe('checkOnnxFile', () => {
     try {
       const file = path.join(dir, 'loop.onnx');
       await writeFile(file, tripCountLoopModel());
-      assert.deepEqual(await onnxOperators(file), ['ai.onnx:Add', 'ai.onnx:Identity', 'ai.onnx:Loop']);
+      assert.deepEqual(await onnxOperators(file), { operators: ['ai.onnx:Add', 'ai.onnx:Identity', 'ai.onnx:Loop'], nodes: 3 });
       const custom = onnx.ModelProto.decode(await readFile(IRIS));
       custom.graph!.node!.push(onnx.NodeProto.create({ opType: 'FusedMatMul', domain: 'com.microsoft', input: ['a', 'b'], output: ['c'] }));
       await writeFile(file, onnx.ModelProto.encode(custom).finish());

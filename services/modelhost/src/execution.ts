@@ -44,7 +44,7 @@ export function planRequest(
   maxInstances: number,
   threads: SessionThreads | undefined,
   memoryRoom?: () => number,
-  operators?: readonly string[],
+  graph?: GraphFacts,
 ): PlanRequest {
   const cfg = record.config;
   return {
@@ -64,7 +64,7 @@ export function planRequest(
     cheapMs: config.planCheapMs,
     defaults: DEFAULTS,
     batchAxis: cfg.batching?.batch_axis,
-    inline: config.inlineRunMs > 0 ? { maxRunMs: config.inlineRunMs, refusal: () => inlineRefusal(file, executionProviders, operators) } : undefined,
+    inline: config.inlineRunMs > 0 ? { maxRunMs: config.inlineRunMs, refusal: () => inlineRefusal(file, executionProviders, graph) } : undefined,
   };
 }
 
@@ -100,19 +100,31 @@ const UNBOUNDED_OPS = new Set([
 const KNOWN_DOMAINS = new Set(['ai.onnx', 'ai.onnx.ml']);
 /** Largest file created on the worker's own thread: creating a session holds it about a millisecond per MB. */
 const INLINE_MAX_FILE_BYTES = 8 * 1024 * 1024;
+/**
+ * Most nodes of a graph created on the worker's own thread: creation grows with them too (300,000
+ * Identity nodes took 20 s, about 70 µs each), and a file of the same size and signature as a small model
+ * (which shares its plan) can hold many.
+ */
+const INLINE_MAX_NODES = 500;
+
+/** What a version's record keeps of its graph (checkOnnxFile at upload). */
+export interface GraphFacts {
+  operators?: readonly string[] | undefined;
+  nodes?: number | undefined;
+}
 
 /**
  * Operators read from files whose records predate keeping them, by file, size and modification time (a
  * model deleted and uploaded again under the same name and version has the same path).
  */
-const readOperators = new Map<string, string[] | undefined>();
+const readOperators = new Map<string, { operators: string[]; nodes: number } | undefined>();
 const MAX_READ = 10_000;
 
 /**
- * Why a cheap model may not run on the worker's own thread (undefined: it may): `operators` as its record
- * keeps them (checkOnnxFile at upload); read from the file where the record has none.
+ * Why a cheap model may not run on the worker's own thread (undefined: it may): `graph` as its record
+ * keeps it (checkOnnxFile at upload); read from the file where the record has none.
  */
-export async function inlineRefusal(file: string, executionProviders: readonly string[], operators?: readonly string[]): Promise<string | undefined> {
+export async function inlineRefusal(file: string, executionProviders: readonly string[], graph?: GraphFacts): Promise<string | undefined> {
   if (executionProviders.some((p) => p !== 'cpu')) return `it runs on ${executionProviders.join(', ')}`;
   let bytes: number;
   let key: string;
@@ -126,15 +138,18 @@ export async function inlineRefusal(file: string, executionProviders: readonly s
   if (bytes > INLINE_MAX_FILE_BYTES) {
     return `its file is ${Math.round(bytes / 1024 / 1024)} MB, over ${INLINE_MAX_FILE_BYTES / 1024 / 1024} MB (creating it would hold the worker's thread too long)`;
   }
-  let ops = operators;
-  if (ops === undefined) {
+  let facts = graph?.operators !== undefined && graph.nodes !== undefined ? { operators: graph.operators, nodes: graph.nodes } : undefined;
+  if (facts === undefined) {
     if (!readOperators.has(key)) {
       if (readOperators.size >= MAX_READ) readOperators.delete(readOperators.keys().next().value!);
       readOperators.set(key, await onnxOperators(file).catch(() => undefined));
     }
-    ops = readOperators.get(key);
+    facts = readOperators.get(key);
   }
-  if (ops === undefined) return 'its graph could not be parsed';
+  if (facts === undefined) return 'its graph could not be parsed';
+  if (facts.nodes > INLINE_MAX_NODES)
+    return `its graph has ${facts.nodes} nodes, over ${INLINE_MAX_NODES} (creating it would hold the worker's thread too long)`;
+  const ops = facts.operators;
   const unbounded = ops.filter((o) => o.startsWith('ai.onnx:') && UNBOUNDED_OPS.has(o.slice(8)));
   if (unbounded.length > 0) return `its graph uses ${unbounded.map((o) => o.slice(8)).join(', ')}, whose work can grow with the request's values`;
   const foreign = [...new Set(ops.map((o) => o.slice(0, o.indexOf(':'))).filter((d) => !KNOWN_DOMAINS.has(d)))];

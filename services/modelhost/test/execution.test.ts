@@ -3,7 +3,7 @@ import { copyFile, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { tileModel, tripCountLoopModel } from '../../../test/helpers/costly-models.ts';
+import { identityChainModel, tileModel, tripCountLoopModel } from '../../../test/helpers/costly-models.ts';
 import { inlineRefusal, maxSlots } from '../src/execution.ts';
 
 const IRIS = path.join(import.meta.dirname, '../../../models/demo/iris.onnx');
@@ -35,15 +35,15 @@ describe("inlineRefusal: which cheap models may run on the worker's own thread",
     const dir = await mkdtemp(path.join(os.tmpdir(), 'inline-refusal-'));
     try {
       assert.equal(await inlineRefusal(IRIS, ['cpu']), undefined, 'operators read from the file');
-      assert.equal(await inlineRefusal(IRIS, ['cpu'], ['ai.onnx:Gemm', 'ai.onnx:Relu']), undefined);
+      assert.equal(await inlineRefusal(IRIS, ['cpu'], { operators: ['ai.onnx:Gemm', 'ai.onnx:Relu'], nodes: 2 }), undefined);
       assert.equal(await inlineRefusal(IRIS, ['cuda', 'cpu']), 'it runs on cuda, cpu');
       assert.equal(
-        await inlineRefusal(IRIS, ['cpu'], ['ai.onnx:Gemm', 'ai.onnx:Loop']),
+        await inlineRefusal(IRIS, ['cpu'], { operators: ['ai.onnx:Gemm', 'ai.onnx:Loop'], nodes: 2 }),
         "its graph uses Loop, whose work can grow with the request's values",
         "the record's operators decide",
       );
       assert.equal(
-        await inlineRefusal(IRIS, ['cpu'], ['ai.onnx:Gemm', 'com.microsoft:FusedMatMul']),
+        await inlineRefusal(IRIS, ['cpu'], { operators: ['ai.onnx:Gemm', 'com.microsoft:FusedMatMul'], nodes: 2 }),
         'its graph uses operators of com.microsoft, whose cost is not known here',
       );
 
@@ -53,6 +53,13 @@ describe("inlineRefusal: which cheap models may run on the worker's own thread",
       const tile = path.join(dir, 'tile.onnx');
       await writeFile(tile, tileModel());
       assert.equal(await inlineRefusal(tile, ['cpu']), "its graph uses Tile, whose work can grow with the request's values");
+      assert.equal(
+        await inlineRefusal(IRIS, ['cpu'], { operators: ['ai.onnx:Identity'], nodes: 600 }),
+        "its graph has 600 nodes, over 500 (creating it would hold the worker's thread too long)",
+      );
+      const chain = path.join(dir, 'chain.onnx');
+      await writeFile(chain, identityChainModel(501));
+      assert.match((await inlineRefusal(chain, ['cpu']))!, /^its graph has 501 nodes, over 500/, 'counted from the file where the record has no count');
       // The same path with other contents (a model deleted and uploaded again): read again.
       await copyFile(IRIS, loop);
       assert.equal(await inlineRefusal(loop, ['cpu']), undefined);
@@ -60,7 +67,7 @@ describe("inlineRefusal: which cheap models may run on the worker's own thread",
       const big = path.join(dir, 'big.onnx');
       await copyFile(IRIS, big);
       await truncate(big, 9 * 1024 * 1024);
-      assert.match((await inlineRefusal(big, ['cpu'], ['ai.onnx:Gemm']))!, /^its file is 9 MB, over 8 MB/);
+      assert.match((await inlineRefusal(big, ['cpu'], { operators: ['ai.onnx:Gemm'], nodes: 1 }))!, /^its file is 9 MB, over 8 MB/);
       const garbage = path.join(dir, 'garbage.onnx');
       await writeFile(garbage, Buffer.from([0xff, 0xff, 0xff]));
       assert.equal(await inlineRefusal(garbage, ['cpu']), 'its graph could not be parsed');
