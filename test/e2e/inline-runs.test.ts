@@ -72,6 +72,33 @@ describe('small models on the worker thread', () => {
     assert.equal(inline!.body.outputs[0].shape[0], 100);
   });
 
+  test("bad input to a model on the worker's thread: a clear 400, and the worker serves on", async () => {
+    const bad = [
+      { inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] },
+      { inputs: [{ name: 'input', shape: [1, 4], datatype: 'INT64', data: [1, 2, 3, 4] }] },
+      { inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3] }] },
+      { inputs: [{ name: 'nope', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] },
+    ];
+    for (const mh of c.modelhosts) {
+      for (const body of bad) {
+        const r = await fetch(`${mh.url}/v2/models/iris/infer`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        const text = await r.text();
+        assert.equal(r.status, 400, `${JSON.stringify(body)}: ${text}`);
+        assert.doesNotMatch(text, /\/(work|tmp|home|usr)\//, 'no file path in the answer');
+      }
+      const ok = await fetch(`${mh.url}/v2/models/iris/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(irisBody(ROWS)),
+      });
+      assert.equal(ok.status, 200);
+    }
+  });
+
   test('a cheap model whose work can grow with the request (a Tile) stays on a runtime thread, and says why', async () => {
     for (const e of await plans('tiling', { inputs: [{ name: 'x', shape: [1, 1], datatype: 'FP32', data: [2] }] })) {
       assert.equal(e.inline, false);

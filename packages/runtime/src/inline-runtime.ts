@@ -34,6 +34,7 @@ export class InlineRuntime implements RuntimeThread {
   async create(file: string | Uint8Array, options: object): Promise<{ sid: number; signature: ModelSignature }> {
     let session: ort.InferenceSession;
     try {
+      // Two calls for the two overloads (a path, or the bytes): neither takes the union.
       session = typeof file === 'string' ? await ort.InferenceSession.create(file, options) : await ort.InferenceSession.create(file, options);
     } catch (err) {
       throw new SessionCreateError(String((err as Error)?.message ?? err));

@@ -107,8 +107,9 @@ const INLINE_MAX_FILE_BYTES = 8 * 1024 * 1024;
  */
 const INLINE_MAX_NODES = 500;
 
-/** What a version's record keeps of its graph (checkOnnxFile at upload). */
+/** What a version's record keeps of its file and graph (checkOnnxFile at upload). */
 export interface GraphFacts {
+  bytes?: number | undefined;
   operators?: readonly string[] | undefined;
   nodes?: number | undefined;
 }
@@ -126,19 +127,23 @@ const MAX_READ = 10_000;
  */
 export async function inlineRefusal(file: string, executionProviders: readonly string[], graph?: GraphFacts): Promise<string | undefined> {
   if (executionProviders.some((p) => p !== 'cpu')) return `it runs on ${executionProviders.join(', ')}`;
-  let bytes: number;
-  let key: string;
-  try {
-    const st = await stat(file);
-    bytes = st.size;
-    key = `${file}\0${st.size}\0${st.mtimeMs}`;
-  } catch (err) {
-    return `its file could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+  const known = graph?.operators !== undefined && graph.nodes !== undefined;
+  let bytes = graph?.bytes ?? 0;
+  let key = '';
+  // The record's size and graph where it keeps them (no call on the file for every load); else the file's.
+  if (!known || graph?.bytes === undefined) {
+    try {
+      const st = await stat(file);
+      bytes = st.size;
+      key = `${file}\0${st.size}\0${st.mtimeMs}`;
+    } catch (err) {
+      return `its file could not be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`;
+    }
   }
   if (bytes > INLINE_MAX_FILE_BYTES) {
     return `its file is ${Math.round(bytes / 1024 / 1024)} MB, over ${INLINE_MAX_FILE_BYTES / 1024 / 1024} MB (creating it would hold the worker's thread too long)`;
   }
-  let facts = graph?.operators !== undefined && graph.nodes !== undefined ? { operators: graph.operators, nodes: graph.nodes } : undefined;
+  let facts = known ? { operators: graph!.operators!, nodes: graph!.nodes! } : undefined;
   if (facts === undefined) {
     if (!readOperators.has(key)) {
       if (readOperators.size >= MAX_READ) readOperators.delete(readOperators.keys().next().value!);

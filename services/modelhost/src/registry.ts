@@ -474,7 +474,10 @@ export class ModelRegistry {
     let plan: ExecutionPlan;
     try {
       // Slots × threads and batch size: as set, else measured here (execution.ts).
-      const req = planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads, this.#memoryRoom, v.onnx);
+      const req = planRequest(file, record, this.#config, settings.executionProviders, maxInstances, this.#threads, this.#memoryRoom, {
+        ...v.onnx,
+        bytes: v.bytes,
+      });
       const reuse = planKey({ ...req, file: structure(v) ?? req.file });
       ({ session, plan } = await loadPlanned({ ...req, earlier: this.#plans.get(reuse) }));
       if (plan.measured.length > 0 && !this.#plans.has(reuse)) {

@@ -72,6 +72,9 @@ describe("inlineRefusal: which cheap models may run on the worker's own thread",
       await writeFile(garbage, Buffer.from([0xff, 0xff, 0xff]));
       assert.equal(await inlineRefusal(garbage, ['cpu']), 'its graph could not be parsed');
       assert.equal(await inlineRefusal(path.join(dir, 'missing.onnx'), ['cpu']), 'its file could not be read (ENOENT)');
+      // What the record keeps (size, graph) decides without a call on the file.
+      assert.equal(await inlineRefusal(path.join(dir, 'missing.onnx'), ['cpu'], { bytes: 4096, operators: ['ai.onnx:Gemm'], nodes: 1 }), undefined);
+      assert.match((await inlineRefusal(IRIS, ['cpu'], { bytes: 9 * 1024 * 1024, operators: ['ai.onnx:Gemm'], nodes: 1 }))!, /^its file is 9 MB/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
