@@ -1,0 +1,86 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { OnnxSession, inlineRuntime } from '@inferrer/runtime';
+import { MLP_SIZES, mlpModel } from '../../../test/helpers/mlp-models.ts';
+import { EXTERNAL_ESCAPE, IRIS, IRIS_ROWS, f32 } from './fixtures.ts';
+
+let tmp: string;
+before(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'inline-runtime-'));
+});
+after(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** The first output of `file` for `rows` of MLP input, created inline or on a runtime thread. */
+async function answer(file: string, inline: boolean, inputs: number, rows: number): Promise<Float32Array> {
+  const session = await OnnxSession.load(file, { inline });
+  try {
+    const data = Float32Array.from({ length: rows * inputs }, (_, i) => ((i * 7) % 13) / 13);
+    const r = await session.run({ x: { type: 'float32', dims: [rows, inputs], data } });
+    return r.outputs.y!.data as Float32Array;
+  } finally {
+    await session.dispose();
+  }
+}
+
+describe('the inline runtime reads model files into its kept buffer', () => {
+  test('models created one after another, each smaller than the last, answer as from their paths', async () => {
+    // Largest first: the buffer keeps the first file's length, so each later file is read over the
+    // bytes of the one before. A creation that saw another file's bytes would answer differently.
+    const files: { file: string; inputs: number }[] = [];
+    for (const [i, shape] of [...MLP_SIZES.entries()].reverse()) {
+      const file = path.join(tmp, `mlp-${i}.onnx`);
+      await writeFile(file, mlpModel(shape, 40 + i));
+      files.push({ file, inputs: shape.inputs });
+    }
+    const created = await Promise.all(files.map((f) => OnnxSession.load(f.file, { inline: true })));
+    try {
+      for (const [k, f] of files.entries()) {
+        const data = Float32Array.from({ length: 3 * f.inputs }, (_, i) => ((i * 7) % 13) / 13);
+        const inline = await created[k]!.run({ x: { type: 'float32', dims: [3, f.inputs], data } });
+        assert.deepEqual(Array.from(inline.outputs.y!.data as Float32Array), Array.from(await answer(f.file, false, f.inputs, 3)), f.file);
+      }
+    } finally {
+      await Promise.all(created.map((s) => s.dispose()));
+    }
+  });
+
+  test('external data is found in the model file’s folder, as from its path', async () => {
+    // external_escape.onnx with its 22-byte location swapped for a file beside the model: W = [1, 2, 3, 4], y = x + W.
+    const bytes = await readFile(EXTERNAL_ESCAPE);
+    const at = bytes.indexOf(Buffer.from('location\x12\x16../../../../etc/passwd', 'latin1'));
+    assert.ok(at > 0);
+    const model = Buffer.from(bytes);
+    model.write('external_weights_W.bin', at + 'location\x12\x16'.length, 'latin1');
+    const folder = path.join(tmp, 'external');
+    await mkdir(folder);
+    await writeFile(path.join(folder, 'model.onnx'), model);
+    await writeFile(path.join(folder, 'external_weights_W.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
+    const held = inlineRuntime.held;
+    const session = await OnnxSession.load(path.join(folder, 'model.onnx'), { inline: true });
+    try {
+      assert.equal(inlineRuntime.held, held + 1);
+      const r = await session.run({ x: f32(1, [1, 1, 1, 1]) });
+      assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [2, 3, 4, 5]);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  test('a file that is not a model is refused, and the next creation works', async () => {
+    const bad = path.join(tmp, 'not-a-model.onnx');
+    await writeFile(bad, Buffer.alloc(4096, 7));
+    await assert.rejects(OnnxSession.load(bad, { inline: true }), { code: 'INVALID_MODEL' });
+    const iris = await OnnxSession.load(IRIS, { inline: true });
+    try {
+      const r = await iris.run({ input: f32(3, IRIS_ROWS.flat()) });
+      assert.deepEqual(Array.from(r.outputs.label!.data as BigInt64Array), [2n, 0n, 1n]);
+    } finally {
+      await iris.dispose();
+    }
+  });
+});
