@@ -22,7 +22,7 @@ export interface TestCluster extends Cluster {
 export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Promise<TestCluster> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-e2e-'));
   const logs: { name: string; line: string }[] = [];
-  const cluster = await startCluster({
+  const started = startCluster({
     host: '127.0.0.1',
     port: 0,
     modelhosts: 2,
@@ -43,6 +43,16 @@ export async function startTestCluster(opts: Partial<ClusterOptions> = {}): Prom
       if (logs.length > 50_000) logs.splice(0, 10_000);
     },
   });
+  let cluster: Cluster;
+  try {
+    cluster = await started;
+  } catch (err) {
+    // No cluster, so no suite prints its logs: what each service said before it did not come up goes to stderr.
+    const tail = logs.slice(-80).map((l) => `  ${l.name}: ${l.line}`);
+    process.stderr.write(`the cluster did not start (${(err as Error).message}); its last log lines:\n${tail.join('\n') || '  (none)'}\n`);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     ...cluster,
     logs,

@@ -32,7 +32,11 @@ const unlimited = processMemoryBytes > 0 ? limitProcessMemory(processMemoryBytes
 if (unlimited) log.warn('memory ceiling not set: a run that needs more than the machine has can end this worker', { processMemoryBytes, reason: unlimited });
 // The shared runtime threads start (and pay the runtime's one-time costs) before anything is measured.
 const threads = config.sessionThreads > 0 ? new SessionThreads(config.sessionThreads) : undefined;
-await threads?.warm();
+if (threads) {
+  const warming = performance.now();
+  await threads.warm();
+  log.info('runtime threads started', { threads: threads.size, ms: Math.round(performance.now() - warming) });
+}
 const baselineBytes = process.memoryUsage.rss();
 const budgetBytes = config.modelMemoryBytes ?? defaultBudget(limit.bytes, baselineBytes);
 let registry: ModelRegistry | undefined;
