@@ -27,6 +27,11 @@ export interface ListenOptions {
   acceptors: number;
   /** The kernel's queue of connections not yet accepted (capped by net.core.somaxconn). */
   backlog?: number;
+  /**
+   * How long the helper has to bind and hand the socket over, ms (default 30 s): past it the listen fails,
+   * so a stuck helper ends in an error the process exits on, not a server that never listens.
+   */
+  handoverTimeoutMs?: number;
 }
 
 export interface Listening {
@@ -58,6 +63,9 @@ server.listen({ port, host, backlog }, () => {
     });
 });
 `;
+
+/** Default for ListenOptions.handoverTimeoutMs: the helper starts Node and binds, well under a second when idle. */
+const HANDOVER_TIMEOUT_MS = 30_000;
 
 interface HelperMessage {
   port?: number;
@@ -99,6 +107,12 @@ export function listenWithAcceptors(server: Server, opts: ListenOptions): Promis
       if (server.listenerCount('error') > 0) server.emit('error', err);
       reject(err);
     };
+    const handover = opts.handoverTimeoutMs ?? HANDOVER_TIMEOUT_MS;
+    const timer = setTimeout(
+      () => fail(new Error(`the process that binds ${opts.host}:${opts.port} did not hand over the socket within ${handover} ms`)),
+      handover,
+    );
+    helper.once('exit', () => clearTimeout(timer));
     helper.once('error', fail);
     helper.once('exit', (code, signal) => {
       if (!settled) fail(new Error(`the process that binds ${opts.host}:${opts.port} exited (${signal ?? code}) before handing over the socket`));
@@ -108,7 +122,12 @@ export function listenWithAcceptors(server: Server, opts: ListenOptions): Promis
         fail(Object.assign(new Error(msg.error.message), { code: msg.error.code, address: msg.error.address, port: msg.error.port }));
         return;
       }
-      if (settled) return;
+      if (settled) {
+        // A copy or a connection that came after the listen failed (a late hand-over): nobody serves it.
+        if (msg.socket) (handle as Socket | undefined)?.destroy();
+        else (handle as NetServer | undefined)?.close();
+        return;
+      }
       if (msg.socket && handle) {
         // A connection the helper took: served here like any other.
         server.emit('connection', handle as Socket);
@@ -125,6 +144,7 @@ export function listenWithAcceptors(server: Server, opts: ListenOptions): Promis
       }
       if (!msg.done) return;
       settled = true;
+      clearTimeout(timer);
       helper.disconnect();
       const ready = (): void =>
         resolve({

@@ -193,3 +193,23 @@ function fetchText(url: string, agent: http.Agent): Promise<string> {
       .on('error', reject);
   });
 }
+
+test('a helper that does not hand the socket over in time fails the listen with a clear error, leaving nothing bound', async () => {
+  const server = hello();
+  const emitted: Error[] = [];
+  server.on('error', (e) => emitted.push(e));
+  // No process starts Node and binds within a millisecond.
+  await assert.rejects(listenWithAcceptors(server, { port: 0, host: '127.0.0.1', acceptors: 8, handoverTimeoutMs: 1 }), {
+    message: 'the process that binds 127.0.0.1:0 did not hand over the socket within 1 ms',
+  });
+  assert.equal(emitted.length, 1);
+  assert.equal(server.listening, false);
+  // The same server listens once given the time.
+  const listening = await listenWithAcceptors(server, { port: 0, host: '127.0.0.1', acceptors: 8 });
+  try {
+    const agent = new http.Agent({ keepAlive: false });
+    assert.equal(await fetchText(`http://127.0.0.1:${listening.port}/`, agent), 'hello');
+  } finally {
+    await listening.close();
+  }
+});
