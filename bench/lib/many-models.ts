@@ -32,6 +32,8 @@ export interface ManyModelsOptions {
   models: number;
   /** Share of the models one worker's budget holds. */
   budgetShare: number;
+  /** Every model uploaded with `shared_graph` (one session per size and worker, weights fed as inputs). */
+  sharedGraph: boolean;
   modelhosts: number;
   clients: number;
   zipf: number;
@@ -271,7 +273,7 @@ async function measureSizes(dir: string, log: (line: string) => void): Promise<S
 }
 
 /** The store: `n` models, model i of size i % 3, each with its size's measured cost. */
-async function fillStore(dir: string, n: number, sizes: SizeCost[], log: (line: string) => void): Promise<void> {
+async function fillStore(dir: string, n: number, sizes: SizeCost[], sharedGraph: boolean, log: (line: string) => void): Promise<void> {
   const bySize = new Map<number, { inspection: Omit<ModelInspection, 'facts'> }>();
   for (const s of sizes) {
     const inputs = [{ name: 'x', type: 'float32' as OrtType, shape: ['batch', s.shape.inputs] }];
@@ -291,7 +293,7 @@ async function fillStore(dir: string, n: number, sizes: SizeCost[], log: (line: 
   for (let i = 0; i < n; i++) {
     const staged = path.join(await store.stagingDir(), 'model.onnx');
     await writeFile(staged, mlpModel(sizes[i % sizes.length]!.shape, i + 1));
-    await store.put(`m-${i}`, staged, { description: `MLP ${i}` });
+    await store.put(`m-${i}`, staged, { description: `MLP ${i}`, ...(sharedGraph ? { config: { shared_graph: true } } : {}) });
   }
   log(`store: ${n} models written in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
@@ -417,14 +419,17 @@ export async function runManyModels(opts: ManyModelsOptions, log: (line: string)
   const modelDir = path.join(work, 'models');
   try {
     const sizes = await measureSizes(work, log);
-    await fillStore(modelDir, opts.models, sizes, log);
-    const meanCost = sizes.reduce((a, s) => a + s.costBytes, 0) / sizes.length;
+    await fillStore(modelDir, opts.models, sizes, opts.sharedGraph, log);
+    // What a loaded model counts at least: what validation saw its session hold, or, sharing its graph's
+    // session, its weights (its file's bytes).
+    const counted = (s: SizeCost): number => (opts.sharedGraph ? s.fileBytes : s.costBytes);
+    const meanCost = sizes.reduce((a, s) => a + counted(s), 0) / sizes.length;
     const budgetBytes = Math.round(opts.models * opts.budgetShare * meanCost);
     log(
-      `budget: ${(budgetBytes / MiB).toFixed(1)} MB per worker = ${Math.round(opts.models * opts.budgetShare)} models at the mean of what validation saw one hold, ${(meanCost / MiB).toFixed(2)} MB`,
+      `budget: ${(budgetBytes / MiB).toFixed(1)} MB per worker = ${Math.round(opts.models * opts.budgetShare)} models at the mean of what ${opts.sharedGraph ? 'one counts sharing its graph (its weights)' : 'validation saw one hold'}, ${(meanCost / MiB).toFixed(2)} MB`,
     );
     const models = Array.from({ length: opts.models }, (_, i) => ({ name: `m-${i}`, inputs: sizes[i % sizes.length]!.shape.inputs }));
-    const costs = models.map((_, i) => sizes[i % sizes.length]!.costBytes);
+    const costs = models.map((_, i) => counted(sizes[i % sizes.length]!));
     const notable: ManyModelsResult['notable'] = [];
     const runs: ManyModelsRun[] = [];
     for (const balance of ['least_conn', 'placement'] as const) runs.push(await runMode(balance, opts, modelDir, models, costs, budgetBytes, log, notable));

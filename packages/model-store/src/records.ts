@@ -91,6 +91,13 @@ export const ModelConfigSchema = z
     preload: z.boolean().optional(),
     /** Load at worker start and keep loaded: never unloaded to make room for other models. */
     pinned: z.boolean().optional(),
+    /**
+     * Models of one graph that differ only in their weights share one ONNX Runtime session per worker, their
+     * weights fed as inputs (runtime/shared-graph.ts): a load reads the weights, and a model holds their bytes.
+     * Inline models only (the execution plan's `inline`); answers are those of the graph run without
+     * prepacking its weights.
+     */
+    shared_graph: z.boolean().optional(),
     execution_providers: z
       .array(z.enum(['cpu', 'cuda']))
       .min(1)

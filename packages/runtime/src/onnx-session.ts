@@ -31,6 +31,11 @@ export interface SessionConfig {
   /** One slot on the worker's own thread (inline-runtime.ts) instead of a runtime thread; `instances` is then 1. */
   inline?: boolean | undefined;
   /**
+   * With `inline`: models of one structure share their template's session, their weights fed as inputs
+   * (shared-graph.ts, the model config's `shared_graph`).
+   */
+  sharedGraph?: boolean | undefined;
+  /**
    * Bytes this process may still take under its memory ceiling (PROCESS_MEMORY_BYTES), read when a run's
    * outputs are large; absent: no ceiling. A run whose known outputs need more than that twice over is
    * refused before it runs (outputSizeError).
@@ -105,6 +110,8 @@ export class OnnxSession {
   readonly #pool: SessionThreads | undefined;
   readonly #memoryRoom: (() => number) | undefined;
   #closed = false;
+  /** Runs on its structure's template session with its weights as inputs (SessionConfig.sharedGraph), no session of its own. */
+  shared = false;
   /** Called whenever a slot becomes free (the batcher cuts its next batch then). */
   onIdle: (() => void) | undefined;
 
@@ -138,7 +145,9 @@ export class OnnxSession {
       : pool
         ? pool.place(cfg.instances)
         : Array.from({ length: cfg.instances }, () => new SessionThread());
-    const created = await Promise.allSettled(threads.map((t) => t.create(file, options)));
+    const created = await Promise.allSettled(
+      threads.map((t) => (t === inlineRuntime ? inlineRuntime.create(file, options, cfg.sharedGraph === true) : t.create(file, options))),
+    );
     const failed = created.find((s) => s.status === 'rejected');
     if (failed) {
       await Promise.all(created.map((s, i) => (s.status === 'fulfilled' ? threads[i]!.release(s.value.sid) : undefined)));
@@ -146,8 +155,8 @@ export class OnnxSession {
       else await Promise.all(threads.map((t) => t.close()));
       throw createError((failed as PromiseRejectedResult).reason, options);
     }
-    const ok = created as PromiseFulfilledResult<{ sid: number; signature: ModelSignature }>[];
-    return new OnnxSession(
+    const ok = created as PromiseFulfilledResult<{ sid: number; signature: ModelSignature; shared?: boolean }>[];
+    const session = new OnnxSession(
       file,
       options,
       ok[0]!.value.signature,
@@ -155,6 +164,8 @@ export class OnnxSession {
       pool,
       cfg.memoryRoom,
     );
+    session.shared = ok[0]!.value.shared === true;
+    return session;
   }
 
   get instances(): number {

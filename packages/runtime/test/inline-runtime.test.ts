@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { OnnxSession, inlineRuntime } from '@inferrer/runtime';
 import { MLP_SIZES, mlpModel } from '../../../test/helpers/mlp-models.ts';
 import { EXTERNAL_ESCAPE, IRIS, IRIS_ROWS, f32 } from './fixtures.ts';
@@ -25,6 +26,20 @@ async function answer(file: string, inline: boolean, inputs: number, rows: numbe
   } finally {
     await session.dispose();
   }
+}
+
+/** external_escape.onnx with its 22-byte location swapped for a file beside the model: W = [1, 2, 3, 4], y = x + W. */
+async function externalModel(name: string): Promise<string> {
+  const bytes = await readFile(EXTERNAL_ESCAPE);
+  const at = bytes.indexOf(Buffer.from('location\x12\x16../../../../etc/passwd', 'latin1'));
+  assert.ok(at > 0);
+  const model = Buffer.from(bytes);
+  model.write('external_weights_W.bin', at + 'location\x12\x16'.length, 'latin1');
+  const folder = path.join(tmp, name);
+  await mkdir(folder);
+  await writeFile(path.join(folder, 'model.onnx'), model);
+  await writeFile(path.join(folder, 'external_weights_W.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
+  return folder;
 }
 
 describe('the inline runtime reads model files into its kept buffer', () => {
@@ -50,16 +65,7 @@ describe('the inline runtime reads model files into its kept buffer', () => {
   });
 
   test('external data is found in the model file’s folder, as from its path', async () => {
-    // external_escape.onnx with its 22-byte location swapped for a file beside the model: W = [1, 2, 3, 4], y = x + W.
-    const bytes = await readFile(EXTERNAL_ESCAPE);
-    const at = bytes.indexOf(Buffer.from('location\x12\x16../../../../etc/passwd', 'latin1'));
-    assert.ok(at > 0);
-    const model = Buffer.from(bytes);
-    model.write('external_weights_W.bin', at + 'location\x12\x16'.length, 'latin1');
-    const folder = path.join(tmp, 'external');
-    await mkdir(folder);
-    await writeFile(path.join(folder, 'model.onnx'), model);
-    await writeFile(path.join(folder, 'external_weights_W.bin'), Buffer.from(new Float32Array([1, 2, 3, 4]).buffer));
+    const folder = await externalModel('external');
     const held = inlineRuntime.held;
     const session = await OnnxSession.load(path.join(folder, 'model.onnx'), { inline: true });
     try {
@@ -99,6 +105,107 @@ describe('an inline run’s compute time', () => {
       assert.ok(r.computeMs < 30, `computeMs ${r.computeMs}: the 60 ms the loop was held are not the model's`);
     } finally {
       await iris.dispose();
+    }
+  });
+});
+
+describe('models that share a graph (shared_graph)', () => {
+  /** What a session of the model's own, with weight prepacking off, answers for `rows` rows. */
+  async function unpacked(file: string, inputs: number, rows: number): Promise<number[]> {
+    const session = await ort.InferenceSession.create(file, {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      extra: { session: { disable_prepacking: '1' } },
+    });
+    try {
+      const r = await session.run({ x: new ort.Tensor('float32', mlpRows(inputs, rows), [rows, inputs]) });
+      return Array.from(r.y!.data as Float32Array);
+    } finally {
+      await session.release();
+    }
+  }
+  const mlpRows = (inputs: number, rows: number): Float32Array => Float32Array.from({ length: rows * inputs }, (_, i) => ((i * 7) % 13) / 13 - 0.3);
+
+  test('one template session per structure runs each model with its own weights, as its own unpacked session answers', async () => {
+    const models: { file: string; inputs: number }[] = [];
+    for (const [k, size] of [2, 0, 2, 0, 2].entries()) {
+      const file = path.join(tmp, `shared-${k}.onnx`);
+      await writeFile(file, mlpModel(MLP_SIZES[size]!, 700 + k));
+      models.push({ file, inputs: MLP_SIZES[size]!.inputs });
+    }
+    const held = inlineRuntime.held;
+    const shared = inlineRuntime.shared;
+    const sessions = await Promise.all(models.map((m) => OnnxSession.load(m.file, { inline: true, sharedGraph: true })));
+    try {
+      assert.deepEqual(
+        sessions.map((s) => s.shared),
+        [true, true, true, true, true],
+      );
+      // Two structures: two ONNX Runtime sessions for five models.
+      assert.equal(inlineRuntime.held, held + 2);
+      assert.equal(inlineRuntime.shared, shared + 5);
+      assert.deepEqual(
+        sessions[0]!.signature.inputs.map((i) => i.name),
+        ['x'],
+        'the weights are not inputs a request sees',
+      );
+      const seen = new Set<string>();
+      for (const [k, m] of models.entries()) {
+        for (const rows of [1, 8]) {
+          const r = await sessions[k]!.run({ x: { type: 'float32', dims: [rows, m.inputs], data: mlpRows(m.inputs, rows) } });
+          const got = Array.from(r.outputs.y!.data as Float32Array);
+          assert.deepEqual(got, await unpacked(m.file, m.inputs, rows), `${m.file}, ${rows} rows`);
+          seen.add(JSON.stringify(got));
+        }
+      }
+      assert.equal(seen.size, 10, 'every model answers with its own weights');
+      // A model let go of keeps the template for the others; the last one releases it.
+      await sessions[0]!.dispose();
+      assert.equal(inlineRuntime.held, held + 2);
+      await sessions[2]!.dispose();
+      await sessions[4]!.dispose();
+      assert.equal(inlineRuntime.held, held + 1);
+      const again = await sessions[1]!.run({ x: { type: 'float32', dims: [1, 16], data: mlpRows(16, 1) } });
+      assert.deepEqual(Array.from(again.outputs.y!.data as Float32Array), await unpacked(models[1]!.file, 16, 1));
+    } finally {
+      await Promise.all(sessions.map((s) => s.dispose()));
+    }
+    assert.equal(inlineRuntime.held, held);
+    assert.equal(inlineRuntime.shared, shared);
+  });
+
+  test('a model whose weights are external data gets a session of its own', async () => {
+    const folder = await externalModel('shared-external');
+    const held = inlineRuntime.held;
+    const session = await OnnxSession.load(path.join(folder, 'model.onnx'), { inline: true, sharedGraph: true });
+    try {
+      assert.equal(session.shared, false);
+      assert.equal(inlineRuntime.held, held + 1);
+      const r = await session.run({ x: f32(1, [1, 1, 1, 1]) });
+      assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [2, 3, 4, 5]);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  test('a file that is not a model is refused, and the next shared model loads', async () => {
+    const bad = path.join(tmp, 'shared-not-a-model.onnx');
+    await writeFile(bad, Buffer.alloc(4096, 7));
+    await assert.rejects(OnnxSession.load(bad, { inline: true, sharedGraph: true }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'INVALID_MODEL');
+      assert.ok(!err.message.includes(tmp), err.message);
+      return true;
+    });
+    const file = path.join(tmp, 'shared-after-bad.onnx');
+    await writeFile(file, mlpModel(MLP_SIZES[1]!, 77));
+    const s = await OnnxSession.load(file, { inline: true, sharedGraph: true });
+    try {
+      assert.equal(s.shared, true);
+      const r = await s.run({ x: { type: 'float32', dims: [2, 32], data: mlpRows(32, 2) } });
+      assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), await unpacked(file, 32, 2));
+    } finally {
+      await s.dispose();
     }
   });
 });

@@ -55,6 +55,7 @@ export function planRequest(
       executionProviders,
       threads,
       memoryRoom,
+      ...(cfg.shared_graph ? { sharedGraph: true } : {}),
     },
     fixed: fixedExecution(record, config),
     cpus: workerCpus(config),

@@ -46,6 +46,8 @@ export interface Resident {
 /** A cgroup limit above this is "no limit" (cgroup v1 reports 2^63 rounded down to pages). */
 const NO_LIMIT = 2 ** 60;
 const MiB = 1024 * 1024;
+/** Room made beyond its file for a model that shares its graph's session (its weights' tensors, a template's first creation). */
+const SHARED_EXTRA_BYTES = 64 * 1024;
 /** Lookups between two halvings of every count: at least this, and at least ten per model loaded. */
 const AGING_LOOKUPS = 1000;
 
@@ -114,8 +116,12 @@ export class MemoryBudget {
     return rssBytes - this.#ownBytes;
   }
 
-  /** What creating a version's sessions takes at its peak: its validation's measurement, else twice its file plus 1 MiB. */
-  peak(version: VersionRecord, instances: number): number {
+  /**
+   * What creating a version's sessions takes at its peak: its validation's measurement, else twice its file
+   * plus 1 MiB. A model that shares its graph's session (`shared`) reads its weights: its file and 64 KiB.
+   */
+  peak(version: VersionRecord, instances: number, shared = false): number {
+    if (shared) return version.bytes + SHARED_EXTRA_BYTES;
     if (version.validation && version.validation.memory_bytes > 0) return version.validation.memory_bytes * instances;
     return (2 * version.bytes + MiB) * instances;
   }
@@ -123,9 +129,11 @@ export class MemoryBudget {
   /**
    * The least a loaded version counts: what its session held at validation, never below its file's bytes
    * (the weights are copied into the session; records validated before the reading was made exact can
-   * carry a low one), else its peak (or the file's guess).
+   * carry a low one), else its peak (or the file's guess). A model that shares its graph's session holds
+   * its weights: its file's bytes.
    */
-  floor(version: VersionRecord, instances: number): number {
+  floor(version: VersionRecord, instances: number, shared = false): number {
+    if (shared) return version.bytes;
     const held = version.validation?.resident_bytes;
     const peak = this.peak(version, instances);
     if (held !== undefined && held > 0) return Math.max(Math.min(held, peak / instances), version.bytes) * instances;
@@ -133,14 +141,20 @@ export class MemoryBudget {
   }
 
   /** What a load of this version must find room for. */
-  expected(id: string, version: VersionRecord, instances: number): number {
-    return Math.max(this.peak(version, instances), this.#measured.get(`${id}x${instances}`) ?? 0);
+  expected(id: string, version: VersionRecord, instances: number, shared = false): number {
+    return Math.max(this.peak(version, instances, shared), this.#measured.get(`${id}x${instances}`) ?? 0);
   }
 
-  /** Records a load's measurement; returns the cost to count for it. */
-  measured(id: string, version: VersionRecord, instances: number, grewBytes: number): number {
+  /**
+   * Records a load's measurement; returns the cost to count for it. A model that shares its graph's session
+   * counts its weights alone: what the worker gained over its load is the template's session when it is the
+   * first of its structure (kept for the others, the worker's own from then on) and the plan's measurement,
+   * which is given back; counted, they would teach the budget's watch an own memory too low.
+   */
+  measured(id: string, version: VersionRecord, instances: number, grewBytes: number, shared = false): number {
+    if (shared) return this.floor(version, instances, true);
     this.#measured.set(`${id}x${instances}`, Math.max(0, grewBytes));
-    return Math.max(this.floor(version, instances), grewBytes);
+    return Math.max(this.floor(version, instances, shared), grewBytes);
   }
 
   /** Bytes counted for `models`. */

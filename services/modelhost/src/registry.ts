@@ -461,7 +461,7 @@ export class ModelRegistry {
         { threads, max_threads: maxThreads, instances: fixedInstances, intra_op_threads: intra },
       );
     }
-    const need = this.#budget.expected(id, v, instances);
+    const need = this.#budget.expected(id, v, instances, cfg.shared_graph === true);
     if (need > this.#budget.limitBytes) {
       throw refuse(
         `model ${record.name} version ${version} needs about ${mb(need)} MB (${instances} instance${instances === 1 ? '' : 's'}), more than this worker's whole memory budget for models, ${mb(this.#budget.limitBytes)} MB (MODEL_MEMORY_BYTES): it cannot be loaded here`,
@@ -526,7 +526,7 @@ export class ModelRegistry {
     };
     await this.#warm(entry);
     const grew = this.#rss() - before;
-    entry.costBytes = this.#budget.measured(id, v, session.instances, grew);
+    entry.costBytes = this.#budget.measured(id, v, session.instances, grew, session.shared);
     entry.state = 'READY';
     entry.lastUsed = performance.now();
     this.#loaded.set(id, entry);
@@ -537,6 +537,7 @@ export class ModelRegistry {
       version,
       seconds: Number(seconds.toFixed(3)),
       instances: session.instances,
+      ...(session.shared ? { sharedGraph: true } : {}),
       intraOpThreads: plan.intraOpThreads,
       batching: batcher.options,
       plan: plan.reason,

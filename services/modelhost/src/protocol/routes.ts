@@ -16,6 +16,7 @@
  *   GET  /health/live, /health/ready, /metrics
  */
 import { InferrerError, parseModelName, parseVersion } from '@inferrer/core';
+import { inlineRuntime } from '@inferrer/runtime';
 import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from '../config.ts';
 import type { BatchFacts, DataPlane } from '../dataplane.ts';
@@ -175,6 +176,8 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
         res.json({
           modelhost: config.id,
           memory: { ...registry.memory(), ...processMemory() },
+          /** ONNX Runtime sessions that models with `shared_graph` share (one per structure). */
+          shared_graph_sessions: inlineRuntime.templates,
           models: registry.entries().map((e) => ({
             name: e.name,
             version: e.version,
@@ -183,6 +186,7 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
             instances: e.session.instances,
             batching: e.batcher.options,
             resident_bytes: e.costBytes,
+            ...(e.session.shared ? { shared_graph: true } : {}),
             idle_seconds: Number(((now - e.lastUsed) / 1000).toFixed(3)),
             ...(e.pinned ? { pinned: true } : {}),
             ...(e.preload ? { preload: true } : {}),
@@ -204,7 +208,8 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
       handle: async (req, res) => {
         const record = await registry.current(req.params.name!);
         const s = registry.settings(record);
-        const plan = registry.entries().find((e) => e.name === record.name && e.version === record.default_version && e.state === 'READY')?.plan;
+        const loaded = registry.entries().find((e) => e.name === record.name && e.version === record.default_version && e.state === 'READY');
+        const plan = loaded?.plan;
         res.json({
           name: record.name,
           max_batch_size: plan?.maxBatchSize ?? s.maxBatchSize ?? config.batchSizeCap,
@@ -214,7 +219,7 @@ export function infoRoutes({ config, dataplane, registry, metrics, drift, ready,
           execution_providers: s.executionProviders,
           response_cache: { enable: s.responseCache },
           execution: plan
-            ? { modelhost: config.id, version: record.default_version, ...planView(plan) }
+            ? { modelhost: config.id, version: record.default_version, ...planView(plan), shared_graph: loaded!.session.shared }
             : { modelhost: config.id, reason: 'chosen when the model loads on this worker (not loaded here yet)' },
         });
       },
