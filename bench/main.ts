@@ -217,7 +217,7 @@ let manyModels: ManyModelsResult | undefined;
 if (opts.parts.includes('many-models')) {
   const m = opts.manyModels;
   out(
-    `== 9. many models: ${m.models} MLPs, ${m.modelhosts} modelhosts each with a budget for ${Math.round(m.budgetShare * 100)} % of them, Zipf s=${m.zipf} from ${m.clients} clients (${m.warmupS} s warm-up + ${m.durationS} s), placement off and on${m.sharedGraph ? ', every model with shared_graph' : ''} ==`,
+    `== 9. many models: ${m.models} MLPs, ${m.modelhosts} modelhosts each with a budget for ${Math.round(m.budgetShare * 100)} % of them, Zipf s=${m.zipf} from ${m.clients} clients (${m.warmupS} s warm-up + ${m.durationS} s), placement off and on, ${m.sharedGraph ? 'the models with shared_graph (a session per MLP size and worker)' : 'a session per model (--own-sessions)'} ==`,
   );
   try {
     manyModels = await runManyModels(m, log);

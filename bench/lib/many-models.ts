@@ -32,7 +32,7 @@ export interface ManyModelsOptions {
   models: number;
   /** Share of the models one worker's budget holds. */
   budgetShare: number;
-  /** Every model uploaded with `shared_graph` (one session per size and worker, weights fed as inputs). */
+  /** Every model uploaded with `shared_graph` (one session per size and worker, weights fed as inputs); false: `--own-sessions`. */
   sharedGraph: boolean;
   modelhosts: number;
   clients: number;

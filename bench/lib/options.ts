@@ -35,8 +35,8 @@ export const USAGE = `pnpm bench [-- options]
   --modelhosts N     modelhosts in the cluster (default 2; many-models: 4)
   --budget-share F   many-models: the share of the models one worker's memory budget holds (default 0.1;
                      1 holds them all: no evictions, what the path costs without loads)
-  --shared-graph     many-models: every model uploaded with config shared_graph (one session per MLP size
-                     and worker, each model's weights fed as inputs); the budget holds the same share of them
+  --own-sessions     many-models: upload the models without config shared_graph, so each loaded model has an
+                     ONNX Runtime session of its own (by default they share one per MLP size and worker)
   --no-write         do not write bench/results/latest.json
   --help             this text
 `;
@@ -48,7 +48,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   let duration: number | undefined;
   let modelhosts: number | undefined;
   let budgetShare = 0.1;
-  let sharedGraph = false;
+  let sharedGraph = true;
   let write = true;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
@@ -71,7 +71,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     else if (a === '--budget-share') {
       budgetShare = positive(a, value());
       if (budgetShare > 1) throw new Error('--budget-share is a share of the models, more than 0 and at most 1 (1: every model fits)');
-    } else if (a === '--shared-graph') sharedGraph = true;
+    } else if (a === '--own-sessions') sharedGraph = false;
     else if (a === '--no-write') write = false;
     else if (a === '--help' || a === '-h') {
       process.stdout.write(USAGE);

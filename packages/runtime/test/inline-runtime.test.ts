@@ -175,6 +175,48 @@ describe('models that share a graph (shared_graph)', () => {
     assert.equal(inlineRuntime.shared, shared);
   });
 
+  test('a file of the same size whose bytes around its weights differ is another structure; a slot given back holds the next model’s weights', async () => {
+    const file = async (name: string, seed: number, producer?: string): Promise<string> => {
+      const bytes = mlpModel(MLP_SIZES[1]!, seed);
+      if (producer) {
+        const at = bytes.indexOf('inferrer-mlp');
+        assert.ok(at >= 0);
+        bytes.write(producer, at, 'latin1');
+      }
+      const f = path.join(tmp, name);
+      await writeFile(f, bytes);
+      return f;
+    };
+    const a = await file('layout-a.onnx', 801);
+    const a2 = await file('layout-a2.onnx', 802);
+    // The same graph under another producer name of the same length: the same size, another template.
+    const b = await file('layout-b.onnx', 803, 'inferrer-mlq');
+    const c = await file('layout-c.onnx', 804);
+    const held = inlineRuntime.held;
+    const sa = await OnnxSession.load(a, { inline: true, sharedGraph: true });
+    const sa2 = await OnnxSession.load(a2, { inline: true, sharedGraph: true });
+    const sb = await OnnxSession.load(b, { inline: true, sharedGraph: true });
+    let sc: OnnxSession | undefined;
+    const run = async (s: OnnxSession): Promise<number[]> =>
+      Array.from((await s.run({ x: { type: 'float32', dims: [3, 32], data: mlpRows(32, 3) } })).outputs.y!.data as Float32Array);
+    try {
+      assert.equal(inlineRuntime.held, held + 2, 'a file that only matched in size would have joined the first template');
+      assert.deepEqual(await run(sb), await unpacked(b, 32, 3));
+      const before = await run(sa2);
+      // c, found by a's layout, loads into the slot a2 gave back: its answers are its own, not a2's.
+      await sa2.dispose();
+      sc = await OnnxSession.load(c, { inline: true, sharedGraph: true });
+      const own = await run(sc);
+      assert.deepEqual(own, await unpacked(c, 32, 3));
+      assert.notDeepEqual(own, before);
+      assert.deepEqual(await run(sa), await unpacked(a, 32, 3));
+      assert.equal(inlineRuntime.held, held + 2);
+    } finally {
+      await Promise.all([sa.dispose(), sa2.dispose(), sb.dispose(), sc?.dispose()]);
+    }
+    assert.equal(inlineRuntime.held, held);
+  });
+
   test('a model whose weights are external data gets a session of its own', async () => {
     const folder = await externalModel('shared-external');
     const held = inlineRuntime.held;
