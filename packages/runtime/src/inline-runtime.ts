@@ -272,9 +272,9 @@ export class InlineRuntime implements RuntimeThread {
       this.#members.delete(sid);
       const template = member.template;
       if (template.free.length < MAX_FREE_SLOTS) template.free.push(member.slot);
-      else member.slot.buffer.resize(0);
+      else giveBack(member.slot);
       if (--template.members === 0) {
-        for (const slot of template.free.splice(0)) slot.buffer.resize(0);
+        for (const slot of template.free.splice(0)) giveBack(slot);
         this.#templates.delete(template.key);
         const same = (this.#layouts.get(template.scope) ?? []).filter((t) => t !== template);
         if (same.length > 0) this.#layouts.set(template.scope, same);
@@ -312,6 +312,11 @@ function fromBytes(options: ort.InferenceSession.SessionOptions, folder: string 
       },
     },
   };
+}
+
+/** A slot's memory back to the system now (where resizable buffers exist; else when V8 collects it). */
+function giveBack(slot: Slot): void {
+  if (typeof slot.buffer.resize === 'function') slot.buffer.resize(0);
 }
 
 const signatureOf = (session: ort.InferenceSession): ModelSignature => ({ inputs: specs(session.inputMetadata), outputs: specs(session.outputMetadata) });

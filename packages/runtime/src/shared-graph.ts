@@ -11,9 +11,11 @@
  *
  * The weights live in slots: one buffer per model holding all of its weights, the same size for every model
  * of a structure. A model let go of gives its slot back to its template for the next load of that structure
- * to fill. Memory that JavaScript frees is given back only when V8 collects it, seconds or a full collection
- * later; a load per slot allocated and dropped left the bench's workers holding 2.6 × what their models
- * counted, and the budget's watch on resident memory unloaded models to make up for it.
+ * to fill, and one more than it keeps is resized to nothing, which gives its pages back at once. Memory that
+ * JavaScript drops is given back only when V8 collects it, and a model that lived for seconds is collected
+ * at the next full collection: with plain buffers, one modelhost loading model after model held 51 MB of
+ * resident memory for models that counted 17.5, and the budget's watch unloaded models to make up for it
+ * (with resizable ones, 66 MB for 56).
  *
  * A file is parsed once per structure. Its layout (where each weight's bytes are, and every byte around them)
  * is kept with the template: a file of the same size whose bytes around the weights are the same has the
