@@ -208,9 +208,11 @@ describe('execution plan', () => {
       );
       assert.match(
         plan.reason,
-        /^1 slot × 1 thread, batches of up to 16: a single row runs in [\d.]+ ms here, under 50 ms, so per-run overhead is most of its cost/,
+        /^1 slot × 1 thread, batches of up to 16: a single row runs in [\d.]+ ms here( \([\d.]+ ms with the hand-off to its runtime thread\))?, under 50 ms, so per-run overhead is most of its cost/,
       );
       assert.equal(plan.sources.instances, 'measured');
+      const [probe] = plan.measured;
+      assert.ok(probe!.computeMs! > 0 && probe!.computeMs! <= probe!.msPerBatch, JSON.stringify(probe));
     } finally {
       await session.dispose();
     }
@@ -218,6 +220,23 @@ describe('execution plan', () => {
     const full = await loadPlanned(request(IRIS, { cpus: { cpus: 2, source: 'test' }, batchCap: 4, cheapMs: 0 }));
     await full.session.dispose();
     assert.deepEqual([...new Set(full.plan.measured.map((p) => `${p.instances}x${p.intraOpThreads}`))].sort(), ['1x2', '2x1']);
+  });
+
+  test('cheap is what a row takes to run, not its hand-off to a runtime thread (which waits for a core when every core is busy)', async () => {
+    // A threshold between iris's run and its round trip to a runtime thread: the run alone decides.
+    const probe = await loadPlanned(request(IRIS, { cpus: { cpus: 4, source: 'test' }, batchCap: 16, cheapMs: 50 }));
+    await probe.session.dispose();
+    const { computeMs, msPerBatch } = probe.plan.measured[0]!;
+    assert.ok(computeMs !== undefined && computeMs < msPerBatch, JSON.stringify(probe.plan.measured[0]));
+    // Twice the run: under what the round trip took here (several times the run), over the run's own noise.
+    const cheapMs = Math.min(2 * computeMs, msPerBatch);
+    const { session, plan } = await loadPlanned(request(IRIS, { cpus: { cpus: 4, source: 'test' }, batchCap: 16, cheapMs }));
+    await session.dispose();
+    assert.match(
+      plan.reason,
+      /^1 slot × 1 thread, batches of up to 16: a single row runs in [\d.]+ ms here( \([\d.]+ ms with the hand-off to its runtime thread\))?, under/,
+    );
+    assert.equal(plan.measured.length, 1, 'nothing more measured');
   });
 
   test("a cheap model whose row, measured on the worker's own thread, runs within inline.maxRunMs runs there, unless refused", async () => {
