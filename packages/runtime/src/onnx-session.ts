@@ -224,7 +224,8 @@ export class OnnxSession {
         const err = 'error' in r ? runError(r.error) : undefined;
         // The session's memory arena grows its next region to the size that failed, and would take what
         // is left under the worker's ceiling at its next extension: a fresh session starts small again.
-        if (err?.code === 'INFERENCE_TOO_COSTLY') this.#renew(slot);
+        // (A shared model's arena is its template's, which its other models use: not renewed for one of them.)
+        if (err?.code === 'INFERENCE_TOO_COSTLY' && !this.shared) this.#renew(slot);
         else this.#release(slot);
         if (err) job.reject(err);
         else job.resolve(r as RunResult);

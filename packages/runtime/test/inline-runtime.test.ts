@@ -65,15 +65,19 @@ describe('the inline runtime reads model files into its kept buffer', () => {
   });
 
   test('external data is found in the model file’s folder, as from its path', async () => {
-    const folder = await externalModel('external');
-    const held = inlineRuntime.held;
-    const session = await OnnxSession.load(path.join(folder, 'model.onnx'), { inline: true });
-    try {
-      assert.equal(inlineRuntime.held, held + 1);
-      const r = await session.run({ x: f32(1, [1, 1, 1, 1]) });
-      assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [2, 3, 4, 5]);
-    } finally {
-      await session.dispose();
+    // Asked to share its graph, a model with external data gets a session of its own all the same.
+    for (const sharedGraph of [false, true]) {
+      const folder = await externalModel(`external-${sharedGraph}`);
+      const held = inlineRuntime.held;
+      const session = await OnnxSession.load(path.join(folder, 'model.onnx'), { inline: true, sharedGraph });
+      try {
+        assert.equal(session.shared, false);
+        assert.equal(inlineRuntime.held, held + 1);
+        const r = await session.run({ x: f32(1, [1, 1, 1, 1]) });
+        assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [2, 3, 4, 5]);
+      } finally {
+        await session.dispose();
+      }
     }
   });
 
@@ -215,20 +219,6 @@ describe('models that share a graph (shared_graph)', () => {
       await Promise.all([sa.dispose(), sa2.dispose(), sb.dispose(), sc?.dispose()]);
     }
     assert.equal(inlineRuntime.held, held);
-  });
-
-  test('a model whose weights are external data gets a session of its own', async () => {
-    const folder = await externalModel('shared-external');
-    const held = inlineRuntime.held;
-    const session = await OnnxSession.load(path.join(folder, 'model.onnx'), { inline: true, sharedGraph: true });
-    try {
-      assert.equal(session.shared, false);
-      assert.equal(inlineRuntime.held, held + 1);
-      const r = await session.run({ x: f32(1, [1, 1, 1, 1]) });
-      assert.deepEqual(Array.from(r.outputs.y!.data as Float32Array), [2, 3, 4, 5]);
-    } finally {
-      await session.dispose();
-    }
   });
 
   test('a file that is not a model is refused, and the next shared model loads', async () => {
