@@ -356,29 +356,25 @@ async function measureLayout(
 ): Promise<Measurement[]> {
   const templates = batches.map((b) => feeds(b));
   const runs = paired?.runs ?? batches.map(() => 1);
+  /** Per size, the quickest run's compute time (the warm-up's left out). */
   const computes = batches.map(() => Number.POSITIVE_INFINITY);
-  let k = 0;
-  const round = (template: NamedTensors, n: number): Promise<unknown> =>
+  const round = (k: number, n: number, warmUp = false): Promise<unknown> =>
     Promise.all(
       Array.from({ length: session.instances }, async () => {
         for (let i = 0; i < n; i++) {
-          const r = await session.run(copy(template));
-          computes[k] = Math.min(computes[k]!, r.computeMs);
+          const r = await session.run(copy(templates[k]!));
+          if (!warmUp) computes[k] = Math.min(computes[k]!, r.computeMs);
         }
       }),
     );
-  for (const [j, t] of templates.entries()) {
-    k = j;
-    await round(t, 1);
-  }
-  computes.fill(Number.POSITIVE_INFINITY);
+  for (let k = 0; k < templates.length; k++) await round(k, 1, true);
   const times: number[][] = batches.map(() => []);
   const t0 = performance.now();
   for (let r = 0; ; r++) {
     for (let j = 0; j < templates.length; j++) {
-      k = paired && r % 2 === 1 ? templates.length - 1 - j : j;
+      const k = paired && r % 2 === 1 ? templates.length - 1 - j : j;
       const t = performance.now();
-      await round(templates[k]!, runs[k]!);
+      await round(k, runs[k]!);
       times[k]!.push((performance.now() - t) / runs[k]!);
     }
     const n = times[0]!.length;
