@@ -93,7 +93,9 @@ describe('validation in a child process', () => {
     }
     const mb = held.map((b) => (b / MiB).toFixed(2)).join(', ');
     for (const b of held) assert.ok(b >= bytes.length && b <= bytes.length * 1.5 + MiB / 4, `${mb} MB for a file of ${(bytes.length / MiB).toFixed(2)} MB`);
-    assert.ok(Math.max(...held) - Math.min(...held) <= MiB / 4, `${mb} MB`);
+    // Children differ by what their allocator kept around the run: 1.27–1.57 MB were seen on a busy CI machine.
+    // Half a MiB still fails the readings this guards against (1.2 against 2.6; the bounds above fail 0 and 2.6).
+    assert.ok(Math.max(...held) - Math.min(...held) <= MiB / 2, `${mb} MB`);
   });
 
   test('the allowance grows with the file and stops at the ceiling', () => {
