@@ -29,13 +29,13 @@
  * that structure and these options, runs it with its weights fed as inputs, and lives while one of them is
  * loaded.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { ModelSignature, NamedTensors } from '@inferrer/core';
 import { specs } from './ort-specs.mjs';
 import { type RuntimeThread, SessionCreateError } from './session-threads.ts';
-import { Layout, splitWeights } from './shared-graph.ts';
+import { Layout, readAt, splitWeights } from './shared-graph.ts';
 
 /** Largest file read into the kept buffer (an inline model's file is at most 8 MB); a larger one goes by path. */
 const MAX_READ_BYTES = 8 * 1024 * 1024;
@@ -66,6 +66,8 @@ interface Template {
   members: number;
   free: Slot[];
   layout: Layout | undefined;
+  /** It has run (the runtime's lazy initialisation is done: a new member needs no warm-up run). */
+  ran: boolean;
 }
 
 /** A model run by its template's session with the weights in its slot. */
@@ -108,7 +110,7 @@ export class InlineRuntime implements RuntimeThread {
    * Creates a session for the model in `file` (or these bytes); with `shareGraph`, runs it on its template's
    * session instead when it has weights to take out (`shared` says whether it does).
    */
-  create(file: string | Uint8Array, options: object, shareGraph = false): Promise<{ sid: number; signature: ModelSignature; shared: boolean }> {
+  create(file: string | Uint8Array, options: object, shareGraph = false): Promise<{ sid: number; signature: ModelSignature; shared: boolean; warm: boolean }> {
     const created = this.#creating.then(() => this.#create(file, options, shareGraph));
     this.#creating = created.catch(() => undefined);
     return created;
@@ -118,27 +120,53 @@ export class InlineRuntime implements RuntimeThread {
     file: string | Uint8Array,
     options: ort.InferenceSession.SessionOptions,
     shareGraph: boolean,
-  ): Promise<{ sid: number; signature: ModelSignature; shared: boolean }> {
+  ): Promise<{ sid: number; signature: ModelSignature; shared: boolean; warm: boolean }> {
     let session: ort.InferenceSession;
     const folder = typeof file === 'string' ? path.dirname(file) : undefined;
+    let fd: number | undefined;
     try {
-      const bytes = typeof file === 'string' ? this.#read(file) : file;
-      if (bytes !== undefined && shareGraph) {
-        const member = await this.#share(bytes, options);
-        if (member) {
-          const sid = this.#nextSid++;
-          this.#members.set(sid, member);
-          return { sid, signature: member.template.signature, shared: true };
-        }
+      if (typeof file === 'string') fd = openSync(file, 'r');
+      const size = fd === undefined ? (file as Uint8Array).length : fstatSync(fd).size;
+      let member = shareGraph && fd !== undefined ? this.#fill(fd, size, options) : undefined;
+      const bytes = member ? undefined : fd === undefined ? (file as Uint8Array) : this.#read(fd, size);
+      if (bytes !== undefined && shareGraph) member = await this.#share(bytes, options);
+      if (member) {
+        const sid = this.#nextSid++;
+        this.#members.set(sid, member);
+        return { sid, signature: member.template.signature, shared: true, warm: member.template.ran };
       }
       if (bytes === undefined) session = await ort.InferenceSession.create(file as string, options);
       else session = await ort.InferenceSession.create(bytes, fromBytes(options, folder));
     } catch (err) {
       throw new SessionCreateError(String((err as Error)?.message ?? err));
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
     const sid = this.#nextSid++;
     this.#sessions.set(sid, session);
-    return { sid, signature: signatureOf(session), shared: false };
+    return { sid, signature: signatureOf(session), shared: false, warm: false };
+  }
+
+  /**
+   * The model in the file open as `fd` when it fits a known layout of its size: its weights read from the
+   * file straight into a slot, the file neither read whole nor parsed. Undefined: none fits.
+   */
+  #fill(fd: number, size: number, options: ort.InferenceSession.SessionOptions): Member | undefined {
+    for (const template of this.#layouts.get(JSON.stringify([size, options])) ?? []) {
+      const layout = template.layout!;
+      if (!layout.fitsFile(fd, size, this.#scratch(layout.longest))) continue;
+      const slot = this.#slot(template);
+      for (const [i, w] of template.weights.entries()) {
+        const into = slot.bytes.get(w.name)!;
+        if (readAt(fd, into, layout.places[i]!.at) !== into.length) {
+          this.#giveBack(template, slot);
+          return undefined;
+        }
+      }
+      template.members++;
+      return { template, slot };
+    }
+    return undefined;
   }
 
   /**
@@ -184,6 +212,7 @@ export class InlineRuntime implements RuntimeThread {
         members: 0,
         free: [],
         layout: Layout.of(bytes, split),
+        ran: false,
       };
       this.#templates.set(key, template);
       if (template.layout) {
@@ -214,25 +243,25 @@ export class InlineRuntime implements RuntimeThread {
     return slot;
   }
 
+  /** A slot no model holds: kept for the template's next model, or its memory given back when it keeps enough. */
+  #giveBack(template: Template, slot: Slot): void {
+    if (template.free.length < MAX_FREE_SLOTS) template.free.push(slot);
+    else giveBack(slot);
+  }
+
   /** The file's bytes in the kept buffer, or undefined when it is too large to keep (read from its path then). */
-  #read(file: string): Uint8Array | undefined {
-    const fd = openSync(file, 'r');
-    try {
-      const size = fstatSync(fd).size;
-      if (size > MAX_READ_BYTES) return undefined;
-      if (this.#buffer === undefined || this.#buffer.length < size) {
-        this.#buffer = Buffer.allocUnsafeSlow(Math.min(MAX_READ_BYTES, Math.max(size, 2 * (this.#buffer?.length ?? 0), 64 * 1024)));
-      }
-      let at = 0;
-      while (at < size) {
-        const n = readSync(fd, this.#buffer, at, size - at, at);
-        if (n === 0) break;
-        at += n;
-      }
-      return this.#buffer.subarray(0, at);
-    } finally {
-      closeSync(fd);
+  #read(fd: number, size: number): Uint8Array | undefined {
+    if (size > MAX_READ_BYTES) return undefined;
+    const buffer = this.#scratch(size);
+    return buffer.subarray(0, readAt(fd, buffer.subarray(0, size), 0));
+  }
+
+  /** The kept buffer, grown to at least `size` bytes (at most MAX_READ_BYTES, which `size` never passes). */
+  #scratch(size: number): Buffer {
+    if (this.#buffer === undefined || this.#buffer.length < size) {
+      this.#buffer = Buffer.allocUnsafeSlow(Math.max(size, Math.min(MAX_READ_BYTES, Math.max(2 * (this.#buffer?.length ?? 0), 64 * 1024))));
     }
+    return this.#buffer;
   }
 
   async run(sid: number, feeds: NamedTensors, fetches: string[] | undefined): Promise<{ outputs: NamedTensors; computeMs: number } | { error: string }> {
@@ -255,6 +284,7 @@ export class InlineRuntime implements RuntimeThread {
       });
       const result = fetches ? await session.run(input, fetches) : await session.run(input);
       const computeMs = performance.now() - started;
+      if (member) member.template.ran = true;
       const outputs: Record<string, unknown> = {};
       for (const name in result) {
         const t = result[name]!;
@@ -271,8 +301,7 @@ export class InlineRuntime implements RuntimeThread {
     if (member) {
       this.#members.delete(sid);
       const template = member.template;
-      if (template.free.length < MAX_FREE_SLOTS) template.free.push(member.slot);
-      else giveBack(member.slot);
+      this.#giveBack(template, member.slot);
       if (--template.members === 0) {
         for (const slot of template.free.splice(0)) giveBack(slot);
         this.#templates.delete(template.key);

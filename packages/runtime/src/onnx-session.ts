@@ -112,6 +112,8 @@ export class OnnxSession {
   #closed = false;
   /** Runs on its structure's template session with its weights as inputs (SessionConfig.sharedGraph), no session of its own. */
   shared = false;
+  /** Its first run needs no warming: a shared model whose template has run already. */
+  warm = false;
   /** Called whenever a slot becomes free (the batcher cuts its next batch then). */
   onIdle: (() => void) | undefined;
 
@@ -155,7 +157,7 @@ export class OnnxSession {
       else await Promise.all(threads.map((t) => t.close()));
       throw createError((failed as PromiseRejectedResult).reason, options);
     }
-    const ok = created as PromiseFulfilledResult<{ sid: number; signature: ModelSignature; shared?: boolean }>[];
+    const ok = created as PromiseFulfilledResult<{ sid: number; signature: ModelSignature; shared?: boolean; warm?: boolean }>[];
     const session = new OnnxSession(
       file,
       options,
@@ -165,6 +167,7 @@ export class OnnxSession {
       cfg.memoryRoom,
     );
     session.shared = ok[0]!.value.shared === true;
+    session.warm = ok[0]!.value.warm === true;
     return session;
   }
 

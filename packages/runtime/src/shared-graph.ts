@@ -28,6 +28,7 @@
  * and batches of rows cost more. That trade is the model's own choice, off unless its config asks.
  */
 import { createHash } from 'node:crypto';
+import { readSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
@@ -120,6 +121,8 @@ export class Layout {
   readonly #around: { at: number; bytes: Buffer }[] = [];
   /** Each weight's place in the file, in the template's weight order. */
   readonly places: { at: number; length: number }[];
+  /** The longest run of bytes around the weights. */
+  readonly longest: number;
 
   private constructor(file: Uint8Array, places: { at: number; length: number }[]) {
     this.size = file.length;
@@ -131,6 +134,7 @@ export class Layout {
       from = p.at + p.length;
     }
     if (from < file.length) this.#around.push({ at: from, bytes: Buffer.from(file.subarray(from)) });
+    this.longest = Math.max(0, ...this.#around.map((a) => a.bytes.length));
   }
 
   /** Undefined when some weight is not held as raw bytes (its files are parsed at every load). */
@@ -150,4 +154,29 @@ export class Layout {
     }
     return true;
   }
+
+  /**
+   * `fits` for a file open as `fd` of `size` bytes, reading only the bytes around the weights (each run in
+   * turn into `scratch`, at least `longest` bytes long): its weights can then be read straight to where
+   * they are kept, instead of the whole file into memory and the weights copied from there.
+   */
+  fitsFile(fd: number, size: number, scratch: Buffer): boolean {
+    if (size !== this.size) return false;
+    for (const a of this.#around) {
+      const into = scratch.subarray(0, a.bytes.length);
+      if (readAt(fd, into, a.at) !== into.length || !a.bytes.equals(into)) return false;
+    }
+    return true;
+  }
+}
+
+/** Reads `into.length` bytes of `fd` from `at` into `into`; returns how many it read (fewer at the file's end). */
+export function readAt(fd: number, into: Uint8Array, at: number): number {
+  let done = 0;
+  while (done < into.length) {
+    const n = readSync(fd, into, done, into.length - done, at + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }

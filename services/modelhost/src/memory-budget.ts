@@ -79,8 +79,12 @@ export class MemoryBudget {
   /** Last measured cost of a version (with its instances) on this worker: `${name}@${version}x${instances}`. */
   readonly #measured = new Map<string, number>();
 
-  /** Lookups per version (`name@version`) on this worker, halved every aging window. */
-  readonly #lookups = new Map<string, number>();
+  /**
+   * Lookups per version on this worker (by name, then version), halved every aging window. By name first:
+   * a model's name is a string already hashed, where a `name@version` key would be a new string to hash at
+   * every lookup, and choosing what to unload looks up every loaded model.
+   */
+  readonly #lookups = new Map<string, Map<number, number>>();
   #sinceAging = 0;
   /** The least resident memory seen beside what the models counted: the process's own. */
   #ownBytes = Number.POSITIVE_INFINITY;
@@ -91,19 +95,23 @@ export class MemoryBudget {
 
   /** Counts a lookup of a version (a request for it, found loaded or not); `loaded` models set the window. */
   touch(name: string, version: number, loaded: number): void {
-    const id = `${name}@${version}`;
-    this.#lookups.set(id, (this.#lookups.get(id) ?? 0) + 1);
+    let versions = this.#lookups.get(name);
+    if (versions === undefined) this.#lookups.set(name, (versions = new Map()));
+    versions.set(version, (versions.get(version) ?? 0) + 1);
     if (++this.#sinceAging < Math.max(AGING_LOOKUPS, 10 * loaded)) return;
     this.#sinceAging = 0;
-    for (const [k, n] of this.#lookups) {
-      if (n < 2) this.#lookups.delete(k);
-      else this.#lookups.set(k, n / 2);
+    for (const [model, counts] of this.#lookups) {
+      for (const [v, n] of counts) {
+        if (n < 2) counts.delete(v);
+        else counts.set(v, n / 2);
+      }
+      if (counts.size === 0) this.#lookups.delete(model);
     }
   }
 
   /** A version's lookups, aged. */
   frequency(name: string, version: number): number {
-    return this.#lookups.get(`${name}@${version}`) ?? 0;
+    return this.#lookups.get(name)?.get(version) ?? 0;
   }
 
   /**
@@ -173,12 +181,16 @@ export class MemoryBudget {
   victims<T extends Resident>(models: Iterable<T>, usedBytes: number, needBytes: number, busy: (m: T) => boolean, count = 0): T[] | undefined {
     let over = usedBytes + needBytes - this.limitBytes;
     if (over <= 0 && count <= 0) return [];
-    const score = (m: T): number => this.frequency(m.name, m.version) / Math.max(1, m.costBytes);
-    const idle = [...models]
-      .filter((m) => m.leases === 0 && !m.pinned && !busy(m))
-      .sort((a, b) => Number(a.preload) - Number(b.preload) || score(a) - score(b) || a.lastUsed - b.lastUsed);
+    // Each candidate's place is worked out once, not in every comparison of the sort: with two hundred
+    // models loaded, choosing took a tenth of a load's time on the event loop.
+    const idle: { m: T; preload: number; score: number }[] = [];
+    for (const m of models) {
+      if (m.leases === 0 && !m.pinned && !busy(m))
+        idle.push({ m, preload: Number(m.preload), score: this.frequency(m.name, m.version) / Math.max(1, m.costBytes) });
+    }
+    idle.sort((a, b) => a.preload - b.preload || a.score - b.score || a.m.lastUsed - b.m.lastUsed);
     const out: T[] = [];
-    for (const m of idle) {
+    for (const { m } of idle) {
       if (over <= 0 && out.length >= count) break;
       out.push(m);
       over -= m.costBytes;

@@ -26,6 +26,7 @@ import type { Logger } from '@inferrer/telemetry';
 import type { ModelhostConfig } from './config.ts';
 import { maxSlots, planKey, planRequest, workerCpus } from './execution.ts';
 import { MemoryBudget } from './memory-budget.ts';
+import { nativeResidentReader } from './process-memory.ts';
 
 export type ModelState = 'LOADING' | 'READY' | 'UNLOADING' | 'UNAVAILABLE';
 
@@ -149,12 +150,7 @@ export class ModelRegistry {
     this.#budget = new MemoryBudget(opts.budgetBytes);
     this.#threads = opts.threads;
     this.#memoryRoom = opts.memoryRoom;
-    this.#rss =
-      opts.rss ??
-      (() => {
-        const m = process.memoryUsage();
-        return m.rss - m.heapTotal;
-      });
+    this.#rss = opts.rss ?? nativeResidentReader();
   }
 
   /**
@@ -552,6 +548,8 @@ export class ModelRegistry {
 
   /** One run on zeros so the first real request does not pay for lazy initialisation. */
   async #warm(entry: LoadedModel): Promise<void> {
+    // A shared model whose template has run: the run would warm nothing (its weights are read as they come).
+    if (entry.session.warm) return;
     const feeds = zeroFeeds(entry.signature);
     if (!feeds) return;
     try {
