@@ -71,6 +71,11 @@ export interface WorkerMemory {
   nativePeakMb: number;
   /** The most V8's heap held (committed) in the window. */
   heapPeakMb: number;
+  /**
+   * The most JavaScript's buffers held: requests' and answers' bytes, garbage among them until V8 collects
+   * it (part of native memory; Node does not count the resizable buffers that hold shared models' weights).
+   */
+  buffersPeakMb: number;
   /** The most the loaded models counted against the budget during the window. */
   usedPeakMb: number;
   /** The most the worker's own budget watch saw its models hold (`memory.resident_bytes`). */
@@ -199,11 +204,13 @@ interface Reported {
   /** Resident memory outside V8's heap. */
   native: number;
   heap: number;
+  /** JavaScript's buffers (outside V8's heap, inside native memory), shared models' weights not among them. */
+  buffers: number;
 }
 
 async function reported(url: string): Promise<Reported> {
   const w = (await (await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(5000) })).json()) as {
-    memory: { used_bytes: number; resident_bytes: number; process_resident_bytes: number; process_heap_bytes: number };
+    memory: { used_bytes: number; resident_bytes: number; process_resident_bytes: number; process_heap_bytes: number; process_buffer_bytes: number };
   };
   const m = w.memory;
   return {
@@ -211,6 +218,7 @@ async function reported(url: string): Promise<Reported> {
     watched: m.resident_bytes / MiB,
     native: (m.process_resident_bytes - m.process_heap_bytes) / MiB,
     heap: m.process_heap_bytes / MiB,
+    buffers: m.process_buffer_bytes / MiB,
   };
 }
 
@@ -220,6 +228,7 @@ const higher = (a: Reported, b: Reported): Reported => ({
   watched: Math.max(a.watched, b.watched),
   native: Math.max(a.native, b.native),
   heap: Math.max(a.heap, b.heap),
+  buffers: Math.max(a.buffers, b.buffers),
 });
 
 /** A counter summed over every modelhost (series whose labels contain `match`). */
@@ -380,6 +389,7 @@ async function runMode(
         nativeServingMb: serving.get(m.id)!.native,
         nativePeakMb: p?.native ?? Number.NaN,
         heapPeakMb: p?.heap ?? Number.NaN,
+        buffersPeakMb: p?.buffers ?? Number.NaN,
         usedPeakMb: p?.used ?? Number.NaN,
         watchedPeakMb: p?.watched ?? Number.NaN,
         loaded: w.models.length,
@@ -489,6 +499,7 @@ export function manyModelsTable(r: ManyModelsResult): string {
       fmt(m.nativeServingMb, 0),
       fmt(m.nativePeakMb, 0),
       fmt(m.nativePeakMb - m.nativeServingMb, 0),
+      fmt(m.buffersPeakMb, 0),
       fmt(m.watchedPeakMb, 0),
       fmt(m.usedPeakMb, 0),
       fmt(budgetMb, 0),
@@ -522,7 +533,7 @@ export function manyModelsTable(r: ManyModelsResult): string {
     "CPU per answer, ms (all threads of each process; event loops: the modelhosts' main threads), in the single-model run and in the Zipf window: with the cores full, answers/s is about the cores over the cluster and generator total, so the warm p99 ÷ single-model p99 target follows what an answer costs in each",
     table(['', 'answers/s', 'inferrer', 'nginx', 'modelhosts', 'their event loops', 'cluster total', 'load generator', 'other cores'], cpu),
     '',
-    "per worker (MB): resident memory (RSS) idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own; of RSS, the most V8's heap held (its garbage waits for a full collection, whatever the models); native memory (RSS outside V8's heap, where sessions live): its own when serving, its peak, and the peak less its own (the models' share, held against the budget); what the worker's budget watch saw its models hold at most; what they counted at most; models loaded at the end; answers served",
+    "per worker (MB): resident memory (RSS) idle before traffic; its own when serving (after the single-model run, less what that loaded counts); its peak in the window; the peak less its own; of RSS, the most V8's heap held (its garbage waits for a full collection, whatever the models); native memory (RSS outside V8's heap, where sessions live): its own when serving, its peak, and the peak less its own (the models' share, held against the budget); of native memory, the most JavaScript's buffers held (requests' and answers' bytes, garbage among them until V8 collects it; not the shared models' weights); what the worker's budget watch saw its models hold at most; what they counted at most; models loaded at the end; answers served",
     table(
       [
         '',
@@ -535,6 +546,7 @@ export function manyModelsTable(r: ManyModelsResult): string {
         'native own',
         'native peak',
         'models',
+        'buffers',
         'watched',
         'counted',
         'budget',

@@ -284,8 +284,12 @@ function queryFraction(q: URLSearchParams, name: string): number {
   return n;
 }
 
-/** The worker's resident memory and, of it, V8's heap (JavaScript's, not its models'). */
-function processMemory(): { process_resident_bytes: number; process_heap_bytes: number } {
+/**
+ * The worker's resident memory and, of it, V8's heap (JavaScript's, not its models'); and the bytes of
+ * JavaScript's buffers, outside V8's heap (requests' and answers' bytes, garbage among them until V8
+ * collects it; Node leaves resizable buffers out, which is where shared models keep their weights).
+ */
+function processMemory(): { process_resident_bytes: number; process_heap_bytes: number; process_buffer_bytes: number } {
   const m = process.memoryUsage();
-  return { process_resident_bytes: m.rss, process_heap_bytes: m.heapTotal };
+  return { process_resident_bytes: m.rss, process_heap_bytes: m.heapTotal, process_buffer_bytes: m.arrayBuffers };
 }
