@@ -95,12 +95,18 @@ const key = (name: string, version: number): string => `${name}@${version}`;
 /** Runtime threads one model's sessions may start on a worker: this many per CPU, and at least MIN_THREADS_CAP. */
 const THREADS_PER_CPU = 8;
 const MIN_THREADS_CAP = 64;
+/** Plans kept for models loaded again (a few KB each). */
+const MAX_PLANS = 4096;
+/**
+ * The budget's watch says so when the models hold this much more than the budget in resident memory (a load
+ * takes its model over the budget until the next one trims: a tenth above is everyday churn).
+ */
+const OVER_BUDGET_WARNING = 1.1;
+const OVER_BUDGET_WARNING_MS = 30_000;
 /**
  * What a loaded session depends on in a model's config (drift thresholds are read per scrape, and the
  * response cache switch per request, not by the session: changing them reloads nothing).
  */
-/** Plans kept for models loaded again (a few KB each). */
-const MAX_PLANS = 4096;
 const configKey = (record: ModelRecord): string => JSON.stringify({ ...record.config, drift: undefined, response_cache: undefined });
 
 /** The version a request without one goes to: a canary by its share of traffic, else the default. */
@@ -141,6 +147,8 @@ export class ModelRegistry {
   /** A load waiting for a request to let go of a model so that one can be unloaded. */
   #roomWaiters: (() => void)[] = [];
   #closed = false;
+  /** When the budget's watch last said it found the models holding more than the budget (performance.now()). */
+  #overSaidAt = Number.NEGATIVE_INFINITY;
 
   constructor(store: ModelStore, config: ModelhostConfig, logger: Logger, hooks: RegistryHooks, opts: RegistryOptions) {
     this.#store = store;
@@ -626,7 +634,30 @@ export class ModelRegistry {
     const { counted, real } = this.#used();
     const keep = (e: LoadedModel): boolean => e === loaded || busy(e);
     const victims = this.#budget.victims(ready, real, 0, keep) ?? this.#budget.victims(ready, counted, 0, keep) ?? [];
+    if (real > this.#budget.limitBytes * OVER_BUDGET_WARNING && real > counted) this.#sayOver(counted, real, victims);
     for (const e of victims) void this.#unload(e, 'evicted');
+  }
+
+  /**
+   * Says (at most every OVER_BUDGET_WARNING_MS) that the worker's resident memory beyond its own is well over
+   * the budget while the models count less: what the worker holds, where, and what it unloads for it. The
+   * operator's clue when a worker grows past its budget; the count alone would not show it.
+   */
+  #sayOver(counted: number, real: number, victims: LoadedModel[]): void {
+    const now = performance.now();
+    if (now - this.#overSaidAt < OVER_BUDGET_WARNING_MS) return;
+    this.#overSaidAt = now;
+    const m = process.memoryUsage();
+    this.#log.warn('the models hold more than the memory budget in resident memory', {
+      budgetMb: mb(this.#budget.limitBytes),
+      countedMb: mb(counted),
+      residentMb: mb(real),
+      unloading: victims.length,
+      loaded: this.#loaded.size,
+      processResidentMb: mb(m.rss),
+      heapMb: mb(m.heapTotal),
+      buffersMb: mb(m.arrayBuffers),
+    });
   }
 
   async #unload(entry: LoadedModel, reason: 'evicted' | 'replaced' | 'deleted' | 'unloaded' | 'shutdown'): Promise<void> {

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ModelStore, type VersionRecord } from '@inferrer/model-store';
@@ -234,6 +235,64 @@ describe('ModelRegistry within its budget in real memory', () => {
       assert.ok(end < budget * 0.8, `the count at the end, ${(end / MiB).toFixed(1)} MB, is below the budget by what the process holds beyond it`);
       // A load adds its model before the next one trims: one model (about 1.5 MB) above the budget at most.
       assert.ok(peak <= budget * 1.15 + 2 * MiB, `resident memory grew ${(peak / MiB).toFixed(1)} MB for a budget of ${budget / MiB} MB`);
+      await registry.close(5000);
+    } finally {
+      await threads.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('ModelRegistry budget watch', () => {
+  test('says when the models hold well over the budget in resident memory, with what the worker holds, at most every 30 s', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-over-'));
+    const threads = new SessionThreads(1);
+    try {
+      const store = new ModelStore(dir, {
+        inspect: async (file, folder) => ({
+          facts: await checkOnnxFile(file, folder),
+          signature: { inputs: [], outputs: [] },
+          cost: { memory_bytes: 64 * 1024, ms: 0 },
+        }),
+      });
+      await store.init();
+      for (const name of ['a', 'b', 'c', 'd']) {
+        const staged = path.join(await store.stagingDir(), 'model.onnx');
+        await writeFile(staged, mlpModel(MLP_SIZES[0]!, name.charCodeAt(0)));
+        await store.put(name, staged);
+      }
+      const budget = 8 * MiB;
+      const config = loadConfig({ MODEL_DIR: dir, MODEL_MEMORY_BYTES: String(budget), PLAN_MEASURE_MS: '0', MAX_LOADED_MODELS: '0' });
+      const lines: string[] = [];
+      const stream = new PassThrough();
+      stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean)));
+      // The worker's own memory stays at 100 MiB while models load; then something other than them takes 2 × the budget.
+      let extra = 0;
+      const registry = new ModelRegistry(
+        store,
+        config,
+        createLogger({ service: 'test', level: 'warn', stream }),
+        { observer: () => ({}) },
+        { budgetBytes: budget, threads, rss: () => 100 * MiB + extra },
+      );
+      const over = (): Record<string, unknown>[] =>
+        lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'the models hold more than the memory budget in resident memory');
+      for (const name of ['a', 'b']) registry.release((await registry.acquire(name, undefined)).model);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(over(), [], 'within the budget: nothing said');
+      extra = 2 * budget;
+      registry.release((await registry.acquire('c', undefined)).model);
+      registry.release((await registry.acquire('d', undefined)).model);
+      await new Promise((r) => setImmediate(r));
+      const said = over();
+      assert.equal(said.length, 1, JSON.stringify(lines));
+      assert.equal(said[0]!.level, 'warn');
+      assert.equal(said[0]!.budgetMb, 8);
+      assert.ok(Number(said[0]!.residentMb) >= 16 && Number(said[0]!.countedMb) < 1, JSON.stringify(said[0]));
+      // What is over is not the models': unloading every idle one would not bring it back, so none is.
+      assert.equal(said[0]!.unloading, 0);
+      for (const k of ['processResidentMb', 'heapMb', 'buffersMb']) assert.equal(typeof said[0]![k], 'number', k);
+      assert.equal(registry.entries().length, 4);
       await registry.close(5000);
     } finally {
       await threads.close();
