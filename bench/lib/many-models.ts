@@ -210,13 +210,20 @@ interface Reported {
 
 async function reported(url: string): Promise<Reported> {
   const w = (await (await fetch(`${url}/v1/models`, { signal: AbortSignal.timeout(5000) })).json()) as {
-    memory: { used_bytes: number; resident_bytes: number; process_resident_bytes: number; process_heap_bytes: number; process_buffer_bytes: number };
+    memory: {
+      used_bytes: number;
+      resident_bytes: number;
+      process_resident_bytes: number;
+      process_heap_bytes: number;
+      process_native_bytes: number;
+      process_buffer_bytes: number;
+    };
   };
   const m = w.memory;
   return {
     used: m.used_bytes / MiB,
     watched: m.resident_bytes / MiB,
-    native: (m.process_resident_bytes - m.process_heap_bytes) / MiB,
+    native: m.process_native_bytes / MiB,
     heap: m.process_heap_bytes / MiB,
     buffers: m.process_buffer_bytes / MiB,
   };

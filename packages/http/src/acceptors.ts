@@ -112,9 +112,9 @@ export function listenWithAcceptors(server: Server, opts: ListenOptions): Promis
       () => fail(new Error(`the process that binds ${opts.host}:${opts.port} did not hand over the socket within ${handover} ms`)),
       handover,
     );
-    helper.once('exit', () => clearTimeout(timer));
     helper.once('error', fail);
     helper.once('exit', (code, signal) => {
+      clearTimeout(timer);
       if (!settled) fail(new Error(`the process that binds ${opts.host}:${opts.port} exited (${signal ?? code}) before handing over the socket`));
     });
     helper.on('message', (msg: HelperMessage, handle?: NetServer | Socket) => {

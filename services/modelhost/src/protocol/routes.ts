@@ -23,6 +23,7 @@ import type { BatchFacts, DataPlane } from '../dataplane.ts';
 import type { DriftMonitor } from '../drift.ts';
 import { receiveImages } from '../images.ts';
 import type { ModelhostMetrics } from '../metrics.ts';
+import { nativeResidentReader } from '../process-memory.ts';
 import { planView } from '../execution.ts';
 import type { ModelRegistry } from '../registry.ts';
 import type { Answered, Ctx, ExpressRoute, InferenceRoute, Item, StreamRoute } from './route.ts';
@@ -285,11 +286,17 @@ function queryFraction(q: URLSearchParams, name: string): number {
 }
 
 /**
- * The worker's resident memory and, of it, V8's heap (JavaScript's, not its models'); and the bytes of
- * JavaScript's buffers, outside V8's heap (requests' and answers' bytes, garbage among them until V8
+ * The worker's resident memory and, of it, V8's heap (JavaScript's, not its models'); the rest, native memory
+ * (process-memory.ts nativeResidentReader); and the bytes of JavaScript's buffers, outside V8's heap (requests' and answers' bytes, garbage among them until V8
  * collects it; Node leaves resizable buffers out, which is where shared models keep their weights).
  */
-function processMemory(): { process_resident_bytes: number; process_heap_bytes: number; process_buffer_bytes: number } {
+function processMemory(): { process_resident_bytes: number; process_heap_bytes: number; process_native_bytes: number; process_buffer_bytes: number } {
   const m = process.memoryUsage();
-  return { process_resident_bytes: m.rss, process_heap_bytes: m.heapTotal, process_buffer_bytes: m.arrayBuffers };
+  return {
+    process_resident_bytes: m.rss,
+    process_heap_bytes: m.heapTotal,
+    // What the budget's watch reads: resident less the heap, without the pages a shrinking heap has yet to unmap.
+    process_native_bytes: nativeResidentReader()(),
+    process_buffer_bytes: m.arrayBuffers,
+  };
 }
