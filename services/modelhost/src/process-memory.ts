@@ -55,27 +55,21 @@ export function memoryRoom(bytes: number, status = () => readFileSync('/proc/sel
   };
 }
 
-/** How long the largest heap size seen is subtracted after the heap shrinks, and how often it is read. */
-const HEAP_HOLD_MS = 5000;
-const HEAP_SAMPLE_MS = 250;
-
 let reader: (() => number) | undefined;
 
 /**
- * This process's resident memory outside V8's heap (resident bytes less the heap's), read at every load and
- * eviction and by `GET /v1/models`; one reader per process.
+ * This process's resident memory outside V8's heap (resident bytes less the heap's size), read at every load
+ * and eviction and by `GET /v1/models`; one reader per process. `process.memoryUsage()` reads
+ * /proc/self/stat, which the kernel builds by walking every thread of the process (a worker has dozens: the
+ * runtime's, libuv's, V8's); /proc/self/statm is two counters, read again through one kept descriptor. Its
+ * unit, the page, is learned from the first reading beside Node's. Where /proc cannot be read (not Linux),
+ * Node's reading is used.
  *
- * - Cheaply: `process.memoryUsage()` reads /proc/self/stat, which the kernel builds by walking every thread of
- *   the process (a worker has dozens: the runtime's, libuv's, V8's); /proc/self/statm is two counters, read
- *   again through one kept descriptor. Its unit, the page, is learned from the first reading beside Node's.
- * - Without V8's pages on their way out: when a collection shrinks the heap, V8 unmaps the pages it freed on a
- *   helper thread a second or two later (later on busy cores), and until then they are resident but no longer
- *   in the heap's size, so resident less heap reads them as native memory. In one bench run a worker's
- *   reading jumped by 20 MB so (1.35 × its models' budget) while its whole resident memory never went more
- *   than 28 MB above its own. So the heap size taken off is the largest read in the last HEAP_HOLD_MS (read
- *   every HEAP_SAMPLE_MS, and at every reading).
- *
- * Where /proc cannot be read (not Linux), Node's reading is used.
+ * For a second or two after a collection shrinks V8's heap, the pages it freed are still resident (a helper
+ * thread unmaps them) but no longer in the heap's size, and read as native memory here. Taking off the
+ * largest heap size of the last few seconds instead was tried: the budget's watch, which learns the worker's
+ * own memory as the least it has read, then learned it too low whenever the pages had gone sooner, and
+ * unloaded models for memory they did not hold (bench/README.md part 9).
  */
 export function nativeResidentReader(): () => number {
   reader ??= createReader();
@@ -83,19 +77,7 @@ export function nativeResidentReader(): () => number {
 }
 
 function createReader(): () => number {
-  let high = 0;
-  let highAt = 0;
-  const heap = (): number => {
-    const now = performance.now();
-    const size = getHeapStatistics().total_heap_size;
-    if (size >= high || now - highAt > HEAP_HOLD_MS) {
-      high = size;
-      highAt = now;
-    }
-    return high;
-  };
-  setInterval(heap, HEAP_SAMPLE_MS).unref();
-  let rss = (): number => process.memoryUsage.rss();
+  const heap = (): number => getHeapStatistics().total_heap_size;
   try {
     const fd = openSync('/proc/self/statm', 'r');
     const buf = Buffer.alloc(256);
@@ -104,10 +86,10 @@ function createReader(): () => number {
     const first = pages();
     if (first > 0) {
       const page = 2 ** Math.round(Math.log2(process.memoryUsage.rss() / first));
-      rss = () => pages() * page;
+      return () => pages() * page - heap();
     }
   } catch {
     // not Linux, or no /proc: Node's reading
   }
-  return () => rss() - heap();
+  return () => process.memoryUsage.rss() - heap();
 }

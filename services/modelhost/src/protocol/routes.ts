@@ -295,7 +295,7 @@ function processMemory(): { process_resident_bytes: number; process_heap_bytes: 
   return {
     process_resident_bytes: m.rss,
     process_heap_bytes: m.heapTotal,
-    // What the budget's watch reads: resident less the heap, without the pages a shrinking heap has yet to unmap.
+    // What the budget's watch reads (resident less the heap's size, read from /proc/self/statm).
     process_native_bytes: nativeResidentReader()(),
     process_buffer_bytes: m.arrayBuffers,
   };
