@@ -17,6 +17,24 @@ import { ModelRegistry } from '../src/registry.ts';
 
 const MiB = 1024 * 1024;
 
+/** A store in `dir` holding these models, each of which validation says needs 64 KB. */
+async function storeOf(dir: string, models: [string, Buffer][]): Promise<ModelStore> {
+  const store = new ModelStore(dir, {
+    inspect: async (file, folder) => ({
+      facts: await checkOnnxFile(file, folder),
+      signature: { inputs: [], outputs: [] },
+      cost: { memory_bytes: 64 * 1024, ms: 0 },
+    }),
+  });
+  await store.init();
+  for (const [name, bytes] of models) {
+    const staged = path.join(await store.stagingDir(), 'model.onnx');
+    await writeFile(staged, bytes);
+    await store.put(name, staged);
+  }
+  return store;
+}
+
 describe('memoryLimit', () => {
   const files =
     (map: Record<string, string>) =>
@@ -179,20 +197,11 @@ describe('ModelRegistry within its budget in real memory', () => {
     try {
       // Validation says each model needs 64 KB: a load that reuses memory freed by an unloaded model
       // measures no growth and counts that little, so only the process's real memory can hold the budget.
-      const store = new ModelStore(dir, {
-        inspect: async (file, folder) => ({
-          facts: await checkOnnxFile(file, folder),
-          signature: { inputs: [], outputs: [] },
-          cost: { memory_bytes: 64 * 1024, ms: 0 },
-        }),
-      });
-      await store.init();
       const n = 150;
-      for (let i = 0; i < n; i++) {
-        const staged = path.join(await store.stagingDir(), 'model.onnx');
-        await writeFile(staged, mlpModel(MLP_SIZES[1 + (i % 2)]!, 7000 + i));
-        await store.put(`m-${i}`, staged);
-      }
+      const store = await storeOf(
+        dir,
+        Array.from({ length: n }, (_, i) => [`m-${i}`, mlpModel(MLP_SIZES[1 + (i % 2)]!, 7000 + i)]),
+      );
       await threads.warm();
       const budget = 24 * MiB;
       const config = loadConfig({
@@ -248,19 +257,10 @@ describe('ModelRegistry budget watch', () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'inferrer-over-'));
     const threads = new SessionThreads(1);
     try {
-      const store = new ModelStore(dir, {
-        inspect: async (file, folder) => ({
-          facts: await checkOnnxFile(file, folder),
-          signature: { inputs: [], outputs: [] },
-          cost: { memory_bytes: 64 * 1024, ms: 0 },
-        }),
-      });
-      await store.init();
-      for (const name of ['a', 'b', 'c', 'd']) {
-        const staged = path.join(await store.stagingDir(), 'model.onnx');
-        await writeFile(staged, mlpModel(MLP_SIZES[0]!, name.charCodeAt(0)));
-        await store.put(name, staged);
-      }
+      const store = await storeOf(
+        dir,
+        ['a', 'b', 'c', 'd'].map((name) => [name, mlpModel(MLP_SIZES[0]!, name.charCodeAt(0))]),
+      );
       const budget = 8 * MiB;
       const config = loadConfig({ MODEL_DIR: dir, MODEL_MEMORY_BYTES: String(budget), PLAN_MEASURE_MS: '0', MAX_LOADED_MODELS: '0' });
       const lines: string[] = [];
