@@ -6,7 +6,7 @@
  * bench's MLPs, 4–6 ms under load) at every load, and each session holds its own copy of the graph, its
  * kernels and its arena beside the weights. Here a model's float weights become inputs of the graph
  * (its "template"), the template's session is created once per worker and structure, and the model's
- * weights are fed to it with every run: loading such a model is copying its weights out of its file, and
+ * weights are fed to it with every run: loading such a model is reading its weights out of its file, and
  * what it holds is their bytes.
  *
  * The weights live in slots: one buffer per model holding all of its weights, the same size for every model
@@ -19,7 +19,8 @@
  *
  * A file is parsed once per structure. Its layout (where each weight's bytes are, and every byte around them)
  * is kept with the template: a file of the same size whose bytes around the weights are the same has the
- * same graph and its weights at the same places, so its load compares those bytes and copies the weights.
+ * same graph and its weights at the same places, so its load reads and compares only those bytes, and
+ * reads the weights from the file straight into the slot (`Layout.fitsFile`).
  *
  * The price is in the answers' last bits and in the runs: ONNX Runtime cannot prepack weights that arrive
  * as inputs, nor fold them into constants or fuse them with the nodes around them, so a shared model runs
