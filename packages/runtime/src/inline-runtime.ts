@@ -129,7 +129,8 @@ export class InlineRuntime implements RuntimeThread {
       const size = fd === undefined ? (file as Uint8Array).length : fstatSync(fd).size;
       let member = shareGraph && fd !== undefined ? this.#fill(fd, size, options) : undefined;
       const bytes = member ? undefined : fd === undefined ? (file as Uint8Array) : this.#read(fd, size);
-      if (bytes !== undefined && shareGraph) member = await this.#share(bytes, options);
+      // A file read from its path was compared with the known layouts already (#fill).
+      if (bytes !== undefined && shareGraph) member = await this.#share(bytes, options, fd === undefined);
       if (member) {
         const sid = this.#nextSid++;
         this.#members.set(sid, member);
@@ -171,11 +172,12 @@ export class InlineRuntime implements RuntimeThread {
 
   /**
    * The model's weights in a slot of its template (whose session is created if this is the first model of
-   * its structure); undefined: nothing to share. A file that fits a known layout is not parsed.
+   * its structure); undefined: nothing to share. With `byLayout`, a file that fits a known layout is not
+   * parsed (a file read from its path was compared with them by #fill already).
    */
-  async #share(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<Member | undefined> {
+  async #share(bytes: Uint8Array, options: ort.InferenceSession.SessionOptions, byLayout: boolean): Promise<Member | undefined> {
     const scope = JSON.stringify([bytes.length, options]);
-    for (const template of this.#layouts.get(scope) ?? []) {
+    for (const template of byLayout ? (this.#layouts.get(scope) ?? []) : []) {
       if (!template.layout!.fits(bytes)) continue;
       const slot = this.#slot(template);
       for (const [i, w] of template.weights.entries()) {

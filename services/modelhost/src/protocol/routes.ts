@@ -287,8 +287,9 @@ function queryFraction(q: URLSearchParams, name: string): number {
 
 /**
  * The worker's resident memory and, of it, V8's heap (JavaScript's, not its models'); the rest, native memory
- * (process-memory.ts nativeResidentReader); and the bytes of JavaScript's buffers, outside V8's heap (requests' and answers' bytes, garbage among them until V8
- * collects it; Node leaves resizable buffers out, which is where shared models keep their weights).
+ * (process-memory.ts nativeResidentReader); and the bytes of JavaScript's buffers, outside V8's heap
+ * (requests' and answers' bytes, garbage among them until V8 collects it; Node leaves resizable buffers out,
+ * which is where shared models keep their weights).
  */
 function processMemory(): { process_resident_bytes: number; process_heap_bytes: number; process_native_bytes: number; process_buffer_bytes: number } {
   const m = process.memoryUsage();
